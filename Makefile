@@ -1,0 +1,65 @@
+# gomu build, test and benchmark entry points. `make test` and `make run` are
+# all a fresh machine needs: both install their own dependencies first.
+
+GO       ?= go
+GOFLAGS  ?=
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BIN      := bin
+
+# Debian packages the build and the tests need. apt runs only for the ones
+# that are missing, so `make deps` is cheap when everything is there.
+APT_PKGS := libibverbs-dev memcached redis-server redis-tools libmemcached-tools
+
+.PHONY: all deps build vet test test-short test-rdma build-rdma bench run clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(APT_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "deps: all present"; fi
+	@command -v gcc >/dev/null || { echo "deps: gcc is needed for cgo (apt-get install gcc)"; exit 1; }
+	$(GO) mod download
+
+build:
+	$(GO) build $(GOFLAGS) ./...
+	@mkdir -p $(BIN)
+	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
+
+build-rdma:
+	$(GO) build $(GOFLAGS) -tags rdma ./...
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags rdma,ibvfake ./verbs/...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+
+# The whole suite: unit, conformance (shm, tcp and the cgo ibv provider on
+# its fake libibverbs), multi-process and fault tests, race detector on.
+test: deps vet
+	$(GO) test $(GOFLAGS) -race -count=1 ./...
+	$(GO) test $(GOFLAGS) -race -count=1 -tags rdma,ibvfake ./verbs/...
+	$(MAKE) --no-print-directory build-rdma
+
+# Fast inner loop: skips the slow multi-process and fault tests.
+test-short:
+	$(GO) test $(GOFLAGS) -short ./...
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./verbs/...
+
+# The main job. For now: one-sided write latency between two processes on
+# the shm provider, and the same on the tcp soft NIC beside a plain TCP
+# ping-pong.
+run: deps build
+	$(BIN)/verbs-lat --local --transport shm --size 64 --iters 200000
+	$(BIN)/verbs-lat --local --transport tcp --size 64 --iters 20000
+
+clean:
+	rm -rf $(BIN)
+	rm -rf /dev/shm/gomu-verbs-lat-*
