@@ -1,0 +1,22 @@
+package tcp_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/gomu-rdma/gomu/verbs"
+	_ "github.com/gomu-rdma/gomu/verbs/tcp"
+	"github.com/gomu-rdma/gomu/verbs/verbstest"
+)
+
+var provider = verbstest.Provider{
+	Name:         "tcp",
+	Options:      verbs.Options{RetryTimeout: 200 * time.Millisecond},
+	Device:       func(testing.TB, int) string { return "127.0.0.1:0" },
+	CrossProcess: true,
+	ZeroAlloc:    false,
+}
+
+func TestMain(m *testing.M) { verbstest.Main(m, provider) }
+
+func TestConformance(t *testing.T) { verbstest.Run(t, provider) }
