@@ -114,6 +114,7 @@ func (d *device) init() error {
 	}
 	d.lockFD = fd
 	reclaim(d.dir, d.node)
+	sweep(filepath.Dir(d.dir), d.dir)
 
 	d.qpPath = nodeFile(d.dir, d.node, ".qp")
 	mem, err := createMapped(d.qpPath, headerSize+qpSlots*slotSize)

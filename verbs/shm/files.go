@@ -83,6 +83,26 @@ func reclaim(dir string, self uint64) {
 	}
 }
 
+// sweep reclaims dead nodes in the other fabrics under base and removes
+// the fabric directories it leaves empty, so that fabrics nobody opens again
+// (a crashed test's, say) do not pile up in /dev/shm.
+func sweep(base, self string) {
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		dir := filepath.Join(base, e.Name())
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "gomu-") || dir == self {
+			continue
+		}
+		reclaim(dir, 0)
+		// Fails unless empty. A node that is creating this directory
+		// right now retries (see createLock).
+		os.Remove(dir)
+	}
+}
+
 // reclaimNode removes node's files if node is dead.
 func reclaimNode(dir string, node uint64) {
 	lock := nodeFile(dir, node, ".lock")

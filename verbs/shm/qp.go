@@ -215,7 +215,11 @@ func (q *qp) Access() verbs.Access {
 }
 
 // Endpoint names the QP in its current generation; it changes after Reset.
+// A closed QP has none (nil, which Connect refuses).
 func (q *qp) Endpoint() []byte {
+	if q.closed.Load() {
+		return nil
+	}
 	return endpoint{
 		fabric: q.dev.fabric,
 		node:   q.dev.node,

@@ -4,11 +4,15 @@ package shm
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -347,5 +351,188 @@ func BenchmarkPostWritePoll(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// envChild makes the test binary a child for TestDeadNode: it opens a device
+// in the fabric named by the variable (base directory in envChildDir),
+// prints a QP endpoint and an MR, and waits to be killed.
+const (
+	envChild    = "GOMU_SHM_TEST_CHILD"
+	envChildDir = "GOMU_SHM_TEST_CHILD_DIR"
+)
+
+func runChild() {
+	fail := func(err error) {
+		fmt.Fprintln(os.Stderr, "shm test child:", err)
+		os.Exit(1)
+	}
+	d, err := verbs.Open(providerName, os.Getenv(envChild), verbs.Options{Dir: os.Getenv(envChildDir)})
+	if err != nil {
+		fail(err)
+	}
+	pd, err := d.AllocPD()
+	if err != nil {
+		fail(err)
+	}
+	cq, err := d.CreateCQ(4)
+	if err != nil {
+		fail(err)
+	}
+	q, err := pd.CreateQP(verbs.QPConfig{SendCQ: cq})
+	if err != nil {
+		fail(err)
+	}
+	m, err := pd.AllocMR(4096, verbs.AccessAll)
+	if err != nil {
+		fail(err)
+	}
+	fmt.Printf("%x %d %d\n", q.Endpoint(), m.Addr(), m.RKey())
+	os.Stdin.Read(make([]byte, 1)) // until the parent kills us or goes away
+	d.Close()
+}
+
+// TestDeadNode kills a child process holding a node of the fabric and
+// checks that connections to it fail fast and that the next Open removes
+// its files.
+func TestDeadNode(t *testing.T) {
+	base := t.TempDir()
+	opts := verbs.Options{Dir: base}
+	name := "dead"
+	dir := filepath.Join(base, "gomu-"+name)
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envChild+"="+name, envChildDir+"="+base)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		epHex  string
+		remote verbs.Remote
+	)
+	_, scanErr := fmt.Fscanf(out, "%s %d %d\n", &epHex, &remote.Addr, &remote.RKey)
+	cmd.Process.Kill()
+	cmd.Wait()
+	if scanErr != nil {
+		t.Fatalf("child's endpoint: %v", scanErr)
+	}
+	ep, err := hex.DecodeString(epHex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	childFiles, _ := filepath.Glob(filepath.Join(dir, "n-*"))
+	if len(childFiles) != 3 { // lock, QP table, MR
+		t.Fatalf("dead child left %v, want its lock, QP table and MR", childFiles)
+	}
+
+	// Its files are still there, but its lock is free: dead at connect.
+	s := newSide(t, name, opts, 4096)
+	if err := s.qp.Connect(ep, verbs.AccessAll); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.qp.PostWrite(1, s.mr, 0, 8, remote, 0); err != nil {
+		t.Fatal(err)
+	}
+	if c := complete(t, s.cq); c.Status != verbs.StatusRetryExceeded {
+		t.Fatalf("write to a dead node: %v", c.Status)
+	}
+	// Opening newSide's device reclaimed the child's files.
+	for _, f := range childFiles {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("%s survived the next Open: %v", f, err)
+		}
+	}
+	// With the files gone, Connect still works and requests fail.
+	if err := s.qp.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.qp.Connect(ep, verbs.AccessAll); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.qp.PostRead(2, s.mr, 0, 8, remote, 0); err != nil {
+		t.Fatal(err)
+	}
+	if c := complete(t, s.cq); c.Status != verbs.StatusRetryExceeded {
+		t.Fatalf("read from a reclaimed node: %v", c.Status)
+	}
+}
+
+// TestCQRing runs producers against one poller on a small ring, so that
+// positions wrap many times and reservations often fail, and checks that
+// every completion arrives once and in each producer's order.
+func TestCQRing(t *testing.T) {
+	const producers, each, depth = 3, 20000, 5
+	c := newCQ(nil, depth)
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; {
+				if !c.reserve() {
+					runtime.Gosched()
+					continue
+				}
+				c.push(verbs.Completion{QPNum: uint32(p), WRID: uint64(i)})
+				i++
+			}
+		}()
+	}
+	next := make([]uint64, producers)
+	out := make([]verbs.Completion, 3)
+	deadline := time.Now().Add(time.Minute) // hang guard only
+	for got := 0; got < producers*each; {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d completions arrived", got)
+		}
+		n, err := c.Poll(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, comp := range out[:n] {
+			if comp.WRID != next[comp.QPNum] {
+				t.Fatalf("producer %d: wr %d, want %d", comp.QPNum, comp.WRID, next[comp.QPNum])
+			}
+			next[comp.QPNum]++
+		}
+		got += n
+		if n == 0 {
+			runtime.Gosched()
+		}
+	}
+	wg.Wait()
+	if u := c.used.Load(); u != 0 {
+		t.Fatalf("%d entries still reserved", u)
+	}
+}
+
+// TestWatcherProbe checks the fallback for kernels without pidfd: a peer
+// whose lock nobody holds is found dead by probing.
+func TestWatcherProbe(t *testing.T) {
+	w, err := newWatcher(time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.stop()
+	p := &peer{lock: filepath.Join(t.TempDir(), "n-0000000000000001.lock")}
+	if err := w.add(p, -1); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute) // hang guard only
+	for !p.dead.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("probe never found the peer dead")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
