@@ -20,8 +20,11 @@
 // flocks on death, and unlike a pid this cannot be fooled by pid reuse), and
 // the winner removes that node's files. A lock file is created under a
 // temporary name and renamed into place only once locked, so a reclaimer
-// never mistakes a node that is still starting for a dead one. The directory
-// is created with mode 0700: a fabric is shared by the processes of one user.
+// never mistakes a node that is still starting for a dead one. Open also
+// sweeps the other gomu-* fabrics under Dir the same way and removes those
+// left empty, so the fabrics of crashed runs do not pile up. The fabric
+// directory is created with mode 0700 (a fabric is shared by the processes
+// of one user); Dir itself must exist.
 //
 // # Control blocks
 //

@@ -33,8 +33,10 @@ func createLock(dir string, node uint64) (int, error) {
 	tmp := filepath.Join(dir, fmt.Sprintf("t-%016x.lock", node))
 	final := nodeFile(dir, node, ".lock")
 	for attempt := 0; ; attempt++ {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return -1, fmt.Errorf("shm: create fabric directory %s: %w", dir, err)
+		// Mkdir, not MkdirAll: the base directory must exist, so that a
+		// mistyped Options.Dir is reported rather than created.
+		if err := os.Mkdir(dir, 0o700); err != nil && !os.IsExist(err) {
+			return -1, fmt.Errorf("shm: create fabric directory: %w", err)
 		}
 		fd, err := unix.Open(tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 		if errIs(err, unix.ENOENT) && attempt < 10 {

@@ -275,6 +275,7 @@ func TestOpenErrors(t *testing.T) {
 		{"a/b", "", verbs.ErrInvalidArgument},
 		{strings.Repeat("x", maxNameLen+1), "", verbs.ErrInvalidArgument},
 		{"x", file, nil}, // a path under a regular file
+		{"x", filepath.Join(file + ".missing"), nil},
 	} {
 		_, err := verbs.Open(providerName, tc.name, verbs.Options{Dir: tc.dir})
 		if err == nil || tc.want != nil && !errors.Is(err, tc.want) {
