@@ -24,13 +24,13 @@ const providerName = "shm"
 func init() { verbs.Register(providerName, open) }
 
 const (
-	// maxNameLen keeps "gomu-"+name and the node files within NAME_MAX.
+	// maxNameLen keeps the directory name "gomu-"+name within NAME_MAX.
 	maxNameLen = 200
 	// qpSlots is the number of QPs a device can have open at once.
 	qpSlots = 4096
 	// headerSize is the header page of QP table and MR files.
 	headerSize   = 4096
-	qpTableMagic = 0x6775_6d75_5154_0001 // "gumuQT" + layout version
+	qpTableMagic = 0x676f_6d75_5154_0001 // "gomuQT", layout version 1
 )
 
 // qpTableHeader is the first page of a node's QP table file. It is written

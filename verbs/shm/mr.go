@@ -17,7 +17,7 @@ const (
 	// maxMRSize bounds AllocMR well above any memory a host has, to tell
 	// nonsense sizes apart from an honest lack of memory.
 	maxMRSize = 1 << 40
-	mrMagic   = 0x6775_6d75_4d52_0001 // "gumuMR" + layout version
+	mrMagic   = 0x676f_6d75_4d52_0001 // "gomuMR", layout version 1
 )
 
 // mrHeader is the first page of an MR file. The owner fills it before
