@@ -311,6 +311,13 @@ func (l *link) receive(conn *net.TCPConn) {
 		}
 		r.Discard(ackLen)
 		l.touch()
+		if h.status == statusProgress {
+			if err := q.checkProgress(l, &h); err != nil {
+				q.linkFailed(l, err)
+				return
+			}
+			continue
+		}
 		f, live, err := q.ackBegin(l, &h)
 		if err != nil || !live {
 			q.linkFailed(l, err)
@@ -364,6 +371,17 @@ func (q *qp) ackBegin(l *link, h *ackHeader) (f frame, live bool, err error) {
 		return f, true, fmt.Errorf("ack for request %d carries %d bytes, want %d", h.seq, h.length, want)
 	}
 	return frame{seq: q.compl, op: w.op, length: w.length, off: w.off, mr: w.mr}, true, nil
+}
+
+// checkProgress validates a progress note: it must name the oldest
+// in-flight request, a WRITE.
+func (q *qp) checkProgress(l *link, h *ackHeader) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.compl >= q.sent || h.seq != q.compl || h.length != 0 || q.slot(q.compl).op != verbs.OpWrite {
+		return fmt.Errorf("bad progress note for request %d (oldest in flight %d, sent up to %d)", h.seq, q.compl, q.sent)
+	}
+	return nil
 }
 
 // ackEnd completes the acked request; it reports whether the receiver

@@ -137,6 +137,16 @@ func (c *tconn) reply(seq uint64, st verbs.Status, length int) error {
 	return err
 }
 
+// note tells the initiator that request seq is still being landed.
+func (c *tconn) note(seq uint64) error {
+	h := ackHeader{seq: seq, status: statusProgress}
+	h.put(c.ack[:])
+	if _, err := c.w.Write(c.ack[:]); err != nil {
+		return err
+	}
+	return c.w.Flush()
+}
+
 // skip consumes n payload bytes without looking at them.
 func (c *tconn) skip(n int) error {
 	_, err := c.r.Discard(n)
@@ -234,7 +244,15 @@ func (c *tconn) write(h *reqHeader) error {
 		return c.reply(h.seq, st, 0)
 	}
 	t := c.t
+	noted := 0
 	for done := 0; done < n; {
+		if done-noted >= progressEvery {
+			noted = done
+			if err := c.note(h.seq); err != nil {
+				m.unpin()
+				return err
+			}
+		}
 		k := min(n-done, c.r.Size())
 		if b := c.r.Buffered(); b > 0 && b < k {
 			k = b // land what has arrived rather than wait for a full piece

@@ -39,9 +39,13 @@ import (
 //	  sequence u64, remote address u64, rkey u32, 4 zero bytes;
 //	  a WRITE is followed by length payload bytes
 //	ack (16 bytes): sequence u64, status u8 (a verbs.Status: success,
-//	  remote access error or retry exceeded), 3 zero bytes, length u32;
-//	  a successful READ's ack is followed by length data bytes, every other
-//	  ack has length 0
+//	  remote access error or retry exceeded; or 0xff, a progress note),
+//	  3 zero bytes, length u32; a successful READ's ack is followed by
+//	  length data bytes, every other ack has length 0
+//
+// A progress note says "still landing request seq": the target sends one
+// after every progressEvery bytes of a long WRITE, so that the initiator's
+// retry timer sees a slow but live target drain its socket buffers.
 const (
 	magic       = "gmtc"
 	wireVersion = 1
@@ -55,6 +59,11 @@ const (
 
 	wireWrite = 1
 	wireRead  = 2
+
+	// statusProgress is the ack status of a progress note; it is never a
+	// completion status.
+	statusProgress verbs.Status = 0xff
+	progressEvery               = 1 << 20
 
 	// maxTargetWait caps the hold time an initiator may ask for in its
 	// hello, so a hostile peer cannot park a target goroutine for long.
@@ -232,7 +241,7 @@ func parseAck(b []byte) (ackHeader, error) {
 		length: le.Uint32(b[12:]),
 	}
 	switch h.status {
-	case verbs.StatusSuccess, verbs.StatusRemoteAccessError, verbs.StatusRetryExceeded:
+	case verbs.StatusSuccess, verbs.StatusRemoteAccessError, verbs.StatusRetryExceeded, statusProgress:
 	default:
 		return h, fmt.Errorf("bad ack status %d", b[8])
 	}
