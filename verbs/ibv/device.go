@@ -27,7 +27,6 @@ const maxRdAtom = 16
 type device struct {
 	name string
 	port uint8
-	opts verbs.Options
 	ctx  ctxHandle
 	attr deviceAttr
 
@@ -94,7 +93,6 @@ func open(name string, opts verbs.Options) (verbs.Device, error) {
 	d := &device{
 		name:     names[chosen],
 		port:     uint8(port),
-		opts:     opts,
 		ctx:      ctx,
 		gidIndex: uint8(opts.GIDIndex),
 		retry:    retryFor(opts.RetryTimeout),

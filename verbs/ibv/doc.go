@@ -12,6 +12,12 @@
 // ibv_modify_qp(IBV_QP_ACCESS_FLAGS), and Reset returns them to RESET.
 // Registered memory is mmap'd by the provider, never Go heap memory.
 //
+// One behaviour of real NICs goes beyond the verbs contract: a target that
+// refuses a WRITE or READ (unknown rkey, out of bounds, missing right) moves
+// its own QP to ERROR as well as the initiator's (an IBA class C responder
+// error). Regranting access through that QP then takes Reset and Connect;
+// SetAccess returns ErrQPState. The ibvfake double behaves the same way.
+//
 // Send-queue and completion-queue occupancy is accounted in Go, so that
 // posting returns ErrQueueFull or ErrCQFull before the NIC's queues could
 // overflow, and the completion of a request is matched to it by a

@@ -30,7 +30,8 @@
 // send-queue depth (slots retire when poll_cq returns the completion), CQ
 // overrun, and checks the address vector of every request against the
 // destination port, so a provider bug shows up as a failed test rather than
-// as a surprise on real hardware.
+// as a surprise on real hardware. As on a NIC, a responder that refuses a
+// request for its rkey, bounds or access moves its own QP to ERROR too.
 
 #include <errno.h>
 #include <pthread.h>
@@ -921,8 +922,12 @@ static enum ibv_wc_status fake_execute_locked(struct fake_qp *q, struct ibv_send
 		return IBV_WC_SUCCESS; // zero-length requests carry no rkey check
 	uint8_t *remote = fake_remote_locked(dst, wr->wr.rdma.remote_addr, wr->wr.rdma.rkey, len,
 					     is_read ? IBV_ACCESS_REMOTE_READ : IBV_ACCESS_REMOTE_WRITE);
-	if (!remote)
+	if (!remote) {
+		// A class C responder error (IBA 9.9.3.1): the responder NAKs
+		// and its own QP goes to the error state too, as rxe does.
+		dst->qp.state = IBV_QPS_ERR;
 		return IBV_WC_REM_ACCESS_ERR;
+	}
 	for (int i = 0; i < wr->num_sge; i++) {
 		uint32_t n = wr->sg_list[i].length;
 		// Loopback may overlap source and destination.

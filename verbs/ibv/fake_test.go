@@ -261,6 +261,28 @@ func TestSetAccessOnErroredQP(t *testing.T) {
 	}
 }
 
+// TestRefusalAlsoErrorsTheTarget documents what a NIC does and the fake
+// mirrors: a responder that refuses a request moves its own QP to ERROR as
+// well, so regranting through it takes Reset and Connect, not SetAccess.
+func TestRefusalAlsoErrorsTheTarget(t *testing.T) {
+	a, b := newPair(t, "fakeib0", verbs.Options{}, verbs.QPConfig{})
+	if err := b.qp.SetAccess(verbs.AccessRemoteRead); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.qp.PostWrite(1, a.mr, 0, 8, b.mr.Remote(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if c := waitOne(t, a.cq); c.Status != verbs.StatusRemoteAccessError {
+		t.Fatalf("write after revoke: %+v", c)
+	}
+	if s := b.qp.State(); s != verbs.StateError {
+		t.Fatalf("target state after refusing = %v, want ERROR", s)
+	}
+	if err := b.qp.SetAccess(verbs.AccessAll); !errors.Is(err, verbs.ErrQPState) {
+		t.Fatalf("regrant through the errored target QP: %v, want ErrQPState", err)
+	}
+}
+
 func TestCloseCascadesAndUseAfterClose(t *testing.T) {
 	a, b := newPair(t, "fakeib0", verbs.Options{}, verbs.QPConfig{})
 	if err := a.cq.Close(); err != nil {

@@ -3,8 +3,10 @@
 package ibv
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -50,7 +52,11 @@ func (p *pd) AllocMR(size int, access verbs.Access) (verbs.MR, error) {
 	h, lkey, rkey, err := regMR(p.h, addr, size, mrAccess(access))
 	if err != nil {
 		unix.Munmap(mapping)
-		return nil, fmt.Errorf("ibv: register mr of %d bytes (access %v): %w", size, access, err)
+		hint := ""
+		if errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.EPERM) {
+			hint = " (registered memory is pinned: is the locked-memory limit, ulimit -l, too low?)"
+		}
+		return nil, fmt.Errorf("ibv: register mr of %d bytes (access %v)%s: %w", size, access, hint, err)
 	}
 	m := &mr{pd: p, h: h, mapping: mapping, buf: mapping[:size:size], addr: uint64(addr), lkey: lkey, rkey: rkey}
 	p.mrs[m] = struct{}{}
