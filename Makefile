@@ -52,6 +52,7 @@ test-short:
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./verbs/...
+	$(GO) test -run '^$$' -bench . -benchmem -tags rdma,ibvfake ./verbs/ibv
 
 # The main job. For now: one-sided write latency between two processes on
 # the shm provider, and the same on the tcp soft NIC beside a plain TCP

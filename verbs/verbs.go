@@ -26,7 +26,10 @@
 //  4. A refused operation completes with StatusRemoteAccessError (or
 //     StatusLocalProtectionError for a bad local buffer) and moves the
 //     initiator QP to StateError; later posts complete with StatusFlushError
-//     until the QP is Reset and connected again.
+//     until the QP is Reset and connected again. A refusal may also move
+//     the target's QP to StateError (real NICs do for responder errors);
+//     a target whose SetAccess then fails with ErrQPState must Reset and
+//     Connect again, as the shm and tcp providers never require.
 //  5. If the remote process is dead or unreachable, operations complete with
 //     StatusRetryExceeded within Options.RetryTimeout; nothing hangs.
 //  6. A WRITE larger than 8 bytes is not atomic to a reader polling the
