@@ -90,24 +90,18 @@ func wait(t testing.TB, cq verbs.CQ, limit time.Duration) verbs.Completion {
 }
 
 func TestWriteReadLarge(t *testing.T) {
-	// A tiny retry timeout: large transfers take longer than it, and
-	// must still succeed because the retry timer counts bytes moved as
-	// progress, not only acks.
-	const n = 96 << 20
-	const rt = 50 * time.Millisecond
-	a, b := pair(t, rt, n, false)
+	const n = 64 << 20
+	a, b := pair(t, time.Second, n, false)
 	src := a.mr.Bytes()
-	for i := range src {
-		src[i] = byte(i*31 + i>>16)
+	for i := 0; i < n; i += 8 {
+		binary.LittleEndian.PutUint64(src[i:], uint64(i)*0x9e3779b97f4a7c15)
 	}
 	if err := a.qp.PostWrite(1, a.mr, 0, n, b.mr.Remote(), verbs.Signaled); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
 	if c := wait(t, a.cq, 10*time.Second); c.Status != verbs.StatusSuccess || c.Bytes != n {
 		t.Fatalf("large write: %+v", c)
 	}
-	t.Logf("%d-byte write took %v, retry timeout %v", n, time.Since(start), rt)
 	clear(src)
 	if err := a.qp.PostRead(2, a.mr, 0, n, b.mr.Remote(), verbs.Signaled); err != nil {
 		t.Fatal(err)
@@ -115,11 +109,60 @@ func TestWriteReadLarge(t *testing.T) {
 	if c := wait(t, a.cq, 10*time.Second); c.Status != verbs.StatusSuccess {
 		t.Fatalf("large read: %+v", c)
 	}
-	for i, v := range a.mr.Bytes() {
-		if v != byte(i*31+i>>16) {
-			t.Fatalf("byte %d = %#x after read back", i, v)
+	for i := 0; i < n; i += 8 {
+		if got := binary.LittleEndian.Uint64(src[i:]); got != uint64(i)*0x9e3779b97f4a7c15 {
+			t.Fatalf("word at %d = %#x after the round trip", i, got)
 		}
 	}
+}
+
+func TestSlowTargetProgress(t *testing.T) {
+	// A target that takes far longer than the retry timeout to land a
+	// WRITE, but keeps saying so, must not be declared dead.
+	const (
+		rt    = 150 * time.Millisecond
+		n     = 8 * progressEvery
+		pause = 40 * time.Millisecond // per MiB: 320ms in all
+	)
+	ep := fakePeer(t, func(c net.Conn) {
+		var hdr [reqLen]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			return
+		}
+		h, err := parseReq(hdr[:])
+		if err != nil || h.length != n {
+			return
+		}
+		// Take the whole payload at once, so the initiator's sender has
+		// nothing left to report, then land it slowly: only the notes
+		// keep the initiator's retry timer from firing.
+		if _, err := io.CopyN(io.Discard, c, n); err != nil {
+			return
+		}
+		var ack [ackLen]byte
+		for done := 0; done < n; done += progressEvery {
+			time.Sleep(pause)
+			st := statusProgress
+			if done+progressEvery == n {
+				st = verbs.StatusSuccess
+			}
+			(&ackHeader{seq: h.seq, status: st}).put(ack[:])
+			c.Write(ack[:])
+		}
+		io.Copy(io.Discard, c)
+	})
+	a := newEnd(t, openDev(t, rt), n)
+	if err := a.qp.Connect(ep, verbs.AccessAll); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := a.qp.PostWrite(1, a.mr, 0, n, verbs.Remote{Addr: 1, RKey: 1}, verbs.Signaled); err != nil {
+		t.Fatal(err)
+	}
+	if c := wait(t, a.cq, 10*time.Second); c.Status != verbs.StatusSuccess {
+		t.Fatalf("write to a slow target: %+v after %v", c, time.Since(start))
+	}
+	t.Logf("write took %v with retry timeout %v", time.Since(start), rt)
 }
 
 func TestPostBeforePeerConnects(t *testing.T) {
