@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomu-rdma/gomu/internal/poll"
 	"github.com/gomu-rdma/gomu/verbs"
 )
 
@@ -63,5 +64,30 @@ func BenchmarkPostWritePipelined(b *testing.B) {
 	for inflight > 0 {
 		n, _ := a.cq.Poll(c[:])
 		inflight -= n
+	}
+}
+
+// BenchmarkPostWritePollWait is BenchmarkPostWritePoll with a poller that
+// yields or sleeps between empty polls (internal/poll's modes), as
+// replicas sharing a small machine do.
+func BenchmarkPostWritePollWait(b *testing.B) {
+	for _, mode := range []poll.Mode{poll.SpinYield, poll.Sleep} {
+		b.Run(mode.String(), func(b *testing.B) {
+			a, t := pair(b, time.Second, 4096, false)
+			var c [4]verbs.Completion
+			w := poll.Waiter{Mode: mode}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := a.qp.PostWrite(uint64(i), a.mr, 0, 64, t.mr.Remote(), verbs.Signaled); err != nil {
+					b.Fatal(err)
+				}
+				for w.Reset(); ; w.Wait() {
+					if n, _ := a.cq.Poll(c[:]); n > 0 {
+						break
+					}
+				}
+			}
+		})
 	}
 }

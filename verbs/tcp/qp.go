@@ -374,9 +374,10 @@ func (q *qp) post(op verbs.Opcode, id uint64, local verbs.MR, off, length int, r
 		q.mu.Unlock()
 		return nil
 	}
+	fresh := q.compl == q.tail
 	q.tail++
 	q.mu.Unlock()
-	l.kickSender()
+	l.kickSender(fresh)
 	return nil
 }
 
