@@ -1,0 +1,104 @@
+// Package registry is how gomu replicas find each other: each publishes the
+// opaque endpoint bytes its peers need (queue-pair endpoints, control
+// blocks) in a memcached server, looks up theirs, meets them at barriers,
+// and watches for a peer that restarts. It is Mu's DORY_REGISTRY_IP
+// memcached registry, made safe to reuse across runs: memcached never needs
+// a restart between runs.
+//
+// The memcached server is any memcached (DORY_REGISTRY_IP=host:port, see
+// AddrFromEnv), or the embedded one in internal/memcache that the --local
+// modes start.
+//
+// # Participants and incarnations
+//
+// A Registry is one participant: a replica id (1..MaxID) and an incarnation,
+// a random nonzero 64-bit number chosen when the process starts (Config.
+// Incarnation = 0). Every key a participant writes carries its cluster name
+// and every record its id and incarnation, so nothing written by an earlier
+// process, in this run or a previous one, is mistaken for the current one.
+// An observer (ID 0) may look up and watch but not publish or join barriers.
+//
+// # Key schema
+//
+// All keys start with "gomu/<cluster>/", where the cluster name is 1 to 64
+// bytes of [A-Za-z0-9._-]:
+//
+//	gomu/<cluster>/announce/<id>                   current incarnation of <id>
+//	gomu/<cluster>/pub/<id>/<incarnation>/<name>   a published value
+//	gomu/<cluster>/barrier/<name>/<id>             <id>'s entry in barrier <name>
+//
+// <id> is decimal, <incarnation> 16 hex digits; published and barrier names
+// are free-form (slashes allowed: "qp/1->2") but, like every key, the whole
+// key must be at most 250 bytes with no space or control character, which is
+// checked before anything is sent. Dial writes the announce key; Close marks
+// it departed if it still holds this incarnation.
+//
+// # Barrier rule
+//
+// An earlier run can leave every key a barrier looks at in place, complete:
+// a barrier cannot trust an entry just because it exists, nor an announce key
+// because it holds some incarnation. Clocks are no help (hosts disagree, and
+// a quick restart is indistinguishable from a slow start). What a stale entry
+// can never do is react to something that did not exist when its process
+// died. So barriers are mutual acknowledgements:
+//
+//   - Each participant P writes its entry: (id, incarnation, seen), where
+//     seen lists the (id, incarnation) of every other participant's entry P
+//     has read under that barrier name. P rereads the entries every
+//     PollInterval and rewrites its own when seen changes.
+//   - P passes the barrier once every other id has an entry whose seen list
+//     holds P's current incarnation. P's own entry then lists each of them.
+//
+// P's incarnation is new, so an entry listing it was written by a process
+// that read P's entry, that is a live participant of this run. An entry left
+// by a dead process never acknowledges anyone new, and P waits for that id to
+// come back (or reports it missing at the deadline). Everyone finishes:
+// entries only grow until all participants list each other, and one who
+// passes first leaves an entry that lists everyone who acknowledged it.
+//
+// A barrier name is single-use per incarnation: reusing it with the same
+// participants passes at once. Use names such as "start" and "connected"
+// for the start sequence, and a fresh name for later meetings. A replica that
+// restarts into a running cluster does not rejoin the start barrier; it and
+// each peer meet pairwise, for example at "join/<id>/<incarnation>".
+//
+// # Which incarnation Lookup reads
+//
+// Barrier returns the participants it met and remembers them as confirmed;
+// Watch confirms an incarnation it saw replace a confirmed one. Lookup reads
+// the confirmed incarnation of a peer when there is one. Otherwise it falls
+// back to the announced incarnation, which until that peer has been met may
+// still be a dead process's from an earlier run: Record.Confirmed tells which.
+// The normal start sequence, Publish → Barrier → Lookup, only ever reads
+// confirmed incarnations. LookupAt reads a given incarnation.
+//
+// # Value formats
+//
+// Values are small binary records, little-endian, version 1:
+//
+//	byte 0      format version (1)
+//	byte 1      kind: 'A' announce, 'P' published value, 'B' barrier entry
+//	bytes 2-5   replica id (uint32)
+//	bytes 6-13  incarnation (uint64)
+//
+//	announce:  bytes 14-21 announce time (int64 Unix ns), byte 22 state
+//	           (1 live, 2 departed); 23 bytes in all
+//	published: bytes 14-21 publish time (int64 Unix ns), then the value
+//	barrier:   bytes 14-15 count n (uint16), then n × (id uint32,
+//	           incarnation uint64); 16+12n bytes in all
+//
+// A record whose version, kind, length, id or incarnation does not match its
+// key is an error (*ValueError) naming the key; it is never skipped silently.
+//
+// # Waiting and errors
+//
+// Every wait has a deadline: the context's, or Config.WaitTimeout when the
+// context has none (Watch alone runs until its context ends). Waits poll
+// every Config.PollInterval (2 ms by default) and ride out memcached being
+// unreachable or restarting until the deadline, retrying with a backoff of up
+// to 100 ms meanwhile; each memcached round trip is
+// bounded by Config.OpTimeout and by the context. A wait that ends early
+// returns a *WaitError saying what was missing (the ids a barrier still
+// lacked, the replica or name a lookup did not find), the registry address,
+// and the last connection error, if any; it wraps the context's error.
+package registry
