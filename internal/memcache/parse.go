@@ -354,7 +354,8 @@ func (p *Parser) storage(cmd *Command, op Op, toks [][]byte) error {
 	}
 	need := int(size) + 2
 	if cap(cmd.val) < need {
-		cmd.val = make([]byte, need, max(need, 2*cap(cmd.val)))
+		// Grow geometrically, but never past the largest block allowed.
+		cmd.val = make([]byte, need, max(need, min(2*cap(cmd.val), p.lim.MaxValueLen+2)))
 	}
 	buf := cmd.val[:need]
 	if _, err := io.ReadFull(p.r, buf); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	gomemcache "github.com/bradfitz/gomemcache/memcache"
+	"github.com/gomu-rdma/gomu/internal/memcache/memcachedtest"
 )
 
 func startServer(t *testing.T, cfg Config) *Server {
@@ -236,4 +237,49 @@ func TestServerFakeClock(t *testing.T) {
 	if _, err := c.Get("k"); err != gomemcache.ErrCacheMiss {
 		t.Fatalf("after exptime: %v", err)
 	}
+}
+
+// BenchmarkServerGet measures get round trips over loopback, one
+// connection per parallel client, on the embedded server and, side by side
+// for a ratio, on a real memcached.
+func BenchmarkServerGet(b *testing.B) {
+	b.Run("embedded", func(b *testing.B) {
+		s, err := ListenAndServe("127.0.0.1:0", Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		benchGet(b, s.Addr())
+	})
+	b.Run("memcached", func(b *testing.B) { benchGet(b, memcachedtest.Addr(b)) })
+}
+
+func benchGet(b *testing.B, addr string) {
+	val := strings.Repeat("v", 64)
+	key := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		fmt.Fprintf(c, "set %s 0 0 %d\r\n%s\r\n", key, len(val), val)
+		r.ReadString('\n')
+		req := []byte("get " + key + "\r\n")
+		want := len(fmt.Sprintf("VALUE %s 0 %d\r\n", key, len(val))) + len(val) + 2 + len("END\r\n")
+		buf := make([]byte, want)
+		for pb.Next() {
+			if _, err := c.Write(req); err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := io.ReadFull(r, buf); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
