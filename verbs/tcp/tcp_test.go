@@ -363,7 +363,7 @@ func TestHostileConnections(t *testing.T) {
 func TestRevokeFenceDrained(t *testing.T) {
 	a, b := pair(t, time.Second, 1<<16, false)
 	var posted, completed atomic.Uint64
-	var refusedAt atomic.Uint64
+	var refusedAt, maxAcked atomic.Uint64
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -382,6 +382,9 @@ func TestRevokeFenceDrained(t *testing.T) {
 			n, _ := a.cq.Poll(buf)
 			for _, c := range buf[:n] {
 				completed.Add(1)
+				if c.Status == verbs.StatusSuccess && c.WRID > maxAcked.Load() {
+					maxAcked.Store(c.WRID)
+				}
 				if c.Status == verbs.StatusRemoteAccessError {
 					refusedAt.Store(c.WRID)
 					stopPosting = true
@@ -406,6 +409,9 @@ func TestRevokeFenceDrained(t *testing.T) {
 	}
 	if refusedAt.Load() == 0 {
 		t.Fatal("no write was refused")
+	}
+	if m := maxAcked.Load(); m > fenced {
+		t.Fatalf("write %d acknowledged but the target holds %d", m, fenced)
 	}
 	t.Logf("fenced at %d, refused wr %d, %d posted", fenced, refusedAt.Load(), posted.Load())
 	for _, e := range []end{a, b} {
