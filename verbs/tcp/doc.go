@@ -108,8 +108,14 @@
 // # Performance
 //
 // The hot path (post, send, target execution, ack, completion, Poll) does
-// not allocate. A round trip costs three goroutine wake-ups (sender,
-// target, receiver) and two loopback TCP hops; on a 2-core machine where
-// the application spins on Poll, the NIC goroutines share the other core.
-// BenchmarkPostWritePoll measures it.
+// not allocate: BenchmarkPostWritePoll reports 0 allocs/op. A round trip
+// costs three goroutine wake-ups (sender, target, receiver) and two
+// loopback TCP hops, so it is bound by the kernel and the Go scheduler,
+// not by the provider: on the 2-core development VM a 64-byte signaled
+// WRITE polled to completion takes about 40-60µs, against about 28µs for
+// a bare Go TCP ping-pong. A post that starts from an empty queue yields
+// once to the sender it woke (see kickSender), which keeps a caller
+// spinning on its CQ from stranding the sender on its own P; without it
+// the round trip was about 125µs. Pipelined, one QP moves a 64-byte WRITE
+// every 2-4µs.
 package tcp
