@@ -524,6 +524,9 @@ func testRevokeFence(t *testing.T, p Provider) {
 			t.Fatalf("round %d: write %d acknowledged but target holds %d", round, m, fenced)
 		}
 		wantState(t, a.qp, verbs.StateError)
+		// Requests the writer posted after the refused one are flushed;
+		// take those completions before reusing the CQ.
+		drain(a.cq)
 
 		// Regranting needs a fresh connection for the errored initiator.
 		for _, s := range []side{a, b} {

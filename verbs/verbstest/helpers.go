@@ -139,6 +139,19 @@ func expectNoCompletion(t testing.TB, cq verbs.CQ) {
 	}
 }
 
+// drain discards completions until none has arrived for a short while.
+func drain(cq verbs.CQ) {
+	buf := make([]verbs.Completion, 64)
+	quiet := time.Now().Add(20 * time.Millisecond)
+	for deadline := time.Now().Add(waitLimit); time.Now().Before(quiet) && time.Now().Before(deadline); {
+		if n, _ := cq.Poll(buf); n > 0 {
+			quiet = time.Now().Add(20 * time.Millisecond)
+			continue
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
 // one posts a single request and returns its completion.
 func one(t testing.TB, s side, op verbs.Opcode, wrID uint64, localOff, n int, remote verbs.Remote, flags verbs.SendFlags) verbs.Completion {
 	t.Helper()
