@@ -8,9 +8,11 @@
 //	verbs-lat --local [flags]     # both ends on this machine
 //
 // The two processes exchange QP endpoints and memory keys over a small TCP
-// side channel (--oob), which also carries a plain Go TCP ping-pong of the
-// same size when --baseline is on, so the soft NIC can be judged against
-// the socket it runs on. The last line is machine-readable:
+// side channel (--oob). With --baseline (the default) the same pair then
+// times a side-by-side peer of the same size: a bare shared-memory
+// ping-pong for shm (what the verbs layer costs on top of memory) and a
+// plain Go TCP ping-pong over the side channel otherwise (what the soft NIC
+// costs on top of its socket). The last line is machine-readable:
 //
 //	verbs-lat transport=<t> size=<n> p50_ns=<a> p99_ns=<b>
 package main
@@ -42,7 +44,7 @@ func main() {
 			&cli.StringFlag{Name: "poll", Value: "spin", Usage: "how to wait for a message: spin, yield or sleep"},
 			&cli.StringFlag{Name: "oob", Value: "127.0.0.1:18515", Usage: "server: side-channel listen address"},
 			&cli.BoolFlag{Name: "local", Usage: "run both ends on this machine"},
-			&cli.BoolFlag{Name: "baseline", Usage: "also time a plain TCP ping-pong of the same size (default on for tcp)"},
+			&cli.BoolFlag{Name: "baseline", Value: true, Usage: "also time the side-by-side peer: a bare shared-memory ping-pong for shm, a plain Go TCP ping-pong otherwise"},
 			&cli.StringFlag{Name: "hgrm", Usage: "write the percentile distribution in HdrHistogram format to `FILE`"},
 			&cli.DurationFlag{Name: "retry-timeout", Usage: "verbs retry timeout (0: provider default)"},
 		},
@@ -99,7 +101,7 @@ func run(c *cli.Context) error {
 		warmup:    c.Int("warmup"),
 		mode:      mode,
 		oob:       c.String("oob"),
-		baseline:  c.Bool("baseline") || (!c.IsSet("baseline") && c.String("transport") == "tcp"),
+		baseline:  c.Bool("baseline"),
 		hgrm:      c.String("hgrm"),
 		opts:      optsFlags{retryTimeoutNS: int64(c.Duration("retry-timeout"))},
 	}

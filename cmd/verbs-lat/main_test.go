@@ -42,11 +42,11 @@ func TestLocalRuns(t *testing.T) {
 		args      []string
 		transport string
 		size      string
-		baseline  bool
+		baseline  string // the side-by-side peer's line, "" for none
 	}{
-		{"shm", []string{"--transport", "shm", "--size", "64", "--iters", "2000", "--warmup", "100", "--poll", "yield"}, "shm", "64", false},
-		{"shm odd size", []string{"--transport", "shm", "--size", "5", "--iters", "500", "--poll", "sleep"}, "shm", "5", false},
-		{"tcp with baseline", []string{"--transport", "tcp", "--size", "64", "--iters", "300", "--warmup", "50", "--poll", "yield"}, "tcp", "64", true},
+		{"shm", []string{"--transport", "shm", "--size", "64", "--iters", "2000", "--warmup", "100", "--poll", "yield"}, "shm", "64", "bare shared mem"},
+		{"shm odd size without baseline", []string{"--transport", "shm", "--size", "5", "--iters", "500", "--poll", "sleep", "--baseline=false"}, "shm", "5", ""},
+		{"tcp", []string{"--transport", "tcp", "--size", "64", "--iters", "300", "--warmup", "50", "--poll", "yield"}, "tcp", "64", "plain Go TCP"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -61,8 +61,9 @@ func TestLocalRuns(t *testing.T) {
 			if m[1] != tc.transport || m[2] != tc.size {
 				t.Fatalf("final line names transport=%s size=%s, want %s %s", m[1], m[2], tc.transport, tc.size)
 			}
-			if got := strings.Contains(out, "plain Go TCP"); got != tc.baseline {
-				t.Fatalf("baseline printed = %v, want %v:\n%s", got, tc.baseline, out)
+			printed := strings.Contains(out, "p50 ratio")
+			if printed != (tc.baseline != "") || !strings.Contains(out, tc.baseline) {
+				t.Fatalf("want baseline %q (ratio printed: %v):\n%s", tc.baseline, printed, out)
 			}
 		})
 	}

@@ -211,6 +211,9 @@ func runServer(cfg config, out io.Writer) error {
 	}
 	runtime.UnlockOSThread()
 	if cfg.baseline {
+		if cfg.transport == "shm" {
+			return bareServe(conn, rd, cfg, total)
+		}
 		conn.SetReadDeadline(time.Time{})
 		return echoBaseline(conn, rd, cfg.size, total)
 	}
@@ -301,12 +304,19 @@ func runClient(cfg config, server string) error {
 	fmt.Printf("verbs-lat: transport=%s size=%d iters=%d poll=%s\n", cfg.transport, cfg.size, cfg.iters, cfg.mode)
 	fmt.Printf("  one-sided WRITE, half round trip: %s\n", rec.Summary())
 	if cfg.baseline {
-		base, err := pingBaseline(conn, rd, cfg.size, total, cfg.warmup)
-		if err != nil {
-			return fmt.Errorf("tcp baseline: %w", err)
+		name, short := "plain Go TCP,     ", "plain-tcp"
+		var base *latency.Recorder
+		if cfg.transport == "shm" {
+			name, short = "bare shared mem,  ", "bare-shm"
+			base, err = barePing(conn, rd, cfg, total)
+		} else {
+			base, err = pingBaseline(conn, rd, cfg.size, total, cfg.warmup)
 		}
-		fmt.Printf("  plain Go TCP,     half round trip: %s\n", base.Summary())
-		fmt.Printf("  p50 ratio %s/plain-tcp = %.2f\n", cfg.transport, float64(rec.Percentile(50))/float64(base.Percentile(50)))
+		if err != nil {
+			return fmt.Errorf("%s baseline: %w", short, err)
+		}
+		fmt.Printf("  %shalf round trip: %s\n", name, base.Summary())
+		fmt.Printf("  p50 ratio %s/%s = %.2f\n", cfg.transport, short, float64(rec.Percentile(50))/float64(base.Percentile(50)))
 	} else {
 		fmt.Fprintln(conn, "done")
 	}
@@ -391,8 +401,15 @@ func runLocal(cfg config) error {
 	defer func() {
 		signal.Stop(stop)
 		close(stop)
-		child.Process.Kill()
-		child.Wait()
+		// Let the server release its memory before it is forced to go.
+		exited := make(chan struct{})
+		go func() { child.Wait(); close(exited) }()
+		select {
+		case <-exited:
+		case <-time.After(silence):
+			child.Process.Kill()
+			<-exited
+		}
 	}()
 
 	addr := make(chan string, 1)
