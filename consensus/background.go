@@ -1,0 +1,226 @@
+package consensus
+
+import (
+	"time"
+
+	"github.com/gomu-rdma/gomu/consensus/internal/logring"
+	"github.com/gomu-rdma/gomu/internal/poll"
+	"github.com/gomu-rdma/gomu/verbs"
+)
+
+// runBackground is the background plane's goroutine: every HeartbeatPeriod
+// it bumps this replica's heartbeat and READs every peer's status words
+// (heartbeat, leader claim, applied index); it suspects a peer whose
+// heartbeat stood still for SuspectTimeout, works out who leads (the live
+// claimant with the highest proposal), asks the main loop to campaign when
+// nobody live leads and this replica is the lowest id it believes alive,
+// sends this replica's permission requests and serves its peers'.
+func (r *Replica) runBackground() {
+	defer r.wg.Done()
+	w := poll.Waiter{Mode: r.cfg.Poll}
+	var comps [32]verbs.Completion
+	var sentReq uint64
+	next := time.Now()
+	for !r.closed.Load() {
+		if r.paused.Load() {
+			// A hung process: no heartbeat, no grants, no reads.
+			w.Wait()
+			next = time.Now()
+			for _, p := range r.others {
+				p.lastChange = next // do not suspect everyone on resume
+			}
+			continue
+		}
+		did := false
+		if now := time.Now(); !now.Before(next) {
+			next = now.Add(r.cfg.HeartbeatPeriod)
+			r.tick(now)
+			did = true
+		}
+		if req := r.request.Load(); req > sentReq {
+			sentReq = req
+			for _, p := range r.others {
+				if !p.dead.Load() {
+					r.postControl(p, ctlOwnRequest, ctlRequestOff(r.id))
+				}
+			}
+		}
+		if n, _ := r.bgCQ.Poll(comps[:]); n > 0 {
+			did = true
+			now := time.Now()
+			for _, c := range comps[:n] {
+				r.bgCompletion(c, now)
+			}
+		}
+		if r.serveGrants() {
+			did = true
+		}
+		if did {
+			w.Reset()
+		} else {
+			w.Wait()
+		}
+	}
+}
+
+// tick bumps our heartbeat, reads the peers' status words and updates the
+// detector's verdicts.
+func (r *Replica) tick(now time.Time) {
+	logring.PutU64(r.ctl, ctlHeartbeat, logring.LoadU64(r.ctl, ctlHeartbeat)+1)
+	for _, p := range r.others {
+		if p.dead.Load() {
+			continue
+		}
+		if !p.reading {
+			err := p.bg.PostRead(makeWRID(wrStatus, p.id, 0), r.bgBuf, p.id*ctlSlot, ctlStatusSize, p.ctl, verbs.Signaled)
+			if err == nil {
+				p.reading = true
+			} else {
+				r.markDead(p, err.Error())
+			}
+		}
+		if p.alive.Load() && now.Sub(p.lastChange) > r.cfg.SuspectTimeout {
+			p.alive.Store(false)
+			r.cfg.Logger.Info("peer suspected", "id", r.id, "peer", p.id)
+		}
+	}
+	r.judge()
+}
+
+func (r *Replica) markDead(p *peer, why string) {
+	if !p.dead.Swap(true) {
+		r.cfg.Logger.Info("peer unreachable", "id", r.id, "peer", p.id, "why", why)
+	}
+	p.alive.Store(false)
+}
+
+func (r *Replica) bgCompletion(c verbs.Completion, now time.Time) {
+	kind, id, _ := splitWRID(c.WRID)
+	p := r.peers[id]
+	if p == nil {
+		return
+	}
+	if kind == wrStatus {
+		p.reading = false
+	}
+	if c.Status != verbs.StatusSuccess {
+		r.markDead(p, c.Status.String())
+		return
+	}
+	if kind != wrStatus {
+		return
+	}
+	base := p.id * ctlSlot
+	buf := r.bgBuf.Bytes()
+	if hb := logring.LoadU64(buf, base+ctlHeartbeat); hb != p.lastBeat {
+		p.lastBeat, p.lastChange = hb, now
+		if !p.alive.Swap(true) {
+			r.cfg.Logger.Info("peer alive", "id", r.id, "peer", p.id)
+		}
+	}
+	p.claim.Store(logring.LoadU64(buf, base+ctlClaim))
+	p.applied.Store(logring.LoadU64(buf, base+ctlApplied))
+}
+
+// liveLeader returns the live replica claiming leadership with the highest
+// proposal, 0 if none. Our own claim counts while we lead and are not
+// deposed.
+func (r *Replica) liveLeader() (int, uint64) {
+	best, claim := 0, uint64(0)
+	if Role(r.role.Load()) == Leader && !r.deposed.Load() {
+		best, claim = r.id, r.proposal.Load()
+	}
+	for _, p := range r.others {
+		if c := p.claim.Load(); c > claim && p.alive.Load() {
+			best, claim = p.id, c
+		}
+	}
+	return best, claim
+}
+
+// judge updates who we believe leads and applies the election rule: run
+// only when no live replica leads and we are the lowest id believed alive.
+// A live leader is never pre-empted, and a leader that sees a higher live
+// claim steps down.
+func (r *Replica) judge() {
+	lead, _ := r.liveLeader()
+	role := Role(r.role.Load())
+	if lead != 0 {
+		r.leader.Store(int32(lead))
+		if role == Leader && lead != r.id {
+			r.deposed.Store(true)
+		}
+		r.elect.Store(false)
+		return
+	}
+	if role != Follower {
+		return
+	}
+	lowest := r.id
+	for _, p := range r.others {
+		if p.alive.Load() && p.id < lowest {
+			lowest = p.id
+		}
+	}
+	r.elect.Store(lowest == r.id)
+}
+
+// serveGrants answers permission requests. A request from candidate c is
+// granted when no live replica other than c leads and we are a follower: we
+// revoke write access from everyone else on our replication QPs (the fence:
+// once SetAccess returns no WRITE of the old leader lands), give it to c,
+// and write the request number into c's grant slot. A request we cannot
+// grant yet stays pending and is looked at again.
+func (r *Replica) serveGrants() bool {
+	did := false
+	for _, c := range r.others {
+		req := logring.LoadU64(r.ctl, ctlRequestOff(c.id))
+		if req <= c.lastReq || c.dead.Load() {
+			continue
+		}
+		if lead, _ := r.liveLeader(); lead != 0 && lead != c.id {
+			continue
+		}
+		r.roleMu.Lock()
+		if Role(r.role.Load()) != Follower {
+			r.roleMu.Unlock()
+			continue
+		}
+		ok := true
+		for _, q := range r.others {
+			if q != c && q.rep.Access()&verbs.AccessRemoteWrite != 0 {
+				if err := q.rep.SetAccess(verbs.AccessRemoteRead); err != nil {
+					// Without the fence we must not grant. Resetting
+					// and reconnecting the QP is the way out (future
+					// work: it needs a fresh endpoint exchange).
+					r.cfg.Logger.Warn("revoke failed; grant deferred", "id", r.id, "old", q.id, "err", err)
+					ok = false
+				}
+			}
+		}
+		if ok {
+			if err := c.rep.SetAccess(verbs.AccessRemoteRead | verbs.AccessRemoteWrite); err != nil {
+				r.cfg.Logger.Warn("grant failed", "id", r.id, "candidate", c.id, "err", err)
+				ok = false
+			}
+		}
+		r.roleMu.Unlock()
+		if !ok {
+			continue
+		}
+		c.lastReq = req
+		logring.PutU64(r.ctl, ctlGivenOff(c.id), req)
+		r.postControl(c, ctlGivenOff(c.id), ctlGrantOff(r.id))
+		r.cfg.Logger.Info("granted permission", "id", r.id, "candidate", c.id, "request", req)
+		did = true
+	}
+	return did
+}
+
+// postControl writes the 8-byte word at local control offset from to the
+// peer's control MR at offset to.
+func (r *Replica) postControl(p *peer, from, to int) {
+	if err := p.bg.PostWrite(makeWRID(wrControl, p.id, 0), r.ctlMR, from, 8, p.ctl.Add(uint64(to)), verbs.Signaled); err != nil {
+		r.markDead(p, err.Error())
+	}
+}

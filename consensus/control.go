@@ -1,0 +1,51 @@
+package consensus
+
+// Control MR layout (background plane). Every replica has one, laid out the
+// same way, made of 64-byte slots; each value is one 8-byte word written
+// with a single 8-byte store or WRITE, so it is always read whole.
+//
+//	slot 0           heartbeat counter, leader claim, applied index (words
+//	                 at +0, +8, +16, read together by peers every period)
+//	slot 1+p         PermRequest[p]: candidate p's latest request number
+//	slot 17+p        PermGrant[p]: the request number granter p granted us
+//	slot 33          our own current request number (the source of our
+//	                 request WRITEs)
+//	slot 49+p        the request number we granted candidate p (the source
+//	                 of our grant WRITEs)
+//
+// p ranges over 1..15, so slots 1, 17 and 49 are free. The words of slot 0
+// live together so a peer learns all three with one 24-byte READ: the
+// heartbeat says the owner runs, the claim (the owner's proposal number while
+// it leads, 0 otherwise) says who leads, and the applied index lets the
+// leader reuse ring space a majority has applied.
+const (
+	ctlSlot       = 64
+	ctlHeartbeat  = 0
+	ctlClaim      = 8
+	ctlApplied    = 16
+	ctlStatusSize = 24
+	ctlOwnRequest = 33 * ctlSlot
+	ctlSize       = 65 * ctlSlot
+)
+
+func ctlRequestOff(p int) int { return (1 + p) * ctlSlot }
+func ctlGrantOff(p int) int   { return (17 + p) * ctlSlot }
+func ctlGivenOff(p int) int   { return (49 + p) * ctlSlot }
+
+// Work request ids: the kind in the top byte, the peer in the next and an
+// index (or sequence number) in the low 48 bits.
+const (
+	wrEntry   = 1 // an entry (or a catch-up copy of the ring) to a follower
+	wrCommit  = 2 // the idle leader's commit-index write to a header
+	wrRecover = 3 // prepare: header and ring reads, proposal and ring writes
+	wrStatus  = 4 // background: a peer's status words
+	wrControl = 5 // background: request and grant writes
+)
+
+func makeWRID(kind, peer int, idx uint64) uint64 {
+	return uint64(kind)<<56 | uint64(peer)<<48 | idx&(1<<48-1)
+}
+
+func splitWRID(id uint64) (kind, peer int, idx uint64) {
+	return int(id >> 56), int(id >> 48 & 0xff), id & (1<<48 - 1)
+}

@@ -1,0 +1,254 @@
+package consensus
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gomu-rdma/gomu/consensus/internal/logring"
+	"github.com/gomu-rdma/gomu/internal/poll"
+	"github.com/gomu-rdma/gomu/verbs"
+)
+
+// campaign runs for leader: permission switch, then prepare. Proposals that
+// arrive meanwhile wait in the queue and are appended once it has won; if it
+// loses they fail with ErrNotLeader.
+func (r *Replica) campaign() {
+	start := time.Now()
+	r.elect.Store(false)
+	r.role.Store(int32(Candidate))
+	granted, err := r.gatherPermissions()
+	permDone := time.Now()
+	if err == nil {
+		err = r.prepare(granted)
+	}
+	if err != nil {
+		r.role.Store(int32(Follower))
+		r.failQueued(ErrNotLeader{Leader: r.Leader()})
+		r.cfg.Logger.Info("election lost", "id", r.id, "err", err)
+		return
+	}
+	done := time.Now()
+	r.stats.elections.Add(1)
+	r.stats.lastFail.Store(int64(done.Sub(start)))
+	r.leader.Store(int32(r.id))
+	logring.PutU64(r.ctl, ctlClaim, r.proposal.Load())
+	r.role.Store(int32(Leader))
+	r.cfg.Logger.Info(fmt.Sprintf("became leader after %d µs: permissions %d µs, recovery %d µs",
+		done.Sub(start).Microseconds(), permDone.Sub(start).Microseconds(), done.Sub(permDone).Microseconds()),
+		"id", r.id, "proposal", r.proposal.Load(), "followers", len(granted), "commit", r.commit.Load())
+}
+
+// gatherPermissions revokes every peer's write access to our own log (we
+// grant ourselves), publishes a new request number to every peer and waits
+// for grants from a majority, ourselves included. Later grants are taken by
+// the leader loop.
+func (r *Replica) gatherPermissions() ([]*peer, error) {
+	for _, p := range r.others {
+		if p.rep.Access()&verbs.AccessRemoteWrite != 0 {
+			if err := p.rep.SetAccess(verbs.AccessRemoteRead); err != nil {
+				return nil, fmt.Errorf("revoke replica %d's write access: %w", p.id, err)
+			}
+		}
+	}
+	req := r.request.Load() + 1
+	logring.PutU64(r.ctl, ctlOwnRequest, req)
+	r.request.Store(req) // the background goroutine sends it
+	deadline := time.Now().Add(r.cfg.GrantTimeout)
+	var granted []*peer
+	ok := poll.Until(r.cfg.Poll, deadline, func() bool {
+		if r.closed.Load() {
+			return true
+		}
+		granted = granted[:0]
+		for _, p := range r.others {
+			if logring.LoadU64(r.ctl, ctlGrantOff(p.id)) == req && !p.dead.Load() {
+				granted = append(granted, p)
+			}
+		}
+		return 1+len(granted) >= r.majority
+	})
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
+	if !ok {
+		return nil, fmt.Errorf("permission request %d: %d grants of the %d needed in %v", req, len(granted), r.majority-1, r.cfg.GrantTimeout)
+	}
+	return granted, nil
+}
+
+// prepare is recovery with permission at a majority: it copies the granted
+// followers' logs (header and ring) with READs, picks a proposal number above
+// every promise seen, walks every copy from our apply cursor and adopts, at
+// each index, the entry with the highest proposal, rewrites the adopted
+// entries into our log with our proposal, invalidates the slot after the
+// tail, and writes the whole log to the granted followers. The adopted tail
+// is then on a majority with our proposal: committed.
+func (r *Replica) prepare(granted []*peer) error {
+	ms := &r.ms
+	logSize := logring.MemSize(r.cfg.RingSize)
+	sc := r.scratch.Bytes()
+	copy(sc[:logSize], r.mem[:logSize]) // our own log is copy 0
+	deadline := time.Now().Add(r.cfg.GrantTimeout)
+	okPeers, err := r.postAndWait(granted, deadline, func(i int, p *peer) error {
+		return p.rep.PostRead(makeWRID(wrRecover, p.id, 0), r.scratch, (i+1)*logSize, logSize, p.log, verbs.Signaled)
+	})
+	if err != nil {
+		return fmt.Errorf("read followers' logs: %w", err)
+	}
+	copies := [][]byte{sc[:logSize]}
+	for i := range granted {
+		if okPeers[i] {
+			copies = append(copies, sc[(i+1)*logSize:(i+2)*logSize])
+		}
+	}
+	var maxPromise, maxCommit uint64
+	for _, c := range copies {
+		h := logring.ReadHeader(c)
+		maxPromise, maxCommit = max(maxPromise, h.MinProposal), max(maxCommit, h.CommitIndex)
+	}
+	maxPromise = max(maxPromise, r.proposal.Load())
+	prop := (maxPromise/16+1)*16 + uint64(r.id) // unique: ids are below 16
+
+	// Adopt, index by index, the entry with the highest proposal.
+	type adopted struct {
+		payload []byte
+	}
+	var chosen []adopted
+	curs := make([]logring.Cursor, len(copies))
+	live := make([]bool, len(copies))
+	for i := range curs {
+		curs[i], live[i] = ms.cur, true
+	}
+	for {
+		var best logring.Entry
+		found := false
+		for i, c := range copies {
+			if !live[i] {
+				continue
+			}
+			e, ok := curs[i].Poll(c[logring.HeaderSize:])
+			if !ok {
+				live[i] = false
+				continue
+			}
+			if !found || e.Proposal > best.Proposal {
+				best, found = e, true
+			}
+		}
+		if !found {
+			break
+		}
+		chosen = append(chosen, adopted{payload: best.Payload})
+	}
+	tail := ms.cur.Next - 1 + uint64(len(chosen))
+	if maxCommit > tail {
+		return fmt.Errorf("committed index %d lies beyond the log reachable from our applied index %d: this replica needs a state transfer", maxCommit, ms.cur.Next-1)
+	}
+
+	// Rewrite our log: adopted entries with our proposal, at the places
+	// the ring's placement rule gives them.
+	if err := ms.wring.Reset(ms.cur.Next, ms.cur.Off); err != nil {
+		return fmt.Errorf("reset ring: %w", err)
+	}
+	for k, a := range chosen {
+		idx := ms.cur.Next + uint64(k)
+		off, wrapAt, ok := ms.wring.Reserve(len(a.payload))
+		if !ok {
+			return fmt.Errorf("recovered entry %d does not fit the ring", idx)
+		}
+		if wrapAt >= 0 {
+			logring.EncodeWrap(r.ring[wrapAt:], idx)
+		}
+		logring.Encode(r.ring[off:], idx, prop, maxCommit, a.payload)
+		if err := ms.wring.Appended(idx, off, len(a.payload)); err != nil {
+			return fmt.Errorf("recovered entry %d: %w", idx, err)
+		}
+	}
+	// Nothing past the tail may pass for the next entry.
+	if t := ms.wring.Tail(); t+logring.EntryHeaderSize <= len(r.ring) {
+		clear(r.ring[t : t+logring.EntryHeaderSize])
+	}
+	logring.PutU64(r.mem, logring.OffMinProposal, prop)
+	logring.PutU64(r.mem, logring.OffCommitIndex, maxCommit)
+	r.proposal.Store(prop)
+	r.commit.Store(max(r.commit.Load(), maxCommit))
+	ms.commitWritten = 0
+
+	okPeers, err = r.postAndWait(granted, deadline, func(_ int, p *peer) error {
+		return p.rep.PostWrite(makeWRID(wrRecover, p.id, 0), r.logMR, 0, logSize, p.log, verbs.Signaled)
+	})
+	if err != nil {
+		return fmt.Errorf("write recovered log: %w", err)
+	}
+	for i, p := range granted {
+		p.active, p.acked, p.lagging = okPeers[i], tail, false
+	}
+	r.cfg.Logger.Debug("recovered", "id", r.id, "proposal", prop, "from", ms.cur.Next, "tail", tail, "commit", maxCommit)
+	return nil
+}
+
+// postAndWait posts one signaled request per peer and waits for their
+// completions; it fails unless a majority (ourselves included) succeeded.
+func (r *Replica) postAndWait(ps []*peer, deadline time.Time, post func(i int, p *peer) error) ([]bool, error) {
+	ok := make([]bool, len(ps))
+	pending := 0
+	for i, p := range ps {
+		if err := post(i, p); err == nil {
+			pending++
+		}
+	}
+	var comps [16]verbs.Completion
+	success := 0
+	fin := poll.Until(r.cfg.Poll, deadline, func() bool {
+		n, _ := r.repCQ.Poll(comps[:])
+		for _, c := range comps[:n] {
+			kind, id, _ := splitWRID(c.WRID)
+			if kind != wrRecover {
+				continue // a straggler of an earlier term
+			}
+			pending--
+			for i, p := range ps {
+				if p.id == id && c.Status == verbs.StatusSuccess {
+					ok[i] = true
+					success++
+				}
+			}
+		}
+		return pending <= 0 || r.closed.Load()
+	})
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
+	if !fin {
+		return nil, errors.New("completions did not arrive in time")
+	}
+	if 1+success < r.majority {
+		return nil, fmt.Errorf("%d of %d needed succeeded", 1+success, r.majority)
+	}
+	return ok, nil
+}
+
+// takeLateGrants brings in followers whose grant arrived after prepare: the
+// whole log is copied to them (it mirrors ours byte for byte, so their
+// replayers find every retained entry where they expect it) and they join
+// the fast path; RC ordering puts the copy before any later entry.
+func (r *Replica) takeLateGrants() {
+	req := r.request.Load()
+	if req == 0 {
+		return
+	}
+	ms := &r.ms
+	for _, p := range r.others {
+		if p.active || p.lagging || p.dead.Load() || logring.LoadU64(r.ctl, ctlGrantOff(p.id)) != req {
+			continue
+		}
+		if p.rep.State() != verbs.StateRTS {
+			continue // errored earlier; reconnecting is future work
+		}
+		p.active, p.acked = true, 0
+		tail := ms.wring.Next() - 1
+		r.post(p, wrEntry, tail, 0, logring.MemSize(r.cfg.RingSize), verbs.Signaled)
+		r.cfg.Logger.Info("late grant: follower caught up", "id", r.id, "follower", p.id, "tail", tail)
+	}
+}

@@ -1,0 +1,318 @@
+package consensus
+
+import (
+	"github.com/gomu-rdma/gomu/consensus/internal/logring"
+	"github.com/gomu-rdma/gomu/internal/poll"
+	"github.com/gomu-rdma/gomu/verbs"
+)
+
+// lead runs the fast path until the replica is closed or loses leadership.
+//
+// Each turn it reaps completions (a follower's completion of entry k means
+// it holds every entry up to k: RC ordering), moves the commit index to the
+// highest index a majority holds, applies newly committed entries and
+// answers their proposers, releases ring space every active follower (or,
+// when the ring is full, a majority) has applied, and appends one batch of
+// queued proposals if fewer than Outstanding entries are in flight. When it
+// has nothing in flight it writes the commit index to the followers'
+// headers, so they apply the last entry without waiting for another.
+func (r *Replica) lead() {
+	ms := &r.ms
+	w := poll.Waiter{Mode: r.cfg.Poll}
+	for {
+		if r.closed.Load() {
+			r.stepDown("closed", ErrClosed)
+			return
+		}
+		if r.paused.Load() {
+			w.Wait()
+			continue
+		}
+		if r.deposed.Load() {
+			r.stepDown("a higher proposal leads", nil)
+			return
+		}
+		progress := r.reap()
+		if !r.advanceCommit() {
+			r.stepDown("lost its majority", nil)
+			return
+		}
+		if r.applyCommitted() {
+			progress = true
+		}
+		r.releaseSpace()
+		if r.appendBatch() {
+			progress = true
+		}
+		if progress {
+			w.Reset()
+			continue
+		}
+		if ms.wring.Next()-1 == r.commit.Load() && ms.commitWritten < r.commit.Load() {
+			r.writeCommit()
+		}
+		r.takeLateGrants()
+		w.Wait()
+	}
+}
+
+// reap polls the replication CQ. A failed WRITE takes its follower out of
+// the active set: it was revoked (another leader) or is gone.
+func (r *Replica) reap() bool {
+	ms := &r.ms
+	got := false
+	for {
+		n, err := r.repCQ.Poll(ms.comps[:])
+		if err != nil || n == 0 {
+			return got
+		}
+		got = true
+		for _, c := range ms.comps[:n] {
+			kind, id, idx := splitWRID(c.WRID)
+			p := r.peers[id]
+			if p == nil {
+				continue
+			}
+			if c.Status != verbs.StatusSuccess {
+				if p.active {
+					p.active = false
+					r.cfg.Logger.Warn("follower down", "id", r.id, "follower", id, "status", c.Status.String())
+				}
+				if c.Status != verbs.StatusRemoteAccessError && c.Status != verbs.StatusFlushError {
+					p.dead.Store(true)
+				}
+				continue
+			}
+			if kind == wrEntry && p.active && idx > p.acked {
+				p.acked = idx
+			}
+		}
+	}
+}
+
+// advanceCommit sets the commit index to the highest index held by a
+// majority; it reports false when fewer than a majority are active.
+func (r *Replica) advanceCommit() bool {
+	var held [MaxReplicas + 1]uint64
+	held[0] = r.ms.wring.Next() - 1
+	n := 1
+	for _, p := range r.others {
+		if p.active {
+			held[n] = p.acked
+			n++
+		}
+	}
+	if n < r.majority {
+		return false
+	}
+	c := kthLargest(held[:n], r.majority)
+	if c > r.commit.Load() {
+		r.commit.Store(c)
+		logring.PutU64(r.mem, logring.OffCommitIndex, c)
+	}
+	return true
+}
+
+// kthLargest sorts v in place, descending, and returns its k-th element.
+func kthLargest(v []uint64, k int) uint64 {
+	for i := 1; i < len(v); i++ {
+		for j := i; j > 0 && v[j] > v[j-1]; j-- {
+			v[j], v[j-1] = v[j-1], v[j]
+		}
+	}
+	return v[k-1]
+}
+
+// applyCommitted applies committed entries in order and answers the
+// proposers of the commands this leader appended.
+func (r *Replica) applyCommitted() bool {
+	ms := &r.ms
+	did := false
+	for ms.cur.Next <= r.commit.Load() {
+		c := ms.cur
+		e, ok := c.Poll(r.ring)
+		if !ok {
+			// Our own committed entry is always intact: a bug.
+			r.cfg.Logger.Error("committed entry missing from the leader's log", "id", r.id, "index", c.Next)
+			return did
+		}
+		m := &ms.meta[e.Index%uint64(len(ms.meta))]
+		ours := m.index == e.Index
+		cs := logring.NewCommands(e.Payload)
+		for cmd, ok := cs.Next(); ok; cmd, ok = cs.Next() {
+			res := r.sm.Apply(e.Index, cmd)
+			if ours && ms.wqLen > 0 {
+				r.finish(ms.wq[ms.wqHead], res, nil)
+				ms.wqHead = (ms.wqHead + 1) % len(ms.wq)
+				ms.wqLen--
+			}
+		}
+		if ours {
+			*m = entryMeta{}
+		}
+		ms.cur = c
+		r.setApplied(e.Index)
+		did = true
+	}
+	return did
+}
+
+// releaseSpace lets the ring reuse entries every active follower applied.
+// When that leaves no room for a full batch, it releases what a majority
+// applied instead and leaves the followers behind that point out: they need
+// a state transfer, and the leader never stalls on them.
+func (r *Replica) releaseSpace() {
+	ms := &r.ms
+	low := r.applied.Load()
+	var all [MaxReplicas + 1]uint64
+	all[0] = low
+	n := 1
+	for _, p := range r.others {
+		a := p.applied.Load()
+		if p.active {
+			low = min(low, a)
+		}
+		all[n] = a
+		n++
+	}
+	ms.wring.Release(low)
+	if _, _, ok := ms.wring.Reserve(r.cfg.MaxBatch); ok || len(r.queue) == 0 && ms.carry < 0 {
+		return
+	}
+	maj := kthLargest(all[:n], r.majority)
+	if maj <= low {
+		return
+	}
+	for _, p := range r.others {
+		if p.active && p.applied.Load() < maj {
+			p.active, p.lagging = false, true
+			r.cfg.Logger.Warn("follower fell behind the ring's reuse point; it needs a state transfer and is left out",
+				"id", r.id, "follower", p.id, "applied", p.applied.Load(), "released", maj)
+		}
+	}
+	ms.wring.Release(maj)
+}
+
+// appendBatch appends queued proposals as one entry, if the pipeline and the
+// ring have room, and posts it to every active follower.
+func (r *Replica) appendBatch() bool {
+	ms := &r.ms
+	next := ms.wring.Next()
+	if next-1-r.applied.Load() >= uint64(r.cfg.Outstanding) {
+		return false
+	}
+	if _, _, ok := ms.wring.Reserve(r.cfg.MaxBatch); !ok {
+		return false
+	}
+	size, count := 0, 0
+	start := (ms.wqHead + ms.wqLen) % len(ms.wq)
+	for {
+		idx := ms.carry
+		if idx >= 0 {
+			ms.carry = -1
+		} else {
+			var ok bool
+			if idx, ok = r.take(); !ok {
+				break
+			}
+		}
+		n := logring.CommandSize(len(r.waiters[idx].cmd))
+		if size+n > r.cfg.MaxBatch {
+			ms.carry = idx
+			break
+		}
+		ms.wq[(start+count)%len(ms.wq)] = idx
+		size += n
+		count++
+	}
+	if count == 0 {
+		return false
+	}
+	off, wrapAt, _ := ms.wring.Reserve(size)
+	r.roleMu.Lock()
+	if r.deposed.Load() {
+		r.roleMu.Unlock()
+		// Not ours to append any more: hand the commands back.
+		for i := 0; i < count; i++ {
+			r.finish(ms.wq[(start+i)%len(ms.wq)], nil, ErrNotLeader{Leader: r.Leader()})
+		}
+		return true
+	}
+	body := r.ring[off+logring.EntryHeaderSize : off+logring.EntryHeaderSize : off+logring.EntryHeaderSize+size]
+	for i := 0; i < count; i++ {
+		body = logring.AppendCommand(body, r.waiters[ms.wq[(start+i)%len(ms.wq)]].cmd)
+	}
+	if wrapAt >= 0 {
+		logring.EncodeWrap(r.ring[wrapAt:], next)
+	}
+	esize := logring.Seal(r.ring[off:], next, r.proposal.Load(), r.commit.Load(), size)
+	r.roleMu.Unlock()
+	if err := ms.wring.Appended(next, off, size); err != nil {
+		r.cfg.Logger.Error("ring accounting", "id", r.id, "err", err)
+	}
+	ms.wqLen += count
+	ms.meta[next%uint64(len(ms.meta))] = entryMeta{index: next, n: count}
+	r.stats.entries.Add(1)
+	r.stats.commands.Add(uint64(count))
+	for _, p := range r.others {
+		if !p.active {
+			continue
+		}
+		if wrapAt >= 0 {
+			r.post(p, wrEntry, 0, logring.HeaderSize+wrapAt, logring.EntryHeaderSize, 0)
+		}
+		r.post(p, wrEntry, next, logring.HeaderSize+off, esize, verbs.Signaled)
+	}
+	return true
+}
+
+// post writes length bytes of our log at off to the same offset of p's log;
+// a post that fails synchronously takes p out of the active set.
+func (r *Replica) post(p *peer, kind int, idx uint64, off, length int, flags verbs.SendFlags) {
+	err := p.rep.PostWrite(makeWRID(kind, p.id, idx), r.logMR, off, length, p.log.Add(uint64(off)), flags)
+	if err != nil && p.active {
+		p.active = false
+		r.cfg.Logger.Warn("follower down", "id", r.id, "follower", p.id, "err", err)
+	}
+}
+
+// writeCommit writes the commit index into every active follower's header.
+func (r *Replica) writeCommit() {
+	ms := &r.ms
+	ms.commitWritten = r.commit.Load()
+	for _, p := range r.others {
+		if p.active {
+			r.post(p, wrCommit, ms.commitWritten, logring.OffCommitIndex, 8, verbs.Signaled)
+		}
+	}
+}
+
+// stepDown leaves leadership: proposals in flight and queued fail, the
+// claim is withdrawn and the main loop goes back to following.
+func (r *Replica) stepDown(why string, err error) {
+	ms := &r.ms
+	if err == nil {
+		err = ErrNotLeader{Leader: r.Leader()}
+	}
+	r.roleMu.Lock()
+	r.role.Store(int32(Follower))
+	logring.PutU64(r.ctl, ctlClaim, 0)
+	r.deposed.Store(false)
+	r.roleMu.Unlock()
+	for ; ms.wqLen > 0; ms.wqLen-- {
+		r.finish(ms.wq[ms.wqHead], nil, err)
+		ms.wqHead = (ms.wqHead + 1) % len(ms.wq)
+	}
+	if ms.carry >= 0 {
+		r.finish(ms.carry, nil, err)
+		ms.carry = -1
+	}
+	clear(ms.meta)
+	for _, p := range r.others {
+		p.active = false
+	}
+	r.failQueued(err)
+	if why != "closed" {
+		r.cfg.Logger.Info("stepped down", "id", r.id, "why", why, "commit", r.commit.Load())
+	}
+}

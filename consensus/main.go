@@ -1,0 +1,143 @@
+package consensus
+
+import (
+	"github.com/gomu-rdma/gomu/consensus/internal/logring"
+	"github.com/gomu-rdma/gomu/internal/poll"
+	"github.com/gomu-rdma/gomu/verbs"
+)
+
+// mainState is owned by the main goroutine: the apply cursor, the writer's
+// ring accounting and the proposals in flight. One goroutine replays as a
+// follower and drives the pipeline as leader, so the cursor passes from one
+// role to the other without synchronisation.
+type mainState struct {
+	cur   logring.Cursor // next entry to apply
+	wring *logring.Ring  // leader: space accounting
+	comps [64]verbs.Completion
+
+	// Proposals taken into entries, in log order (a circular FIFO), and
+	// per in-flight entry the number of them it carries.
+	wq            []int32
+	wqHead, wqLen int
+	meta          []entryMeta
+	carry         int32 // a taken proposal that did not fit the last batch, or -1
+
+	commitWritten uint64 // the commit index last written to followers' headers
+	applyBuf      []byte // follower: committed payloads are copied here before Apply
+}
+
+type entryMeta struct {
+	index uint64
+	n     int
+}
+
+func (r *Replica) initMain() error {
+	ms := &r.ms
+	ms.cur = logring.Cursor{Next: 1}
+	var err error
+	if ms.wring, err = logring.New(r.cfg.RingSize, r.cfg.RingSize/logring.Align); err != nil {
+		return err
+	}
+	ms.wq = make([]int32, r.cfg.MaxWaiters)
+	ms.meta = make([]entryMeta, 2*r.cfg.Outstanding+2)
+	ms.carry = -1
+	ms.applyBuf = make([]byte, r.cfg.MaxBatch)
+	return nil
+}
+
+// runMain alternates between following (replaying) and leading, running an
+// election in between when the detector says this replica should.
+func (r *Replica) runMain() {
+	defer r.wg.Done()
+	for !r.closed.Load() {
+		switch Role(r.role.Load()) {
+		case Leader:
+			r.lead()
+		default:
+			if r.follow() {
+				r.campaign()
+			}
+		}
+	}
+	r.failQueued(ErrClosed)
+}
+
+// follow replays committed entries of the local log until the replica is
+// closed (false) or the detector asks it to run for leader (true).
+//
+// An entry is applied only once it is known committed, from the header's
+// commit index (written by an idle leader) or from the commit index carried
+// by the entry after it, and only as decoded after that knowledge was
+// gained: a leader writes entry k before anything that says k is committed,
+// so the copy decoded afterwards is the final one. The payload is copied out
+// and checked Stable before it is applied, in case the leader reuses the
+// space (it only does once a majority applied it, but this replica may be
+// the laggard).
+func (r *Replica) follow() bool {
+	ms := &r.ms
+	w := poll.Waiter{Mode: r.cfg.Poll}
+	known := r.commit.Load()
+	for {
+		if r.closed.Load() {
+			return false
+		}
+		if r.paused.Load() {
+			w.Wait()
+			continue
+		}
+		r.failQueued(ErrNotLeader{Leader: r.Leader()})
+		if r.elect.Load() {
+			return true
+		}
+		if hc := logring.LoadU64(r.mem, logring.OffCommitIndex); hc > known {
+			known = hc
+		}
+		if known < ms.cur.Next {
+			c := ms.cur
+			if e, ok := c.Poll(r.ring); ok {
+				known = max(known, e.Commit)
+				if e2, ok := c.Poll(r.ring); ok {
+					known = max(known, e2.Commit)
+				}
+			}
+			if known < ms.cur.Next {
+				w.Wait()
+				continue
+			}
+		}
+		c := ms.cur
+		e, ok := c.Poll(r.ring)
+		if !ok {
+			w.Wait()
+			continue
+		}
+		n := copy(ms.applyBuf, e.Payload)
+		if n != len(e.Payload) || !logring.Stable(r.ring, e) {
+			w.Wait()
+			continue
+		}
+		payload := ms.applyBuf[:n]
+		if _, err := logring.ValidateBatch(payload); err != nil {
+			// A committed, checksummed entry cannot be malformed unless
+			// a writer is broken: stop rather than diverge.
+			r.cfg.Logger.Error("malformed committed entry; replay stopped", "id", r.id, "index", e.Index, "err", err)
+			for !r.closed.Load() && !r.elect.Load() {
+				w.Wait()
+			}
+			return r.elect.Load()
+		}
+		cs := logring.NewCommands(payload)
+		for cmd, ok := cs.Next(); ok; cmd, ok = cs.Next() {
+			r.sm.Apply(e.Index, cmd)
+		}
+		ms.cur = c
+		r.setApplied(e.Index)
+		r.commit.Store(known)
+		w.Reset()
+	}
+}
+
+func (r *Replica) setApplied(i uint64) {
+	r.applied.Store(i)
+	logring.PutU64(r.ctl, ctlApplied, i)
+}

@@ -1,0 +1,99 @@
+package consensus
+
+import (
+	"context"
+
+	"github.com/gomu-rdma/gomu/consensus/internal/logring"
+)
+
+// Propose replicates cmd and, once it is committed, returns the result of
+// applying it on this replica (the leader). It is safe for concurrent use;
+// concurrent calls are committed together in one log entry (group commit).
+// On a replica that does not lead it fails with ErrNotLeader; during an
+// election it waits for the outcome rather than dropping cmd. A leader that
+// loses its position fails the calls it had in flight with ErrNotLeader:
+// their commands may or may not have been committed by the next leader.
+// cmd must not be modified until Propose returns.
+//
+// Propose allocates nothing on the fast path.
+func (r *Replica) Propose(ctx context.Context, cmd []byte) ([]byte, error) {
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
+	if r.paused.Load() {
+		return nil, ErrPaused
+	}
+	if Role(r.role.Load()) == Follower {
+		return nil, ErrNotLeader{Leader: r.Leader()}
+	}
+	if logring.CommandSize(len(cmd)) > r.cfg.MaxBatch {
+		return nil, ErrTooLarge
+	}
+	var idx int32
+	select {
+	case idx = <-r.free:
+	default:
+		return nil, ErrBusy
+	}
+	w := &r.waiters[idx]
+	w.cmd = cmd
+	w.state.Store(wQueued)
+	r.queue <- idx // never blocks: it holds at most MaxWaiters ids
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		if w.state.CompareAndSwap(wQueued, wAbandoned) {
+			return nil, ctx.Err() // the main loop frees the waiter
+		}
+		// The leader took the command: its outcome is on the way.
+		select {
+		case <-w.done:
+		case <-r.stop:
+			return nil, ErrClosed
+		}
+	case <-r.stop:
+		return nil, ErrClosed
+	}
+	res, err := w.res, w.err
+	w.cmd, w.res, w.err = nil, nil, nil
+	w.state.Store(wFree)
+	r.free <- idx
+	return res, err
+}
+
+// take receives the next queued proposal, if any, for the main loop; it
+// frees abandoned ones on the way.
+func (r *Replica) take() (int32, bool) {
+	for {
+		select {
+		case idx := <-r.queue:
+			w := &r.waiters[idx]
+			if w.state.CompareAndSwap(wQueued, wTaken) {
+				return idx, true
+			}
+			w.cmd = nil
+			w.state.Store(wFree)
+			r.free <- idx
+		default:
+			return 0, false
+		}
+	}
+}
+
+// finish delivers a taken proposal's outcome.
+func (r *Replica) finish(idx int32, res []byte, err error) {
+	w := &r.waiters[idx]
+	w.res, w.err = res, err
+	w.done <- struct{}{}
+}
+
+// failQueued fails every queued proposal with err.
+func (r *Replica) failQueued(err error) {
+	for {
+		idx, ok := r.take()
+		if !ok {
+			return
+		}
+		r.finish(idx, nil, err)
+	}
+}

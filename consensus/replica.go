@@ -1,0 +1,452 @@
+package consensus
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gomu-rdma/gomu/consensus/internal/logring"
+	"github.com/gomu-rdma/gomu/registry"
+	"github.com/gomu-rdma/gomu/verbs"
+)
+
+// StateMachine is the replicated application. Apply must be deterministic:
+// every replica applies the same commands in the same order and must reach
+// the same state and results. cmd aliases registered memory and is valid only
+// during the call; copy what must be kept.
+type StateMachine interface {
+	Apply(index uint64, cmd []byte) []byte
+	Snapshot(w io.Writer) error
+	Restore(r io.Reader) error
+}
+
+// Role is what a replica currently does.
+type Role int32
+
+const (
+	Follower Role = iota
+	Candidate
+	Leader
+)
+
+func (r Role) String() string {
+	switch r {
+	case Follower:
+		return "follower"
+	case Candidate:
+		return "candidate"
+	case Leader:
+		return "leader"
+	}
+	return fmt.Sprintf("Role(%d)", int32(r))
+}
+
+// peer is this replica's view of another replica. Fields are owned by the
+// goroutine named in their comment; atomics are shared.
+type peer struct {
+	id  int
+	rep verbs.QP // replication plane
+	bg  verbs.QP // background plane
+	log verbs.Remote
+	ctl verbs.Remote
+
+	// Background goroutine.
+	lastBeat   uint64
+	lastChange time.Time
+	reading    bool   // a status READ is outstanding
+	lastReq    uint64 // the highest request of this peer we granted
+	alive      atomic.Bool
+	dead       atomic.Bool // its QPs failed: gone for good (rejoin is future work)
+	claim      atomic.Uint64
+	applied    atomic.Uint64
+
+	// Main goroutine, while leading.
+	active  bool   // holds our permission and takes our writes
+	acked   uint64 // highest index it has completed
+	lagging bool   // fell behind the reuse point: needs state transfer
+}
+
+// waiter states.
+const (
+	wFree int32 = iota
+	wQueued
+	wTaken
+	wAbandoned
+)
+
+// waiter is one Propose call in flight. Waiters are preallocated so that
+// proposing allocates nothing.
+type waiter struct {
+	cmd   []byte
+	res   []byte
+	err   error
+	state atomic.Int32
+	done  chan struct{}
+}
+
+// Replica is one member of a replicated state machine.
+type Replica struct {
+	cfg      Config
+	sm       StateMachine
+	id       int
+	ids      []int
+	majority int
+	peers    []*peer // by id; nil for self and absent ids
+	others   []*peer // every peer, by id order
+
+	reg     *registry.Registry
+	dev     verbs.Device
+	pdRep   verbs.PD
+	pdBg    verbs.PD
+	logMR   verbs.MR // header + ring
+	scratch verbs.MR // prepare: copies of peers' headers and rings (PD_rep)
+	ctlMR   verbs.MR
+	bgBuf   verbs.MR // status READ destinations (PD_bg)
+	repCQ   verbs.CQ
+	bgCQ    verbs.CQ
+
+	mem  []byte // logMR.Bytes()
+	ring []byte // the ring area of mem
+	ctl  []byte
+
+	waiters []waiter
+	free    chan int32
+	queue   chan int32
+
+	role     atomic.Int32
+	leader   atomic.Int32
+	proposal atomic.Uint64 // our proposal number while leading
+	commit   atomic.Uint64
+	applied  atomic.Uint64
+	paused   atomic.Bool
+	elect    atomic.Bool   // set by the detector: we should run
+	request  atomic.Uint64 // our latest permission request, 0 if none
+	deposed  atomic.Bool   // we granted someone else, or saw a higher claim
+
+	// roleMu orders local appends by the leader with grants by the
+	// background goroutine: once a grant to another replica is decided, the
+	// leader appends nothing more to its own log.
+	roleMu sync.Mutex
+
+	stats statsCounters
+	ms    mainState
+
+	closeOnce sync.Once
+	closed    atomic.Bool
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeErr  error
+}
+
+// statsCounters are counters updated by the engine.
+type statsCounters struct {
+	entries   atomic.Uint64
+	commands  atomic.Uint64
+	elections atomic.Uint64
+	lastFail  atomic.Int64 // ns the last fail-over took
+}
+
+// Start sets up this replica's planes, exchanges endpoints with its peers
+// through the registry, waits for all of them at a barrier, connects its
+// queue pairs and starts its goroutines. The lowest id starts as leader.
+// Close releases everything Start acquired.
+func Start(ctx context.Context, cfg Config, sm StateMachine) (*Replica, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	r := &Replica{
+		cfg:      cfg,
+		sm:       sm,
+		id:       cfg.ID,
+		ids:      slices.Sorted(slices.Values(cfg.IDs)),
+		majority: len(cfg.IDs)/2 + 1,
+		peers:    make([]*peer, MaxReplicas+1),
+		stop:     make(chan struct{}),
+	}
+	if _, has := ctx.Deadline(); !has {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.StartTimeout)
+		defer cancel()
+	}
+	if err := r.setup(ctx); err != nil {
+		r.release()
+		return nil, fmt.Errorf("consensus: start replica %d: %w", r.id, err)
+	}
+	if err := r.initMain(); err != nil {
+		r.release()
+		return nil, fmt.Errorf("consensus: start replica %d: %w", r.id, err)
+	}
+	r.waiters = make([]waiter, cfg.MaxWaiters)
+	r.free = make(chan int32, cfg.MaxWaiters)
+	r.queue = make(chan int32, cfg.MaxWaiters)
+	for i := range r.waiters {
+		r.waiters[i].done = make(chan struct{}, 1)
+		r.free <- int32(i)
+	}
+	lead := r.ids[0]
+	r.leader.Store(int32(lead))
+	if lead == r.id {
+		// The initial configuration: every follower granted the lowest id
+		// write access when it connected, and all logs are empty, so there
+		// is nothing to recover.
+		r.proposal.Store(uint64(r.id))
+		logring.PutU64(r.mem, logring.OffMinProposal, uint64(r.id))
+		logring.PutU64(r.ctl, ctlClaim, uint64(r.id))
+		for _, p := range r.others {
+			p.active = true
+		}
+		r.role.Store(int32(Leader))
+	}
+	now := time.Now()
+	for _, p := range r.others {
+		p.lastChange = now
+		p.alive.Store(true)
+	}
+	r.wg.Add(2)
+	go r.runMain()
+	go r.runBackground()
+	if cfg.Fifo != "-" {
+		if err := r.startFifo(); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("consensus: start replica %d: %w", r.id, err)
+		}
+	}
+	cfg.Logger.Info("replica started", "id", r.id, "ids", r.ids, "leader", lead, "transport", cfg.Transport)
+	return r, nil
+}
+
+// setup opens the device, builds both planes and connects every QP.
+func (r *Replica) setup(ctx context.Context) error {
+	cfg := r.cfg
+	var err error
+	r.reg, err = registry.Dial(ctx, registry.Config{Addr: cfg.Registry, Cluster: cfg.Cluster, ID: r.id})
+	if err != nil {
+		return err
+	}
+	if r.dev, err = verbs.Open(cfg.Transport, cfg.Device, cfg.Verbs); err != nil {
+		return err
+	}
+	if r.pdRep, err = r.dev.AllocPD(); err != nil {
+		return fmt.Errorf("replication PD: %w", err)
+	}
+	if r.pdBg, err = r.dev.AllocPD(); err != nil {
+		return fmt.Errorf("background PD: %w", err)
+	}
+	if r.logMR, err = r.pdRep.AllocMR(logring.MemSize(cfg.RingSize), verbs.AccessAll); err != nil {
+		return fmt.Errorf("log MR: %w", err)
+	}
+	if r.scratch, err = r.pdRep.AllocMR(len(r.ids)*(logring.HeaderSize+cfg.RingSize), verbs.AccessAll); err != nil {
+		return fmt.Errorf("scratch MR: %w", err)
+	}
+	if r.ctlMR, err = r.pdBg.AllocMR(ctlSize, verbs.AccessAll); err != nil {
+		return fmt.Errorf("control MR: %w", err)
+	}
+	if r.bgBuf, err = r.pdBg.AllocMR((MaxReplicas+1)*ctlSlot, verbs.AccessAll); err != nil {
+		return fmt.Errorf("background buffer MR: %w", err)
+	}
+	r.mem, r.ctl = r.logMR.Bytes(), r.ctlMR.Bytes()
+	r.ring = r.mem[logring.HeaderSize:]
+	depth := 4 * len(r.ids) * (cfg.Outstanding + 64)
+	if r.repCQ, err = r.dev.CreateCQ(depth); err != nil {
+		return fmt.Errorf("replication CQ: %w", err)
+	}
+	if r.bgCQ, err = r.dev.CreateCQ(depth); err != nil {
+		return fmt.Errorf("background CQ: %w", err)
+	}
+	for _, id := range r.ids {
+		if id == r.id {
+			continue
+		}
+		p := &peer{id: id}
+		r.peers[id], r.others = p, append(r.others, p)
+		if p.rep, err = r.pdRep.CreateQP(verbs.QPConfig{SendCQ: r.repCQ}); err != nil {
+			return fmt.Errorf("replication QP to %d: %w", id, err)
+		}
+		if p.bg, err = r.pdBg.CreateQP(verbs.QPConfig{SendCQ: r.bgCQ}); err != nil {
+			return fmt.Errorf("background QP to %d: %w", id, err)
+		}
+		if err := r.reg.Publish(ctx, fmt.Sprintf("qp/%d->%d", r.id, id), r.endpointRecord(p)); err != nil {
+			return err
+		}
+	}
+	if _, err := r.reg.Barrier(ctx, "start", r.ids); err != nil {
+		return err
+	}
+	for _, p := range r.others {
+		rec, err := r.reg.Lookup(ctx, p.id, fmt.Sprintf("qp/%d->%d", p.id, r.id))
+		if err != nil {
+			return err
+		}
+		repEP, bgEP, log, ctl, err := parseEndpointRecord(rec.Value)
+		if err != nil {
+			return fmt.Errorf("endpoints of replica %d: %w", p.id, err)
+		}
+		p.log, p.ctl = log, ctl
+		// Read access always (a candidate reads logs during prepare);
+		// write access only for the leader, initially the lowest id.
+		access := verbs.AccessRemoteRead
+		if p.id == r.ids[0] {
+			access |= verbs.AccessRemoteWrite
+		}
+		if err := p.rep.Connect(repEP, access); err != nil {
+			return fmt.Errorf("connect replication QP to %d: %w", p.id, err)
+		}
+		if err := p.bg.Connect(bgEP, verbs.AccessAll); err != nil {
+			return fmt.Errorf("connect background QP to %d: %w", p.id, err)
+		}
+	}
+	// Nobody may write before everyone has connected (a WRITE to a QP not
+	// yet connected back is refused).
+	if _, err := r.reg.Barrier(ctx, "connected", r.ids); err != nil {
+		return err
+	}
+	return nil
+}
+
+// endpointRecord is what a peer needs to reach us: both QP endpoints and
+// both MRs, length-prefixed.
+func (r *Replica) endpointRecord(p *peer) []byte {
+	var b []byte
+	for _, ep := range [][]byte{p.rep.Endpoint(), p.bg.Endpoint()} {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(ep)))
+		b = append(b, ep...)
+	}
+	for _, m := range []verbs.MR{r.logMR, r.ctlMR} {
+		b = binary.LittleEndian.AppendUint64(b, m.Addr())
+		b = binary.LittleEndian.AppendUint32(b, m.RKey())
+	}
+	return b
+}
+
+func parseEndpointRecord(b []byte) (rep, bg []byte, log, ctl verbs.Remote, err error) {
+	var eps [2][]byte
+	for i := range eps {
+		if len(b) < 4 {
+			return nil, nil, log, ctl, errors.New("truncated record")
+		}
+		n := int(binary.LittleEndian.Uint32(b))
+		if len(b) < 4+n {
+			return nil, nil, log, ctl, errors.New("truncated endpoint")
+		}
+		eps[i], b = b[4:4+n], b[4+n:]
+	}
+	if len(b) != 24 {
+		return nil, nil, log, ctl, fmt.Errorf("memory descriptors of %d bytes, want 24", len(b))
+	}
+	log = verbs.Remote{Addr: binary.LittleEndian.Uint64(b), RKey: binary.LittleEndian.Uint32(b[8:])}
+	ctl = verbs.Remote{Addr: binary.LittleEndian.Uint64(b[12:]), RKey: binary.LittleEndian.Uint32(b[20:])}
+	return eps[0], eps[1], log, ctl, nil
+}
+
+// release closes everything setup acquired, in reverse order. Closing the
+// device releases its PDs, MRs, CQs, QPs and shm files.
+func (r *Replica) release() error {
+	var errs []error
+	if r.dev != nil {
+		if err := r.dev.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close device: %w", err))
+		}
+	}
+	if r.reg != nil {
+		if err := r.reg.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close registry: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops the replica's goroutines, fails pending proposals with
+// ErrClosed and releases its queue pairs, memory and registry connection.
+// It says no goodbye: to its peers the replica looks crashed.
+func (r *Replica) Close() error {
+	r.closeOnce.Do(func() {
+		r.closed.Store(true)
+		close(r.stop)
+		r.wg.Wait()
+		r.closeErr = r.release()
+		r.cfg.Logger.Info("replica closed", "id", r.id)
+	})
+	return r.closeErr
+}
+
+// ID returns this replica's id.
+func (r *Replica) ID() int { return r.id }
+
+// Leader returns the id of the replica this one believes leads, 0 if none.
+func (r *Replica) Leader() int { return int(r.leader.Load()) }
+
+// Role returns what this replica currently does.
+func (r *Replica) Role() Role { return Role(r.role.Load()) }
+
+// Pause makes the replica behave like a hung process: its heartbeat stops,
+// its loops idle and Propose fails with ErrPaused, until Resume.
+func (r *Replica) Pause() {
+	if !r.paused.Swap(true) {
+		r.cfg.Logger.Info("paused", "id", r.id)
+	}
+}
+
+// Resume undoes Pause.
+func (r *Replica) Resume() {
+	if r.paused.Swap(false) {
+		r.cfg.Logger.Info("resumed", "id", r.id)
+	}
+}
+
+// Paused reports whether the replica is paused.
+func (r *Replica) Paused() bool { return r.paused.Load() }
+
+// PeerStats is a replica's view of one peer.
+type PeerStats struct {
+	ID      int
+	Alive   bool   // its heartbeat moves
+	Active  bool   // (leader) it holds our permission and takes our writes
+	Acked   uint64 // (leader) highest index it completed
+	Applied uint64 // the applied index it last published
+	Lagging bool   // (leader) fell behind the reuse point: needs state transfer
+}
+
+// Stats is a snapshot of a replica's state.
+type Stats struct {
+	ID         int
+	Role       Role
+	Leader     int
+	Proposal   uint64 // the proposal number we lead with (0 unless leading)
+	Commit     uint64
+	Applied    uint64
+	Entries    uint64 // entries appended as leader
+	Commands   uint64 // commands proposed as leader
+	Elections  uint64 // campaigns won
+	LastFailMs float64
+	Peers      []PeerStats
+}
+
+// Stats returns a snapshot of the replica's state. Per-peer leader fields
+// are read without synchronisation with the leader loop and are advisory.
+func (r *Replica) Stats() Stats {
+	s := Stats{
+		ID:         r.id,
+		Role:       r.Role(),
+		Leader:     r.Leader(),
+		Commit:     r.commit.Load(),
+		Applied:    r.applied.Load(),
+		Entries:    r.stats.entries.Load(),
+		Commands:   r.stats.commands.Load(),
+		Elections:  r.stats.elections.Load(),
+		LastFailMs: float64(r.stats.lastFail.Load()) / 1e6,
+	}
+	if s.Role == Leader {
+		s.Proposal = r.proposal.Load()
+	}
+	for _, p := range r.others {
+		s.Peers = append(s.Peers, PeerStats{ID: p.id, Alive: p.alive.Load(), Applied: p.applied.Load()})
+	}
+	return s
+}
