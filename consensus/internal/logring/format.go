@@ -43,6 +43,20 @@ const (
 // for it where the CPU has them.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// slicing8 extends castagnoli to slicing-by-8 tables, for checksumming the
+// header fields straight from registers: handing hash/crc32 a stack buffer
+// would move the buffer to the heap on every call.
+var slicing8 = func() (t [8][256]uint32) {
+	t[0] = *castagnoli
+	for i := range 256 {
+		for k := 1; k < 8; k++ {
+			c := t[k-1][i]
+			t[k][i] = c>>8 ^ t[0][c&0xFF]
+		}
+	}
+	return t
+}()
+
 // nativeBigEndian is true where the CPU's word order is big-endian; the
 // atomic loads and stores then swap bytes so memory stays little-endian.
 var nativeBigEndian = func() bool {
@@ -183,12 +197,17 @@ type Entry struct {
 // checksum is the CRC-32C of the header fields, as laid out in bytes [0,28)
 // of an entry, followed by the payload.
 func checksum(index, proposal, commit uint64, length uint32, payload []byte) uint32 {
-	var h [offLenSum + 4]byte
-	binary.LittleEndian.PutUint64(h[offIndex:], index)
-	binary.LittleEndian.PutUint64(h[offProposal:], proposal)
-	binary.LittleEndian.PutUint64(h[offCommit:], commit)
-	binary.LittleEndian.PutUint32(h[offLenSum:], length)
-	return crc32.Update(crc32.Update(0, castagnoli, h[:]), castagnoli, payload)
+	t := &slicing8
+	crc := ^uint32(0)
+	for _, v := range [3]uint64{index, proposal, commit} {
+		crc ^= uint32(v)
+		hi := uint32(v >> 32)
+		crc = t[0][hi>>24] ^ t[1][hi>>16&0xFF] ^ t[2][hi>>8&0xFF] ^ t[3][hi&0xFF] ^
+			t[4][crc>>24] ^ t[5][crc>>16&0xFF] ^ t[6][crc>>8&0xFF] ^ t[7][crc&0xFF]
+	}
+	crc ^= length
+	crc = t[0][crc>>24] ^ t[1][crc>>16&0xFF] ^ t[2][crc>>8&0xFF] ^ t[3][crc&0xFF]
+	return crc32.Update(^crc, castagnoli, payload)
 }
 
 // seal writes an entry header into dst, the Index word last.

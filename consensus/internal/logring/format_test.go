@@ -95,6 +95,19 @@ func TestChecksumIsCRC32C(t *testing.T) {
 	if got := binary.LittleEndian.Uint32(ring[28:]); got != want {
 		t.Fatalf("checksum %#x, want CRC-32C %#x", got, want)
 	}
+	// And for arbitrary fields and payload lengths.
+	rng := newRand(1)
+	for range 1000 {
+		var hdr [28]byte
+		rng.Read(hdr[:])
+		p := payloadFor(rng.Uint64(), rng.Intn(300))
+		want := crc32.Checksum(append(hdr[:], p...), crc32.MakeTable(crc32.Castagnoli))
+		got := checksum(binary.LittleEndian.Uint64(hdr[0:]), binary.LittleEndian.Uint64(hdr[8:]),
+			binary.LittleEndian.Uint64(hdr[16:]), binary.LittleEndian.Uint32(hdr[24:]), p)
+		if got != want {
+			t.Fatalf("checksum of % x and %d bytes = %#x, want %#x", hdr, len(p), got, want)
+		}
+	}
 	wantHdr := []byte{7, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0}
 	if !bytes.Equal(ring[:28], wantHdr) {
 		t.Fatalf("header bytes % x, want % x", ring[:28], wantHdr)
