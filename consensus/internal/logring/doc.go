@@ -76,8 +76,9 @@
 // such a reader copies the payload into its own buffer, then calls [Stable],
 // and uses the copy only if Stable reports the entry intact. The check is
 // sound because an overwrite never restores the old bytes: if the copy caught
-// any byte of a newer entry, that byte is still in the ring (or the header
-// has moved on) when Stable re-validates, and the checksum no longer matches.
+// a byte of a newer entry that differs from the old one, that byte is still in
+// the ring (or the header has moved on) when Stable re-validates, and the
+// checksum no longer matches (but for a CRC-32C collision, about 2^-32).
 // A reader that finds its entry unstable has fallen behind the reuse point
 // and needs a state transfer.
 //
