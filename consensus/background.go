@@ -52,6 +52,9 @@ func (r *Replica) runBackground() {
 				r.bgCompletion(c, now)
 			}
 		}
+		if r.reconnect() {
+			did = true
+		}
 		if r.serveGrants() {
 			did = true
 		}
@@ -181,6 +184,13 @@ func (r *Replica) serveGrants() bool {
 		if lead, _ := r.liveLeader(); lead != 0 && lead != c.id {
 			continue
 		}
+		if c.reconSeq != 0 {
+			continue // grant once reconnected
+		}
+		if c.rep.State() != verbs.StateRTS {
+			c.wantRecon.Store(true)
+			continue
+		}
 		r.roleMu.Lock()
 		if Role(r.role.Load()) != Follower {
 			r.roleMu.Unlock()
@@ -190,11 +200,13 @@ func (r *Replica) serveGrants() bool {
 		for _, q := range r.others {
 			if q != c && q.rep.Access()&verbs.AccessRemoteWrite != 0 {
 				if err := q.rep.SetAccess(verbs.AccessRemoteRead); err != nil {
-					// Without the fence we must not grant. Resetting
-					// and reconnecting the QP is the way out (future
-					// work: it needs a fresh endpoint exchange).
-					r.cfg.Logger.Warn("revoke failed; grant deferred", "id", r.id, "old", q.id, "err", err)
-					ok = false
+					// The fallback: Reset fences as well (it drains
+					// in-flight WRITEs); reconnect read-only later.
+					r.cfg.Logger.Warn("revoke failed; resetting the QP", "id", r.id, "old", q.id, "err", err)
+					if err := q.rep.Reset(); err != nil {
+						ok = false
+					}
+					q.wantRecon.Store(true)
 				}
 			}
 		}
@@ -209,6 +221,7 @@ func (r *Replica) serveGrants() bool {
 			continue
 		}
 		c.lastReq = req
+		r.grantee = c.id
 		logring.PutU64(r.ctl, ctlGivenOff(c.id), req)
 		r.postControl(c, ctlGivenOff(c.id), ctlGrantOff(r.id))
 		r.cfg.Logger.Info("granted permission", "id", r.id, "candidate", c.id, "request", req)
@@ -223,4 +236,94 @@ func (r *Replica) postControl(p *peer, from, to int) {
 	if err := p.bg.PostWrite(makeWRID(wrControl, p.id, 0), r.ctlMR, from, 8, p.ctl.Add(uint64(to)), verbs.Signaled); err != nil {
 		r.markDead(p, err.Error())
 	}
+}
+
+// repAccess is the access a peer gets on our replication QP: read always,
+// write only while it is the replica we granted.
+func (r *Replica) repAccess(p *peer) verbs.Access {
+	if p.id == r.grantee {
+		return verbs.AccessRemoteRead | verbs.AccessRemoteWrite
+	}
+	return verbs.AccessRemoteRead
+}
+
+// reconnect runs the endpoint exchange that brings an errored replication
+// QP back (see ctlEpInOff). When both ends ask at once, the lower id's
+// request wins and the higher id answers it.
+func (r *Replica) reconnect() bool {
+	did := false
+	for _, p := range r.others {
+		if p.dead.Load() {
+			continue
+		}
+		in := ctlEpInOff(p.id)
+		word := logring.LoadU64(r.ctl, in)
+		seq, reply := word>>1, word&1 == 1
+		switch {
+		case reply && p.reconSeq != 0 && seq == p.reconSeq:
+			if ep, ok := r.readEndpoint(in); ok {
+				if err := p.rep.Connect(ep, r.repAccess(p)); err != nil {
+					r.cfg.Logger.Warn("reconnect", "id", r.id, "peer", p.id, "err", err)
+				} else {
+					r.cfg.Logger.Info("replication QP reconnected", "id", r.id, "peer", p.id)
+				}
+				p.reconSeq = 0
+				p.wantRecon.Store(false)
+				did = true
+			}
+		case !reply && seq > p.reconSeen && (p.reconSeq == 0 || p.id < r.id):
+			ep, ok := r.readEndpoint(in)
+			if !ok {
+				continue
+			}
+			p.reconSeen, p.reconSeq = seq, 0
+			p.wantRecon.Store(false)
+			if err := p.rep.Reset(); err == nil {
+				err = p.rep.Connect(ep, r.repAccess(p))
+				if err != nil {
+					r.cfg.Logger.Warn("reconnect", "id", r.id, "peer", p.id, "err", err)
+				}
+			}
+			r.sendEndpoint(p, seq<<1|1)
+			did = true
+		case p.reconSeq == 0 && (p.wantRecon.Load() || p.rep.State() == verbs.StateError):
+			p.wantRecon.Store(false)
+			if err := p.rep.Reset(); err != nil {
+				continue
+			}
+			r.reconCtr++
+			p.reconSeq = r.reconCtr + uint64(time.Now().UnixNano())>>20 // above any earlier run's
+			r.sendEndpoint(p, p.reconSeq<<1)
+			did = true
+		}
+	}
+	return did
+}
+
+func (r *Replica) readEndpoint(off int) ([]byte, bool) {
+	n := int(logring.LoadU64(r.ctl, off+8))
+	if n <= 0 || n > ctlEpSlot-16 {
+		return nil, false
+	}
+	return r.ctl[off+16 : off+16+n], true
+}
+
+// sendEndpoint writes our replication QP's current endpoint for p into p's
+// EpIn slot, the sequence word last (RC ordering).
+func (r *Replica) sendEndpoint(p *peer, word uint64) {
+	out := ctlEpOutOff(p.id)
+	ep := p.rep.Endpoint()
+	if len(ep) > ctlEpSlot-16 {
+		r.cfg.Logger.Error("endpoint too long for its control slot", "id", r.id, "len", len(ep))
+		return
+	}
+	logring.PutU64(r.ctl, out+8, uint64(len(ep)))
+	copy(r.ctl[out+16:], ep)
+	logring.PutU64(r.ctl, out, word)
+	dst := ctlEpInOff(r.id)
+	if err := p.bg.PostWrite(makeWRID(wrControl, p.id, 0), r.ctlMR, out+8, 8+8+len(ep), p.ctl.Add(uint64(dst+8)), 0); err != nil {
+		r.markDead(p, err.Error())
+		return
+	}
+	r.postControl(p, out, dst)
 }

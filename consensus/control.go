@@ -25,8 +25,20 @@ const (
 	ctlApplied    = 16
 	ctlStatusSize = 24
 	ctlOwnRequest = 33 * ctlSlot
-	ctlSize       = 65 * ctlSlot
+	ctlEpIn       = 65 * ctlSlot // 16 × 256 bytes: endpoints peers send us
+	ctlEpOut      = ctlEpIn + 16*ctlEpSlot
+	ctlEpSlot     = 256 // seq word, length word, endpoint bytes
+	ctlSize       = ctlEpOut + 16*ctlEpSlot
 )
+
+// Reconnection slots: a replication QP that went to the error state (a
+// refused WRITE of a deposed leader) is only usable again after both ends
+// Reset it and Connect to each other's new endpoints. The side that needs
+// it resets its QP and writes the new endpoint into the peer's EpIn slot,
+// then the sequence word (seq<<1); the peer resets its end, connects and
+// answers the same way with the reply bit set ((seq<<1)|1).
+func ctlEpInOff(p int) int  { return ctlEpIn + p*ctlEpSlot }
+func ctlEpOutOff(p int) int { return ctlEpOut + p*ctlEpSlot }
 
 func ctlRequestOff(p int) int { return (1 + p) * ctlSlot }
 func ctlGrantOff(p int) int   { return (17 + p) * ctlSlot }
@@ -39,7 +51,7 @@ const (
 	wrCommit  = 2 // the idle leader's commit-index write to a header
 	wrRecover = 3 // prepare: header and ring reads, proposal and ring writes
 	wrStatus  = 4 // background: a peer's status words
-	wrControl = 5 // background: request and grant writes
+	wrControl = 5 // background: request, grant and reconnection writes
 )
 
 func makeWRID(kind, peer int, idx uint64) uint64 {

@@ -244,7 +244,8 @@ func (r *Replica) takeLateGrants() {
 			continue
 		}
 		if p.rep.State() != verbs.StateRTS {
-			continue // errored earlier; reconnecting is future work
+			p.wantRecon.Store(true) // the background goroutine reconnects it
+			continue
 		}
 		p.active, p.acked = true, 0
 		tail := ms.wring.Next() - 1

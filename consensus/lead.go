@@ -78,9 +78,13 @@ func (r *Replica) reap() bool {
 					p.active = false
 					r.cfg.Logger.Warn("follower down", "id", r.id, "follower", id, "status", c.Status.String())
 				}
-				if c.Status != verbs.StatusRemoteAccessError && c.Status != verbs.StatusFlushError {
-					p.dead.Store(true)
+				if c.Status == verbs.StatusRemoteAccessError {
+					// It revoked us: only a fresh grant lets it back in.
+					logring.PutU64(r.ctl, ctlGrantOff(id), 0)
 				}
+				// Its QP is in error now; the background goroutine
+				// reconnects it (or finds the peer dead).
+				p.wantRecon.Store(true)
 				continue
 			}
 			if kind == wrEntry && p.active && idx > p.acked {

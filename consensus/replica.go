@@ -65,6 +65,10 @@ type peer struct {
 	dead       atomic.Bool // its QPs failed: gone for good (rejoin is future work)
 	claim      atomic.Uint64
 	applied    atomic.Uint64
+	// Reconnection (background goroutine): our outstanding request's
+	// sequence (0 if none), the last request of theirs we answered.
+	reconSeq, reconSeen uint64
+	wantRecon           atomic.Bool // the main goroutine asks for one
 
 	// Main goroutine, while leading.
 	active  bool   // holds our permission and takes our writes
@@ -134,6 +138,9 @@ type Replica struct {
 	// leader appends nothing more to its own log.
 	roleMu sync.Mutex
 
+	grantee  int // background goroutine: who may write our log
+	reconCtr uint64
+
 	stats statsCounters
 	ms    mainState
 
@@ -192,6 +199,7 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Replica, error) {
 	}
 	lead := r.ids[0]
 	r.leader.Store(int32(lead))
+	r.grantee = lead
 	if lead == r.id {
 		// The initial configuration: every follower granted the lowest id
 		// write access when it connected, and all logs are empty, so there
