@@ -63,6 +63,13 @@ func testLogger(t testing.TB) *slog.Logger {
 // device on one fabric named after the test, around an embedded registry.
 func startCluster(t testing.TB, n int, tweak func(*Config)) *cluster {
 	t.Helper()
+	return startClusterSM(t, n, tweak, nil)
+}
+
+// startClusterSM is startCluster with a state machine of newSM's making on
+// every replica (when not nil) instead of a recorder.
+func startClusterSM(t testing.TB, n int, tweak func(*Config), newSM func() StateMachine) *cluster {
+	t.Helper()
 	srv, err := memcache.ListenAndServe("127.0.0.1:0", memcache.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -88,14 +95,18 @@ func startCluster(t testing.TB, n int, tweak func(*Config)) *cluster {
 			if tweak != nil {
 				tweak(&cfg)
 			}
-			sm := &recorder{}
+			rec := &recorder{}
+			var sm StateMachine = rec
+			if newSM != nil {
+				sm = newSM()
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), hang)
 			defer cancel()
 			r, err := Start(ctx, cfg, sm)
 			errs[id] = err
 			if err == nil {
 				mu.Lock()
-				c.reps[id], c.sms[id] = r, sm
+				c.reps[id], c.sms[id] = r, rec
 				mu.Unlock()
 			}
 		}()
