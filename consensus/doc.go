@@ -1,0 +1,69 @@
+// Package consensus is gomu's replication engine: the Mu protocol
+// (Aguilera et al., OSDI 2020) over the verbs API. The leader replicates a
+// command by writing it straight into its followers' memory with one-sided
+// WRITEs; followers never touch the network on the fast path; only the
+// current leader may write a follower's log.
+//
+// # Memory
+//
+// Each replica registers two memory regions, each in its own protection
+// domain, so that the background plane can never write the log:
+//
+//   - Replication plane: the log MR (internal/logring's layout: a header of
+//     min proposal, commit index and writer's proposal, then a ring of
+//     checksummed, cache-line-padded entries) and one RC QP per peer. A
+//     follower's QP to peer p grants remote write only while p is the
+//     replica it granted; remote read always, for a candidate's prepare.
+//   - Background plane: the control MR (see control.go: heartbeat, leader
+//     claim and applied index; permission request and grant slots; QP
+//     reconnection slots) and one RC QP per peer, always open.
+//
+// Logs are byte mirrors: an entry's ring offset is a function of the sizes
+// of the entries before it, so index k sits at the same offset in every log
+// that holds it, and the leader sends entry k from its own log to the same
+// offset of each follower's.
+//
+// # Protocol
+//
+// Fast path: Propose calls queue; the leader's main goroutine groups queued
+// commands into one entry (group commit), writes it into its ring and posts
+// it to every active follower; an entry is committed when a majority
+// (leader included) holds it, that is once enough WRITE completions came
+// back (RC ordering makes a completion of entry k cover every entry before
+// it). The commit index rides on the next entry, and an idle leader writes
+// it into the followers' headers. A follower's replayer applies entries in
+// order once it knows them committed, validating index and checksum, so torn
+// and stale entries are never applied.
+//
+// Failure detection: every replica bumps its heartbeat and READs its peers'
+// status words each HeartbeatPeriod; a peer whose heartbeat stands still for
+// SuspectTimeout is suspected. The leader is the live replica claiming the
+// highest proposal. When no live replica leads, the lowest id believed alive
+// runs; a live leader is never pre-empted, by candidates or by granters.
+//
+// Permission switch: the candidate revokes everyone's write access to its
+// own log and writes a new request number into each peer's request slot. A
+// granter that sees no other live leader revokes write access from everyone
+// on its replication QPs (SetAccess is a fence: once it returns no WRITE of
+// the old leader lands; if it fails, Reset fences instead and the QP is
+// reconnected later), grants the candidate and writes the request number
+// into the candidate's grant slot. The candidate proceeds with a majority,
+// itself included, and the leader loop takes late grants afterwards by
+// copying its whole log to the late follower.
+//
+// Prepare: the candidate READs the granted followers' logs, picks a proposal
+// above every promise seen (proposal = round·16 + id, so numbers are unique),
+// walks every log from its own apply point adopting, index by index, the
+// entry with the highest proposal, rewrites the adopted entries with its own
+// proposal, clears the slot after the tail and writes its log to the granted
+// majority: the adopted tail is committed. Proposals that arrive meanwhile
+// wait and are appended afterwards. Any loss of leadership clears the fast
+// path, so a replica that leads again always prepares again.
+//
+// Errors: a failed WRITE takes its follower out of the active set; the
+// leader goes on while a majority is active and otherwise steps down, and
+// Propose fails with ErrNotLeader naming the believed leader.
+//
+// Every loop waits through internal/poll (spin, spin-then-yield or sleep,
+// from Config.Profile or Config.Poll); the fast path allocates nothing.
+package consensus
