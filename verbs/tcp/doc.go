@@ -26,7 +26,8 @@
 // free). A link has two goroutines: the sender dials (with the retry
 // timeout as deadline), says hello (which QP incarnation it targets and
 // who it is), then writes queued requests, one buffered flush per batch;
-// the receiver reads acks and turns them into completions. On the target,
+// the receiver reads acks and turns them into completions. A post may
+// also write its own request (the direct path, below). On the target,
 // one goroutine per accepted connection, part of the device's soft NIC,
 // validates and executes every request and acks it; the target's
 // application goroutines are never involved.
@@ -43,6 +44,34 @@
 // until the request completes. A local MR of another PD (or provider), a
 // closed one, or a READ into one without AccessLocalWrite fails with
 // StatusLocalProtectionError in turn, after everything posted before it.
+//
+// # The direct path
+//
+// Handing every request to the sender costs a goroutine wake-up, which on
+// a small machine is most of a round trip. So a post whose request has
+// nothing queued ahead of it and at most directInFlight requests in flight
+// (a latency-bound caller, not a pipeline, which is better served by the
+// sender's one write per batch), a READ or an inlined WRITE of at most
+// maxDirect bytes, tries to take the sender's right to write (the link's
+// sendMu, with TryLock). If it gets it, it moves the request to in flight,
+// encodes the frame into the link's direct buffer, releases the QP lock
+// and writes the frame to the socket itself, with one non-blocking write
+// (RawConn.Write with a callback that calls write(2) once and always
+// reports done). Whatever did not fit, because the socket buffer was full
+// (EAGAIN) or took only part, stays in the direct buffer, and the sender
+// is kicked to write it.
+//
+// It cannot block: sendMu is only tried, never waited for, and the write
+// never parks on a full socket. It cannot reorder: the sender holds sendMu
+// from before it takes a batch until that batch is flushed into the
+// socket, and releases it only to park; a post moves its request to in
+// flight while holding both the QP lock and sendMu, and only when nothing
+// is queued ahead of it. So every request sent earlier is already in the
+// socket, and the sender writes the direct buffer's leftover before it
+// takes anything newer. A direct write that fails shuts the link down like
+// a failed sender write (the receiver then fails what is outstanding), and
+// a sender that exits keeps sendMu, so nothing is written to a link whose
+// sender is gone.
 //
 // # Target checks and the revoke fence
 //

@@ -12,7 +12,10 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/gomu-rdma/gomu/verbs"
 )
@@ -24,9 +27,22 @@ const (
 	// writeChunk bounds one socket write, so a large payload reports
 	// progress to the retry timer as it goes.
 	writeChunk = 256 << 10
+	// maxDirect bounds the payload of a WRITE that a post may put on the
+	// wire itself (see postDirect); larger ones go through the sender.
+	maxDirect = 4 << 10
+	// directInFlight is how many requests may be in flight for a post to
+	// still take the direct path. A post into a busy pipeline leaves the
+	// request to the sender, which writes a whole batch with one system
+	// call, rather than paying one per request.
+	directInFlight = 0
 )
 
 var errLinkDown = errors.New("link shut down")
+
+// directWriteLimit, when not negative, caps what one direct write puts
+// into the socket (0 acts as EAGAIN), so that tests can drive the hand-over
+// of a partly written frame to the sender.
+var directWriteLimit = -1
 
 // link is the initiator side of one connected QP: a connection to the
 // peer's device, a sender goroutine that dials it and writes requests, and
@@ -48,6 +64,22 @@ type link struct {
 	conn   *net.TCPConn
 	down   bool
 
+	// sendMu is the right to write to the connection. The sender holds it
+	// from before it dials until it parks waiting for a kick, and again
+	// from the kick on; it keeps it when it exits, so nobody writes to a
+	// link whose sender is gone. A post takes it only with TryLock, for
+	// the direct path (see postDirect). The fields below are guarded by
+	// it.
+	sendMu sync.Mutex
+	raw    syscall.RawConn // set once connected
+	// dbuf[doff:dlen] is what a direct post could not get into the
+	// socket: the sender writes it before anything else.
+	dbuf       []byte
+	doff, dlen int
+	wfn        func(fd uintptr) bool // writes dbuf[doff:dlen] once, never waits
+	wn         int
+	werr       error
+
 	// Retry timer. last is the time of the latest progress (an ack, bytes
 	// written or read) as nanoseconds since t0. The receiver's read
 	// deadline is armed when requests go in flight; when it fires, the
@@ -65,7 +97,7 @@ type link struct {
 
 func newLink(q *qp, ep endpoint) *link {
 	ctx, stop := context.WithCancel(context.Background())
-	return &link{
+	l := &link{
 		q:    q,
 		ep:   ep,
 		rt:   q.dev.opts.RetryTimeout,
@@ -73,7 +105,24 @@ func newLink(q *qp, ep endpoint) *link {
 		stop: stop,
 		kick: make(chan struct{}, 1),
 		t0:   time.Now(),
+		dbuf: make([]byte, reqLen+min(q.maxInline, maxDirect)),
 	}
+	// Built once so that the direct path does not allocate a closure per
+	// post. It always reports done, so RawConn.Write never parks on
+	// EAGAIN: what did not fit is left for the sender.
+	l.wfn = func(fd uintptr) bool {
+		p := l.dbuf[l.doff:l.dlen]
+		if lim := directWriteLimit; lim >= 0 && len(p) > lim {
+			if lim == 0 {
+				l.wn, l.werr = 0, unix.EAGAIN
+				return true
+			}
+			p = p[:lim]
+		}
+		l.wn, l.werr = unix.Write(int(fd), p)
+		return true
+	}
+	return l
 }
 
 func (l *link) start() {
@@ -94,14 +143,16 @@ func (l *link) shutdown() {
 	l.connMu.Unlock()
 }
 
-// kickSender wakes the sender after a post. A post that starts from an
-// empty queue is latency-bound (the caller will likely spin on its CQ for
-// this very request), so if the sender was parked the poster also yields:
-// the woken sender sits in this P's runnext, and a poster spinning on
-// without yielding would leave it there until another P steals it, which
-// costs the runtime a sleep (tens of µs of timer slack). Yielding runs the
-// sender here at once; the post itself still never waits for the network.
-// Posts that join a busy queue never yield, so pipelining is unaffected.
+// kickSender wakes the sender after a post that did not take the direct
+// path. A post that is first in the unsent queue (fresh) is latency-bound:
+// the caller will likely spin on its CQ for this very request, or the
+// direct path has just sent the one before it. So if the sender was
+// parked the poster also yields: the woken sender sits in this P's
+// runnext, and a poster spinning on without yielding would leave it there
+// until another P steals it, which costs the runtime a sleep (tens of µs
+// of timer slack). Yielding runs the sender here at once; the post itself
+// still never waits for the network. Posts that join a queue the sender
+// has yet to drain never yield, so pipelining is unaffected.
 func (l *link) kickSender(fresh bool) {
 	select {
 	case l.kick <- struct{}{}:
@@ -196,7 +247,13 @@ func (w progressWriter) Write(p []byte) (int, error) {
 
 func (l *link) send() {
 	defer l.wg.Done()
+	// Held while dialing and writing, released only while parked, and kept
+	// on return (see sendMu).
+	l.sendMu.Lock()
 	conn, err := l.dial()
+	if err == nil {
+		l.raw, err = conn.SyscallConn()
+	}
 	if err != nil {
 		l.q.linkFailed(l, fmt.Errorf("connect to %s: %w", l.ep.addr, err))
 		return
@@ -208,27 +265,26 @@ func (l *link) send() {
 	batch := make([]frame, 0, maxBatch)
 	var hdr [reqLen]byte
 	for {
-		var ok bool
-		batch, ok = l.q.takeBatch(l, batch[:0])
-		if !ok {
-			return
+		batch = batch[:0]
+		// What a direct post left behind goes first: it is older than
+		// anything still queued.
+		if l.doff < l.dlen {
+			_, err = w.Write(l.dbuf[l.doff:l.dlen])
+			l.doff, l.dlen = 0, 0
 		}
-		if len(batch) == 0 {
-			l.idle.Store(true)
-			select {
-			case <-l.kick:
-				l.idle.Store(false)
-				continue
-			case <-l.ctx.Done():
+		var ok bool
+		if err == nil {
+			batch, ok = l.q.takeBatch(l, batch)
+			if !ok {
 				return
 			}
-		}
-		for i := range batch {
-			if err = l.writeFrame(w, &batch[i], hdr[:]); err != nil {
-				break
+			for i := range batch {
+				if err = l.writeFrame(w, &batch[i], hdr[:]); err != nil {
+					break
+				}
 			}
 		}
-		if err == nil {
+		if err == nil && w.Buffered() > 0 {
 			err = w.Flush()
 		}
 		if err != nil {
@@ -243,7 +299,93 @@ func (l *link) send() {
 			}
 			return
 		}
+		if len(batch) == 0 {
+			l.idle.Store(true)
+			l.sendMu.Unlock()
+			select {
+			case <-l.kick:
+				l.sendMu.Lock()
+				l.idle.Store(false)
+			case <-l.ctx.Done():
+				l.sendMu.Lock()
+				return
+			}
+		}
 	}
+}
+
+// postDirect is the direct path of a post: the request just queued at seq
+// q.tail-1 has nothing unsent ahead of it, so if the poster can take the
+// sender's right to write, it encodes the frame and writes it to the
+// socket itself, with one non-blocking write, saving the wake-up of the
+// sender. Called with q.mu held; it releases it. It reports false, with
+// q.mu still held and nothing changed, if the request must go through the
+// sender.
+//
+// It cannot block: sendMu is only tried, and the write never waits for
+// the socket (what does not fit stays in dbuf, which the sender writes
+// before anything else). It cannot reorder: the request is moved to in
+// flight under q.mu together with taking sendMu, and the sender takes
+// requests only while holding sendMu, so whatever the sender took earlier
+// is already in the socket or in its flushed buffer, and whatever it takes
+// later goes after dbuf.
+func (l *link) postDirect(q *qp, w *wr) bool {
+	if w.pre != verbs.StatusSuccess || q.sent != q.tail-1 || q.sent-q.compl > directInFlight ||
+		(w.op == verbs.OpWrite && (!w.inlined || w.length > maxDirect)) {
+		return false
+	}
+	if !l.sendMu.TryLock() {
+		return false
+	}
+	if l.raw == nil || l.doff < l.dlen {
+		// Not connected yet, or the socket was full last time.
+		l.sendMu.Unlock()
+		return false
+	}
+	seq := q.sent
+	h := reqHeader{op: wireWrite, length: uint32(w.length), seq: seq, addr: w.remote.Addr, rkey: w.remote.RKey}
+	n := reqLen
+	if w.op == verbs.OpRead {
+		h.op = wireRead
+	} else {
+		at := q.inlineAt(seq)
+		n += copy(l.dbuf[reqLen:], q.inline[at:at+w.length])
+	}
+	h.put(l.dbuf)
+	l.doff, l.dlen = 0, n
+	if q.sent == q.compl {
+		l.touch() // the retry clock of the oldest request starts now
+	}
+	q.sent++
+	if !l.armed {
+		l.conn.SetReadDeadline(time.Now().Add(l.rt))
+		l.armed = true
+	}
+	q.mu.Unlock()
+
+	err := l.raw.Write(l.wfn)
+	if err == nil {
+		err = l.werr
+	}
+	if l.wn > 0 {
+		l.doff += l.wn
+		l.touch()
+	}
+	l.wn, l.werr = 0, nil
+	left := l.doff < l.dlen
+	if err == unix.EAGAIN || err == unix.EINTR {
+		err = nil
+	}
+	if err != nil {
+		slog.Debug("tcp: send", "qp", q.num, "peer", l.ep.addr, "err", err)
+		l.shutdown() // the receiver fails what is outstanding
+		left = false
+	}
+	l.sendMu.Unlock()
+	if left {
+		l.kickSender(false)
+	}
+	return true
 }
 
 func (l *link) writeFrame(w *bufio.Writer, f *frame, hdr []byte) error {

@@ -374,8 +374,11 @@ func (q *qp) post(op verbs.Opcode, id uint64, local verbs.MR, off, length int, r
 		q.mu.Unlock()
 		return nil
 	}
-	fresh := q.compl == q.tail
+	fresh := q.sent == q.tail // first unsent: the sender must start for it
 	q.tail++
+	if l.postDirect(q, w) {
+		return nil // q.mu released
+	}
 	q.mu.Unlock()
 	l.kickSender(fresh)
 	return nil

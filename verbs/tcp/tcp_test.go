@@ -3,7 +3,9 @@ package tcp
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"runtime"
 	"sync/atomic"
@@ -519,5 +521,62 @@ func TestPostAllocs(t *testing.T) {
 	// the provider does not control (netpoll, timers).
 	if n := testing.AllocsPerRun(500, round); n > 0.5 {
 		t.Fatalf("PostWrite+Poll round trip allocates %.2f times per op", n)
+	}
+}
+
+func TestDirectPathLeftovers(t *testing.T) {
+	// A post that writes its frame itself and gets only part of it (or
+	// nothing) into the socket leaves the rest to the sender, which must
+	// write it before any later request: every WRITE lands where it
+	// should and every READ returns what the WRITEs before it left.
+	for _, limit := range []int{0, 1, 5, reqLen + 3} {
+		t.Run(fmt.Sprintf("limit%d", limit), func(t *testing.T) {
+			directWriteLimit = limit
+			t.Cleanup(func() { directWriteLimit = -1 })
+			const size = 1 << 16
+			a, b := pair(t, 5*time.Second, size, false)
+			src, dst := a.mr.Bytes(), b.mr.Bytes()
+			want := make([]byte, size)
+			rng := rand.New(rand.NewPCG(uint64(limit), 1))
+			id := uint64(0)
+			for round := 0; round < 200; round++ {
+				k := 1 + rng.IntN(3)
+				for i := 0; i < k; i++ {
+					id++
+					flags := verbs.SendFlags(0)
+					if i == k-1 {
+						flags = verbs.Signaled
+					}
+					n := rng.IntN(a.qp.maxInline + 64)
+					// Posts of a round use disjoint local memory: a
+					// large WRITE streams from it until it completes.
+					const span = size / 2 / 3
+					off := i*span + rng.IntN(span-n)
+					roff := size/2 + rng.IntN(size/2-n)
+					var err error
+					if rng.IntN(4) == 0 {
+						// READ back what earlier WRITEs left at roff.
+						err = a.qp.PostRead(id, a.mr, off, n, b.mr.Remote().Add(uint64(roff)), flags)
+						copy(want[off:off+n], want[roff:roff+n])
+					} else {
+						for j := off; j < off+n; j++ {
+							src[j] = byte(rng.Uint32())
+						}
+						copy(want[off:off+n], src[off:off+n])
+						copy(want[roff:roff+n], src[off:off+n])
+						err = a.qp.PostWrite(id, a.mr, off, n, b.mr.Remote().Add(uint64(roff)), flags)
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				if c := wait(t, a.cq, 10*time.Second); c.Status != verbs.StatusSuccess || c.WRID != id {
+					t.Fatalf("round %d: %+v, want wr %d successful", round, c, id)
+				}
+				if !bytes.Equal(src[:size/2], want[:size/2]) || !bytes.Equal(dst[size/2:], want[size/2:]) {
+					t.Fatalf("round %d: memory differs from what was written", round)
+				}
+			}
+		})
 	}
 }
