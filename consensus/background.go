@@ -28,6 +28,9 @@ func (r *Replica) runBackground() {
 			next = time.Now()
 			for _, p := range r.others {
 				p.lastChange = next // do not suspect everyone on resume
+				// Claims read before the pause are stale: judge no
+				// election on them (see judge).
+				p.fresh, p.skipRead = false, p.reading
 			}
 			continue
 		}
@@ -113,6 +116,11 @@ func (r *Replica) bgCompletion(c verbs.Completion, now time.Time) {
 	if kind != wrStatus {
 		return
 	}
+	if p.skipRead {
+		p.skipRead = false
+	} else {
+		p.fresh = true
+	}
 	base := p.id * ctlSlot
 	buf := r.bgBuf.Bytes()
 	if hb := logring.LoadU64(buf, base+ctlHeartbeat); hb != p.lastBeat {
@@ -161,6 +169,13 @@ func (r *Replica) judge() {
 	}
 	lowest := r.id
 	for _, p := range r.others {
+		if !p.dead.Load() && !p.fresh {
+			// A replica that just resumed (or started) knows no
+			// current claims yet: running on its stale view would
+			// fence a live leader out of its log for nothing.
+			r.elect.Store(false)
+			return
+		}
 		if p.alive.Load() && p.id < lowest {
 			lowest = p.id
 		}
@@ -176,6 +191,9 @@ func (r *Replica) judge() {
 // grant yet stays pending and is looked at again.
 func (r *Replica) serveGrants() bool {
 	did := false
+	if id := r.regrant.Swap(0); id != 0 && r.peers[id] != nil {
+		r.peers[id].lastReq = 0 // its current request is granted again
+	}
 	for _, c := range r.others {
 		req := logring.LoadU64(r.ctl, ctlRequestOff(c.id))
 		if req <= c.lastReq || c.dead.Load() {
@@ -216,12 +234,14 @@ func (r *Replica) serveGrants() bool {
 				ok = false
 			}
 		}
+		if ok {
+			r.grantee.Store(int32(c.id))
+		}
 		r.roleMu.Unlock()
 		if !ok {
 			continue
 		}
 		c.lastReq = req
-		r.grantee = c.id
 		logring.PutU64(r.ctl, ctlGivenOff(c.id), req)
 		r.postControl(c, ctlGivenOff(c.id), ctlGrantOff(r.id))
 		r.cfg.Logger.Info("granted permission", "id", r.id, "candidate", c.id, "request", req)
@@ -239,9 +259,11 @@ func (r *Replica) postControl(p *peer, from, to int) {
 }
 
 // repAccess is the access a peer gets on our replication QP: read always,
-// write only while it is the replica we granted.
+// write only while it is the replica we granted. Callers hold roleMu, so a
+// reconnection cannot hand write access back to a replica a candidate has
+// just fenced out.
 func (r *Replica) repAccess(p *peer) verbs.Access {
-	if p.id == r.grantee {
+	if int32(p.id) == r.grantee.Load() {
 		return verbs.AccessRemoteRead | verbs.AccessRemoteWrite
 	}
 	return verbs.AccessRemoteRead
@@ -262,7 +284,10 @@ func (r *Replica) reconnect() bool {
 		switch {
 		case reply && p.reconSeq != 0 && seq == p.reconSeq:
 			if ep, ok := r.readEndpoint(in); ok {
-				if err := p.rep.Connect(ep, r.repAccess(p)); err != nil {
+				r.roleMu.Lock()
+				err := p.rep.Connect(ep, r.repAccess(p))
+				r.roleMu.Unlock()
+				if err != nil {
 					r.cfg.Logger.Warn("reconnect", "id", r.id, "peer", p.id, "err", err)
 				} else {
 					r.cfg.Logger.Info("replication QP reconnected", "id", r.id, "peer", p.id)
@@ -279,7 +304,9 @@ func (r *Replica) reconnect() bool {
 			p.reconSeen, p.reconSeq = seq, 0
 			p.wantRecon.Store(false)
 			if err := p.rep.Reset(); err == nil {
+				r.roleMu.Lock()
 				err = p.rep.Connect(ep, r.repAccess(p))
+				r.roleMu.Unlock()
 				if err != nil {
 					r.cfg.Logger.Warn("reconnect", "id", r.id, "peer", p.id, "err", err)
 				}

@@ -16,14 +16,26 @@ import (
 func (r *Replica) campaign() {
 	start := time.Now()
 	r.elect.Store(false)
-	r.role.Store(int32(Candidate))
+	r.roleMu.Lock()
+	r.role.Store(int32(Candidate)) // from now on we grant nobody
+	r.roleMu.Unlock()
+	prev := int(r.grantee.Load())
 	granted, err := r.gatherPermissions()
 	permDone := time.Now()
 	if err == nil {
 		err = r.prepare(granted)
 	}
 	if err != nil {
+		r.roleMu.Lock()
 		r.role.Store(int32(Follower))
+		if int(r.grantee.Load()) == r.id && prev != r.id {
+			// We fenced our log and lost: the replica we had granted
+			// may still lead. Give it our grant again (its WRITEs
+			// refused meanwhile took us out of its active set).
+			r.grantee.Store(int32(prev))
+			r.regrant.Store(int32(prev))
+		}
+		r.roleMu.Unlock()
 		r.failQueued(ErrNotLeader{Leader: r.Leader()})
 		r.cfg.Logger.Info("election lost", "id", r.id, "err", err)
 		return
@@ -39,18 +51,15 @@ func (r *Replica) campaign() {
 		"id", r.id, "proposal", r.proposal.Load(), "followers", len(granted), "commit", r.commit.Load())
 }
 
-// gatherPermissions revokes every peer's write access to our own log (we
-// grant ourselves), publishes a new request number to every peer and waits
-// for grants from a majority, ourselves included. Later grants are taken by
-// the leader loop.
+// gatherPermissions publishes a new request number to every peer and waits
+// for grants from a majority, ourselves included; later grants are taken by
+// the leader loop. We grant ourselves only once the others' grants are in:
+// then we revoke every peer's write access to our own log, the same fence a
+// granter raises. Until then the replica we granted keeps writing our log,
+// so a campaign that fails for want of grants (the leader is alive after
+// all) leaves it undisturbed. Fencing after the others' grants is safe: our
+// promise dates from the fence, and prepare copies our log after it.
 func (r *Replica) gatherPermissions() ([]*peer, error) {
-	for _, p := range r.others {
-		if p.rep.Access()&verbs.AccessRemoteWrite != 0 {
-			if err := p.rep.SetAccess(verbs.AccessRemoteRead); err != nil {
-				return nil, fmt.Errorf("revoke replica %d's write access: %w", p.id, err)
-			}
-		}
-	}
 	req := r.request.Load() + 1
 	logring.PutU64(r.ctl, ctlOwnRequest, req)
 	r.request.Store(req) // the background goroutine sends it
@@ -73,6 +82,20 @@ func (r *Replica) gatherPermissions() ([]*peer, error) {
 	}
 	if !ok {
 		return nil, fmt.Errorf("permission request %d: %d grants of the %d needed in %v", req, len(granted), r.majority-1, r.cfg.GrantTimeout)
+	}
+	r.roleMu.Lock()
+	defer r.roleMu.Unlock()
+	r.grantee.Store(int32(r.id)) // reconnections now grant read access only
+	for _, p := range r.others {
+		if p.rep.Access()&verbs.AccessRemoteWrite != 0 {
+			if err := p.rep.SetAccess(verbs.AccessRemoteRead); err != nil {
+				// Reset fences too; the QP is reconnected read-only.
+				if err := p.rep.Reset(); err != nil {
+					return nil, fmt.Errorf("revoke replica %d's write access: %w", p.id, err)
+				}
+				p.wantRecon.Store(true)
+			}
+		}
 	}
 	return granted, nil
 }

@@ -61,10 +61,14 @@ type peer struct {
 	lastChange time.Time
 	reading    bool   // a status READ is outstanding
 	lastReq    uint64 // the highest request of this peer we granted
-	alive      atomic.Bool
-	dead       atomic.Bool // its QPs failed: gone for good (rejoin is future work)
-	claim      atomic.Uint64
-	applied    atomic.Uint64
+	// fresh: a status READ posted since we last resumed has completed,
+	// so claim and applied are current; skipRead: the READ outstanding
+	// when we resumed predates the pause and does not count.
+	fresh, skipRead bool
+	alive           atomic.Bool
+	dead            atomic.Bool // its QPs failed: gone for good (rejoin is future work)
+	claim           atomic.Uint64
+	applied         atomic.Uint64
 	// Reconnection (background goroutine): our outstanding request's
 	// sequence (0 if none), the last request of theirs we answered.
 	reconSeq, reconSeen uint64
@@ -138,7 +142,11 @@ type Replica struct {
 	// leader appends nothing more to its own log.
 	roleMu sync.Mutex
 
-	grantee  int // background goroutine: who may write our log
+	// grantee is the replica that may write our log: the one we granted
+	// last, or ourselves from the moment we fence our log as a candidate.
+	// Written under roleMu.
+	grantee  atomic.Int32
+	regrant  atomic.Int32 // a grantee the main loop asks us to grant again, 0 if none
 	reconCtr uint64
 
 	stats statsCounters
@@ -199,7 +207,7 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Replica, error) {
 	}
 	lead := r.ids[0]
 	r.leader.Store(int32(lead))
-	r.grantee = lead
+	r.grantee.Store(int32(lead))
 	if lead == r.id {
 		// The initial configuration: every follower granted the lowest id
 		// write access when it connected, and all logs are empty, so there
