@@ -49,9 +49,10 @@
 //
 // Handing every request to the sender costs a goroutine wake-up, which on
 // a small machine is most of a round trip. So a post whose request has
-// nothing queued ahead of it and at most directInFlight requests in flight
-// (a latency-bound caller, not a pipeline, which is better served by the
-// sender's one write per batch), a READ or an inlined WRITE of at most
+// nothing queued ahead of it and at most directInFlight requests in flight,
+// on a link whose sender last took a single request (a latency-bound
+// caller, not a pipeline, which is better served by the sender's one
+// write per batch), a READ or an inlined WRITE of at most
 // maxDirect bytes, tries to take the sender's right to write (the link's
 // sendMu, with TryLock). If it gets it, it moves the request to in flight,
 // encodes the frame into the link's direct buffer, releases the QP lock
@@ -137,14 +138,19 @@
 // # Performance
 //
 // The hot path (post, send, target execution, ack, completion, Poll) does
-// not allocate: BenchmarkPostWritePoll reports 0 allocs/op. A round trip
-// costs three goroutine wake-ups (sender, target, receiver) and two
-// loopback TCP hops, so it is bound by the kernel and the Go scheduler,
-// not by the provider: on the 2-core development VM a 64-byte signaled
-// WRITE polled to completion takes about 40-60µs, against about 28µs for
-// a bare Go TCP ping-pong. A post that starts from an empty queue yields
-// once to the sender it woke (see kickSender), which keeps a caller
-// spinning on its CQ from stranding the sender on its own P; without it
-// the round trip was about 125µs. Pipelined, one QP moves a 64-byte WRITE
-// every 2-4µs.
+// not allocate: BenchmarkPostWritePoll reports 0 allocs/op. With the
+// direct path a round trip costs two goroutine wake-ups (target,
+// receiver) and two loopback TCP hops, so it is bound by the kernel and
+// the Go scheduler, not by the provider. On the 2-core development VM
+// (noisy, shared), BenchmarkPostWritePoll went from about 45-85µs to
+// 35-50µs (and from about 160µs to 50µs while the machine was loaded),
+// and verbs-lat's 64-byte half round trip (p50) from about 70-90µs to
+// 22-33µs with --poll spin, 90-150µs to 53-98µs with yield and
+// 115-150µs to 88-110µs with sleep, against 11-20µs for a bare Go TCP
+// ping-pong (which itself jumps to 60-80µs in some runs). The yield and
+// sleep numbers are dominated by the poller's own yields and sleeps. A
+// post that is first in the unsent queue yields once to the sender it
+// woke (see kickSender), which keeps a caller spinning on its CQ from
+// stranding the sender on its own P. Pipelined, one QP moves a 64-byte
+// WRITE every 2-4µs on an idle machine.
 package tcp

@@ -89,6 +89,10 @@ type link struct {
 	t0    time.Time
 	last  atomic.Int64
 	armed bool // guarded by q.mu
+	// batch is how many requests the sender took last time, guarded by
+	// q.mu: more than one means a pipelining caller, which the direct
+	// path would slow down.
+	batch int
 
 	// dead is set (under q.mu) when the connection failed while nothing
 	// was outstanding: the next post fails at once with RetryExceeded.
@@ -330,7 +334,7 @@ func (l *link) send() {
 // is already in the socket or in its flushed buffer, and whatever it takes
 // later goes after dbuf.
 func (l *link) postDirect(q *qp, w *wr) bool {
-	if w.pre != verbs.StatusSuccess || q.sent != q.tail-1 || q.sent-q.compl > directInFlight ||
+	if w.pre != verbs.StatusSuccess || q.sent != q.tail-1 || q.sent-q.compl > directInFlight || l.batch > 1 ||
 		(w.op == verbs.OpWrite && (!w.inlined || w.length > maxDirect)) {
 		return false
 	}
@@ -438,6 +442,9 @@ func (q *qp) takeBatch(l *link, out []frame) (_ []frame, ok bool) {
 		}
 		out = append(out, f)
 		q.sent++
+	}
+	if len(out) > 0 {
+		l.batch = len(out)
 	}
 	if len(out) > 0 && !l.armed {
 		l.conn.SetReadDeadline(time.Now().Add(l.rt))

@@ -374,7 +374,9 @@ func (q *qp) post(op verbs.Opcode, id uint64, local verbs.MR, off, length int, r
 		q.mu.Unlock()
 		return nil
 	}
-	fresh := q.sent == q.tail // first unsent: the sender must start for it
+	// Latency-bound: the sender must start for this one, and nothing is
+	// in flight ahead of it but what the direct path sent.
+	fresh := q.sent == q.tail && (q.sent == q.compl || (q.sent-q.compl <= directInFlight+1 && l.batch <= 1))
 	q.tail++
 	if l.postDirect(q, w) {
 		return nil // q.mu released
