@@ -19,7 +19,7 @@ func (r *Replica) runBackground() {
 	defer r.wg.Done()
 	w := poll.Waiter{Mode: r.cfg.Poll}
 	var comps [32]verbs.Completion
-	var sentReq uint64
+	var sentReq uint64 // our request word as last sent
 	next := time.Now()
 	for !r.closed.Load() {
 		if r.paused.Load() {
@@ -40,7 +40,7 @@ func (r *Replica) runBackground() {
 			r.tick(now)
 			did = true
 		}
-		if req := r.request.Load(); req > sentReq {
+		if req := logring.LoadU64(r.ctl, ctlOwnRequest); req != sentReq {
 			sentReq = req
 			for _, p := range r.others {
 				if !p.dead.Load() {
@@ -187,19 +187,26 @@ func (r *Replica) judge() {
 // granted when no live replica other than c leads and we are a follower: we
 // revoke write access from everyone else on our replication QPs (the fence:
 // once SetAccess returns no WRITE of the old leader lands), give it to c,
-// and write the request number into c's grant slot. A request we cannot
-// grant yet stays pending and is looked at again.
+// and write a grant word for the request into c's grant slot. A request we
+// cannot grant yet stays pending and is looked at again.
+//
+// A request already granted is granted again, with a new grant word, to the
+// live leader when the candidate we fenced it out for has withdrawn its
+// request unused: otherwise a leader that keeps its majority would never
+// write our log again.
 func (r *Replica) serveGrants() bool {
 	did := false
-	if id := r.regrant.Swap(0); id != 0 && r.peers[id] != nil {
-		r.peers[id].lastReq = 0 // its current request is granted again
-	}
 	for _, c := range r.others {
-		req := logring.LoadU64(r.ctl, ctlRequestOff(c.id))
-		if req <= c.lastReq || c.dead.Load() {
+		w := logring.LoadU64(r.ctl, ctlRequestOff(c.id))
+		req := w &^ reqWithdrawn
+		if w&reqWithdrawn != 0 || req == 0 || c.dead.Load() {
 			continue
 		}
-		if lead, _ := r.liveLeader(); lead != 0 && lead != c.id {
+		lead, _ := r.liveLeader()
+		if lead != 0 && lead != c.id {
+			continue
+		}
+		if req < c.lastReq || req == c.lastReq && !(lead == c.id && r.granteeWithdrew()) {
 			continue
 		}
 		if c.reconSeq != 0 {
@@ -242,12 +249,20 @@ func (r *Replica) serveGrants() bool {
 			continue
 		}
 		c.lastReq = req
-		logring.PutU64(r.ctl, ctlGivenOff(c.id), req)
+		r.grantGen++
+		logring.PutU64(r.ctl, ctlGivenOff(c.id), grantWord(req, r.grantGen))
 		r.postControl(c, ctlGivenOff(c.id), ctlGrantOff(r.id))
 		r.cfg.Logger.Info("granted permission", "id", r.id, "candidate", c.id, "request", req)
 		did = true
 	}
 	return did
+}
+
+// granteeWithdrew reports whether the replica we last granted is a peer that
+// withdrew the request we granted it.
+func (r *Replica) granteeWithdrew() bool {
+	g := r.peers[r.grantee.Load()]
+	return g != nil && logring.LoadU64(r.ctl, ctlRequestOff(g.id)) == g.lastReq|reqWithdrawn
 }
 
 // postControl writes the 8-byte word at local control offset from to the

@@ -40,6 +40,21 @@ const (
 func ctlEpInOff(p int) int  { return ctlEpIn + p*ctlEpSlot }
 func ctlEpOutOff(p int) int { return ctlEpOut + p*ctlEpSlot }
 
+// A request word is the candidate's request number, with reqWithdrawn set
+// once the candidate gave the request up before using any grant (it fenced
+// nothing, read and wrote nothing): a granter may then give write access
+// back to the live leader it fenced out for that candidate.
+//
+// A grant word is the request number granted in its low 32 bits and the
+// granter's grant counter above, so two grants of the same request differ:
+// a leader whose WRITEs a follower refused takes the follower back only on
+// a grant newer than the one it had, whatever order the refusal and the
+// new grant reach it in.
+const reqWithdrawn = 1 << 63
+
+func grantWord(req, gen uint64) uint64 { return gen<<32 | req&(1<<32-1) }
+func grantReq(w uint64) uint64         { return w & (1<<32 - 1) }
+
 func ctlRequestOff(p int) int { return (1 + p) * ctlSlot }
 func ctlGrantOff(p int) int   { return (17 + p) * ctlSlot }
 func ctlGivenOff(p int) int   { return (49 + p) * ctlSlot }

@@ -19,7 +19,6 @@ func (r *Replica) campaign() {
 	r.roleMu.Lock()
 	r.role.Store(int32(Candidate)) // from now on we grant nobody
 	r.roleMu.Unlock()
-	prev := int(r.grantee.Load())
 	granted, err := r.gatherPermissions()
 	permDone := time.Now()
 	if err == nil {
@@ -28,14 +27,14 @@ func (r *Replica) campaign() {
 	if err != nil {
 		r.roleMu.Lock()
 		r.role.Store(int32(Follower))
-		if int(r.grantee.Load()) == r.id && prev != r.id {
-			// We fenced our log and lost: the replica we had granted
-			// may still lead. Give it our grant again (its WRITEs
-			// refused meanwhile took us out of its active set).
-			r.grantee.Store(int32(prev))
-			r.regrant.Store(int32(prev))
-		}
 		r.roleMu.Unlock()
+		if errors.Is(err, errNoGrants) {
+			// We used no grant: say so, so that our granters may give
+			// the live leader they fenced out for us its access back.
+			// (After the fence we may have read and written logs under
+			// our proposal: then only a new election moves on.)
+			logring.PutU64(r.ctl, ctlOwnRequest, r.request.Load()|reqWithdrawn)
+		}
 		r.failQueued(ErrNotLeader{Leader: r.Leader()})
 		r.cfg.Logger.Info("election lost", "id", r.id, "err", err)
 		return
@@ -71,7 +70,8 @@ func (r *Replica) gatherPermissions() ([]*peer, error) {
 		}
 		granted = granted[:0]
 		for _, p := range r.others {
-			if logring.LoadU64(r.ctl, ctlGrantOff(p.id)) == req && !p.dead.Load() {
+			if w := logring.LoadU64(r.ctl, ctlGrantOff(p.id)); grantReq(w) == req && !p.dead.Load() {
+				p.granted = w
 				granted = append(granted, p)
 			}
 		}
@@ -81,7 +81,7 @@ func (r *Replica) gatherPermissions() ([]*peer, error) {
 		return nil, ErrClosed
 	}
 	if !ok {
-		return nil, fmt.Errorf("permission request %d: %d grants of the %d needed in %v", req, len(granted), r.majority-1, r.cfg.GrantTimeout)
+		return nil, fmt.Errorf("permission request %d: %d grants of the %d needed in %v: %w", req, len(granted), r.majority-1, r.cfg.GrantTimeout, errNoGrants)
 	}
 	r.roleMu.Lock()
 	defer r.roleMu.Unlock()
@@ -99,6 +99,9 @@ func (r *Replica) gatherPermissions() ([]*peer, error) {
 	}
 	return granted, nil
 }
+
+// errNoGrants: a campaign found no majority of grants (and fenced nothing).
+var errNoGrants = errors.New("no majority granted")
 
 // prepare is recovery with permission at a majority: it copies the granted
 // followers' logs (header and ring) with READs, picks a proposal number above
@@ -263,14 +266,18 @@ func (r *Replica) takeLateGrants() {
 	}
 	ms := &r.ms
 	for _, p := range r.others {
-		if p.active || p.lagging || p.dead.Load() || logring.LoadU64(r.ctl, ctlGrantOff(p.id)) != req {
+		if p.active || p.lagging || p.dead.Load() {
+			continue
+		}
+		w := logring.LoadU64(r.ctl, ctlGrantOff(p.id))
+		if grantReq(w) != req || w == p.refused {
 			continue
 		}
 		if p.rep.State() != verbs.StateRTS {
 			p.wantRecon.Store(true) // the background goroutine reconnects it
 			continue
 		}
-		p.active, p.acked = true, 0
+		p.active, p.acked, p.granted = true, 0, w
 		tail := ms.wring.Next() - 1
 		r.post(p, wrEntry, tail, 0, logring.MemSize(r.cfg.RingSize), verbs.Signaled)
 		r.cfg.Logger.Info("late grant: follower caught up", "id", r.id, "follower", p.id, "tail", tail)

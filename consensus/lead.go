@@ -79,8 +79,8 @@ func (r *Replica) reap() bool {
 					r.cfg.Logger.Warn("follower down", "id", r.id, "follower", id, "status", c.Status.String())
 				}
 				if c.Status == verbs.StatusRemoteAccessError {
-					// It revoked us: only a fresh grant lets it back in.
-					logring.PutU64(r.ctl, ctlGrantOff(id), 0)
+					// It revoked us: only a newer grant lets it back in.
+					p.refused = p.granted
 				}
 				// Its QP is in error now; the background goroutine
 				// reconnects it (or finds the peer dead).

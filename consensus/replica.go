@@ -76,6 +76,8 @@ type peer struct {
 
 	// Main goroutine, while leading.
 	active  bool   // holds our permission and takes our writes
+	granted uint64 // the grant word under which it became active
+	refused uint64 // the grant word under which it refused our WRITEs
 	acked   uint64 // highest index it has completed
 	lagging bool   // fell behind the reuse point: needs state transfer
 }
@@ -146,7 +148,7 @@ type Replica struct {
 	// last, or ourselves from the moment we fence our log as a candidate.
 	// Written under roleMu.
 	grantee  atomic.Int32
-	regrant  atomic.Int32 // a grantee the main loop asks us to grant again, 0 if none
+	grantGen uint64 // background goroutine: grants given so far
 	reconCtr uint64
 
 	stats statsCounters
@@ -208,7 +210,16 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Replica, error) {
 	lead := r.ids[0]
 	r.leader.Store(int32(lead))
 	r.grantee.Store(int32(lead))
+	// The initial configuration is request 1 of the lowest id, granted by
+	// everyone at connection time (grant counter 0).
+	if p := r.peers[lead]; p != nil {
+		logring.PutU64(r.ctl, ctlRequestOff(lead), 1)
+		logring.PutU64(r.ctl, ctlGivenOff(lead), grantWord(1, 0))
+		p.lastReq = 1
+	}
 	if lead == r.id {
+		r.request.Store(1)
+		logring.PutU64(r.ctl, ctlOwnRequest, 1)
 		// The initial configuration: every follower granted the lowest id
 		// write access when it connected, and all logs are empty, so there
 		// is nothing to recover.
@@ -216,7 +227,8 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Replica, error) {
 		logring.PutU64(r.mem, logring.OffMinProposal, uint64(r.id))
 		logring.PutU64(r.ctl, ctlClaim, uint64(r.id))
 		for _, p := range r.others {
-			p.active = true
+			logring.PutU64(r.ctl, ctlGrantOff(p.id), grantWord(1, 0))
+			p.active, p.granted = true, grantWord(1, 0)
 		}
 		r.role.Store(int32(Leader))
 	}
