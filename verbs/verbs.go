@@ -271,7 +271,7 @@ type QPConfig struct {
 const (
 	DefaultMaxSendWR    = 256
 	DefaultMaxInline    = 256
-	DefaultRetryTimeout = 100 * time.Millisecond
+	DefaultRetryTimeout = 500 * time.Millisecond // about an InfiniBand default (timeout 14, retry 7)
 	DefaultFenceTimeout = time.Second
 	// MaxMessageSize bounds a single WRITE or READ (as ibv_port_attr.max_msg_sz).
 	MaxMessageSize = 1 << 30

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -103,8 +102,7 @@ func bareServe(conn net.Conn, rd *bufio.Reader, cfg config, total int) error {
 		return fmt.Errorf("bare baseline: client did not map the file: %q %v", l, err)
 	}
 	src := make([]byte, cfg.size)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	defer pin(cfg.mode)()
 	for i := 0; i < total; i++ {
 		seq := seqOf(i)
 		if err := b.await(0, seq); err != nil {
@@ -133,20 +131,18 @@ func barePing(conn net.Conn, rd *bufio.Reader, cfg config, total int) (*latency.
 	fmt.Fprintln(conn, "mapped")
 	rec := latency.New(time.Minute, 0)
 	src := make([]byte, cfg.size)
-	runtime.LockOSThread()
+	defer pin(cfg.mode)()
 	for i := 0; i < total; i++ {
 		seq := seqOf(i)
 		start := time.Now()
 		b.send(0, src, seq)
 		if err := b.await(1, seq); err != nil {
-			runtime.UnlockOSThread()
 			return nil, fmt.Errorf("bare round %d: %w", i, err)
 		}
 		if i >= cfg.warmup {
 			rec.Record(time.Since(start) / 2)
 		}
 	}
-	runtime.UnlockOSThread()
 	fmt.Fprintln(conn, "done")
 	return rec, nil
 }

@@ -160,6 +160,18 @@ func (e *endpointEnd) await(seq byte) error {
 
 func seqOf(i int) byte { return byte(i%255) + 1 }
 
+// pin locks the measuring goroutine to its thread when it spins, so the
+// spinner keeps its core; a yielding or sleeping loop stays unpinned, since
+// a locked goroutine that yields forces a hand-off between OS threads on
+// every wait. It returns the matching unpin.
+func pin(mode poll.Mode) func() {
+	if mode != poll.Spin {
+		return func() {}
+	}
+	runtime.LockOSThread()
+	return runtime.UnlockOSThread
+}
+
 func runServer(cfg config, out io.Writer) error {
 	ln, err := net.Listen("tcp", cfg.oob)
 	if err != nil {
@@ -198,7 +210,7 @@ func runServer(cfg config, out io.Writer) error {
 	}
 	fmt.Fprintln(conn, "ready")
 
-	runtime.LockOSThread()
+	unpin := pin(cfg.mode)
 	total := cfg.warmup + cfg.iters
 	for i := 0; i < total; i++ {
 		seq := seqOf(i)
@@ -209,7 +221,7 @@ func runServer(cfg config, out io.Writer) error {
 			return err
 		}
 	}
-	runtime.UnlockOSThread()
+	unpin()
 	if cfg.baseline {
 		if cfg.transport == "shm" {
 			return bareServe(conn, rd, cfg, total)
@@ -284,7 +296,7 @@ func runClient(cfg config, server string) error {
 	conn.SetReadDeadline(time.Time{})
 
 	rec := latency.New(time.Minute, 0)
-	runtime.LockOSThread()
+	unpin := pin(cfg.mode)
 	total := cfg.warmup + cfg.iters
 	for i := 0; i < total; i++ {
 		seq := seqOf(i)
@@ -299,7 +311,7 @@ func runClient(cfg config, server string) error {
 			rec.Record(time.Since(start) / 2)
 		}
 	}
-	runtime.UnlockOSThread()
+	unpin()
 
 	fmt.Printf("verbs-lat: transport=%s size=%d iters=%d poll=%s\n", cfg.transport, cfg.size, cfg.iters, cfg.mode)
 	fmt.Printf("  one-sided WRITE, half round trip: %s\n", rec.Summary())
