@@ -313,8 +313,12 @@ func checkPrefixes(seqs map[int][]string) ([]string, error) {
 	return longest, nil
 }
 
-func testSteady(t *testing.T, n int) {
-	c := startCluster(t, n, nil)
+// onTCP runs a cluster over the tcp provider (soft NICs on loopback)
+// instead of shm.
+func onTCP(cfg *Config) { cfg.Transport, cfg.Device = "tcp", "" }
+
+func testSteady(t *testing.T, n int, tweak func(*Config)) {
+	c := startCluster(t, n, tweak)
 	const proposers, each = 4, 50
 	var wg sync.WaitGroup
 	errs := make(chan error, proposers)
@@ -360,5 +364,6 @@ func testSteady(t *testing.T, n int) {
 	}
 }
 
-func TestSteadyState3(t *testing.T) { testSteady(t, 3) }
-func TestSteadyState5(t *testing.T) { testSteady(t, 5) }
+func TestSteadyState3(t *testing.T)    { testSteady(t, 3, nil) }
+func TestSteadyState5(t *testing.T)    { testSteady(t, 5, nil) }
+func TestSteadyState3TCP(t *testing.T) { testSteady(t, 3, onTCP) }

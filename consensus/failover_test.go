@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"testing"
@@ -53,8 +54,11 @@ func mustContainInOrder(t *testing.T, seq, acked []string) {
 // while, and the protocol promises only one leader per proposal number, a
 // live leader eventually, and nothing acknowledged lost.
 
-func TestLeaderCrash(t *testing.T) {
-	c := startCluster(t, 3, nil)
+func TestLeaderCrash(t *testing.T)    { testLeaderCrash(t, nil) }
+func TestLeaderCrashTCP(t *testing.T) { testLeaderCrash(t, onTCP) }
+
+func testLeaderCrash(t *testing.T, tweak func(*Config)) {
+	c := startCluster(t, 3, tweak)
 	acked := proposeN(c, "before", 20)
 	old := c.waitLeader()
 	c.crash(old.ID())
@@ -208,4 +212,37 @@ func TestCloseStopsGoroutines(t *testing.T) {
 		buf := make([]byte, 1<<20)
 		t.Fatalf("%d goroutines after Close, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
+}
+
+// TestLeaderPauseFifo pauses the leader through its fifo, as an operator
+// would ("echo p > /tmp/fifo-1"), and resumes it the same way.
+func TestLeaderPauseFifo(t *testing.T) {
+	dir := t.TempDir()
+	fifo := func(id int) string { return fmt.Sprintf("%s/fifo-%d", dir, id) }
+	c := startCluster(t, 3, func(cfg *Config) { cfg.Fifo = fifo(cfg.ID) })
+	send := func(id int, b string) {
+		t.Helper()
+		f, err := os.OpenFile(fifo(id), os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acked := proposeN(c, "before", 10)
+	old := c.waitLeader()
+	send(old.ID(), "p")
+	if !waitFor(old.Paused) {
+		t.Fatalf("replica %d not paused by its fifo within %v", old.ID(), hang)
+	}
+	c.waitLeader(old.ID())
+	acked = append(acked, proposeN(c, "during", 10)...)
+	send(old.ID(), "c\n")
+	if !waitFor(func() bool { return !old.Paused() }) {
+		t.Fatalf("replica %d not resumed by its fifo within %v", old.ID(), hang)
+	}
+	acked = append(acked, proposeN(c, "after", 10)...)
+	mustContainInOrder(t, c.checkConsistent(len(acked)), acked)
 }
