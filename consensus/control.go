@@ -7,11 +7,11 @@ package consensus
 //	slot 0           heartbeat counter, leader claim, applied index (words
 //	                 at +0, +8, +16, read together by peers every period)
 //	slot 1+p         PermRequest[p]: candidate p's latest request number
-//	slot 17+p        PermGrant[p]: the request number granter p granted us
-//	slot 33          our own current request number (the source of our
+//	slot 17+p        PermGrant[p]: the grant word granter p gave us
+//	slot 33          our own current request word (the source of our
 //	                 request WRITEs)
-//	slot 49+p        the request number we granted candidate p (the source
-//	                 of our grant WRITEs)
+//	slot 49+p        the grant word we gave candidate p (the source of our
+//	                 grant WRITEs)
 //
 // p ranges over 1..15, so slots 1, 17 and 49 are free. The words of slot 0
 // live together so a peer learns all three with one 24-byte READ: the

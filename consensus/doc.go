@@ -41,15 +41,20 @@
 // highest proposal. When no live replica leads, the lowest id believed alive
 // runs; a live leader is never pre-empted, by candidates or by granters.
 //
-// Permission switch: the candidate revokes everyone's write access to its
-// own log and writes a new request number into each peer's request slot. A
-// granter that sees no other live leader revokes write access from everyone
-// on its replication QPs (SetAccess is a fence: once it returns no WRITE of
-// the old leader lands; if it fails, Reset fences instead and the QP is
-// reconnected later), grants the candidate and writes the request number
-// into the candidate's grant slot. The candidate proceeds with a majority,
-// itself included, and the leader loop takes late grants afterwards by
-// copying its whole log to the late follower.
+// Permission switch: the candidate writes a new request number into each
+// peer's request slot. A granter that sees no other live leader revokes
+// write access from everyone on its replication QPs (SetAccess is a fence:
+// once it returns no WRITE of the old leader lands; if it fails, Reset
+// fences instead and the QP is reconnected later), grants the candidate and
+// writes a grant word (the request number and the granter's grant counter)
+// into the candidate's grant slot. Once the others' grants make a majority
+// with itself, the candidate fences its own log the same way and proceeds;
+// the leader loop takes late grants afterwards by copying its whole log to
+// the late follower, and takes back a follower that refused its WRITEs only
+// on a newer grant word. A candidate that gives up before fencing its own
+// log marks its request withdrawn, and its granters give the live leader
+// they fenced out for it its access back. A replica that just resumed runs
+// no election before it has read every peer's status afresh.
 //
 // Prepare: the candidate READs the granted followers' logs, picks a proposal
 // above every promise seen (proposal = round·16 + id, so numbers are unique),
