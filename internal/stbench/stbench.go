@@ -1,0 +1,505 @@
+// Package stbench is what the standalone benchmarks main-st and main-st-lat
+// share, after Mu's tools of the same names: their arguments
+// (<process_id> <payload_size> <nr_outstanding>, the registry, ids,
+// transport and profile), the replica they run, the proposing loop of the
+// leader, and the way a run ends.
+//
+// # Ending a run
+//
+// Followers exit when the leader finishes, with no Ctrl-C: after its last
+// measured command the leader proposes one more, the done command. Every
+// command of a run is tagged by its first byte: 0 for a measured command
+// (the rest of its payload is random), 1 for done. Every replica's state
+// machine sees done in log order; a follower then waits for the leader to
+// go away (or at most EndTimeout) and exits. The leader, once done is
+// committed, waits until every live follower has published that it applied
+// it (or EndTimeout), then exits. A follower whose leader disappears without
+// a done command, so that it or another replica takes over, exits with an
+// error rather than waiting forever.
+package stbench
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/gomu-rdma/gomu/consensus"
+	"github.com/gomu-rdma/gomu/internal/cluster"
+	"github.com/gomu-rdma/gomu/internal/poll"
+	"github.com/gomu-rdma/gomu/registry"
+)
+
+const (
+	// MaxBatch is the log entry payload limit the tools configure, the
+	// engine's default.
+	MaxBatch = 64 << 10
+	// commandHeader is the length prefix a command takes in an entry
+	// (consensus/internal/logring.CommandHeaderSize).
+	commandHeader = 4
+	// MaxPayload is the largest command one entry holds.
+	MaxPayload = MaxBatch - commandHeader
+	// MaxOutstanding bounds concurrent proposers (the engine's default
+	// MaxWaiters).
+	MaxOutstanding = 1024
+	// EndTimeout bounds each side's wait for the other at the end of a run.
+	EndTimeout = 5 * time.Second
+	// leadTimeout bounds how long the leader waits to lead again after it
+	// stepped down.
+	leadTimeout = 10 * time.Second
+	// registryTimeout bounds the check that the registry answers.
+	registryTimeout = 3 * time.Second
+)
+
+// Command tags, the first byte of every command.
+const (
+	tagMeasured = 0
+	tagDone     = 1
+)
+
+// Options is one replica's configuration.
+type Options struct {
+	ID          int
+	Payload     int
+	Outstanding int
+	Count       int
+	IDs         []int
+	Leader      int
+	Registry    string
+	Cluster     string
+	Transport   string
+	Device      string
+	Profile     consensus.Profile
+	Poll        string // "" for the profile's
+	Fifo        string
+	StartTime   time.Duration
+	Local       bool
+	Verbose     bool
+}
+
+// Flags are the flags both tools take.
+func Flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "registry", EnvVars: []string{registry.EnvAddr}, Usage: "registry (memcached) `HOST:PORT`"},
+		&cli.StringFlag{Name: "ids", EnvVars: []string{"IDS"}, Value: "1,2,3", Usage: "comma-separated ids of every replica"},
+		&cli.IntFlag{Name: "leader", Usage: "id of the replica that proposes and reports (default: the lowest id, which the engine starts as leader)"},
+		&cli.StringFlag{Name: "transport", Value: "shm", Usage: "verbs provider: shm, tcp or ibv"},
+		&cli.StringFlag{Name: "device", Usage: "provider device (shm: fabric name; tcp: listen address; ibv: NIC)"},
+		&cli.StringFlag{Name: "profile", Value: string(consensus.ProfileRelaxed), Usage: "engine profile: fast (spinning, µs heartbeats) or relaxed (sleeping, ms heartbeats)"},
+		&cli.StringFlag{Name: "poll", Usage: "override the profile's polling: spin, yield or sleep"},
+		&cli.IntFlag{Name: "count", Value: 1000000, Usage: "commands the leader proposes"},
+		&cli.StringFlag{Name: "cluster", Value: "main-st", Usage: "registry namespace of this cluster"},
+		&cli.StringFlag{Name: "fifo", Usage: "pause fifo `PATH` (default /tmp/fifo-<id>; - for none)"},
+		&cli.DurationFlag{Name: "start-timeout", Value: 30 * time.Second, Usage: "how long to wait for every replica at start"},
+		&cli.BoolFlag{Name: "verbose", Usage: "log the engine's role changes and permission switches on stderr"},
+		&cli.BoolFlag{Name: "local", Usage: "run the whole cluster on this machine: embedded registry, one process per replica; arguments are then <payload_size> <nr_outstanding>"},
+	}
+}
+
+// Parse reads and checks the arguments; nothing in them can make a tool
+// hang or fail late.
+func Parse(c *cli.Context) (Options, error) {
+	o := Options{
+		Count:     c.Int("count"),
+		Registry:  c.String("registry"),
+		Cluster:   c.String("cluster"),
+		Transport: c.String("transport"),
+		Device:    c.String("device"),
+		Profile:   consensus.Profile(c.String("profile")),
+		Poll:      c.String("poll"),
+		Fifo:      c.String("fifo"),
+		StartTime: c.Duration("start-timeout"),
+		Local:     c.Bool("local"),
+		Verbose:   c.Bool("verbose"),
+	}
+	args := c.Args().Slice()
+	want := "<process_id> <payload_size> <nr_outstanding>"
+	if o.Local {
+		want = "<payload_size> <nr_outstanding> (with --local)"
+		args = append([]string{"0"}, args...)
+	}
+	if len(args) != 3 {
+		return o, fmt.Errorf("want %d arguments, %s; got %d", strings.Count(want, "<"), want, c.NArg())
+	}
+	var err error
+	names := []string{"process_id", "payload_size", "nr_outstanding"}
+	vals := []*int{&o.ID, &o.Payload, &o.Outstanding}
+	for i, a := range args {
+		if *vals[i], err = strconv.Atoi(a); err != nil {
+			return o, fmt.Errorf("%s %q is not a number", names[i], a)
+		}
+	}
+	if o.IDs, err = ParseIDs(c.String("ids")); err != nil {
+		return o, err
+	}
+	o.Leader = c.Int("leader")
+	if o.Leader == 0 {
+		o.Leader = slices.Min(o.IDs)
+	}
+	switch {
+	case !o.Local && !slices.Contains(o.IDs, o.ID):
+		return o, fmt.Errorf("process_id %d is not one of the ids %v (set IDS or --ids)", o.ID, o.IDs)
+	case !slices.Contains(o.IDs, o.Leader):
+		return o, fmt.Errorf("--leader %d is not one of the ids %v", o.Leader, o.IDs)
+	case o.Leader != slices.Min(o.IDs):
+		return o, fmt.Errorf("--leader %d: the engine starts the lowest id, %d, as leader, so only it can drive the run", o.Leader, slices.Min(o.IDs))
+	case o.Payload < 1 || o.Payload > MaxPayload:
+		return o, fmt.Errorf("payload_size %d out of range 1..%d (the largest command one log entry holds)", o.Payload, MaxPayload)
+	case o.Outstanding < 1 || o.Outstanding > MaxOutstanding:
+		return o, fmt.Errorf("nr_outstanding %d out of range 1..%d", o.Outstanding, MaxOutstanding)
+	case o.Count < 1:
+		return o, fmt.Errorf("--count must be at least 1, got %d", o.Count)
+	case o.Profile != consensus.ProfileFast && o.Profile != consensus.ProfileRelaxed:
+		return o, fmt.Errorf("unknown --profile %q (want %s or %s)", o.Profile, consensus.ProfileFast, consensus.ProfileRelaxed)
+	case !o.Local && o.Registry == "":
+		return o, fmt.Errorf("no registry: set %s or --registry (or use --local)", registry.EnvAddr)
+	}
+	if o.Poll != "" {
+		if _, err := poll.ParseMode(o.Poll); err != nil {
+			return o, fmt.Errorf("--poll: %w", err)
+		}
+	}
+	switch o.Transport {
+	case "shm", "tcp", "ibv":
+	default:
+		return o, fmt.Errorf("unknown --transport %q (want shm, tcp or ibv)", o.Transport)
+	}
+	if o.Local && o.Transport == "ibv" {
+		return o, errors.New("--local runs on one machine: use --transport shm or tcp")
+	}
+	return o, nil
+}
+
+// ParseIDs reads a comma-separated list of distinct replica ids.
+func ParseIDs(s string) ([]int, error) {
+	var ids []int
+	for _, f := range strings.Split(s, ",") {
+		id, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || id < 1 || id > consensus.MaxReplicas {
+			return nil, fmt.Errorf("ids %q: %q is not a replica id 1..%d", s, f, consensus.MaxReplicas)
+		}
+		if slices.Contains(ids, id) {
+			return nil, fmt.Errorf("ids %q: %d listed twice", s, id)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// Local runs o's whole cluster on this machine (see internal/cluster): every
+// replica is this executable started with o's flags, its id and the
+// launcher's registry, fabric and fifo; extra are further flags for the
+// leader only.
+func Local(ctx context.Context, tool string, o Options, extra []string, stdout, stderr io.Writer) error {
+	return cluster.Run(ctx, cluster.Spec{
+		Name:   tool,
+		IDs:    o.IDs,
+		Leader: o.Leader,
+		Stdout: stdout,
+		Stderr: stderr,
+		Args: func(n cluster.Node) []string {
+			ids := make([]string, len(o.IDs))
+			for i, id := range o.IDs {
+				ids[i] = strconv.Itoa(id)
+			}
+			device := o.Device
+			if o.Transport == "shm" {
+				device = n.Fabric
+			}
+			args := []string{
+				"--registry", n.Registry, "--ids", strings.Join(ids, ","),
+				"--transport", o.Transport, "--device", device,
+				"--profile", string(o.Profile), "--poll", o.Poll,
+				"--count", strconv.Itoa(o.Count), "--cluster", o.Cluster,
+				"--fifo", n.Fifo, "--start-timeout", o.StartTime.String(),
+				"--verbose=" + strconv.FormatBool(o.Verbose),
+			}
+			if n.ID == o.Leader {
+				args = append(args, extra...)
+			}
+			return append(args, strconv.Itoa(n.ID), strconv.Itoa(o.Payload), strconv.Itoa(o.Outstanding))
+		},
+	})
+}
+
+// machine is the benchmark's state machine: it counts measured commands and
+// notices the done command.
+type machine struct {
+	applied  atomic.Uint64
+	done     chan struct{}
+	doneOnce sync.Once
+}
+
+func (m *machine) Apply(_ uint64, cmd []byte) []byte {
+	if len(cmd) > 0 && cmd[0] == tagDone {
+		m.doneOnce.Do(func() { close(m.done) })
+		return nil
+	}
+	m.applied.Add(1)
+	return nil
+}
+
+func (m *machine) Snapshot(w io.Writer) error {
+	return binary.Write(w, binary.LittleEndian, m.applied.Load())
+}
+
+func (m *machine) Restore(r io.Reader) error {
+	var n uint64
+	if err := binary.Read(r, binary.LittleEndian, &n); err != nil {
+		return fmt.Errorf("stbench: restore: %w", err)
+	}
+	m.applied.Store(n)
+	return nil
+}
+
+// Result is what the leader measured, or on a follower what it applied.
+type Result struct {
+	Leader   bool
+	Commands int
+	Elapsed  time.Duration
+	// Retries counts proposals repeated because the leader stepped down
+	// and back up while they were in flight (see propose).
+	Retries atomic.Int64
+	// Latencies holds, when asked for, each command's time from its
+	// Propose call to its return, in ns, in the order commands were issued.
+	Latencies []int64
+}
+
+// Run runs replica o.ID until the run is over. On the leader it proposes
+// o.Count commands from o.Outstanding concurrent proposers, timing each one
+// if measure is set, and returns the result; a follower returns once the
+// leader finished, with the number of commands it applied. Progress goes to progress about once a
+// second on long runs.
+func Run(ctx context.Context, o Options, measure bool, progress io.Writer) (*Result, error) {
+	if err := checkRegistry(ctx, o.Registry); err != nil {
+		return nil, err
+	}
+	cfg := consensus.Config{
+		ID: o.ID, IDs: o.IDs, Registry: o.Registry, Cluster: o.Cluster,
+		Transport: o.Transport, Device: o.Device, Profile: o.Profile,
+		MaxBatch: MaxBatch, Outstanding: o.Outstanding, MaxWaiters: MaxOutstanding + 1,
+		Fifo: o.Fifo, StartTimeout: o.StartTime,
+	}
+	if o.Poll != "" {
+		m, _ := poll.ParseMode(o.Poll)
+		cfg = cfg.WithPoll(m)
+	}
+	if o.Verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if o.Transport == "tcp" && o.Device == "" {
+		cfg.Device = "127.0.0.1:0"
+	}
+	sm := &machine{done: make(chan struct{})}
+	r, err := consensus.Start(ctx, cfg, sm)
+	if err != nil {
+		return nil, fmt.Errorf("start replica %d: %w", o.ID, err)
+	}
+	defer r.Close()
+	if o.ID != o.Leader {
+		if err := follow(ctx, r, sm, o); err != nil {
+			return nil, err
+		}
+		return &Result{Commands: int(sm.applied.Load())}, nil
+	}
+	if l := r.Leader(); l != o.ID {
+		return nil, fmt.Errorf("replica %d started, but %d leads", o.ID, l)
+	}
+	res, err := lead(ctx, r, o, measure, progress)
+	if err != nil {
+		return nil, err
+	}
+	return res, finish(ctx, r)
+}
+
+// checkRegistry fails fast, with the address in the message, when nothing
+// listens at the registry's address.
+func checkRegistry(ctx context.Context, addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort(addr, strconv.Itoa(registry.DefaultPort))
+	}
+	ctx, cancel := context.WithTimeout(ctx, registryTimeout)
+	defer cancel()
+	var d net.Dialer
+	for {
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("registry %s unreachable: %w", addr, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// payloads returns n random measured commands of size bytes in one
+// allocation; proposers cycle through them.
+func payloads(size, n int) [][]byte {
+	buf := make([]byte, size*n)
+	for i := range buf {
+		buf[i] = byte(rand.Uint32())
+	}
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = buf[i*size : (i+1)*size : (i+1)*size]
+		out[i][0] = tagMeasured
+	}
+	return out
+}
+
+func lead(ctx context.Context, r *consensus.Replica, o Options, measure bool, progress io.Writer) (*Result, error) {
+	pool := payloads(o.Payload, min(1024, max(16, (16<<20)/o.Payload)))
+	res := &Result{Leader: true, Commands: o.Count}
+	if measure {
+		res.Latencies = make([]int64, o.Count)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var next, acked atomic.Int64
+	var wg sync.WaitGroup
+	stopProgress := reportProgress(progress, &acked, o.Count)
+	start := time.Now()
+	for range o.Outstanding {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(o.Count) || ctx.Err() != nil {
+					return
+				}
+				t0 := time.Now()
+				err := propose(ctx, r, pool[i%int64(len(pool))], &res.Retries)
+				if err != nil {
+					cancel(fmt.Errorf("command %d: %w", i, err))
+					return
+				}
+				if measure {
+					res.Latencies[i] = int64(time.Since(t0))
+				}
+				acked.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	res.Elapsed = time.Since(start)
+	stopProgress()
+	if err := context.Cause(ctx); err != nil {
+		return nil, fmt.Errorf("propose: %w", err)
+	}
+	return res, nil
+}
+
+// propose proposes cmd. A leader that loses its majority for a moment (a
+// follower that got no CPU for a while on a loaded machine) fails the
+// proposals it had in flight with ErrNotLeader and then leads again; such a
+// proposal is repeated once this replica leads again, within leadTimeout, and
+// counted in retries. The repeated command may have been committed twice,
+// which a benchmark of random payloads does not mind. A step-down in favour of
+// another replica ends the run.
+func propose(ctx context.Context, r *consensus.Replica, cmd []byte, retries *atomic.Int64) error {
+	for {
+		_, err := r.Propose(ctx, cmd)
+		var nl consensus.ErrNotLeader
+		if err == nil || !errors.As(err, &nl) || (nl.Leader != 0 && nl.Leader != r.ID()) {
+			return err
+		}
+		retries.Add(1)
+		if !poll.Until(poll.Sleep, time.Now().Add(leadTimeout), func() bool { return r.Role() == consensus.Leader || ctx.Err() != nil }) {
+			return fmt.Errorf("%w; and no longer leads after %v", err, leadTimeout)
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// reportProgress prints how far the run is every second until stopped.
+func reportProgress(w io.Writer, acked *atomic.Int64, total int) (stop func()) {
+	if w == nil {
+		return func() {}
+	}
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		last, start := int64(0), time.Now()
+		for {
+			select {
+			case <-quit:
+				return
+			case now := <-t.C:
+				n := acked.Load()
+				fmt.Fprintf(w, "progress: %d/%d commands (%.0f%%), %.0f commands/s, %v elapsed\n",
+					n, total, 100*float64(n)/float64(total), float64(n-last), now.Sub(start).Round(time.Second))
+				last = n
+			}
+		}
+	}()
+	return func() { close(quit); wg.Wait() }
+}
+
+// finish proposes the done command and waits until every live follower has
+// applied it.
+func finish(ctx context.Context, r *consensus.Replica) error {
+	ctx, cancel := context.WithTimeout(ctx, EndTimeout)
+	defer cancel()
+	if _, err := r.Propose(ctx, []byte{tagDone}); err != nil {
+		return fmt.Errorf("propose the done command: %w", err)
+	}
+	target := r.Stats().Applied
+	poll.Until(poll.Sleep, time.Now().Add(EndTimeout), func() bool {
+		for _, p := range r.Stats().Peers {
+			if p.ID != r.ID() && p.Alive && p.Applied < target {
+				return false
+			}
+		}
+		return true
+	})
+	return nil
+}
+
+// follow waits for the done command, then for the leader to go away.
+func follow(ctx context.Context, r *consensus.Replica, sm *machine, o Options) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-sm.done:
+			poll.Until(poll.Sleep, time.Now().Add(EndTimeout), func() bool {
+				for _, p := range r.Stats().Peers {
+					if p.ID == o.Leader {
+						return !p.Alive
+					}
+				}
+				return true
+			})
+			return nil
+		case <-t.C:
+			if l := r.Leader(); l != 0 && l != o.Leader {
+				return fmt.Errorf("leader %d went away before it finished the run (now %d leads); %d commands applied", o.Leader, l, sm.applied.Load())
+			}
+		}
+	}
+}
