@@ -65,6 +65,9 @@ func run(c *cli.Context) error {
 		fmt.Printf("replica %d: follower, applied %d commands\n", o.ID, res.Commands)
 		return nil
 	}
+	if n := res.Retries.Load(); n > 0 {
+		fmt.Fprintf(os.Stderr, "note: %d proposals repeated after the leader stepped down and back\n", n)
+	}
 	ns := res.Elapsed.Nanoseconds()
 	secs := res.Elapsed.Seconds()
 	fmt.Printf("Received %d in %d ns\n", res.Commands, ns)
