@@ -54,12 +54,15 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./verbs/...
 	$(GO) test -run '^$$' -bench . -benchmem -tags rdma,ibvfake ./verbs/ibv
 
-# The main job. For now: one-sided write latency between two processes on
-# the shm provider, and the same on the tcp soft NIC beside a plain TCP
-# ping-pong.
+# The main job: Mu's standalone benchmarks on a local 3-replica shm cluster
+# (throughput, then latency with its dump-st-64-1.txt), then one-sided write
+# latency between two processes on the shm provider. --count keeps each
+# benchmark to about 15 s on a loaded 2-core machine with the default
+# (relaxed) profile.
 run: deps build
+	$(BIN)/main-st --local --count 20000 64 1
+	$(BIN)/main-st-lat --local --count 20000 64 1
 	$(BIN)/verbs-lat --local --transport shm --size 64 --iters 200000
-	$(BIN)/verbs-lat --local --transport tcp --size 64 --iters 20000
 
 clean:
 	rm -rf $(BIN)
