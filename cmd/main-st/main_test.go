@@ -99,6 +99,7 @@ func TestBadInput(t *testing.T) {
 		{"no outstanding", nil, []string{"--local", "64", "0"}, "nr_outstanding 0 out of range"},
 		{"no commands", nil, []string{"--local", "--count", "0", "64", "1"}, "--count must be at least 1"},
 		{"unknown profile", nil, []string{"--local", "--profile", "turbo", "64", "1"}, `unknown --profile "turbo"`},
+		{"unknown poll mode", nil, []string{"--local", "--follower-poll", "busy", "64", "1"}, `--follower-poll: `},
 		{"unknown transport", nil, []string{"--local", "--transport", "pigeon", "64", "1"}, `unknown --transport "pigeon"`},
 		{"no registry", []string{"DORY_REGISTRY_IP="}, []string{"1", "64", "1"}, "no registry: set DORY_REGISTRY_IP"},
 		{"unreachable registry", nil, []string{"--registry", "127.0.0.1:1", "1", "64", "1"}, "registry 127.0.0.1:1 unreachable"},

@@ -84,10 +84,12 @@ type Options struct {
 	Device      string
 	Profile     consensus.Profile
 	Poll        string // "" for the profile's
-	Fifo        string
-	StartTime   time.Duration
-	Local       bool
-	Verbose     bool
+	// FollowerPoll is the --local launcher's Poll for followers.
+	FollowerPoll string
+	Fifo         string
+	StartTime    time.Duration
+	Local        bool
+	Verbose      bool
 }
 
 // Flags are the flags both tools take.
@@ -100,6 +102,7 @@ func Flags() []cli.Flag {
 		&cli.StringFlag{Name: "device", Usage: "provider device (shm: fabric name; tcp: listen address; ibv: NIC)"},
 		&cli.StringFlag{Name: "profile", Value: string(consensus.ProfileRelaxed), Usage: "engine profile: fast (spinning, µs heartbeats) or relaxed (sleeping, ms heartbeats)"},
 		&cli.StringFlag{Name: "poll", Usage: "override the profile's polling: spin, yield or sleep"},
+		&cli.StringFlag{Name: "follower-poll", Usage: "with --local: polling of the followers, which do nothing on the fast path (default: --poll)"},
 		&cli.IntFlag{Name: "count", Value: 1000000, Usage: "commands the leader proposes"},
 		&cli.StringFlag{Name: "cluster", Value: "main-st", Usage: "registry namespace of this cluster"},
 		&cli.StringFlag{Name: "fifo", Usage: "pause fifo `PATH` (default /tmp/fifo-<id>; - for none)"},
@@ -113,17 +116,18 @@ func Flags() []cli.Flag {
 // hang or fail late.
 func Parse(c *cli.Context) (Options, error) {
 	o := Options{
-		Count:     c.Int("count"),
-		Registry:  c.String("registry"),
-		Cluster:   c.String("cluster"),
-		Transport: c.String("transport"),
-		Device:    c.String("device"),
-		Profile:   consensus.Profile(c.String("profile")),
-		Poll:      c.String("poll"),
-		Fifo:      c.String("fifo"),
-		StartTime: c.Duration("start-timeout"),
-		Local:     c.Bool("local"),
-		Verbose:   c.Bool("verbose"),
+		Count:        c.Int("count"),
+		Registry:     c.String("registry"),
+		Cluster:      c.String("cluster"),
+		Transport:    c.String("transport"),
+		Device:       c.String("device"),
+		Profile:      consensus.Profile(c.String("profile")),
+		Poll:         c.String("poll"),
+		FollowerPoll: c.String("follower-poll"),
+		Fifo:         c.String("fifo"),
+		StartTime:    c.Duration("start-timeout"),
+		Local:        c.Bool("local"),
+		Verbose:      c.Bool("verbose"),
 	}
 	args := c.Args().Slice()
 	want := "<process_id> <payload_size> <nr_outstanding>"
@@ -167,9 +171,11 @@ func Parse(c *cli.Context) (Options, error) {
 	case !o.Local && o.Registry == "":
 		return o, fmt.Errorf("no registry: set %s or --registry (or use --local)", registry.EnvAddr)
 	}
-	if o.Poll != "" {
-		if _, err := poll.ParseMode(o.Poll); err != nil {
-			return o, fmt.Errorf("--poll: %w", err)
+	for _, f := range []struct{ flag, v string }{{"--poll", o.Poll}, {"--follower-poll", o.FollowerPoll}} {
+		if f.v != "" {
+			if _, err := poll.ParseMode(f.v); err != nil {
+				return o, fmt.Errorf("%s: %w", f.flag, err)
+			}
 		}
 	}
 	switch o.Transport {
@@ -219,10 +225,14 @@ func Local(ctx context.Context, tool string, o Options, extra []string, stdout, 
 			if o.Transport == "shm" {
 				device = n.Fabric
 			}
+			mode := o.Poll
+			if n.ID != o.Leader && o.FollowerPoll != "" {
+				mode = o.FollowerPoll
+			}
 			args := []string{
 				"--registry", n.Registry, "--ids", strings.Join(ids, ","),
 				"--transport", o.Transport, "--device", device,
-				"--profile", string(o.Profile), "--poll", o.Poll,
+				"--profile", string(o.Profile), "--poll", mode,
 				"--count", strconv.Itoa(o.Count), "--cluster", o.Cluster,
 				"--fifo", n.Fifo, "--start-timeout", o.StartTime.String(),
 				"--verbose=" + strconv.FormatBool(o.Verbose),
