@@ -14,8 +14,9 @@
 // go away (or at most EndTimeout) and exits. The leader, once done is
 // committed, waits until every live follower has published that it applied
 // it (or EndTimeout), then exits. A follower whose leader disappears without
-// a done command, so that it or another replica takes over, exits with an
-// error rather than waiting forever.
+// a done command reaching it (another replica takes over, or the leader left
+// it out for falling behind and stops for longer than EndTimeout) exits with
+// an error rather than waiting forever.
 package stbench
 
 import (
@@ -492,24 +493,37 @@ func finish(ctx context.Context, r *consensus.Replica) error {
 func follow(ctx context.Context, r *consensus.Replica, sm *machine, o Options) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
+	var gone time.Time // since when the leader's heartbeat stands still
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-sm.done:
-			poll.Until(poll.Sleep, time.Now().Add(EndTimeout), func() bool {
-				for _, p := range r.Stats().Peers {
-					if p.ID == o.Leader {
-						return !p.Alive
-					}
-				}
-				return true
-			})
+			poll.Until(poll.Sleep, time.Now().Add(EndTimeout), func() bool { return !leaderAlive(r, o.Leader) })
 			return nil
-		case <-t.C:
+		case now := <-t.C:
 			if l := r.Leader(); l != 0 && l != o.Leader {
 				return fmt.Errorf("leader %d went away before it finished the run (now %d leads); %d commands applied", o.Leader, l, sm.applied.Load())
 			}
+			if leaderAlive(r, o.Leader) {
+				gone = time.Time{}
+			} else if gone.IsZero() {
+				gone = now
+			} else if now.Sub(gone) > EndTimeout {
+				// Also the fate of a follower the leader left out for
+				// falling behind its ring: it never sees the done command.
+				return fmt.Errorf("leader %d went away and this replica never saw the end of the run (%d commands applied)", o.Leader, sm.applied.Load())
+			}
 		}
 	}
+}
+
+// leaderAlive reports whether r believes the replica leader's heartbeat moves.
+func leaderAlive(r *consensus.Replica, leader int) bool {
+	for _, p := range r.Stats().Peers {
+		if p.ID == leader {
+			return p.Alive
+		}
+	}
+	return false
 }
