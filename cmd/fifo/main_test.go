@@ -1,44 +1,23 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gomu-rdma/gomu/internal/clitest"
 )
 
-// The test binary doubles as the tool when this variable is set.
-const envRunMain = "GOMU_FIFO_MAIN"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(envRunMain) != "" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { clitest.Main(m, main) }
 
 const deadline = 20 * time.Second
 
 func runTool(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append(os.Environ(), envRunMain+"=1")
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("fifo %v did not finish within %v", args, deadline)
-	}
-	return out.String(), errb.String(), err
+	return clitest.Run(t, clitest.Cmd{Args: args, Stdin: stdin, Timeout: deadline})
 }
 
 // reader opens a real fifo for reading, as a replica does (read-write, so

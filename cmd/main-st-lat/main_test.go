@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -12,19 +9,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gomu-rdma/gomu/internal/clitest"
 )
 
-// The test binary doubles as the tool: with this variable set it runs main,
-// which is also what --local re-executes for every replica.
-const envRunMain = "GOMU_MAIN_ST_LAT_MAIN"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(envRunMain) != "" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { clitest.Main(m, main) }
 
 // deadline bounds every run of the tool: none may hang.
 const deadline = 60 * time.Second
@@ -32,18 +21,7 @@ const deadline = 60 * time.Second
 // runTool runs the tool in dir.
 func runTool(t *testing.T, dir string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append(os.Environ(), envRunMain+"=1")
-	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("main-st-lat %v did not finish within %v\nstderr:\n%s", args, deadline, errb.String())
-	}
-	return out.String(), errb.String(), err
+	return clitest.Run(t, clitest.Cmd{Args: args, Dir: dir, Timeout: deadline})
 }
 
 var summaryLine = regexp.MustCompile(`(?m)^main-st-lat transport=(\w+) payload=(\d+) outstanding=(\d+) n=(\d+) p50=(\d+)ns p90=(\d+)ns p99=(\d+)ns p99\.9=(\d+)ns max=(\d+)ns\n\z`)

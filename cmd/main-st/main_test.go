@@ -1,45 +1,22 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gomu-rdma/gomu/internal/clitest"
 )
 
-// The test binary doubles as the tool: with this variable set it runs main,
-// which is also what --local re-executes for every replica.
-const envRunMain = "GOMU_MAIN_ST_MAIN"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(envRunMain) != "" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { clitest.Main(m, main) }
 
 // deadline bounds every run of the tool: none may hang.
 const deadline = 60 * time.Second
 
 func runTool(t *testing.T, env []string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append(append(os.Environ(), envRunMain+"=1"), env...)
-	cmd.Dir = t.TempDir()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("main-st %v did not finish within %v\nstderr:\n%s", args, deadline, errb.String())
-	}
-	return out.String(), errb.String(), err
+	return clitest.Run(t, clitest.Cmd{Args: args, Env: env, Timeout: deadline})
 }
 
 var (

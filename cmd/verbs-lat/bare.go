@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -68,22 +67,7 @@ func (b *bare) send(to int, src []byte, seq byte) {
 }
 
 func (b *bare) await(me int, seq byte) error {
-	word := (*uint64)(unsafe.Pointer(&b.mem[b.inbox(me)+b.slot-8]))
-	w := poll.Waiter{Mode: b.mode}
-	var deadline time.Time
-	for n := 0; ; n++ {
-		if byte(atomic.LoadUint64(word)>>56) == seq {
-			return nil
-		}
-		if n&4095 == 4095 {
-			if deadline.IsZero() {
-				deadline = time.Now().Add(silence)
-			} else if time.Now().After(deadline) {
-				return fmt.Errorf("bare peer sent nothing for %v", silence)
-			}
-		}
-		w.Wait()
-	}
+	return awaitSeq((*uint64)(unsafe.Pointer(&b.mem[b.inbox(me)+b.slot-8])), seq, b.mode, nil)
 }
 
 // bareServe is the server's half: make the file, tell the client its path,

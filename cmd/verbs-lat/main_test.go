@@ -1,34 +1,18 @@
 package main
 
 import (
-	"bytes"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/gomu-rdma/gomu/internal/clitest"
 )
 
-// The test binary doubles as the tool: with this variable set it runs main,
-// which is also what --local re-executes for the server end.
-const envRunMain = "GOMU_VERBS_LAT_MAIN"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(envRunMain) != "" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { clitest.Main(m, main) }
 
 func runTool(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), envRunMain+"=1")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
-	return out.String(), errb.String(), err
+	return clitest.Run(t, clitest.Cmd{Args: args})
 }
 
 var finalLine = regexp.MustCompile(`(?m)^verbs-lat transport=(\w+) size=(\d+) p50_ns=(\d+) p99_ns=(\d+)\n\z`)

@@ -137,8 +137,18 @@ func (e *endpointEnd) reap() error {
 
 // await polls local memory until the peer's message seq arrives.
 func (e *endpointEnd) await(seq byte) error {
-	w := poll.Waiter{Mode: e.cfg.mode}
-	word := e.recvWord()
+	return awaitSeq(e.recvWord(), seq, e.cfg.mode, e)
+}
+
+// reaper is what a waiting loop checks now and then: failed completions
+// mean the message it waits for will never come.
+type reaper interface{ reap() error }
+
+// awaitSeq polls word until its last byte is seq, the peer's next message.
+// It gives up after silence, and calls idle.reap (if idle is not nil) every
+// few thousand polls so an error completion ends the wait.
+func awaitSeq(word *uint64, seq byte, mode poll.Mode, idle reaper) error {
+	w := poll.Waiter{Mode: mode}
 	var deadline time.Time
 	for n := 0; ; n++ {
 		if byte(atomic.LoadUint64(word)>>56) == seq {
@@ -150,8 +160,10 @@ func (e *endpointEnd) await(seq byte) error {
 			} else if time.Now().After(deadline) {
 				return fmt.Errorf("peer sent nothing for %v (dead or stalled?)", silence)
 			}
-			if err := e.reap(); err != nil {
-				return err
+			if idle != nil {
+				if err := idle.reap(); err != nil {
+					return err
+				}
 			}
 		}
 		w.Wait()
