@@ -35,7 +35,7 @@ func (r *Replica) campaign() {
 			// our proposal: then only a new election moves on.)
 			logring.PutU64(r.ctl, ctlOwnRequest, r.request.Load()|reqWithdrawn)
 		}
-		r.failQueued(ErrNotLeader{Leader: r.Leader()})
+		r.failQueued(r.notLeader())
 		r.cfg.Logger.Info("election lost", "id", r.id, "err", err)
 		return
 	}

@@ -238,7 +238,7 @@ func (r *Replica) appendBatch() bool {
 		r.roleMu.Unlock()
 		// Not ours to append any more: hand the commands back.
 		for i := 0; i < count; i++ {
-			r.finish(ms.wq[(start+i)%len(ms.wq)], nil, ErrNotLeader{Leader: r.Leader()})
+			r.finish(ms.wq[(start+i)%len(ms.wq)], nil, r.notLeader())
 		}
 		return true
 	}
@@ -296,7 +296,7 @@ func (r *Replica) writeCommit() {
 func (r *Replica) stepDown(why string, err error) {
 	ms := &r.ms
 	if err == nil {
-		err = ErrNotLeader{Leader: r.Leader()}
+		err = r.notLeader()
 	}
 	r.roleMu.Lock()
 	r.role.Store(int32(Follower))

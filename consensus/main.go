@@ -85,7 +85,7 @@ func (r *Replica) follow() bool {
 			w.Wait()
 			continue
 		}
-		r.failQueued(ErrNotLeader{Leader: r.Leader()})
+		r.failQueued(r.notLeader())
 		if r.elect.Load() {
 			return true
 		}

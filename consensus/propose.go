@@ -24,7 +24,7 @@ func (r *Replica) Propose(ctx context.Context, cmd []byte) ([]byte, error) {
 		return nil, ErrPaused
 	}
 	if Role(r.role.Load()) == Follower {
-		return nil, ErrNotLeader{Leader: r.Leader()}
+		return nil, r.notLeader()
 	}
 	if logring.CommandSize(len(cmd)) > r.cfg.MaxBatch {
 		return nil, ErrTooLarge

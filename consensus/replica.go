@@ -408,7 +408,31 @@ func (r *Replica) Close() error {
 func (r *Replica) ID() int { return r.id }
 
 // Leader returns the id of the replica this one believes leads, 0 if none.
-func (r *Replica) Leader() int { return int(r.leader.Load()) }
+//
+// The leader word keeps our own id from the moment we win until the
+// detector sees another claimant, so for a while after stepping down (a
+// lost majority, a revoked follower) it still names us. A replica that does
+// not lead never reports itself: it knows no leader until the detector finds
+// one, and may well win the next election itself.
+func (r *Replica) Leader() int {
+	l := int(r.leader.Load())
+	if l == r.id && Role(r.role.Load()) != Leader {
+		return 0
+	}
+	return l
+}
+
+// notLeader is the error for a proposal this replica cannot take or
+// complete. It is built on paths where the role may still read Leader (a
+// step-down about to withdraw it, a deposed append), so it drops our own id
+// outright: whoever fails a proposal with ErrNotLeader is not leading.
+func (r *Replica) notLeader() error {
+	l := int(r.leader.Load())
+	if l == r.id {
+		l = 0
+	}
+	return ErrNotLeader{Leader: l}
+}
 
 // Role returns what this replica currently does.
 func (r *Replica) Role() Role { return Role(r.role.Load()) }
