@@ -70,46 +70,110 @@ func Run(ctx context.Context, s Spec) (err error) {
 	if !slices.Contains(s.IDs, s.Leader) {
 		return fmt.Errorf("cluster: leader %d is not one of %v", s.Leader, s.IDs)
 	}
+	c, err := Start(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	procs := map[int]bool{}
+	for _, id := range s.IDs {
+		procs[id] = true
+	}
+	leaderDone := false
+	var grace <-chan time.Time
+	var failed []string
+	for len(procs) > 0 {
+		select {
+		case <-c.ctx.Done():
+			return fmt.Errorf("cluster: interrupted (%w); stopped every replica", context.Cause(c.ctx))
+		case <-grace:
+			var left []int
+			for id := range procs {
+				left = append(left, id)
+			}
+			slices.Sort(left)
+			return fmt.Errorf("cluster: replicas %v did not exit within %v of the leader; killed them", left, c.spec.Grace)
+		case e := <-c.exits:
+			delete(procs, e.ID)
+			if e.Err != nil {
+				failed = append(failed, fmt.Sprintf("replica %d: %v", e.ID, e.Err))
+				if !leaderDone || e.ID == s.Leader {
+					// A replica that fails before the run is over leaves the
+					// others waiting: stop them now.
+					return fmt.Errorf("cluster: %s", strings.Join(failed, "; "))
+				}
+			}
+			if e.ID == s.Leader {
+				leaderDone = true
+				grace = time.After(c.spec.Grace)
+			}
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("cluster: %s", strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+// Exit is a replica process's end.
+type Exit struct {
+	ID  int
+	Err error // nil when it exited with status 0
+}
+
+// Cluster is a running local cluster, for launchers that drive their
+// replicas themselves (cmd/failover pauses, stops and kills them); Run is
+// the simple case built on it.
+type Cluster struct {
+	spec        Spec
+	ctx         context.Context
+	stopSignals context.CancelFunc
+	srv         *memcache.Server
+	tmp, fabric string
+	nodes       map[int]Node
+	procs       map[int]*exec.Cmd
+	done        map[int]chan struct{}
+	exits       chan Exit
+	closeOnce   sync.Once
+}
+
+// Start starts the registry and the replicas of s and returns at once.
+// s.Leader may be 0 when no replica's standard output is wanted. Close
+// stops everything Start started, whatever happened.
+func Start(ctx context.Context, s Spec) (_ *Cluster, err error) {
 	if s.Grace <= 0 {
 		s.Grace = 10 * time.Second
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("cluster: find own executable: %w", err)
+		return nil, fmt.Errorf("cluster: find own executable: %w", err)
 	}
-	ctx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stopSignals()
-
-	srv, err := memcache.ListenAndServe("127.0.0.1:0", memcache.Config{})
-	if err != nil {
-		return fmt.Errorf("cluster: embedded registry: %w", err)
+	c := &Cluster{
+		spec:  s,
+		nodes: map[int]Node{},
+		procs: map[int]*exec.Cmd{},
+		done:  map[int]chan struct{}{},
+		exits: make(chan Exit, len(s.IDs)),
 	}
-	defer srv.Close()
-	tmp, err := os.MkdirTemp("", "gomu-"+s.Name+"-")
-	if err != nil {
-		return fmt.Errorf("cluster: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	fabric := fmt.Sprintf("%s-%d", s.Name, os.Getpid())
-	defer os.RemoveAll(filepath.Join("/dev/shm", "gomu-"+fabric))
-
-	type exit struct {
-		id  int
-		err error
-	}
-	exits := make(chan exit, len(s.IDs))
-	procs := map[int]*exec.Cmd{}
+	c.ctx, c.stopSignals = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer func() {
-		// Whatever happened, no replica outlives Run.
-		for _, cmd := range procs {
-			cmd.Process.Kill()
-		}
-		for range procs {
-			<-exits
+		if err != nil {
+			c.Close()
 		}
 	}()
+	c.srv, err = memcache.ListenAndServe("127.0.0.1:0", memcache.Config{})
+	if err != nil {
+		return c, fmt.Errorf("cluster: embedded registry: %w", err)
+	}
+	c.tmp, err = os.MkdirTemp("", "gomu-"+s.Name+"-")
+	if err != nil {
+		return c, fmt.Errorf("cluster: %w", err)
+	}
+	c.fabric = fmt.Sprintf("%s-%d", s.Name, os.Getpid())
 	for _, id := range s.IDs {
-		n := Node{ID: id, Registry: srv.Addr(), Fabric: fabric, Fifo: filepath.Join(tmp, "fifo-"+strconv.Itoa(id))}
+		n := Node{ID: id, Registry: c.srv.Addr(), Fabric: c.fabric, Fifo: filepath.Join(c.tmp, "fifo-"+strconv.Itoa(id))}
+		c.nodes[id] = n
 		cmd := exec.Command(exe, s.Args(n)...)
 		cmd.Dir = s.Dir
 		cmd.Stdout = io.Discard
@@ -122,52 +186,65 @@ func Run(ctx context.Context, s Spec) (err error) {
 		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("cluster: start replica %d: %w", id, err)
+			return c, fmt.Errorf("cluster: start replica %d: %w", id, err)
 		}
-		procs[id] = cmd
+		c.procs[id] = cmd
+		done := make(chan struct{})
+		c.done[id] = done
 		go func() {
 			err := cmd.Wait()
 			if w, ok := cmd.Stderr.(*prefixWriter); ok {
 				w.flush()
 			}
-			exits <- exit{id, err}
+			close(done)
+			c.exits <- Exit{id, err}
 		}()
 	}
+	return c, nil
+}
 
-	leaderDone := false
-	var grace <-chan time.Time
-	var failed []string
-	for len(procs) > 0 {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("cluster: interrupted (%w); stopped every replica", context.Cause(ctx))
-		case <-grace:
-			var left []int
-			for id := range procs {
-				left = append(left, id)
-			}
-			slices.Sort(left)
-			return fmt.Errorf("cluster: replicas %v did not exit within %v of the leader; killed them", left, s.Grace)
-		case e := <-exits:
-			delete(procs, e.id)
-			if e.err != nil {
-				failed = append(failed, fmt.Sprintf("replica %d: %v", e.id, e.err))
-				if !leaderDone || e.id == s.Leader {
-					// A replica that fails before the run is over leaves the
-					// others waiting: stop them now.
-					return fmt.Errorf("cluster: %s", strings.Join(failed, "; "))
-				}
-			}
-			if e.id == s.Leader {
-				leaderDone = true
-				grace = time.After(s.Grace)
-			}
-		}
+// Context ends when the ctx given to Start does or the launcher receives
+// SIGINT or SIGTERM.
+func (c *Cluster) Context() context.Context { return c.ctx }
+
+// Exits reports each replica process's end, once.
+func (c *Cluster) Exits() <-chan Exit { return c.exits }
+
+// Node returns what replica id was started with.
+func (c *Cluster) Node(id int) Node { return c.nodes[id] }
+
+// Signal sends sig to replica id's process.
+func (c *Cluster) Signal(id int, sig os.Signal) error {
+	cmd, ok := c.procs[id]
+	if !ok {
+		return fmt.Errorf("cluster: no replica %d", id)
 	}
-	if len(failed) > 0 {
-		return fmt.Errorf("cluster: %s", strings.Join(failed, "; "))
+	if err := cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("cluster: signal replica %d: %w", id, err)
 	}
 	return nil
+}
+
+// Close kills every replica process still running, waits for them and
+// removes the registry, fifo directory and shm fabric.
+func (c *Cluster) Close() {
+	c.closeOnce.Do(func() {
+		for id, cmd := range c.procs {
+			// A stopped process dies of SIGKILL too.
+			cmd.Process.Kill()
+			<-c.done[id]
+		}
+		if c.srv != nil {
+			c.srv.Close()
+		}
+		if c.tmp != "" {
+			os.RemoveAll(c.tmp)
+		}
+		if c.fabric != "" {
+			os.RemoveAll(filepath.Join("/dev/shm", "gomu-"+c.fabric))
+		}
+		c.stopSignals()
+	})
 }
 
 // prefixWriter writes complete lines to w, each prefixed. It is used as a

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The test binary doubles as the tool: with this variable set it runs main,
+// which is also what --local re-executes for every replica.
+const envRunMain = "GOMU_FAILOVER_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envRunMain) != "" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// deadline bounds every run of the tool: a hang detector, not a timing
+// assertion.
+const deadline = 120 * time.Second
+
+// runTool runs the tool in dir.
+func runTool(t *testing.T, dir string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Env = append(os.Environ(), envRunMain+"=1")
+	cmd.Dir = dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("failover %v did not finish within %v\nstdout:\n%s\nstderr:\n%s", args, deadline, out.String(), errb.String())
+	}
+	return out.String(), errb.String(), err
+}
+
+var (
+	finalLine = regexp.MustCompile(`(?m)^failover transport=(\w+) trials=(\d+) median_us=(\d+) p99_us=(\d+)\n\z`)
+	trialLine = regexp.MustCompile(`(?m)^trial (\d+): (pause|sigstop|kill) (\d+), (\d+) took over after (\d+) µs$`)
+)
+
+func TestLocalRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts clusters of processes")
+	}
+	tests := []struct {
+		name      string
+		args      []string
+		transport string
+		fault     string
+		trials    int
+	}{
+		{"fifo pause", nil, "shm", "pause", 2},
+		{"sigstop", []string{"--sigstop"}, "shm", "sigstop", 1},
+		{"kill", []string{"--kill"}, "shm", "kill", 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := append([]string{"--local", "--trials", strconv.Itoa(tc.trials)}, tc.args...)
+			out, errOut, err := runTool(t, dir, args...)
+			if err != nil {
+				t.Fatalf("failover failed: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
+			}
+			m := finalLine.FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("no summary as the last line:\n%s", out)
+			}
+			if m[1] != tc.transport || m[2] != strconv.Itoa(tc.trials) {
+				t.Fatalf("summary %q, want transport=%s trials=%d", m[0], tc.transport, tc.trials)
+			}
+			median, _ := strconv.Atoi(m[3])
+			p99, _ := strconv.Atoi(m[4])
+			if median > p99 {
+				t.Fatalf("median %d above p99 %d", median, p99)
+			}
+			trials := trialLine.FindAllStringSubmatch(out, -1)
+			if len(trials) != tc.trials {
+				t.Fatalf("%d trial lines, want %d:\n%s", len(trials), tc.trials, out)
+			}
+			for i, tr := range trials {
+				if tr[1] != strconv.Itoa(i+1) || tr[2] != tc.fault || tr[3] == tr[4] {
+					t.Fatalf("trial line %q: want trial %d, fault %s, a new leader other than the failed one", tr[0], i+1, tc.fault)
+				}
+			}
+			data, err := os.ReadFile(filepath.Join(dir, "failover-"+tc.transport+".txt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+			if len(lines) != tc.trials {
+				t.Fatalf("per-trial file has %d lines, want %d:\n%s", len(lines), tc.trials, data)
+			}
+			for i, l := range lines {
+				if v, err := strconv.ParseInt(l, 10, 64); err != nil || v < 0 || l != trials[i][5] {
+					t.Fatalf("per-trial file line %d is %q, want trial %d's gap in µs, %s", i+1, l, i+1, trials[i][5])
+				}
+			}
+		})
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no --local", []string{"--trials", "2"}, "use --local"},
+		{"zero trials", []string{"--local", "--trials", "0"}, "--trials must be at least 1, got 0"},
+		{"negative trials", []string{"--local", "--trials", "-3"}, "--trials must be at least 1, got -3"},
+		{"trials not a number", []string{"--local", "--trials", "many"}, "invalid value \"many\""},
+		{"unknown transport", []string{"--local", "--transport", "udp"}, `unknown --transport "udp"`},
+		{"ibv is not local", []string{"--local", "--transport", "ibv"}, "use --transport shm or tcp"},
+		{"unknown profile", []string{"--local", "--profile", "turbo"}, `unknown --profile "turbo"`},
+		{"kill and sigstop", []string{"--local", "--kill", "--sigstop"}, "--kill and --sigstop are mutually exclusive"},
+		{"two replicas", []string{"--local", "--ids", "1,2"}, "at least 3 replicas"},
+		{"bad ids", []string{"--local", "--ids", "1,x,3"}, `"x" is not a replica id`},
+		{"payload zero", []string{"--local", "--payload", "0"}, "--payload 0 out of range"},
+		{"stray argument", []string{"--local", "64"}, "want no arguments, got 1"},
+		{"replica mode by hand", []string{"--replica", "1"}, "run failover --local"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			out, errOut, err := runTool(t, dir, tc.args...)
+			if err == nil {
+				t.Fatalf("exited 0, want failure\nstdout:\n%s", out)
+			}
+			if !strings.Contains(errOut+out, tc.want) {
+				t.Fatalf("output does not say %q:\nstdout:\n%s\nstderr:\n%s", tc.want, out, errOut)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "failover-shm.txt")); err == nil {
+				t.Fatal("bad input wrote a results file")
+			}
+		})
+	}
+}
