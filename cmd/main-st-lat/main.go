@@ -10,8 +10,10 @@
 // internal/stbench). The leader writes dump-st-<payload>-<outstanding>.txt in
 // its working directory, one latency in ns per line in the order the
 // commands were issued, optionally the percentile distribution in
-// HdrHistogram's text format (--hgrm FILE), and prints, last, one line:
+// HdrHistogram's text format (--hgrm FILE), and prints, last, the rate of
+// the run and the percentiles:
 //
+//	main-st-lat: <n> commands of <p> B in <s> s: <x> commands/s (shm, 3 replicas, 1 outstanding)
 //	main-st-lat transport=shm payload=64 outstanding=1 n=<count> p50=<ns>ns p90=<ns>ns p99=<ns>ns p99.9=<ns>ns max=<ns>ns
 //
 // A latency is the time until the command is committed by a majority and
@@ -88,6 +90,9 @@ func run(c *cli.Context) error {
 	if n := res.Retries.Load(); n > 0 {
 		fmt.Fprintf(os.Stderr, "note: %d proposals repeated after the leader stepped down and back\n", n)
 	}
+	secs := res.Elapsed.Seconds()
+	fmt.Printf("main-st-lat: %d commands of %d B in %.3g s: %.0f commands/s (%s, %d replicas, %d outstanding)\n",
+		res.Commands, o.Payload, secs, float64(res.Commands)/secs, o.Transport, len(o.IDs), o.Outstanding)
 	fmt.Printf("main-st-lat transport=%s payload=%d outstanding=%d %s\n", o.Transport, o.Payload, o.Outstanding, rec.Summary())
 	return nil
 }
