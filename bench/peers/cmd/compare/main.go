@@ -43,7 +43,7 @@ func main() {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "bin", Usage: "`DIR` holding main-st-lat and etcd-raft-lat (default: this executable's directory)"},
 			&cli.IntFlag{Name: "count", Value: 20000, Usage: "commands each system's leader proposes"},
-			&cli.IntFlag{Name: "retries", Value: 1, Usage: "how often a failed run is tried again"},
+			&cli.IntFlag{Name: "retries", Value: 2, Usage: "how often a failed run is tried again"},
 			&cli.DurationFlag{Name: "timeout", Value: 3 * time.Minute, Usage: "limit of each run"},
 			&cli.StringSliceFlag{Name: "gomu-flag", Usage: "extra flag for main-st-lat, e.g. --gomu-flag=--profile=fast (repeatable)"},
 			&cli.StringSliceFlag{Name: "etcd-flag", Usage: "extra flag for etcd-raft-lat, e.g. --etcd-flag=--tick=1ms (repeatable)"},

@@ -64,8 +64,8 @@ func TestFailedRun(t *testing.T) {
 		}
 	}
 	out, errOut, err := clitest.Run(t, clitest.Cmd{Args: []string{"--bin", bin, "64", "1"}, Timeout: 30 * time.Second})
-	// Every system is tried twice (one retry), all rows are shown.
-	if err == nil || !strings.Contains(errOut, "no comparison: gomu on shm: exit status 3") || strings.Count(errOut, "boom") != 6 {
+	// Every system is tried three times (two retries), all rows are shown.
+	if err == nil || !strings.Contains(errOut, "no comparison: gomu on shm: exit status 3") || strings.Count(errOut, "boom") != 9 {
 		t.Fatalf("err %v, stderr:\n%s", err, errOut)
 	}
 	if strings.Count(out, "failed") != 3 || strings.Contains(out, "compare gomu_shm") {
