@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -183,7 +184,7 @@ func frame(b []byte, m raftpb.Message) []byte {
 	n := m.Size()
 	b = binary.BigEndian.AppendUint32(b, uint32(n))
 	start := len(b)
-	b = append(b, make([]byte, n)...)
+	b = slices.Grow(b, n)[:start+n]
 	// Marshalling into a buffer of exactly Size() bytes cannot fail.
 	_, _ = m.MarshalTo(b[start:])
 	return b
