@@ -125,6 +125,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown transport", []string{"--local", "--transport", "udp"}, `unknown --transport "udp"`},
 		{"ibv is not local", []string{"--local", "--transport", "ibv"}, "use --transport shm or tcp"},
 		{"unknown profile", []string{"--local", "--profile", "turbo"}, `unknown --profile "turbo"`},
+		{"unknown poll", []string{"--local", "--poll", "busy"}, `unknown mode "busy"`},
 		{"kill and sigstop", []string{"--local", "--kill", "--sigstop"}, "--kill and --sigstop are mutually exclusive"},
 		{"two replicas", []string{"--local", "--ids", "1,2"}, "at least 3 replicas"},
 		{"bad ids", []string{"--local", "--ids", "1,x,3"}, `"x" is not a replica id`},

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/gomu-rdma/gomu/consensus"
+	"github.com/gomu-rdma/gomu/internal/poll"
 	"github.com/gomu-rdma/gomu/internal/stbench"
 )
 
@@ -30,7 +31,7 @@ func parseReplica(c *cli.Context) (replicaOptions, error) {
 		ID: c.Int("replica"), Board: c.String("board"),
 		Registry: c.String("registry"), Device: c.String("device"), Fifo: c.String("fifo"),
 		Options: Options{
-			Transport: c.String("transport"), Profile: consensus.Profile(c.String("profile")),
+			Transport: c.String("transport"), Profile: consensus.Profile(c.String("profile")), Poll: c.String("poll"),
 			Payload: c.Int("payload"), StartTimeout: c.Duration("start-timeout"), Verbose: c.Bool("verbose"),
 		},
 	}
@@ -68,6 +69,13 @@ func runReplica(ctx context.Context, o replicaOptions) error {
 		ID: o.ID, IDs: o.IDs, Registry: o.Registry, Cluster: "failover",
 		Transport: o.Transport, Device: o.Device, Profile: o.Profile,
 		MaxBatch: stbench.MaxBatch, Fifo: o.Fifo, StartTimeout: o.StartTimeout,
+	}
+	if o.Poll != "" {
+		m, err := poll.ParseMode(o.Poll)
+		if err != nil {
+			return fmt.Errorf("--poll: %w", err)
+		}
+		cfg = cfg.WithPoll(m)
 	}
 	if o.Transport == "tcp" && o.Device == "" {
 		cfg.Device = "127.0.0.1:0"
