@@ -422,10 +422,23 @@ func waitSteady(cl *cluster.Cluster, b *board, live []int, o Options) (int, erro
 			}
 		}
 		if now.After(deadline) {
-			return 0, fmt.Errorf("the cluster did not settle within %v: %s", limit, why)
+			return 0, fmt.Errorf("the cluster did not settle within %v: %s (%s)", limit, why, describe(b, live))
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// describe is what the board says about each replica, for errors.
+func describe(b *board, live []int) string {
+	now := monotonic()
+	var parts []string
+	for _, id := range live {
+		s := b.slot(id)
+		parts = append(parts, fmt.Sprintf("replica %d: %v, believes %d leads, paused %v, sees %v alive, %d acks, status %v old",
+			id, consensus.Role(s.role.Load()), s.leader.Load(), s.paused.Load() != 0, members(s.alive.Load()), s.acks.Load(),
+			time.Duration(now-s.beat.Load()).Round(time.Millisecond)))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // members lists the ids whose bits are set in mask.
@@ -521,7 +534,7 @@ func failLeader(cl *cluster.Cluster, b *board, leader int, live []int, o Options
 		}
 		if next == 0 {
 			if time.Now().After(deadline) {
-				return 0, 0, fmt.Errorf("no replica took over from leader %d within %v", leader, o.TrialTimeout)
+				return 0, 0, fmt.Errorf("no replica took over from leader %d within %v (%s)", leader, o.TrialTimeout, describe(b, live))
 			}
 			time.Sleep(100 * time.Microsecond)
 		}
