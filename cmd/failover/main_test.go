@@ -1,29 +1,18 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gomu-rdma/gomu/internal/clitest"
 )
 
-// The test binary doubles as the tool: with this variable set it runs main,
-// which is also what --local re-executes for every replica.
-const envRunMain = "GOMU_FAILOVER_MAIN"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(envRunMain) != "" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { clitest.Main(m, main) }
 
 // deadline bounds every run of the tool: a hang detector, not a timing
 // assertion.
@@ -32,18 +21,7 @@ const deadline = 120 * time.Second
 // runTool runs the tool in dir.
 func runTool(t *testing.T, dir string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append(os.Environ(), envRunMain+"=1")
-	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("failover %v did not finish within %v\nstdout:\n%s\nstderr:\n%s", args, deadline, out.String(), errb.String())
-	}
-	return out.String(), errb.String(), err
+	return clitest.Run(t, clitest.Cmd{Args: args, Dir: dir, Timeout: deadline})
 }
 
 var (
