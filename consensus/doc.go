@@ -61,9 +61,14 @@
 // walks every log from its own apply point adopting, index by index, the
 // entry with the highest proposal, rewrites the adopted entries with its own
 // proposal, clears the slot after the tail and writes its log to the granted
-// majority: the adopted tail is committed. Proposals that arrive meanwhile
-// wait and are appended afterwards. Any loss of leadership clears the fast
-// path, so a replica that leads again always prepares again.
+// majority: the adopted tail is committed. The new leader's ring accounting
+// keeps the entries it applied from the slowest granted follower's applied
+// index on (as far back as its ring still holds them), so followers behind
+// it replay from the copy instead of having them overwritten under them; a
+// follower behind what the ring holds, at prepare or on a late grant, is
+// left out as lagging (Stats), as on the fast path. Proposals that arrive
+// meanwhile wait and are appended afterwards. Any loss of leadership clears
+// the fast path, so a replica that leads again always prepares again.
 //
 // Errors: a failed WRITE takes its follower out of the active set; the
 // leader goes on while a majority is active and otherwise steps down, and

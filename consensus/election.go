@@ -128,6 +128,16 @@ func (r *Replica) prepare(granted []*peer) error {
 			copies = append(copies, sc[(i+1)*logSize:(i+2)*logSize])
 		}
 	}
+	// What the granted followers have applied, as they last published it
+	// (a stale value is only lower: we keep more than needed).
+	applied := make([]uint64, len(granted))
+	low := ms.cur.Next - 1
+	for i, p := range granted {
+		applied[i] = p.applied.Load()
+		if okPeers[i] {
+			low = min(low, applied[i])
+		}
+	}
 	var maxPromise, maxCommit uint64
 	for _, c := range copies {
 		h := logring.ReadHeader(c)
@@ -172,14 +182,25 @@ func (r *Replica) prepare(granted []*peer) error {
 		return fmt.Errorf("committed index %d lies beyond the log reachable from our applied index %d: this replica needs a state transfer", maxCommit, ms.cur.Next-1)
 	}
 
-	// Rewrite our log: adopted entries with our proposal, at the places
-	// the ring's placement rule gives them.
-	if err := ms.wring.Reset(ms.cur.Next, ms.cur.Off); err != nil {
+	// Keep the entries we applied and a granted follower may not have: a
+	// ring reset at our own apply point would let the next entries
+	// overwrite them under a follower that is still to replay them, and it
+	// would stall there with nothing telling it or us.
+	if err := r.keepApplied(low); err != nil {
 		return fmt.Errorf("reset ring: %w", err)
 	}
+
+	// Rewrite our log: adopted entries with our proposal, at the places
+	// the ring's placement rule gives them.
 	for k, a := range chosen {
 		idx := ms.cur.Next + uint64(k)
 		off, wrapAt, ok := ms.wring.Reserve(len(a.payload))
+		for !ok && ms.wring.Released() < ms.cur.Next-1 {
+			// The adopted tail comes first: give up the oldest kept
+			// entry (its laggards are left out below).
+			ms.wring.Release(ms.wring.Released() + 1)
+			off, wrapAt, ok = ms.wring.Reserve(len(a.payload))
+		}
 		if !ok {
 			return fmt.Errorf("recovered entry %d does not fit the ring", idx)
 		}
@@ -209,9 +230,103 @@ func (r *Replica) prepare(granted []*peer) error {
 	}
 	for i, p := range granted {
 		p.active, p.acked, p.lagging = okPeers[i], tail, false
+		if p.active && applied[i] < ms.wring.Released() {
+			// Its next entry is no longer kept: as on the fast path,
+			// it needs a state transfer and is left out.
+			p.active, p.lagging = false, true
+			r.cfg.Logger.Warn("follower is behind the entries the new leader keeps; it needs a state transfer and is left out",
+				"id", r.id, "follower", p.id, "applied", applied[i], "kept from", ms.wring.Released()+1)
+		}
 	}
 	r.cfg.Logger.Debug("recovered", "id", r.id, "proposal", prop, "from", ms.cur.Next, "tail", tail, "commit", maxCommit)
 	return nil
+}
+
+// keepApplied resets the ring accounting for a new term so that it retains
+// our applied entries from low+1 on, as far back as they are still intact in
+// our ring, then everything up to our apply point: followers that applied
+// less than we did replay them from our log copy, and the fast path
+// releases them as the followers' applied positions pass them (or leaves
+// the followers behind, lagging, when the ring must make room). Should the
+// entries not re-register, it keeps none, as a plain reset would.
+func (r *Replica) keepApplied(low uint64) error {
+	ms := &r.ms
+	base := r.keepFrom(low + 1)
+	sp := ms.spare
+	if err := sp.Reset(base.Next, base.Off); err != nil {
+		return err
+	}
+	for c := base; c.Next < ms.cur.Next; {
+		e, ok := c.Poll(r.ring)
+		if !ok {
+			r.cfg.Logger.Error("re-registering applied entries: entry gone", "id", r.id, "index", c.Next)
+			return ms.wring.Reset(ms.cur.Next, ms.cur.Off)
+		}
+		if err := sp.Appended(e.Index, e.Off, len(e.Payload)); err != nil {
+			r.cfg.Logger.Error("re-registering applied entries", "id", r.id, "index", e.Index, "err", err)
+			return ms.wring.Reset(ms.cur.Next, ms.cur.Off)
+		}
+	}
+	ms.wring, ms.spare = sp, ms.wring
+	return nil
+}
+
+// keepFrom returns the cursor of the oldest entry at or after index from
+// (and at most our apply point) whose successors up to our apply point are
+// all intact in our ring, as recorded when we applied them.
+func (r *Replica) keepFrom(from uint64) logring.Cursor {
+	ms := &r.ms
+	n := uint64(len(ms.hist))
+	if ms.cur.Next > n && from < ms.cur.Next-n {
+		from = ms.cur.Next - n
+	}
+	for s := from; s < ms.cur.Next; s++ {
+		start := ms.hist[s%n]
+		if start.Next != s {
+			continue
+		}
+		c := start
+		for c.Next < ms.cur.Next {
+			if _, ok := c.Poll(r.ring); !ok {
+				break
+			}
+		}
+		if c == ms.cur {
+			return start
+		}
+		s = c.Next // entry c.Next was overwritten: try the one after it
+	}
+	return ms.cur
+}
+
+// retain makes the ring accounting keep the entries from k on, for a
+// follower whose next entry is k, and reports whether it could: a late
+// follower may be behind what the fast path has already released (given
+// up for reuse) while its entries still sit intact in our ring, and it must
+// not be taken in only to be overwritten under its replayer. The entries
+// are re-registered in the spare ring first and the two are swapped only
+// if all of them fit, so a failure leaves the live accounting untouched.
+func (r *Replica) retain(k uint64) bool {
+	ms := &r.ms
+	if k > ms.wring.Released() {
+		return true
+	}
+	base := r.keepFrom(k)
+	if base.Next != k {
+		return false
+	}
+	sp := ms.spare
+	if sp.Reset(base.Next, base.Off) != nil {
+		return false
+	}
+	for c := base; c.Next < ms.wring.Next(); {
+		e, ok := c.Poll(r.ring)
+		if !ok || sp.Appended(e.Index, e.Off, len(e.Payload)) != nil {
+			return false
+		}
+	}
+	ms.wring, ms.spare = sp, ms.wring
+	return true
 }
 
 // postAndWait posts one signaled request per peer and waits for their
@@ -275,6 +390,14 @@ func (r *Replica) takeLateGrants() {
 		}
 		if p.rep.State() != verbs.StateRTS {
 			p.wantRecon.Store(true) // the background goroutine reconnects it
+			continue
+		}
+		if a := p.applied.Load(); !r.retain(a + 1) {
+			// The copy would not hold its next entry any more: it
+			// would stall in it unnoticed. It needs a state transfer.
+			p.lagging = true
+			r.cfg.Logger.Warn("late grant from a follower behind our ring; it needs a state transfer and is left out",
+				"id", r.id, "follower", p.id, "applied", a)
 			continue
 		}
 		p.active, p.acked, p.granted = true, 0, w

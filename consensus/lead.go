@@ -44,6 +44,7 @@ func (r *Replica) lead() {
 		if r.appendBatch() {
 			progress = true
 		}
+		r.publishPeers()
 		if progress {
 			w.Reset()
 			continue
@@ -154,6 +155,7 @@ func (r *Replica) applyCommitted() bool {
 		if ours {
 			*m = entryMeta{}
 		}
+		ms.hist[e.Index%uint64(len(ms.hist))] = ms.cur
 		ms.cur = c
 		r.setApplied(e.Index)
 		did = true
@@ -291,6 +293,23 @@ func (r *Replica) writeCommit() {
 	}
 }
 
+// publishPeers copies the leader's per-follower bookkeeping into the atomics
+// Stats reads. It stores only what changed, so an idle or steady leader
+// writes nothing and followers' cache lines stay put.
+func (r *Replica) publishPeers() {
+	for _, p := range r.others {
+		if p.pubActive.Load() != p.active {
+			p.pubActive.Store(p.active)
+		}
+		if p.pubLagging.Load() != p.lagging {
+			p.pubLagging.Store(p.lagging)
+		}
+		if p.pubAcked.Load() != p.acked {
+			p.pubAcked.Store(p.acked)
+		}
+	}
+}
+
 // stepDown leaves leadership: proposals in flight and queued fail, the
 // claim is withdrawn and the main loop goes back to following.
 func (r *Replica) stepDown(why string, err error) {
@@ -315,6 +334,7 @@ func (r *Replica) stepDown(why string, err error) {
 	for _, p := range r.others {
 		p.active = false
 	}
+	r.publishPeers()
 	r.failQueued(err)
 	if why != "closed" {
 		r.cfg.Logger.Info("stepped down", "id", r.id, "why", why, "commit", r.commit.Load())

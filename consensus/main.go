@@ -13,6 +13,7 @@ import (
 type mainState struct {
 	cur   logring.Cursor // next entry to apply
 	wring *logring.Ring  // leader: space accounting
+	spare *logring.Ring  // leader: scratch accounting for retain, swapped with wring
 	comps [64]verbs.Completion
 
 	// Proposals taken into entries, in log order (a circular FIFO), and
@@ -21,6 +22,13 @@ type mainState struct {
 	wqHead, wqLen int
 	meta          []entryMeta
 	carry         int32 // a taken proposal that did not fit the last batch, or -1
+
+	// hist[k%len(hist)] is the cursor from which entry k was applied
+	// (Next == k), for every applied entry still possibly in the ring: a
+	// new leader re-registers the entries its slower followers have not
+	// applied from there (see keepFrom). One slot per smallest possible
+	// entry, so a slot is overwritten only once its entry surely is.
+	hist []logring.Cursor
 
 	commitWritten uint64 // the commit index last written to followers' headers
 	applyBuf      []byte // follower: committed payloads are copied here before Apply
@@ -38,9 +46,13 @@ func (r *Replica) initMain() error {
 	if ms.wring, err = logring.New(r.cfg.RingSize, r.cfg.RingSize/logring.Align); err != nil {
 		return err
 	}
+	if ms.spare, err = logring.New(r.cfg.RingSize, r.cfg.RingSize/logring.Align); err != nil {
+		return err
+	}
 	ms.wq = make([]int32, r.cfg.MaxWaiters)
 	ms.meta = make([]entryMeta, 2*r.cfg.Outstanding+2)
 	ms.carry = -1
+	ms.hist = make([]logring.Cursor, r.cfg.RingSize/logring.Align+1)
 	ms.applyBuf = make([]byte, r.cfg.MaxBatch)
 	return nil
 }
@@ -130,6 +142,7 @@ func (r *Replica) follow() bool {
 		for cmd, ok := cs.Next(); ok; cmd, ok = cs.Next() {
 			r.sm.Apply(e.Index, cmd)
 		}
+		ms.hist[e.Index%uint64(len(ms.hist))] = ms.cur
 		ms.cur = c
 		r.setApplied(e.Index)
 		r.commit.Store(known)

@@ -80,6 +80,12 @@ type peer struct {
 	refused uint64 // the grant word under which it refused our WRITEs
 	acked   uint64 // highest index it has completed
 	lagging bool   // fell behind the reuse point: needs state transfer
+
+	// The leader fields above as last published by the main goroutine
+	// (see publishPeers), for Stats: written only when they change, so
+	// the hot path pays one load per field and never takes a lock.
+	pubActive, pubLagging atomic.Bool
+	pubAcked              atomic.Uint64
 }
 
 // waiter states.
@@ -480,8 +486,10 @@ type Stats struct {
 	Peers      []PeerStats
 }
 
-// Stats returns a snapshot of the replica's state. Per-peer leader fields
-// are read without synchronisation with the leader loop and are advisory.
+// Stats returns a snapshot of the replica's state. The per-peer leader
+// fields (Active, Acked, Lagging) are what the leader loop last published,
+// once per turn, each field read on its own: they may lag the loop by a turn
+// and are not one atomic snapshot; they are zero unless this replica leads.
 func (r *Replica) Stats() Stats {
 	s := Stats{
 		ID:         r.id,
@@ -498,7 +506,11 @@ func (r *Replica) Stats() Stats {
 		s.Proposal = r.proposal.Load()
 	}
 	for _, p := range r.others {
-		s.Peers = append(s.Peers, PeerStats{ID: p.id, Alive: p.alive.Load(), Applied: p.applied.Load()})
+		ps := PeerStats{ID: p.id, Alive: p.alive.Load(), Applied: p.applied.Load()}
+		if s.Role == Leader {
+			ps.Active, ps.Acked, ps.Lagging = p.pubActive.Load(), p.pubAcked.Load(), p.pubLagging.Load()
+		}
+		s.Peers = append(s.Peers, ps)
 	}
 	return s
 }
