@@ -97,10 +97,10 @@ func (r *Replica) follow() bool {
 			w.Wait()
 			continue
 		}
-		r.failQueued(r.notLeader())
 		if r.elect.Load() {
-			return true
+			return true // queued proposals wait for the campaign
 		}
+		r.failQueued(r.notLeader())
 		if hc := logring.LoadU64(r.mem, logring.OffCommitIndex); hc > known {
 			known = hc
 		}

@@ -23,7 +23,10 @@ func (r *Replica) Propose(ctx context.Context, cmd []byte) ([]byte, error) {
 	if r.paused.Load() {
 		return nil, ErrPaused
 	}
-	if Role(r.role.Load()) == Follower {
+	// A follower the detector has just told to run is as good as a
+	// candidate: the command waits for the election's outcome (the main
+	// loop fails it if the replica does not run after all).
+	if Role(r.role.Load()) == Follower && !r.elect.Load() {
 		return nil, r.notLeader()
 	}
 	if logring.CommandSize(len(cmd)) > r.cfg.MaxBatch {
