@@ -1,6 +1,8 @@
 package consensus
 
 import (
+	"time"
+
 	"github.com/gomu-rdma/gomu/consensus/internal/logring"
 	"github.com/gomu-rdma/gomu/internal/poll"
 	"github.com/gomu-rdma/gomu/verbs"
@@ -53,8 +55,38 @@ func (r *Replica) lead() {
 			r.writeCommit()
 		}
 		r.takeLateGrants()
+		if w.Mode == poll.Sleep && ms.wring.Next()-1 == r.commit.Load() && ms.carry < 0 {
+			r.park()
+			continue
+		}
 		w.Wait()
 	}
+}
+
+// maxPark bounds one park of an idle leader: the loop still looks at
+// closing, pausing, deposition and late grants this often, as the sleep
+// mode's longest back-off did.
+const maxPark = time.Millisecond
+
+// park waits, with nothing in flight, until a proposal arrives or maxPark
+// passes. Sleeping on a timer instead would add up to a whole back-off step
+// to the latency of the first proposal after a quiet spell; parking costs
+// the proposer one wake-up. parked is set before the queue is checked and
+// Propose queues before it reads parked, so one of the two always sees the
+// other: no proposal waits out a park.
+func (r *Replica) park() {
+	r.parked.Store(true)
+	defer r.parked.Store(false)
+	if len(r.queue) > 0 {
+		return
+	}
+	r.idle.Reset(maxPark)
+	select {
+	case <-r.kick:
+	case <-r.idle.C:
+	case <-r.stop:
+	}
+	r.idle.Stop()
 }
 
 // reap polls the replication CQ. A failed WRITE takes its follower out of

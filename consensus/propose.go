@@ -42,6 +42,12 @@ func (r *Replica) Propose(ctx context.Context, cmd []byte) ([]byte, error) {
 	w.cmd = cmd
 	w.state.Store(wQueued)
 	r.queue <- idx // never blocks: it holds at most MaxWaiters ids
+	if r.parked.Load() {
+		select {
+		case r.kick <- struct{}{}:
+		default: // a kick is already pending
+		}
+	}
 	select {
 	case <-w.done:
 	case <-ctx.Done():

@@ -134,6 +134,12 @@ type Replica struct {
 	waiters []waiter
 	free    chan int32
 	queue   chan int32
+	// An idle leader under a sleeping poll mode parks instead of sleeping
+	// on a timer: parked says so, and a proposer that finds it set kicks
+	// it awake, so a new proposal is taken at once, not at the next tick.
+	parked atomic.Bool
+	kick   chan struct{}
+	idle   *time.Timer // the leader loop's bound on one park
 
 	role     atomic.Int32
 	leader   atomic.Int32
@@ -209,6 +215,9 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Replica, error) {
 	r.waiters = make([]waiter, cfg.MaxWaiters)
 	r.free = make(chan int32, cfg.MaxWaiters)
 	r.queue = make(chan int32, cfg.MaxWaiters)
+	r.kick = make(chan struct{}, 1)
+	r.idle = time.NewTimer(time.Hour)
+	r.idle.Stop()
 	for i := range r.waiters {
 		r.waiters[i].done = make(chan struct{}, 1)
 		r.free <- int32(i)
