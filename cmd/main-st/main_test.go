@@ -75,6 +75,8 @@ func TestBadInput(t *testing.T) {
 		{"payload too large", nil, []string{"--local", "65533", "1"}, "payload_size 65533 out of range"},
 		{"no outstanding", nil, []string{"--local", "64", "0"}, "nr_outstanding 0 out of range"},
 		{"no commands", nil, []string{"--local", "--count", "0", "64", "1"}, "--count must be at least 1"},
+		{"ring not a multiple of 64", nil, []string{"--local", "--ring", "1048577", "64", "1"}, "--ring 1048577 must be a multiple of 64"},
+		{"ring too small", nil, []string{"--local", "--ring", "4096", "64", "1"}, "from 1 MiB to 1 GiB"},
 		{"unknown profile", nil, []string{"--local", "--profile", "turbo", "64", "1"}, `unknown --profile "turbo"`},
 		{"unknown poll mode", nil, []string{"--local", "--follower-poll", "busy", "64", "1"}, `--follower-poll: `},
 		{"unknown transport", nil, []string{"--local", "--transport", "pigeon", "64", "1"}, `unknown --transport "pigeon"`},

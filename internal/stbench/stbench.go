@@ -56,6 +56,8 @@ const (
 	// MaxOutstanding bounds concurrent proposers (the engine's default
 	// MaxWaiters).
 	MaxOutstanding = 1024
+	// DefaultRingSize is the benchmarks' log ring (see Options.RingSize).
+	DefaultRingSize = 16 << 20
 	// EndTimeout bounds each side's wait for the other at the end of a run.
 	EndTimeout = 5 * time.Second
 	// leadTimeout bounds how long the leader waits to lead again after it
@@ -88,9 +90,15 @@ type Options struct {
 	// FollowerPoll is the --local launcher's Poll for followers.
 	FollowerPoll string
 	Fifo         string
-	StartTime    time.Duration
-	Local        bool
-	Verbose      bool
+	// RingSize is the log ring's size in bytes. The benchmarks default to
+	// a bigger ring than the engine: a follower descheduled for a few
+	// milliseconds on a busy 2-core machine must not be lapped by a leader
+	// that recycles space a majority applied, since there is no state
+	// transfer yet to bring it back.
+	RingSize  int
+	StartTime time.Duration
+	Local     bool
+	Verbose   bool
 }
 
 // Flags are the flags both tools take.
@@ -105,6 +113,7 @@ func Flags() []cli.Flag {
 		&cli.StringFlag{Name: "poll", Usage: "override the profile's polling: spin, yield or sleep"},
 		&cli.StringFlag{Name: "follower-poll", Usage: "with --local: polling of the followers, which do nothing on the fast path (default: --poll)"},
 		&cli.IntFlag{Name: "count", Value: 1000000, Usage: "commands the leader proposes"},
+		&cli.IntFlag{Name: "ring", Value: DefaultRingSize, Usage: "log ring size in bytes, a multiple of 64"},
 		&cli.StringFlag{Name: "cluster", Value: "main-st", Usage: "registry namespace of this cluster"},
 		&cli.StringFlag{Name: "fifo", Usage: "pause fifo `PATH` (default /tmp/fifo-<id>; - for none)"},
 		&cli.DurationFlag{Name: "start-timeout", Value: 30 * time.Second, Usage: "how long to wait for every replica at start"},
@@ -126,6 +135,7 @@ func Parse(c *cli.Context) (Options, error) {
 		Poll:         c.String("poll"),
 		FollowerPoll: c.String("follower-poll"),
 		Fifo:         c.String("fifo"),
+		RingSize:     c.Int("ring"),
 		StartTime:    c.Duration("start-timeout"),
 		Local:        c.Bool("local"),
 		Verbose:      c.Bool("verbose"),
@@ -167,6 +177,8 @@ func Parse(c *cli.Context) (Options, error) {
 		return o, fmt.Errorf("nr_outstanding %d out of range 1..%d", o.Outstanding, MaxOutstanding)
 	case o.Count < 1:
 		return o, fmt.Errorf("--count must be at least 1, got %d", o.Count)
+	case o.RingSize < 1<<20 || o.RingSize > 1<<30 || o.RingSize%64 != 0:
+		return o, fmt.Errorf("--ring %d must be a multiple of 64 from 1 MiB to 1 GiB", o.RingSize)
 	case o.Profile != consensus.ProfileFast && o.Profile != consensus.ProfileRelaxed:
 		return o, fmt.Errorf("unknown --profile %q (want %s or %s)", o.Profile, consensus.ProfileFast, consensus.ProfileRelaxed)
 	case !o.Local && o.Registry == "":
@@ -235,6 +247,7 @@ func Local(ctx context.Context, tool string, o Options, extra []string, stdout, 
 				"--transport", o.Transport, "--device", device,
 				"--profile", string(o.Profile), "--poll", mode,
 				"--count", strconv.Itoa(o.Count), "--cluster", o.Cluster,
+				"--ring", strconv.Itoa(o.RingSize),
 				"--fifo", n.Fifo, "--start-timeout", o.StartTime.String(),
 				"--verbose=" + strconv.FormatBool(o.Verbose),
 			}
@@ -302,7 +315,7 @@ func Run(ctx context.Context, o Options, measure bool, progress io.Writer) (*Res
 		ID: o.ID, IDs: o.IDs, Registry: o.Registry, Cluster: o.Cluster,
 		Transport: o.Transport, Device: o.Device, Profile: o.Profile,
 		MaxBatch: MaxBatch, Outstanding: o.Outstanding, MaxWaiters: MaxOutstanding + 1,
-		Fifo: o.Fifo, StartTimeout: o.StartTime,
+		Fifo: o.Fifo, StartTimeout: o.StartTime, RingSize: o.RingSize,
 	}
 	if o.Poll != "" {
 		m, _ := poll.ParseMode(o.Poll)
