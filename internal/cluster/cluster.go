@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -182,7 +183,7 @@ func Start(ctx context.Context, s Spec) (_ *Cluster, err error) {
 		}
 		cmd.Stderr = io.Discard
 		if s.Stderr != nil {
-			cmd.Stderr = &prefixWriter{w: s.Stderr, prefix: fmt.Sprintf("[%d] ", id)}
+			cmd.Stderr = NewPrefixWriter(s.Stderr, fmt.Sprintf("[%d] ", id))
 		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
@@ -193,8 +194,8 @@ func Start(ctx context.Context, s Spec) (_ *Cluster, err error) {
 		c.done[id] = done
 		go func() {
 			err := cmd.Wait()
-			if w, ok := cmd.Stderr.(*prefixWriter); ok {
-				w.flush()
+			if w, ok := cmd.Stderr.(*PrefixWriter); ok {
+				w.Flush()
 			}
 			close(done)
 			c.exits <- Exit{id, err}
@@ -247,16 +248,22 @@ func (c *Cluster) Close() {
 	})
 }
 
-// prefixWriter writes complete lines to w, each prefixed. It is used as a
-// child's Stderr, so the exec package serialises its writes.
-type prefixWriter struct {
+// PrefixWriter writes complete lines to w, each prefixed: how a launcher
+// shows many children's stderr on one terminal. It is safe for concurrent
+// use.
+type PrefixWriter struct {
 	mu     sync.Mutex
 	w      io.Writer
 	prefix string
 	buf    []byte
 }
 
-func (p *prefixWriter) Write(b []byte) (int, error) {
+// NewPrefixWriter returns a PrefixWriter that writes to w.
+func NewPrefixWriter(w io.Writer, prefix string) *PrefixWriter {
+	return &PrefixWriter{w: w, prefix: prefix}
+}
+
+func (p *PrefixWriter) Write(b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.buf = append(p.buf, b...)
@@ -272,9 +279,38 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 	}
 }
 
-// flush writes a last unterminated line, if any.
-func (p *prefixWriter) flush() {
+// Flush writes a last unterminated line, if any.
+func (p *PrefixWriter) Flush() {
 	if len(p.buf) > 0 {
 		p.Write([]byte{'\n'})
 	}
+}
+
+// ReportProgress prints how far a run of total commands is, every second,
+// until the returned stop is called; a nil w prints nothing.
+func ReportProgress(w io.Writer, acked *atomic.Int64, total int) (stop func()) {
+	if w == nil {
+		return func() {}
+	}
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		last, start := int64(0), time.Now()
+		for {
+			select {
+			case <-quit:
+				return
+			case now := <-t.C:
+				n := acked.Load()
+				fmt.Fprintf(w, "progress: %d/%d commands (%.0f%%), %.0f commands/s, %v elapsed\n",
+					n, total, 100*float64(n)/float64(total), float64(n-last), now.Sub(start).Round(time.Second))
+				last = n
+			}
+		}
+	}()
+	return func() { close(quit); wg.Wait() }
 }

@@ -397,7 +397,7 @@ func lead(ctx context.Context, r *consensus.Replica, o Options, measure bool, pr
 	defer cancel(nil)
 	var next, acked atomic.Int64
 	var wg sync.WaitGroup
-	stopProgress := reportProgress(progress, &acked, o.Count)
+	stopProgress := cluster.ReportProgress(progress, &acked, o.Count)
 	start := time.Now()
 	for range o.Outstanding {
 		wg.Add(1)
@@ -452,34 +452,6 @@ func propose(ctx context.Context, r *consensus.Replica, cmd []byte, retries *ato
 			return err
 		}
 	}
-}
-
-// reportProgress prints how far the run is every second until stopped.
-func reportProgress(w io.Writer, acked *atomic.Int64, total int) (stop func()) {
-	if w == nil {
-		return func() {}
-	}
-	quit := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		last, start := int64(0), time.Now()
-		for {
-			select {
-			case <-quit:
-				return
-			case now := <-t.C:
-				n := acked.Load()
-				fmt.Fprintf(w, "progress: %d/%d commands (%.0f%%), %.0f commands/s, %v elapsed\n",
-					n, total, 100*float64(n)/float64(total), float64(n-last), now.Sub(start).Round(time.Second))
-				last = n
-			}
-		}
-	}()
-	return func() { close(quit); wg.Wait() }
 }
 
 // finish proposes the done command and waits until every live follower has

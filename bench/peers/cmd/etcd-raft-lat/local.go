@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,9 +11,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gomu-rdma/gomu/internal/cluster"
 )
 
 // grace is how long the followers may take to exit once the leader has.
@@ -91,7 +91,7 @@ func runLocal(ctx context.Context, o Options, stdout, stderr io.Writer) (err err
 		if id == leader {
 			cmd.Stdout = stdout
 		}
-		pw := &prefixWriter{w: stderr, prefix: fmt.Sprintf("[%d] ", id)}
+		pw := cluster.NewPrefixWriter(stderr, fmt.Sprintf("[%d] ", id))
 		cmd.Stderr = pw
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
@@ -100,7 +100,7 @@ func runLocal(ctx context.Context, o Options, stdout, stderr io.Writer) (err err
 		procs[id] = cmd
 		go func() {
 			err := cmd.Wait()
-			pw.flush()
+			pw.Flush()
 			exits <- exit{id, err}
 		}()
 	}
@@ -138,35 +138,4 @@ func runLocal(ctx context.Context, o Options, stdout, stderr io.Writer) (err err
 		return fmt.Errorf("%s", strings.Join(failed, "; "))
 	}
 	return nil
-}
-
-// prefixWriter writes complete lines to w, each prefixed.
-type prefixWriter struct {
-	mu     sync.Mutex
-	w      io.Writer
-	prefix string
-	buf    []byte
-}
-
-func (p *prefixWriter) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.buf = append(p.buf, b...)
-	for {
-		i := bytes.IndexByte(p.buf, '\n')
-		if i < 0 {
-			return len(b), nil
-		}
-		if _, err := fmt.Fprintf(p.w, "%s%s", p.prefix, p.buf[:i+1]); err != nil {
-			return len(b), err
-		}
-		p.buf = p.buf[i+1:]
-	}
-}
-
-// flush writes a last unterminated line, if any.
-func (p *prefixWriter) flush() {
-	if len(p.buf) > 0 {
-		p.Write([]byte{'\n'})
-	}
 }

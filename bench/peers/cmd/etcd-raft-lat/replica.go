@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gomu-rdma/gomu/internal/cluster"
+
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -252,7 +254,7 @@ func (r *replica) lead(ctx context.Context, progress io.Writer) (*Result, error)
 	defer cancel(nil)
 	var next, acked, retries atomic.Int64
 	var wg sync.WaitGroup
-	stopProgress := reportProgress(progress, &acked, o.Count)
+	stopProgress := cluster.ReportProgress(progress, &acked, o.Count)
 	start := time.Now()
 	for range o.Outstanding {
 		wg.Add(1)
@@ -371,31 +373,6 @@ func fill(b []byte) {
 	for i := range b {
 		b[i] = byte(rand.Uint32())
 	}
-}
-
-// reportProgress prints how far the run is every second until stopped.
-func reportProgress(w io.Writer, acked *atomic.Int64, total int) (stop func()) {
-	quit := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		last, start := int64(0), time.Now()
-		for {
-			select {
-			case <-quit:
-				return
-			case now := <-t.C:
-				n := acked.Load()
-				fmt.Fprintf(w, "progress: %d/%d commands (%.0f%%), %d commands/s, %v elapsed\n",
-					n, total, 100*float64(n)/float64(total), n-last, now.Sub(start).Round(time.Second))
-				last = n
-			}
-		}
-	}()
-	return func() { close(quit); wg.Wait() }
 }
 
 // logger is raft's logger: warnings and errors on stderr, the rest only
