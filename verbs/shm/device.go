@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"unsafe"
@@ -177,14 +179,8 @@ func (d *device) Close() error {
 		return fmt.Errorf("shm: close device %s: %w", d.name, verbs.ErrClosed)
 	}
 	d.closed = true
-	pds := make([]*pd, 0, len(d.pds))
-	for p := range d.pds {
-		pds = append(pds, p)
-	}
-	cqs := make([]*cq, 0, len(d.cqs))
-	for c := range d.cqs {
-		cqs = append(cqs, c)
-	}
+	pds := slices.Collect(maps.Keys(d.pds))
+	cqs := slices.Collect(maps.Keys(d.cqs))
 	d.mu.Unlock()
 
 	for _, p := range pds {

@@ -4,7 +4,9 @@ package shm
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sync/atomic"
 	"unsafe"
 
@@ -112,14 +114,8 @@ func (p *pd) close(drain bool) error {
 		return fmt.Errorf("shm: close pd %d: %w", p.id, verbs.ErrClosed)
 	}
 	p.closed = true
-	qps := make([]*qp, 0, len(p.qps))
-	for q := range p.qps {
-		qps = append(qps, q)
-	}
-	mrs := make([]*mr, 0, len(p.mrs))
-	for m := range p.mrs {
-		mrs = append(mrs, m)
-	}
+	qps := slices.Collect(maps.Keys(p.qps))
+	mrs := slices.Collect(maps.Keys(p.mrs))
 	delete(d.pds, p)
 	d.mu.Unlock()
 

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,10 +138,7 @@ func (d *device) Close() error {
 	for _, q := range d.qps {
 		qps = append(qps, q)
 	}
-	conns := make([]*tconn, 0, len(d.conns))
-	for c := range d.conns {
-		conns = append(conns, c)
-	}
+	conns := slices.Collect(maps.Keys(d.conns))
 	d.mu.Unlock()
 
 	d.ln.Close()
@@ -156,14 +155,8 @@ func (d *device) Close() error {
 	for _, m := range d.mrs {
 		mrs = append(mrs, m)
 	}
-	cqs := make([]*cq, 0, len(d.cqs))
-	for c := range d.cqs {
-		cqs = append(cqs, c)
-	}
-	pds := make([]*pd, 0, len(d.pds))
-	for p := range d.pds {
-		pds = append(pds, p)
-	}
+	cqs := slices.Collect(maps.Keys(d.cqs))
+	pds := slices.Collect(maps.Keys(d.pds))
 	d.mu.Unlock()
 	for _, m := range mrs {
 		m.Close()
