@@ -74,6 +74,18 @@ type Config struct {
 	// StartTimeout bounds Start's registry exchange (default 30 s).
 	StartTimeout time.Duration
 
+	// EagerCommit makes the leader write the new commit index into its
+	// active followers' headers before it answers the proposers of the
+	// entries it commits, instead of letting it ride on the next entry (or
+	// the idle leader's header write). It costs one small WRITE per follower
+	// per commit step; in return a follower's ReadBarrier sees every command
+	// a client was told is committed, so a value written through the leader
+	// is readable on any active follower right after the reply.
+	EagerCommit bool
+	// Meta is opaque application data published to every peer at Start
+	// (a server's client address, say); Replica.Meta returns a peer's.
+	Meta []byte
+
 	// Fifo is the pause fifo's path (default /tmp/fifo-<id>); "-" disables
 	// it.
 	Fifo string

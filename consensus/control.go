@@ -67,6 +67,7 @@ const (
 	wrRecover = 3 // prepare: header and ring reads, proposal and ring writes
 	wrStatus  = 4 // background: a peer's status words
 	wrControl = 5 // background: request, grant and reconnection writes
+	wrConfirm = 6 // a read barrier's round: the commit index to a header
 )
 
 func makeWRID(kind, peer int, idx uint64) uint64 {

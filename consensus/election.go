@@ -221,6 +221,11 @@ func (r *Replica) prepare(granted []*peer) error {
 	r.proposal.Store(prop)
 	r.commit.Store(max(r.commit.Load(), maxCommit))
 	ms.commitWritten = 0
+	// Read-barrier rounds of an earlier term must not count in this one.
+	ms.readPosted = r.readDone.Load()
+	for _, p := range r.others {
+		p.confirmed = ms.readPosted
+	}
 
 	okPeers, err = r.postAndWait(granted, deadline, func(_ int, p *peer) error {
 		return p.rep.PostWrite(makeWRID(wrRecover, p.id, 0), r.logMR, 0, logSize, p.log, verbs.Signaled)

@@ -39,7 +39,13 @@ func (r *Replica) lead() {
 			r.stepDown("lost its majority", nil)
 			return
 		}
+		if r.cfg.EagerCommit && r.commit.Load() > ms.commitWritten {
+			r.writeCommit()
+		}
 		if r.applyCommitted() {
+			progress = true
+		}
+		if r.confirmReads() {
 			progress = true
 		}
 		r.releaseSpace()
@@ -122,6 +128,9 @@ func (r *Replica) reap() bool {
 			}
 			if kind == wrEntry && p.active && idx > p.acked {
 				p.acked = idx
+			}
+			if kind == wrConfirm && p.active && idx > p.confirmed {
+				p.confirmed = idx
 			}
 		}
 	}
@@ -368,6 +377,7 @@ func (r *Replica) stepDown(why string, err error) {
 	}
 	r.publishPeers()
 	r.failQueued(err)
+	r.wakeReaders()
 	if why != "closed" {
 		r.cfg.Logger.Info("stepped down", "id", r.id, "why", why, "commit", r.commit.Load())
 	}

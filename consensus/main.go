@@ -31,6 +31,7 @@ type mainState struct {
 	hist []logring.Cursor
 
 	commitWritten uint64 // the commit index last written to followers' headers
+	readPosted    uint64 // the last read-barrier round posted to followers
 	applyBuf      []byte // follower: committed payloads are copied here before Apply
 }
 

@@ -80,6 +80,9 @@ type peer struct {
 	refused uint64 // the grant word under which it refused our WRITEs
 	acked   uint64 // highest index it has completed
 	lagging bool   // fell behind the reuse point: needs state transfer
+	// confirmed is the highest read-barrier round it completed a WRITE of.
+	confirmed uint64
+	meta      []byte // its Config.Meta, from the registry
 
 	// The leader fields above as last published by the main goroutine
 	// (see publishPeers), for Stats: written only when they change, so
@@ -140,6 +143,14 @@ type Replica struct {
 	parked atomic.Bool
 	kick   chan struct{}
 	idle   *time.Timer // the leader loop's bound on one park
+
+	// Read barriers on the leader (see ReadBarrier): rounds asked for and
+	// rounds a majority confirmed; readCh is closed and replaced whenever
+	// readDone moves or leadership ends, waking the waiting readers.
+	readWant atomic.Uint64
+	readDone atomic.Uint64
+	readMu   sync.Mutex
+	readCh   chan struct{}
 
 	role     atomic.Int32
 	leader   atomic.Int32
@@ -216,6 +227,7 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Replica, error) {
 	r.free = make(chan int32, cfg.MaxWaiters)
 	r.queue = make(chan int32, cfg.MaxWaiters)
 	r.kick = make(chan struct{}, 1)
+	r.readCh = make(chan struct{})
 	r.idle = time.NewTimer(time.Hour)
 	r.idle.Stop()
 	for i := range r.waiters {
@@ -319,10 +331,18 @@ func (r *Replica) setup(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := r.reg.Publish(ctx, "meta", cfg.Meta); err != nil {
+		return err
+	}
 	if _, err := r.reg.Barrier(ctx, "start", r.ids); err != nil {
 		return err
 	}
 	for _, p := range r.others {
+		meta, err := r.reg.Lookup(ctx, p.id, "meta")
+		if err != nil {
+			return err
+		}
+		p.meta = meta.Value
 		rec, err := r.reg.Lookup(ctx, p.id, fmt.Sprintf("qp/%d->%d", p.id, r.id))
 		if err != nil {
 			return err
