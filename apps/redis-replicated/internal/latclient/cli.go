@@ -1,0 +1,97 @@
+package latclient
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Main is the whole command line of a latency client: the three commands
+// differ only in name and mode. It exits non-zero on bad input, on a run
+// that could not complete, and on a run in which any request got an error
+// reply.
+func Main(name string, mode Mode) {
+	app := App(name, mode, os.Stdout)
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+}
+
+// App builds the command; output goes to stdout.
+func App(name string, mode Mode, stdout io.Writer) *cli.App {
+	return &cli.App{
+		Name:      name,
+		Usage:     fmt.Sprintf("time %s requests against a Redis server, one outstanding", mode),
+		ArgsUsage: "<key_size> <value_size> <host> <port>",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "requests", Value: 500_000, Usage: "timed requests"},
+			&cli.IntFlag{Name: "keys", Usage: fmt.Sprintf("key space preloaded and read (0: min(requests, %d)); unused by SET-only runs", DefaultKeys)},
+			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed for keys, values and the request mix"},
+			&cli.StringFlag{Name: "out", Value: "redis-cli.txt", Usage: "write one latency in ns per line to `FILE`"},
+			&cli.StringFlag{Name: "hgrm", Usage: "also write the percentile distribution in HdrHistogram format to `FILE`"},
+			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Second, Usage: "deadline of each network read, write and connect"},
+			&cli.DurationFlag{Name: "retry-for", Value: 10 * time.Second, Usage: "how long one request may be redirected or reconnect before the run fails"},
+		},
+		HideHelpCommand: true,
+		Action: func(c *cli.Context) error {
+			return action(c, name, mode, stdout)
+		},
+	}
+}
+
+func action(c *cli.Context, name string, mode Mode, stdout io.Writer) error {
+	if c.NArg() != 4 {
+		return fmt.Errorf("want 4 arguments <key_size> <value_size> <host> <port>, got %d", c.NArg())
+	}
+	a := c.Args().Slice()
+	ks, err := strconv.Atoi(a[0])
+	if err != nil {
+		return fmt.Errorf("key_size %q is not a number", a[0])
+	}
+	vs, err := strconv.Atoi(a[1])
+	if err != nil {
+		return fmt.Errorf("value_size %q is not a number", a[1])
+	}
+	port, err := strconv.Atoi(a[3])
+	if err != nil || port <= 0 || port > 65535 {
+		return fmt.Errorf("port %q is not a TCP port", a[3])
+	}
+	cfg := Config{
+		Mode: mode, Addr: net.JoinHostPort(a[2], strconv.Itoa(port)),
+		KeySize: ks, ValueSize: vs,
+		Requests: c.Int("requests"), Keys: c.Int("keys"), Seed: c.Uint64("seed"),
+		Timeout: c.Duration("timeout"), RetryFor: c.Duration("retry-for"),
+	}
+	if err := cfg.Check(); err != nil {
+		return err
+	}
+	res, err := Run(c.Context, cfg)
+	if err != nil {
+		return err
+	}
+	out := c.String("out")
+	if err := res.Rec.WriteRaw(out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %d latencies to %s\n", res.Rec.Count(), out)
+	if h := c.String("hgrm"); h != "" {
+		if err := res.Rec.WriteHgrm(h); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote the percentile distribution to %s\n", h)
+	}
+	secs := res.Elapsed.Seconds()
+	fmt.Fprintf(stdout, "%s: %d requests (%s, key %d B, value %d B) in %.3g s: %.0f requests/s, %d redirects, %d reconnects, %d errors\n",
+		name, cfg.Requests, mode, ks, vs, secs, float64(cfg.Requests)/secs, res.Redirects, res.Reconnects, res.Errors)
+	fmt.Fprintf(stdout, "%s key=%d value=%d %s\n", name, ks, vs, res.Rec.Summary())
+	if res.Errors > 0 {
+		return fmt.Errorf("%d of %d requests got an error reply, the first: %s", res.Errors, cfg.Requests, res.FirstError)
+	}
+	return nil
+}
