@@ -1,0 +1,45 @@
+package store
+
+import "testing"
+
+func TestListsDiff(t *testing.T) {
+	runDiff(t, []step{
+		cmd("lpush", "l", "a", "b", "c"),
+		cmd("rpush", "l", "d", "e"),
+		cmd("lrange", "l", "0", "-1"),
+		cmd("llen", "l"),
+		cmd("llen", "nokey"),
+		cmd("lrange", "l", "-100", "100"),
+		cmd("lrange", "l", "3", "1"),
+		cmd("lrange", "l", "x", "1"),
+		cmd("lrange", "nokey", "0", "-1"),
+		cmd("lindex", "l", "0"), cmd("lindex", "l", "-1"), cmd("lindex", "l", "99"),
+		cmd("lindex", "l", "x"), cmd("lindex", "nokey", "x"),
+		cmd("lset", "l", "1", "B"), cmd("lset", "l", "-1", "E"), cmd("lset", "l", "9", "z"),
+		cmd("lset", "nokey", "0", "z"), cmd("lset", "l", "x", "z"),
+		cmd("lrange", "l", "0", "-1"),
+		cmd("lpop", "l"), cmd("rpop", "l"),
+		cmd("lpop", "l", "0"), cmd("lpop", "l", "-1"), cmd("lpop", "l", "x"),
+		cmd("lpop", "l", "1", "2"),
+		cmd("lpop", "nokey"), cmd("lpop", "nokey", "2"), cmd("lpop", "nokey", "0"),
+		cmd("rpop", "l", "2"), cmd("lrange", "l", "0", "-1"),
+		cmd("rpop", "l", "5"), cmd("exists", "l"),
+		cmd("rpush", "r", "a", "b", "a", "c", "a", "b", "a"),
+		cmd("lrem", "r", "2", "a"), cmd("lrange", "r", "0", "-1"),
+		cmd("lrem", "r", "-1", "b"), cmd("lrange", "r", "0", "-1"),
+		cmd("lrem", "r", "0", "a"), cmd("lrange", "r", "0", "-1"),
+		cmd("lrem", "r", "x", "a"), cmd("lrem", "nokey", "1", "a"),
+		cmd("lrem", "r", "0", "b"), cmd("lrem", "r", "0", "c"), cmd("exists", "r"),
+		cmd("rpush", "t", "1", "2", "3", "4", "5"),
+		cmd("ltrim", "t", "1", "-2"), cmd("lrange", "t", "0", "-1"),
+		cmd("ltrim", "t", "-100", "100"), cmd("lrange", "t", "0", "-1"),
+		cmd("ltrim", "t", "x", "1"), cmd("ltrim", "nokey", "0", "1"),
+		cmd("ltrim", "t", "5", "1"), cmd("exists", "t"),
+		cmd("lpush", "l"), cmd("llen"),
+		cmd("set", "s", "v"),
+		cmd("lpush", "s", "a"), cmd("rpush", "s", "a"), cmd("lpop", "s"), cmd("rpop", "s", "1"),
+		cmd("llen", "s"), cmd("lrange", "s", "0", "1"), cmd("lindex", "s", "0"),
+		cmd("lset", "s", "0", "a"), cmd("lrem", "s", "0", "a"), cmd("ltrim", "s", "0", "1"),
+		cmd("LPUSH", "big", "x"),
+	})
+}

@@ -1,0 +1,316 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+)
+
+// Snapshot format, version 1 (all integers unsigned varints unless noted):
+//
+//	magic "GOMURDS1"
+//	count of keys
+//	per key, in sorted key order:
+//	  key (length-prefixed bytes)
+//	  kind (one byte)
+//	  expireAt (signed varint, Unix ms; 0: none)
+//	  payload by kind:
+//	    string: bytes
+//	    list:   n, n elements
+//	    hash:   n, n field/value pairs in insertion order
+//	    set:    intset flag byte (0/1), n, n members in slice order
+//	    zset:   n, n member/score pairs in rank order; score as 8 bytes
+//	            of IEEE 754 bits, big endian
+//	trailer: SHA-256 of everything before it
+//
+// Hash field order and set slice order are part of the state (they decide
+// HGETALL replies and SPOP picks), so they are kept exactly. Digest hashes
+// the same encoding without the trailer.
+
+const snapshotMagic = "GOMURDS1"
+
+// errCorrupt wraps every Restore failure caused by the input's content.
+var errCorrupt = errors.New("store: corrupt snapshot")
+
+// encodeTo writes the canonical encoding of s (without magic or trailer).
+func (s *Store) encodeTo(w *bufio.Writer) {
+	var tmp [binary.MaxVarintLen64]byte
+	uv := func(x uint64) { w.Write(binary.AppendUvarint(tmp[:0], x)) }
+	bs := func(b []byte) { uv(uint64(len(b))); w.Write(b) }
+	str := func(b string) { uv(uint64(len(b))); w.WriteString(b) }
+	keys := make([]string, 0, len(s.keys))
+	for k := range s.keys {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	uv(uint64(len(keys)))
+	for _, k := range keys {
+		v := s.keys[k]
+		str(k)
+		w.WriteByte(byte(v.kind))
+		w.Write(binary.AppendVarint(tmp[:0], v.expireAt))
+		switch v.kind {
+		case kindString:
+			bs(v.str)
+		case kindList:
+			es := v.list.elems()
+			uv(uint64(len(es)))
+			for _, x := range es {
+				bs(x)
+			}
+		case kindHash:
+			uv(uint64(v.hash.len()))
+			v.hash.each(func(en *hashEntry) { str(en.field); bs(en.val) })
+		case kindSet:
+			if v.set.intset {
+				w.WriteByte(1)
+			} else {
+				w.WriteByte(0)
+			}
+			uv(uint64(v.set.len()))
+			for _, m := range v.set.members {
+				str(m)
+			}
+		case kindZSet:
+			uv(uint64(v.zset.len()))
+			for _, en := range v.zset.sorted {
+				str(en.member)
+				w.Write(binary.BigEndian.AppendUint64(tmp[:0], math.Float64bits(en.score)))
+			}
+		}
+	}
+}
+
+// Snapshot writes the whole store to w.
+func (s *Store) Snapshot(w io.Writer) error {
+	h := sha256.New()
+	bw := bufio.NewWriter(io.MultiWriter(w, h))
+	bw.WriteString(snapshotMagic)
+	s.encodeTo(bw)
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("store: snapshot: %w", err)
+	}
+	if _, err := w.Write(h.Sum(nil)); err != nil {
+		return fmt.Errorf("store: snapshot: %w", err)
+	}
+	return nil
+}
+
+// Digest is SHA-256 over the canonical encoding of the state: equal for
+// stores in the same state whatever their map layouts. Expired keys not yet
+// deleted are included, as they are state until a write removes them.
+func (s *Store) Digest() [32]byte {
+	h := sha256.New()
+	bw := bufio.NewWriter(h)
+	s.encodeTo(bw)
+	bw.Flush()
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// snapReader decodes with bounds checks; the first error sticks.
+type snapReader struct {
+	r   *bufio.Reader
+	err error
+}
+
+func (d *snapReader) fail(format string, a ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", errCorrupt, fmt.Sprintf(format, a...))
+	}
+}
+
+func (d *snapReader) uv() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	x, err := binary.ReadUvarint(d.r)
+	if err != nil {
+		d.fail("varint: %v", err)
+	}
+	return x
+}
+
+func (d *snapReader) byte1() byte {
+	if d.err != nil {
+		return 0
+	}
+	b, err := d.r.ReadByte()
+	if err != nil {
+		d.fail("byte: %v", err)
+	}
+	return b
+}
+
+// bytes reads a length-prefixed byte string, growing the buffer as data
+// arrives so that a corrupt length cannot force a huge allocation.
+func (d *snapReader) bytes() []byte {
+	n := d.uv()
+	if d.err != nil {
+		return nil
+	}
+	if n > 1<<40 {
+		d.fail("length %d", n)
+		return nil
+	}
+	var buf bytes.Buffer
+	if _, err := io.CopyN(&buf, d.r, int64(n)); err != nil {
+		d.fail("string of %d bytes: %v", n, err)
+		return nil
+	}
+	return buf.Bytes()
+}
+
+// count reads an element count; a collection is never empty.
+func (d *snapReader) count() int {
+	n := d.uv()
+	if d.err == nil && (n == 0 || n > math.MaxInt32) {
+		d.fail("element count %d", n)
+	}
+	return int(n)
+}
+
+// Restore replaces the store's content with a snapshot read from r. On any
+// error the store is left unchanged; errors from corrupt content wrap
+// errCorrupt.
+func (s *Store) Restore(r io.Reader) error {
+	br := bufio.NewReader(r)
+	d := &snapReader{r: br}
+	magic := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapshotMagic {
+		return fmt.Errorf("%w: bad magic", errCorrupt)
+	}
+	ns := New()
+	n := d.uv()
+	var prev string
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		key := string(d.bytes())
+		if i > 0 && key <= prev {
+			d.fail("keys out of order at %q", key)
+		}
+		prev = key
+		v := &value{kind: kind(d.byte1())}
+		if d.err != nil {
+			break
+		}
+		at, err := binary.ReadVarint(br)
+		if err != nil {
+			d.fail("expiry: %v", err)
+		}
+		if at < 0 {
+			d.fail("negative expiry %d", at)
+		}
+		v.expireAt = at
+		switch v.kind {
+		case kindString:
+			v.str = d.bytes()
+		case kindList:
+			c := d.count()
+			l := &listValue{}
+			for j := 0; j < c && d.err == nil; j++ {
+				l.pushBack(d.bytes())
+			}
+			v.list = l
+		case kindHash:
+			c := d.count()
+			hv := newHash()
+			for j := 0; j < c && d.err == nil; j++ {
+				f, val := d.bytes(), d.bytes()
+				if d.err == nil && !hv.set(f, val) {
+					d.fail("duplicate hash field %q", f)
+				}
+			}
+			v.hash = hv
+		case kindSet:
+			flag := d.byte1()
+			if flag > 1 {
+				d.fail("intset flag %d", flag)
+			}
+			c := d.count()
+			st := &setValue{index: make(map[string]int), intset: flag == 1}
+			for j := 0; j < c && d.err == nil; j++ {
+				m := d.bytes()
+				if d.err != nil {
+					break
+				}
+				if st.has(m) {
+					d.fail("duplicate set member %q", m)
+					break
+				}
+				if _, isInt := collInt(m); st.intset && (!isInt || c > maxIntsetEntries) {
+					d.fail("intset holds %q", m)
+					break
+				}
+				// Appended directly: add would recompute the encoding.
+				st.index[string(m)] = len(st.members)
+				st.members = append(st.members, string(m))
+			}
+			v.set = st
+		case kindZSet:
+			c := d.count()
+			z := newZSet()
+			var last zentry
+			for j := 0; j < c && d.err == nil; j++ {
+				m := string(d.bytes())
+				var b [8]byte
+				if _, err := io.ReadFull(br, b[:]); err != nil && d.err == nil {
+					d.fail("score: %v", err)
+				}
+				if d.err != nil {
+					break
+				}
+				sc := math.Float64frombits(binary.BigEndian.Uint64(b[:]))
+				if math.IsNaN(sc) {
+					d.fail("NaN score")
+					break
+				}
+				if _, dup := z.scores[m]; dup {
+					d.fail("duplicate zset member %q", m)
+					break
+				}
+				if j > 0 && !zless(last, sc, m) {
+					d.fail("zset out of order at %q", m)
+					break
+				}
+				last = zentry{member: m, score: sc}
+				z.scores[m] = sc
+				z.sorted = append(z.sorted, last)
+			}
+			v.zset = z
+		default:
+			d.fail("unknown kind %d", v.kind)
+		}
+		if d.err == nil {
+			ns.put([]byte(key), v)
+		}
+	}
+	if d.err != nil {
+		return d.err
+	}
+	var trailer [32]byte
+	if _, err := io.ReadFull(br, trailer[:]); err != nil {
+		return fmt.Errorf("%w: missing checksum: %v", errCorrupt, err)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		return fmt.Errorf("%w: data after checksum", errCorrupt)
+	}
+	// The checksum covers the canonical encoding, so re-encoding what was
+	// decoded checks both the bytes and that they were canonical.
+	h := sha256.New()
+	bw := bufio.NewWriter(h)
+	bw.WriteString(snapshotMagic)
+	ns.encodeTo(bw)
+	bw.Flush()
+	if !bytes.Equal(h.Sum(nil), trailer[:]) {
+		return fmt.Errorf("%w: checksum mismatch", errCorrupt)
+	}
+	s.keys, s.expiring = ns.keys, ns.expiring
+	return nil
+}
