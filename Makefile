@@ -70,3 +70,13 @@ run: deps build
 clean:
 	rm -rf $(BIN)
 	rm -rf /dev/shm/gomu-verbs-lat-*
+
+# redis-server-replicated beside Debian's redis-server under redis-benchmark
+# (-t set,get; -c 1, then -c 50 -P 16): a local 3-replica cluster, the same
+# server standalone, and plain Redis; prints a table and, last, the
+# headline line `bench-redis replicated_rps=… redis_rps=… replicated_p50_us=… redis_p50_us=…`.
+.PHONY: bench-redis
+bench-redis: deps
+	@mkdir -p $(BIN)
+	$(GO) build $(GOFLAGS) -o $(BIN)/ ./apps/redis-replicated/cmd/...
+	$(BIN)/bench-redis --server $(BIN)/redis-server-replicated
