@@ -35,8 +35,14 @@ func (z *zsetValue) pos(score float64, member string) int {
 	return sort.Search(len(z.sorted), func(i int) bool { return !zless(z.sorted[i], score, member) })
 }
 
-// set inserts member or moves it to score.
+// set inserts member or moves it to score. A score of -0 is stored as 0:
+// Redis 7.0's small (listpack) sorted sets store scores as text in which an
+// integral -0 becomes "0"; its large (skiplist) ones would keep -0, which
+// this type does not imitate.
 func (z *zsetValue) set(member string, score float64) {
+	if score == 0 {
+		score = 0
+	}
 	if old, ok := z.scores[member]; ok {
 		i := z.pos(old, member)
 		z.sorted = append(z.sorted[:i], z.sorted[i+1:]...)
