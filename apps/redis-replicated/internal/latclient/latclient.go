@@ -236,6 +236,11 @@ func (c *client) do(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		// A server that accepts connections but never answers would
+		// otherwise keep this loop going.
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no reply within %v: %w", c.cfg.RetryFor, err)
+		}
 		// The stream is broken or out of step: start over on a fresh
 		// connection, the current target first, then the one we were given.
 		if rerr := c.reconnect(ctx, deadline, c.addr, c.cfg.Addr); rerr != nil {

@@ -147,6 +147,33 @@ func TestRunRedirectLoopGivesUp(t *testing.T) {
 	}
 }
 
+func TestRunSilentServerGivesUp(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			// Hold the connection open and say nothing.
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	start := time.Now()
+	_, err = Run(context.Background(), Config{Mode: PutsOnly, Addr: l.Addr().String(), KeySize: 8, Requests: 1,
+		Timeout: 100 * time.Millisecond, RetryFor: 300 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "no reply within") {
+		t.Fatalf("err %v, want the retry deadline", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("gave up after %v", d)
+	}
+}
+
 func TestRunCountsErrorReplies(t *testing.T) {
 	addr := redistest.Start(t)
 	// Every SET is refused, as a full server would; the run completes and
