@@ -1,0 +1,324 @@
+// Command redis-server-replicated is a Redis-protocol server whose keyspace
+// is replicated by gomu: Mu's Redis showcase, as a real Redis 7-compatible
+// server (see apps/redis-replicated/internal/server for the roles, the
+// commands and the differences from Redis).
+//
+//	redis-server-replicated [flags]                 one replica (SID, IDS, DORY_REGISTRY_IP)
+//	redis-server-replicated --local 3 --port 6379   a 3-replica cluster on this machine
+//	redis-server-replicated --standalone            no replication: the baseline
+//
+// Each replica listens on --port; with --local N, replica i listens on
+// port+i-1 (replica 1 starts as leader) around an embedded registry, every
+// replica a separate process on the shm provider, all cleaned up on Ctrl-C.
+//
+// At start a replica prints its PID ("redis-server-replicated pid <pid>")
+// and, once serving, its address and role ("listening on <addr> as
+// <role>"); a follower prints "Reading pump started" when its replayer
+// runs (again whenever it becomes a follower). SIGUSR1 writes dump-<SID>.txt
+// in the working directory, one line per proposal this replica replicated as
+// leader since start, the ns it took (Propose call to commit), and prints
+// their percentile summary on stderr. SIGTERM and SIGINT shut down cleanly.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/server"
+	"github.com/gomu-rdma/gomu/consensus"
+	"github.com/gomu-rdma/gomu/internal/cluster"
+	"github.com/gomu-rdma/gomu/internal/latency"
+	"github.com/gomu-rdma/gomu/internal/poll"
+	"github.com/gomu-rdma/gomu/internal/stbench"
+	"github.com/gomu-rdma/gomu/registry"
+	_ "github.com/gomu-rdma/gomu/verbs/providers"
+)
+
+func main() {
+	app := &cli.App{
+		Name:  "redis-server-replicated",
+		Usage: "Redis-protocol server replicated by gomu",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "port", Value: 6379, Usage: "client port (with --local: the first replica's; replica i uses port+i-1)"},
+			&cli.StringFlag{Name: "bind", Value: "127.0.0.1", Usage: "client listen address"},
+			&cli.StringFlag{Name: "advertise", Usage: "client `HOST:PORT` other replicas name in READONLY errors (default: bind:port)"},
+			&cli.IntFlag{Name: "sid", EnvVars: []string{"SID"}, Usage: "this replica's id"},
+			&cli.StringFlag{Name: "ids", EnvVars: []string{"IDS"}, Value: "1,2,3", Usage: "comma-separated ids of every replica"},
+			&cli.StringFlag{Name: "registry", EnvVars: []string{registry.EnvAddr}, Usage: "registry (memcached) `HOST:PORT`"},
+			&cli.StringFlag{Name: "transport", Value: "shm", Usage: "verbs provider: shm, tcp or ibv"},
+			&cli.StringFlag{Name: "device", Usage: "provider device (shm: fabric name; tcp: listen address; ibv: NIC)"},
+			&cli.StringFlag{Name: "profile", Value: string(consensus.ProfileRelaxed), Usage: "engine profile: fast or relaxed"},
+			&cli.StringFlag{Name: "poll", Usage: "override the profile's polling: spin, yield or sleep"},
+			&cli.StringFlag{Name: "cluster", Value: "redis", Usage: "registry namespace of this cluster"},
+			&cli.IntFlag{Name: "ring", Value: 16 << 20, Usage: "log ring size in bytes"},
+			&cli.IntFlag{Name: "max-batch", Value: 1 << 20, Usage: "largest log entry in bytes: bounds one proposal (a pipelined batch of writes, a transaction)"},
+			&cli.StringFlag{Name: "fifo", Usage: "pause fifo `PATH` (default /tmp/fifo-<id>; - for none)"},
+			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Second, Usage: "bound on one replication or read barrier"},
+			&cli.DurationFlag{Name: "start-timeout", Value: 30 * time.Second, Usage: "how long to wait for every replica at start"},
+			&cli.BoolFlag{Name: "standalone", Usage: "serve without replication (the baseline)"},
+			&cli.IntFlag{Name: "local", Usage: "run an `N`-replica cluster on this machine (embedded registry, one process per replica)"},
+			&cli.BoolFlag{Name: "verbose", Usage: "log the engine's role changes on stderr"},
+		},
+		Action: run,
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "redis-server-replicated:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the checked flags.
+type options struct {
+	port       int
+	bind       string
+	advertise  string
+	sid        int
+	ids        []int
+	registry   string
+	transport  string
+	device     string
+	profile    consensus.Profile
+	poll       string
+	cluster    string
+	ring       int
+	maxBatch   int
+	fifo       string
+	timeout    time.Duration
+	startTO    time.Duration
+	standalone bool
+	local      int
+	verbose    bool
+}
+
+func parse(c *cli.Context) (options, error) {
+	o := options{
+		port: c.Int("port"), bind: c.String("bind"), advertise: c.String("advertise"),
+		sid: c.Int("sid"), registry: c.String("registry"), transport: c.String("transport"),
+		device: c.String("device"), profile: consensus.Profile(c.String("profile")), poll: c.String("poll"),
+		cluster: c.String("cluster"), ring: c.Int("ring"), maxBatch: c.Int("max-batch"), fifo: c.String("fifo"),
+		timeout: c.Duration("timeout"), startTO: c.Duration("start-timeout"),
+		standalone: c.Bool("standalone"), local: c.Int("local"), verbose: c.Bool("verbose"),
+	}
+	if c.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q: everything is a flag", c.Args().Slice())
+	}
+	var err error
+	if o.local > 0 {
+		if o.local > consensus.MaxReplicas {
+			return o, fmt.Errorf("--local %d: at most %d replicas", o.local, consensus.MaxReplicas)
+		}
+		o.ids = nil
+		for i := 1; i <= o.local; i++ {
+			o.ids = append(o.ids, i)
+		}
+	} else if o.ids, err = stbench.ParseIDs(c.String("ids")); err != nil {
+		return o, err
+	}
+	switch {
+	case o.local < 0:
+		return o, fmt.Errorf("--local %d: want a replica count", o.local)
+	case o.port < 0 || o.port+max(o.local, 1)-1 > 65535:
+		return o, fmt.Errorf("--port %d out of range", o.port)
+	case o.standalone && o.local > 0:
+		return o, errors.New("--standalone and --local exclude each other")
+	case o.profile != consensus.ProfileFast && o.profile != consensus.ProfileRelaxed:
+		return o, fmt.Errorf("unknown --profile %q (want fast or relaxed)", o.profile)
+	case o.maxBatch < 4096 || o.maxBatch > o.ring/4:
+		return o, fmt.Errorf("--max-batch %d must be from 4096 to a quarter of --ring (%d)", o.maxBatch, o.ring/4)
+	case o.timeout <= 0 || o.startTO <= 0:
+		return o, errors.New("--timeout and --start-timeout must be positive")
+	}
+	if o.poll != "" {
+		if _, err := poll.ParseMode(o.poll); err != nil {
+			return o, fmt.Errorf("--poll: %w", err)
+		}
+	}
+	if o.standalone || o.local > 0 {
+		return o, nil
+	}
+	switch {
+	case o.sid == 0:
+		return o, errors.New("no replica id: set SID or --sid (or use --local or --standalone)")
+	case !slices.Contains(o.ids, o.sid):
+		return o, fmt.Errorf("SID %d is not one of the ids %v (set IDS or --ids)", o.sid, o.ids)
+	case o.registry == "":
+		return o, fmt.Errorf("no registry: set %s or --registry (or use --local or --standalone)", registry.EnvAddr)
+	}
+	switch o.transport {
+	case "shm", "tcp", "ibv":
+	default:
+		return o, fmt.Errorf("unknown --transport %q (want shm, tcp or ibv)", o.transport)
+	}
+	return o, nil
+}
+
+func run(c *cli.Context) error {
+	o, err := parse(c)
+	if err != nil {
+		return err
+	}
+	if o.local > 0 {
+		return runLocal(c.Context, o)
+	}
+	fmt.Printf("redis-server-replicated pid %d\n", os.Getpid())
+	return serve(o)
+}
+
+// serve runs one replica (or the standalone server) until SIGTERM/SIGINT.
+func serve(o options) error {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if o.verbose {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	m := server.NewMachine()
+	rec := latency.New(10*time.Second, dumpKeep)
+	cfg := server.Config{
+		Addr:        net.JoinHostPort(o.bind, strconv.Itoa(o.port)),
+		Machine:     m,
+		MaxProposal: o.maxBatch - 64,
+		Timeout:     o.timeout,
+		Replication: rec,
+		Logger:      logger,
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	var rep *consensus.Replica
+	if !o.standalone {
+		advertise := o.advertise
+		if advertise == "" {
+			advertise = srv.Addr()
+		}
+		ccfg := consensus.Config{
+			ID: o.sid, IDs: o.ids, Registry: o.registry, Cluster: o.cluster,
+			Transport: o.transport, Device: o.device, RingSize: o.ring, MaxBatch: o.maxBatch,
+			Profile: o.profile, Fifo: o.fifo, EagerCommit: true, Meta: []byte(advertise),
+			StartTimeout: o.startTO, Logger: logger,
+		}
+		if o.poll != "" {
+			mode, _ := poll.ParseMode(o.poll)
+			ccfg = ccfg.WithPoll(mode)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), o.startTO)
+		started := make(chan error, 1)
+		go func() {
+			var err error
+			rep, err = consensus.Start(ctx, ccfg, m)
+			started <- err
+		}()
+		select {
+		case err = <-started:
+		case s := <-sigs:
+			cancel()
+			<-started
+			return fmt.Errorf("interrupted by %v while starting", s)
+		}
+		cancel()
+		if err != nil {
+			return fmt.Errorf("start replica %d: %w", o.sid, err)
+		}
+		defer rep.Close()
+		srv.SetReplica(rep)
+		stop := make(chan struct{})
+		defer close(stop)
+		go announceRoles(rep, stop)
+	}
+	role := "standalone"
+	if rep != nil {
+		role = strings.ToLower(rep.Role().String())
+	}
+	fmt.Printf("listening on %s as %s\n", srv.Addr(), role)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	for {
+		select {
+		case err := <-served:
+			return err
+		case s := <-sigs:
+			if s == syscall.SIGUSR1 {
+				dump(srv, o.sid)
+				continue
+			}
+			return nil
+		}
+	}
+}
+
+// dumpKeep bounds the raw values kept for the SIGUSR1 dump (8 B each).
+const dumpKeep = 4 << 20
+
+// dump writes dump-<sid>.txt and the summary on stderr.
+func dump(srv *server.Server, sid int) {
+	path := fmt.Sprintf("dump-%d.txt", sid)
+	n, summary, err := srv.Dump(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "redis-server-replicated:", err)
+		return
+	}
+	fmt.Fprintf(os.Stderr, "redis-server-replicated: wrote %s (%d proposals): %s\n", path, n, summary)
+}
+
+// announceRoles prints "Reading pump started" each time this replica
+// follows, as Mu's followers do when their replayer starts.
+func announceRoles(rep *consensus.Replica, stop <-chan struct{}) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	last := consensus.Role(-1)
+	for {
+		if r := rep.Role(); r != last {
+			if r == consensus.Follower {
+				fmt.Println("Reading pump started")
+			}
+			last = r
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// runLocal starts the whole cluster on this machine.
+func runLocal(ctx context.Context, o options) error {
+	idList := make([]string, len(o.ids))
+	for i, id := range o.ids {
+		idList[i] = strconv.Itoa(id)
+	}
+	return cluster.Run(ctx, cluster.Spec{
+		Name:   "redis-server-replicated",
+		IDs:    o.ids,
+		Leader: o.ids[0],
+		Stdout: os.Stdout,
+		Stderr: os.Stderr,
+		Args: func(n cluster.Node) []string {
+			return []string{
+				"--sid", strconv.Itoa(n.ID), "--ids", strings.Join(idList, ","),
+				"--registry", n.Registry, "--transport", "shm", "--device", n.Fabric,
+				"--port", strconv.Itoa(o.port + n.ID - 1), "--bind", o.bind,
+				"--profile", string(o.profile), "--poll", o.poll, "--cluster", o.cluster,
+				"--ring", strconv.Itoa(o.ring), "--max-batch", strconv.Itoa(o.maxBatch),
+				"--fifo", n.Fifo, "--timeout", o.timeout.String(), "--start-timeout", o.startTO.String(),
+				"--verbose=" + strconv.FormatBool(o.verbose),
+			}
+		},
+	})
+}

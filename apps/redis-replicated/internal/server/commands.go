@@ -1,0 +1,600 @@
+package server
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
+	"github.com/gomu-rdma/gomu/consensus"
+	"github.com/gomu-rdma/gomu/internal/resp"
+)
+
+// serverCommand is a command the server answers itself: connection state,
+// introspection, transactions.
+type serverCommand struct {
+	name    string
+	arity   int
+	flags   []string
+	inMulti bool // runs (or queues itself) inside MULTI
+	summary string
+	run     func(c *conn, args [][]byte) (quit bool)
+}
+
+func (h *serverCommand) check(argc int) bool {
+	if h.arity > 0 {
+		return argc == h.arity
+	}
+	return argc >= -h.arity
+}
+
+var serverCommands map[string]*serverCommand
+
+func init() {
+	serverCommands = map[string]*serverCommand{}
+	for _, h := range []*serverCommand{
+		{name: "ping", arity: -1, flags: []string{"fast"}, inMulti: true, summary: "Returns the server's liveliness response.", run: cmdPingEcho},
+		{name: "echo", arity: 2, flags: []string{"fast"}, inMulti: true, summary: "Returns the given string.", run: cmdPingEcho},
+		{name: "quit", arity: -1, flags: []string{"fast"}, inMulti: true, summary: "Closes the connection.", run: cmdQuit},
+		{name: "select", arity: 2, flags: []string{"loading", "stale", "fast"}, summary: "Changes the selected database.", run: cmdSelect},
+		{name: "info", arity: -1, flags: []string{"loading", "stale"}, summary: "Returns information and statistics about the server.", run: cmdInfo},
+		{name: "command", arity: -1, flags: []string{"loading", "stale"}, summary: "Returns detailed information about all commands.", run: cmdCommand},
+		{name: "config", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, summary: "A container for server configuration commands.", run: cmdConfig},
+		{name: "client", arity: -2, flags: []string{"loading", "stale"}, summary: "A container for client connection commands.", run: cmdClient},
+		{name: "hello", arity: -1, flags: []string{"noscript", "loading", "stale", "fast"}, summary: "Handshakes with the Redis server.", run: cmdHello},
+		{name: "time", arity: 1, flags: []string{"loading", "stale", "fast"}, summary: "Returns the server time.", run: cmdTime},
+		{name: "multi", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, inMulti: true, summary: "Starts a transaction.", run: cmdMulti},
+		{name: "exec", arity: 1, flags: []string{"noscript", "loading", "stale"}, inMulti: true, summary: "Executes all commands in a transaction.", run: cmdExec},
+		{name: "discard", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, inMulti: true, summary: "Discards a transaction.", run: cmdDiscard},
+		{name: "debug", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, summary: "A container for debugging commands (DIGEST only).", run: cmdDebug},
+	} {
+		serverCommands[h.name] = h
+	}
+}
+
+func lookupServerCommand(name []byte) *serverCommand {
+	if len(name) > 16 {
+		return nil
+	}
+	var buf [16]byte
+	return serverCommands[string(lowerInto(buf[:0], name))]
+}
+
+func lowerInto(dst, b []byte) []byte {
+	for _, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+func cmdPingEcho(c *conn, args [][]byte) bool {
+	if c.multi {
+		// Queued with the transaction (the store knows both).
+		c.queued.add(args)
+		out := c.reply()
+		*out = resp.AppendSimple(*out, "QUEUED")
+		return false
+	}
+	out := c.reply()
+	switch {
+	case lowerEq(args[0], "echo"):
+		*out = resp.AppendBulk(*out, args[1])
+	case len(args) == 1:
+		*out = resp.AppendSimple(*out, "PONG")
+	case len(args) == 2:
+		*out = resp.AppendBulk(*out, args[1])
+	default:
+		*out = store.AppendWrongArity(*out, "ping")
+	}
+	return false
+}
+
+func cmdQuit(c *conn, _ [][]byte) bool {
+	out := c.reply()
+	*out = resp.AppendOK(*out)
+	return true
+}
+
+func cmdSelect(c *conn, args [][]byte) bool {
+	out := c.reply()
+	n, err := strconv.Atoi(string(args[1]))
+	switch {
+	case err != nil:
+		*out = resp.AppendError(*out, "ERR value is not an integer or out of range")
+	case n != 0:
+		*out = resp.AppendError(*out, "ERR DB index is out of range")
+	default:
+		*out = resp.AppendOK(*out)
+	}
+	return false
+}
+
+func cmdTime(c *conn, _ [][]byte) bool {
+	out := c.reply()
+	now := time.Now()
+	*out = resp.AppendArrayLen(*out, 2)
+	*out = resp.AppendBulkInt(*out, now.Unix())
+	*out = resp.AppendBulkInt(*out, int64(now.Nanosecond()/1000))
+	return false
+}
+
+func cmdMulti(c *conn, _ [][]byte) bool {
+	out := c.reply()
+	if c.multi {
+		*out = resp.AppendError(*out, "ERR MULTI calls can not be nested")
+		return false
+	}
+	c.multi, c.multiDirty, c.multiWrite = true, false, false
+	c.queued.reset(propTx)
+	*out = resp.AppendOK(*out)
+	return false
+}
+
+func cmdDiscard(c *conn, _ [][]byte) bool {
+	out := c.reply()
+	if !c.multi {
+		*out = resp.AppendError(*out, "ERR DISCARD without MULTI")
+		return false
+	}
+	c.multi = false
+	*out = resp.AppendOK(*out)
+	return false
+}
+
+// cmdExec runs the queued transaction: replicated as one proposal when it
+// writes, locally after one read barrier when it only reads.
+func cmdExec(c *conn, _ [][]byte) bool {
+	out := c.reply()
+	if !c.multi {
+		*out = resp.AppendError(*out, "ERR EXEC without MULTI")
+		return false
+	}
+	c.multi = false
+	if c.multiDirty {
+		*out = resp.AppendError(*out, "EXECABORT Transaction discarded because of previous errors.")
+		return false
+	}
+	if c.queued.count == 0 {
+		*out = resp.AppendArrayLen(*out, 0)
+		return false
+	}
+	sealed := c.queued.seal(time.Now().UnixMilli(), rand.Uint64())
+	if c.multiWrite {
+		if !c.s.leads() {
+			*out = resp.AppendError(*out, "EXECABORT Transaction discarded because of previous errors.")
+			return false
+		}
+		res, err := c.s.replicate(sealed)
+		if err != nil {
+			*out = resp.AppendError(*out, c.s.replicationError(err))
+			return false
+		}
+		*out = append(*out, res...)
+		return false
+	}
+	if !c.readBarrier(out) {
+		return false
+	}
+	// Only reads: run them on the local state, not replicated.
+	c.s.cfg.Machine.mu.RLock()
+	res, err := c.s.cfg.Machine.apply(*out, sealed)
+	c.s.cfg.Machine.mu.RUnlock()
+	if err != nil {
+		*out = resp.AppendError(*out, "ERR gomu: "+err.Error())
+		return false
+	}
+	*out = res
+	return false
+}
+
+func cmdHello(c *conn, args [][]byte) bool {
+	out := c.reply()
+	if len(args) > 1 {
+		v, err := strconv.Atoi(string(args[1]))
+		if err != nil {
+			*out = resp.AppendError(*out, "ERR Protocol version is not an integer or out of range")
+			return false
+		}
+		if v != 2 {
+			*out = resp.AppendError(*out, "NOPROTO sorry, this protocol version is not supported")
+			return false
+		}
+		for i := 2; i < len(args); i++ {
+			switch {
+			case lowerEq(args[i], "setname") && i+1 < len(args):
+				c.name = append(c.name[:0], args[i+1]...)
+				i++
+			case lowerEq(args[i], "auth") && i+2 < len(args):
+				*out = resp.AppendError(*out, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+				return false
+			default:
+				*out = resp.AppendError(*out, "ERR Syntax error in HELLO option '"+string(args[i])+"'")
+				return false
+			}
+		}
+	}
+	role := "master"
+	if !c.s.leads() {
+		role = "replica"
+	}
+	*out = resp.AppendArrayLen(*out, 14)
+	*out = resp.AppendBulkString(*out, "server")
+	*out = resp.AppendBulkString(*out, "redis")
+	*out = resp.AppendBulkString(*out, "version")
+	*out = resp.AppendBulkString(*out, redisVersion)
+	*out = resp.AppendBulkString(*out, "proto")
+	*out = resp.AppendInt(*out, 2)
+	*out = resp.AppendBulkString(*out, "id")
+	*out = resp.AppendInt(*out, c.id)
+	*out = resp.AppendBulkString(*out, "mode")
+	*out = resp.AppendBulkString(*out, "standalone")
+	*out = resp.AppendBulkString(*out, "role")
+	*out = resp.AppendBulkString(*out, role)
+	*out = resp.AppendBulkString(*out, "modules")
+	*out = resp.AppendArrayLen(*out, 0)
+	return false
+}
+
+// redisVersion is the Redis version whose behaviour the server follows.
+const redisVersion = "7.0.15"
+
+func cmdClient(c *conn, args [][]byte) bool {
+	out := c.reply()
+	sub := strings.ToLower(string(args[1]))
+	switch {
+	case sub == "setname" && len(args) == 3:
+		for _, b := range args[2] {
+			if b < '!' || b > '~' {
+				*out = resp.AppendError(*out, "ERR Client names cannot contain spaces, newlines or special characters.")
+				return false
+			}
+		}
+		c.name = append(c.name[:0], args[2]...)
+		*out = resp.AppendOK(*out)
+	case sub == "getname" && len(args) == 2:
+		if len(c.name) == 0 {
+			*out = resp.AppendNull(*out)
+		} else {
+			*out = resp.AppendBulk(*out, c.name)
+		}
+	case sub == "id" && len(args) == 2:
+		*out = resp.AppendInt(*out, c.id)
+	case sub == "setname" || sub == "getname" || sub == "id":
+		*out = resp.AppendError(*out, "ERR wrong number of arguments for 'client|"+sub+"' command")
+	default:
+		*out = resp.AppendError(*out, "ERR unknown subcommand '"+truncated(args[1])+"'. Try CLIENT HELP.")
+	}
+	return false
+}
+
+func truncated(b []byte) string {
+	if len(b) > 128 {
+		b = b[:128]
+	}
+	return string(b)
+}
+
+// configParams are the parameters CONFIG GET answers: what redis-benchmark
+// and common clients ask for, with this server's fixed values.
+var configParams = [][2]string{
+	{"save", ""},
+	{"appendonly", "no"},
+	{"databases", "1"},
+	{"maxmemory", "0"},
+	{"maxmemory-policy", "noeviction"},
+	{"timeout", "0"},
+	{"proto-max-bulk-len", ""}, // filled from the proposal limit
+	{"port", ""},               // filled from the listener
+	{"bind", ""},
+	{"maxclients", "10000"},
+	{"slave-read-only", "yes"},
+	{"replica-read-only", "yes"},
+}
+
+func cmdConfig(c *conn, args [][]byte) bool {
+	out := c.reply()
+	sub := strings.ToLower(string(args[1]))
+	switch sub {
+	case "get":
+		if len(args) < 3 {
+			*out = resp.AppendError(*out, "ERR wrong number of arguments for 'config|get' command")
+			return false
+		}
+		var pairs [][2]string
+		for _, p := range configParams {
+			v := p[1]
+			switch p[0] {
+			case "proto-max-bulk-len":
+				v = strconv.Itoa(c.s.cfg.MaxProposal)
+			case "port":
+				v = portOf(c.s.Addr())
+			case "bind":
+				if i := strings.LastIndexByte(c.s.Addr(), ':'); i >= 0 {
+					v = c.s.Addr()[:i]
+				}
+			}
+			for _, pat := range args[2:] {
+				if store.Match(bytes.ToLower(pat), []byte(p[0])) {
+					pairs = append(pairs, [2]string{p[0], v})
+					break
+				}
+			}
+		}
+		*out = resp.AppendArrayLen(*out, 2*len(pairs))
+		for _, p := range pairs {
+			*out = resp.AppendBulkString(*out, p[0])
+			*out = resp.AppendBulkString(*out, p[1])
+		}
+	case "set":
+		if len(args) < 4 || len(args)%2 != 0 {
+			*out = resp.AppendError(*out, "ERR wrong number of arguments for 'config|set' command")
+			return false
+		}
+		// Accepted and ignored: the server's configuration is fixed.
+		*out = resp.AppendOK(*out)
+	case "resetstat", "rewrite":
+		*out = resp.AppendOK(*out)
+	default:
+		*out = resp.AppendError(*out, "ERR unknown subcommand '"+truncated(args[1])+"'. Try CONFIG HELP.")
+	}
+	return false
+}
+
+func cmdDebug(c *conn, args [][]byte) bool {
+	out := c.reply()
+	if !lowerEq(args[1], "digest") || len(args) != 2 {
+		*out = resp.AppendError(*out, "ERR gomu: DEBUG supports DIGEST only")
+		return false
+	}
+	if !c.readBarrier(out) {
+		return false
+	}
+	d := c.s.cfg.Machine.Digest()
+	*out = resp.AppendBulkString(*out, hex.EncodeToString(d[:]))
+	return false
+}
+
+// allCommands describes every command for COMMAND, in name order.
+type commandInfo struct {
+	name              string
+	arity             int
+	flags             []string
+	first, last, step int
+	group, summary    string
+}
+
+func allCommands() []commandInfo {
+	var cs []commandInfo
+	for _, h := range serverCommands {
+		cs = append(cs, commandInfo{name: h.name, arity: h.arity, flags: h.flags, group: "server", summary: h.summary})
+	}
+	for _, d := range store.Commands() {
+		if d.Flags&store.Internal != 0 || serverCommands[d.Name] != nil {
+			continue
+		}
+		cs = append(cs, commandInfo{name: d.Name, arity: d.Arity, flags: storeFlags(d.Flags),
+			first: d.FirstKey, last: d.LastKey, step: d.Step, group: d.Group, summary: d.Summary})
+	}
+	slices.SortFunc(cs, func(a, b commandInfo) int { return strings.Compare(a.name, b.name) })
+	return cs
+}
+
+func storeFlags(f store.Flags) []string {
+	var out []string
+	for _, x := range []struct {
+		f    store.Flags
+		name string
+	}{{store.Write, "write"}, {store.ReadOnly, "readonly"}, {store.DenyOOM, "denyoom"}, {store.Fast, "fast"}} {
+		if f&x.f != 0 {
+			out = append(out, x.name)
+		}
+	}
+	return out
+}
+
+func appendCommandInfo(dst []byte, ci commandInfo) []byte {
+	dst = resp.AppendArrayLen(dst, 10)
+	dst = resp.AppendBulkString(dst, ci.name)
+	dst = resp.AppendInt(dst, int64(ci.arity))
+	dst = resp.AppendArrayLen(dst, len(ci.flags))
+	for _, f := range ci.flags {
+		dst = resp.AppendSimple(dst, f)
+	}
+	dst = resp.AppendInt(dst, int64(ci.first))
+	dst = resp.AppendInt(dst, int64(ci.last))
+	dst = resp.AppendInt(dst, int64(ci.step))
+	for range 4 { // ACL categories, tips, key specs, subcommands
+		dst = resp.AppendArrayLen(dst, 0)
+	}
+	return dst
+}
+
+func cmdCommand(c *conn, args [][]byte) bool {
+	out := c.reply()
+	cs := allCommands()
+	find := func(name []byte) (commandInfo, bool) {
+		i := slices.IndexFunc(cs, func(ci commandInfo) bool { return lowerEq(name, ci.name) })
+		if i < 0 {
+			return commandInfo{}, false
+		}
+		return cs[i], true
+	}
+	if len(args) == 1 {
+		*out = resp.AppendArrayLen(*out, len(cs))
+		for _, ci := range cs {
+			*out = appendCommandInfo(*out, ci)
+		}
+		return false
+	}
+	sub := strings.ToLower(string(args[1]))
+	switch sub {
+	case "count":
+		*out = resp.AppendInt(*out, int64(len(cs)))
+	case "info":
+		*out = resp.AppendArrayLen(*out, len(args)-2)
+		for _, n := range args[2:] {
+			if ci, ok := find(n); ok {
+				*out = appendCommandInfo(*out, ci)
+			} else {
+				*out = resp.AppendNullArray(*out)
+			}
+		}
+	case "docs":
+		var sel []commandInfo
+		if len(args) == 2 {
+			sel = cs
+		} else {
+			for _, n := range args[2:] {
+				if ci, ok := find(n); ok {
+					sel = append(sel, ci)
+				}
+			}
+		}
+		*out = resp.AppendArrayLen(*out, 2*len(sel))
+		for _, ci := range sel {
+			*out = resp.AppendBulkString(*out, ci.name)
+			*out = resp.AppendArrayLen(*out, 4)
+			*out = resp.AppendBulkString(*out, "summary")
+			*out = resp.AppendBulkString(*out, ci.summary)
+			*out = resp.AppendBulkString(*out, "group")
+			*out = resp.AppendBulkString(*out, ci.group)
+		}
+	default:
+		*out = resp.AppendError(*out, "ERR unknown subcommand '"+truncated(args[1])+"'. Try COMMAND HELP.")
+	}
+	return false
+}
+
+// cmdInfo answers INFO with the sections clients look at; replication
+// describes the gomu cluster.
+func cmdInfo(c *conn, args [][]byte) bool {
+	out := c.reply()
+	want := func(section string) bool {
+		if len(args) == 1 {
+			return section != "commandstats"
+		}
+		for _, a := range args[1:] {
+			if lowerEq(a, section) || lowerEq(a, "all") || lowerEq(a, "everything") || lowerEq(a, "default") {
+				return true
+			}
+		}
+		return false
+	}
+	s := c.s
+	var b strings.Builder
+	section := func(name string) {
+		if b.Len() > 0 {
+			b.WriteString("\r\n")
+		}
+		fmt.Fprintf(&b, "# %s\r\n", name)
+	}
+	if want("server") {
+		section("Server")
+		fmt.Fprintf(&b, "redis_version:%s\r\ngomu_server:redis-server-replicated\r\nredis_mode:standalone\r\nos:%s %s\r\narch_bits:64\r\nprocess_id:%d\r\ntcp_port:%s\r\nuptime_in_seconds:%d\r\n",
+			redisVersion, runtime.GOOS, runtime.GOARCH, os.Getpid(), portOf(s.Addr()), int(time.Since(s.start).Seconds()))
+	}
+	if want("clients") {
+		s.mu.Lock()
+		n := len(s.conns)
+		s.mu.Unlock()
+		section("Clients")
+		fmt.Fprintf(&b, "connected_clients:%d\r\n", n)
+	}
+	if want("memory") {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		section("Memory")
+		fmt.Fprintf(&b, "used_memory:%d\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n", ms.HeapAlloc)
+	}
+	if want("persistence") {
+		section("Persistence")
+		b.WriteString("loading:0\r\nrdb_changes_since_last_save:0\r\naof_enabled:0\r\n")
+	}
+	if want("stats") {
+		s.mu.Lock()
+		section("Stats")
+		fmt.Fprintf(&b, "total_connections_received:%d\r\ngomu_proposals:%d\r\ngomu_proposals_failed:%d\r\ngomu_commands_applied:%d\r\n",
+			s.total, s.proposals, s.failed, s.cfg.Machine.cmds.Load())
+		s.mu.Unlock()
+	}
+	if want("replication") {
+		section("Replication")
+		s.writeReplication(&b)
+	}
+	if want("keyspace") {
+		section("Keyspace")
+		var keys, expires int
+		s.cfg.Machine.read(func(st *store.Store) { keys, expires = st.Len(), st.Expiring() })
+		if keys > 0 {
+			fmt.Fprintf(&b, "db0:keys=%d,expires=%d,avg_ttl=0\r\n", keys, expires)
+		}
+	}
+	*out = resp.AppendBulkString(*out, b.String())
+	return false
+}
+
+func portOf(addr string) string {
+	if i := strings.LastIndexByte(addr, ':'); i >= 0 {
+		return addr[i+1:]
+	}
+	return addr
+}
+
+// writeReplication writes INFO's replication section: Redis's role fields
+// (master / slave with the leader's address) and gomu's own.
+func (s *Server) writeReplication(b *strings.Builder) {
+	r := s.cfg.Replica
+	if r == nil {
+		b.WriteString("role:master\r\nconnected_slaves:0\r\ngomu_mode:standalone\r\n")
+		fmt.Fprintf(b, "gomu_applied_proposals:%d\r\n", s.cfg.Machine.count.Load())
+		return
+	}
+	st := r.Stats()
+	lid, laddr := s.leaderAddr()
+	if st.Role == consensus.Leader {
+		b.WriteString("role:master\r\n")
+		active := 0
+		for _, p := range st.Peers {
+			if p.Active {
+				active++
+			}
+		}
+		fmt.Fprintf(b, "connected_slaves:%d\r\n", active)
+	} else {
+		b.WriteString("role:slave\r\n")
+		host, port := laddr, ""
+		if i := strings.LastIndexByte(laddr, ':'); i >= 0 {
+			host, port = laddr[:i], laddr[i+1:]
+		}
+		fmt.Fprintf(b, "master_host:%s\r\nmaster_port:%s\r\n", host, port)
+		link := "down"
+		if lid != 0 {
+			link = "up"
+		}
+		fmt.Fprintf(b, "master_link_status:%s\r\n", link)
+	}
+	fmt.Fprintf(b, "gomu_id:%d\r\ngomu_role:%s\r\ngomu_leader_id:%d\r\ngomu_leader_addr:%s\r\n", st.ID, strings.ToLower(st.Role.String()), lid, laddr)
+	fmt.Fprintf(b, "gomu_commit_index:%d\r\ngomu_applied_index:%d\r\ngomu_applied_proposals:%d\r\ngomu_paused:%d\r\n",
+		st.Commit, st.Applied, s.cfg.Machine.count.Load(), boolInt(r.Paused()))
+	for _, p := range st.Peers {
+		fmt.Fprintf(b, "gomu_peer%d:alive=%d,active=%d,acked=%d,applied=%d,lagging=%d\r\n",
+			p.ID, boolInt(p.Alive), boolInt(p.Active), p.Acked, p.Applied, boolInt(p.Lagging))
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

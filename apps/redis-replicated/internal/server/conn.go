@@ -1,0 +1,278 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"time"
+
+	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
+	"github.com/gomu-rdma/gomu/consensus"
+	"github.com/gomu-rdma/gomu/internal/resp"
+)
+
+// conn is one client connection, served by one goroutine.
+type conn struct {
+	s    *Server
+	nc   net.Conn
+	rd   *resp.Reader
+	out  []byte
+	id   int64
+	name []byte
+
+	// prop collects the write commands of the current batch.
+	prop proposal
+	// readOK: this batch already passed its read barrier.
+	readOK bool
+	env    store.Env
+
+	multi      bool
+	multiDirty bool
+	multiWrite bool
+	queued     proposal // the transaction's commands
+}
+
+// maxArgs bounds one command's argument count (Redis's limit).
+const maxArgs = 1024 * 1024
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	s.mu.Lock()
+	s.nextID++
+	id := s.nextID
+	s.mu.Unlock()
+	c := &conn{s: s, nc: nc, id: id,
+		rd:  resp.NewReader(nc, resp.Limits{MaxBulk: s.cfg.MaxProposal, MaxArgs: maxArgs}),
+		env: store.Env{Rand: rand.New(rand.NewPCG(rand.Uint64(), uint64(id)))},
+	}
+	c.prop.reset(propBatch)
+	return c
+}
+
+// serve reads batches of commands until the client leaves or breaks the
+// protocol.
+func (c *conn) serve() {
+	defer c.nc.Close()
+	for {
+		if err := c.rd.Fill(); err != nil {
+			return
+		}
+		c.readOK = false
+		quit := false
+		for !quit {
+			args, ok, err := c.rd.Next()
+			if err != nil {
+				// A protocol error: answer it after what came before,
+				// then close, as Redis does.
+				c.flushWrites()
+				var pe *resp.ProtocolError
+				if errors.As(err, &pe) {
+					c.out = resp.AppendError(c.out, pe.Error())
+				}
+				c.write()
+				return
+			}
+			if !ok {
+				break
+			}
+			quit = c.dispatch(args)
+		}
+		c.flushWrites()
+		if !c.write() || quit {
+			return
+		}
+	}
+}
+
+// write sends the replies gathered so far.
+func (c *conn) write() bool {
+	if len(c.out) == 0 {
+		return true
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(6 * c.s.cfg.Timeout))
+	_, err := c.nc.Write(c.out)
+	if cap(c.out) > 1<<20 {
+		c.out = nil // do not keep a huge reply's buffer for every connection
+	} else {
+		c.out = c.out[:0]
+	}
+	return err == nil
+}
+
+// reply gives a reply the position after every write queued before it.
+func (c *conn) reply() *[]byte {
+	c.flushWrites()
+	return &c.out
+}
+
+// dispatch handles one command; it reports whether the connection ends.
+func (c *conn) dispatch(args [][]byte) bool {
+	if h := lookupServerCommand(args[0]); h != nil {
+		if c.multi && !h.inMulti {
+			c.multiDirty = true
+			out := c.reply()
+			*out = resp.AppendError(*out, "ERR Command not allowed inside a transaction")
+			return false
+		}
+		if !h.check(len(args)) {
+			if c.multi {
+				c.multiDirty = true
+			}
+			out := c.reply()
+			*out = store.AppendWrongArity(*out, h.name)
+			return false
+		}
+		return h.run(c, args)
+	}
+	cmd := store.Lookup(args[0])
+	if cmd == nil || cmd.Flags&store.Internal != 0 {
+		if c.multi {
+			c.multiDirty = true
+		}
+		out := c.reply()
+		*out = store.AppendUnknownCommand(*out, args)
+		return false
+	}
+	if !cmd.CheckArity(len(args)) {
+		if c.multi {
+			c.multiDirty = true
+		}
+		out := c.reply()
+		*out = store.AppendWrongArity(*out, cmd.Name)
+		return false
+	}
+	write := cmd.Flags&store.Write != 0
+	if write && !c.s.leads() {
+		if c.multi {
+			c.multiDirty = true
+		}
+		out := c.reply()
+		*out = resp.AppendError(*out, c.s.readOnlyError())
+		return false
+	}
+	if commandSize(args)+propHeader > c.s.cfg.MaxProposal {
+		if c.multi {
+			c.multiDirty = true
+		}
+		out := c.reply()
+		*out = resp.AppendError(*out, "ERR gomu: command too large to replicate")
+		return false
+	}
+	if c.multi {
+		if commandSize(args)+len(c.queued.buf) > c.s.cfg.MaxProposal {
+			c.multiDirty = true
+			out := c.reply()
+			*out = resp.AppendError(*out, "ERR gomu: transaction too large to replicate")
+			return false
+		}
+		c.queued.add(args)
+		c.multiWrite = c.multiWrite || write
+		out := c.reply()
+		*out = resp.AppendSimple(*out, "QUEUED")
+		return false
+	}
+	if write {
+		if len(c.prop.buf)+commandSize(args) > c.s.cfg.MaxProposal {
+			c.flushWrites()
+		}
+		c.prop.add(args)
+		return false
+	}
+	out := c.reply()
+	if !c.readBarrier(out) {
+		return false
+	}
+	c.env.NowMs = time.Now().UnixMilli()
+	c.s.cfg.Machine.read(func(st *store.Store) { *out = st.Exec(*out, &c.env, args) })
+	return false
+}
+
+// readBarrier makes the reads of this batch safe (see consensus
+// ReadBarrier); on failure it appends the error reply and reports false.
+func (c *conn) readBarrier(out *[]byte) bool {
+	r := c.s.cfg.Replica
+	if r == nil || c.readOK {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.Timeout)
+	err := r.ReadBarrier(ctx)
+	cancel()
+	if err != nil {
+		*out = resp.AppendError(*out, c.s.replicationError(err))
+		return false
+	}
+	c.readOK = true
+	return true
+}
+
+// flushWrites replicates the batch's pending writes and appends their
+// replies.
+func (c *conn) flushWrites() {
+	if c.prop.count == 0 {
+		return
+	}
+	n := c.prop.count
+	res, err := c.s.replicate(c.prop.seal(time.Now().UnixMilli(), rand.Uint64()))
+	if err != nil {
+		msg := c.s.replicationError(err)
+		for range n {
+			c.out = resp.AppendError(c.out, msg)
+		}
+	} else {
+		c.out = append(c.out, res...)
+	}
+	c.prop.reset(propBatch)
+	// A write of ours may have changed what the batch's later reads see,
+	// but a barrier passed before it still covers them: the leader applied
+	// the write before answering.
+}
+
+// replicate commits one sealed proposal and returns its replies: through
+// the engine, or straight into the machine when standalone.
+func (s *Server) replicate(p []byte) ([]byte, error) {
+	r := s.cfg.Replica
+	if r == nil {
+		return s.cfg.Machine.Apply(0, p), nil
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+	res, err := r.Propose(ctx, p)
+	cancel()
+	if rec := s.cfg.Replication; rec != nil && err == nil {
+		s.recMu.Lock()
+		rec.Record(time.Since(start))
+		s.recMu.Unlock()
+	}
+	s.mu.Lock()
+	s.proposals++
+	if err != nil {
+		s.failed++
+	}
+	s.mu.Unlock()
+	return res, err
+}
+
+// replicationError words an engine error as a Redis error reply.
+func (s *Server) replicationError(err error) string {
+	var nl consensus.ErrNotLeader
+	switch {
+	case errors.As(err, &nl):
+		return s.readOnlyError()
+	case errors.Is(err, consensus.ErrPaused):
+		return "TRYAGAIN gomu: this replica is paused"
+	case errors.Is(err, consensus.ErrBusy):
+		return "TRYAGAIN gomu: too many concurrent proposals"
+	case errors.Is(err, consensus.ErrTooLarge):
+		return "ERR gomu: command too large to replicate"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "TRYAGAIN gomu: replication timed out"
+	default:
+		return "ERR gomu: " + err.Error()
+	}
+}
+
+// lowerEq reports whether b equals the lowercase word w, in any case.
+func lowerEq(b []byte, w string) bool {
+	return len(b) == len(w) && bytes.EqualFold(b, []byte(w))
+}

@@ -1,0 +1,233 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
+	"github.com/gomu-rdma/gomu/consensus"
+	"github.com/gomu-rdma/gomu/internal/latency"
+)
+
+// Config configures a server.
+type Config struct {
+	// Addr is the address to listen on (host:port; port 0 picks one).
+	Addr string
+	// Machine is the keyspace; Replica replicates it (nil: standalone,
+	// writes apply directly, the baseline).
+	Machine *Machine
+	Replica *consensus.Replica
+	// MaxProposal bounds one proposal in bytes: the engine's MaxBatch less
+	// its per-command framing (default 1 MiB - 64).
+	MaxProposal int
+	// Timeout bounds each proposal and read barrier (default 5 s), and
+	// writing a reply to a client that does not read (6 times that).
+	Timeout time.Duration
+	// ExpirePeriod is how often the leader proposes an expiry sweep when
+	// keys have a TTL (default 100 ms).
+	ExpirePeriod time.Duration
+	// Replication, if set, records the ns each proposal took to replicate.
+	Replication *latency.Recorder
+	// Logger receives connection errors (default: discards).
+	Logger *slog.Logger
+}
+
+// Server is a running RESP server.
+type Server struct {
+	cfg   Config
+	ln    net.Listener
+	start time.Time
+
+	mu                sync.Mutex
+	conns             map[*conn]struct{}
+	closed            bool
+	nextID            int64
+	recMu             sync.Mutex
+	wg                sync.WaitGroup
+	stop              chan struct{}
+	total             int64 // connections accepted
+	proposals, failed int64
+}
+
+// New listens on cfg.Addr.
+func New(cfg Config) (*Server, error) {
+	if cfg.Machine == nil {
+		return nil, errors.New("server: no machine")
+	}
+	if cfg.MaxProposal == 0 {
+		cfg.MaxProposal = 1<<20 - 64
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.ExpirePeriod == 0 {
+		cfg.ExpirePeriod = 100 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("server: listen: %w", err)
+	}
+	return &Server{cfg: cfg, ln: ln, start: time.Now(), conns: map[*conn]struct{}{}, stop: make(chan struct{})}, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Serve accepts clients until Close; it returns nil after Close.
+func (s *Server) Serve() error {
+	if s.cfg.Replica != nil {
+		s.wg.Add(1)
+		go s.expireLoop()
+	}
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("server: accept: %w", err)
+		}
+		c := s.newConn(nc)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return nil
+		}
+		s.conns[c] = struct{}{}
+		s.total++
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops accepting, closes every connection and waits for their
+// goroutines.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.stop)
+	err := s.ln.Close()
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return err
+}
+
+// expireLoop proposes an expiry sweep now and then while this replica leads
+// and some key has a TTL, so expired keys are deleted on every replica at
+// the leader's time even if nobody touches them.
+func (s *Server) expireLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.ExpirePeriod)
+	defer t.Stop()
+	var p proposal
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		r := s.cfg.Replica
+		if r.Role() != consensus.Leader || r.Paused() {
+			continue
+		}
+		n := 0
+		s.cfg.Machine.read(func(st *store.Store) { n = st.Expiring() })
+		if n == 0 {
+			continue
+		}
+		p.reset(propBatch)
+		p.add([][]byte{[]byte(store.ExpireCommand), []byte(strconv.Itoa(expireBatch))})
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+		_, err := r.Propose(ctx, p.seal(time.Now().UnixMilli(), rand.Uint64()))
+		cancel()
+		if err != nil {
+			s.cfg.Logger.Debug("expiry sweep not replicated", "err", err)
+		}
+	}
+}
+
+// expireBatch bounds the keys one sweep deletes, so that a sweep never
+// holds the machine's lock for long.
+const expireBatch = 200
+
+// leaderAddr names the leader for READONLY errors: its id and the client
+// address it published.
+func (s *Server) leaderAddr() (int, string) {
+	r := s.cfg.Replica
+	if r == nil {
+		return 0, ""
+	}
+	id := r.Leader()
+	if id <= 0 {
+		return 0, ""
+	}
+	return id, string(r.Meta(id))
+}
+
+// readOnlyError is the error a write gets on a replica that does not lead.
+func (s *Server) readOnlyError() string {
+	id, addr := s.leaderAddr()
+	if id == 0 {
+		return "READONLY You can't write against a read only replica. leader=none"
+	}
+	return fmt.Sprintf("READONLY You can't write against a read only replica. leader=%d addr=%s", id, addr)
+}
+
+// leads reports whether writes may be proposed here.
+func (s *Server) leads() bool {
+	r := s.cfg.Replica
+	return r == nil || r.Role() == consensus.Leader && !r.Paused()
+}
+
+// SetReplica attaches the replica that replicates the machine. It must be
+// called before Serve: a server listens before its replica starts, so that
+// the address the replica publishes is the one it serves.
+func (s *Server) SetReplica(r *consensus.Replica) { s.cfg.Replica = r }
+
+// Dump writes the replication latencies recorded so far to path, one ns
+// value per proposal, and returns their count and percentile summary.
+func (s *Server) Dump(path string) (int64, string, error) {
+	rec := s.cfg.Replication
+	if rec == nil {
+		return 0, "", errors.New("server: no replication recorder")
+	}
+	s.recMu.Lock()
+	defer s.recMu.Unlock()
+	if err := rec.WriteRaw(path); err != nil {
+		return 0, "", fmt.Errorf("server: dump: %w", err)
+	}
+	return rec.Count(), rec.Summary(), nil
+}

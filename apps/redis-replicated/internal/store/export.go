@@ -1,0 +1,9 @@
+package store
+
+// ExpireCommand is the internal write command the leader proposes to sweep
+// expired keys: "gomu.expire <max>" (see keys.go).
+const ExpireCommand = "gomu.expire"
+
+// Match reports whether s matches the glob pattern, in the syntax of KEYS
+// and SCAN MATCH; the server uses it for CONFIG GET too.
+func Match(pattern, s []byte) bool { return globMatch(pattern, s) }
