@@ -1,0 +1,507 @@
+package store
+
+// The generic key commands (DEL, EXISTS, the EXPIRE family, TTL, TYPE, KEYS,
+// SCAN, RENAME, DBSIZE, FLUSHDB/FLUSHALL), the glob matcher they share with
+// the types' SCAN variants, and the leader's expiry sweep (gomu.expire).
+//
+// Differences from Redis 7.0:
+//
+//   - KEYS replies in sorted key order; Redis's order is its hash table's.
+//   - SCAN's cursor is not a hash-table bucket index (see cmdScan); its
+//     values differ from Redis's, but the guarantees are the same and
+//     stronger: a key present for the whole iteration is returned exactly
+//     once, even if the keyspace grows or shrinks meanwhile, and the same
+//     cursor means the same thing on every replica.
+//   - Expired keys are only deleted by writes and by the leader's sweep
+//     (gomu.expire), never by a background cycle of each replica's own:
+//     DBSIZE counts an expired key until then, as Redis's may.
+
+import (
+	"hash/fnv"
+	"slices"
+	"strconv"
+
+	"github.com/gomu-rdma/gomu/internal/resp"
+)
+
+func init() {
+	register(
+		&Command{Name: "del", Arity: -2, Flags: Write, FirstKey: 1, LastKey: -1, Step: 1,
+			Group: "generic", Summary: "Delete a key", run: cmdDel},
+		&Command{Name: "exists", Arity: -2, Flags: ReadOnly | Fast, FirstKey: 1, LastKey: -1, Step: 1,
+			Group: "generic", Summary: "Determine if a key exists", run: cmdExists},
+		&Command{Name: "expire", Arity: -3, Flags: Write | Fast, FirstKey: 1, LastKey: 1, Step: 1,
+			Group: "generic", Summary: "Set a key's time to live in seconds", run: cmdExpire},
+		&Command{Name: "pexpire", Arity: -3, Flags: Write | Fast, FirstKey: 1, LastKey: 1, Step: 1,
+			Group: "generic", Summary: "Set a key's time to live in milliseconds", run: cmdPExpire},
+		&Command{Name: "expireat", Arity: -3, Flags: Write | Fast, FirstKey: 1, LastKey: 1, Step: 1,
+			Group: "generic", Summary: "Set the expiration for a key as a UNIX timestamp", run: cmdExpireAt},
+		&Command{Name: "pexpireat", Arity: -3, Flags: Write | Fast, FirstKey: 1, LastKey: 1, Step: 1,
+			Group: "generic", Summary: "Set the expiration for a key as a UNIX timestamp specified in milliseconds", run: cmdPExpireAt},
+		&Command{Name: "ttl", Arity: 2, Flags: ReadOnly | Fast, FirstKey: 1, LastKey: 1, Step: 1,
+			Group: "generic", Summary: "Get the time to live for a key in seconds", run: cmdTTL},
+		&Command{Name: "pttl", Arity: 2, Flags: ReadOnly | Fast, FirstKey: 1, LastKey: 1, Step: 1,
+			Group: "generic", Summary: "Get the time to live for a key in milliseconds", run: cmdPTTL},
+		&Command{Name: "persist", Arity: 2, Flags: Write | Fast, FirstKey: 1, LastKey: 1, Step: 1,
+			Group: "generic", Summary: "Remove the expiration from a key", run: cmdPersist},
+		&Command{Name: "type", Arity: 2, Flags: ReadOnly | Fast, FirstKey: 1, LastKey: 1, Step: 1,
+			Group: "generic", Summary: "Determine the type stored at key", run: cmdType},
+		&Command{Name: "keys", Arity: 2, Flags: ReadOnly, Group: "generic",
+			Summary: "Find all keys matching the given pattern", run: cmdKeys},
+		&Command{Name: "scan", Arity: -2, Flags: ReadOnly, Group: "generic",
+			Summary: "Incrementally iterate the keys space", run: cmdScan},
+		&Command{Name: "rename", Arity: 3, Flags: Write, FirstKey: 1, LastKey: 2, Step: 1,
+			Group: "generic", Summary: "Rename a key", run: cmdRename},
+		&Command{Name: "renamenx", Arity: 3, Flags: Write | Fast, FirstKey: 1, LastKey: 2, Step: 1,
+			Group: "generic", Summary: "Rename a key, only if the new key does not exist", run: cmdRenameNX},
+		&Command{Name: "dbsize", Arity: 1, Flags: ReadOnly | Fast, Group: "server",
+			Summary: "Return the number of keys in the selected database", run: cmdDBSize},
+		&Command{Name: "flushdb", Arity: -1, Flags: Write, Group: "server",
+			Summary: "Remove all keys from the current database", run: cmdFlush},
+		&Command{Name: "flushall", Arity: -1, Flags: Write, Group: "server",
+			Summary: "Remove all keys from all databases", run: cmdFlush},
+		&Command{Name: "gomu.expire", Arity: -1, Flags: Write | Internal, Group: "generic",
+			Summary: "Delete keys whose time to live has passed (the leader's expiry sweep)", run: cmdSweepExpired},
+	)
+}
+
+func cmdDel(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	var n int64
+	for _, k := range args[1:] {
+		// An expired key is deleted too, but not counted.
+		if s.lookupWrite(e, k) != nil {
+			s.remove(k)
+			n++
+		}
+	}
+	return resp.AppendInt(dst, n)
+}
+
+func cmdExists(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	var n int64
+	for _, k := range args[1:] {
+		if s.lookup(e, k) != nil { // a repeated key counts each time
+			n++
+		}
+	}
+	return resp.AppendInt(dst, n)
+}
+
+func cmdExpire(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	return s.expireGeneric(e, dst, args, e.NowMs, true)
+}
+
+func cmdPExpire(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	return s.expireGeneric(e, dst, args, e.NowMs, false)
+}
+
+func cmdExpireAt(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	return s.expireGeneric(e, dst, args, 0, true)
+}
+
+func cmdPExpireAt(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	return s.expireGeneric(e, dst, args, 0, false)
+}
+
+// EXPIRE's condition options.
+const (
+	expNX = 1 << iota
+	expXX
+	expGT
+	expLT
+)
+
+// expireGeneric implements the EXPIRE family: args[2] is a time in seconds
+// or milliseconds relative to base (the command's time, or 0 for the *AT
+// forms). A time not after the command's deletes the key.
+func (s *Store) expireGeneric(e *Env, dst []byte, args [][]byte, base int64, seconds bool) []byte {
+	name := string(bytesLower(args[0]))
+	flags := 0
+	for _, opt := range args[3:] {
+		switch {
+		case eqFold(opt, "nx"):
+			flags |= expNX
+		case eqFold(opt, "xx"):
+			flags |= expXX
+		case eqFold(opt, "gt"):
+			flags |= expGT
+		case eqFold(opt, "lt"):
+			flags |= expLT
+		default:
+			return resp.AppendError(dst, "ERR Unsupported option "+string(opt))
+		}
+	}
+	if flags&expNX != 0 && flags&(expXX|expGT|expLT) != 0 {
+		return resp.AppendError(dst, "ERR NX and XX, GT or LT options at the same time are not compatible")
+	}
+	if flags&expGT != 0 && flags&expLT != 0 {
+		return resp.AppendError(dst, "ERR GT and LT options at the same time are not compatible")
+	}
+	when, ok := parseRedisInt(args[2])
+	if !ok {
+		return resp.AppendError(dst, errNotInt)
+	}
+	if seconds {
+		if when > maxInt64/1000 || when < (-maxInt64-1)/1000 {
+			return appendInvalidExpire(dst, name)
+		}
+		when *= 1000
+	}
+	if when > maxInt64-base {
+		return appendInvalidExpire(dst, name)
+	}
+	when += base
+	v := s.lookupWrite(e, args[1])
+	if v == nil {
+		return resp.AppendInt(dst, 0)
+	}
+	if flags != 0 {
+		cur := v.expireAt // 0: no TTL, an infinite one for GT and LT
+		switch {
+		case flags&expNX != 0 && cur != 0,
+			flags&expXX != 0 && cur == 0,
+			flags&expGT != 0 && (cur == 0 || when <= cur),
+			flags&expLT != 0 && cur != 0 && when >= cur:
+			return resp.AppendInt(dst, 0)
+		}
+	}
+	if when <= e.NowMs {
+		s.remove(args[1])
+	} else {
+		s.setExpire(v, when)
+	}
+	return resp.AppendInt(dst, 1)
+}
+
+// bytesLower returns an ASCII-lowercased copy of b.
+func bytesLower(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return out
+}
+
+func cmdTTL(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	return s.ttl(e, dst, args[1], false)
+}
+
+func cmdPTTL(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	return s.ttl(e, dst, args[1], true)
+}
+
+func (s *Store) ttl(e *Env, dst []byte, key []byte, ms bool) []byte {
+	v := s.lookup(e, key)
+	switch {
+	case v == nil:
+		return resp.AppendInt(dst, -2)
+	case v.expireAt == 0:
+		return resp.AppendInt(dst, -1)
+	}
+	left := max(v.expireAt-e.NowMs, 0)
+	if !ms {
+		left = (left + 500) / 1000 // rounded, as Redis does
+	}
+	return resp.AppendInt(dst, left)
+}
+
+func cmdPersist(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	v := s.lookupWrite(e, args[1])
+	if v == nil || v.expireAt == 0 {
+		return resp.AppendInt(dst, 0)
+	}
+	s.setExpire(v, 0)
+	return resp.AppendInt(dst, 1)
+}
+
+// typeName is the name TYPE (and SCAN's TYPE filter) gives a kind.
+func typeName(k kind) string {
+	switch k {
+	case kindString:
+		return "string"
+	case kindList:
+		return "list"
+	case kindHash:
+		return "hash"
+	case kindSet:
+		return "set"
+	case kindZSet:
+		return "zset"
+	}
+	return "none"
+}
+
+func cmdType(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	v := s.lookup(e, args[1])
+	if v == nil {
+		return resp.AppendSimple(dst, "none")
+	}
+	return resp.AppendSimple(dst, typeName(v.kind))
+}
+
+func cmdKeys(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	pat := args[1]
+	all := len(pat) == 1 && pat[0] == '*'
+	var out []string
+	for k, v := range s.keys {
+		if !v.expired(e.NowMs) && (all || globMatch(pat, []byte(k))) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out) // a deterministic order, whatever the map's
+	dst = resp.AppendArrayLen(dst, len(out))
+	for _, k := range out {
+		dst = resp.AppendBulkString(dst, k)
+	}
+	return dst
+}
+
+// scanHash places a key on SCAN's cursor line: FNV-1a, fixed, so that a
+// cursor means the same on every replica and across restarts.
+func scanHash(k string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(k))
+	return h.Sum64()
+}
+
+// cmdScan implements SCAN cursor [MATCH pattern] [COUNT count] [TYPE type].
+//
+// The cursor is a position on the 64-bit line of key hashes (scanHash):
+// a call returns the COUNT keys (fewer after filtering) with the smallest
+// hashes at or above the cursor, and as the next cursor the hash after the
+// last one's (0 when none is left). Keys sharing a hash are never split
+// across calls. So a key present from the first call to the last is
+// returned exactly once however the keyspace changes, and a key added or
+// deleted meanwhile may or may not be, as Redis promises. Each call costs
+// a pass over the keyspace (O(n + count log count)), not O(count) as
+// Redis's: the map keeps no order to resume from.
+func cmdScan(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	cursor, ok := parseScanCursor(args[1])
+	if !ok {
+		return resp.AppendError(dst, "ERR invalid cursor")
+	}
+	count := int64(10)
+	var pat []byte
+	var typ []byte
+	hasType := false
+	for i := 2; i < len(args); i += 2 {
+		more := i+1 < len(args)
+		switch {
+		case more && eqFold(args[i], "count"):
+			n, ok := parseRedisInt(args[i+1])
+			if !ok {
+				return resp.AppendError(dst, errNotInt)
+			}
+			if n < 1 {
+				return resp.AppendError(dst, errSyntax)
+			}
+			count = n
+		case more && eqFold(args[i], "match"):
+			pat = args[i+1]
+			if len(pat) == 1 && pat[0] == '*' {
+				pat = nil
+			}
+		case more && eqFold(args[i], "type"):
+			typ, hasType = args[i+1], true
+		default:
+			return resp.AppendError(dst, errSyntax)
+		}
+	}
+
+	type entry struct {
+		h uint64
+		k string
+	}
+	var cands []entry
+	for k := range s.keys {
+		if h := scanHash(k); h >= cursor {
+			cands = append(cands, entry{h, k})
+		}
+	}
+	slices.SortFunc(cands, func(a, b entry) int {
+		if a.h != b.h {
+			if a.h < b.h {
+				return -1
+			}
+			return 1
+		}
+		switch {
+		case a.k < b.k:
+			return -1
+		case a.k > b.k:
+			return 1
+		}
+		return 0
+	})
+	n := len(cands)
+	if int64(n) > count {
+		n = int(count)
+		for n < len(cands) && cands[n].h == cands[n-1].h {
+			n++ // keep keys of one hash together
+		}
+	}
+	var next uint64
+	if n < len(cands) {
+		next = cands[n-1].h + 1 // cannot wrap: a larger hash follows
+	}
+	var out []string
+	for _, c := range cands[:n] {
+		v := s.keys[c.k]
+		if v.expired(e.NowMs) {
+			continue
+		}
+		if pat != nil && !globMatch(pat, []byte(c.k)) {
+			continue
+		}
+		if hasType && !eqFoldString(typ, typeName(v.kind)) {
+			continue
+		}
+		out = append(out, c.k)
+	}
+	dst = resp.AppendArrayLen(dst, 2)
+	dst = resp.AppendBulk(dst, strconv.AppendUint(nil, next, 10))
+	dst = resp.AppendArrayLen(dst, len(out))
+	for _, k := range out {
+		dst = resp.AppendBulkString(dst, k)
+	}
+	return dst
+}
+
+// eqFoldString reports whether b equals s ignoring ASCII case.
+func eqFoldString(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// parseScanCursor parses a cursor as Redis's strtoul-based check does:
+// decimal, no leading space, nothing trailing, within uint64; a sign is
+// accepted and "-n" wraps around, as strtoul's does.
+func parseScanCursor(b []byte) (uint64, bool) {
+	if len(b) == 0 {
+		return 0, true // strtoul parses nothing: cursor 0
+	}
+	neg := false
+	if b[0] == '+' || b[0] == '-' {
+		neg = b[0] == '-'
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return 0, false
+	}
+	u, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	if neg {
+		u = -u
+	}
+	return u, true
+}
+
+func cmdRename(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	return s.rename(e, dst, args[1], args[2], false)
+}
+
+func cmdRenameNX(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	return s.rename(e, dst, args[1], args[2], true)
+}
+
+// rename moves src's value (and TTL) to dst, replacing what dst held unless
+// nx.
+func (s *Store) rename(e *Env, out []byte, src, dst []byte, nx bool) []byte {
+	v := s.lookupWrite(e, src)
+	if v == nil {
+		return resp.AppendError(out, errNoSuchKey)
+	}
+	if string(src) == string(dst) {
+		if nx {
+			return resp.AppendInt(out, 0)
+		}
+		return resp.AppendOK(out)
+	}
+	if s.lookupWrite(e, dst) != nil {
+		if nx {
+			return resp.AppendInt(out, 0)
+		}
+		s.remove(dst)
+	}
+	s.remove(src)
+	s.put(dst, v)
+	if nx {
+		return resp.AppendInt(out, 1)
+	}
+	return resp.AppendOK(out)
+}
+
+func cmdDBSize(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	return resp.AppendInt(dst, int64(len(s.keys)))
+}
+
+// cmdFlush is FLUSHDB and FLUSHALL (there is one database): an optional
+// SYNC or ASYNC is accepted and makes no difference.
+func cmdFlush(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	if len(args) > 2 || (len(args) == 2 && !eqFold(args[1], "sync") && !eqFold(args[1], "async")) {
+		return resp.AppendError(dst, errSyntax)
+	}
+	clear(s.keys)
+	s.expiring = 0
+	return resp.AppendOK(dst)
+}
+
+// Expiring is the number of keys with a TTL, expired ones not yet deleted
+// included: the server sweeps (proposes gomu.expire) only while it is not 0.
+func (s *Store) Expiring() int { return s.expiring }
+
+// cmdSweepExpired is the internal gomu.expire [max]: it deletes the keys
+// whose TTL has passed at the proposal's time, at most max of them (all when
+// max is absent), and replies with how many it deleted. The leader proposes
+// it periodically; since it runs in log order with the leader's time, and
+// deletes the first max expired keys in sorted key order, every replica
+// deletes the same keys. It costs a pass over the keyspace.
+func cmdSweepExpired(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	limit := int64(-1)
+	if len(args) > 2 {
+		return AppendWrongArity(dst, "gomu.expire")
+	}
+	if len(args) == 2 {
+		n, ok := parseRedisInt(args[1])
+		if !ok || n < 0 {
+			return resp.AppendError(dst, errNotInt)
+		}
+		limit = n
+	}
+	if s.expiring == 0 || limit == 0 {
+		return resp.AppendInt(dst, 0)
+	}
+	var dead []string
+	for k, v := range s.keys {
+		if v.expired(e.NowMs) {
+			dead = append(dead, k)
+		}
+	}
+	slices.Sort(dead)
+	if limit >= 0 && int64(len(dead)) > limit {
+		dead = dead[:limit]
+	}
+	for _, k := range dead {
+		s.remove([]byte(k))
+	}
+	return resp.AppendInt(dst, int64(len(dead)))
+}
