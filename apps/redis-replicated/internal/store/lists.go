@@ -51,8 +51,7 @@ func (l *listValue) popBack() []byte {
 // setElems replaces the elements with es (which it keeps).
 func (l *listValue) setElems(es [][]byte) { l.items, l.head = es, 0 }
 
-// listArgs is a pair of shared key positions: every list command has its
-// key first.
+// listCmd describes a list command; every list command has its key first.
 func listCmd(name string, arity int, flags Flags, summary string, run func(s *Store, e *Env, dst []byte, args [][]byte) []byte) *Command {
 	return &Command{Name: name, Arity: arity, Flags: flags, FirstKey: 1, LastKey: 1, Step: 1, Group: "list", Summary: summary, run: run}
 }
