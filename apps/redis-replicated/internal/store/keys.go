@@ -20,6 +20,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
@@ -276,8 +277,8 @@ func scanHash(k string) uint64 {
 // across calls. So a key present from the first call to the last is
 // returned exactly once however the keyspace changes, and a key added or
 // deleted meanwhile may or may not be, as Redis promises. Each call costs
-// a pass over the keyspace (O(n + count log count)), not O(count) as
-// Redis's: the map keeps no order to resume from.
+// a pass over the keyspace (O(n log count)), not O(count) as Redis's: the
+// map keeps no order to resume from.
 func cmdScan(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	cursor, ok := parseScanCursor(args[1])
 	if !ok {
@@ -321,34 +322,34 @@ func cmdScan(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 			cands = append(cands, entry{h, k})
 		}
 	}
-	slices.SortFunc(cands, func(a, b entry) int {
-		if a.h != b.h {
-			if a.h < b.h {
-				return -1
-			}
-			return 1
-		}
-		switch {
-		case a.k < b.k:
-			return -1
-		case a.k > b.k:
-			return 1
-		}
-		return 0
-	})
-	n := len(cands)
-	if int64(n) > count {
-		n = int(count)
-		for n < len(cands) && cands[n].h == cands[n-1].h {
-			n++ // keep keys of one hash together
-		}
-	}
+	// Keep only the candidates up to the count-th smallest hash (all keys
+	// of that hash included), found with a bounded max-heap: O(n log count)
+	// rather than sorting every candidate.
 	var next uint64
-	if n < len(cands) {
-		next = cands[n-1].h + 1 // cannot wrap: a larger hash follows
+	if int64(len(cands)) > count {
+		limit := smallestHashes(cands, int(count), func(c entry) uint64 { return c.h })
+		kept := cands[:0]
+		for _, c := range cands {
+			if c.h <= limit {
+				kept = append(kept, c)
+			}
+		}
+		if len(kept) < len(cands) {
+			next = limit + 1 // cannot wrap: a larger hash remains
+		}
+		cands = kept
 	}
+	slices.SortFunc(cands, func(a, b entry) int {
+		switch {
+		case a.h < b.h:
+			return -1
+		case a.h > b.h:
+			return 1
+		}
+		return strings.Compare(a.k, b.k)
+	})
 	var out []string
-	for _, c := range cands[:n] {
+	for _, c := range cands {
 		v := s.keys[c.k]
 		if v.expired(e.NowMs) {
 			continue
@@ -368,6 +369,42 @@ func cmdScan(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		dst = resp.AppendBulkString(dst, k)
 	}
 	return dst
+}
+
+// smallestHashes returns the n-th smallest hash of items (1 <= n <=
+// len(items)), keeping a max-heap of the n smallest seen.
+func smallestHashes[T any](items []T, n int, hash func(T) uint64) uint64 {
+	h := make([]uint64, 0, n)
+	down := func(i int) {
+		for {
+			l, big := 2*i+1, i
+			if l < len(h) && h[l] > h[big] {
+				big = l
+			}
+			if l+1 < len(h) && h[l+1] > h[big] {
+				big = l + 1
+			}
+			if big == i {
+				return
+			}
+			h[i], h[big] = h[big], h[i]
+			i = big
+		}
+	}
+	for _, it := range items {
+		x := hash(it)
+		switch {
+		case len(h) < n:
+			h = append(h, x)
+			for i := len(h) - 1; i > 0 && h[(i-1)/2] < h[i]; i = (i - 1) / 2 {
+				h[i], h[(i-1)/2] = h[(i-1)/2], h[i]
+			}
+		case x < h[0]:
+			h[0] = x
+			down(0)
+		}
+	}
+	return h[0]
 }
 
 // eqFoldString reports whether b equals s ignoring ASCII case.

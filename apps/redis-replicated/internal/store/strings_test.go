@@ -508,3 +508,33 @@ func TestParseRedisInt(t *testing.T) {
 		}
 	}
 }
+
+// TestIncrByFloatRandomDiff compares INCRBYFLOAT's long double emulation
+// with Redis on random increments of many magnitudes and digit counts.
+func TestIncrByFloatRandomDiff(t *testing.T) {
+	const seed = 4242
+	r := rand.New(rand.NewPCG(seed, 3))
+	var script []step
+	for i := range 1500 {
+		var inc string
+		switch r.IntN(5) {
+		case 0:
+			inc = strconv.FormatFloat(r.NormFloat64()*1e6, 'f', r.IntN(20), 64)
+		case 1:
+			inc = strconv.FormatFloat(r.Float64(), 'g', r.IntN(25)+1, 64)
+		case 2:
+			inc = fmt.Sprintf("%de%d", r.IntN(2000)-1000, r.IntN(60)-30)
+		case 3:
+			inc = "0." + strconv.Itoa(r.IntN(100000))
+		default:
+			inc = strconv.FormatFloat(r.ExpFloat64()*1e15, 'f', -1, 64)
+		}
+		key := "f" + strconv.Itoa(i%5)
+		if r.IntN(30) == 0 {
+			script = append(script, cmd("DEL", key))
+		}
+		script = append(script, cmd("INCRBYFLOAT", key, inc))
+	}
+	t.Logf("seed %d", seed)
+	runDiff(t, script)
+}
