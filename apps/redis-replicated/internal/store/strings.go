@@ -522,16 +522,38 @@ func parseLongDouble(b []byte) (*big.Float, bool) {
 	} else if !validFloatSyntax(body, false) {
 		return nil, false
 	}
-	if _, _, err := f.Parse(s, base); err != nil {
-		return nil, false
+	if !nonZeroMantissa(body, base == 0) {
+		// Zero whatever the exponent (strtold does not overflow on
+		// "0e99999999999999999999", which big.Float refuses to parse).
+		return f, true
 	}
-	if f.Sign() != 0 {
-		exp := f.MantExp(nil)
-		if exp > longDoubleMaxExp || exp < longDoubleMinExp {
-			return nil, false // ERANGE: overflow, or underflow to zero
-		}
+	if _, _, err := f.Parse(s, base); err != nil || f.IsInf() || f.Sign() == 0 {
+		return nil, false // exponent out of any range: overflow or underflow
+	}
+	exp := f.MantExp(nil)
+	if exp > longDoubleMaxExp || exp < longDoubleMinExp {
+		return nil, false // ERANGE: overflow, or underflow to zero
 	}
 	return f, true
+}
+
+// nonZeroMantissa reports whether a float literal (syntax checked) has a
+// nonzero digit before its exponent.
+func nonZeroMantissa(body string, hex bool) bool {
+	if hex {
+		body = body[2:]
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		switch {
+		case c == '.' || c == '0':
+		case !hex && c|0x20 == 'e', hex && c|0x20 == 'p':
+			return false
+		default:
+			return true
+		}
+	}
+	return false
 }
 
 // validFloatSyntax checks strtold's grammar after the sign (and the 0x of a
