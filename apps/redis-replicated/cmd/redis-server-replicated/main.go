@@ -114,6 +114,12 @@ func parse(c *cli.Context) (options, error) {
 	if c.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q: everything is a flag", c.Args().Slice())
 	}
+	// --local 0 is the flag's default, yet asked for outright it is a
+	// mistake, not a request for a single replica that needs SID and a
+	// registry.
+	if c.IsSet("local") && o.local <= 0 {
+		return o, fmt.Errorf("--local %d: want a replica count from 1 to %d", o.local, consensus.MaxReplicas)
+	}
 	var err error
 	if o.local > 0 {
 		if o.local > consensus.MaxReplicas {
@@ -127,8 +133,6 @@ func parse(c *cli.Context) (options, error) {
 		return o, err
 	}
 	switch {
-	case o.local < 0:
-		return o, fmt.Errorf("--local %d: want a replica count", o.local)
 	case o.port < 0 || o.port+max(o.local, 1)-1 > 65535:
 		return o, fmt.Errorf("--port %d out of range", o.port)
 	case o.standalone && o.local > 0:
