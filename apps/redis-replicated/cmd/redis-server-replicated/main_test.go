@@ -1,0 +1,746 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gomu-rdma/gomu/internal/clitest"
+	"github.com/gomu-rdma/gomu/internal/cluster"
+	"github.com/gomu-rdma/gomu/internal/memcache"
+	"github.com/gomu-rdma/gomu/internal/redistest"
+	"github.com/gomu-rdma/gomu/internal/resp"
+)
+
+func TestMain(m *testing.M) { clitest.Main(m, main) }
+
+// envRunMain is clitest's (unexported) variable that makes a re-executed
+// test binary run main. The tests that start servers in the background, or
+// a cluster through internal/cluster, set it themselves.
+const envRunMain = "GOMU_CLITEST_RUN_MAIN"
+
+// Every wait below is bounded: these are hang detectors, not performance
+// thresholds, generous because the test machines are small and shared.
+const (
+	runDeadline   = 60 * time.Second // one run of the tool that should end by itself
+	startDeadline = 30 * time.Second // a server or cluster coming up
+	stopDeadline  = 20 * time.Second // a server shutting down after a signal
+)
+
+// cleanEnv overrides the replica settings a developer's environment may
+// hold, so that only what a test passes counts.
+var cleanEnv = []string{"SID=", "DORY_REGISTRY_IP="}
+
+func TestBadInput(t *testing.T) {
+	// A port some other process is listening on, for the "in use" cases.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not deferred: the parallel subtests run after this function returns.
+	t.Cleanup(func() { busy.Close() })
+	busyPort := busy.Addr().(*net.TCPAddr).Port
+	// A port nobody listens on: a registry that refuses connections.
+	closedPort, err := redistest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	busyArg, closedArg := strconv.Itoa(busyPort), strconv.Itoa(closedPort)
+
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"unknown flag", nil, []string{"--frobnicate"}, "flag provided but not defined: -frobnicate"},
+		{"flag without its value", nil, []string{"--standalone", "--port"}, "flag needs an argument"},
+		{"port not a number", nil, []string{"--standalone", "--port", "x"}, `invalid value "x" for flag -port`},
+		{"port out of range", nil, []string{"--standalone", "--port", "70000"}, "--port 70000 out of range"},
+		{"local ports out of range", nil, []string{"--local", "3", "--port", "65534"}, "--port 65534 out of range"},
+		{"positional argument", nil, []string{"--standalone", "extra"}, `unexpected arguments ["extra"]: everything is a flag`},
+		{"no replica id", nil, []string{"--registry", "127.0.0.1:1"}, "no replica id: set SID or --sid"},
+		{"sid not in ids", nil, []string{"--sid", "4", "--registry", "127.0.0.1:1"}, "SID 4 is not one of the ids [1 2 3]"},
+		{"SID not in IDS", []string{"SID=1", "IDS=2,3,5"}, []string{"--registry", "127.0.0.1:1"}, "SID 1 is not one of the ids [2 3 5]"},
+		{"bad ids", nil, []string{"--sid", "1", "--ids", "1,x", "--registry", "127.0.0.1:1"}, `"x" is not a replica id`},
+		{"no registry", nil, []string{"--sid", "1"}, "no registry: set DORY_REGISTRY_IP or --registry"},
+		{"local zero", nil, []string{"--local", "0"}, "--local 0: want a replica count"},
+		{"local negative", nil, []string{"--local", "-1"}, "--local -1: want a replica count"},
+		{"local too many", nil, []string{"--local", "16"}, "--local 16: at most 15 replicas"},
+		{"standalone and local", nil, []string{"--standalone", "--local", "3"}, "--standalone and --local exclude each other"},
+		{"max-batch too small", nil, []string{"--standalone", "--max-batch", "4095"}, "--max-batch 4095 must be from 4096 to a quarter of --ring"},
+		{"max-batch over a quarter ring", nil, []string{"--standalone", "--ring", "1048576", "--max-batch", "262145"}, "--max-batch 262145 must be from 4096 to a quarter of --ring (262144)"},
+		{"unknown profile", nil, []string{"--standalone", "--profile", "turbo"}, `unknown --profile "turbo"`},
+		{"unknown poll mode", nil, []string{"--standalone", "--poll", "busy"}, "--poll: "},
+		{"unknown transport", nil, []string{"--sid", "1", "--registry", "127.0.0.1:1", "--transport", "pigeon"}, `unknown --transport "pigeon"`},
+		{"zero timeout", nil, []string{"--standalone", "--timeout", "0s"}, "--timeout and --start-timeout must be positive"},
+		{"unreachable registry", nil,
+			[]string{"--sid", "1", "--registry", "127.0.0.1:" + closedArg, "--port", "0", "--fifo", "-", "--start-timeout", "1s"},
+			"registry 127.0.0.1:" + closedArg},
+		{"port in use, standalone", nil, []string{"--standalone", "--port", busyArg}, "address already in use"},
+		{"port in use, replica", nil,
+			[]string{"--sid", "1", "--registry", "127.0.0.1:" + closedArg, "--port", busyArg, "--fifo", "-"}, "address already in use"},
+		// The second replica's port is taken: the launcher must stop the
+		// first and third and report it, not wait for a cluster that
+		// cannot form.
+		{"port in use, local", nil, []string{"--local", "3", "--port", strconv.Itoa(busyPort - 1), "--start-timeout", "10s"}, "address already in use"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			out, errOut, err := clitest.Run(t, clitest.Cmd{Args: tc.args, Env: append(cleanEnv, tc.env...), Timeout: runDeadline})
+			if err == nil {
+				t.Fatalf("exited 0, want failure\nstdout:\n%s\nstderr:\n%s", out, errOut)
+			}
+			if !strings.Contains(errOut, tc.want) {
+				t.Fatalf("stderr does not say %q:\nstdout:\n%s\nstderr:\n%s", tc.want, out, errOut)
+			}
+			if strings.Contains(out, "listening on") {
+				t.Fatalf("a failed start claims to be serving:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestStandalone(t *testing.T) {
+	port := freePort(t)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	p := startProc(t, t.TempDir(), "--standalone", "--port", strconv.Itoa(port))
+	p.stdout.waitFor(t, regexp.MustCompile(`(?m)^redis-server-replicated pid `+strconv.Itoa(p.cmd.Process.Pid)+`$`), startDeadline)
+	p.stdout.waitFor(t, regexp.MustCompile(`(?m)^listening on `+regexp.QuoteMeta(addr)+` as standalone$`), startDeadline)
+
+	c := redistest.Dial(t, addr)
+	for _, tc := range []struct{ args, want string }{
+		{"PING", "+PONG\r\n"},
+		{"SET k v1", "+OK\r\n"},
+		{"GET k", "$2\r\nv1\r\n"},
+		{"INCR n", ":1\r\n"},
+		{"GET missing", "$-1\r\n"},
+	} {
+		if got := c.Do(strings.Fields(tc.args)...); got != tc.want {
+			t.Fatalf("%s: got %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	if got := c.Do("INFO", "replication"); !strings.Contains(got, "role:master\r\n") || !strings.Contains(got, "gomu_mode:standalone\r\n") {
+		t.Fatalf("INFO replication of a standalone server:\n%s", got)
+	}
+	// SIGUSR1 on a server that replicates nothing still writes the dump.
+	if err := p.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	p.stderr.waitFor(t, regexp.MustCompile(`wrote dump-0\.txt \(0 proposals\)`), stopDeadline)
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.wait(t, stopDeadline); err != nil {
+		t.Fatalf("SIGTERM: %v, want exit 0\nstderr:\n%s", err, p.stderr)
+	}
+}
+
+func TestSignalWhileStarting(t *testing.T) {
+	// A replica waiting for peers that never come must give up on SIGTERM.
+	srv := listenRegistry(t)
+	p := startProc(t, t.TempDir(), "--sid", "1", "--registry", srv, "--port", "0", "--fifo", "-", "--start-timeout", "1m")
+	p.stdout.waitFor(t, regexp.MustCompile(`(?m)^redis-server-replicated pid \d+$`), startDeadline)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := p.wait(t, stopDeadline)
+	if err == nil || !strings.Contains(p.stderr.String(), "interrupted by terminated while starting") {
+		t.Fatalf("SIGTERM while starting: %v\nstderr:\n%s", err, p.stderr)
+	}
+}
+
+// replicaCluster is three replicas started as separate processes of this
+// test binary through internal/cluster, as --local does.
+type replicaCluster struct {
+	*cluster.Cluster
+	addrs  map[int]string // client addresses by replica id
+	stdout *lineBuffer    // the stdout of the replica named watch
+	stderr *lineBuffer    // every replica's stderr, lines prefixed "[<id>] "
+}
+
+// startCluster starts replicas 1, 2 and 3 (1 leads) in dir and waits until
+// each answers PING. name must differ between the clusters of one test
+// binary: it names their shm fabric. watch names the replica whose
+// standard output is kept.
+func startCluster(t *testing.T, name, dir string, watch int) *replicaCluster {
+	t.Helper()
+	t.Setenv(envRunMain, "1")
+	ids := []int{1, 2, 3}
+	rc := &replicaCluster{addrs: map[int]string{}, stdout: &lineBuffer{}, stderr: &lineBuffer{}}
+	ports := freePorts(t, len(ids))
+	for i, id := range ids {
+		rc.addrs[id] = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i]))
+	}
+	c, err := cluster.Start(t.Context(), cluster.Spec{
+		Name:   name,
+		IDs:    ids,
+		Leader: watch,
+		Dir:    dir,
+		Stdout: rc.stdout,
+		Stderr: rc.stderr,
+		Args: func(n cluster.Node) []string {
+			return []string{
+				"--sid", strconv.Itoa(n.ID), "--ids", "1,2,3", "--registry", n.Registry,
+				"--transport", "shm", "--device", n.Fabric, "--port", strconv.Itoa(ports[n.ID-1]),
+				"--fifo", n.Fifo, "--timeout", "2s", "--start-timeout", "20s", "--verbose",
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Cluster = c
+	t.Cleanup(func() {
+		c.Close()
+		if t.Failed() {
+			t.Logf("replicas' stderr:\n%s", rc.stderr)
+		}
+	})
+	for _, id := range ids {
+		waitPong(t, rc.addrs[id], startDeadline)
+	}
+	return rc
+}
+
+func TestReplicas(t *testing.T) {
+	dir := t.TempDir()
+	rc := startCluster(t, "rsr-test-replicas", dir, 1)
+	rc.stdout.waitFor(t, regexp.MustCompile(`(?m)^redis-server-replicated pid \d+$`), startDeadline)
+	rc.stdout.waitFor(t, regexp.MustCompile(`(?m)^listening on `+regexp.QuoteMeta(rc.addrs[1])+` as leader$`), startDeadline)
+
+	leader := redistest.Dial(t, rc.addrs[1])
+	f2, f3 := redistest.Dial(t, rc.addrs[2]), redistest.Dial(t, rc.addrs[3])
+	writes := 0
+	set := func(k, v string) {
+		t.Helper()
+		if got := leader.Do("SET", k, v); got != "+OK\r\n" {
+			t.Fatalf("SET %s on the leader: %q", k, got)
+		}
+		writes++
+	}
+	set("greeting", "hello")
+	// The leader commits eagerly and a follower's read waits for what its
+	// header knows committed: the write is visible at once, no retry.
+	for id, f := range map[int]*redistest.Conn{2: f2, 3: f3} {
+		if got := f.Do("GET", "greeting"); got != "$5\r\nhello\r\n" {
+			t.Fatalf("GET on replica %d: %q, want hello", id, got)
+		}
+	}
+	wantRO := "-READONLY You can't write against a read only replica. leader=1 addr=" + rc.addrs[1] + "\r\n"
+	if got := f2.Do("SET", "greeting", "bye"); got != wantRO {
+		t.Fatalf("SET on replica 2: %q, want %q", got, wantRO)
+	}
+	if got := f3.Do("INCR", "counter"); got != wantRO {
+		t.Fatalf("INCR on replica 3: %q, want %q", got, wantRO)
+	}
+	if got := f2.Do("INFO", "replication"); !strings.Contains(got, "role:slave\r\n") || !strings.Contains(got, "gomu_leader_id:1\r\n") {
+		t.Fatalf("INFO replication on replica 2:\n%s", got)
+	}
+	for i := range 50 {
+		set(fmt.Sprintf("k%d", i), strconv.Itoa(i))
+	}
+	if got := f3.Do("GET", "k49"); got != "$2\r\n49\r\n" {
+		t.Fatalf("GET k49 on replica 3: %q", got)
+	}
+
+	// SIGUSR1: one line per proposal the leader replicated.
+	if err := rc.Signal(1, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	rc.stderr.waitFor(t, regexp.MustCompile(`(?m)^\[1\] redis-server-replicated: wrote dump-1\.txt`), stopDeadline)
+	data, err := os.ReadFile(filepath.Join(dir, "dump-1.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	if len(lines) < writes {
+		t.Fatalf("dump-1.txt has %d lines, want at least one per write (%d)", len(lines), writes)
+	}
+	for _, l := range lines {
+		if ns, err := strconv.ParseInt(l, 10, 64); err != nil || ns <= 0 {
+			t.Fatalf("dump-1.txt line %q is not a positive ns count", l)
+		}
+	}
+
+	t.Run("redis-benchmark", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("redis-benchmark runs for seconds")
+		}
+		bin, err := exec.LookPath("redis-benchmark")
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("redis-benchmark needed under CI=true (apt-get install redis-tools): %v", err)
+			}
+			t.Skipf("no redis-benchmark: %v", err)
+		}
+		host, port, _ := net.SplitHostPort(rc.addrs[1])
+		out, err := runBounded(t, runDeadline*2, bin, "-h", host, "-p", port, "-q", "-n", "10000")
+		if err != nil {
+			t.Fatalf("redis-benchmark: %v\n%s", err, out)
+		}
+		if strings.Contains(out, "ERR") || strings.Contains(strings.ToLower(out), "error") {
+			t.Fatalf("redis-benchmark reported errors:\n%s", out)
+		}
+		if !strings.Contains(out, "MSET") {
+			t.Fatalf("redis-benchmark did not run its whole default set:\n%s", out)
+		}
+		// The followers replicated the benchmark too.
+		want := leader.Do("DEBUG", "DIGEST")
+		waitEqual(t, func() string { return f3.Do("DEBUG", "DIGEST") }, want, stopDeadline)
+	})
+
+	// SIGTERM stops a replica cleanly (exit 0), even a follower whose
+	// leader is still running.
+	if err := rc.Signal(3, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-rc.Exits():
+		if e.ID != 3 || e.Err != nil {
+			t.Fatalf("after SIGTERM to replica 3: replica %d exited with %v", e.ID, e.Err)
+		}
+	case <-time.After(stopDeadline):
+		t.Fatalf("replica 3 still running %v after SIGTERM", stopDeadline)
+	}
+}
+
+func TestKillLeader(t *testing.T) {
+	// Replica 2's stdout is kept: it follows, then leads.
+	rc := startCluster(t, "rsr-test-kill", t.TempDir(), 2)
+	rc.stdout.waitFor(t, regexp.MustCompile(`(?m)^listening on `+regexp.QuoteMeta(rc.addrs[2])+` as follower$`), startDeadline)
+	rc.stdout.waitFor(t, regexp.MustCompile(`(?m)^Reading pump started$`), startDeadline)
+
+	w := &writer{addrs: []string{rc.addrs[1], rc.addrs[2], rc.addrs[3]}, stop: make(chan struct{}), done: make(chan struct{})}
+	go w.run()
+	stopWriter := sync.OnceFunc(func() { close(w.stop); <-w.done })
+	defer stopWriter()
+
+	waitUntil(t, "the writer's first 200 acknowledged writes", startDeadline, func() bool { return w.ackedCount() >= 200 })
+	if err := rc.Signal(1, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killedAt := w.ackedCount()
+
+	var newLeader int
+	waitUntil(t, "a new leader", startDeadline, func() bool {
+		for _, id := range []int{2, 3} {
+			if r, err := do(rc.addrs[id], "INFO", "replication"); err == nil && strings.Contains(r, "role:master\r\n") {
+				newLeader = id
+				return true
+			}
+		}
+		return false
+	})
+	// The writer followed the redirects to the new leader.
+	waitUntil(t, "writes acknowledged after the fail-over", startDeadline, func() bool { return w.ackedCount() >= killedAt+200 })
+	stopWriter()
+	if w.err != nil {
+		t.Fatal(w.err)
+	}
+	t.Logf("%d writes acknowledged, %d before the kill; replica %d took over", len(w.acked), killedAt, newLeader)
+
+	// Every acknowledged write survived, pipelined 100 GETs at a time.
+	c := redistest.Dial(t, rc.addrs[newLeader])
+	for i := 0; i < len(w.acked); i += 100 {
+		chunk := w.acked[i:min(i+100, len(w.acked))]
+		var req []byte
+		for _, k := range chunk {
+			req = resp.AppendCommand(req, []byte("GET"), []byte(k))
+		}
+		if err := c.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range chunk {
+			got, err := c.Read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf("$%d\r\n%s\r\n", len(k), k); got != want {
+				t.Fatalf("GET %s on the new leader %d: %q, want %q (acknowledged before it took over)", k, newLeader, got, want)
+			}
+		}
+	}
+	// The survivors converge on the same keyspace.
+	other := 5 - newLeader
+	want, err := do(rc.addrs[newLeader], "DEBUG", "DIGEST")
+	if err != nil || !strings.HasPrefix(want, "$64\r\n") {
+		t.Fatalf("DEBUG DIGEST on replica %d: %q, %v", newLeader, want, err)
+	}
+	waitEqual(t, func() string { r, _ := do(rc.addrs[other], "DEBUG", "DIGEST"); return r }, want, stopDeadline)
+}
+
+// writer sets unique keys, each to its own name, on whichever replica
+// leads, as a client of a Redis fail-over would: it follows READONLY
+// redirects, tries the next replica when one does not answer, and retries
+// on TRYAGAIN. acked holds the keys a leader answered OK.
+type writer struct {
+	addrs []string
+	stop  chan struct{}
+	done  chan struct{}
+
+	mu    sync.Mutex
+	acked []string
+	err   error // an unexpected reply; ends the run
+}
+
+var readOnlyRE = regexp.MustCompile(`^-READONLY .* leader=(\d+|none)(?: addr=(\S+))?\r\n$`)
+
+func (w *writer) ackedCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
+
+func (w *writer) run() {
+	defer close(w.done)
+	var c *client
+	target, next := w.addrs[0], 0
+	// retarget switches to addr, or to the next replica in turn when addr
+	// is "", after a pause: no replica is hammered while it fails over.
+	retarget := func(addr string) {
+		if c != nil {
+			c.close()
+			c = nil
+		}
+		if addr == "" {
+			next = (next + 1) % len(w.addrs)
+			addr = w.addrs[next]
+		}
+		target = addr
+		select {
+		case <-w.stop:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	for i := 0; ; {
+		select {
+		case <-w.stop:
+			if c != nil {
+				c.close()
+			}
+			return
+		default:
+		}
+		if c == nil {
+			var err error
+			if c, err = dial(target); err != nil {
+				retarget("")
+				continue
+			}
+		}
+		key := fmt.Sprintf("fo:%06d", i)
+		r, err := c.do("SET", key, key)
+		switch {
+		case err != nil:
+			retarget("")
+		case r == "+OK\r\n":
+			w.mu.Lock()
+			w.acked = append(w.acked, key)
+			w.mu.Unlock()
+			i++
+		case strings.HasPrefix(r, "-TRYAGAIN "):
+			retarget(target)
+		case strings.HasPrefix(r, "-READONLY "):
+			m := readOnlyRE.FindStringSubmatch(r)
+			if m == nil {
+				w.fail(fmt.Errorf("SET %s on %s: malformed READONLY %q", key, target, r))
+				return
+			}
+			retarget(m[2]) // "" with leader=none: try the next replica
+		default:
+			w.fail(fmt.Errorf("SET %s on %s: %q", key, target, r))
+			return
+		}
+	}
+}
+
+func (w *writer) fail(err error) {
+	w.mu.Lock()
+	w.err = err
+	w.mu.Unlock()
+}
+
+func TestLocalCluster(t *testing.T) {
+	ports := freeConsecutivePorts(t, 3)
+	addrs := make([]string, 3)
+	for i := range addrs {
+		addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports+i))
+	}
+	p := startProc(t, t.TempDir(), "--local", "3", "--port", strconv.Itoa(ports), "--start-timeout", "20s")
+	// The launcher forwards replica 1's output.
+	p.stdout.waitFor(t, regexp.MustCompile(`(?m)^listening on `+regexp.QuoteMeta(addrs[0])+` as leader$`), startDeadline)
+	for _, a := range addrs {
+		waitPong(t, a, startDeadline)
+	}
+	if r, err := do(addrs[0], "SET", "k", "v"); err != nil || r != "+OK\r\n" {
+		t.Fatalf("SET on replica 1: %q, %v", r, err)
+	}
+	if r, err := do(addrs[2], "GET", "k"); err != nil || r != "$1\r\nv\r\n" {
+		t.Fatalf("GET on replica 3: %q, %v", r, err)
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	// The launcher reports the interruption; what matters is that it ends
+	// and takes every replica with it.
+	_ = p.wait(t, stopDeadline)
+	if !strings.Contains(p.stderr.String(), "stopped every replica") {
+		t.Errorf("launcher's stderr after SIGINT:\n%s", p.stderr)
+	}
+	for _, a := range addrs {
+		waitUntil(t, a+" to stop answering", stopDeadline, func() bool {
+			c, err := net.DialTimeout("tcp", a, time.Second)
+			if err != nil {
+				return true
+			}
+			c.Close()
+			return false
+		})
+	}
+}
+
+// proc is the tool running in the background: a re-executed test binary.
+type proc struct {
+	cmd            *exec.Cmd
+	stdout, stderr *lineBuffer
+	done           chan struct{}
+	err            error // set when done is closed
+}
+
+// startProc starts the tool with args in dir; the test's cleanup kills it
+// if it is still running (and so does the test binary's death).
+func startProc(t *testing.T, dir string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(os.Args[0], args...), stdout: &lineBuffer{}, stderr: &lineBuffer{}, done: make(chan struct{})}
+	p.cmd.Env = append(append(os.Environ(), envRunMain+"=1"), cleanEnv...)
+	p.cmd.Dir = dir
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("%v stdout:\n%s\nstderr:\n%s", args, p.stdout, p.stderr)
+		}
+	})
+	return p
+}
+
+// wait waits for the process to exit and returns how it exited.
+func (p *proc) wait(t *testing.T, d time.Duration) error {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(d):
+		t.Fatalf("%v still running after %v", p.cmd.Args[1:], d)
+		return nil
+	}
+}
+
+// lineBuffer collects a process's output for tests to wait on.
+type lineBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lineBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lineBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitFor waits until the output matches re.
+func (b *lineBuffer) waitFor(t *testing.T, re *regexp.Regexp, d time.Duration) {
+	t.Helper()
+	waitUntil(t, fmt.Sprintf("output matching %q", re), d, func() bool { return re.MatchString(b.String()) })
+}
+
+// waitUntil polls cond every 20 ms until it holds, failing t after d.
+func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v", what, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitEqual waits until get returns want.
+func waitEqual(t *testing.T, get func() string, want string, d time.Duration) {
+	t.Helper()
+	var got string
+	deadline := time.Now().Add(d)
+	for got = get(); got != want; got = get() {
+		if time.Now().After(deadline) {
+			t.Fatalf("got %q for %v, want %q", got, d, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitPong waits until addr answers PING: a replica listens before it has
+// joined its cluster but serves only after.
+func waitPong(t *testing.T, addr string, d time.Duration) {
+	t.Helper()
+	waitUntil(t, addr+" answering PING", d, func() bool {
+		r, err := do(addr, "PING")
+		return err == nil && r == "+PONG\r\n"
+	})
+}
+
+// runBounded runs a program with a deadline and returns its combined
+// output.
+func runBounded(t *testing.T, d time.Duration, name string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	var out lineBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return out.String(), err
+	case <-time.After(d):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("%s still running after %v:\n%s", name, d, out.String())
+		return "", nil
+	}
+}
+
+// client is a RESP connection that reports errors instead of failing the
+// test, for goroutines and for servers that may be down.
+type client struct {
+	nc net.Conn
+	br *bufio.Reader
+}
+
+func dial(addr string) (*client, error) {
+	nc, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &client{nc: nc, br: bufio.NewReader(nc)}, nil
+}
+
+// do sends one command and returns its raw reply. The deadline outlasts
+// the servers' --timeout of 2 s, so a slow proposal gets its TRYAGAIN.
+func (c *client) do(args ...string) (string, error) {
+	b := make([][]byte, len(args))
+	for i, a := range args {
+		b[i] = []byte(a)
+	}
+	_ = c.nc.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.nc.Write(resp.AppendCommand(nil, b...)); err != nil {
+		return "", err
+	}
+	r, err := resp.ReadReply(c.br, nil, 1<<20)
+	return string(r), err
+}
+
+func (c *client) close() { c.nc.Close() }
+
+// do runs one command on a fresh connection to addr.
+func do(addr string, args ...string) (string, error) {
+	c, err := dial(addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.close()
+	return c.do(args...)
+}
+
+// listenRegistry starts an embedded registry and returns its address.
+func listenRegistry(t *testing.T) string {
+	t.Helper()
+	srv, err := memcache.ListenAndServe("127.0.0.1:0", memcache.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv.Addr()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	p, err := redistest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// freePorts returns n distinct free ports.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	seen := map[int]bool{}
+	var ports []int
+	for len(ports) < n {
+		if p := freePort(t); !seen[p] {
+			seen[p] = true
+			ports = append(ports, p)
+		}
+	}
+	return ports
+}
+
+// freeConsecutivePorts returns the first of n consecutive ports that were
+// all free a moment ago, as --local needs.
+func freeConsecutivePorts(t *testing.T, n int) int {
+	t.Helper()
+	for range 100 {
+		first := freePort(t)
+		if first+n-1 > 65535 {
+			continue
+		}
+		ok := true
+		for i := 1; i < n && ok; i++ {
+			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(first+i)))
+			if err != nil {
+				ok = false
+				continue
+			}
+			l.Close()
+		}
+		if ok {
+			return first
+		}
+	}
+	t.Fatalf("no %d consecutive free ports", n)
+	return 0
+}
