@@ -156,20 +156,35 @@ func (s *Store) Exec(dst []byte, e *Env, args [][]byte) []byte {
 func (s *Store) Len() int { return len(s.keys) }
 
 // AppendUnknownCommand appends Redis 7's error for an unknown command.
+// Redis formats it with printf from C strings: every argument ends at its
+// first NUL, the name is cut at 128 bytes, and arguments are quoted while
+// their list (not the whole message) is under 128 bytes, each cut to what
+// is left of those 128.
 func AppendUnknownCommand(dst []byte, args [][]byte) []byte {
 	var b strings.Builder
 	b.WriteString("ERR unknown command '")
-	b.Write(truncate(args[0], 128))
+	b.Write(truncate(cString(args[0]), 128))
 	b.WriteString("', with args beginning with: ")
+	var list []byte
 	for _, a := range args[1:] {
-		if b.Len() >= 128 {
+		if len(list) >= 128 {
 			break
 		}
-		b.WriteByte('\'')
-		b.Write(truncate(a, 128-b.Len()))
-		b.WriteString("' ")
+		left := 128 - len(list)
+		list = append(list, '\'')
+		list = append(list, truncate(cString(a), left)...)
+		list = append(list, '\'', ' ')
 	}
+	b.Write(list)
 	return resp.AppendError(dst, b.String())
+}
+
+// cString is b as C's %s sees it: up to its first NUL.
+func cString(b []byte) []byte {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		return b[:i]
+	}
+	return b
 }
 
 func truncate(b []byte, n int) []byte {
