@@ -185,10 +185,10 @@ func cmdExec(c *conn, _ [][]byte) bool {
 	if !c.readBarrier(out) {
 		return false
 	}
-	// Only reads: run them on the local state, not replicated.
-	c.s.cfg.Machine.mu.RLock()
-	res, err := c.s.cfg.Machine.apply(*out, sealed)
-	c.s.cfg.Machine.mu.RUnlock()
+	// Only reads: run them on the local state, not replicated, decoded
+	// with this connection's buffers (other readers hold the read lock).
+	c.env.NowMs = time.Now().UnixMilli()
+	res, err := c.s.cfg.Machine.readTx(*out, sealed, &c.txDec, &c.env)
 	if err != nil {
 		*out = resp.AppendError(*out, "ERR gomu: "+err.Error())
 		return false

@@ -32,6 +32,7 @@ type conn struct {
 	multiDirty bool
 	multiWrite bool
 	queued     proposal // the transaction's commands
+	txDec      decoder  // decodes queued for a read-only EXEC
 }
 
 // maxArgs bounds one command's argument count (Redis's limit).

@@ -69,10 +69,76 @@ func (p *proposal) seal(nowMs int64, seed uint64) []byte {
 	return p.buf
 }
 
-// span locates one decoded command in Machine.args.
+// span locates one decoded command in decoder.args.
 type span struct{ argc, off int }
 
 var errMalformed = errors.New("malformed proposal")
+
+// decoder splits a proposal into commands, reusing its buffers. Whoever
+// decodes needs a decoder of its own: read-only transactions run under the
+// machine's read lock, several at a time.
+type decoder struct {
+	args  [][]byte
+	spans []span
+}
+
+// header is a decoded proposal's header.
+type header struct {
+	kind  byte
+	now   int64
+	seed  uint64
+	count int
+}
+
+// decode decodes all of p before anything runs, so that a malformed
+// proposal is refused whole.
+func (d *decoder) decode(p []byte) (header, error) {
+	if len(p) < propHeader || (p[0] != propBatch && p[0] != propTx) {
+		return header{}, errMalformed
+	}
+	h := header{kind: p[0], now: int64(binary.LittleEndian.Uint64(p[1:])),
+		seed: binary.LittleEndian.Uint64(p[9:]), count: int(binary.LittleEndian.Uint32(p[17:]))}
+	rest := p[propHeader:]
+	d.spans, d.args = d.spans[:0], d.args[:0]
+	for range h.count {
+		if len(rest) < 4 {
+			return h, errMalformed
+		}
+		argc := int(binary.LittleEndian.Uint32(rest))
+		rest = rest[4:]
+		if argc == 0 || argc > len(rest)/4 {
+			return h, errMalformed
+		}
+		d.spans = append(d.spans, span{argc, len(d.args)})
+		for range argc {
+			if len(rest) < 4 {
+				return h, errMalformed
+			}
+			n := int(binary.LittleEndian.Uint32(rest))
+			if n > len(rest)-4 {
+				return h, errMalformed
+			}
+			d.args = append(d.args, rest[4:4+n])
+			rest = rest[4+n:]
+		}
+	}
+	if len(rest) != 0 {
+		return h, errMalformed
+	}
+	return h, nil
+}
+
+// exec runs the decoded commands on st, as one array reply for a
+// transaction.
+func (d *decoder) exec(out []byte, st *store.Store, h header, env *store.Env) []byte {
+	if h.kind == propTx {
+		out = resp.AppendArrayLen(out, h.count)
+	}
+	for _, s := range d.spans {
+		out = st.Exec(out, env, d.args[s.off:s.off+s.argc])
+	}
+	return out
+}
 
 // Machine is the replicated state machine: a store.Store behind a
 // read-write lock. Apply (the consensus engine's goroutine, or a
@@ -83,8 +149,7 @@ type Machine struct {
 	st    *store.Store
 	pcg   *rand.PCG
 	rnd   *rand.Rand
-	args  [][]byte
-	spans []span
+	dec   decoder       // Apply's, under the write lock
 	count atomic.Uint64 // proposals applied
 	cmds  atomic.Uint64 // commands applied
 }
@@ -101,61 +166,29 @@ func NewMachine() *Machine {
 func (m *Machine) Apply(_ uint64, cmd []byte) []byte {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out, err := m.apply(nil, cmd)
+	h, err := m.dec.decode(cmd)
 	if err != nil {
 		return resp.AppendError(nil, "ERR gomu: "+err.Error())
 	}
+	m.pcg.Seed(h.seed, 0)
+	out := m.dec.exec(nil, m.st, h, &store.Env{NowMs: h.now, Rand: m.rnd})
+	m.cmds.Add(uint64(h.count))
+	m.count.Add(1)
 	return out
 }
 
-func (m *Machine) apply(out, p []byte) ([]byte, error) {
-	if len(p) < propHeader || (p[0] != propBatch && p[0] != propTx) {
-		return out, errMalformed
+// readTx runs a transaction of read commands on this replica's state under
+// the read lock, with the caller's decoder and environment (its clock and
+// generator), appending the EXEC reply to out. It is not replicated and
+// counts as nothing applied.
+func (m *Machine) readTx(out, p []byte, d *decoder, env *store.Env) ([]byte, error) {
+	h, err := d.decode(p)
+	if err != nil {
+		return out, err
 	}
-	kind := p[0]
-	now := int64(binary.LittleEndian.Uint64(p[1:]))
-	m.pcg.Seed(binary.LittleEndian.Uint64(p[9:]), 0)
-	count := int(binary.LittleEndian.Uint32(p[17:]))
-	rest := p[propHeader:]
-	// Decode everything before running anything.
-	spans := m.spans[:0]
-	m.args = m.args[:0]
-	for range count {
-		if len(rest) < 4 {
-			return out, errMalformed
-		}
-		argc := int(binary.LittleEndian.Uint32(rest))
-		rest = rest[4:]
-		if argc == 0 || argc > len(rest)/4 {
-			return out, errMalformed
-		}
-		spans = append(spans, span{argc, len(m.args)})
-		for range argc {
-			if len(rest) < 4 {
-				return out, errMalformed
-			}
-			n := int(binary.LittleEndian.Uint32(rest))
-			if n > len(rest)-4 {
-				return out, errMalformed
-			}
-			m.args = append(m.args, rest[4:4+n])
-			rest = rest[4+n:]
-		}
-	}
-	m.spans = spans
-	if len(rest) != 0 {
-		return out, errMalformed
-	}
-	env := store.Env{NowMs: now, Rand: m.rnd}
-	if kind == propTx {
-		out = resp.AppendArrayLen(out, count)
-	}
-	for _, s := range spans {
-		out = m.st.Exec(out, &env, m.args[s.off:s.off+s.argc])
-		m.cmds.Add(1)
-	}
-	m.count.Add(1)
-	return out, nil
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return d.exec(out, m.st, h, env), nil
 }
 
 // read runs fn under the read lock.
