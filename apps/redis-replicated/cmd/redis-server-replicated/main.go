@@ -240,6 +240,12 @@ func serve(o options) error {
 			return fmt.Errorf("start replica %d: %w", o.sid, err)
 		}
 		defer rep.Close()
+		// Deferred after rep.Close, so it runs first: on shutdown the
+		// server drops its clients and lets their in-flight proposals
+		// finish before the replica closes, rather than answering them
+		// "replica closed", an error that claims a write failed when it
+		// may have committed. (Close is idempotent.)
+		defer srv.Close()
 		srv.SetReplica(rep)
 		stop := make(chan struct{})
 		defer close(stop)
