@@ -318,22 +318,53 @@ func TestReplicas(t *testing.T) {
 	}
 }
 
-func TestKillLeader(t *testing.T) {
+// TestFailover stops the leader, replica 1, in the middle of a stream of
+// writes, outright (SIGKILL) or asking it to (SIGTERM): a survivor takes
+// over, every write acknowledged before or after stays readable, and the
+// survivors converge.
+func TestFailover(t *testing.T) {
+	tests := []struct {
+		name    string
+		cluster string // the shm fabric's name, distinct per cluster
+		sig     syscall.Signal
+	}{
+		{"kill -9", "rsr-test-kill", syscall.SIGKILL},
+		{"SIGTERM", "rsr-test-term", syscall.SIGTERM},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { testFailover(t, tc.cluster, tc.sig) })
+	}
+}
+
+func testFailover(t *testing.T, name string, sig syscall.Signal) {
 	// Replica 2's stdout is kept: it follows, then leads.
-	rc := startCluster(t, "rsr-test-kill", t.TempDir(), 2)
+	rc := startCluster(t, name, t.TempDir(), 2)
 	rc.stdout.waitFor(t, regexp.MustCompile(`(?m)^listening on `+regexp.QuoteMeta(rc.addrs[2])+` as follower$`), startDeadline)
 	rc.stdout.waitFor(t, regexp.MustCompile(`(?m)^Reading pump started$`), startDeadline)
 
-	w := &writer{addrs: []string{rc.addrs[1], rc.addrs[2], rc.addrs[3]}, stop: make(chan struct{}), done: make(chan struct{})}
-	go w.run()
-	stopWriter := sync.OnceFunc(func() { close(w.stop); <-w.done })
+	// Several clients, so that the leader fails with proposals in flight.
+	w := &writer{addrs: []string{rc.addrs[1], rc.addrs[2], rc.addrs[3]}, stop: make(chan struct{})}
+	for n := range 4 {
+		w.wg.Add(1)
+		go w.run(n)
+	}
+	stopWriter := sync.OnceFunc(func() { close(w.stop); w.wg.Wait() })
 	defer stopWriter()
 
-	waitUntil(t, "the writer's first 200 acknowledged writes", startDeadline, func() bool { return w.ackedCount() >= 200 })
-	if err := rc.Signal(1, syscall.SIGKILL); err != nil {
+	waitUntil(t, "the writers' first 200 acknowledged writes", startDeadline, func() bool { return w.ackedCount() >= 200 })
+	if err := rc.Signal(1, sig); err != nil {
 		t.Fatal(err)
 	}
 	killedAt := w.ackedCount()
+	select {
+	case e := <-rc.Exits():
+		// A replica asked to stop exits 0 even with clients writing.
+		if e.ID != 1 || (sig == syscall.SIGTERM) != (e.Err == nil) {
+			t.Fatalf("after %v to replica 1: replica %d exited with %v", sig, e.ID, e.Err)
+		}
+	case <-time.After(stopDeadline):
+		t.Fatalf("replica 1 still running %v after %v", stopDeadline, sig)
+	}
 
 	var newLeader int
 	waitUntil(t, "a new leader", startDeadline, func() bool {
@@ -345,13 +376,13 @@ func TestKillLeader(t *testing.T) {
 		}
 		return false
 	})
-	// The writer followed the redirects to the new leader.
+	// The writers followed the redirects to the new leader.
 	waitUntil(t, "writes acknowledged after the fail-over", startDeadline, func() bool { return w.ackedCount() >= killedAt+200 })
 	stopWriter()
 	if w.err != nil {
 		t.Fatal(w.err)
 	}
-	t.Logf("%d writes acknowledged, %d before the kill; replica %d took over", len(w.acked), killedAt, newLeader)
+	t.Logf("%d writes acknowledged, %d before the signal; replica %d took over", len(w.acked), killedAt, newLeader)
 
 	// Every acknowledged write survived, pipelined 100 GETs at a time.
 	c := redistest.Dial(t, rc.addrs[newLeader])
@@ -383,18 +414,18 @@ func TestKillLeader(t *testing.T) {
 	waitEqual(t, func() string { r, _ := do(rc.addrs[other], "DEBUG", "DIGEST"); return r }, want, stopDeadline)
 }
 
-// writer sets unique keys, each to its own name, on whichever replica
-// leads, as a client of a Redis fail-over would: it follows READONLY
-// redirects, tries the next replica when one does not answer, and retries
-// on TRYAGAIN. acked holds the keys a leader answered OK.
+// writer runs clients that set unique keys, each to its own name, on
+// whichever replica leads, as clients of a Redis fail-over would: they
+// follow READONLY redirects, try the next replica when one does not answer,
+// and retry on TRYAGAIN. acked holds the keys a leader answered OK.
 type writer struct {
 	addrs []string
 	stop  chan struct{}
-	done  chan struct{}
+	wg    sync.WaitGroup
 
 	mu    sync.Mutex
 	acked []string
-	err   error // an unexpected reply; ends the run
+	err   error // the first unexpected reply; it ends that client's run
 }
 
 var readOnlyRE = regexp.MustCompile(`^-READONLY .* leader=(\d+|none)(?: addr=(\S+))?\r\n$`)
@@ -405,10 +436,11 @@ func (w *writer) ackedCount() int {
 	return len(w.acked)
 }
 
-func (w *writer) run() {
-	defer close(w.done)
+// run is client n.
+func (w *writer) run(n int) {
+	defer w.wg.Done()
 	var c *client
-	target, next := w.addrs[0], 0
+	target, next := w.addrs[0], n%len(w.addrs)
 	// retarget switches to addr, or to the next replica in turn when addr
 	// is "", after a pause: no replica is hammered while it fails over.
 	retarget := func(addr string) {
@@ -442,7 +474,7 @@ func (w *writer) run() {
 				continue
 			}
 		}
-		key := fmt.Sprintf("fo:%06d", i)
+		key := fmt.Sprintf("fo:%d:%06d", n, i)
 		r, err := c.do("SET", key, key)
 		switch {
 		case err != nil:
@@ -470,7 +502,9 @@ func (w *writer) run() {
 
 func (w *writer) fail(err error) {
 	w.mu.Lock()
-	w.err = err
+	if w.err == nil {
+		w.err = err
+	}
 	w.mu.Unlock()
 }
 
