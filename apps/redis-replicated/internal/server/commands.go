@@ -176,6 +176,7 @@ func cmdExec(c *conn, _ [][]byte) bool {
 		}
 		res, err := c.s.replicate(sealed)
 		if err != nil {
+			c.queued.buf = nil // the engine may still read it (see flushWrites)
 			*out = resp.AppendError(*out, c.s.replicationError(err))
 			return false
 		}

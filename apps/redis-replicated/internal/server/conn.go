@@ -220,6 +220,10 @@ func (c *conn) flushWrites() {
 		for range n {
 			c.out = resp.AppendError(c.out, msg)
 		}
+		// A replica closing under us fails Propose before its main loop
+		// is done reading the command: never rewrite a failed proposal's
+		// buffer, start a new one.
+		c.prop.buf = nil
 	} else {
 		c.out = append(c.out, res...)
 	}
@@ -260,6 +264,10 @@ func (s *Server) replicationError(err error) string {
 	switch {
 	case errors.As(err, &nl):
 		return s.readOnlyError()
+	case errors.Is(err, consensus.ErrClosed):
+		// The replica is shutting down (or crashed in a test): retryable
+		// elsewhere, as clients treat TRYAGAIN.
+		return "TRYAGAIN gomu: this replica is shutting down"
 	case errors.Is(err, consensus.ErrPaused):
 		return "TRYAGAIN gomu: this replica is paused"
 	case errors.Is(err, consensus.ErrBusy):

@@ -174,6 +174,7 @@ func (s *Server) expireLoop() {
 		_, err := r.Propose(ctx, p.seal(time.Now().UnixMilli(), rand.Uint64()))
 		cancel()
 		if err != nil {
+			p.buf = nil // the engine may still read it (see flushWrites)
 			s.cfg.Logger.Debug("expiry sweep not replicated", "err", err)
 		}
 	}
