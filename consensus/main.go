@@ -62,6 +62,7 @@ func (r *Replica) initMain() error {
 // election in between when the detector says this replica should.
 func (r *Replica) runMain() {
 	defer r.wg.Done()
+	defer close(r.mainDone)
 	for !r.closed.Load() {
 		switch Role(r.role.Load()) {
 		case Leader:

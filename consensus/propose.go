@@ -58,10 +58,10 @@ func (r *Replica) Propose(ctx context.Context, cmd []byte) ([]byte, error) {
 		select {
 		case <-w.done:
 		case <-r.stop:
-			return nil, ErrClosed
+			return nil, r.closedWhileProposing(w)
 		}
 	case <-r.stop:
-		return nil, ErrClosed
+		return nil, r.closedWhileProposing(w)
 	}
 	res, err := w.res, w.err
 	w.cmd, w.res, w.err = nil, nil, nil
@@ -105,4 +105,16 @@ func (r *Replica) failQueued(err error) {
 		}
 		r.finish(idx, nil, err)
 	}
+}
+
+// closedWhileProposing waits, once the replica is closing, until the main
+// loop has let go of w's command (it answers every proposal it holds before
+// it exits), so that Propose keeps its promise that the caller may reuse
+// cmd as soon as it returns.
+func (r *Replica) closedWhileProposing(w *waiter) error {
+	select {
+	case <-w.done:
+	case <-r.mainDone:
+	}
+	return ErrClosed
 }

@@ -152,6 +152,10 @@ type Replica struct {
 	readMu   sync.Mutex
 	readCh   chan struct{}
 
+	// mainDone is closed when the main loop has exited: it holds no
+	// proposal's command any more.
+	mainDone chan struct{}
+
 	role     atomic.Int32
 	leader   atomic.Int32
 	proposal atomic.Uint64 // our proposal number while leading
@@ -228,6 +232,7 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Replica, error) {
 	r.queue = make(chan int32, cfg.MaxWaiters)
 	r.kick = make(chan struct{}, 1)
 	r.readCh = make(chan struct{})
+	r.mainDone = make(chan struct{})
 	r.idle = time.NewTimer(time.Hour)
 	r.idle.Stop()
 	for i := range r.waiters {
