@@ -16,7 +16,13 @@ type Mode uint8
 const (
 	// Spin busy-polls: lowest latency, burns a core.
 	Spin Mode = iota
-	// SpinYield spins for a while, then yields the processor between polls.
+	// SpinYield spins for a while, then yields the processor between polls:
+	// first to the process's other goroutines (runtime.Gosched), then, when
+	// the Go scheduler had nothing else to run, to other processes
+	// (sched_yield). The second matters when a whole cluster shares a few
+	// cores: a yielding replica hands its core to a runnable peer process
+	// within microseconds instead of at the end of the kernel's time slice,
+	// so heartbeats keep moving and µs detector timeouts hold.
 	SpinYield
 	// Sleep spins briefly, then sleeps with a growing back-off up to a cap.
 	Sleep
@@ -73,6 +79,7 @@ func (w *Waiter) Wait() {
 			return
 		}
 		runtime.Gosched()
+		osYield()
 	case Sleep:
 		if w.spins < spinBeforeSleep {
 			w.spins++
