@@ -269,7 +269,7 @@ func (s *Store) put(key []byte, v *value) {
 	if v.expireAt != 0 {
 		s.expiring++
 	}
-	s.keys[string(bytes.Clone(key))] = v
+	s.keys[string(key)] = v // the conversion copies key
 }
 
 // remove deletes key; it reports whether it existed (expired or not).

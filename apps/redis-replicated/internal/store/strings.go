@@ -259,14 +259,28 @@ func (s *Store) setGeneric(e *Env, dst []byte, name string, flags int, key, val,
 		}
 		return resp.AppendNull(dst)
 	}
-	v := newString(val)
-	if flags&setKeepTTL != 0 && old != nil {
-		v.expireAt = old.expireAt
+	if old != nil && old.kind == kindString {
+		// Overwrite in place: a workload of SETs on existing keys (what
+		// every replica applies) then allocates nothing for them.
+		old.str = append(old.str[:0], val...)
+		newAt := int64(0)
+		if flags&setKeepTTL != 0 {
+			newAt = old.expireAt
+		}
+		if at != 0 {
+			newAt = at
+		}
+		s.setExpire(old, newAt)
+	} else {
+		v := newString(val)
+		if flags&setKeepTTL != 0 && old != nil {
+			v.expireAt = old.expireAt
+		}
+		if at != 0 {
+			v.expireAt = at
+		}
+		s.put(key, v)
 	}
-	if at != 0 {
-		v.expireAt = at
-	}
-	s.put(key, v)
 	switch {
 	case flags&setGet != 0:
 		return dst
