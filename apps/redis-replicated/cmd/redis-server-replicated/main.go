@@ -187,6 +187,11 @@ func run(c *cli.Context) error {
 	if o.procs > 0 {
 		runtime.GOMAXPROCS(o.procs)
 	}
+	// Signals are caught before the PID is out: a script that signals the
+	// PID it read must reach the clean shutdown, never the default action.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
 	fmt.Printf("redis-server-replicated pid %d\n", os.Getpid())
 	if o.cpuprofile != "" {
 		f, err := os.Create(o.cpuprofile)
@@ -199,14 +204,11 @@ func run(c *cli.Context) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	return serve(o)
+	return serve(o, sigs)
 }
 
 // serve runs one replica (or the standalone server) until SIGTERM/SIGINT.
-func serve(o options) error {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
-	defer signal.Stop(sigs)
+func serve(o options, sigs <-chan os.Signal) error {
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if o.verbose {
