@@ -64,9 +64,21 @@ func (r *Replica) gatherPermissions() ([]*peer, error) {
 	r.request.Store(req) // the background goroutine sends it
 	deadline := time.Now().Add(r.cfg.GrantTimeout)
 	var granted []*peer
+	yieldTo := 0
 	ok := poll.Until(r.cfg.Poll, deadline, func() bool {
 		if r.closed.Load() {
 			return true
+		}
+		// We run because every lower id looked dead. One that turns out
+		// alive outranks us: yield before fencing anything, so that it
+		// collects our grant instead of both of us waiting out the grant
+		// timeout for each other's (a starved machine makes such split
+		// views common, and they used to repeat round after round).
+		for _, p := range r.others {
+			if p.id < r.id && p.alive.Load() && !p.dead.Load() {
+				yieldTo = p.id
+				return true
+			}
 		}
 		granted = granted[:0]
 		for _, p := range r.others {
@@ -79,6 +91,9 @@ func (r *Replica) gatherPermissions() ([]*peer, error) {
 	})
 	if r.closed.Load() {
 		return nil, ErrClosed
+	}
+	if yieldTo != 0 {
+		return nil, fmt.Errorf("permission request %d: replica %d is alive and outranks us: %w", req, yieldTo, errNoGrants)
 	}
 	if !ok {
 		return nil, fmt.Errorf("permission request %d: %d grants of the %d needed in %v: %w", req, len(granted), r.majority-1, r.cfg.GrantTimeout, errNoGrants)
