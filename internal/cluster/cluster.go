@@ -61,6 +61,10 @@ type Spec struct {
 	// Grace is how long the other replicas may take to exit once the leader
 	// has (default 10 s); then they are killed.
 	Grace time.Duration
+	// Serve says the replicas are servers that run until stopped: a
+	// SIGINT or SIGTERM to the launcher then ends the run normally (Run
+	// returns nil once it has stopped them) instead of as an interruption.
+	Serve bool
 }
 
 // Run starts the registry and the replicas and waits until the leader's
@@ -87,6 +91,13 @@ func Run(ctx context.Context, s Spec) (err error) {
 	for len(procs) > 0 {
 		select {
 		case <-c.ctx.Done():
+			if s.Serve && ctx.Err() == nil {
+				// SIGINT or SIGTERM: how a served cluster is meant to end.
+				if s.Stderr != nil {
+					fmt.Fprintf(s.Stderr, "%s: %v; stopping every replica\n", s.Name, context.Cause(c.ctx))
+				}
+				return nil
+			}
 			return fmt.Errorf("cluster: interrupted (%w); stopped every replica", context.Cause(c.ctx))
 		case <-grace:
 			var left []int

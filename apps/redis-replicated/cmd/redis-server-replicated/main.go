@@ -350,6 +350,7 @@ func runLocal(ctx context.Context, o options) error {
 		Name:   "redis-server-replicated",
 		IDs:    o.ids,
 		Leader: o.ids[0],
+		Serve:  true,
 		Stdout: os.Stdout,
 		Stderr: os.Stderr,
 		Args: func(n cluster.Node) []string {

@@ -530,10 +530,12 @@ func TestLocalCluster(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	// The launcher reports the interruption; what matters is that it ends
-	// and takes every replica with it.
-	_ = p.wait(t, stopDeadline)
-	if !strings.Contains(p.stderr.String(), "stopped every replica") {
+	// Ctrl-C is how a served cluster ends: the launcher stops every
+	// replica and exits 0.
+	if err := p.wait(t, stopDeadline); err != nil {
+		t.Errorf("launcher after SIGINT: %v", err)
+	}
+	if !strings.Contains(p.stderr.String(), "stopping every replica") {
 		t.Errorf("launcher's stderr after SIGINT:\n%s", p.stderr)
 	}
 	for _, a := range addrs {
