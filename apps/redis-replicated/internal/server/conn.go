@@ -220,10 +220,6 @@ func (c *conn) flushWrites() {
 		for range n {
 			c.out = resp.AppendError(c.out, msg)
 		}
-		// A replica closing under us fails Propose before its main loop
-		// is done reading the command: never rewrite a failed proposal's
-		// buffer, start a new one.
-		c.prop.buf = nil
 	} else {
 		c.out = append(c.out, res...)
 	}
