@@ -29,6 +29,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -99,6 +100,10 @@ type Options struct {
 	StartTime time.Duration
 	Local     bool
 	Verbose   bool
+	// CPUProfile, when set, is where Run writes a Go CPU profile of this
+	// replica; the --local launcher gives every replica the path with
+	// ".<id>" appended.
+	CPUProfile string
 }
 
 // Flags are the flags both tools take.
@@ -118,6 +123,7 @@ func Flags() []cli.Flag {
 		&cli.StringFlag{Name: "fifo", Usage: "pause fifo `PATH` (default /tmp/fifo-<id>; - for none)"},
 		&cli.DurationFlag{Name: "start-timeout", Value: 30 * time.Second, Usage: "how long to wait for every replica at start"},
 		&cli.BoolFlag{Name: "verbose", Usage: "log the engine's role changes and permission switches on stderr"},
+		&cli.StringFlag{Name: "cpuprofile", Hidden: true, Usage: "write a Go CPU profile of the replica to `FILE` (with --local: FILE.<id> for each replica)"},
 		&cli.BoolFlag{Name: "local", Usage: "run the whole cluster on this machine: embedded registry, one process per replica; arguments are then <payload_size> <nr_outstanding>"},
 	}
 }
@@ -139,6 +145,7 @@ func Parse(c *cli.Context) (Options, error) {
 		StartTime:    c.Duration("start-timeout"),
 		Local:        c.Bool("local"),
 		Verbose:      c.Bool("verbose"),
+		CPUProfile:   c.String("cpuprofile"),
 	}
 	args := c.Args().Slice()
 	want := "<process_id> <payload_size> <nr_outstanding>"
@@ -251,6 +258,9 @@ func Local(ctx context.Context, tool string, o Options, extra []string, stdout, 
 				"--fifo", n.Fifo, "--start-timeout", o.StartTime.String(),
 				"--verbose=" + strconv.FormatBool(o.Verbose),
 			}
+			if o.CPUProfile != "" {
+				args = append(args, "--cpuprofile", o.CPUProfile+"."+strconv.Itoa(n.ID))
+			}
 			if n.ID == o.Leader {
 				args = append(args, extra...)
 			}
@@ -310,6 +320,17 @@ type Result struct {
 func Run(ctx context.Context, o Options, measure bool, progress io.Writer) (*Result, error) {
 	if err := checkRegistry(ctx, o.Registry); err != nil {
 		return nil, err
+	}
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	cfg := consensus.Config{
 		ID: o.ID, IDs: o.IDs, Registry: o.Registry, Cluster: o.Cluster,
