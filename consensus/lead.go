@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"runtime"
 	"time"
 
 	"github.com/gomu-rdma/gomu/consensus/internal/logring"
@@ -48,6 +49,10 @@ func (r *Replica) lead() {
 		if r.confirmReads() {
 			progress = true
 		}
+		if ms.answered > 0 && len(r.queue) < ms.answered {
+			runtime.Gosched()
+		}
+		ms.answered = 0
 		r.releaseSpace()
 		if r.appendBatch() {
 			progress = true
@@ -189,6 +194,7 @@ func (r *Replica) applyCommitted() bool {
 			res := r.sm.Apply(e.Index, cmd)
 			if ours && ms.wqLen > 0 {
 				r.finish(ms.wq[ms.wqHead], res, nil)
+				ms.answered++
 				ms.wqHead = (ms.wqHead + 1) % len(ms.wq)
 				ms.wqLen--
 			}

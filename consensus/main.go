@@ -22,6 +22,7 @@ type mainState struct {
 	wqHead, wqLen int
 	meta          []entryMeta
 	carry         int32 // a taken proposal that did not fit the last batch, or -1
+	answered      int   // proposals answered in this turn of the leader loop
 
 	// hist[k%len(hist)] is the cursor from which entry k was applied
 	// (Next == k), for every applied entry still possibly in the ring: a
