@@ -416,6 +416,11 @@ func lead(ctx context.Context, r *consensus.Replica, o Options, measure bool, pr
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	// Proposals are not cancelled: every one gets its outcome from the
+	// engine (a step-down fails those in flight), and a Propose whose
+	// context cannot end waits more cheaply. ctx still stops the
+	// proposers between commands.
+	pctx := context.WithoutCancel(ctx)
 	var next, acked atomic.Int64
 	var wg sync.WaitGroup
 	stopProgress := cluster.ReportProgress(progress, &acked, o.Count)
@@ -429,8 +434,11 @@ func lead(ctx context.Context, r *consensus.Replica, o Options, measure bool, pr
 				if i >= int64(o.Count) || ctx.Err() != nil {
 					return
 				}
-				t0 := time.Now()
-				err := propose(ctx, r, pool[i%int64(len(pool))], &res.Retries)
+				var t0 time.Time
+				if measure {
+					t0 = time.Now()
+				}
+				err := propose(ctx, pctx, r, pool[i%int64(len(pool))], &res.Retries)
 				if err != nil {
 					cancel(fmt.Errorf("command %d: %w", i, err))
 					return
@@ -458,9 +466,11 @@ func lead(ctx context.Context, r *consensus.Replica, o Options, measure bool, pr
 // counted in retries. The repeated command may have been committed twice,
 // which a benchmark of random payloads does not mind. A step-down in favour of
 // another replica ends the run.
-func propose(ctx context.Context, r *consensus.Replica, cmd []byte, retries *atomic.Int64) error {
+//
+// pctx is the context of the Propose calls, ctx the run's.
+func propose(ctx, pctx context.Context, r *consensus.Replica, cmd []byte, retries *atomic.Int64) error {
 	for {
-		_, err := r.Propose(ctx, cmd)
+		_, err := r.Propose(pctx, cmd)
 		var nl consensus.ErrNotLeader
 		if err == nil || !errors.As(err, &nl) || (nl.Leader != 0 && nl.Leader != r.ID()) {
 			return err
