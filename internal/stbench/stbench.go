@@ -471,8 +471,11 @@ func lead(ctx context.Context, r *consensus.Replica, o Options, measure bool, pr
 func propose(ctx, pctx context.Context, r *consensus.Replica, cmd []byte, retries *atomic.Int64) error {
 	for {
 		_, err := r.Propose(pctx, cmd)
-		var nl consensus.ErrNotLeader
-		if err == nil || !errors.As(err, &nl) || (nl.Leader != 0 && nl.Leader != r.ID()) {
+		if err == nil {
+			return nil
+		}
+		var nl consensus.ErrNotLeader // escapes: only off the fast path
+		if !errors.As(err, &nl) || (nl.Leader != 0 && nl.Leader != r.ID()) {
 			return err
 		}
 		retries.Add(1)
