@@ -67,6 +67,22 @@ run: deps build
 	$(BIN)/main-st-lat --local 64 1
 	$(BIN)/verbs-lat --local --transport shm --size 64 --iters 200000
 
+# gomu and a peer side by side on one workload (64 B, 1 outstanding, 3
+# processes of this machine, storage in memory): main-st-lat on shm and on
+# tcp, then etcd raft over loopback TCP (bench/peers, its own module, so
+# etcd's dependencies stay out of gomu's). Prints a table of p50/p99 and
+# commands/s; the last line is
+# `compare gomu_shm_p50_ns=<a> gomu_tcp_p50_ns=<b> etcd_raft_p50_ns=<c>`.
+# About a minute on a loaded 2-core machine; COMPARE_FLAGS passes more
+# flags to bench/peers/cmd/compare (e.g. --gomu-flag=--profile=fast).
+COMPARE_COUNT ?= 20000
+COMPARE_FLAGS ?=
+compare: deps
+	@mkdir -p $(BIN)
+	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/main-st-lat
+	cd bench/peers && $(GO) build $(GOFLAGS) -o $(CURDIR)/$(BIN)/ ./cmd/etcd-raft-lat ./cmd/compare
+	$(BIN)/compare --count $(COMPARE_COUNT) $(COMPARE_FLAGS) 64 1
+
 clean:
 	rm -rf $(BIN)
 	rm -rf /dev/shm/gomu-verbs-lat-*
