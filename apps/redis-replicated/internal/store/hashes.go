@@ -102,12 +102,9 @@ func init() {
 
 // readHash looks key up for a read; wrong reports a non-hash.
 func (s *Store) readHash(e *Env, key []byte) (h *hashValue, wrong bool) {
-	v := s.lookup(e, key)
+	v, wrong := s.lookupKind(e, key, kindHash, false)
 	if v == nil {
-		return nil, false
-	}
-	if v.kind != kindHash {
-		return nil, true
+		return nil, wrong
 	}
 	return v.hash, false
 }
@@ -115,15 +112,13 @@ func (s *Store) readHash(e *Env, key []byte) (h *hashValue, wrong bool) {
 // writeHash looks key up for a write, creating an empty hash if create;
 // wrong reports a non-hash.
 func (s *Store) writeHash(e *Env, key []byte, create bool) (h *hashValue, wrong bool) {
-	v := s.lookupWrite(e, key)
+	v, wrong := s.lookupKind(e, key, kindHash, true)
+	if wrong || v == nil && !create {
+		return nil, wrong
+	}
 	if v == nil {
-		if !create {
-			return nil, false
-		}
 		v = &value{kind: kindHash, hash: newHash()}
 		s.put(key, v)
-	} else if v.kind != kindHash {
-		return nil, true
 	}
 	return v.hash, false
 }

@@ -152,24 +152,18 @@ func (s *Store) pop(e *Env, dst []byte, args [][]byte, front bool) []byte {
 
 // readList looks key up for a read; wrong reports a non-list.
 func (s *Store) readList(e *Env, key []byte) (l *listValue, wrong bool) {
-	v := s.lookup(e, key)
+	v, wrong := s.lookupKind(e, key, kindList, false)
 	if v == nil {
-		return nil, false
-	}
-	if v.kind != kindList {
-		return nil, true
+		return nil, wrong
 	}
 	return v.list, false
 }
 
 // writeList looks key up for a write; wrong reports a non-list.
 func (s *Store) writeList(e *Env, key []byte) (l *listValue, wrong bool) {
-	v := s.lookupWrite(e, key)
+	v, wrong := s.lookupKind(e, key, kindList, true)
 	if v == nil {
-		return nil, false
-	}
-	if v.kind != kindList {
-		return nil, true
+		return nil, wrong
 	}
 	return v.list, false
 }

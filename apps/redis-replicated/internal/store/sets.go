@@ -106,24 +106,18 @@ func init() {
 
 // readSet looks key up for a read; wrong reports a non-set.
 func (s *Store) readSet(e *Env, key []byte) (st *setValue, wrong bool) {
-	v := s.lookup(e, key)
+	v, wrong := s.lookupKind(e, key, kindSet, false)
 	if v == nil {
-		return nil, false
-	}
-	if v.kind != kindSet {
-		return nil, true
+		return nil, wrong
 	}
 	return v.set, false
 }
 
 // writeSet looks key up for a write; wrong reports a non-set.
 func (s *Store) writeSet(e *Env, key []byte) (st *setValue, wrong bool) {
-	v := s.lookupWrite(e, key)
+	v, wrong := s.lookupKind(e, key, kindSet, true)
 	if v == nil {
-		return nil, false
-	}
-	if v.kind != kindSet {
-		return nil, true
+		return nil, wrong
 	}
 	return v.set, false
 }

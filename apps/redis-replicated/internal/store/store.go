@@ -260,6 +260,21 @@ func (s *Store) lookupWrite(e *Env, key []byte) *value {
 	return v
 }
 
+// lookupKind looks key up for a command on values of kind k, as a read
+// (lookup) or a write (lookupWrite): the live value or nil, and wrong when
+// the key holds another kind.
+func (s *Store) lookupKind(e *Env, key []byte, k kind, write bool) (v *value, wrong bool) {
+	if write {
+		v = s.lookupWrite(e, key)
+	} else {
+		v = s.lookup(e, key)
+	}
+	if v != nil && v.kind != k {
+		return nil, true
+	}
+	return v, false
+}
+
 // put stores v under key, replacing what was there (and its TTL unless v
 // carries one).
 func (s *Store) put(key []byte, v *value) {

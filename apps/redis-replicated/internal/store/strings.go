@@ -130,20 +130,14 @@ func newString(b []byte) *value { return &value{kind: kindString, str: bytes.Clo
 // stringOf looks key up for a read: the value (nil if absent) and false if
 // it holds another type.
 func (s *Store) stringOf(e *Env, key []byte) (*value, bool) {
-	v := s.lookup(e, key)
-	if v != nil && v.kind != kindString {
-		return nil, false
-	}
-	return v, true
+	v, wrong := s.lookupKind(e, key, kindString, false)
+	return v, !wrong
 }
 
 // stringOfWrite is stringOf for writes (an expired key is deleted first).
 func (s *Store) stringOfWrite(e *Env, key []byte) (*value, bool) {
-	v := s.lookupWrite(e, key)
-	if v != nil && v.kind != kindString {
-		return nil, false
-	}
-	return v, true
+	v, wrong := s.lookupKind(e, key, kindString, true)
+	return v, !wrong
 }
 
 func cmdGet(s *Store, e *Env, dst []byte, args [][]byte) []byte {

@@ -95,12 +95,9 @@ func init() {
 
 // readZSet looks key up for a read; wrong reports a non-zset.
 func (s *Store) readZSet(e *Env, key []byte) (z *zsetValue, wrong bool) {
-	v := s.lookup(e, key)
+	v, wrong := s.lookupKind(e, key, kindZSet, false)
 	if v == nil {
-		return nil, false
-	}
-	if v.kind != kindZSet {
-		return nil, true
+		return nil, wrong
 	}
 	return v.zset, false
 }
