@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
 	"github.com/gomu-rdma/gomu/internal/redistest"
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
@@ -346,6 +347,34 @@ func TestBadInput(t *testing.T) {
 	for _, f := range c.followers(lead) {
 		if got := digest(t, f.srv.Addr()); got != want {
 			t.Errorf("follower %d digest %q, leader %q", f.id, got, want)
+		}
+	}
+}
+
+// TestActiveExpiry: keys whose TTL passes are deleted on every replica by
+// the leader's sweep, untouched by any client; keys without one stay.
+func TestActiveExpiry(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.waitLeader()
+	lc := redistest.Dial(t, lead.srv.Addr())
+	for i := range 20 {
+		if r := lc.Do("SET", fmt.Sprint("tmp", i), "v", "PX", "30"); r != "+OK\r\n" {
+			t.Fatalf("SET PX: %q", r)
+		}
+	}
+	lc.Do("SET", "keep", "v")
+	for _, n := range c.live() {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			var keys int
+			n.m.read(func(st *store.Store) { keys = st.Len() })
+			if keys == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %d still holds %d keys 20 s after their TTLs passed", n.id, keys)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 }

@@ -145,9 +145,9 @@ func (s *Server) Close() error {
 	return err
 }
 
-// expireLoop proposes an expiry sweep now and then while this replica leads
-// and some key has a TTL, so expired keys are deleted on every replica at
-// the leader's time even if nobody touches them.
+// expireLoop proposes an expiry sweep, every ExpirePeriod while this replica
+// leads and some key's TTL is due, so expired keys are deleted on every
+// replica at the leader's time even if nobody touches them.
 func (s *Server) expireLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.ExpirePeriod)
@@ -163,15 +163,16 @@ func (s *Server) expireLoop() {
 		if r.Role() != consensus.Leader || r.Paused() {
 			continue
 		}
-		n := 0
-		s.cfg.Machine.read(func(st *store.Store) { n = st.Expiring() })
-		if n == 0 {
-			continue
+		var next int64
+		s.cfg.Machine.read(func(st *store.Store) { next = st.NextExpiry() })
+		now := time.Now().UnixMilli()
+		if next == 0 || next > now {
+			continue // nothing due: no proposal
 		}
 		p.reset(propBatch)
 		p.add([][]byte{[]byte(store.ExpireCommand), []byte(strconv.Itoa(expireBatch))})
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
-		_, err := r.Propose(ctx, p.seal(time.Now().UnixMilli(), rand.Uint64()))
+		_, err := r.Propose(ctx, p.seal(now, rand.Uint64()))
 		cancel()
 		if err != nil {
 			p.buf = nil // the engine may still read it (see flushWrites)

@@ -169,7 +169,7 @@ func (s *Store) expireGeneric(e *Env, dst []byte, args [][]byte, base int64, sec
 	if when <= e.NowMs {
 		s.remove(args[1])
 	} else {
-		s.setExpire(v, when)
+		s.setExpire(args[1], v, when)
 	}
 	return resp.AppendInt(dst, 1)
 }
@@ -214,7 +214,7 @@ func cmdPersist(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if v == nil || v.expireAt == 0 {
 		return resp.AppendInt(dst, 0)
 	}
-	s.setExpire(v, 0)
+	s.setExpire(args[1], v, 0)
 	return resp.AppendInt(dst, 1)
 }
 
@@ -499,6 +499,7 @@ func cmdFlush(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	clear(s.keys)
 	s.expiring = 0
+	s.expiry = s.expiry[:0]
 	return resp.AppendOK(dst)
 }
 
@@ -509,9 +510,9 @@ func (s *Store) Expiring() int { return s.expiring }
 // cmdSweepExpired is the internal gomu.expire [max]: it deletes the keys
 // whose TTL has passed at the proposal's time, at most max of them (all when
 // max is absent), and replies with how many it deleted. The leader proposes
-// it periodically; since it runs in log order with the leader's time, and
-// deletes the first max expired keys in sorted key order, every replica
-// deletes the same keys. It costs a pass over the keyspace.
+// it when a TTL is due; since it runs in log order with the leader's time,
+// and deletes the due keys earliest TTL first (ties by key, see
+// expiry.go), every replica deletes the same keys. It costs O(k log n).
 func cmdSweepExpired(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	limit := int64(-1)
 	if len(args) > 2 {
@@ -527,18 +528,5 @@ func cmdSweepExpired(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if s.expiring == 0 || limit == 0 {
 		return resp.AppendInt(dst, 0)
 	}
-	var dead []string
-	for k, v := range s.keys {
-		if v.expired(e.NowMs) {
-			dead = append(dead, k)
-		}
-	}
-	slices.Sort(dead)
-	if limit >= 0 && int64(len(dead)) > limit {
-		dead = dead[:limit]
-	}
-	for _, k := range dead {
-		s.remove([]byte(k))
-	}
-	return resp.AppendInt(dst, int64(len(dead)))
+	return resp.AppendInt(dst, s.sweepExpired(e.NowMs, limit))
 }

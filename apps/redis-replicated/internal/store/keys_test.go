@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -450,8 +451,8 @@ func TestTTLAtEnvTime(t *testing.T) {
 	}
 }
 
-// TestSweepExpired checks gomu.expire: only expired keys go, in sorted
-// order, at most max per call, and the TTL count follows.
+// TestSweepExpired checks gomu.expire: only expired keys go, earliest TTL
+// first (ties by key), at most max per call, and the TTL count follows.
 func TestSweepExpired(t *testing.T) {
 	s := New()
 	e := &Env{NowMs: 1000}
@@ -563,6 +564,48 @@ func TestSmallestHashes(t *testing.T) {
 		slices.Sort(sorted)
 		if got != sorted[n-1] {
 			t.Fatalf("smallestHashes(%v, %d) = %d, want %d", xs, n, got, sorted[n-1])
+		}
+	}
+}
+
+// The sweep deletes the same keys whatever stale entries a replica's expiry
+// index holds: a store whose TTLs were rewritten many times (and one
+// restored from its snapshot, whose index is rebuilt) sweep exactly like a
+// store that set each TTL once.
+func TestSweepIgnoresStaleIndexEntries(t *testing.T) {
+	e := &Env{NowMs: 1000}
+	churned, plain := New(), New()
+	for i := range 50 {
+		k := "k" + strconv.Itoa(i)
+		ttl := strconv.Itoa(100 + i%7*100) // due at 1100..1700
+		execArgs(plain, e, []string{"SET", k, "v", "PX", ttl})
+		execArgs(churned, e, []string{"SET", k, "v", "PX", "50"})
+		for _, px := range []string{"5000", "20", "900"} {
+			execArgs(churned, e, []string{"PEXPIRE", k, px})
+		}
+		execArgs(churned, e, []string{"PERSIST", k})
+		execArgs(churned, e, []string{"PEXPIRE", k, ttl})
+	}
+	execArgs(churned, e, []string{"RENAME", "k3", "r3"})
+	execArgs(plain, e, []string{"RENAME", "k3", "r3"})
+	var snap bytes.Buffer
+	if err := churned.Snapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	restored := New()
+	if err := restored.Restore(&snap); err != nil {
+		t.Fatal(err)
+	}
+	for _, now := range []int64{1050, 1300, 1300, 1650, 9000} {
+		later := &Env{NowMs: now}
+		want := string(execArgs(plain, later, []string{"gomu.expire", "5"}))
+		for name, s := range map[string]*Store{"churned": churned, "restored": restored} {
+			if got := string(execArgs(s, later, []string{"gomu.expire", "5"})); got != want {
+				t.Fatalf("at %d the %s store swept %q, want %q", now, name, got, want)
+			}
+			if s.Digest() != plain.Digest() {
+				t.Fatalf("at %d the %s store differs from the plain one after the sweep", now, name)
+			}
 		}
 	}
 }

@@ -312,5 +312,6 @@ func (s *Store) Restore(r io.Reader) error {
 		return fmt.Errorf("%w: checksum mismatch", errCorrupt)
 	}
 	s.keys, s.expiring = ns.keys, ns.expiring
+	s.rebuildExpiry()
 	return nil
 }

@@ -22,8 +22,8 @@ func fillStore(t testing.TB) (*Store, *Env) {
 		execArgs(s, e, c)
 	}
 	s.put([]byte("str"), &value{kind: kindString, str: []byte("hello")})
-	s.setExpire(s.keys["l"], 99999)
-	s.setExpire(s.keys["z"], 12345)
+	s.setExpire([]byte("l"), s.keys["l"], 99999)
+	s.setExpire([]byte("z"), s.keys["z"], 12345)
 	return s, e
 }
 
@@ -74,7 +74,7 @@ func TestDigestDiffers(t *testing.T) {
 		}
 	}
 	s, _ := fillStore(t)
-	s.setExpire(s.keys["h"], 5)
+	s.setExpire([]byte("h"), s.keys["h"], 5)
 	if s.Digest() == d0 {
 		t.Error("TTL change did not change the digest")
 	}

@@ -125,6 +125,8 @@ func (c *Command) CheckArity(argc int) bool {
 // Store is a keyspace.
 type Store struct {
 	keys map[string]*value
+	// expiry indexes the keys with a TTL for the sweep (see expiry.go).
+	expiry expiryIndex
 	// expiring counts keys with a TTL, so that the expiry sweep knows when
 	// there is nothing to do.
 	expiring int
@@ -281,10 +283,12 @@ func (s *Store) put(key []byte, v *value) {
 	if old := s.keys[string(key)]; old != nil && old.expireAt != 0 {
 		s.expiring--
 	}
+	k := string(key) // copies key
+	s.keys[k] = v
 	if v.expireAt != 0 {
 		s.expiring++
+		s.track(k, v.expireAt)
 	}
-	s.keys[string(key)] = v // the conversion copies key
 }
 
 // remove deletes key; it reports whether it existed (expired or not).
@@ -300,13 +304,17 @@ func (s *Store) remove(key []byte) bool {
 	return true
 }
 
-// setExpire sets or clears (at == 0) v's TTL, keeping the count right.
-func (s *Store) setExpire(v *value, at int64) {
+// setExpire sets or clears (at == 0) the TTL of v, key's value, keeping
+// the count and the expiry index right.
+func (s *Store) setExpire(key []byte, v *value, at int64) {
 	switch {
 	case v.expireAt == 0 && at != 0:
 		s.expiring++
 	case v.expireAt != 0 && at == 0:
 		s.expiring--
+	}
+	if at != 0 && at != v.expireAt {
+		s.track(string(key), at)
 	}
 	v.expireAt = at
 }

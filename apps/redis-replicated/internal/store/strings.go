@@ -264,7 +264,7 @@ func (s *Store) setGeneric(e *Env, dst []byte, name string, flags int, key, val,
 		if at != 0 {
 			newAt = at
 		}
-		s.setExpire(old, newAt)
+		s.setExpire(key, old, newAt)
 	} else {
 		v := newString(val)
 		if flags&setKeepTTL != 0 && old != nil {

@@ -1,0 +1,96 @@
+package store
+
+import (
+	"cmp"
+	"container/heap"
+	"slices"
+)
+
+// expiryIndex orders the keys that have a TTL by (expiry time, key), so that
+// the leader's sweep (gomu.expire) finds the expired ones in O(k log n)
+// instead of scanning the keyspace under the write lock on every replica.
+//
+// Entries are only ever added, when a key gets a TTL, never updated: an
+// entry whose key no longer holds exactly that TTL (deleted, renamed,
+// persisted, given a new TTL) is stale and dropped when it surfaces. Which
+// live keys a sweep deletes is therefore a function of the keyspace alone —
+// the smallest (expiry, key) pairs that are due — whatever stale entries a
+// replica's index holds, so replicas that restored from a snapshot (a
+// rebuilt index) still delete exactly what the others do.
+type expiryIndex []expiryEntry
+
+type expiryEntry struct {
+	at  int64
+	key string
+}
+
+func (x expiryIndex) Len() int { return len(x) }
+func (x expiryIndex) Less(i, j int) bool {
+	if x[i].at != x[j].at {
+		return x[i].at < x[j].at
+	}
+	return x[i].key < x[j].key
+}
+func (x expiryIndex) Swap(i, j int) { x[i], x[j] = x[j], x[i] }
+func (x *expiryIndex) Push(v any)   { *x = append(*x, v.(expiryEntry)) }
+func (x *expiryIndex) Pop() any {
+	old := *x
+	e := old[len(old)-1]
+	*x = old[:len(old)-1]
+	return e
+}
+
+// track records that key now expires at at (at != 0).
+func (s *Store) track(key string, at int64) {
+	heap.Push(&s.expiry, expiryEntry{at: at, key: key})
+	// Stale entries accumulate when TTLs are rewritten often: rebuild once
+	// they clearly outnumber the live ones.
+	if len(s.expiry) > 2*s.expiring+1024 {
+		s.rebuildExpiry()
+	}
+}
+
+// rebuildExpiry makes the index hold exactly the keys with a TTL.
+func (s *Store) rebuildExpiry() {
+	s.expiry = s.expiry[:0]
+	for k, v := range s.keys {
+		if v.expireAt != 0 {
+			s.expiry = append(s.expiry, expiryEntry{at: v.expireAt, key: k})
+		}
+	}
+	// Sorted is a valid heap, and the same on every replica.
+	slices.SortFunc(s.expiry, func(a, b expiryEntry) int {
+		return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.key, b.key))
+	})
+}
+
+// sweepExpired deletes up to limit keys (all if limit < 0) whose TTL passed
+// at nowMs, earliest first, and returns how many it deleted. Stale entries
+// it meets on the way are dropped; they are bounded per call too, so that
+// one sweep never holds the store for long.
+func (s *Store) sweepExpired(nowMs, limit int64) int64 {
+	var deleted, seen int64
+	for len(s.expiry) > 0 && s.expiry[0].at <= nowMs {
+		if limit >= 0 && (deleted >= limit || seen >= 4*limit+64) {
+			break
+		}
+		e := heap.Pop(&s.expiry).(expiryEntry)
+		seen++
+		if v := s.keys[e.key]; v != nil && v.expireAt == e.at {
+			s.expiring--
+			delete(s.keys, e.key)
+			deleted++
+		}
+	}
+	return deleted
+}
+
+// NextExpiry is the earliest TTL the index holds (Unix ms; 0 if none). It
+// may belong to a key that has since lost it: the server proposes a sweep
+// when it is due, and the sweep clears such stale entries.
+func (s *Store) NextExpiry() int64 {
+	if len(s.expiry) == 0 {
+		return 0
+	}
+	return s.expiry[0].at
+}
