@@ -218,29 +218,12 @@ func cmdPersist(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	return resp.AppendInt(dst, 1)
 }
 
-// typeName is the name TYPE (and SCAN's TYPE filter) gives a kind.
-func typeName(k kind) string {
-	switch k {
-	case kindString:
-		return "string"
-	case kindList:
-		return "list"
-	case kindHash:
-		return "hash"
-	case kindSet:
-		return "set"
-	case kindZSet:
-		return "zset"
-	}
-	return "none"
-}
-
 func cmdType(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	v := s.lookup(e, args[1])
 	if v == nil {
 		return resp.AppendSimple(dst, "none")
 	}
-	return resp.AppendSimple(dst, typeName(v.kind))
+	return resp.AppendSimple(dst, v.kind.String())
 }
 
 func cmdKeys(s *Store, e *Env, dst []byte, args [][]byte) []byte {
@@ -357,7 +340,7 @@ func cmdScan(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		if pat != nil && !globMatch(pat, []byte(c.k)) {
 			continue
 		}
-		if hasType && !eqFoldString(typ, typeName(v.kind)) {
+		if hasType && !eqFoldString(typ, v.kind.String()) {
 			continue
 		}
 		out = append(out, c.k)
