@@ -16,8 +16,10 @@ import (
 // highest index a majority holds, applies newly committed entries and
 // answers their proposers, releases ring space every active follower (or,
 // when the ring is full, a majority) has applied, and appends one batch of
-// queued proposals if fewer than Outstanding entries are in flight. When it
-// has nothing in flight it writes the commit index to the followers'
+// queued proposals if fewer than Outstanding entries are in flight. It also
+// runs read-barrier confirmation rounds (read.go) and, with EagerCommit,
+// writes each new commit index to the followers' headers before answering.
+// When it has nothing in flight it writes the commit index to the followers'
 // headers, so they apply the last entry without waiting for another.
 func (r *Replica) lead() {
 	ms := &r.ms
@@ -49,6 +51,9 @@ func (r *Replica) lead() {
 		if r.confirmReads() {
 			progress = true
 		}
+		// Proposers just answered have not queued their next command yet:
+		// let them run once before appending, or entries carry one or
+		// two commands each and the per-entry cost dominates.
 		if ms.answered > 0 && len(r.queue) < ms.answered {
 			runtime.Gosched()
 		}

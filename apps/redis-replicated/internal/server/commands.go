@@ -523,10 +523,11 @@ func cmdInfo(c *conn, args [][]byte) bool {
 	}
 	if want("stats") {
 		s.mu.Lock()
+		total := s.total
+		s.mu.Unlock()
 		section("Stats")
 		fmt.Fprintf(&b, "total_connections_received:%d\r\ngomu_proposals:%d\r\ngomu_proposals_failed:%d\r\ngomu_commands_applied:%d\r\n",
-			s.total, s.proposals, s.failed, s.cfg.Machine.cmds.Load())
-		s.mu.Unlock()
+			total, s.proposals.Load(), s.failed.Load(), s.cfg.Machine.cmds.Load())
 	}
 	if want("replication") {
 		section("Replication")

@@ -185,7 +185,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 		return false
 	}
 	c.env.NowMs = time.Now().UnixMilli()
-	c.s.cfg.Machine.read(func(st *store.Store) { *out = st.Exec(*out, &c.env, args) })
+	*out = c.s.cfg.Machine.execRead(*out, &c.env, args)
 	return false
 }
 
@@ -245,12 +245,10 @@ func (s *Server) replicate(p []byte) ([]byte, error) {
 		rec.Record(time.Since(start))
 		s.recMu.Unlock()
 	}
-	s.mu.Lock()
-	s.proposals++
+	s.proposals.Add(1)
 	if err != nil {
-		s.failed++
+		s.failed.Add(1)
 	}
-	s.mu.Unlock()
 	return res, err
 }
 

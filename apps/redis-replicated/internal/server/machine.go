@@ -191,7 +191,15 @@ func (m *Machine) readTx(out, p []byte, d *decoder, env *store.Env) ([]byte, err
 	return d.exec(out, m.st, h, env), nil
 }
 
-// read runs fn under the read lock.
+// execRead runs one read command on this replica's state under the read
+// lock: a connection's hot path, so no closure is built per read.
+func (m *Machine) execRead(out []byte, env *store.Env, args [][]byte) []byte {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.st.Exec(out, env, args)
+}
+
+// read runs fn under the read lock (for the rare looks: INFO, the sweep).
 func (m *Machine) read(fn func(st *store.Store)) {
 	m.mu.RLock()
 	fn(m.st)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
@@ -46,15 +47,17 @@ type Server struct {
 	ln    net.Listener
 	start time.Time
 
-	mu                sync.Mutex
-	conns             map[*conn]struct{}
-	closed            bool
-	nextID            int64
-	recMu             sync.Mutex
-	wg                sync.WaitGroup
-	stop              chan struct{}
-	total             int64 // connections accepted
-	proposals, failed int64
+	mu     sync.Mutex
+	conns  map[*conn]struct{}
+	closed bool
+	nextID int64
+	recMu  sync.Mutex
+	wg     sync.WaitGroup
+	stop   chan struct{}
+	total  int64 // connections accepted
+	// Counters for INFO, atomics so that no proposal takes the server's
+	// lock.
+	proposals, failed atomic.Int64
 }
 
 // New listens on cfg.Addr.
