@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"runtime"
 	"time"
 
 	"github.com/gomu-rdma/gomu/consensus/internal/logring"
@@ -18,16 +19,42 @@ import (
 func (r *Replica) runBackground() {
 	defer r.wg.Done()
 	w := poll.Waiter{Mode: r.cfg.Poll}
-	var comps [32]verbs.Completion
+	// A dedicated thread sleeps between iterations rather than polling:
+	// spinning at a real-time priority would starve this replica's own
+	// main loop, and the heartbeat period bounds how late it looks.
+	dedicated := r.cfg.DetectorPriority > 0
+	if dedicated {
+		if err := lockRealtime(r.cfg.DetectorPriority); err != nil {
+			r.cfg.Logger.Warn("background plane runs at ordinary priority", "id", r.id, "err", err)
+		}
+	}
+	// With a P to spare the thread keeps its P while it sleeps, so that it
+	// runs the moment it wakes (see poll.NapHoldingP): woken from an
+	// ordinary nanosleep it would wait for a P, that is for an ordinary
+	// thread to run the Go scheduler, which on a loaded machine took ms.
+	// Holding the P starves what sits on it, though: goroutines and timers
+	// that landed there while the runtime had taken it from us (it
+	// preempts a goroutine that never reschedules every 10 ms) would wait
+	// for the next such preemption. So once a millisecond the thread goes
+	// through the scheduler instead of napping.
+	nap := poll.Nap
+	holdP := dedicated && runtime.GOMAXPROCS(0) >= 2
+	if holdP {
+		nap = poll.NapHoldingP
+	}
+	scheduled := time.Now()
+	busy := 0          // iterations in a row that found work
 	var sentReq uint64 // our request word as last sent
 	next := time.Now()
+	r.lastTick = next
 	for !r.closed.Load() {
 		if r.paused.Load() {
 			// A hung process: no heartbeat, no grants, no reads.
-			w.Wait()
+			r.idlePaused()
 			next = time.Now()
+			r.lastTick = next
 			for _, p := range r.others {
-				p.lastChange = next // do not suspect everyone on resume
+				p.still = 0 // do not suspect everyone on resume
 				// Claims read before the pause are stale: judge no
 				// election on them (see judge).
 				p.fresh, p.skipRead = false, p.reading
@@ -48,12 +75,8 @@ func (r *Replica) runBackground() {
 				}
 			}
 		}
-		if n, _ := r.bgCQ.Poll(comps[:]); n > 0 {
+		if r.pollBackground(time.Now()) {
 			did = true
-			now := time.Now()
-			for _, c := range comps[:n] {
-				r.bgCompletion(c, now)
-			}
 		}
 		if r.reconnect() {
 			did = true
@@ -62,6 +85,20 @@ func (r *Replica) runBackground() {
 			did = true
 		}
 		switch {
+		case dedicated:
+			// Work may bring more (a grant, then its completion): look
+			// again at once, but never loop without sleeping for long.
+			if did && busy < 8 {
+				busy++
+				continue
+			}
+			busy = 0
+			if now := time.Now(); holdP && now.Sub(scheduled) > time.Millisecond {
+				scheduled = now
+				runtime.Gosched()
+			} else {
+				nap(min(max(next.Sub(now), time.Microsecond), r.cfg.HeartbeatPeriod))
+			}
 		case did:
 			w.Reset()
 		case w.Mode == poll.Sleep:
@@ -79,26 +116,66 @@ func (r *Replica) runBackground() {
 
 // tick bumps our heartbeat, reads the peers' status words and updates the
 // detector's verdicts.
+//
+// Suspicion is measured in this replica's own progress, not in wall time:
+// each tick adds the time since the previous one to every peer's still
+// time, but never more than a quarter of SuspectTimeout, and a status READ
+// that finds the heartbeat moved resets it. A replica that was not running
+// (descheduled, its VM's vCPU stolen, the whole machine stalled) has watched
+// nothing meanwhile; counting that gap in full made every replica suspect
+// every other after each stall of a few ms on a shared 2-core machine, and
+// elections followed. Capped, suspicion takes at least four ticks that saw
+// the heartbeat stand still. Entries arriving in our log count as a
+// heartbeat of the replica we let write it. The verdict is taken after the READs this tick
+// posted have been looked at, so a stall is never judged on pre-stall data.
 func (r *Replica) tick(now time.Time) {
+	step := min(now.Sub(r.lastTick), r.cfg.SuspectTimeout/4)
+	r.lastTick = now
+	for _, p := range r.others {
+		p.still += step
+	}
+	// New entries in our log prove the replica that writes it alive even
+	// when its heartbeat stalls: on a machine with fewer cores than
+	// threads a leader's detector thread can be held up for a
+	// millisecond while its replication thread runs, and a busy leader
+	// should not be deposed for it. An idle or hung leader writes nothing.
+	if s := r.seen.Load(); s != r.lastSeen {
+		r.lastSeen = s
+		if g := r.peers[r.grantee.Load()]; g != nil {
+			g.still = 0
+		}
+	}
 	logring.PutU64(r.ctl, ctlHeartbeat, logring.LoadU64(r.ctl, ctlHeartbeat)+1)
 	for _, p := range r.others {
-		if p.dead.Load() {
+		if p.dead.Load() || p.reading {
 			continue
 		}
-		if !p.reading {
-			err := p.bg.PostRead(makeWRID(wrStatus, p.id, 0), r.bgBuf, p.id*ctlSlot, ctlStatusSize, p.ctl, verbs.Signaled)
-			if err == nil {
-				p.reading = true
-			} else {
-				r.markDead(p, err.Error())
-			}
+		err := p.bg.PostRead(makeWRID(wrStatus, p.id, 0), r.bgBuf, p.id*ctlSlot, ctlStatusSize, p.ctl, verbs.Signaled)
+		if err == nil {
+			p.reading = true
+		} else {
+			r.markDead(p, err.Error())
 		}
-		if p.alive.Load() && now.Sub(p.lastChange) > r.cfg.SuspectTimeout {
+	}
+	// On shm the READs completed as they were posted.
+	r.pollBackground(now)
+	for _, p := range r.others {
+		if !p.dead.Load() && p.alive.Load() && p.still > r.cfg.SuspectTimeout {
 			p.alive.Store(false)
-			r.cfg.Logger.Info("peer suspected", "id", r.id, "peer", p.id)
+			r.cfg.Logger.Info("peer suspected", "id", r.id, "peer", p.id, "still_us", p.still.Microseconds())
 		}
 	}
 	r.judge()
+}
+
+// pollBackground takes the background plane's completions; it reports
+// whether there were any.
+func (r *Replica) pollBackground(now time.Time) bool {
+	n, _ := r.bgCQ.Poll(r.bgComps[:])
+	for _, c := range r.bgComps[:n] {
+		r.bgCompletion(c, now)
+	}
+	return n > 0
 }
 
 func (r *Replica) markDead(p *peer, why string) {
@@ -132,7 +209,7 @@ func (r *Replica) bgCompletion(c verbs.Completion, now time.Time) {
 	base := p.id * ctlSlot
 	buf := r.bgBuf.Bytes()
 	if hb := logring.LoadU64(buf, base+ctlHeartbeat); hb != p.lastBeat {
-		p.lastBeat, p.lastChange = hb, now
+		p.lastBeat, p.still = hb, 0
 		if !p.alive.Swap(true) {
 			r.cfg.Logger.Info("peer alive", "id", r.id, "peer", p.id)
 		}

@@ -68,6 +68,22 @@ type Config struct {
 	// SuspectTimeout is how long a peer's heartbeat may stand still before
 	// it is suspected.
 	SuspectTimeout time.Duration
+	// DetectorPriority is the SCHED_FIFO priority (1..99) of the background
+	// plane's thread, the one that bumps the heartbeat, reads the peers',
+	// judges elections and serves permission requests; negative runs it as
+	// an ordinary goroutine. Zero means the profile's: 1 for ProfileFast
+	// (above every ordinary thread), none for ProfileRelaxed.
+	//
+	// Why: µs suspect timeouts only hold if heartbeats are bumped and read
+	// on time, and on a machine with fewer cores than polling threads an
+	// ordinary thread waits out other threads' time slices (ms). A
+	// real-time thread preempts them as soon as its sleep ends. It never
+	// spins: between iterations it sleeps in the kernel until the next
+	// heartbeat, so it takes a few µs of CPU per HeartbeatPeriod. Setting
+	// it needs CAP_SYS_NICE or an RLIMIT_RTPRIO allowance; without them
+	// the replica logs a warning and the thread runs at ordinary priority,
+	// still sleeping between heartbeats.
+	DetectorPriority int
 	// GrantTimeout bounds how long a candidate waits for grants from a
 	// majority before it gives up and tries again later.
 	GrantTimeout time.Duration
@@ -108,11 +124,12 @@ func (c Config) WithPoll(m poll.Mode) Config {
 type profileDefaults struct {
 	poll                      poll.Mode
 	heartbeat, suspect, grant time.Duration
+	detectorPriority          int
 }
 
 var profiles = map[Profile]profileDefaults{
-	ProfileFast:    {poll.Spin, 20 * time.Microsecond, 300 * time.Microsecond, 20 * time.Millisecond},
-	ProfileRelaxed: {poll.Sleep, 2 * time.Millisecond, 100 * time.Millisecond, 2 * time.Second},
+	ProfileFast:    {poll.Spin, 50 * time.Microsecond, 250 * time.Microsecond, 20 * time.Millisecond, 1},
+	ProfileRelaxed: {poll.Sleep, 2 * time.Millisecond, 100 * time.Millisecond, 2 * time.Second, -1},
 }
 
 // withDefaults validates c and fills in every zero field.
@@ -130,11 +147,18 @@ func (c Config) withDefaults() (Config, error) {
 	if c.HeartbeatPeriod <= 0 {
 		c.HeartbeatPeriod = p.heartbeat
 	}
+
 	if c.SuspectTimeout <= 0 {
 		c.SuspectTimeout = p.suspect
 	}
 	if c.SuspectTimeout < 2*c.HeartbeatPeriod {
 		return c, fmt.Errorf("consensus: suspect timeout %v must be at least two heartbeat periods (%v)", c.SuspectTimeout, c.HeartbeatPeriod)
+	}
+	if c.DetectorPriority == 0 {
+		c.DetectorPriority = p.detectorPriority
+	}
+	if c.DetectorPriority > 99 {
+		return c, fmt.Errorf("consensus: detector priority %d out of range 1..99", c.DetectorPriority)
 	}
 	if c.GrantTimeout <= 0 {
 		c.GrantTimeout = p.grant

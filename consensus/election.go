@@ -127,21 +127,11 @@ var errNoGrants = errors.New("no majority granted")
 // is then on a majority with our proposal: committed.
 func (r *Replica) prepare(granted []*peer) error {
 	ms := &r.ms
-	logSize := logring.MemSize(r.cfg.RingSize)
-	sc := r.scratch.Bytes()
-	copy(sc[:logSize], r.mem[:logSize]) // our own log is copy 0
 	deadline := time.Now().Add(r.cfg.GrantTimeout)
-	okPeers, err := r.postAndWait(granted, deadline, func(i int, p *peer) error {
-		return p.rep.PostRead(makeWRID(wrRecover, p.id, 0), r.scratch, (i+1)*logSize, logSize, p.log, verbs.Signaled)
-	})
+	copies, okPeers, err := r.copyLogs(granted, deadline)
+
 	if err != nil {
 		return fmt.Errorf("read followers' logs: %w", err)
-	}
-	copies := [][]byte{sc[:logSize]}
-	for i := range granted {
-		if okPeers[i] {
-			copies = append(copies, sc[(i+1)*logSize:(i+2)*logSize])
-		}
 	}
 	// What the granted followers have applied, as they last published it
 	// (a stale value is only lower: we keep more than needed).
@@ -201,7 +191,8 @@ func (r *Replica) prepare(granted []*peer) error {
 	// ring reset at our own apply point would let the next entries
 	// overwrite them under a follower that is still to replay them, and it
 	// would stall there with nothing telling it or us.
-	if err := r.keepApplied(low); err != nil {
+	kept, err := r.keepApplied(low)
+	if err != nil {
 		return fmt.Errorf("reset ring: %w", err)
 	}
 
@@ -242,8 +233,23 @@ func (r *Replica) prepare(granted []*peer) error {
 		p.confirmed = ms.readPosted
 	}
 
-	okPeers, err = r.postAndWait(granted, deadline, func(_ int, p *peer) error {
-		return p.rep.PostWrite(makeWRID(wrRecover, p.id, 0), r.logMR, 0, logSize, p.log, verbs.Signaled)
+	// What the granted followers need of our log: the header, and the
+	// ring from the oldest entry we keep for them (they replay from there
+	// at the latest, at the offsets we hold it) through the tail and its
+	// invalidated slot. Their ring elsewhere holds nothing they will read.
+	end := ms.wring.Tail() + logring.EntryHeaderSize
+	if end > len(r.ring) {
+		end = len(r.ring)
+	}
+	span := end - kept.Off
+	if span <= 0 {
+		span += len(r.ring)
+	}
+	okPeers, err = r.awaitPeers(granted, true, deadline, func(_ int, p *peer) error {
+		if err := r.postRing(p, false, kept.Off, span, 0); err != nil {
+			return err
+		}
+		return p.rep.PostWrite(makeWRID(wrRecover, p.id, recoverLast), r.logMR, 0, logring.HeaderSize, p.log, verbs.Signaled)
 	})
 	if err != nil {
 		return fmt.Errorf("write recovered log: %w", err)
@@ -269,26 +275,26 @@ func (r *Replica) prepare(granted []*peer) error {
 // releases them as the followers' applied positions pass them (or leaves
 // the followers behind, lagging, when the ring must make room). Should the
 // entries not re-register, it keeps none, as a plain reset would.
-func (r *Replica) keepApplied(low uint64) error {
+func (r *Replica) keepApplied(low uint64) (logring.Cursor, error) {
 	ms := &r.ms
 	base := r.keepFrom(low + 1)
 	sp := ms.spare
 	if err := sp.Reset(base.Next, base.Off); err != nil {
-		return err
+		return ms.cur, err
 	}
 	for c := base; c.Next < ms.cur.Next; {
 		e, ok := c.Poll(r.ring)
 		if !ok {
 			r.cfg.Logger.Error("re-registering applied entries: entry gone", "id", r.id, "index", c.Next)
-			return ms.wring.Reset(ms.cur.Next, ms.cur.Off)
+			return ms.cur, ms.wring.Reset(ms.cur.Next, ms.cur.Off)
 		}
 		if err := sp.Appended(e.Index, e.Off, len(e.Payload)); err != nil {
 			r.cfg.Logger.Error("re-registering applied entries", "id", r.id, "index", e.Index, "err", err)
-			return ms.wring.Reset(ms.cur.Next, ms.cur.Off)
+			return ms.cur, ms.wring.Reset(ms.cur.Next, ms.cur.Off)
 		}
 	}
 	ms.wring, ms.spare = sp, ms.wring
-	return nil
+	return base, nil
 }
 
 // keepFrom returns the cursor of the oldest entry at or after index from
@@ -349,14 +355,25 @@ func (r *Replica) retain(k uint64) bool {
 	return true
 }
 
-// postAndWait posts one signaled request per peer and waits for their
-// completions; it fails unless a majority (ourselves included) succeeded.
-func (r *Replica) postAndWait(ps []*peer, deadline time.Time, post func(i int, p *peer) error) ([]bool, error) {
+// recoverLast marks the last, signaled, request prepare posts to a peer in a
+// round; the unsignaled ones before it complete only if they fail.
+const recoverLast = 1
+
+// awaitPeers runs one round of prepare's requests: post queues a peer's
+// requests, the last signaled with recoverLast, and awaitPeers waits until
+// every peer's round has ended: with that completion, or with the first
+// error completion (the requests behind it are flushed). It reports which
+// peers succeeded; with majority set it fails unless a majority, ourselves
+// included, did.
+func (r *Replica) awaitPeers(ps []*peer, majority bool, deadline time.Time, post func(i int, p *peer) error) ([]bool, error) {
 	ok := make([]bool, len(ps))
+	done := make([]bool, len(ps))
 	pending := 0
 	for i, p := range ps {
 		if err := post(i, p); err == nil {
 			pending++
+		} else {
+			done[i] = true
 		}
 	}
 	var comps [16]verbs.Completion
@@ -364,14 +381,21 @@ func (r *Replica) postAndWait(ps []*peer, deadline time.Time, post func(i int, p
 	fin := poll.Until(r.cfg.Poll, deadline, func() bool {
 		n, _ := r.repCQ.Poll(comps[:])
 		for _, c := range comps[:n] {
-			kind, id, _ := splitWRID(c.WRID)
+			kind, id, seq := splitWRID(c.WRID)
 			if kind != wrRecover {
 				continue // a straggler of an earlier term
 			}
-			pending--
 			for i, p := range ps {
-				if p.id == id && c.Status == verbs.StatusSuccess {
-					ok[i] = true
+				if p.id != id || done[i] {
+					continue
+				}
+				switch {
+				case c.Status != verbs.StatusSuccess:
+					done[i] = true
+					pending--
+				case seq == recoverLast:
+					done[i], ok[i] = true, true
+					pending--
 					success++
 				}
 			}
@@ -384,10 +408,157 @@ func (r *Replica) postAndWait(ps []*peer, deadline time.Time, post func(i int, p
 	if !fin {
 		return nil, errors.New("completions did not arrive in time")
 	}
-	if 1+success < r.majority {
+	if majority && 1+success < r.majority {
 		return nil, fmt.Errorf("%d of %d needed succeeded", 1+success, r.majority)
 	}
 	return ok, nil
+}
+
+// postRing posts unsignaled READs (write false: into p's copy in scratch,
+// copy k, see copyLogs) or WRITEs (write true: from our log) of the n ring
+// bytes that start at ring offset off, wrapping at the ring's end.
+func (r *Replica) postRing(p *peer, read bool, off, n, k int) error {
+	ring := r.cfg.RingSize
+	for n > 0 {
+		l := min(n, ring-off)
+		remote := p.log.Add(uint64(logring.HeaderSize + off))
+		var err error
+		if read {
+			err = p.rep.PostRead(makeWRID(wrRecover, p.id, 0), r.scratch, k*logring.MemSize(ring)+logring.HeaderSize+off, l, remote, 0)
+		} else {
+			err = p.rep.PostWrite(makeWRID(wrRecover, p.id, 0), r.logMR, logring.HeaderSize+off, l, remote, 0)
+		}
+		if err != nil {
+			return err
+		}
+		off, n = 0, n-l
+	}
+	return nil
+}
+
+// logCopy is the part of one replica's log that prepare holds in scratch:
+// the header and n ring bytes from ring offset start on (wrapping). The
+// rest of the copy's ring area is stale.
+type logCopy struct {
+	log      []byte // a whole log's worth of scratch
+	start, n int
+	at       logring.Cursor // how far the chain from our apply cursor has been followed
+	settled  bool           // the chain's end is known from held bytes alone
+}
+
+// holds reports whether ring bytes [off, off+size) are in the copy.
+func (c *logCopy) holds(off, size int) bool {
+	ring := len(c.log) - logring.HeaderSize
+	if c.n >= ring {
+		return true
+	}
+	rel := off - c.start
+	if rel < 0 {
+		rel += ring
+	}
+	return rel+size <= c.n
+}
+
+// follow walks the copy's chain as far as the bytes it holds decide it,
+// and records whether that is the chain's end.
+func (c *logCopy) follow() {
+	ring := c.log[logring.HeaderSize:]
+	for {
+		// Poll reads the entry at c.at.Off and, past a wrap marker, the
+		// one at 0; it must read held bytes only, headers first.
+		if !c.holds(c.at.Off, logring.EntryHeaderSize) {
+			return
+		}
+		n0, n1 := c.at.Extent(ring)
+		if !c.holds(c.at.Off, n0) || n1 > 0 && !(c.holds(0, logring.EntryHeaderSize) && c.holds(0, n1)) {
+			return
+		}
+		if _, ok := c.at.Poll(ring); !ok {
+			c.settled = true
+			return
+		}
+	}
+}
+
+// copyLogs copies into scratch our log's header and ring from our apply
+// cursor on (copy 0) and the same of each granted follower (copy i+1)
+// with READs, as far as the entry chains from our apply cursor go: a window
+// that doubles, round after round, for the copies whose chain runs past it.
+// A fail-over thus moves the few entries past the apply point rather than
+// whole rings (a 16 MiB ring took milliseconds to copy). It returns the
+// copies (ours, then the followers' that could be read) and which
+// followers could.
+func (r *Replica) copyLogs(granted []*peer, deadline time.Time) ([][]byte, []bool, error) {
+	ms := &r.ms
+	ring, logSize := r.cfg.RingSize, logring.MemSize(r.cfg.RingSize)
+	sc := r.scratch.Bytes()
+	cs := make([]logCopy, 1+len(granted))
+	for k := range cs {
+		cs[k] = logCopy{log: sc[k*logSize : (k+1)*logSize], start: ms.cur.Off, at: ms.cur}
+	}
+	copy(cs[0].log[:logring.HeaderSize], r.mem[:logring.HeaderSize])
+	okPeers := make([]bool, len(granted))
+	for i := range okPeers {
+		okPeers[i] = true
+	}
+	for size := min(ring, 64<<10); ; size = min(ring, 2*size) {
+		var ps []*peer
+		var ks []int
+		more := false
+		for k := range cs {
+			c := &cs[k]
+			if c.settled || k > 0 && !okPeers[k-1] {
+				continue
+			}
+			if k == 0 {
+				for off, n := (c.start+c.n)%ring, size-c.n; n > 0; off = 0 {
+					l := min(n, ring-off)
+					copy(c.log[logring.HeaderSize+off:], r.ring[off:off+l])
+					n -= l
+				}
+				c.n = size
+				c.follow()
+				more = more || !c.settled
+				continue
+			}
+			ps, ks = append(ps, granted[k-1]), append(ks, k)
+		}
+		if len(ps) == 0 {
+			if !more {
+				break
+			}
+			continue
+		}
+		ok, err := r.awaitPeers(ps, false, deadline, func(j int, p *peer) error {
+			c := &cs[ks[j]]
+			if err := r.postRing(p, true, (c.start+c.n)%ring, size-c.n, ks[j]); err != nil {
+				return err
+			}
+			hdr := ks[j] * logSize
+			return p.rep.PostRead(makeWRID(wrRecover, p.id, recoverLast), r.scratch, hdr, logring.HeaderSize, p.log, verbs.Signaled)
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		for j, k := range ks {
+			if !ok[j] {
+				okPeers[k-1] = false
+				continue
+			}
+			cs[k].n = size
+			cs[k].follow() // settles at the latest once it holds the whole ring
+		}
+	}
+	copies := [][]byte{cs[0].log}
+	for i := range granted {
+		if okPeers[i] {
+			copies = append(copies, cs[i+1].log)
+		}
+	}
+	if len(copies) < r.majority {
+		return nil, nil, fmt.Errorf("%d of %d needed could be read", len(copies), r.majority)
+	}
+	return copies, okPeers, nil
 }
 
 // takeLateGrants brings in followers whose grant arrived after prepare: the

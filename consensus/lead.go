@@ -30,7 +30,7 @@ func (r *Replica) lead() {
 			return
 		}
 		if r.paused.Load() {
-			w.Wait()
+			r.idlePaused()
 			continue
 		}
 		if r.deposed.Load() {

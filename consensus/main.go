@@ -97,7 +97,7 @@ func (r *Replica) follow() bool {
 			return false
 		}
 		if r.paused.Load() {
-			w.Wait()
+			r.idlePaused()
 			continue
 		}
 		if r.elect.Load() {
@@ -111,8 +111,12 @@ func (r *Replica) follow() bool {
 			c := ms.cur
 			if e, ok := c.Poll(r.ring); ok {
 				known = max(known, e.Commit)
+				seen := e.Index
 				if e2, ok := c.Poll(r.ring); ok {
-					known = max(known, e2.Commit)
+					known, seen = max(known, e2.Commit), e2.Index
+				}
+				if seen > r.seen.Load() {
+					r.seen.Store(seen)
 				}
 			}
 			if known < ms.cur.Next {

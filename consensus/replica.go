@@ -57,10 +57,12 @@ type peer struct {
 	ctl verbs.Remote
 
 	// Background goroutine.
-	lastBeat   uint64
-	lastChange time.Time
-	reading    bool   // a status READ is outstanding
-	lastReq    uint64 // the highest request of this peer we granted
+	lastBeat uint64
+	// still is how long, in this replica's own progress (see tick), the
+	// peer's heartbeat has stood still.
+	still   time.Duration
+	reading bool   // a status READ is outstanding
+	lastReq uint64 // the highest request of this peer we granted
 	// fresh: a status READ posted since we last resumed has completed,
 	// so claim and applied are current; skipRead: the READ outstanding
 	// when we resumed predates the pause and does not count.
@@ -130,6 +132,10 @@ type Replica struct {
 	repCQ   verbs.CQ
 	bgCQ    verbs.CQ
 
+	// Background goroutine.
+	bgComps  [32]verbs.Completion
+	lastTick time.Time // the detector's previous tick (see tick)
+
 	mem  []byte // logMR.Bytes()
 	ring []byte // the ring area of mem
 	ctl  []byte
@@ -174,7 +180,12 @@ type Replica struct {
 	// grantee is the replica that may write our log: the one we granted
 	// last, or ourselves from the moment we fence our log as a candidate.
 	// Written under roleMu.
-	grantee  atomic.Int32
+	grantee atomic.Int32
+	// seen is the highest log index the replay has decoded: it grows only
+	// as the grantee writes our log, so the detector takes its growth for
+	// a sign of the grantee's life (see tick).
+	seen     atomic.Uint64
+	lastSeen uint64 // background goroutine: seen at the previous tick
 	grantGen uint64 // background goroutine: grants given so far
 	reconCtr uint64
 
@@ -264,9 +275,7 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Replica, error) {
 		}
 		r.role.Store(int32(Leader))
 	}
-	now := time.Now()
 	for _, p := range r.others {
-		p.lastChange = now
 		p.alive.Store(true)
 	}
 	r.wg.Add(2)
@@ -491,6 +500,13 @@ func (r *Replica) Resume() {
 		r.cfg.Logger.Info("resumed", "id", r.id)
 	}
 }
+
+// idlePaused is how a paused replica's loops wait: asleep, as a hung
+// process's threads would be. Polling instead would take the cores the
+// surviving replicas need to take over, which on a machine with fewer
+// cores than replicas is most of the fail-over time it is paused to
+// measure. Resume is noticed within the sleep.
+func (r *Replica) idlePaused() { time.Sleep(100 * time.Microsecond) }
 
 // Paused reports whether the replica is paused.
 func (r *Replica) Paused() bool { return r.paused.Load() }

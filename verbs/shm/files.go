@@ -161,7 +161,7 @@ func createMapped(path string, size int) ([]byte, error) {
 	if err := unix.Fallocate(fd, 0, 0, int64(size)); err != nil && !errIs(err, unix.EOPNOTSUPP) {
 		return fail("allocate", err)
 	}
-	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
 		return fail("map", err)
 	}
@@ -186,7 +186,7 @@ func mapFile(path string) ([]byte, error) {
 	if st.Size < headerSize {
 		return nil, fmt.Errorf("shm: %s: truncated (%d bytes)", path, st.Size)
 	}
-	mem, err := unix.Mmap(fd, 0, int(st.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := unix.Mmap(fd, 0, int(st.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
 		return nil, fmt.Errorf("shm: map %s: %w", path, err)
 	}

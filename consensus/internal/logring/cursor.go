@@ -40,3 +40,35 @@ func (c *Cursor) Poll(ring []byte) (Entry, bool) {
 	}
 	return e, true
 }
+
+// Extent tells which ring bytes a Poll at c reads, judging by the entry
+// headers ring holds now: n0 bytes at c.Off and, when the entry there is a
+// wrap marker, n1 bytes at offset 0 (otherwise n1 is 0). A reader that holds
+// only part of a ring (a new leader's partial copy of a follower's log)
+// checks that these bytes are in its part, headers first, before it trusts
+// Poll's answer.
+func (c Cursor) Extent(ring []byte) (n0, n1 int) {
+	n0, wrap := span(ring, c.Off)
+	if wrap && c.Off != 0 {
+		n1, _ = span(ring, 0)
+	}
+	return n0, n1
+}
+
+// span is the number of bytes Decode reads for an entry at off: the header
+// only for a wrap marker or a length that cannot fit, the padded entry
+// otherwise; 0 for an offset Decode rejects unread.
+func span(ring []byte, off int) (n int, wrap bool) {
+	if off < 0 || off%Align != 0 || off > len(ring)-EntryHeaderSize {
+		return 0, false
+	}
+	length := uint32(load64(ring, off+offLenSum))
+	if length == WrapLength {
+		return EntryHeaderSize, true
+	}
+	size := (uint64(EntryHeaderSize) + uint64(length) + Align - 1) &^ (Align - 1)
+	if size > uint64(len(ring)-off) {
+		return EntryHeaderSize, false
+	}
+	return int(size), false
+}
