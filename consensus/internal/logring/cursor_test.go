@@ -134,3 +134,39 @@ func TestCursorModel(t *testing.T) {
 		}
 	}
 }
+
+// TestCursorExtent checks that Extent names exactly the bytes a Poll at the
+// cursor reads: what a reader holding part of a ring must hold before it
+// trusts Poll.
+func TestCursorExtent(t *testing.T) {
+	ring := aligned(1024)
+	Encode(ring[0:], 5, 1, 4, payloadFor(5, 100))   // 192 bytes padded
+	Encode(ring[256:], 2, 1, 1, payloadFor(2, 10))  // 64
+	EncodeWrap(ring[896:], 5)                       // marker: 5 continues at 0
+	Encode(ring[512:], 3, 1, 2, payloadFor(3, 300)) // 384, ends at the ring's end
+	huge := aligned(64)
+	Encode(huge, 1, 1, 0, nil)
+	huge[24], huge[25] = 0x00, 0x10 // length 4096 cannot fit: header only
+	tests := []struct {
+		name   string
+		ring   []byte
+		c      Cursor
+		n0, n1 int
+	}{
+		{"entry", ring, Cursor{Next: 2, Off: 256}, 64, 0},
+		{"entry up to the end", ring, Cursor{Next: 3, Off: 512}, 384, 0},
+		{"wrap marker and the entry at 0", ring, Cursor{Next: 5, Off: 896}, EntryHeaderSize, 192},
+		{"entry at 0 itself", ring, Cursor{Next: 5, Off: 0}, 192, 0},
+		{"length that cannot fit", huge, Cursor{Next: 1, Off: 0}, EntryHeaderSize, 0},
+		{"misaligned offset", ring, Cursor{Next: 2, Off: 100}, 0, 0},
+		{"offset past the end", ring, Cursor{Next: 2, Off: 1024}, 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n0, n1 := tc.c.Extent(tc.ring)
+			if n0 != tc.n0 || n1 != tc.n1 {
+				t.Fatalf("Extent = %d, %d; want %d, %d", n0, n1, tc.n0, tc.n1)
+			}
+		})
+	}
+}
