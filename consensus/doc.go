@@ -37,7 +37,13 @@
 //
 // Failure detection: every replica bumps its heartbeat and READs its peers'
 // status words each HeartbeatPeriod; a peer whose heartbeat stands still for
-// SuspectTimeout is suspected. The leader is the live replica claiming the
+// SuspectTimeout is suspected. That time is counted in the observer's own
+// progress (each tick adds at most a quarter of SuspectTimeout), so a
+// replica that was itself descheduled, or a VM that stalled, suspects
+// nobody for it; and new entries in a follower's log count as a heartbeat
+// of the leader writing them. In the fast profile the background plane is a
+// SCHED_FIFO thread that sleeps between heartbeats (Config.DetectorPriority),
+// so heartbeats keep time when polling threads outnumber the cores. The leader is the live replica claiming the
 // highest proposal. When no live replica leads, the lowest id believed alive
 // runs; a live leader is never pre-empted, by candidates or by granters.
 //
@@ -56,11 +62,14 @@
 // they fenced out for it its access back. A replica that just resumed runs
 // no election before it has read every peer's status afresh.
 //
-// Prepare: the candidate READs the granted followers' logs, picks a proposal
+// Prepare: the candidate READs the granted followers' log headers and their
+// rings from its own apply point on, in a window that doubles (from 64 KiB)
+// until every copy's entry chain ends on bytes it holds, picks a proposal
 // above every promise seen (proposal = round·16 + id, so numbers are unique),
-// walks every log from its own apply point adopting, index by index, the
-// entry with the highest proposal, rewrites the adopted entries with its own
-// proposal, clears the slot after the tail and writes its log to the granted
+// walks every copy from its apply point adopting, index by index, the entry
+// with the highest proposal, rewrites the adopted entries with its own
+// proposal, clears the slot after the tail and writes its header and the
+// ring from the oldest entry it keeps through the tail to the granted
 // majority: the adopted tail is committed. The new leader's ring accounting
 // keeps the entries it applied from the slowest granted follower's applied
 // index on (as far back as its ring still holds them), so followers behind
