@@ -66,9 +66,9 @@ func span(ring []byte, off int) (n int, wrap bool) {
 	if length == WrapLength {
 		return EntryHeaderSize, true
 	}
-	size := (uint64(EntryHeaderSize) + uint64(length) + Align - 1) &^ (Align - 1)
-	if size > uint64(len(ring)-off) {
+	size, ok := fitted(ring, off, length)
+	if !ok {
 		return EntryHeaderSize, false
 	}
-	return int(size), false
+	return size, false
 }

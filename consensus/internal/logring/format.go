@@ -153,6 +153,17 @@ func CheckLayout(mem []byte) error {
 	return nil
 }
 
+// fitted returns the padded size of an entry of length payload bytes at off
+// and whether it fits before the ring's end (entries never straddle it).
+// Computed in uint64 so that no length overflows an int.
+func fitted(ring []byte, off int, length uint32) (int, bool) {
+	size := (uint64(EntryHeaderSize) + uint64(length) + Align - 1) &^ (Align - 1)
+	if size > uint64(len(ring)-off) {
+		return 0, false
+	}
+	return int(size), true
+}
+
 // entrySize is EntrySize without the range check; n must be in range.
 func entrySize(n int) int { return (EntryHeaderSize + n + Align - 1) &^ (Align - 1) }
 
@@ -284,10 +295,8 @@ func Decode(ring []byte, off int, expect uint64) (e Entry, wrap bool, ok bool) {
 		}
 		return Entry{Index: index, Proposal: proposal, Commit: commit, Off: off, Size: EntryHeaderSize, Checksum: sum}, true, true
 	}
-	// The padded entry must fit: entries never straddle the ring's end.
-	// Computed in uint64 so that no length overflows an int.
-	size := (uint64(EntryHeaderSize) + uint64(length) + Align - 1) &^ (Align - 1)
-	if size > uint64(len(ring)-off) {
+	size, ok := fitted(ring, off, length)
+	if !ok {
 		return Entry{}, false, false
 	}
 	start, end := off+EntryHeaderSize, off+EntryHeaderSize+int(length)
@@ -301,7 +310,7 @@ func Decode(ring []byte, off int, expect uint64) (e Entry, wrap bool, ok bool) {
 		Commit:   commit,
 		Payload:  payload,
 		Off:      off,
-		Size:     int(size),
+		Size:     size,
 		Checksum: sum,
 	}, false, true
 }
