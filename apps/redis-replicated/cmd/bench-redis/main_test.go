@@ -196,8 +196,16 @@ func TestInterruptStopsServers(t *testing.T) {
 		t.Fatal("bench-redis did not exit after SIGINT")
 	}
 	// The grandchild is reaped by init eventually; signal 0 on a zombie
-	// still succeeds, so check /proc for its state instead.
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child)); err == nil && !strings.Contains(string(b), ") Z ") {
-		t.Errorf("server's child %d still running: %s", child, b)
+	// still succeeds, so check /proc for its state instead. A kill is
+	// delivered asynchronously: give it a moment to take effect.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
+		if err != nil || strings.Contains(string(b), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("server's child %d still running: %s", child, b)
+			break
+		}
 	}
 }
