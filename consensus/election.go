@@ -414,21 +414,26 @@ func (r *Replica) awaitPeers(ps []*peer, majority bool, deadline time.Time, post
 	return ok, nil
 }
 
-// postRing posts unsignaled READs (write false: into p's copy in scratch,
-// copy k, see copyLogs) or WRITEs (write true: from our log) of the n ring
+// postRing posts unsignaled READs (read true: into p's copy in scratch,
+// copy k, see copyLogs) or WRITEs (read false: from our log) of the n ring
 // bytes that start at ring offset off, wrapping at the ring's end.
 func (r *Replica) postRing(p *peer, read bool, off, n, k int) error {
 	ring := r.cfg.RingSize
-	for n > 0 {
-		l := min(n, ring-off)
+	return ringSpans(off, n, ring, func(off, l int) error {
 		remote := p.log.Add(uint64(logring.HeaderSize + off))
-		var err error
 		if read {
-			err = p.rep.PostRead(makeWRID(wrRecover, p.id, 0), r.scratch, k*logring.MemSize(ring)+logring.HeaderSize+off, l, remote, 0)
-		} else {
-			err = p.rep.PostWrite(makeWRID(wrRecover, p.id, 0), r.logMR, logring.HeaderSize+off, l, remote, 0)
+			return p.rep.PostRead(makeWRID(wrRecover, p.id, 0), r.scratch, k*logring.MemSize(ring)+logring.HeaderSize+off, l, remote, 0)
 		}
-		if err != nil {
+		return p.rep.PostWrite(makeWRID(wrRecover, p.id, 0), r.logMR, logring.HeaderSize+off, l, remote, 0)
+	})
+}
+
+// ringSpans calls f for the one or two contiguous pieces of the n bytes
+// from offset off of a ring of size bytes, in order, stopping at an error.
+func ringSpans(off, n, size int, f func(off, l int) error) error {
+	for n > 0 {
+		l := min(n, size-off)
+		if err := f(off, l); err != nil {
 			return err
 		}
 		off, n = 0, n-l
@@ -511,11 +516,10 @@ func (r *Replica) copyLogs(granted []*peer, deadline time.Time) ([][]byte, []boo
 				continue
 			}
 			if k == 0 {
-				for off, n := (c.start+c.n)%ring, size-c.n; n > 0; off = 0 {
-					l := min(n, ring-off)
+				_ = ringSpans((c.start+c.n)%ring, size-c.n, ring, func(off, l int) error {
 					copy(c.log[logring.HeaderSize+off:], r.ring[off:off+l])
-					n -= l
-				}
+					return nil
+				})
 				c.n = size
 				c.follow()
 				more = more || !c.settled
