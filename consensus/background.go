@@ -81,6 +81,10 @@ func (r *Replica) runBackground() {
 		if r.reconnect() {
 			did = true
 		}
+		r.scanSnapRequests()
+		if r.flushOutbox() {
+			did = true
+		}
 		if r.serveGrants() {
 			did = true
 		}
@@ -216,6 +220,8 @@ func (r *Replica) bgCompletion(c verbs.Completion, now time.Time) {
 	}
 	p.claim.Store(logring.LoadU64(buf, base+ctlClaim))
 	p.applied.Store(logring.LoadU64(buf, base+ctlApplied))
+	p.lagMask.Store(logring.LoadU64(buf, base+ctlLagging))
+	p.behind.Store(logring.LoadU64(buf, base+ctlBehind) != 0)
 }
 
 // liveLeader returns the live replica claiming leadership with the highest
@@ -241,6 +247,7 @@ func (r *Replica) liveLeader() (int, uint64) {
 func (r *Replica) judge() {
 	lead, _ := r.liveLeader()
 	role := Role(r.role.Load())
+	r.judgeBehind(lead)
 	if lead != 0 {
 		r.leader.Store(int32(lead))
 		if role == Leader && lead != r.id {
@@ -252,7 +259,13 @@ func (r *Replica) judge() {
 	if role != Follower {
 		return
 	}
-	lowest := r.id
+	// The lowest live id runs, leaving out replicas that are catching
+	// up (their logs miss committed entries: they could not prepare),
+	// unless every live replica is.
+	lowest, lowestAny := MaxReplicas+1, r.id
+	if !r.behind.Load() {
+		lowest = r.id
+	}
 	for _, p := range r.others {
 		if !p.dead.Load() && !p.fresh {
 			// A replica that just resumed (or started) knows no
@@ -261,11 +274,51 @@ func (r *Replica) judge() {
 			r.elect.Store(false)
 			return
 		}
-		if p.alive.Load() && p.id < lowest {
-			lowest = p.id
+		if p.alive.Load() {
+			lowestAny = min(lowestAny, p.id)
+			if !p.behind.Load() {
+				lowest = min(lowest, p.id)
+			}
 		}
 	}
+	if lowest > MaxReplicas {
+		lowest = lowestAny
+	}
 	r.elect.Store(lowest == r.id)
+}
+
+// judgeBehind keeps our behind flag: set while the live leader lists us as
+// lagging, cleared once it no longer does and has written us entries since
+// (it took us back).
+func (r *Replica) judgeBehind(lead int) {
+	if lead == 0 || lead == r.id {
+		return
+	}
+	lp := r.peers[lead]
+	if !lp.fresh {
+		return
+	}
+	lagging := lp.lagMask.Load()&(1<<r.id) != 0
+	switch {
+	case lagging && !r.behind.Load():
+		r.setBehind(true, "the leader left us out: catching up")
+	case !lagging && r.behind.Load() && r.seen.Load() > r.behindSeen.Load():
+		r.setBehind(false, "caught up")
+	}
+}
+
+// setBehind sets our behind flag and publishes it in our status words.
+func (r *Replica) setBehind(v bool, why string) {
+	if r.behind.Swap(v) == v {
+		return
+	}
+	r.behindSeen.Store(r.seen.Load())
+	w := uint64(0)
+	if v {
+		w = 1
+	}
+	logring.PutU64(r.ctl, ctlBehind, w)
+	r.cfg.Logger.Info(why, "id", r.id, "applied", r.applied.Load())
 }
 
 // serveGrants answers permission requests. A request from candidate c is

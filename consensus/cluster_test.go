@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -33,8 +34,40 @@ func (s *recorder) Apply(_ uint64, cmd []byte) []byte {
 	s.mu.Unlock()
 	return []byte(fmt.Sprint(n))
 }
-func (s *recorder) Snapshot(io.Writer) error { return nil }
-func (s *recorder) Restore(io.Reader) error  { return nil }
+
+// Snapshot writes every command applied so far, each length-prefixed, so a
+// replica caught up by state transfer holds the same sequence as the others.
+func (s *recorder) Snapshot(w io.Writer) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b []byte
+	for _, c := range s.cmds {
+		b = binary.AppendUvarint(b, uint64(len(c)))
+		b = append(b, c...)
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+func (s *recorder) Restore(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	var cmds []string
+	for len(b) > 0 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return fmt.Errorf("recorder: malformed snapshot")
+		}
+		cmds = append(cmds, string(b[k:k+int(n)]))
+		b = b[k+int(n):]
+	}
+	s.mu.Lock()
+	s.cmds = cmds
+	s.mu.Unlock()
+	return nil
+}
 
 func (s *recorder) applied() []string {
 	s.mu.Lock()

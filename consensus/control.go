@@ -4,8 +4,9 @@ package consensus
 // same way, made of 64-byte slots; each value is one 8-byte word written
 // with a single 8-byte store or WRITE, so it is always read whole.
 //
-//	slot 0           heartbeat counter, leader claim, applied index (words
-//	                 at +0, +8, +16, read together by peers every period)
+//	slot 0           heartbeat counter, leader claim, applied index, lagging
+//	                 mask, behind flag (words at +0, +8, +16, +24, +32,
+//	                 read together by peers every period)
 //	slot 1+p         PermRequest[p]: candidate p's latest request number
 //	slot 17+p        PermGrant[p]: the grant word granter p gave us
 //	slot 33          our own current request word (the source of our
@@ -14,21 +15,34 @@ package consensus
 //	                 grant WRITEs)
 //
 // p ranges over 1..15, so slots 1, 17 and 49 are free. The words of slot 0
-// live together so a peer learns all three with one 24-byte READ: the
-// heartbeat says the owner runs, the claim (the owner's proposal number while
-// it leads, 0 otherwise) says who leads, and the applied index lets the
-// leader reuse ring space a majority has applied.
+// live together so a peer learns all of them with one READ: the heartbeat
+// says the owner runs, the claim (the owner's proposal number while it
+// leads, 0 otherwise) says who leads, the applied index lets the leader
+// reuse ring space a majority has applied, the lagging mask (bit p: the
+// owner, leading, left follower p out because it fell behind the ring) tells
+// a follower it must catch up by state transfer, and the behind flag
+// (nonzero while the owner is catching up) keeps it out of elections.
+//
+// After the reconnection slots come the state-transfer slots (see
+// catchup.go): requests peers sent us, offers producers sent us, and the
+// sources of our own request and offer WRITEs.
 const (
 	ctlSlot       = 64
 	ctlHeartbeat  = 0
 	ctlClaim      = 8
 	ctlApplied    = 16
-	ctlStatusSize = 24
+	ctlLagging    = 24
+	ctlBehind     = 32
+	ctlStatusSize = 40
 	ctlOwnRequest = 33 * ctlSlot
 	ctlEpIn       = 65 * ctlSlot // 16 × 256 bytes: endpoints peers send us
 	ctlEpOut      = ctlEpIn + 16*ctlEpSlot
 	ctlEpSlot     = 256 // seq word, length word, endpoint bytes
-	ctlSize       = ctlEpOut + 16*ctlEpSlot
+	ctlSnapReq    = ctlEpOut + 16*ctlEpSlot // 16 slots: snapshot requests peers sent us
+	ctlSnapOffer  = ctlSnapReq + 16*ctlSlot // 16 slots: snapshot offers producers sent us
+	ctlSnapReqOut = ctlSnapOffer + 16*ctlSlot
+	ctlSnapOfOut  = ctlSnapReqOut + 16*ctlSlot
+	ctlSize       = ctlSnapOfOut + 16*ctlSlot
 )
 
 // Reconnection slots: a replication QP that went to the error state (a
@@ -68,6 +82,7 @@ const (
 	wrStatus  = 4 // background: a peer's status words
 	wrControl = 5 // background: request, grant and reconnection writes
 	wrConfirm = 6 // a read barrier's round: the commit index to a header
+	wrSnap    = 7 // catch-up: a chunk of a producer's snapshot
 )
 
 func makeWRID(kind, peer int, idx uint64) uint64 {

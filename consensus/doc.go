@@ -75,7 +75,15 @@
 // index on (as far back as its ring still holds them), so followers behind
 // it replay from the copy instead of having them overwritten under them; a
 // follower behind what the ring holds, at prepare or on a late grant, is
-// left out as lagging (Stats), as on the fast path. Proposals that arrive
+// left out as lagging (Stats), as on the fast path, until it catches up.
+//
+// Catch-up (catchup.go): a lagging follower is taken back from the ring as
+// soon as the ring holds its next entry again; otherwise it pulls a state
+// transfer: a snapshot a live peer (a follower by preference, so the
+// leader's fast path does not stall for it) takes between two applies and
+// exposes in registered memory, which the follower READs in chunks,
+// Restores, and replays the ring from. A replica catching up says so in its
+// status words and runs in no election until a leader has taken it back. Proposals that arrive
 // meanwhile wait and are appended afterwards. Any loss of leadership clears
 // the fast path, so a replica that leads again always prepares again.
 //

@@ -75,7 +75,7 @@ func (r *Replica) gatherPermissions() ([]*peer, error) {
 		// timeout for each other's (a starved machine makes such split
 		// views common, and they used to repeat round after round).
 		for _, p := range r.others {
-			if p.id < r.id && p.alive.Load() && !p.dead.Load() {
+			if p.id < r.id && p.alive.Load() && !p.dead.Load() && !p.behind.Load() {
 				yieldTo = p.id
 				return true
 			}
@@ -184,6 +184,9 @@ func (r *Replica) prepare(granted []*peer) error {
 	}
 	tail := ms.cur.Next - 1 + uint64(len(chosen))
 	if maxCommit > tail {
+		// Others applied what our log no longer reaches: step aside
+		// for a replica that can lead, and catch up once one does.
+		r.setBehind(true, "our log misses committed entries: catching up")
 		return fmt.Errorf("committed index %d lies beyond the log reachable from our applied index %d: this replica needs a state transfer", maxCommit, ms.cur.Next-1)
 	}
 
@@ -260,6 +263,7 @@ func (r *Replica) prepare(granted []*peer) error {
 			// Its next entry is no longer kept: as on the fast path,
 			// it needs a state transfer and is left out.
 			p.active, p.lagging = false, true
+			p.lagTried, p.lagTriedAt = applied[i], time.Now()
 			r.cfg.Logger.Warn("follower is behind the entries the new leader keeps; it needs a state transfer and is left out",
 				"id", r.id, "follower", p.id, "applied", applied[i], "kept from", ms.wring.Released()+1)
 		}
@@ -565,8 +569,10 @@ func (r *Replica) copyLogs(granted []*peer, deadline time.Time) ([][]byte, []boo
 	return copies, okPeers, nil
 }
 
-// takeLateGrants brings in followers whose grant arrived after prepare: the
-// whole log is copied to them (it mirrors ours byte for byte, so their
+// takeLateGrants brings in followers whose grant arrived after prepare, and
+// lagging followers whose next entry the ring holds again (they applied
+// more, or restored a snapshot; see catchup.go): the whole log is copied to
+// them (it mirrors ours byte for byte, so their
 // replayers find every retained entry where they expect it) and they join
 // the fast path; RC ordering puts the copy before any later entry.
 func (r *Replica) takeLateGrants() {
@@ -576,8 +582,12 @@ func (r *Replica) takeLateGrants() {
 	}
 	ms := &r.ms
 	for _, p := range r.others {
-		if p.active || p.lagging || p.dead.Load() {
+		if p.active || p.dead.Load() {
 			continue
+		}
+		a := p.applied.Load()
+		if p.lagging && a == p.lagTried {
+			continue // nothing new since the last attempt
 		}
 		w := logring.LoadU64(r.ctl, ctlGrantOff(p.id))
 		if grantReq(w) != req || w == p.refused {
@@ -587,17 +597,32 @@ func (r *Replica) takeLateGrants() {
 			p.wantRecon.Store(true) // the background goroutine reconnects it
 			continue
 		}
-		if a := p.applied.Load(); !r.retain(a + 1) {
+		if p.lagging {
+			// A retain walks the ring: at most one attempt per
+			// lagging follower a millisecond.
+			now := time.Now()
+			if now.Sub(p.lagTriedAt) < time.Millisecond {
+				continue
+			}
+			p.lagTried, p.lagTriedAt = a, now
+		}
+		if !r.retain(a + 1) {
 			// The copy would not hold its next entry any more: it
-			// would stall in it unnoticed. It needs a state transfer.
-			p.lagging = true
-			r.cfg.Logger.Warn("late grant from a follower behind our ring; it needs a state transfer and is left out",
-				"id", r.id, "follower", p.id, "applied", a)
+			// would stall in it unnoticed. It catches up by state
+			// transfer (catchup.go) and is tried again when its
+			// applied index moves.
+			if !p.lagging {
+				p.lagging, p.lagTried, p.lagTriedAt = true, a, time.Now()
+				r.cfg.Logger.Warn("follower behind our ring; it catches up by state transfer",
+					"id", r.id, "follower", p.id, "applied", a)
+			}
 			continue
 		}
-		p.active, p.acked, p.granted = true, 0, w
+		was := p.lagging
+		p.active, p.lagging, p.acked, p.granted = true, false, 0, w
 		tail := ms.wring.Next() - 1
 		r.post(p, wrEntry, tail, 0, logring.MemSize(r.cfg.RingSize), verbs.Signaled)
-		r.cfg.Logger.Info("late grant: follower caught up", "id", r.id, "follower", p.id, "tail", tail)
+		r.cfg.Logger.Info("follower taken back from the ring", "id", r.id, "follower", p.id,
+			"applied", a, "tail", tail, "was_lagging", was)
 	}
 }

@@ -51,6 +51,9 @@ func (r *Replica) lead() {
 		if r.confirmReads() {
 			progress = true
 		}
+		if r.snapAsked.Load() != 0 && r.serveSnapshots() {
+			progress = true
+		}
 		// Proposers just answered have not queued their next command yet:
 		// let them run once before appending, or entries carry one or
 		// two commands each and the per-entry cost dominates.
@@ -62,6 +65,7 @@ func (r *Replica) lead() {
 		if r.appendBatch() {
 			progress = true
 		}
+		r.takeLateGrants()
 		r.publishPeers()
 		if progress {
 			w.Reset()
@@ -70,7 +74,6 @@ func (r *Replica) lead() {
 		if ms.wring.Next()-1 == r.commit.Load() && ms.commitWritten < r.commit.Load() {
 			r.writeCommit()
 		}
-		r.takeLateGrants()
 		if w.Mode == poll.Sleep && ms.wring.Next()-1 == r.commit.Load() && ms.carry < 0 {
 			r.park()
 			continue
@@ -135,6 +138,9 @@ func (r *Replica) reap() bool {
 				// reconnects it (or finds the peer dead).
 				p.wantRecon.Store(true)
 				continue
+			}
+			if kind == wrSnap {
+				continue // a straggler of our own state transfer
 			}
 			if kind == wrEntry && p.active && idx > p.acked {
 				p.acked = idx
@@ -244,7 +250,8 @@ func (r *Replica) releaseSpace() {
 	for _, p := range r.others {
 		if p.active && p.applied.Load() < maj {
 			p.active, p.lagging = false, true
-			r.cfg.Logger.Warn("follower fell behind the ring's reuse point; it needs a state transfer and is left out",
+			p.lagTried, p.lagTriedAt = p.applied.Load(), time.Now()
+			r.cfg.Logger.Warn("follower fell behind the ring's reuse point; left out until it catches up",
 				"id", r.id, "follower", p.id, "applied", p.applied.Load(), "released", maj)
 		}
 	}
@@ -349,7 +356,11 @@ func (r *Replica) writeCommit() {
 // Stats reads. It stores only what changed, so an idle or steady leader
 // writes nothing and followers' cache lines stay put.
 func (r *Replica) publishPeers() {
+	var mask uint64
 	for _, p := range r.others {
+		if p.lagging {
+			mask |= 1 << p.id
+		}
 		if p.pubActive.Load() != p.active {
 			p.pubActive.Store(p.active)
 		}
@@ -359,6 +370,9 @@ func (r *Replica) publishPeers() {
 		if p.pubAcked.Load() != p.acked {
 			p.pubAcked.Store(p.acked)
 		}
+	}
+	if logring.LoadU64(r.ctl, ctlLagging) != mask {
+		logring.PutU64(r.ctl, ctlLagging, mask)
 	}
 }
 
@@ -384,7 +398,7 @@ func (r *Replica) stepDown(why string, err error) {
 	}
 	clear(ms.meta)
 	for _, p := range r.others {
-		p.active = false
+		p.active, p.lagging = false, false
 	}
 	r.publishPeers()
 	r.failQueued(err)

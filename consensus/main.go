@@ -104,6 +104,16 @@ func (r *Replica) follow() bool {
 			return true // queued proposals wait for the campaign
 		}
 		r.failQueued(r.notLeader())
+		if r.snapAsked.Load() != 0 && r.serveSnapshots() {
+			w.Reset()
+		}
+		if r.leaderSaysLagging() {
+			if idx := r.catchUpStep(); idx > 0 {
+				known = max(known, idx)
+				w.Reset()
+				continue
+			}
+		}
 		if hc := logring.LoadU64(r.mem, logring.OffCommitIndex); hc > known {
 			known = hc
 		}

@@ -71,6 +71,9 @@ type peer struct {
 	dead            atomic.Bool // its QPs failed: gone for good (rejoin is future work)
 	claim           atomic.Uint64
 	applied         atomic.Uint64
+	lagMask         atomic.Uint64 // its lagging mask: whom it, leading, left out
+	behind          atomic.Bool   // it is catching up: it runs in no election
+	snapReqSeen     uint64        // background: its last snapshot request word
 	// Reconnection (background goroutine): our outstanding request's
 	// sequence (0 if none), the last request of theirs we answered.
 	reconSeq, reconSeen uint64
@@ -82,6 +85,10 @@ type peer struct {
 	refused uint64 // the grant word under which it refused our WRITEs
 	acked   uint64 // highest index it has completed
 	lagging bool   // fell behind the reuse point: needs state transfer
+	// lagTried is the applied index of a lagging follower at our last
+	// attempt to take it back from the ring, at lagTriedAt.
+	lagTried   uint64
+	lagTriedAt time.Time
 	// confirmed is the highest read-barrier round it completed a WRITE of.
 	confirmed uint64
 	meta      []byte // its Config.Meta, from the registry
@@ -192,6 +199,19 @@ type Replica struct {
 	stats statsCounters
 	ms    mainState
 
+	// Catch-up (catchup.go): snapshot requests noted by the background
+	// goroutine (bit p: peer p asked), control WRITEs the main goroutine
+	// queues for it, the main goroutine's own transfer and the snapshot
+	// regions it keeps for others' transfers.
+	snapAsked atomic.Uint32
+	outbox    outbox
+	cu        catchUp
+	snaps     []retiredSnap
+	// behind: we are catching up (published in our status words), since
+	// seen was behindSeen (see setBehind).
+	behind     atomic.Bool
+	behindSeen atomic.Uint64
+
 	closeOnce sync.Once
 	closed    atomic.Bool
 	stop      chan struct{}
@@ -205,6 +225,7 @@ type statsCounters struct {
 	commands  atomic.Uint64
 	elections atomic.Uint64
 	lastFail  atomic.Int64 // ns the last fail-over took
+	transfers atomic.Uint64
 }
 
 // Start sets up this replica's planes, exchanges endpoints with its peers
@@ -518,7 +539,8 @@ type PeerStats struct {
 	Active  bool   // (leader) it holds our permission and takes our writes
 	Acked   uint64 // (leader) highest index it completed
 	Applied uint64 // the applied index it last published
-	Lagging bool   // (leader) fell behind the reuse point: needs state transfer
+	Lagging bool   // (leader) fell behind the reuse point: being caught up
+	Behind  bool   // it says it is catching up
 }
 
 // Stats is a snapshot of a replica's state.
@@ -532,6 +554,7 @@ type Stats struct {
 	Entries    uint64 // entries appended as leader
 	Commands   uint64 // commands proposed as leader
 	Elections  uint64 // campaigns won
+	Transfers  uint64 // state transfers restored (as a lagging follower)
 	LastFailMs float64
 	Peers      []PeerStats
 }
@@ -550,13 +573,14 @@ func (r *Replica) Stats() Stats {
 		Entries:    r.stats.entries.Load(),
 		Commands:   r.stats.commands.Load(),
 		Elections:  r.stats.elections.Load(),
+		Transfers:  r.stats.transfers.Load(),
 		LastFailMs: float64(r.stats.lastFail.Load()) / 1e6,
 	}
 	if s.Role == Leader {
 		s.Proposal = r.proposal.Load()
 	}
 	for _, p := range r.others {
-		ps := PeerStats{ID: p.id, Alive: p.alive.Load(), Applied: p.applied.Load()}
+		ps := PeerStats{ID: p.id, Alive: p.alive.Load(), Applied: p.applied.Load(), Behind: p.behind.Load()}
 		if s.Role == Leader {
 			ps.Active, ps.Acked, ps.Lagging = p.pubActive.Load(), p.pubAcked.Load(), p.pubLagging.Load()
 		}
