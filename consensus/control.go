@@ -37,7 +37,7 @@ const (
 	ctlOwnRequest = 33 * ctlSlot
 	ctlEpIn       = 65 * ctlSlot // 16 × 256 bytes: endpoints peers send us
 	ctlEpOut      = ctlEpIn + 16*ctlEpSlot
-	ctlEpSlot     = 256 // seq word, length word, endpoint bytes
+	ctlEpSlot     = 256                     // seq word, length word, endpoint bytes
 	ctlSnapReq    = ctlEpOut + 16*ctlEpSlot // 16 slots: snapshot requests peers sent us
 	ctlSnapOffer  = ctlSnapReq + 16*ctlSlot // 16 slots: snapshot offers producers sent us
 	ctlSnapReqOut = ctlSnapOffer + 16*ctlSlot
