@@ -1,0 +1,5 @@
+//go:build !race
+
+package faulty_test
+
+const raceEnabled = false
