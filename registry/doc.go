@@ -60,7 +60,42 @@
 // participants passes at once. Use names such as "start" and "connected"
 // for the start sequence, and a fresh name for later meetings. A replica that
 // restarts into a running cluster does not rejoin the start barrier; it and
-// each peer meet pairwise, for example at "join/<id>/<incarnation>".
+// each peer meet pairwise at RejoinBarrier (see below).
+//
+// When a barrier ends without a peer's acknowledgement, its error says why,
+// and never calls a leftover a live peer. An entry written during the wait
+// is a live peer's: "2@… has not acknowledged us". An entry that did not
+// change during the whole wait, of an incarnation that is not the announced
+// one, or has departed, or announced before the wait began, is stale (a
+// live participant rewrites its entry within a poll interval of reading
+// ours): "2: only a stale incarnation 2@… (announced 1h0m0s ago, before
+// this wait began) — not started?", listed in WaitError.Stale. Announce
+// times are the announcer's clock, so they only colour the message; the
+// barrier rule above never depends on them.
+//
+// # Restarting into a running cluster
+//
+// A replica killed and restarted with the same id is a new incarnation
+// (Dial announces it). Its peers are past "start" and "connected" and never
+// come back to acknowledge it, so a Barrier under those names only waits
+// out its deadline, its error saying the peers met an earlier incarnation
+// there. Every wait has a deadline, so nothing blocks forever, but the
+// restarted process must rejoin another way, which the registry supports
+// as follows (the consensus engine drives it):
+//
+//   - The restarted replica dials, publishes its records under its new
+//     incarnation, and reads each peer's current incarnation with Announced,
+//     which does not wait. An announcement is not proof of life (see above).
+//   - Each running peer learns the new incarnation with Watch(id, old
+//     incarnation), which also confirms it, so Lookup reads it from then on.
+//   - The restarted replica and each peer meet at RejoinBarrier(restarted,
+//     peer id), a barrier of just the two of them whose name holds the new
+//     incarnation, so no earlier entry can satisfy it. Passing it confirms
+//     both sides to each other, as the start barrier does.
+//   - Each side then reads the other's records with LookupAt (or Lookup,
+//     now that the incarnation is confirmed), records the peer may publish
+//     for the new incarnation in particular ("qp/1->2@<incarnation>", say),
+//     since its old endpoints were the dead process's.
 //
 // # Which incarnation Lookup reads
 //
@@ -99,6 +134,22 @@
 // to 100 ms meanwhile; each memcached round trip is
 // bounded by Config.OpTimeout and by the context. A wait that ends early
 // returns a *WaitError saying what was missing (the ids a barrier still
-// lacked, the replica or name a lookup did not find), the registry address,
-// and the last connection error, if any; it wraps the context's error.
+// lacked and which incarnations of them were stale, the replica or name a
+// lookup did not find), the registry address, and the last connection
+// error, if any; it wraps the context's error, and ErrUnreachable when
+// memcached never answered during the wait ("registry host:port
+// unreachable: ...").
+//
+// Dial is the exception to riding out an unreachable memcached: it gives up
+// after Config.DialTimeout (3 s by default), however long the context
+// allows. A registry that cannot be reached at all when a process starts is
+// almost always a wrong address, and every tool should say so within
+// seconds rather than after the start timeout it grants slow peers; once
+// Dial has succeeded, the waits for peers have their full deadlines.
+//
+// With Config.Logger set, a wait other than Watch that lasts longer than
+// Config.ProgressInterval (2 s by default) logs, once per interval, what it
+// waits for and what it still lacks, for example
+//
+//	registry: still waiting barrier "start" of cluster "c" for ids [1 2 3] as 1@…: 3 has not arrived (never announced) (4s)
 package registry

@@ -53,6 +53,7 @@ func (r *Registry) Lookup(ctx context.Context, id int, name string) (Record, err
 	ctx, cancel := r.waitContext(ctx)
 	defer cancel()
 	var rec Record
+	begun := time.Now()
 	what := fmt.Sprintf("of %q published by replica %d in cluster %q", name, id, r.cfg.Cluster)
 	err := r.poll(ctx, "lookup", what, func() (bool, string, error) {
 		a, found, err := r.announced(ctx, id)
@@ -69,8 +70,14 @@ func (r *Registry) Lookup(ctx context.Context, id int, name string) (Record, err
 		if err != nil || ok {
 			return ok, "", err
 		}
-		return false, fmt.Sprintf("replica %v, announced %v ago, has not published it (no key %s)",
-			a.Peer, since(a.Time), r.publishKey(a.Peer, name)), nil
+		hint := ""
+		if a.Time.Before(begun) {
+			// Nothing has met this incarnation (Lookup would read the
+			// confirmed one), and it is older than the wait.
+			hint = ", before this wait began; unconfirmed, it may be an earlier run's process"
+		}
+		return false, fmt.Sprintf("replica %v, announced %v ago%s, has not published it (no key %s)",
+			a.Peer, since(a.Time), hint, r.publishKey(a.Peer, name)), nil
 	})
 	return rec, err
 }
@@ -201,7 +208,13 @@ func (r *Registry) Watch(ctx context.Context, id int, since uint64) (Announcemen
 // must include this participant's own id. See the package doc for the rule
 // that keeps an earlier run's entries from satisfying it. The participants
 // are recorded as confirmed for Lookup. On timeout the *WaitError lists the
-// ids still missing. It waits until ctx's deadline (WaitTimeout if none).
+// ids still missing, and among them the incarnations that look stale. It
+// waits until ctx's deadline (WaitTimeout if none).
+//
+// A replica restarted into a running cluster must not call Barrier with the
+// names its peers have passed: they will never come back to acknowledge it,
+// and it would wait out its deadline. See "Restarting into a running
+// cluster" in the package doc.
 func (r *Registry) Barrier(ctx context.Context, name string, ids []int) ([]Peer, error) {
 	if r.self.ID == 0 {
 		return nil, fmt.Errorf("registry: barrier %q: %w", name, ErrObserver)
@@ -215,7 +228,9 @@ func (r *Registry) Barrier(ctx context.Context, name string, ids []int) ([]Peer,
 	if len(ids) > maxSeen {
 		return nil, fmt.Errorf("registry: barrier %q: %d ids, the limit is %d", name, len(ids), maxSeen)
 	}
-	keys := make([]string, len(ids))
+	// One multi-get per round reads every entry and, for the diagnosis of
+	// peers that do not acknowledge us, every other id's announcement.
+	keys := make([]string, len(ids), 2*len(ids))
 	for i, id := range ids {
 		if id <= 0 || id > MaxID {
 			return nil, fmt.Errorf("registry: barrier %q: replica id %d out of range 1..%d", name, id, MaxID)
@@ -225,50 +240,84 @@ func (r *Registry) Barrier(ctx context.Context, name string, ids []int) ([]Peer,
 			return nil, err
 		}
 	}
+	for _, id := range ids {
+		if id != r.self.ID {
+			keys = append(keys, r.announceKey(id))
+		}
+	}
 	ctx, cancel := r.waitContext(ctx)
 	defer cancel()
 	ownKey := r.barrierKey(name, r.self.ID)
 	var (
 		peers   []Peer
 		written []byte // our entry as last written
+		begun   = time.Now()
+		// first holds each peer's entry as first read in this wait;
+		// fresh marks the peers whose entry was written during it, by a
+		// process therefore alive at this barrier now.
+		first = make(map[int]string, len(ids))
+		fresh = make(map[int]bool, len(ids))
+		round int
 	)
 	what := fmt.Sprintf("%q of cluster %q for ids %v as %v", name, r.cfg.Cluster, ids, r.self)
-	err := r.pollIDs(ctx, "barrier", what, func() (bool, string, []int, error) {
+	err := r.wait(ctx, "barrier", what, func() (bool, lack, error) {
+		round++
 		items, err := r.getMulti(ctx, keys)
 		if err != nil {
-			return false, "", nil, err
+			return false, lack{}, err
 		}
 		var (
-			seen    []Peer
-			missing []int
-			why     []string
+			seen []Peer
+			l    lack
+			why  []string
 		)
-		entries := make(map[int]barrierRec, len(ids))
 		for i, id := range ids {
 			it, ok := items[keys[i]]
 			if !ok {
 				if id != r.self.ID {
-					missing = append(missing, id)
-					why = append(why, fmt.Sprintf("%d has not arrived", id))
+					if _, had := first[id]; had {
+						fresh[id] = true // flushed or evicted: what comes back is new
+					}
+					a, found, err := r.announcedIn(items, id)
+					if err != nil {
+						return false, lack{}, err
+					}
+					l.ids = append(l.ids, id)
+					why = append(why, fmt.Sprintf("%d has not arrived%s", id, r.lastAnnounced(a, found, begun)))
 				}
 				continue
 			}
 			e, err := decodeBarrier(keys[i], id, it.Value)
 			if err != nil {
-				return false, "", nil, err
+				return false, lack{}, err
 			}
 			if id == r.self.ID {
 				if e.inc != r.self.Incarnation && written != nil {
-					return false, "", nil, fmt.Errorf("registry: barrier %q: our entry %s was overwritten by incarnation %016x: two processes with replica id %d in cluster %q?",
+					return false, lack{}, fmt.Errorf("registry: barrier %q: our entry %s was overwritten by incarnation %016x: two processes with replica id %d in cluster %q?",
 						name, ownKey, e.inc, id, r.cfg.Cluster)
 				}
 				continue
 			}
-			entries[id] = e
-			seen = append(seen, Peer{ID: id, Incarnation: e.inc})
-			if !e.acknowledges(r.self) {
-				missing = append(missing, id)
-				why = append(why, fmt.Sprintf("%v has not acknowledged us", Peer{ID: id, Incarnation: e.inc}))
+			if v, had := first[id]; !had {
+				first[id] = string(it.Value)
+				fresh[id] = fresh[id] || round > 1
+			} else if v != string(it.Value) {
+				fresh[id] = true
+			}
+			p := Peer{ID: id, Incarnation: e.inc}
+			seen = append(seen, p)
+			if e.acknowledges(r.self) {
+				continue
+			}
+			a, found, err := r.announcedIn(items, id)
+			if err != nil {
+				return false, lack{}, err
+			}
+			l.ids = append(l.ids, id)
+			w, stale := r.unacknowledged(p, e, fresh[id], a, found, begun)
+			why = append(why, w)
+			if stale {
+				l.stale = append(l.stale, p)
 			}
 		}
 		// Write our entry if it is missing (first round, or flushed or
@@ -277,15 +326,16 @@ func (r *Registry) Barrier(ctx context.Context, name string, ids []int) ([]Peer,
 		own, ok := items[ownKey]
 		if !ok || string(own.Value) != string(mine) {
 			if err := r.set(ctx, ownKey, mine); err != nil {
-				return false, "", nil, err
+				return false, lack{}, err
 			}
 			written = mine
 		}
-		if len(missing) > 0 {
-			return false, "waiting for " + strings.Join(why, ", "), missing, nil
+		if len(l.ids) > 0 {
+			l.missing = strings.Join(why, "; ")
+			return false, l, nil
 		}
 		peers = append(seen, r.self)
-		return true, "", nil, nil
+		return true, lack{}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -295,6 +345,71 @@ func (r *Registry) Barrier(ctx context.Context, name string, ids []int) ([]Peer,
 	return peers, nil
 }
 
+// announcedIn decodes id's announcement from a barrier round's items.
+func (r *Registry) announcedIn(items map[string]*memcache.Item, id int) (Announcement, bool, error) {
+	key := r.announceKey(id)
+	it, ok := items[key]
+	if !ok {
+		return Announcement{}, false, nil
+	}
+	a, err := decodeAnnounce(key, id, it.Value)
+	if err != nil {
+		return Announcement{}, false, err
+	}
+	return Announcement{Peer: Peer{ID: id, Incarnation: a.inc}, Time: time.Unix(0, a.unixNano), Departed: a.departed}, true, nil
+}
+
+// lastAnnounced qualifies "<id> has not arrived" with what id's announce
+// key says, when that helps: nothing, or a process older than the wait.
+func (r *Registry) lastAnnounced(a Announcement, found bool, begun time.Time) string {
+	switch {
+	case !found:
+		return " (never announced)"
+	case a.Departed:
+		return fmt.Sprintf(" (its last incarnation, %v, departed %v ago)", a.Peer, since(a.Time))
+	case a.Time.Before(begun):
+		return fmt.Sprintf(" (last announced %v %v ago, before this wait began)", a.Peer, since(a.Time))
+	}
+	return fmt.Sprintf(" (%v announced %v ago)", a.Peer, since(a.Time))
+}
+
+// unacknowledged says why p, whose entry e does not acknowledge us, is
+// missing, and whether its entry looks stale.
+//
+// A live participant of this barrier rewrites its entry within a poll
+// interval of reading ours, so an entry that never changed during the wait
+// was left by a process that is gone, or that passed this barrier before we
+// arrived; the announce key then tells which incarnation is current, and
+// its time (by the announcer's clock, so only a hint) how old it is. An
+// entry written during the wait is a live peer's, slow or stuck, and is
+// reported as such.
+func (r *Registry) unacknowledged(p Peer, e barrierRec, fresh bool, a Announcement, found bool, begun time.Time) (string, bool) {
+	if fresh || (found && a.Incarnation == p.Incarnation && !a.Departed && !a.Time.Before(begun)) {
+		return fmt.Sprintf("%v has not acknowledged us", p), false
+	}
+	var s string
+	switch {
+	case !found:
+		s = fmt.Sprintf("%d: only a stale incarnation %v (never announced; its entry predates this wait)", p.ID, p)
+	case a.Incarnation != p.Incarnation && a.Departed:
+		s = fmt.Sprintf("%d: only a stale incarnation %v; the last one, %v, departed %v ago", p.ID, p, a.Peer, since(a.Time))
+	case a.Incarnation != p.Incarnation:
+		s = fmt.Sprintf("%d: only a stale incarnation %v; the current one, %v, announced %v ago, has not arrived", p.ID, p, a.Peer, since(a.Time))
+	case a.Departed:
+		s = fmt.Sprintf("%d: only a stale incarnation %v (departed %v ago)", p.ID, p, since(a.Time))
+	default:
+		s = fmt.Sprintf("%d: only a stale incarnation %v (announced %v ago, before this wait began)", p.ID, p, since(a.Time))
+	}
+	// An entry that met an earlier incarnation of ours: if its process
+	// still runs, it is past this barrier and will not come back.
+	for _, q := range e.seen {
+		if q.ID == r.self.ID && q.Incarnation != r.self.Incarnation {
+			return s + fmt.Sprintf("; it met our earlier incarnation %v here — not started, or running past this barrier?", q), true
+		}
+	}
+	return s + " — not started?", true
+}
+
 // since formats the time since t for messages, tolerating clock skew.
 func since(t time.Time) time.Duration {
 	d := time.Since(t)
@@ -302,4 +417,14 @@ func since(t time.Time) time.Duration {
 		return 0
 	}
 	return d.Round(time.Millisecond)
+}
+
+// RejoinBarrier names the barrier at which a replica restarted as
+// restarted and the running peer other meet (see "Restarting into a running
+// cluster" in the package doc). The name holds the new incarnation, so no
+// entry from before the restart can be under it, and the peer's id, so the
+// restarted replica's entries for different peers, met concurrently, are
+// under different keys and never overwrite each other.
+func RejoinBarrier(restarted Peer, other int) string {
+	return fmt.Sprintf("rejoin/%v/%d", restarted, other)
 }

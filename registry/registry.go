@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -34,6 +35,12 @@ const (
 	DefaultPollInterval = 2 * time.Millisecond
 	DefaultOpTimeout    = time.Second
 	DefaultWaitTimeout  = 30 * time.Second
+	// DefaultDialTimeout is short because a registry that cannot be
+	// reached at all is a configuration mistake far more often than a
+	// memcached still starting: every tool should say so within seconds,
+	// not after the 30 s it grants slow peers.
+	DefaultDialTimeout      = 3 * time.Second
+	DefaultProgressInterval = 2 * time.Second
 )
 
 // AddrFromEnv returns the registry address from DORY_REGISTRY_IP, with
@@ -74,6 +81,19 @@ type Config struct {
 	// WaitTimeout is the deadline of waits whose context has none
 	// (default 30 s).
 	WaitTimeout time.Duration
+	// DialTimeout bounds how long Dial keeps trying to reach memcached at
+	// all (connection refused, no route, no answer), within the context's
+	// deadline: default 3 s; negative leaves Dial to the context alone.
+	// It is separate from the deadlines of the waits for peers, which
+	// start only once the registry has answered.
+	DialTimeout time.Duration
+	// Logger, when set, receives a progress report from every wait but
+	// Watch that lasts longer than ProgressInterval, and again every
+	// ProgressInterval: what it waits for and what is still missing (which
+	// ids, which incarnations). nil is silent.
+	Logger *slog.Logger
+	// ProgressInterval is the period of those reports (default 2 s).
+	ProgressInterval time.Duration
 }
 
 // Peer is one process of a replica: its id and incarnation.
@@ -116,6 +136,9 @@ var (
 	ErrClosed     = errors.New("registry closed")
 	ErrObserver   = errors.New("an observer (ID 0) cannot publish or join a barrier")
 	ErrInvalidKey = errors.New("invalid registry key")
+	// ErrUnreachable is wrapped by a *WaitError whose wait never got an
+	// answer from memcached.
+	ErrUnreachable = errors.New("registry unreachable")
 )
 
 // ConnError is a failure to talk to the memcached server. Waits retry
@@ -145,6 +168,14 @@ type WaitError struct {
 	// MissingIDs lists, for a barrier, the ids that had not arrived or had
 	// not acknowledged this participant.
 	MissingIDs []int
+	// Stale lists, for a barrier, the incarnations among MissingIDs whose
+	// entries look left over by a process that is gone (or is past this
+	// barrier): their entry did not change during the wait, and their
+	// announcement is another incarnation's, departed, or older than the
+	// wait. It is a diagnosis for messages, not part of the barrier rule.
+	Stale []Peer
+	// Unreachable is set when memcached never answered during the wait.
+	Unreachable bool
 	// Waited is how long the operation waited.
 	Waited time.Duration
 	// LastErr is the last error talking to memcached during the wait, if
@@ -156,7 +187,11 @@ type WaitError struct {
 
 func (e *WaitError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "registry %s: %s %s: gave up after %v", e.Addr, e.Op, e.What, e.Waited.Round(time.Millisecond))
+	if e.Unreachable {
+		fmt.Fprintf(&b, "registry %s unreachable: %s %s: no answer in %v", e.Addr, e.Op, e.What, e.Waited.Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(&b, "registry %s: %s %s: gave up after %v", e.Addr, e.Op, e.What, e.Waited.Round(time.Millisecond))
+	}
 	if e.Missing != "" {
 		fmt.Fprintf(&b, ": %s", e.Missing)
 	}
@@ -167,12 +202,17 @@ func (e *WaitError) Error() string {
 	return b.String()
 }
 
-// Unwrap returns the context's error and the last connection error.
+// Unwrap returns the context's error, the last connection error, and
+// ErrUnreachable when memcached never answered.
 func (e *WaitError) Unwrap() []error {
+	errs := []error{e.Err}
 	if e.LastErr != nil {
-		return []error{e.Err, e.LastErr}
+		errs = append(errs, e.LastErr)
 	}
-	return []error{e.Err}
+	if e.Unreachable {
+		errs = append(errs, ErrUnreachable)
+	}
+	return errs
 }
 
 // Registry is one participant's handle on the registry. It is safe for
@@ -193,9 +233,11 @@ func New(cfg Config) (*Registry, error) {
 	return Dial(context.Background(), cfg)
 }
 
-// Dial connects to the registry, waiting until it answers or ctx ends (by
-// cfg.WaitTimeout when ctx has no deadline), then announces this
-// participant's incarnation, unless it is an observer.
+// Dial connects to the registry, waiting until it answers, then announces
+// this participant's incarnation, unless it is an observer. It gives up
+// after cfg.DialTimeout or when ctx ends (by cfg.WaitTimeout when ctx has no
+// deadline), whichever is first, with a *WaitError that wraps
+// ErrUnreachable if memcached never answered.
 func Dial(ctx context.Context, cfg Config) (*Registry, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -216,6 +258,12 @@ func Dial(ctx context.Context, cfg Config) (*Registry, error) {
 	}
 	ctx, cancel := r.waitContext(ctx)
 	defer cancel()
+	// The dial timeout is a child of the wait's context: the earlier of
+	// the two ends the dial.
+	if cfg.DialTimeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, cfg.DialTimeout)
+		defer cancel()
+	}
 	var what string
 	var value []byte
 	if cfg.ID == 0 {
@@ -263,6 +311,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.WaitTimeout <= 0 {
 		cfg.WaitTimeout = DefaultWaitTimeout
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.ProgressInterval <= 0 {
+		cfg.ProgressInterval = DefaultProgressInterval
 	}
 	return cfg, nil
 }
@@ -409,29 +463,43 @@ func (r *Registry) getMulti(ctx context.Context, keys []string) (map[string]*mem
 // maxConnBackoff caps the retry period while memcached cannot be reached.
 const maxConnBackoff = 100 * time.Millisecond
 
+// lack is what a wait still lacks after one try, in words and, for a
+// barrier, as ids and stale incarnations.
+type lack struct {
+	missing string
+	ids     []int
+	stale   []Peer
+}
+
 // poll runs try every PollInterval until it reports done, fails with an
 // error other than a *ConnError, or ctx ends (after connection errors it
 // backs off, up to maxConnBackoff); then it returns a *WaitError
 // built from op, what, the last "missing" description try gave, and the last
 // connection error.
 func (r *Registry) poll(ctx context.Context, op, what string, try func() (done bool, missing string, err error)) error {
-	return r.pollIDs(ctx, op, what, func() (bool, string, []int, error) {
+	return r.wait(ctx, op, what, func() (bool, lack, error) {
 		done, missing, err := try()
-		return done, missing, nil, err
+		return done, lack{missing: missing}, err
 	})
 }
 
-func (r *Registry) pollIDs(ctx context.Context, op, what string, try func() (done bool, missing string, ids []int, err error)) error {
+// wait is poll with a barrier's richer account of what is missing. Every
+// ProgressInterval past the first it reports progress to Config.Logger
+// (Watch excepted: waiting indefinitely is its job).
+func (r *Registry) wait(ctx context.Context, op, what string, try func() (done bool, l lack, err error)) error {
 	start := time.Now()
+	// A context that has already ended says nothing about memcached.
+	endedEarly := ctx.Err() != nil
 	var (
 		lastErr    error
-		missing    string
-		missingIDs []int
+		last       lack
+		reached    bool // memcached answered at least once
 		timer      *time.Timer
 		backoff    time.Duration // grows while memcached is unreachable
+		nextReport = start.Add(r.cfg.ProgressInterval)
 	)
 	for {
-		done, m, ids, err := try()
+		done, l, err := try()
 		var ce *ConnError
 		switch {
 		case err == nil && done:
@@ -440,14 +508,22 @@ func (r *Registry) pollIDs(ctx context.Context, op, what string, try func() (don
 			}
 			return nil
 		case err == nil:
-			missing, missingIDs, lastErr, backoff = m, ids, nil, 0
+			last, lastErr, backoff, reached = l, nil, 0, true
 		case errors.As(err, &ce):
 			lastErr = err
 			backoff = min(max(2*backoff, r.cfg.PollInterval), maxConnBackoff)
 		case ctx.Err() != nil && errors.Is(err, ctx.Err()):
-			// fall through to the wait below, which reports it
+			// The deadline passed during a round trip: if none ever
+			// answered, that is what the caller needs to hear.
+			if !reached && lastErr == nil && !endedEarly {
+				lastErr = &ConnError{Addr: r.cfg.Addr, Err: errors.New("no answer")}
+			}
 		default:
 			return err
+		}
+		if now := time.Now(); r.cfg.Logger != nil && op != "watch" && !now.Before(nextReport) {
+			nextReport = now.Add(r.cfg.ProgressInterval)
+			r.report(op, what, now.Sub(start), last, lastErr)
 		}
 		delay := max(r.cfg.PollInterval, backoff)
 		if timer == nil {
@@ -460,11 +536,34 @@ func (r *Registry) pollIDs(ctx context.Context, op, what string, try func() (don
 		case <-ctx.Done():
 			timer.Stop()
 			return &WaitError{
-				Op: op, Addr: r.cfg.Addr, What: what, Missing: missing, MissingIDs: missingIDs,
+				Op: op, Addr: r.cfg.Addr, What: what, Missing: last.missing, MissingIDs: last.ids, Stale: last.stale,
 				Waited: time.Since(start), LastErr: lastErr, Err: ctx.Err(),
+				Unreachable: !reached && lastErr != nil,
 			}
 		}
 	}
+}
+
+// report logs that a wait is still going on, and what it lacks.
+func (r *Registry) report(op, what string, waited time.Duration, l lack, lastErr error) {
+	missing := l.missing
+	if lastErr != nil {
+		// While memcached does not answer, what was missing before may
+		// be out of date; the connection is the news.
+		missing = fmt.Sprintf("memcached at %s not answering: %v", r.cfg.Addr, lastErr)
+	}
+	if missing == "" {
+		missing = "nothing yet"
+	}
+	waited = waited.Round(100 * time.Millisecond)
+	attrs := []any{"registry", r.cfg.Addr, "op", op}
+	if len(l.ids) > 0 {
+		attrs = append(attrs, "missing_ids", l.ids)
+	}
+	if len(l.stale) > 0 {
+		attrs = append(attrs, "stale", l.stale)
+	}
+	r.cfg.Logger.Info(fmt.Sprintf("registry: still waiting %s %s: %s (%v)", op, what, missing, waited), attrs...)
 }
 
 // confirm records incarnations met at a barrier or watch.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -145,8 +147,10 @@ var registryTests = []struct {
 	{"lookup deadline says what is missing", true, testLookupDeadline},
 	{"barrier of 3 goroutines", true, testBarrierGoroutines},
 	{"barrier deadline lists missing ids", true, testBarrierDeadline},
-	{"new run not fooled by old keys", true, testNewRun},
-	{"partial old run not fooled", true, testPartialOldRun},
+	{"stale keys of earlier runs", true, testStaleKeys},
+	{"unconfirmed lookup", true, testUnconfirmedLookup},
+	{"restart and rejoin", true, testRestart},
+	{"progress", true, testProgress},
 	{"barrier processes", false, testBarrierProcesses},
 	{"concurrent publishers", true, testConcurrentPublishers},
 	{"watch", true, testWatch},
@@ -358,69 +362,392 @@ func testBarrierDeadline(t *testing.T, e env) {
 	}
 }
 
-// testNewRun: a first run completes its barrier and publishes; a second
-// run, new incarnations on the same memcached, must not pass its barrier
-// until all of its own replicas are there, and must read its own values.
-func testNewRun(t *testing.T, e env) {
-	ctx := ctxFor(t, 20*time.Second)
-	old := []*Registry{e.dial(1), e.dial(2), e.dial(3)}
-	if _, errs := runBarrier(t, ctx, old, "start", []int{1, 2, 3}); errors.Join(errs...) != nil {
-		t.Fatal(errors.Join(errs...))
-	}
-	// The first run crashes: nothing is cleaned up, announce keys stay live.
-	for _, r := range old {
-		r.shutdown(false)
-	}
-
-	// Second run: replicas 1 and 2 only. Replica 3's entry from the first
-	// run is complete and lists 1 and 2, but not their new incarnations.
-	now := []*Registry{e.dial(1), e.dial(2)}
-	_, errs := runBarrier(t, ctxFor(t, 300*time.Millisecond), now, "start", []int{1, 2, 3})
-	for i, err := range errs {
-		var we *WaitError
-		if !errors.As(err, &we) {
-			t.Fatalf("second run replica %d passed the barrier without replica 3: %v", i+1, err)
+// oldRun leaves in memcached what an earlier run of replicas ids left: each
+// publishes and meets the others at "start" among barrierIDs (all of them
+// pass when barrierIDs == ids; otherwise they time out), then the process
+// ends, cleanly (depart) or by crashing. It returns their incarnations.
+func oldRun(ids, barrierIDs []int, depart bool) func(t *testing.T, e env) map[int]Peer {
+	return func(t *testing.T, e env) map[int]Peer {
+		var rs []*Registry
+		for _, id := range ids {
+			rs = append(rs, e.dial(id))
 		}
-		if !slices.Equal(we.MissingIDs, []int{3}) || !strings.Contains(err.Error(), old[2].Self().String()+" has not acknowledged us") {
-			t.Errorf("replica %d: %v (missing %v)", i+1, err, we.MissingIDs)
+		d := 10 * time.Second
+		if !slices.Equal(ids, barrierIDs) {
+			d = 100 * time.Millisecond // some never come: a partial run
 		}
-	}
-	// Before any barrier, Lookup falls back to the announced incarnation,
-	// which is still the old one, and says it is unconfirmed.
-	if rec, err := now[0].Lookup(ctx, 3, "ep"); err != nil || rec.Confirmed || rec.Peer != old[2].Self() {
-		t.Errorf("unconfirmed lookup: %v confirmed=%v %v", rec.Peer, rec.Confirmed, err)
-	}
-	// Replica 3 of the second run arrives: everyone passes, and reads the
-	// second run's values only.
-	now = append(now, e.dial(3))
-	peers, errs := runBarrier(t, ctx, now, "start", []int{1, 2, 3})
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
-	for i, r := range now {
-		if !slices.Equal(peers[i], selves(now...)) {
-			t.Errorf("replica %d met %v, want %v", i+1, peers[i], selves(now...))
+		_, errs := runBarrier(t, ctxFor(t, d), rs, "start", barrierIDs)
+		if slices.Equal(ids, barrierIDs) && errors.Join(errs...) != nil {
+			t.Fatal(errors.Join(errs...))
 		}
-		for _, p := range selves(now...) {
-			rec, err := r.Lookup(ctx, p.ID, "ep")
-			if err != nil || string(rec.Value) != p.String() || !rec.Confirmed {
-				t.Errorf("%v looking up %d: %q %v", r.Self(), p.ID, rec.Value, err)
-			}
+		old := make(map[int]Peer)
+		for _, r := range rs {
+			old[r.Self().ID] = r.Self()
+			r.shutdown(depart)
 		}
+		return old
 	}
 }
 
-// testPartialOldRun: a first run where only replicas 1 and 2 reached the
-// barrier; in the second run replica 3 arrives first and alone. It must
-// not take the first run's 1 and 2 for live peers.
-func testPartialOldRun(t *testing.T, e env) {
-	old := []*Registry{e.dial(1), e.dial(2)}
-	runBarrier(t, ctxFor(t, 100*time.Millisecond), old, "start", []int{1, 2, 3})
-	r3 := e.dial(3)
-	_, err := r3.Barrier(ctxFor(t, 200*time.Millisecond), "start", []int{1, 2, 3})
+// testStaleKeys: replicas of a new run start, some early and some seconds
+// later, on a memcached where earlier runs left keys. The early ones must
+// not pass without the others, must name what is missing without calling a
+// stale incarnation a live peer, and then everyone must start cleanly and
+// read only this run's values.
+func testStaleKeys(t *testing.T, e env) {
+	cases := []struct {
+		name string
+		old  func(t *testing.T, e env) map[int]Peer // nil: a fresh cluster
+		// announced are new replicas that dial (announce) before the
+		// early ones wait, but reach the barrier only with the late ones.
+		announced []int
+		// early wait alone first and time out, missing wantMissing.
+		early       []int
+		wantMissing []int
+		wantStale   []int // ids whose old incarnation is reported stale
+		// wantSays are substrings of each early replica's error.
+		wantSays func(old, cur map[int]Peer) []string
+		// stagger separates the arrivals of the replicas that are not
+		// early, in id order.
+		stagger time.Duration
+	}{
+		{
+			name: "crashed full run", old: oldRun([]int{1, 2, 3}, []int{1, 2, 3}, false),
+			early: []int{1, 2}, wantMissing: []int{3}, wantStale: []int{3},
+			wantSays: func(old, _ map[int]Peer) []string {
+				return []string{"3: only a stale incarnation " + old[3].String() + " (announced", "before this wait began"}
+			},
+		},
+		{
+			name: "departed full run", old: oldRun([]int{1, 2, 3}, []int{1, 2, 3}, true),
+			early: []int{1, 2}, wantMissing: []int{3}, wantStale: []int{3},
+			wantSays: func(old, _ map[int]Peer) []string {
+				return []string{"3: only a stale incarnation " + old[3].String() + " (departed"}
+			},
+		},
+		{
+			name: "partial old run", old: oldRun([]int{1, 2}, []int{1, 2, 3}, false),
+			early: []int{3}, wantMissing: []int{1, 2}, wantStale: []int{1, 2},
+			wantSays: func(old, _ map[int]Peer) []string {
+				return []string{
+					"1: only a stale incarnation " + old[1].String(), "2: only a stale incarnation " + old[2].String(),
+					"before this wait began", "not started?",
+				}
+			},
+		},
+		{
+			name: "new incarnation announced, not arrived", old: oldRun([]int{1, 2, 3}, []int{1, 2, 3}, false),
+			announced: []int{3}, early: []int{1, 2}, wantMissing: []int{3}, wantStale: []int{3},
+			wantSays: func(old, cur map[int]Peer) []string {
+				return []string{"3: only a stale incarnation " + old[3].String() + "; the current one, " + cur[3].String()}
+			},
+		},
+		{
+			name: "no old run, never announced", early: []int{1}, wantMissing: []int{2, 3},
+			wantSays: func(_, _ map[int]Peer) []string { return []string{"2 has not arrived (never announced)"} },
+		},
+		{name: "fresh cluster, seconds apart", stagger: time.Second},
+		{name: "after a crashed run, staggered", old: oldRun([]int{1, 2, 3}, []int{1, 2, 3}, false), stagger: 300 * time.Millisecond},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := env{t: t, addr: e.addr, cluster: fmt.Sprintf("%s-%d", e.cluster, i)}
+			old := map[int]Peer{}
+			if c.old != nil {
+				old = c.old(t, e)
+			}
+			ctx := ctxFor(t, 30*time.Second)
+			cur := map[int]*Registry{}
+			curPeers := func() map[int]Peer {
+				m := map[int]Peer{}
+				for id, r := range cur {
+					m[id] = r.Self()
+				}
+				return m
+			}
+			for _, id := range c.announced {
+				cur[id] = e.dial(id)
+			}
+			var early []*Registry
+			for _, id := range c.early {
+				cur[id] = e.dial(id)
+				early = append(early, cur[id])
+			}
+			if len(early) > 0 {
+				_, errs := runBarrier(t, ctxFor(t, 300*time.Millisecond), early, "start", []int{1, 2, 3})
+				for i, err := range errs {
+					var we *WaitError
+					if !errors.As(err, &we) {
+						t.Fatalf("replica %d passed the barrier without %v: %v", c.early[i], c.wantMissing, err)
+					}
+					t.Logf("replica %d: %v", c.early[i], err)
+					if !slices.Equal(we.MissingIDs, c.wantMissing) {
+						t.Errorf("replica %d: missing %v, want %v: %v", c.early[i], we.MissingIDs, c.wantMissing, err)
+					}
+					var wantStale []Peer
+					for _, id := range c.wantStale {
+						wantStale = append(wantStale, old[id])
+					}
+					if !slices.Equal(we.Stale, wantStale) {
+						t.Errorf("replica %d: stale %v, want %v", c.early[i], we.Stale, wantStale)
+					}
+					for _, w := range c.wantSays(old, curPeers()) {
+						if !strings.Contains(err.Error(), w) {
+							t.Errorf("replica %d: error does not say %q:\n%v", c.early[i], w, err)
+						}
+					}
+					// An earlier run's process is never called a live peer.
+					for _, p := range old {
+						if strings.Contains(err.Error(), p.String()+" has not acknowledged us") {
+							t.Errorf("replica %d: stale %v named as a live peer:\n%v", c.early[i], p, err)
+						}
+					}
+				}
+			}
+			// Everyone else arrives, staggered; the early ones wait again.
+			var wg sync.WaitGroup
+			errs := make(chan error, 3)
+			var mu sync.Mutex
+			met := map[int][]Peer{}
+			ready := maps.Clone(cur) // the goroutines write cur
+			for n, id := range []int{1, 2, 3} {
+				r := ready[id]
+				isEarly := slices.Contains(c.early, id)
+				wg.Go(func() {
+					if !isEarly {
+						time.Sleep(time.Duration(n) * c.stagger)
+					}
+					if r == nil {
+						cfg := e.cfg(id)
+						var err error
+						if r, err = Dial(ctx, cfg); err != nil {
+							errs <- err
+							return
+						}
+						t.Cleanup(func() { r.Close() })
+					}
+					if err := r.Publish(ctx, "ep", []byte(r.Self().String())); err != nil {
+						errs <- err
+						return
+					}
+					peers, err := r.Barrier(ctx, "start", []int{1, 2, 3})
+					if err != nil {
+						errs <- fmt.Errorf("replica %d: %w", id, err)
+						return
+					}
+					for _, p := range peers {
+						rec, err := r.Lookup(ctx, p.ID, "ep")
+						if err != nil || string(rec.Value) != p.String() || !rec.Confirmed {
+							errs <- fmt.Errorf("%v looking up %v: %q confirmed=%v %v", r.Self(), p, rec.Value, rec.Confirmed, err)
+						}
+					}
+					mu.Lock()
+					met[id] = peers
+					cur[id] = r
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			if t.Failed() {
+				return
+			}
+			var want []Peer
+			for _, id := range []int{1, 2, 3} {
+				want = append(want, cur[id].Self())
+			}
+			for id, peers := range met {
+				if !slices.Equal(peers, want) {
+					t.Errorf("replica %d met %v, want this run's %v", id, peers, want)
+				}
+			}
+		})
+	}
+}
+
+// testUnconfirmedLookup: before any barrier, Lookup falls back to the
+// announced incarnation, which may be an earlier run's, and says so.
+func testUnconfirmedLookup(t *testing.T, e env) {
+	old := oldRun([]int{1, 2, 3}, []int{1, 2, 3}, false)(t, e)
+	r1 := e.dial(1)
+	ctx := ctxFor(t, 10*time.Second)
+	if rec, err := r1.Lookup(ctx, 3, "ep"); err != nil || rec.Confirmed || rec.Peer != old[3] {
+		t.Errorf("unconfirmed lookup: %v confirmed=%v %v", rec.Peer, rec.Confirmed, err)
+	}
+	_, err := r1.Lookup(ctxFor(t, 100*time.Millisecond), 3, "never")
+	if err == nil || !strings.Contains(err.Error(), "before this wait began; unconfirmed") {
+		t.Errorf("lookup of a name an old incarnation never published: %v", err)
+	}
+}
+
+// testRestart: a replica killed and restarted with the same id gets a new
+// incarnation. The start barrier, which its peers have passed, fails at its
+// deadline saying so; the documented rejoin works: the peers learn the new
+// incarnation by Watch, the restarted one theirs by Announced, each pair
+// meets at RejoinBarrier, and Lookup then reads the new records.
+func testRestart(t *testing.T, e env) {
+	ctx := ctxFor(t, 20*time.Second)
+	rs := []*Registry{e.dial(1), e.dial(2), e.dial(3)}
+	if _, errs := runBarrier(t, ctx, rs, "start", []int{1, 2, 3}); errors.Join(errs...) != nil {
+		t.Fatal(errors.Join(errs...))
+	}
+	old2 := rs[1].Self()
+	rs[1].shutdown(false) // killed
+	// The peers notice the restart.
+	type seen struct {
+		a   Announcement
+		err error
+	}
+	watched := make(chan seen, 2)
+	for _, r := range []*Registry{rs[0], rs[2]} {
+		go func() {
+			a, err := r.Watch(ctx, 2, old2.Incarnation)
+			watched <- seen{a, err}
+		}()
+	}
+	r2 := e.dial(2)
+	if err := r2.Publish(ctx, "ep", []byte("new 2")); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if w := <-watched; w.err != nil || w.a.Peer != r2.Self() || w.a.Departed {
+			t.Fatalf("watch: %+v %v, want %v", w.a, w.err, r2.Self())
+		}
+	}
+
+	// The start barrier is no way back in: 1 and 3 are past it.
+	_, err := r2.Barrier(ctxFor(t, 300*time.Millisecond), "start", []int{1, 2, 3})
 	var we *WaitError
-	if !errors.As(err, &we) || !slices.Equal(we.MissingIDs, []int{1, 2}) {
-		t.Fatalf("replica 3 alone: %v, want 1 and 2 missing", err)
+	if !errors.As(err, &we) || !slices.Equal(we.MissingIDs, []int{1, 3}) || !slices.Equal(we.Stale, []Peer{rs[0].Self(), rs[2].Self()}) {
+		t.Fatalf("restarted replica at the start barrier: %v, want 1 and 3 missing and stale", err)
+	}
+	if !strings.Contains(err.Error(), "met our earlier incarnation "+old2.String()) || !strings.Contains(err.Error(), "past this barrier") {
+		t.Errorf("error does not say the peers are past the barrier:\n%v", err)
+	}
+
+	// The rejoin: Announced does not wait, and gives the peers' current
+	// incarnations; each pair meets at its own barrier.
+	var wg sync.WaitGroup
+	for _, r := range []*Registry{rs[0], rs[2]} {
+		a, found, err := r2.Announced(ctx, r.Self().ID)
+		if err != nil || !found || a.Peer != r.Self() || a.Departed {
+			t.Fatalf("announced %d: %+v %v %v", r.Self().ID, a, found, err)
+		}
+		wg.Go(func() {
+			if err := r.Publish(ctx, "ep/for/"+r2.Self().String(), []byte(r.Self().String())); err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := r.Barrier(ctx, RejoinBarrier(r2.Self(), r.Self().ID), []int{r.Self().ID, 2}); err != nil {
+				t.Error(err)
+				return
+			}
+			if rec, err := r.Lookup(ctx, 2, "ep"); err != nil || string(rec.Value) != "new 2" || !rec.Confirmed {
+				t.Errorf("%v looking up the restarted 2: %q %v", r.Self(), rec.Value, err)
+			}
+		})
+		wg.Go(func() {
+			peers, err := r2.Barrier(ctx, RejoinBarrier(r2.Self(), a.ID), []int{a.ID, 2})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if !slices.Contains(peers, a.Peer) {
+				t.Errorf("rejoin barrier with %d met %v", a.ID, peers)
+			}
+			if rec, err := r2.LookupAt(ctx, a.Peer, "ep/for/"+r2.Self().String()); err != nil || string(rec.Value) != a.Peer.String() {
+				t.Errorf("restarted 2 looking up %v: %q %v", a.Peer, rec.Value, err)
+			}
+		})
+	}
+	wg.Wait()
+	if _, found, err := r2.Announced(ctx, 7); found || err != nil {
+		t.Errorf("announced of a replica that never ran: found=%v %v", found, err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) lines() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := strings.TrimSpace(b.b.String())
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// testProgress: a long wait reports what it waits for through the logger,
+// at most once per ProgressInterval; Watch, whose job is to wait, does not.
+func testProgress(t *testing.T, e env) {
+	old := oldRun([]int{1, 2, 3}, []int{1, 2, 3}, false)(t, e)
+	var buf syncBuffer
+	const every = 20 * time.Millisecond
+	cfg := e.cfg(1)
+	cfg.Logger = slog.New(slog.NewTextHandler(&buf, nil))
+	cfg.ProgressInterval = every
+	r1, err := Dial(ctxFor(t, 10*time.Second), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r1.Close()
+	cases := []struct {
+		name string
+		wait func() error
+		want []string
+	}{
+		{"barrier", func() error {
+			_, err := r1.Barrier(ctxFor(t, 300*time.Millisecond), "start", []int{1, 2, 3})
+			return err
+		}, []string{"registry: still waiting barrier", `\"start\"`, "only a stale incarnation " + old[2].String(), "missing_ids=\"[2 3]\"", "stale="}},
+		{"lookup", func() error {
+			_, err := r1.Lookup(ctxFor(t, 200*time.Millisecond), 9, "ep")
+			return err
+		}, []string{"registry: still waiting lookup", "replica 9 has not announced itself"}},
+		{"watch", func() error {
+			_, err := r1.Watch(ctxFor(t, 200*time.Millisecond), 2, old[2].Incarnation)
+			return err
+		}, nil},
+	}
+	for _, c := range cases {
+		before := len(buf.lines())
+		start := time.Now()
+		if err := c.wait(); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%s: %v, want a deadline", c.name, err)
+		}
+		waited := time.Since(start)
+		got := buf.lines()[before:]
+		if c.want == nil {
+			if len(got) > 0 {
+				t.Errorf("%s reported progress:\n%s", c.name, strings.Join(got, "\n"))
+			}
+			continue
+		}
+		// Rate limited: the first report after one interval, then one per
+		// interval at most.
+		if len(got) == 0 || len(got) > int(waited/every)+1 {
+			t.Fatalf("%s: %d reports in %v at most one per %v:\n%s", c.name, len(got), waited, every, strings.Join(got, "\n"))
+		}
+		t.Logf("%s: %d reports in %v, the first:\n%s", c.name, len(got), waited.Round(time.Millisecond), got[0])
+		for _, w := range c.want {
+			if !strings.Contains(got[0], w) {
+				t.Errorf("%s: report does not say %s:\n%s", c.name, w, got[0])
+			}
+		}
 	}
 }
 
@@ -732,8 +1059,8 @@ func TestUnreachable(t *testing.T) {
 			if !errors.As(err, &we) || !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("%s: %v, want a WaitError", a, err)
 			}
-			if !strings.Contains(err.Error(), a) {
-				t.Errorf("error %q does not name %s", err, a)
+			if !strings.Contains(err.Error(), "registry "+a+" unreachable") || !errors.Is(err, ErrUnreachable) {
+				t.Errorf("error %q does not say %s is unreachable", err, a)
 			}
 			if d > time.Second {
 				t.Errorf("%s: gave up after %v, deadline 300ms", a, d)
@@ -749,6 +1076,42 @@ func TestUnreachable(t *testing.T) {
 	if _, err := Dial(ctxFor(t, time.Second), Config{Cluster: "c"}); err == nil || !strings.Contains(err.Error(), EnvAddr) {
 		t.Errorf("empty address: %v", err)
 	}
+
+	// DialTimeout bounds Dial whatever the context: a tool's 30 s start
+	// timeout must not become 30 s of retrying a registry that is not there.
+	for _, c := range []struct {
+		name string
+		addr string
+		ctx  context.Context
+	}{
+		{"refused, no deadline", addr, context.Background()},
+		{"refused, long deadline", addr, ctxFor(t, time.Hour)},
+		{"silent, long deadline", silent.Addr().String(), ctxFor(t, time.Hour)},
+	} {
+		cfg := Config{Addr: c.addr, Cluster: "c", ID: 1, DialTimeout: 200 * time.Millisecond, WaitTimeout: time.Hour}
+		done := make(chan error, 1)
+		go func() {
+			_, err := Dial(c.ctx, cfg)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "registry "+c.addr+" unreachable") {
+				t.Errorf("%s: %v, want it unreachable", c.name, err)
+			}
+		case <-time.After(time.Minute): // a hang detector, not a threshold
+			t.Fatalf("%s: Dial still retrying after a minute with a 200ms DialTimeout", c.name)
+		}
+	}
+	cfg, err := Config{Addr: addr, Cluster: "c"}.withDefaults()
+	if err != nil || cfg.DialTimeout != DefaultDialTimeout || cfg.ProgressInterval != DefaultProgressInterval {
+		t.Errorf("defaults: %+v %v", cfg, err)
+	}
+	// A negative DialTimeout leaves Dial to its context.
+	_, err = Dial(ctxFor(t, 100*time.Millisecond), Config{Addr: addr, Cluster: "c", ID: 1, DialTimeout: -1})
+	if !errors.Is(err, ErrUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("negative DialTimeout: %v", err)
+	}
 }
 
 // TestMemcachedRestart: waits ride out the registry going away and coming
@@ -760,11 +1123,20 @@ func TestMemcachedRestart(t *testing.T) {
 	}
 	addr := s.Addr()
 	e := env{t: t, addr: addr, cluster: "restart"}
-	r1, r2 := e.dial(1), e.dial(2)
+	// r1's DialTimeout, shorter than the outage below, bounds its Dial
+	// only: its later waits still ride out memcached being away.
+	cfg := e.cfg(1)
+	cfg.DialTimeout = 200 * time.Millisecond
+	r1, err := Dial(ctxFor(t, 10*time.Second), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r1.Close()
+	r2 := e.dial(2)
 	s.Close()
 	ctx := ctxFor(t, 10*time.Second)
 	go func() {
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond)
 		s2, err := memcache.ListenAndServe(addr, memcache.Config{})
 		if err != nil {
 			t.Error(err)
