@@ -148,8 +148,10 @@ func (r *Rule) String() string {
 // ticket registers one more withheld completion.
 func (r *Rule) ticket() uint64 { return r.tickets.Add(1) }
 
-// letGo says whether the completion with ticket t may show.
-func (r *Rule) letGo(t uint64) bool { return r.released.Load() >= t }
+// letGo says whether the completion with ticket t may show. A removed rule
+// withholds nothing, not even what a post that matched it just before the
+// removal ticketed after Remove's release.
+func (r *Rule) letGo(t uint64) bool { return r.released.Load() >= t || r.removed.Load() }
 
 // Inject installs a rule: from now on, the first installed rule whose action
 // applies to an operation and whose predicate matches it fires. A nil
