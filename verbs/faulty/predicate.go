@@ -40,9 +40,9 @@ type Op struct {
 	Length int    // posts only
 }
 
-// Predicate selects the operations a rule fires on. Match is called with the
-// lock of the QP's CQ held, possibly from several goroutines at once for QPs
-// on different CQs, so stateful predicates must synchronize themselves.
+// Predicate selects the operations a rule fires on. Match may be called from
+// several goroutines at once (posts on QPs of different CQs, SetAccess), so
+// stateful predicates synchronize themselves.
 type Predicate interface {
 	Match(op Op) bool
 }
