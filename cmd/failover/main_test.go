@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -126,5 +127,35 @@ func TestBadInput(t *testing.T) {
 				t.Fatal("bad input wrote a results file")
 			}
 		})
+	}
+}
+
+// TestUnreachableRegistry: a replica process (what --local starts) whose
+// registry is a port nobody listens on fails within seconds (the registry's
+// DialTimeout, not --start-timeout's 30 s), saying which address is
+// unreachable. The 15 s bound is a hang detector, not a timing assertion.
+func TestUnreachableRegistry(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	board := filepath.Join(dir, "board")
+	if err := os.WriteFile(board, make([]byte, boardSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	out, errOut, err := clitest.Run(t, clitest.Cmd{
+		Args: []string{"--replica", "1", "--board", board, "--registry", addr, "--ids", "1,2,3", "--fifo", "-"},
+		Dir:  dir, Timeout: 15 * time.Second,
+	})
+	t.Logf("failed after %v: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(errOut))
+	if err == nil {
+		t.Fatalf("exited 0, want failure\nstdout:\n%s", out)
+	}
+	if want := "registry " + addr + " unreachable"; !strings.Contains(errOut, want) {
+		t.Fatalf("stderr does not say %q:\n%s", want, errOut)
 	}
 }

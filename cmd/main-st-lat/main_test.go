@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -117,5 +118,29 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("output does not say %q:\nstdout:\n%s\nstderr:\n%s", tc.want, out, errOut)
 			}
 		})
+	}
+}
+
+// TestUnreachableRegistry: with DORY_REGISTRY_IP naming a port nobody
+// listens on, a replica fails within seconds (the registry's DialTimeout,
+// not the 30 s start timeout), saying which address is unreachable. The
+// 15 s bound is a hang detector generous enough for a loaded machine.
+func TestUnreachableRegistry(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	start := time.Now()
+	out, errOut, err := clitest.Run(t, clitest.Cmd{
+		Args: []string{"--fifo", "-", "1", "64", "1"}, Env: []string{"DORY_REGISTRY_IP=" + addr}, Timeout: 15 * time.Second,
+	})
+	t.Logf("failed after %v: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(errOut))
+	if err == nil {
+		t.Fatalf("exited 0, want failure\nstdout:\n%s", out)
+	}
+	if want := "registry " + addr + " unreachable"; !strings.Contains(errOut, want) {
+		t.Fatalf("stderr does not say %q:\n%s", want, errOut)
 	}
 }

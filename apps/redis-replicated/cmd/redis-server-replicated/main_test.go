@@ -87,8 +87,8 @@ func TestBadInput(t *testing.T) {
 		{"unknown transport", nil, []string{"--sid", "1", "--registry", "127.0.0.1:1", "--transport", "pigeon"}, `unknown --transport "pigeon"`},
 		{"zero timeout", nil, []string{"--standalone", "--timeout", "0s"}, "--timeout and --start-timeout must be positive"},
 		{"unreachable registry", nil,
-			[]string{"--sid", "1", "--registry", "127.0.0.1:" + closedArg, "--port", "0", "--fifo", "-", "--start-timeout", "1s"},
-			"registry 127.0.0.1:" + closedArg},
+			[]string{"--sid", "1", "--registry", "127.0.0.1:" + closedArg, "--port", "0", "--fifo", "-"},
+			"registry 127.0.0.1:" + closedArg + " unreachable"},
 		{"port in use, standalone", nil, []string{"--standalone", "--port", busyArg}, "address already in use"},
 		{"port in use, replica", nil,
 			[]string{"--sid", "1", "--registry", "127.0.0.1:" + closedArg, "--port", busyArg, "--fifo", "-"}, "address already in use"},
@@ -111,6 +111,36 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("a failed start claims to be serving:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestUnreachableRegistry: with DORY_REGISTRY_IP naming a port nobody
+// listens on, a replica fails within seconds (the registry's DialTimeout;
+// it used to retry for the whole 30 s --start-timeout), saying which
+// address is unreachable, and never claims to be serving. The 15 s bound is
+// a hang detector generous enough for a loaded machine, not a timing
+// assertion.
+func TestUnreachableRegistry(t *testing.T) {
+	port, err := redistest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	start := time.Now()
+	out, errOut, err := clitest.Run(t, clitest.Cmd{
+		Args:    []string{"--port", "0", "--fifo", "-"},
+		Env:     append(cleanEnv, "SID=1", "DORY_REGISTRY_IP="+addr),
+		Timeout: 15 * time.Second,
+	})
+	t.Logf("failed after %v: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(errOut))
+	if err == nil {
+		t.Fatalf("exited 0, want failure\nstdout:\n%s", out)
+	}
+	if want := "registry " + addr + " unreachable"; !strings.Contains(errOut, want) {
+		t.Fatalf("stderr does not say %q:\n%s", want, errOut)
+	}
+	if strings.Contains(out, "listening on") {
+		t.Fatalf("a failed start claims to be serving:\n%s", out)
 	}
 }
 
