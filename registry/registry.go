@@ -550,7 +550,7 @@ func (r *Registry) report(op, what string, waited time.Duration, l lack, lastErr
 	if lastErr != nil {
 		// While memcached does not answer, what was missing before may
 		// be out of date; the connection is the news.
-		missing = fmt.Sprintf("memcached at %s not answering: %v", r.cfg.Addr, lastErr)
+		missing = fmt.Sprintf("memcached not answering (%v)", lastErr)
 	}
 	if missing == "" {
 		missing = "nothing yet"
