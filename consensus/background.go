@@ -78,6 +78,7 @@ func (r *Replica) runBackground() {
 		if r.pollBackground(time.Now()) {
 			did = true
 		}
+		r.adoptLinksBg()
 		if r.reconnect() {
 			did = true
 		}
@@ -182,9 +183,13 @@ func (r *Replica) pollBackground(now time.Time) bool {
 	return n > 0
 }
 
+// markDead records that p's background plane failed and asks its linker
+// for a new link (link.go); until then p counts as neither alive nor
+// reachable.
 func (r *Replica) markDead(p *peer, why string) {
 	if !p.dead.Swap(true) {
-		r.cfg.Logger.Info("peer unreachable", "id", r.id, "peer", p.id, "why", why)
+		r.cfg.Logger.Info("peer unreachable; relinking", "id", r.id, "peer", p.id, "why", why)
+		p.relink(0)
 	}
 	p.alive.Store(false)
 }
@@ -192,8 +197,8 @@ func (r *Replica) markDead(p *peer, why string) {
 func (r *Replica) bgCompletion(c verbs.Completion, now time.Time) {
 	kind, id, _ := splitWRID(c.WRID)
 	p := r.peers[id]
-	if p == nil {
-		return
+	if p == nil || c.QPNum != p.bg.Num() {
+		return // or of a link since replaced
 	}
 	if kind == wrStatus {
 		p.reading = false
@@ -262,7 +267,7 @@ func (r *Replica) judge() {
 	// The lowest live id runs, leaving out replicas that are catching
 	// up (their logs miss committed entries: they could not prepare),
 	// unless every live replica is.
-	lowest, lowestAny := MaxReplicas+1, r.id
+	lowest, lowestAny, anyAlive := MaxReplicas+1, r.id, false
 	if !r.behind.Load() {
 		lowest = r.id
 	}
@@ -275,13 +280,14 @@ func (r *Replica) judge() {
 			return
 		}
 		if p.alive.Load() {
+			anyAlive = true
 			lowestAny = min(lowestAny, p.id)
 			if !p.behind.Load() {
 				lowest = min(lowest, p.id)
 			}
 		}
 	}
-	if lowest > MaxReplicas {
+	if lowest > MaxReplicas && anyAlive {
 		lowest = lowestAny
 	}
 	r.elect.Store(lowest == r.id)
@@ -350,7 +356,7 @@ func (r *Replica) serveGrants() bool {
 		if c.reconSeq != 0 {
 			continue // grant once reconnected
 		}
-		if c.rep.State() != verbs.StateRTS {
+		if c.repOf().State() != verbs.StateRTS {
 			c.wantRecon.Store(true)
 			continue
 		}
@@ -361,12 +367,12 @@ func (r *Replica) serveGrants() bool {
 		}
 		ok := true
 		for _, q := range r.others {
-			if q != c && q.rep.Access()&verbs.AccessRemoteWrite != 0 {
-				if err := q.rep.SetAccess(verbs.AccessRemoteRead); err != nil {
+			if qr := q.repOf(); q != c && qr.Access()&verbs.AccessRemoteWrite != 0 {
+				if err := qr.SetAccess(verbs.AccessRemoteRead); err != nil {
 					// The fallback: Reset fences as well (it drains
 					// in-flight WRITEs); reconnect read-only later.
 					r.cfg.Logger.Warn("revoke failed; resetting the QP", "id", r.id, "old", q.id, "err", err)
-					if err := q.rep.Reset(); err != nil {
+					if err := qr.Reset(); err != nil {
 						ok = false
 					}
 					q.wantRecon.Store(true)
@@ -374,7 +380,7 @@ func (r *Replica) serveGrants() bool {
 			}
 		}
 		if ok {
-			if err := c.rep.SetAccess(verbs.AccessRemoteRead | verbs.AccessRemoteWrite); err != nil {
+			if err := c.repOf().SetAccess(verbs.AccessRemoteRead | verbs.AccessRemoteWrite); err != nil {
 				r.cfg.Logger.Warn("grant failed", "id", r.id, "candidate", c.id, "err", err)
 				ok = false
 			}
@@ -438,7 +444,7 @@ func (r *Replica) reconnect() bool {
 		case reply && p.reconSeq != 0 && seq == p.reconSeq:
 			if ep, ok := r.readEndpoint(in); ok {
 				r.roleMu.Lock()
-				err := p.rep.Connect(ep, r.repAccess(p))
+				err := p.repOf().Connect(ep, r.repAccess(p))
 				r.roleMu.Unlock()
 				if err != nil {
 					r.cfg.Logger.Warn("reconnect", "id", r.id, "peer", p.id, "err", err)
@@ -456,19 +462,24 @@ func (r *Replica) reconnect() bool {
 			}
 			p.reconSeen, p.reconSeq = seq, 0
 			p.wantRecon.Store(false)
-			if err := p.rep.Reset(); err == nil {
-				r.roleMu.Lock()
-				err = p.rep.Connect(ep, r.repAccess(p))
-				r.roleMu.Unlock()
-				if err != nil {
-					r.cfg.Logger.Warn("reconnect", "id", r.id, "peer", p.id, "err", err)
-				}
+			r.roleMu.Lock()
+			rep := p.repOf()
+			err := rep.Reset()
+			if err == nil {
+				err = rep.Connect(ep, r.repAccess(p))
+			}
+			r.roleMu.Unlock()
+			if err != nil {
+				r.cfg.Logger.Warn("reconnect", "id", r.id, "peer", p.id, "err", err)
 			}
 			r.sendEndpoint(p, seq<<1|1)
 			did = true
-		case p.reconSeq == 0 && (p.wantRecon.Load() || p.rep.State() == verbs.StateError):
+		case p.reconSeq == 0 && (p.wantRecon.Load() || p.repOf().State() == verbs.StateError):
 			p.wantRecon.Store(false)
-			if err := p.rep.Reset(); err != nil {
+			r.roleMu.Lock()
+			err := p.repOf().Reset()
+			r.roleMu.Unlock()
+			if err != nil {
 				continue
 			}
 			r.reconCtr++
@@ -492,7 +503,7 @@ func (r *Replica) readEndpoint(off int) ([]byte, bool) {
 // EpIn slot, the sequence word last (RC ordering).
 func (r *Replica) sendEndpoint(p *peer, word uint64) {
 	out := ctlEpOutOff(p.id)
-	ep := p.rep.Endpoint()
+	ep := p.repOf().Endpoint()
 	if len(ep) > ctlEpSlot-16 {
 		r.cfg.Logger.Error("endpoint too long for its control slot", "id", r.id, "len", len(ep))
 		return

@@ -134,8 +134,8 @@ func (r *Replica) flushOutbox() bool {
 // (background goroutine).
 func (r *Replica) scanSnapRequests() {
 	for _, p := range r.others {
-		if w := logring.LoadU64(r.ctl, ctlSnapReqOff(p.id)); w != p.snapReqSeen {
-			p.snapReqSeen = w
+		if w := logring.LoadU64(r.ctl, ctlSnapReqOff(p.id)); w != p.snapReqSeen.Load() {
+			p.snapReqSeen.Store(w)
 			if w != 0 {
 				r.snapAsked.Or(1 << p.id)
 			}
@@ -201,7 +201,7 @@ func (r *Replica) serveSnapshots() bool {
 		logring.PutU64(r.ctl, out+offerAddr, addr)
 		logring.PutU64(r.ctl, out+offerRKey, uint64(rkey))
 		logring.PutU64(r.ctl, out+offerCRC, uint64(crc))
-		logring.PutU64(r.ctl, out+offerSeq, p.snapReqSeen)
+		logring.PutU64(r.ctl, out+offerSeq, p.snapReqSeen.Load())
 		in := ctlSnapOfferOff(r.id)
 		r.outbox.push(
 			ctlSend{p: p, from: out + offerIndex, to: in + offerIndex, n: offerWords - offerIndex},

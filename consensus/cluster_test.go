@@ -84,6 +84,8 @@ type cluster struct {
 	ids   []int
 	fab   string
 	clust string
+	tweak func(*Config)
+	newSM func() StateMachine
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -110,7 +112,7 @@ func startClusterSM(t testing.TB, n int, tweak func(*Config), newSM func() State
 	}
 	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
 	c := &cluster{t: t, srv: srv, reps: map[int]*Replica{}, sms: map[int]*recorder{},
-		fab: fmt.Sprintf("ct-%s-%d", name, os.Getpid()), clust: name}
+		fab: fmt.Sprintf("ct-%s-%d", name, os.Getpid()), clust: name, tweak: tweak, newSM: newSM}
 	for i := 1; i <= n; i++ {
 		c.ids = append(c.ids, i)
 	}
@@ -121,22 +123,7 @@ func startClusterSM(t testing.TB, n int, tweak func(*Config), newSM func() State
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cfg := Config{
-				ID: id, IDs: c.ids, Registry: srv.Addr(), Cluster: c.clust,
-				Transport: "shm", Device: c.fab, RingSize: 64 << 10, Fifo: "-",
-				Profile: ProfileRelaxed, Logger: testLogger(t),
-			}
-			if tweak != nil {
-				tweak(&cfg)
-			}
-			rec := &recorder{}
-			var sm StateMachine = rec
-			if newSM != nil {
-				sm = newSM()
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), hang)
-			defer cancel()
-			r, err := Start(ctx, cfg, sm)
+			r, rec, err := c.start(id)
 			errs[id] = err
 			if err == nil {
 				mu.Lock()
@@ -153,6 +140,41 @@ func startClusterSM(t testing.TB, n int, tweak func(*Config), newSM func() State
 		}
 	}
 	return c
+}
+
+// start starts replica id of the cluster (again, after a crash: a new
+// incarnation with fresh memory).
+func (c *cluster) start(id int) (*Replica, *recorder, error) {
+	cfg := Config{
+		ID: id, IDs: c.ids, Registry: c.srv.Addr(), Cluster: c.clust,
+		Transport: "shm", Device: c.fab, RingSize: 64 << 10, Fifo: "-",
+		Profile: ProfileRelaxed, Logger: testLogger(c.t),
+	}
+	if c.tweak != nil {
+		c.tweak(&cfg)
+	}
+	rec := &recorder{}
+	var sm StateMachine = rec
+	if c.newSM != nil {
+		sm = c.newSM()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	r, err := Start(ctx, cfg, sm)
+	return r, rec, err
+}
+
+// restart starts crashed replica id again, into the running cluster.
+func (c *cluster) restart(id int) *Replica {
+	c.t.Helper()
+	r, rec, err := c.start(id)
+	if err != nil {
+		c.t.Fatalf("restart replica %d: %v", id, err)
+	}
+	c.mu.Lock()
+	c.reps[id], c.sms[id] = r, rec
+	c.mu.Unlock()
+	return r
 }
 
 func (c *cluster) close() {

@@ -87,6 +87,15 @@
 // meanwhile wait and are appended afterwards. Any loss of leadership clears
 // the fast path, so a replica that leads again always prepares again.
 //
+// Links (link.go): nothing is excluded for good. A peer whose background
+// plane fails (a crash, a partition, a stopped process) is relinked: both
+// ends build fresh queue pairs and exchange their endpoints through the
+// registry, with back-off, until the peer answers again. A replica that
+// restarts (a new incarnation, empty memory) finds the cluster running at
+// Start (the peers' linkers reach out to it instead of meeting it at the
+// start barrier), joins it behind, grants the leader like any follower and
+// is caught up as above.
+//
 // Errors: a failed WRITE takes its follower out of the active set; the
 // leader goes on while a majority is active and otherwise steps down, and
 // Propose fails with ErrNotLeader naming the believed leader.

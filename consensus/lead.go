@@ -33,6 +33,7 @@ func (r *Replica) lead() {
 			r.idlePaused()
 			continue
 		}
+		r.adoptLinksMain()
 		if r.deposed.Load() {
 			r.stepDown("a higher proposal leads", nil)
 			return
@@ -122,8 +123,8 @@ func (r *Replica) reap() bool {
 		for _, c := range ms.comps[:n] {
 			kind, id, idx := splitWRID(c.WRID)
 			p := r.peers[id]
-			if p == nil {
-				continue
+			if p == nil || c.QPNum != p.rep.Num() {
+				continue // or of a link since replaced
 			}
 			if c.Status != verbs.StatusSuccess {
 				if p.active {

@@ -100,6 +100,7 @@ func (r *Replica) follow() bool {
 			r.idlePaused()
 			continue
 		}
+		r.adoptLinksMain()
 		if r.elect.Load() {
 			return true // queued proposals wait for the campaign
 		}

@@ -136,5 +136,8 @@ func (r *Replica) Meta(id int) []byte {
 	if id <= 0 || id >= len(r.peers) || r.peers[id] == nil {
 		return nil
 	}
-	return r.peers[id].meta
+	if m := r.peers[id].meta.Load(); m != nil {
+		return *m
+	}
+	return nil
 }

@@ -68,12 +68,12 @@ type peer struct {
 	// when we resumed predates the pause and does not count.
 	fresh, skipRead bool
 	alive           atomic.Bool
-	dead            atomic.Bool // its QPs failed: gone for good (rejoin is future work)
+	dead            atomic.Bool // its background QP failed: a linker is building a new link (link.go)
 	claim           atomic.Uint64
 	applied         atomic.Uint64
 	lagMask         atomic.Uint64 // its lagging mask: whom it, leading, left out
 	behind          atomic.Bool   // it is catching up: it runs in no election
-	snapReqSeen     uint64        // background: its last snapshot request word
+	snapReqSeen     atomic.Uint64 // its last snapshot request word (set by the background goroutine)
 	// Reconnection (background goroutine): our outstanding request's
 	// sequence (0 if none), the last request of theirs we answered.
 	reconSeq, reconSeen uint64
@@ -91,7 +91,21 @@ type peer struct {
 	lagTriedAt time.Time
 	// confirmed is the highest read-barrier round it completed a WRITE of.
 	confirmed uint64
-	meta      []byte // its Config.Meta, from the registry
+	meta      atomic.Pointer[[]byte] // its Config.Meta, from the registry
+
+	// Links (link.go). inc is the incarnation the current link cur
+	// reaches; next is a new link handed over by the linker, adopted by
+	// the main goroutine (mainLink) and the background goroutine
+	// (bgLink); repQP is rep as last adopted, for the background
+	// goroutine. linkedGen (linker) is the last offer it answered and
+	// saw confirmed; watched (watcher) the last incarnation it asked a
+	// relink for.
+	inc                atomic.Uint64
+	cur, next          atomic.Pointer[link]
+	mainLink, bgLink   atomic.Pointer[link]
+	repQP              atomic.Pointer[verbs.QP]
+	relinkCh           chan uint64
+	linkedGen, watched uint64
 
 	// The leader fields above as last published by the main goroutine
 	// (see publishPeers), for Stats: written only when they change, so
@@ -211,6 +225,12 @@ type Replica struct {
 	// seen was behindSeen (see setBehind).
 	behind     atomic.Bool
 	behindSeen atomic.Uint64
+	// linksMain and linksBg count links handed over and not yet adopted
+	// by the main and the background goroutine (link.go).
+	linksMain, linksBg atomic.Int32
+
+	// joined: Start found the cluster running and joined it (link.go).
+	joined bool
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -271,6 +291,9 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Replica, error) {
 		r.waiters[i].done = make(chan struct{}, 1)
 		r.free <- int32(i)
 	}
+	if r.joined {
+		return r.startJoined(ctx)
+	}
 	lead := r.ids[0]
 	r.leader.Store(int32(lead))
 	r.grantee.Store(int32(lead))
@@ -299,9 +322,7 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Replica, error) {
 	for _, p := range r.others {
 		p.alive.Store(true)
 	}
-	r.wg.Add(2)
-	go r.runMain()
-	go r.runBackground()
+	r.startGoroutines()
 	if cfg.Fifo != "-" {
 		if err := r.startFifo(); err != nil {
 			r.Close()
@@ -316,7 +337,7 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Replica, error) {
 func (r *Replica) setup(ctx context.Context) error {
 	cfg := r.cfg
 	var err error
-	r.reg, err = registry.Dial(ctx, registry.Config{Addr: cfg.Registry, Cluster: cfg.Cluster, ID: r.id})
+	r.reg, err = registry.Dial(ctx, registry.Config{Addr: cfg.Registry, Cluster: cfg.Cluster, ID: r.id, Logger: cfg.Logger})
 	if err != nil {
 		return err
 	}
@@ -362,22 +383,43 @@ func (r *Replica) setup(ctx context.Context) error {
 		if p.bg, err = r.pdBg.CreateQP(verbs.QPConfig{SendCQ: r.bgCQ}); err != nil {
 			return fmt.Errorf("background QP to %d: %w", id, err)
 		}
-		if err := r.reg.Publish(ctx, fmt.Sprintf("qp/%d->%d", r.id, id), r.endpointRecord(p)); err != nil {
+		rep := p.rep // repQP must never point at p.rep, which the main goroutine rewrites
+		p.repQP.Store(&rep)
+		p.relinkCh = make(chan uint64, 1)
+		if err := r.reg.Publish(ctx, fmt.Sprintf("qp/%d->%d", r.id, id), r.endpointRecordOf(p.rep, p.bg)); err != nil {
 			return err
 		}
 	}
 	if err := r.reg.Publish(ctx, "meta", cfg.Meta); err != nil {
 		return err
 	}
-	if _, err := r.reg.Barrier(ctx, "start", r.ids); err != nil {
+	met, joined, err := r.meet(ctx)
+	if err != nil {
 		return err
 	}
 	for _, p := range r.others {
+		// The link the queue pairs made here form: connected below at a
+		// fresh start; a placeholder a linker replaces when joining.
+		l := &link{rep: p.rep, bg: p.bg}
+		p.cur.Store(l)
+		p.mainLink.Store(l)
+		p.bgLink.Store(l)
+	}
+	if joined {
+		r.joined = true
+		return nil
+	}
+	for _, p := range r.others {
+		for _, m := range met {
+			if m.ID == p.id {
+				p.inc.Store(m.Incarnation)
+			}
+		}
 		meta, err := r.reg.Lookup(ctx, p.id, "meta")
 		if err != nil {
 			return err
 		}
-		p.meta = meta.Value
+		p.meta.Store(&meta.Value)
 		rec, err := r.reg.Lookup(ctx, p.id, fmt.Sprintf("qp/%d->%d", p.id, r.id))
 		if err != nil {
 			return err
@@ -387,6 +429,8 @@ func (r *Replica) setup(ctx context.Context) error {
 			return fmt.Errorf("endpoints of replica %d: %w", p.id, err)
 		}
 		p.log, p.ctl = log, ctl
+		l := p.cur.Load()
+		l.inc, l.log, l.ctl = p.inc.Load(), log, ctl
 		// Read access always (a candidate reads logs during prepare);
 		// write access only for the leader, initially the lowest id.
 		access := verbs.AccessRemoteRead
@@ -408,11 +452,11 @@ func (r *Replica) setup(ctx context.Context) error {
 	return nil
 }
 
-// endpointRecord is what a peer needs to reach us: both QP endpoints and
-// both MRs, length-prefixed.
-func (r *Replica) endpointRecord(p *peer) []byte {
+// endpointRecordOf is what a peer needs to reach us through the queue
+// pairs rep and bg: both QP endpoints and both MRs, length-prefixed.
+func (r *Replica) endpointRecordOf(rep, bg verbs.QP) []byte {
 	var b []byte
-	for _, ep := range [][]byte{p.rep.Endpoint(), p.bg.Endpoint()} {
+	for _, ep := range [][]byte{rep.Endpoint(), bg.Endpoint()} {
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(ep)))
 		b = append(b, ep...)
 	}

@@ -1,0 +1,540 @@
+package consensus
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gomu-rdma/gomu/consensus/internal/logring"
+	"github.com/gomu-rdma/gomu/registry"
+	"github.com/gomu-rdma/gomu/verbs"
+)
+
+// Links: how a replica reconnects to a peer whose queue pairs failed, and
+// connects to a peer that restarted.
+//
+// A link is one pair of queue pairs to a peer (replication and background
+// plane) and the peer's memory they reach. Nothing is excluded for good:
+// when the background plane finds a peer unreachable (a crash, a partition
+// longer than the retry timeout, a stopped process), or the registry shows
+// that the peer restarted (a new incarnation announced), a linker goroutine
+// builds a new link through the registry, with back-off, for as long as it
+// takes:
+//
+//  1. It resets the old link's queue pairs, so that the peer, should it
+//     still believe the old link works, sees its operations refused and
+//     starts relinking too.
+//  2. The lower id of the pair offers: it creates fresh queue pairs and
+//     publishes "link/<me>-><peer>": the peer incarnation it is meant for,
+//     a generation (increasing) and its endpoints. The higher id answers
+//     an offer meant for its incarnation: fresh queue pairs connected to
+//     the offered endpoints, published under the same name with the
+//     generation it answers. The offerer connects to the answer and
+//     publishes a confirmation; both now hold connected queue pairs.
+//  3. The new link is handed to the replica's two goroutines (peer.next),
+//     each of which adopts it at a safe point: the main goroutine the
+//     replication QP (under roleMu, so that grants and fences stay
+//     consistent with it), the background goroutine the background QP.
+//     The old queue pairs are closed once both have.
+//
+// A replica that has restarted joins the same way: its peers' linkers see
+// its new incarnation and link to it; its own linkers link to each peer.
+// Until a leader has taken it back (from the ring or by state transfer) it
+// says it is behind and runs in no election; it grants permission like any
+// follower, so the leader can write its log once it has caught up.
+//
+// Completions of an old link's queue pairs may still be in the CQs when a
+// new link is adopted: they are told apart by QP number and ignored.
+
+// watchPeriod is how often the watcher reads the peers' announcements.
+const watchPeriod = 250 * time.Millisecond
+
+// Link record kinds.
+const (
+	linkOffer   = 1
+	linkAnswer  = 2
+	linkConfirm = 3
+	// linkProbe is an offer made at Start, before a replica knows whether
+	// the cluster is running (see meet): answered like an offer, but
+	// another starting replica takes it for nothing more.
+	linkProbe = 4
+)
+
+// link is one generation of the connection to a peer.
+type link struct {
+	inc      uint64 // the peer's incarnation it reaches
+	newInc   bool   // inc differs from the incarnation of the link it replaces
+	rep, bg  verbs.QP
+	log, ctl verbs.Remote
+	meta     []byte
+}
+
+func linkName(from, to int) string { return fmt.Sprintf("link/%d->%d", from, to) }
+
+// linkRecord encodes a link record: kind, the incarnation it is meant for,
+// the generation, and the sender's endpoints (see endpointRecord).
+func linkRecord(kind byte, toInc, gen uint64, endpoints []byte) []byte {
+	b := []byte{kind}
+	b = binary.LittleEndian.AppendUint64(b, toInc)
+	b = binary.LittleEndian.AppendUint64(b, gen)
+	return append(b, endpoints...)
+}
+
+func parseLinkRecord(b []byte) (kind byte, toInc, gen uint64, endpoints []byte, err error) {
+	if len(b) < 17 {
+		return 0, 0, 0, nil, errors.New("link record too short")
+	}
+	return b[0], binary.LittleEndian.Uint64(b[1:]), binary.LittleEndian.Uint64(b[9:]), b[17:], nil
+}
+
+// repOf returns p's replication QP as last adopted, for goroutines other
+// than the main one (which owns p.rep).
+func (p *peer) repOf() verbs.QP { return *p.repQP.Load() }
+
+// relink asks p's linker to build a new link to incarnation inc (0: the
+// incarnation it links now). It never blocks.
+func (p *peer) relink(inc uint64) {
+	select {
+	case p.relinkCh <- inc:
+	default:
+		if inc != 0 {
+			// A new incarnation outranks a pending same-incarnation
+			// request: replace it.
+			select {
+			case <-p.relinkCh:
+			default:
+			}
+			select {
+			case p.relinkCh <- inc:
+			default:
+			}
+		}
+	}
+}
+
+// runLinker is p's linker goroutine: it waits for relink requests and
+// builds links until one is adopted.
+func (r *Replica) runLinker(p *peer) {
+	defer r.wg.Done()
+	for {
+		var inc uint64
+		select {
+		case <-r.stop:
+			return
+		case inc = <-p.relinkCh:
+		}
+		for !r.closed.Load() {
+			if inc == 0 {
+				inc = p.inc.Load()
+			}
+			newer, err := r.linkOnce(p, inc)
+			if err == nil {
+				break
+			}
+			if newer != 0 {
+				inc = newer
+				continue
+			}
+			if !errors.Is(err, ErrClosed) {
+				r.cfg.Logger.Warn("relink failed; trying again", "id", r.id, "peer", p.id, "err", err)
+			}
+		}
+	}
+}
+
+// linkOnce builds one link to incarnation inc of p and hands it over. It
+// returns a newer incarnation to link to instead if one is asked for
+// meanwhile.
+func (r *Replica) linkOnce(p *peer, inc uint64) (newer uint64, err error) {
+	if old := p.cur.Load(); old != nil {
+		// Make the old link fail for the peer too (see the doc above).
+		old.rep.Reset()
+		old.bg.Reset()
+	}
+	self := r.reg.Self()
+	offerer := r.id < p.id
+	var rep, bg verbs.QP
+	closeNew := func() {
+		if rep != nil {
+			rep.Close()
+		}
+		if bg != nil {
+			bg.Close()
+		}
+		rep, bg = nil, nil
+	}
+	fresh := func() error {
+		closeNew()
+		var err error
+		if rep, err = r.pdRep.CreateQP(verbs.QPConfig{SendCQ: r.repCQ}); err != nil {
+			return fmt.Errorf("replication QP: %w", err)
+		}
+		if bg, err = r.pdBg.CreateQP(verbs.QPConfig{SendCQ: r.bgCQ}); err != nil {
+			return fmt.Errorf("background QP: %w", err)
+		}
+		return nil
+	}
+	defer func() {
+		if err != nil {
+			closeNew()
+		}
+	}()
+	publish := func(kind byte, gen uint64) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return r.reg.Publish(ctx, linkName(r.id, p.id), linkRecord(kind, inc, gen, r.endpointRecordOf(rep, bg)))
+	}
+	var gen uint64 // offerer: our offer; answerer: the offer we answered
+	var theirs []byte
+	if offerer {
+		if err := fresh(); err != nil {
+			return 0, err
+		}
+		gen = uint64(time.Now().UnixNano())
+		if err := publish(linkOffer, gen); err != nil {
+			return 0, err
+		}
+	}
+	r.cfg.Logger.Info("relinking", "id", r.id, "peer", p.id, "incarnation", fmt.Sprintf("%016x", inc), "offerer", offerer)
+	wait := 5 * time.Millisecond
+	for {
+		if r.closed.Load() {
+			return 0, ErrClosed
+		}
+		select {
+		case n := <-p.relinkCh:
+			if n != 0 && n != inc {
+				return n, fmt.Errorf("peer %d restarted again", p.id)
+			}
+		default:
+		}
+		kind, toInc, g, eps, ok := r.readLink(p, inc)
+		progressed := false
+		switch {
+		case !ok || toInc != self.Incarnation:
+		case offerer && kind == linkAnswer && g == gen:
+			theirs = eps
+			if err := r.connectLink(rep, bg, eps); err != nil {
+				return 0, err
+			}
+			if err := publish(linkConfirm, gen); err != nil {
+				return 0, err
+			}
+			return 0, r.handOver(p, inc, rep, bg, theirs)
+		case !offerer && (kind == linkOffer || kind == linkProbe || kind == linkConfirm) && g > gen && g > p.linkedGen:
+			// A new offer: answer it with fresh queue pairs (ours of an
+			// older answer are connected to the older offer).
+			if err := fresh(); err != nil {
+				return 0, err
+			}
+			if err := r.connectLink(rep, bg, eps); err != nil {
+				return 0, err
+			}
+			gen, theirs = g, eps
+			if err := publish(linkAnswer, gen); err != nil {
+				return 0, err
+			}
+			progressed = true
+		case !offerer && kind == linkConfirm && g == gen && gen != 0:
+			p.linkedGen = gen
+			return 0, r.handOver(p, inc, rep, bg, theirs)
+		}
+		if progressed {
+			wait = 5 * time.Millisecond
+			continue
+		}
+		select {
+		case <-r.stop:
+			return 0, ErrClosed
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, watchPeriod)
+	}
+}
+
+// readLink reads p's link record for us, at incarnation inc, without
+// waiting.
+func (r *Replica) readLink(p *peer, inc uint64) (kind byte, toInc, gen uint64, eps []byte, ok bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	rec, err := r.reg.LookupAt(ctx, registry.Peer{ID: p.id, Incarnation: inc}, linkName(p.id, r.id))
+	if err != nil {
+		return 0, 0, 0, nil, false
+	}
+	kind, toInc, gen, eps, err = parseLinkRecord(rec.Value)
+	if err != nil {
+		r.cfg.Logger.Warn("malformed link record", "id", r.id, "peer", p.id, "err", err)
+		return 0, 0, 0, nil, false
+	}
+	return kind, toInc, gen, eps, true
+}
+
+// connectLink connects fresh queue pairs to a peer's endpoints: the
+// replication QP read-only (write access is the main goroutine's to give,
+// at adoption), the background QP open.
+func (r *Replica) connectLink(rep, bg verbs.QP, eps []byte) error {
+	repEP, bgEP, _, _, err := parseEndpointRecord(eps)
+	if err != nil {
+		return err
+	}
+	if err := rep.Connect(repEP, verbs.AccessRemoteRead); err != nil {
+		return fmt.Errorf("connect replication QP: %w", err)
+	}
+	if err := bg.Connect(bgEP, verbs.AccessAll); err != nil {
+		return fmt.Errorf("connect background QP: %w", err)
+	}
+	return nil
+}
+
+// handOver gives a connected link to the replica's goroutines, waits until
+// both have adopted it and closes the link it replaces.
+func (r *Replica) handOver(p *peer, inc uint64, rep, bg verbs.QP, eps []byte) error {
+	_, _, log, ctl, err := parseEndpointRecord(eps)
+	if err != nil {
+		return err
+	}
+	l := &link{inc: inc, newInc: inc != p.inc.Load(), rep: rep, bg: bg, log: log, ctl: ctl}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	if m, err := r.reg.LookupAt(ctx, registry.Peer{ID: p.id, Incarnation: inc}, "meta"); err == nil {
+		l.meta = m.Value
+	}
+	cancel()
+	old := p.cur.Load()
+	p.next.Store(l)
+	r.linksMain.Add(1)
+	r.linksBg.Add(1)
+	for p.mainLink.Load() != l || p.bgLink.Load() != l {
+		if r.closed.Load() {
+			return ErrClosed
+		}
+		time.Sleep(time.Millisecond)
+	}
+	p.cur.Store(l)
+	p.inc.Store(inc)
+	if old != nil {
+		old.rep.Close()
+		old.bg.Close()
+	}
+	r.cfg.Logger.Info("peer linked", "id", r.id, "peer", p.id, "incarnation", fmt.Sprintf("%016x", inc), "restarted", l.newInc)
+	return nil
+}
+
+// adoptLinksMain takes over new links' replication QPs (main goroutine).
+func (r *Replica) adoptLinksMain() {
+	if r.linksMain.Load() == 0 {
+		return
+	}
+	for _, p := range r.others {
+		l := p.next.Load()
+		if l == nil || p.mainLink.Load() == l {
+			continue
+		}
+		r.roleMu.Lock()
+		if l.newInc && r.grantee.Load() == int32(p.id) {
+			// The replica we granted is gone; its new incarnation
+			// earns write access with a request of its own.
+			r.grantee.Store(0)
+		}
+		if r.repAccess(p)&verbs.AccessRemoteWrite != 0 {
+			if err := l.rep.SetAccess(r.repAccess(p)); err != nil {
+				r.cfg.Logger.Warn("grant on a new link", "id", r.id, "peer", p.id, "err", err)
+			}
+		}
+		p.rep, p.log = l.rep, l.log
+		p.repQP.Store(&l.rep)
+		r.roleMu.Unlock()
+		p.meta.Store(&l.meta)
+		p.active, p.lagging, p.acked, p.granted, p.refused, p.confirmed = false, false, 0, 0, 0, 0
+		p.mainLink.Store(l)
+		r.linksMain.Add(-1)
+	}
+}
+
+// adoptLinksBg takes over new links' background QPs (background goroutine).
+// A peer that restarted starts from scratch: the control slots its old
+// incarnation wrote are cleared (a replica that just joined has no old
+// incarnation's words to clear, and may already hold its peers' new
+// requests) and it learns our current request anew.
+func (r *Replica) adoptLinksBg() {
+	if r.linksBg.Load() == 0 {
+		return
+	}
+	for _, p := range r.others {
+		l := p.next.Load()
+		if l == nil || p.bgLink.Load() == l {
+			continue
+		}
+		old := p.bgLink.Load()
+		p.bg, p.ctl = l.bg, l.ctl
+		if l.newInc && old.inc != 0 {
+			for _, off := range []int{ctlRequestOff(p.id), ctlGrantOff(p.id), ctlSnapReqOff(p.id), ctlSnapOfferOff(p.id), ctlEpInOff(p.id)} {
+				logring.PutU64(r.ctl, off, 0)
+			}
+			p.lastReq = 0
+			p.snapReqSeen.Store(0)
+			p.claim.Store(0)
+			p.applied.Store(0)
+			p.lagMask.Store(0)
+			p.behind.Store(false)
+		}
+		p.reconSeq, p.reconSeen = 0, 0
+		p.lastBeat, p.still, p.reading, p.fresh, p.skipRead = 0, 0, false, false, false
+		p.alive.Store(false)
+		p.dead.Store(false)
+		if logring.LoadU64(r.ctl, ctlOwnRequest) != 0 {
+			r.postControl(p, ctlOwnRequest, ctlRequestOff(r.id))
+		}
+		p.bgLink.Store(l)
+		r.linksBg.Add(-1)
+	}
+}
+
+// runWatcher reads the peers' announcements every watchPeriod and relinks
+// to a peer that announced a new incarnation (it restarted).
+func (r *Replica) runWatcher() {
+	defer r.wg.Done()
+	t := time.NewTicker(watchPeriod)
+	defer t.Stop()
+	quiet := false // the registry is unreachable and we said so
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		for _, p := range r.others {
+			a, found, err := r.reg.Announced(context.Background(), p.id)
+			if err != nil {
+				if !quiet {
+					r.cfg.Logger.Warn("registry unreachable; restarted peers go unnoticed until it answers", "id", r.id, "err", err)
+					quiet = true
+				}
+				break
+			}
+			quiet = false
+			if found && !a.Departed && a.Incarnation != p.inc.Load() && a.Incarnation != p.watched {
+				p.watched = a.Incarnation
+				r.cfg.Logger.Info("peer restarted", "id", r.id, "peer", p.id, "incarnation", fmt.Sprintf("%016x", a.Incarnation))
+				p.relink(a.Incarnation)
+			}
+		}
+	}
+}
+
+// meet waits for this replica's peers at Start. At a fresh start every
+// replica arrives at the registry's "start" barrier; a replica that
+// restarted into a running cluster never sees the others there again, but
+// their watchers notice its new incarnation and their linkers reach out to
+// it. meet waits for whichever comes first: the barrier (it returns the
+// peers met) or a link record meant for this incarnation (joined). Meanwhile
+// it offers links to the higher ids, whose linkers answer only offers
+// (a restarted lowest id would otherwise never hear from anyone).
+func (r *Replica) meet(ctx context.Context) (met []registry.Peer, joined bool, err error) {
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		peers []registry.Peer
+		err   error
+	}
+	barrier := make(chan result, 1)
+	go func() {
+		ps, err := r.reg.Barrier(bctx, "start", r.ids)
+		barrier <- result{ps, err}
+	}()
+	self := r.reg.Self()
+	offered := map[int]uint64{} // peer id: the incarnation we offered a link to
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case b := <-barrier:
+			return b.peers, false, b.err
+		case <-t.C:
+		}
+		for _, p := range r.others {
+			a, found, err := r.reg.Announced(bctx, p.id)
+			if err != nil || !found || a.Departed {
+				continue
+			}
+			if r.id < p.id && offered[p.id] != a.Incarnation {
+				offered[p.id] = a.Incarnation
+				rec := linkRecord(linkProbe, a.Incarnation, uint64(time.Now().UnixNano()), r.endpointRecordOf(p.rep, p.bg))
+				if err := r.reg.Publish(bctx, linkName(r.id, p.id), rec); err != nil {
+					continue
+				}
+			}
+			// A running peer's linker offers us a link, or answers our
+			// probe; a starting peer's probe is no sign of anything.
+			if kind, toInc, _, _, ok := r.readLink(p, a.Incarnation); ok && toInc == self.Incarnation && kind != linkProbe {
+				r.cfg.Logger.Info("the cluster is running: joining it", "id", r.id, "answered_by", p.id)
+				return nil, true, nil
+			}
+		}
+	}
+}
+
+// startGoroutines starts the main, background, watcher and linker
+// goroutines.
+func (r *Replica) startGoroutines() {
+	r.wg.Add(3 + len(r.others))
+	go r.runMain()
+	go r.runBackground()
+	go r.runWatcher()
+	for _, p := range r.others {
+		go r.runLinker(p)
+	}
+}
+
+// startJoined finishes Start for a replica that joined a running cluster:
+// it knows no leader, grants nobody, holds no state and says it is behind;
+// every peer is unlinked until its linker has linked it. Start returns once
+// a majority (this replica included) is linked.
+func (r *Replica) startJoined(ctx context.Context) (*Replica, error) {
+	r.setBehind(true, "joined a running cluster: catching up")
+	incs := make([]uint64, len(r.others))
+	for i, p := range r.others {
+		p.dead.Store(true)
+		if a, found, err := r.reg.Announced(ctx, p.id); err == nil && found && !a.Departed {
+			incs[i], p.watched = a.Incarnation, a.Incarnation
+		}
+	}
+	r.startGoroutines()
+	for i, p := range r.others {
+		if incs[i] != 0 {
+			p.relink(incs[i])
+		}
+	}
+	if r.cfg.Fifo != "-" {
+		if err := r.startFifo(); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("consensus: start replica %d: %w", r.id, err)
+		}
+	}
+	linked := func() (n int, missing []int) {
+		n = 1
+		for _, p := range r.others {
+			if p.cur.Load().inc != 0 {
+				n++
+			} else {
+				missing = append(missing, p.id)
+			}
+		}
+		return n, missing
+	}
+	for {
+		n, missing := linked()
+		if n >= r.majority {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			r.Close()
+			return nil, fmt.Errorf("consensus: start replica %d: joined a running cluster but could not link to a majority (missing %v): %w", r.id, missing, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	r.cfg.Logger.Info("replica started: joined a running cluster", "id", r.id, "ids", r.ids, "transport", r.cfg.Transport)
+	return r, nil
+}
