@@ -60,6 +60,7 @@ import (
 
 const (
 	catchUpOfferTimeout = 2 * time.Second
+	catchUpResend       = 100 * time.Millisecond
 	catchUpReadTimeout  = 5 * time.Second
 	snapshotKeep        = 30 * time.Second
 	snapChunk           = 1 << 20
@@ -217,7 +218,8 @@ func (r *Replica) serveSnapshots() bool {
 type catchUp struct {
 	seq   uint64 // our outstanding request, 0 if none
 	from  *peer
-	asked time.Time
+	asked time.Time // when we asked
+	sent  time.Time // when we last sent the request word
 	ctr   uint64
 	buf   []byte
 	// lastApplied is our applied index when catchUpStep last looked,
@@ -265,7 +267,7 @@ func (r *Replica) catchUpStep() uint64 {
 		}
 		cu.ctr++
 		cu.seq = uint64(now.UnixNano())>>10 + cu.ctr // above any request of an earlier run
-		cu.from, cu.asked = q, now
+		cu.from, cu.asked, cu.sent = q, now, now
 		out := ctlSnapReqOutOff(q.id)
 		logring.PutU64(r.ctl, out, cu.seq)
 		r.outbox.push(ctlSend{p: q, from: out, to: ctlSnapReqOff(r.id), n: 8})
@@ -274,6 +276,12 @@ func (r *Replica) catchUpStep() uint64 {
 	}
 	in := ctlSnapOfferOff(cu.from.id)
 	if logring.LoadU64(r.ctl, in+offerSeq) != cu.seq {
+		// The request may have been dropped (the link was down): say it
+		// again now and then. The producer acts on a new word only.
+		if now.Sub(cu.sent) > catchUpResend {
+			cu.sent = now
+			r.outbox.push(ctlSend{p: cu.from, from: ctlSnapReqOutOff(cu.from.id), to: ctlSnapReqOff(r.id), n: 8})
+		}
 		return 0
 	}
 	q := cu.from

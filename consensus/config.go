@@ -44,6 +44,12 @@ type Config struct {
 	Device string
 	// Verbs tunes the device (retry and fence timeouts, shm directory, …).
 	Verbs verbs.Options
+	// WrapDevice, if set, wraps the device Start opens before anything is
+	// made from it: fault experiments and tests hand in verbs/faulty's
+	// Wrap here. If the wrapped device has a Label(verbs.QP, string)
+	// method, every queue pair is labelled "rep->N" or "bg->N" (its plane
+	// and peer), so that faults can aim at one link.
+	WrapDevice func(verbs.Device) verbs.Device
 
 	// RingSize is the log ring's size in bytes, a multiple of 64
 	// (default 1 MiB).

@@ -69,6 +69,14 @@ func (r *Replica) gatherPermissions() ([]*peer, error) {
 		if r.closed.Load() {
 			return true
 		}
+		// Links rebuilt meanwhile (a healed partition) are taken now:
+		// their linkers wait for it, and so would the grants.
+		r.adoptLinksMain()
+		// A live leader turned up (we were cut off from it): follow it.
+		if lead, _ := r.liveLeader(); lead != 0 && lead != r.id {
+			yieldTo = lead
+			return true
+		}
 		// We run because every lower id looked dead. One that turns out
 		// alive outranks us: yield before fencing anything, so that it
 		// collects our grant instead of both of us waiting out the grant
@@ -93,7 +101,7 @@ func (r *Replica) gatherPermissions() ([]*peer, error) {
 		return nil, ErrClosed
 	}
 	if yieldTo != 0 {
-		return nil, fmt.Errorf("permission request %d: replica %d is alive and outranks us: %w", req, yieldTo, errNoGrants)
+		return nil, fmt.Errorf("permission request %d: replica %d is alive and leads or outranks us: %w", req, yieldTo, errNoGrants)
 	}
 	if !ok {
 		return nil, fmt.Errorf("permission request %d: %d grants of the %d needed in %v: %w", req, len(granted), r.majority-1, r.cfg.GrantTimeout, errNoGrants)

@@ -51,6 +51,10 @@ import (
 // watchPeriod is how often the watcher reads the peers' announcements.
 const watchPeriod = 250 * time.Millisecond
 
+// maxRelinkBackoff bounds the wait before rebuilding a link that failed
+// soon after it was built: also how late a healed partition is noticed.
+const maxRelinkBackoff = 500 * time.Millisecond
+
 // Link record kinds.
 const (
 	linkOffer   = 1
@@ -118,6 +122,8 @@ func (p *peer) relink(inc uint64) {
 // builds links until one is adopted.
 func (r *Replica) runLinker(p *peer) {
 	defer r.wg.Done()
+	backoff := time.Duration(0)
+	var linkedAt time.Time
 	for {
 		var inc uint64
 		select {
@@ -125,12 +131,26 @@ func (r *Replica) runLinker(p *peer) {
 			return
 		case inc = <-p.relinkCh:
 		}
+		// A link that fails soon after it was built (the partition is
+		// not over, the peer is stopped) is rebuilt with back-off, up to
+		// maxRelinkBackoff; one that held for a while, at once.
+		if !linkedAt.IsZero() && time.Since(linkedAt) < time.Second {
+			backoff = min(max(2*backoff, 10*time.Millisecond), maxRelinkBackoff)
+		} else {
+			backoff = 0
+		}
+		select {
+		case <-r.stop:
+			return
+		case <-time.After(backoff):
+		}
 		for !r.closed.Load() {
 			if inc == 0 {
 				inc = p.inc.Load()
 			}
 			newer, err := r.linkOnce(p, inc)
 			if err == nil {
+				linkedAt = time.Now()
 				break
 			}
 			if newer != 0 {
@@ -168,13 +188,8 @@ func (r *Replica) linkOnce(p *peer, inc uint64) (newer uint64, err error) {
 	fresh := func() error {
 		closeNew()
 		var err error
-		if rep, err = r.pdRep.CreateQP(verbs.QPConfig{SendCQ: r.repCQ}); err != nil {
-			return fmt.Errorf("replication QP: %w", err)
-		}
-		if bg, err = r.pdBg.CreateQP(verbs.QPConfig{SendCQ: r.bgCQ}); err != nil {
-			return fmt.Errorf("background QP: %w", err)
-		}
-		return nil
+		rep, bg, err = r.newQPs(p.id)
+		return err
 	}
 	defer func() {
 		if err != nil {

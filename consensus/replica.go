@@ -344,6 +344,9 @@ func (r *Replica) setup(ctx context.Context) error {
 	if r.dev, err = verbs.Open(cfg.Transport, cfg.Device, cfg.Verbs); err != nil {
 		return err
 	}
+	if cfg.WrapDevice != nil {
+		r.dev = cfg.WrapDevice(r.dev)
+	}
 	if r.pdRep, err = r.dev.AllocPD(); err != nil {
 		return fmt.Errorf("replication PD: %w", err)
 	}
@@ -377,11 +380,8 @@ func (r *Replica) setup(ctx context.Context) error {
 		}
 		p := &peer{id: id}
 		r.peers[id], r.others = p, append(r.others, p)
-		if p.rep, err = r.pdRep.CreateQP(verbs.QPConfig{SendCQ: r.repCQ}); err != nil {
-			return fmt.Errorf("replication QP to %d: %w", id, err)
-		}
-		if p.bg, err = r.pdBg.CreateQP(verbs.QPConfig{SendCQ: r.bgCQ}); err != nil {
-			return fmt.Errorf("background QP to %d: %w", id, err)
+		if p.rep, p.bg, err = r.newQPs(id); err != nil {
+			return err
 		}
 		rep := p.rep // repQP must never point at p.rep, which the main goroutine rewrites
 		p.repQP.Store(&rep)
@@ -450,6 +450,23 @@ func (r *Replica) setup(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// newQPs creates a replication and a background QP towards peer id,
+// labelled for fault injection when the device takes labels.
+func (r *Replica) newQPs(id int) (rep, bg verbs.QP, err error) {
+	if rep, err = r.pdRep.CreateQP(verbs.QPConfig{SendCQ: r.repCQ}); err != nil {
+		return nil, nil, fmt.Errorf("replication QP to %d: %w", id, err)
+	}
+	if bg, err = r.pdBg.CreateQP(verbs.QPConfig{SendCQ: r.bgCQ}); err != nil {
+		rep.Close()
+		return nil, nil, fmt.Errorf("background QP to %d: %w", id, err)
+	}
+	if l, ok := r.dev.(interface{ Label(verbs.QP, string) }); ok {
+		l.Label(rep, fmt.Sprintf("rep->%d", id))
+		l.Label(bg, fmt.Sprintf("bg->%d", id))
+	}
+	return rep, bg, nil
 }
 
 // endpointRecordOf is what a peer needs to reach us through the queue
