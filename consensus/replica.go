@@ -565,6 +565,11 @@ func (r *Replica) notLeader() error {
 	return ErrNotLeader{Leader: l}
 }
 
+// CatchingUp reports whether this replica is catching up (see
+// Stats.Behind): its state misses committed entries, so it must not serve
+// reads, stale or not, until a leader has taken it back.
+func (r *Replica) CatchingUp() bool { return r.behind.Load() }
+
 // Role returns what this replica currently does.
 func (r *Replica) Role() Role { return Role(r.role.Load()) }
 
@@ -616,6 +621,10 @@ type Stats struct {
 	Commands   uint64 // commands proposed as leader
 	Elections  uint64 // campaigns won
 	Transfers  uint64 // state transfers restored (as a lagging follower)
+	// Behind: this replica is catching up (it restarted into a running
+	// cluster, or the leader left it out for falling behind its ring): it
+	// misses committed entries, serves no reads and runs in no election.
+	Behind bool
 	LastFailMs float64
 	Peers      []PeerStats
 }
@@ -635,6 +644,7 @@ func (r *Replica) Stats() Stats {
 		Commands:   r.stats.commands.Load(),
 		Elections:  r.stats.elections.Load(),
 		Transfers:  r.stats.transfers.Load(),
+		Behind:     r.behind.Load(),
 		LastFailMs: float64(r.stats.lastFail.Load()) / 1e6,
 	}
 	if s.Role == Leader {
