@@ -1,10 +1,11 @@
 package consensus
 
 import (
-	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gomu-rdma/gomu/consensus/internal/logring"
+	"github.com/gomu-rdma/gomu/verbs/faulty"
 )
 
 // TestLogCopyFollow checks the rule that lets prepare copy a follower's log
@@ -95,28 +96,48 @@ func TestLogCopyHolds(t *testing.T) {
 
 // TestRecoverPastTheFirstWindow has the new leader recover entries that
 // reach well past prepare's first 64 KiB window: a 200 KiB entry, then a
-// small one, left in every log by a leader that dies before committing
-// them. They are on every replica, so the next leader must adopt both,
-// which it can only do by widening its window round after round.
+// small one, that the leader writes into every log but never learns the
+// followers hold (the fault provider withholds the completions of its
+// WRITEs), so it dies before committing them. They are on every replica,
+// so the next leader (the lowest live id: see scriptedCluster) must adopt
+// both, which it can only do by widening its window round after round.
 func TestRecoverPastTheFirstWindow(t *testing.T) {
-	c := startCluster(t, 3, func(cfg *Config) { cfg.RingSize, cfg.MaxBatch = 1<<20, 256<<10 })
+	c, f := scriptedCluster(t, 3, func(cfg *Config) { cfg.RingSize, cfg.MaxBatch = 1<<20, 256<<10 })
 	acked := proposeN(c, "before", 5)
 	c.checkConsistent(len(acked))
 	old := c.waitLeader()
-	old.Pause()
-	if old.Role() != Leader {
-		t.Skip("leadership moved before the entries could be planted")
-	}
+	k := old.Stats().Applied + 1
+	rule := f.dev(old.ID()).Inject(faulty.And(faulty.Kind(faulty.Write), faulty.PredicateFunc(func(op faulty.Op) bool {
+		return strings.HasPrefix(op.Label, "rep->")
+	})), faulty.Hold())
 	big := string(make([]byte, 200<<10))
-	plantEntry(t, old, big, c.live()...)
-	plantEntry(t, old, "after-big", c.live()...)
+	var pending []<-chan error
+	for i, cmd := range []string{big, "after-big"} {
+		// One at a time, so that they make two entries.
+		pending = append(pending, proposeAsync(old, cmd))
+		for _, id := range c.survivors(old.ID()) {
+			waitEntry(t, c.reps[id], k+uint64(i))
+		}
+	}
+	if n := rule.Fired(); n != 4 {
+		t.Fatalf("the rule held %d WRITEs, want 4 (two entries to two followers)", n)
+	}
+	if s := old.Stats(); s.Commit >= k {
+		t.Fatalf("the leader committed entry %d with every acknowledgement withheld: %+v", k, s)
+	}
 	c.crash(old.ID())
-	c.waitLeader(old.ID())
+	for _, done := range pending {
+		mustNotCommit(t, done, "an entry past the first window")
+	}
+	lead := c.waitLeader(old.ID())
+	if want := c.survivors(old.ID())[0]; lead.ID() != want {
+		t.Fatalf("replica %d leads after the crash, want %d, the lowest live id", lead.ID(), want)
+	}
 	after := proposeN(c, "after", 3)
-	seq := c.checkConsistent(len(acked) + 2 + len(after))
-	want := append(append(acked, "after-big"), after...)
+	want := append(append(append(acked, big), "after-big"), after...)
+	seq := c.checkConsistent(len(want))
 	mustContainInOrder(t, seq, want)
-	if !slices.Contains(seq, big) {
-		t.Fatal("the 200 KiB entry was not recovered")
+	if seq[len(acked)] != big || seq[len(acked)+1] != "after-big" {
+		t.Fatal("the 200 KiB entry and the one after it were not recovered right after the committed ones")
 	}
 }
