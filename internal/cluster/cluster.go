@@ -130,22 +130,28 @@ func Run(ctx context.Context, s Spec) (err error) {
 
 // Exit is a replica process's end.
 type Exit struct {
-	ID  int
+	ID int
+	// Run says which process of replica ID exited: 0 for the one Start
+	// started, n for the one the nth Restart started.
+	Run int
 	Err error // nil when it exited with status 0
 }
 
 // Cluster is a running local cluster, for launchers that drive their
-// replicas themselves (cmd/failover pauses, stops and kills them); Run is
-// the simple case built on it.
+// replicas themselves (cmd/failover pauses, stops, kills and restarts them);
+// Run is the simple case built on it.
 type Cluster struct {
 	spec        Spec
 	ctx         context.Context
 	stopSignals context.CancelFunc
 	srv         *memcache.Server
 	tmp, fabric string
+	exe         string
 	nodes       map[int]Node
+	mu          sync.Mutex // guards procs, done and runs (Restart replaces them)
 	procs       map[int]*exec.Cmd
 	done        map[int]chan struct{}
+	runs        map[int]int
 	exits       chan Exit
 	closeOnce   sync.Once
 }
@@ -163,9 +169,11 @@ func Start(ctx context.Context, s Spec) (_ *Cluster, err error) {
 	}
 	c := &Cluster{
 		spec:  s,
+		exe:   exe,
 		nodes: map[int]Node{},
 		procs: map[int]*exec.Cmd{},
 		done:  map[int]chan struct{}{},
+		runs:  map[int]int{},
 		exits: make(chan Exit, len(s.IDs)),
 	}
 	c.ctx, c.stopSignals = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -184,42 +192,88 @@ func Start(ctx context.Context, s Spec) (_ *Cluster, err error) {
 	}
 	c.fabric = fmt.Sprintf("%s-%d", s.Name, os.Getpid())
 	for _, id := range s.IDs {
-		n := Node{ID: id, Registry: c.srv.Addr(), Fabric: c.fabric, Fifo: filepath.Join(c.tmp, "fifo-"+strconv.Itoa(id))}
-		c.nodes[id] = n
-		cmd := exec.Command(exe, s.Args(n)...)
-		cmd.Dir = s.Dir
-		cmd.Stdout = io.Discard
-		if id == s.Leader && s.Stdout != nil {
-			cmd.Stdout = s.Stdout
+		c.nodes[id] = Node{ID: id, Registry: c.srv.Addr(), Fabric: c.fabric, Fifo: filepath.Join(c.tmp, "fifo-"+strconv.Itoa(id))}
+		if err := c.spawn(id, 0); err != nil {
+			return c, err
 		}
-		cmd.Stderr = io.Discard
-		if s.Stderr != nil {
-			cmd.Stderr = NewPrefixWriter(s.Stderr, fmt.Sprintf("[%d] ", id))
-		}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			return c, fmt.Errorf("cluster: start replica %d: %w", id, err)
-		}
-		c.procs[id] = cmd
-		done := make(chan struct{})
-		c.done[id] = done
-		go func() {
-			err := cmd.Wait()
-			if w, ok := cmd.Stderr.(*PrefixWriter); ok {
-				w.Flush()
-			}
-			close(done)
-			c.exits <- Exit{id, err}
-		}()
 	}
 	return c, nil
+}
+
+// spawn starts run number run of replica id's process (c.mu held or not
+// yet shared).
+func (c *Cluster) spawn(id, run int) error {
+	s := c.spec
+	cmd := exec.Command(c.exe, s.Args(c.nodes[id])...)
+	cmd.Dir = s.Dir
+	cmd.Stdout = io.Discard
+	if id == s.Leader && s.Stdout != nil {
+		cmd.Stdout = s.Stdout
+	}
+	cmd.Stderr = io.Discard
+	if s.Stderr != nil {
+		cmd.Stderr = NewPrefixWriter(s.Stderr, fmt.Sprintf("[%d] ", id))
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("cluster: start replica %d: %w", id, err)
+	}
+	c.procs[id] = cmd
+	c.runs[id] = run
+	done := make(chan struct{})
+	c.done[id] = done
+	go func() {
+		err := cmd.Wait()
+		if w, ok := cmd.Stderr.(*PrefixWriter); ok {
+			w.Flush()
+		}
+		close(done)
+		c.exits <- Exit{id, run, err}
+	}()
+	return nil
+}
+
+// Restart starts replica id again, with the same arguments (Spec.Args of
+// the same Node: registry, fabric, fifo), once its current process has
+// exited (a launcher kills it first; Restart waits up to Grace for the
+// process to go). The new process is a new incarnation of the replica: the
+// engine has it rejoin the running cluster. Restart returns the new run's
+// number (see Exit.Run) once the process is started.
+func (c *Cluster) Restart(id int) (run int, err error) {
+	c.mu.Lock()
+	done, ok := c.done[id]
+	c.mu.Unlock()
+	if !ok {
+		return 0, fmt.Errorf("cluster: no replica %d", id)
+	}
+	select {
+	case <-done:
+	case <-time.After(c.spec.Grace):
+		return 0, fmt.Errorf("cluster: restart replica %d: its process did not exit within %v", id, c.spec.Grace)
+	}
+	if err := c.ctx.Err(); err != nil {
+		return 0, fmt.Errorf("cluster: restart replica %d: %w", id, context.Cause(c.ctx))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	run = c.runs[id] + 1
+	return run, c.spawn(id, run)
+}
+
+// CurrentRun returns the number of replica id's current process (see
+// Exit.Run).
+func (c *Cluster) CurrentRun(id int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.runs[id]
 }
 
 // Context ends when the ctx given to Start does or the launcher receives
 // SIGINT or SIGTERM.
 func (c *Cluster) Context() context.Context { return c.ctx }
 
-// Exits reports each replica process's end, once.
+// Exits reports each replica process's end, once (restarted processes
+// included). A process whose Exit nobody receives holds only a goroutine.
 func (c *Cluster) Exits() <-chan Exit { return c.exits }
 
 // Node returns what replica id was started with.
@@ -227,7 +281,9 @@ func (c *Cluster) Node(id int) Node { return c.nodes[id] }
 
 // Signal sends sig to replica id's process.
 func (c *Cluster) Signal(id int, sig os.Signal) error {
+	c.mu.Lock()
 	cmd, ok := c.procs[id]
+	c.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("cluster: no replica %d", id)
 	}
@@ -241,6 +297,8 @@ func (c *Cluster) Signal(id int, sig os.Signal) error {
 // removes the registry, fifo directory and shm fabric.
 func (c *Cluster) Close() {
 	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		for id, cmd := range c.procs {
 			// A stopped process dies of SIGKILL too.
 			cmd.Process.Kill()
