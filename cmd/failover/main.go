@@ -16,9 +16,11 @@
 //     as a follower, so the next trial fails the new leader;
 //   - --sigstop stops the leader's process with SIGSTOP and continues it
 //     with SIGCONT afterwards;
-//   - --kill kills it with SIGKILL. The engine cannot restart a replica into
-//     a running cluster yet, so with --kill every trial runs on a fresh
-//     cluster.
+//   - --kill kills it with SIGKILL, then restarts it (the same id, a new
+//     process: a new incarnation with empty memory) into the running
+//     cluster, and waits until it has caught up: it no longer says it is
+//     behind, and the leader counts it active and not lagging. The next
+//     trial kills the new leader, and so on, one incident at a time.
 //
 // The client is in-process, because Propose is: every replica runs a
 // one-outstanding proposer that proposes only while its replica leads, and
@@ -32,6 +34,13 @@
 // failover-<transport>.txt in the working directory, and the last line is
 //
 //	failover transport=<t> trials=<n> median_us=<a> p99_us=<b>
+//
+// With --kill each trial's line also says how long after the restart the
+// replica's consensus.Start returned (joined) and it caught up (the launcher
+// sees it on the board: replicas publish whether they are behind and, the
+// leader, which followers it counts active and not lagging), the
+// restart-to-caught-up times go to failover-<transport>-catchup.txt, and
+// the last line ends with catchup_median_us=<c> catchup_p99_us=<d>.
 package main
 
 import (
@@ -62,18 +71,18 @@ import (
 func main() {
 	app := &cli.App{
 		Name:  "failover",
-		Usage: "measure leader fail-over on a local cluster",
+		Usage: "measure leader fail-over (and, with --kill, a restarted replica's catch-up) on a local cluster",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "local", Usage: "run the whole cluster on this machine (required: the tool drives every replica)"},
 			&cli.IntFlag{Name: "trials", Value: 20, Usage: "fail-overs to measure"},
 			&cli.StringFlag{Name: "transport", Value: "shm", Usage: "verbs provider: shm or tcp"},
 			&cli.StringFlag{Name: "profile", Value: string(consensus.ProfileRelaxed), Usage: "engine profile: relaxed (sleeping, ms heartbeats) or fast (spinning, µs heartbeats; needs a core per replica)"},
 			&cli.StringFlag{Name: "poll", Usage: "override the profile's polling: spin, yield or sleep (fast heartbeats with yield suit a machine short of cores better)"},
-			&cli.BoolFlag{Name: "kill", Usage: "kill the leader with SIGKILL (each trial on a fresh cluster) instead of pausing it through its fifo"},
+			&cli.BoolFlag{Name: "kill", Usage: "kill the leader with SIGKILL and restart it into the running cluster (reporting when it caught up) instead of pausing it through its fifo"},
 			&cli.BoolFlag{Name: "sigstop", Usage: "stop the leader with SIGSTOP (and SIGCONT after) instead of pausing it through its fifo"},
 			&cli.StringFlag{Name: "ids", Value: "1,2,3", Usage: "comma-separated ids of every replica (at least 3)"},
 			&cli.IntFlag{Name: "payload", Value: 64, Usage: "size of the client's commands in bytes"},
-			&cli.DurationFlag{Name: "trial-timeout", Value: 30 * time.Second, Usage: "how long one step of a trial (steady cluster, new leader) may take before the run fails"},
+			&cli.DurationFlag{Name: "trial-timeout", Value: 30 * time.Second, Usage: "how long one step of a trial (steady cluster, new leader; with --kill, restarted replica caught up, plus --start-timeout) may take before the run fails"},
 			&cli.DurationFlag{Name: "start-timeout", Value: 30 * time.Second, Usage: "how long replicas wait for each other at start"},
 			&cli.BoolFlag{Name: "verbose", Usage: "log the engine's role changes and permission switches on stderr"},
 			// Set by the launcher on the replica processes it starts.
@@ -190,11 +199,11 @@ func monotonic() int64 {
 	return ts.Nano()
 }
 
-// The board is a small shared file every replica maps: one cache line per
+// The board is a small shared file every replica maps: two cache lines per
 // possible id where the replica publishes its state and acknowledgements,
 // each field an atomic uint64.
 const (
-	slotSize  = 64
+	slotSize  = 128
 	boardSize = slotSize * (consensus.MaxReplicas + 1)
 )
 
@@ -207,6 +216,9 @@ type slot struct {
 	acks    atomic.Int64  // commands acknowledged as leader
 	lastAck atomic.Int64  // monotonic ns of the last acknowledgement
 	mark    atomic.Int64  // monotonic ns of the first acknowledgement since the launcher zeroed it
+	behind  atomic.Int64  // 1 while the replica is catching up (Stats.Behind)
+	current atomic.Uint64 // leader: bit p set: peer p is active and not lagging
+	started atomic.Int64  // monotonic ns at which consensus.Start returned (0 before)
 }
 
 var _ [slotSize - unsafe.Sizeof(slot{})]byte // a slot fits its line
@@ -245,6 +257,12 @@ func (b *board) reset() {
 	clear(b.mem)
 }
 
+// clearSlot zeroes replica id's slot: what the launcher does before it
+// restarts the replica, whose old process, dead, writes nothing any more.
+func (b *board) clearSlot(id int) {
+	clear(b.mem[id*slotSize : (id+1)*slotSize])
+}
+
 func (b *board) close() { unix.Munmap(b.mem) }
 
 // writeFifo sends s to a replica's pause fifo without blocking.
@@ -277,7 +295,6 @@ const staleBeat = 500 * time.Millisecond
 const maxGap = time.Minute
 
 func launch(ctx context.Context, o Options) error {
-	// Covers the whole run, also between the clusters of --kill.
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	tmp, err := os.MkdirTemp("", "gomu-failover-board-")
@@ -293,7 +310,6 @@ func launch(ctx context.Context, o Options) error {
 	defer b.close()
 
 	start := func() (*cluster.Cluster, error) {
-		b.reset()
 		return cluster.Start(ctx, cluster.Spec{
 			Name:   "failover",
 			IDs:    o.IDs,
@@ -320,35 +336,42 @@ func launch(ctx context.Context, o Options) error {
 	}
 
 	rec := latency.New(maxGap, 0)
-	var gaps []time.Duration
-	var cl *cluster.Cluster
-	defer func() {
-		if cl != nil {
-			cl.Close()
-		}
-	}()
+	catchRec := latency.New(maxGap, 0)
+	var gaps, catches []time.Duration
+	b.reset()
+	cl, err := start()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	x := &exits{cl: cl, killed: map[cluster.Exit]bool{}}
 	live := slices.Clone(o.IDs)
 	for trial := 1; trial <= o.Trials; trial++ {
-		if cl == nil {
-			if cl, err = start(); err != nil {
-				return err
-			}
-		}
-		leader, err := waitSteady(cl, b, live, o)
+		leader, err := waitSteady(x, b, live, o)
 		if err != nil {
 			return fmt.Errorf("trial %d: %w", trial, err)
 		}
-		next, gap, err := failLeader(cl, b, leader, live, o)
+		killed := cluster.Exit{ID: leader, Run: cl.CurrentRun(leader)}
+		if o.Fault == FaultKill {
+			x.killed[killed] = true
+		}
+		next, gap, err := failLeader(x, b, leader, live, o)
 		if err != nil {
 			return fmt.Errorf("trial %d: %w", trial, err)
 		}
 		rec.Record(gap)
 		gaps = append(gaps, gap)
-		fmt.Printf("trial %d: %s %d, %d took over after %d µs\n", trial, o.Fault, leader, next, gap.Microseconds())
+		line := fmt.Sprintf("trial %d: %s %d, %d took over after %d µs", trial, o.Fault, leader, next, gap.Microseconds())
 		if o.Fault == FaultKill {
-			cl.Close()
-			cl = nil
+			joined, caught, err := restart(x, b, killed, o)
+			if err != nil {
+				return fmt.Errorf("trial %d: %w", trial, err)
+			}
+			catchRec.Record(caught)
+			catches = append(catches, caught)
+			line += fmt.Sprintf("; restarted %d joined after %d µs, caught up after %d µs", leader, joined.Microseconds(), caught.Microseconds())
 		}
+		fmt.Println(line)
 	}
 
 	path := "failover-" + o.Transport + ".txt"
@@ -356,8 +379,17 @@ func launch(ctx context.Context, o Options) error {
 		return err
 	}
 	fmt.Printf("wrote %d fail-over times in µs to %s\n", len(gaps), path)
-	fmt.Printf("failover transport=%s trials=%d median_us=%d p99_us=%d\n",
+	summary := fmt.Sprintf("failover transport=%s trials=%d median_us=%d p99_us=%d",
 		o.Transport, o.Trials, rec.Percentile(50)/1000, rec.Percentile(99)/1000)
+	if o.Fault == FaultKill {
+		path := "failover-" + o.Transport + "-catchup.txt"
+		if err := writeMicros(path, catches); err != nil {
+			return err
+		}
+		fmt.Printf("wrote %d restart-to-caught-up times in µs to %s\n", len(catches), path)
+		summary += fmt.Sprintf(" catchup_median_us=%d catchup_p99_us=%d", catchRec.Percentile(50)/1000, catchRec.Percentile(99)/1000)
+	}
+	fmt.Println(summary)
 	return nil
 }
 
@@ -378,7 +410,7 @@ func writeMicros(path string, gaps []time.Duration) error {
 // and each replica has seen every other alive (at least once in the period:
 // under the fast profile on a machine short of cores, suspicions flicker);
 // it returns the leader.
-func waitSteady(cl *cluster.Cluster, b *board, live []int, o Options) (int, error) {
+func waitSteady(x *exits, b *board, live []int, o Options) (int, error) {
 	limit := o.TrialTimeout + o.StartTimeout
 	deadline := time.Now().Add(limit)
 	var since time.Time
@@ -391,7 +423,7 @@ func waitSteady(cl *cluster.Cluster, b *board, live []int, o Options) (int, erro
 	}
 	why := "no replica reported yet"
 	for {
-		if err := checkExits(cl, 0); err != nil {
+		if err := x.check(); err != nil {
 			return 0, err
 		}
 		l, reason := steadyLeader(b, live)
@@ -434,9 +466,17 @@ func describe(b *board, live []int) string {
 	var parts []string
 	for _, id := range live {
 		s := b.slot(id)
-		parts = append(parts, fmt.Sprintf("replica %d: %v, believes %d leads, paused %v, sees %v alive, %d acks, status %v old",
-			id, consensus.Role(s.role.Load()), s.leader.Load(), s.paused.Load() != 0, members(s.alive.Load()), s.acks.Load(),
-			time.Duration(now-s.beat.Load()).Round(time.Millisecond)))
+		if s.beat.Load() == 0 {
+			parts = append(parts, fmt.Sprintf("replica %d: no status yet", id))
+			continue
+		}
+		p := fmt.Sprintf("replica %d: %v, believes %d leads, paused %v, behind %v, sees %v alive, %d acks, status %v old",
+			id, consensus.Role(s.role.Load()), s.leader.Load(), s.paused.Load() != 0, s.behind.Load() != 0, members(s.alive.Load()), s.acks.Load(),
+			time.Duration(now-s.beat.Load()).Round(time.Millisecond))
+		if consensus.Role(s.role.Load()) == consensus.Leader {
+			p += fmt.Sprintf(", counts %v active and current", members(s.current.Load()))
+		}
+		parts = append(parts, p)
 	}
 	return strings.Join(parts, "; ")
 }
@@ -482,18 +522,86 @@ func steadyLeader(b *board, live []int) (int, string) {
 	return leader, ""
 }
 
-// checkExits fails if a replica other than expected exited.
-func checkExits(cl *cluster.Cluster, expected int) error {
-	select {
-	case <-cl.Context().Done():
-		return fmt.Errorf("interrupted (%w); stopped every replica", context.Cause(cl.Context()))
-	case e := <-cl.Exits():
-		if e.ID == expected {
+// exits receives the replica processes' ends: those of processes the
+// launcher killed (killed) are expected, any other fails the run.
+type exits struct {
+	cl     *cluster.Cluster
+	killed map[cluster.Exit]bool // {ID, Run} of killed processes whose end is not in yet
+}
+
+// check fails if a replica process the launcher did not kill exited, or the
+// run was interrupted; it never waits.
+func (x *exits) check() error {
+	for {
+		select {
+		case <-x.cl.Context().Done():
+			return fmt.Errorf("interrupted (%w); stopped every replica", context.Cause(x.cl.Context()))
+		case e := <-x.cl.Exits():
+			k := cluster.Exit{ID: e.ID, Run: e.Run}
+			if !x.killed[k] {
+				return fmt.Errorf("replica %d exited: %v", e.ID, e.Err)
+			}
+			delete(x.killed, k)
+		default:
 			return nil
 		}
-		return fmt.Errorf("replica %d exited: %v", e.ID, e.Err)
-	default:
-		return nil
+	}
+}
+
+// wait waits until killed process k's end is in.
+func (x *exits) wait(k cluster.Exit, deadline time.Time) error {
+	for x.killed[k] {
+		if err := x.check(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("killed replica %d's process did not exit", k.ID)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	return nil
+}
+
+// restart starts the killed replica k.ID again, a new process and a new
+// incarnation that rejoins the running cluster, and waits until it has
+// caught up: its slot says it is not behind, and the leader it follows
+// counts it active and not lagging. It returns how long after the restart
+// consensus.Start returned in the new process (joined) and it caught up.
+func restart(x *exits, b *board, k cluster.Exit, o Options) (joined, caught time.Duration, err error) {
+	id := k.ID
+	limit := o.TrialTimeout + o.StartTimeout
+	deadline := time.Now().Add(limit)
+	if err := x.wait(k, deadline); err != nil {
+		return 0, 0, err
+	}
+	s := b.slot(id)
+	b.clearSlot(id)
+	t0 := monotonic()
+	if _, err := x.cl.Restart(id); err != nil {
+		return 0, 0, err
+	}
+	for {
+		if err := x.check(); err != nil {
+			return 0, 0, err
+		}
+		now := monotonic()
+		if st := s.started.Load(); st != 0 && s.behind.Load() == 0 && now-s.beat.Load() <= int64(staleBeat) {
+			l := int(s.leader.Load())
+			if l != id && l > 0 && l <= consensus.MaxReplicas {
+				ls := b.slot(l)
+				if consensus.Role(ls.role.Load()) == consensus.Leader && ls.current.Load()&(1<<id) != 0 {
+					return time.Duration(st - t0), time.Duration(now - t0), nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			why := "it has not started (consensus.Start has not returned)"
+			if s.started.Load() != 0 {
+				why = "it did not catch up"
+			}
+			return 0, 0, fmt.Errorf("restarted replica %d: %s within %v (%s)", id, why, limit, describe(b, o.IDs))
+		}
+		time.Sleep(100 * time.Microsecond)
 	}
 }
 
@@ -501,7 +609,8 @@ func checkExits(cl *cluster.Cluster, expected int) error {
 // command, and undoes the fault (except a kill); it returns the new leader
 // and the gap between the old leader's last acknowledgement and the new
 // one's first.
-func failLeader(cl *cluster.Cluster, b *board, leader int, live []int, o Options) (int, time.Duration, error) {
+func failLeader(x *exits, b *board, leader int, live []int, o Options) (int, time.Duration, error) {
+	cl := x.cl
 	for _, id := range live {
 		b.slot(id).mark.Store(0)
 	}
@@ -517,14 +626,10 @@ func failLeader(cl *cluster.Cluster, b *board, leader int, live []int, o Options
 	if err != nil {
 		return 0, 0, fmt.Errorf("fail leader %d: %w", leader, err)
 	}
-	expected := 0
-	if o.Fault == FaultKill {
-		expected = leader
-	}
 	deadline := time.Now().Add(o.TrialTimeout)
 	next, first := 0, int64(0)
 	for next == 0 {
-		if err := checkExits(cl, expected); err != nil {
+		if err := x.check(); err != nil {
 			return 0, 0, err
 		}
 		for _, id := range live {

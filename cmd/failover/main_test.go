@@ -26,8 +26,8 @@ func runTool(t *testing.T, dir string, args ...string) (stdout, stderr string, e
 }
 
 var (
-	finalLine = regexp.MustCompile(`(?m)^failover transport=(\w+) trials=(\d+) median_us=(\d+) p99_us=(\d+)\n\z`)
-	trialLine = regexp.MustCompile(`(?m)^trial (\d+): (pause|sigstop|kill) (\d+), (\d+) took over after (\d+) µs$`)
+	finalLine = regexp.MustCompile(`(?m)^failover transport=(\w+) trials=(\d+) median_us=(\d+) p99_us=(\d+)( catchup_median_us=(\d+) catchup_p99_us=(\d+))?\n\z`)
+	trialLine = regexp.MustCompile(`(?m)^trial (\d+): (pause|sigstop|kill) (\d+), (\d+) took over after (\d+) µs(; restarted (\d+) joined after (\d+) µs, caught up after (\d+) µs)?$`)
 )
 
 func TestLocalRuns(t *testing.T) {
@@ -43,7 +43,10 @@ func TestLocalRuns(t *testing.T) {
 	}{
 		{"fifo pause", nil, "shm", "pause", 2},
 		{"sigstop", []string{"--sigstop"}, "shm", "sigstop", 1},
-		{"kill", []string{"--kill"}, "shm", "kill", 2},
+		// Every trial kills the leader and restarts it into the running
+		// cluster: the restarted replica must catch up every time, and
+		// the cluster survive each incident.
+		{"kill", []string{"--kill"}, "shm", "kill", 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,9 +72,43 @@ func TestLocalRuns(t *testing.T) {
 			if len(trials) != tc.trials {
 				t.Fatalf("%d trial lines, want %d:\n%s", len(trials), tc.trials, out)
 			}
+			kill := tc.fault == "kill"
 			for i, tr := range trials {
 				if tr[1] != strconv.Itoa(i+1) || tr[2] != tc.fault || tr[3] == tr[4] {
 					t.Fatalf("trial line %q: want trial %d, fault %s, a new leader other than the failed one", tr[0], i+1, tc.fault)
+				}
+				if (tr[6] != "") != kill {
+					t.Fatalf("trial line %q: a restart report with fault %s", tr[0], tc.fault)
+				}
+				if kill {
+					joined, _ := strconv.Atoi(tr[8])
+					caught, _ := strconv.Atoi(tr[9])
+					if tr[7] != tr[3] || joined <= 0 || caught < joined {
+						t.Fatalf("trial line %q: want the killed replica %s restarted, joined after a positive time, caught up no earlier", tr[0], tr[3])
+					}
+				}
+			}
+			if (m[5] != "") != kill {
+				t.Fatalf("summary %q: catch-up percentiles with fault %s", m[0], tc.fault)
+			}
+			if kill {
+				cmed, _ := strconv.Atoi(m[6])
+				cp99, _ := strconv.Atoi(m[7])
+				if cmed <= 0 || cmed > cp99 {
+					t.Fatalf("summary %q: want 0 < catch-up median <= p99", m[0])
+				}
+				data, err := os.ReadFile(filepath.Join(dir, "failover-"+tc.transport+"-catchup.txt"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+				if len(lines) != tc.trials {
+					t.Fatalf("catch-up file has %d lines, want %d:\n%s", len(lines), tc.trials, data)
+				}
+				for i, l := range lines {
+					if l != trials[i][9] {
+						t.Fatalf("catch-up file line %d is %q, want trial %d's %s", i+1, l, i+1, trials[i][9])
+					}
 				}
 			}
 			data, err := os.ReadFile(filepath.Join(dir, "failover-"+tc.transport+".txt"))

@@ -88,6 +88,10 @@ func runReplica(ctx context.Context, o replicaOptions) error {
 		return fmt.Errorf("start replica %d: %w", o.ID, err)
 	}
 	defer r.Close()
+	// Published before the status loop's first write, which has behind
+	// right: the launcher takes started with behind 0 for caught up.
+	me.behind.Store(1)
+	me.started.Store(monotonic())
 
 	// Status: how the launcher knows who leads and whether the cluster is
 	// steady.
@@ -99,12 +103,21 @@ func runReplica(ctx context.Context, o replicaOptions) error {
 		defer t.Stop()
 		for {
 			st := r.Stats()
-			var alive uint64
+			var alive, current uint64
 			for _, p := range st.Peers {
 				if p.Alive {
 					alive |= 1 << p.ID
 				}
+				if p.Active && !p.Lagging {
+					current |= 1 << p.ID
+				}
 			}
+			if st.Behind {
+				me.behind.Store(1)
+			} else {
+				me.behind.Store(0)
+			}
+			me.current.Store(current)
 			me.role.Store(int64(st.Role))
 			me.leader.Store(int64(st.Leader))
 			me.alive.Store(alive)
