@@ -316,9 +316,8 @@ func (r *Replica) catchUpStep() uint64 {
 	if index > r.commit.Load() {
 		r.commit.Store(index)
 	}
-	if index > r.seen.Load() {
-		r.seen.Store(index)
-	}
+	// seen is left alone: it moves only with entries the leader writes
+	// us, which is what tells judgeBehind the leader took us back.
 	el := time.Since(start)
 	r.stats.transfers.Add(1)
 	r.cfg.Logger.Info("state transfer restored", "id", r.id, "producer", q.id, "index", index, "bytes", size,

@@ -605,6 +605,16 @@ func (r *Replica) takeLateGrants() {
 			p.wantRecon.Store(true) // the background goroutine reconnects it
 			continue
 		}
+		if p.down {
+			// It failed the last attempt: try again with back-off, up
+			// to a second.
+			now := time.Now()
+			if now.Before(p.retryAt) {
+				continue
+			}
+			p.retryWait = min(max(2*p.retryWait, time.Millisecond), time.Second)
+			p.retryAt = now.Add(p.retryWait)
+		}
 		if p.lagging {
 			// A retain walks the ring: at most one attempt per
 			// lagging follower a millisecond.
@@ -630,7 +640,9 @@ func (r *Replica) takeLateGrants() {
 		p.active, p.lagging, p.acked, p.granted = true, false, 0, w
 		tail := ms.wring.Next() - 1
 		r.post(p, wrEntry, tail, 0, logring.MemSize(r.cfg.RingSize), verbs.Signaled)
-		r.cfg.Logger.Info("follower taken back from the ring", "id", r.id, "follower", p.id,
-			"applied", a, "tail", tail, "was_lagging", was)
+		if !p.down {
+			r.cfg.Logger.Info("follower taken back from the ring", "id", r.id, "follower", p.id,
+				"applied", a, "tail", tail, "was_lagging", was)
+		}
 	}
 }

@@ -128,8 +128,7 @@ func (r *Replica) reap() bool {
 			}
 			if c.Status != verbs.StatusSuccess {
 				if p.active {
-					p.active = false
-					r.cfg.Logger.Warn("follower down", "id", r.id, "follower", id, "status", c.Status.String())
+					r.followerDown(p, c.Status.String())
 				}
 				if c.Status == verbs.StatusRemoteAccessError {
 					// It revoked us: only a newer grant lets it back in.
@@ -145,6 +144,10 @@ func (r *Replica) reap() bool {
 			}
 			if kind == wrEntry && p.active && idx > p.acked {
 				p.acked = idx
+				if p.down {
+					p.down, p.retryWait = false, 0
+					r.cfg.Logger.Info("follower back", "id", r.id, "follower", id, "acked", idx)
+				}
 			}
 			if kind == wrConfirm && p.active && idx > p.confirmed {
 				p.confirmed = idx
@@ -195,9 +198,7 @@ func (r *Replica) applyCommitted() bool {
 		c := ms.cur
 		e, ok := c.Poll(r.ring)
 		if !ok {
-			// Our own committed entry is always intact: a bug.
-			r.cfg.Logger.Error("committed entry missing from the leader's log", "id", r.id, "index", c.Next)
-			return did
+			r.broken("a committed entry is intact in the leader's log", "index", c.Next)
 		}
 		m := &ms.meta[e.Index%uint64(len(ms.meta))]
 		ours := m.index == e.Index
@@ -314,7 +315,7 @@ func (r *Replica) appendBatch() bool {
 	esize := logring.Seal(r.ring[off:], next, r.proposal.Load(), r.commit.Load(), size)
 	r.roleMu.Unlock()
 	if err := ms.wring.Appended(next, off, size); err != nil {
-		r.cfg.Logger.Error("ring accounting", "id", r.id, "err", err)
+		r.broken("the leader appends where its ring accounting reserved", "index", next, "err", err)
 	}
 	ms.wqLen += count
 	ms.meta[next%uint64(len(ms.meta))] = entryMeta{index: next, n: count}
@@ -337,8 +338,20 @@ func (r *Replica) appendBatch() bool {
 func (r *Replica) post(p *peer, kind int, idx uint64, off, length int, flags verbs.SendFlags) {
 	err := p.rep.PostWrite(makeWRID(kind, p.id, idx), r.logMR, off, length, p.log.Add(uint64(off)), flags)
 	if err != nil && p.active {
-		p.active = false
-		r.cfg.Logger.Warn("follower down", "id", r.id, "follower", p.id, "err", err)
+		r.followerDown(p, err.Error())
+	}
+}
+
+// followerDown takes p out of the active set. Being down is a state, said
+// once: a follower that cannot take our WRITEs (unreachable, its send queue
+// full of requests that will never complete) is not retried every turn and
+// logged every time, but retried by takeLateGrants with back-off, and
+// logged again only once it has acknowledged an entry in between.
+func (r *Replica) followerDown(p *peer, why string) {
+	p.active = false
+	if !p.down {
+		p.down = true
+		r.cfg.Logger.Warn("follower down", "id", r.id, "follower", p.id, "why", why)
 	}
 }
 

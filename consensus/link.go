@@ -362,6 +362,10 @@ func (r *Replica) adoptLinksMain() {
 		r.roleMu.Unlock()
 		p.meta.Store(&l.meta)
 		p.active, p.lagging, p.acked, p.granted, p.refused, p.confirmed = false, false, 0, 0, 0, 0
+		p.down, p.retryWait = false, 0
+		// A reconnection asked for on the old link would reset the new
+		// one's QP under the peer's feet.
+		p.wantRecon.Store(false)
 		p.mainLink.Store(l)
 		r.linksMain.Add(-1)
 	}
@@ -394,7 +398,10 @@ func (r *Replica) adoptLinksBg() {
 			p.lagMask.Store(0)
 			p.behind.Store(false)
 		}
-		p.reconSeq, p.reconSeen = 0, 0
+		// Reconnection requests of the old link are done with: what the
+		// peer's slot holds now counts as seen.
+		p.reconSeq, p.reconSeen = 0, logring.LoadU64(r.ctl, ctlEpInOff(p.id))>>1
+		p.wantRecon.Store(false)
 		p.lastBeat, p.still, p.reading, p.fresh, p.skipRead = 0, 0, false, false, false
 		p.alive.Store(false)
 		p.dead.Store(false)

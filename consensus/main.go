@@ -1,6 +1,8 @@
 package consensus
 
 import (
+	"fmt"
+
 	"github.com/gomu-rdma/gomu/consensus/internal/logring"
 	"github.com/gomu-rdma/gomu/internal/poll"
 	"github.com/gomu-rdma/gomu/verbs"
@@ -150,11 +152,7 @@ func (r *Replica) follow() bool {
 		if _, err := logring.ValidateBatch(payload); err != nil {
 			// A committed, checksummed entry cannot be malformed unless
 			// a writer is broken: stop rather than diverge.
-			r.cfg.Logger.Error("malformed committed entry; replay stopped", "id", r.id, "index", e.Index, "err", err)
-			for !r.closed.Load() && !r.elect.Load() {
-				w.Wait()
-			}
-			return r.elect.Load()
+			r.broken("a committed entry holds a well-formed batch", "index", e.Index, "err", err)
 		}
 		cs := logring.NewCommands(payload)
 		for cmd, ok := cs.Next(); ok; cmd, ok = cs.Next() {
@@ -171,4 +169,14 @@ func (r *Replica) follow() bool {
 func (r *Replica) setApplied(i uint64) {
 	r.applied.Store(i)
 	logring.PutU64(r.ctl, ctlApplied, i)
+}
+
+// broken stops the replica, loudly, because an invariant the protocol rests
+// on does not hold: going on could apply a different history than the other
+// replicas. Like etcd's raft, it panics with a message naming the
+// invariant; the process dies, the others go on without it, and restarted
+// it rejoins with a state transfer from a healthy replica.
+func (r *Replica) broken(invariant string, args ...any) {
+	r.cfg.Logger.Error("invariant broken: "+invariant, append([]any{"id", r.id}, args...)...)
+	panic(fmt.Sprintf("consensus: replica %d: invariant broken: %s %v", r.id, invariant, args))
 }

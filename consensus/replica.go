@@ -85,6 +85,12 @@ type peer struct {
 	refused uint64 // the grant word under which it refused our WRITEs
 	acked   uint64 // highest index it has completed
 	lagging bool   // fell behind the reuse point: needs state transfer
+	// down: it failed our WRITEs and has acknowledged none since (see
+	// followerDown); takeLateGrants retries it after retryWait, at
+	// retryAt.
+	down      bool
+	retryWait time.Duration
+	retryAt   time.Time
 	// lagTried is the applied index of a lagging follower at our last
 	// attempt to take it back from the ring, at lagTriedAt.
 	lagTried   uint64
@@ -611,20 +617,20 @@ type PeerStats struct {
 
 // Stats is a snapshot of a replica's state.
 type Stats struct {
-	ID         int
-	Role       Role
-	Leader     int
-	Proposal   uint64 // the proposal number we lead with (0 unless leading)
-	Commit     uint64
-	Applied    uint64
-	Entries    uint64 // entries appended as leader
-	Commands   uint64 // commands proposed as leader
-	Elections  uint64 // campaigns won
-	Transfers  uint64 // state transfers restored (as a lagging follower)
+	ID        int
+	Role      Role
+	Leader    int
+	Proposal  uint64 // the proposal number we lead with (0 unless leading)
+	Commit    uint64
+	Applied   uint64
+	Entries   uint64 // entries appended as leader
+	Commands  uint64 // commands proposed as leader
+	Elections uint64 // campaigns won
+	Transfers uint64 // state transfers restored (as a lagging follower)
 	// Behind: this replica is catching up (it restarted into a running
 	// cluster, or the leader left it out for falling behind its ring): it
 	// misses committed entries, serves no reads and runs in no election.
-	Behind bool
+	Behind     bool
 	LastFailMs float64
 	Peers      []PeerStats
 }
