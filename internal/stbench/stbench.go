@@ -11,12 +11,14 @@
 // command of a run is tagged by its first byte: 0 for a measured command
 // (the rest of its payload is random), 1 for done. Every replica's state
 // machine sees done in log order; a follower then waits for the leader to
-// go away (or at most EndTimeout) and exits. The leader, once done is
-// committed, waits until every live follower has published that it applied
-// it (or EndTimeout), then exits. A follower whose leader disappears without
-// a done command reaching it (another replica takes over, or the leader left
-// it out for falling behind and stops for longer than EndTimeout) exits with
-// an error rather than waiting forever.
+// go away and exits. The leader, once done is committed, waits until every
+// follower has published that it applied it, followers that fell behind and
+// are being caught up included, for at most FinishTimeout, and gives up
+// earlier only on a follower that shows no sign of life for EndTimeout; then
+// it exits. A follower never gives up while the leader's heartbeat moves,
+// even while it is behind; one whose leader disappears without a done
+// command reaching it (another replica takes over, or the leader stops for
+// longer than EndTimeout) exits with an error rather than waiting forever.
 package stbench
 
 import (
@@ -58,8 +60,12 @@ const (
 	MaxOutstanding = 1024
 	// DefaultRingSize is the benchmarks' log ring (see Options.RingSize).
 	DefaultRingSize = 16 << 20
-	// EndTimeout bounds each side's wait for the other at the end of a run.
+	// EndTimeout bounds how long one side waits for the other at the end
+	// of a run once the other shows no sign of life.
 	EndTimeout = 5 * time.Second
+	// FinishTimeout bounds the leader's wait, after the done command, for
+	// followers that are alive but slow or catching up to apply it.
+	FinishTimeout = 60 * time.Second
 	// leadTimeout bounds how long the leader waits to lead again after it
 	// stepped down.
 	leadTimeout = 10 * time.Second
@@ -90,9 +96,9 @@ type Options struct {
 	Fifo         string
 	// RingSize is the log ring's size in bytes. The benchmarks default to
 	// a bigger ring than the engine: a follower descheduled for a few
-	// milliseconds on a busy 2-core machine must not be lapped by a leader
-	// that recycles space a majority applied, since there is no state
-	// transfer yet to bring it back.
+	// milliseconds on a busy 2-core machine should not be lapped by a
+	// leader that recycles space a majority applied, since catching it up
+	// again (from the ring or by a state transfer) costs the run time.
 	RingSize  int
 	StartTime time.Duration
 	Local     bool
@@ -283,16 +289,28 @@ func (m *machine) Apply(_ uint64, cmd []byte) []byte {
 	return nil
 }
 
+// Snapshot writes the measured commands applied and whether done was: a
+// follower caught up by a state transfer taken after the done command
+// never applies done itself, and must still see the run end.
 func (m *machine) Snapshot(w io.Writer) error {
-	return binary.Write(w, binary.LittleEndian, m.applied.Load())
+	var done uint64
+	select {
+	case <-m.done:
+		done = 1
+	default:
+	}
+	return binary.Write(w, binary.LittleEndian, [2]uint64{m.applied.Load(), done})
 }
 
 func (m *machine) Restore(r io.Reader) error {
-	var n uint64
-	if err := binary.Read(r, binary.LittleEndian, &n); err != nil {
+	var s [2]uint64
+	if err := binary.Read(r, binary.LittleEndian, &s); err != nil {
 		return fmt.Errorf("stbench: restore: %w", err)
 	}
-	m.applied.Store(n)
+	m.applied.Store(s[0])
+	if s[1] != 0 {
+		m.doneOnce.Do(func() { close(m.done) })
+	}
 	return nil
 }
 
@@ -462,27 +480,67 @@ func propose(ctx, pctx context.Context, r *consensus.Replica, cmd []byte, retrie
 	}
 }
 
-// finish proposes the done command and waits until every live follower has
-// applied it.
+// finish proposes the done command and waits until every follower has
+// applied it, those catching up included (a follower the leader left out
+// for falling behind its ring, or that restarted, is taken back while this
+// leader stays up, and learns of the done command only then), for at most
+// FinishTimeout. It stops waiting for a follower that shows no sign of life
+// (its heartbeat stands still and its applied index does not move) for
+// EndTimeout: a crashed one. A follower it gave up on is named on stderr;
+// the run's result stands.
 func finish(ctx context.Context, r *consensus.Replica) error {
-	ctx, cancel := context.WithTimeout(ctx, EndTimeout)
+	pctx, cancel := context.WithTimeout(ctx, EndTimeout)
 	defer cancel()
-	if _, err := r.Propose(ctx, []byte{tagDone}); err != nil {
+	if _, err := r.Propose(pctx, []byte{tagDone}); err != nil {
 		return fmt.Errorf("propose the done command: %w", err)
 	}
 	target := r.Stats().Applied
-	poll.Until(poll.Sleep, time.Now().Add(EndTimeout), func() bool {
+	type watch struct {
+		applied uint64
+		since   time.Time // of the last sign of life
+	}
+	watched := map[int]*watch{}
+	var waiting []int
+	poll.Until(poll.Sleep, time.Now().Add(FinishTimeout), func() bool {
+		if ctx.Err() != nil {
+			return true
+		}
+		now := time.Now()
+		waiting = waiting[:0]
 		for _, p := range r.Stats().Peers {
-			if p.ID != r.ID() && p.Alive && p.Applied < target {
-				return false
+			if p.Applied >= target {
+				continue
+			}
+			w := watched[p.ID]
+			if w == nil {
+				w = &watch{applied: p.Applied, since: now}
+				watched[p.ID] = w
+			}
+			if p.Alive || p.Applied != w.applied {
+				w.applied, w.since = p.Applied, now
+			}
+			if now.Sub(w.since) < EndTimeout {
+				waiting = append(waiting, p.ID)
 			}
 		}
-		return true
+		return len(waiting) == 0
 	})
+	for _, p := range r.Stats().Peers {
+		if p.Applied < target {
+			fmt.Fprintf(os.Stderr, "warning: follower %d applied %d of the run's %d entries when the leader stopped waiting for it (alive %v, behind %v, lagging %v)\n",
+				p.ID, p.Applied, target, p.Alive, p.Behind, p.Lagging)
+		}
+	}
 	return nil
 }
 
-// follow waits for the done command, then for the leader to go away.
+// follow waits for the done command, then for the leader to go away. It
+// never gives up while the leader's heartbeat moves: a follower that fell
+// behind (or is being caught up) sees the done command once the leader has
+// taken it back, and the leader waits for that (see finish). A follower
+// that saw the done command stays until the leader has gone too, so that
+// the leader keeps its majority while it brings a slower follower up to
+// date.
 func follow(ctx context.Context, r *consensus.Replica, sm *machine, o Options) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
@@ -492,7 +550,9 @@ func follow(ctx context.Context, r *consensus.Replica, sm *machine, o Options) e
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-sm.done:
-			poll.Until(poll.Sleep, time.Now().Add(EndTimeout), func() bool { return !leaderAlive(r, o.Leader) })
+			poll.Until(poll.Sleep, time.Now().Add(FinishTimeout+EndTimeout), func() bool {
+				return ctx.Err() != nil || !leaderAlive(r, o.Leader)
+			})
 			return nil
 		case now := <-t.C:
 			if l := r.Leader(); l != 0 && l != o.Leader {
@@ -503,9 +563,11 @@ func follow(ctx context.Context, r *consensus.Replica, sm *machine, o Options) e
 			} else if gone.IsZero() {
 				gone = now
 			} else if now.Sub(gone) > EndTimeout {
-				// Also the fate of a follower the leader left out for
-				// falling behind its ring: it never sees the done command.
-				return fmt.Errorf("leader %d went away and this replica never saw the end of the run (%d commands applied)", o.Leader, sm.applied.Load())
+				behind := ""
+				if r.CatchingUp() {
+					behind = " while catching up"
+				}
+				return fmt.Errorf("leader %d went away and this replica never saw the end of the run (%d commands applied%s)", o.Leader, sm.applied.Load(), behind)
 			}
 		}
 	}
