@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -26,16 +27,56 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// lineSM is a state machine that reports every command it applies on w, one
-// "applied <cmd>" line each.
-type lineSM struct{ out *syncWriter }
+// lineSM is a state machine whose state is the sequence of commands it
+// applied. It reports every command it applies on out, one "applied <cmd>"
+// line each, and every state it restores (a state transfer) as one
+// "restored <n> <cmd> …" line holding the whole restored sequence, so the
+// test sees each process's full applied sequence whether it replayed it or
+// got it by transfer. Commands hold no spaces or newlines.
+type lineSM struct {
+	out *syncWriter
+	mu  sync.Mutex
+	seq []string
+}
 
-func (s lineSM) Apply(_ uint64, cmd []byte) []byte {
+func (s *lineSM) Apply(_ uint64, cmd []byte) []byte {
+	s.mu.Lock()
+	s.seq = append(s.seq, string(cmd))
+	s.mu.Unlock()
 	s.out.printf("applied %s\n", cmd)
 	return nil
 }
-func (lineSM) Snapshot(io.Writer) error { return nil }
-func (lineSM) Restore(io.Reader) error  { return nil }
+
+// Snapshot writes the applied sequence, one command a line.
+func (s *lineSM) Snapshot(w io.Writer) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	bw := bufio.NewWriter(w)
+	for _, c := range s.seq {
+		bw.WriteString(c)
+		bw.WriteByte('\n')
+	}
+	return bw.Flush()
+}
+
+func (s *lineSM) Restore(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	var seq []string
+	if len(b) > 0 {
+		if b[len(b)-1] != '\n' {
+			return fmt.Errorf("lineSM: snapshot does not end with a newline")
+		}
+		seq = strings.Split(string(b[:len(b)-1]), "\n")
+	}
+	s.mu.Lock()
+	s.seq = seq
+	s.mu.Unlock()
+	s.out.printf("restored %d %s\n", len(seq), strings.Join(seq, " "))
+	return nil
+}
 
 type syncWriter struct {
 	mu sync.Mutex
@@ -48,13 +89,37 @@ func (w *syncWriter) printf(format string, args ...any) {
 	w.mu.Unlock()
 }
 
+// statusLine sums up what Stats says about leadership and catch-up:
+// "status role=<role> leader=<id> behind=<bool> active=<ids> lagging=<ids>
+// transfers=<n>", active and lagging being the leader's view of its peers
+// (comma-separated ids, empty unless it leads).
+func statusLine(s Stats) string {
+	var active, lagging []string
+	if s.Role == Leader {
+		for _, p := range s.Peers {
+			if p.Active {
+				active = append(active, strconv.Itoa(p.ID))
+			}
+			if p.Lagging {
+				lagging = append(lagging, strconv.Itoa(p.ID))
+			}
+		}
+	}
+	return fmt.Sprintf("status role=%s leader=%d behind=%t active=%s lagging=%s transfers=%d",
+		s.Role, s.Leader, s.Behind, strings.Join(active, ","), strings.Join(lagging, ","), s.Transfers)
+}
+
 // replicaProcess runs one replica configured by the environment (GOMU_REPLICA
-// id, GOMU_IDS, GOMU_REGISTRY, GOMU_CLUSTER, GOMU_FABRIC, GOMU_SHMDIR). It
-// reports on stdout, one line each: "role <role>" on every role change,
-// "applied <cmd>", and for proposals "acked <cmd>" or "refused <cmd>". It
-// reads commands on stdin: "propose <prefix> <n>" proposes prefix-0 …
-// prefix-(n-1) one after the other, then reports "done <prefix>"; at end
-// of input it closes the replica and exits.
+// id, GOMU_IDS, GOMU_REGISTRY, GOMU_CLUSTER, GOMU_FABRIC, GOMU_SHMDIR; and
+// optionally GOMU_TRANSPORT, "tcp" for the tcp provider on loopback, and
+// GOMU_RING, the ring size in bytes). It reports on stdout, one line each:
+// "role <role>" on every role change, "status …" (see statusLine) on every
+// change of it, "applied <cmd>", "restored <n> <cmd> …" (see lineSM), and
+// for proposals "acked <cmd>" or "refused <cmd>". It reads commands on
+// stdin: "propose <prefix> <n> [<pad>]" proposes prefix-0 … prefix-(n-1)
+// (each followed by "-" and pad z's if pad > 0) one after the other, then
+// reports "done <prefix>"; at end of input it closes the replica and exits.
+// It logs to stderr at info level (debug with GOMU_TEST_LOG set).
 func replicaProcess() int {
 	id, _ := strconv.Atoi(os.Getenv("GOMU_REPLICA"))
 	var ids []int
@@ -62,14 +127,25 @@ func replicaProcess() int {
 		n, _ := strconv.Atoi(s)
 		ids = append(ids, n)
 	}
+	level := slog.LevelInfo
+	if os.Getenv("GOMU_TEST_LOG") != "" {
+		level = slog.LevelDebug
+	}
 	out := &syncWriter{w: os.Stdout}
 	cfg := Config{
 		ID: id, IDs: ids, Registry: os.Getenv("GOMU_REGISTRY"), Cluster: os.Getenv("GOMU_CLUSTER"),
 		Transport: "shm", Device: os.Getenv("GOMU_FABRIC"), Verbs: verbs.Options{Dir: os.Getenv("GOMU_SHMDIR")},
 		RingSize: 1 << 20, Fifo: "-", Profile: ProfileRelaxed,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+	}
+	if os.Getenv("GOMU_TRANSPORT") == "tcp" {
+		onTCP(&cfg)
+	}
+	if s := os.Getenv("GOMU_RING"); s != "" {
+		cfg.RingSize, _ = strconv.Atoi(s)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hang)
-	r, err := Start(ctx, cfg, lineSM{out})
+	r, err := Start(ctx, cfg, &lineSM{out: out})
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -77,7 +153,7 @@ func replicaProcess() int {
 	}
 	stop := make(chan struct{})
 	go func() {
-		role := Role(-1)
+		role, status := Role(-1), ""
 		for {
 			select {
 			case <-stop:
@@ -88,18 +164,28 @@ func replicaProcess() int {
 				role = now
 				out.printf("role %s\n", role)
 			}
+			if now := statusLine(r.Stats()); now != status {
+				status = now
+				out.printf("%s\n", status)
+			}
 		}
 	}()
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		var prefix string
-		var n int
-		if _, err := fmt.Sscanf(in.Text(), "propose %s %d", &prefix, &n); err != nil {
-			fmt.Fprintf(os.Stderr, "bad command %q: %v\n", in.Text(), err)
-			continue
+		var n, pad int
+		if _, err := fmt.Sscanf(in.Text(), "propose %s %d %d", &prefix, &n, &pad); err != nil {
+			if _, err := fmt.Sscanf(in.Text(), "propose %s %d", &prefix, &n); err != nil {
+				fmt.Fprintf(os.Stderr, "bad command %q: %v\n", in.Text(), err)
+				continue
+			}
+		}
+		suffix := ""
+		if pad > 0 {
+			suffix = "-" + strings.Repeat("z", pad)
 		}
 		for i := 0; i < n; i++ {
-			cmd := fmt.Sprintf("%s-%d", prefix, i)
+			cmd := fmt.Sprintf("%s-%d%s", prefix, i, suffix)
 			ctx, cancel := context.WithTimeout(context.Background(), hang)
 			_, err := r.Propose(ctx, []byte(cmd))
 			cancel()
