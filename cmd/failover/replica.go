@@ -80,6 +80,7 @@ func runReplica(ctx context.Context, o replicaOptions) error {
 	if o.Transport == "tcp" && o.Device == "" {
 		cfg.Device = "127.0.0.1:0"
 	}
+	stbench.TCPProcs(o.Transport)
 	if o.Verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}

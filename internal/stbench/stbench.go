@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -212,6 +213,27 @@ func Parse(c *cli.Context) (Options, error) {
 	return o, nil
 }
 
+// MinTCPProcs is the GOMAXPROCS a replica on the tcp transport needs at
+// least; see TCPProcs.
+const MinTCPProcs = 4
+
+// TCPProcs raises GOMAXPROCS to MinTCPProcs in a replica process on the tcp
+// transport. The tcp provider serves the peers' one-sided operations from
+// goroutines woken by the network poller, and in the fast profile the
+// engine keeps two Ps busy for good: the main loop polls on one, and the
+// real-time detector thread holds another even while it sleeps (see
+// consensus's runBackground). With GOMAXPROCS at 2 (a 2-core machine)
+// nothing is left for those goroutines: they run only when the runtime's
+// sysmon polls the network, every 10 ms, so every heartbeat READ outlasts
+// the 250 µs suspect timeout, every replica suspects every other, and after
+// a fail-over the survivors stay candidates, seeing nobody alive. Extra Ps
+// cost nothing while idle.
+func TCPProcs(transport string) {
+	if transport == "tcp" && runtime.GOMAXPROCS(0) < MinTCPProcs {
+		runtime.GOMAXPROCS(MinTCPProcs)
+	}
+}
+
 // ParseIDs reads a comma-separated list of distinct replica ids.
 func ParseIDs(s string) ([]int, error) {
 	var ids []int
@@ -363,6 +385,7 @@ func Run(ctx context.Context, o Options, measure bool, progress io.Writer) (*Res
 	if o.Transport == "tcp" && o.Device == "" {
 		cfg.Device = "127.0.0.1:0"
 	}
+	TCPProcs(o.Transport)
 	sm := &machine{done: make(chan struct{})}
 	r, err := consensus.Start(ctx, cfg, sm)
 	if err != nil {
