@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,8 @@ func runTool(t *testing.T, env []string, args ...string) (stdout, stderr string,
 }
 
 var (
+	followerLine = regexp.MustCompile(`(?m)^\[(\d+)\] replica (\d+): follower, applied (\d+) commands$`)
+	retriedLine  = regexp.MustCompile(`note: (\d+) proposals repeated`)
 	receivedLine = regexp.MustCompile(`\AReceived (\d+) in [1-9]\d* ns\n`)
 	humanLine    = regexp.MustCompile(`(?m)^main-st: (\d+) commands of (\d+) B in \S+ s: \d+ commands/s, [\d.]+ MB/s \((\w+), 3 replicas, (\d+) outstanding\)\n\z`)
 )
@@ -36,6 +39,10 @@ func TestLocalRuns(t *testing.T) {
 	}{
 		{"one outstanding", []string{"--count", "2000", "64", "1"}, "64", "1"},
 		{"concurrent proposers, odd size", []string{"--count", "2000", "5", "8"}, "5", "8"},
+		// Big commands lap a small ring fast: followers fall behind and are
+		// caught up (from the ring or by state transfer), and the run
+		// still ends with every follower having applied every command.
+		{"4 KiB commands, 1 MiB ring", []string{"--count", "2000", "--ring", "1048576", "4096", "1"}, "4096", "1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,6 +59,22 @@ func TestLocalRuns(t *testing.T) {
 			}
 			if m[1] != "2000" || m[2] != tc.payload || m[3] != "shm" || m[4] != tc.outstanding {
 				t.Fatalf("summary says %q, want 2000 commands of %s B on shm, %s outstanding", m[0], tc.payload, tc.outstanding)
+			}
+			// Every follower exited 0 and says it applied every command
+			// (a proposal repeated after a step-down may count twice).
+			retried := 0
+			if r := retriedLine.FindStringSubmatch(errOut); r != nil {
+				retried, _ = strconv.Atoi(r[1])
+			}
+			followers := followerLine.FindAllStringSubmatch(errOut, -1)
+			if len(followers) != 2 {
+				t.Fatalf("%d follower reports on stderr, want 2:\n%s", len(followers), errOut)
+			}
+			for _, f := range followers {
+				n, _ := strconv.Atoi(f[3])
+				if f[1] != f[2] || n < 2000 || n > 2000+retried {
+					t.Fatalf("follower report %q: want replica %s applying 2000 commands (+%d repeated at most)", f[0], f[1], retried)
+				}
 			}
 		})
 	}

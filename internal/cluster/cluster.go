@@ -58,6 +58,9 @@ type Spec struct {
 	// Stdout receives the leader's standard output; Stderr every replica's
 	// standard error, each line prefixed with "[<id>] ".
 	Stdout, Stderr io.Writer
+	// OthersStdout, if set, receives the other replicas' standard output,
+	// each line prefixed with "[<id>] " (default: discarded).
+	OthersStdout io.Writer
 	// Grace is how long the other replicas may take to exit once the leader
 	// has (default 10 s); then they are killed.
 	Grace time.Duration
@@ -207,8 +210,12 @@ func (c *Cluster) spawn(id, run int) error {
 	cmd := exec.Command(c.exe, s.Args(c.nodes[id])...)
 	cmd.Dir = s.Dir
 	cmd.Stdout = io.Discard
+	var outPrefix *PrefixWriter
 	if id == s.Leader && s.Stdout != nil {
 		cmd.Stdout = s.Stdout
+	} else if id != s.Leader && s.OthersStdout != nil {
+		outPrefix = NewPrefixWriter(s.OthersStdout, fmt.Sprintf("[%d] ", id))
+		cmd.Stdout = outPrefix
 	}
 	cmd.Stderr = io.Discard
 	if s.Stderr != nil {
@@ -226,6 +233,9 @@ func (c *Cluster) spawn(id, run int) error {
 		err := cmd.Wait()
 		if w, ok := cmd.Stderr.(*PrefixWriter); ok {
 			w.Flush()
+		}
+		if outPrefix != nil {
+			outPrefix.Flush()
 		}
 		close(done)
 		c.exits <- Exit{id, run, err}

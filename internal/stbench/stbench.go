@@ -261,6 +261,8 @@ func Local(ctx context.Context, tool string, o Options, extra []string, stdout, 
 		Leader: o.Leader,
 		Stdout: stdout,
 		Stderr: stderr,
+		// What each follower applied, on stderr like its messages.
+		OthersStdout: stderr,
 		Args: func(n cluster.Node) []string {
 			ids := make([]string, len(o.IDs))
 			for i, id := range o.IDs {
