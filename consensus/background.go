@@ -227,6 +227,7 @@ func (r *Replica) bgCompletion(c verbs.Completion, now time.Time) {
 	p.applied.Store(logring.LoadU64(buf, base+ctlApplied))
 	p.lagMask.Store(logring.LoadU64(buf, base+ctlLagging))
 	p.behind.Store(logring.LoadU64(buf, base+ctlBehind) != 0)
+	p.activeMask.Store(logring.LoadU64(buf, base+ctlActive))
 }
 
 // liveLeader returns the live replica claiming leadership with the highest
@@ -294,8 +295,7 @@ func (r *Replica) judge() {
 }
 
 // judgeBehind keeps our behind flag: set while the live leader lists us as
-// lagging, cleared once it no longer does and has written us entries since
-// (it took us back).
+// lagging, cleared once it counts us active again (it took us back).
 func (r *Replica) judgeBehind(lead int) {
 	if lead == 0 || lead == r.id {
 		return
@@ -305,10 +305,11 @@ func (r *Replica) judgeBehind(lead int) {
 		return
 	}
 	lagging := lp.lagMask.Load()&(1<<r.id) != 0
+	active := lp.activeMask.Load()&(1<<r.id) != 0
 	switch {
 	case lagging && !r.behind.Load():
 		r.setBehind(true, "the leader left us out: catching up")
-	case !lagging && r.behind.Load() && r.seen.Load() > r.behindSeen.Load():
+	case !lagging && active && r.behind.Load():
 		r.setBehind(false, "caught up")
 	}
 }
@@ -318,7 +319,6 @@ func (r *Replica) setBehind(v bool, why string) {
 	if r.behind.Swap(v) == v {
 		return
 	}
-	r.behindSeen.Store(r.seen.Load())
 	w := uint64(0)
 	if v {
 		w = 1

@@ -5,8 +5,8 @@ package consensus
 // with a single 8-byte store or WRITE, so it is always read whole.
 //
 //	slot 0           heartbeat counter, leader claim, applied index, lagging
-//	                 mask, behind flag (words at +0, +8, +16, +24, +32,
-//	                 read together by peers every period)
+//	                 mask, behind flag, active mask (words at +0, +8, +16,
+//	                 +24, +32, +40, read together by peers every period)
 //	slot 1+p         PermRequest[p]: candidate p's latest request number
 //	slot 17+p        PermGrant[p]: the grant word granter p gave us
 //	slot 33          our own current request word (the source of our
@@ -20,8 +20,10 @@ package consensus
 // leads, 0 otherwise) says who leads, the applied index lets the leader
 // reuse ring space a majority has applied, the lagging mask (bit p: the
 // owner, leading, left follower p out because it fell behind the ring) tells
-// a follower it must catch up by state transfer, and the behind flag
-// (nonzero while the owner is catching up) keeps it out of elections.
+// a follower it must catch up by state transfer, the behind flag (nonzero
+// while the owner is catching up) keeps it out of elections, and the active
+// mask (bit p: the owner, leading, counts follower p active) tells a
+// follower that catches up when it is done.
 //
 // After the reconnection slots come the state-transfer slots (see
 // catchup.go): requests peers sent us, offers producers sent us, and the
@@ -33,7 +35,8 @@ const (
 	ctlApplied    = 16
 	ctlLagging    = 24
 	ctlBehind     = 32
-	ctlStatusSize = 40
+	ctlActive     = 40
+	ctlStatusSize = 48
 	ctlOwnRequest = 33 * ctlSlot
 	ctlEpIn       = 65 * ctlSlot // 16 × 256 bytes: endpoints peers send us
 	ctlEpOut      = ctlEpIn + 16*ctlEpSlot

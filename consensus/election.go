@@ -639,7 +639,13 @@ func (r *Replica) takeLateGrants() {
 		was := p.lagging
 		p.active, p.lagging, p.acked, p.granted = true, false, 0, w
 		tail := ms.wring.Next() - 1
-		r.post(p, wrEntry, tail, 0, logring.MemSize(r.cfg.RingSize), verbs.Signaled)
+		// The ring before the header: a WRITE lands in no particular
+		// byte order, and a commit index landing before the entries it
+		// covers would let the follower apply a stale entry of an
+		// earlier term sitting at the same index. RC ordering lands the
+		// header after the ring.
+		r.post(p, wrEntry, 0, logring.HeaderSize, r.cfg.RingSize, 0)
+		r.post(p, wrEntry, tail, 0, logring.HeaderSize, verbs.Signaled)
 		if !p.down {
 			r.cfg.Logger.Info("follower taken back from the ring", "id", r.id, "follower", p.id,
 				"applied", a, "tail", tail, "was_lagging", was)

@@ -30,6 +30,10 @@ var (
 	ErrPaused = errors.New("consensus: replica paused")
 	// ErrTooLarge is returned for a command that cannot fit in one entry.
 	ErrTooLarge = errors.New("consensus: command larger than the batch limit")
+	// ErrCatchingUp is returned by ReadBarrier on a replica that is
+	// catching up (see Replica.CatchingUp): its state misses committed
+	// entries, so nothing may be read from it; the leader's may.
+	ErrCatchingUp = errors.New("consensus: replica catching up")
 	// ErrBusy is returned when MaxWaiters Propose calls are already waiting.
 	ErrBusy = errors.New("consensus: too many concurrent proposals")
 )

@@ -178,7 +178,8 @@ func TestFaultLeaderWrite(t *testing.T) {
 			label := faulty.Label(fmt.Sprintf("rep->%d", victim))
 			var rules []*faulty.Rule
 			if tc.failCopy {
-				whole := faulty.PredicateFunc(func(op faulty.Op) bool { return op.Length == logring.MemSize(ring) })
+				// The take-back copy: the whole ring, then the header.
+				whole := faulty.PredicateFunc(func(op faulty.Op) bool { return op.Length == ring })
 				rules = append(rules, f.dev(lead.ID()).Inject(faulty.And(faulty.Kind(faulty.Write), label, whole, faulty.OnIndex(0)),
 					faulty.Complete(verbs.StatusRetryExceeded)))
 			}

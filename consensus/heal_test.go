@@ -1,6 +1,8 @@
 package consensus
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -150,5 +152,44 @@ func TestPartitionHeals(t *testing.T) {
 				mustContainInOrder(t, c.checkConsistent(len(acked)), acked)
 			}
 		})
+	}
+}
+
+// TestCatchingUpRefusesReads restarts a follower while the leader's WRITEs
+// to it are cut off (a partition of the leader's replication links to it):
+// the restarted replica cannot be taken back, so it must stay behind and
+// refuse reads with ErrCatchingUp, and run for nothing; once the partition
+// heals, the leader takes it back and its reads are served again.
+func TestCatchingUpRefusesReads(t *testing.T) {
+	f := &faultDevices{devs: map[int]*faulty.Device{}}
+	c := startCluster(t, 3, f.tweak(func(cfg *Config) { cfg.RingSize = 16 << 10 }))
+	acked := proposeN(c, "before", 200)
+	lead := c.waitLeader()
+	victim := lead.ID()%3 + 1
+	c.crash(victim)
+	cut := f.dev(lead.ID()).Inject(faulty.Label(fmt.Sprintf("rep->%d", victim)), faulty.Partition(0))
+	back := c.restart(victim)
+	acked = append(acked, proposeN(c, "while-cut", 20)...)
+	if !waitFor(func() bool { return cut.Fired() > 0 }) {
+		t.Fatalf("the leader never tried to write the restarted replica")
+	}
+	if !back.CatchingUp() {
+		t.Fatalf("restarted replica %d, which the leader cannot write, is not catching up: %+v", victim, back.Stats())
+	}
+	if err := back.ReadBarrier(context.Background()); !errors.Is(err, ErrCatchingUp) {
+		t.Fatalf("ReadBarrier on a replica catching up: %v, want ErrCatchingUp", err)
+	}
+	if back.Role() != Follower {
+		t.Fatalf("a replica catching up runs for leader: %v", back.Role())
+	}
+	cut.Heal()
+	acked = append(acked, proposeN(c, "healed", 20)...)
+	c.whole()
+	mustContainInOrder(t, c.checkConsistent(len(acked)), acked)
+	if !waitFor(func() bool { return !back.CatchingUp() }) {
+		t.Fatalf("replica %d still catching up after the heal: %+v", victim, back.Stats())
+	}
+	if err := back.ReadBarrier(context.Background()); err != nil {
+		t.Fatalf("ReadBarrier on the caught-up replica: %v", err)
 	}
 }

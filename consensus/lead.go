@@ -370,10 +370,15 @@ func (r *Replica) writeCommit() {
 // Stats reads. It stores only what changed, so an idle or steady leader
 // writes nothing and followers' cache lines stay put.
 func (r *Replica) publishPeers() {
-	var mask uint64
+	var mask, act uint64
 	for _, p := range r.others {
 		if p.lagging {
 			mask |= 1 << p.id
+		}
+		if p.active && p.acked > 0 {
+			// Active, and a WRITE since it was taken in completed:
+			// what tells a follower catching up that it is done.
+			act |= 1 << p.id
 		}
 		if p.pubActive.Load() != p.active {
 			p.pubActive.Store(p.active)
@@ -387,6 +392,9 @@ func (r *Replica) publishPeers() {
 	}
 	if logring.LoadU64(r.ctl, ctlLagging) != mask {
 		logring.PutU64(r.ctl, ctlLagging, mask)
+	}
+	if logring.LoadU64(r.ctl, ctlActive) != act {
+		logring.PutU64(r.ctl, ctlActive, act)
 	}
 }
 

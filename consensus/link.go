@@ -396,6 +396,7 @@ func (r *Replica) adoptLinksBg() {
 			p.claim.Store(0)
 			p.applied.Store(0)
 			p.lagMask.Store(0)
+			p.activeMask.Store(0)
 			p.behind.Store(false)
 		}
 		// Reconnection requests of the old link are done with: what the

@@ -26,7 +26,9 @@ import (
 //     committed is visible on every active follower after its ReadBarrier.
 //
 // It fails with ErrNotLeader if the leader loses its position meanwhile, with
-// ErrPaused on a paused replica and with ctx's error when ctx ends.
+// ErrPaused on a paused replica, with ErrCatchingUp on a follower that is
+// catching up (restarted, or left behind by the ring) and with ctx's error
+// when ctx ends.
 func (r *Replica) ReadBarrier(ctx context.Context) error {
 	if r.closed.Load() {
 		return ErrClosed
@@ -35,6 +37,9 @@ func (r *Replica) ReadBarrier(ctx context.Context) error {
 		return ErrPaused
 	}
 	if Role(r.role.Load()) != Leader {
+		if r.behind.Load() {
+			return ErrCatchingUp
+		}
 		return r.followerBarrier(ctx)
 	}
 	ticket := r.readWant.Add(1)

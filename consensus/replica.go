@@ -72,6 +72,7 @@ type peer struct {
 	claim           atomic.Uint64
 	applied         atomic.Uint64
 	lagMask         atomic.Uint64 // its lagging mask: whom it, leading, left out
+	activeMask      atomic.Uint64 // its active mask: whom it, leading, writes
 	behind          atomic.Bool   // it is catching up: it runs in no election
 	snapReqSeen     atomic.Uint64 // its last snapshot request word (set by the background goroutine)
 	// Reconnection (background goroutine): our outstanding request's
@@ -227,10 +228,9 @@ type Replica struct {
 	outbox    outbox
 	cu        catchUp
 	snaps     []retiredSnap
-	// behind: we are catching up (published in our status words), since
-	// seen was behindSeen (see setBehind).
-	behind     atomic.Bool
-	behindSeen atomic.Uint64
+	// behind: we are catching up (published in our status words; see
+	// judgeBehind).
+	behind atomic.Bool
 	// linksMain and linksBg count links handed over and not yet adopted
 	// by the main and the background goroutine (link.go).
 	linksMain, linksBg atomic.Int32

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"time"
@@ -264,6 +265,11 @@ func (s *Server) replicationError(err error) string {
 		return "TRYAGAIN gomu: this replica is shutting down"
 	case errors.Is(err, consensus.ErrPaused):
 		return "TRYAGAIN gomu: this replica is paused"
+	case errors.Is(err, consensus.ErrCatchingUp):
+		// Restarted or left behind by the ring: it misses committed
+		// writes until the leader has caught it up.
+		id, addr := s.leaderAddr()
+		return fmt.Sprintf("TRYAGAIN gomu: this replica is catching up. leader=%d addr=%s", id, addr)
 	case errors.Is(err, consensus.ErrBusy):
 		return "TRYAGAIN gomu: too many concurrent proposals"
 	case errors.Is(err, consensus.ErrTooLarge):
