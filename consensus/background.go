@@ -342,6 +342,13 @@ func (r *Replica) serveGrants() bool {
 	did := false
 	for _, c := range r.others {
 		w := logring.LoadU64(r.ctl, ctlRequestOff(c.id))
+		if w != c.reqWord {
+			// When it last asked: a candidate yields only to a lower
+			// id's request of the current campaign (see
+			// gatherPermissions).
+			c.reqWord = w
+			c.reqAt.Store(time.Now().UnixNano())
+		}
 		req := w &^ reqWithdrawn
 		if w&reqWithdrawn != 0 || req == 0 || c.dead.Load() {
 			continue
@@ -367,7 +374,13 @@ func (r *Replica) serveGrants() bool {
 		}
 		ok := true
 		for _, q := range r.others {
-			if qr := q.repOf(); q != c && qr.Access()&verbs.AccessRemoteWrite != 0 {
+			if q == c {
+				continue
+			}
+			for _, qr := range []verbs.QP{q.repOf(), q.pendingRep()} {
+				if qr == nil || qr.Access()&verbs.AccessRemoteWrite == 0 {
+					continue
+				}
 				if err := qr.SetAccess(verbs.AccessRemoteRead); err != nil {
 					// The fallback: Reset fences as well (it drains
 					// in-flight WRITEs); reconnect read-only later.

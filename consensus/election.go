@@ -87,6 +87,16 @@ func (r *Replica) gatherPermissions() ([]*peer, error) {
 				yieldTo = p.id
 				return true
 			}
+			// A lower id asks for our grant: it runs too, and it
+			// outranks us. Two candidates waiting for each other's
+			// grant (each suspecting the other on a starved machine)
+			// would otherwise stall until both time out, round after
+			// round.
+			if w := logring.LoadU64(r.ctl, ctlRequestOff(p.id)); p.id < r.id && w&reqWithdrawn == 0 && !p.dead.Load() && !p.behind.Load() &&
+				w > grantReq(logring.LoadU64(r.ctl, ctlGivenOff(p.id))) && time.Since(time.Unix(0, p.reqAt.Load())) < r.cfg.GrantTimeout {
+				yieldTo = p.id
+				return true
+			}
 		}
 		granted = granted[:0]
 		for _, p := range r.others {
@@ -110,10 +120,13 @@ func (r *Replica) gatherPermissions() ([]*peer, error) {
 	defer r.roleMu.Unlock()
 	r.grantee.Store(int32(r.id)) // reconnections now grant read access only
 	for _, p := range r.others {
-		if p.rep.Access()&verbs.AccessRemoteWrite != 0 {
-			if err := p.rep.SetAccess(verbs.AccessRemoteRead); err != nil {
+		for _, q := range []verbs.QP{p.rep, p.pendingRep()} {
+			if q == nil || q.Access()&verbs.AccessRemoteWrite == 0 {
+				continue
+			}
+			if err := q.SetAccess(verbs.AccessRemoteRead); err != nil {
 				// Reset fences too; the QP is reconnected read-only.
-				if err := p.rep.Reset(); err != nil {
+				if err := q.Reset(); err != nil {
 					return nil, fmt.Errorf("revoke replica %d's write access: %w", p.id, err)
 				}
 				p.wantRecon.Store(true)

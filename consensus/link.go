@@ -97,6 +97,17 @@ func parseLinkRecord(b []byte) (kind byte, toInc, gen uint64, endpoints []byte, 
 // than the main one (which owns p.rep).
 func (p *peer) repOf() verbs.QP { return *p.repQP.Load() }
 
+// pendingRep returns the replication QP of a link handed over to the main
+// goroutine but not yet adopted by it, nil if none. Callers hold roleMu:
+// revocations must reach it too, since it was connected with the access the
+// peer had when it was built.
+func (p *peer) pendingRep() verbs.QP {
+	if q := p.building.Load(); q != nil {
+		return *q
+	}
+	return nil
+}
+
 // relink asks p's linker to build a new link to incarnation inc (0: the
 // incarnation it links now). It never blocks.
 func (p *peer) relink(inc uint64) {
@@ -177,6 +188,9 @@ func (r *Replica) linkOnce(p *peer, inc uint64) (newer uint64, err error) {
 	offerer := r.id < p.id
 	var rep, bg verbs.QP
 	closeNew := func() {
+		r.roleMu.Lock()
+		p.building.Store(nil)
+		r.roleMu.Unlock()
 		if rep != nil {
 			rep.Close()
 		}
@@ -231,7 +245,7 @@ func (r *Replica) linkOnce(p *peer, inc uint64) (newer uint64, err error) {
 		case !ok || toInc != self.Incarnation:
 		case offerer && kind == linkAnswer && g == gen:
 			theirs = eps
-			if err := r.connectLink(rep, bg, eps); err != nil {
+			if err := r.connectLink(p, inc, rep, bg, eps); err != nil {
 				return 0, err
 			}
 			if err := publish(linkConfirm, gen); err != nil {
@@ -244,7 +258,7 @@ func (r *Replica) linkOnce(p *peer, inc uint64) (newer uint64, err error) {
 			if err := fresh(); err != nil {
 				return 0, err
 			}
-			if err := r.connectLink(rep, bg, eps); err != nil {
+			if err := r.connectLink(p, inc, rep, bg, eps); err != nil {
 				return 0, err
 			}
 			gen, theirs = g, eps
@@ -287,14 +301,28 @@ func (r *Replica) readLink(p *peer, inc uint64) (kind byte, toInc, gen uint64, e
 }
 
 // connectLink connects fresh queue pairs to a peer's endpoints: the
-// replication QP read-only (write access is the main goroutine's to give,
-// at adoption), the background QP open.
-func (r *Replica) connectLink(rep, bg verbs.QP, eps []byte) error {
+// replication QP with the access the peer has now (write if we granted it
+// and it reaches the same incarnation: a leader whose link broke and was
+// rebuilt writes on at once, while the other end may not have adopted the
+// link yet), the background QP open. Under roleMu, so that a grant or a
+// fence decided meanwhile is not missed: from handOver on, revocations
+// reach the link through pendingRep.
+func (r *Replica) connectLink(p *peer, inc uint64, rep, bg verbs.QP, eps []byte) error {
 	repEP, bgEP, _, _, err := parseEndpointRecord(eps)
 	if err != nil {
 		return err
 	}
-	if err := rep.Connect(repEP, verbs.AccessRemoteRead); err != nil {
+	r.roleMu.Lock()
+	access := verbs.AccessRemoteRead
+	if inc == p.inc.Load() {
+		access = r.repAccess(p)
+	}
+	err = rep.Connect(repEP, access)
+	if err == nil {
+		p.building.Store(&rep) // revocations reach it until it is adopted
+	}
+	r.roleMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("connect replication QP: %w", err)
 	}
 	if err := bg.Connect(bgEP, verbs.AccessAll); err != nil {
@@ -352,13 +380,14 @@ func (r *Replica) adoptLinksMain() {
 			// earns write access with a request of its own.
 			r.grantee.Store(0)
 		}
-		if r.repAccess(p)&verbs.AccessRemoteWrite != 0 {
-			if err := l.rep.SetAccess(r.repAccess(p)); err != nil {
-				r.cfg.Logger.Warn("grant on a new link", "id", r.id, "peer", p.id, "err", err)
+		if want := r.repAccess(p); l.rep.Access() != want {
+			if err := l.rep.SetAccess(want); err != nil {
+				r.cfg.Logger.Warn("access on a new link", "id", r.id, "peer", p.id, "err", err)
 			}
 		}
 		p.rep, p.log = l.rep, l.log
 		p.repQP.Store(&l.rep)
+		p.building.Store(nil)
 		r.roleMu.Unlock()
 		p.meta.Store(&l.meta)
 		p.active, p.lagging, p.acked, p.granted, p.refused, p.confirmed = false, false, 0, 0, 0, 0

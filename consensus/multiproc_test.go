@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -88,6 +89,17 @@ func (p *proc) read(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	// A "restored" line holds a whole applied sequence.
 	sc.Buffer(nil, 256<<20)
+	// Whole lines only: a process killed while it writes a long line
+	// leaves a fragment at EOF, which reports nothing.
+	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			return i + 1, data[:i], nil
+		}
+		if atEOF {
+			return len(data), nil, nil
+		}
+		return 0, nil, nil
+	})
 	for sc.Scan() {
 		kind, rest, _ := strings.Cut(sc.Text(), " ")
 		p.mu.Lock()

@@ -61,8 +61,10 @@ type peer struct {
 	// still is how long, in this replica's own progress (see tick), the
 	// peer's heartbeat has stood still.
 	still   time.Duration
-	reading bool   // a status READ is outstanding
-	lastReq uint64 // the highest request of this peer we granted
+	reading bool         // a status READ is outstanding
+	lastReq uint64       // the highest request of this peer we granted
+	reqWord uint64       // its request word as serveGrants last saw it
+	reqAt   atomic.Int64 // when that word changed (unix ns)
 	// fresh: a status READ posted since we last resumed has completed,
 	// so claim and applied are current; skipRead: the READ outstanding
 	// when we resumed predates the pause and does not count.
@@ -111,6 +113,7 @@ type peer struct {
 	cur, next          atomic.Pointer[link]
 	mainLink, bgLink   atomic.Pointer[link]
 	repQP              atomic.Pointer[verbs.QP]
+	building           atomic.Pointer[verbs.QP] // a new link's rep QP, connected, not yet adopted (guarded by roleMu)
 	relinkCh           chan uint64
 	linkedGen, watched uint64
 
