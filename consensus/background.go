@@ -137,7 +137,14 @@ func (r *Replica) tick(now time.Time) {
 	step := min(now.Sub(r.lastTick), r.cfg.SuspectTimeout/4)
 	r.lastTick = now
 	for _, p := range r.others {
-		p.still += step
+		// A status READ still on its way is no evidence yet: on a slow
+		// fabric (tcp on a loaded machine) its round trip can outlast a
+		// µs suspect timeout while the peer runs fine. Only one
+		// unanswered for several timeouts counts (a stopped process's
+		// soft NIC answers nothing until the retry timeout).
+		if !p.reading || now.Sub(p.readAt) > 4*r.cfg.SuspectTimeout {
+			p.still += step
+		}
 	}
 	// New entries in our log prove the replica that writes it alive even
 	// when its heartbeat stalls: on a machine with fewer cores than
@@ -157,7 +164,7 @@ func (r *Replica) tick(now time.Time) {
 		}
 		err := p.bg.PostRead(makeWRID(wrStatus, p.id, 0), r.bgBuf, p.id*ctlSlot, ctlStatusSize, p.ctl, verbs.Signaled)
 		if err == nil {
-			p.reading = true
+			p.reading, p.readAt = true, now
 		} else {
 			r.markDead(p, err.Error())
 		}

@@ -62,6 +62,7 @@ type peer struct {
 	// peer's heartbeat has stood still.
 	still   time.Duration
 	reading bool         // a status READ is outstanding
+	readAt  time.Time    // when it was posted
 	lastReq uint64       // the highest request of this peer we granted
 	reqWord uint64       // its request word as serveGrants last saw it
 	reqAt   atomic.Int64 // when that word changed (unix ns)
