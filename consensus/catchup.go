@@ -319,6 +319,8 @@ func (r *Replica) catchUpStep() uint64 {
 	// seen is left alone: it moves only with entries the leader writes
 	// us, which is what tells judgeBehind the leader took us back.
 	el := time.Since(start)
+	r.stats.lastTransferBytes.Store(int64(size))
+	r.stats.lastTransferNs.Store(int64(el))
 	r.stats.transfers.Add(1)
 	r.cfg.Logger.Info("state transfer restored", "id", r.id, "producer", q.id, "index", index, "bytes", size,
 		"took_us", el.Microseconds(), "MBps", int(float64(size)/max(el.Seconds(), 1e-9)/1e6))

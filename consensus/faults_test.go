@@ -186,7 +186,19 @@ func TestFaultLeaderWrite(t *testing.T) {
 			rules = append(rules, f.dev(lead.ID()).Inject(faulty.And(faulty.Kind(faulty.Write), label, faulty.OnIndex(tc.i)),
 				faulty.Complete(verbs.StatusRetryExceeded)))
 			pad := strings.Repeat("w", 40)
-			for j := 0; j < 200; j++ {
+			// 200 commands, and more until every rule fired: how many
+			// WRITEs the follower gets depends on whether it lagged
+			// meanwhile (the leader does not write a lagging follower).
+			deadline := time.Now().Add(hang)
+			fired := func() bool {
+				for _, r := range rules {
+					if r.Fired() == 0 {
+						return false
+					}
+				}
+				return true
+			}
+			for j := 0; j < 200 || !fired() && time.Now().Before(deadline); j++ {
 				acked = append(acked, c.propose(fmt.Sprintf("steady-%03d-%s", j, pad)))
 			}
 			// The take-back copy comes after a reconnection and the

@@ -256,6 +256,10 @@ type statsCounters struct {
 	elections atomic.Uint64
 	lastFail  atomic.Int64 // ns the last fail-over took
 	transfers atomic.Uint64
+	// The last state transfer restored: its size and how long it took
+	// from the offer to the end of Restore.
+	lastTransferBytes atomic.Int64
+	lastTransferNs    atomic.Int64
 }
 
 // Start sets up this replica's planes, exchanges endpoints with its peers
@@ -631,6 +635,10 @@ type Stats struct {
 	Commands  uint64 // commands proposed as leader
 	Elections uint64 // campaigns won
 	Transfers uint64 // state transfers restored (as a lagging follower)
+	// LastTransferBytes and LastTransfer are the size of the last state
+	// transfer and the time from its offer to the end of its Restore.
+	LastTransferBytes int64
+	LastTransfer      time.Duration
 	// Behind: this replica is catching up (it restarted into a running
 	// cluster, or the leader left it out for falling behind its ring): it
 	// misses committed entries, serves no reads and runs in no election.
@@ -645,17 +653,19 @@ type Stats struct {
 // and are not one atomic snapshot; they are zero unless this replica leads.
 func (r *Replica) Stats() Stats {
 	s := Stats{
-		ID:         r.id,
-		Role:       r.Role(),
-		Leader:     r.Leader(),
-		Commit:     r.commit.Load(),
-		Applied:    r.applied.Load(),
-		Entries:    r.stats.entries.Load(),
-		Commands:   r.stats.commands.Load(),
-		Elections:  r.stats.elections.Load(),
-		Transfers:  r.stats.transfers.Load(),
-		Behind:     r.behind.Load(),
-		LastFailMs: float64(r.stats.lastFail.Load()) / 1e6,
+		ID:                r.id,
+		Role:              r.Role(),
+		Leader:            r.Leader(),
+		Commit:            r.commit.Load(),
+		Applied:           r.applied.Load(),
+		Entries:           r.stats.entries.Load(),
+		Commands:          r.stats.commands.Load(),
+		Elections:         r.stats.elections.Load(),
+		Transfers:         r.stats.transfers.Load(),
+		LastTransferBytes: r.stats.lastTransferBytes.Load(),
+		LastTransfer:      time.Duration(r.stats.lastTransferNs.Load()),
+		Behind:            r.behind.Load(),
+		LastFailMs:        float64(r.stats.lastFail.Load()) / 1e6,
 	}
 	if s.Role == Leader {
 		s.Proposal = r.proposal.Load()

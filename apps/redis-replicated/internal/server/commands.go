@@ -588,9 +588,10 @@ func (s *Server) writeReplication(b *strings.Builder) {
 	fmt.Fprintf(b, "gomu_id:%d\r\ngomu_role:%s\r\ngomu_leader_id:%d\r\ngomu_leader_addr:%s\r\n", st.ID, strings.ToLower(st.Role.String()), lid, laddr)
 	fmt.Fprintf(b, "gomu_commit_index:%d\r\ngomu_applied_index:%d\r\ngomu_applied_proposals:%d\r\ngomu_paused:%d\r\n",
 		st.Commit, st.Applied, s.cfg.Machine.count.Load(), boolInt(r.Paused()))
+	fmt.Fprintf(b, "gomu_catching_up:%d\r\ngomu_state_transfers:%d\r\n", boolInt(st.Behind), st.Transfers)
 	for _, p := range st.Peers {
-		fmt.Fprintf(b, "gomu_peer%d:alive=%d,active=%d,acked=%d,applied=%d,lagging=%d\r\n",
-			p.ID, boolInt(p.Alive), boolInt(p.Active), p.Acked, p.Applied, boolInt(p.Lagging))
+		fmt.Fprintf(b, "gomu_peer%d:alive=%d,active=%d,acked=%d,applied=%d,lagging=%d,catching_up=%d\r\n",
+			p.ID, boolInt(p.Alive), boolInt(p.Active), p.Acked, p.Applied, boolInt(p.Lagging), boolInt(p.Behind))
 	}
 }
 
