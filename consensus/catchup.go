@@ -59,7 +59,11 @@ import (
 // without any leader helps nobody.)
 
 const (
-	catchUpOfferTimeout = 2 * time.Second
+	// catchUpOfferTimeout bounds the wait for an offer from a producer
+	// that is alive (its snapshot of a large state may take seconds:
+	// asking again would only start another); a producer suspected dead
+	// is given up on after a few suspect timeouts.
+	catchUpOfferTimeout = 30 * time.Second
 	catchUpResend       = 100 * time.Millisecond
 	catchUpReadTimeout  = 5 * time.Second
 	snapshotKeep        = 30 * time.Second
@@ -244,7 +248,7 @@ func (r *Replica) leaderSaysLagging() bool {
 func (r *Replica) catchUpStep() uint64 {
 	cu := &r.cu
 	now := time.Now()
-	if cu.seq != 0 && now.Sub(cu.asked) > catchUpOfferTimeout {
+	if cu.seq != 0 && (now.Sub(cu.asked) > catchUpOfferTimeout || !cu.from.alive.Load() && now.Sub(cu.asked) > 4*r.cfg.SuspectTimeout) {
 		r.cfg.Logger.Warn("no snapshot offer in time; asking again", "id", r.id, "producer", cu.from.id, "waited", catchUpOfferTimeout)
 		cu.seq = 0
 	}

@@ -160,6 +160,17 @@ func (d *snapReader) bytes() []byte {
 		d.fail("length %d", n)
 		return nil
 	}
+	if n <= 64<<10 {
+		// The common case, read in place: growing a buffer as data
+		// arrives allocated and cleared 512 bytes a string, which made
+		// restoring a million small keys take seconds.
+		b := make([]byte, n)
+		if _, err := io.ReadFull(d.r, b); err != nil {
+			d.fail("string of %d bytes: %v", n, err)
+			return nil
+		}
+		return b
+	}
 	var buf bytes.Buffer
 	if _, err := io.CopyN(&buf, d.r, int64(n)); err != nil {
 		d.fail("string of %d bytes: %v", n, err)
@@ -189,6 +200,10 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	ns := New()
 	n := d.uv()
+	// Sized up front (within reason: a corrupt count must not allocate
+	// the world), so a large restore does not rehash the map a dozen
+	// times.
+	ns.keys = make(map[string]*value, min(n, 1<<22))
 	var prev string
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		key := string(d.bytes())
