@@ -60,9 +60,9 @@ import (
 
 const (
 	// catchUpOfferTimeout bounds the wait for an offer from a producer
-	// that is alive (its snapshot of a large state may take seconds:
-	// asking again would only start another); a producer suspected dead
-	// is given up on after a few suspect timeouts.
+	// whose link holds (its snapshot of a large state may take seconds,
+	// and may hold up its heartbeat: asking another would only start a
+	// second snapshot); one whose link failed is given up on at once.
 	catchUpOfferTimeout = 30 * time.Second
 	catchUpResend       = 100 * time.Millisecond
 	catchUpReadTimeout  = 5 * time.Second
@@ -248,7 +248,7 @@ func (r *Replica) leaderSaysLagging() bool {
 func (r *Replica) catchUpStep() uint64 {
 	cu := &r.cu
 	now := time.Now()
-	if cu.seq != 0 && (now.Sub(cu.asked) > catchUpOfferTimeout || !cu.from.alive.Load() && now.Sub(cu.asked) > 4*r.cfg.SuspectTimeout) {
+	if cu.seq != 0 && (now.Sub(cu.asked) > catchUpOfferTimeout || cu.from.dead.Load()) {
 		r.cfg.Logger.Warn("no snapshot offer in time; asking again", "id", r.id, "producer", cu.from.id, "waited", catchUpOfferTimeout)
 		cu.seq = 0
 	}
@@ -268,6 +268,17 @@ func (r *Replica) catchUpStep() uint64 {
 		q := r.pickProducer()
 		if q == nil {
 			return 0
+		}
+		if q == r.peers[r.leader.Load()] && now.Sub(cu.stillSince) < time.Second {
+			// Only the leader could serve now, but a follower we do not
+			// hear from yet (not linked since we started, say) may
+			// soon: taking the snapshot would stop the leader's fast
+			// path, so give the followers a second.
+			for _, p := range r.others {
+				if p != q && (p.dead.Load() || !p.alive.Load()) {
+					return 0
+				}
+			}
 		}
 		cu.ctr++
 		cu.seq = uint64(now.UnixNano())>>10 + cu.ctr // above any request of an earlier run
