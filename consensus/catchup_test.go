@@ -29,14 +29,7 @@ func TestLaggingFollowerCatchesUp(t *testing.T) {
 					tc.tweak(cfg)
 				}
 			})
-			lead := c.waitLeader()
-			var slow *Replica
-			for _, r := range c.live() {
-				if r != lead {
-					slow = r
-					break
-				}
-			}
+			slow := c.follower(c.waitLeader())
 			acked := proposeN(c, "before", 10)
 			slow.Pause()
 			// ~100 bytes of ring a command: 2000 of them lap the ring
@@ -63,6 +56,30 @@ func TestLaggingFollowerCatchesUp(t *testing.T) {
 	}
 }
 
+// victimCases are the healing tests' table: the replica a fault hits (a
+// follower or the leader) on each transport.
+var victimCases = []struct {
+	name   string
+	leader bool
+	tweak  func(*Config)
+}{
+	{"follower-shm", false, nil},
+	{"leader-shm", true, nil},
+	{"follower-tcp", false, onTCP},
+	{"leader-tcp", true, onTCP},
+}
+
+// follower returns a live replica other than lead.
+func (c *cluster) follower(lead *Replica) *Replica {
+	for _, r := range c.live() {
+		if r != lead {
+			return r
+		}
+	}
+	c.t.Fatalf("no replica but the leader %d", lead.ID())
+	return nil
+}
+
 // activeAt reports whether the current leader counts replica id active
 // (and not lagging).
 func (c *cluster) activeAt(id int) bool {
@@ -85,16 +102,7 @@ func (c *cluster) activeAt(id int) bool {
 // leader is crashed: the restarted replica must be part of the majority
 // that goes on. Both for a restarted follower and a restarted leader.
 func TestRestartRejoins(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		leader bool
-		tweak  func(*Config)
-	}{
-		{"follower-shm", false, nil},
-		{"leader-shm", true, nil},
-		{"follower-tcp", false, onTCP},
-		{"leader-tcp", true, onTCP},
-	} {
+	for _, tc := range victimCases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := startCluster(t, 3, func(cfg *Config) {
 				cfg.RingSize = 16 << 10

@@ -106,16 +106,7 @@ func (c *cluster) whole() {
 // holding the same sequence with every acknowledged command. Twice in a
 // row, so that healing leaves nothing behind that breaks the next one.
 func TestPartitionHeals(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		leader bool
-		tweak  func(*Config)
-	}{
-		{"follower-shm", false, nil},
-		{"leader-shm", true, nil},
-		{"follower-tcp", false, onTCP},
-		{"leader-tcp", true, onTCP},
-	} {
+	for _, tc := range victimCases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &faultDevices{devs: map[int]*faulty.Device{}}
 			c := startCluster(t, 3, f.tweak(func(cfg *Config) {

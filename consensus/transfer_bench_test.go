@@ -51,13 +51,7 @@ func BenchmarkStateTransfer(b *testing.B) {
 	c := startClusterSM(b, 3, func(cfg *Config) { cfg.RingSize = 1 << 20 },
 		func() StateMachine { return &blob{data: make([]byte, state)} })
 	lead := c.waitLeader()
-	var slow *Replica
-	for _, r := range c.live() {
-		if r != lead {
-			slow = r
-			break
-		}
-	}
+	slow := c.follower(lead)
 	cmd := make([]byte, 64)
 	propose := func(h *hdrhistogram.Histogram, until func() bool) {
 		for !until() {

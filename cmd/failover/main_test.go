@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -172,12 +171,7 @@ func TestBadInput(t *testing.T) {
 // DialTimeout, not --start-timeout's 30 s), saying which address is
 // unreachable. The 15 s bound is a hang detector, not a timing assertion.
 func TestUnreachableRegistry(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := clitest.ClosedAddr(t)
 	dir := t.TempDir()
 	board := filepath.Join(dir, "board")
 	if err := os.WriteFile(board, make([]byte, boardSize), 0o600); err != nil {

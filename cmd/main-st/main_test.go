@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -127,21 +126,5 @@ func TestBadInput(t *testing.T) {
 // not the 30 s start timeout), saying which address is unreachable. The
 // 15 s bound is a hang detector generous enough for a loaded machine.
 func TestUnreachableRegistry(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	start := time.Now()
-	out, errOut, err := clitest.Run(t, clitest.Cmd{
-		Args: []string{"--fifo", "-", "1", "64", "1"}, Env: []string{"DORY_REGISTRY_IP=" + addr}, Timeout: 15 * time.Second,
-	})
-	t.Logf("failed after %v: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(errOut))
-	if err == nil {
-		t.Fatalf("exited 0, want failure\nstdout:\n%s", out)
-	}
-	if want := "registry " + addr + " unreachable"; !strings.Contains(errOut, want) {
-		t.Fatalf("stderr does not say %q:\n%s", want, errOut)
-	}
+	clitest.UnreachableRegistry(t, "--fifo", "-", "1", "64", "1")
 }

@@ -11,6 +11,7 @@ package clitest
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -67,4 +68,36 @@ func Run(t testing.TB, c Cmd) (stdout, stderr string, err error) {
 		t.Fatalf("%v did not finish within %v\nstdout:\n%s\nstderr:\n%s", c.Args, c.Timeout, out.String(), errb.String())
 	}
 	return out.String(), errb.String(), err
+}
+
+// ClosedAddr returns a loopback host:port nobody listens on (a port just
+// freed), for tests of what a tool does when its registry is unreachable.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// UnreachableRegistry runs the tool with args and DORY_REGISTRY_IP naming a
+// port nobody listens on, and fails the test unless the tool exits with an
+// error that names the address as unreachable. The 15 s bound is a hang
+// detector for a loaded machine (the registry gives up after its 3 s
+// DialTimeout), not a timing assertion.
+func UnreachableRegistry(t *testing.T, args ...string) {
+	t.Helper()
+	addr := ClosedAddr(t)
+	start := time.Now()
+	out, errOut, err := Run(t, Cmd{Args: args, Env: []string{"DORY_REGISTRY_IP=" + addr}, Timeout: 15 * time.Second})
+	t.Logf("failed after %v: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(errOut))
+	if err == nil {
+		t.Fatalf("exited 0, want failure\nstdout:\n%s", out)
+	}
+	if want := "registry " + addr + " unreachable"; !strings.Contains(errOut, want) {
+		t.Fatalf("stderr does not say %q:\n%s", want, errOut)
+	}
 }
