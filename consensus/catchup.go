@@ -318,6 +318,7 @@ func (r *Replica) catchUpStep() uint64 {
 	if err == nil && crc32.Checksum(data, castagnoli) != crc {
 		err = fmt.Errorf("checksum mismatch")
 	}
+	read := time.Since(start)
 	if err == nil {
 		err = r.sm.Restore(bytes.NewReader(data))
 	}
@@ -338,7 +339,7 @@ func (r *Replica) catchUpStep() uint64 {
 	r.stats.lastTransferNs.Store(int64(el))
 	r.stats.transfers.Add(1)
 	r.cfg.Logger.Info("state transfer restored", "id", r.id, "producer", q.id, "index", index, "bytes", size,
-		"took_us", el.Microseconds(), "MBps", int(float64(size)/max(el.Seconds(), 1e-9)/1e6))
+		"took_us", el.Microseconds(), "read_us", read.Microseconds(), "MBps", int(float64(size)/max(el.Seconds(), 1e-9)/1e6))
 	return index
 }
 
