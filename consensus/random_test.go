@@ -20,7 +20,7 @@ var seedFlag = flag.Uint64("seed", 0, "run TestRandomFaults for this seed only (
 type faultKind int
 
 const (
-	fCrash   faultKind = iota // Close a replica for good
+	fCrash   faultKind = iota // Close a replica (until a restart step starts it again)
 	fPause                    // Pause a replica (a hung process)
 	fResume                   // Resume a paused replica
 	fRestart                  // start the replica crashed first again (a new incarnation)
