@@ -20,6 +20,14 @@ import (
 // every replica applies the same commands in the same order and must reach
 // the same state and results. cmd aliases registered memory and is valid only
 // during the call; copy what must be kept.
+//
+// Snapshot and Restore carry a state transfer to a follower that fell
+// behind the ring or restarted (see catchup.go). The engine calls them on
+// the same goroutine as Apply, between two applies, so they see and replace
+// a state at one applied index; Snapshot runs on a live peer (a follower by
+// preference) and holds up that replica's replay for as long as it takes,
+// Restore replaces the whole state of the replica catching up. Snapshot's
+// output must be what Restore reads back, on any replica.
 type StateMachine interface {
 	Apply(index uint64, cmd []byte) []byte
 	Snapshot(w io.Writer) error
