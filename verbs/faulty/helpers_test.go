@@ -5,14 +5,12 @@ package faulty_test
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/gomu-rdma/gomu/verbs"
 	"github.com/gomu-rdma/gomu/verbs/faulty"
+	"github.com/gomu-rdma/gomu/verbs/verbstest"
 )
 
 // waitLimit bounds every wait: a hang detector, never a performance
@@ -20,18 +18,7 @@ import (
 const waitLimit = 10 * time.Second
 
 // fabricName returns an shm fabric name unique to this process and test.
-func fabricName(t testing.TB) string {
-	name := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			return r
-		}
-		return '_'
-	}, t.Name())
-	if len(name) > 100 {
-		name = name[len(name)-100:]
-	}
-	return fmt.Sprintf("faulty-%d-%s", os.Getpid(), name)
-}
+func fabricName(t testing.TB) string { return verbstest.FabricName(t, "faulty") }
 
 // end is one side of a connection, made from a wrapped shm device.
 type end struct {

@@ -17,21 +17,11 @@ import (
 	"time"
 
 	"github.com/gomu-rdma/gomu/verbs"
+	"github.com/gomu-rdma/gomu/verbs/verbstest"
 )
 
 // fabricName returns a fabric name unique to this process and test.
-func fabricName(t testing.TB) string {
-	name := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			return r
-		}
-		return '_'
-	}, t.Name())
-	if len(name) > 120 {
-		name = name[len(name)-120:]
-	}
-	return fmt.Sprintf("ut-%d-%s", os.Getpid(), name)
-}
+func fabricName(t testing.TB) string { return verbstest.FabricName(t, "ut") }
 
 func openDev(t testing.TB, name string, opts verbs.Options) verbs.Device {
 	t.Helper()

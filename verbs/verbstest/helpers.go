@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +19,23 @@ import (
 // performance threshold: a provider that needs anywhere near this long is
 // broken, not slow.
 const waitLimit = 10 * time.Second
+
+// FabricName returns a device name unique to this process and test, made of
+// characters every provider takes in a name (shm turns it into file names),
+// after prefix: for a provider's tests, whose devices must not meet those
+// of other tests or processes.
+func FabricName(t testing.TB, prefix string) string {
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, t.Name())
+	if len(name) > 100 {
+		name = name[len(name)-100:]
+	}
+	return fmt.Sprintf("%s-%d-%s", prefix, os.Getpid(), name)
+}
 
 func (p Provider) deviceName(t testing.TB, i int) string {
 	if p.Device == nil {
