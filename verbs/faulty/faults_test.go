@@ -258,22 +258,43 @@ var faultCases = []struct {
 		wantFired(t, p, 2)
 	}},
 	{"PartitionHealsItself", func(t *testing.T, a, b *end) {
-		p := a.dev.Inject(nil, faulty.Partition(time.Millisecond))
+		// The partition lasts d from Inject. A write posted within d must
+		// be cut; one posted later (a starved machine) proves nothing,
+		// so the scenario runs again with a longer partition.
 		deadline := time.Now().Add(waitLimit)
-		for wr := uint64(1); ; wr++ {
+		wr := uint64(0)
+		for d := 5 * time.Millisecond; ; d *= 2 {
+			injected := time.Now()
+			p := a.dev.Inject(nil, faulty.Partition(d))
+			wr++
 			mustWrite(t, a, b, wr, 0, wr, verbs.Signaled)
+			posted := time.Since(injected)
 			c := collect(t, a.cq, 1)[0]
 			if c.Status == verbs.StatusSuccess {
-				wantWord(t, b, 0, wr)
-				break
+				if posted < d {
+					t.Fatalf("a write posted %v into a %v partition was not cut", posted, d)
+				}
+				p.Remove()
+				continue
 			}
-			if c.Status != verbs.StatusRetryExceeded || time.Now().After(deadline) {
-				t.Fatalf("write %d completed %v while waiting for the heal", wr, c.Status)
+			if c.Status != verbs.StatusRetryExceeded {
+				t.Fatalf("write %d completed %v in a partition, want retry exceeded", wr, c.Status)
 			}
-			reconnect(t, a, b, verbs.AccessAll)
-		}
-		if p.Fired() < 1 {
-			t.Fatalf("the partition never cut a write")
+			wantFired(t, p, 1)
+			// Now wait for the heal, reconnecting after each cut write.
+			for {
+				reconnect(t, a, b, verbs.AccessAll)
+				wr++
+				mustWrite(t, a, b, wr, 0, wr, verbs.Signaled)
+				c := collect(t, a.cq, 1)[0]
+				if c.Status == verbs.StatusSuccess {
+					wantWord(t, b, 0, wr)
+					return
+				}
+				if c.Status != verbs.StatusRetryExceeded || time.Now().After(deadline) {
+					t.Fatalf("write %d completed %v while waiting for the heal", wr, c.Status)
+				}
+			}
 		}
 	}},
 	{"SetAccessFailsThenResetFallback", func(t *testing.T, a, b *end) {
