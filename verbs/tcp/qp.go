@@ -411,6 +411,9 @@ func (q *qp) completeLocked() {
 // failLocked completes request compl with st, flushes every later one and
 // moves the QP to ERROR. Every error produces a completion, signaled or not.
 func (q *qp) failLocked(st verbs.Status) {
+	// The state first: a poller that has seen the error completion must
+	// find the QP in ERROR (contract item 4), not still RTS.
+	q.setLocked(verbs.StateError, q.peer)
 	for seq := q.compl; seq < q.tail; seq++ {
 		w := q.slot(seq)
 		if w.mr != nil {
@@ -424,7 +427,6 @@ func (q *qp) failLocked(st verbs.Status) {
 		q.cq.push(q.completion(w, s))
 	}
 	q.head, q.compl, q.sent = q.tail, q.tail, q.tail
-	q.setLocked(verbs.StateError, q.peer)
 	if q.link != nil {
 		q.link.shutdown()
 	}
