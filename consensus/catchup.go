@@ -81,7 +81,7 @@ const (
 	offerAddr  = 32
 	offerRKey  = 40
 	offerCRC   = 48
-	offerWords = 56 // bytes from offerIndex through offerCRC, plus the seq word
+	offerEnd   = 56 // just past the last word
 )
 
 func ctlSnapReqOff(p int) int    { return ctlSnapReq + p*ctlSlot }
@@ -209,7 +209,7 @@ func (r *Replica) serveSnapshots() bool {
 		logring.PutU64(r.ctl, out+offerSeq, p.snapReqSeen.Load())
 		in := ctlSnapOfferOff(r.id)
 		r.outbox.push(
-			ctlSend{p: p, from: out + offerIndex, to: in + offerIndex, n: offerWords - offerIndex},
+			ctlSend{p: p, from: out + offerIndex, to: in + offerIndex, n: offerEnd - offerIndex},
 			ctlSend{p: p, from: out + offerSeq, to: in + offerSeq, n: 8},
 		)
 		r.cfg.Logger.Info("snapshot offered to a lagging follower", "id", r.id, "follower", p.id,

@@ -283,8 +283,7 @@ func (r *Replica) prepare(granted []*peer) error {
 		if p.active && applied[i] < ms.wring.Released() {
 			// Its next entry is no longer kept: as on the fast path,
 			// it needs a state transfer and is left out.
-			p.active, p.lagging = false, true
-			p.lagTried, p.lagTriedAt = applied[i], time.Now()
+			p.leaveOut(applied[i], time.Now())
 			r.cfg.Logger.Warn("follower is behind the entries the new leader keeps; it needs a state transfer and is left out",
 				"id", r.id, "follower", p.id, "applied", applied[i], "kept from", ms.wring.Released()+1)
 		}
@@ -618,10 +617,10 @@ func (r *Replica) takeLateGrants() {
 			p.wantRecon.Store(true) // the background goroutine reconnects it
 			continue
 		}
+		now := time.Now()
 		if p.down {
 			// It failed the last attempt: try again with back-off, up
 			// to a second.
-			now := time.Now()
 			if now.Before(p.retryAt) {
 				continue
 			}
@@ -631,7 +630,6 @@ func (r *Replica) takeLateGrants() {
 		if p.lagging {
 			// A retain walks the ring: at most one attempt per
 			// lagging follower a millisecond.
-			now := time.Now()
 			if now.Sub(p.lagTriedAt) < time.Millisecond {
 				continue
 			}
@@ -643,7 +641,7 @@ func (r *Replica) takeLateGrants() {
 			// transfer (catchup.go) and is tried again when its
 			// applied index moves.
 			if !p.lagging {
-				p.lagging, p.lagTried, p.lagTriedAt = true, a, time.Now()
+				p.leaveOut(a, now)
 				r.cfg.Logger.Warn("follower behind our ring; it catches up by state transfer",
 					"id", r.id, "follower", p.id, "applied", a)
 			}

@@ -251,8 +251,7 @@ func (r *Replica) releaseSpace() {
 	}
 	for _, p := range r.others {
 		if p.active && p.applied.Load() < maj {
-			p.active, p.lagging = false, true
-			p.lagTried, p.lagTriedAt = p.applied.Load(), time.Now()
+			p.leaveOut(p.applied.Load(), time.Now())
 			r.cfg.Logger.Warn("follower fell behind the ring's reuse point; left out until it catches up",
 				"id", r.id, "follower", p.id, "applied", p.applied.Load(), "released", maj)
 		}
@@ -340,6 +339,14 @@ func (r *Replica) post(p *peer, kind int, idx uint64, off, length int, flags ver
 	if err != nil && p.active {
 		r.followerDown(p, err.Error())
 	}
+}
+
+// leaveOut takes p out of the active set as lagging: its next entry after
+// applied is no longer kept. takeLateGrants tries to take it back once its
+// applied index has moved (see catchup.go).
+func (p *peer) leaveOut(applied uint64, now time.Time) {
+	p.active, p.lagging = false, true
+	p.lagTried, p.lagTriedAt = applied, now
 }
 
 // followerDown takes p out of the active set. Being down is a state, said

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/gomu-rdma/gomu/consensus/internal/logring"
@@ -364,14 +365,23 @@ func (r *Replica) handOver(p *peer, inc uint64, rep, bg verbs.QP, eps []byte) er
 	return nil
 }
 
+// unadopted returns the link handed over for p that the goroutine whose
+// adopted link is adopted has not taken yet, nil if none.
+func (p *peer) unadopted(adopted *atomic.Pointer[link]) *link {
+	if l := p.next.Load(); l != nil && adopted.Load() != l {
+		return l
+	}
+	return nil
+}
+
 // adoptLinksMain takes over new links' replication QPs (main goroutine).
 func (r *Replica) adoptLinksMain() {
 	if r.linksMain.Load() == 0 {
 		return
 	}
 	for _, p := range r.others {
-		l := p.next.Load()
-		if l == nil || p.mainLink.Load() == l {
+		l := p.unadopted(&p.mainLink)
+		if l == nil {
 			continue
 		}
 		r.roleMu.Lock()
@@ -410,8 +420,8 @@ func (r *Replica) adoptLinksBg() {
 		return
 	}
 	for _, p := range r.others {
-		l := p.next.Load()
-		if l == nil || p.bgLink.Load() == l {
+		l := p.unadopted(&p.bgLink)
+		if l == nil {
 			continue
 		}
 		old := p.bgLink.Load()
@@ -528,8 +538,9 @@ func (r *Replica) meet(ctx context.Context) (met []registry.Peer, joined bool, e
 }
 
 // startGoroutines starts the main, background, watcher and linker
-// goroutines.
-func (r *Replica) startGoroutines() {
+// goroutines and the pause fifo's; should the fifo fail, it closes the
+// replica.
+func (r *Replica) startGoroutines() error {
 	r.wg.Add(3 + len(r.others))
 	go r.runMain()
 	go r.runBackground()
@@ -537,6 +548,13 @@ func (r *Replica) startGoroutines() {
 	for _, p := range r.others {
 		go r.runLinker(p)
 	}
+	if r.cfg.Fifo != "-" {
+		if err := r.startFifo(); err != nil {
+			r.Close()
+			return fmt.Errorf("consensus: start replica %d: %w", r.id, err)
+		}
+	}
+	return nil
 }
 
 // startJoined finishes Start for a replica that joined a running cluster:
@@ -552,16 +570,12 @@ func (r *Replica) startJoined(ctx context.Context) (*Replica, error) {
 			incs[i], p.watched = a.Incarnation, a.Incarnation
 		}
 	}
-	r.startGoroutines()
+	if err := r.startGoroutines(); err != nil {
+		return nil, err
+	}
 	for i, p := range r.others {
 		if incs[i] != 0 {
 			p.relink(incs[i])
-		}
-	}
-	if r.cfg.Fifo != "-" {
-		if err := r.startFifo(); err != nil {
-			r.Close()
-			return nil, fmt.Errorf("consensus: start replica %d: %w", r.id, err)
 		}
 	}
 	linked := func() (n int, missing []int) {

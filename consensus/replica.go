@@ -344,12 +344,8 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Replica, error) {
 	for _, p := range r.others {
 		p.alive.Store(true)
 	}
-	r.startGoroutines()
-	if cfg.Fifo != "-" {
-		if err := r.startFifo(); err != nil {
-			r.Close()
-			return nil, fmt.Errorf("consensus: start replica %d: %w", r.id, err)
-		}
+	if err := r.startGoroutines(); err != nil {
+		return nil, err
 	}
 	cfg.Logger.Info("replica started", "id", r.id, "ids", r.ids, "leader", lead, "transport", cfg.Transport)
 	return r, nil
