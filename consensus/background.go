@@ -158,6 +158,7 @@ func (r *Replica) tick(now time.Time) {
 		}
 	}
 	logring.PutU64(r.ctl, ctlHeartbeat, logring.LoadU64(r.ctl, ctlHeartbeat)+1)
+	r.bgPost.Lock()
 	for _, p := range r.others {
 		if p.dead.Load() || p.reading {
 			continue
@@ -169,6 +170,7 @@ func (r *Replica) tick(now time.Time) {
 			r.markDead(p, err.Error())
 		}
 	}
+	r.bgPost.Unlock()
 	// On shm the READs completed as they were posted.
 	r.pollBackground(now)
 	for _, p := range r.others {
@@ -432,7 +434,10 @@ func (r *Replica) granteeWithdrew() bool {
 // postControl writes the 8-byte word at local control offset from to the
 // peer's control MR at offset to.
 func (r *Replica) postControl(p *peer, from, to int) {
-	if err := p.bg.PostWrite(makeWRID(wrControl, p.id, 0), r.ctlMR, from, 8, p.ctl.Add(uint64(to)), verbs.Signaled); err != nil {
+	r.bgPost.Lock()
+	err := p.bg.PostWrite(makeWRID(wrControl, p.id, 0), r.ctlMR, from, 8, p.ctl.Add(uint64(to)), verbs.Signaled)
+	r.bgPost.Unlock()
+	if err != nil {
 		r.markDead(p, err.Error())
 	}
 }
@@ -532,7 +537,10 @@ func (r *Replica) sendEndpoint(p *peer, word uint64) {
 	copy(r.ctl[out+16:], ep)
 	logring.PutU64(r.ctl, out, word)
 	dst := ctlEpInOff(r.id)
-	if err := p.bg.PostWrite(makeWRID(wrControl, p.id, 0), r.ctlMR, out+8, 8+8+len(ep), p.ctl.Add(uint64(dst+8)), 0); err != nil {
+	r.bgPost.Lock()
+	err := p.bg.PostWrite(makeWRID(wrControl, p.id, 0), r.ctlMR, out+8, 8+8+len(ep), p.ctl.Add(uint64(dst+8)), 0)
+	r.bgPost.Unlock()
+	if err != nil {
 		r.markDead(p, err.Error())
 		return
 	}

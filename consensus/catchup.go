@@ -124,6 +124,8 @@ func (r *Replica) flushOutbox() bool {
 	r.outbox.sends = nil
 	r.outbox.pending.Store(false)
 	r.outbox.mu.Unlock()
+	r.bgPost.Lock()
+	defer r.bgPost.Unlock()
 	for _, s := range sends {
 		if s.p.dead.Load() {
 			continue

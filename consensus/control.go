@@ -27,7 +27,9 @@ package consensus
 //
 // After the reconnection slots come the state-transfer slots (see
 // catchup.go): requests peers sent us, offers producers sent us, and the
-// sources of our own request and offer WRITEs.
+// sources of our own request and offer WRITEs; then the read-index slots
+// (see read.go): the latest read-index request word each peer sent us, and
+// the source of our own.
 const (
 	ctlSlot       = 64
 	ctlHeartbeat  = 0
@@ -45,8 +47,12 @@ const (
 	ctlSnapOffer  = ctlSnapReq + 16*ctlSlot // 16 slots: snapshot offers producers sent us
 	ctlSnapReqOut = ctlSnapOffer + 16*ctlSlot
 	ctlSnapOfOut  = ctlSnapReqOut + 16*ctlSlot
-	ctlSize       = ctlSnapOfOut + 16*ctlSlot
+	ctlReadReq    = ctlSnapOfOut + 16*ctlSlot // 16 slots: read-index requests peers sent us
+	ctlReadOut    = ctlReadReq + 16*ctlSlot   // the source of our read-index request WRITEs
+	ctlSize       = ctlReadOut + ctlSlot
 )
+
+func ctlReadReqOff(p int) int { return ctlReadReq + p*ctlSlot }
 
 // Reconnection slots: a replication QP that went to the error state (a
 // refused WRITE of a deposed leader) is only usable again after both ends
@@ -86,6 +92,8 @@ const (
 	wrControl = 5 // background: request, grant and reconnection writes
 	wrConfirm = 6 // a read barrier's round: the commit index to a header
 	wrSnap    = 7 // catch-up: a chunk of a producer's snapshot
+	wrReadReq = 8 // a follower's read-index request to the leader (background plane)
+	wrReadAns = 9 // the leader's read-index answer to a follower's header
 )
 
 func makeWRID(kind, peer int, idx uint64) uint64 {

@@ -273,7 +273,7 @@ func (r *Replica) prepare(granted []*peer) error {
 		if err := r.postRing(p, false, kept.Off, span, 0); err != nil {
 			return err
 		}
-		return p.rep.PostWrite(makeWRID(wrRecover, p.id, recoverLast), r.logMR, 0, logring.HeaderSize, p.log, verbs.Signaled)
+		return p.rep.PostWrite(makeWRID(wrRecover, p.id, recoverLast), r.logMR, 0, logring.SharedHeaderSize, p.log, verbs.Signaled)
 	})
 	if err != nil {
 		return fmt.Errorf("write recovered log: %w", err)
@@ -656,7 +656,7 @@ func (r *Replica) takeLateGrants() {
 		// earlier term sitting at the same index. RC ordering lands the
 		// header after the ring.
 		r.post(p, wrEntry, 0, logring.HeaderSize, r.cfg.RingSize, 0)
-		r.post(p, wrEntry, tail, 0, logring.HeaderSize, verbs.Signaled)
+		r.post(p, wrEntry, tail, 0, logring.SharedHeaderSize, verbs.Signaled)
 		if !p.down {
 			r.cfg.Logger.Info("follower taken back from the ring", "id", r.id, "follower", p.id,
 				"applied", a, "tail", tail, "was_lagging", was)

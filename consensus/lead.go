@@ -24,6 +24,7 @@ import (
 func (r *Replica) lead() {
 	ms := &r.ms
 	w := poll.Waiter{Mode: r.cfg.Poll}
+	r.forgetReadRequests()
 	for {
 		if r.closed.Load() {
 			r.stepDown("closed", ErrClosed)
@@ -49,7 +50,13 @@ func (r *Replica) lead() {
 		if r.applyCommitted() {
 			progress = true
 		}
+		if r.takeReadRequests() {
+			progress = true
+		}
 		if r.confirmReads() {
+			progress = true
+		}
+		if r.answerReadRequests() {
 			progress = true
 		}
 		if r.snapAsked.Load() != 0 && r.serveSnapshots() {
@@ -75,13 +82,22 @@ func (r *Replica) lead() {
 		if ms.wring.Next()-1 == r.commit.Load() && ms.commitWritten < r.commit.Load() {
 			r.writeCommit()
 		}
-		if w.Mode == poll.Sleep && ms.wring.Next()-1 == r.commit.Load() && ms.carry < 0 {
+		// Followers' readers cannot kick a parked leader: while they are
+		// about, poll for their requests at a reader's pace instead.
+		w.Max = 0
+		if time.Since(ms.readersAt) < readersAbout {
+			w.Max = readPoll
+		} else if w.Mode == poll.Sleep && ms.wring.Next()-1 == r.commit.Load() && ms.carry < 0 {
 			r.park()
 			continue
 		}
 		w.Wait()
 	}
 }
+
+// readersAbout is how long after a follower's last read-index request the
+// idle leader keeps polling for the next one instead of parking.
+const readersAbout = 20 * time.Millisecond
 
 // maxPark bounds one park of an idle leader: the loop still looks at
 // closing, pausing, deposition and late grants this often, as the sleep
@@ -125,6 +141,9 @@ func (r *Replica) reap() bool {
 			p := r.peers[id]
 			if p == nil || c.QPNum != p.rep.Num() {
 				continue // or of a link since replaced
+			}
+			if kind == wrReadAns && idx == 1 {
+				p.answering = false // both WRITEs are done, or flushed
 			}
 			if c.Status != verbs.StatusSuccess {
 				if p.active {

@@ -402,6 +402,9 @@ func (r *Replica) adoptLinksMain() {
 		p.meta.Store(&l.meta)
 		p.active, p.lagging, p.acked, p.granted, p.refused, p.confirmed = false, false, 0, 0, 0, 0
 		p.down, p.retryWait = false, 0
+		// Read-index answers of the old link are lost or done: the
+		// follower asks again.
+		p.readPending, p.answering = 0, false
 		// A reconnection asked for on the old link would reset the new
 		// one's QP under the peer's feet.
 		p.wantRecon.Store(false)
@@ -425,9 +428,11 @@ func (r *Replica) adoptLinksBg() {
 			continue
 		}
 		old := p.bgLink.Load()
+		r.bgPost.Lock()
 		p.bg, p.ctl = l.bg, l.ctl
+		r.bgPost.Unlock()
 		if l.newInc && old.inc != 0 {
-			for _, off := range []int{ctlRequestOff(p.id), ctlGrantOff(p.id), ctlSnapReqOff(p.id), ctlSnapOfferOff(p.id), ctlEpInOff(p.id)} {
+			for _, off := range []int{ctlRequestOff(p.id), ctlGrantOff(p.id), ctlSnapReqOff(p.id), ctlSnapOfferOff(p.id), ctlEpInOff(p.id), ctlReadReqOff(p.id)} {
 				logring.PutU64(r.ctl, off, 0)
 			}
 			p.lastReq = 0

@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/gomu-rdma/gomu/consensus/internal/logring"
 	"github.com/gomu-rdma/gomu/internal/poll"
@@ -33,9 +34,10 @@ type mainState struct {
 	// entry, so a slot is overwritten only once its entry surely is.
 	hist []logring.Cursor
 
-	commitWritten uint64 // the commit index last written to followers' headers
-	readPosted    uint64 // the last read-barrier round posted to followers
-	applyBuf      []byte // follower: committed payloads are copied here before Apply
+	commitWritten uint64    // the commit index last written to followers' headers
+	readPosted    uint64    // the last read-barrier round posted to followers
+	readersAt     time.Time // when a follower's read-index request last arrived
+	applyBuf      []byte    // follower: committed payloads are copied here before Apply
 }
 
 type entryMeta struct {
@@ -117,7 +119,9 @@ func (r *Replica) follow() bool {
 				continue
 			}
 		}
-		if hc := logring.LoadU64(r.mem, logring.OffCommitIndex); hc > known {
+		// An answer to a read-index request is a committed index too,
+		// written after the entries it covers, like the commit index.
+		if hc := max(logring.LoadU64(r.mem, logring.OffCommitIndex), logring.LoadU64(r.mem, logring.OffReadIndex)); hc > known {
 			known = hc
 		}
 		if known < ms.cur.Next {

@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"context"
+	"time"
 
 	"github.com/gomu-rdma/gomu/consensus/internal/logring"
 	"github.com/gomu-rdma/gomu/internal/poll"
@@ -9,26 +10,29 @@ import (
 )
 
 // ReadBarrier makes a local read of the state machine that follows it
-// safe, without replicating the read:
+// linearizable, on any replica, without replicating the read: once it
+// returns, the replica has applied every command acknowledged to anyone
+// before the call began.
 //
-//   - On the leader it is linearizable: the call returns once a majority
-//     (the leader included) took a WRITE of this leader posted after the
-//     call began. A replica that revoked the leader's permission refuses its
-//     WRITEs, and any new leader needs a majority of such revocations, so no
-//     other leader can have committed anything the leader has not applied;
-//     the leader applies every entry before it answers its proposer. Waiting
-//     readers share one round of WRITEs (the commit index to the followers'
+//   - On the leader the call returns once a majority (the leader included)
+//     took a WRITE of this leader posted after the call began. A replica
+//     that revoked the leader's permission refuses its WRITEs, and any new
+//     leader needs a majority of such revocations, so no other leader can
+//     have committed anything the leader has not applied; the leader
+//     applies every entry before it answers its proposer. Waiting readers
+//     share one round of WRITEs (the commit index to the followers'
 //     headers), so a burst of reads costs one round trip.
-//   - On a follower (or a candidate) it waits until the replica has applied
-//     every entry its header says is committed: the follower's committed
-//     state, as fresh as the leader last told it. With Config.EagerCommit the
-//     leader tells it before answering a proposer, so a command a client saw
-//     committed is visible on every active follower after its ReadBarrier.
+//   - On a follower it asks the leader for a read index (see readIndex):
+//     the leader runs the same confirmation round for it, batched with
+//     every other reader's, and answers with its commit index; the
+//     follower then waits until it has applied that index.
 //
-// It fails with ErrNotLeader if the leader loses its position meanwhile, with
-// ErrPaused on a paused replica, with ErrCatchingUp on a follower that is
-// catching up (restarted, or left behind by the ring) and with ctx's error
-// when ctx ends.
+// It fails with ErrNotLeader{0} on a follower that knows no live leader
+// (an election runs), with ErrNotLeader if the leader loses its position
+// meanwhile, with ErrPaused on a paused replica, with ErrCatchingUp on a
+// follower that is catching up (restarted, or left behind by the ring) and
+// with ctx's error when ctx ends: a follower that cannot reach the leader
+// waits for it until then.
 func (r *Replica) ReadBarrier(ctx context.Context) error {
 	if r.closed.Load() {
 		return ErrClosed
@@ -40,7 +44,7 @@ func (r *Replica) ReadBarrier(ctx context.Context) error {
 		if r.behind.Load() {
 			return ErrCatchingUp
 		}
-		return r.followerBarrier(ctx)
+		return r.readIndex(ctx)
 	}
 	ticket := r.readWant.Add(1)
 	if r.parked.Load() {
@@ -69,14 +73,139 @@ func (r *Replica) ReadBarrier(ctx context.Context) error {
 	}
 }
 
-// followerBarrier waits until the applied index reaches the commit index in
-// our header as it stood when the call began.
-func (r *Replica) followerBarrier(ctx context.Context) error {
-	target := logring.LoadU64(r.mem, logring.OffCommitIndex)
-	w := poll.Waiter{Mode: r.cfg.Poll}
-	for r.applied.Load() < target {
-		if r.closed.Load() {
-			return ErrClosed
+// StaleReadBarrier is the cheaper barrier for readers that accept stale
+// state, as Redis's replicas serve it: on a follower it waits until the
+// replica has applied every entry its header says is committed, which is
+// as fresh as the leader last told it (with Config.EagerCommit, usually
+// every command acknowledged so far; after a pause or a partition,
+// possibly much older); on the leader it returns at once. It fails with
+// ErrPaused on a paused replica and ErrCatchingUp on one catching up, whose
+// state is not even a committed prefix the cluster went through recently.
+func (r *Replica) StaleReadBarrier(ctx context.Context) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	if r.paused.Load() {
+		return ErrPaused
+	}
+	if Role(r.role.Load()) == Leader {
+		return nil
+	}
+	if r.behind.Load() {
+		return ErrCatchingUp
+	}
+	return r.awaitApplied(ctx, logring.LoadU64(r.mem, logring.OffCommitIndex))
+}
+
+// Read-index requests. A follower's reader takes a ticket from readAsk and
+// writes it, as its request word, into its slot of the leader's control MR
+// (ctlReadReqOff), posting on the background QP itself (under bgPost)
+// rather than handing it to the background goroutine, whose sleeps would
+// be most of a read's latency. The leader's loop notices the word changed
+// (takeReadRequests), joins the next confirmation round with it, and once
+// a majority confirmed that round (answerReadRequests) writes its commit
+// index and then the word into the follower's header (OffReadIndex,
+// OffReadSeq), through the replication QP. A word is written after every
+// reader whose ticket it covers began, and answered after a round posted
+// after it arrived: the answer is an index a confirmed leader had
+// committed after each of those readers began. The reader loads OffReadSeq
+// first: RC ordering put an index at least as new in OffReadIndex before
+// it. A deposed leader cannot complete a round, so it never answers; a
+// request that goes unanswered (a leader change, a lost WRITE) is sent
+// again after readResend, with a fresh ticket, to whoever leads then.
+const (
+	// readPoll caps a reader's sleep between looks at its header in the
+	// sleeping poll mode: the answer is due within microseconds.
+	readPoll = 20 * time.Microsecond
+	// readResendMin bounds readResend from below.
+	readResendMin = time.Millisecond
+)
+
+// readResend is how long a follower's reader waits for an answer before
+// asking again: a few heartbeat periods, the time the detector needs to
+// notice a new leader at the earliest.
+func (r *Replica) readResend() time.Duration {
+	return max(4*r.cfg.HeartbeatPeriod, readResendMin)
+}
+
+// readIndex is ReadBarrier on a follower.
+func (r *Replica) readIndex(ctx context.Context) error {
+	ticket := r.readAsk.Add(1)
+	sentTo := 0
+	var sentAt time.Time
+	w := poll.Waiter{Mode: r.cfg.Poll, Max: readPoll}
+	for logring.LoadU64(r.mem, logring.OffReadSeq) < ticket {
+		if err := r.readable(); err != nil {
+			return err
+		}
+		if Role(r.role.Load()) == Leader {
+			return r.ReadBarrier(ctx) // we won an election meanwhile
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		now := time.Now()
+		if lead := r.Leader(); lead != sentTo || now.Sub(sentAt) > r.readResend() {
+			if lead == 0 {
+				if sentTo == 0 {
+					return ErrNotLeader{}
+				}
+				// The leader we asked is no longer seen alive: its
+				// answer may still come; wait for a new one meanwhile.
+			} else {
+				if sentTo != 0 {
+					ticket = r.readAsk.Add(1)
+				}
+				r.sendReadRequest(lead, ticket)
+				sentTo, sentAt = lead, now
+			}
+		}
+		w.Wait()
+	}
+	return r.awaitApplied(ctx, logring.LoadU64(r.mem, logring.OffReadIndex))
+}
+
+// readable fails for a replica that must not serve reads now.
+func (r *Replica) readable() error {
+	switch {
+	case r.closed.Load():
+		return ErrClosed
+	case r.paused.Load():
+		return ErrPaused
+	case r.behind.Load():
+		return ErrCatchingUp
+	}
+	return nil
+}
+
+// sendReadRequest writes ticket into our read-request slot of lead's
+// control MR. A failed post is left to the background goroutine, which
+// finds the link broken on its own; the reader asks again after
+// readResend.
+func (r *Replica) sendReadRequest(lead int, ticket uint64) {
+	p := r.peers[lead]
+	if p == nil {
+		return
+	}
+	r.bgPost.Lock()
+	defer r.bgPost.Unlock()
+	if p.dead.Load() {
+		return
+	}
+	// Readers race to write the source word: keep the highest ticket, so
+	// the word the leader reads covers every reader that wrote before.
+	if logring.LoadU64(r.ctl, ctlReadOut) < ticket {
+		logring.PutU64(r.ctl, ctlReadOut, ticket)
+	}
+	p.bg.PostWrite(makeWRID(wrReadReq, p.id, 0), r.ctlMR, ctlReadOut, 8, p.ctl.Add(uint64(ctlReadReqOff(r.id))), verbs.Signaled)
+}
+
+// awaitApplied waits until the applied index reaches index.
+func (r *Replica) awaitApplied(ctx context.Context, index uint64) error {
+	w := poll.Waiter{Mode: r.cfg.Poll, Max: readPoll}
+	for r.applied.Load() < index {
+		if err := r.readable(); err != nil {
+			return err
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -84,6 +213,64 @@ func (r *Replica) followerBarrier(ctx context.Context) error {
 		w.Wait()
 	}
 	return nil
+}
+
+// takeReadRequests, on the leader's goroutine, notes the read-index
+// requests that arrived since the last look and joins each to the next
+// confirmation round. It reports whether any arrived.
+func (r *Replica) takeReadRequests() bool {
+	got := false
+	for _, p := range r.others {
+		w := logring.LoadU64(r.ctl, ctlReadReqOff(p.id))
+		if w == p.readSeen || w == 0 {
+			continue
+		}
+		p.readSeen, p.readPending = w, w
+		p.readTicket = r.readWant.Add(1)
+		got = true
+	}
+	if got {
+		r.ms.readersAt = time.Now()
+	}
+	return got
+}
+
+// answerReadRequests, on the leader's goroutine, answers the read-index
+// requests whose round a majority confirmed: the commit index, then the
+// request word, into the follower's header. One answer per follower is in
+// flight at a time, so its source words stay put until they are sent; a
+// request that arrives meanwhile is answered after it.
+func (r *Replica) answerReadRequests() bool {
+	did := false
+	done := r.readDone.Load()
+	for _, p := range r.others {
+		if p.readPending == 0 || p.readTicket > done || p.answering || !p.active {
+			continue
+		}
+		src := p.id * 16
+		out := r.readOut.Bytes()
+		logring.PutU64(out, src, r.commit.Load())
+		logring.PutU64(out, src+8, p.readPending)
+		err := p.rep.PostWrite(makeWRID(wrReadAns, p.id, 0), r.readOut, src, 8, p.log.Add(logring.OffReadIndex), 0)
+		if err == nil {
+			err = p.rep.PostWrite(makeWRID(wrReadAns, p.id, 1), r.readOut, src+8, 8, p.log.Add(logring.OffReadSeq), verbs.Signaled)
+		}
+		if err != nil {
+			r.followerDown(p, err.Error())
+			continue
+		}
+		p.readPending, p.answering = 0, true
+		did = true
+	}
+	return did
+}
+
+// forgetReadRequests drops the read-index state of a term that ended: the
+// followers ask again.
+func (r *Replica) forgetReadRequests() {
+	for _, p := range r.others {
+		p.readPending, p.answering = 0, false
+	}
 }
 
 // confirmReads, on the leader's goroutine, starts a confirmation round for

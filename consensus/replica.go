@@ -109,7 +109,13 @@ type peer struct {
 	lagTriedAt time.Time
 	// confirmed is the highest read-barrier round it completed a WRITE of.
 	confirmed uint64
-	meta      atomic.Pointer[[]byte] // its Config.Meta, from the registry
+	// Its read-index requests (read.go): the request word last taken
+	// from its control slot, the one waiting for an answer (0 if none)
+	// and the read-barrier round that answers it; answering: our answer's
+	// WRITEs are in flight, so their source must not change.
+	readSeen, readPending, readTicket uint64
+	answering                         bool
+	meta                              atomic.Pointer[[]byte] // its Config.Meta, from the registry
 
 	// Links (link.go). inc is the incarnation the current link cur
 	// reaches; next is a new link handed over by the linker, adopted by
@@ -197,6 +203,16 @@ type Replica struct {
 	readDone atomic.Uint64
 	readMu   sync.Mutex
 	readCh   chan struct{}
+	// readAsk numbers this replica's read-index requests, as a follower
+	// (read.go); it starts at the clock, so a restarted replica's requests
+	// outnumber its previous incarnation's. readOut (PD_rep) holds, per
+	// follower, the source words of the leader's answers.
+	readAsk atomic.Uint64
+	readOut verbs.MR
+	// bgPost serializes posts on the background QPs, and their
+	// replacement by new links: the background goroutine posts there, and
+	// so does a follower's ReadBarrier, its read-index request.
+	bgPost sync.Mutex
 
 	// mainDone is closed when the main loop has exited: it holds no
 	// proposal's command any more.
@@ -306,6 +322,7 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Replica, error) {
 	r.queue = make(chan int32, cfg.MaxWaiters)
 	r.kick = make(chan struct{}, 1)
 	r.readCh = make(chan struct{})
+	r.readAsk.Store(uint64(time.Now().UnixNano()))
 	r.mainDone = make(chan struct{})
 	r.idle = time.NewTimer(time.Hour)
 	r.idle.Stop()
@@ -376,6 +393,9 @@ func (r *Replica) setup(ctx context.Context) error {
 	}
 	if r.scratch, err = r.pdRep.AllocMR(len(r.ids)*(logring.HeaderSize+cfg.RingSize), verbs.AccessAll); err != nil {
 		return fmt.Errorf("scratch MR: %w", err)
+	}
+	if r.readOut, err = r.pdRep.AllocMR((MaxReplicas+1)*16, verbs.AccessAll); err != nil {
+		return fmt.Errorf("read-index MR: %w", err)
 	}
 	if r.ctlMR, err = r.pdBg.AllocMR(ctlSize, verbs.AccessAll); err != nil {
 		return fmt.Errorf("control MR: %w", err)
@@ -562,11 +582,18 @@ func (r *Replica) ID() int { return r.id }
 // detector sees another claimant, so for a while after stepping down (a
 // lost majority, a revoked follower) it still names us. A replica that does
 // not lead never reports itself: it knows no leader until the detector finds
-// one, and may well win the next election itself.
+// one, and may well win the next election itself. Nor does it report a
+// leader its detector suspects: clients sent there would find it dead.
 func (r *Replica) Leader() int {
 	l := int(r.leader.Load())
-	if l == r.id && Role(r.role.Load()) != Leader {
-		return 0
+	if l == r.id {
+		if Role(r.role.Load()) != Leader {
+			return 0
+		}
+		return l
+	}
+	if l <= 0 || l >= len(r.peers) || r.peers[l] == nil || !r.peers[l].alive.Load() {
+		return 0 // never name a replica we do not see alive
 	}
 	return l
 }
@@ -576,7 +603,7 @@ func (r *Replica) Leader() int {
 // step-down about to withdraw it, a deposed append), so it drops our own id
 // outright: whoever fails a proposal with ErrNotLeader is not leading.
 func (r *Replica) notLeader() error {
-	l := int(r.leader.Load())
+	l := r.Leader()
 	if l == r.id {
 		l = 0
 	}

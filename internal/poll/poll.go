@@ -60,7 +60,12 @@ const (
 // Waiter carries the state of one wait. Reset it after every success; call
 // Wait after every unsuccessful poll. The zero value spins.
 type Waiter struct {
-	Mode  Mode
+	Mode Mode
+	// Max caps one sleep of the Sleep mode (0: a millisecond). A loop that
+	// waits for a peer's answer, not for work to arrive, caps it lower:
+	// the answer is due within microseconds, and a millisecond of back-off
+	// would be most of its latency.
+	Max   time.Duration
 	spins int
 	sleep time.Duration
 }
@@ -85,13 +90,14 @@ func (w *Waiter) Wait() {
 			w.spins++
 			return
 		}
+		top := maxSleep
+		if w.Max > 0 {
+			top = w.Max
+		}
 		if w.sleep == 0 {
-			w.sleep = minSleep
-		} else if w.sleep < maxSleep {
-			w.sleep *= 2
-			if w.sleep > maxSleep {
-				w.sleep = maxSleep
-			}
+			w.sleep = min(minSleep, top)
+		} else if w.sleep < top {
+			w.sleep = min(2*w.sleep, top)
 		}
 		time.Sleep(w.sleep)
 	}

@@ -48,21 +48,29 @@ func TestUntil(t *testing.T) {
 // TestSleepBacksOff checks that the sleep mode stops polling hot: after its
 // short spin it sleeps between polls, capped at maxSleep.
 func TestSleepBacksOff(t *testing.T) {
-	w := Waiter{Mode: Sleep}
-	for i := 0; i < spinBeforeSleep; i++ {
-		w.Wait()
-	}
-	if w.sleep != 0 {
-		t.Fatalf("slept during the spin phase")
-	}
-	for i := 0; i < 12; i++ {
-		w.Wait()
-	}
-	if w.sleep != maxSleep {
-		t.Fatalf("back-off reached %v, want the cap %v", w.sleep, maxSleep)
-	}
-	w.Reset()
-	if w.sleep != 0 || w.spins != 0 {
-		t.Fatalf("Reset left %+v", w)
+	for _, tc := range []struct {
+		max, want time.Duration
+	}{
+		{0, maxSleep},
+		{50 * time.Microsecond, 50 * time.Microsecond},
+		{5 * time.Microsecond, 5 * time.Microsecond}, // below the first step
+	} {
+		w := Waiter{Mode: Sleep, Max: tc.max}
+		for i := 0; i < spinBeforeSleep; i++ {
+			w.Wait()
+		}
+		if w.sleep != 0 {
+			t.Fatalf("Max %v: slept during the spin phase", tc.max)
+		}
+		for i := 0; i < 12; i++ {
+			w.Wait()
+		}
+		if w.sleep != tc.want {
+			t.Fatalf("Max %v: back-off reached %v, want the cap %v", tc.max, w.sleep, tc.want)
+		}
+		w.Reset()
+		if w.sleep != 0 || w.spins != 0 {
+			t.Fatalf("Max %v: Reset left %+v", tc.max, w)
+		}
 	}
 }

@@ -24,11 +24,22 @@ const (
 )
 
 // Offsets of the log header's words, relative to the start of the log MR.
+//
+// The first SharedHeaderSize bytes are the log's state, which a leader
+// copies from its own header to its followers'. The read-index words after
+// them are private to each follower: the leader answers that follower's
+// read-index request there (the index first, then the request's sequence
+// number, so a reader that loads the sequence number first finds an index
+// at least as new), and a copy of another replica's header must never
+// overwrite them with answers meant for that replica.
 const (
 	OffMinProposal    = 0
 	OffCommitIndex    = 8
 	OffFirstUndecided = 16
 	OffCommitProposal = 24
+	SharedHeaderSize  = 32
+	OffReadIndex      = 32
+	OffReadSeq        = 40
 )
 
 // Offsets of an entry's header fields, relative to the entry.
