@@ -69,6 +69,7 @@ func main() {
 			&cli.IntFlag{Name: "max-batch", Value: 1 << 20, Usage: "largest log entry in bytes: bounds one proposal (a pipelined batch of writes, a transaction)"},
 			&cli.StringFlag{Name: "fifo", Usage: "pause fifo `PATH` (default /tmp/fifo-<id>; - for none)"},
 			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Second, Usage: "bound on one replication or read barrier"},
+			&cli.StringFlag{Name: "follower-reads", Value: "linearizable", Usage: "reads on a follower: linearizable (it asks the leader for a read index first) or stale (its state as the leader last told it, as Redis replicas serve; cheaper, may miss acknowledged writes)"},
 			&cli.DurationFlag{Name: "start-timeout", Value: 30 * time.Second, Usage: "how long to wait for every replica at start"},
 			&cli.BoolFlag{Name: "standalone", Usage: "serve without replication (the baseline)"},
 			&cli.IntFlag{Name: "local", Usage: "run an `N`-replica cluster on this machine (embedded registry, one process per replica)"},
@@ -102,6 +103,7 @@ type options struct {
 	maxBatch   int
 	fifo       string
 	timeout    time.Duration
+	staleReads bool
 	startTO    time.Duration
 	standalone bool
 	local      int
@@ -121,6 +123,13 @@ func parse(c *cli.Context) (options, error) {
 	}
 	if c.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q: everything is a flag", c.Args().Slice())
+	}
+	switch fr := c.String("follower-reads"); fr {
+	case "linearizable":
+	case "stale":
+		o.staleReads = true
+	default:
+		return o, fmt.Errorf("--follower-reads %q: want linearizable or stale", fr)
 	}
 	// --local 0 is the flag's default, yet asked for outright it is a
 	// mistake, not a request for a single replica that needs SID and a
@@ -221,12 +230,13 @@ func serve(o options, sigs <-chan os.Signal) error {
 	m := server.NewMachine()
 	rec := latency.New(10*time.Second, dumpKeep)
 	cfg := server.Config{
-		Addr:        net.JoinHostPort(o.bind, strconv.Itoa(o.port)),
-		Machine:     m,
-		MaxProposal: o.maxBatch - 64,
-		Timeout:     o.timeout,
-		Replication: rec,
-		Logger:      logger,
+		Addr:               net.JoinHostPort(o.bind, strconv.Itoa(o.port)),
+		Machine:            m,
+		MaxProposal:        o.maxBatch - 64,
+		Timeout:            o.timeout,
+		Replication:        rec,
+		StaleFollowerReads: o.staleReads,
+		Logger:             logger,
 	}
 	srv, err := server.New(cfg)
 	if err != nil {
@@ -365,6 +375,7 @@ func runLocal(ctx context.Context, o options) error {
 				"--profile", string(o.profile), "--poll", o.poll, "--cluster", o.cluster,
 				"--ring", strconv.Itoa(o.ring), "--max-batch", strconv.Itoa(o.maxBatch),
 				"--fifo", n.Fifo, "--timeout", o.timeout.String(), "--start-timeout", o.startTO.String(),
+				"--follower-reads", map[bool]string{false: "linearizable", true: "stale"}[o.staleReads],
 				"--procs", strconv.Itoa(procs), "--verbose=" + strconv.FormatBool(o.verbose),
 			}
 		},

@@ -86,6 +86,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown poll mode", nil, []string{"--standalone", "--poll", "busy"}, "--poll: "},
 		{"unknown transport", nil, []string{"--sid", "1", "--registry", "127.0.0.1:1", "--transport", "pigeon"}, `unknown --transport "pigeon"`},
 		{"zero timeout", nil, []string{"--standalone", "--timeout", "0s"}, "--timeout and --start-timeout must be positive"},
+		{"unknown follower-reads mode", nil, []string{"--standalone", "--follower-reads", "fresh"}, `--follower-reads "fresh": want linearizable or stale`},
 		{"unreachable registry", nil,
 			[]string{"--sid", "1", "--registry", "127.0.0.1:" + closedArg, "--port", "0", "--fifo", "-"},
 			"registry 127.0.0.1:" + closedArg + " unreachable"},

@@ -67,16 +67,35 @@ type testCluster struct {
 	ids   []int
 }
 
+// clusterOpts vary a test cluster: the engine's transport (default shm)
+// and the servers' follower-read mode.
+type clusterOpts struct {
+	transport  string
+	staleReads bool
+}
+
 // startCluster starts n replicas, each with its server on 127.0.0.1:0, and
 // waits for a leader every replica agrees on. Cleanup closes everything.
 func startCluster(t testing.TB, n int) *testCluster {
 	t.Helper()
+	return startClusterOpts(t, n, clusterOpts{})
+}
+
+// startClusterOpts is startCluster with opts.
+func startClusterOpts(t testing.TB, n int, opts clusterOpts) *testCluster {
+	t.Helper()
+	if opts.transport == "" {
+		opts.transport = "shm"
+	}
+	device := ""
 	reg, err := memcache.ListenAndServe("127.0.0.1:0", memcache.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
-	fabric := fmt.Sprintf("rs-%s-%d", name, os.Getpid())
+	if opts.transport == "shm" {
+		device = fmt.Sprintf("rs-%s-%d", name, os.Getpid())
+	}
 	c := &testCluster{t: t, reg: reg, nodes: map[int]*node{}}
 	for i := 1; i <= n; i++ {
 		c.ids = append(c.ids, i)
@@ -86,7 +105,7 @@ func startCluster(t testing.TB, n int) *testCluster {
 	errs := make([]error, n+1)
 	for _, id := range c.ids {
 		m := NewMachine()
-		srv, err := New(Config{Addr: "127.0.0.1:0", Machine: m, MaxProposal: testMaxProposal, Timeout: 5 * time.Second})
+		srv, err := New(Config{Addr: "127.0.0.1:0", Machine: m, MaxProposal: testMaxProposal, Timeout: 5 * time.Second, StaleFollowerReads: opts.staleReads})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +117,7 @@ func startCluster(t testing.TB, n int) *testCluster {
 			defer cancel()
 			rep, err := consensus.Start(ctx, consensus.Config{
 				ID: id, IDs: c.ids, Registry: reg.Addr(), Cluster: name,
-				Transport: "shm", Device: fabric, RingSize: testRing, MaxBatch: testMaxBatch,
+				Transport: opts.transport, Device: device, RingSize: testRing, MaxBatch: testMaxBatch,
 				Fifo: "-", Profile: consensus.ProfileRelaxed, EagerCommit: true,
 				Meta: []byte(srv.Addr()),
 			}, m)

@@ -589,6 +589,22 @@ func (s *Server) writeReplication(b *strings.Builder) {
 	fmt.Fprintf(b, "gomu_commit_index:%d\r\ngomu_applied_index:%d\r\ngomu_applied_proposals:%d\r\ngomu_paused:%d\r\n",
 		st.Commit, st.Applied, s.cfg.Machine.count.Load(), boolInt(r.Paused()))
 	fmt.Fprintf(b, "gomu_catching_up:%d\r\ngomu_state_transfers:%d\r\n", boolInt(st.Behind), st.Transfers)
+	fmt.Fprintf(b, "gomu_follower_reads:%s\r\n", s.followerReads())
+	// Every replica's client address, its own included, so that a client
+	// given one address finds the others.
+	b.WriteString("gomu_replica_addrs:")
+	ids := []int{st.ID}
+	for _, p := range st.Peers {
+		ids = append(ids, p.ID)
+	}
+	slices.Sort(ids)
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(b, "%d=%s", id, r.Meta(id))
+	}
+	b.WriteString("\r\n")
 	for _, p := range st.Peers {
 		fmt.Fprintf(b, "gomu_peer%d:alive=%d,active=%d,acked=%d,applied=%d,lagging=%d,catching_up=%d\r\n",
 			p.ID, boolInt(p.Alive), boolInt(p.Active), p.Acked, p.Applied, boolInt(p.Lagging), boolInt(p.Behind))

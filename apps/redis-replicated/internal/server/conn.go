@@ -60,6 +60,7 @@ func (c *conn) serve() {
 		if err := c.rd.Fill(); err != nil {
 			return
 		}
+		c.s.awaitResumed()
 		c.readOK = false
 		quit := false
 		for !quit {
@@ -81,6 +82,8 @@ func (c *conn) serve() {
 			quit = c.dispatch(args)
 		}
 		c.flushWrites()
+		// Paused while the batch ran: its replies wait for the resume.
+		c.s.awaitResumed()
 		if !c.write() || quit {
 			return
 		}
@@ -198,9 +201,25 @@ func (c *conn) readBarrier(out *[]byte) bool {
 		return true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.Timeout)
-	err := r.ReadBarrier(ctx)
+	var err error
+	if c.s.cfg.StaleFollowerReads {
+		err = r.StaleReadBarrier(ctx)
+	} else {
+		err = r.ReadBarrier(ctx)
+		// A leader that stepped down during its barrier is a follower
+		// now: its read is served as a follower's, through a read index.
+		for i := 0; i < 2 && errors.Is(err, consensus.ErrNotLeaderSentinel) && r.Role() == consensus.Follower; i++ {
+			err = r.ReadBarrier(ctx)
+		}
+	}
 	cancel()
 	if err != nil {
+		var nl consensus.ErrNotLeader
+		if errors.As(err, &nl) && nl.Leader != 0 {
+			// A read needs no redirect: any replica serves it.
+			*out = resp.AppendError(*out, "TRYAGAIN gomu: leadership changed during the read")
+			return false
+		}
 		*out = resp.AppendError(*out, c.s.replicationError(err))
 		return false
 	}
@@ -257,6 +276,8 @@ func (s *Server) replicate(p []byte) ([]byte, error) {
 func (s *Server) replicationError(err error) string {
 	var nl consensus.ErrNotLeader
 	switch {
+	case errors.As(err, &nl) && nl.Leader == 0:
+		return noLeaderError
 	case errors.As(err, &nl):
 		return s.readOnlyError()
 	case errors.Is(err, consensus.ErrClosed):
@@ -275,6 +296,8 @@ func (s *Server) replicationError(err error) string {
 	case errors.Is(err, consensus.ErrTooLarge):
 		return "ERR gomu: command too large to replicate"
 	case errors.Is(err, context.DeadlineExceeded):
+		// A proposal that timed out may still commit; a read barrier
+		// that did reached no leader in time.
 		return "TRYAGAIN gomu: replication timed out"
 	default:
 		return "ERR gomu: " + err.Error()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
+	"github.com/gomu-rdma/gomu/consensus"
 	"github.com/gomu-rdma/gomu/internal/redistest"
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
@@ -114,23 +115,124 @@ func TestPipelining(t *testing.T) {
 }
 
 // TestFollowerFreshness: a value the leader acknowledged is what a
-// follower reads right after, every time.
+// follower reads right after, every time, on shm and on tcp, where the
+// commit index reaches a follower after the client's next request can.
 func TestFollowerFreshness(t *testing.T) {
+	for _, transport := range []string{"shm", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			c := startClusterOpts(t, 3, clusterOpts{transport: transport})
+			lead := c.waitLeader()
+			lc := redistest.Dial(t, lead.srv.Addr())
+			var fcs []*redistest.Conn
+			for _, f := range c.followers(lead) {
+				fc := redistest.Dial(t, f.srv.Addr())
+				if r := fc.Do("INFO", "replication"); !strings.Contains(r, "gomu_follower_reads:linearizable\r\n") {
+					t.Fatalf("follower INFO does not say reads are linearizable: %q", r)
+				}
+				fcs = append(fcs, fc)
+			}
+			for i := range 500 {
+				v := fmt.Sprint("v_", i)
+				if r := lc.Do("SET", "k", v); r != "+OK\r\n" {
+					t.Fatalf("SET %d: %q", i, r)
+				}
+				if r := fcs[i%len(fcs)].Do("GET", "k"); r != bulk(v) {
+					t.Fatalf("iteration %d: follower GET k = %q, want %q", i, r, v)
+				}
+			}
+		})
+	}
+}
+
+// TestStaleFollowerReads: the opt-in mode serves follower reads without
+// asking the leader, says so in INFO, and still serves a value once the
+// leader's commit index reached the follower.
+func TestStaleFollowerReads(t *testing.T) {
+	c := startClusterOpts(t, 3, clusterOpts{staleReads: true})
+	lead := c.waitLeader()
+	lc := redistest.Dial(t, lead.srv.Addr())
+	if r := lc.Do("SET", "k", "v"); r != "+OK\r\n" {
+		t.Fatalf("SET: %q", r)
+	}
+	for _, f := range c.followers(lead) {
+		fc := redistest.Dial(t, f.srv.Addr())
+		if r := fc.Do("INFO", "replication"); !strings.Contains(r, "gomu_follower_reads:stale\r\n") {
+			t.Fatalf("follower INFO does not say reads are stale: %q", r)
+		}
+		if !waitFor(func() bool { return fc.Do("GET", "k") == bulk("v") }) {
+			t.Fatalf("follower %d never served the committed value", f.id)
+		}
+	}
+}
+
+// TestPausedReplicaAnswersNothing: a paused replica holds its clients'
+// requests like a hung process until it resumes, then answers them; and no
+// replica names itself, or a replica it does not see alive, as leader.
+func TestPausedReplicaAnswersNothing(t *testing.T) {
 	c := startCluster(t, 3)
 	lead := c.waitLeader()
 	lc := redistest.Dial(t, lead.srv.Addr())
-	var fcs []*redistest.Conn
-	for _, f := range c.followers(lead) {
-		fcs = append(fcs, redistest.Dial(t, f.srv.Addr()))
+	if r := lc.Do("SET", "k", "1"); r != "+OK\r\n" {
+		t.Fatalf("SET: %q", r)
 	}
-	for i := range 500 {
-		v := fmt.Sprint("v_", i)
-		if r := lc.Do("SET", "k", v); r != "+OK\r\n" {
-			t.Fatalf("SET %d: %q", i, r)
+	lead.rep.Pause()
+	pc := redistest.Dial(t, lead.srv.Addr())
+	if err := pc.Send(command("GET", "k")); err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan string, 1)
+	go func() {
+		r, err := pc.Read()
+		if err != nil {
+			r = "read error: " + err.Error()
 		}
-		if r := fcs[i%len(fcs)].Do("GET", "k"); r != bulk(v) {
-			t.Fatalf("iteration %d: follower GET k = %q, want %q", i, r, v)
+		held <- r
+	}()
+	select {
+	case r := <-held:
+		t.Fatalf("a paused replica answered %q", r)
+	case <-time.After(300 * time.Millisecond):
+	}
+	// The others elect a new leader meanwhile; none names the paused one.
+	var next *node
+	if !waitFor(func() bool {
+		next = nil
+		for _, n := range c.live() {
+			if n != lead && n.rep.Role() == consensus.Leader {
+				next = n
+			}
 		}
+		return next != nil
+	}) {
+		t.Fatalf("no new leader while %d was paused", lead.id)
+	}
+	for _, f := range c.followers(next) {
+		if f == lead {
+			continue
+		}
+		fc := redistest.Dial(t, f.srv.Addr())
+		if !waitFor(func() bool {
+			return strings.Contains(fc.Do("SET", "x", "1"), fmt.Sprintf("leader=%d ", next.id))
+		}) {
+			t.Fatalf("follower %d answers a write with %q, want a redirect to %d", f.id, fc.Do("SET", "x", "1"), next.id)
+		}
+	}
+	lead.rep.Resume()
+	select {
+	case r := <-held:
+		if r != bulk("1") && !strings.HasPrefix(r, "-TRYAGAIN") {
+			t.Fatalf("the resumed replica answered the held GET with %q", r)
+		}
+	case <-time.After(hang):
+		t.Fatalf("the resumed replica never answered the held GET")
+	}
+	// Once it follows, it redirects writes to the new leader, never to
+	// itself.
+	if !waitFor(func() bool {
+		r := lc.Do("SET", "k", "2")
+		return strings.Contains(r, fmt.Sprintf("leader=%d ", next.id))
+	}) {
+		t.Fatalf("the resumed replica never redirected to the new leader %d: %q", next.id, lc.Do("SET", "k", "2"))
 	}
 }
 

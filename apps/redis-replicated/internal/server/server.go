@@ -37,6 +37,12 @@ type Config struct {
 	ExpirePeriod time.Duration
 	// Replication, if set, records the ns each proposal took to replicate.
 	Replication *latency.Recorder
+	// StaleFollowerReads serves reads on a follower from its state as the
+	// leader last told it, without asking the leader (consensus
+	// StaleReadBarrier): cheaper, as Redis's replicas are, but a read may
+	// miss writes already acknowledged. Off by default: follower reads are
+	// linearizable (consensus ReadBarrier). Reads on the leader always are.
+	StaleFollowerReads bool
 	// Logger receives connection errors (default: discards).
 	Logger *slog.Logger
 }
@@ -202,13 +208,43 @@ func (s *Server) leaderAddr() (int, string) {
 	return id, string(r.Meta(id))
 }
 
-// readOnlyError is the error a write gets on a replica that does not lead.
+// readOnlyError is the error a write gets on a replica that does not lead:
+// READONLY naming the leader, or TRYAGAIN while no live leader is known (an
+// election runs). The leader named is never this replica, and one the
+// engine sees alive (consensus Replica.Leader).
 func (s *Server) readOnlyError() string {
 	id, addr := s.leaderAddr()
-	if id == 0 {
-		return "READONLY You can't write against a read only replica. leader=none"
+	if id == 0 || id == s.cfg.Replica.ID() {
+		// Leading but not writing (paused, or stepping down): no
+		// redirect to ourselves.
+		return noLeaderError
 	}
 	return fmt.Sprintf("READONLY You can't write against a read only replica. leader=%d addr=%s", id, addr)
+}
+
+// noLeaderError answers what needs a leader while none is known.
+const noLeaderError = "TRYAGAIN gomu: no leader (election in progress)"
+
+// awaitResumed holds a connection while the replica is paused: a paused
+// replica behaves like a hung process towards its clients too, answering
+// nothing until it resumes (or the server closes).
+func (s *Server) awaitResumed() {
+	r := s.cfg.Replica
+	for r != nil && r.Paused() {
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// followerReads names the follower-read mode, for INFO.
+func (s *Server) followerReads() string {
+	if s.cfg.StaleFollowerReads {
+		return "stale"
+	}
+	return "linearizable"
 }
 
 // leads reports whether writes may be proposed here.
