@@ -11,18 +11,37 @@
 // which confirms with a majority that this replica still leads, then reads
 // under the machine's read lock. Reads are never replicated.
 //
-// On a follower, reads serve the follower's committed state after a
-// ReadBarrier that waits for every entry its header knows committed; the
-// leader runs with EagerCommit, so a value a client was told is set on the
-// leader is visible on an active follower right after that reply. Writes
-// are refused with
+// On a follower, reads are linearizable too, by default: before the first
+// read of a batch the connection passes the engine's ReadBarrier, which
+// asks the leader for a read index (the leader confirms its position with
+// a majority, batched with every other reader's, and answers with its
+// commit index) and waits until the follower has applied it. A value a
+// client was told is set, by any leader, is visible in every read that
+// starts after that reply, on every replica. With StaleFollowerReads
+// (--follower-reads stale) a follower serves its state as the leader last
+// told it instead, without asking: cheaper, as Redis's replicas are, and
+// as stale as they can be after a pause or a partition. INFO says which
+// mode is on (gomu_follower_reads).
+//
+// A replica that cannot serve a read now says so with TRYAGAIN: while it
+// catches up (TRYAGAIN … catching up. leader=<id> addr=<host:port>), while
+// no live leader is known (TRYAGAIN gomu: no leader (election in
+// progress)), or when its barrier does not complete within Timeout. A
+// paused replica (the fifo's p) holds its connections like a hung process
+// and answers nothing until it resumes.
+//
+// Writes on a follower are refused with
 //
 //	-READONLY You can't write against a read only replica. leader=<id> addr=<host:port>
 //
 // naming the leader's client address (published through the registry as
-// the replica's consensus Meta). A write answered READONLY because
-// leadership changed while it was in flight may have been applied by the
-// next leader, as a write can be lost or kept across a Redis fail-over.
+// the replica's consensus Meta), never this replica and never one the
+// engine does not see alive; while no leader is known, writes get the
+// TRYAGAIN above. INFO lists every replica's client address
+// (gomu_replica_addrs), so a client given one address finds the others. A
+// write answered READONLY or TRYAGAIN because leadership changed while it
+// was in flight may have been applied by the next leader, as a write can
+// be lost or kept across a Redis fail-over.
 //
 // # Time and randomness
 //
