@@ -6,15 +6,15 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"time"
 
 	"github.com/urfave/cli/v2"
 )
 
 // Main is the whole command line of a latency client: the three commands
 // differ only in name and mode. It exits non-zero on bad input, on a run
-// that could not complete, and on a run in which any request got an error
-// reply.
+// that could not complete (no replica reachable at start, or one request
+// without an answer for --retry-for), and on a run in which any request
+// got an error reply. Faults the cluster survives do not end the run.
 func Main(name string, mode Mode) {
 	app := App(name, mode, os.Stdout)
 	if err := app.Run(os.Args); err != nil {
@@ -27,16 +27,21 @@ func Main(name string, mode Mode) {
 func App(name string, mode Mode, stdout io.Writer) *cli.App {
 	return &cli.App{
 		Name:      name,
-		Usage:     fmt.Sprintf("time %s requests against a Redis server, one outstanding", mode),
+		Usage:     fmt.Sprintf("time %s requests against a Redis server or a gomu cluster, one outstanding", mode),
 		ArgsUsage: "<key_size> <value_size> <host> <port>",
+		Description: "<host> <port> is one replica; --replicas names others, and the rest are discovered through INFO replication.\n" +
+			"The client follows the leader: a request whose attempt times out (hung or paused replica), finds the connection\n" +
+			"refused or closed, or gets -READONLY or -TRYAGAIN, is sent again to the leader the reply names or to the next\n" +
+			"replica, and stays one sample from its first send to its final reply.",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "requests", Value: 500_000, Usage: "timed requests"},
 			&cli.IntFlag{Name: "keys", Usage: fmt.Sprintf("key space preloaded and read (0: min(requests, %d)); unused by SET-only runs", DefaultKeys)},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed for keys, values and the request mix"},
 			&cli.StringFlag{Name: "out", Value: "redis-cli.txt", Usage: "write one latency in ns per line to `FILE`"},
 			&cli.StringFlag{Name: "hgrm", Usage: "also write the percentile distribution in HdrHistogram format to `FILE`"},
-			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Second, Usage: "deadline of each network read, write and connect"},
-			&cli.DurationFlag{Name: "retry-for", Value: 10 * time.Second, Usage: "how long one request may be redirected or reconnect before the run fails"},
+			&cli.StringSliceFlag{Name: "replicas", Usage: "the other replicas, `ADDRS` = host:port,host:port,... (more are discovered through INFO)"},
+			&cli.DurationFlag{Name: "timeout", Value: DefaultTimeout, Usage: "deadline of each attempt (connect, or write and reply): a replica silent for longer is taken as hung and the request moves on; raise it when healthy replies can take longer"},
+			&cli.DurationFlag{Name: "retry-for", Value: DefaultRetryFor, Usage: "how long one request may keep moving between replicas before the run fails"},
 		},
 		HideHelpCommand: true,
 		Action: func(c *cli.Context) error {
@@ -63,7 +68,7 @@ func action(c *cli.Context, name string, mode Mode, stdout io.Writer) error {
 		return fmt.Errorf("port %q is not a TCP port", a[3])
 	}
 	cfg := Config{
-		Mode: mode, Addr: net.JoinHostPort(a[2], strconv.Itoa(port)),
+		Mode: mode, Addr: net.JoinHostPort(a[2], strconv.Itoa(port)), Replicas: c.StringSlice("replicas"),
 		KeySize: ks, ValueSize: vs,
 		Requests: c.Int("requests"), Keys: c.Int("keys"), Seed: c.Uint64("seed"),
 		Timeout: c.Duration("timeout"), RetryFor: c.Duration("retry-for"),
@@ -87,8 +92,11 @@ func action(c *cli.Context, name string, mode Mode, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "wrote the percentile distribution to %s\n", h)
 	}
 	secs := res.Elapsed.Seconds()
-	fmt.Fprintf(stdout, "%s: %d requests (%s, key %d B, value %d B) in %.3g s: %.0f requests/s, %d redirects, %d reconnects, %d errors\n",
-		name, cfg.Requests, mode, ks, vs, secs, float64(cfg.Requests)/secs, res.Redirects, res.Reconnects, res.Errors)
+	fmt.Fprintf(stdout, "%s: %d requests (%s, key %d B, value %d B) in %.3g s: %.0f requests/s, %d errors\n",
+		name, cfg.Requests, mode, ks, vs, secs, float64(cfg.Requests)/secs, res.Errors)
+	fmt.Fprintf(stdout, "%s: faults: %d timeouts, %d broken connections, %d redirects, %d TRYAGAINs, %d reconnects; %d requests retried; longest stall %v (request %d, %d attempts); %d replicas known, ended on %s\n",
+		name, res.Timeouts, res.Broken, res.Redirects, res.TryAgains, res.Reconnects, res.Retried,
+		res.Longest, res.LongestAt, res.LongestTries, len(res.Replicas), res.Addr)
 	fmt.Fprintf(stdout, "%s key=%d value=%d %s\n", name, ks, vs, res.Rec.Summary())
 	if res.Errors > 0 {
 		return fmt.Errorf("%d of %d requests got an error reply, the first: %s", res.Errors, cfg.Requests, res.FirstError)

@@ -4,16 +4,64 @@
 // RESP, every request timed end to end and reported through
 // internal/latency.
 //
-// The client follows redis-server-replicated's leader: an error reply
+// # Following the leader
 //
-//	-READONLY You can't write against a read only replica. leader=<id> addr=<host:port>
+// The client is meant to measure a replicated server through its faults:
+// a leader paused, stopped (SIGSTOP) or killed must show up as one long
+// sample, a hiccup, not end the run. So it knows every replica of the
+// cluster: the addresses it is given (Config.Addr first, then
+// Config.Replicas) and those it discovers. At start, and again whenever a
+// whole round of known replicas was unreachable, it sends
 //
-// makes it reconnect to addr and send the same request again, and a broken
-// connection makes it reconnect (to the current address, then the one it
-// was started with) until a deadline, so that a run survives a leader
-// change. Such a request is still one sample: its latency runs from its
-// first send to its final reply. SET and GET are idempotent enough for a
-// benchmark that a request resent after a lost reply does no harm.
+//	INFO replication
+//
+// and reads redis-server-replicated's
+//
+//	gomu_id:<id>
+//	gomu_leader_id:<id>
+//	gomu_leader_addr:<host:port>
+//	gomu_replica_addrs:<id>=<host:port>,<id>=<host:port>,...
+//
+// keeping the id of each address, so that a redirect naming only an id
+// still resolves, and starting on the leader, so that the first timed
+// request is not a redirect. A standalone server or real Redis prints none
+// of these, and the client uses what it was given.
+//
+// Each attempt of a request gets Config.Timeout for its write and reply (or
+// its dial). The request moves on to another replica when the attempt
+//
+//   - gets no reply within the timeout: the replica is hung or paused, and
+//     its connection is dropped, since a late reply would otherwise be read
+//     as the next request's;
+//   - finds the connection refused, reset or closed;
+//   - gets -READONLY ... leader=<id> addr=<host:port>, or leader=none;
+//   - gets -TRYAGAIN ..., with or without leader=<id> addr=<host:port>
+//     (no leader yet, a paused replica, one catching up).
+//
+// Where it goes is router's decision (router.go): to the leader a reply
+// names unless that is the replica that answered or one that just timed
+// out or refused, otherwise to the next replica in turn; with a back-off
+// growing from 100 µs to 50 ms after each whole round of replicas without
+// an answer. When no other replica is left it asks the same one again, on
+// the same connection if the fault was a reply. It sends the same request
+// again: a SET resent after a lost reply writes the same value, a GET
+// reads. A request that finds no answer within Config.RetryFor of its
+// first fault fails the run, with what every replica last answered. The
+// preload's pipelined batches go the same way, resent whole, each attempt
+// given at least a second.
+//
+// A request that met faults is still one sample, from its first send to its
+// final reply; Result counts the faults and names the longest stall. After
+// such a request, untimed, the client asks the replica that answered for
+// the leader and moves there (settle): followers serve GETs, and a run
+// that measured the leader should not go on measuring a follower.
+//
+// # Hot path
+//
+// A request answered at the first attempt costs what it did before the
+// client followed leaders: one SetDeadline (a runtime timer, no system
+// call), one write and one read, and no allocation
+// (TestRequestDoesNotAllocate). Everything above lives in the slow path.
 package latclient
 
 import (
@@ -22,8 +70,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gomu-rdma/gomu/internal/latency"
@@ -57,23 +109,39 @@ func (m Mode) String() string {
 
 // Config is one run.
 type Config struct {
-	Mode      Mode
-	Addr      string // host:port of the server (the leader, ideally)
-	KeySize   int    // bytes per key, > 0
-	ValueSize int    // bytes per value, >= 0
-	Requests  int    // timed requests
-	Keys      int    // key space for the preload and GETs; 0: min(Requests, DefaultKeys)
+	Mode     Mode
+	Addr     string   // host:port of a replica (the leader, ideally)
+	Replicas []string // host:port of other replicas; more are discovered through INFO
+	// KeySize is the bytes per key, > 0; ValueSize the bytes per value, >= 0.
+	KeySize   int
+	ValueSize int
+	Requests  int // timed requests
+	Keys      int // key space for the preload and GETs; 0: min(Requests, DefaultKeys)
 	Seed      uint64
-	// Timeout bounds each network read, write and dial.
+	// Timeout bounds each attempt: a dial, or a request's write and reply.
+	// A replica that does not answer within it is taken as hung or paused
+	// and the request moves on, so it is also how long a stopped leader
+	// stalls a request before the client looks elsewhere. A reply that
+	// legitimately takes longer (huge values, an overloaded machine) is
+	// taken as a hang too: raise it then. Default DefaultTimeout.
 	Timeout time.Duration
-	// RetryFor bounds how long one request may spend being redirected and
-	// reconnecting before the run gives up.
+	// RetryFor bounds how long one request may keep moving between
+	// replicas before the run fails. Default DefaultRetryFor.
 	RetryFor time.Duration
 }
 
-// DefaultKeys caps the default key space, so that the preload of a long run
-// stays short and its memory small.
-const DefaultKeys = 100_000
+// Defaults of Config.
+const (
+	// DefaultKeys caps the default key space, so that the preload of a
+	// long run stays short and its memory small.
+	DefaultKeys = 100_000
+	// DefaultTimeout is short enough that a stopped leader costs a
+	// fraction of a second beyond the fail-over, and long enough for a
+	// request of a loaded but healthy cluster.
+	DefaultTimeout = 250 * time.Millisecond
+	// DefaultRetryFor outlasts an election and a replica's restart.
+	DefaultRetryFor = 30 * time.Second
+)
 
 // maxLatency is the histogram's range; longer values are clamped to it.
 const maxLatency = 60 * time.Second
@@ -82,15 +150,31 @@ const maxLatency = 60 * time.Second
 // wrote, so anything far larger is a broken stream.
 const maxBulk = 512 << 20
 
-// Result is what a run measured.
+// preloadTimeout is the least timeout of a preload batch, which carries
+// preloadBatch SETs in one proposal.
+const preloadTimeout = time.Second
+
+// Result is what a run measured. The fault counters cover the preload too.
 type Result struct {
-	Rec        *latency.Recorder // one sample per request, in request order
-	Elapsed    time.Duration     // wall time of the timed requests
-	Redirects  int               // -READONLY replies followed
-	Reconnects int               // connections re-established after an error
-	Errors     int               // other error replies
-	FirstError string            // the first of those, for the report
-	Addr       string            // the address the run ended on
+	Rec     *latency.Recorder // one sample per request, in request order
+	Elapsed time.Duration     // wall time of the timed requests
+
+	Timeouts   int // attempts without a reply (or connection) within Timeout
+	Broken     int // connections refused, reset or closed
+	Redirects  int // -READONLY replies
+	TryAgains  int // -TRYAGAIN replies
+	Reconnects int // connections made after a fault
+
+	Retried      int           // timed requests that took more than one attempt
+	Longest      time.Duration // the longest timed request: the worst stall
+	LongestAt    int           // its index
+	LongestTries int           // its attempts
+
+	Errors     int    // other error replies; they end their request
+	FirstError string // the first of those, for the report
+
+	Addr     string   // the replica the run ended on
+	Replicas []string // the replicas known at the end, given and discovered
 }
 
 // Check validates c and fills in defaults.
@@ -107,52 +191,82 @@ func (c *Config) Check() error {
 	if c.Keys < 0 {
 		return fmt.Errorf("--keys must not be negative, got %d", c.Keys)
 	}
+	for _, a := range c.Replicas {
+		if err := checkAddr(a); err != nil {
+			return fmt.Errorf("--replicas: %w", err)
+		}
+	}
 	if c.Keys == 0 {
 		c.Keys = min(c.Requests, DefaultKeys)
 	}
 	if c.Timeout <= 0 {
-		c.Timeout = 5 * time.Second
+		c.Timeout = DefaultTimeout
 	}
 	if c.RetryFor <= 0 {
-		c.RetryFor = 10 * time.Second
+		c.RetryFor = DefaultRetryFor
 	}
 	return nil
 }
 
-// client is one connection and the buffers it reuses for every request.
+// checkAddr accepts host:port with a TCP port.
+func checkAddr(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil || host == "" {
+		return fmt.Errorf("%q is not host:port", a)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+		return fmt.Errorf("%q: port %q is not a TCP port", a, port)
+	}
+	return nil
+}
+
+// client is one connection, the buffers it reuses for every request, and
+// the router that picks the replica.
 type client struct {
-	cfg   *Config
-	addr  string // current target
-	conn  net.Conn
-	br    *bufio.Reader
-	out   []byte // the command being sent
-	in    []byte // the reply being read
-	args  [3][]byte
-	redir string // address named by the last -READONLY, if any
-	res   *Result
+	cfg     *Config
+	timeout time.Duration // of each attempt: cfg.Timeout, longer in the preload
+	rt      *router
+	dialer  net.Dialer
+	conn    net.Conn // nil between a fault and the next connection
+	gone    fault    // why conn is nil after start, if it is
+	br      *bufio.Reader
+	out     []byte // the command(s) being sent
+	in      []byte // the reply being read
+	args    [3][]byte
+	tries   int // attempts of the last request
+	res     *Result
 }
 
 var (
-	cmdSET = []byte("SET")
-	cmdGET = []byte("GET")
+	cmdSET  = []byte("SET")
+	cmdGET  = []byte("GET")
+	cmdInfo = resp.AppendCommand(nil, []byte("INFO"), []byte("replication"))
 )
 
-// Run connects to cfg.Addr, preloads when the mode reads, and times
+// newClient makes the client of a checked cfg, not yet connected.
+func newClient(cfg *Config, res *Result) *client {
+	return &client{
+		cfg: cfg, timeout: cfg.Timeout, res: res,
+		rt:     newRouter(append([]string{cfg.Addr}, cfg.Replicas...), cfg.Timeout),
+		dialer: net.Dialer{Timeout: cfg.Timeout},
+		br:     bufio.NewReaderSize(nil, 64<<10),
+	}
+}
+
+// Run connects to the cluster, preloads when the mode reads, and times
 // cfg.Requests requests. An error means the run could not complete (no
-// connection, or a request that could not be answered within RetryFor);
-// error replies are counted in the Result instead.
+// given replica reachable at start, or a request that found no answer
+// within RetryFor); error replies are counted in the Result instead.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	res := &Result{Rec: latency.New(maxLatency, cfg.Requests)}
-	c := &client{cfg: &cfg, addr: cfg.Addr, res: res}
-	// The first dial is a single attempt: a wrong address should fail at
-	// once, not after the reconnect deadline.
-	if err := c.dial(cfg.Addr); err != nil {
+	c := newClient(&cfg, res)
+	if err := c.start(); err != nil {
 		return nil, err
 	}
-	defer func() { c.conn.Close() }()
+	defer c.drop()
 
 	rng := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))
 	var keys []byte // cfg.Keys keys of KeySize bytes, back to back
@@ -189,155 +303,306 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			c.args = [3][]byte{cmdGET, k, nil}
 			c.out = resp.AppendCommand(c.out[:0], c.args[:2]...)
 		}
+		c.tries = 1
 		t0 := time.Now()
-		if err := c.do(ctx); err != nil {
+		if err := c.do(ctx, 1); err != nil {
 			return nil, fmt.Errorf("request %d: %w", i, err)
 		}
-		res.Rec.Record(time.Since(t0))
+		d := time.Since(t0)
+		res.Rec.Record(d)
+		if d > res.Longest {
+			res.Longest, res.LongestAt, res.LongestTries = d, i, c.tries
+		}
+		if c.tries > 1 {
+			res.Retried++
+			c.settle()
+		}
 	}
 	res.Elapsed = time.Since(start)
-	res.Addr = c.addr
+	res.Addr = c.rt.reps[c.rt.cur].addr
+	res.Replicas = c.rt.addrs()
 	return res, nil
 }
 
-// do sends c.out and reads its reply into c.in, following redirects and
-// reconnecting as needed. An error reply other than a redirect is counted,
-// not returned.
-func (c *client) do(ctx context.Context) error {
-	deadline := time.Now().Add(c.cfg.RetryFor)
-	redirects := 0
-	for {
-		err := c.roundTrip()
-		if err == nil {
-			if c.redirect() {
-				c.res.Redirects++
-				redirects++
-				if redirects > 1 {
-					// Two servers naming each other, or a leader not yet
-					// elected: do not spin.
-					time.Sleep(10 * time.Millisecond)
-				}
-				if time.Now().After(deadline) {
-					return fmt.Errorf("still redirected after %v (last to %s)", c.cfg.RetryFor, c.redir)
-				}
-				if err := c.reconnect(ctx, deadline, c.redir); err != nil {
-					return err
+// start connects to the first given replica that accepts, asks it about
+// the cluster, and moves to the leader it names. No given replica
+// reachable is an error at once (a wrong address should not wait for
+// RetryFor); one that accepts but does not answer INFO is left to the
+// first request, which moves on from it as from any fault.
+func (c *client) start() error {
+	rt := c.rt
+	hung, hungFault := -1, fault{}
+	var refused []string
+	for i := range rt.reps {
+		rt.cur = i
+		ci, f, dialed := c.connect(true)
+		switch {
+		case f.kind == noFault:
+			c.toLeader(ci)
+			return nil
+		case dialed && hung < 0:
+			hung, hungFault = i, f
+		case !dialed:
+			refused = append(refused, rt.reps[i].addr+": "+f.msg)
+		}
+	}
+	if hung < 0 {
+		return fmt.Errorf("no replica reachable: %s", strings.Join(refused, "; "))
+	}
+	rt.cur, c.gone = hung, hungFault
+	return nil
+}
+
+// toLeader moves the connection to the leader INFO named, if it is
+// another replica, not held, and accepts; otherwise the connection stays.
+func (c *client) toLeader(ci clusterInfo) {
+	if ci.leader == 0 {
+		return
+	}
+	to := c.rt.learn(ci.leader, ci.leaderAddr)
+	if to < 0 || to == c.rt.cur || c.rt.held(to, time.Now()) {
+		return
+	}
+	conn, err := c.dial(c.rt.reps[to].addr)
+	if err != nil {
+		return
+	}
+	c.drop()
+	c.use(conn)
+	c.rt.cur = to
+}
+
+// settle runs after a timed request that met faults, untimed: the replica
+// that answered it may be a follower (followers serve GETs), so the client
+// asks it for the leader and moves there. The timed requests thus keep
+// measuring the leader, as Mu's clients do, before and after a fault.
+func (c *client) settle() {
+	if c.conn == nil {
+		return
+	}
+	ci, f := c.discover()
+	if f.kind != noFault {
+		c.drop()
+		c.gone = f
+		return
+	}
+	c.toLeader(ci)
+}
+
+// do sends c.out, n commands, and reads their n replies, the last left in
+// c.in. The first attempt is the whole of the hot path; faults go to
+// recover. Error replies other than those that move the request on are
+// counted, not returned.
+func (c *client) do(ctx context.Context, n int) error {
+	f := c.attempt(n)
+	if f.kind == noFault {
+		return nil
+	}
+	return c.recover(ctx, n, f)
+}
+
+// attempt writes c.out to the current replica and reads n replies. A reply
+// that moves the request on does not stop the reading: with all n read,
+// the connection stays in step, and recover may keep it.
+func (c *client) attempt(n int) fault {
+	if c.conn == nil {
+		f := c.gone
+		if f.kind == noFault {
+			f = fault{kind: broken, msg: "not connected"}
+		}
+		return f
+	}
+	if err := c.conn.SetDeadline(time.Now().Add(c.timeout)); err != nil {
+		return c.ioFault("request", err)
+	}
+	if _, err := c.conn.Write(c.out); err != nil {
+		return c.ioFault("request", err)
+	}
+	var moved fault
+	for i := 0; i < n; i++ {
+		var err error
+		c.in, err = resp.ReadReply(c.br, c.in[:0], maxBulk)
+		if err != nil {
+			return c.ioFault("request", err)
+		}
+		if len(c.in) > 0 && c.in[0] == '-' {
+			if f := parseFault(c.in); f.kind != noFault {
+				if moved.kind == noFault {
+					moved = f
 				}
 				continue
 			}
-			if len(c.in) > 0 && c.in[0] == '-' {
-				c.res.Errors++
-				if c.res.FirstError == "" {
-					c.res.FirstError = string(bytes.TrimRight(c.in, "\r\n"))
-				}
+			c.res.Errors++
+			if c.res.FirstError == "" {
+				c.res.FirstError = string(bytes.TrimRight(c.in, "\r\n"))
 			}
+		}
+	}
+	return moved
+}
+
+// recover is do's slow path: the current attempt met f. It asks the
+// router where to go and tries there, until an attempt is answered or
+// RetryFor has passed since the first fault. The connection is dropped,
+// since a late reply would be read as the next one's, unless the fault was
+// a reply (the stream is in step) and the router keeps the replica.
+func (c *client) recover(ctx context.Context, n int, f fault) error {
+	rt := c.rt
+	rt.begin()
+	start := time.Now()
+	for {
+		c.count(f)
+		from, now := rt.cur, time.Now()
+		to, wait := rt.next(f, now)
+		if to != from || (f.kind != readOnly && f.kind != tryAgain) || c.br.Buffered() > 0 {
+			c.drop()
+		}
+		if now.Sub(start) >= c.cfg.RetryFor {
+			return fmt.Errorf("no replica answered within --retry-for %v (%d attempts); last answers: %s",
+				c.cfg.RetryFor, rt.tries, rt.lastFaults())
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return err
+		}
+		f = fault{}
+		if c.conn == nil {
+			var dialed bool
+			if _, f, dialed = c.connect(rt.rediscover); dialed {
+				c.res.Reconnects++
+			}
+		}
+		if f.kind == noFault {
+			f = c.attempt(n)
+		}
+		if f.kind == noFault {
+			c.tries = rt.tries + 1
 			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		// A server that accepts connections but never answers would
-		// otherwise keep this loop going.
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no reply within %v: %w", c.cfg.RetryFor, err)
-		}
-		// The stream is broken or out of step: start over on a fresh
-		// connection, the current target first, then the one we were given.
-		if rerr := c.reconnect(ctx, deadline, c.addr, c.cfg.Addr); rerr != nil {
-			return fmt.Errorf("%v; %w", err, rerr)
 		}
 	}
 }
 
-// roundTrip writes c.out and reads one reply, with the per-request deadline.
-func (c *client) roundTrip() error {
-	if err := c.conn.SetDeadline(time.Now().Add(c.cfg.Timeout)); err != nil {
-		return err
+// count adds f to the Result's fault counters.
+func (c *client) count(f fault) {
+	switch f.kind {
+	case timedOut:
+		c.res.Timeouts++
+	case broken:
+		c.res.Broken++
+	case readOnly:
+		c.res.Redirects++
+	case tryAgain:
+		c.res.TryAgains++
 	}
-	if _, err := c.conn.Write(c.out); err != nil {
-		return fmt.Errorf("send to %s: %w", c.addr, err)
+}
+
+// connect dials the current replica and, when discover is set, asks it
+// about the cluster. dialed reports whether the dial succeeded, even if
+// INFO then failed.
+func (c *client) connect(discover bool) (ci clusterInfo, f fault, dialed bool) {
+	conn, err := c.dial(c.rt.reps[c.rt.cur].addr)
+	if err != nil {
+		return ci, c.ioFault("connect", err), false
+	}
+	c.use(conn)
+	if !discover {
+		return ci, fault{}, true
+	}
+	ci, f = c.discover()
+	if f.kind != noFault {
+		c.drop()
+		return ci, f, true
+	}
+	c.rt.rediscover = false
+	return ci, fault{}, true
+}
+
+// discover sends INFO replication on the fresh connection and learns the
+// cluster from the reply. An error reply (INFO refused, or a fake) is no
+// fault: the stream is still in step, there is just nothing to learn.
+func (c *client) discover() (clusterInfo, fault) {
+	if err := c.conn.SetDeadline(time.Now().Add(c.timeout)); err != nil {
+		return clusterInfo{}, c.ioFault("INFO", err)
+	}
+	if _, err := c.conn.Write(cmdInfo); err != nil {
+		return clusterInfo{}, c.ioFault("INFO", err)
 	}
 	var err error
 	c.in, err = resp.ReadReply(c.br, c.in[:0], maxBulk)
 	if err != nil {
-		return fmt.Errorf("reply from %s: %w", c.addr, err)
+		return clusterInfo{}, c.ioFault("INFO", err)
 	}
-	return nil
+	if len(c.in) == 0 || c.in[0] != '$' {
+		return clusterInfo{}, fault{}
+	}
+	ci := parseInfo(c.in)
+	c.rt.learnInfo(ci)
+	return ci, fault{}
 }
 
-var (
-	readOnly = []byte("-READONLY")
-	addrKey  = []byte("addr=")
-)
-
-// redirect reports whether c.in is a -READONLY naming a leader address, and
-// stores that address in c.redir.
-func (c *client) redirect() bool {
-	addr, ok := ParseRedirect(c.in)
-	if ok {
-		c.redir = addr
-	}
-	return ok
-}
-
-// ParseRedirect returns the leader address of a -READONLY error reply that
-// carries addr=<host:port>; ok is false for any other reply.
-func ParseRedirect(reply []byte) (addr string, ok bool) {
-	if !bytes.HasPrefix(reply, readOnly) {
-		return "", false
-	}
-	i := bytes.Index(reply, addrKey)
-	if i < 0 {
-		return "", false
-	}
-	a := reply[i+len(addrKey):]
-	if j := bytes.IndexAny(a, " \r\n"); j >= 0 {
-		a = a[:j]
-	}
-	if len(a) == 0 {
-		return "", false
-	}
-	return string(a), true
-}
-
-func (c *client) dial(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, c.cfg.Timeout)
+func (c *client) dial(addr string) (net.Conn, error) {
+	conn, err := c.dialer.Dial("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", addr, err)
+		return nil, err
 	}
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	if c.conn != nil {
-		c.conn.Close()
-	}
-	c.conn, c.addr = conn, addr
-	if c.br == nil {
-		c.br = bufio.NewReaderSize(conn, 64<<10)
-	} else {
-		c.br.Reset(conn)
-	}
-	return nil
+	return conn, nil
 }
 
-// reconnect dials the addresses in turn until one answers or deadline
-// passes; 50 ms between rounds, so a dead leader costs no busy loop.
-func (c *client) reconnect(ctx context.Context, deadline time.Time, addrs ...string) error {
-	var last error
-	for {
-		for _, a := range addrs {
-			if last = c.dial(a); last == nil {
-				c.res.Reconnects++
-				return nil
-			}
+// use makes conn the connection.
+func (c *client) use(conn net.Conn) {
+	c.conn = conn
+	c.br.Reset(conn)
+}
+
+// drop closes the connection, if any.
+func (c *client) drop() {
+	if c.conn != nil {
+		c.conn.Close()
+		c.conn = nil
+	}
+}
+
+// ioFault words a network error met in stage ("connect", "request" or
+// "INFO") as a fault: a timeout is a hung replica, anything else a broken
+// connection.
+func (c *client) ioFault(stage string, err error) fault {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		if stage == "connect" {
+			return fault{kind: timedOut, msg: fmt.Sprintf("connect: no answer within %v", c.timeout)}
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
+		return fault{kind: timedOut, msg: fmt.Sprintf("%s: no reply within %v", stage, c.timeout)}
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fault{kind: broken, msg: stage + ": connection closed by the server"}
+	}
+	// The system call's error is the useful part ("connect: connection
+	// refused", "read: connection reset by peer"); the report names the
+	// address already.
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		if stage == "connect" {
+			return fault{kind: broken, msg: se.Error()}
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no server reachable within %v: %w", c.cfg.RetryFor, last)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return fault{kind: broken, msg: stage + ": " + se.Error()}
+	}
+	return fault{kind: broken, msg: stage + ": " + err.Error()}
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -345,9 +610,12 @@ func (c *client) reconnect(ctx context.Context, deadline time.Time, addrs ...str
 const preloadBatch = 256
 
 // preload SETs every key of the key space, pipelined and untimed, so that
-// the timed GETs hit. A batch answered by a redirect is resent to the
-// leader as a whole.
+// the timed GETs hit. A batch that meets a fault is resent whole, wherever
+// the router says. An error reply ends the run: the timed GETs would
+// measure misses.
 func (c *client) preload(ctx context.Context, keys []byte, rng *rand.Rand) error {
+	c.timeout = max(c.cfg.Timeout, preloadTimeout)
+	defer func() { c.timeout = c.cfg.Timeout }()
 	ks := c.cfg.KeySize
 	n := len(keys) / ks
 	val := make([]byte, c.cfg.ValueSize)
@@ -359,63 +627,14 @@ func (c *client) preload(ctx context.Context, keys []byte, rng *rand.Rand) error
 			c.args = [3][]byte{cmdSET, keys[j*ks : (j+1)*ks], val}
 			c.out = resp.AppendCommand(c.out, c.args[:3]...)
 		}
-		deadline := time.Now().Add(c.cfg.RetryFor)
-		for {
-			redirected, err := c.preloadRound(hi - lo)
-			if err == nil && !redirected {
-				break
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("preload: keys %d..%d not stored within %v: %v", lo, hi, c.cfg.RetryFor, err)
-			}
-			if err != nil {
-				var re replyError
-				if errors.As(err, &re) {
-					return fmt.Errorf("preload: %w", err)
-				}
-				err = c.reconnect(ctx, deadline, c.addr, c.cfg.Addr)
-			} else {
-				c.res.Redirects++
-				time.Sleep(10 * time.Millisecond)
-				err = c.reconnect(ctx, deadline, c.redir)
-			}
-			if err != nil {
-				return fmt.Errorf("preload: %w", err)
-			}
+		if err := c.do(ctx, hi-lo); err != nil {
+			return fmt.Errorf("preload of keys %d..%d: %w", lo, hi-1, err)
+		}
+		if c.res.Errors > 0 {
+			return fmt.Errorf("preload: server replied %s", c.res.FirstError)
 		}
 	}
 	return nil
-}
-
-// replyError is an error reply to the preload, which is fatal: the timed
-// GETs would measure misses.
-type replyError string
-
-func (e replyError) Error() string { return "server replied " + string(e) }
-
-// preloadRound sends the batch in c.out and reads its n replies.
-func (c *client) preloadRound(n int) (redirected bool, err error) {
-	if err := c.conn.SetDeadline(time.Now().Add(c.cfg.Timeout)); err != nil {
-		return false, err
-	}
-	if _, err := c.conn.Write(c.out); err != nil {
-		return false, fmt.Errorf("send to %s: %w", c.addr, err)
-	}
-	for i := 0; i < n; i++ {
-		c.in, err = resp.ReadReply(c.br, c.in[:0], maxBulk)
-		if err != nil {
-			return false, fmt.Errorf("reply from %s: %w", c.addr, err)
-		}
-		if c.redirect() {
-			redirected = true
-		} else if len(c.in) > 0 && c.in[0] == '-' && !redirected {
-			return false, replyError(bytes.TrimRight(c.in, "\r\n"))
-		}
-	}
-	return redirected, nil
 }
 
 // printable is the alphabet of keys and values: printable ASCII without

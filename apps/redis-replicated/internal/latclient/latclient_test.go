@@ -1,37 +1,19 @@
 package latclient
 
 import (
-	"bufio"
+	"cmp"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gomu-rdma/gomu/internal/redistest"
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
-
-func TestParseRedirect(t *testing.T) {
-	for _, tc := range []struct {
-		reply, addr string
-		ok          bool
-	}{
-		{"-READONLY You can't write against a read only replica. leader=2 addr=127.0.0.1:7001\r\n", "127.0.0.1:7001", true},
-		{"-READONLY x addr=[::1]:7001 more\r\n", "[::1]:7001", true},
-		{"-READONLY You can't write against a read only replica.\r\n", "", false}, // real Redis: no address
-		{"-READONLY addr=\r\n", "", false},
-		{"-ERR addr=127.0.0.1:1\r\n", "", false},
-		{"+OK\r\n", "", false},
-	} {
-		addr, ok := ParseRedirect([]byte(tc.reply))
-		if addr != tc.addr || ok != tc.ok {
-			t.Errorf("ParseRedirect(%q) = %q, %v; want %q, %v", tc.reply, addr, ok, tc.addr, tc.ok)
-		}
-	}
-}
 
 func TestFillPrintable(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -55,122 +37,506 @@ func TestCheck(t *testing.T) {
 		{KeySize: 1, ValueSize: -1, Requests: 1},
 		{KeySize: 1, Requests: 0},
 		{KeySize: 1, Requests: 1, Keys: -1},
+		{KeySize: 1, Requests: 1, Replicas: []string{"a:1", "b"}},
+		{KeySize: 1, Requests: 1, Replicas: []string{":1"}},
+		{KeySize: 1, Requests: 1, Replicas: []string{"a:0"}},
 	} {
 		if err := c.Check(); err == nil {
 			t.Errorf("Check(%+v) accepted", c)
 		}
 	}
 	c := Config{KeySize: 1, Requests: 500_000}
-	if err := c.Check(); err != nil || c.Keys != DefaultKeys || c.Timeout != 5*time.Second {
+	if err := c.Check(); err != nil || c.Keys != DefaultKeys || c.Timeout != DefaultTimeout || c.RetryFor != DefaultRetryFor {
 		t.Fatalf("defaults: %+v, %v", c, err)
 	}
 }
 
-// fakeReplica answers every command with a -READONLY redirect to leader,
-// as a follower of redis-server-replicated does, and counts them. An empty
-// leader names the fake itself.
-func fakeReplica(t *testing.T, leader string) (addr string, served *atomic.Int64) {
+// Replies a fake's script gives besides "" (serve the command as a leader
+// would) and an error reply's text.
+const (
+	hang      = "<hang>"  // answer nothing more on this connection: hung, paused, SIGSTOPped
+	closeConn = "<close>" // close this connection
+	kill      = "<kill>"  // close the listener and every connection: refused from now on
+	late      = "<late>"  // answer after lateBy, when the client has given up on it
+)
+
+const lateBy = 300 * time.Millisecond
+
+// fake is a scripted replica of redis-server-replicated, id i+1 of a
+// cluster made by fakes.
+type fake struct {
+	id   int
+	addr string
+	l    net.Listener
+	// script answers the k-th data command (SET or GET, from 0) the fake
+	// receives; nil serves every one.
+	script func(k int) string
+	// info is the text of INFO after k data commands; nil answers -ERR,
+	// as a fake that knows no INFO would.
+	info func(k int) string
+
+	done  chan struct{}
+	mu    sync.Mutex
+	k     int // data commands received
+	conns []net.Conn
+	kv    map[string]string
+}
+
+// fakes listens for n replicas; the test scripts them, then serve starts
+// them.
+func fakes(t *testing.T, n int) []*fake {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	fs := make([]*fake, n)
+	for i := range fs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := &fake{id: i + 1, addr: l.Addr().String(), l: l, done: make(chan struct{}), kv: map[string]string{}}
+		t.Cleanup(f.stop)
+		fs[i] = f
 	}
-	t.Cleanup(func() { l.Close() })
-	if leader == "" {
-		leader = l.Addr().String()
+	return fs
+}
+
+func serve(fs []*fake) {
+	for _, f := range fs {
+		go f.accept()
 	}
-	served = new(atomic.Int64)
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
+}
+
+func (f *fake) stop() {
+	select {
+	case <-f.done:
+		return
+	default:
+	}
+	close(f.done)
+	f.kill()
+}
+
+// kill closes the listener and every connection, as a SIGKILL does.
+func (f *fake) kill() {
+	f.l.Close()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.conns {
+		c.Close()
+	}
+}
+
+func (f *fake) served() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.k
+}
+
+func (f *fake) connections() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.conns)
+}
+
+func (f *fake) accept() {
+	for {
+		conn, err := f.l.Accept()
+		if err != nil {
+			return
+		}
+		f.mu.Lock()
+		f.conns = append(f.conns, conn)
+		f.mu.Unlock()
+		go f.handle(conn)
+	}
+}
+
+func (f *fake) handle(conn net.Conn) {
+	defer conn.Close()
+	rd := resp.NewReader(conn, resp.Limits{})
+	for {
+		args, ok, err := rd.Next()
+		if err != nil {
+			return
+		}
+		if !ok {
+			if rd.Fill() != nil {
 				return
 			}
+			continue
+		}
+		reply := f.answer(args)
+		switch reply {
+		case hang:
+			<-f.done
+			return
+		case closeConn:
+			return
+		case kill:
+			f.kill()
+			return
+		case late:
 			go func() {
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				for {
-					_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-					if _, err := resp.ReadReply(br, nil, 1<<20); err != nil {
-						return
-					}
-					served.Add(1)
-					msg := "READONLY You can't write against a read only replica. leader=1 addr=" + leader
-					if _, err := conn.Write(resp.AppendError(nil, msg)); err != nil {
-						return
-					}
+				select {
+				case <-time.After(lateBy):
+					_, _ = conn.Write([]byte("+OK\r\n"))
+				case <-f.done:
 				}
 			}()
+			continue
 		}
-	}()
-	return l.Addr().String(), served
+		if _, err := conn.Write([]byte(reply)); err != nil {
+			return
+		}
+	}
+}
+
+// answer is the raw reply to one command, or one of the script's actions.
+func (f *fake) answer(args [][]byte) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	name := strings.ToUpper(string(args[0]))
+	if name == "INFO" {
+		if f.info == nil {
+			return "-ERR unknown command 'INFO'\r\n"
+		}
+		s := f.info(f.k)
+		if s == hang || s == closeConn || s == kill || s == late {
+			return s
+		}
+		return fmt.Sprintf("$%d\r\n%s\r\n", len(s), s)
+	}
+	k := f.k
+	f.k++
+	if f.script != nil {
+		switch r := f.script(k); r {
+		case "":
+		case hang, closeConn, kill, late:
+			return r
+		default:
+			return "-" + r + "\r\n"
+		}
+	}
+	switch {
+	case name == "SET" && len(args) == 3:
+		f.kv[string(args[1])] = string(args[2])
+		return "+OK\r\n"
+	case name == "GET" && len(args) == 2:
+		if v, ok := f.kv[string(args[1])]; ok {
+			return fmt.Sprintf("$%d\r\n%s\r\n", len(v), v)
+		}
+		return "$-1\r\n"
+	}
+	return "-ERR unknown command\r\n"
+}
+
+// Scripts.
+func always(r string) func(int) string { return func(int) string { return r } }
+
+// from answers r from the n-th data command on, and serves before.
+func from(n int, r string) func(int) string {
+	return func(k int) string {
+		if k >= n {
+			return r
+		}
+		return ""
+	}
+}
+
+// until answers r to the first n data commands, and serves after.
+func until(n int, r string) func(int) string {
+	return func(k int) string {
+		if k < n {
+			return r
+		}
+		return ""
+	}
+}
+
+func readOnlyTo(f *fake) string {
+	return fmt.Sprintf("READONLY You can't write against a read only replica. leader=%d addr=%s", f.id, f.addr)
+}
+
+const (
+	readOnlyNone = "READONLY You can't write against a read only replica. leader=none"
+	electing     = "TRYAGAIN gomu: no leader (election in progress)"
+	paused       = "TRYAGAIN gomu: this replica is paused"
+)
+
+// infoOf is INFO replication as replica self of fs prints it, leader 0
+// for none.
+func infoOf(self, leader int, fs ...*fake) func(int) string {
+	return func(int) string {
+		b := fmt.Sprintf("# Replication\r\nrole:slave\r\ngomu_id:%d\r\ngomu_leader_id:%d\r\n", self, leader)
+		addr := ""
+		var list []string
+		for _, f := range fs {
+			list = append(list, fmt.Sprintf("%d=%s", f.id, f.addr))
+			if f.id == leader {
+				addr = f.addr
+			}
+		}
+		return b + "gomu_leader_addr:" + addr + "\r\ngomu_replica_addrs:" + strings.Join(list, ",") + "\r\n"
+	}
+}
+
+// TestRunRidesThroughFaults scripts a cluster of fake replicas through the
+// faults a run must survive, and checks that it completes, with every
+// request one sample, on the replica it should end on. The client is given
+// fakes 0..given-1; the others it must discover. Counts are checked where
+// the router's policy fixes them; where a fault is a timeout, only that it
+// was seen.
+func TestRunRidesThroughFaults(t *testing.T) {
+	const requests = 40
+	for _, tc := range []struct {
+		name    string
+		n       int // fakes
+		given   int // 0: all
+		mode    Mode
+		timeout time.Duration // 0: long enough that only scripted hangs time out
+		script  func(fs []*fake)
+		endOn   int                                       // the fake the run ends on
+		check   func(t *testing.T, fs []*fake, r *Result) // more checks
+	}{
+		{name: "leader hangs", n: 2, timeout: 50 * time.Millisecond, script: func(fs []*fake) {
+			fs[0].script = from(20, hang)
+			fs[1].script = until(3, readOnlyTo(fs[0])) // the fail-over takes a while
+		}, endOn: 1, check: func(t *testing.T, fs []*fake, r *Result) {
+			// The stalled request waited out the timeout, at least.
+			if r.Timeouts < 1 || r.Longest < 50*time.Millisecond || r.Retried < 1 {
+				t.Errorf("want a request to wait out a timeout: %+v", r)
+			}
+		}},
+		{name: "leader killed", n: 3, script: func(fs []*fake) {
+			fs[0].script = from(20, kill)
+			fs[1].script = until(2, readOnlyTo(fs[0]))
+			fs[2].script = always(readOnlyTo(fs[1]))
+		}, endOn: 1, check: func(t *testing.T, fs []*fake, r *Result) {
+			if r.Broken < 1 || r.Timeouts != 0 || r.Retried != 1 {
+				t.Errorf("want one request refused, no timeout: %+v", r)
+			}
+		}},
+		{name: "connection closed, replica rediscovered", n: 2, given: 1, script: func(fs []*fake) {
+			fs[0].script = from(20, closeConn)
+			fs[0].info = func(k int) string {
+				if k < 20 {
+					return infoOf(1, 1, fs[0])(k) // alone, as far as it knows
+				}
+				return infoOf(1, 2, fs...)(k)
+			}
+		}, endOn: 1, check: func(t *testing.T, fs []*fake, r *Result) {
+			if r.Broken < 2 || len(r.Replicas) != 2 {
+				t.Errorf("want a closed connection, then fake 2 learned: %+v", r)
+			}
+		}},
+		{name: "READONLY naming itself", n: 2, script: func(fs []*fake) {
+			fs[0].script = always(readOnlyTo(fs[0]))
+		}, endOn: 1, check: func(t *testing.T, fs []*fake, r *Result) {
+			if fs[0].served() != 1 || r.Redirects != 1 {
+				t.Errorf("fake 1 served %d, %d redirects; want 1, 1", fs[0].served(), r.Redirects)
+			}
+		}},
+		{name: "READONLY leader=none, then a leader", n: 2, script: func(fs []*fake) {
+			fs[0].script = always(readOnlyNone)
+			fs[1].script = until(1, electing)
+		}, endOn: 1, check: func(t *testing.T, fs []*fake, r *Result) {
+			if r.Redirects != 2 || r.TryAgains != 1 || r.Retried != 1 {
+				t.Errorf("want none, election, none, answer: %+v", r)
+			}
+		}},
+		{name: "election on the only replica: its connection kept", n: 1, script: func(fs []*fake) {
+			fs[0].script = until(3, electing)
+		}, endOn: 0, check: func(t *testing.T, fs []*fake, r *Result) {
+			if r.TryAgains != 3 || r.Reconnects != 0 || fs[0].connections() != 1 {
+				t.Errorf("%d connections; want 3 TRYAGAINs on the first: %+v", fs[0].connections(), r)
+			}
+		}},
+		{name: "TRYAGAIN naming the leader", n: 3, script: func(fs []*fake) {
+			fs[0].script = always("TRYAGAIN gomu: this replica is catching up. leader=3 addr=" + fs[2].addr)
+			fs[1].script = always(hang) // never asked
+		}, endOn: 2, check: func(t *testing.T, fs []*fake, r *Result) {
+			if fs[1].served() != 0 || r.TryAgains != 1 || r.Timeouts != 0 {
+				t.Errorf("fake 2 served %d; want the catching-up replica's leader straight away: %+v", fs[1].served(), r)
+			}
+		}},
+		{name: "TRYAGAIN paused, no leader named", n: 2, script: func(fs []*fake) {
+			fs[0].script = from(10, paused)
+			fs[1].script = until(1, readOnlyTo(fs[0]))
+		}, endOn: 1, check: func(t *testing.T, fs []*fake, r *Result) {
+			if r.TryAgains != 2 || r.Redirects != 1 || r.Retried != 1 {
+				t.Errorf("want paused, redirect back, paused, answer: %+v", r)
+			}
+		}},
+		{name: "discovery through INFO, redirect by id", n: 3, given: 1, script: func(fs []*fake) {
+			fs[0].info = infoOf(1, 0, fs...)
+			fs[0].script = always("READONLY You can't write against a read only replica. leader=3")
+			fs[1].script = always(hang)
+		}, endOn: 2, check: func(t *testing.T, fs []*fake, r *Result) {
+			if fs[1].served() != 0 || r.Redirects != 1 || len(r.Replicas) != 3 {
+				t.Errorf("want leader=3 resolved through INFO: %+v", r)
+			}
+		}},
+		{name: "starts on the leader INFO names", n: 2, given: 1, script: func(fs []*fake) {
+			fs[0].info = infoOf(1, 2, fs...)
+		}, endOn: 1, check: func(t *testing.T, fs []*fake, r *Result) {
+			if fs[0].served() != 0 || r.Redirects != 0 || r.Retried != 0 {
+				t.Errorf("fake 1 served %d; want the run on the leader from the start: %+v", fs[0].served(), r)
+			}
+		}},
+		{name: "back to the leader after a follower served a GET", n: 3, mode: GetsOnly, timeout: 50 * time.Millisecond, script: func(fs []*fake) {
+			fs[0].script = from(400+10, hang) // after the preload and 10 GETs
+			fs[1].info = infoOf(2, 3, fs...)
+		}, endOn: 2, check: func(t *testing.T, fs []*fake, r *Result) {
+			if fs[1].served() != 1 || fs[2].served() != requests-10-1 {
+				t.Errorf("fakes 2 and 3 served %d, %d GETs; want 1 (the stalled one), then the rest on the leader", fs[1].served(), fs[2].served())
+			}
+		}},
+		{name: "late reply dropped with its connection", n: 1, timeout: 50 * time.Millisecond, script: func(fs []*fake) {
+			fs[0].script = func(k int) string {
+				if k == 5 {
+					return late
+				}
+				return ""
+			}
+		}, endOn: 0, check: func(t *testing.T, fs []*fake, r *Result) {
+			if r.Timeouts != 1 || r.Reconnects != 1 || fs[0].connections() != 2 {
+				t.Errorf("%d connections; want the one with the late reply replaced: %+v", fs[0].connections(), r)
+			}
+		}},
+		{name: "preload through a killed leader", n: 2, mode: PutsGets, script: func(fs []*fake) {
+			fs[0].script = from(300, kill) // in the second batch of 256
+		}, endOn: 1, check: func(t *testing.T, fs []*fake, r *Result) {
+			if r.Broken < 1 || fs[1].served() < 400-256+requests {
+				t.Errorf("fake 2 served %d; want the second batch resent to it: %+v", fs[1].served(), r)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := fakes(t, tc.n)
+			tc.script(fs)
+			serve(fs)
+			given := tc.given
+			if given == 0 {
+				given = tc.n
+			}
+			cfg := Config{Mode: tc.mode, Addr: fs[0].addr, KeySize: 8, ValueSize: 8, Requests: requests, Keys: 400,
+				Timeout: cmp.Or(tc.timeout, 5*time.Second), RetryFor: 20 * time.Second}
+			for _, f := range fs[1:given] {
+				cfg.Replicas = append(cfg.Replicas, f.addr)
+			}
+			res, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Rec.Count() != requests || res.Errors != 0 || res.Addr != fs[tc.endOn].addr {
+				t.Fatalf("%d samples, %d errors, ended on %s; want %d, 0, fake %d at %s", res.Rec.Count(), res.Errors, res.Addr, requests, tc.endOn+1, fs[tc.endOn].addr)
+			}
+			// The longest stall is the histogram's max, within its 3 digits.
+			if hm := time.Duration(res.Rec.Percentile(100)); res.Longest < hm-hm/100 || res.Longest > hm+hm/100 {
+				t.Errorf("longest stall %v, histogram max %v", res.Longest, hm)
+			}
+			tc.check(t, fs, res)
+		})
+	}
+}
+
+// TestRunGivesUp checks that a request the cluster cannot answer fails the
+// run after RetryFor, with an error that names what every replica last
+// said, and that waiting for it is no busy loop.
+func TestRunGivesUp(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		n      int
+		script func(fs []*fake)
+		want   func(fs []*fake) []string
+		check  func(t *testing.T, fs []*fake)
+	}{
+		{name: "hung, electing, refused", n: 3, script: func(fs []*fake) {
+			fs[0].script = always(hang)
+			fs[1].script = always(electing)
+			fs[2].l.Close()
+		}, want: func(fs []*fake) []string {
+			return []string{"request 0: no replica answered within --retry-for 300ms",
+				fs[0].addr + ": request: no reply within 50ms",
+				fs[1].addr + ": -" + electing,
+				fs[2].addr + ": connect: connection refused"}
+		}},
+		{name: "alone, naming itself", n: 1, script: func(fs []*fake) {
+			fs[0].script = always(readOnlyTo(fs[0]))
+		}, want: func(fs []*fake) []string {
+			return []string{fs[0].addr + " (id 1): -" + readOnlyTo(fs[0])}
+		}, check: func(t *testing.T, fs []*fake) {
+			// Backing off, it asks a few dozen times at most; spinning, it
+			// would ask thousands.
+			if n := fs[0].served(); n > 300 {
+				t.Errorf("asked %d times in 300ms: a busy loop", n)
+			}
+		}},
+		{name: "silent from the start", n: 1, script: func(fs []*fake) {
+			fs[0].script = always(hang)
+			fs[0].info = always(hang) // INFO too
+		}, want: func(fs []*fake) []string {
+			return []string{fs[0].addr + ": INFO: no reply within 50ms"}
+		}},
+		{name: "redirected to a dead leader", n: 2, script: func(fs []*fake) {
+			fs[0].script = always(readOnlyTo(fs[1]))
+			fs[1].l.Close()
+		}, want: func(fs []*fake) []string {
+			return []string{fs[0].addr + ": -" + readOnlyTo(fs[1]), fs[1].addr + " (id 2): connect: connection refused"}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := fakes(t, tc.n)
+			tc.script(fs)
+			serve(fs)
+			cfg := Config{Mode: PutsOnly, Addr: fs[0].addr, KeySize: 8, Requests: 10,
+				Timeout: 50 * time.Millisecond, RetryFor: 300 * time.Millisecond}
+			for _, f := range fs[1:] {
+				cfg.Replicas = append(cfg.Replicas, f.addr)
+			}
+			_, err := Run(context.Background(), cfg)
+			if err == nil {
+				t.Fatal("run completed")
+			}
+			for _, w := range tc.want(fs) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, fs)
+			}
+		})
+	}
+}
+
+func TestRunNothingReachable(t *testing.T) {
+	fs := fakes(t, 2)
+	fs[0].l.Close()
+	fs[1].l.Close()
+	_, err := Run(context.Background(), Config{Addr: fs[0].addr, Replicas: []string{fs[1].addr}, KeySize: 8, Requests: 1})
+	if err == nil || !strings.Contains(err.Error(), "no replica reachable: "+fs[0].addr+": connect: connection refused; "+fs[1].addr) {
+		t.Fatalf("err %v, want both addresses refused", err)
+	}
 }
 
 func TestRunFollowsRedirect(t *testing.T) {
 	leader := redistest.Start(t)
 	for _, mode := range []Mode{PutsOnly, GetsOnly, PutsGets} {
 		t.Run(mode.String(), func(t *testing.T) {
-			replica, served := fakeReplica(t, leader)
-			res, err := Run(context.Background(), Config{Mode: mode, Addr: replica, KeySize: 8, ValueSize: 16, Requests: 300, Keys: 50})
+			fs := fakes(t, 1)
+			fs[0].script = always("READONLY You can't write against a read only replica. leader=2 addr=" + leader)
+			serve(fs)
+			res, err := Run(context.Background(), Config{Mode: mode, Addr: fs[0].addr, KeySize: 8, ValueSize: 16, Requests: 300, Keys: 50})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if res.Rec.Count() != 300 || res.Errors != 0 || res.Addr != leader {
 				t.Fatalf("count %d errors %d addr %s, want 300, 0, %s", res.Rec.Count(), res.Errors, res.Addr, leader)
 			}
-			if res.Redirects != 1 || served.Load() == 0 {
-				t.Fatalf("%d redirects, fake replica served %d; want one redirect, then the leader only", res.Redirects, served.Load())
+			if res.Redirects != 1 || fs[0].served() == 0 {
+				t.Fatalf("%d redirects, fake replica served %d; want one redirect, then the leader only", res.Redirects, fs[0].served())
 			}
 		})
-	}
-}
-
-func TestRunRedirectLoopGivesUp(t *testing.T) {
-	// A replica naming itself: the request must fail after RetryFor, not
-	// spin forever.
-	replica, _ := fakeReplica(t, "")
-	_, err := Run(context.Background(), Config{Mode: PutsOnly, Addr: replica, KeySize: 8, Requests: 1, RetryFor: 300 * time.Millisecond})
-	if err == nil || !strings.Contains(err.Error(), "still redirected") {
-		t.Fatalf("err %v, want the redirect deadline", err)
-	}
-	// A leader that is gone: reconnecting gives up after RetryFor.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gone := l.Addr().String()
-	l.Close()
-	replica, _ = fakeReplica(t, gone)
-	_, err = Run(context.Background(), Config{Mode: PutsOnly, Addr: replica, KeySize: 8, Requests: 1, RetryFor: 300 * time.Millisecond})
-	if err == nil || !strings.Contains(err.Error(), "no server reachable") {
-		t.Fatalf("err %v, want the reconnect deadline", err)
-	}
-}
-
-func TestRunSilentServerGivesUp(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			// Hold the connection open and say nothing.
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
-	start := time.Now()
-	_, err = Run(context.Background(), Config{Mode: PutsOnly, Addr: l.Addr().String(), KeySize: 8, Requests: 1,
-		Timeout: 100 * time.Millisecond, RetryFor: 300 * time.Millisecond})
-	if err == nil || !strings.Contains(err.Error(), "no reply within") {
-		t.Fatalf("err %v, want the retry deadline", err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("gave up after %v", d)
 	}
 }
 
@@ -197,13 +563,13 @@ func TestRunCountsErrorReplies(t *testing.T) {
 // allocation, which would add GC noise to the latencies.
 func TestRequestDoesNotAllocate(t *testing.T) {
 	addr := redistest.Start(t)
-	cfg := Config{KeySize: 16, ValueSize: 64, Requests: 1}
+	cfg := Config{Addr: addr, KeySize: 16, ValueSize: 64, Requests: 1}
 	_ = cfg.Check()
-	c := &client{cfg: &cfg, res: &Result{}}
-	if err := c.dial(addr); err != nil {
+	c := newClient(&cfg, &Result{})
+	if err := c.start(); err != nil {
 		t.Fatal(err)
 	}
-	defer c.conn.Close()
+	defer c.drop()
 	rng := rand.New(rand.NewPCG(1, 1))
 	key, val := make([]byte, 16), make([]byte, 64)
 	put := false
@@ -218,11 +584,14 @@ func TestRequestDoesNotAllocate(t *testing.T) {
 			c.args = [3][]byte{cmdGET, key, nil}
 			c.out = resp.AppendCommand(c.out[:0], c.args[:2]...)
 		}
-		if err := c.do(context.Background()); err != nil {
+		if err := c.do(context.Background(), 1); err != nil {
 			t.Fatal(err)
 		}
 	})
 	if allocs != 0 {
 		t.Fatalf("a request allocates %.1f times", allocs)
+	}
+	if c.res.Reconnects+c.res.Timeouts+c.res.Broken != 0 {
+		t.Fatalf("the requests met faults: %+v", c.res)
 	}
 }

@@ -19,12 +19,13 @@ import (
 )
 
 // Run tests the tool called name, whose test binary runs it through
-// clitest.Main: a run against a real Redis, bad input, and a leader
-// redirect followed.
+// clitest.Main: a run against a real Redis, bad input, a leader redirect
+// followed, and a hung replica passed over for one given by --replicas.
 func Run(t *testing.T, name string) {
 	t.Run("run", func(t *testing.T) { testRun(t, name) })
 	t.Run("bad input", testBadInput)
 	t.Run("redirect", testFollowsRedirect)
+	t.Run("replicas", testReplicas)
 }
 
 func testRun(t *testing.T, name string) {
@@ -50,7 +51,9 @@ func testRun(t *testing.T, name string) {
 	if _, err := os.Stat(filepath.Join(dir, "x.hgrm")); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{name + ": 2000 requests (", " requests/s, 0 redirects, 0 reconnects, 0 errors\n", name + " key=16 value=32 n=2000 p50="} {
+	for _, want := range []string{name + ": 2000 requests (", " requests/s, 0 errors\n",
+		name + ": faults: 0 timeouts, 0 broken connections, 0 redirects, 0 TRYAGAINs, 0 reconnects; 0 requests retried; longest stall ",
+		name + " key=16 value=32 n=2000 p50="} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -75,7 +78,8 @@ func testBadInput(t *testing.T) {
 		{"negative value size", []string{"1", "-2", "127.0.0.1", "1"}, "value_size must not be negative"},
 		{"bad port", []string{"1", "2", "127.0.0.1", "70000"}, "not a TCP port"},
 		{"zero requests", []string{"--requests", "0", "1", "2", "127.0.0.1", "1"}, "--requests must be at least 1"},
-		{"nobody listening", []string{"1", "2", "127.0.0.1", strconv.Itoa(free)}, "connection refused"},
+		{"bad replica", []string{"--replicas", "127.0.0.1:1,127.0.0.1", "1", "2", "127.0.0.1", "1"}, `--replicas: "127.0.0.1" is not host:port`},
+		{"nobody listening", []string{"1", "2", "127.0.0.1", strconv.Itoa(free)}, "no replica reachable: 127.0.0.1:" + strconv.Itoa(free) + ": connect: connection refused"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errOut, err := clitest.Run(t, clitest.Cmd{Args: tc.args, Timeout: 20 * time.Second})
@@ -125,11 +129,46 @@ func testFollowsRedirect(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
 	}
-	if !strings.Contains(out, "requests/s, 1 redirects, 1 reconnects, 0 errors\n") {
+	if !strings.Contains(out, " 0 broken connections, 1 redirects, 0 TRYAGAINs, 1 reconnects;") {
 		t.Fatalf("want one redirect followed:\n%s", out)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "lat.txt"))
 	if n := strings.Count(string(b), "\n"); n != 500 {
 		t.Fatalf("%d latencies, want 500", n)
+	}
+}
+
+// testReplicas gives the tool a replica that accepts connections but never
+// answers, as a paused or stopped one does, and a real Redis through
+// --replicas: the run passes over the first and ends on the second.
+func testReplicas(t *testing.T) {
+	redis := redistest.Start(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { // hold it open, say nothing
+				<-done
+				conn.Close()
+			}()
+		}
+	}()
+	host, port, _ := net.SplitHostPort(l.Addr().String())
+	out, errOut, err := clitest.Run(t, clitest.Cmd{Dir: t.TempDir(), Args: []string{
+		"--requests", "200", "--timeout", "100ms", "--replicas", redis, "8", "8", host, port}})
+	if err != nil {
+		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
+	}
+	if !strings.Contains(out, "; 2 replicas known, ended on "+redis+"\n") {
+		t.Fatalf("want the run on %s:\n%s", redis, out)
 	}
 }
