@@ -14,6 +14,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -67,6 +68,10 @@ type Spec struct {
 	// Serve says the replicas are servers that run until stopped: a
 	// SIGINT or SIGTERM to the launcher then ends the run normally (Run
 	// returns nil once it has stopped them) instead of as an interruption.
+	// And a replica process killed by a signal (kill -9, a crash) while
+	// the run goes on is started again, as a supervisor would restart it:
+	// the new incarnation rejoins the running cluster. A replica that
+	// exits with an error status still ends the run.
 	Serve bool
 }
 
@@ -110,6 +115,15 @@ func Run(ctx context.Context, s Spec) (err error) {
 			slices.Sort(left)
 			return fmt.Errorf("cluster: replicas %v did not exit within %v of the leader; killed them", left, c.spec.Grace)
 		case e := <-c.exits:
+			if s.Serve && killed(e.Err) && c.ctx.Err() == nil {
+				if s.Stderr != nil {
+					fmt.Fprintf(s.Stderr, "%s: replica %d: %v; restarting it\n", s.Name, e.ID, e.Err)
+				}
+				if _, err := c.Restart(e.ID); err != nil {
+					return err
+				}
+				continue
+			}
 			delete(procs, e.ID)
 			if e.Err != nil {
 				failed = append(failed, fmt.Sprintf("replica %d: %v", e.ID, e.Err))
@@ -129,6 +143,16 @@ func Run(ctx context.Context, s Spec) (err error) {
 		return fmt.Errorf("cluster: %s", strings.Join(failed, "; "))
 	}
 	return nil
+}
+
+// killed reports whether a process's end was a signal's doing.
+func killed(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled()
 }
 
 // Exit is a replica process's end.
