@@ -180,6 +180,37 @@ func (r *Replica) tick(now time.Time) {
 		}
 	}
 	r.judge()
+	r.noticeStalled(now)
+}
+
+// noticeStalled, while we lead, flags for the main goroutine a follower
+// whose applied index has not moved for stallAfter although we committed
+// more: it takes our WRITEs yet does not replay them (say, an entry slot it
+// waits on was overwritten while it was out, and nothing rewrites it). The
+// main goroutine takes it back from the ring like a late grant, which
+// rewrites its whole log (see takeLateGrants).
+func (r *Replica) noticeStalled(now time.Time) {
+	if Role(r.role.Load()) != Leader {
+		return
+	}
+	commit := r.commit.Load()
+	for _, p := range r.others {
+		if !p.alive.Load() || p.applied.Load() >= commit {
+			p.appliedAt = now
+			continue
+		}
+		if now.Sub(p.appliedAt) > r.stallAfter() {
+			p.stalled.Store(true)
+			p.appliedAt = now
+		}
+	}
+}
+
+// stallAfter is how long a live follower's applied index may stand still
+// behind our commit index before noticeStalled flags it: long enough for a
+// large batch, or a snapshot it produces for a peer, to be applied.
+func (r *Replica) stallAfter() time.Duration {
+	return max(20*r.cfg.SuspectTimeout, 2*time.Second)
 }
 
 // pollBackground takes the background plane's completions; it reports
@@ -233,7 +264,10 @@ func (r *Replica) bgCompletion(c verbs.Completion, now time.Time) {
 		}
 	}
 	p.claim.Store(logring.LoadU64(buf, base+ctlClaim))
-	p.applied.Store(logring.LoadU64(buf, base+ctlApplied))
+	if a := logring.LoadU64(buf, base+ctlApplied); a != p.applied.Load() {
+		p.applied.Store(a)
+		p.appliedAt = now
+	}
 	p.lagMask.Store(logring.LoadU64(buf, base+ctlLagging))
 	p.behind.Store(logring.LoadU64(buf, base+ctlBehind) != 0)
 	p.activeMask.Store(logring.LoadU64(buf, base+ctlActive))

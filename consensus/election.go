@@ -602,6 +602,12 @@ func (r *Replica) takeLateGrants() {
 	}
 	ms := &r.ms
 	for _, p := range r.others {
+		if p.stalled.Swap(false) && p.active {
+			// It takes our entries but replays none: rewrite its log.
+			p.active, p.lagging = false, false
+			r.cfg.Logger.Warn("follower stalled; taking it back from the ring",
+				"id", r.id, "follower", p.id, "applied", p.applied.Load(), "commit", r.commit.Load())
+		}
 		if p.active || p.dead.Load() {
 			continue
 		}

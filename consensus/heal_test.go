@@ -184,3 +184,29 @@ func TestCatchingUpRefusesReads(t *testing.T) {
 		t.Fatalf("ReadBarrier on the caught-up replica: %v", err)
 	}
 }
+
+// TestStalledFollowerTakenBack: a follower that acknowledged an entry it
+// never received (a NIC that completes a WRITE it did not execute) waits on
+// that slot while later entries land after it; nothing rewrites the slot
+// and the ring is far from full, so only the leader noticing that its
+// applied index stands still behind the commit index heals it: the leader
+// takes it back from the ring, which rewrites its log.
+func TestStalledFollowerTakenBack(t *testing.T) {
+	f := &faultDevices{devs: map[int]*faulty.Device{}}
+	c := startCluster(t, 3, f.tweak(nil))
+	acked := proposeN(c, "before", 5)
+	lead := c.waitLeader()
+	victim := lead.ID()%3 + 1
+	isEntry := faulty.PredicateFunc(func(op faulty.Op) bool {
+		kind, _, _ := splitWRID(op.WRID)
+		return kind == wrEntry
+	})
+	lost := f.dev(lead.ID()).Inject(faulty.And(faulty.Kind(faulty.Write), faulty.Label(fmt.Sprintf("rep->%d", victim)), isEntry, faulty.OnIndex(0)),
+		faulty.Complete(verbs.StatusSuccess))
+	acked = append(acked, proposeN(c, "after", 20)...)
+	if lost.Fired() != 1 {
+		t.Fatalf("the lost WRITE rule fired %d times, want 1", lost.Fired())
+	}
+	c.whole()
+	mustContainInOrder(t, c.checkConsistent(len(acked)), acked)
+}

@@ -69,11 +69,15 @@ type peer struct {
 	// still is how long, in this replica's own progress (see tick), the
 	// peer's heartbeat has stood still.
 	still   time.Duration
-	reading bool         // a status READ is outstanding
-	readAt  time.Time    // when it was posted
-	lastReq uint64       // the highest request of this peer we granted
-	reqWord uint64       // its request word as serveGrants last saw it
-	reqAt   atomic.Int64 // when that word changed (unix ns)
+	reading bool      // a status READ is outstanding
+	readAt  time.Time // when it was posted
+	// appliedAt: when its applied index last moved (or stopped mattering);
+	// stalled: it stood still too long while we lead (noticeStalled).
+	appliedAt time.Time
+	stalled   atomic.Bool
+	lastReq   uint64       // the highest request of this peer we granted
+	reqWord   uint64       // its request word as serveGrants last saw it
+	reqAt     atomic.Int64 // when that word changed (unix ns)
 	// fresh: a status READ posted since we last resumed has completed,
 	// so claim and applied are current; skipRead: the READ outstanding
 	// when we resumed predates the pause and does not count.
