@@ -1,0 +1,317 @@
+package lincheck
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gomu-rdma/gomu/internal/resp"
+)
+
+// Redis makes Targets for Redis-protocol servers replicated by gomu (see
+// apps/redis-replicated): writes go to the leader, reads to a random
+// server, or to the leader with LeaderReads.
+//
+// A write refused with
+//
+//	-READONLY … leader=<id> addr=<host:port>
+//	-TRYAGAIN … [leader=<id> addr=<host:port>]
+//
+// goes next to the address named. With none named (leader=none, a TRYAGAIN
+// without a leader, or the very server that answered), or after a request
+// that got no reply, the client is in doubt: before its next write it backs
+// off and asks the servers, in turn, for INFO replication until one says
+// role:master (and not gomu_paused:1), following what a replica names as
+// its master (master_host, master_port). A refused write is maybe-applied
+// (a leader deposed while the write was in flight answers READONLY too, and
+// the next leader may have committed it), so asking first keeps writes
+// away from servers known not to lead, and the history free of needless
+// maybe-applied writes, each of which the checker must place anywhere. A
+// request unanswered after Timeout (a stopped process answers nothing) is
+// maybe-applied as well, and its connection is dropped so that a late reply
+// is never taken for the next request's.
+type Redis struct {
+	// Addrs are the servers' client addresses.
+	Addrs []string
+	// Timeout bounds one request, dialing included (default 300 ms).
+	Timeout time.Duration
+	// LeaderReads sends reads where writes go, to check a history in
+	// which only the leader serves reads.
+	LeaderReads bool
+	// Names label the servers in the history, in the order of Addrs
+	// (default: their addresses).
+	Names []string
+	// Seed seeds the choice of servers (0: random).
+	Seed uint64
+}
+
+// Back-off after a failed attempt: doubled on each failure in a row.
+const (
+	minBackoff = 5 * time.Millisecond
+	maxBackoff = 100 * time.Millisecond
+)
+
+// NewTarget returns client's Target.
+func (r Redis) NewTarget(client int) Target {
+	if r.Timeout <= 0 {
+		r.Timeout = 300 * time.Millisecond
+	}
+	seed := r.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	rng := rand.New(rand.NewPCG(seed, uint64(client)))
+	return &redisTarget{cfg: r, rng: rng, conns: map[string]*redisConn{}, leader: rng.IntN(len(r.Addrs)), doubt: true}
+}
+
+type redisTarget struct {
+	cfg     Redis
+	rng     *rand.Rand
+	conns   map[string]*redisConn
+	leader  int  // index in cfg.Addrs where writes go
+	doubt   bool // ask who leads before the next write
+	backoff time.Duration
+	wait    time.Duration // what Prepare waits first
+	req     []byte
+}
+
+type redisConn struct {
+	nc net.Conn
+	br *bufio.Reader
+}
+
+func (t *redisTarget) Prepare(ctx context.Context, in Input) error {
+	if err := sleep(ctx, t.wait); err != nil {
+		return err
+	}
+	t.wait = 0
+	if !t.doubt || in.Kind == Get && !t.cfg.LeaderReads {
+		return nil
+	}
+	for at := t.leader; ; {
+		for range len(t.cfg.Addrs) {
+			master, next := t.whoLeads(at)
+			if master {
+				t.leader, t.doubt = at, false
+				return nil
+			}
+			if next < 0 {
+				next = (at + 1) % len(t.cfg.Addrs)
+			}
+			at = next
+		}
+		t.pause()
+		if err := sleep(ctx, t.wait); err != nil {
+			return err
+		}
+		t.wait = 0
+	}
+}
+
+// whoLeads asks server at for INFO replication: master reports that it
+// says it leads (and is not paused); next is the server it names as its
+// master, -1 for none.
+func (t *redisTarget) whoLeads(at int) (master bool, next int) {
+	raw, err := t.roundTrip(t.cfg.Addrs[at], resp.AppendCommand(t.req[:0], []byte("INFO"), []byte("replication")))
+	if err != nil || len(raw) == 0 || raw[0] != '$' {
+		return false, -1
+	}
+	f := map[string]string{}
+	for _, line := range strings.Split(string(raw), "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			f[k] = v
+		}
+	}
+	if f["role"] == "master" && f["gomu_paused"] != "1" {
+		return true, -1
+	}
+	named := net.JoinHostPort(f["master_host"], f["master_port"])
+	for i, a := range t.cfg.Addrs {
+		if a == named && i != at {
+			return false, i
+		}
+	}
+	return false, -1
+}
+
+func (t *redisTarget) Do(in Input) Reply {
+	at := t.leader
+	if in.Kind == Get && !t.cfg.LeaderReads {
+		at = t.rng.IntN(len(t.cfg.Addrs))
+	}
+	addr, where := t.cfg.Addrs[at], t.cfg.Addrs[at]
+	if at < len(t.cfg.Names) {
+		where = t.cfg.Names[at]
+	}
+	t.req = appendRequest(t.req[:0], in)
+	raw, err := t.roundTrip(addr, t.req)
+	if err != nil {
+		if in.Kind == Get && !t.cfg.LeaderReads {
+			at = -1
+		}
+		t.failed(at, "")
+		oc := Unknown
+		if errors.Is(err, errNotSent) {
+			oc = Refused
+		}
+		return Reply{Outcome: oc, Where: where}
+	}
+	rep, leader := parseReply(in, raw)
+	rep.Where = where
+	switch {
+	case rep.Outcome == Done && rep.Err == nil:
+		t.backoff = 0
+	case in.Kind == Get && !t.cfg.LeaderReads:
+		t.failed(-1, "") // the next read goes to a random server anyway
+	default:
+		t.failed(at, leader)
+	}
+	return rep
+}
+
+// failed steers the next write after a failed attempt at server at (-1:
+// leave the leader alone): to leader if it names another server, else,
+// after a back-off, to whichever server says it leads.
+func (t *redisTarget) failed(at int, leader string) {
+	if at >= 0 && leader != "" && leader != t.cfg.Addrs[at] {
+		for i, a := range t.cfg.Addrs {
+			if a == leader {
+				t.leader = i
+				return
+			}
+		}
+	}
+	if at >= 0 {
+		t.leader, t.doubt = (at+1)%len(t.cfg.Addrs), true
+	}
+	t.pause()
+}
+
+func (t *redisTarget) pause() {
+	t.backoff = min(max(2*t.backoff, minBackoff), maxBackoff)
+	t.wait = t.backoff
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// errNotSent marks a request that never left: dialing failed.
+var errNotSent = errors.New("not sent")
+
+// roundTrip sends the request req to addr and reads the raw reply. On any
+// error the connection is dropped.
+func (t *redisTarget) roundTrip(addr string, req []byte) ([]byte, error) {
+	c := t.conns[addr]
+	if c == nil {
+		nc, err := net.DialTimeout("tcp", addr, t.cfg.Timeout)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errNotSent, err)
+		}
+		c = &redisConn{nc: nc, br: bufio.NewReader(nc)}
+		t.conns[addr] = c
+	}
+	_ = c.nc.SetDeadline(time.Now().Add(t.cfg.Timeout))
+	_, err := c.nc.Write(req)
+	var raw []byte
+	if err == nil {
+		raw, err = resp.ReadReply(c.br, nil, 64<<20)
+	}
+	if err != nil {
+		c.nc.Close()
+		delete(t.conns, addr)
+		return nil, err
+	}
+	return raw, nil
+}
+
+func (t *redisTarget) Close() error {
+	for a, c := range t.conns {
+		c.nc.Close()
+		delete(t.conns, a)
+	}
+	return nil
+}
+
+func appendRequest(dst []byte, in Input) []byte {
+	switch in.Kind {
+	case Get:
+		return resp.AppendCommand(dst, []byte("GET"), []byte(in.Key))
+	case Set:
+		return resp.AppendCommand(dst, []byte("SET"), []byte(in.Key), []byte(in.Arg))
+	case Incr:
+		return resp.AppendCommand(dst, []byte("INCR"), []byte(in.Key))
+	default:
+		return resp.AppendCommand(dst, []byte("APPEND"), []byte(in.Key), []byte(in.Arg))
+	}
+}
+
+// leaderRE finds the leader a READONLY or TRYAGAIN error names.
+var leaderRE = regexp.MustCompile(`\bleader=(\d+|none)(?: addr=(\S*))?`)
+
+// parseReply interprets the raw reply to in. leader is the address an
+// error reply names as the leader's ("" when it names none).
+func parseReply(in Input, raw []byte) (rep Reply, leader string) {
+	s := string(raw)
+	if strings.HasPrefix(s, "-") {
+		msg := strings.TrimSuffix(s[1:], "\r\n")
+		if in.Kind == Incr && (strings.HasPrefix(msg, "ERR value is not an integer") || strings.HasPrefix(msg, "ERR increment or decrement would overflow")) {
+			// Decided by the state machine: nothing changed.
+			return Reply{Outcome: Done, Output: Output{NotInt: true}}, ""
+		}
+		if m := leaderRE.FindStringSubmatch(msg); m != nil && m[1] != "none" && m[1] != "0" {
+			leader = m[2]
+		}
+		// Whatever it says, it does not prove a write was not applied.
+		return Reply{Outcome: Unknown}, leader
+	}
+	bad := func() (Reply, string) {
+		return Reply{Outcome: Unknown, Err: fmt.Errorf("unexpected reply %q", s)}, ""
+	}
+	switch in.Kind {
+	case Get:
+		if s == "$-1\r\n" {
+			return Reply{Outcome: Done, Output: Output{Nil: true}}, ""
+		}
+		if !strings.HasPrefix(s, "$") {
+			return bad()
+		}
+		_, v, ok := strings.Cut(s, "\r\n")
+		if !ok {
+			return bad()
+		}
+		return Reply{Outcome: Done, Output: Output{Value: strings.TrimSuffix(v, "\r\n")}}, ""
+	case Set:
+		if s != "+OK\r\n" {
+			return bad()
+		}
+		return Reply{Outcome: Done}, ""
+	default:
+		if !strings.HasPrefix(s, ":") {
+			return bad()
+		}
+		n, err := strconv.ParseInt(strings.TrimSuffix(s[1:], "\r\n"), 10, 64)
+		if err != nil {
+			return bad()
+		}
+		return Reply{Outcome: Done, Output: Output{N: n}}, ""
+	}
+}
