@@ -400,7 +400,7 @@ func (r *Replica) serveGrants() bool {
 		if lead != 0 && lead != c.id {
 			continue
 		}
-		if req < c.lastReq || req == c.lastReq && !(lead == c.id && r.granteeWithdrew()) {
+		if req < c.lastReq || req == c.lastReq && !(lead == c.id && (r.granteeWithdrew() || r.grantIgnored(c))) {
 			continue
 		}
 		if c.reconSeq != 0 {
@@ -457,6 +457,43 @@ func (r *Replica) serveGrants() bool {
 	}
 	return did
 }
+
+// grantIgnored reports whether the live leader c, which holds our grant
+// (or which we fenced out for a campaign of our own that is over), has not
+// been writing our log for grantRetry: its status words list us neither
+// active nor lagging. It refused our log after a WRITE failed (a refusal
+// of a link not yet given its access, say, or our own abandoned fence),
+// and only a newer grant word takes us back (see takeLateGrants): granting
+// its request again gives it one. No other candidate relies on our fence:
+// the grant is c's already, or the fence was for our own campaign.
+func (r *Replica) grantIgnored(c *peer) bool {
+	g := r.grantee.Load()
+	if g != int32(c.id) && !(g == int32(r.id) && Role(r.role.Load()) == Follower) || !c.fresh {
+		r.ignoredSince = time.Time{}
+		return false
+	}
+	if bit := uint64(1) << r.id; c.activeMask.Load()&bit != 0 || c.lagMask.Load()&bit != 0 {
+		r.ignoredSince = time.Time{}
+		return false
+	}
+	now := time.Now()
+	if r.ignoredSince.IsZero() {
+		r.ignoredSince = now
+		return false
+	}
+	if now.Sub(r.ignoredSince) < grantRetry {
+		return false
+	}
+	r.ignoredSince = now
+	r.cfg.Logger.Info("the leader does not write our log: granting it again", "id", r.id, "leader", c.id)
+	return true
+}
+
+// grantRetry is how long the live leader may leave our log unwritten, though
+// we grant it, before we grant it again: longer than its retry back-off for
+// a follower that is down (a second), so that a link that only failed is
+// retried by the leader itself.
+const grantRetry = 1500 * time.Millisecond
 
 // granteeWithdrew reports whether the replica we last granted is a peer that
 // withdrew the request we granted it.

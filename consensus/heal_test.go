@@ -210,3 +210,40 @@ func TestStalledFollowerTakenBack(t *testing.T) {
 	c.whole()
 	mustContainInOrder(t, c.checkConsistent(len(acked)), acked)
 }
+
+// TestRejoinAfterFailedTakeBack: the leader's first WRITE to a restarted
+// follower (the take-back copy of its ring) fails as if the link dropped
+// it; the follower must still be caught up, by a later take-back or a
+// state transfer, and the cluster become whole.
+func TestRejoinAfterFailedTakeBack(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status verbs.Status
+	}{
+		{"retry exceeded", verbs.StatusRetryExceeded},
+		{"remote access error", verbs.StatusRemoteAccessError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &faultDevices{devs: map[int]*faulty.Device{}}
+			c := startCluster(t, 3, f.tweak(nil))
+			acked := proposeN(c, "before", 20)
+			lead := c.waitLeader()
+			victim := lead.ID()%3 + 1
+			c.crash(victim)
+			acked = append(acked, proposeN(c, "while-down", 20)...)
+			isEntry := faulty.PredicateFunc(func(op faulty.Op) bool {
+				kind, _, _ := splitWRID(op.WRID)
+				return kind == wrEntry
+			})
+			failed := f.dev(lead.ID()).Inject(faulty.And(faulty.Kind(faulty.Write), faulty.Label(fmt.Sprintf("rep->%d", victim)), isEntry, faulty.OnIndex(0)),
+				faulty.Complete(tc.status))
+			c.restart(victim)
+			if !waitFor(func() bool { return failed.Fired() > 0 }) {
+				t.Fatalf("the leader never wrote the restarted replica")
+			}
+			acked = append(acked, proposeN(c, "after", 20)...)
+			c.whole()
+			mustContainInOrder(t, c.checkConsistent(len(acked)), acked)
+		})
+	}
+}

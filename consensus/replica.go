@@ -247,7 +247,10 @@ type Replica struct {
 	seen     atomic.Uint64
 	lastSeen uint64 // background goroutine: seen at the previous tick
 	grantGen uint64 // background goroutine: grants given so far
-	reconCtr uint64
+	// ignoredSince (background goroutine): since when the live leader we
+	// grant has not been writing our log (see grantIgnored).
+	ignoredSince time.Time
+	reconCtr     uint64
 
 	stats statsCounters
 	ms    mainState
