@@ -23,6 +23,7 @@ const (
 	fCrash  faultKind = iota // Close a replica for good
 	fPause                   // Pause a replica (a hung process)
 	fResume                  // Resume a paused replica
+	fRestart                 // start the replica crashed first again (a new incarnation)
 	fIdle                    // only let time pass
 )
 
@@ -47,6 +48,8 @@ func (f fault) String() string {
 		return fmt.Sprintf("pause %s, run %v", who, f.dwell)
 	case fResume:
 		return fmt.Sprintf("resume the replica paused first, run %v", f.dwell)
+	case fRestart:
+		return fmt.Sprintf("restart the replica crashed first, run %v", f.dwell)
 	}
 	return fmt.Sprintf("run %v", f.dwell)
 }
@@ -54,7 +57,8 @@ func (f fault) String() string {
 // schedule draws a cluster size and a fault schedule from seed. It keeps a
 // majority running (crashed plus paused at most ⌊(n-1)/2⌋), so the cluster
 // can always make progress once the faults are past; a resume wakes the
-// replica paused longest, whoever that turned out to be in the run.
+// replica paused longest, a restart starts the replica crashed first again,
+// whoever that turned out to be in the run.
 func schedule(seed uint64) (n int, steps []fault) {
 	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
 	n = 3
@@ -72,6 +76,8 @@ func schedule(seed uint64) (n int, steps []fault) {
 			st.kind, paused = fPause, paused+1
 		case k < 8 && paused > 0:
 			st.kind, paused = fResume, paused-1
+		case k < 9 && crashed > 0:
+			st.kind, crashed = fRestart, crashed-1
 		default:
 			st.kind = fIdle
 		}
@@ -87,11 +93,12 @@ func schedule(seed uint64) (n int, steps []fault) {
 	return n, steps
 }
 
-// TestRandomFaults runs a seeded schedule of crashes, pauses and resumes
-// against a cluster under concurrent proposals, then checks the histories:
-// every replica's applied sequence is a prefix of one sequence, no command
-// is applied twice, and every acknowledged proposal is applied, in its
-// proposer's order. A failure prints its seed and the schedule as run;
+// TestRandomFaults runs a seeded schedule of crashes, restarts, pauses and
+// resumes against a cluster under concurrent proposals, restarts whatever
+// is still crashed, and then checks that the cluster is whole (one leader,
+// every replica active) and the histories: every replica's applied sequence
+// is a prefix of one sequence, no command is applied twice, and every
+// acknowledged proposal is applied, in its proposer's order. A failure prints its seed and the schedule as run;
 // replay it with -seed=N or GOMU_SEED=N.
 func TestRandomFaults(t *testing.T) {
 	seeds := []uint64{}
@@ -124,17 +131,15 @@ func runFaults(t *testing.T, seed uint64) {
 				seed, seed, seed, n, strings.Join(ran, "\n\t"))
 		}
 	})
-	c := startCluster(t, n, func(cfg *Config) {
-		// Big enough that no follower falls behind the reuse point in
-		// a run: state transfer is future work.
-		cfg.RingSize = 1 << 20
-	})
+	// A small ring: followers paused or restarted fall behind its reuse
+	// point and come back by state transfer.
+	c := startCluster(t, n, func(cfg *Config) { cfg.RingSize = 16 << 10 })
 
 	// Proposers: each proposes its own unique commands, one at a time,
 	// through whoever leads, and records what was acknowledged. A command
 	// that failed is never retried: it may or may not be applied.
-	// Each proposer stops after perProposer acknowledgements, so that
-	// however fast the machine, a paused follower is never lapped.
+	// Each proposer stops after perProposer acknowledgements, which
+	// bounds the run however fast the machine.
 	const proposers, perProposer = 3, 300
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -176,6 +181,8 @@ func runFaults(t *testing.T, seed uint64) {
 	}
 
 	var paused []*Replica
+	var crashed []int
+	restarts := 0
 	for _, st := range steps {
 		var victim *Replica
 		switch st.kind {
@@ -191,6 +198,12 @@ func runFaults(t *testing.T, seed uint64) {
 			if len(paused) > 0 {
 				victim, paused = paused[0], paused[1:]
 			}
+		case fRestart:
+			if len(crashed) > 0 {
+				victim = c.restart(crashed[0])
+				crashed = crashed[1:]
+				restarts++
+			}
 		}
 		what := st.String()
 		if victim != nil {
@@ -203,6 +216,7 @@ func runFaults(t *testing.T, seed uint64) {
 			switch st.kind {
 			case fCrash:
 				c.crash(victim.ID())
+				crashed = append(crashed, victim.ID())
 			case fPause:
 				victim.Pause()
 				paused = append(paused, victim)
@@ -215,7 +229,11 @@ func runFaults(t *testing.T, seed uint64) {
 	for _, r := range paused {
 		r.Resume()
 	}
-	ran = append(ran, "resume all, stop proposing")
+	for _, id := range crashed {
+		c.restart(id)
+		restarts++
+	}
+	ran = append(ran, "resume and restart all, stop proposing")
 	close(stop)
 	wg.Wait()
 	close(errs)
@@ -234,5 +252,10 @@ func runFaults(t *testing.T, seed uint64) {
 	for _, a := range acked {
 		mustContainInOrder(t, seq, append(a, final))
 	}
-	t.Logf("%d replicas, %d steps, %d commands acknowledged, %d applied", n, len(steps), total, len(seq))
+	c.whole()
+	transfers := uint64(0)
+	for _, r := range c.live() {
+		transfers += r.Stats().Transfers
+	}
+	t.Logf("%d replicas, %d steps, %d restarts, %d commands acknowledged, %d applied, %d state transfers", n, len(steps), restarts, total, len(seq), transfers)
 }
