@@ -41,6 +41,7 @@ func App(name string, mode Mode, stdout io.Writer) *cli.App {
 			&cli.StringFlag{Name: "hgrm", Usage: "also write the percentile distribution in HdrHistogram format to `FILE`"},
 			&cli.StringSliceFlag{Name: "replicas", Usage: "the other replicas, `ADDRS` = host:port,host:port,... (more are discovered through INFO)"},
 			&cli.DurationFlag{Name: "timeout", Value: DefaultTimeout, Usage: "deadline of each attempt (connect, or write and reply): a replica silent for longer is taken as hung and the request moves on; raise it when healthy replies can take longer"},
+			&cli.BoolFlag{Name: "stay", Usage: "time the requests on the replica given, not on the leader (a gets-only run on a follower measures follower reads; writes are still redirected)"},
 			&cli.DurationFlag{Name: "retry-for", Value: DefaultRetryFor, Usage: "how long one request may keep moving between replicas before the run fails"},
 		},
 		HideHelpCommand: true,
@@ -71,7 +72,7 @@ func action(c *cli.Context, name string, mode Mode, stdout io.Writer) error {
 		Mode: mode, Addr: net.JoinHostPort(a[2], strconv.Itoa(port)), Replicas: c.StringSlice("replicas"),
 		KeySize: ks, ValueSize: vs,
 		Requests: c.Int("requests"), Keys: c.Int("keys"), Seed: c.Uint64("seed"),
-		Timeout: c.Duration("timeout"), RetryFor: c.Duration("retry-for"),
+		Timeout: c.Duration("timeout"), RetryFor: c.Duration("retry-for"), Stay: c.Bool("stay"),
 	}
 	if err := cfg.Check(); err != nil {
 		return err

@@ -128,6 +128,11 @@ type Config struct {
 	// RetryFor bounds how long one request may keep moving between
 	// replicas before the run fails. Default DefaultRetryFor.
 	RetryFor time.Duration
+	// Stay keeps the timed requests on Addr instead of the leader: at the
+	// start and after a fault the client goes back to Addr, not to the
+	// leader. A read-only run on a follower then measures follower reads;
+	// writes are still redirected to the leader each time.
+	Stay bool
 }
 
 // Defaults of Config.
@@ -235,6 +240,9 @@ type client struct {
 	args    [3][]byte
 	tries   int // attempts of the last request
 	res     *Result
+	// away: with Config.Stay, a fault moved the run off the replica it was
+	// given, which was held then; it goes back once it may.
+	away bool
 }
 
 var (
@@ -316,6 +324,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if c.tries > 1 {
 			res.Retried++
 			c.settle()
+		} else if c.away {
+			c.moveTo(0)
+			c.away = c.rt.cur != 0
 		}
 	}
 	res.Elapsed = time.Since(start)
@@ -338,7 +349,7 @@ func (c *client) start() error {
 		ci, f, dialed := c.connect(true)
 		switch {
 		case f.kind == noFault:
-			c.toLeader(ci)
+			c.home(ci)
 			return nil
 		case dialed && hung < 0:
 			hung, hungFault = i, f
@@ -353,13 +364,23 @@ func (c *client) start() error {
 	return nil
 }
 
-// toLeader moves the connection to the leader INFO named, if it is
-// another replica, not held, and accepts; otherwise the connection stays.
-func (c *client) toLeader(ci clusterInfo) {
+// home moves the connection to where the timed requests belong: the
+// leader INFO named, or with Config.Stay the replica the run was given.
+func (c *client) home(ci clusterInfo) {
+	if c.cfg.Stay {
+		c.moveTo(0)
+		c.away = c.rt.cur != 0
+		return
+	}
 	if ci.leader == 0 {
 		return
 	}
-	to := c.rt.learn(ci.leader, ci.leaderAddr)
+	c.moveTo(c.rt.learn(ci.leader, ci.leaderAddr))
+}
+
+// moveTo moves the connection to replica to, if it is another replica, not
+// held, and accepts; otherwise the connection stays.
+func (c *client) moveTo(to int) {
 	if to < 0 || to == c.rt.cur || c.rt.held(to, time.Now()) {
 		return
 	}
@@ -374,8 +395,9 @@ func (c *client) toLeader(ci clusterInfo) {
 
 // settle runs after a timed request that met faults, untimed: the replica
 // that answered it may be a follower (followers serve GETs), so the client
-// asks it for the leader and moves there. The timed requests thus keep
-// measuring the leader, as Mu's clients do, before and after a fault.
+// asks it for the leader and moves there (or, with Config.Stay, back to
+// the replica it was given). The timed requests thus keep measuring the
+// leader, as Mu's clients do, before and after a fault.
 func (c *client) settle() {
 	if c.conn == nil {
 		return
@@ -386,7 +408,7 @@ func (c *client) settle() {
 		c.gone = f
 		return
 	}
-	c.toLeader(ci)
+	c.home(ci)
 }
 
 // do sends c.out, n commands, and reads their n replies, the last left in

@@ -58,7 +58,10 @@ const (
 	closeConn = "<close>" // close this connection
 	kill      = "<kill>"  // close the listener and every connection: refused from now on
 	late      = "<late>"  // answer after lateBy, when the client has given up on it
+	slow      = "<slow>"  // serve the command, after slowBy
 )
+
+const slowBy = 5 * time.Millisecond
 
 const lateBy = 300 * time.Millisecond
 
@@ -210,6 +213,8 @@ func (f *fake) answer(args [][]byte) string {
 	if f.script != nil {
 		switch r := f.script(k); r {
 		case "":
+		case slow:
+			time.Sleep(slowBy) // then serve it
 		case hang, closeConn, kill, late:
 			return r
 		default:
@@ -292,6 +297,7 @@ func TestRunRidesThroughFaults(t *testing.T) {
 		n       int // fakes
 		given   int // 0: all
 		mode    Mode
+		stay    bool          // Config.Stay
 		timeout time.Duration // 0: long enough that only scripted hangs time out
 		script  func(fs []*fake)
 		endOn   int                                       // the fake the run ends on
@@ -390,6 +396,29 @@ func TestRunRidesThroughFaults(t *testing.T) {
 				t.Errorf("fakes 2 and 3 served %d, %d GETs; want 1 (the stalled one), then the rest on the leader", fs[1].served(), fs[2].served())
 			}
 		}},
+		{name: "stay on the given follower", n: 2, mode: GetsOnly, stay: true, script: func(fs []*fake) {
+			fs[0].info = infoOf(1, 2, fs...)
+			fs[1].info = infoOf(2, 2, fs...)
+		}, endOn: 0, check: func(t *testing.T, fs []*fake, r *Result) {
+			if fs[1].served() != 0 {
+				t.Errorf("the leader served %d requests; want every one on the follower the run was given", fs[1].served())
+			}
+		}},
+		{name: "stay: back to the given follower after a hiccup", n: 2, mode: GetsOnly, stay: true, timeout: 50 * time.Millisecond, script: func(fs []*fake) {
+			fs[0].info = infoOf(1, 2, fs...)
+			fs[0].script = func(k int) string {
+				if k == 400+10 { // after the preload and 10 GETs, one hang
+					return late
+				}
+				return ""
+			}
+			fs[1].info = infoOf(2, 2, fs...)
+			fs[1].script = always(slow) // so that the hold on fake 1 ends within the run
+		}, endOn: 0, check: func(t *testing.T, fs []*fake, r *Result) {
+			if n := fs[1].served(); n < 1 || n >= requests-10-1 {
+				t.Errorf("the leader served %d GETs; want the one the follower stalled on and those while it was held, then the rest back on the follower", fs[1].served())
+			}
+		}},
 		{name: "late reply dropped with its connection", n: 1, timeout: 50 * time.Millisecond, script: func(fs []*fake) {
 			fs[0].script = func(k int) string {
 				if k == 5 {
@@ -419,7 +448,7 @@ func TestRunRidesThroughFaults(t *testing.T) {
 				given = tc.n
 			}
 			cfg := Config{Mode: tc.mode, Addr: fs[0].addr, KeySize: 8, ValueSize: 8, Requests: requests, Keys: 400,
-				Timeout: cmp.Or(tc.timeout, 5*time.Second), RetryFor: 20 * time.Second}
+				Timeout: cmp.Or(tc.timeout, 5*time.Second), RetryFor: 20 * time.Second, Stay: tc.stay}
 			for _, f := range fs[1:given] {
 				cfg.Replicas = append(cfg.Replicas, f.addr)
 			}
