@@ -284,6 +284,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if err := c.preload(ctx, keys, rng); err != nil {
 			return nil, err
 		}
+		if cfg.Stay {
+			// The preload's SETs went to the leader: come back.
+			c.moveTo(0)
+			c.away = c.rt.cur != 0
+		}
 	}
 	key := make([]byte, cfg.KeySize)
 	val := make([]byte, cfg.ValueSize)

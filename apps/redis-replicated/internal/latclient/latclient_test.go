@@ -398,10 +398,16 @@ func TestRunRidesThroughFaults(t *testing.T) {
 		}},
 		{name: "stay on the given follower", n: 2, mode: GetsOnly, stay: true, script: func(fs []*fake) {
 			fs[0].info = infoOf(1, 2, fs...)
+			fs[0].script = func(k int) string {
+				if k < 256 { // the preload's first batch of SETs: redirected
+					return readOnlyTo(fs[1])
+				}
+				return ""
+			}
 			fs[1].info = infoOf(2, 2, fs...)
 		}, endOn: 0, check: func(t *testing.T, fs []*fake, r *Result) {
-			if fs[1].served() != 0 {
-				t.Errorf("the leader served %d requests; want every one on the follower the run was given", fs[1].served())
+			if n := fs[1].served(); n != 400 {
+				t.Errorf("the leader served %d requests; want the preload's 400 SETs, and every GET on the follower the run was given", n)
 			}
 		}},
 		{name: "stay: back to the given follower after a hiccup", n: 2, mode: GetsOnly, stay: true, timeout: 50 * time.Millisecond, script: func(fs []*fake) {
