@@ -82,12 +82,14 @@ func (r *Replica) lead() {
 		if ms.wring.Next()-1 == r.commit.Load() && ms.commitWritten < r.commit.Load() {
 			r.writeCommit()
 		}
-		// Followers' readers cannot kick a parked leader: while they are
-		// about, poll for their requests at a reader's pace instead.
-		w.Max = 0
+		// Followers' readers cannot kick a parked or sleeping leader: a
+		// sleep costs their read up to a millisecond of timer slack.
+		// While they are about, the loop yields between polls instead.
 		if time.Since(ms.readersAt) < readersAbout {
-			w.Max = readPoll
-		} else if w.Mode == poll.Sleep && ms.wring.Next()-1 == r.commit.Load() && ms.carry < 0 {
+			if w.Mode != poll.Spin {
+				w.Mode = poll.SpinYield
+			}
+		} else if w.Mode = r.cfg.Poll; w.Mode == poll.Sleep && ms.wring.Next()-1 == r.commit.Load() && ms.carry < 0 {
 			r.park()
 			continue
 		}
@@ -96,7 +98,8 @@ func (r *Replica) lead() {
 }
 
 // readersAbout is how long after a follower's last read-index request the
-// idle leader keeps polling for the next one instead of parking.
+// leader keeps polling for the next one, yielding rather than sleeping or
+// parking.
 const readersAbout = 20 * time.Millisecond
 
 // maxPark bounds one park of an idle leader: the loop still looks at

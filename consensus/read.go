@@ -114,12 +114,39 @@ func (r *Replica) StaleReadBarrier(ctx context.Context) error {
 // request that goes unanswered (a leader change, a lost WRITE) is sent
 // again after readResend, with a fresh ticket, to whoever leads then.
 const (
-	// readPoll caps a reader's sleep between looks at its header in the
-	// sleeping poll mode: the answer is due within microseconds.
+	// readYield is how long a reader yields between looks at its header
+	// before it waits the way the replica's poll mode says: the answer is
+	// due within microseconds, and a sleep would cost up to a millisecond
+	// of timer slack (Go's timers, in a process with a single P).
+	readYield = time.Millisecond
+	// readPoll caps a reader's sleep between looks after that.
 	readPoll = 20 * time.Microsecond
 	// readResendMin bounds readResend from below.
 	readResendMin = time.Millisecond
 )
+
+// readWaiter is how a reader waits for an answer due soon: yielding for
+// readYield, then as the replica's poll mode says, sleeping at most
+// readPoll.
+type readWaiter struct {
+	w     poll.Waiter
+	until time.Time
+}
+
+func (r *Replica) newReadWaiter() readWaiter {
+	m := r.cfg.Poll
+	if m != poll.Spin {
+		m = poll.SpinYield
+	}
+	return readWaiter{w: poll.Waiter{Mode: m, Max: readPoll}, until: time.Now().Add(readYield)}
+}
+
+func (rw *readWaiter) wait(r *Replica, now time.Time) {
+	if rw.w.Mode != r.cfg.Poll && now.After(rw.until) {
+		rw.w = poll.Waiter{Mode: r.cfg.Poll, Max: readPoll}
+	}
+	rw.w.Wait()
+}
 
 // readResend is how long a follower's reader waits for an answer before
 // asking again: a few heartbeat periods, the time the detector needs to
@@ -133,7 +160,7 @@ func (r *Replica) readIndex(ctx context.Context) error {
 	ticket := r.readAsk.Add(1)
 	sentTo := 0
 	var sentAt time.Time
-	w := poll.Waiter{Mode: r.cfg.Poll, Max: readPoll}
+	w := r.newReadWaiter()
 	for logring.LoadU64(r.mem, logring.OffReadSeq) < ticket {
 		if err := r.readable(); err != nil {
 			return err
@@ -160,7 +187,7 @@ func (r *Replica) readIndex(ctx context.Context) error {
 				sentTo, sentAt = lead, now
 			}
 		}
-		w.Wait()
+		w.wait(r, now)
 	}
 	return r.awaitApplied(ctx, logring.LoadU64(r.mem, logring.OffReadIndex))
 }
@@ -202,7 +229,7 @@ func (r *Replica) sendReadRequest(lead int, ticket uint64) {
 
 // awaitApplied waits until the applied index reaches index.
 func (r *Replica) awaitApplied(ctx context.Context, index uint64) error {
-	w := poll.Waiter{Mode: r.cfg.Poll, Max: readPoll}
+	w := r.newReadWaiter()
 	for r.applied.Load() < index {
 		if err := r.readable(); err != nil {
 			return err
@@ -210,7 +237,7 @@ func (r *Replica) awaitApplied(ctx context.Context, index uint64) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		w.Wait()
+		w.wait(r, time.Now())
 	}
 	return nil
 }
