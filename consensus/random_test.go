@@ -20,11 +20,11 @@ var seedFlag = flag.Uint64("seed", 0, "run TestRandomFaults for this seed only (
 type faultKind int
 
 const (
-	fCrash  faultKind = iota // Close a replica for good
-	fPause                   // Pause a replica (a hung process)
-	fResume                  // Resume a paused replica
-	fRestart                 // start the replica crashed first again (a new incarnation)
-	fIdle                    // only let time pass
+	fCrash   faultKind = iota // Close a replica for good
+	fPause                    // Pause a replica (a hung process)
+	fResume                   // Resume a paused replica
+	fRestart                  // start the replica crashed first again (a new incarnation)
+	fIdle                     // only let time pass
 )
 
 // fault is a step: what to do, to whom (0 means "whoever leads when the

@@ -205,8 +205,8 @@ func (r *Replica) readable() error {
 	return nil
 }
 
-// sendReadRequest writes ticket into our read-request slot of lead's
-// control MR. A failed post is left to the background goroutine, which
+// sendReadRequest makes sure lead's control MR holds, in our read-request
+// slot, a request word no older than ticket. A failed post is left to the background goroutine, which
 // finds the link broken on its own; the reader asks again after
 // readResend.
 func (r *Replica) sendReadRequest(lead int, ticket uint64) {
@@ -216,15 +216,21 @@ func (r *Replica) sendReadRequest(lead int, ticket uint64) {
 	}
 	r.bgPost.Lock()
 	defer r.bgPost.Unlock()
+	if r.readSentTo == lead && r.readSent >= ticket {
+		// A reader that came later sent a word covering ours meanwhile.
+		return
+	}
 	if p.dead.Load() {
 		return
 	}
-	// Readers race to write the source word: keep the highest ticket, so
-	// the word the leader reads covers every reader that wrote before.
-	if logring.LoadU64(r.ctl, ctlReadOut) < ticket {
-		logring.PutU64(r.ctl, ctlReadOut, ticket)
+	// The word is the newest ticket taken, not ours: it covers every
+	// reader that began before now, so the readers that queued behind us
+	// for the lock find their tickets sent.
+	w := r.readAsk.Load()
+	logring.PutU64(r.ctl, ctlReadOut, w)
+	if p.bg.PostWrite(makeWRID(wrReadReq, p.id, 0), r.ctlMR, ctlReadOut, 8, p.ctl.Add(uint64(ctlReadReqOff(r.id))), verbs.Signaled) == nil {
+		r.readSentTo, r.readSent = lead, w
 	}
-	p.bg.PostWrite(makeWRID(wrReadReq, p.id, 0), r.ctlMR, ctlReadOut, 8, p.ctl.Add(uint64(ctlReadReqOff(r.id))), verbs.Signaled)
 }
 
 // awaitApplied waits until the applied index reaches index.

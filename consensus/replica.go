@@ -213,6 +213,10 @@ type Replica struct {
 	// follower, the source words of the leader's answers.
 	readAsk atomic.Uint64
 	readOut verbs.MR
+	// readSent is the last request word posted, to readSentTo (guarded by
+	// bgPost).
+	readSent   uint64
+	readSentTo int
 	// bgPost serializes posts on the background QPs, and their
 	// replacement by new links: the background goroutine posts there, and
 	// so does a follower's ReadBarrier, its read-index request.
