@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/gomu-rdma/gomu/consensus/internal/logring"
@@ -160,7 +161,6 @@ func (r *Replica) readIndex(ctx context.Context) error {
 	ticket := r.readAsk.Add(1)
 	sentTo := 0
 	var sentAt time.Time
-	w := r.newReadWaiter()
 	for logring.LoadU64(r.mem, logring.OffReadSeq) < ticket {
 		if err := r.readable(); err != nil {
 			return err
@@ -187,9 +187,52 @@ func (r *Replica) readIndex(ctx context.Context) error {
 				sentTo, sentAt = lead, now
 			}
 		}
-		w.wait(r, now)
+		r.awaitAnswer(ctx, sentAt.Add(r.readResend()))
 	}
 	return r.awaitApplied(ctx, logring.LoadU64(r.mem, logring.OffReadIndex))
+}
+
+// answerWatch lets one of a follower's waiting readers poll its header for
+// read-index answers while the others wait on a channel the poller closes
+// when it sees one: fifty readers yielding in turn would take the processor
+// from the replica and the server they wait for.
+type answerWatch struct {
+	mu      sync.Mutex
+	polling bool
+	seen    chan struct{}
+}
+
+// awaitAnswer returns once a read-index answer may have landed: as the
+// poller, when OffReadSeq moved, at until (when the caller asks again), or
+// when the replica may not serve reads; otherwise when the poller returns.
+func (r *Replica) awaitAnswer(ctx context.Context, until time.Time) {
+	aw := &r.answers
+	aw.mu.Lock()
+	if aw.polling {
+		ch := aw.seen
+		aw.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		case <-r.stop:
+		}
+		return
+	}
+	aw.polling = true
+	aw.mu.Unlock()
+	seq := logring.LoadU64(r.mem, logring.OffReadSeq)
+	w := r.newReadWaiter()
+	for now := time.Now(); logring.LoadU64(r.mem, logring.OffReadSeq) == seq && now.Before(until); now = time.Now() {
+		if r.readable() != nil || ctx.Err() != nil || Role(r.role.Load()) == Leader {
+			break
+		}
+		w.wait(r, now)
+	}
+	aw.mu.Lock()
+	aw.polling = false
+	close(aw.seen)
+	aw.seen = make(chan struct{})
+	aw.mu.Unlock()
 }
 
 // readable fails for a replica that must not serve reads now.

@@ -217,6 +217,7 @@ type Replica struct {
 	// bgPost).
 	readSent   uint64
 	readSentTo int
+	answers    answerWatch
 	// bgPost serializes posts on the background QPs, and their
 	// replacement by new links: the background goroutine posts there, and
 	// so does a follower's ReadBarrier, its read-index request.
@@ -334,6 +335,7 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Replica, error) {
 	r.kick = make(chan struct{}, 1)
 	r.readCh = make(chan struct{})
 	r.readAsk.Store(uint64(time.Now().UnixNano()))
+	r.answers.seen = make(chan struct{})
 	r.mainDone = make(chan struct{})
 	r.idle = time.NewTimer(time.Hour)
 	r.idle.Stop()
