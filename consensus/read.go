@@ -99,10 +99,11 @@ func (r *Replica) StaleReadBarrier(ctx context.Context) error {
 }
 
 // Read-index requests. A follower's reader takes a ticket from readAsk and
-// writes it, as its request word, into its slot of the leader's control MR
-// (ctlReadReqOff), posting on the background QP itself (under bgPost)
-// rather than handing it to the background goroutine, whose sleeps would
-// be most of a read's latency. The leader's loop notices the word changed
+// makes sure a request word no older than its ticket (the newest ticket
+// taken when it is posted, so one post serves every reader waiting) lands
+// in its slot of the leader's control MR (ctlReadReqOff), posting on the
+// background QP itself (under bgPost) rather than handing it to the
+// background goroutine, whose sleeps would be most of a read's latency. The leader's loop notices the word changed
 // (takeReadRequests), joins the next confirmation round with it, and once
 // a majority confirmed that round (answerReadRequests) writes its commit
 // index and then the word into the follower's header (OffReadIndex,
