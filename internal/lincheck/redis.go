@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/gomu-rdma/gomu/internal/leaderhint"
+	"github.com/gomu-rdma/gomu/internal/poll"
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
 
@@ -88,7 +89,7 @@ type redisConn struct {
 }
 
 func (t *redisTarget) Prepare(ctx context.Context, in Input) error {
-	if err := sleep(ctx, t.wait); err != nil {
+	if err := poll.SleepContext(ctx, t.wait); err != nil {
 		return err
 	}
 	t.wait = 0
@@ -108,7 +109,7 @@ func (t *redisTarget) Prepare(ctx context.Context, in Input) error {
 			at = next
 		}
 		t.pause()
-		if err := sleep(ctx, t.wait); err != nil {
+		if err := poll.SleepContext(ctx, t.wait); err != nil {
 			return err
 		}
 		t.wait = 0
@@ -199,21 +200,6 @@ func (t *redisTarget) pause() {
 	t.wait = t.backoff
 }
 
-// sleep waits d, or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // errNotSent marks a request that never left: dialing failed.
 var errNotSent = errors.New("not sent")
 
@@ -264,9 +250,6 @@ func appendRequest(dst []byte, in Input) []byte {
 	}
 }
 
-// leaderRE finds the leader a READONLY or TRYAGAIN error names.
-var leaderRE = regexp.MustCompile(`\bleader=(\d+|none)(?: addr=(\S*))?`)
-
 // parseReply interprets the raw reply to in. leader is the address an
 // error reply names as the leader's ("" when it names none).
 func parseReply(in Input, raw []byte) (rep Reply, leader string) {
@@ -277,8 +260,8 @@ func parseReply(in Input, raw []byte) (rep Reply, leader string) {
 			// Decided by the state machine: nothing changed.
 			return Reply{Outcome: Done, Output: Output{NotInt: true}}, ""
 		}
-		if m := leaderRE.FindStringSubmatch(msg); m != nil && m[1] != "none" && m[1] != "0" {
-			leader = m[2]
+		if id, addr := leaderhint.Parse(msg); id != 0 {
+			leader = addr
 		}
 		// Whatever it says, it does not prove a write was not applied.
 		return Reply{Outcome: Unknown}, leader

@@ -5,6 +5,7 @@
 package poll
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"time"
@@ -116,5 +117,22 @@ func Until(mode Mode, deadline time.Time, cond func() bool) bool {
 			return cond()
 		}
 		w.Wait()
+	}
+}
+
+// SleepContext sleeps for d, or until ctx ends, and returns ctx's error if
+// it ended first (or had already): the back-off of a client between
+// attempts, which a cancelled run must not sit out.
+func SleepContext(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

@@ -1,6 +1,7 @@
 package poll
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -72,5 +73,19 @@ func TestSleepBacksOff(t *testing.T) {
 		if w.sleep != 0 || w.spins != 0 {
 			t.Fatalf("Max %v: Reset left %+v", tc.max, w)
 		}
+	}
+}
+
+func TestSleepContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := SleepContext(ctx, time.Millisecond); err != nil {
+		t.Fatalf("a sleep that ran out: %v", err)
+	}
+	cancel()
+	if err := SleepContext(ctx, time.Hour); err != context.Canceled {
+		t.Fatalf("a sleep under an ended context: %v, want context.Canceled", err)
+	}
+	if err := SleepContext(ctx, 0); err != context.Canceled {
+		t.Fatalf("a zero sleep under an ended context: %v, want context.Canceled", err)
 	}
 }

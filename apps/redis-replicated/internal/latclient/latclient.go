@@ -79,6 +79,7 @@ import (
 	"time"
 
 	"github.com/gomu-rdma/gomu/internal/latency"
+	"github.com/gomu-rdma/gomu/internal/poll"
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
 
@@ -488,7 +489,7 @@ func (c *client) recover(ctx context.Context, n int, f fault) error {
 			return fmt.Errorf("no replica answered within --retry-for %v (%d attempts); last answers: %s",
 				c.cfg.RetryFor, rt.tries, rt.lastFaults())
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := poll.SleepContext(ctx, wait); err != nil {
 			return err
 		}
 		f = fault{}
@@ -616,21 +617,6 @@ func (c *client) ioFault(stage string, err error) fault {
 		return fault{kind: broken, msg: stage + ": " + se.Error()}
 	}
 	return fault{kind: broken, msg: stage + ": " + err.Error()}
-}
-
-// sleep waits d, or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // preloadBatch is how many SETs the preload pipelines per round trip.

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gomu-rdma/gomu/internal/leaderhint"
 )
 
 // faultKind is why an attempt of a request did not end it.
@@ -64,15 +66,7 @@ func parseFault(reply []byte) fault {
 	}
 	line := bytes.TrimRight(reply, "\r\n")
 	f.msg = string(line)
-	for _, w := range strings.Fields(f.msg[1:]) {
-		if v, ok := strings.CutPrefix(w, "leader="); ok {
-			if id, err := strconv.Atoi(v); err == nil && id > 0 {
-				f.leader = id
-			}
-		} else if v, ok := strings.CutPrefix(w, "addr="); ok {
-			f.addr = v
-		}
-	}
+	f.leader, f.addr = leaderhint.Parse(f.msg[1:])
 	return f
 }
 

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"net"
 	"time"
 
 	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
 	"github.com/gomu-rdma/gomu/consensus"
+	"github.com/gomu-rdma/gomu/internal/leaderhint"
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
 
@@ -290,7 +290,7 @@ func (s *Server) replicationError(err error) string {
 		// Restarted or left behind by the ring: it misses committed
 		// writes until the leader has caught it up.
 		id, addr := s.leaderAddr()
-		return fmt.Sprintf("TRYAGAIN gomu: this replica is catching up. leader=%d addr=%s", id, addr)
+		return "TRYAGAIN gomu: this replica is catching up. " + leaderhint.Format(id, addr)
 	case errors.Is(err, consensus.ErrBusy):
 		return "TRYAGAIN gomu: too many concurrent proposals"
 	case errors.Is(err, consensus.ErrTooLarge):

@@ -16,6 +16,7 @@ import (
 	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
 	"github.com/gomu-rdma/gomu/consensus"
 	"github.com/gomu-rdma/gomu/internal/latency"
+	"github.com/gomu-rdma/gomu/internal/leaderhint"
 )
 
 // Config configures a server.
@@ -219,7 +220,7 @@ func (s *Server) readOnlyError() string {
 		// redirect to ourselves.
 		return noLeaderError
 	}
-	return fmt.Sprintf("READONLY You can't write against a read only replica. leader=%d addr=%s", id, addr)
+	return "READONLY You can't write against a read only replica. " + leaderhint.Format(id, addr)
 }
 
 // noLeaderError answers what needs a leader while none is known.
