@@ -33,6 +33,7 @@ const (
 	OpVersion
 	OpVerbosity
 	OpQuit
+	OpStats
 )
 
 var opNames = [...]string{
@@ -40,7 +41,7 @@ var opNames = [...]string{
 	OpSet: "set", OpAdd: "add", OpReplace: "replace", OpAppend: "append",
 	OpPrepend: "prepend", OpCas: "cas", OpDelete: "delete", OpTouch: "touch",
 	OpIncr: "incr", OpDecr: "decr", OpFlushAll: "flush_all", OpVersion: "version",
-	OpVerbosity: "verbosity", OpQuit: "quit",
+	OpVerbosity: "verbosity", OpQuit: "quit", OpStats: "stats",
 }
 
 // String returns the command's protocol name.
@@ -98,7 +99,9 @@ func (l Limits) withDefaults() Limits {
 // Parse calls: its slices alias buffers it owns, which are overwritten by
 // the next Parse, so copy anything that must outlive it.
 type Command struct {
-	Op Op
+	// Proto is the protocol the command came in, and its reply goes out in.
+	Proto Proto
+	Op    Op
 	// Keys holds the key of a single-key command, or every key of a
 	// retrieval command, in order.
 	Keys [][]byte
@@ -123,6 +126,28 @@ type Command struct {
 	val  []byte   // backing store of Value, owned
 }
 
+// Proto is a memcached wire protocol.
+type Proto uint8
+
+// The protocols. Meta commands are part of the text protocol.
+const (
+	ProtoText Proto = iota
+	ProtoBinary
+)
+
+// AppendRequest appends the command as its client sent it (a text command:
+// its line and data block; a binary one: its packet), for a replica to parse
+// again and apply. It must follow a successful Parse.
+func (c *Command) AppendRequest(dst []byte) []byte {
+	dst = append(dst, c.line...)
+	dst = append(dst, '\r', '\n')
+	if c.Op.IsStorage() {
+		dst = append(dst, c.Value...)
+		dst = append(dst, '\r', '\n')
+	}
+	return dst
+}
+
 // Key returns the first key, or nil if the command has none.
 func (c *Command) Key() []byte {
 	if len(c.Keys) == 0 {
@@ -132,6 +157,7 @@ func (c *Command) Key() []byte {
 }
 
 func (c *Command) reset() {
+	c.Proto = ProtoText
 	c.Op = OpNone
 	c.Keys = c.Keys[:0]
 	c.Flags = 0
@@ -221,6 +247,12 @@ func (p *Parser) Parse(cmd *Command) error {
 		return parseVerbosity(cmd, toks)
 	case "quit":
 		cmd.Op = OpQuit
+		return nil
+	case "stats":
+		// The arguments, if any, name a group (settings, items, slabs, ...):
+		// the server's to answer.
+		cmd.Op = OpStats
+		cmd.Keys = append(cmd.Keys, toks[1:]...)
 		return nil
 	}
 	return ErrUnknownCommand

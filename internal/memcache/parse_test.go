@@ -171,13 +171,13 @@ func TestParseAllocs(t *testing.T) {
 }
 
 func TestReplyAllocs(t *testing.T) {
-	w := bufio.NewWriterSize(io.Discard, 4096)
+	out := make([]byte, 0, 4096)
 	key, val := []byte("some-key"), bytes.Repeat([]byte("v"), 100)
 	n := testing.AllocsPerRun(100, func() {
-		_ = WriteValue(w, key, 3, val, 99, true)
-		_ = WriteUint(w, 12345)
-		_ = WriteStatus(w, StatusEnd)
-		_ = WriteError(w, ErrBadDataChunk)
+		out = AppendValue(out[:0], key, 3, val, 99, true)
+		out = AppendUint(out, 12345)
+		out = AppendStatus(out, StatusEnd)
+		out = AppendError(out, ErrBadDataChunk)
 	})
 	if n != 0 {
 		t.Errorf("%.1f allocations per reply, want 0", n)
@@ -240,11 +240,7 @@ func FuzzParse(f *testing.F) {
 				if cmd.Op == OpNone {
 					t.Fatal("nil error without a command")
 				}
-				var w bytes.Buffer
-				bw := bufio.NewWriter(&w)
-				if err := NewStore(1<<20).Apply(&cmd, 1e18, bw); err != nil {
-					t.Fatal(err)
-				}
+				NewStore(1<<20, true).Exec(nil, &cmd, 1e18)
 			case errors.As(err, &pe):
 				if pe.Close {
 					return

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -66,6 +68,7 @@ var tooManyConns = []byte("ERROR Too many open connections\r\n")
 type Server struct {
 	cfg   Config
 	store *Store
+	start time.Time
 
 	mu     sync.Mutex
 	lns    map[net.Listener]struct{}
@@ -79,7 +82,8 @@ func NewServer(cfg Config) *Server {
 	cfg = cfg.withDefaults()
 	return &Server{
 		cfg:   cfg,
-		store: NewStore(cfg.MaxBytes),
+		store: NewStore(cfg.MaxBytes, false),
+		start: time.Now(),
 		lns:   make(map[net.Listener]struct{}),
 		conns: make(map[net.Conn]struct{}),
 	}
@@ -222,17 +226,27 @@ func (s *Server) serveConn(nc net.Conn) {
 		s.wg.Done()
 	}()
 	br := bufio.NewReaderSize(nc, connBufSize)
-	bw := bufio.NewWriterSize(nc, connBufSize)
 	p := NewParser(br, s.cfg.Limits)
 	var cmd Command
+	var out []byte
+	flush := func() bool {
+		if len(out) == 0 {
+			return true
+		}
+		_, err := nc.Write(out)
+		if cap(out) > 4*connBufSize {
+			out = nil // do not keep a huge reply's buffer
+		} else {
+			out = out[:0]
+		}
+		return err == nil
+	}
 	for {
 		if br.Buffered() == 0 {
 			// Nothing pipelined: answer what we have, then wait for the
 			// next command under the idle deadline.
-			if bw.Buffered() > 0 {
-				if err := bw.Flush(); err != nil {
-					return
-				}
+			if !flush() {
+				return
 			}
 			if err := nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout)); err != nil {
 				return
@@ -256,12 +270,10 @@ func (s *Server) serveConn(nc net.Conn) {
 				s.store.Delete(cmd.Key(), now.UnixNano())
 			}
 			if !cmd.NoReply {
-				if WriteError(bw, pe) != nil {
-					return
-				}
+				out = AppendError(out, pe)
 			}
 			if pe.Close {
-				if bw.Flush() == nil {
+				if flush() {
 					lingerClose(nc)
 				}
 				return
@@ -270,14 +282,16 @@ func (s *Server) serveConn(nc net.Conn) {
 		}
 		switch cmd.Op {
 		case OpQuit:
-			_ = bw.Flush()
+			flush()
 			return
 		case OpVersion:
-			err = WriteVersion(bw, s.cfg.Version)
+			out = AppendVersion(out, s.cfg.Version)
+		case OpStats:
+			out = s.appendStats(out, &cmd, now)
 		default:
-			err = s.store.Apply(&cmd, now.UnixNano(), bw)
+			out = s.store.Exec(out, &cmd, now.UnixNano())
 		}
-		if err != nil {
+		if len(out) >= connBufSize && !flush() {
 			return
 		}
 	}
@@ -296,4 +310,17 @@ func lingerClose(nc net.Conn) {
 		return
 	}
 	_, _ = io.CopyN(io.Discard, nc, 256<<10)
+}
+
+// appendStats answers stats: the general group only; others answer an
+// empty list, as this server has no slabs to describe.
+func (s *Server) appendStats(out []byte, cmd *Command, now time.Time) []byte {
+	if len(cmd.Keys) > 0 {
+		return AppendStatus(out, StatusEnd)
+	}
+	s.mu.Lock()
+	curr := uint64(len(s.conns))
+	s.mu.Unlock()
+	return AppendGeneralStats(out, now, ServerStats{PID: os.Getpid(), Start: s.start, Version: s.cfg.Version,
+		MaxConns: s.cfg.MaxConns, CurrConns: curr, Threads: runtime.GOMAXPROCS(0)}, s.store.Stats())
 }

@@ -2,7 +2,6 @@ package memcache
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -16,8 +15,7 @@ import (
 func apply(t *testing.T, s *Store, now time.Time, in string) string {
 	t.Helper()
 	p := NewParser(bufio.NewReader(strings.NewReader(in)), Limits{})
-	var out bytes.Buffer
-	w := bufio.NewWriter(&out)
+	var out []byte
 	var cmd Command
 	for {
 		err := p.Parse(&cmd)
@@ -27,12 +25,9 @@ func apply(t *testing.T, s *Store, now time.Time, in string) string {
 		if err != nil {
 			t.Fatalf("%q: %v", in, err)
 		}
-		if err := s.Apply(&cmd, now.UnixNano(), w); err != nil {
-			t.Fatal(err)
-		}
+		out = s.Exec(out, &cmd, now.UnixNano())
 	}
-	w.Flush()
-	return out.String()
+	return string(out)
 }
 
 // TestStoreExpiry steps a clock through a table: each step runs commands
@@ -98,7 +93,7 @@ func TestStoreExpiry(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := NewStore(0)
+			s := NewStore(0, false)
 			for i, st := range tc.steps {
 				if got := apply(t, s, t0.Add(st.at), st.in); got != st.want {
 					t.Errorf("step %d at +%v: %q\n got %q\nwant %q", i, st.at, st.in, got, st.want)
@@ -109,7 +104,7 @@ func TestStoreExpiry(t *testing.T) {
 }
 
 func TestStoreCAS(t *testing.T) {
-	s := NewStore(0)
+	s := NewStore(0, false)
 	now := time.Now()
 	apply(t, s, now, "set k 0 0 1\r\na\r\n")
 	got := apply(t, s, now, "gets k\r\n")
@@ -134,7 +129,7 @@ func TestStoreCAS(t *testing.T) {
 }
 
 func TestStoreMemoryLimit(t *testing.T) {
-	s := NewStore(4500) // four items of 1066 bytes
+	s := NewStore(4500, false) // four items of 1066 bytes
 	now := time.Now()
 	val := strings.Repeat("v", 1000)
 	var replies []string
@@ -162,7 +157,7 @@ func TestStoreMemoryLimit(t *testing.T) {
 }
 
 func TestStoreConcurrentIncr(t *testing.T) {
-	s := NewStore(0)
+	s := NewStore(0, false)
 	now := time.Now()
 	apply(t, s, now, "set n 0 0 1\r\n0\r\n")
 	var wg sync.WaitGroup
