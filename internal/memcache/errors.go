@@ -66,3 +66,27 @@ var (
 	ErrTooLarge       = newProtocolError(KindServer, "object too large for cache", false)
 	ErrOutOfMemory    = newProtocolError(KindServer, "out of memory storing object", false)
 )
+
+// AppendCommandError appends the reply a command gets for err (a parser or
+// store error) in the command's protocol, or nothing when the command asked
+// for no reply.
+func AppendCommandError(out []byte, cmd *Command, err error) []byte {
+	switch {
+	case cmd.Proto == ProtoBinary:
+		return appendBinaryError(out, cmd, err)
+	case cmd.NoReply:
+		return out
+	}
+	return AppendError(out, err)
+}
+
+// AppendFailure appends a server's own error for cmd, one that is not the
+// store's: for a text command "SERVER_ERROR <msg>" (even after noreply,
+// since the command was not carried out); for a binary one a response with
+// status Temporary failure and msg as its body.
+func AppendFailure(out []byte, cmd *Command, msg string) []byte {
+	if cmd.Proto == ProtoBinary {
+		return appendBinaryFailure(out, cmd, msg)
+	}
+	return AppendServerError(out, msg)
+}

@@ -34,6 +34,10 @@ const (
 	OpVerbosity
 	OpQuit
 	OpStats
+
+	// Meta commands (meta.go) sit between opMetaFirst and opMetaLast.
+	opMetaFirst
+	opMetaLast = opMetaFirst
 )
 
 var opNames = [...]string{
@@ -55,6 +59,10 @@ func (o Op) String() string {
 // IsStorage reports whether the command carries a data block
 // (set, add, replace, append, prepend, cas).
 func (o Op) IsStorage() bool { return o >= OpSet && o <= OpCas }
+
+// IsMeta reports whether the command is one of the meta protocol's
+// (mg, ms, md, ma, mn, me).
+func (o Op) IsMeta() bool { return o >= opMetaFirst && o <= opMetaLast }
 
 // IsRetrieval reports whether the command answers with VALUE lines
 // (get, gets, gat, gats).
@@ -139,6 +147,9 @@ const (
 // its line and data block; a binary one: its packet), for a replica to parse
 // again and apply. It must follow a successful Parse.
 func (c *Command) AppendRequest(dst []byte) []byte {
+	if c.Proto == ProtoBinary {
+		return c.appendBinaryRequest(dst)
+	}
 	dst = append(dst, c.line...)
 	dst = append(dst, '\r', '\n')
 	if c.Op.IsStorage() {
@@ -248,6 +259,8 @@ func (p *Parser) Parse(cmd *Command) error {
 	case "quit":
 		cmd.Op = OpQuit
 		return nil
+	case "mg", "ms", "md", "ma", "mn", "me":
+		return p.meta(cmd, toks)
 	case "stats":
 		// The arguments, if any, name a group (settings, items, slabs, ...):
 		// the server's to answer.

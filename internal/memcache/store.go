@@ -315,6 +315,12 @@ func (s *Store) Delete(key []byte, now int64) {
 // IsWrite reports whether cmd may change the store: it must then be
 // replicated, while a read is served by any replica on its own.
 func (c *Command) IsWrite() bool {
+	switch {
+	case c.Proto == ProtoBinary:
+		return c.binaryIsWrite()
+	case c.Op.IsMeta():
+		return c.metaIsWrite()
+	}
 	switch c.Op {
 	case OpGet, OpGets, OpVersion, OpVerbosity, OpQuit, OpNone, OpStats:
 		return false
@@ -333,6 +339,12 @@ func (s *Store) Exec(out []byte, cmd *Command, now int64) []byte {
 	} else {
 		s.mu.RLock()
 		defer s.mu.RUnlock()
+	}
+	switch {
+	case cmd.Proto == ProtoBinary:
+		return s.execBinary(out, cmd, now)
+	case cmd.Op.IsMeta():
+		return s.execMeta(out, cmd, now)
 	}
 	return s.execText(out, cmd, now)
 }
