@@ -40,6 +40,6 @@
 // survives do not end the run.
 package main
 
-import "github.com/gomu-rdma/gomu/apps/redis-replicated/internal/latclient"
+import "github.com/gomu-rdma/gomu/internal/latclient"
 
-func main() { latclient.Main("redis-gets-only", latclient.GetsOnly) }
+func main() { latclient.Main("redis-gets-only", latclient.Redis, latclient.GetsOnly) }

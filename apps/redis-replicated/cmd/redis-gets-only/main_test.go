@@ -3,8 +3,8 @@ package main
 import (
 	"testing"
 
-	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/latclient/latclienttest"
 	"github.com/gomu-rdma/gomu/internal/clitest"
+	"github.com/gomu-rdma/gomu/internal/latclient/latclienttest"
 )
 
 func TestMain(m *testing.M) { clitest.Main(m, main) }

@@ -40,6 +40,6 @@
 // survives do not end the run.
 package main
 
-import "github.com/gomu-rdma/gomu/apps/redis-replicated/internal/latclient"
+import "github.com/gomu-rdma/gomu/internal/latclient"
 
-func main() { latclient.Main("redis-puts-gets", latclient.PutsGets) }
+func main() { latclient.Main("redis-puts-gets", latclient.Redis, latclient.PutsGets) }

@@ -38,6 +38,6 @@
 // survives do not end the run.
 package main
 
-import "github.com/gomu-rdma/gomu/apps/redis-replicated/internal/latclient"
+import "github.com/gomu-rdma/gomu/internal/latclient"
 
-func main() { latclient.Main("redis-puts-only", latclient.PutsOnly) }
+func main() { latclient.Main("redis-puts-only", latclient.Redis, latclient.PutsOnly) }

@@ -1,8 +1,15 @@
 // Package latclient is the closed-loop latency client behind
-// redis-puts-only, redis-gets-only and redis-puts-gets, after Mu's
-// key-value clients: one request outstanding over one TCP connection, raw
-// RESP, every request timed end to end and reported through
-// internal/latency.
+// redis-puts-only, redis-gets-only and redis-puts-gets, and
+// memcached-puts-only, memcached-gets-only and memcached-puts-gets, after
+// Mu's key-value clients: one request outstanding over one TCP connection,
+// raw RESP or memcached's text protocol (Config.Protocol), every request
+// timed end to end and reported through internal/latency.
+//
+// What follows is worded for Redis. The memcached clients do the same with
+// set, get, stats gomu and SERVER_ERROR gomu: ... lines instead of SET,
+// GET, INFO replication and -READONLY/-TRYAGAIN (memcached.go has the
+// mapping); a protocol is a codec (protocol.go), and the client, the router
+// and the report are shared.
 //
 // # Following the leader
 //
@@ -80,7 +87,6 @@ import (
 
 	"github.com/gomu-rdma/gomu/internal/latency"
 	"github.com/gomu-rdma/gomu/internal/poll"
-	"github.com/gomu-rdma/gomu/internal/resp"
 )
 
 // Mode is the request mix of a run.
@@ -111,8 +117,9 @@ func (m Mode) String() string {
 // Config is one run.
 type Config struct {
 	Mode     Mode
+	Protocol Protocol // Redis (the zero value) or Memcached
 	Addr     string   // host:port of a replica (the leader, ideally)
-	Replicas []string // host:port of other replicas; more are discovered through INFO
+	Replicas []string // host:port of other replicas; more are discovered through INFO or stats gomu
 	// KeySize is the bytes per key, > 0; ValueSize the bytes per value, >= 0.
 	KeySize   int
 	ValueSize int
@@ -167,8 +174,8 @@ type Result struct {
 
 	Timeouts   int // attempts without a reply (or connection) within Timeout
 	Broken     int // connections refused, reset or closed
-	Redirects  int // -READONLY replies
-	TryAgains  int // -TRYAGAIN replies
+	Redirects  int // -READONLY replies (memcached: SERVER_ERROR gomu: not the leader)
+	TryAgains  int // -TRYAGAIN replies (memcached: the other SERVER_ERROR gomu: replies)
 	Reconnects int // connections made after a fault
 
 	Retried      int           // timed requests that took more than one attempt
@@ -185,8 +192,14 @@ type Result struct {
 
 // Check validates c and fills in defaults.
 func (c *Config) Check() error {
+	if c.Protocol.codec() == nil {
+		return fmt.Errorf("unknown protocol %v", c.Protocol)
+	}
 	if c.KeySize <= 0 {
 		return fmt.Errorf("key_size must be at least 1, got %d", c.KeySize)
+	}
+	if c.Protocol == Memcached && c.KeySize > maxMemcachedKey {
+		return fmt.Errorf("key_size must be at most %d for memcached, got %d", maxMemcachedKey, c.KeySize)
 	}
 	if c.ValueSize < 0 {
 		return fmt.Errorf("value_size must not be negative, got %d", c.ValueSize)
@@ -226,10 +239,11 @@ func checkAddr(a string) error {
 	return nil
 }
 
-// client is one connection, the buffers it reuses for every request, and
-// the router that picks the replica.
+// client is one connection, the buffers it reuses for every request, the
+// codec that writes and reads them, and the router that picks the replica.
 type client struct {
 	cfg     *Config
+	codec   codec
 	timeout time.Duration // of each attempt: cfg.Timeout, longer in the preload
 	rt      *router
 	dialer  net.Dialer
@@ -238,24 +252,17 @@ type client struct {
 	br      *bufio.Reader
 	out     []byte // the command(s) being sent
 	in      []byte // the reply being read
-	args    [3][]byte
-	tries   int // attempts of the last request
+	tries   int    // attempts of the last request
 	res     *Result
 	// away: with Config.Stay, a fault moved the run off the replica it was
 	// given, which was held then; it goes back once it may.
 	away bool
 }
 
-var (
-	cmdSET  = []byte("SET")
-	cmdGET  = []byte("GET")
-	cmdInfo = resp.AppendCommand(nil, []byte("INFO"), []byte("replication"))
-)
-
 // newClient makes the client of a checked cfg, not yet connected.
 func newClient(cfg *Config, res *Result) *client {
 	return &client{
-		cfg: cfg, timeout: cfg.Timeout, res: res,
+		cfg: cfg, codec: cfg.Protocol.codec(), timeout: cfg.Timeout, res: res,
 		rt:     newRouter(append([]string{cfg.Addr}, cfg.Replicas...), cfg.Timeout),
 		dialer: net.Dialer{Timeout: cfg.Timeout},
 		br:     bufio.NewReaderSize(nil, 64<<10),
@@ -311,11 +318,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		if put {
 			fillPrintable(rng, val)
-			c.args = [3][]byte{cmdSET, k, val}
-			c.out = resp.AppendCommand(c.out[:0], c.args[:3]...)
+			c.out = c.codec.appendSet(c.out[:0], k, val)
 		} else {
-			c.args = [3][]byte{cmdGET, k, nil}
-			c.out = resp.AppendCommand(c.out[:0], c.args[:2]...)
+			c.out = c.codec.appendGet(c.out[:0], k)
 		}
 		c.tries = 1
 		t0 := time.Now()
@@ -449,17 +454,15 @@ func (c *client) attempt(n int) fault {
 	var moved fault
 	for i := 0; i < n; i++ {
 		var err error
-		c.in, err = resp.ReadReply(c.br, c.in[:0], maxBulk)
+		c.in, err = c.codec.readReply(c.br, c.in[:0])
 		if err != nil {
 			return c.ioFault("request", err)
 		}
-		if len(c.in) > 0 && c.in[0] == '-' {
-			if f := parseFault(c.in); f.kind != noFault {
-				if moved.kind == noFault {
-					moved = f
-				}
-				continue
+		if f, errReply := c.codec.classify(c.in); f.kind != noFault {
+			if moved.kind == noFault {
+				moved = f
 			}
+		} else if errReply {
 			c.res.Errors++
 			if c.res.FirstError == "" {
 				c.res.FirstError = string(bytes.TrimRight(c.in, "\r\n"))
@@ -544,25 +547,24 @@ func (c *client) connect(discover bool) (ci clusterInfo, f fault, dialed bool) {
 	return ci, fault{}, true
 }
 
-// discover sends INFO replication on the fresh connection and learns the
-// cluster from the reply. An error reply (INFO refused, or a fake) is no
-// fault: the stream is still in step, there is just nothing to learn.
+// discover sends INFO replication (stats gomu) on the fresh connection and
+// learns the cluster from the reply. An error reply (INFO refused, plain
+// memcached, or a fake) is no fault: the stream is still in step, there is
+// just nothing to learn.
 func (c *client) discover() (clusterInfo, fault) {
+	cmd, name := c.codec.discovery()
 	if err := c.conn.SetDeadline(time.Now().Add(c.timeout)); err != nil {
-		return clusterInfo{}, c.ioFault("INFO", err)
+		return clusterInfo{}, c.ioFault(name, err)
 	}
-	if _, err := c.conn.Write(cmdInfo); err != nil {
-		return clusterInfo{}, c.ioFault("INFO", err)
+	if _, err := c.conn.Write(cmd); err != nil {
+		return clusterInfo{}, c.ioFault(name, err)
 	}
 	var err error
-	c.in, err = resp.ReadReply(c.br, c.in[:0], maxBulk)
+	c.in, err = c.codec.readReply(c.br, c.in[:0])
 	if err != nil {
-		return clusterInfo{}, c.ioFault("INFO", err)
+		return clusterInfo{}, c.ioFault(name, err)
 	}
-	if len(c.in) == 0 || c.in[0] != '$' {
-		return clusterInfo{}, fault{}
-	}
-	ci := parseInfo(c.in)
+	ci := c.codec.clusterInfo(c.in)
 	c.rt.learnInfo(ci)
 	return ci, fault{}
 }
@@ -592,8 +594,8 @@ func (c *client) drop() {
 	}
 }
 
-// ioFault words a network error met in stage ("connect", "request" or
-// "INFO") as a fault: a timeout is a hung replica, anything else a broken
+// ioFault words a network error met in stage ("connect", "request", or the
+// discovery's "INFO" or "stats gomu") as a fault: a timeout is a hung replica, anything else a broken
 // connection.
 func (c *client) ioFault(stage string, err error) fault {
 	var ne net.Error
@@ -637,8 +639,7 @@ func (c *client) preload(ctx context.Context, keys []byte, rng *rand.Rand) error
 		c.out = c.out[:0]
 		for j := lo; j < hi; j++ {
 			fillPrintable(rng, val)
-			c.args = [3][]byte{cmdSET, keys[j*ks : (j+1)*ks], val}
-			c.out = resp.AppendCommand(c.out, c.args[:3]...)
+			c.out = c.codec.appendSet(c.out, keys[j*ks:(j+1)*ks], val)
 		}
 		if err := c.do(ctx, hi-lo); err != nil {
 			return fmt.Errorf("preload of keys %d..%d: %w", lo, hi-1, err)

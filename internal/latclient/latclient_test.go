@@ -1,19 +1,40 @@
 package latclient
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gomu-rdma/gomu/internal/latclient/latclienttest"
+	"github.com/gomu-rdma/gomu/internal/memcache/memcachedtest"
 	"github.com/gomu-rdma/gomu/internal/redistest"
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	memcachedtest.Stop()
+	os.Exit(code)
+}
+
+// protocols are the Protocols every client test runs with.
+var protocols = []Protocol{Redis, Memcached}
+
+// realServer starts (or finds) a real server of p: Redis, or memcached.
+func realServer(t *testing.T, p Protocol) string {
+	if p == Memcached {
+		return memcachedtest.Addr(t)
+	}
+	return redistest.Start(t)
+}
 
 func TestFillPrintable(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -49,6 +70,17 @@ func TestCheck(t *testing.T) {
 	if err := c.Check(); err != nil || c.Keys != DefaultKeys || c.Timeout != DefaultTimeout || c.RetryFor != DefaultRetryFor {
 		t.Fatalf("defaults: %+v, %v", c, err)
 	}
+	// memcached's keys are at most 250 bytes; Redis's are not bounded.
+	for _, tc := range []struct {
+		p  Protocol
+		ks int
+		ok bool
+	}{{Redis, 251, true}, {Memcached, 250, true}, {Memcached, 251, false}, {Protocol(9), 1, false}} {
+		c := Config{Protocol: tc.p, KeySize: tc.ks, Requests: 1}
+		if err := c.Check(); (err == nil) != tc.ok {
+			t.Errorf("Check(%v, key_size %d) = %v; want ok %v", tc.p, tc.ks, err, tc.ok)
+		}
+	}
 }
 
 // Replies a fake's script gives besides "" (serve the command as a leader
@@ -65,17 +97,20 @@ const slowBy = 5 * time.Millisecond
 
 const lateBy = 300 * time.Millisecond
 
-// fake is a scripted replica of redis-server-replicated, id i+1 of a
-// cluster made by fakes.
+// fake is a scripted replica of redis-server-replicated, or of the
+// replicated memcached, id i+1 of a cluster made by fakes.
 type fake struct {
-	id   int
-	addr string
-	l    net.Listener
+	id    int
+	proto Protocol
+	addr  string
+	l     net.Listener
 	// script answers the k-th data command (SET or GET, from 0) the fake
-	// receives; nil serves every one.
+	// receives; nil serves every one. Error replies are worded for Redis,
+	// and translated for memcached (wire).
 	script func(k int) string
-	// info is the text of INFO after k data commands; nil answers -ERR,
-	// as a fake that knows no INFO would.
+	// info is the text of INFO after k data commands (for memcached, the
+	// stats gomu reply made of its field:value lines); nil answers -ERR
+	// (ERROR), as a fake that knows no INFO (or memcached) would.
 	info func(k int) string
 
 	done  chan struct{}
@@ -85,9 +120,9 @@ type fake struct {
 	kv    map[string]string
 }
 
-// fakes listens for n replicas; the test scripts them, then serve starts
-// them.
-func fakes(t *testing.T, n int) []*fake {
+// fakes listens for n replicas speaking p; the test scripts them, then
+// serve starts them.
+func fakes(t *testing.T, p Protocol, n int) []*fake {
 	t.Helper()
 	fs := make([]*fake, n)
 	for i := range fs {
@@ -95,7 +130,7 @@ func fakes(t *testing.T, n int) []*fake {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f := &fake{id: i + 1, addr: l.Addr().String(), l: l, done: make(chan struct{}), kv: map[string]string{}}
+		f := &fake{id: i + 1, proto: p, addr: l.Addr().String(), l: l, done: make(chan struct{}), kv: map[string]string{}}
 		t.Cleanup(f.stop)
 		fs[i] = f
 	}
@@ -155,17 +190,11 @@ func (f *fake) accept() {
 
 func (f *fake) handle(conn net.Conn) {
 	defer conn.Close()
-	rd := resp.NewReader(conn, resp.Limits{})
+	next := f.reader(conn)
 	for {
-		args, ok, err := rd.Next()
+		args, err := next()
 		if err != nil {
 			return
-		}
-		if !ok {
-			if rd.Fill() != nil {
-				return
-			}
-			continue
 		}
 		reply := f.answer(args)
 		switch reply {
@@ -181,7 +210,7 @@ func (f *fake) handle(conn net.Conn) {
 			go func() {
 				select {
 				case <-time.After(lateBy):
-					_, _ = conn.Write([]byte("+OK\r\n"))
+					_, _ = conn.Write([]byte(f.ok()))
 				case <-f.done:
 				}
 			}()
@@ -193,18 +222,84 @@ func (f *fake) handle(conn net.Conn) {
 	}
 }
 
+// reader returns the function that reads the next command off conn.
+func (f *fake) reader(conn net.Conn) func() ([][]byte, error) {
+	if f.proto == Memcached {
+		br := bufio.NewReader(conn)
+		return func() ([][]byte, error) { return latclienttest.ReadMemcached(br) }
+	}
+	rd := resp.NewReader(conn, resp.Limits{})
+	return func() ([][]byte, error) {
+		for {
+			args, ok, err := rd.Next()
+			if err != nil || ok {
+				return args, err
+			}
+			if err := rd.Fill(); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// ok is the reply to a SET.
+func (f *fake) ok() string {
+	if f.proto == Memcached {
+		return "STORED\r\n"
+	}
+	return "+OK\r\n"
+}
+
+// wire is a script's error reply r, worded for Redis, as a server of p
+// sends it, without its CRLF: for memcached, -READONLY and -TRYAGAIN
+// gomu: become the replicated memcached's SERVER_ERROR gomu: lines, and
+// anything else goes as it is.
+func wire(p Protocol, r string) string {
+	if p == Redis {
+		return "-" + r
+	}
+	if rest, ok := strings.CutPrefix(r, "READONLY You can't write against a read only replica."); ok {
+		return "SERVER_ERROR gomu: not the leader" + rest
+	}
+	if rest, ok := strings.CutPrefix(r, "READONLY"); ok {
+		return "SERVER_ERROR gomu: not the leader" + rest
+	}
+	if rest, ok := strings.CutPrefix(r, "TRYAGAIN gomu:"); ok {
+		return "SERVER_ERROR gomu:" + rest
+	}
+	return r
+}
+
+// statsOf is the stats gomu reply carrying INFO text's field:value lines.
+func statsOf(info string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(info, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimRight(line, "\r"), ":"); ok {
+			fmt.Fprintf(&b, "STAT %s %s\r\n", k, v)
+		}
+	}
+	return b.String() + "END\r\n"
+}
+
 // answer is the raw reply to one command, or one of the script's actions.
 func (f *fake) answer(args [][]byte) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	mc := f.proto == Memcached
 	name := strings.ToUpper(string(args[0]))
-	if name == "INFO" {
+	if name == "INFO" || name == "STATS" {
 		if f.info == nil {
+			if mc {
+				return "ERROR\r\n" // what memcached 1.6.18 answers to stats gomu
+			}
 			return "-ERR unknown command 'INFO'\r\n"
 		}
 		s := f.info(f.k)
 		if s == hang || s == closeConn || s == kill || s == late {
 			return s
+		}
+		if mc {
+			return statsOf(s)
 		}
 		return fmt.Sprintf("$%d\r\n%s\r\n", len(s), s)
 	}
@@ -218,18 +313,27 @@ func (f *fake) answer(args [][]byte) string {
 		case hang, closeConn, kill, late:
 			return r
 		default:
-			return "-" + r + "\r\n"
+			return wire(f.proto, r) + "\r\n"
 		}
 	}
 	switch {
 	case name == "SET" && len(args) == 3:
 		f.kv[string(args[1])] = string(args[2])
-		return "+OK\r\n"
+		return f.ok()
 	case name == "GET" && len(args) == 2:
-		if v, ok := f.kv[string(args[1])]; ok {
+		v, ok := f.kv[string(args[1])]
+		switch {
+		case mc && ok:
+			return fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nEND\r\n", args[1], len(v), v)
+		case mc:
+			return "END\r\n"
+		case ok:
 			return fmt.Sprintf("$%d\r\n%s\r\n", len(v), v)
 		}
 		return "$-1\r\n"
+	}
+	if mc {
+		return "ERROR\r\n"
 	}
 	return "-ERR unknown command\r\n"
 }
@@ -445,32 +549,34 @@ func TestRunRidesThroughFaults(t *testing.T) {
 			}
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			fs := fakes(t, tc.n)
-			tc.script(fs)
-			serve(fs)
-			given := tc.given
-			if given == 0 {
-				given = tc.n
-			}
-			cfg := Config{Mode: tc.mode, Addr: fs[0].addr, KeySize: 8, ValueSize: 8, Requests: requests, Keys: 400,
-				Timeout: cmp.Or(tc.timeout, 5*time.Second), RetryFor: 20 * time.Second, Stay: tc.stay}
-			for _, f := range fs[1:given] {
-				cfg.Replicas = append(cfg.Replicas, f.addr)
-			}
-			res, err := Run(context.Background(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.Rec.Count() != requests || res.Errors != 0 || res.Addr != fs[tc.endOn].addr {
-				t.Fatalf("%d samples, %d errors, ended on %s; want %d, 0, fake %d at %s", res.Rec.Count(), res.Errors, res.Addr, requests, tc.endOn+1, fs[tc.endOn].addr)
-			}
-			// The longest stall is the histogram's max, within its 3 digits.
-			if hm := time.Duration(res.Rec.Percentile(100)); res.Longest < hm-hm/100 || res.Longest > hm+hm/100 {
-				t.Errorf("longest stall %v, histogram max %v", res.Longest, hm)
-			}
-			tc.check(t, fs, res)
-		})
+		for _, p := range protocols {
+			t.Run(p.String()+"/"+tc.name, func(t *testing.T) {
+				fs := fakes(t, p, tc.n)
+				tc.script(fs)
+				serve(fs)
+				given := tc.given
+				if given == 0 {
+					given = tc.n
+				}
+				cfg := Config{Mode: tc.mode, Protocol: p, Addr: fs[0].addr, KeySize: 8, ValueSize: 8, Requests: requests, Keys: 400,
+					Timeout: cmp.Or(tc.timeout, 5*time.Second), RetryFor: 20 * time.Second, Stay: tc.stay}
+				for _, f := range fs[1:given] {
+					cfg.Replicas = append(cfg.Replicas, f.addr)
+				}
+				res, err := Run(context.Background(), cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Rec.Count() != requests || res.Errors != 0 || res.Addr != fs[tc.endOn].addr {
+					t.Fatalf("%d samples, %d errors (%s), ended on %s; want %d, 0, fake %d at %s", res.Rec.Count(), res.Errors, res.FirstError, res.Addr, requests, tc.endOn+1, fs[tc.endOn].addr)
+				}
+				// The longest stall is the histogram's max, within its 3 digits.
+				if hm := time.Duration(res.Rec.Percentile(100)); res.Longest < hm-hm/100 || res.Longest > hm+hm/100 {
+					t.Errorf("longest stall %v, histogram max %v", res.Longest, hm)
+				}
+				tc.check(t, fs, res)
+			})
+		}
 	}
 }
 
@@ -482,23 +588,23 @@ func TestRunGivesUp(t *testing.T) {
 		name   string
 		n      int
 		script func(fs []*fake)
-		want   func(fs []*fake) []string
+		want   func(p Protocol, fs []*fake) []string
 		check  func(t *testing.T, fs []*fake)
 	}{
 		{name: "hung, electing, refused", n: 3, script: func(fs []*fake) {
 			fs[0].script = always(hang)
 			fs[1].script = always(electing)
 			fs[2].l.Close()
-		}, want: func(fs []*fake) []string {
+		}, want: func(p Protocol, fs []*fake) []string {
 			return []string{"request 0: no replica answered within --retry-for 300ms",
 				fs[0].addr + ": request: no reply within 50ms",
-				fs[1].addr + ": -" + electing,
+				fs[1].addr + ": " + wire(p, electing),
 				fs[2].addr + ": connect: connection refused"}
 		}},
 		{name: "alone, naming itself", n: 1, script: func(fs []*fake) {
 			fs[0].script = always(readOnlyTo(fs[0]))
-		}, want: func(fs []*fake) []string {
-			return []string{fs[0].addr + " (id 1): -" + readOnlyTo(fs[0])}
+		}, want: func(p Protocol, fs []*fake) []string {
+			return []string{fs[0].addr + " (id 1): " + wire(p, readOnlyTo(fs[0]))}
 		}, check: func(t *testing.T, fs []*fake) {
 			// Backing off, it asks a few dozen times at most; spinning, it
 			// would ask thousands.
@@ -509,43 +615,46 @@ func TestRunGivesUp(t *testing.T) {
 		{name: "silent from the start", n: 1, script: func(fs []*fake) {
 			fs[0].script = always(hang)
 			fs[0].info = always(hang) // INFO too
-		}, want: func(fs []*fake) []string {
-			return []string{fs[0].addr + ": INFO: no reply within 50ms"}
+		}, want: func(p Protocol, fs []*fake) []string {
+			_, name := p.codec().discovery()
+			return []string{fs[0].addr + ": " + name + ": no reply within 50ms"}
 		}},
 		{name: "redirected to a dead leader", n: 2, script: func(fs []*fake) {
 			fs[0].script = always(readOnlyTo(fs[1]))
 			fs[1].l.Close()
-		}, want: func(fs []*fake) []string {
-			return []string{fs[0].addr + ": -" + readOnlyTo(fs[1]), fs[1].addr + " (id 2): connect: connection refused"}
+		}, want: func(p Protocol, fs []*fake) []string {
+			return []string{fs[0].addr + ": " + wire(p, readOnlyTo(fs[1])), fs[1].addr + " (id 2): connect: connection refused"}
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			fs := fakes(t, tc.n)
-			tc.script(fs)
-			serve(fs)
-			cfg := Config{Mode: PutsOnly, Addr: fs[0].addr, KeySize: 8, Requests: 10,
-				Timeout: 50 * time.Millisecond, RetryFor: 300 * time.Millisecond}
-			for _, f := range fs[1:] {
-				cfg.Replicas = append(cfg.Replicas, f.addr)
-			}
-			_, err := Run(context.Background(), cfg)
-			if err == nil {
-				t.Fatal("run completed")
-			}
-			for _, w := range tc.want(fs) {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error lacks %q:\n%v", w, err)
+		for _, p := range protocols {
+			t.Run(p.String()+"/"+tc.name, func(t *testing.T) {
+				fs := fakes(t, p, tc.n)
+				tc.script(fs)
+				serve(fs)
+				cfg := Config{Mode: PutsOnly, Protocol: p, Addr: fs[0].addr, KeySize: 8, Requests: 10,
+					Timeout: 50 * time.Millisecond, RetryFor: 300 * time.Millisecond}
+				for _, f := range fs[1:] {
+					cfg.Replicas = append(cfg.Replicas, f.addr)
 				}
-			}
-			if tc.check != nil {
-				tc.check(t, fs)
-			}
-		})
+				_, err := Run(context.Background(), cfg)
+				if err == nil {
+					t.Fatal("run completed")
+				}
+				for _, w := range tc.want(p, fs) {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error lacks %q:\n%v", w, err)
+					}
+				}
+				if tc.check != nil {
+					tc.check(t, fs)
+				}
+			})
+		}
 	}
 }
 
 func TestRunNothingReachable(t *testing.T) {
-	fs := fakes(t, 2)
+	fs := fakes(t, Redis, 2)
 	fs[0].l.Close()
 	fs[1].l.Close()
 	_, err := Run(context.Background(), Config{Addr: fs[0].addr, Replicas: []string{fs[1].addr}, KeySize: 8, Requests: 1})
@@ -554,24 +663,28 @@ func TestRunNothingReachable(t *testing.T) {
 	}
 }
 
+// TestRunFollowsRedirect runs each mode through a fake replica that
+// redirects everything to a real server: Redis, or Debian's memcached.
 func TestRunFollowsRedirect(t *testing.T) {
-	leader := redistest.Start(t)
-	for _, mode := range []Mode{PutsOnly, GetsOnly, PutsGets} {
-		t.Run(mode.String(), func(t *testing.T) {
-			fs := fakes(t, 1)
-			fs[0].script = always("READONLY You can't write against a read only replica. leader=2 addr=" + leader)
-			serve(fs)
-			res, err := Run(context.Background(), Config{Mode: mode, Addr: fs[0].addr, KeySize: 8, ValueSize: 16, Requests: 300, Keys: 50})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.Rec.Count() != 300 || res.Errors != 0 || res.Addr != leader {
-				t.Fatalf("count %d errors %d addr %s, want 300, 0, %s", res.Rec.Count(), res.Errors, res.Addr, leader)
-			}
-			if res.Redirects != 1 || fs[0].served() == 0 {
-				t.Fatalf("%d redirects, fake replica served %d; want one redirect, then the leader only", res.Redirects, fs[0].served())
-			}
-		})
+	for _, p := range protocols {
+		for _, mode := range []Mode{PutsOnly, GetsOnly, PutsGets} {
+			t.Run(p.String()+"/"+mode.String(), func(t *testing.T) {
+				leader := realServer(t, p)
+				fs := fakes(t, p, 1)
+				fs[0].script = always("READONLY You can't write against a read only replica. leader=2 addr=" + leader)
+				serve(fs)
+				res, err := Run(context.Background(), Config{Mode: mode, Protocol: p, Addr: fs[0].addr, KeySize: 8, ValueSize: 16, Requests: 300, Keys: 50})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Rec.Count() != 300 || res.Errors != 0 || res.Addr != leader {
+					t.Fatalf("count %d errors %d (%s) addr %s, want 300, 0, %s", res.Rec.Count(), res.Errors, res.FirstError, res.Addr, leader)
+				}
+				if res.Redirects != 1 || fs[0].served() == 0 {
+					t.Fatalf("%d redirects, fake replica served %d; want one redirect, then the leader only", res.Redirects, fs[0].served())
+				}
+			})
+		}
 	}
 }
 
@@ -594,39 +707,115 @@ func TestRunCountsErrorReplies(t *testing.T) {
 	}
 }
 
-// TestRequestDoesNotAllocate keeps the timed loop free of per-request
-// allocation, which would add GC noise to the latencies.
-func TestRequestDoesNotAllocate(t *testing.T) {
-	addr := redistest.Start(t)
-	cfg := Config{Addr: addr, KeySize: 16, ValueSize: 64, Requests: 1}
-	_ = cfg.Check()
+// TestRunCountsMemcachedErrorReplies is TestRunCountsErrorReplies for
+// memcached: a value over memcached's item size limit (1 MiB by default)
+// is refused with SERVER_ERROR object too large for cache, and its data
+// block skipped, so the stream stays in step; a gomu replica's faults are
+// not errors.
+func TestRunCountsMemcachedErrorReplies(t *testing.T) {
+	addr := memcachedtest.Addr(t)
+	res, err := Run(context.Background(), Config{Mode: PutsOnly, Protocol: Memcached, Addr: addr, KeySize: 8, ValueSize: 2 << 20, Requests: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rec.Count() != 5 || res.Errors != 5 || res.FirstError != "SERVER_ERROR object too large for cache" {
+		t.Fatalf("count %d errors %d first %q; want 5, 5, SERVER_ERROR object too large for cache", res.Rec.Count(), res.Errors, res.FirstError)
+	}
+	_, err = Run(context.Background(), Config{Mode: GetsOnly, Protocol: Memcached, Addr: addr, KeySize: 8, ValueSize: 2 << 20, Requests: 10, Keys: 3})
+	if err == nil || !strings.Contains(err.Error(), "preload: server replied SERVER_ERROR object too large for cache") {
+		t.Fatalf("err %v, want a preload failure", err)
+	}
+
+	// A fake's other error replies, every third SET.
+	for _, reply := range []string{"SERVER_ERROR out of memory storing object", "CLIENT_ERROR bad data chunk", "ERROR"} {
+		fs := fakes(t, Memcached, 1)
+		fs[0].script = func(k int) string {
+			if k%3 == 0 {
+				return reply
+			}
+			return ""
+		}
+		serve(fs)
+		res, err := Run(context.Background(), Config{Protocol: Memcached, Addr: fs[0].addr, KeySize: 8, Requests: 30})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Errors != 10 || res.FirstError != reply || res.TryAgains+res.Redirects+res.Retried != 0 {
+			t.Fatalf("%s: errors %d first %q; want 10, the reply, and no retry: %+v", reply, res.Errors, res.FirstError, res)
+		}
+	}
+}
+
+// TestMemcachedMissIsAnswer checks that a GET of a key nobody set (END
+// alone) ends its request without an error, as Redis's nil reply does.
+func TestMemcachedMissIsAnswer(t *testing.T) {
+	addr := memcachedtest.Addr(t)
+	cfg := Config{Protocol: Memcached, Addr: addr, KeySize: 200, Requests: 1}
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
 	c := newClient(&cfg, &Result{})
 	if err := c.start(); err != nil {
 		t.Fatal(err)
 	}
 	defer c.drop()
-	rng := rand.New(rand.NewPCG(1, 1))
-	key, val := make([]byte, 16), make([]byte, 64)
-	put := false
-	allocs := testing.AllocsPerRun(500, func() {
-		put = !put
-		fillPrintable(rng, key)
-		if put {
-			fillPrintable(rng, val)
-			c.args = [3][]byte{cmdSET, key, val}
-			c.out = resp.AppendCommand(c.out[:0], c.args[:3]...)
-		} else {
-			c.args = [3][]byte{cmdGET, key, nil}
-			c.out = resp.AppendCommand(c.out[:0], c.args[:2]...)
-		}
-		if err := c.do(context.Background(), 1); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if allocs != 0 {
-		t.Fatalf("a request allocates %.1f times", allocs)
+	key := make([]byte, 200)
+	fillPrintable(rand.New(rand.NewPCG(7, uint64(time.Now().UnixNano()))), key)
+	c.out = c.codec.appendGet(c.out[:0], key)
+	if err := c.do(context.Background(), 1); err != nil {
+		t.Fatal(err)
 	}
-	if c.res.Reconnects+c.res.Timeouts+c.res.Broken != 0 {
-		t.Fatalf("the requests met faults: %+v", c.res)
+	if string(c.in) != "END\r\n" || c.res.Errors != 0 {
+		t.Fatalf("reply %q, %d errors; want END, 0", c.in, c.res.Errors)
+	}
+}
+
+// TestRequestDoesNotAllocate keeps the timed loop free of per-request
+// allocation, which would add GC noise to the latencies.
+func TestRequestDoesNotAllocate(t *testing.T) {
+	for _, p := range protocols {
+		t.Run(p.String(), func(t *testing.T) {
+			cfg := Config{Protocol: p, Addr: realServer(t, p), KeySize: 16, ValueSize: 64, Requests: 1}
+			_ = cfg.Check()
+			c := newClient(&cfg, &Result{})
+			if err := c.start(); err != nil {
+				t.Fatal(err)
+			}
+			defer c.drop()
+			rng := rand.New(rand.NewPCG(1, 1))
+			key, val := make([]byte, 16), make([]byte, 64)
+			put := false
+			allocs := testing.AllocsPerRun(500, func() {
+				// SET a key, then GET it: both hit.
+				put = !put
+				if put {
+					fillPrintable(rng, key)
+					fillPrintable(rng, val)
+					c.out = c.codec.appendSet(c.out[:0], key, val)
+				} else {
+					c.out = c.codec.appendGet(c.out[:0], key)
+				}
+				if err := c.do(context.Background(), 1); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs != 0 {
+				t.Fatalf("a request allocates %.1f times", allocs)
+			}
+			if c.res.Reconnects+c.res.Timeouts+c.res.Broken+c.res.Errors != 0 {
+				t.Fatalf("the requests met faults: %+v", c.res)
+			}
+			// The GETs hit: one more of the last key SET.
+			if !put {
+				t.Fatal("the last request was a GET")
+			}
+			c.out = c.codec.appendGet(c.out[:0], key)
+			if err := c.do(context.Background(), 1); err != nil {
+				t.Fatal(err)
+			}
+			if hit := map[Protocol]string{Redis: "$64\r\n", Memcached: "VALUE "}[p]; !strings.HasPrefix(string(c.in), hit) {
+				t.Fatalf("GET read %q, want a hit", c.in)
+			}
+		})
 	}
 }

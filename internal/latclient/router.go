@@ -17,8 +17,8 @@ const (
 	noFault  faultKind = iota // answered: a reply that ends the request
 	timedOut                  // no connection or no reply within Timeout: hung or paused
 	broken                    // refused, reset, closed, or a stream out of step
-	readOnly                  // -READONLY: not the leader
-	tryAgain                  // -TRYAGAIN: cannot serve now, maybe elsewhere
+	readOnly                  // -READONLY (SERVER_ERROR gomu: not the leader): not the leader
+	tryAgain                  // -TRYAGAIN (other SERVER_ERROR gomu:): cannot serve now, maybe elsewhere
 )
 
 func (k faultKind) String() string {
@@ -53,7 +53,8 @@ var (
 // parseFault classifies an error reply. -READONLY and -TRYAGAIN, with the
 // leader=<id> addr=<host:port> that redis-server-replicated appends when it
 // knows one, make the client move on; any other reply is an answer
-// (kind noFault), an error reply included.
+// (kind noFault), an error reply included. Memcached's equivalent is
+// parseMemcacheFault.
 func parseFault(reply []byte) fault {
 	var f fault
 	switch {
@@ -86,9 +87,9 @@ type member struct {
 	addr string
 }
 
-// clusterInfo is what INFO replication says about a gomu cluster. A
-// standalone server or real Redis prints none of these fields, and the zero
-// value results.
+// clusterInfo is what INFO replication (or memcached's stats gomu) says
+// about a gomu cluster. A standalone server or real Redis prints none of
+// these fields, and the zero value results.
 type clusterInfo struct {
 	self       int      // gomu_id: the replica that answered
 	leader     int      // gomu_leader_id; 0: none
@@ -97,12 +98,18 @@ type clusterInfo struct {
 }
 
 // parseInfo reads the gomu fields of an INFO reply (the raw bulk string, or
-// its text). Malformed entries are skipped: discovery is a hint, and the
-// addresses the client was given still work.
+// its text): <field>:<value> lines.
 func parseInfo(reply []byte) clusterInfo {
+	return parseFields(reply, func(line string) (k, v string, ok bool) { return strings.Cut(line, ":") })
+}
+
+// parseFields reads the gomu fields of a discovery reply, each line split
+// into field and value by cut. Malformed entries are skipped: discovery is
+// a hint, and the addresses the client was given still work.
+func parseFields(reply []byte, cut func(line string) (k, v string, ok bool)) clusterInfo {
 	var ci clusterInfo
 	for _, line := range strings.Split(string(reply), "\n") {
-		k, v, ok := strings.Cut(strings.TrimRight(line, "\r"), ":")
+		k, v, ok := cut(strings.TrimRight(line, "\r"))
 		if !ok {
 			continue
 		}

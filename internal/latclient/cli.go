@@ -10,13 +10,13 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// Main is the whole command line of a latency client: the three commands
-// differ only in name and mode. It exits non-zero on bad input, on a run
+// Main is the whole command line of a latency client: the commands differ
+// only in name, protocol and mode. It exits non-zero on bad input, on a run
 // that could not complete (no replica reachable at start, or one request
 // without an answer for --retry-for), and on a run in which any request
 // got an error reply. Faults the cluster survives do not end the run.
-func Main(name string, mode Mode) {
-	app := App(name, mode, os.Stdout)
+func Main(name string, p Protocol, mode Mode) {
+	app := App(name, p, mode, os.Stdout)
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
@@ -24,34 +24,38 @@ func Main(name string, mode Mode) {
 }
 
 // App builds the command; output goes to stdout.
-func App(name string, mode Mode, stdout io.Writer) *cli.App {
+func App(name string, p Protocol, mode Mode, stdout io.Writer) *cli.App {
+	disc, faults := "INFO replication", "-READONLY or -TRYAGAIN"
+	if p == Memcached {
+		disc, faults = "stats gomu", "SERVER_ERROR gomu: ..."
+	}
 	return &cli.App{
 		Name:      name,
-		Usage:     fmt.Sprintf("time %s requests against a Redis server or a gomu cluster, one outstanding", mode),
+		Usage:     fmt.Sprintf("time %s requests against a %s server or a gomu cluster, one outstanding", mode, p),
 		ArgsUsage: "<key_size> <value_size> <host> <port>",
-		Description: "<host> <port> is one replica; --replicas names others, and the rest are discovered through INFO replication.\n" +
+		Description: "<host> <port> is one replica; --replicas names others, and the rest are discovered through " + disc + ".\n" +
 			"The client follows the leader: a request whose attempt times out (hung or paused replica), finds the connection\n" +
-			"refused or closed, or gets -READONLY or -TRYAGAIN, is sent again to the leader the reply names or to the next\n" +
+			"refused or closed, or gets " + faults + ", is sent again to the leader the reply names or to the next\n" +
 			"replica, and stays one sample from its first send to its final reply.",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "requests", Value: 500_000, Usage: "timed requests"},
 			&cli.IntFlag{Name: "keys", Usage: fmt.Sprintf("key space preloaded and read (0: min(requests, %d)); unused by SET-only runs", DefaultKeys)},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed for keys, values and the request mix"},
-			&cli.StringFlag{Name: "out", Value: "redis-cli.txt", Usage: "write one latency in ns per line to `FILE`"},
+			&cli.StringFlag{Name: "out", Value: p.DefaultOut(), Usage: "write one latency in ns per line to `FILE`"},
 			&cli.StringFlag{Name: "hgrm", Usage: "also write the percentile distribution in HdrHistogram format to `FILE`"},
-			&cli.StringSliceFlag{Name: "replicas", Usage: "the other replicas, `ADDRS` = host:port,host:port,... (more are discovered through INFO)"},
+			&cli.StringSliceFlag{Name: "replicas", Usage: "the other replicas, `ADDRS` = host:port,host:port,... (more are discovered through " + disc + ")"},
 			&cli.DurationFlag{Name: "timeout", Value: DefaultTimeout, Usage: "deadline of each attempt (connect, or write and reply): a replica silent for longer is taken as hung and the request moves on; raise it when healthy replies can take longer"},
 			&cli.BoolFlag{Name: "stay", Usage: "time the requests on the replica given, not on the leader (a gets-only run on a follower measures follower reads; writes are still redirected)"},
 			&cli.DurationFlag{Name: "retry-for", Value: DefaultRetryFor, Usage: "how long one request may keep moving between replicas before the run fails"},
 		},
 		HideHelpCommand: true,
 		Action: func(c *cli.Context) error {
-			return action(c, name, mode, stdout)
+			return action(c, name, p, mode, stdout)
 		},
 	}
 }
 
-func action(c *cli.Context, name string, mode Mode, stdout io.Writer) error {
+func action(c *cli.Context, name string, p Protocol, mode Mode, stdout io.Writer) error {
 	if c.NArg() != 4 {
 		return fmt.Errorf("want 4 arguments <key_size> <value_size> <host> <port>, got %d", c.NArg())
 	}
@@ -69,7 +73,7 @@ func action(c *cli.Context, name string, mode Mode, stdout io.Writer) error {
 		return fmt.Errorf("port %q is not a TCP port", a[3])
 	}
 	cfg := Config{
-		Mode: mode, Addr: net.JoinHostPort(a[2], strconv.Itoa(port)), Replicas: c.StringSlice("replicas"),
+		Mode: mode, Protocol: p, Addr: net.JoinHostPort(a[2], strconv.Itoa(port)), Replicas: c.StringSlice("replicas"),
 		KeySize: ks, ValueSize: vs,
 		Requests: c.Int("requests"), Keys: c.Int("keys"), Seed: c.Uint64("seed"),
 		Timeout: c.Duration("timeout"), RetryFor: c.Duration("retry-for"), Stay: c.Bool("stay"),
