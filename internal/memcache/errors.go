@@ -81,12 +81,16 @@ func AppendCommandError(out []byte, cmd *Command, err error) []byte {
 }
 
 // AppendFailure appends a server's own error for cmd, one that is not the
-// store's: for a text command "SERVER_ERROR <msg>" (even after noreply,
-// since the command was not carried out); for a binary one a response with
-// status Temporary failure and msg as its body.
+// store's: for a text command "SERVER_ERROR <msg>", or nothing after
+// noreply (the client reads no reply to it, and one would be taken for the
+// next command's); for a binary one, quiet or not, a response with status
+// Temporary failure and msg as its body.
 func AppendFailure(out []byte, cmd *Command, msg string) []byte {
-	if cmd.Proto == ProtoBinary {
+	switch {
+	case cmd.Proto == ProtoBinary:
 		return appendBinaryFailure(out, cmd, msg)
+	case cmd.NoReply:
+		return out
 	}
 	return AppendServerError(out, msg)
 }
