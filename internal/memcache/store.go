@@ -1,7 +1,6 @@
 package memcache
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -532,8 +531,8 @@ func (s *Store) arith(key []byte, incr bool, delta uint64, now int64) (uint64, S
 		}
 		return 0, StatusNotFound, nil
 	}
-	v, ok := parseUint(bytes.Trim(old.value, " "), math.MaxUint64)
-	if !ok || len(old.value) == 0 {
+	v, ok := parseCounter(old.value)
+	if !ok {
 		return 0, 0, ErrNonNumeric
 	}
 	switch {
@@ -547,13 +546,57 @@ func (s *Store) arith(key []byte, incr bool, delta uint64, now int64) (uint64, S
 		v -= delta
 		s.stats.decrHits.Add(1)
 	}
-	var buf [20]byte
+	var buf [64]byte
 	value := strconv.AppendUint(buf[:0], v, 10)
+	if n := len(old.value); len(value) < n && n <= len(buf) {
+		// memcached rewrites a counter in place when the new number is
+		// no longer than the old value, padding it with spaces.
+		for len(value) < n {
+			value = append(value, ' ')
+		}
+	}
 	if _, err := s.put(key, old, value, old.flags, old.exp, now); err != nil {
 		return 0, 0, err
 	}
 	return v, StatusStored, nil
 }
+
+// parseCounter reads a value as incr and decr do, as memcached's
+// safe_strtoull reads the item's data: leading white space, an optional
+// sign, decimal digits, then white space or the end; a negative number is
+// refused once it wraps past 2^63.
+func parseCounter(v []byte) (uint64, bool) {
+	i := 0
+	for i < len(v) && isSpace(v[i]) {
+		i++
+	}
+	neg := false
+	if i < len(v) && (v[i] == '+' || v[i] == '-') {
+		neg = v[i] == '-'
+		i++
+	}
+	start := i
+	var n uint64
+	for ; i < len(v) && v[i] >= '0' && v[i] <= '9'; i++ {
+		d := uint64(v[i] - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return 0, false // ERANGE
+		}
+		n = n*10 + d
+	}
+	if i == start || i < len(v) && !isSpace(v[i]) {
+		return 0, false
+	}
+	if neg {
+		n = -n
+		if int64(n) < 0 {
+			return 0, false
+		}
+	}
+	return n, true
+}
+
+func isSpace(c byte) bool { return c == ' ' || c >= '\t' && c <= '\r' }
 
 // flushAll drops every item now (delay <= 0) or schedules every item stored
 // until then to die when the delay has passed.
