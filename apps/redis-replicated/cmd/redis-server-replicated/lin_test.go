@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomu-rdma/gomu/internal/clitest"
 	"github.com/gomu-rdma/gomu/internal/lincheck"
 	"github.com/gomu-rdma/gomu/internal/memcache"
 	"github.com/gomu-rdma/gomu/internal/resp"
@@ -186,7 +187,7 @@ type linCluster struct {
 type linProc struct {
 	id     int
 	cmd    *exec.Cmd
-	out    *lineBuffer // stdout and stderr
+	out    *clitest.LineBuffer // stdout and stderr
 	done   chan struct{}
 	err    error // set when done closes
 	killed bool  // by the test
@@ -212,7 +213,7 @@ func startLinCluster(t *testing.T, bin, transport string, run int) *linCluster {
 		c.device = "127.0.0.1:0"
 	}
 	t.Cleanup(func() { c.stop(t) })
-	for i, p := range freePorts(t, len(c.ids)) {
+	for i, p := range clitest.FreePorts(t, len(c.ids)) {
 		id := c.ids[i]
 		c.ports[id] = p
 		c.addrs[id] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
@@ -236,11 +237,11 @@ func (c *linCluster) start(t *testing.T, id int) {
 	env := []string{"SID=" + strconv.Itoa(id), "IDS=1,2,3", registry.EnvAddr + "=" + c.reg.Addr()}
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if name != "SID" && name != "IDS" && name != registry.EnvAddr && name != envRunMain {
+		if name != "SID" && name != "IDS" && name != registry.EnvAddr && name != clitest.EnvRunMain {
 			env = append(env, kv)
 		}
 	}
-	p := &linProc{id: id, cmd: cmd, out: &lineBuffer{}, done: make(chan struct{})}
+	p := &linProc{id: id, cmd: cmd, out: &clitest.LineBuffer{}, done: make(chan struct{})}
 	cmd.Env, cmd.Dir = env, c.dir
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -24,11 +23,6 @@ import (
 )
 
 func TestMain(m *testing.M) { clitest.Main(m, main) }
-
-// envRunMain is clitest's (unexported) variable that makes a re-executed
-// test binary run main. The tests that start servers in the background, or
-// a cluster through internal/cluster, set it themselves.
-const envRunMain = "GOMU_CLITEST_RUN_MAIN"
 
 // Every wait below is bounded: these are hang detectors, not performance
 // thresholds, generous because the test machines are small and shared.
@@ -146,11 +140,11 @@ func TestUnreachableRegistry(t *testing.T) {
 }
 
 func TestStandalone(t *testing.T) {
-	port := freePort(t)
+	port := clitest.FreePorts(t, 1)[0]
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	p := startProc(t, t.TempDir(), "--standalone", "--port", strconv.Itoa(port))
-	p.stdout.waitFor(t, regexp.MustCompile(`(?m)^redis-server-replicated pid `+strconv.Itoa(p.cmd.Process.Pid)+`$`), startDeadline)
-	p.stdout.waitFor(t, regexp.MustCompile(`(?m)^listening on `+regexp.QuoteMeta(addr)+` as standalone$`), startDeadline)
+	p := clitest.Start(t, t.TempDir(), cleanEnv, "--standalone", "--port", strconv.Itoa(port))
+	p.Stdout.WaitFor(t, regexp.MustCompile(`(?m)^redis-server-replicated pid `+strconv.Itoa(p.Cmd.Process.Pid)+`$`), startDeadline)
+	p.Stdout.WaitFor(t, regexp.MustCompile(`(?m)^listening on `+regexp.QuoteMeta(addr)+` as standalone$`), startDeadline)
 
 	c := redistest.Dial(t, addr)
 	for _, tc := range []struct{ args, want string }{
@@ -168,30 +162,30 @@ func TestStandalone(t *testing.T) {
 		t.Fatalf("INFO replication of a standalone server:\n%s", got)
 	}
 	// SIGUSR1 on a server that replicates nothing still writes the dump.
-	if err := p.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	p.stderr.waitFor(t, regexp.MustCompile(`wrote dump-0\.txt \(0 proposals\)`), stopDeadline)
+	p.Stderr.WaitFor(t, regexp.MustCompile(`wrote dump-0\.txt \(0 proposals\)`), stopDeadline)
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.wait(t, stopDeadline); err != nil {
-		t.Fatalf("SIGTERM: %v, want exit 0\nstderr:\n%s", err, p.stderr)
+	if err := p.Wait(t, stopDeadline); err != nil {
+		t.Fatalf("SIGTERM: %v, want exit 0\nstderr:\n%s", err, p.Stderr)
 	}
 }
 
 func TestSignalWhileStarting(t *testing.T) {
 	// A replica waiting for peers that never come must give up on SIGTERM.
 	srv := listenRegistry(t)
-	p := startProc(t, t.TempDir(), "--sid", "1", "--registry", srv, "--port", "0", "--fifo", "-", "--start-timeout", "1m")
-	p.stdout.waitFor(t, regexp.MustCompile(`(?m)^redis-server-replicated pid \d+$`), startDeadline)
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	p := clitest.Start(t, t.TempDir(), cleanEnv, "--sid", "1", "--registry", srv, "--port", "0", "--fifo", "-", "--start-timeout", "1m")
+	p.Stdout.WaitFor(t, regexp.MustCompile(`(?m)^redis-server-replicated pid \d+$`), startDeadline)
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	err := p.wait(t, stopDeadline)
-	if err == nil || !strings.Contains(p.stderr.String(), "interrupted by terminated while starting") {
-		t.Fatalf("SIGTERM while starting: %v\nstderr:\n%s", err, p.stderr)
+	err := p.Wait(t, stopDeadline)
+	if err == nil || !strings.Contains(p.Stderr.String(), "interrupted by terminated while starting") {
+		t.Fatalf("SIGTERM while starting: %v\nstderr:\n%s", err, p.Stderr)
 	}
 }
 
@@ -199,9 +193,9 @@ func TestSignalWhileStarting(t *testing.T) {
 // test binary through internal/cluster, as --local does.
 type replicaCluster struct {
 	*cluster.Cluster
-	addrs  map[int]string // client addresses by replica id
-	stdout *lineBuffer    // the stdout of the replica named watch
-	stderr *lineBuffer    // every replica's stderr, lines prefixed "[<id>] "
+	addrs  map[int]string      // client addresses by replica id
+	stdout *clitest.LineBuffer // the stdout of the replica named watch
+	stderr *clitest.LineBuffer // every replica's stderr, lines prefixed "[<id>] "
 }
 
 // startCluster starts replicas 1, 2 and 3 (1 leads) in dir and waits until
@@ -210,10 +204,10 @@ type replicaCluster struct {
 // standard output is kept.
 func startCluster(t *testing.T, name, dir string, watch int, extra ...string) *replicaCluster {
 	t.Helper()
-	t.Setenv(envRunMain, "1")
+	t.Setenv(clitest.EnvRunMain, "1")
 	ids := []int{1, 2, 3}
-	rc := &replicaCluster{addrs: map[int]string{}, stdout: &lineBuffer{}, stderr: &lineBuffer{}}
-	ports := freePorts(t, len(ids))
+	rc := &replicaCluster{addrs: map[int]string{}, stdout: &clitest.LineBuffer{}, stderr: &clitest.LineBuffer{}}
+	ports := clitest.FreePorts(t, len(ids))
 	for i, id := range ids {
 		rc.addrs[id] = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i]))
 	}
@@ -255,8 +249,8 @@ func TestReplicas(t *testing.T) {
 	// was once deposed mid-benchmark, whose clients cannot follow a
 	// READONLY redirect.
 	rc := startCluster(t, "rsr-test-replicas", dir, 1, "--suspect-timeout", "2s")
-	rc.stdout.waitFor(t, regexp.MustCompile(`(?m)^redis-server-replicated pid \d+$`), startDeadline)
-	rc.stdout.waitFor(t, regexp.MustCompile(`(?m)^listening on `+regexp.QuoteMeta(rc.addrs[1])+` as leader$`), startDeadline)
+	rc.stdout.WaitFor(t, regexp.MustCompile(`(?m)^redis-server-replicated pid \d+$`), startDeadline)
+	rc.stdout.WaitFor(t, regexp.MustCompile(`(?m)^listening on `+regexp.QuoteMeta(rc.addrs[1])+` as leader$`), startDeadline)
 
 	leader := redistest.Dial(t, rc.addrs[1])
 	f2, f3 := redistest.Dial(t, rc.addrs[2]), redistest.Dial(t, rc.addrs[3])
@@ -297,7 +291,7 @@ func TestReplicas(t *testing.T) {
 	if err := rc.Signal(1, syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	rc.stderr.waitFor(t, regexp.MustCompile(`(?m)^\[1\] redis-server-replicated: wrote dump-1\.txt`), stopDeadline)
+	rc.stderr.WaitFor(t, regexp.MustCompile(`(?m)^\[1\] redis-server-replicated: wrote dump-1\.txt`), stopDeadline)
 	data, err := os.ReadFile(filepath.Join(dir, "dump-1.txt"))
 	if err != nil {
 		t.Fatal(err)
@@ -324,7 +318,7 @@ func TestReplicas(t *testing.T) {
 			t.Skipf("no redis-benchmark: %v", err)
 		}
 		host, port, _ := net.SplitHostPort(rc.addrs[1])
-		out, err := runBounded(t, runDeadline*2, bin, "-h", host, "-p", port, "-q", "-n", "10000")
+		out, err := clitest.RunBounded(t, runDeadline*2, bin, "-h", host, "-p", port, "-q", "-n", "10000")
 		if err != nil {
 			t.Fatalf("redis-benchmark: %v\n%s", err, out)
 		}
@@ -375,8 +369,8 @@ func TestFailover(t *testing.T) {
 func testFailover(t *testing.T, name string, sig syscall.Signal) {
 	// Replica 2's stdout is kept: it follows, then leads.
 	rc := startCluster(t, name, t.TempDir(), 2)
-	rc.stdout.waitFor(t, regexp.MustCompile(`(?m)^listening on `+regexp.QuoteMeta(rc.addrs[2])+` as follower$`), startDeadline)
-	rc.stdout.waitFor(t, regexp.MustCompile(`(?m)^Reading pump started$`), startDeadline)
+	rc.stdout.WaitFor(t, regexp.MustCompile(`(?m)^listening on `+regexp.QuoteMeta(rc.addrs[2])+` as follower$`), startDeadline)
+	rc.stdout.WaitFor(t, regexp.MustCompile(`(?m)^Reading pump started$`), startDeadline)
 
 	// Several clients, so that the leader fails with proposals in flight.
 	w := &writer{addrs: []string{rc.addrs[1], rc.addrs[2], rc.addrs[3]}, stop: make(chan struct{})}
@@ -387,7 +381,7 @@ func testFailover(t *testing.T, name string, sig syscall.Signal) {
 	stopWriter := sync.OnceFunc(func() { close(w.stop); w.wg.Wait() })
 	defer stopWriter()
 
-	waitUntil(t, "the writers' first 200 acknowledged writes", startDeadline, func() bool { return w.ackedCount() >= 200 })
+	clitest.WaitUntil(t, "the writers' first 200 acknowledged writes", startDeadline, func() bool { return w.ackedCount() >= 200 })
 	if err := rc.Signal(1, sig); err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +397,7 @@ func testFailover(t *testing.T, name string, sig syscall.Signal) {
 	}
 
 	var newLeader int
-	waitUntil(t, "a new leader", startDeadline, func() bool {
+	clitest.WaitUntil(t, "a new leader", startDeadline, func() bool {
 		for _, id := range []int{2, 3} {
 			if r, err := do(rc.addrs[id], "INFO", "replication"); err == nil && strings.Contains(r, "role:master\r\n") {
 				newLeader = id
@@ -413,7 +407,7 @@ func testFailover(t *testing.T, name string, sig syscall.Signal) {
 		return false
 	})
 	// The writers followed the redirects to the new leader.
-	waitUntil(t, "writes acknowledged after the fail-over", startDeadline, func() bool { return w.ackedCount() >= killedAt+200 })
+	clitest.WaitUntil(t, "writes acknowledged after the fail-over", startDeadline, func() bool { return w.ackedCount() >= killedAt+200 })
 	stopWriter()
 	if w.err != nil {
 		t.Fatal(w.err)
@@ -550,9 +544,9 @@ func TestLocalCluster(t *testing.T) {
 	for i := range addrs {
 		addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports+i))
 	}
-	p := startProc(t, t.TempDir(), "--local", "3", "--port", strconv.Itoa(ports), "--start-timeout", "20s")
+	p := clitest.Start(t, t.TempDir(), cleanEnv, "--local", "3", "--port", strconv.Itoa(ports), "--start-timeout", "20s")
 	// The launcher forwards replica 1's output.
-	p.stdout.waitFor(t, regexp.MustCompile(`(?m)^listening on `+regexp.QuoteMeta(addrs[0])+` as leader$`), startDeadline)
+	p.Stdout.WaitFor(t, regexp.MustCompile(`(?m)^listening on `+regexp.QuoteMeta(addrs[0])+` as leader$`), startDeadline)
 	for _, a := range addrs {
 		waitPong(t, a, startDeadline)
 	}
@@ -563,19 +557,19 @@ func TestLocalCluster(t *testing.T) {
 		t.Fatalf("GET on replica 3: %q, %v", r, err)
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	// Ctrl-C is how a served cluster ends: the launcher stops every
 	// replica and exits 0.
-	if err := p.wait(t, stopDeadline); err != nil {
+	if err := p.Wait(t, stopDeadline); err != nil {
 		t.Errorf("launcher after SIGINT: %v", err)
 	}
-	if !strings.Contains(p.stderr.String(), "stopping every replica") {
-		t.Errorf("launcher's stderr after SIGINT:\n%s", p.stderr)
+	if !strings.Contains(p.Stderr.String(), "stopping every replica") {
+		t.Errorf("launcher's stderr after SIGINT:\n%s", p.Stderr)
 	}
 	for _, a := range addrs {
-		waitUntil(t, a+" to stop answering", stopDeadline, func() bool {
+		clitest.WaitUntil(t, a+" to stop answering", stopDeadline, func() bool {
 			c, err := net.DialTimeout("tcp", a, time.Second)
 			if err != nil {
 				return true
@@ -583,88 +577,6 @@ func TestLocalCluster(t *testing.T) {
 			c.Close()
 			return false
 		})
-	}
-}
-
-// proc is the tool running in the background: a re-executed test binary.
-type proc struct {
-	cmd            *exec.Cmd
-	stdout, stderr *lineBuffer
-	done           chan struct{}
-	err            error // set when done is closed
-}
-
-// startProc starts the tool with args in dir; the test's cleanup kills it
-// if it is still running (and so does the test binary's death).
-func startProc(t *testing.T, dir string, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(os.Args[0], args...), stdout: &lineBuffer{}, stderr: &lineBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = append(append(os.Environ(), envRunMain+"=1"), cleanEnv...)
-	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("%v stdout:\n%s\nstderr:\n%s", args, p.stdout, p.stderr)
-		}
-	})
-	return p
-}
-
-// wait waits for the process to exit and returns how it exited.
-func (p *proc) wait(t *testing.T, d time.Duration) error {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(d):
-		t.Fatalf("%v still running after %v", p.cmd.Args[1:], d)
-		return nil
-	}
-}
-
-// lineBuffer collects a process's output for tests to wait on.
-type lineBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lineBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lineBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// waitFor waits until the output matches re.
-func (b *lineBuffer) waitFor(t *testing.T, re *regexp.Regexp, d time.Duration) {
-	t.Helper()
-	waitUntil(t, fmt.Sprintf("output matching %q", re), d, func() bool { return re.MatchString(b.String()) })
-}
-
-// waitUntil polls cond every 20 ms until it holds, failing t after d.
-func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -685,34 +597,10 @@ func waitEqual(t *testing.T, get func() string, want string, d time.Duration) {
 // joined its cluster but serves only after.
 func waitPong(t *testing.T, addr string, d time.Duration) {
 	t.Helper()
-	waitUntil(t, addr+" answering PING", d, func() bool {
+	clitest.WaitUntil(t, addr+" answering PING", d, func() bool {
 		r, err := do(addr, "PING")
 		return err == nil && r == "+PONG\r\n"
 	})
-}
-
-// runBounded runs a program with a deadline and returns its combined
-// output.
-func runBounded(t *testing.T, d time.Duration, name string, args ...string) (string, error) {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	var out lineBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return out.String(), err
-	case <-time.After(d):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("%s still running after %v:\n%s", name, d, out.String())
-		return "", nil
-	}
 }
 
 // client is a RESP connection that reports errors instead of failing the
@@ -768,35 +656,12 @@ func listenRegistry(t *testing.T) string {
 	return srv.Addr()
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	p, err := redistest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// freePorts returns n distinct free ports.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	seen := map[int]bool{}
-	var ports []int
-	for len(ports) < n {
-		if p := freePort(t); !seen[p] {
-			seen[p] = true
-			ports = append(ports, p)
-		}
-	}
-	return ports
-}
-
 // freeConsecutivePorts returns the first of n consecutive ports that were
 // all free a moment ago, as --local needs.
 func freeConsecutivePorts(t *testing.T, n int) int {
 	t.Helper()
 	for range 100 {
-		first := freePort(t)
+		first := clitest.FreePorts(t, 1)[0]
 		if first+n-1 > 65535 {
 			continue
 		}
