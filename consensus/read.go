@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -96,6 +97,21 @@ func (r *Replica) StaleReadBarrier(ctx context.Context) error {
 		return ErrCatchingUp
 	}
 	return r.awaitApplied(ctx, logring.LoadU64(r.mem, logring.OffCommitIndex))
+}
+
+// ServeReadBarrier is the barrier a server passes before it serves reads
+// on this replica in whatever role: StaleReadBarrier when stale, else
+// ReadBarrier; a leader that steps down during its barrier is a follower
+// by then, and its read is served as a follower's, through a read index.
+func (r *Replica) ServeReadBarrier(ctx context.Context, stale bool) error {
+	if stale {
+		return r.StaleReadBarrier(ctx)
+	}
+	err := r.ReadBarrier(ctx)
+	for i := 0; i < 2 && errors.Is(err, ErrNotLeaderSentinel) && r.Role() == Follower; i++ {
+		err = r.ReadBarrier(ctx)
+	}
+	return err
 }
 
 // Read-index requests. A follower's reader takes a ticket from readAsk and

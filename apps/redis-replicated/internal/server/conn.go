@@ -201,17 +201,7 @@ func (c *conn) readBarrier(out *[]byte) bool {
 		return true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.Timeout)
-	var err error
-	if c.s.cfg.StaleFollowerReads {
-		err = r.StaleReadBarrier(ctx)
-	} else {
-		err = r.ReadBarrier(ctx)
-		// A leader that stepped down during its barrier is a follower
-		// now: its read is served as a follower's, through a read index.
-		for i := 0; i < 2 && errors.Is(err, consensus.ErrNotLeaderSentinel) && r.Role() == consensus.Follower; i++ {
-			err = r.ReadBarrier(ctx)
-		}
-	}
+	err := r.ServeReadBarrier(ctx, c.s.cfg.StaleFollowerReads)
 	cancel()
 	if err != nil {
 		var nl consensus.ErrNotLeader
