@@ -96,3 +96,17 @@ bench-redis: deps
 	@mkdir -p $(BIN)
 	$(GO) build $(GOFLAGS) -o $(BIN)/ ./apps/redis-replicated/cmd/...
 	$(BIN)/bench-redis --server $(BIN)/redis-server-replicated
+
+# memcached-replicated beside Debian's memcached: a local 3-replica cluster,
+# the same server standalone, and plain memcached, each under memcslap
+# (set, get, and both in the binary protocol), memcaslap (9 gets to 1 set,
+# 16 connections) and memcached-puts-only/-gets-only (16 B keys, 32 B
+# values); about a minute. Prints a table and, last, the headline line
+# `bench-memcached replicated_ops=… memcached_ops=… ratio=… replicated_p50_us=… standalone_p50_us=… memcached_p50_us=…`.
+# BENCH_MEMCACHED_FLAGS passes more flags (e.g. --requests 50000).
+BENCH_MEMCACHED_FLAGS ?=
+.PHONY: bench-memcached
+bench-memcached: deps
+	@mkdir -p $(BIN)
+	$(GO) build $(GOFLAGS) -o $(BIN)/ ./apps/memcached-replicated/cmd/...
+	$(BIN)/bench-memcached --server $(BIN)/memcached-replicated $(BENCH_MEMCACHED_FLAGS)

@@ -64,7 +64,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/gomu-rdma/gomu/internal/redistest"
+	"github.com/gomu-rdma/gomu/internal/benchproc"
 )
 
 const (
@@ -157,7 +157,7 @@ func parse(c *cli.Context) (options, error) {
 	}
 	if slices.Contains(o.targets, targetReplicated) || slices.Contains(o.targets, targetStandalone) {
 		var err error
-		if o.server, err = findServer(c.String("server")); err != nil {
+		if o.server, err = benchproc.FindBinary("redis-server-replicated", "server", c.String("server")); err != nil {
 			return o, err
 		}
 	}
@@ -191,19 +191,8 @@ func run(c *cli.Context) error {
 	return nil
 }
 
-// freeRange finds a base port whose range of 23 ports is free now.
-func freeRange() (int, error) {
-	for try := 0; try < 20; try++ {
-		p, err := redistest.FreePort()
-		if err != nil {
-			return 0, err
-		}
-		if p+22 <= 65535 && portsFree(rangePorts(p)...) == nil {
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("found no 23 free consecutive ports; pass --ports")
-}
+// freeRange finds a base port whose ports are free now.
+func freeRange() (int, error) { return benchproc.FreeBase(rangePorts) }
 
 func rangePorts(base int) []int {
 	return []int{base, base + 1, base + 2, base + 10, base + 20}
@@ -233,17 +222,17 @@ func benchTarget(ctx context.Context, target string, o options, progress io.Writ
 		bin, args = o.redisServer, []string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1",
 			"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"}
 	}
-	if err := portsFree(ports...); err != nil {
+	if err := benchproc.PortsFree(ports...); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(progress, "bench-redis: starting %s: %s %s\n", target, bin, strings.Join(args, " "))
-	srv, err := startServer(target, bin, args...)
+	srv, err := benchproc.Start(target, bin, args...)
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	t0 := time.Now()
-	if err := srv.waitReady(ctx, fmt.Sprintf("127.0.0.1:%d", port), o.startupTimeout); err != nil {
+	if err := srv.WaitReady(ctx, fmt.Sprintf("127.0.0.1:%d", port), o.startupTimeout, probe); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(progress, "bench-redis: %s serves on port %d after %v\n", target, port, time.Since(t0).Round(time.Millisecond))
@@ -255,7 +244,7 @@ func benchTarget(ctx context.Context, target string, o options, progress io.Writ
 			return nil, err
 		}
 		// A server that crashed under load must not pass for a fast one.
-		if err := srv.exited(); err != nil {
+		if err := srv.Exited(); err != nil {
 			return nil, err
 		}
 		for _, r := range rows {
