@@ -1,23 +1,30 @@
-// Package memcache implements the memcached text protocol for gomu: a
-// command parser, reply writers, an item Store with memcached semantics, and
-// an embedded Server built from the three.
+// Package memcache implements memcached's protocols for gomu: the text
+// protocol with its meta commands, and the binary protocol; a parser per
+// protocol, reply writers, an item Store with memcached semantics built to
+// be a deterministic state machine, and an embedded Server built from them.
 //
 // The Server lets one machine run a gomu cluster with no external memcached:
 // the registry (package registry) talks to it with an ordinary memcached
-// client, and the --local modes start one. The parser and reply writers are
-// separate so the replicated memcached application can put consensus between
-// parsing a command and applying it, instead of writing a second parser.
+// client, and the --local modes start one. The parsers, the Store and the
+// reply writers are separate so that the replicated memcached application
+// can put consensus between parsing a command and applying it, instead of
+// writing a second parser: a Command can be written back as the request
+// the client sent (AppendRequest), for every replica to parse again, and
+// IsWrite says which commands must be replicated.
 //
-// # Parser
+// # Parsers
 //
-// Parser.Parse reads one command from a bufio.Reader into a reusable
-// Command. Once a Command's buffers have grown to the largest line and value
-// seen, parsing allocates nothing. Limits bound those buffers, so whatever a
-// client sends, a connection holds at most MaxLineLen+MaxValueLen+2 bytes of
+// Parser.Parse reads one text command from a bufio.Reader into a reusable
+// Command; BinaryParser.Parse one binary request (DetectProto tells a
+// connection's protocol from its first byte, as memcached does). Once a
+// Command's buffers have grown to the largest line and value seen, parsing
+// allocates nothing. Limits bound those buffers, so whatever a client
+// sends, a connection holds at most MaxLineLen+MaxValueLen+2 bytes of
 // input.
 //
 // Malformed input yields one of the *ProtocolError sentinels, which carry
-// their reply (ERROR, CLIENT_ERROR <msg> or SERVER_ERROR <msg>). After one,
+// their reply (ERROR, CLIENT_ERROR <msg> or SERVER_ERROR <msg>; in the
+// binary protocol a response status, see AppendCommandError). After one,
 // the reader is where memcached 1.6 would be, so replies to a byte stream
 // match memcached's, bad input included:
 //
@@ -35,16 +42,24 @@
 // Where memcached closes the connection on a command line too long, the
 // parser returns ErrLineTooLong, whose Close field says so.
 //
-// Commands: get, gets, gat, gats (multi-key), set, add, replace, append,
-// prepend, cas, delete, touch, incr, decr, flush_all [delay], version,
-// verbosity, quit. Not yet: meta commands (mg, ms, md, ...), stats.
+// Text commands: get, gets, gat, gats (multi-key), set, add, replace,
+// append, prepend, cas, delete, touch, incr, decr, flush_all [delay],
+// version, verbosity, stats, quit, and the meta commands mg, ms, md, ma, mn,
+// me with memcached 1.6.18's flags and replies, errors included (see
+// meta.go), plus E (explicit new CAS value) from later memcached versions.
+// ms, md, ma and mg with N, R or T are writes; other mg, me and mn are
+// reads. Binary: every opcode of memcached 1.6.18 but SASL's (see
+// binary.go).
 //
 // # Store and Server
 //
-// Store keeps items in a sharded map and honours flags, exptime (relative up
-// to 30 days, else absolute), CAS values and delayed flush_all. It is told the
-// time by its caller. Memory is bounded (Config.MaxBytes); when full it
-// answers SERVER_ERROR out of memory storing object rather than evicting.
+// Store keeps items under one lock (writes alone, reads shared) and honours
+// flags, exptime (relative up to 30 days, else absolute), CAS values and
+// delayed flush_all. It is told the time by its caller, reads change
+// nothing, and eviction follows write order, so replicas that apply the
+// same writes at the same times hold the same items (see Store). Memory is
+// bounded; the embedded Server's store answers SERVER_ERROR out of memory
+// storing object rather than evicting (a registry must not lose entries).
 //
 // Server serves each connection in its own goroutine, answers pipelined
 // commands in order and flushes when the input is drained. Each connection

@@ -68,8 +68,9 @@ var (
 )
 
 // AppendCommandError appends the reply a command gets for err (a parser or
-// store error) in the command's protocol, or nothing when the command asked
-// for no reply.
+// store error) in the command's protocol: nothing for a text command that
+// asked for no reply; binary commands, quiet ones included, always get
+// their errors, as memcached sends them.
 func AppendCommandError(out []byte, cmd *Command, err error) []byte {
 	switch {
 	case cmd.Proto == ProtoBinary:

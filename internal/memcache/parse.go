@@ -11,8 +11,7 @@ import (
 // Op is a memcached text-protocol command.
 type Op uint8
 
-// The commands the parser understands. Meta commands (mg, ms, ...) are not
-// parsed yet; they answer ERROR like any unknown command.
+// The commands the parser understands.
 const (
 	OpNone Op = iota
 	OpGet
@@ -36,8 +35,14 @@ const (
 	OpStats
 
 	// Meta commands (meta.go) sit between opMetaFirst and opMetaLast.
-	opMetaFirst
-	opMetaLast = opMetaFirst
+	OpMetaGet        // mg
+	OpMetaSet        // ms
+	OpMetaDelete     // md
+	OpMetaArithmetic // ma
+	OpMetaNoop       // mn
+	OpMetaDebug      // me
+	opMetaFirst      = OpMetaGet
+	opMetaLast       = OpMetaDebug
 )
 
 var opNames = [...]string{
@@ -46,6 +51,8 @@ var opNames = [...]string{
 	OpPrepend: "prepend", OpCas: "cas", OpDelete: "delete", OpTouch: "touch",
 	OpIncr: "incr", OpDecr: "decr", OpFlushAll: "flush_all", OpVersion: "version",
 	OpVerbosity: "verbosity", OpQuit: "quit", OpStats: "stats",
+	OpMetaGet: "mg", OpMetaSet: "ms", OpMetaDelete: "md", OpMetaArithmetic: "ma",
+	OpMetaNoop: "mn", OpMetaDebug: "me",
 }
 
 // String returns the command's protocol name.
@@ -57,8 +64,8 @@ func (o Op) String() string {
 }
 
 // IsStorage reports whether the command carries a data block
-// (set, add, replace, append, prepend, cas).
-func (o Op) IsStorage() bool { return o >= OpSet && o <= OpCas }
+// (set, add, replace, append, prepend, cas, ms).
+func (o Op) IsStorage() bool { return o >= OpSet && o <= OpCas || o == OpMetaSet }
 
 // IsMeta reports whether the command is one of the meta protocol's
 // (mg, ms, md, ma, mn, me).
@@ -126,12 +133,21 @@ type Command struct {
 	// Value is the data block of a storage command, without "\r\n".
 	Value []byte
 	// NoReply is set when the command ended with "noreply": the client
-	// expects no answer, not even an error.
+	// expects no answer, not even an error. A quiet binary command sets it
+	// too, but gets its errors (see BinaryParser).
 	NoReply bool
+
+	// Opcode, Opaque and Initial are the binary protocol's (see
+	// BinaryParser): the request's opcode (quiet variants included), the
+	// word its response echoes, and the initial value of an incr or decr.
+	Opcode  Opcode
+	Opaque  uint32
+	Initial uint64
 
 	line []byte   // the command line, owned
 	toks [][]byte // tokens of line
 	val  []byte   // backing store of Value, owned
+	meta metaCmd  // a meta command's flags (meta.go)
 }
 
 // Proto is a memcached wire protocol.
@@ -177,6 +193,7 @@ func (c *Command) reset() {
 	c.Delta = 0
 	c.Value = nil
 	c.NoReply = false
+	c.Opcode, c.Opaque, c.Initial = 0, 0, 0
 }
 
 // Parser reads memcached text-protocol commands from a buffered reader.

@@ -145,7 +145,7 @@ var protoCases = []protoCase{
 		want: "STORED\r\nOK\r\nEND\r\nOK\r\nCLIENT_ERROR invalid exptime argument\r\n"},
 	{name: "incr shrinks value", // memcached pads with spaces in place
 		in:   "set $n 0 0 3\r\n100\r\ndecr $n 95\r\nget $n\r\n",
-		want: "STORED\r\n5\r\nVALUE $n 0 1\r\n5\r\nEND\r\n"},
+		want: "STORED\r\n5\r\nVALUE $n 0 3\r\n5  \r\nEND\r\n"},
 	{name: "flags above 32 bits", // memcached truncates them
 		in:   "set $k 4294967296 0 1\r\na\r\n",
 		want: "CLIENT_ERROR bad command line format\r\nERROR\r\n"},

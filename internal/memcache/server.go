@@ -226,7 +226,7 @@ func (s *Server) serveConn(nc net.Conn) {
 		s.wg.Done()
 	}()
 	br := bufio.NewReaderSize(nc, connBufSize)
-	p := NewParser(br, s.cfg.Limits)
+	var p CommandParser // chosen by the first byte, as memcached does
 	var cmd Command
 	var out []byte
 	flush := func() bool {
@@ -255,6 +255,13 @@ func (s *Server) serveConn(nc net.Conn) {
 				return
 			}
 		}
+		if p == nil {
+			proto, err := DetectProto(br)
+			if err != nil {
+				return
+			}
+			p = NewProtoParser(proto, br, s.cfg.Limits)
+		}
 		// Deadlines follow the real clock; cfg.Now only drives expiration.
 		if err := nc.SetDeadline(time.Now().Add(s.cfg.CommandTimeout)); err != nil {
 			return
@@ -266,16 +273,25 @@ func (s *Server) serveConn(nc net.Conn) {
 			if !ok {
 				return // EOF, timeout or network error
 			}
-			if pe == ErrTooLarge && cmd.Op == OpSet {
+			if pe == ErrTooLarge && (cmd.Op == OpSet || cmd.Op == OpMetaSet) {
 				s.store.Delete(cmd.Key(), now.UnixNano())
 			}
-			if !cmd.NoReply {
-				out = AppendError(out, pe)
-			}
+			out = AppendCommandError(out, &cmd, pe)
 			if pe.Close {
 				if flush() {
 					lingerClose(nc)
 				}
+				return
+			}
+			continue
+		}
+		if cmd.Proto == ProtoBinary {
+			var quit bool
+			if out, quit = s.serveBinary(out, &cmd, now); quit {
+				flush()
+				return
+			}
+			if len(out) >= connBufSize && !flush() {
 				return
 			}
 			continue
@@ -316,11 +332,20 @@ func lingerClose(nc net.Conn) {
 // empty list, as this server has no slabs to describe.
 func (s *Server) appendStats(out []byte, cmd *Command, now time.Time) []byte {
 	if len(cmd.Keys) > 0 {
+		if !IsStatsGroup(string(cmd.Keys[0])) {
+			return AppendError(out, ErrUnknownCommand) // as memcached answers
+		}
+		// No slabs or items to describe.
 		return AppendStatus(out, StatusEnd)
 	}
+	return AppendGeneralStats(out, now, s.serverStats(), s.store.Stats())
+}
+
+// serverStats is what the server knows of itself for the general stats.
+func (s *Server) serverStats() ServerStats {
 	s.mu.Lock()
 	curr := uint64(len(s.conns))
 	s.mu.Unlock()
-	return AppendGeneralStats(out, now, ServerStats{PID: os.Getpid(), Start: s.start, Version: s.cfg.Version,
-		MaxConns: s.cfg.MaxConns, CurrConns: curr, Threads: runtime.GOMAXPROCS(0)}, s.store.Stats())
+	return ServerStats{PID: os.Getpid(), Start: s.start, Version: s.cfg.Version,
+		MaxConns: s.cfg.MaxConns, CurrConns: curr, Threads: runtime.GOMAXPROCS(0)}
 }

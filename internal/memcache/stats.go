@@ -24,15 +24,27 @@ type ServerStats struct {
 // general statistics, as far as this server has them, ending with END.
 // extra lines (name, value pairs) go before END.
 func AppendGeneralStats(out []byte, now time.Time, sv ServerStats, st StoreStats, extra ...string) []byte {
-	u := func(name string, v uint64) { out = AppendStat(out, name, strconv.FormatUint(v, 10)) }
-	i := func(name string, v int64) { out = AppendStat(out, name, strconv.FormatInt(v, 10)) }
+	pairs := append(GeneralStats(nil, now, sv, st), extra...)
+	for k := 0; k+1 < len(pairs); k += 2 {
+		out = AppendStat(out, pairs[k], pairs[k+1])
+	}
+	return AppendStatus(out, StatusEnd)
+}
+
+// GeneralStats appends to dst memcached's general statistics, as far as
+// this server has them, as name, value pairs in memcached's order: what
+// "stats" lists in the text protocol (AppendGeneralStats) and Stat in the
+// binary one (AppendBinaryStats).
+func GeneralStats(dst []string, now time.Time, sv ServerStats, st StoreStats) []string {
+	u := func(name string, v uint64) { dst = append(dst, name, strconv.FormatUint(v, 10)) }
+	i := func(name string, v int64) { dst = append(dst, name, strconv.FormatInt(v, 10)) }
 	rusage := func(name string, d time.Duration) {
-		out = AppendStat(out, name, strconv.FormatFloat(d.Seconds(), 'f', 6, 64))
+		dst = append(dst, name, strconv.FormatFloat(d.Seconds(), 'f', 6, 64))
 	}
 	i("pid", int64(sv.PID))
 	i("uptime", int64(now.Sub(sv.Start)/time.Second))
 	i("time", now.Unix())
-	out = AppendStat(out, "version", sv.Version)
+	dst = append(dst, "version", sv.Version)
 	i("pointer_size", 64)
 	rusage("rusage_user", sv.RusageUser)
 	rusage("rusage_system", sv.RusageSystem)
@@ -70,8 +82,5 @@ func AppendGeneralStats(out []byte, now time.Time, sv ServerStats, st StoreStats
 	u("total_items", st.TotalItems)
 	u("evictions", st.Evictions)
 	u("reclaimed", st.Reclaimed)
-	for k := 0; k+1 < len(extra); k += 2 {
-		out = AppendStat(out, extra[k], extra[k+1])
-	}
-	return AppendStatus(out, StatusEnd)
+	return dst
 }

@@ -78,14 +78,23 @@ type item struct {
 	exp    int64 // Unix ns when the item dies; 0 never
 	cas    uint64
 	stored int64 // Unix ns of the last write, for delayed flush_all
+	// seq identifies the write that made the item what it is, in the write
+	// order: the CAS value it got, unless a meta command chose another one.
+	seq uint64
+	// meta is the item's meta-protocol state (meta.go): stale, win token
+	// sent, binary key. Part of snapshots.
+	meta uint8
+	// acc is what reads record for meta commands (meta.go): per replica,
+	// atomic, not in snapshots.
+	acc itemAccess
 }
 
 // orderEntry places one write of an item in the write order. An entry is
-// current while the map still holds that item with that CAS value; later
+// current while the map still holds that item from that write (seq); later
 // writes leave stale entries behind, dropped when met or compacted.
 type orderEntry struct {
 	it  *item
-	cas uint64
+	seq uint64
 }
 
 // storeStats counts what memcached's stats report, for one replica: reads
@@ -203,11 +212,11 @@ func (s *Store) pushOrder(it *item) {
 		// rather than grow, once the array is full.
 		s.compactOrder()
 	}
-	s.order = append(s.order, orderEntry{it: it, cas: it.cas})
+	s.order = append(s.order, orderEntry{it: it, seq: it.seq})
 }
 
 func (s *Store) current(e orderEntry) bool {
-	return e.it != nil && e.it.cas == e.cas && s.m[e.it.key] == e.it
+	return e.it != nil && e.it.seq == e.seq && s.m[e.it.key] == e.it
 }
 
 // compactOrder drops stale entries, keeping the order of the current ones,
@@ -293,6 +302,8 @@ func (s *Store) put(key []byte, old *item, value []byte, flags uint32, exp, now 
 	}
 	s.cas++
 	it.flags, it.exp, it.cas, it.stored = flags, exp, s.cas, now
+	it.seq, it.meta = s.cas, 0
+	it.acc.reset(now)
 	s.link(it)
 	s.stats.totalItems.Add(1)
 	return it, nil
@@ -435,6 +446,7 @@ func (s *Store) get(key []byte, now int64) *item {
 		s.stats.getMisses.Add(1)
 	} else {
 		s.stats.getHits.Add(1)
+		it.acc.bump(now)
 	}
 	return it
 }
@@ -464,6 +476,7 @@ func (s *Store) touchItem(key []byte, exptime, now int64) *item {
 	// An exptime in the past kills the item, but this command still sees
 	// it, as memcached's does.
 	it.exp = ExpiryTime(exptime, now)
+	it.acc.bump(now)
 	return it
 }
 
@@ -548,14 +561,12 @@ func (s *Store) arith(key []byte, incr bool, delta uint64, now int64) (uint64, S
 	}
 	var buf [64]byte
 	value := strconv.AppendUint(buf[:0], v, 10)
-	if n := len(old.value); len(value) < n && n <= len(buf) {
-		// memcached rewrites a counter in place when the new number is
-		// no longer than the old value, padding it with spaces.
-		for len(value) < n {
-			value = append(value, ' ')
-		}
+	// memcached rewrites a counter in place when the new number is no
+	// longer than the old value, padding it with spaces.
+	for len(value) < len(old.value) {
+		value = append(value, ' ')
 	}
-	if _, err := s.put(key, old, value, old.flags, old.exp, now); err != nil {
+	if _, err := s.putCounter(key, old, value, now); err != nil {
 		return 0, 0, err
 	}
 	return v, StatusStored, nil
@@ -643,8 +654,8 @@ func (s *Store) Stats() StoreStats {
 	return st
 }
 
-// snapshotMagic starts a snapshot: "gomu memcache store", version 1.
-const snapshotMagic = "gomu-mc1"
+// snapshotMagic starts a snapshot: "gomu memcache store", version 2.
+const snapshotMagic = "gomu-mc2"
 
 // Snapshot writes the whole state: every item in write order (dead ones
 // not yet reclaimed included, so that a restored store reclaims and evicts
@@ -676,6 +687,8 @@ func (s *Store) encode(w io.Writer) error {
 		b = binary.LittleEndian.AppendUint64(b, uint64(it.exp))
 		b = binary.LittleEndian.AppendUint64(b, it.cas)
 		b = binary.LittleEndian.AppendUint64(b, uint64(it.stored))
+		b = binary.LittleEndian.AppendUint64(b, it.seq)
+		b = append(b, it.meta)
 		n++
 		if len(b) >= 64<<10 {
 			if _, err := w.Write(b); err != nil {
@@ -713,7 +726,7 @@ func (s *Store) Restore(r io.Reader) error {
 	m := make(map[string]*item, min(count, 1<<20))
 	order := make([]orderEntry, 0, min(count, 1<<20))
 	var used int64
-	var fixed [28]byte
+	var fixed [37]byte
 	var lenBuf [4]byte
 	for range count {
 		if _, err := io.ReadFull(r, lenBuf[:]); err != nil {
@@ -745,12 +758,15 @@ func (s *Store) Restore(r io.Reader) error {
 			flags:  binary.LittleEndian.Uint32(fixed[:]),
 			exp:    int64(binary.LittleEndian.Uint64(fixed[4:])),
 			cas:    binary.LittleEndian.Uint64(fixed[12:]),
-			stored: int64(binary.LittleEndian.Uint64(fixed[20:]))}
+			stored: int64(binary.LittleEndian.Uint64(fixed[20:])),
+			seq:    binary.LittleEndian.Uint64(fixed[28:]),
+			meta:   fixed[36]}
+		it.acc.reset(it.stored)
 		if m[it.key] != nil {
 			return errBadSnapshot
 		}
 		m[it.key] = it
-		order = append(order, orderEntry{it: it, cas: it.cas})
+		order = append(order, orderEntry{it: it, seq: it.seq})
 		used += itemSize(len(it.key), len(it.value))
 	}
 	if used > s.maxBytes {
