@@ -35,13 +35,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -52,6 +49,7 @@ import (
 	"github.com/gomu-rdma/gomu/internal/latency"
 	"github.com/gomu-rdma/gomu/internal/memcache"
 	"github.com/gomu-rdma/gomu/internal/poll"
+	"github.com/gomu-rdma/gomu/internal/replicaproc"
 	"github.com/gomu-rdma/gomu/internal/stbench"
 	"github.com/gomu-rdma/gomu/registry"
 	_ "github.com/gomu-rdma/gomu/verbs/providers"
@@ -257,34 +255,16 @@ func run(c *cli.Context) error {
 	if o.threads > 0 {
 		runtime.GOMAXPROCS(o.threads)
 	}
-	// Signals are caught before the PID is out: a script that signals the
-	// PID it read must reach the clean shutdown, never the default action.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
-	defer signal.Stop(sigs)
-	fmt.Printf("%s pid %d\n", name, os.Getpid())
-	if o.cpuprofile != "" {
-		f, err := os.Create(o.cpuprofile)
-		if err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+	proc, err := replicaproc.Begin(name, o.cpuprofile)
+	if err != nil {
+		return err
 	}
-	return serve(o, sigs)
-}
-
-// serve runs one replica (or the standalone server) until SIGTERM/SIGINT.
-func serve(o options, sigs <-chan os.Signal) error {
+	defer proc.End()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if o.verbose {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	m := server.NewMachine(int64(o.memMB)<<20, !o.noEvict, o.conns)
-	rec := latency.New(10*time.Second, dumpKeep)
 	srv, err := server.New(server.Config{
 		Addr:        net.JoinHostPort(o.listen, strconv.Itoa(o.port)),
 		Machine:     m,
@@ -295,112 +275,31 @@ func serve(o options, sigs <-chan os.Signal) error {
 		IdleTimeout: o.idle,
 		Settings: []string{"tcpport", strconv.Itoa(o.port), "inter", o.listen,
 			"gomu_transport", o.transport, "gomu_profile", string(o.profile), "gomu_max_batch", strconv.Itoa(o.maxBatch)},
-		Replication:        rec,
+		Replication:        latency.New(10*time.Second, dumpKeep),
 		StaleFollowerReads: o.staleReads,
 		Logger:             logger,
 	})
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
-	var rep *consensus.Replica
-	if !o.standalone {
-		advertise := o.advertise
-		if advertise == "" {
-			advertise = srv.Addr()
-		}
-		ccfg := consensus.Config{
-			ID: o.sid, IDs: o.ids, Registry: o.registry, Cluster: o.cluster,
-			Transport: o.transport, Device: o.device, RingSize: o.ring, MaxBatch: o.maxBatch,
-			Profile: o.profile, SuspectTimeout: o.suspect, Fifo: o.fifo, EagerCommit: true, Meta: []byte(advertise),
-			StartTimeout: o.startTO, Logger: logger,
-		}
-		if o.poll != "" {
-			mode, _ := poll.ParseMode(o.poll)
-			ccfg = ccfg.WithPoll(mode)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), o.startTO)
-		started := make(chan error, 1)
-		go func() {
-			var err error
-			rep, err = consensus.Start(ctx, ccfg, m)
-			started <- err
-		}()
-		select {
-		case err = <-started:
-		case s := <-sigs:
-			cancel()
-			<-started
-			return fmt.Errorf("interrupted by %v while starting", s)
-		}
-		cancel()
-		if err != nil {
-			return fmt.Errorf("start replica %d: %w", o.sid, err)
-		}
-		defer rep.Close()
-		// Deferred after rep.Close, so it runs first: clients are dropped
-		// and their in-flight proposals finish before the replica closes.
-		defer srv.Close()
-		srv.SetReplica(rep)
-		stop := make(chan struct{})
-		defer close(stop)
-		go announceRoles(rep, stop)
+	if o.standalone {
+		return proc.Serve(srv, nil, m)
 	}
-	role := "standalone"
-	if rep != nil {
-		role = strings.ToLower(rep.Role().String())
+	ccfg := consensus.Config{
+		ID: o.sid, IDs: o.ids, Registry: o.registry, Cluster: o.cluster,
+		Transport: o.transport, Device: o.device, RingSize: o.ring, MaxBatch: o.maxBatch,
+		Profile: o.profile, SuspectTimeout: o.suspect, Fifo: o.fifo, EagerCommit: true, Meta: []byte(o.advertise),
+		StartTimeout: o.startTO, Logger: logger,
 	}
-	fmt.Printf("listening on %s as %s\n", srv.Addr(), role)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve() }()
-	for {
-		select {
-		case err := <-served:
-			return err
-		case s := <-sigs:
-			if s == syscall.SIGUSR1 {
-				dump(srv, o.sid)
-				continue
-			}
-			return nil
-		}
+	if o.poll != "" {
+		mode, _ := poll.ParseMode(o.poll)
+		ccfg = ccfg.WithPoll(mode)
 	}
+	return proc.Serve(srv, &ccfg, m)
 }
 
 // dumpKeep bounds the raw values kept for the SIGUSR1 dump (8 B each).
 const dumpKeep = 4 << 20
-
-// dump writes dump-<sid>.txt and the summary on stderr.
-func dump(srv *server.Server, sid int) {
-	path := fmt.Sprintf("dump-%d.txt", sid)
-	n, summary, err := srv.Dump(path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, name+":", err)
-		return
-	}
-	fmt.Fprintf(os.Stderr, "%s: wrote %s (%d proposals): %s\n", name, path, n, summary)
-}
-
-// announceRoles prints "Reading pump started" each time this replica
-// follows, as Mu's followers do when their replayer starts.
-func announceRoles(rep *consensus.Replica, stop <-chan struct{}) {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	last := consensus.Role(-1)
-	for {
-		if r := rep.Role(); r != last {
-			if r == consensus.Follower {
-				fmt.Println("Reading pump started")
-			}
-			last = r
-		}
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-	}
-}
 
 // runLocal starts the whole cluster on this machine.
 func runLocal(ctx context.Context, o options) error {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -20,14 +18,9 @@ import (
 
 	"github.com/gomu-rdma/gomu/internal/clitest"
 	"github.com/gomu-rdma/gomu/internal/cluster"
-	"github.com/gomu-rdma/gomu/internal/redistest"
 )
 
 func TestMain(m *testing.M) { clitest.Main(m, main) }
-
-// envRunMain is clitest's variable that makes a re-executed test binary
-// run main; the cluster tests set it for internal/cluster's processes.
-const envRunMain = "GOMU_CLITEST_RUN_MAIN"
 
 // Hang detectors, not performance thresholds.
 const (
@@ -76,18 +69,18 @@ func TestUnreachableRegistry(t *testing.T) {
 // TestStandalone: the baseline serves, prints its PID, and shuts down on
 // SIGTERM.
 func TestStandalone(t *testing.T) {
-	port := freePorts(t, 1)[0]
-	p := startProc(t, t.TempDir(), "--standalone", "-p", strconv.Itoa(port))
-	p.stdout.waitFor(t, regexp.MustCompile(`(?m)^memcached-replicated pid \d+$`), startDeadline)
-	p.stdout.waitFor(t, regexp.MustCompile(`(?m)^listening on .* as standalone$`), startDeadline)
+	port := clitest.FreePorts(t, 1)[0]
+	p := clitest.Start(t, t.TempDir(), []string{"SID=", "DORY_REGISTRY_IP="}, "--standalone", "-p", strconv.Itoa(port))
+	p.Stdout.WaitFor(t, regexp.MustCompile(`(?m)^memcached-replicated pid \d+$`), startDeadline)
+	p.Stdout.WaitFor(t, regexp.MustCompile(`(?m)^listening on .* as standalone$`), startDeadline)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	if got := roundTrip(t, addr, "set k 0 0 1\r\nv\r\nget k\r\n", "STORED\r\nVALUE k 0 1\r\nv\r\nEND\r\n"); got != "" {
 		t.Fatal(got)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.wait(t, stopDeadline); err != nil {
+	if err := p.Wait(t, stopDeadline); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
 	}
 }
@@ -95,8 +88,8 @@ func TestStandalone(t *testing.T) {
 type replicaCluster struct {
 	*cluster.Cluster
 	addrs  map[int]string
-	stdout *lineBuffer
-	stderr *lineBuffer
+	stdout *clitest.LineBuffer
+	stderr *clitest.LineBuffer
 }
 
 // startCluster starts replicas 1, 2 and 3 (1 leads) as processes of this
@@ -104,10 +97,10 @@ type replicaCluster struct {
 // standard output is kept.
 func startCluster(t *testing.T, name, dir string, watch int, extra ...string) *replicaCluster {
 	t.Helper()
-	t.Setenv(envRunMain, "1")
+	t.Setenv(clitest.EnvRunMain, "1")
 	ids := []int{1, 2, 3}
-	rc := &replicaCluster{addrs: map[int]string{}, stdout: &lineBuffer{}, stderr: &lineBuffer{}}
-	ports := freePorts(t, len(ids))
+	rc := &replicaCluster{addrs: map[int]string{}, stdout: &clitest.LineBuffer{}, stderr: &clitest.LineBuffer{}}
+	ports := clitest.FreePorts(t, len(ids))
 	for i, id := range ids {
 		rc.addrs[id] = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i]))
 	}
@@ -132,7 +125,7 @@ func startCluster(t *testing.T, name, dir string, watch int, extra ...string) *r
 		}
 	})
 	for _, id := range ids {
-		waitUntil(t, rc.addrs[id]+" serving", startDeadline, func() bool {
+		clitest.WaitUntil(t, rc.addrs[id]+" serving", startDeadline, func() bool {
 			return roundTrip(t, rc.addrs[id], "version\r\n", "VERSION 1.6.18-gomu\r\n") == ""
 		})
 	}
@@ -145,8 +138,8 @@ func startCluster(t *testing.T, name, dir string, watch int, extra ...string) *r
 func TestReplicas(t *testing.T) {
 	dir := t.TempDir()
 	rc := startCluster(t, "mcr-test-replicas", dir, 1, "--suspect-timeout", "2s")
-	rc.stdout.waitFor(t, regexp.MustCompile(`(?m)^memcached-replicated pid \d+$`), startDeadline)
-	rc.stdout.waitFor(t, regexp.MustCompile(`(?m)^listening on `+regexp.QuoteMeta(rc.addrs[1])+` as leader$`), startDeadline)
+	rc.stdout.WaitFor(t, regexp.MustCompile(`(?m)^memcached-replicated pid \d+$`), startDeadline)
+	rc.stdout.WaitFor(t, regexp.MustCompile(`(?m)^listening on `+regexp.QuoteMeta(rc.addrs[1])+` as leader$`), startDeadline)
 	if got := roundTrip(t, rc.addrs[1], "set greeting 0 0 5\r\nhello\r\n", "STORED\r\n"); got != "" {
 		t.Fatal(got)
 	}
@@ -165,7 +158,7 @@ func TestReplicas(t *testing.T) {
 	}
 	host, port, _ := net.SplitHostPort(rc.addrs[1])
 	for _, mode := range []string{"-a", "-b"} {
-		out, err := runBounded(t, runDeadline, mc, "-h", host, "-p", port, "-t", "10", mode)
+		out, err := clitest.RunBounded(t, runDeadline, mc, "-h", host, "-p", port, "-t", "10", mode)
 		if err != nil || !strings.Contains(out, "All tests passed") || strings.Contains(out, "[FAIL]") {
 			t.Fatalf("memccapable %s: %v\n%s", mode, err, out)
 		}
@@ -174,7 +167,7 @@ func TestReplicas(t *testing.T) {
 	if err := rc.Signal(1, syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	rc.stderr.waitFor(t, regexp.MustCompile(`(?m)^\[1\] memcached-replicated: wrote dump-1\.txt \(\d+ proposals\)`), stopDeadline)
+	rc.stderr.WaitFor(t, regexp.MustCompile(`(?m)^\[1\] memcached-replicated: wrote dump-1\.txt \(\d+ proposals\)`), stopDeadline)
 	data, err := os.ReadFile(filepath.Join(dir, "dump-1.txt"))
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +191,7 @@ func TestFailoverKill9(t *testing.T) {
 		t.Skip("fail-over of processes: slow")
 	}
 	rc := startCluster(t, "mcr-test-failover", t.TempDir(), 2)
-	rc.stdout.waitFor(t, regexp.MustCompile(`(?m)^Reading pump started$`), startDeadline)
+	rc.stdout.WaitFor(t, regexp.MustCompile(`(?m)^Reading pump started$`), startDeadline)
 	var mu sync.Mutex
 	acked := map[string]string{}
 	var stop atomic.Bool
@@ -223,7 +216,7 @@ func TestFailoverKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	var lead string
-	waitUntil(t, "a new leader", startDeadline, func() bool {
+	clitest.WaitUntil(t, "a new leader", startDeadline, func() bool {
 		for _, id := range []int{2, 3} {
 			if roundTrip(t, rc.addrs[id], "set probe 0 0 1\r\nx\r\n", "STORED\r\n") == "" {
 				lead = rc.addrs[id]
@@ -300,111 +293,4 @@ func ioReadFull(r *bufio.Reader, buf []byte) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-type proc struct {
-	cmd            *exec.Cmd
-	stdout, stderr *lineBuffer
-	done           chan struct{}
-	err            error
-}
-
-func startProc(t *testing.T, dir string, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(os.Args[0], args...), stdout: &lineBuffer{}, stderr: &lineBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), envRunMain+"=1", "SID=", "DORY_REGISTRY_IP=")
-	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("%v stdout:\n%s\nstderr:\n%s", args, p.stdout, p.stderr)
-		}
-	})
-	return p
-}
-
-func (p *proc) wait(t *testing.T, d time.Duration) error {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(d):
-		t.Fatalf("%v still running after %v", p.cmd.Args[1:], d)
-		return nil
-	}
-}
-
-// lineBuffer collects a process's output for tests to wait on.
-type lineBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lineBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lineBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *lineBuffer) waitFor(t *testing.T, re *regexp.Regexp, d time.Duration) {
-	t.Helper()
-	waitUntil(t, fmt.Sprintf("output matching %q", re), d, func() bool { return re.MatchString(b.String()) })
-}
-
-func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// runBounded runs a program with a deadline and returns its combined
-// output.
-func runBounded(t *testing.T, d time.Duration, name string, args ...string) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if ctx.Err() != nil {
-		t.Fatalf("%s %v did not finish within %v:\n%s", name, args, d, out)
-	}
-	return string(out), err
-}
-
-// freePorts returns n distinct free ports.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	seen := map[int]bool{}
-	var ports []int
-	for len(ports) < n {
-		p, err := redistest.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !seen[p] {
-			seen[p] = true
-			ports = append(ports, p)
-		}
-	}
-	return ports
 }

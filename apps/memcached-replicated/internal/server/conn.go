@@ -18,7 +18,7 @@ type conn struct {
 	nc   net.Conn
 	br   *bufio.Reader
 	text *memcache.Parser
-	bin  requestReader
+	bin  *memcache.BinaryParser
 	cmd  memcache.Command
 	out  []byte
 	slot int // reply slot in the machine, -1 standalone
@@ -39,7 +39,7 @@ func (s *Server) newConn(nc net.Conn, slot int) *conn {
 	br := bufio.NewReaderSize(countingReader{nc, &s.bytesRead}, connBufSize)
 	c := &conn{s: s, nc: nc, br: br, slot: slot,
 		text: memcache.NewParser(br, s.cfg.Limits),
-		bin:  newBinaryParser(br, s.cfg.Limits),
+		bin:  memcache.NewBinaryParser(br, s.cfg.Limits),
 	}
 	c.prop.reset()
 	return c
@@ -60,14 +60,13 @@ func (c *conn) serve() {
 		} else {
 			_ = c.nc.SetReadDeadline(time.Time{})
 		}
-		b, err := c.br.Peek(1)
+		p, err := memcache.DetectProto(c.br)
 		if err != nil {
 			return
 		}
-		if !c.started && b[0] == binaryRequestMagic {
-			proto = memcache.ProtoBinary
+		if !c.started {
+			proto, c.started = p, true
 		}
-		c.started = true
 		c.s.awaitResumed()
 		c.readOK = false
 		quit := c.batch(proto)
@@ -100,9 +99,10 @@ func (c *conn) batch(proto memcache.Proto) bool {
 			}
 			if pe == memcache.ErrTooLarge {
 				c.s.tooLarge.Add(1)
-				if c.cmd.Op == memcache.OpSet && c.s.leads() {
+				if (c.cmd.Op == memcache.OpSet || c.cmd.Op == memcache.OpMetaSet) && c.s.leads() {
 					// memcached drops the item a set too large would
-					// have replaced: a write like any other.
+					// have replaced (a text, binary or meta set, in
+					// any mode): a write like any other.
 					c.prop.addDelete(c.cmd.Key())
 				}
 			}
@@ -127,11 +127,17 @@ func (c *conn) dispatch() bool {
 	switch {
 	case cmd.Op == memcache.OpQuit:
 		c.flushWrites()
-		c.out = appendQuit(c.out, cmd)
+		if cmd.Proto == memcache.ProtoBinary {
+			c.out = memcache.AppendBinaryQuit(c.out, cmd)
+		}
 		return true
 	case cmd.Op == memcache.OpVersion:
 		c.flushWrites()
-		c.out = appendVersion(c.out, cmd, c.s.cfg.Version)
+		if cmd.Proto == memcache.ProtoBinary {
+			c.out = memcache.AppendBinaryVersion(c.out, cmd, c.s.cfg.Version)
+		} else {
+			c.out = memcache.AppendVersion(c.out, c.s.cfg.Version)
+		}
 		return false
 	case cmd.Op == memcache.OpStats:
 		c.flushWrites()
@@ -172,17 +178,7 @@ func (c *conn) readBarrier() bool {
 		return true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.Timeout)
-	var err error
-	if c.s.cfg.StaleFollowerReads {
-		err = r.StaleReadBarrier(ctx)
-	} else {
-		err = r.ReadBarrier(ctx)
-		// A leader that stepped down during its barrier is a follower
-		// now: its read is served as a follower's, through a read index.
-		for i := 0; i < 2 && errors.Is(err, consensus.ErrNotLeaderSentinel) && r.Role() == consensus.Follower; i++ {
-			err = r.ReadBarrier(ctx)
-		}
-	}
+	err := r.ServeReadBarrier(ctx, c.s.cfg.StaleFollowerReads)
 	cancel()
 	if err != nil {
 		var nl consensus.ErrNotLeader

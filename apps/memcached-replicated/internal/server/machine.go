@@ -197,7 +197,7 @@ type requestParser struct {
 	src  bytes.Reader
 	br   *bufio.Reader
 	text *memcache.Parser
-	bin  requestReader
+	bin  *memcache.BinaryParser
 }
 
 func newRequestParser() *requestParser {
@@ -207,7 +207,7 @@ func newRequestParser() *requestParser {
 	// own beyond the proposal's size.
 	lim := memcache.Limits{MaxValueLen: 1 << 30}
 	rp.text = memcache.NewParser(rp.br, lim)
-	rp.bin = newBinaryParser(rp.br, lim)
+	rp.bin = memcache.NewBinaryParser(rp.br, lim)
 	return rp
 }
 

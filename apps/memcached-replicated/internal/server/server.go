@@ -311,21 +311,33 @@ func (s *Server) Dump(path string) (int64, string, error) {
 	return rec.Count(), rec.Summary(), nil
 }
 
-// appendStats answers "stats [group]".
+// appendStats answers "stats [group]" as memcached does, plus gomu's own
+// group.
 func (s *Server) appendStats(out []byte, cmd *memcache.Command) []byte {
-	group := ""
-	if len(cmd.Keys) > 0 {
-		group = string(cmd.Keys[0])
+	var group string
+	if cmd.Proto == memcache.ProtoBinary || len(cmd.Keys) > 0 {
+		group = string(cmd.Key())
+		if cmd.Proto == memcache.ProtoText && len(cmd.Keys) > 1 {
+			group += " " + string(cmd.Keys[1])
+		}
 	}
 	st := s.cfg.Machine.st.Stats()
-	switch {
-	case group == "" && len(cmd.Keys) == 0:
+	switch first, _, _ := strings.Cut(group, " "); {
+	case group == "":
 		return s.appendGeneral(out, cmd, st)
-	case len(cmd.Keys) > 1 && group != "detail":
+	case first == "gomu":
+		return s.appendPairs(out, cmd, s.gomuStats())
+	case !memcache.IsStatsGroup(group):
+		if cmd.Proto == memcache.ProtoBinary {
+			return memcache.AppendBinaryStatus(out, cmd, memcache.BinaryKeyNotFound, "")
+		}
+		if first == "detail" {
+			return append(out, "CLIENT_ERROR usage: stats detail on|off|dump\r\n"...)
+		}
 		return memcache.AppendCommandError(out, cmd, memcache.ErrUnknownCommand)
-	case group == "settings":
+	case first == "settings":
 		return s.appendPairs(out, cmd, s.settings(st))
-	case group == "items":
+	case first == "items":
 		if st.CurrItems == 0 {
 			return s.appendPairs(out, cmd, nil)
 		}
@@ -334,18 +346,15 @@ func (s *Server) appendStats(out []byte, cmd *memcache.Command) []byte {
 		return s.appendPairs(out, cmd, []string{
 			"items:1:number", u64(st.CurrItems), "items:1:evicted", u64(st.Evictions),
 			"items:1:reclaimed", u64(st.Reclaimed), "items:1:outofmemory", u64(st.OutOfMemory)})
-	case group == "slabs":
+	case first == "slabs":
 		return s.appendPairs(out, cmd, []string{"active_slabs", u64(min(st.CurrItems, 1)), "total_malloced", u64(st.Bytes)})
-	case group == "sizes", group == "conns":
-		return s.appendPairs(out, cmd, nil)
-	case group == "reset":
-		// Counters are the store's history here; nothing to reset but
-		// the answer.
+	case first == "reset" && cmd.Proto == memcache.ProtoText:
+		// The counters are the store's history here; nothing to reset
+		// but the answer.
 		return append(out, "RESET\r\n"...)
-	case group == "gomu":
-		return s.appendPairs(out, cmd, s.gomuStats())
 	}
-	return memcache.AppendCommandError(out, cmd, memcache.ErrUnknownCommand)
+	// sizes, conns, detail on|off|dump, a binary reset: nothing to list.
+	return s.appendPairs(out, cmd, nil)
 }
 
 func u64(v uint64) string { return strconv.FormatUint(v, 10) }
@@ -353,7 +362,7 @@ func u64(v uint64) string { return strconv.FormatUint(v, 10) }
 // appendPairs renders name, value pairs as a stats reply in cmd's protocol.
 func (s *Server) appendPairs(out []byte, cmd *memcache.Command, pairs []string) []byte {
 	if cmd.Proto == memcache.ProtoBinary {
-		return appendBinaryStats(out, cmd, pairs)
+		return memcache.AppendBinaryStats(out, cmd, pairs...)
 	}
 	for i := 0; i+1 < len(pairs); i += 2 {
 		out = memcache.AppendStat(out, pairs[i], pairs[i+1])
@@ -376,7 +385,7 @@ func (s *Server) appendGeneral(out []byte, cmd *memcache.Command, st memcache.St
 		BytesWritten:  s.bytesWritten.Load(),
 		StoreTooLarge: s.tooLarge.Load(),
 	}
-	pairs := generalStats(nil, sv, st)
+	pairs := memcache.GeneralStats(nil, time.Now(), sv, st)
 	pairs = append(pairs, s.gomuStats()...)
 	return s.appendPairs(out, cmd, pairs)
 }

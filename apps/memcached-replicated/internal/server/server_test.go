@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -36,7 +37,7 @@ func TestReplicatedCommands(t *testing.T) {
 		{"delete d\r\n", "NOT_FOUND\r\n"},
 		{"touch c 1000\r\n", "TOUCHED\r\n"},
 		{"cas c 0 0 1 1\r\nz\r\n", "EXISTS\r\n"},
-		{"get a b c d\r\n", "VALUE a 5 6\r\n_abcde\r\nVALUE b 0 1\r\n0\r\nVALUE c 0 1\r\nx\r\nEND\r\n"},
+		{"get a b c d\r\n", "VALUE a 5 6\r\n_abcde\r\nVALUE b 0 2\r\n0 \r\nVALUE c 0 1\r\nx\r\nEND\r\n"},
 	}
 	for _, s := range steps {
 		lc.do(s.in, s.want)
@@ -50,7 +51,7 @@ func TestReplicatedCommands(t *testing.T) {
 	lc.roundTrip("", len("x\r\nEND\r\n"))
 	lc.do(fmt.Sprintf("cas c 0 0 1 %d\r\nz\r\n", cas), "STORED\r\n")
 	for _, n := range c.live() {
-		dial(t, n.addr()).do("get a b c d\r\n", "VALUE a 5 6\r\n_abcde\r\nVALUE b 0 1\r\n0\r\nVALUE c 0 1\r\nz\r\nEND\r\n")
+		dial(t, n.addr()).do("get a b c d\r\n", "VALUE a 5 6\r\n_abcde\r\nVALUE b 0 2\r\n0 \r\nVALUE c 0 1\r\nz\r\nEND\r\n")
 	}
 	c.waitDigests()
 }
@@ -165,6 +166,9 @@ func TestStatsGomu(t *testing.T) {
 				t.Fatalf("replica %d: stats lacks %s: %v", n.id, k, gen)
 			}
 		}
+		cl.do("stats noexists\r\n", "ERROR\r\n")
+		cl.do("stats detail\r\n", "CLIENT_ERROR usage: stats detail on|off|dump\r\n")
+		cl.do("stats reset\r\n", "RESET\r\n")
 		set := readStats(t, cl, "stats settings\r\n")
 		if set["item_size_max"] != fmt.Sprint(testItemMax) || set["maxconns"] != fmt.Sprint(testConns) {
 			t.Fatalf("stats settings: %v", set)
@@ -239,8 +243,9 @@ func TestGomemcacheClient(t *testing.T) {
 	for _, f := range c.followers(lead) {
 		fc := memcache.New(f.addr())
 		fc.Timeout = hang
+		// memcached pads a counter that shrank: "42" decremented to 0 is "0 ".
 		it, err := fc.Get("a")
-		if err != nil || string(it.Value) != "0" {
+		if err != nil || string(it.Value) != "0 " {
 			t.Fatalf("follower %d get a: %v %v", f.id, it, err)
 		}
 		if err := fc.Set(&memcache.Item{Key: "f", Value: []byte("v")}); err == nil || !strings.Contains(err.Error(), "not the leader") {
@@ -354,5 +359,56 @@ func TestRestartedFollowerCatchesUp(t *testing.T) {
 	c.mu.Lock()
 	nf := c.nodes[f.id]
 	c.mu.Unlock()
-	dial(t, nf.addr()).do("get k0 k399 last\r\n", "VALUE k0 0 2\r\nv0\r\nVALUE k399 399 2\r\nv9\r\nVALUE last 0 1\r\nx\r\nEND\r\n")
+	// It serves reads once it knows it has caught up (until then it says
+	// so: a client moves to another replica).
+	want := "VALUE k0 0 2\r\nv0\r\nVALUE k399 399 2\r\nv9\r\nVALUE last 0 1\r\nx\r\nEND\r\n"
+	cl := dial(t, nf.addr())
+	var got string
+	if !waitFor(func() bool {
+		got = cl.line("get k0 k399 last\r\n")
+		if strings.HasPrefix(got, "SERVER_ERROR gomu: this replica is catching up.") {
+			return false
+		}
+		got += cl.roundTrip("", len(want)-len(got))
+		return true
+	}) || got != want {
+		t.Fatalf("restarted replica reads %q, want %q", got, want)
+	}
+}
+
+// binarySet is a binary-protocol Set request of key and value.
+func binarySet(key, value string, opaque uint32) string {
+	var b []byte
+	body := 8 + len(key) + len(value)
+	b = append(b, 0x80, 0x01, byte(len(key)>>8), byte(len(key)), 8, 0, 0, 0)
+	b = binary.BigEndian.AppendUint32(b, uint32(body))
+	b = binary.BigEndian.AppendUint32(b, opaque)
+	b = binary.BigEndian.AppendUint64(b, 0)
+	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0) // flags, exptime
+	b = append(b, key...)
+	return string(append(b, value...))
+}
+
+// TestBinaryProtocolReplicated: a binary Set on the leader is replicated;
+// on a follower it gets status 0x86 (temporary failure) naming the leader.
+func TestBinaryProtocolReplicated(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.waitLeader()
+	lc := dial(t, lead.addr())
+	resp := lc.roundTrip(binarySet("bk", "bv", 7), 24)
+	if resp[0] != 0x81 || resp[1] != 0x01 || binary.BigEndian.Uint16([]byte(resp[6:8])) != 0 || binary.BigEndian.Uint32([]byte(resp[12:16])) != 7 {
+		t.Fatalf("binary set on the leader: % x", resp)
+	}
+	for _, f := range c.followers(lead) {
+		fc := dial(t, f.addr())
+		head := fc.roundTrip(binarySet("bk", "other", 9), 24)
+		status := binary.BigEndian.Uint16([]byte(head[6:8]))
+		body := fc.roundTrip("", int(binary.BigEndian.Uint32([]byte(head[8:12]))))
+		want := "gomu: not the leader " + leaderhint.Format(lead.id, lead.addr())
+		if status != 0x86 || body != want {
+			t.Fatalf("binary set on follower %d: status %#x body %q, want 0x86 %q", f.id, status, body, want)
+		}
+		dial(t, f.addr()).do("get bk\r\n", "VALUE bk 0 2\r\nbv\r\nEND\r\n")
+	}
+	c.waitDigests()
 }
