@@ -123,8 +123,8 @@ var paddedMetaCounter = regexp.MustCompile(`(?m)^VA (\d+)((?: \S+)*)\r\n(\d+) +\
 func TestDifferentialAgainstMemcached(t *testing.T) {
 	real := dialDiff(t, memcachedtest.Addr(t))
 	c := startCluster(t, 3)
-	lead := c.waitLeader()
-	ours := dialDiff(t, lead.addr())
+	lead := c.WaitLeader()
+	ours := dialDiff(t, lead.Addr())
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("GOMU_SEED"); s != "" {
 		seed, _ = strconv.ParseUint(s, 10, 64)
@@ -227,9 +227,9 @@ func TestDifferentialAgainstMemcached(t *testing.T) {
 	c.waitDigests()
 	all := fmt.Sprintf("get %s\r\n", strings.Join(keys, " "))
 	want := ours.exchange(t, all)
-	for _, f := range c.followers(lead) {
-		if got := dialDiff(t, f.addr()).exchange(t, all); got != want {
-			t.Fatalf("follower %d reads %q, leader %q", f.id, got, want)
+	for _, f := range c.Followers(lead) {
+		if got := dialDiff(t, f.Addr()).exchange(t, all); got != want {
+			t.Fatalf("follower %d reads %q, leader %q", f.ID, got, want)
 		}
 	}
 }

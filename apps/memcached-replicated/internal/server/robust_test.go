@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gomu-rdma/gomu/internal/memcache"
+	"github.com/gomu-rdma/gomu/internal/replicatest"
 )
 
 // TestBadInputReplicated: malformed commands on the leader get memcached's
@@ -17,7 +18,7 @@ import (
 // would.
 func TestBadInputReplicated(t *testing.T) {
 	c := startCluster(t, 3)
-	lead := c.waitLeader()
+	lead := c.WaitLeader()
 	long := strings.Repeat("k", memcache.MaxKeyLen+1)
 	tests := []struct{ name, in, want string }{
 		{"unknown command", "bogus\r\n", "ERROR\r\n"},
@@ -34,16 +35,16 @@ func TestBadInputReplicated(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cl := dial(t, lead.addr())
+			cl := dial(t, lead.Addr())
 			cl.do(tc.in+"version\r\n", tc.want+"VERSION "+DefaultVersion+"\r\n")
 		})
 	}
 	// A line longer than memcached's limit closes the connection after
 	// the error.
-	cl := dial(t, lead.addr())
+	cl := dial(t, lead.Addr())
 	cl.do("get "+strings.Repeat("k ", memcache.DefaultMaxLineLen)+"\r\n", "CLIENT_ERROR line too long\r\n")
 	c.waitDigests()
-	dial(t, lead.addr()).do("get k\r\n", "END\r\n")
+	dial(t, lead.Addr()).do("get k\r\n", "END\r\n")
 }
 
 // TestManyConnections: 2000 clients against -c 256: the ones over the
@@ -53,7 +54,7 @@ func TestManyConnections(t *testing.T) {
 		t.Skip("2000 connections: slow")
 	}
 	c := startCluster(t, 3)
-	lead := c.waitLeader()
+	lead := c.WaitLeader()
 	var conns []net.Conn
 	defer func() {
 		for _, nc := range conns {
@@ -62,7 +63,7 @@ func TestManyConnections(t *testing.T) {
 	}()
 	served, refused := 0, 0
 	for i := range 2000 {
-		nc, err := net.DialTimeout("tcp", lead.addr(), hang)
+		nc, err := net.DialTimeout("tcp", lead.Addr(), hang)
 		if err != nil {
 			t.Fatalf("dial %d: %v", i, err)
 		}
@@ -90,8 +91,8 @@ func TestManyConnections(t *testing.T) {
 	}
 	conns = nil
 	// Slots come back as connections close.
-	ok := waitFor(func() bool {
-		nc, err := net.Dial("tcp", lead.addr())
+	ok := replicatest.WaitFor(func() bool {
+		nc, err := net.Dial("tcp", lead.Addr())
 		if err != nil {
 			return false
 		}

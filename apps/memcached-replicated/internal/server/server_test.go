@@ -14,6 +14,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"github.com/gomu-rdma/gomu/internal/leaderhint"
+	"github.com/gomu-rdma/gomu/internal/replicatest"
 )
 
 // TestReplicatedCommands runs text commands through the leader, then reads
@@ -21,8 +22,8 @@ import (
 // (linearizable by default), and every replica holds the same items.
 func TestReplicatedCommands(t *testing.T) {
 	c := startCluster(t, 3)
-	lead := c.waitLeader()
-	lc := dial(t, lead.addr())
+	lead := c.WaitLeader()
+	lc := dial(t, lead.Addr())
 	steps := []struct{ in, want string }{
 		{"set a 5 0 3\r\nabc\r\n", "STORED\r\n"},
 		{"add a 0 0 1\r\nx\r\n", "NOT_STORED\r\n"},
@@ -50,8 +51,8 @@ func TestReplicatedCommands(t *testing.T) {
 	}
 	lc.roundTrip("", len("x\r\nEND\r\n"))
 	lc.do(fmt.Sprintf("cas c 0 0 1 %d\r\nz\r\n", cas), "STORED\r\n")
-	for _, n := range c.live() {
-		dial(t, n.addr()).do("get a b c d\r\n", "VALUE a 5 6\r\n_abcde\r\nVALUE b 0 2\r\n0 \r\nVALUE c 0 1\r\nz\r\nEND\r\n")
+	for _, n := range c.Live() {
+		dial(t, n.Addr()).do("get a b c d\r\n", "VALUE a 5 6\r\n_abcde\r\nVALUE b 0 2\r\n0 \r\nVALUE c 0 1\r\nz\r\nEND\r\n")
 	}
 	c.waitDigests()
 }
@@ -61,15 +62,15 @@ func TestReplicatedCommands(t *testing.T) {
 // (memcached never answers one), and reads are served.
 func TestFollowerRefusesWrites(t *testing.T) {
 	c := startCluster(t, 3)
-	lead := c.waitLeader()
-	for _, f := range c.followers(lead) {
-		fc := dial(t, f.addr())
+	lead := c.WaitLeader()
+	for _, f := range c.Followers(lead) {
+		fc := dial(t, f.Addr())
 		got := fc.line("set k 0 0 1\r\nv\r\n")
-		want := "SERVER_ERROR gomu: not the leader " + leaderhint.Format(lead.id, lead.addr()) + "\r\n"
+		want := "SERVER_ERROR gomu: not the leader " + leaderhint.Format(lead.ID, lead.Addr()) + "\r\n"
 		if got != want {
-			t.Fatalf("follower %d: %q, want %q", f.id, got, want)
+			t.Fatalf("follower %d: %q, want %q", f.ID, got, want)
 		}
-		if id, addr := leaderhint.Parse(got); id != lead.id || addr != lead.addr() {
+		if id, addr := leaderhint.Parse(got); id != lead.ID || addr != lead.Addr() {
 			t.Fatalf("leader hint %q parses as %d %q", got, id, addr)
 		}
 		fc.do("set k 0 0 1 noreply\r\nv\r\nget k\r\n", "END\r\n")
@@ -83,8 +84,8 @@ func TestFollowerRefusesWrites(t *testing.T) {
 // goes on, and the item it would have replaced is gone on every replica.
 func TestTooLarge(t *testing.T) {
 	c := startCluster(t, 3)
-	lead := c.waitLeader()
-	lc := dial(t, lead.addr())
+	lead := c.WaitLeader()
+	lc := dial(t, lead.Addr())
 	lc.do("set k 0 0 1\r\nv\r\n", "STORED\r\n")
 	big := strings.Repeat("x", testItemMax+1)
 	lc.do("set k 0 0 "+fmt.Sprint(len(big))+"\r\n"+big+"\r\n", "SERVER_ERROR object too large for cache\r\n")
@@ -92,8 +93,8 @@ func TestTooLarge(t *testing.T) {
 	ok := strings.Repeat("y", testItemMax)
 	lc.do("set j 0 0 "+fmt.Sprint(len(ok))+"\r\n"+ok+"\r\n", "STORED\r\n")
 	c.waitDigests()
-	for _, f := range c.followers(lead) {
-		dial(t, f.addr()).do("get k\r\n", "END\r\n")
+	for _, f := range c.Followers(lead) {
+		dial(t, f.Addr()).do("get k\r\n", "END\r\n")
 	}
 }
 
@@ -101,8 +102,8 @@ func TestTooLarge(t *testing.T) {
 // by the leader's clock in each proposal, so replicas expire alike.
 func TestExpiryAndFlushReplicated(t *testing.T) {
 	c := startCluster(t, 3)
-	lead := c.waitLeader()
-	lc := dial(t, lead.addr())
+	lead := c.WaitLeader()
+	lc := dial(t, lead.Addr())
 	abs := time.Now().Add(time.Hour).Unix()
 	lc.do("set short 0 1 1\r\na\r\n", "STORED\r\n")
 	lc.do(fmt.Sprintf("set abs 0 %d 1\r\nb\r\n", abs), "STORED\r\n")
@@ -111,8 +112,8 @@ func TestExpiryAndFlushReplicated(t *testing.T) {
 	lc.do("set later 0 0 1\r\nd\r\n", "STORED\r\n")
 	time.Sleep(2100 * time.Millisecond) // both the exptime and the flush delay pass
 	lc.do("set after 0 0 1\r\ne\r\n", "STORED\r\n")
-	for _, n := range c.live() {
-		dial(t, n.addr()).do("get short abs past later after\r\n", "VALUE after 0 1\r\ne\r\nEND\r\n")
+	for _, n := range c.Live() {
+		dial(t, n.Addr()).do("get short abs past later after\r\n", "VALUE after 0 1\r\ne\r\nEND\r\n")
 	}
 	c.waitDigests()
 }
@@ -121,23 +122,23 @@ func TestExpiryAndFlushReplicated(t *testing.T) {
 // and every replica evicts the same items.
 func TestEvictionSameEverywhere(t *testing.T) {
 	c := startClusterOpts(t, 3, clusterOpts{mem: 1 << 20})
-	lead := c.waitLeader()
-	lc := dial(t, lead.addr())
+	lead := c.WaitLeader()
+	lc := dial(t, lead.Addr())
 	val := strings.Repeat("v", 1000)
 	for i := range 3000 {
 		lc.do(fmt.Sprintf("set key%d 0 0 %d\r\n%s\r\n", i, len(val), val), "STORED\r\n")
 	}
 	c.waitDigests()
-	st := lead.m.Store().Stats()
+	st := lead.M.Store().Stats()
 	if st.Evictions == 0 || st.Bytes > 1<<20 {
 		t.Fatalf("no eviction under 1 MiB: %+v", st)
 	}
 	// The oldest writes went first.
 	lc.do("get key0\r\n", "END\r\n")
 	lc.do("get key2999\r\n", "VALUE key2999 0 1000\r\n"+val+"\r\nEND\r\n")
-	for _, f := range c.followers(lead) {
-		if fs := f.m.Store().Stats(); fs.CurrItems != st.CurrItems {
-			t.Fatalf("follower %d holds %d items, leader %d", f.id, fs.CurrItems, st.CurrItems)
+	for _, f := range c.Followers(lead) {
+		if fs := f.M.Store().Stats(); fs.CurrItems != st.CurrItems {
+			t.Fatalf("follower %d holds %d items, leader %d", f.ID, fs.CurrItems, st.CurrItems)
 		}
 	}
 }
@@ -146,24 +147,24 @@ func TestEvictionSameEverywhere(t *testing.T) {
 // stats carries memcached's general lines.
 func TestStatsGomu(t *testing.T) {
 	c := startCluster(t, 3)
-	lead := c.waitLeader()
-	for _, n := range c.live() {
-		cl := dial(t, n.addr())
+	lead := c.WaitLeader()
+	for _, n := range c.Live() {
+		cl := dial(t, n.Addr())
 		st := readStats(t, cl, "stats gomu\r\n")
-		if st["gomu_leader_id"] != fmt.Sprint(lead.id) || st["gomu_leader_addr"] != lead.addr() || st["gomu_id"] != fmt.Sprint(n.id) {
-			t.Fatalf("replica %d: stats gomu %v", n.id, st)
+		if st["gomu_leader_id"] != fmt.Sprint(lead.ID) || st["gomu_leader_addr"] != lead.Addr() || st["gomu_id"] != fmt.Sprint(n.ID) {
+			t.Fatalf("replica %d: stats gomu %v", n.ID, st)
 		}
 		var want []string
-		for _, m := range c.live() {
-			want = append(want, fmt.Sprintf("%d=%s", m.id, m.addr()))
+		for _, m := range c.Live() {
+			want = append(want, fmt.Sprintf("%d=%s", m.ID, m.Addr()))
 		}
 		if st["gomu_replica_addrs"] != strings.Join(want, ",") {
-			t.Fatalf("replica %d: gomu_replica_addrs %q, want %q", n.id, st["gomu_replica_addrs"], strings.Join(want, ","))
+			t.Fatalf("replica %d: gomu_replica_addrs %q, want %q", n.ID, st["gomu_replica_addrs"], strings.Join(want, ","))
 		}
 		gen := readStats(t, cl, "stats\r\n")
 		for _, k := range []string{"pid", "uptime", "curr_connections", "cmd_get", "limit_maxbytes", "curr_items", "evictions", "gomu_role"} {
 			if _, ok := gen[k]; !ok {
-				t.Fatalf("replica %d: stats lacks %s: %v", n.id, k, gen)
+				t.Fatalf("replica %d: stats lacks %s: %v", n.ID, k, gen)
 			}
 		}
 		cl.do("stats noexists\r\n", "ERROR\r\n")
@@ -194,8 +195,8 @@ func readStats(t *testing.T, cl *client, cmd string) map[string]string {
 // against the leader, and reads back on a follower.
 func TestGomemcacheClient(t *testing.T) {
 	c := startCluster(t, 3)
-	lead := c.waitLeader()
-	mc := memcache.New(lead.addr())
+	lead := c.WaitLeader()
+	mc := memcache.New(lead.Addr())
 	mc.Timeout = hang
 	must := func(what string, err error) {
 		t.Helper()
@@ -240,16 +241,16 @@ func TestGomemcacheClient(t *testing.T) {
 	if err := mc.Delete("b"); !errors.Is(err, memcache.ErrCacheMiss) {
 		t.Fatalf("delete missing: %v", err)
 	}
-	for _, f := range c.followers(lead) {
-		fc := memcache.New(f.addr())
+	for _, f := range c.Followers(lead) {
+		fc := memcache.New(f.Addr())
 		fc.Timeout = hang
 		// memcached pads a counter that shrank: "42" decremented to 0 is "0 ".
 		it, err := fc.Get("a")
 		if err != nil || string(it.Value) != "0 " {
-			t.Fatalf("follower %d get a: %v %v", f.id, it, err)
+			t.Fatalf("follower %d get a: %v %v", f.ID, it, err)
 		}
 		if err := fc.Set(&memcache.Item{Key: "f", Value: []byte("v")}); err == nil || !strings.Contains(err.Error(), "not the leader") {
-			t.Fatalf("follower %d set: %v", f.id, err)
+			t.Fatalf("follower %d set: %v", f.ID, err)
 		}
 	}
 	must("flush", mc.FlushAll())
@@ -267,14 +268,14 @@ func TestFailoverKeepsAcknowledgedWrites(t *testing.T) {
 		t.Skip("fail-over: slow")
 	}
 	c := startCluster(t, 3)
-	lead := c.waitLeader()
+	lead := c.WaitLeader()
 	var mu sync.Mutex
 	acked := map[string]string{}
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	addrs := []string{}
-	for _, n := range c.live() {
-		addrs = append(addrs, n.addr())
+	for _, n := range c.Live() {
+		addrs = append(addrs, n.Addr())
 	}
 	for w := range 4 {
 		wg.Add(1)
@@ -291,8 +292,8 @@ func TestFailoverKeepsAcknowledgedWrites(t *testing.T) {
 		}()
 	}
 	time.Sleep(300 * time.Millisecond)
-	c.crash(lead.id)
-	next := c.waitLeader()
+	c.Crash(lead.ID)
+	next := c.WaitLeader()
 	time.Sleep(300 * time.Millisecond)
 	stop.Store(true)
 	wg.Wait()
@@ -301,12 +302,12 @@ func TestFailoverKeepsAcknowledgedWrites(t *testing.T) {
 	if len(acked) == 0 {
 		t.Fatal("no write acknowledged")
 	}
-	cl := dial(t, next.addr())
+	cl := dial(t, next.Addr())
 	for k, v := range acked {
 		cl.do("get "+k+"\r\n", fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nEND\r\n", k, len(v), v))
 	}
 	c.waitDigests()
-	t.Logf("%d acknowledged writes, all on the new leader %d", len(acked), next.id)
+	t.Logf("%d acknowledged writes, all on the new leader %d", len(acked), next.ID)
 }
 
 // writeSomewhere sets key on whichever replica takes it, following
@@ -341,30 +342,28 @@ func TestRestartedFollowerCatchesUp(t *testing.T) {
 		t.Skip("restart: slow")
 	}
 	c := startCluster(t, 3)
-	lead := c.waitLeader()
-	lc := dial(t, lead.addr())
+	lead := c.WaitLeader()
+	lc := dial(t, lead.Addr())
 	for i := range 200 {
 		lc.do(fmt.Sprintf("set k%d %d 0 2\r\nv%d\r\n", i, i, i%10), "STORED\r\n")
 	}
-	f := c.followers(lead)[0]
-	c.crash(f.id)
+	f := c.Followers(lead)[0]
+	c.Crash(f.ID)
 	for i := 200; i < 400; i++ {
 		lc.do(fmt.Sprintf("set k%d %d 0 2\r\nv%d\r\n", i, i, i%10), "STORED\r\n")
 	}
-	if err := c.startNode(f.id); err != nil {
+	if err := c.StartNode(f.ID); err != nil {
 		t.Fatal(err)
 	}
 	lc.do("set last 0 0 1\r\nx\r\n", "STORED\r\n")
 	c.waitDigests()
-	c.mu.Lock()
-	nf := c.nodes[f.id]
-	c.mu.Unlock()
+	nf := c.Node(f.ID)
 	// It serves reads once it knows it has caught up (until then it says
 	// so: a client moves to another replica).
 	want := "VALUE k0 0 2\r\nv0\r\nVALUE k399 399 2\r\nv9\r\nVALUE last 0 1\r\nx\r\nEND\r\n"
-	cl := dial(t, nf.addr())
+	cl := dial(t, nf.Addr())
 	var got string
-	if !waitFor(func() bool {
+	if !replicatest.WaitFor(func() bool {
 		got = cl.line("get k0 k399 last\r\n")
 		if strings.HasPrefix(got, "SERVER_ERROR gomu: this replica is catching up.") {
 			return false
@@ -393,22 +392,22 @@ func binarySet(key, value string, opaque uint32) string {
 // on a follower it gets status 0x86 (temporary failure) naming the leader.
 func TestBinaryProtocolReplicated(t *testing.T) {
 	c := startCluster(t, 3)
-	lead := c.waitLeader()
-	lc := dial(t, lead.addr())
+	lead := c.WaitLeader()
+	lc := dial(t, lead.Addr())
 	resp := lc.roundTrip(binarySet("bk", "bv", 7), 24)
 	if resp[0] != 0x81 || resp[1] != 0x01 || binary.BigEndian.Uint16([]byte(resp[6:8])) != 0 || binary.BigEndian.Uint32([]byte(resp[12:16])) != 7 {
 		t.Fatalf("binary set on the leader: % x", resp)
 	}
-	for _, f := range c.followers(lead) {
-		fc := dial(t, f.addr())
+	for _, f := range c.Followers(lead) {
+		fc := dial(t, f.Addr())
 		head := fc.roundTrip(binarySet("bk", "other", 9), 24)
 		status := binary.BigEndian.Uint16([]byte(head[6:8]))
 		body := fc.roundTrip("", int(binary.BigEndian.Uint32([]byte(head[8:12]))))
-		want := "gomu: not the leader " + leaderhint.Format(lead.id, lead.addr())
+		want := "gomu: not the leader " + leaderhint.Format(lead.ID, lead.Addr())
 		if status != 0x86 || body != want {
-			t.Fatalf("binary set on follower %d: status %#x body %q, want 0x86 %q", f.id, status, body, want)
+			t.Fatalf("binary set on follower %d: status %#x body %q, want 0x86 %q", f.ID, status, body, want)
 		}
-		dial(t, f.addr()).do("get bk\r\n", "VALUE bk 0 2\r\nbv\r\nEND\r\n")
+		dial(t, f.Addr()).do("get bk\r\n", "VALUE bk 0 2\r\nbv\r\nEND\r\n")
 	}
 	c.waitDigests()
 }

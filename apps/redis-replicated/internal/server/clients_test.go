@@ -31,21 +31,21 @@ func cli(t *testing.T, bin, addr string, args ...string) string {
 func TestRedisCLI(t *testing.T) {
 	bin := redisCLI(t)
 	c := startCluster(t, 3)
-	lead := c.waitLeader()
-	if got := cli(t, bin, lead.srv.Addr(), "SET", "greeting", "hello world"); got != "OK" {
+	lead := c.WaitLeader()
+	if got := cli(t, bin, lead.Srv.Addr(), "SET", "greeting", "hello world"); got != "OK" {
 		t.Fatalf("SET on leader: %q", got)
 	}
-	want := fmt.Sprintf("READONLY You can't write against a read only replica. leader=%d addr=%s", lead.id, lead.srv.Addr())
-	for _, f := range c.followers(lead) {
-		if got := cli(t, bin, f.srv.Addr(), "GET", "greeting"); got != "hello world" {
-			t.Errorf("GET on follower %d: %q", f.id, got)
+	want := fmt.Sprintf("READONLY You can't write against a read only replica. leader=%d addr=%s", lead.ID, lead.Srv.Addr())
+	for _, f := range c.Followers(lead) {
+		if got := cli(t, bin, f.Srv.Addr(), "GET", "greeting"); got != "hello world" {
+			t.Errorf("GET on follower %d: %q", f.ID, got)
 		}
-		got := cli(t, bin, f.srv.Addr(), "SET", "greeting", "x")
+		got := cli(t, bin, f.Srv.Addr(), "SET", "greeting", "x")
 		if !strings.Contains(got, want) {
-			t.Errorf("SET on follower %d: %q, want %q", f.id, got, want)
+			t.Errorf("SET on follower %d: %q, want %q", f.ID, got, want)
 		}
 	}
-	if got := cli(t, bin, lead.srv.Addr(), "GET", "greeting"); got != "hello world" {
+	if got := cli(t, bin, lead.Srv.Addr(), "GET", "greeting"); got != "hello world" {
 		t.Errorf("GET on leader after refused writes: %q", got)
 	}
 }
@@ -54,8 +54,8 @@ func TestRedisCLI(t *testing.T) {
 // it opens with HELLO 3, gets NOPROTO and must fall back to RESP2.
 func TestGoRedis(t *testing.T) {
 	c := startCluster(t, 3)
-	lead := c.waitLeader()
-	rdb := redis.NewClient(&redis.Options{Addr: lead.srv.Addr(), ReadTimeout: hang, WriteTimeout: hang})
+	lead := c.WaitLeader()
+	rdb := redis.NewClient(&redis.Options{Addr: lead.Srv.Addr(), ReadTimeout: hang, WriteTimeout: hang})
 	t.Cleanup(func() { rdb.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 4*hang)
 	defer cancel()
@@ -349,9 +349,9 @@ func TestGoRedis(t *testing.T) {
 		}
 		eq(t, "role", fields["role"], "master")
 		eq(t, "gomu_role", fields["gomu_role"], "leader")
-		eq(t, "gomu_id", fields["gomu_id"], lead.id)
-		eq(t, "gomu_leader_id", fields["gomu_leader_id"], lead.id)
-		eq(t, "gomu_leader_addr", fields["gomu_leader_addr"], lead.srv.Addr())
+		eq(t, "gomu_id", fields["gomu_id"], lead.ID)
+		eq(t, "gomu_leader_id", fields["gomu_leader_id"], lead.ID)
+		eq(t, "gomu_leader_addr", fields["gomu_leader_addr"], lead.Srv.Addr())
 		eq(t, "connected_slaves", fields["connected_slaves"], 2)
 		if n, err := strconv.Atoi(fields["gomu_commit_index"]); err != nil || n <= 0 {
 			t.Errorf("gomu_commit_index %q", fields["gomu_commit_index"])
@@ -422,10 +422,10 @@ func TestGoRedis(t *testing.T) {
 	})
 
 	// Every replica applied the same commands.
-	want := digest(t, lead.srv.Addr())
-	for _, f := range c.followers(lead) {
-		if got := digest(t, f.srv.Addr()); got != want {
-			t.Errorf("follower %d digest %q, leader %q", f.id, got, want)
+	want := digest(t, lead.Srv.Addr())
+	for _, f := range c.Followers(lead) {
+		if got := digest(t, f.Srv.Addr()); got != want {
+			t.Errorf("follower %d digest %q, leader %q", f.ID, got, want)
 		}
 	}
 }

@@ -228,8 +228,8 @@ func TestDifferential(t *testing.T) {
 	}
 	raddr := redistest.Start(t)
 	c := startCluster(t, 3)
-	lead := c.waitLeader()
-	rc, gc := redistest.Dial(t, raddr), redistest.Dial(t, lead.srv.Addr())
+	lead := c.WaitLeader()
+	rc, gc := redistest.Dial(t, raddr), redistest.Dial(t, lead.Srv.Addr())
 	g := gen{rand.New(rand.NewPCG(20260501, 7))}
 	var reads []diffCmd
 	for i := range n {
@@ -247,8 +247,8 @@ func TestDifferential(t *testing.T) {
 	if len(reads) < n/4 {
 		t.Fatalf("only %d reads in %d commands", len(reads), n)
 	}
-	for _, f := range c.followers(lead) {
-		fc := redistest.Dial(t, f.srv.Addr())
+	for _, f := range c.Followers(lead) {
+		fc := redistest.Dial(t, f.Srv.Addr())
 		for i, cmd := range reads {
 			want, got := gc.Do(cmd.args...), fc.Do(cmd.args...)
 			if got != want {
@@ -257,18 +257,18 @@ func TestDifferential(t *testing.T) {
 				// until swept): the follower must then agree with
 				// the leader read after it.
 				if after := gc.Do(cmd.args...); got != after {
-					t.Fatalf("read %d %q: follower %d %q, leader %q before and %q after", i, cmd.args, f.id, got, want, after)
+					t.Fatalf("read %d %q: follower %d %q, leader %q before and %q after", i, cmd.args, f.ID, got, want, after)
 				}
 			}
 		}
 	}
-	want := digest(t, lead.srv.Addr())
+	want := digest(t, lead.Srv.Addr())
 	if !strings.HasPrefix(want, "$64\r\n") {
 		t.Fatalf("leader DEBUG DIGEST: %q", want)
 	}
-	for _, f := range c.followers(lead) {
-		if got := digest(t, f.srv.Addr()); got != want {
-			t.Errorf("follower %d digest %q, leader %q", f.id, got, want)
+	for _, f := range c.Followers(lead) {
+		if got := digest(t, f.Srv.Addr()); got != want {
+			t.Errorf("follower %d digest %q, leader %q", f.ID, got, want)
 		}
 	}
 }

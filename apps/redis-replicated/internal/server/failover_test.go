@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gomu-rdma/gomu/internal/redistest"
+	"github.com/gomu-rdma/gomu/internal/replicatest"
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
 
@@ -122,12 +123,12 @@ func (w *failoverWriter) run(stop <-chan struct{}) error {
 // waitAcked waits until the writer has n acknowledged keys.
 func (w *failoverWriter) waitAcked(t *testing.T, c *testCluster, n int64) {
 	t.Helper()
-	if !waitFor(func() bool { return w.n.Load() >= n }) {
+	if !replicatest.WaitFor(func() bool { return w.n.Load() >= n }) {
 		w.mu.Lock()
 		last := w.last
 		w.mu.Unlock()
-		for _, n := range c.live() {
-			t.Logf("replica %d: role %v, leader %d, stats %+v", n.id, n.rep.Role(), n.rep.Leader(), n.rep.Stats())
+		for _, n := range c.Live() {
+			t.Logf("replica %d: role %v, leader %d, stats %+v", n.ID, n.Rep.Role(), n.Rep.Leader(), n.Rep.Stats())
 		}
 		t.Fatalf("writer stuck at %d acknowledged keys, waiting for %d; last reply %s", w.n.Load(), n, last)
 	}
@@ -142,10 +143,10 @@ func TestFailover(t *testing.T) {
 		t.Skip("fail-over waits for the failure detector")
 	}
 	c := startCluster(t, 3)
-	old := c.waitLeader()
-	w := &failoverWriter{addr: old.srv.Addr()}
-	for _, n := range c.live() {
-		w.addrs = append(w.addrs, n.srv.Addr())
+	old := c.WaitLeader()
+	w := &failoverWriter{addr: old.Srv.Addr()}
+	for _, n := range c.Live() {
+		w.addrs = append(w.addrs, n.Srv.Addr())
 	}
 	stop := make(chan struct{})
 	done := make(chan error, 1)
@@ -159,7 +160,7 @@ func TestFailover(t *testing.T) {
 	}()
 
 	w.waitAcked(t, c, 200)
-	c.crash(old.id)
+	c.Crash(old.ID)
 	before := w.n.Load()
 	w.waitAcked(t, c, before+200)
 	close(stop)
@@ -168,16 +169,16 @@ func TestFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	lead := c.waitLeader()
-	if lead.id == old.id {
-		t.Fatalf("crashed replica %d still leads", old.id)
+	lead := c.WaitLeader()
+	if lead.ID == old.ID {
+		t.Fatalf("crashed replica %d still leads", old.ID)
 	}
-	if w.addr != lead.srv.Addr() {
-		t.Errorf("writer ended on %s, new leader serves %s", w.addr, lead.srv.Addr())
+	if w.addr != lead.Srv.Addr() {
+		t.Errorf("writer ended on %s, new leader serves %s", w.addr, lead.Srv.Addr())
 	}
-	t.Logf("%d keys acknowledged, %d before the crash of replica %d; replica %d leads", len(w.acked), before, old.id, lead.id)
+	t.Logf("%d keys acknowledged, %d before the crash of replica %d; replica %d leads", len(w.acked), before, old.ID, lead.ID)
 
-	cn := redistest.Dial(t, lead.srv.Addr())
+	cn := redistest.Dial(t, lead.Srv.Addr())
 	var buf []byte
 	for _, k := range w.acked {
 		buf = append(buf, command("GET", k)...)
@@ -200,10 +201,10 @@ func TestFailover(t *testing.T) {
 	if lost > 0 {
 		t.Fatalf("%d of %d acknowledged keys lost", lost, len(w.acked))
 	}
-	want := digest(t, lead.srv.Addr())
-	for _, f := range c.followers(lead) {
-		if got := digest(t, f.srv.Addr()); got != want {
-			t.Errorf("follower %d digest %q, leader %q", f.id, got, want)
+	want := digest(t, lead.Srv.Addr())
+	for _, f := range c.Followers(lead) {
+		if got := digest(t, f.Srv.Addr()); got != want {
+			t.Errorf("follower %d digest %q, leader %q", f.ID, got, want)
 		}
 	}
 }

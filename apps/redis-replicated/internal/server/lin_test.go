@@ -9,6 +9,7 @@ import (
 
 	"github.com/gomu-rdma/gomu/consensus"
 	"github.com/gomu-rdma/gomu/internal/lincheck"
+	"github.com/gomu-rdma/gomu/internal/replicatest"
 )
 
 // linPause is how long the leader stays paused: well past the relaxed
@@ -91,7 +92,7 @@ func linTest(t *testing.T, stale bool, phases []linPhase) {
 						}
 					})
 				}
-				c.close() // idempotent: the cleanup closes it again
+				c.Close() // idempotent: the cleanup closes it again
 			}
 		})
 	}
@@ -99,11 +100,11 @@ func linTest(t *testing.T, stale bool, phases []linPhase) {
 
 // linRun runs one history on c, with ph's faults, and checks it.
 func linRun(t *testing.T, c *testCluster, knobs lincheck.Knobs, name string, ph linPhase) lincheck.Result {
-	nodes := c.live()
+	nodes := c.Live()
 	target := lincheck.Redis{LeaderReads: ph.leaderReads}
 	for _, n := range nodes {
-		target.Addrs = append(target.Addrs, n.srv.Addr())
-		target.Names = append(target.Names, fmt.Sprintf("r%d", n.id))
+		target.Addrs = append(target.Addrs, n.Srv.Addr())
+		target.Names = append(target.Names, fmt.Sprintf("r%d", n.ID))
 	}
 	w := lincheck.Workload{Ops: knobs.Ops, Prefix: name + ":"}
 	rec := lincheck.NewRecorder()
@@ -117,10 +118,10 @@ func linRun(t *testing.T, c *testCluster, knobs lincheck.Knobs, name string, ph 
 	start := time.Now()
 	err := w.RunFaults(ctx, rec, target.NewTarget, faults, func(int) {
 		lead := linLeader(t, c)
-		paused = append(paused, lead.id)
-		lead.rep.Pause()
+		paused = append(paused, lead.ID)
+		lead.Rep.Pause()
 		time.Sleep(linPause)
-		lead.rep.Resume()
+		lead.Rep.Resume()
 	})
 	took := time.Since(start)
 	if err != nil {
@@ -134,7 +135,7 @@ func linRun(t *testing.T, c *testCluster, knobs lincheck.Knobs, name string, ph 
 	}
 	if !ph.leaderReads {
 		for _, n := range nodes {
-			if r := fmt.Sprintf("r%d", n.id); res.ReadsAt[r] == 0 {
+			if r := fmt.Sprintf("r%d", n.ID); res.ReadsAt[r] == 0 {
 				t.Errorf("replica %s served no read of the history: reads per replica %v", r, res.ReadsAt)
 			}
 		}
@@ -147,16 +148,16 @@ func linRun(t *testing.T, c *testCluster, knobs lincheck.Knobs, name string, ph 
 func linLeader(t *testing.T, c *testCluster) *node {
 	t.Helper()
 	var lead *node
-	if !waitFor(func() bool {
+	if !replicatest.WaitFor(func() bool {
 		lead = nil
-		ns := c.live()
+		ns := c.Live()
 		for _, n := range ns {
-			if n.rep.Role() == consensus.Leader && !n.rep.Paused() {
+			if n.Rep.Role() == consensus.Leader && !n.Rep.Paused() {
 				lead = n
 			}
 		}
 		for _, n := range ns {
-			if lead == nil || n.rep.Leader() != lead.id {
+			if lead == nil || n.Rep.Leader() != lead.ID {
 				return false
 			}
 		}

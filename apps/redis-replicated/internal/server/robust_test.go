@@ -15,6 +15,7 @@ import (
 	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
 	"github.com/gomu-rdma/gomu/consensus"
 	"github.com/gomu-rdma/gomu/internal/redistest"
+	"github.com/gomu-rdma/gomu/internal/replicatest"
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
 
@@ -33,8 +34,8 @@ func command(args ...string) []byte {
 // sees it).
 func TestPipelining(t *testing.T) {
 	c := startCluster(t, 3)
-	lead := c.waitLeader()
-	cn := redistest.Dial(t, lead.srv.Addr())
+	lead := c.WaitLeader()
+	cn := redistest.Dial(t, lead.Srv.Addr())
 	var buf []byte
 	for i := range 1000 {
 		buf = append(buf, command("SET", fmt.Sprint("p", i), fmt.Sprint("v", i))...)
@@ -121,11 +122,11 @@ func TestFollowerFreshness(t *testing.T) {
 	for _, transport := range []string{"shm", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
 			c := startClusterOpts(t, 3, clusterOpts{transport: transport})
-			lead := c.waitLeader()
-			lc := redistest.Dial(t, lead.srv.Addr())
+			lead := c.WaitLeader()
+			lc := redistest.Dial(t, lead.Srv.Addr())
 			var fcs []*redistest.Conn
-			for _, f := range c.followers(lead) {
-				fc := redistest.Dial(t, f.srv.Addr())
+			for _, f := range c.Followers(lead) {
+				fc := redistest.Dial(t, f.Srv.Addr())
 				if r := fc.Do("INFO", "replication"); !strings.Contains(r, "gomu_follower_reads:linearizable\r\n") {
 					t.Fatalf("follower INFO does not say reads are linearizable: %q", r)
 				}
@@ -149,18 +150,18 @@ func TestFollowerFreshness(t *testing.T) {
 // leader's commit index reached the follower.
 func TestStaleFollowerReads(t *testing.T) {
 	c := startClusterOpts(t, 3, clusterOpts{staleReads: true})
-	lead := c.waitLeader()
-	lc := redistest.Dial(t, lead.srv.Addr())
+	lead := c.WaitLeader()
+	lc := redistest.Dial(t, lead.Srv.Addr())
 	if r := lc.Do("SET", "k", "v"); r != "+OK\r\n" {
 		t.Fatalf("SET: %q", r)
 	}
-	for _, f := range c.followers(lead) {
-		fc := redistest.Dial(t, f.srv.Addr())
+	for _, f := range c.Followers(lead) {
+		fc := redistest.Dial(t, f.Srv.Addr())
 		if r := fc.Do("INFO", "replication"); !strings.Contains(r, "gomu_follower_reads:stale\r\n") {
 			t.Fatalf("follower INFO does not say reads are stale: %q", r)
 		}
-		if !waitFor(func() bool { return fc.Do("GET", "k") == bulk("v") }) {
-			t.Fatalf("follower %d never served the committed value", f.id)
+		if !replicatest.WaitFor(func() bool { return fc.Do("GET", "k") == bulk("v") }) {
+			t.Fatalf("follower %d never served the committed value", f.ID)
 		}
 	}
 }
@@ -170,13 +171,13 @@ func TestStaleFollowerReads(t *testing.T) {
 // replica names itself, or a replica it does not see alive, as leader.
 func TestPausedReplicaAnswersNothing(t *testing.T) {
 	c := startCluster(t, 3)
-	lead := c.waitLeader()
-	lc := redistest.Dial(t, lead.srv.Addr())
+	lead := c.WaitLeader()
+	lc := redistest.Dial(t, lead.Srv.Addr())
 	if r := lc.Do("SET", "k", "1"); r != "+OK\r\n" {
 		t.Fatalf("SET: %q", r)
 	}
-	lead.rep.Pause()
-	pc := redistest.Dial(t, lead.srv.Addr())
+	lead.Rep.Pause()
+	pc := redistest.Dial(t, lead.Srv.Addr())
 	if err := pc.Send(command("GET", "k")); err != nil {
 		t.Fatal(err)
 	}
@@ -195,29 +196,29 @@ func TestPausedReplicaAnswersNothing(t *testing.T) {
 	}
 	// The others elect a new leader meanwhile; none names the paused one.
 	var next *node
-	if !waitFor(func() bool {
+	if !replicatest.WaitFor(func() bool {
 		next = nil
-		for _, n := range c.live() {
-			if n != lead && n.rep.Role() == consensus.Leader {
+		for _, n := range c.Live() {
+			if n != lead && n.Rep.Role() == consensus.Leader {
 				next = n
 			}
 		}
 		return next != nil
 	}) {
-		t.Fatalf("no new leader while %d was paused", lead.id)
+		t.Fatalf("no new leader while %d was paused", lead.ID)
 	}
-	for _, f := range c.followers(next) {
+	for _, f := range c.Followers(next) {
 		if f == lead {
 			continue
 		}
-		fc := redistest.Dial(t, f.srv.Addr())
-		if !waitFor(func() bool {
-			return strings.Contains(fc.Do("SET", "x", "1"), fmt.Sprintf("leader=%d ", next.id))
+		fc := redistest.Dial(t, f.Srv.Addr())
+		if !replicatest.WaitFor(func() bool {
+			return strings.Contains(fc.Do("SET", "x", "1"), fmt.Sprintf("leader=%d ", next.ID))
 		}) {
-			t.Fatalf("follower %d answers a write with %q, want a redirect to %d", f.id, fc.Do("SET", "x", "1"), next.id)
+			t.Fatalf("follower %d answers a write with %q, want a redirect to %d", f.ID, fc.Do("SET", "x", "1"), next.ID)
 		}
 	}
-	lead.rep.Resume()
+	lead.Rep.Resume()
 	select {
 	case r := <-held:
 		if r != bulk("1") && !strings.HasPrefix(r, "-TRYAGAIN") {
@@ -228,11 +229,11 @@ func TestPausedReplicaAnswersNothing(t *testing.T) {
 	}
 	// Once it follows, it redirects writes to the new leader, never to
 	// itself.
-	if !waitFor(func() bool {
+	if !replicatest.WaitFor(func() bool {
 		r := lc.Do("SET", "k", "2")
-		return strings.Contains(r, fmt.Sprintf("leader=%d ", next.id))
+		return strings.Contains(r, fmt.Sprintf("leader=%d ", next.ID))
 	}) {
-		t.Fatalf("the resumed replica never redirected to the new leader %d: %q", next.id, lc.Do("SET", "k", "2"))
+		t.Fatalf("the resumed replica never redirected to the new leader %d: %q", next.ID, lc.Do("SET", "k", "2"))
 	}
 }
 
@@ -242,16 +243,16 @@ func TestPausedReplicaAnswersNothing(t *testing.T) {
 // detector watches).
 func TestConcurrentReadOnlyTransactions(t *testing.T) {
 	c := startCluster(t, 3)
-	lead := c.waitLeader()
-	if r := redistest.Dial(t, lead.srv.Addr()).Do("MSET", "a", "1", "b", "2"); r != "+OK\r\n" {
+	lead := c.WaitLeader()
+	if r := redistest.Dial(t, lead.Srv.Addr()).Do("MSET", "a", "1", "b", "2"); r != "+OK\r\n" {
 		t.Fatalf("MSET: %q", r)
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for w := range 4 {
-		addr := lead.srv.Addr()
+		addr := lead.Srv.Addr()
 		if w%2 == 1 { // followers run read-only transactions too
-			addr = c.followers(lead)[0].srv.Addr()
+			addr = c.Followers(lead)[0].Srv.Addr()
 		}
 		wg.Add(1)
 		go func() {
@@ -286,7 +287,7 @@ func TestConcurrentReadOnlyTransactions(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		nc, err := net.DialTimeout("tcp", lead.srv.Addr(), hang)
+		nc, err := net.DialTimeout("tcp", lead.Srv.Addr(), hang)
 		if err != nil {
 			errs <- err
 			return
@@ -336,14 +337,14 @@ func readUntilDone(nc net.Conn, wait time.Duration) (string, bool) {
 // separate client is served throughout.
 func TestBadInput(t *testing.T) {
 	c := startCluster(t, 3)
-	lead := c.waitLeader()
-	for _, n := range []*node{lead, c.followers(lead)[0]} {
-		addr := n.srv.Addr()
+	lead := c.WaitLeader()
+	for _, n := range []*node{lead, c.Followers(lead)[0]} {
+		addr := n.Srv.Addr()
 		watch := redistest.Dial(t, addr)
 		ping := func(what string) {
 			t.Helper()
 			if r := watch.Do("PING"); r != "+PONG\r\n" {
-				t.Fatalf("replica %d after %s: PING = %q", n.id, what, r)
+				t.Fatalf("replica %d after %s: PING = %q", n.ID, what, r)
 			}
 		}
 		cases := []struct {
@@ -375,13 +376,13 @@ func TestBadInput(t *testing.T) {
 			got, closed := readUntilDone(nc, 300*time.Millisecond)
 			nc.Close()
 			if !strings.HasPrefix(got, tc.want) || tc.closed && !closed {
-				t.Errorf("replica %d, %s: got %q closed=%v, want %q closed=%v", n.id, tc.name, got, closed, tc.want, tc.closed)
+				t.Errorf("replica %d, %s: got %q closed=%v, want %q closed=%v", n.ID, tc.name, got, closed, tc.want, tc.closed)
 			}
 			ping(tc.name)
 		}
 
 		// Random garbage, binary and RESP-looking, on many connections.
-		r := rand.New(rand.NewPCG(uint64(n.id), 99))
+		r := rand.New(rand.NewPCG(uint64(n.ID), 99))
 		for i := range 50 {
 			nc, err := net.DialTimeout("tcp", addr, hang)
 			if err != nil {
@@ -425,10 +426,10 @@ func TestBadInput(t *testing.T) {
 		cn := redistest.Dial(t, addr)
 		huge := strings.Repeat("h", testMaxProposal-10)
 		if r := cn.Do("SET", "huge", huge); !strings.HasPrefix(r, "-ERR gomu: command too large") && !strings.HasPrefix(r, "-READONLY") {
-			t.Errorf("replica %d: oversize SET: %.100q", n.id, r)
+			t.Errorf("replica %d: oversize SET: %.100q", n.ID, r)
 		}
 		if r := cn.Do("PING"); r != "+PONG\r\n" {
-			t.Errorf("replica %d: PING after oversize SET: %q", n.id, r)
+			t.Errorf("replica %d: PING after oversize SET: %q", n.ID, r)
 		}
 		if n == lead {
 			if r := cn.Do("SET", "small", "ok"); r != "+OK\r\n" {
@@ -445,10 +446,10 @@ func TestBadInput(t *testing.T) {
 		ping("oversize")
 	}
 	// The cluster still agrees.
-	want := digest(t, lead.srv.Addr())
-	for _, f := range c.followers(lead) {
-		if got := digest(t, f.srv.Addr()); got != want {
-			t.Errorf("follower %d digest %q, leader %q", f.id, got, want)
+	want := digest(t, lead.Srv.Addr())
+	for _, f := range c.Followers(lead) {
+		if got := digest(t, f.Srv.Addr()); got != want {
+			t.Errorf("follower %d digest %q, leader %q", f.ID, got, want)
 		}
 	}
 }
@@ -457,24 +458,24 @@ func TestBadInput(t *testing.T) {
 // the leader's sweep, untouched by any client; keys without one stay.
 func TestActiveExpiry(t *testing.T) {
 	c := startCluster(t, 3)
-	lead := c.waitLeader()
-	lc := redistest.Dial(t, lead.srv.Addr())
+	lead := c.WaitLeader()
+	lc := redistest.Dial(t, lead.Srv.Addr())
 	for i := range 20 {
 		if r := lc.Do("SET", fmt.Sprint("tmp", i), "v", "PX", "30"); r != "+OK\r\n" {
 			t.Fatalf("SET PX: %q", r)
 		}
 	}
 	lc.Do("SET", "keep", "v")
-	for _, n := range c.live() {
+	for _, n := range c.Live() {
 		deadline := time.Now().Add(20 * time.Second)
 		for {
 			var keys int
-			n.m.read(func(st *store.Store) { keys = st.Len() })
+			n.M.read(func(st *store.Store) { keys = st.Len() })
 			if keys == 1 {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("replica %d still holds %d keys 20 s after their TTLs passed", n.id, keys)
+				t.Fatalf("replica %d still holds %d keys 20 s after their TTLs passed", n.ID, keys)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
