@@ -455,6 +455,7 @@ func (s *Server) gomuStats() []string {
 		"gomu_proposals", u64(s.proposals.Load()),
 		"gomu_failed_proposals", u64(s.failed.Load()),
 		"gomu_catching_up", boolStr(st.Behind),
+		"gomu_state_transfers", u64(st.Transfers),
 		"gomu_paused", boolStr(r.Paused()),
 		"gomu_follower_reads", reads,
 	)

@@ -232,6 +232,12 @@ func TestGomemcacheClient(t *testing.T) {
 		t.Fatalf("decr: %d %v", n, err)
 	}
 	must("touch", mc.Touch("a", 100))
+	if it, err := mc.GetAndTouch("a", 200); err != nil || string(it.Value) != "0 " {
+		t.Fatalf("get and touch: %+v %v", it, err)
+	}
+	if _, err := mc.GetAndTouch("none", 200); !errors.Is(err, memcache.ErrCacheMiss) {
+		t.Fatalf("get and touch a missing key: %v", err)
+	}
 	items, err := mc.GetMulti([]string{"a", "b", "none"})
 	must("getmulti", err)
 	if len(items) != 2 || string(items["b"].Value) != "<z!" {
@@ -335,8 +341,9 @@ func writeSomewhere(addrs []string, key, val string) bool {
 	return false
 }
 
-// TestRestartedFollowerCatchesUp: a follower restarted empty gets the
-// items by state transfer and replays from there.
+// TestRestartedFollowerCatchesUp: a follower restarted empty, after more
+// writes than the ring holds, gets the items by state transfer (the
+// machine's Snapshot and Restore) and replays from there.
 func TestRestartedFollowerCatchesUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("restart: slow")
@@ -352,12 +359,21 @@ func TestRestartedFollowerCatchesUp(t *testing.T) {
 	for i := 200; i < 400; i++ {
 		lc.do(fmt.Sprintf("set k%d %d 0 2\r\nv%d\r\n", i, i, i%10), "STORED\r\n")
 	}
+	// More than the ring holds, so the restarted replica cannot replay its
+	// way back: it needs a snapshot of the items.
+	big := strings.Repeat("b", 64<<10)
+	for i := range 2 * testRing / len(big) {
+		lc.do(fmt.Sprintf("set big%d 0 0 %d\r\n%s\r\n", i%40, len(big), big), "STORED\r\n")
+	}
 	if err := c.StartNode(f.ID); err != nil {
 		t.Fatal(err)
 	}
 	lc.do("set last 0 0 1\r\nx\r\n", "STORED\r\n")
 	c.waitDigests()
 	nf := c.Node(f.ID)
+	if n := nf.Rep.Stats().Transfers; n == 0 {
+		t.Fatal("the restarted replica caught up without a state transfer: the test did not test it")
+	}
 	// It serves reads once it knows it has caught up (until then it says
 	// so: a client moves to another replica).
 	want := "VALUE k0 0 2\r\nv0\r\nVALUE k399 399 2\r\nv9\r\nVALUE last 0 1\r\nx\r\nEND\r\n"
