@@ -55,10 +55,12 @@ func (r *Replica) ReadBarrier(ctx context.Context) error {
 		default:
 		}
 	}
+	wake := readWakePool.Get().(chan struct{})
+	r.readMu.Lock()
+	r.readWaiting = append(r.readWaiting, wake)
+	r.readMu.Unlock()
+	defer r.stopWaiting(wake)
 	for {
-		r.readMu.Lock()
-		ch := r.readCh
-		r.readMu.Unlock()
 		if r.readDone.Load() >= ticket {
 			return nil
 		}
@@ -66,13 +68,38 @@ func (r *Replica) ReadBarrier(ctx context.Context) error {
 			return r.notLeader()
 		}
 		select {
-		case <-ch:
+		case <-wake:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-r.stop:
 			return ErrClosed
 		}
 	}
+}
+
+// readWakePool holds the wake channels of leader readers (one token of
+// room: a wake-up is never lost, and never blocks the loop).
+var readWakePool = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
+
+// stopWaiting takes a reader's wake channel out of readWaiting, empties
+// it and gives it back to the pool.
+func (r *Replica) stopWaiting(wake chan struct{}) {
+	r.readMu.Lock()
+	for i, w := range r.readWaiting {
+		if w == wake {
+			last := len(r.readWaiting) - 1
+			r.readWaiting[i] = r.readWaiting[last]
+			r.readWaiting[last] = nil
+			r.readWaiting = r.readWaiting[:last]
+			break
+		}
+	}
+	r.readMu.Unlock()
+	select {
+	case <-wake:
+	default:
+	}
+	readWakePool.Put(wake)
 }
 
 // StaleReadBarrier is the cheaper barrier for readers that accept stale
@@ -407,8 +434,12 @@ func (r *Replica) confirmReads() bool {
 // wakeReaders wakes every ReadBarrier call waiting, to look again.
 func (r *Replica) wakeReaders() {
 	r.readMu.Lock()
-	close(r.readCh)
-	r.readCh = make(chan struct{})
+	for _, w := range r.readWaiting {
+		select {
+		case w <- struct{}{}:
+		default: // a token is already there
+		}
+	}
 	r.readMu.Unlock()
 }
 

@@ -201,12 +201,14 @@ type Replica struct {
 	idle   *time.Timer // the leader loop's bound on one park
 
 	// Read barriers on the leader (see ReadBarrier): rounds asked for and
-	// rounds a majority confirmed; readCh is closed and replaced whenever
-	// readDone moves or leadership ends, waking the waiting readers.
-	readWant atomic.Uint64
-	readDone atomic.Uint64
-	readMu   sync.Mutex
-	readCh   chan struct{}
+	// rounds a majority confirmed; each waiting reader's wake channel is in
+	// readWaiting, and gets a token whenever readDone moves or leadership
+	// ends. (A channel closed and replaced per round would cost every
+	// round an allocation.)
+	readWant    atomic.Uint64
+	readDone    atomic.Uint64
+	readMu      sync.Mutex
+	readWaiting []chan struct{}
 	// readAsk numbers this replica's read-index requests, as a follower
 	// (read.go); it starts at the clock, so a restarted replica's requests
 	// outnumber its previous incarnation's. readOut (PD_rep) holds, per
@@ -333,7 +335,6 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Replica, error) {
 	r.free = make(chan int32, cfg.MaxWaiters)
 	r.queue = make(chan int32, cfg.MaxWaiters)
 	r.kick = make(chan struct{}, 1)
-	r.readCh = make(chan struct{})
 	r.readAsk.Store(uint64(time.Now().UnixNano()))
 	r.answers.seen = make(chan struct{})
 	r.mainDone = make(chan struct{})

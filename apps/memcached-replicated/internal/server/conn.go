@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gomu-rdma/gomu/consensus"
+	"github.com/gomu-rdma/gomu/internal/deadline"
 	"github.com/gomu-rdma/gomu/internal/memcache"
 )
 
@@ -26,6 +27,8 @@ type conn struct {
 	started bool
 	// failed parses a failed proposal's requests again to answer each.
 	failed *requestParser
+	// ctx bounds each proposal and read barrier, re-armed every time.
+	ctx *deadline.Context
 
 	// prop collects the writes of the current batch.
 	prop proposal
@@ -37,7 +40,7 @@ const connBufSize = 16 << 10
 
 func (s *Server) newConn(nc net.Conn, slot int) *conn {
 	br := bufio.NewReaderSize(countingReader{nc, &s.bytesRead}, connBufSize)
-	c := &conn{s: s, nc: nc, br: br, slot: slot,
+	c := &conn{s: s, nc: nc, br: br, slot: slot, ctx: deadline.New(),
 		text: memcache.NewParser(br, s.cfg.Limits),
 		bin:  memcache.NewBinaryParser(br, s.cfg.Limits),
 	}
@@ -177,9 +180,9 @@ func (c *conn) readBarrier() bool {
 	if r == nil || c.readOK {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.Timeout)
-	err := r.ServeReadBarrier(ctx, c.s.cfg.StaleFollowerReads)
-	cancel()
+	c.ctx.Arm(c.s.cfg.Timeout)
+	err := r.ServeReadBarrier(c.ctx, c.s.cfg.StaleFollowerReads)
+	c.ctx.Disarm()
 	if err != nil {
 		var nl consensus.ErrNotLeader
 		if errors.As(err, &nl) && nl.Leader != 0 {
@@ -206,7 +209,7 @@ func (c *conn) flushWrites() {
 	seq := m.seq.Add(1)
 	rs.want.Store(seq)
 	p := c.prop.seal(time.Now().UnixNano(), m.nonce, c.slot, seq)
-	err := c.s.replicate(p)
+	err := c.s.replicate(c.ctx, p)
 	rs.want.Store(0)
 	if err != nil {
 		msg := c.s.replicationError(err)
@@ -239,13 +242,13 @@ func (c *conn) failProposal(msg string) {
 	}
 }
 
-// replicate commits one sealed proposal.
-func (s *Server) replicate(p []byte) error {
+// replicate commits one sealed proposal, within the server's Timeout.
+func (s *Server) replicate(ctx *deadline.Context, p []byte) error {
 	r := s.cfg.Replica
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+	ctx.Arm(s.cfg.Timeout)
 	_, err := r.Propose(ctx, p)
-	cancel()
+	ctx.Disarm()
 	if rec := s.cfg.Replication; rec != nil && err == nil {
 		s.recMu.Lock()
 		rec.Record(time.Since(start))

@@ -174,7 +174,7 @@ func cmdExec(c *conn, _ [][]byte) bool {
 			*out = resp.AppendError(*out, "EXECABORT Transaction discarded because of previous errors.")
 			return false
 		}
-		res, err := c.s.replicate(sealed)
+		res, err := c.s.replicate(c.ctx, sealed)
 		if err != nil {
 			c.queued.buf = nil // the engine may still read it (see flushWrites)
 			*out = resp.AppendError(*out, c.s.replicationError(err))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
 	"github.com/gomu-rdma/gomu/consensus"
+	"github.com/gomu-rdma/gomu/internal/deadline"
 	"github.com/gomu-rdma/gomu/internal/leaderhint"
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
@@ -34,6 +35,9 @@ type conn struct {
 	multiWrite bool
 	queued     proposal // the transaction's commands
 	txDec      decoder  // decodes queued for a read-only EXEC
+
+	// ctx bounds each proposal and read barrier, re-armed every time.
+	ctx *deadline.Context
 }
 
 // maxArgs bounds one command's argument count (Redis's limit).
@@ -44,7 +48,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	s.nextID++
 	id := s.nextID
 	s.mu.Unlock()
-	c := &conn{s: s, nc: nc, id: id,
+	c := &conn{s: s, nc: nc, id: id, ctx: deadline.New(),
 		rd:  resp.NewReader(nc, resp.Limits{MaxBulk: s.cfg.MaxProposal, MaxArgs: maxArgs}),
 		env: store.Env{Rand: rand.New(rand.NewPCG(rand.Uint64(), uint64(id)))},
 	}
@@ -200,9 +204,9 @@ func (c *conn) readBarrier(out *[]byte) bool {
 	if r == nil || c.readOK {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.Timeout)
-	err := r.ServeReadBarrier(ctx, c.s.cfg.StaleFollowerReads)
-	cancel()
+	c.ctx.Arm(c.s.cfg.Timeout)
+	err := r.ServeReadBarrier(c.ctx, c.s.cfg.StaleFollowerReads)
+	c.ctx.Disarm()
 	if err != nil {
 		var nl consensus.ErrNotLeader
 		if errors.As(err, &nl) && nl.Leader != 0 {
@@ -224,7 +228,7 @@ func (c *conn) flushWrites() {
 		return
 	}
 	n := c.prop.count
-	res, err := c.s.replicate(c.prop.seal(time.Now().UnixMilli(), rand.Uint64()))
+	res, err := c.s.replicate(c.ctx, c.prop.seal(time.Now().UnixMilli(), rand.Uint64()))
 	if err != nil {
 		msg := c.s.replicationError(err)
 		for range n {
@@ -241,15 +245,15 @@ func (c *conn) flushWrites() {
 
 // replicate commits one sealed proposal and returns its replies: through
 // the engine, or straight into the machine when standalone.
-func (s *Server) replicate(p []byte) ([]byte, error) {
+func (s *Server) replicate(ctx *deadline.Context, p []byte) ([]byte, error) {
 	r := s.cfg.Replica
 	if r == nil {
 		return s.cfg.Machine.Apply(0, p), nil
 	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+	ctx.Arm(s.cfg.Timeout)
 	res, err := r.Propose(ctx, p)
-	cancel()
+	ctx.Disarm()
 	if rec := s.cfg.Replication; rec != nil && err == nil {
 		s.recMu.Lock()
 		rec.Record(time.Since(start))
