@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,7 @@ type Store struct {
 	used     int64
 	maxBytes int64
 	evict    bool
+	arena    *arena // nil: values on the heap (see UseHugePages)
 	// oldestLive is the time set by a delayed flush_all (Unix ns, 0 = none):
 	// once reached, items stored before it are dead.
 	oldestLive int64
@@ -186,17 +188,39 @@ func (s *Store) lookup(key []byte, now int64) *item {
 		return nil
 	}
 	if !s.live(it, now) {
-		s.unlink(it)
+		s.drop(it)
 		s.stats.reclaimed.Add(1)
 		return nil
 	}
 	return it
 }
 
-// unlink removes it from the map; its order entries go stale.
+// unlink removes it from the map; its order entries go stale. Its value
+// stays its own (put reuses it); drop is for items that go.
 func (s *Store) unlink(it *item) {
 	delete(s.m, it.key)
 	s.used -= itemSize(len(it.key), len(it.value))
+}
+
+// drop removes it for good, its value's memory freed.
+func (s *Store) drop(it *item) {
+	s.unlink(it)
+	if s.arena != nil {
+		s.arena.release(it.value)
+	}
+	it.value = nil
+}
+
+// UseHugePages keeps the store's values in slabs of huge pages outside
+// Go's heap (see arena), for a long-lived store that grows: a server's.
+// Call it before the first write.
+func (s *Store) UseHugePages() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.arena == nil {
+		s.arena = newArena(s.maxBytes)
+		runtime.AddCleanup(s, func(a *arena) { a.unmap() }, s.arena)
+	}
 }
 
 // link puts it in the map and at the back of the write order.
@@ -244,7 +268,7 @@ func (s *Store) makeRoom(need int64, now int64) bool {
 		// Only dead items may go, wherever they are in the order.
 		for _, it := range s.m {
 			if !s.live(it, now) {
-				s.unlink(it)
+				s.drop(it)
 				s.stats.reclaimed.Add(1)
 			}
 		}
@@ -262,7 +286,7 @@ func (s *Store) makeRoom(need int64, now int64) bool {
 		} else {
 			s.stats.reclaimed.Add(1)
 		}
-		s.unlink(e.it)
+		s.drop(e.it)
 	}
 	if s.head == len(s.order) {
 		s.order, s.head = s.order[:0], 0
@@ -298,7 +322,16 @@ func (s *Store) put(key []byte, old *item, value []byte, flags uint32, exp, now 
 	if cap(it.value) >= len(value) && cap(it.value) <= 2*len(value)+64 {
 		it.value = append(it.value[:0], value...)
 	} else {
-		it.value = append(make([]byte, 0, len(value)), value...)
+		// Copied before the old value is freed: value may be part of it.
+		var nv []byte
+		if s.arena != nil {
+			nv = s.arena.alloc(len(value))
+			copy(nv, value)
+			s.arena.release(it.value)
+		} else {
+			nv = append(make([]byte, 0, len(value)), value...)
+		}
+		it.value = nv
 	}
 	s.cas++
 	it.flags, it.exp, it.cas, it.stored = flags, exp, s.cas, now
@@ -310,7 +343,7 @@ func (s *Store) put(key []byte, old *item, value []byte, flags uint32, exp, now 
 }
 
 // remove deletes a live item.
-func (s *Store) remove(it *item) { s.unlink(it) }
+func (s *Store) remove(it *item) { s.drop(it) }
 
 // Delete removes key if present, whatever its state. Servers use it to
 // drop the item of a set that was too large, as memcached does.
@@ -318,7 +351,7 @@ func (s *Store) Delete(key []byte, now int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if it := s.m[string(key)]; it != nil {
-		s.unlink(it)
+		s.drop(it)
 	}
 }
 
@@ -621,6 +654,9 @@ func (s *Store) flushAll(delay, now int64) {
 	clear(s.m)
 	clear(s.order)
 	s.order, s.head, s.used = s.order[:0], 0, 0
+	if s.arena != nil {
+		s.arena.reset() // every value went with the items
+	}
 }
 
 // StoreStats is a snapshot of a store's counters and sizes, named as
@@ -775,6 +811,11 @@ func (s *Store) Restore(r io.Reader) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.m, s.order, s.head, s.used, s.cas, s.oldestLive = m, order, 0, used, cas, oldestLive
+	if s.arena != nil {
+		// The items of before are gone; the restored values are on the
+		// heap until rewritten.
+		s.arena.reset()
+	}
 	return nil
 }
 

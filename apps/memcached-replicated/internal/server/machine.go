@@ -108,6 +108,7 @@ type Machine struct {
 func NewMachine(maxBytes int64, evict bool, maxConns int) *Machine {
 	m := &Machine{st: memcache.NewStore(maxBytes, evict), nonce: rand.Uint64() | 1,
 		slots: make([]replySlot, maxConns)}
+	m.st.UseHugePages()
 	for i := maxConns - 1; i >= 0; i-- {
 		m.free = append(m.free, i)
 	}
