@@ -70,12 +70,12 @@ func (c *conn) serve() {
 		if !c.started {
 			proto, c.started = p, true
 		}
-		c.s.awaitResumed()
+		c.s.link.AwaitResumed(c.s.stop)
 		c.readOK = false
 		quit := c.batch(proto)
 		c.flushWrites()
 		// Paused while the batch ran: its replies wait for the resume.
-		c.s.awaitResumed()
+		c.s.link.AwaitResumed(c.s.stop)
 		if !c.write() || quit {
 			return
 		}
@@ -102,7 +102,7 @@ func (c *conn) batch(proto memcache.Proto) bool {
 			}
 			if pe == memcache.ErrTooLarge {
 				c.s.tooLarge.Add(1)
-				if (c.cmd.Op == memcache.OpSet || c.cmd.Op == memcache.OpMetaSet) && c.s.leads() {
+				if (c.cmd.Op == memcache.OpSet || c.cmd.Op == memcache.OpMetaSet) && c.s.link.Leads() {
 					// memcached drops the item a set too large would
 					// have replaced (a text, binary or meta set, in
 					// any mode): a write like any other.
@@ -147,12 +147,12 @@ func (c *conn) dispatch() bool {
 		c.out = c.s.appendStats(c.out, cmd)
 		return false
 	case cmd.IsWrite():
-		if !c.s.leads() {
+		if !c.s.link.Leads() {
 			c.flushWrites()
 			c.out = memcache.AppendFailure(c.out, cmd, c.s.notLeaderError())
 			return false
 		}
-		if c.s.cfg.Replica == nil {
+		if c.s.link.Replica == nil {
 			c.out = c.s.cfg.Machine.st.Exec(c.out, cmd, time.Now().UnixNano())
 			return false
 		}
@@ -176,7 +176,7 @@ func (c *conn) dispatch() bool {
 // leader last told it; on failure it appends the error reply and reports
 // false.
 func (c *conn) readBarrier() bool {
-	r := c.s.cfg.Replica
+	r := c.s.link.Replica
 	if r == nil || c.readOK {
 		return true
 	}
@@ -209,7 +209,7 @@ func (c *conn) flushWrites() {
 	seq := m.seq.Add(1)
 	rs.want.Store(seq)
 	p := c.prop.seal(time.Now().UnixNano(), m.nonce, c.slot, seq)
-	err := c.s.replicate(c.ctx, p)
+	_, err := c.s.link.Propose(c.ctx, p)
 	rs.want.Store(0)
 	if err != nil {
 		msg := c.s.replicationError(err)
@@ -240,25 +240,6 @@ func (c *conn) failProposal(msg string) {
 		}
 		rest = next
 	}
-}
-
-// replicate commits one sealed proposal, within the server's Timeout.
-func (s *Server) replicate(ctx *deadline.Context, p []byte) error {
-	r := s.cfg.Replica
-	start := time.Now()
-	ctx.Arm(s.cfg.Timeout)
-	_, err := r.Propose(ctx, p)
-	ctx.Disarm()
-	if rec := s.cfg.Replication; rec != nil && err == nil {
-		s.recMu.Lock()
-		rec.Record(time.Since(start))
-		s.recMu.Unlock()
-	}
-	s.proposals.Add(1)
-	if err != nil {
-		s.failed.Add(1)
-	}
-	return err
 }
 
 // write sends the replies gathered so far.

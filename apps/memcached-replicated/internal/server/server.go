@@ -20,6 +20,7 @@ import (
 	"github.com/gomu-rdma/gomu/internal/latency"
 	"github.com/gomu-rdma/gomu/internal/leaderhint"
 	"github.com/gomu-rdma/gomu/internal/memcache"
+	"github.com/gomu-rdma/gomu/internal/replicalink"
 )
 
 // Config configures a server. Zero fields take the defaults.
@@ -76,11 +77,11 @@ type Server struct {
 	closed bool
 	wg     sync.WaitGroup
 	stop   chan struct{}
-	recMu  sync.Mutex
+	// link is the server's side of its replica (nil Replica: standalone).
+	link replicalink.Link
 
-	total, rejected             atomic.Uint64
-	proposals, failed, tooLarge atomic.Uint64
-	bytesRead, bytesWritten     atomic.Uint64
+	total, rejected, tooLarge atomic.Uint64
+	bytesRead, bytesWritten   atomic.Uint64
 }
 
 // New listens on cfg.Addr.
@@ -119,7 +120,8 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
-	return &Server{cfg: cfg, ln: ln, start: time.Now(), conns: map[*conn]struct{}{}, stop: make(chan struct{})}, nil
+	return &Server{cfg: cfg, ln: ln, start: time.Now(), conns: map[*conn]struct{}{}, stop: make(chan struct{}),
+		link: replicalink.Link{Replica: cfg.Replica, Timeout: cfg.Timeout, Replication: cfg.Replication}}, nil
 }
 
 // Addr is the address the server listens on.
@@ -128,7 +130,7 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // SetReplica attaches the replica that replicates the machine. It must be
 // called before Serve: a server listens before its replica starts, so that
 // the address the replica publishes is the one it serves.
-func (s *Server) SetReplica(r *consensus.Replica) { s.cfg.Replica = r }
+func (s *Server) SetReplica(r *consensus.Replica) { s.link.Replica = r }
 
 var tooManyConns = []byte("ERROR Too many open connections\r\n")
 
@@ -164,7 +166,7 @@ func (s *Server) Serve() error {
 			return nil
 		}
 		slot, ok := -1, len(s.conns) < s.cfg.MaxConns
-		if ok && s.cfg.Replica != nil {
+		if ok && s.link.Replica != nil {
 			slot, ok = s.cfg.Machine.takeSlot()
 		}
 		if !ok {
@@ -212,26 +214,6 @@ func (s *Server) Close() error {
 	return err
 }
 
-// leads reports whether writes may be proposed here.
-func (s *Server) leads() bool {
-	r := s.cfg.Replica
-	return r == nil || r.Role() == consensus.Leader && !r.Paused()
-}
-
-// leaderAddr names the live leader: its id and the client address it
-// published (0, "" when none is known).
-func (s *Server) leaderAddr() (int, string) {
-	r := s.cfg.Replica
-	if r == nil {
-		return 0, ""
-	}
-	id := r.Leader()
-	if id <= 0 {
-		return 0, ""
-	}
-	return id, string(r.Meta(id))
-}
-
 // The errors of gomu's own, after "SERVER_ERROR " (text) or as the body of
 // a Temporary failure (binary). Every one starts "gomu: " so that clients
 // tell them from the store's errors: the command was not carried out (or,
@@ -250,8 +232,8 @@ const (
 // the live leader named, or errNoLeader while none is known. The leader
 // named is never this replica.
 func (s *Server) notLeaderError() string {
-	id, addr := s.leaderAddr()
-	if id == 0 || id == s.cfg.Replica.ID() {
+	id, addr := s.link.LeaderAddr()
+	if id == 0 || id == s.link.Replica.ID() {
 		return errNoLeader
 	}
 	return "gomu: not the leader " + leaderhint.Format(id, addr)
@@ -270,7 +252,7 @@ func (s *Server) replicationError(err error) string {
 	case errors.Is(err, consensus.ErrPaused):
 		return errPaused
 	case errors.Is(err, consensus.ErrCatchingUp):
-		id, addr := s.leaderAddr()
+		id, addr := s.link.LeaderAddr()
 		return "gomu: this replica is catching up. " + leaderhint.Format(id, addr)
 	case errors.Is(err, consensus.ErrBusy):
 		return errBusy
@@ -283,33 +265,9 @@ func (s *Server) replicationError(err error) string {
 	}
 }
 
-// awaitResumed holds a connection while the replica is paused: a paused
-// replica behaves like a hung process towards its clients too.
-func (s *Server) awaitResumed() {
-	r := s.cfg.Replica
-	for r != nil && r.Paused() {
-		select {
-		case <-s.stop:
-			return
-		case <-time.After(time.Millisecond):
-		}
-	}
-}
-
 // Dump writes the replication latencies recorded so far to path, one ns
 // value per proposal, and returns their count and percentile summary.
-func (s *Server) Dump(path string) (int64, string, error) {
-	rec := s.cfg.Replication
-	if rec == nil {
-		return 0, "", errors.New("server: no replication recorder")
-	}
-	s.recMu.Lock()
-	defer s.recMu.Unlock()
-	if err := rec.WriteRaw(path); err != nil {
-		return 0, "", fmt.Errorf("server: dump: %w", err)
-	}
-	return rec.Count(), rec.Summary(), nil
-}
+func (s *Server) Dump(path string) (int64, string, error) { return s.link.Dump(path) }
 
 // appendStats answers "stats [group]" as memcached does, plus gomu's own
 // group.
@@ -414,13 +372,13 @@ func (s *Server) settings(st memcache.StoreStats) []string {
 // and every replica's client address, so that a client given one address
 // finds the others (the latency clients read them through "stats gomu").
 func (s *Server) gomuStats() []string {
-	r := s.cfg.Replica
+	r := s.link.Replica
 	if r == nil {
 		p, c := s.cfg.Machine.Applied()
 		return []string{"gomu_mode", "standalone", "gomu_applied_proposals", u64(p), "gomu_applied_commands", u64(c)}
 	}
 	st := r.Stats()
-	lid, laddr := s.leaderAddr()
+	lid, laddr := s.link.LeaderAddr()
 	ids := []int{st.ID}
 	for _, p := range st.Peers {
 		ids = append(ids, p.ID)
@@ -438,6 +396,7 @@ func (s *Server) gomuStats() []string {
 		reads = "stale"
 	}
 	props, cmds := s.cfg.Machine.Applied()
+	proposed, failed := s.link.Counts()
 	out := []string{
 		"gomu_id", strconv.Itoa(st.ID),
 		"gomu_role", strings.ToLower(st.Role.String()),
@@ -452,8 +411,8 @@ func (s *Server) gomuStats() []string {
 		"gomu_applied_index", u64(st.Applied),
 		"gomu_applied_proposals", u64(props),
 		"gomu_applied_commands", u64(cmds),
-		"gomu_proposals", u64(s.proposals.Load()),
-		"gomu_failed_proposals", u64(s.failed.Load()),
+		"gomu_proposals", strconv.FormatInt(proposed, 10),
+		"gomu_failed_proposals", strconv.FormatInt(failed, 10),
 		"gomu_catching_up", boolStr(st.Behind),
 		"gomu_state_transfers", u64(st.Transfers),
 		"gomu_paused", boolStr(r.Paused()),

@@ -170,7 +170,7 @@ func cmdExec(c *conn, _ [][]byte) bool {
 	}
 	sealed := c.queued.seal(time.Now().UnixMilli(), rand.Uint64())
 	if c.multiWrite {
-		if !c.s.leads() {
+		if !c.s.link.Leads() {
 			*out = resp.AppendError(*out, "EXECABORT Transaction discarded because of previous errors.")
 			return false
 		}
@@ -225,7 +225,7 @@ func cmdHello(c *conn, args [][]byte) bool {
 		}
 	}
 	role := "master"
-	if !c.s.leads() {
+	if !c.s.link.Leads() {
 		role = "replica"
 	}
 	*out = resp.AppendArrayLen(*out, 14)
@@ -525,9 +525,10 @@ func cmdInfo(c *conn, args [][]byte) bool {
 		s.mu.Lock()
 		total := s.total
 		s.mu.Unlock()
+		proposed, failed := s.link.Counts()
 		section("Stats")
 		fmt.Fprintf(&b, "total_connections_received:%d\r\ngomu_proposals:%d\r\ngomu_proposals_failed:%d\r\ngomu_commands_applied:%d\r\n",
-			total, s.proposals.Load(), s.failed.Load(), s.cfg.Machine.cmds.Load())
+			total, proposed, failed, s.cfg.Machine.cmds.Load())
 	}
 	if want("replication") {
 		section("Replication")
@@ -555,14 +556,14 @@ func portOf(addr string) string {
 // writeReplication writes INFO's replication section: Redis's role fields
 // (master / slave with the leader's address) and gomu's own.
 func (s *Server) writeReplication(b *strings.Builder) {
-	r := s.cfg.Replica
+	r := s.link.Replica
 	if r == nil {
 		b.WriteString("role:master\r\nconnected_slaves:0\r\ngomu_mode:standalone\r\n")
 		fmt.Fprintf(b, "gomu_applied_proposals:%d\r\n", s.cfg.Machine.count.Load())
 		return
 	}
 	st := r.Stats()
-	lid, laddr := s.leaderAddr()
+	lid, laddr := s.link.LeaderAddr()
 	if st.Role == consensus.Leader {
 		b.WriteString("role:master\r\n")
 		active := 0

@@ -64,7 +64,7 @@ func (c *conn) serve() {
 		if err := c.rd.Fill(); err != nil {
 			return
 		}
-		c.s.awaitResumed()
+		c.s.link.AwaitResumed(c.s.stop)
 		c.readOK = false
 		quit := false
 		for !quit {
@@ -87,7 +87,7 @@ func (c *conn) serve() {
 		}
 		c.flushWrites()
 		// Paused while the batch ran: its replies wait for the resume.
-		c.s.awaitResumed()
+		c.s.link.AwaitResumed(c.s.stop)
 		if !c.write() || quit {
 			return
 		}
@@ -152,7 +152,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 		return false
 	}
 	write := cmd.Flags&store.Write != 0
-	if write && !c.s.leads() {
+	if write && !c.s.link.Leads() {
 		if c.multi {
 			c.multiDirty = true
 		}
@@ -200,7 +200,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 // readBarrier makes the reads of this batch safe (see consensus
 // ReadBarrier); on failure it appends the error reply and reports false.
 func (c *conn) readBarrier(out *[]byte) bool {
-	r := c.s.cfg.Replica
+	r := c.s.link.Replica
 	if r == nil || c.readOK {
 		return true
 	}
@@ -246,24 +246,10 @@ func (c *conn) flushWrites() {
 // replicate commits one sealed proposal and returns its replies: through
 // the engine, or straight into the machine when standalone.
 func (s *Server) replicate(ctx *deadline.Context, p []byte) ([]byte, error) {
-	r := s.cfg.Replica
-	if r == nil {
+	if s.link.Replica == nil {
 		return s.cfg.Machine.Apply(0, p), nil
 	}
-	start := time.Now()
-	ctx.Arm(s.cfg.Timeout)
-	res, err := r.Propose(ctx, p)
-	ctx.Disarm()
-	if rec := s.cfg.Replication; rec != nil && err == nil {
-		s.recMu.Lock()
-		rec.Record(time.Since(start))
-		s.recMu.Unlock()
-	}
-	s.proposals.Add(1)
-	if err != nil {
-		s.failed.Add(1)
-	}
-	return res, err
+	return s.link.Propose(ctx, p)
 }
 
 // replicationError words an engine error as a Redis error reply.
@@ -283,7 +269,7 @@ func (s *Server) replicationError(err error) string {
 	case errors.Is(err, consensus.ErrCatchingUp):
 		// Restarted or left behind by the ring: it misses committed
 		// writes until the leader has caught it up.
-		id, addr := s.leaderAddr()
+		id, addr := s.link.LeaderAddr()
 		return "TRYAGAIN gomu: this replica is catching up. " + leaderhint.Format(id, addr)
 	case errors.Is(err, consensus.ErrBusy):
 		return "TRYAGAIN gomu: too many concurrent proposals"

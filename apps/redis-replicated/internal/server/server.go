@@ -10,13 +10,13 @@ import (
 	"net"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
 	"github.com/gomu-rdma/gomu/consensus"
 	"github.com/gomu-rdma/gomu/internal/latency"
 	"github.com/gomu-rdma/gomu/internal/leaderhint"
+	"github.com/gomu-rdma/gomu/internal/replicalink"
 )
 
 // Config configures a server.
@@ -58,13 +58,12 @@ type Server struct {
 	conns  map[*conn]struct{}
 	closed bool
 	nextID int64
-	recMu  sync.Mutex
 	wg     sync.WaitGroup
 	stop   chan struct{}
 	total  int64 // connections accepted
-	// Counters for INFO, atomics so that no proposal takes the server's
-	// lock.
-	proposals, failed atomic.Int64
+	// link is the server's side of its replica (nil Replica: standalone);
+	// it counts proposals for INFO.
+	link replicalink.Link
 }
 
 // New listens on cfg.Addr.
@@ -88,7 +87,8 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
-	return &Server{cfg: cfg, ln: ln, start: time.Now(), conns: map[*conn]struct{}{}, stop: make(chan struct{})}, nil
+	return &Server{cfg: cfg, ln: ln, start: time.Now(), conns: map[*conn]struct{}{}, stop: make(chan struct{}),
+		link: replicalink.Link{Replica: cfg.Replica, Timeout: cfg.Timeout, Replication: cfg.Replication}}, nil
 }
 
 // Addr is the address the server listens on.
@@ -96,7 +96,7 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Serve accepts clients until Close; it returns nil after Close.
 func (s *Server) Serve() error {
-	if s.cfg.Replica != nil {
+	if s.link.Replica != nil {
 		s.wg.Add(1)
 		go s.expireLoop()
 	}
@@ -169,7 +169,7 @@ func (s *Server) expireLoop() {
 			return
 		case <-t.C:
 		}
-		r := s.cfg.Replica
+		r := s.link.Replica
 		if r.Role() != consensus.Leader || r.Paused() {
 			continue
 		}
@@ -195,27 +195,13 @@ func (s *Server) expireLoop() {
 // holds the machine's lock for long.
 const expireBatch = 200
 
-// leaderAddr names the leader for READONLY errors: its id and the client
-// address it published.
-func (s *Server) leaderAddr() (int, string) {
-	r := s.cfg.Replica
-	if r == nil {
-		return 0, ""
-	}
-	id := r.Leader()
-	if id <= 0 {
-		return 0, ""
-	}
-	return id, string(r.Meta(id))
-}
-
 // readOnlyError is the error a write gets on a replica that does not lead:
 // READONLY naming the leader, or TRYAGAIN while no live leader is known (an
 // election runs). The leader named is never this replica, and one the
 // engine sees alive (consensus Replica.Leader).
 func (s *Server) readOnlyError() string {
-	id, addr := s.leaderAddr()
-	if id == 0 || id == s.cfg.Replica.ID() {
+	id, addr := s.link.LeaderAddr()
+	if id == 0 || id == s.link.Replica.ID() {
 		// Leading but not writing (paused, or stepping down): no
 		// redirect to ourselves.
 		return noLeaderError
@@ -226,20 +212,6 @@ func (s *Server) readOnlyError() string {
 // noLeaderError answers what needs a leader while none is known.
 const noLeaderError = "TRYAGAIN gomu: no leader (election in progress)"
 
-// awaitResumed holds a connection while the replica is paused: a paused
-// replica behaves like a hung process towards its clients too, answering
-// nothing until it resumes (or the server closes).
-func (s *Server) awaitResumed() {
-	r := s.cfg.Replica
-	for r != nil && r.Paused() {
-		select {
-		case <-s.stop:
-			return
-		case <-time.After(time.Millisecond):
-		}
-	}
-}
-
 // followerReads names the follower-read mode, for INFO.
 func (s *Server) followerReads() string {
 	if s.cfg.StaleFollowerReads {
@@ -248,28 +220,11 @@ func (s *Server) followerReads() string {
 	return "linearizable"
 }
 
-// leads reports whether writes may be proposed here.
-func (s *Server) leads() bool {
-	r := s.cfg.Replica
-	return r == nil || r.Role() == consensus.Leader && !r.Paused()
-}
-
 // SetReplica attaches the replica that replicates the machine. It must be
 // called before Serve: a server listens before its replica starts, so that
 // the address the replica publishes is the one it serves.
-func (s *Server) SetReplica(r *consensus.Replica) { s.cfg.Replica = r }
+func (s *Server) SetReplica(r *consensus.Replica) { s.link.Replica = r }
 
 // Dump writes the replication latencies recorded so far to path, one ns
 // value per proposal, and returns their count and percentile summary.
-func (s *Server) Dump(path string) (int64, string, error) {
-	rec := s.cfg.Replication
-	if rec == nil {
-		return 0, "", errors.New("server: no replication recorder")
-	}
-	s.recMu.Lock()
-	defer s.recMu.Unlock()
-	if err := rec.WriteRaw(path); err != nil {
-		return 0, "", fmt.Errorf("server: dump: %w", err)
-	}
-	return rec.Count(), rec.Summary(), nil
-}
+func (s *Server) Dump(path string) (int64, string, error) { return s.link.Dump(path) }
