@@ -106,7 +106,11 @@ func (c *conn) batch(proto memcache.Proto) bool {
 					// memcached drops the item a set too large would
 					// have replaced (a text, binary or meta set, in
 					// any mode): a write like any other.
-					c.prop.addDelete(c.cmd.Key())
+					if c.s.link.Replica == nil {
+						c.s.cfg.Machine.st.Delete(c.cmd.Key(), time.Now().UnixNano())
+					} else {
+						c.prop.addDelete(c.cmd.Key())
+					}
 				}
 			}
 			c.flushWrites()

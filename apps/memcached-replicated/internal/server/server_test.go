@@ -96,6 +96,11 @@ func TestTooLarge(t *testing.T) {
 	for _, f := range c.Followers(lead) {
 		dial(t, f.Addr()).do("get k\r\n", "END\r\n")
 	}
+	// The same standalone, where the delete is not replicated.
+	sa := dial(t, startStandalone(t).Addr())
+	sa.do("set k 0 0 1\r\nv\r\n", "STORED\r\n")
+	sa.do("set k 0 0 "+fmt.Sprint(len(big))+"\r\n"+big+"\r\n", "SERVER_ERROR object too large for cache\r\n")
+	sa.do("get k\r\n", "END\r\n")
 }
 
 // TestExpiryAndFlushReplicated: exptimes and flush_all delays are judged
