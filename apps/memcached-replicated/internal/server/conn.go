@@ -224,6 +224,11 @@ func (c *conn) flushWrites() {
 	} else {
 		c.out = append(c.out, rs.buf...)
 	}
+	if cap(rs.buf) > 64<<10 {
+		// A gat of a large item grew it: do not keep that much per
+		// connection. (No Apply writes it now: want is 0.)
+		rs.buf = nil
+	}
 	c.prop.reset()
 }
 
