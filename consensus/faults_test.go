@@ -79,10 +79,14 @@ func captureLogs(t *testing.T) (func(*Config), func(id int) *logCapture) {
 // they reach.
 var repLabel = faulty.PredicateFunc(func(op faulty.Op) bool { return strings.HasPrefix(op.Label, "rep->") })
 
-// sameAs checks that replica id applied exactly the sequence seq.
+// sameAs checks that replica id applies exactly the sequence seq. It waits
+// for it: checkConsistent returns once every replica applied what was
+// acknowledged, and seq may hold a command more (one proposed but not
+// acknowledged yet) that a follower applies a moment later.
 func (c *cluster) sameAs(id int, seq []string) {
 	c.t.Helper()
-	if got := c.sms[id].applied(); !slices.Equal(got, seq) {
+	var got []string
+	if !waitFor(func() bool { got = c.sms[id].applied(); return len(got) >= len(seq) }) || !slices.Equal(got[:len(seq)], seq) {
 		c.t.Fatalf("replica %d applied %d commands, the longest sequence has %d", id, len(got), len(seq))
 	}
 }
