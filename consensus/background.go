@@ -570,6 +570,16 @@ func (r *Replica) reconnect() bool {
 			}
 			r.sendEndpoint(p, seq<<1|1)
 			did = true
+		case p.reconSeq != 0 && time.Since(p.reconSent) > reconRetry:
+			// Unanswered: the request or its answer was lost (the control
+			// link relinked in between, say), and nothing would ask again,
+			// while serveGrants waits for this reconnection. Ask anew: a
+			// late answer to the old request carries its old sequence and
+			// is ignored.
+			r.cfg.Logger.Info("replication QP reconnection unanswered; asking again", "id", r.id, "peer", p.id)
+			p.reconSeq = 0
+			p.wantRecon.Store(true)
+			did = true
 		case p.reconSeq == 0 && (p.wantRecon.Load() || p.repOf().State() == verbs.StateError):
 			p.wantRecon.Store(false)
 			r.roleMu.Lock()
@@ -580,12 +590,18 @@ func (r *Replica) reconnect() bool {
 			}
 			r.reconCtr++
 			p.reconSeq = r.reconCtr + uint64(time.Now().UnixNano())>>20 // above any earlier run's
+			p.reconSent = time.Now()
 			r.sendEndpoint(p, p.reconSeq<<1)
 			did = true
 		}
 	}
 	return did
 }
+
+// reconRetry is how long a reconnection request may go unanswered before
+// it is sent again: an answer takes a control-plane round trip, well under
+// it even on a loaded machine.
+const reconRetry = time.Second
 
 func (r *Replica) readEndpoint(off int) ([]byte, bool) {
 	n := int(logring.LoadU64(r.ctl, off+8))

@@ -91,8 +91,10 @@ type peer struct {
 	behind          atomic.Bool   // it is catching up: it runs in no election
 	snapReqSeen     atomic.Uint64 // its last snapshot request word (set by the background goroutine)
 	// Reconnection (background goroutine): our outstanding request's
-	// sequence (0 if none), the last request of theirs we answered.
+	// sequence (0 if none) and when we sent it, the last request of theirs
+	// we answered.
 	reconSeq, reconSeen uint64
+	reconSent           time.Time
 	wantRecon           atomic.Bool // the main goroutine asks for one
 
 	// Main goroutine, while leading.
