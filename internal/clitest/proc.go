@@ -67,9 +67,6 @@ func (p *Proc) Wait(t testing.TB, d time.Duration) error {
 	}
 }
 
-// Done is closed when the process has exited.
-func (p *Proc) Done() <-chan struct{} { return p.done }
-
 // LineBuffer collects a process's output for tests to wait on.
 type LineBuffer struct {
 	mu  sync.Mutex

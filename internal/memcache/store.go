@@ -121,9 +121,6 @@ func NewStore(maxBytes int64, evict bool) *Store {
 	return &Store{maxBytes: maxBytes, evict: evict, m: make(map[string]*item)}
 }
 
-// MaxBytes returns the store's memory limit.
-func (s *Store) MaxBytes() int64 { return s.maxBytes }
-
 // Bytes returns the memory charged to the items held, expired ones not yet
 // reclaimed included.
 func (s *Store) Bytes() int64 {

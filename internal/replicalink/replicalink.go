@@ -69,11 +69,15 @@ func (l *Link) AwaitResumed(stop <-chan struct{}) {
 // Propose replicates p within Timeout (ctx is the caller's re-armed
 // deadline, so that nothing is allocated) and returns the engine's result.
 func (l *Link) Propose(ctx *deadline.Context, p []byte) ([]byte, error) {
-	start := time.Now()
+	rec := l.Replication
+	var start time.Time
+	if rec != nil {
+		start = time.Now()
+	}
 	ctx.Arm(l.Timeout)
 	res, err := l.Replica.Propose(ctx, p)
 	ctx.Disarm()
-	if rec := l.Replication; rec != nil && err == nil {
+	if rec != nil && err == nil {
 		l.recMu.Lock()
 		rec.Record(time.Since(start))
 		l.recMu.Unlock()

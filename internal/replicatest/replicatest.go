@@ -185,9 +185,6 @@ func (c *Cluster[S, M]) Node(id int) *Node[S, M] {
 	return c.nodes[id]
 }
 
-// IDs are the replicas' ids.
-func (c *Cluster[S, M]) IDs() []int { return c.ids }
-
 // Live returns the running nodes, by id.
 func (c *Cluster[S, M]) Live() []*Node[S, M] {
 	c.mu.Lock()

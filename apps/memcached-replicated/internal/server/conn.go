@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"net"
 	"sync/atomic"
@@ -23,8 +22,6 @@ type conn struct {
 	cmd  memcache.Command
 	out  []byte
 	slot int // reply slot in the machine, -1 standalone
-	// started: the first command chose the protocol.
-	started bool
 	// failed parses a failed proposal's requests again to answer each.
 	failed *requestParser
 	// ctx bounds each proposal and read barrier, re-armed every time.
@@ -48,16 +45,13 @@ func (s *Server) newConn(nc net.Conn, slot int) *conn {
 	return c
 }
 
-// errDeadline is a proposal or barrier that ran out of time.
-var errDeadline = context.DeadlineExceeded
-
 // serve reads batches of commands until the client leaves or breaks the
 // protocol. The protocol is the first byte's, as memcached decides it: a
 // binary request's magic byte, or text.
 func (c *conn) serve() {
 	defer c.nc.Close()
 	var proto memcache.Proto
-	for {
+	for started := false; ; started = true {
 		if c.s.cfg.IdleTimeout > 0 {
 			_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 		} else {
@@ -67,8 +61,8 @@ func (c *conn) serve() {
 		if err != nil {
 			return
 		}
-		if !c.started {
-			proto, c.started = p, true
+		if !started {
+			proto = p // the first byte chose the protocol
 		}
 		c.s.link.AwaitResumed(c.s.stop)
 		c.readOK = false

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -258,7 +259,7 @@ func (s *Server) replicationError(err error) string {
 		return errBusy
 	case errors.Is(err, consensus.ErrTooLarge):
 		return "object too large for cache"
-	case errors.Is(err, errDeadline):
+	case errors.Is(err, context.DeadlineExceeded):
 		return errTimedOut
 	default:
 		return "gomu: " + err.Error()
