@@ -26,6 +26,8 @@
 //	gomu/<cluster>/announce/<id>                   current incarnation of <id>
 //	gomu/<cluster>/pub/<id>/<incarnation>/<name>   a published value
 //	gomu/<cluster>/barrier/<name>/<id>             <id>'s entry in barrier <name>
+//	gomu/<cluster>/inbox/<id>/<incarnation>/<name>/next, .../q/<n>, .../a/<n>
+//	                                               an inbox (see Inboxes)
 //
 // <id> is decimal, <incarnation> 16 hex digits; published and barrier names
 // are free-form (slashes allowed: "qp/1->2") but, like every key, the whole
@@ -107,6 +109,23 @@
 // The normal start sequence, Publish → Barrier → Lookup, only ever reads
 // confirmed incarnations. LookupAt reads a given incarnation.
 //
+// # Inboxes
+//
+// Ask and Inbox let a process that cannot publish (an observer, such as an
+// RPC client) hand something to one incarnation of a participant and get
+// its reply: a request/answer exchange, used to swap queue-pair endpoints.
+// The asker creates the inbox's counter "next" if it is missing (memcached
+// add "0"), takes a number n with incr, writes its question under q/<n> and
+// polls a/<n>. The inbox owner reads q/1, q/2, ... in order, polling every
+// Config.InboxPollInterval, and answers under a/<n>. Every inbox key lives
+// Config.InboxTTL (5 minutes by default; the owner renews the counter while
+// it runs), so unread questions and answers of dead processes expire. An
+// asker that dies between incr and set leaves a gap: once the counter shows
+// n taken and q/<n> has stayed missing for Config.InboxGrace, the owner
+// skips n. The keys name the owner's incarnation, so a question to a dead
+// incarnation is never read by its successor; the asker's wait ends at its
+// deadline with a *WaitError that says what the announce key shows instead.
+//
 // # Value formats
 //
 // Values are small binary records, little-endian, version 1:
@@ -121,6 +140,10 @@
 //	published: bytes 14-21 publish time (int64 Unix ns), then the value
 //	barrier:   bytes 14-15 count n (uint16), then n × (id uint32,
 //	           incarnation uint64); 16+12n bytes in all
+//	question:  kind 'Q', header of the inbox owner; bytes 14-21 number n,
+//	           22-25 asker id, 26-33 asker incarnation, then the question
+//	answer:    kind 'R', header of the inbox owner; bytes 14-21 number n,
+//	           then the answer
 //
 // A record whose version, kind, length, id or incarnation does not match its
 // key is an error (*ValueError) naming the key; it is never skipped silently.

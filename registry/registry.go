@@ -41,6 +41,10 @@ const (
 	// not after the 30 s it grants slow peers.
 	DefaultDialTimeout      = 3 * time.Second
 	DefaultProgressInterval = 2 * time.Second
+	// Defaults of the inbox settings.
+	DefaultInboxPollInterval = 10 * time.Millisecond
+	DefaultInboxGrace        = 2 * time.Second
+	DefaultInboxTTL          = 5 * time.Minute
 )
 
 // AddrFromEnv returns the registry address from DORY_REGISTRY_IP, with
@@ -94,6 +98,17 @@ type Config struct {
 	Logger *slog.Logger
 	// ProgressInterval is the period of those reports (default 2 s).
 	ProgressInterval time.Duration
+	// InboxPollInterval is how often Inbox.Next looks for a question
+	// (default 10 ms): an inbox waits for questions all its life, so it
+	// polls more gently than the waits above.
+	InboxPollInterval time.Duration
+	// InboxGrace is how long Inbox.Next waits for a question whose number
+	// an asker has taken but not yet written before skipping it as
+	// abandoned (default 2 s).
+	InboxGrace time.Duration
+	// InboxTTL is how long inbox keys live in memcached (default 5 min,
+	// at least a second): questions and answers nobody reads expire.
+	InboxTTL time.Duration
 }
 
 // Peer is one process of a replica: its id and incarnation.
@@ -318,6 +333,16 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.ProgressInterval <= 0 {
 		cfg.ProgressInterval = DefaultProgressInterval
 	}
+	if cfg.InboxPollInterval <= 0 {
+		cfg.InboxPollInterval = DefaultInboxPollInterval
+	}
+	if cfg.InboxGrace <= 0 {
+		cfg.InboxGrace = DefaultInboxGrace
+	}
+	if cfg.InboxTTL <= 0 {
+		cfg.InboxTTL = DefaultInboxTTL
+	}
+	cfg.InboxTTL = max(cfg.InboxTTL, time.Second)
 	return cfg, nil
 }
 
