@@ -65,6 +65,12 @@ type Spec struct {
 	// Grace is how long the other replicas may take to exit once the leader
 	// has (default 10 s); then they are killed.
 	Grace time.Duration
+	// Exe is the replica program (default: this executable).
+	Exe string
+	// Started, if set, is called by Run once every replica process is
+	// started: a launcher prints there what clients need (the registry's
+	// address, the fabric).
+	Started func(c *Cluster)
 	// Serve says the replicas are servers that run until stopped: a
 	// SIGINT or SIGTERM to the launcher then ends the run normally (Run
 	// returns nil once it has stopped them) instead of as an interruption.
@@ -88,6 +94,9 @@ func Run(ctx context.Context, s Spec) (err error) {
 		return err
 	}
 	defer c.Close()
+	if s.Started != nil {
+		s.Started(c)
+	}
 
 	procs := map[int]bool{}
 	for _, id := range s.IDs {
@@ -190,9 +199,11 @@ func Start(ctx context.Context, s Spec) (_ *Cluster, err error) {
 	if s.Grace <= 0 {
 		s.Grace = 10 * time.Second
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("cluster: find own executable: %w", err)
+	exe := s.Exe
+	if exe == "" {
+		if exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("cluster: find own executable: %w", err)
+		}
 	}
 	c := &Cluster{
 		spec:  s,
