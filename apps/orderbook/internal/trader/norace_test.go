@@ -1,0 +1,5 @@
+//go:build !race
+
+package trader
+
+const raceEnabled = false
