@@ -403,6 +403,12 @@ func (p *PrefixWriter) Flush() {
 // ReportProgress prints how far a run of total commands is, every second,
 // until the returned stop is called; a nil w prints nothing.
 func ReportProgress(w io.Writer, acked *atomic.Int64, total int) (stop func()) {
+	return ReportProgressOf(w, acked, total, "commands")
+}
+
+// ReportProgressOf is ReportProgress for a run counted in unit ("orders");
+// a total of 0 is a run of unknown length (a duration).
+func ReportProgressOf(w io.Writer, done *atomic.Int64, total int, unit string) (stop func()) {
 	if w == nil {
 		return func() {}
 	}
@@ -419,9 +425,14 @@ func ReportProgress(w io.Writer, acked *atomic.Int64, total int) (stop func()) {
 			case <-quit:
 				return
 			case now := <-t.C:
-				n := acked.Load()
-				fmt.Fprintf(w, "progress: %d/%d commands (%.0f%%), %.0f commands/s, %v elapsed\n",
-					n, total, 100*float64(n)/float64(total), float64(n-last), now.Sub(start).Round(time.Second))
+				n := done.Load()
+				of := ""
+				if total > 0 {
+					of = fmt.Sprintf("/%d %s (%.0f%%)", total, unit, 100*float64(n)/float64(total))
+				} else {
+					of = " " + unit
+				}
+				fmt.Fprintf(w, "progress: %d%s, %.0f %s/s, %v elapsed\n", n, of, float64(n-last), unit, now.Sub(start).Round(time.Second))
 				last = n
 			}
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gomu-rdma/gomu/apps/orderbook/internal/client"
 	"github.com/gomu-rdma/gomu/apps/orderbook/internal/wire"
+	"github.com/gomu-rdma/gomu/internal/cluster"
 	"github.com/gomu-rdma/gomu/internal/latency"
 )
 
@@ -223,7 +224,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	var done atomic.Int64
-	stopProgress := progress(cfg.Progress, &done, cfg.Orders)
+	stopProgress := cluster.ReportProgressOf(cfg.Progress, &done, cfg.Orders, "orders")
 	start := time.Now()
 	var deadline time.Time
 	if cfg.Orders == 0 {
@@ -397,35 +398,4 @@ func readState(ctx context.Context, s Session) (wire.TraderState, error) {
 			return st, err
 		}
 	}
-}
-
-// progress prints the run's progress every second until stop is called.
-func progress(w io.Writer, done *atomic.Int64, total int) (stop func()) {
-	if w == nil {
-		return func() {}
-	}
-	quit := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		last, start := int64(0), time.Now()
-		for {
-			select {
-			case <-quit:
-				return
-			case now := <-tick.C:
-				n := done.Load()
-				of := ""
-				if total > 0 {
-					of = fmt.Sprintf("/%d", total)
-				}
-				fmt.Fprintf(w, "progress: %d%s orders, %d orders/s, %v elapsed\n", n, of, n-last, now.Sub(start).Round(time.Second))
-				last = n
-			}
-		}
-	}()
-	return func() { close(quit); wg.Wait() }
 }
