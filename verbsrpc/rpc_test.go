@@ -573,3 +573,25 @@ func benchCall(b *testing.B, provider string, mode poll.Mode) {
 	b.ReportMetric(float64(rec.Percentile(50)), "p50-ns")
 	b.ReportMetric(float64(rec.Percentile(99)), "p99-ns")
 }
+
+// TestSetPoll changes the server's waiting under a stream of calls: every
+// call is answered whatever the mode, spin included (taken as yield by a
+// server that did not start spinning).
+func TestSetPoll(t *testing.T) {
+	w := newWorld(t, "shm")
+	srv := w.listen(Config{Poll: poll.SpinYield}, echo)
+	c := w.dial(Config{Poll: poll.SpinYield})
+	resp := make([]byte, 64)
+	for i, m := range []poll.Mode{poll.Sleep, poll.SpinYield, poll.Spin, poll.Sleep} {
+		srv.SetPoll(m)
+		for k := range 50 {
+			req := payload(32, byte(i*50+k))
+			ctx, cancel := within(waitLimit)
+			n, err := c.Call(ctx, req, resp)
+			cancel()
+			if err != nil || !bytes.Equal(resp[:n], req) {
+				t.Fatalf("mode %v, call %d: %v", m, k, err)
+			}
+		}
+	}
+}

@@ -109,6 +109,7 @@ type Server struct {
 	count  atomic.Int64
 
 	stop   atomic.Bool
+	mode   atomic.Uint32 // the poll.Mode of the poll goroutine's waits
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -132,6 +133,7 @@ func Listen(ctx context.Context, cfg Config, h Handler) (*Server, error) {
 		return nil, fmt.Errorf("verbsrpc: listen %q: %w", cfg.Name, err)
 	}
 	s := &Server{cfg: cfg, h: h}
+	s.mode.Store(uint32(cfg.Poll))
 	s.conns.Store(new([]*sconn))
 	actx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -139,6 +141,17 @@ func Listen(ctx context.Context, cfg Config, h Handler) (*Server, error) {
 	go s.accept(actx, in)
 	go s.pollLoop()
 	return s, nil
+}
+
+// SetPoll changes how the poll goroutine waits when no request is ready,
+// from its next sweep on: a replicated server yields while it leads and
+// sleeps while it only redirects. Spin, which would need the goroutine's
+// thread locked from the start, is taken as yield.
+func (s *Server) SetPoll(m poll.Mode) {
+	if m == poll.Spin && s.cfg.Poll != poll.Spin {
+		m = poll.SpinYield
+	}
+	s.mode.Store(uint32(m))
 }
 
 // Conns is the number of live connections.
@@ -334,6 +347,9 @@ func (s *Server) pollLoop() {
 	w := poll.Waiter{Mode: s.cfg.Poll, Max: serverMaxSleep}
 	var batch []*Request
 	for sweep := 1; !s.stop.Load(); sweep++ {
+		if m := poll.Mode(s.mode.Load()); m != w.Mode {
+			w = poll.Waiter{Mode: m, Max: serverMaxSleep}
+		}
 		batch = batch[:0]
 		for _, c := range *s.conns.Load() {
 			batch = c.take(batch)

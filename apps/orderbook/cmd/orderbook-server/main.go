@@ -59,7 +59,7 @@ func main() {
 		Usage: "a limit order book exchange replicated by gomu, served over verbs RPC",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "rpc-device", Usage: "verbs device traders reach this replica through (default: shm: the --device fabric; tcp: the --device host on a free port; ibv: --device)"},
-			&cli.StringFlag{Name: "rpc-poll", Value: "yield", Usage: "how the RPC poller waits for traders' requests: spin, yield or sleep (apart from the engine's --poll: on a small machine the engine's loops sleep best, while the poller's wake-up is the order's latency)"},
+			&cli.StringFlag{Name: "rpc-poll", Value: "yield", Usage: "how the leader's RPC poller waits for traders' requests: spin, yield or sleep (apart from the engine's --poll: on a small machine the engine's loops sleep best, while the poller's wake-up is the order's latency; a follower's poller sleeps)"},
 			&cli.IntFlag{Name: "slots", Value: 16, Usage: "requests a trader connection may have outstanding (ring depth)"},
 			&cli.IntFlag{Name: "depth-levels", Value: 5, Usage: "levels per side a depth read returns"},
 			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Usage: "GOMAXPROCS of the process (0: Go's default; with --local: the cores divided among the replicas)"},

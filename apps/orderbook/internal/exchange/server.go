@@ -14,6 +14,7 @@ import (
 	"github.com/gomu-rdma/gomu/consensus"
 	"github.com/gomu-rdma/gomu/internal/deadline"
 	"github.com/gomu-rdma/gomu/internal/latency"
+	"github.com/gomu-rdma/gomu/internal/poll"
 	"github.com/gomu-rdma/gomu/internal/replicalink"
 	"github.com/gomu-rdma/gomu/verbsrpc"
 )
@@ -115,8 +116,33 @@ func (s *Server) SetReplica(r *consensus.Replica) { s.link.Replica = r }
 // Serve answers requests until Close.
 func (s *Server) Serve() error {
 	s.serving.Store(true)
-	<-s.stop
-	return nil
+	if s.link.Replica == nil {
+		<-s.stop
+		return nil
+	}
+	// Only the leader's poller waits as RPC.Poll says; a follower's,
+	// which only redirects and serves the odd read, sleeps between
+	// sweeps. On a small machine (and a VM whose CPU quota freezes it
+	// when its cores stay busy) four polling threads for one trader cost
+	// more than the follower's slower redirect.
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	leading := true
+	for {
+		if l := s.link.Leads(); l != leading {
+			leading = l
+			mode := s.cfg.RPC.Poll
+			if !l {
+				mode = poll.Sleep
+			}
+			s.rpc.SetPoll(mode)
+		}
+		select {
+		case <-s.stop:
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // Close stops serving traders. In-flight proposals finish first.
