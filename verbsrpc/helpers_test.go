@@ -106,6 +106,10 @@ type world struct {
 	provider string
 }
 
+// deviceNames are the device names of the providers that do not take the
+// test's shm fabric name.
+var deviceNames = map[string]string{"tcp": ""}
+
 func newWorld(t testing.TB, provider string) *world {
 	t.Helper()
 	s, err := memcache.ListenAndServe("127.0.0.1:0", memcache.Config{})
@@ -132,8 +136,8 @@ func (w *world) registry(id int) *registry.Registry {
 func (w *world) device() verbs.Device {
 	w.t.Helper()
 	name := w.fabric
-	if w.provider == "tcp" {
-		name = ""
+	if n, ok := deviceNames[w.provider]; ok {
+		name = n
 	}
 	d, err := verbs.Open(w.provider, name, verbs.Options{RetryTimeout: w.retry})
 	if err != nil {

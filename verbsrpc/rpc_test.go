@@ -23,6 +23,10 @@ import (
 
 var providers = []string{"shm", "tcp"}
 
+// inProcessOnly are the providers whose peers cannot live in another
+// process (the ibvfake double).
+var inProcessOnly = map[string]bool{}
+
 func payload(n int, seed byte) []byte {
 	b := make([]byte, n)
 	for i := range b {
@@ -312,6 +316,9 @@ func TestServerProcessDies(t *testing.T) {
 		t.Skip("starts processes")
 	}
 	for _, p := range providers {
+		if inProcessOnly[p] {
+			continue
+		}
 		t.Run(p, func(t *testing.T) {
 			w := newWorld(t, p)
 			child := w.startChild(t)
@@ -392,6 +399,12 @@ func TestClientGone(t *testing.T) {
 			}
 			if _, err := c.Call(ctxFor(t), nil, nil); !errors.Is(err, ErrClosed) {
 				t.Errorf("call on a closed conn: %v", err)
+			}
+			if inProcessOnly[p] {
+				// Closing a device under a live Conn (how this test makes a
+				// client vanish) unmaps the memory its heartbeat writes on
+				// the cgo provider: the process would die, not go silent.
+				return
 			}
 			// A client whose device vanishes goes silent and is dropped
 			// after ClientTimeout; one that stays idle is kept.
