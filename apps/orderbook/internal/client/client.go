@@ -15,6 +15,7 @@ import (
 
 	"github.com/gomu-rdma/gomu/apps/orderbook/internal/wire"
 	"github.com/gomu-rdma/gomu/internal/deadline"
+	"github.com/gomu-rdma/gomu/internal/poll"
 	"github.com/gomu-rdma/gomu/verbsrpc"
 )
 
@@ -57,9 +58,12 @@ type Client struct {
 	closed atomic.Bool
 	// redial is where a background dial of a replica that was down
 	// leaves its connection; dialing marks one under way.
-	redial   []atomic.Pointer[verbsrpc.Conn]
-	dialing  []atomic.Bool
-	lastDial []time.Time
+	redial []atomic.Pointer[verbsrpc.Conn]
+	// silentUntil is, per replica, until when it is not taken for the
+	// leader again after an attempt on it timed out.
+	silentUntil []time.Time
+	dialing     []atomic.Bool
+	lastDial    []time.Time
 }
 
 // ErrGaveUp is returned when no replica applied a request within Timeout.
@@ -88,7 +92,8 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, conns: make([]*verbsrpc.Conn, len(cfg.IDs)), ctx: deadline.New(),
 		out: make([]byte, 0, wire.RequestSize), resp: make([]byte, 64<<10), lastDial: make([]time.Time, len(cfg.IDs)),
-		redial: make([]atomic.Pointer[verbsrpc.Conn], len(cfg.IDs)), dialing: make([]atomic.Bool, len(cfg.IDs))}
+		redial: make([]atomic.Pointer[verbsrpc.Conn], len(cfg.IDs)), dialing: make([]atomic.Bool, len(cfg.IDs)),
+		silentUntil: make([]time.Time, len(cfg.IDs))}
 	var errs []error
 	for i, id := range cfg.IDs {
 		dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
@@ -182,6 +187,7 @@ func (c *Client) Do(req *wire.Request) (wire.Result, []byte, error) {
 			last = fmt.Errorf("replica %d: %w", c.cfg.IDs[i], err)
 			if errors.Is(err, verbsrpc.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
 				c.stats.Timeouts++
+				c.silentUntil[i] = time.Now().Add(c.cfg.Attempt)
 			} else {
 				conn.Close()
 				c.conns[i] = nil
@@ -211,19 +217,23 @@ func (c *Client) Do(req *wire.Request) (wire.Result, []byte, error) {
 }
 
 // moveOn picks the replica to try next: the one named leader, unless it
-// is the one just tried (it still believes in a leader that does not
-// answer), else the next in turn. A full round with no leader named
-// backs off a little, so that an election is not flooded.
+// is the one just tried, is down, or has just let an attempt time out
+// (the others keep naming a paused or dead leader until they elect a new
+// one; going back to it would cost another whole attempt each time, so it
+// is left alone for one attempt's time while the others are asked), else
+// the next in turn. A full round with no leader named backs off a little,
+// so that an election is not flooded.
 func (c *Client) moveOn(leader int) {
 	for i, id := range c.cfg.IDs {
-		if id == leader && i != c.leader && c.conns[i] != nil {
+		if id == leader && i != c.leader && c.conns[i] != nil && time.Now().After(c.silentUntil[i]) {
 			c.leader = i
 			return
 		}
 	}
 	c.leader = (c.leader + 1) % len(c.cfg.IDs)
 	if c.leader == 0 {
-		time.Sleep(50 * time.Microsecond)
+		// time.Sleep would sleep a whole millisecond on some kernels.
+		poll.Nap(50 * time.Microsecond)
 	}
 }
 
