@@ -446,3 +446,42 @@ func TestNoAllocsPerOrder(t *testing.T) {
 		t.Fatalf("%.2f allocations per order (process-wide)", per)
 	}
 }
+
+// TestRestartedFollowerCatchesUp restarts a follower after the leader's
+// ring has lapped it, so that only a state transfer (the machine's
+// snapshot: books, owners, windows) can catch it up; its state must then
+// equal the leader's, and the trader's resends must still be recognised.
+func TestRestartedFollowerCatchesUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("thousands of orders through a 3-replica cluster")
+	}
+	r := newRig(t, "shm")
+	r.c = replicatest.Start(t, 3, replicatest.Options{Ring: 256 << 10, MaxBatch: 64 << 10}, r.newServer)
+	r.ids = []int{1, 2, 3}
+	lead := r.c.WaitLeader()
+	follower := r.c.Followers(lead)[0].ID
+	r.c.Crash(follower)
+	c := r.trader()
+	var last *wire.Request
+	for k := range 6000 { // each a proposal of ~100 bytes: the ring laps twice
+		req := order(book.Side(k%2+1), book.Qty(k%5+1), book.Price(1000+k%7-3))
+		if res, _, err := c.Do(req); err != nil || res.Status != wire.StatusOK {
+			t.Fatalf("order %d: %+v %v", k, res, err)
+		}
+		last = req
+	}
+	if err := r.c.StartNode(follower); err != nil {
+		t.Fatal(err)
+	}
+	r.waitSame()
+	// The restarted replica remembers the trader's last result too.
+	n := r.c.Node(follower)
+	got, ok := n.M.Result(c.Trader(), last.ClOrd)
+	want, _ := lead.M.Result(c.Trader(), last.ClOrd)
+	if !ok || got != want {
+		t.Fatalf("restarted replica's window: %+v %v, the leader's %+v", got, ok, want)
+	}
+	if st := n.Rep.Stats(); st.Transfers == 0 {
+		t.Fatalf("the follower caught up without a state transfer (the ring did not lap it?): %+v", st)
+	}
+}
