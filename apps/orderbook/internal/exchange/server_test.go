@@ -98,7 +98,10 @@ func startClusterRig(t *testing.T, n int, r *rig) *rig {
 }
 
 func startStandalone(t *testing.T) *rig {
-	r := newRig(t, "shm")
+	return startStandaloneRig(t, newRig(t, "shm"))
+}
+
+func startStandaloneRig(t *testing.T, r *rig) *rig {
 	srv, _, err := r.newServer(1)
 	if err != nil {
 		t.Fatal(err)
@@ -412,38 +415,56 @@ func waitOtherLeader(t *testing.T, r *rig, old int) *node {
 }
 
 // TestNoAllocsPerOrder counts the process's allocations while a trader
-// places orders through the leader of a 3-replica cluster.
+// places orders, through a standalone exchange and through the leader of
+// a 3-replica cluster. The order path allocates nothing; what the count
+// sees is background work that allocates by the second, not by the order
+// (registry polls: about 30 a second standalone, 0.004 per order over
+// 100 000 orders; the engines' registry watches in the cluster). The
+// bounds catch an allocation per order, or per few orders.
 func TestNoAllocsPerOrder(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
-	// The servers' inboxes poll the registry for new traders, which
-	// allocates; slowly here, so that the count is the orders'.
-	r := newRig(t, "shm")
-	r.inboxPoll = time.Second
-	startClusterRig(t, 3, r)
-	c := r.trader()
-	reqs := [2]*wire.Request{order(book.Buy, 10, 1000), order(book.Sell, 10, 1000)}
-	place := func(k int) {
-		req := reqs[k%2]
-		req.ClOrd = 0
-		if res, _, err := c.Do(req); err != nil || res.Status != wire.StatusOK {
-			t.Fatalf("order %d: %+v %v", k, res, err)
-		}
-	}
-	for k := range 3000 {
-		place(k)
-	}
-	const n = 2000
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	for k := range n {
-		place(k)
-	}
-	runtime.ReadMemStats(&after)
-	if per := float64(after.Mallocs-before.Mallocs) / n; per >= 0.5 {
-		t.Fatalf("%.2f allocations per order (process-wide)", per)
+	for _, tc := range []struct {
+		name string
+		max  float64
+	}{{"standalone", 0.1}, {"cluster", 0.5}} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The servers' inboxes poll the registry for new traders,
+			// which allocates; slowly here.
+			r := newRig(t, "shm")
+			r.inboxPoll = time.Second
+			if tc.name == "standalone" {
+				startStandaloneRig(t, r)
+			} else {
+				startClusterRig(t, 3, r)
+			}
+			c := r.trader()
+			reqs := [2]*wire.Request{order(book.Buy, 10, 1000), order(book.Sell, 10, 1000)}
+			place := func(k int) {
+				req := reqs[k%2]
+				req.ClOrd = 0
+				if res, _, err := c.Do(req); err != nil || res.Status != wire.StatusOK {
+					t.Fatalf("order %d: %+v %v", k, res, err)
+				}
+			}
+			for k := range 3000 {
+				place(k)
+			}
+			const n = 2000
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			for k := range n {
+				place(k)
+			}
+			runtime.ReadMemStats(&after)
+			per := float64(after.Mallocs-before.Mallocs) / n
+			t.Logf("%.3f allocations per order (process-wide, %d orders)", per, n)
+			if per >= tc.max {
+				t.Fatalf("%.3f allocations per order (process-wide), want under %v", per, tc.max)
+			}
+		})
 	}
 }
 
