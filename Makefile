@@ -8,7 +8,7 @@ BIN      := bin
 
 # Debian packages the build and the tests need. apt runs only for the ones
 # that are missing, so `make deps` is cheap when everything is there.
-APT_PKGS := libibverbs-dev memcached redis-server redis-tools libmemcached-tools
+APT_PKGS := libibverbs-dev memcached redis-server redis-tools libmemcached-tools iproute2
 
 .PHONY: all deps build vet test test-short test-rdma build-rdma bench run compare clean
 
@@ -133,3 +133,18 @@ bench-orderbook: deps
 	@mkdir -p $(BIN) $(BENCH_ORDERBOOK_DIR)
 	$(GO) build $(GOFLAGS) -o $(BIN)/ ./apps/orderbook/cmd/...
 	$(BIN)/bench-orderbook --server $(BIN)/orderbook-server --png-dir $(BENCH_ORDERBOOK_DIR) $(BENCH_ORDERBOOK_FLAGS)
+
+# Several hosts on this machine (root): one network namespace per host on a
+# bridge (internal/testbed). testbed-up prints each host's address and how
+# to run a program there; testbed-down removes it and anything a crashed
+# run left. TESTBED_FLAGS passes --name, --hosts, --subnet.
+TESTBED_FLAGS ?=
+.PHONY: testbed-up testbed-down
+testbed-up:
+	@mkdir -p $(BIN)
+	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/testbed
+	$(SUDO) $(BIN)/testbed up $(TESTBED_FLAGS)
+testbed-down:
+	@mkdir -p $(BIN)
+	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/testbed
+	$(SUDO) $(BIN)/testbed down $(TESTBED_FLAGS)
