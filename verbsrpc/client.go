@@ -49,9 +49,6 @@ type Conn struct {
 	hbDone chan struct{}
 }
 
-// Dial is DialID.
-func Dial(ctx context.Context, cfg Config, id int) (*Conn, error) { return DialID(ctx, cfg, id) }
-
 // DialID connects to the service cfg.Name of replica id, in the
 // incarnation registry.Lookup finds. ctx bounds the whole handshake.
 func DialID(ctx context.Context, cfg Config, id int) (*Conn, error) {

@@ -42,7 +42,6 @@ import (
 
 	"github.com/gomu-rdma/gomu/apps/memcached-replicated/internal/server"
 	"github.com/gomu-rdma/gomu/internal/cluster"
-	"github.com/gomu-rdma/gomu/internal/latency"
 	"github.com/gomu-rdma/gomu/internal/memcache"
 	"github.com/gomu-rdma/gomu/internal/replicaproc"
 	_ "github.com/gomu-rdma/gomu/verbs/providers"
@@ -178,7 +177,7 @@ func run(c *cli.Context) error {
 		IdleTimeout: o.idle,
 		Settings: []string{"tcpport", strconv.Itoa(o.port), "inter", o.listen,
 			"gomu_transport", o.Transport, "gomu_profile", string(o.Profile), "gomu_max_batch", strconv.Itoa(o.MaxBatch)},
-		Replication:        latency.New(10*time.Second, dumpKeep),
+		Replication:        replicaproc.DumpRecorder(),
 		StaleFollowerReads: o.StaleReads,
 		Logger:             logger,
 	})
@@ -188,16 +187,9 @@ func run(c *cli.Context) error {
 	return proc.Serve(srv, o.Consensus(logger), m)
 }
 
-// dumpKeep bounds the raw values kept for the SIGUSR1 dump (8 B each).
-const dumpKeep = 4 << 20
-
 // runLocal starts the whole cluster on this machine.
 func runLocal(ctx context.Context, o options) error {
-	// Replicas sharing a machine share its cores (see redis-server-replicated).
-	threads := o.threads
-	if threads == 0 {
-		threads = max(1, runtime.NumCPU()/len(o.IDs))
-	}
+	threads := replicaproc.LocalProcs(o.threads, len(o.IDs))
 	return cluster.Run(ctx, cluster.Spec{
 		Name:   name,
 		IDs:    o.IDs,

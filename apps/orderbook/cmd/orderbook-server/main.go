@@ -34,14 +34,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/gomu-rdma/gomu/apps/orderbook/book"
 	"github.com/gomu-rdma/gomu/apps/orderbook/internal/exchange"
 	"github.com/gomu-rdma/gomu/internal/cluster"
-	"github.com/gomu-rdma/gomu/internal/latency"
 	"github.com/gomu-rdma/gomu/internal/memcache"
 	"github.com/gomu-rdma/gomu/internal/poll"
 	"github.com/gomu-rdma/gomu/internal/replicaproc"
@@ -174,7 +172,7 @@ func run(c *cli.Context) error {
 		RPC:                verbsrpc.Config{Device: dev, Registry: reg, Slots: o.slots, Poll: o.rpcPoll, Logger: logger},
 		Timeout:            o.Timeout,
 		MaxProposal:        o.MaxBatch - 64,
-		Replication:        latency.New(10*time.Second, dumpKeep),
+		Replication:        replicaproc.DumpRecorder(),
 		StaleFollowerReads: o.StaleReads,
 		Logger:             logger,
 	})
@@ -187,15 +185,9 @@ func run(c *cli.Context) error {
 	return proc.Serve(srv, o.Consensus(logger), m)
 }
 
-// dumpKeep bounds the raw values kept for the SIGUSR1 dump (8 B each).
-const dumpKeep = 4 << 20
-
 // runLocal starts the whole cluster on this machine.
 func runLocal(ctx context.Context, o options) error {
-	threads := o.threads
-	if threads == 0 {
-		threads = max(1, runtime.NumCPU()/len(o.IDs))
-	}
+	threads := replicaproc.LocalProcs(o.threads, len(o.IDs))
 	ids := make([]string, len(o.IDs))
 	for i, id := range o.IDs {
 		ids[i] = strconv.Itoa(id)

@@ -126,8 +126,8 @@ func (c *Client) Stats() Stats { return c.stats }
 // Leader is the id of the replica the client sends to first.
 func (c *Client) Leader() int { return c.cfg.IDs[c.leader] }
 
-// NextClOrd reserves the next client order id.
-func (c *Client) NextClOrd() uint64 {
+// nextClOrd reserves the next client order id.
+func (c *Client) nextClOrd() uint64 {
 	c.next++
 	return c.next
 }
@@ -161,7 +161,7 @@ func (c *Client) Do(req *wire.Request) (wire.Result, []byte, error) {
 		}
 	}
 	if req.Op.IsWrite() && req.ClOrd == 0 {
-		req.ClOrd = c.NextClOrd()
+		req.ClOrd = c.nextClOrd()
 	}
 	c.out = req.Append(c.out[:0])
 	c.stats.Requests++

@@ -58,14 +58,12 @@ type Server struct {
 	// The poller's own (handle runs on the verbsrpc poll goroutine).
 	ctx    *deadline.Context
 	req    wire.Request
-	writes []*verbsrpc.Request
+	writes []write
 	prop   []byte
 	out    []byte
 
 	reads    chan *verbsrpc.Request
 	readDone chan struct{}
-
-	redirects, retries, bad atomic.Uint64
 }
 
 // New starts listening for traders; requests are answered "unavailable"
@@ -164,11 +162,6 @@ func (s *Server) Close() error {
 // Dump writes the replication latencies (see replicaproc).
 func (s *Server) Dump(path string) (int64, string, error) { return s.link.Dump(path) }
 
-// Counts returns redirected, retried and malformed requests.
-func (s *Server) Counts() (redirects, retries, bad uint64) {
-	return s.redirects.Load(), s.retries.Load(), s.bad.Load()
-}
-
 // reply answers r with res, logging a connection that broke.
 func (s *Server) reply(r *verbsrpc.Request, out []byte) {
 	if err := r.Reply(out); err != nil {
@@ -192,7 +185,6 @@ func (s *Server) handle(batch []*verbsrpc.Request) {
 	s.writes = s.writes[:0]
 	for _, r := range batch {
 		if err := s.req.Decode(r.Payload()); err != nil {
-			s.bad.Add(1)
 			s.replyStatus(r, &s.out, wire.Result{Status: wire.StatusBadRequest}, err.Error())
 			continue
 		}
@@ -204,7 +196,7 @@ func (s *Server) handle(batch []*verbsrpc.Request) {
 			}
 			continue
 		}
-		s.writes = append(s.writes, r)
+		s.writes = append(s.writes, write{r: r, op: s.req.Op, trader: s.req.Trader, clOrd: s.req.ClOrd})
 	}
 	per := (s.cfg.MaxProposal - propHeader) / wire.RequestSize
 	for i := 0; i < len(s.writes); i += per {
@@ -212,21 +204,28 @@ func (s *Server) handle(batch []*verbsrpc.Request) {
 	}
 }
 
+// write is an order-entry request of a sweep, with what its answer needs
+// from it, decoded once.
+type write struct {
+	r             *verbsrpc.Request
+	op            wire.Op
+	trader, clOrd uint64
+}
+
 // write proposes one batch of order-entry requests and answers each.
-func (s *Server) write(reqs []*verbsrpc.Request) {
+func (s *Server) write(reqs []write) {
 	// A paused replica answers nothing, as a hung process would.
 	s.link.AwaitResumed(s.stop)
 	if !s.link.Leads() {
 		id, _ := s.link.LeaderAddr()
-		for _, r := range reqs {
-			s.redirects.Add(1)
-			s.replyStatus(r, &s.out, wire.Result{Status: wire.StatusNotLeader, Leader: uint32(id), ClOrd: clOrdOf(r)}, "")
+		for _, w := range reqs {
+			s.replyStatus(w.r, &s.out, wire.Result{Status: wire.StatusNotLeader, Op: w.op, Leader: uint32(id), ClOrd: w.clOrd}, "")
 		}
 		return
 	}
 	s.prop = AppendProposal(s.prop[:0], len(reqs))
-	for _, r := range reqs {
-		s.prop = append(s.prop, r.Payload()[:wire.RequestSize]...)
+	for _, w := range reqs {
+		s.prop = append(s.prop, w.r.Payload()[:wire.RequestSize]...)
 	}
 	var err error
 	if s.link.Replica == nil {
@@ -234,33 +233,23 @@ func (s *Server) write(reqs []*verbsrpc.Request) {
 	} else {
 		_, err = s.link.Propose(s.ctx, s.prop)
 	}
-	for _, r := range reqs {
-		_ = s.req.Decode(r.Payload())
-		res, ok := s.m.Result(s.req.Trader, s.req.ClOrd)
+	for _, w := range reqs {
+		res, ok := s.m.Result(w.trader, w.clOrd)
 		if err != nil || !ok {
 			// Not known to be applied: the trader resends, at most once
 			// applied either way.
-			s.retries.Add(1)
 			id, _ := s.link.LeaderAddr()
 			text := "exchange: not applied here"
 			if err != nil {
 				text = err.Error()
 			}
-			s.replyStatus(r, &s.out, wire.Result{Status: wire.StatusRetry, Op: s.req.Op, Leader: uint32(id), ClOrd: s.req.ClOrd}, text)
+			s.replyStatus(w.r, &s.out, wire.Result{Status: wire.StatusRetry, Op: w.op, Leader: uint32(id), ClOrd: w.clOrd}, text)
 			continue
 		}
-		res.Op = s.req.Op
+		res.Op = w.op
 		s.out = res.Append(s.out[:0], "")
-		s.reply(r, s.out)
+		s.reply(w.r, s.out)
 	}
-}
-
-func clOrdOf(r *verbsrpc.Request) uint64 {
-	var q wire.Request
-	if q.Decode(r.Payload()) != nil {
-		return 0
-	}
-	return q.ClOrd
 }
 
 // serveReads answers depth and trader reads, each behind a read barrier,

@@ -27,13 +27,11 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/server"
 	"github.com/gomu-rdma/gomu/internal/cluster"
-	"github.com/gomu-rdma/gomu/internal/latency"
 	"github.com/gomu-rdma/gomu/internal/replicaproc"
 	_ "github.com/gomu-rdma/gomu/verbs/providers"
 )
@@ -108,7 +106,7 @@ func run(c *cli.Context) error {
 		Machine:            m,
 		MaxProposal:        o.MaxBatch - 64,
 		Timeout:            o.Timeout,
-		Replication:        latency.New(10*time.Second, dumpKeep),
+		Replication:        replicaproc.DumpRecorder(),
 		StaleFollowerReads: o.StaleReads,
 		Logger:             logger,
 	})
@@ -118,20 +116,9 @@ func run(c *cli.Context) error {
 	return proc.Serve(srv, o.Consensus(logger), m)
 }
 
-// dumpKeep bounds the raw values kept for the SIGUSR1 dump (8 B each).
-const dumpKeep = 4 << 20
-
 // runLocal starts the whole cluster on this machine.
 func runLocal(ctx context.Context, o options) error {
-	// Replicas that share a machine share its cores: with more Ps than its
-	// share, a replica's Go scheduler hands each proposal between threads
-	// (the connection's, the engine loop's), and on a VM every such
-	// hand-off wakes an idle vCPU: a SET cost ~88 µs p50 with 3 replicas
-	// at the default GOMAXPROCS on 2 cores, ~35 µs with 1 (standalone 25).
-	procs := o.procs
-	if procs == 0 {
-		procs = max(1, runtime.NumCPU()/len(o.IDs))
-	}
+	procs := replicaproc.LocalProcs(o.procs, len(o.IDs))
 	return cluster.Run(ctx, cluster.Spec{
 		Name:   "redis-server-replicated",
 		IDs:    o.IDs,
