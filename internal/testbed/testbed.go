@@ -199,3 +199,14 @@ func ip(args ...string) error {
 
 // Root reports whether the process can make a bed (it runs as root).
 func Root() bool { return os.Geteuid() == 0 }
+
+// link returns host's veth ends: inner in its namespace, outer on the
+// bridge.
+func (b *Bed) link(host string) (inner, outer string, err error) {
+	for i, h := range b.spec.Hosts {
+		if h == host {
+			return fmt.Sprintf("%s-%dn", b.spec.Name, i), fmt.Sprintf("%s-%dh", b.spec.Name, i), nil
+		}
+	}
+	return "", "", fmt.Errorf("testbed: no host %q", host)
+}
