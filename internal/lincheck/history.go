@@ -152,6 +152,10 @@ func (c *Call) End(rep Reply) {
 
 func (r *Recorder) now() int64 { return int64(time.Since(r.start)) }
 
+// Now is the time on the recorder's clock, to mark events (a fault's
+// start) among the operations.
+func (r *Recorder) Now() int64 { return r.now() }
+
 func (r *Recorder) drop() {
 	r.mu.Lock()
 	r.dropped++

@@ -51,6 +51,14 @@ type Redis struct {
 	Names []string
 	// Seed seeds the choice of servers (0: random).
 	Seed uint64
+	// Shun is how long reads avoid a server after an attempt there got
+	// no answer (default 1 s; negative: never), as a client that has
+	// other replicas to ask would: a stopped or cut-off replica otherwise
+	// holds every client that picks it for a whole Timeout.
+	Shun time.Duration
+	// Dial connects to a server (default: a net.Dialer), so that a
+	// client can dial from another network namespace.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Back-off after a failed attempt: doubled on each failure in a row.
@@ -64,12 +72,16 @@ func (r Redis) NewTarget(client int) Target {
 	if r.Timeout <= 0 {
 		r.Timeout = 300 * time.Millisecond
 	}
+	if r.Shun == 0 {
+		r.Shun = time.Second
+	}
 	seed := r.Seed
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
 	rng := rand.New(rand.NewPCG(seed, uint64(client)))
-	return &redisTarget{cfg: r, rng: rng, conns: map[string]*redisConn{}, leader: rng.IntN(len(r.Addrs)), doubt: true}
+	return &redisTarget{cfg: r, rng: rng, conns: map[string]*redisConn{}, leader: rng.IntN(len(r.Addrs)), doubt: true,
+		shunned: make([]time.Time, len(r.Addrs))}
 }
 
 type redisTarget struct {
@@ -81,6 +93,7 @@ type redisTarget struct {
 	backoff time.Duration
 	wait    time.Duration // what Prepare waits first
 	req     []byte
+	shunned []time.Time // per server: reads avoid it until then
 }
 
 type redisConn struct {
@@ -145,7 +158,7 @@ func (t *redisTarget) whoLeads(at int) (master bool, next int) {
 func (t *redisTarget) Do(in Input) Reply {
 	at := t.leader
 	if in.Kind == Get && !t.cfg.LeaderReads {
-		at = t.rng.IntN(len(t.cfg.Addrs))
+		at = t.readFrom()
 	}
 	addr, where := t.cfg.Addrs[at], t.cfg.Addrs[at]
 	if at < len(t.cfg.Names) {
@@ -154,6 +167,9 @@ func (t *redisTarget) Do(in Input) Reply {
 	t.req = appendRequest(t.req[:0], in)
 	raw, err := t.roundTrip(addr, t.req)
 	if err != nil {
+		if t.cfg.Shun > 0 {
+			t.shunned[at] = time.Now().Add(t.cfg.Shun)
+		}
 		if in.Kind == Get && !t.cfg.LeaderReads {
 			at = -1
 		}
@@ -175,6 +191,26 @@ func (t *redisTarget) Do(in Input) Reply {
 		t.failed(at, leader)
 	}
 	return rep
+}
+
+// readFrom picks a random server for a read among those not shunned
+// (among all when every one is).
+func (t *redisTarget) readFrom() int {
+	now := time.Now()
+	n, pick := 0, -1
+	for i, until := range t.shunned {
+		if now.Before(until) {
+			continue
+		}
+		// Reservoir sampling: each eligible server with probability 1/n.
+		if n++; t.rng.IntN(n) == 0 {
+			pick = i
+		}
+	}
+	if pick < 0 {
+		pick = t.rng.IntN(len(t.cfg.Addrs))
+	}
+	return pick
 }
 
 // failed steers the next write after a failed attempt at server at (-1:
@@ -208,7 +244,9 @@ var errNotSent = errors.New("not sent")
 func (t *redisTarget) roundTrip(addr string, req []byte) ([]byte, error) {
 	c := t.conns[addr]
 	if c == nil {
-		nc, err := net.DialTimeout("tcp", addr, t.cfg.Timeout)
+		ctx, cancel := context.WithTimeout(context.Background(), t.cfg.Timeout)
+		nc, err := t.dial(ctx, "tcp", addr)
+		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", errNotSent, err)
 		}
@@ -227,6 +265,14 @@ func (t *redisTarget) roundTrip(addr string, req []byte) ([]byte, error) {
 		return nil, err
 	}
 	return raw, nil
+}
+
+func (t *redisTarget) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if t.cfg.Dial != nil {
+		return t.cfg.Dial(ctx, network, addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
 }
 
 func (t *redisTarget) Close() error {
