@@ -1,0 +1,487 @@
+package faults
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gomu-rdma/gomu/internal/lincheck"
+	"github.com/gomu-rdma/gomu/internal/resp"
+	"github.com/gomu-rdma/gomu/registry"
+)
+
+// GomuRedis is gomu's replicated Redis as a System: Debian's memcached on
+// the registry host, one redis-server-replicated per replica host with
+// the flags a user would give it there (SID, IDS, DORY_REGISTRY_IP;
+// --transport tcp --device <host>:7000 --bind --advertise on the test
+// bed, --transport shm locally).
+func GomuRedis() Factory {
+	return Factory{Name: "gomu", New: func(s Setup) (System, error) {
+		if s.Bin == "" {
+			s.Bin = "redis-server-replicated"
+		}
+		bin, err := exec.LookPath(s.Bin)
+		if err != nil {
+			return nil, fmt.Errorf("gomu: server program: %w", err)
+		}
+		s.Bin = bin
+		if s.Timeout <= 0 {
+			s.Timeout = 300 * time.Millisecond
+		}
+		return &gomuRedis{setup: s, procs: make([]*Proc, s.Replicas)}, nil
+	}}
+}
+
+type gomuRedis struct {
+	setup   Setup
+	env     *Env
+	reg     *Proc
+	regAddr string
+	cluster string
+	device  string // shm: the fabric's name
+	addrs   []string
+	mu      sync.Mutex
+	procs   []*Proc
+}
+
+// The ports a replica uses on its own host of the test bed; locally each
+// replica gets free ones.
+const (
+	gomuClientPort = 6379
+	gomuNICPort    = 7000
+	registryPort   = 11211
+)
+
+func (g *gomuRedis) Name() string { return "gomu" }
+
+func (g *gomuRedis) Start(ctx context.Context, env *Env) error {
+	g.env = env
+	g.cluster = fmt.Sprintf("faults-%d", os.Getpid())
+	g.device = fmt.Sprintf("faults-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
+	regPort := registryPort
+	if !env.Networked() {
+		ports, err := freePorts(1 + 2*g.setup.Replicas)
+		if err != nil {
+			return err
+		}
+		regPort = ports[0]
+		for i := range g.setup.Replicas {
+			g.addrs = append(g.addrs, net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1+i])))
+		}
+	} else {
+		for _, h := range env.Replicas {
+			g.addrs = append(g.addrs, net.JoinHostPort(env.Addr(h), strconv.Itoa(gomuClientPort)))
+		}
+	}
+	g.regAddr = net.JoinHostPort(env.Addr(env.Registry), strconv.Itoa(regPort))
+	reg, err := StartProc("registry (memcached)", env.Command(env.Registry, "memcached", "-u", "nobody",
+		"-l", env.Addr(env.Registry), "-p", strconv.Itoa(regPort), "-U", "0"))
+	if err != nil {
+		return fmt.Errorf("gomu: %w (is Debian's memcached installed?)", err)
+	}
+	g.reg = reg
+	if err := waitTCP(ctx, env, g.regAddr, reg); err != nil {
+		return err
+	}
+	for i := range g.setup.Replicas {
+		if err := g.spawn(i); err != nil {
+			return err
+		}
+	}
+	for i := range g.setup.Replicas {
+		if err := waitTCP(ctx, env, g.addrs[i], g.Proc(i)); err != nil {
+			return err
+		}
+	}
+	_, err = g.Leader(ctx)
+	return err
+}
+
+func (g *gomuRedis) fifo(i int) string {
+	return filepath.Join(g.setup.Dir, fmt.Sprintf("fifo-%d", i+1))
+}
+
+// spawn starts replica i's process.
+func (g *gomuRedis) spawn(i int) error {
+	host := g.env.Replicas[i]
+	h, port, _ := net.SplitHostPort(g.addrs[i])
+	transport, device := "shm", g.device
+	if g.env.Networked() {
+		transport, device = "tcp", net.JoinHostPort(h, strconv.Itoa(gomuNICPort))
+	}
+	var ids []string
+	for id := 1; id <= g.setup.Replicas; id++ {
+		ids = append(ids, strconv.Itoa(id))
+	}
+	profile := "relaxed"
+	if g.setup.Fast {
+		profile = "fast"
+	}
+	cmd := g.env.Command(host, "env", "SID="+strconv.Itoa(i+1), "IDS="+strings.Join(ids, ","),
+		registry.EnvAddr+"="+g.regAddr, g.setup.Bin,
+		"--transport", transport, "--device", device, "--bind", h, "--port", port, "--advertise", g.addrs[i],
+		"--cluster", g.cluster, "--fifo", g.fifo(i), "--profile", profile,
+		"--timeout", "2s", "--start-timeout", "60s", "--verbose")
+	cmd.Args = append(cmd.Args, g.setup.Flags...)
+	cmd.Dir = g.setup.Dir
+	p, err := StartProc(fmt.Sprintf("replica %d (%s)", i+1, host), cmd)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	g.procs[i] = p
+	g.mu.Unlock()
+	return nil
+}
+
+func (g *gomuRedis) Proc(i int) *Proc {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.procs[i]
+}
+
+func (g *gomuRedis) Kill(i int) error {
+	p := g.Proc(i)
+	if p == nil {
+		return fmt.Errorf("gomu: replica %d is down already", i+1)
+	}
+	err := p.Kill(5 * time.Second)
+	g.mu.Lock()
+	g.procs[i] = nil
+	g.mu.Unlock()
+	return err
+}
+
+func (g *gomuRedis) Restart(ctx context.Context, i int) error {
+	if g.Proc(i) != nil {
+		return fmt.Errorf("gomu: replica %d is running", i+1)
+	}
+	if err := g.spawn(i); err != nil {
+		return err
+	}
+	return waitTCP(ctx, g.env, g.addrs[i], g.Proc(i))
+}
+
+func (g *gomuRedis) Pause(i int) error  { return g.writeFifo(i, "p") }
+func (g *gomuRedis) Resume(i int) error { return g.writeFifo(i, "c") }
+
+// writeFifo writes s to replica i's pause fifo, without blocking when
+// nothing reads it (the replica died).
+func (g *gomuRedis) writeFifo(i int, s string) error {
+	f, err := os.OpenFile(g.fifo(i), os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return fmt.Errorf("gomu: replica %d's pause fifo: %w", i+1, err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(s); err != nil {
+		return fmt.Errorf("gomu: replica %d's pause fifo: %w", i+1, err)
+	}
+	return nil
+}
+
+// ask sends one command to replica i and returns its raw reply.
+func (g *gomuRedis) ask(ctx context.Context, i int, args ...string) ([]byte, error) {
+	// Questions about the cluster may wait longer than the workload's
+	// requests: a loaded replica answers late, not never.
+	ctx, cancel := context.WithTimeout(ctx, max(g.setup.Timeout, time.Second))
+	defer cancel()
+	nc, err := g.env.Dial(ctx, "tcp", g.addrs[i])
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	dl, _ := ctx.Deadline()
+	_ = nc.SetDeadline(dl)
+	var req []byte
+	var bs [][]byte
+	for _, a := range args {
+		bs = append(bs, []byte(a))
+	}
+	req = resp.AppendCommand(req, bs...)
+	if _, err := nc.Write(req); err != nil {
+		return nil, err
+	}
+	return resp.ReadReply(bufio.NewReader(nc), nil, 1<<20)
+}
+
+// info is replica i's INFO replication, nil if it does not answer.
+func (g *gomuRedis) info(ctx context.Context, i int) map[string]string {
+	if g.Proc(i) == nil {
+		return nil
+	}
+	raw, err := g.ask(ctx, i, "INFO", "replication")
+	if err != nil || len(raw) == 0 || raw[0] != '$' {
+		return nil
+	}
+	f := map[string]string{}
+	for _, line := range strings.Split(string(raw), "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			f[k] = v
+		}
+	}
+	return f
+}
+
+func (g *gomuRedis) Leader(ctx context.Context) (int, error) {
+	var last []string
+	for {
+		lead, running := -1, 0
+		named := map[int]int{}
+		last = last[:0]
+		for i := range g.setup.Replicas {
+			if g.Proc(i) == nil {
+				last = append(last, fmt.Sprintf("r%d down", i+1))
+				continue
+			}
+			running++
+			f := g.info(ctx, i)
+			if f == nil {
+				last = append(last, fmt.Sprintf("r%d no answer", i+1))
+				continue
+			}
+			last = append(last, fmt.Sprintf("r%d %s leader=%s paused=%s", i+1, f["gomu_role"], f["gomu_leader_id"], f["gomu_paused"]))
+			if f["gomu_role"] == "leader" && f["gomu_paused"] == "0" {
+				lead = i
+			}
+			id, _ := strconv.Atoi(f["gomu_leader_id"])
+			named[id-1]++
+		}
+		if lead >= 0 && named[lead] == running {
+			return lead, nil
+		}
+		select {
+		case <-ctx.Done():
+			return -1, fmt.Errorf("gomu: no leader every running replica names (%s): %w%s", strings.Join(last, "; "), ctx.Err(), g.tails())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// tails is the end of each running replica's output, for an error.
+func (g *gomuRedis) tails() string {
+	var b strings.Builder
+	for i := range g.setup.Replicas {
+		if p := g.Proc(i); p != nil {
+			t := p.Tail()
+			if len(t) > 600 {
+				t = "…" + t[len(t)-600:]
+			}
+			fmt.Fprintf(&b, "\n--- %s:\n%s", p.Name, t)
+		}
+	}
+	return b.String()
+}
+
+func (g *gomuRedis) KV(c int) lincheck.Target {
+	r := lincheck.Redis{Addrs: g.addrs, Timeout: g.setup.Timeout, Dial: g.env.Dial}
+	for i := range g.addrs {
+		r.Names = append(r.Names, fmt.Sprintf("r%d", i+1))
+	}
+	return r.NewTarget(c)
+}
+
+func (g *gomuRedis) Lease(c int) Leaser {
+	return &redisLeaser{addrs: g.addrs, dial: g.env.Dial, at: c % len(g.addrs)}
+}
+
+func (g *gomuRedis) Digests(ctx context.Context) ([]string, error) {
+	digest := func(i int) string {
+		raw, err := g.ask(ctx, i, "DEBUG", "DIGEST")
+		if err != nil || len(raw) == 0 || raw[0] != '$' {
+			return ""
+		}
+		_, v, _ := strings.Cut(strings.TrimSpace(string(raw)), "\r\n")
+		return v
+	}
+	// The leader's digest is the reference; a leader just resumed may
+	// still be handing over, so ask again until one answers.
+	var want string
+	for want == "" {
+		lead, err := g.Leader(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if want = digest(lead); want == "" {
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("gomu: leader r%d gave no digest: %w", lead+1, ctx.Err())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	out := make([]string, g.setup.Replicas)
+	for i := range out {
+		if g.Proc(i) == nil {
+			continue
+		}
+		// A follower applies the last entries when the leader's next
+		// heartbeat carries their commit: wait for it, not forever.
+		for out[i] = digest(i); out[i] != want; out[i] = digest(i) {
+			select {
+			case <-ctx.Done():
+				return out, nil
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return out, nil
+}
+
+func (g *gomuRedis) Stop() error {
+	var errs []error
+	for i := range g.setup.Replicas {
+		if p := g.Proc(i); p != nil {
+			errs = append(errs, p.Kill(5*time.Second))
+		}
+	}
+	if g.reg != nil {
+		errs = append(errs, g.reg.Kill(5*time.Second))
+	}
+	return errors.Join(errs...)
+}
+
+// redisLeaser takes leases with SET lease:<app> <holder> NX PX <ms> on
+// the leader, following READONLY redirects within one Acquire. A request
+// that got no reply ends the Acquire with an error: sent again, it could
+// be refused by its own first attempt.
+type redisLeaser struct {
+	addrs []string
+	dial  func(ctx context.Context, network, addr string) (net.Conn, error)
+	at    int // where the next request goes
+	nc    net.Conn
+	br    *bufio.Reader
+	req   []byte
+}
+
+func (l *redisLeaser) Acquire(ctx context.Context, app, holder string, ttl time.Duration) (bool, error) {
+	for {
+		raw, err := l.roundTrip(ctx, "SET", "lease:"+app, holder, "NX", "PX", strconv.FormatInt(ttl.Milliseconds(), 10))
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case string(raw) == "+OK\r\n":
+			return true, nil
+		case raw[0] == '$' || raw[0] == '_': // nil: held by another
+			return false, nil
+		case raw[0] == '-':
+			// A follower names the leader; otherwise try the next server.
+			msg := string(raw)
+			l.close()
+			if i := strings.Index(msg, "addr="); i >= 0 {
+				addr := strings.Fields(msg[i+len("addr="):])[0]
+				for j, a := range l.addrs {
+					if a == addr {
+						l.at = j
+					}
+				}
+			} else {
+				l.at = (l.at + 1) % len(l.addrs)
+			}
+			if !strings.HasPrefix(msg, "-READONLY") {
+				// TRYAGAIN and the like: no leader yet, wait a little.
+				select {
+				case <-ctx.Done():
+					return false, fmt.Errorf("lease: %s: %w", strings.TrimSpace(msg), ctx.Err())
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+		default:
+			return false, fmt.Errorf("lease: unexpected reply %q", raw)
+		}
+	}
+}
+
+func (l *redisLeaser) roundTrip(ctx context.Context, args ...string) ([]byte, error) {
+	for l.nc == nil {
+		nc, err := l.dial(ctx, "tcp", l.addrs[l.at])
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("lease: dial %s: %w", l.addrs[l.at], err)
+			}
+			l.at = (l.at + 1) % len(l.addrs)
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		l.nc, l.br = nc, bufio.NewReader(nc)
+	}
+	dl, _ := ctx.Deadline()
+	_ = l.nc.SetDeadline(dl)
+	var bs [][]byte
+	for _, a := range args {
+		bs = append(bs, []byte(a))
+	}
+	l.req = resp.AppendCommand(l.req[:0], bs...)
+	_, err := l.nc.Write(l.req)
+	var raw []byte
+	if err == nil {
+		raw, err = resp.ReadReply(l.br, nil, 1<<20)
+	}
+	if err != nil {
+		l.close()
+		l.at = (l.at + 1) % len(l.addrs)
+		return nil, fmt.Errorf("lease: %w", err)
+	}
+	return raw, nil
+}
+
+func (l *redisLeaser) close() {
+	if l.nc != nil {
+		l.nc.Close()
+		l.nc = nil
+	}
+}
+
+func (l *redisLeaser) Close() error { l.close(); return nil }
+
+// waitTCP waits until addr accepts a connection from the client host, or
+// p ends, or ctx does.
+func waitTCP(ctx context.Context, env *Env, addr string, p *Proc) error {
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		nc, err := env.Dial(dctx, "tcp", addr)
+		cancel()
+		if err == nil {
+			nc.Close()
+			return nil
+		}
+		if done, perr := p.Exited(); done {
+			return fmt.Errorf("%s exited before serving %s (%v):\n%s", p.Name, addr, perr, p.Tail())
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: nothing answers at %s: %w\n%s", p.Name, addr, ctx.Err(), p.Tail())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// freePorts returns n TCP ports free on 127.0.0.1 now.
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
