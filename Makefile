@@ -173,3 +173,21 @@ faults: deps faults-bins
 	$(SUDO) $(BIN)/faults-etcd run --bin gomu=$(CURDIR)/$(BIN)/redis-server-replicated --systems gomu,etcd --env local,netns --out $(FAULTS_DIR) $(FAULTS_FLAGS)
 lease: deps faults-bins
 	$(SUDO) $(BIN)/faults-etcd lease --bin gomu=$(CURDIR)/$(BIN)/redis-server-replicated --systems gomu,etcd --env netns --out $(FAULTS_DIR) $(FAULTS_FLAGS)
+
+# Latency and throughput against the number of replicas (Electrode's
+# scenarios): main-st-lat (1 outstanding) and main-st (16 outstanding,
+# median of 3 runs) on 3, 5 and 7 replicas, on shm (--local) and, as root,
+# on tcp across a test bed of network namespaces (a host per replica, one
+# for Debian's memcached as registry); relaxed profile, sleep polling.
+# Prints a table (p50/p99/p99.9 µs, commands/s, ratios to 3 replicas),
+# writes bench-sizes.csv and bench-sizes.png to BENCH_SIZES_DIR; the last
+# line is `bench-sizes shm_p50_us=3:…,5:…,7:… tcp_p50_us=… shm_ops=… tcp_ops=…`.
+# About 2–3 minutes on 2 cores; BENCH_SIZES_FLAGS passes more flags
+# (e.g. --sizes 3,5 --count 100000 --tcp-count 10000).
+BENCH_SIZES_DIR   ?= .
+BENCH_SIZES_FLAGS ?=
+.PHONY: bench-sizes
+bench-sizes: deps
+	@mkdir -p $(BIN) $(BENCH_SIZES_DIR)
+	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/main-st ./cmd/main-st-lat ./cmd/bench-sizes
+	$(SUDO) $(BIN)/bench-sizes --main-st $(BIN)/main-st --main-st-lat $(BIN)/main-st-lat --out-dir $(BENCH_SIZES_DIR) $(BENCH_SIZES_FLAGS)

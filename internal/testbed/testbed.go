@@ -20,7 +20,9 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Spec describes a bed.
@@ -138,8 +140,10 @@ func (b *Bed) Command(host, name string, args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", b.ns[host], name}, args...)...)
 }
 
-// Down removes the bed: its namespaces (which kills nothing, but leaves
-// their processes without a network) and links. It is idempotent.
+// Down removes the bed: it kills whatever still runs in its namespaces
+// (a daemon that dropped root, such as memcached run as nobody, outlives
+// a parent killed with SIGKILL), then removes the namespaces and links.
+// It is idempotent.
 func (b *Bed) Down() error {
 	if !b.up {
 		return nil
@@ -148,8 +152,19 @@ func (b *Bed) Down() error {
 	return Sweep(b.spec.Name)
 }
 
+// killIn SIGKILLs every process in namespace ns.
+func killIn(ns string) {
+	out, _ := exec.Command("ip", "netns", "pids", ns).Output()
+	for _, f := range strings.Fields(string(out)) {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
 // Sweep removes every namespace and link whose name a bed called name
-// would use, whoever made them.
+// would use, whoever made them, and kills the processes in those
+// namespaces.
 func Sweep(name string) error {
 	if !validName.MatchString(name) {
 		return fmt.Errorf("testbed: name %q: want 1 to 6 of [a-z0-9]", name)
@@ -162,6 +177,7 @@ func Sweep(name string) error {
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
 		if len(f) > 0 && strings.HasPrefix(f[0], name+"-") {
+			killIn(f[0])
 			if err := ip("netns", "del", f[0]); err != nil {
 				errs = append(errs, err)
 			}
