@@ -34,7 +34,8 @@ func App(name string, factories ...Factory) *cli.App {
 		&cli.StringFlag{Name: "out", Value: "faults-out", Usage: "`DIR` for timelines (CSV), plots (PNG) and any violation's history"},
 		&cli.StringFlag{Name: "bed", Value: "flt", Usage: "the test bed's name (1 to 6 of [a-z0-9])"},
 		&cli.StringFlag{Name: "subnet", Value: "10.213.7.0/24", Usage: "the test bed's IPv4 /24"},
-		&cli.DurationFlag{Name: "timeout", Value: 300 * time.Millisecond, Usage: "one key-value request's bound"},
+		&cli.DurationFlag{Name: "timeout", Value: 300 * time.Millisecond, Usage: "one key-value write's bound"},
+		&cli.DurationFlag{Name: "read-timeout", Value: 100 * time.Millisecond, Usage: "one key-value read's bound (a client then reads elsewhere)"},
 	}
 	runFlags := append(slices.Clone(common),
 		&cli.StringFlag{Name: "faults", Value: "all", Usage: "faults to inject, comma-separated (all: the catalogue; none: only the no-fault run)"},
@@ -195,7 +196,7 @@ func startCluster(ctx context.Context, c *cli.Context, t target, out string, log
 			flags = append(flags, flag)
 		}
 	}
-	sys, err := t.factory.New(Setup{Replicas: n, Dir: dir, Bin: bs[t.factory.Name], Fast: c.Bool("fast"), Flags: flags, Timeout: c.Duration("timeout"), Log: logf})
+	sys, err := t.factory.New(Setup{Replicas: n, Dir: dir, Bin: bs[t.factory.Name], Fast: c.Bool("fast"), Flags: flags, Timeout: c.Duration("timeout"), ReadTimeout: c.Duration("read-timeout"), Log: logf})
 	if err != nil {
 		env.Close()
 		return nil, err

@@ -283,7 +283,7 @@ func (g *gomuRedis) tails() string {
 }
 
 func (g *gomuRedis) KV(c int) lincheck.Target {
-	r := lincheck.Redis{Addrs: g.addrs, Timeout: g.setup.Timeout, Dial: g.env.Dial}
+	r := lincheck.Redis{Addrs: g.addrs, Timeout: g.setup.Timeout, ReadTimeout: g.setup.ReadTimeout, Dial: g.env.Dial}
 	for i := range g.addrs {
 		r.Names = append(r.Names, fmt.Sprintf("r%d", i+1))
 	}

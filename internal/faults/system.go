@@ -72,8 +72,11 @@ type Setup struct {
 	// Flags are more flags for every server process (gomu:
 	// --poll=yield, --suspect-timeout=2ms …).
 	Flags []string
-	// Timeout bounds one client request (default 300 ms).
-	Timeout time.Duration
+	// Timeout bounds one client request (default 300 ms), ReadTimeout
+	// one read (default Timeout): a read that gets no reply changes
+	// nothing, so a client gives up on it sooner and asks another
+	// replica.
+	Timeout, ReadTimeout time.Duration
 	// Log receives progress lines (never nil).
 	Log func(format string, args ...any)
 }

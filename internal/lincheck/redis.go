@@ -51,10 +51,15 @@ type Redis struct {
 	Names []string
 	// Seed seeds the choice of servers (0: random).
 	Seed uint64
+	// ReadTimeout bounds one read (default Timeout): a read with no reply
+	// changes nothing, so a client may give up on it sooner.
+	ReadTimeout time.Duration
 	// Shun is how long reads avoid a server after an attempt there got
-	// no answer (default 1 s; negative: never), as a client that has
-	// other replicas to ask would: a stopped or cut-off replica otherwise
-	// holds every client that picks it for a whole Timeout.
+	// no answer (default 1 s; negative: never), doubled for each such
+	// failure in a row up to 8 times Shun and jittered by ±25 %, as a
+	// client that has other replicas to ask would: a stopped or cut-off
+	// replica otherwise holds every client that picks it for a whole
+	// timeout, and clients that failed together would come back together.
 	Shun time.Duration
 	// Dial connects to a server (default: a net.Dialer), so that a
 	// client can dial from another network namespace.
@@ -72,6 +77,9 @@ func (r Redis) NewTarget(client int) Target {
 	if r.Timeout <= 0 {
 		r.Timeout = 300 * time.Millisecond
 	}
+	if r.ReadTimeout <= 0 {
+		r.ReadTimeout = r.Timeout
+	}
 	if r.Shun == 0 {
 		r.Shun = time.Second
 	}
@@ -81,7 +89,7 @@ func (r Redis) NewTarget(client int) Target {
 	}
 	rng := rand.New(rand.NewPCG(seed, uint64(client)))
 	return &redisTarget{cfg: r, rng: rng, conns: map[string]*redisConn{}, leader: rng.IntN(len(r.Addrs)), doubt: true,
-		shunned: make([]time.Time, len(r.Addrs))}
+		shunned: make([]time.Time, len(r.Addrs)), shunFor: make([]time.Duration, len(r.Addrs))}
 }
 
 type redisTarget struct {
@@ -93,7 +101,8 @@ type redisTarget struct {
 	backoff time.Duration
 	wait    time.Duration // what Prepare waits first
 	req     []byte
-	shunned []time.Time // per server: reads avoid it until then
+	shunned []time.Time     // per server: reads avoid it until then
+	shunFor []time.Duration // per server: its last shun, doubled on the next
 }
 
 type redisConn struct {
@@ -133,7 +142,7 @@ func (t *redisTarget) Prepare(ctx context.Context, in Input) error {
 // says it leads (and is not paused); next is the server it names as its
 // master, -1 for none.
 func (t *redisTarget) whoLeads(at int) (master bool, next int) {
-	raw, err := t.roundTrip(t.cfg.Addrs[at], resp.AppendCommand(t.req[:0], []byte("INFO"), []byte("replication")))
+	raw, err := t.roundTrip(t.cfg.Addrs[at], resp.AppendCommand(t.req[:0], []byte("INFO"), []byte("replication")), t.cfg.Timeout)
 	if err != nil || len(raw) == 0 || raw[0] != '$' {
 		return false, -1
 	}
@@ -165,11 +174,13 @@ func (t *redisTarget) Do(in Input) Reply {
 		where = t.cfg.Names[at]
 	}
 	t.req = appendRequest(t.req[:0], in)
-	raw, err := t.roundTrip(addr, t.req)
+	timeout := t.cfg.Timeout
+	if in.Kind == Get {
+		timeout = t.cfg.ReadTimeout
+	}
+	raw, err := t.roundTrip(addr, t.req, timeout)
 	if err != nil {
-		if t.cfg.Shun > 0 {
-			t.shunned[at] = time.Now().Add(t.cfg.Shun)
-		}
+		t.shun(at)
 		if in.Kind == Get && !t.cfg.LeaderReads {
 			at = -1
 		}
@@ -180,6 +191,7 @@ func (t *redisTarget) Do(in Input) Reply {
 		}
 		return Reply{Outcome: oc, Where: where}
 	}
+	t.shunFor[at] = 0
 	rep, leader := parseReply(in, raw)
 	rep.Where = where
 	switch {
@@ -191,6 +203,17 @@ func (t *redisTarget) Do(in Input) Reply {
 		t.failed(at, leader)
 	}
 	return rep
+}
+
+// shun keeps reads away from server at for a while after a failure there.
+func (t *redisTarget) shun(at int) {
+	if t.cfg.Shun <= 0 {
+		return
+	}
+	d := min(max(2*t.shunFor[at], t.cfg.Shun), 8*t.cfg.Shun)
+	t.shunFor[at] = d
+	jittered := time.Duration(float64(d) * (0.75 + 0.5*t.rng.Float64()))
+	t.shunned[at] = time.Now().Add(jittered)
 }
 
 // readFrom picks a random server for a read among those not shunned
@@ -241,10 +264,10 @@ var errNotSent = errors.New("not sent")
 
 // roundTrip sends the request req to addr and reads the raw reply. On any
 // error the connection is dropped.
-func (t *redisTarget) roundTrip(addr string, req []byte) ([]byte, error) {
+func (t *redisTarget) roundTrip(addr string, req []byte, timeout time.Duration) ([]byte, error) {
 	c := t.conns[addr]
 	if c == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), t.cfg.Timeout)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		nc, err := t.dial(ctx, "tcp", addr)
 		cancel()
 		if err != nil {
@@ -253,7 +276,7 @@ func (t *redisTarget) roundTrip(addr string, req []byte) ([]byte, error) {
 		c = &redisConn{nc: nc, br: bufio.NewReader(nc)}
 		t.conns[addr] = c
 	}
-	_ = c.nc.SetDeadline(time.Now().Add(t.cfg.Timeout))
+	_ = c.nc.SetDeadline(time.Now().Add(timeout))
 	_, err := c.nc.Write(req)
 	var raw []byte
 	if err == nil {

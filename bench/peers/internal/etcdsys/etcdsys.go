@@ -427,9 +427,11 @@ type kvTarget struct {
 	// Redis.Shun), so neither system's throughput is judged by reads
 	// sent to a stopped member.
 	shunned []time.Time
+	shunFor []time.Duration
 }
 
-// shun is how long reads avoid a member that did not answer one.
+// shun is how long reads avoid a member that did not answer one, doubled
+// for each failure in a row up to 8 times and jittered by ±25 %.
 const shun = time.Second
 
 // Back-off after a failed attempt, doubled on each failure in a row.
@@ -486,11 +488,19 @@ func unknown(where string) lincheck.Reply {
 func (t *kvTarget) get(ctx context.Context, key string) lincheck.Reply {
 	i := t.readFrom()
 	where := memberName(i)
+	if rt := t.sys.setup.ReadTimeout; rt > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, rt)
+		defer cancel()
+	}
 	r, err := t.reads[i].Get(ctx, key) // linearizable: etcd's default
 	if err != nil {
-		t.shunned[i] = time.Now().Add(shun)
+		d := min(max(2*t.shunFor[i], shun), 8*shun)
+		t.shunFor[i] = d
+		t.shunned[i] = time.Now().Add(time.Duration(float64(d) * (0.75 + 0.5*t.rng.Float64())))
 		return unknown(where)
 	}
+	t.shunFor[i] = 0
 	if len(r.Kvs) == 0 {
 		return lincheck.Reply{Outcome: lincheck.Done, Output: lincheck.Output{Nil: true}, Where: where}
 	}
@@ -502,6 +512,7 @@ func (t *kvTarget) get(ctx context.Context, key string) lincheck.Reply {
 func (t *kvTarget) readFrom() int {
 	if t.shunned == nil {
 		t.shunned = make([]time.Time, len(t.reads))
+		t.shunFor = make([]time.Duration, len(t.reads))
 	}
 	now := time.Now()
 	n, pick := 0, -1
