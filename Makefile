@@ -191,3 +191,18 @@ bench-sizes: deps
 	@mkdir -p $(BIN) $(BENCH_SIZES_DIR)
 	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/main-st ./cmd/main-st-lat ./cmd/bench-sizes
 	$(SUDO) $(BIN)/bench-sizes --main-st $(BIN)/main-st --main-st-lat $(BIN)/main-st-lat --out-dir $(BENCH_SIZES_DIR) $(BENCH_SIZES_FLAGS)
+
+# Container images for Mu's deployment, one replica per container plus a
+# memcached container (deploy/: Dockerfile, Dockerfile.registry,
+# compose.yaml). No image is pulled: deploy/image.sh debootstraps a Debian
+# base, adds this machine's Go, builds with `podman build --isolation
+# chroot`, then checks the images by mounting them and running their
+# binaries in a chroot (each --help, a --local 3 shm cluster, a tcp
+# cluster beside the registry image's memcached). Root; about 7 minutes
+# cold, seconds when cached; not part of make test (it downloads a Debian
+# root).
+.PHONY: image
+image:
+	@command -v podman >/dev/null && command -v debootstrap >/dev/null || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends podman debootstrap; }
+	$(SUDO) bash deploy/image.sh all
