@@ -180,7 +180,8 @@ func startCluster(ctx context.Context, c *cli.Context, t target, out string, log
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
 		tmp = "/dev/shm"
 	}
-	dir, err := os.MkdirTemp(tmp, "gomu-faults-"+t.factory.Name+"-")
+	// Not "gomu-…": the shm provider owns those names in /dev/shm.
+	dir, err := os.MkdirTemp(tmp, "faultrun-"+t.factory.Name+"-")
 	if err != nil {
 		env.Close()
 		return nil, err

@@ -330,8 +330,10 @@ func (o *Outcome) judgeTimeline(h []lincheck.Op, marks []Mark, plan Plan) {
 		}
 		prev = w
 	}
-	if len(writes) == 0 {
-		o.Unavailable = time.Duration(last - faultAt)
+	// The stretch from the last acknowledged write to the run's end
+	// counts too (all of it when nothing was written after the fault).
+	if gap := time.Duration(last - prev); gap > o.Unavailable {
+		o.Unavailable, o.UnavailableAt = gap, time.Duration(prev)
 	}
 }
 

@@ -87,10 +87,10 @@ func (b *Bed) Loss(host string, percent int) (undo func() error, err error) {
 		return nil, fmt.Errorf("testbed: no host %q", host)
 	}
 	rules := fmt.Sprintf(`table inet gomuloss {
-	chain in { type filter hook input priority 0; policy accept; numgen random mod 100 < %[1]d drop; }
-	chain out { type filter hook output priority 0; policy accept; numgen random mod 100 < %[1]d drop; }
+	chain in { type filter hook input priority 0; policy accept; numgen random mod 100 <= %[1]d drop; }
+	chain out { type filter hook output priority 0; policy accept; numgen random mod 100 <= %[1]d drop; }
 }
-`, percent)
+`, percent-1) // numgen's values are 0 to 99: "< 100" is out of its range
 	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(rules)
 	if out, err := cmd.CombinedOutput(); err != nil {
