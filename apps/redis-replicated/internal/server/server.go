@@ -176,8 +176,8 @@ func (s *Server) expireLoop() {
 		var next int64
 		s.cfg.Machine.read(func(st *store.Store) { next = st.NextExpiry() })
 		now := time.Now().UnixMilli()
-		if next == 0 || next > now {
-			continue // nothing due: no proposal
+		if next == 0 || next >= now {
+			continue // nothing due (a key expires strictly after its time): no proposal
 		}
 		p.reset(propBatch)
 		p.add([][]byte{[]byte(store.ExpireCommand), []byte(strconv.Itoa(expireBatch))})

@@ -70,7 +70,7 @@ func (s *Store) rebuildExpiry() {
 // one sweep never holds the store for long.
 func (s *Store) sweepExpired(nowMs, limit int64) int64 {
 	var deleted, seen int64
-	for len(s.expiry) > 0 && s.expiry[0].at <= nowMs {
+	for len(s.expiry) > 0 && s.expiry[0].at < nowMs { // strictly after, as expired
 		if limit >= 0 && (deleted >= limit || seen >= 4*limit+64) {
 			break
 		}

@@ -430,8 +430,11 @@ func TestTTLAtEnvTime(t *testing.T) {
 		{t0 + 4500, "TTL", ":6\r\n"}, // 5500 ms rounds half up
 		{t0 + 4501, "TTL", ":5\r\n"},
 		{t0 + 9999, "PTTL", ":1\r\n"},
-		{t0 + 10000, "PTTL", ":-2\r\n"},
-		{t0 + 10000, "GET", "$-1\r\n"},
+		// Expired strictly after its time, as Redis: PX n lives n ms at least.
+		{t0 + 10000, "PTTL", ":0\r\n"},
+		{t0 + 10000, "GET", "$1\r\nv\r\n"},
+		{t0 + 10001, "PTTL", ":-2\r\n"},
+		{t0 + 10001, "GET", "$-1\r\n"},
 	} {
 		if got := at(c.now, c.cmd, "k"); got != c.want {
 			t.Errorf("%s at +%d: %q, want %q", c.cmd, c.now-t0, got, c.want)
@@ -441,8 +444,8 @@ func TestTTLAtEnvTime(t *testing.T) {
 	if s.Len() != 1 || s.Expiring() != 1 {
 		t.Fatalf("read mutated the store: %d keys, %d expiring", s.Len(), s.Expiring())
 	}
-	at(t0+10000, "SETNX", "k", "w")
-	if s.Len() != 1 || s.Expiring() != 0 || at(t0+10000, "GET", "k") != "$1\r\nw\r\n" {
+	at(t0+10001, "SETNX", "k", "w")
+	if s.Len() != 1 || s.Expiring() != 0 || at(t0+10001, "GET", "k") != "$1\r\nw\r\n" {
 		t.Fatalf("write did not replace the expired key: %d keys, %d expiring", s.Len(), s.Expiring())
 	}
 	// EXPIRE at exactly the command's time deletes.

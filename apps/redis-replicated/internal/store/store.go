@@ -237,7 +237,10 @@ type value struct {
 	expireAt int64 // Unix ms; 0: no expiry
 }
 
-func (v *value) expired(nowMs int64) bool { return v.expireAt != 0 && v.expireAt <= nowMs }
+// expired reports whether the TTL passed: strictly after expireAt, as
+// Redis decides, so a key set with PX n lives at least n ms even though
+// the leader's clock is read in whole milliseconds (rounded down).
+func (v *value) expired(nowMs int64) bool { return v.expireAt != 0 && v.expireAt < nowMs }
 
 // lookup returns key's live value or nil; it never mutates (for reads).
 func (s *Store) lookup(e *Env, key []byte) *value {
