@@ -79,6 +79,7 @@ func (k Knobs) withDefaults() Knobs {
 var Faults = []*Fault{
 	{Name: "cpu-quota", Doc: "a cgroup CPU quota: the replica gets a tenth of one CPU", Root: true, inject: cpuQuota},
 	{Name: "busy-neighbours", Doc: "the replica pinned to one CPU beside busy processes", inject: busyNeighbours},
+	{Name: "kill", Doc: "kill -9 once; restarted when the window ends (it rejoins the running cluster)", inject: killOnce},
 	{Name: "crash-loop", Doc: "kill -9 and restart, once a second (a new victim of the role each time)", inject: crashLoop},
 	{Name: "memory-limit", Doc: "a cgroup memory limit a few MiB above what the replica uses", Root: true, inject: memoryLimit},
 	{Name: "pause-fifo", Doc: "the replica's own pause (its fifo): it stops serving and replicating", inject: pauseFifo},
@@ -262,6 +263,14 @@ func crashLoop(f *injection, i int) (func() error, error) {
 		err := <-done
 		return errors.Join(err, restartDown(f.ctx, f.sys, f.n))
 	}, nil
+}
+
+func killOnce(f *injection, i int) (func() error, error) {
+	if err := f.sys.Kill(i); err != nil {
+		return nil, err
+	}
+	f.events["kills"]++
+	return func() error { return restartDown(f.ctx, f.sys, f.n) }, nil
 }
 
 func isolate(f *injection, i int) (func() error, error) { return f.env.Isolate(f.env.Replicas[i]) }

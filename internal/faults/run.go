@@ -90,6 +90,10 @@ type Outcome struct {
 	Unavailable time.Duration
 	// UnavailableAt is when that gap began (since the run began).
 	UnavailableAt time.Duration
+	// WindowGap is the longest gap between acknowledged writes inside
+	// the fault window alone: for a kill, the fail-over, without the
+	// restarted replica's rejoin that follows the window.
+	WindowGap time.Duration
 	// Latency percentiles of acknowledged operations over the run.
 	P50, P99, P999 time.Duration
 	Events         map[string]int
@@ -122,9 +126,9 @@ func (o *Outcome) Line() string {
 	if !o.DigestsEqual {
 		d = "DIFFER"
 	}
-	return fmt.Sprintf("%-6s %-6s %-26s r%d ops=%d lin=%v lost=%d digests=%s rate=%.0f/s kept=%.0f%% unavail=%v@%.2fs p50=%v p99=%v p99.9=%v%s",
+	return fmt.Sprintf("%-6s %-6s %-26s r%d ops=%d lin=%v lost=%d digests=%s rate=%.0f/s kept=%.0f%% unavail=%v@%.2fs window_gap=%v p50=%v p99=%v p99.9=%v%s",
 		o.System, o.Env, o.Scenario, o.Replica, o.Ops, o.Lin.Verdict, o.Lost, d, o.BaseRate, 100*o.Kept,
-		o.Unavailable.Round(100*time.Microsecond), o.UnavailableAt.Seconds(), o.P50.Round(time.Microsecond), o.P99.Round(time.Microsecond), o.P999.Round(time.Microsecond), events(o.Events))
+		o.Unavailable.Round(100*time.Microsecond), o.UnavailableAt.Seconds(), o.WindowGap.Round(100*time.Microsecond), o.P50.Round(time.Microsecond), o.P99.Round(time.Microsecond), o.P999.Round(time.Microsecond), events(o.Events))
 }
 
 func events(m map[string]int) string {
@@ -323,6 +327,17 @@ func (o *Outcome) judgeTimeline(h []lincheck.Op, marks []Mark, plan Plan) {
 		o.Kept = o.FaultRate / o.BaseRate
 	}
 	slices.Sort(writes)
+	wprev := faultAt
+	for _, w := range writes {
+		if w > faultEnd {
+			break
+		}
+		o.WindowGap = max(o.WindowGap, time.Duration(w-wprev))
+		wprev = w
+	}
+	if faultEnd > wprev && faultEnd <= last {
+		o.WindowGap = max(o.WindowGap, time.Duration(faultEnd-wprev))
+	}
 	prev := faultAt
 	for _, w := range writes {
 		if gap := time.Duration(w - prev); gap > o.Unavailable {
