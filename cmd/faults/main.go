@@ -1,5 +1,6 @@
-// Command faults runs gomu's replicated Redis under faults and judges what
-// its clients saw (see internal/faults):
+// Command faults runs gomu's replicated Redis (--systems gomu, the
+// default) or memcached (--systems gomu-memcached) under faults and judges
+// what its clients saw (see internal/faults):
 //
 //	faults run   [--env local|netns|local,netns] [--faults all] [--roles leader,follower] [--fast] …
 //	faults short                  # every fault once, a few seconds each (make faults-short)
@@ -7,8 +8,8 @@
 //	faults list                   # the fault catalogue
 //
 // Each run starts Debian's memcached as the registry and one
-// redis-server-replicated per replica host (--bin gomu=PATH, default from
-// PATH), drives the key-value workload, injects each fault of the
+// redis-server-replicated (--bin gomu=PATH) or memcached-replicated
+// (--bin gomu-memcached=PATH) per replica host (default from PATH), drives the key-value workload, injects each fault of the
 // catalogue into the leader and into a follower, and prints one line per
 // scenario: operations, the linearizability verdict of the whole history
 // (porcupine, reads on every replica), acknowledged writes lost, whether
@@ -27,4 +28,4 @@ import (
 	"github.com/gomu-rdma/gomu/internal/faults"
 )
 
-func main() { faults.Main("faults", faults.GomuRedis()) }
+func main() { faults.Main("faults", faults.GomuRedis(), faults.GomuMemcached()) }

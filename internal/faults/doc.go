@@ -11,9 +11,11 @@
 //     made in the client host's namespace.
 //   - A System is the store under test (GomuRedis: Debian's memcached as
 //     the registry and redis-server-replicated per replica host, with
-//     the flags a user would give it): it starts, names its leader, kills
-//     and restarts replicas, pauses them its own way, makes clients, and
-//     reports digests.
+//     the flags a user would give it; GomuMemcached the same with
+//     memcached-replicated, asked "stats gomu" and "stats gomu digest",
+//     its workload lincheck.Memcache, its leases memcached's add): it
+//     starts, names its leader, kills and restarts replicas, pauses them
+//     its own way, makes clients, and reports digests.
 //   - A Fault is injected into the replica holding a role (leader or
 //     follower) when the fault window opens and ended when it closes:
 //     cpu-quota (cgroup), busy-neighbours (pinned beside busy loops),

@@ -626,20 +626,30 @@ func TestVerdicts(t *testing.T) {
 // them on this machine (shm) around Debian's memcached: SIGSTOP on the
 // leader for a second keeps every verdict good.
 func TestGomuUnderSIGSTOP(t *testing.T) {
+	testGomuUnderSIGSTOP(t, GomuRedis(), "github.com/gomu-rdma/gomu/apps/redis-replicated/cmd/redis-server-replicated")
+}
+
+// TestGomuMemcachedUnderSIGSTOP is TestGomuUnderSIGSTOP with
+// memcached-replicated.
+func TestGomuMemcachedUnderSIGSTOP(t *testing.T) {
+	testGomuUnderSIGSTOP(t, GomuMemcached(), "github.com/gomu-rdma/gomu/apps/memcached-replicated/cmd/memcached-replicated")
+}
+
+func testGomuUnderSIGSTOP(t *testing.T, f Factory, pkg string) {
 	if testing.Short() {
 		t.Skip("builds a server and starts a cluster of three")
 	}
 	if _, err := exec.LookPath("memcached"); err != nil {
 		t.Skip("needs Debian's memcached as the registry")
 	}
-	bin := filepath.Join(t.TempDir(), "redis-server-replicated")
+	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
 	bctx, bcancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer bcancel()
 	gocmd, err := exec.LookPath("go")
 	if err != nil {
 		gocmd = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	if out, err := exec.CommandContext(bctx, gocmd, "build", "-o", bin, "github.com/gomu-rdma/gomu/apps/redis-replicated/cmd/redis-server-replicated").CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(bctx, gocmd, "build", "-o", bin, pkg).CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	var logMu sync.Mutex
@@ -656,7 +666,7 @@ func TestGomuUnderSIGSTOP(t *testing.T) {
 			logMu.Unlock()
 		}
 	})
-	sys, err := GomuRedis().New(Setup{Replicas: 3, Dir: t.TempDir(), Bin: bin, Log: logf})
+	sys, err := f.New(Setup{Replicas: 3, Dir: t.TempDir(), Bin: bin, Log: logf})
 	if err != nil {
 		t.Fatal(err)
 	}

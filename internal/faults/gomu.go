@@ -26,23 +26,49 @@ import (
 // --transport tcp --device <host>:7000 --bind --advertise on the test
 // bed, --transport shm locally).
 func GomuRedis() Factory {
-	return Factory{Name: "gomu", New: func(s Setup) (System, error) {
-		if s.Bin == "" {
-			s.Bin = "redis-server-replicated"
-		}
-		bin, err := exec.LookPath(s.Bin)
-		if err != nil {
-			return nil, fmt.Errorf("gomu: server program: %w", err)
-		}
-		s.Bin = bin
-		if s.Timeout <= 0 {
-			s.Timeout = 300 * time.Millisecond
-		}
-		return &gomuRedis{setup: s, procs: make([]*Proc, s.Replicas)}, nil
-	}}
+	return Factory{Name: "gomu", New: func(s Setup) (System, error) { return newGomuApp(s, gomuRedis{}) }}
 }
 
-type gomuRedis struct {
+// gomuProto is what sets gomu's replicated apps apart in a run: the
+// server program, its client flags, and the client protocol in which the
+// runner asks who leads and for digests, and the workloads talk.
+type gomuProto interface {
+	// name is the System's name, defaultBin the server program's.
+	name() string
+	defaultBin() string
+	// clientPort is the client port on a test bed host.
+	clientPort() int
+	// listenFlags make the server listen on host:port.
+	listenFlags(host, port string) []string
+	// status is replica i's gomu_role, gomu_leader_id and gomu_paused
+	// (and whatever else it tells), nil if it does not answer.
+	status(ctx context.Context, g *gomuApp, i int) map[string]string
+	// digest is replica i's state digest, "" if it gives none.
+	digest(ctx context.Context, g *gomuApp, i int) string
+	kv(g *gomuApp, c int) lincheck.Target
+	lease(g *gomuApp, c int) Leaser
+}
+
+// newGomuApp makes the System of one of gomu's replicated apps.
+func newGomuApp(s Setup, p gomuProto) (System, error) {
+	if s.Bin == "" {
+		s.Bin = p.defaultBin()
+	}
+	bin, err := exec.LookPath(s.Bin)
+	if err != nil {
+		return nil, fmt.Errorf("%s: server program: %w", p.name(), err)
+	}
+	s.Bin = bin
+	if s.Timeout <= 0 {
+		s.Timeout = 300 * time.Millisecond
+	}
+	return &gomuApp{proto: p, setup: s, procs: make([]*Proc, s.Replicas)}, nil
+}
+
+// gomuApp is one of gomu's replicated apps as a System: Debian's memcached
+// as the registry, one server process per replica host.
+type gomuApp struct {
+	proto   gomuProto
 	setup   Setup
 	env     *Env
 	reg     *Proc
@@ -57,14 +83,13 @@ type gomuRedis struct {
 // The ports a replica uses on its own host of the test bed; locally each
 // replica gets free ones.
 const (
-	gomuClientPort = 6379
-	gomuNICPort    = 7000
-	registryPort   = 11211
+	gomuNICPort  = 7000
+	registryPort = 11211
 )
 
-func (g *gomuRedis) Name() string { return "gomu" }
+func (g *gomuApp) Name() string { return g.proto.name() }
 
-func (g *gomuRedis) Start(ctx context.Context, env *Env) error {
+func (g *gomuApp) Start(ctx context.Context, env *Env) error {
 	g.env = env
 	g.cluster = fmt.Sprintf("faults-%d", os.Getpid())
 	g.device = fmt.Sprintf("faults-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
@@ -80,14 +105,14 @@ func (g *gomuRedis) Start(ctx context.Context, env *Env) error {
 		}
 	} else {
 		for _, h := range env.Replicas {
-			g.addrs = append(g.addrs, net.JoinHostPort(env.Addr(h), strconv.Itoa(gomuClientPort)))
+			g.addrs = append(g.addrs, net.JoinHostPort(env.Addr(h), strconv.Itoa(g.proto.clientPort())))
 		}
 	}
 	g.regAddr = net.JoinHostPort(env.Addr(env.Registry), strconv.Itoa(regPort))
 	reg, err := StartProc("registry (memcached)", env.Command(env.Registry, "memcached", "-u", "nobody",
 		"-l", env.Addr(env.Registry), "-p", strconv.Itoa(regPort), "-U", "0"))
 	if err != nil {
-		return fmt.Errorf("gomu: %w (is Debian's memcached installed?)", err)
+		return fmt.Errorf("%s: %w (is Debian's memcached installed?)", g.Name(), err)
 	}
 	g.reg = reg
 	if err := waitTCP(ctx, env, g.regAddr, reg); err != nil {
@@ -107,12 +132,12 @@ func (g *gomuRedis) Start(ctx context.Context, env *Env) error {
 	return err
 }
 
-func (g *gomuRedis) fifo(i int) string {
+func (g *gomuApp) fifo(i int) string {
 	return filepath.Join(g.setup.Dir, fmt.Sprintf("fifo-%d", i+1))
 }
 
 // spawn starts replica i's process.
-func (g *gomuRedis) spawn(i int) error {
+func (g *gomuApp) spawn(i int) error {
 	host := g.env.Replicas[i]
 	h, port, _ := net.SplitHostPort(g.addrs[i])
 	transport, device := "shm", g.device
@@ -128,8 +153,9 @@ func (g *gomuRedis) spawn(i int) error {
 		profile = "fast"
 	}
 	cmd := g.env.Command(host, "env", "SID="+strconv.Itoa(i+1), "IDS="+strings.Join(ids, ","),
-		registry.EnvAddr+"="+g.regAddr, g.setup.Bin,
-		"--transport", transport, "--device", device, "--bind", h, "--port", port, "--advertise", g.addrs[i],
+		registry.EnvAddr+"="+g.regAddr, g.setup.Bin, "--transport", transport, "--device", device)
+	cmd.Args = append(cmd.Args, g.proto.listenFlags(h, port)...)
+	cmd.Args = append(cmd.Args, "--advertise", g.addrs[i],
 		"--cluster", g.cluster, "--fifo", g.fifo(i), "--profile", profile,
 		"--timeout", "2s", "--start-timeout", "60s", "--verbose")
 	cmd.Args = append(cmd.Args, g.setup.Flags...)
@@ -144,16 +170,16 @@ func (g *gomuRedis) spawn(i int) error {
 	return nil
 }
 
-func (g *gomuRedis) Proc(i int) *Proc {
+func (g *gomuApp) Proc(i int) *Proc {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.procs[i]
 }
 
-func (g *gomuRedis) Kill(i int) error {
+func (g *gomuApp) Kill(i int) error {
 	p := g.Proc(i)
 	if p == nil {
-		return fmt.Errorf("gomu: replica %d is down already", i+1)
+		return fmt.Errorf("%s: replica %d is down already", g.Name(), i+1)
 	}
 	err := p.Kill(5 * time.Second)
 	g.mu.Lock()
@@ -162,9 +188,9 @@ func (g *gomuRedis) Kill(i int) error {
 	return err
 }
 
-func (g *gomuRedis) Restart(ctx context.Context, i int) error {
+func (g *gomuApp) Restart(ctx context.Context, i int) error {
 	if g.Proc(i) != nil {
-		return fmt.Errorf("gomu: replica %d is running", i+1)
+		return fmt.Errorf("%s: replica %d is running", g.Name(), i+1)
 	}
 	if err := g.spawn(i); err != nil {
 		return err
@@ -172,25 +198,26 @@ func (g *gomuRedis) Restart(ctx context.Context, i int) error {
 	return waitTCP(ctx, g.env, g.addrs[i], g.Proc(i))
 }
 
-func (g *gomuRedis) Pause(i int) error  { return g.writeFifo(i, "p") }
-func (g *gomuRedis) Resume(i int) error { return g.writeFifo(i, "c") }
+func (g *gomuApp) Pause(i int) error  { return g.writeFifo(i, "p") }
+func (g *gomuApp) Resume(i int) error { return g.writeFifo(i, "c") }
 
 // writeFifo writes s to replica i's pause fifo, without blocking when
 // nothing reads it (the replica died).
-func (g *gomuRedis) writeFifo(i int, s string) error {
+func (g *gomuApp) writeFifo(i int, s string) error {
 	f, err := os.OpenFile(g.fifo(i), os.O_WRONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return fmt.Errorf("gomu: replica %d's pause fifo: %w", i+1, err)
+		return fmt.Errorf("%s: replica %d's pause fifo: %w", g.Name(), i+1, err)
 	}
 	defer f.Close()
 	if _, err := f.WriteString(s); err != nil {
-		return fmt.Errorf("gomu: replica %d's pause fifo: %w", i+1, err)
+		return fmt.Errorf("%s: replica %d's pause fifo: %w", g.Name(), i+1, err)
 	}
 	return nil
 }
 
-// ask sends one command to replica i and returns its raw reply.
-func (g *gomuRedis) ask(ctx context.Context, i int, args ...string) ([]byte, error) {
+// ask sends the request req to replica i and returns the raw reply that
+// read reads.
+func (g *gomuApp) ask(ctx context.Context, i int, req []byte, read func(*bufio.Reader) ([]byte, error)) ([]byte, error) {
 	// Questions about the cluster may wait longer than the workload's
 	// requests: a loaded replica answers late, not never.
 	ctx, cancel := context.WithTimeout(ctx, max(g.setup.Timeout, time.Second))
@@ -202,37 +229,22 @@ func (g *gomuRedis) ask(ctx context.Context, i int, args ...string) ([]byte, err
 	defer nc.Close()
 	dl, _ := ctx.Deadline()
 	_ = nc.SetDeadline(dl)
-	var req []byte
-	var bs [][]byte
-	for _, a := range args {
-		bs = append(bs, []byte(a))
-	}
-	req = resp.AppendCommand(req, bs...)
 	if _, err := nc.Write(req); err != nil {
 		return nil, err
 	}
-	return resp.ReadReply(bufio.NewReader(nc), nil, 1<<20)
+	return read(bufio.NewReader(nc))
 }
 
-// info is replica i's INFO replication, nil if it does not answer.
-func (g *gomuRedis) info(ctx context.Context, i int) map[string]string {
+// info is replica i's status (see gomuProto.status), nil if it is down
+// or does not answer.
+func (g *gomuApp) info(ctx context.Context, i int) map[string]string {
 	if g.Proc(i) == nil {
 		return nil
 	}
-	raw, err := g.ask(ctx, i, "INFO", "replication")
-	if err != nil || len(raw) == 0 || raw[0] != '$' {
-		return nil
-	}
-	f := map[string]string{}
-	for _, line := range strings.Split(string(raw), "\r\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok {
-			f[k] = v
-		}
-	}
-	return f
+	return g.proto.status(ctx, g, i)
 }
 
-func (g *gomuRedis) Leader(ctx context.Context) (int, error) {
+func (g *gomuApp) Leader(ctx context.Context) (int, error) {
 	var last []string
 	for {
 		lead, running := -1, 0
@@ -261,14 +273,14 @@ func (g *gomuRedis) Leader(ctx context.Context) (int, error) {
 		}
 		select {
 		case <-ctx.Done():
-			return -1, fmt.Errorf("gomu: no leader every running replica names (%s): %w%s", strings.Join(last, "; "), ctx.Err(), g.tails())
+			return -1, fmt.Errorf("%s: no leader every running replica names (%s): %w%s", g.Name(), strings.Join(last, "; "), ctx.Err(), g.tails())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
 
 // tails is the end of each running replica's output, for an error.
-func (g *gomuRedis) tails() string {
+func (g *gomuApp) tails() string {
 	var b strings.Builder
 	for i := range g.setup.Replicas {
 		if p := g.Proc(i); p != nil {
@@ -282,27 +294,21 @@ func (g *gomuRedis) tails() string {
 	return b.String()
 }
 
-func (g *gomuRedis) KV(c int) lincheck.Target {
-	r := lincheck.Redis{Addrs: g.addrs, Timeout: g.setup.Timeout, ReadTimeout: g.setup.ReadTimeout, Dial: g.env.Dial}
+func (g *gomuApp) KV(c int) lincheck.Target { return g.proto.kv(g, c) }
+
+func (g *gomuApp) Lease(c int) Leaser { return g.proto.lease(g, c) }
+
+// names label the replicas in histories: r1…rn.
+func (g *gomuApp) names() []string {
+	var ns []string
 	for i := range g.addrs {
-		r.Names = append(r.Names, fmt.Sprintf("r%d", i+1))
+		ns = append(ns, fmt.Sprintf("r%d", i+1))
 	}
-	return r.NewTarget(c)
+	return ns
 }
 
-func (g *gomuRedis) Lease(c int) Leaser {
-	return &redisLeaser{addrs: g.addrs, dial: g.env.Dial, at: c % len(g.addrs)}
-}
-
-func (g *gomuRedis) Digests(ctx context.Context) ([]string, error) {
-	digest := func(i int) string {
-		raw, err := g.ask(ctx, i, "DEBUG", "DIGEST")
-		if err != nil || len(raw) == 0 || raw[0] != '$' {
-			return ""
-		}
-		_, v, _ := strings.Cut(strings.TrimSpace(string(raw)), "\r\n")
-		return v
-	}
+func (g *gomuApp) Digests(ctx context.Context) ([]string, error) {
+	digest := func(i int) string { return g.proto.digest(ctx, g, i) }
 	// The leader's digest is the reference; a leader just resumed may
 	// still be handing over, so ask again until one answers.
 	var want string
@@ -314,7 +320,7 @@ func (g *gomuRedis) Digests(ctx context.Context) ([]string, error) {
 		if want = digest(lead); want == "" {
 			select {
 			case <-ctx.Done():
-				return nil, fmt.Errorf("gomu: leader r%d gave no digest: %w", lead+1, ctx.Err())
+				return nil, fmt.Errorf("%s: leader r%d gave no digest: %w", g.Name(), lead+1, ctx.Err())
 			case <-time.After(20 * time.Millisecond):
 			}
 		}
@@ -337,7 +343,7 @@ func (g *gomuRedis) Digests(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-func (g *gomuRedis) Stop() error {
+func (g *gomuApp) Stop() error {
 	var errs []error
 	for i := range g.setup.Replicas {
 		if p := g.Proc(i); p != nil {
@@ -348,6 +354,63 @@ func (g *gomuRedis) Stop() error {
 		errs = append(errs, g.reg.Kill(5*time.Second))
 	}
 	return errors.Join(errs...)
+}
+
+// gomuRedis is redis-server-replicated's side of gomuApp: RESP, INFO
+// replication, DEBUG DIGEST, lincheck.Redis.
+type gomuRedis struct{}
+
+func (gomuRedis) name() string       { return "gomu" }
+func (gomuRedis) defaultBin() string { return "redis-server-replicated" }
+func (gomuRedis) clientPort() int    { return 6379 }
+
+func (gomuRedis) listenFlags(host, port string) []string {
+	return []string{"--bind", host, "--port", port}
+}
+
+// askRESP sends one command to replica i and returns its raw reply.
+func askRESP(ctx context.Context, g *gomuApp, i int, args ...string) ([]byte, error) {
+	var bs [][]byte
+	for _, a := range args {
+		bs = append(bs, []byte(a))
+	}
+	return g.ask(ctx, i, resp.AppendCommand(nil, bs...), func(br *bufio.Reader) ([]byte, error) {
+		return resp.ReadReply(br, nil, 1<<20)
+	})
+}
+
+// status is replica i's INFO replication.
+func (gomuRedis) status(ctx context.Context, g *gomuApp, i int) map[string]string {
+	raw, err := askRESP(ctx, g, i, "INFO", "replication")
+	if err != nil || len(raw) == 0 || raw[0] != '$' {
+		return nil
+	}
+	f := map[string]string{}
+	for _, line := range strings.Split(string(raw), "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			f[k] = v
+		}
+	}
+	return f
+}
+
+// digest is replica i's DEBUG DIGEST.
+func (gomuRedis) digest(ctx context.Context, g *gomuApp, i int) string {
+	raw, err := askRESP(ctx, g, i, "DEBUG", "DIGEST")
+	if err != nil || len(raw) == 0 || raw[0] != '$' {
+		return ""
+	}
+	_, v, _ := strings.Cut(strings.TrimSpace(string(raw)), "\r\n")
+	return v
+}
+
+func (gomuRedis) kv(g *gomuApp, c int) lincheck.Target {
+	r := lincheck.Redis{Addrs: g.addrs, Names: g.names(), Timeout: g.setup.Timeout, ReadTimeout: g.setup.ReadTimeout, Dial: g.env.Dial}
+	return r.NewTarget(c)
+}
+
+func (gomuRedis) lease(g *gomuApp, c int) Leaser {
+	return &redisLeaser{addrs: g.addrs, dial: g.env.Dial, at: c % len(g.addrs)}
 }
 
 // redisLeaser takes leases with SET lease:<app> <holder> NX PX <ms> on

@@ -57,7 +57,11 @@
 // one client's connection to the store under test, making one attempt per
 // operation; Redis makes Targets for Redis-protocol servers that send
 // writes to the leader (following gomu's READONLY and TRYAGAIN redirects,
-// asking INFO replication when in doubt) and reads to a random replica.
+// asking INFO replication when in doubt) and reads to a random replica;
+// Memcache does the same for memcached's text protocol (apps/memcached-
+// replicated: SERVER_ERROR gomu: redirects, "stats gomu"), with INCR and
+// APPEND made of incr/add and gets/cas/add loops whose effect is that of
+// exactly one command.
 // RunFaults calls a fault injector at points spread over the run by
 // progress, not by the clock.
 package lincheck

@@ -5,14 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gomu-rdma/gomu/internal/leaderhint"
-	"github.com/gomu-rdma/gomu/internal/poll"
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
 
@@ -66,12 +64,6 @@ type Redis struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-// Back-off after a failed attempt: doubled on each failure in a row.
-const (
-	minBackoff = 5 * time.Millisecond
-	maxBackoff = 100 * time.Millisecond
-)
-
 // NewTarget returns client's Target.
 func (r Redis) NewTarget(client int) Target {
 	if r.Timeout <= 0 {
@@ -80,69 +72,24 @@ func (r Redis) NewTarget(client int) Target {
 	if r.ReadTimeout <= 0 {
 		r.ReadTimeout = r.Timeout
 	}
-	if r.Shun == 0 {
-		r.Shun = time.Second
-	}
-	seed := r.Seed
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
-	rng := rand.New(rand.NewPCG(seed, uint64(client)))
-	return &redisTarget{cfg: r, rng: rng, conns: map[string]*redisConn{}, leader: rng.IntN(len(r.Addrs)), doubt: true,
-		shunned: make([]time.Time, len(r.Addrs)), shunFor: make([]time.Duration, len(r.Addrs))}
+	return &redisTarget{cfg: r, client: newClient(r.Addrs, r.Names, r.Shun, r.Seed, r.Dial, client)}
 }
 
 type redisTarget struct {
-	cfg     Redis
-	rng     *rand.Rand
-	conns   map[string]*redisConn
-	leader  int  // index in cfg.Addrs where writes go
-	doubt   bool // ask who leads before the next write
-	backoff time.Duration
-	wait    time.Duration // what Prepare waits first
-	req     []byte
-	shunned []time.Time     // per server: reads avoid it until then
-	shunFor []time.Duration // per server: its last shun, doubled on the next
-}
-
-type redisConn struct {
-	nc net.Conn
-	br *bufio.Reader
+	cfg Redis
+	client
+	req []byte
 }
 
 func (t *redisTarget) Prepare(ctx context.Context, in Input) error {
-	if err := poll.SleepContext(ctx, t.wait); err != nil {
-		return err
-	}
-	t.wait = 0
-	if !t.doubt || in.Kind == Get && !t.cfg.LeaderReads {
-		return nil
-	}
-	for at := t.leader; ; {
-		for range len(t.cfg.Addrs) {
-			master, next := t.whoLeads(at)
-			if master {
-				t.leader, t.doubt = at, false
-				return nil
-			}
-			if next < 0 {
-				next = (at + 1) % len(t.cfg.Addrs)
-			}
-			at = next
-		}
-		t.pause()
-		if err := poll.SleepContext(ctx, t.wait); err != nil {
-			return err
-		}
-		t.wait = 0
-	}
+	return t.prepare(ctx, in.Kind != Get || t.cfg.LeaderReads, t.whoLeads)
 }
 
 // whoLeads asks server at for INFO replication: master reports that it
 // says it leads (and is not paused); next is the server it names as its
 // master, -1 for none.
 func (t *redisTarget) whoLeads(at int) (master bool, next int) {
-	raw, err := t.roundTrip(t.cfg.Addrs[at], resp.AppendCommand(t.req[:0], []byte("INFO"), []byte("replication")), t.cfg.Timeout)
+	raw, err := t.roundTripRESP(t.addrs[at], resp.AppendCommand(t.req[:0], []byte("INFO"), []byte("replication")), t.cfg.Timeout)
 	if err != nil || len(raw) == 0 || raw[0] != '$' {
 		return false, -1
 	}
@@ -155,11 +102,8 @@ func (t *redisTarget) whoLeads(at int) (master bool, next int) {
 	if f["role"] == "master" && f["gomu_paused"] != "1" {
 		return true, -1
 	}
-	named := net.JoinHostPort(f["master_host"], f["master_port"])
-	for i, a := range t.cfg.Addrs {
-		if a == named && i != at {
-			return false, i
-		}
+	if i := t.index(net.JoinHostPort(f["master_host"], f["master_port"])); i != at {
+		return false, i
 	}
 	return false, -1
 }
@@ -169,16 +113,13 @@ func (t *redisTarget) Do(in Input) Reply {
 	if in.Kind == Get && !t.cfg.LeaderReads {
 		at = t.readFrom()
 	}
-	addr, where := t.cfg.Addrs[at], t.cfg.Addrs[at]
-	if at < len(t.cfg.Names) {
-		where = t.cfg.Names[at]
-	}
+	addr, where := t.addrs[at], t.where(at)
 	t.req = appendRequest(t.req[:0], in)
 	timeout := t.cfg.Timeout
 	if in.Kind == Get {
 		timeout = t.cfg.ReadTimeout
 	}
-	raw, err := t.roundTrip(addr, t.req, timeout)
+	raw, err := t.roundTripRESP(addr, t.req, timeout)
 	if err != nil {
 		t.shun(at)
 		if in.Kind == Get && !t.cfg.LeaderReads {
@@ -191,12 +132,12 @@ func (t *redisTarget) Do(in Input) Reply {
 		}
 		return Reply{Outcome: oc, Where: where}
 	}
-	t.shunFor[at] = 0
+	t.answered(at)
 	rep, leader := parseReply(in, raw)
 	rep.Where = where
 	switch {
 	case rep.Outcome == Done && rep.Err == nil:
-		t.backoff = 0
+		t.succeeded()
 	case in.Kind == Get && !t.cfg.LeaderReads:
 		t.failed(-1, "") // the next read goes to a random server anyway
 	default:
@@ -205,105 +146,11 @@ func (t *redisTarget) Do(in Input) Reply {
 	return rep
 }
 
-// shun keeps reads away from server at for a while after a failure there.
-func (t *redisTarget) shun(at int) {
-	if t.cfg.Shun <= 0 {
-		return
-	}
-	d := min(max(2*t.shunFor[at], t.cfg.Shun), 8*t.cfg.Shun)
-	t.shunFor[at] = d
-	jittered := time.Duration(float64(d) * (0.75 + 0.5*t.rng.Float64()))
-	t.shunned[at] = time.Now().Add(jittered)
-}
-
-// readFrom picks a random server for a read among those not shunned
-// (among all when every one is).
-func (t *redisTarget) readFrom() int {
-	now := time.Now()
-	n, pick := 0, -1
-	for i, until := range t.shunned {
-		if now.Before(until) {
-			continue
-		}
-		// Reservoir sampling: each eligible server with probability 1/n.
-		if n++; t.rng.IntN(n) == 0 {
-			pick = i
-		}
-	}
-	if pick < 0 {
-		pick = t.rng.IntN(len(t.cfg.Addrs))
-	}
-	return pick
-}
-
-// failed steers the next write after a failed attempt at server at (-1:
-// leave the leader alone): to leader if it names another server, else,
-// after a back-off, to whichever server says it leads.
-func (t *redisTarget) failed(at int, leader string) {
-	if at >= 0 && leader != "" && leader != t.cfg.Addrs[at] {
-		for i, a := range t.cfg.Addrs {
-			if a == leader {
-				t.leader = i
-				return
-			}
-		}
-	}
-	if at >= 0 {
-		t.leader, t.doubt = (at+1)%len(t.cfg.Addrs), true
-	}
-	t.pause()
-}
-
-func (t *redisTarget) pause() {
-	t.backoff = min(max(2*t.backoff, minBackoff), maxBackoff)
-	t.wait = t.backoff
-}
-
-// errNotSent marks a request that never left: dialing failed.
-var errNotSent = errors.New("not sent")
-
-// roundTrip sends the request req to addr and reads the raw reply. On any
-// error the connection is dropped.
-func (t *redisTarget) roundTrip(addr string, req []byte, timeout time.Duration) ([]byte, error) {
-	c := t.conns[addr]
-	if c == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		nc, err := t.dial(ctx, "tcp", addr)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", errNotSent, err)
-		}
-		c = &redisConn{nc: nc, br: bufio.NewReader(nc)}
-		t.conns[addr] = c
-	}
-	_ = c.nc.SetDeadline(time.Now().Add(timeout))
-	_, err := c.nc.Write(req)
-	var raw []byte
-	if err == nil {
-		raw, err = resp.ReadReply(c.br, nil, 64<<20)
-	}
-	if err != nil {
-		c.nc.Close()
-		delete(t.conns, addr)
-		return nil, err
-	}
-	return raw, nil
-}
-
-func (t *redisTarget) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	if t.cfg.Dial != nil {
-		return t.cfg.Dial(ctx, network, addr)
-	}
-	var d net.Dialer
-	return d.DialContext(ctx, network, addr)
-}
-
-func (t *redisTarget) Close() error {
-	for a, c := range t.conns {
-		c.nc.Close()
-		delete(t.conns, a)
-	}
-	return nil
+// roundTripRESP sends req to addr and reads one RESP reply within timeout.
+func (t *redisTarget) roundTripRESP(addr string, req []byte, timeout time.Duration) ([]byte, error) {
+	return t.roundTrip(addr, req, time.Now().Add(timeout), func(br *bufio.Reader) ([]byte, error) {
+		return resp.ReadReply(br, nil, 64<<20)
+	})
 }
 
 func appendRequest(dst []byte, in Input) []byte {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -163,4 +164,53 @@ func (c *client) line(in string) string {
 		c.t.Fatalf("%q: read: %v (got %q)", in, err, l)
 	}
 	return l
+}
+
+// TestStatsGomuDigest: "stats gomu digest" adds gomu_digest, the hex of
+// the machine's digest, equal on every replica once they applied the
+// same writes and changed by a write; the plain "stats gomu" has none.
+func TestStatsGomuDigest(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.WaitLeader()
+	lc := dial(t, lead.Addr())
+	empty := readStats(t, lc, "stats gomu digest\r\n")["gomu_digest"]
+	if len(empty) != 64 {
+		t.Fatalf("gomu_digest %q: want 64 hex digits", empty)
+	}
+	if _, ok := readStats(t, lc, "stats gomu\r\n")["gomu_digest"]; ok {
+		t.Fatal("stats gomu carries gomu_digest")
+	}
+	for i := range 50 {
+		lc.do(fmt.Sprintf("set k%d 0 0 2\r\nv%d\r\n", i%7, i%10), "STORED\r\n")
+		if i == 0 {
+			lc.do("add n 0 0 1\r\n0\r\n", "STORED\r\n")
+		} else {
+			lc.do("incr n 1\r\n", fmt.Sprintf("%d\r\n", i))
+		}
+	}
+	// Every replica ends with the leader's digest, the Machine's in hex.
+	want := readStats(t, lc, "stats gomu digest\r\n")["gomu_digest"]
+	if want == empty {
+		t.Fatal("gomu_digest unchanged by writes")
+	}
+	if d := lead.M.Digest(); want != hex.EncodeToString(d[:]) {
+		t.Fatalf("leader's gomu_digest %s, its machine's %x", want, d)
+	}
+	cls := map[int]*client{}
+	for _, n := range c.Live() {
+		cls[n.ID] = dial(t, n.Addr())
+	}
+	var got map[int]string
+	ok := replicatest.WaitFor(func() bool {
+		got = map[int]string{}
+		same := true
+		for id, cl := range cls {
+			got[id] = readStats(t, cl, "stats gomu digest\r\n")["gomu_digest"]
+			same = same && got[id] == want
+		}
+		return same
+	})
+	if !ok {
+		t.Fatalf("gomu_digest per replica %v, leader's %s", got, want)
+	}
 }

@@ -45,7 +45,13 @@
 // answers one; binary quiet commands get their errors, as memcached sends
 // them. "stats gomu" tells a client who leads and every replica's
 // address (gomu_leader_id, gomu_leader_addr, gomu_replica_addrs); the
-// bare "stats" adds these lines to memcached's own. A paused replica (the
+// bare "stats" adds these lines to memcached's own. "stats gomu digest"
+// adds gomu_digest: the hex SHA-256 of the replica's items as applied so
+// far (Machine.Digest, taken between two proposals), equal on replicas
+// that applied the same writes, for fault tests to compare once the
+// cluster is quiet. It passes no read barrier, and it hashes the whole
+// store, holding off writes meanwhile, so it is only there on request and
+// never in the "stats gomu" that clients poll. A paused replica (the
 // fifo's p) holds its connections like a hung process and answers nothing
 // until it resumes.
 //

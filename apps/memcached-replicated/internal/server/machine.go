@@ -94,6 +94,12 @@ type Machine struct {
 	free   []int
 	seq    atomic.Uint64
 
+	// applyMu is held by Apply for a whole proposal and by Digest, so
+	// that a digest sees the state between two proposals, as every
+	// replica passes through it, never a batch half applied. (Local reads
+	// need no such care: each command is atomic under the store's lock.)
+	applyMu sync.Mutex
+
 	// Apply's own, used on the engine's goroutine only.
 	req     *requestParser
 	cmd     memcache.Command
@@ -150,6 +156,8 @@ func (m *Machine) Apply(_ uint64, p []byte) []byte {
 	slot := int(binary.LittleEndian.Uint32(p[16:]))
 	seq := binary.LittleEndian.Uint64(p[20:])
 	count := int(binary.LittleEndian.Uint32(p[28:]))
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
 	var rs *replySlot
 	out := m.scratch[:0]
 	if origin == m.nonce && slot < len(m.slots) && m.slots[slot].want.Load() == seq {
@@ -237,8 +245,14 @@ func (m *Machine) Restore(r io.Reader) error {
 	return nil
 }
 
-// Digest is the store's state digest (equal on replicas in the same state).
-func (m *Machine) Digest() [32]byte { return m.st.Digest() }
+// Digest is the store's state digest (equal on replicas in the same
+// state), taken between two proposals. It is safe to call while Apply
+// runs, and holds off writes while it hashes the whole store.
+func (m *Machine) Digest() [32]byte {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	return m.st.Digest()
+}
 
 // Applied returns the number of proposals and commands applied.
 func (m *Machine) Applied() (proposals, commands uint64) { return m.count.Load(), m.cmds.Load() }

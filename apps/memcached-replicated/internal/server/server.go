@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -284,6 +285,11 @@ func (s *Server) appendStats(out []byte, cmd *memcache.Command) []byte {
 	switch first, _, _ := strings.Cut(group, " "); {
 	case group == "":
 		return s.appendGeneral(out, cmd, st)
+	case group == "gomu digest":
+		// Hashing the whole store holds off writes meanwhile: only on
+		// request, never in the "stats gomu" clients poll.
+		d := s.cfg.Machine.Digest()
+		return s.appendPairs(out, cmd, append(s.gomuStats(), "gomu_digest", hex.EncodeToString(d[:])))
 	case first == "gomu":
 		return s.appendPairs(out, cmd, s.gomuStats())
 	case !memcache.IsStatsGroup(group):

@@ -16,4 +16,6 @@ import (
 	"github.com/gomu-rdma/gomu/internal/faults"
 )
 
-func main() { faults.Main("faults-etcd", faults.GomuRedis(), etcdsys.Factory()) }
+func main() {
+	faults.Main("faults-etcd", faults.GomuRedis(), faults.GomuMemcached(), etcdsys.Factory())
+}

@@ -1,0 +1,200 @@
+package faults
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/gomu-rdma/gomu/internal/leaderhint"
+	"github.com/gomu-rdma/gomu/internal/lincheck"
+)
+
+// GomuMemcached is gomu's replicated memcached as a System, run as
+// GomuRedis runs the Redis (Debian's memcached as the registry, one
+// memcached-replicated per replica host, -l and -p for its client
+// address): the runner asks "stats gomu" who leads and "stats gomu
+// digest" for digests, the key-value workload is lincheck.Memcache, and a
+// lease is an add (see memcachedLeaser).
+func GomuMemcached() Factory {
+	return Factory{Name: "gomu-memcached", New: func(s Setup) (System, error) { return newGomuApp(s, gomuMemcached{}) }}
+}
+
+// gomuMemcached is memcached-replicated's side of gomuApp.
+type gomuMemcached struct{}
+
+func (gomuMemcached) name() string       { return "gomu-memcached" }
+func (gomuMemcached) defaultBin() string { return "memcached-replicated" }
+
+// clientPort is memcached's port: on the test bed the registry has a host
+// of its own.
+func (gomuMemcached) clientPort() int { return 11211 }
+
+func (gomuMemcached) listenFlags(host, port string) []string {
+	return []string{"-l", host, "-p", port}
+}
+
+// stats asks replica i for "stats <group>" and returns its STAT lines,
+// nil if it does not answer.
+func stats(ctx context.Context, g *gomuApp, i int, group string) map[string]string {
+	raw, err := g.ask(ctx, i, []byte("stats "+group+"\r\n"), readStats)
+	if err != nil {
+		return nil
+	}
+	f := map[string]string{}
+	for _, line := range strings.Split(string(raw), "\r\n") {
+		if kv, ok := strings.CutPrefix(line, "STAT "); ok {
+			k, v, _ := strings.Cut(kv, " ")
+			f[k] = v
+		}
+	}
+	return f
+}
+
+// readStats reads a stats reply: STAT lines up to the END, or a single
+// error line.
+func readStats(br *bufio.Reader) ([]byte, error) {
+	var raw []byte
+	for len(raw) < 1<<20 {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return nil, err
+		}
+		raw = append(raw, line...)
+		if !bytes.HasPrefix(line, []byte("STAT ")) {
+			return raw, nil
+		}
+	}
+	return nil, fmt.Errorf("stats reply longer than 1 MiB")
+}
+
+// status is replica i's "stats gomu", whose gomu_role, gomu_leader_id and
+// gomu_paused are INFO replication's.
+func (gomuMemcached) status(ctx context.Context, g *gomuApp, i int) map[string]string {
+	f := stats(ctx, g, i, "gomu")
+	if f["gomu_role"] == "" {
+		return nil
+	}
+	return f
+}
+
+// digest is replica i's gomu_digest ("stats gomu digest").
+func (gomuMemcached) digest(ctx context.Context, g *gomuApp, i int) string {
+	return stats(ctx, g, i, "gomu digest")["gomu_digest"]
+}
+
+func (gomuMemcached) kv(g *gomuApp, c int) lincheck.Target {
+	m := lincheck.Memcache{Addrs: g.addrs, Names: g.names(), Timeout: g.setup.Timeout, ReadTimeout: g.setup.ReadTimeout, Dial: g.env.Dial}
+	return m.NewTarget(c)
+}
+
+func (gomuMemcached) lease(g *gomuApp, c int) Leaser {
+	return &memcachedLeaser{addrs: g.addrs, dial: g.env.Dial, at: c % len(g.addrs)}
+}
+
+// memcachedLeaser takes leases with add lease:<app> 0 <ttl> on the leader:
+// STORED grants, NOT_STORED refuses (another holds it), and a "not the
+// leader" refusal sends the request on to the leader it names within one
+// Acquire, as redisLeaser follows READONLY. memcached's exptime is whole
+// seconds: the TTL is rounded up (at least 1 s), so that a lease never
+// ends before the TTL asked for and the overlap check stays sound (a TTL
+// that is not whole seconds lasts up to a second longer). A request that
+// got no reply ends the Acquire with an error.
+type memcachedLeaser struct {
+	addrs []string
+	dial  func(ctx context.Context, network, addr string) (net.Conn, error)
+	at    int // where the next request goes
+	nc    net.Conn
+	br    *bufio.Reader
+	req   []byte
+}
+
+// leaseSeconds is ttl in memcached's whole seconds, rounded up.
+func leaseSeconds(ttl time.Duration) int64 {
+	return max(1, int64((ttl+time.Second-1)/time.Second))
+}
+
+func (l *memcachedLeaser) Acquire(ctx context.Context, app, holder string, ttl time.Duration) (bool, error) {
+	for {
+		l.req = fmt.Appendf(l.req[:0], "add lease:%s 0 %d %d\r\n%s\r\n", app, leaseSeconds(ttl), len(holder), holder)
+		line, err := l.roundTrip(ctx)
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case line == "STORED":
+			return true, nil
+		case line == "NOT_STORED":
+			return false, nil
+		case strings.HasPrefix(line, "SERVER_ERROR "):
+			// A replica names the leader; otherwise try the next server.
+			l.close()
+			_, addr := leaderhint.Parse(line)
+			if j := indexOf(l.addrs, addr); addr != "" && j >= 0 {
+				l.at = j
+			} else {
+				l.at = (l.at + 1) % len(l.addrs)
+			}
+			if !strings.HasPrefix(line, "SERVER_ERROR gomu: not the leader") {
+				// No leader yet, catching up, paused: wait a little.
+				select {
+				case <-ctx.Done():
+					return false, fmt.Errorf("lease: %s: %w", line, ctx.Err())
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+		default:
+			return false, fmt.Errorf("lease: unexpected reply %q", line)
+		}
+	}
+}
+
+func indexOf(addrs []string, addr string) int {
+	for i, a := range addrs {
+		if a == addr {
+			return i
+		}
+	}
+	return -1
+}
+
+// roundTrip sends l.req and returns the reply line without its "\r\n".
+func (l *memcachedLeaser) roundTrip(ctx context.Context) (string, error) {
+	for l.nc == nil {
+		nc, err := l.dial(ctx, "tcp", l.addrs[l.at])
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", fmt.Errorf("lease: dial %s: %w", l.addrs[l.at], err)
+			}
+			l.at = (l.at + 1) % len(l.addrs)
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		l.nc, l.br = nc, bufio.NewReader(nc)
+	}
+	dl, _ := ctx.Deadline()
+	_ = l.nc.SetDeadline(dl)
+	_, err := l.nc.Write(l.req)
+	var line string
+	if err == nil {
+		line, err = l.br.ReadString('\n')
+	}
+	if err != nil {
+		l.close()
+		l.at = (l.at + 1) % len(l.addrs)
+		return "", fmt.Errorf("lease: %w", err)
+	}
+	return strings.TrimSuffix(line, "\r\n"), nil
+}
+
+func (l *memcachedLeaser) close() {
+	if l.nc != nil {
+		l.nc.Close()
+		l.nc = nil
+	}
+}
+
+func (l *memcachedLeaser) Close() error { l.close(); return nil }
