@@ -35,6 +35,8 @@ type client struct {
 	wait    time.Duration   // what Prepare waits first
 	shunned []time.Time     // per server: reads avoid it until then
 	shunFor []time.Duration // per server: its last shun, doubled on the next
+	// readEWMA is the moving average of normal reads' latency.
+	readEWMA time.Duration
 }
 
 type serverConn struct {
@@ -120,6 +122,32 @@ func (c *client) shun(at int) {
 
 // answered notes that server at answered: its next shun starts over.
 func (c *client) answered(at int) { c.shunFor[at] = 0 }
+
+// A read answered this many times slower than the client's reads have
+// lately been (and slower than slowReadFloor) marks its server slow:
+// reads avoid it as after a failure. A replica starved of CPU or memory
+// answers, but so late that every client reading there waits on it.
+const (
+	slowReadFactor = 8
+	slowReadFloor  = 2 * time.Millisecond
+)
+
+// readAnswered notes a read served by server at in took: a slow one
+// shuns the server, a normal one lets its next shun start over.
+func (c *client) readAnswered(at int, took time.Duration) {
+	typical := c.readEWMA
+	if typical == 0 {
+		typical = took
+	}
+	// The average follows normal reads only, so that a slow server
+	// does not teach the client that slow is normal.
+	if took > slowReadFloor && took > slowReadFactor*typical {
+		c.shun(at)
+		return
+	}
+	c.readEWMA = typical + (took-typical)/10
+	c.answered(at)
+}
 
 // readFrom picks a random server for a read among those not shunned
 // (among all when every one is).

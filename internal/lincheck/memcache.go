@@ -154,7 +154,8 @@ func (t *memcacheTarget) get(in Input) Reply {
 	at := t.readFrom()
 	where := t.where(at)
 	t.req = append(append(append(t.req[:0], "get "...), in.Key...), "\r\n"...)
-	raw, err := t.roundTripMC(t.addrs[at], t.req, time.Now().Add(t.cfg.ReadTimeout))
+	start := time.Now()
+	raw, err := t.roundTripMC(t.addrs[at], t.req, start.Add(t.cfg.ReadTimeout))
 	if err != nil {
 		t.shun(at)
 		t.failed(-1, "")
@@ -163,7 +164,7 @@ func (t *memcacheTarget) get(in Input) Reply {
 		}
 		return Reply{Outcome: Unknown, Where: where}
 	}
-	t.answered(at)
+	t.readAnswered(at, time.Since(start))
 	found, v, _, ok := parseValue(raw)
 	switch {
 	case ok && !found:

@@ -58,6 +58,9 @@ type Redis struct {
 	// client that has other replicas to ask would: a stopped or cut-off
 	// replica otherwise holds every client that picks it for a whole
 	// timeout, and clients that failed together would come back together.
+	// A read answered far slower than the client's reads lately (8 times
+	// their moving average, and over 2 ms) shuns its server the same way:
+	// a replica starved of CPU answers, but every reader there waits.
 	Shun time.Duration
 	// Dial connects to a server (default: a net.Dialer), so that a
 	// client can dial from another network namespace.
@@ -119,6 +122,7 @@ func (t *redisTarget) Do(in Input) Reply {
 	if in.Kind == Get {
 		timeout = t.cfg.ReadTimeout
 	}
+	start := time.Now()
 	raw, err := t.roundTripRESP(addr, t.req, timeout)
 	if err != nil {
 		t.shun(at)
@@ -132,7 +136,11 @@ func (t *redisTarget) Do(in Input) Reply {
 		}
 		return Reply{Outcome: oc, Where: where}
 	}
-	t.answered(at)
+	if in.Kind == Get {
+		t.readAnswered(at, time.Since(start))
+	} else {
+		t.answered(at)
+	}
 	rep, leader := parseReply(in, raw)
 	rep.Where = where
 	switch {

@@ -426,8 +426,9 @@ type kvTarget struct {
 	// there got no answer: the same rule as gomu's client (lincheck's
 	// Redis.Shun), so neither system's throughput is judged by reads
 	// sent to a stopped member.
-	shunned []time.Time
-	shunFor []time.Duration
+	shunned  []time.Time
+	shunFor  []time.Duration
+	readEWMA time.Duration // moving average of normal reads' latency
 }
 
 // shun is how long reads avoid a member that did not answer one, doubled
@@ -493,14 +494,27 @@ func (t *kvTarget) get(ctx context.Context, key string) lincheck.Reply {
 		ctx, cancel = context.WithTimeout(ctx, rt)
 		defer cancel()
 	}
+	start := time.Now()
 	r, err := t.reads[i].Get(ctx, key) // linearizable: etcd's default
-	if err != nil {
+	took := time.Since(start)
+	typical := t.readEWMA
+	if typical == 0 {
+		typical = took
+	}
+	// A failed read, or one far slower than reads lately (gomu's client
+	// does the same: lincheck's slowReadFactor and slowReadFloor), keeps
+	// reads away from the member for a while.
+	if err != nil || took > 2*time.Millisecond && took > 8*typical {
 		d := min(max(2*t.shunFor[i], shun), 8*shun)
 		t.shunFor[i] = d
 		t.shunned[i] = time.Now().Add(time.Duration(float64(d) * (0.75 + 0.5*t.rng.Float64())))
-		return unknown(where)
+		if err != nil {
+			return unknown(where)
+		}
+	} else {
+		t.readEWMA = typical + (took-typical)/10
+		t.shunFor[i] = 0
 	}
-	t.shunFor[i] = 0
 	if len(r.Kvs) == 0 {
 		return lincheck.Reply{Outcome: lincheck.Done, Output: lincheck.Output{Nil: true}, Where: where}
 	}
