@@ -199,12 +199,15 @@ func RunScenario(ctx context.Context, sys System, env *Env, n int, sc Scenario, 
 	if err != nil && o.Err == nil {
 		o.Err = fmt.Errorf("linearizability check: %w", err)
 	}
-	o.Digests, err = sys.Digests(rctx)
+	// The search may have taken a while: the end state gets its own time.
+	dctx, dcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer dcancel()
+	o.Digests, err = sys.Digests(dctx)
 	if err != nil && o.Err == nil {
 		o.Err = fmt.Errorf("digests: %w", err)
 	}
 	o.DigestsEqual = err == nil && equalDigests(o.Digests)
-	o.Lost, err = lostWrites(rctx, sys, history)
+	o.Lost, err = lostWrites(dctx, sys, history)
 	if err != nil && o.Err == nil {
 		o.Err = fmt.Errorf("lost writes: %w", err)
 	}

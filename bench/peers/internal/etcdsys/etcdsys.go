@@ -197,7 +197,10 @@ func (s *system) waitServing(ctx context.Context, i int) error {
 
 // memberStatus asks member i for its status, within one request timeout.
 func (s *system) memberStatus(ctx context.Context, i int) (*clientv3.StatusResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.setup.Timeout)
+	// Questions about the cluster may wait longer than the workload's
+	// requests (gomu's runner does the same): a loaded member answers
+	// late, not never.
+	ctx, cancel := context.WithTimeout(ctx, max(s.setup.Timeout, time.Second))
 	defer cancel()
 	return s.status[i].Status(ctx, s.clientURL[i])
 }
