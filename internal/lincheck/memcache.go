@@ -174,8 +174,10 @@ func (t *memcacheTarget) get(in Input) Reply {
 		t.succeeded()
 		return Reply{Outcome: Done, Output: Output{Value: v}, Where: where}
 	}
-	// A SERVER_ERROR (paused, leadership changed during the read): try
-	// elsewhere, after a back-off.
+	// A SERVER_ERROR (paused, catching up, leadership changed during the
+	// read): shun the replica as a silent one and try elsewhere, after a
+	// back-off.
+	t.shun(at)
 	t.failed(-1, "")
 	rep, _ := errorReply(raw)
 	rep.Where = where

@@ -147,7 +147,11 @@ func (t *redisTarget) Do(in Input) Reply {
 	case rep.Outcome == Done && rep.Err == nil:
 		t.succeeded()
 	case in.Kind == Get && !t.cfg.LeaderReads:
-		t.failed(-1, "") // the next read goes to a random server anyway
+		// A replica that refuses reads (catching up, cut off from the
+		// leader it asks for a read index) is shunned like a silent one;
+		// the next read goes to a random server anyway.
+		t.shun(at)
+		t.failed(-1, "")
 	default:
 		t.failed(at, leader)
 	}
