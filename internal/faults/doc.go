@@ -19,7 +19,8 @@
 //   - A Fault is injected into the replica holding a role (leader or
 //     follower) when the fault window opens and ended when it closes:
 //     cpu-quota (cgroup), busy-neighbours (pinned beside busy loops),
-//     crash-loop (kill -9 and restart every second), memory-limit
+//     kill (kill -9 once, restarted when the window ends), crash-loop
+//     (kill -9 and restart every second), memory-limit
 //     (cgroup), pause-fifo, sigstop, and on the test bed isolate (link
 //     down), split (cut from the other replicas only), loss (nftables;
 //     the kernel here has no netem) and slow-link (tc tbf).
@@ -30,7 +31,8 @@
 //     and porcupine's visualisation), acknowledged writes lost (APPEND
 //     tokens and INCR results the final state lacks), the replicas'
 //     digests, throughput before and during the fault, the longest gap
-//     between acknowledged writes after it began, latency percentiles;
+//     between acknowledged writes (inside the window, and from the
+//     fault to the end), latency percentiles;
 //     and writes a per-second CSV and a PNG with the fault marked.
 //   - RunLease is the lease workload of a lease service: N clients, two
 //     per application, asking for their application's lease (SET NX PX)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gomu-rdma/gomu/internal/latency"
@@ -146,7 +147,7 @@ func events(m map[string]int) string {
 func RunScenario(ctx context.Context, sys System, env *Env, n int, sc Scenario, plan Plan) *Outcome {
 	plan = plan.withDefaults()
 	o := &Outcome{System: sys.Name(), Env: env.Kind, Scenario: sc, Events: map[string]int{}}
-	name := fmt.Sprintf("%s-%s-%s", o.System, env.Kind, strings.ReplaceAll(sc.String(), "/", "-"))
+	name := uniqueName(fmt.Sprintf("%s-%s-%s", o.System, env.Kind, strings.ReplaceAll(sc.String(), "/", "-")))
 
 	rec := lincheck.NewRecorder()
 	w := lincheck.Workload{Clients: plan.Clients, Ops: math.MaxInt32, Prefix: name + ":", KeyOps: 2000}
@@ -220,6 +221,29 @@ func RunScenario(ctx context.Context, sys System, env *Env, n int, sc Scenario, 
 		o.Err = err
 	}
 	return o
+}
+
+// names counts the scenarios run by name in this process.
+var names struct {
+	sync.Mutex
+	seen map[string]int
+}
+
+// uniqueName is name, or name-2, name-3… when a scenario of that name ran
+// before in this process: it prefixes the workload's keys (the model
+// starts every key empty, so a repeated scenario must not find the last
+// one's values) and names its files.
+func uniqueName(name string) string {
+	names.Lock()
+	defer names.Unlock()
+	if names.seen == nil {
+		names.seen = map[string]int{}
+	}
+	names.seen[name]++
+	if n := names.seen[name]; n > 1 {
+		return fmt.Sprintf("%s-%d", name, n)
+	}
+	return name
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -14,7 +14,7 @@ import (
 
 // Back-off after a failed attempt: doubled on each failure in a row.
 const (
-	minBackoff = 5 * time.Millisecond
+	minBackoff = time.Millisecond
 	maxBackoff = 100 * time.Millisecond
 )
 
@@ -79,6 +79,7 @@ func (c *client) prepare(ctx context.Context, write bool, whoLeads func(at int) 
 	if !c.doubt || !write {
 		return nil
 	}
+	var probe time.Duration
 	for at := c.leader; ; {
 		for range len(c.addrs) {
 			leads, next := whoLeads(at)
@@ -91,13 +92,23 @@ func (c *client) prepare(ctx context.Context, write bool, whoLeads func(at int) 
 			}
 			at = next
 		}
-		c.pause()
-		if err := poll.SleepContext(ctx, c.wait); err != nil {
+		// Nobody leads yet (an election is on): ask again soon. A
+		// question is cheap, unlike a write sent to the wrong server,
+		// so rounds follow each other at 1 ms doubling to 10 ms, not at
+		// the failures' back-off: the client finds the new leader within
+		// a few ms of its election.
+		probe = min(max(2*probe, minProbe), maxProbe)
+		if err := poll.SleepContext(ctx, probe); err != nil {
 			return err
 		}
-		c.wait = 0
 	}
 }
+
+// Pauses between rounds of questions about who leads.
+const (
+	minProbe = time.Millisecond
+	maxProbe = 10 * time.Millisecond
+)
 
 // index is the server at addr, -1 for none.
 func (c *client) index(addr string) int {
