@@ -24,7 +24,6 @@ const (
 // servers reads avoid for a while.
 type client struct {
 	addrs, names []string
-	shunBase     time.Duration // see Redis.Shun
 	dialer       func(ctx context.Context, network, addr string) (net.Conn, error)
 	rng          *rand.Rand
 
@@ -32,11 +31,8 @@ type client struct {
 	leader  int  // index in addrs where writes go
 	doubt   bool // ask who leads before the next write
 	backoff time.Duration
-	wait    time.Duration   // what Prepare waits first
-	shunned []time.Time     // per server: reads avoid it until then
-	shunFor []time.Duration // per server: its last shun, doubled on the next
-	// readEWMA is the moving average of normal reads' latency.
-	readEWMA time.Duration
+	wait    time.Duration // what Prepare waits first
+	reads   *ReadRouter
 }
 
 type serverConn struct {
@@ -54,9 +50,9 @@ func newClient(addrs, names []string, shun time.Duration, seed uint64, dial func
 		seed = rand.Uint64()
 	}
 	rng := rand.New(rand.NewPCG(seed, uint64(n)))
-	return client{addrs: addrs, names: names, shunBase: shun, dialer: dial, rng: rng,
+	return client{addrs: addrs, names: names, dialer: dial, rng: rng, reads: NewReadRouter(len(addrs), shun, rng),
 		conns: map[string]*serverConn{}, leader: rng.IntN(len(addrs)), doubt: true,
-		shunned: make([]time.Time, len(addrs)), shunFor: make([]time.Duration, len(addrs))}
+	}
 }
 
 // where names server at for the history.
@@ -120,65 +116,10 @@ func (c *client) index(addr string) int {
 	return -1
 }
 
-// shun keeps reads away from server at for a while after a failure there.
-func (c *client) shun(at int) {
-	if c.shunBase <= 0 {
-		return
-	}
-	d := min(max(2*c.shunFor[at], c.shunBase), 8*c.shunBase)
-	c.shunFor[at] = d
-	jittered := time.Duration(float64(d) * (0.75 + 0.5*c.rng.Float64()))
-	c.shunned[at] = time.Now().Add(jittered)
-}
-
-// answered notes that server at answered: its next shun starts over.
-func (c *client) answered(at int) { c.shunFor[at] = 0 }
-
-// A read answered this many times slower than the client's reads have
-// lately been (and slower than slowReadFloor) marks its server slow:
-// reads avoid it as after a failure. A replica starved of CPU or memory
-// answers, but so late that every client reading there waits on it.
-const (
-	slowReadFactor = 8
-	slowReadFloor  = 2 * time.Millisecond
-)
-
-// readAnswered notes a read served by server at in took: a slow one
-// shuns the server, a normal one lets its next shun start over.
-func (c *client) readAnswered(at int, took time.Duration) {
-	typical := c.readEWMA
-	if typical == 0 {
-		typical = took
-	}
-	// The average follows normal reads only, so that a slow server
-	// does not teach the client that slow is normal.
-	if took > slowReadFloor && took > slowReadFactor*typical {
-		c.shun(at)
-		return
-	}
-	c.readEWMA = typical + (took-typical)/10
-	c.answered(at)
-}
-
-// readFrom picks a random server for a read among those not shunned
-// (among all when every one is).
-func (c *client) readFrom() int {
-	now := time.Now()
-	n, pick := 0, -1
-	for i, until := range c.shunned {
-		if now.Before(until) {
-			continue
-		}
-		// Reservoir sampling: each eligible server with probability 1/n.
-		if n++; c.rng.IntN(n) == 0 {
-			pick = i
-		}
-	}
-	if pick < 0 {
-		pick = c.rng.IntN(len(c.addrs))
-	}
-	return pick
-}
+func (c *client) shun(at int)                          { c.reads.Failed(at) }
+func (c *client) answered(at int)                      { c.reads.Reset(at) }
+func (c *client) readAnswered(at int, d time.Duration) { c.reads.Answered(at, d) }
+func (c *client) readFrom() int                        { return c.reads.Pick() }
 
 // failed steers the next write after a failed attempt at server at (-1:
 // leave the leader alone): to leader if it names another server, else,

@@ -52,15 +52,9 @@ type Redis struct {
 	// ReadTimeout bounds one read (default Timeout): a read with no reply
 	// changes nothing, so a client may give up on it sooner.
 	ReadTimeout time.Duration
-	// Shun is how long reads avoid a server after an attempt there got
-	// no answer (default 1 s; negative: never), doubled for each such
-	// failure in a row up to 8 times Shun and jittered by ±25 %, as a
-	// client that has other replicas to ask would: a stopped or cut-off
-	// replica otherwise holds every client that picks it for a whole
-	// timeout, and clients that failed together would come back together.
-	// A read answered far slower than the client's reads lately (8 times
-	// their moving average, and over 2 ms) shuns its server the same way:
-	// a replica starved of CPU answers, but every reader there waits.
+	// Shun is how long reads first avoid a server that failed a read or
+	// answered one far slower than reads lately (default 1 s; negative:
+	// never); see ReadRouter.
 	Shun time.Duration
 	// Dial connects to a server (default: a net.Dialer), so that a
 	// client can dial from another network namespace.

@@ -329,7 +329,8 @@ func (s *system) leaderName(id uint64) string {
 }
 
 func (s *system) KV(c int) lincheck.Target {
-	t := &kvTarget{sys: s, rng: rand.New(rand.NewPCG(rand.Uint64(), uint64(c)))}
+	rng := rand.New(rand.NewPCG(rand.Uint64(), uint64(c)))
+	t := &kvTarget{sys: s, route: lincheck.NewReadRouter(len(s.clientURL), 0, rng)}
 	var err error
 	if t.writes, err = s.newClient(s.clientURL...); err != nil {
 		return errTarget{err}
@@ -420,23 +421,15 @@ func (s *system) Stop() error {
 // member for linearizable reads, served by a member chosen at random.
 type kvTarget struct {
 	sys    *system
-	rng    *rand.Rand
 	writes *clientv3.Client
 	reads  []*clientv3.Client
 
 	backoff, wait time.Duration
-	// shunned is, per member, until when reads avoid it after a read
-	// there got no answer: the same rule as gomu's client (lincheck's
-	// Redis.Shun), so neither system's throughput is judged by reads
-	// sent to a stopped member.
-	shunned  []time.Time
-	shunFor  []time.Duration
-	readEWMA time.Duration // moving average of normal reads' latency
+	// route picks each read's member with gomu's clients' rule (shun a
+	// member that failed a read or answered far slower than reads lately),
+	// so that both stores are judged with one client policy.
+	route *lincheck.ReadRouter
 }
-
-// shun is how long reads avoid a member that did not answer one, doubled
-// for each failure in a row up to 8 times and jittered by ±25 %.
-const shun = time.Second
 
 // Back-off after a failed attempt, doubled on each failure in a row.
 const (
@@ -490,7 +483,7 @@ func unknown(where string) lincheck.Reply {
 }
 
 func (t *kvTarget) get(ctx context.Context, key string) lincheck.Reply {
-	i := t.readFrom()
+	i := t.route.Pick()
 	where := memberName(i)
 	if rt := t.sys.setup.ReadTimeout; rt > 0 {
 		var cancel context.CancelFunc
@@ -499,52 +492,15 @@ func (t *kvTarget) get(ctx context.Context, key string) lincheck.Reply {
 	}
 	start := time.Now()
 	r, err := t.reads[i].Get(ctx, key) // linearizable: etcd's default
-	took := time.Since(start)
-	typical := t.readEWMA
-	if typical == 0 {
-		typical = took
+	if err != nil {
+		t.route.Failed(i)
+		return unknown(where)
 	}
-	// A failed read, or one far slower than reads lately (gomu's client
-	// does the same: lincheck's slowReadFactor and slowReadFloor), keeps
-	// reads away from the member for a while.
-	if err != nil || took > 2*time.Millisecond && took > 8*typical {
-		d := min(max(2*t.shunFor[i], shun), 8*shun)
-		t.shunFor[i] = d
-		t.shunned[i] = time.Now().Add(time.Duration(float64(d) * (0.75 + 0.5*t.rng.Float64())))
-		if err != nil {
-			return unknown(where)
-		}
-	} else {
-		t.readEWMA = typical + (took-typical)/10
-		t.shunFor[i] = 0
-	}
+	t.route.Answered(i, time.Since(start))
 	if len(r.Kvs) == 0 {
 		return lincheck.Reply{Outcome: lincheck.Done, Output: lincheck.Output{Nil: true}, Where: where}
 	}
 	return lincheck.Reply{Outcome: lincheck.Done, Output: lincheck.Output{Value: string(r.Kvs[0].Value)}, Where: where}
-}
-
-// readFrom picks a random member among those not shunned (among all when
-// every one is).
-func (t *kvTarget) readFrom() int {
-	if t.shunned == nil {
-		t.shunned = make([]time.Time, len(t.reads))
-		t.shunFor = make([]time.Duration, len(t.reads))
-	}
-	now := time.Now()
-	n, pick := 0, -1
-	for i, until := range t.shunned {
-		if now.Before(until) {
-			continue
-		}
-		if n++; t.rng.IntN(n) == 0 {
-			pick = i
-		}
-	}
-	if pick < 0 {
-		pick = t.rng.IntN(len(t.reads))
-	}
-	return pick
 }
 
 func (t *kvTarget) set(ctx context.Context, key, value string) lincheck.Reply {
