@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/gomu-rdma/gomu/internal/leaderhint"
 	"github.com/gomu-rdma/gomu/internal/lincheck"
 	"github.com/gomu-rdma/gomu/internal/resp"
 	"github.com/gomu-rdma/gomu/registry"
@@ -410,21 +412,14 @@ func (gomuRedis) kv(g *gomuApp, c int) lincheck.Target {
 }
 
 func (gomuRedis) lease(g *gomuApp, c int) Leaser {
-	return &redisLeaser{addrs: g.addrs, dial: g.env.Dial, at: c % len(g.addrs)}
+	return &redisLeaser{leaseConn{addrs: g.addrs, dial: g.env.Dial, at: c % len(g.addrs)}}
 }
 
 // redisLeaser takes leases with SET lease:<app> <holder> NX PX <ms> on
 // the leader, following READONLY redirects within one Acquire. A request
 // that got no reply ends the Acquire with an error: sent again, it could
 // be refused by its own first attempt.
-type redisLeaser struct {
-	addrs []string
-	dial  func(ctx context.Context, network, addr string) (net.Conn, error)
-	at    int // where the next request goes
-	nc    net.Conn
-	br    *bufio.Reader
-	req   []byte
-}
+type redisLeaser struct{ leaseConn }
 
 func (l *redisLeaser) Acquire(ctx context.Context, app, holder string, ttl time.Duration) (bool, error) {
 	for {
@@ -438,26 +433,11 @@ func (l *redisLeaser) Acquire(ctx context.Context, app, holder string, ttl time.
 		case raw[0] == '$' || raw[0] == '_': // nil: held by another
 			return false, nil
 		case raw[0] == '-':
-			// A follower names the leader; otherwise try the next server.
-			msg := string(raw)
-			l.close()
-			if i := strings.Index(msg, "addr="); i >= 0 {
-				addr := strings.Fields(msg[i+len("addr="):])[0]
-				for j, a := range l.addrs {
-					if a == addr {
-						l.at = j
-					}
-				}
-			} else {
-				l.at = (l.at + 1) % len(l.addrs)
-			}
-			if !strings.HasPrefix(msg, "-READONLY") {
-				// TRYAGAIN and the like: no leader yet, wait a little.
-				select {
-				case <-ctx.Done():
-					return false, fmt.Errorf("lease: %s: %w", strings.TrimSpace(msg), ctx.Err())
-				case <-time.After(5 * time.Millisecond):
-				}
+			// A follower names the leader; TRYAGAIN and the like: no
+			// leader yet, wait a little.
+			msg := strings.TrimSpace(string(raw))
+			if err := l.redirect(ctx, msg, strings.HasPrefix(msg, "-READONLY")); err != nil {
+				return false, err
 			}
 		default:
 			return false, fmt.Errorf("lease: unexpected reply %q", raw)
@@ -466,6 +446,30 @@ func (l *redisLeaser) Acquire(ctx context.Context, app, holder string, ttl time.
 }
 
 func (l *redisLeaser) roundTrip(ctx context.Context, args ...string) ([]byte, error) {
+	var bs [][]byte
+	for _, a := range args {
+		bs = append(bs, []byte(a))
+	}
+	l.req = resp.AppendCommand(l.req[:0], bs...)
+	return l.exchange(ctx, func(br *bufio.Reader) ([]byte, error) { return resp.ReadReply(br, nil, 1<<20) })
+}
+
+// leaseConn is a leaser's connection to one server of the cluster, moved
+// to the leader a refusal names, or on to the next server.
+type leaseConn struct {
+	addrs []string
+	dial  func(ctx context.Context, network, addr string) (net.Conn, error)
+	at    int // where the next request goes
+	nc    net.Conn
+	br    *bufio.Reader
+	req   []byte
+}
+
+// exchange sends l.req to the current server and reads its reply with
+// read. A failed dial moves on to the next server until ctx ends; a
+// failed exchange drops the connection and returns the error (the request
+// may have been carried out).
+func (l *leaseConn) exchange(ctx context.Context, read func(*bufio.Reader) ([]byte, error)) ([]byte, error) {
 	for l.nc == nil {
 		nc, err := l.dial(ctx, "tcp", l.addrs[l.at])
 		if err != nil {
@@ -480,15 +484,10 @@ func (l *redisLeaser) roundTrip(ctx context.Context, args ...string) ([]byte, er
 	}
 	dl, _ := ctx.Deadline()
 	_ = l.nc.SetDeadline(dl)
-	var bs [][]byte
-	for _, a := range args {
-		bs = append(bs, []byte(a))
-	}
-	l.req = resp.AppendCommand(l.req[:0], bs...)
 	_, err := l.nc.Write(l.req)
 	var raw []byte
 	if err == nil {
-		raw, err = resp.ReadReply(l.br, nil, 1<<20)
+		raw, err = read(l.br)
 	}
 	if err != nil {
 		l.close()
@@ -498,14 +497,35 @@ func (l *redisLeaser) roundTrip(ctx context.Context, args ...string) ([]byte, er
 	return raw, nil
 }
 
-func (l *redisLeaser) close() {
+// redirect follows a refusal msg: to the leader it names (leaderhint's
+// "addr="), else to the next server; unless named, it waits a little
+// first (no leader yet).
+func (l *leaseConn) redirect(ctx context.Context, msg string, named bool) error {
+	l.close()
+	if _, addr := leaderhint.Parse(msg); addr != "" && slices.Index(l.addrs, addr) >= 0 {
+		l.at = slices.Index(l.addrs, addr)
+	} else {
+		l.at = (l.at + 1) % len(l.addrs)
+	}
+	if named {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("lease: %s: %w", msg, ctx.Err())
+	case <-time.After(5 * time.Millisecond):
+		return nil
+	}
+}
+
+func (l *leaseConn) close() {
 	if l.nc != nil {
 		l.nc.Close()
 		l.nc = nil
 	}
 }
 
-func (l *redisLeaser) Close() error { l.close(); return nil }
+func (l *leaseConn) Close() error { l.close(); return nil }
 
 // waitTCP waits until addr accepts a connection from the client host, or
 // p ends, or ctx does.

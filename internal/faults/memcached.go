@@ -5,11 +5,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"time"
 
-	"github.com/gomu-rdma/gomu/internal/leaderhint"
 	"github.com/gomu-rdma/gomu/internal/lincheck"
 )
 
@@ -92,7 +90,7 @@ func (gomuMemcached) kv(g *gomuApp, c int) lincheck.Target {
 }
 
 func (gomuMemcached) lease(g *gomuApp, c int) Leaser {
-	return &memcachedLeaser{addrs: g.addrs, dial: g.env.Dial, at: c % len(g.addrs)}
+	return &memcachedLeaser{leaseConn{addrs: g.addrs, dial: g.env.Dial, at: c % len(g.addrs)}}
 }
 
 // memcachedLeaser takes leases with add lease:<app> 0 <ttl> on the leader:
@@ -103,14 +101,7 @@ func (gomuMemcached) lease(g *gomuApp, c int) Leaser {
 // ends before the TTL asked for and the overlap check stays sound (a TTL
 // that is not whole seconds lasts up to a second longer). A request that
 // got no reply ends the Acquire with an error.
-type memcachedLeaser struct {
-	addrs []string
-	dial  func(ctx context.Context, network, addr string) (net.Conn, error)
-	at    int // where the next request goes
-	nc    net.Conn
-	br    *bufio.Reader
-	req   []byte
-}
+type memcachedLeaser struct{ leaseConn }
 
 // leaseSeconds is ttl in memcached's whole seconds, rounded up.
 func leaseSeconds(ttl time.Duration) int64 {
@@ -130,21 +121,10 @@ func (l *memcachedLeaser) Acquire(ctx context.Context, app, holder string, ttl t
 		case line == "NOT_STORED":
 			return false, nil
 		case strings.HasPrefix(line, "SERVER_ERROR "):
-			// A replica names the leader; otherwise try the next server.
-			l.close()
-			_, addr := leaderhint.Parse(line)
-			if j := indexOf(l.addrs, addr); addr != "" && j >= 0 {
-				l.at = j
-			} else {
-				l.at = (l.at + 1) % len(l.addrs)
-			}
-			if !strings.HasPrefix(line, "SERVER_ERROR gomu: not the leader") {
-				// No leader yet, catching up, paused: wait a little.
-				select {
-				case <-ctx.Done():
-					return false, fmt.Errorf("lease: %s: %w", line, ctx.Err())
-				case <-time.After(5 * time.Millisecond):
-				}
+			// A replica names the leader; no leader yet, catching up,
+			// paused: wait a little.
+			if err := l.redirect(ctx, line, strings.HasPrefix(line, "SERVER_ERROR gomu: not the leader")); err != nil {
+				return false, err
 			}
 		default:
 			return false, fmt.Errorf("lease: unexpected reply %q", line)
@@ -152,49 +132,8 @@ func (l *memcachedLeaser) Acquire(ctx context.Context, app, holder string, ttl t
 	}
 }
 
-func indexOf(addrs []string, addr string) int {
-	for i, a := range addrs {
-		if a == addr {
-			return i
-		}
-	}
-	return -1
-}
-
 // roundTrip sends l.req and returns the reply line without its "\r\n".
 func (l *memcachedLeaser) roundTrip(ctx context.Context) (string, error) {
-	for l.nc == nil {
-		nc, err := l.dial(ctx, "tcp", l.addrs[l.at])
-		if err != nil {
-			if ctx.Err() != nil {
-				return "", fmt.Errorf("lease: dial %s: %w", l.addrs[l.at], err)
-			}
-			l.at = (l.at + 1) % len(l.addrs)
-			time.Sleep(5 * time.Millisecond)
-			continue
-		}
-		l.nc, l.br = nc, bufio.NewReader(nc)
-	}
-	dl, _ := ctx.Deadline()
-	_ = l.nc.SetDeadline(dl)
-	_, err := l.nc.Write(l.req)
-	var line string
-	if err == nil {
-		line, err = l.br.ReadString('\n')
-	}
-	if err != nil {
-		l.close()
-		l.at = (l.at + 1) % len(l.addrs)
-		return "", fmt.Errorf("lease: %w", err)
-	}
-	return strings.TrimSuffix(line, "\r\n"), nil
+	raw, err := l.exchange(ctx, func(br *bufio.Reader) ([]byte, error) { return br.ReadSlice('\n') })
+	return strings.TrimSuffix(string(raw), "\r\n"), err
 }
-
-func (l *memcachedLeaser) close() {
-	if l.nc != nil {
-		l.nc.Close()
-		l.nc = nil
-	}
-}
-
-func (l *memcachedLeaser) Close() error { l.close(); return nil }

@@ -47,7 +47,7 @@ func TestMemcachedLeaser(t *testing.T) {
 		}
 	}()
 	var d net.Dialer
-	l := &memcachedLeaser{addrs: []string{ln.Addr().String(), s.Addr()}, dial: d.DialContext}
+	l := &memcachedLeaser{leaseConn{addrs: []string{ln.Addr().String(), s.Addr()}, dial: d.DialContext}}
 	defer l.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
