@@ -221,12 +221,12 @@ func tlOp(kind lincheck.Kind, ret, took time.Duration) lincheck.Op {
 	return lincheck.Op{Input: lincheck.Input{Kind: kind, Key: "k"}, Call: int64(ret - took), Return: int64(ret)}
 }
 
-// timeline is a run of 4.6 s (all in ms): a warm-up second of 10 SETs;
+// syntheticHistory is a run of 4.6 s (all in ms): a warm-up second of 10 SETs;
 // a second of 20 operations, SETs and GETs in turn, every 50 ms; 3 writes
 // without an answer invoked at 1.5 s and 2 at 2.5 s; writes at 2.1 and
 // 2.2, then only reads (one of them 50 ms long) until writes at 3.5, 3.6,
 // 4.5 and 4.6. Every operation but that read takes 1 ms.
-func timeline(keep func(lincheck.Op) bool) []lincheck.Op {
+func syntheticHistory(keep func(lincheck.Op) bool) []lincheck.Op {
 	ms := time.Millisecond
 	var h []lincheck.Op
 	add := func(kind lincheck.Kind, ret, took time.Duration) {
@@ -281,14 +281,14 @@ func TestJudgeTimeline(t *testing.T) {
 		unavailAt   time.Duration // -1: not checked
 	}{
 		{
-			name: "the marks bound the fault", history: timeline(nil), marks: faultMarks,
+			name: "the marks bound the fault", history: syntheticHistory(nil), marks: faultMarks,
 			plan: Plan{Baseline: s, Window: s}, // the marks win over the plan
 			ops:  []int{10, 20, 5, 4, 2}, errs: []int{0, 3, 2, 0, 0}, acked: 41,
 			base: 20, fault: 4.5, // 20 in [1 s, 2 s); 9 in [2 s, 4 s)
 			unavail: 1300 * ms, unavailAt: 2200 * ms,
 		},
 		{
-			name: "no marks: the plan's windows", history: timeline(nil),
+			name: "no marks: the plan's windows", history: syntheticHistory(nil),
 			plan: Plan{Baseline: 1500 * ms, Window: 2500 * ms},
 			ops:  []int{10, 20, 5, 4, 2}, errs: []int{0, 3, 2, 0, 0}, acked: 41,
 			base: 20, fault: 7.6, // 10 in [1 s, 1.5 s); 19 in [1.5 s, 4 s)
@@ -296,7 +296,7 @@ func TestJudgeTimeline(t *testing.T) {
 		},
 		{
 			name: "a longer gap spans the fault's end", marks: faultMarks,
-			history: timeline(func(op lincheck.Op) bool { return op.Return != int64(3500*ms) && op.Return != int64(3600*ms) }),
+			history: syntheticHistory(func(op lincheck.Op) bool { return op.Return != int64(3500*ms) && op.Return != int64(3600*ms) }),
 			plan:    Plan{Baseline: 2 * s, Window: 2 * s},
 			ops:     []int{10, 20, 5, 2, 2}, errs: []int{0, 3, 2, 0, 0}, acked: 39,
 			base: 20, fault: 3.5,
@@ -304,7 +304,7 @@ func TestJudgeTimeline(t *testing.T) {
 		},
 		{
 			name: "no write after the fault began", marks: faultMarks,
-			history: timeline(func(op lincheck.Op) bool { return op.Input.Kind == lincheck.Get || op.Return < int64(2*s) }),
+			history: syntheticHistory(func(op lincheck.Op) bool { return op.Input.Kind == lincheck.Get || op.Return < int64(2*s) }),
 			plan:    Plan{Baseline: 2 * s, Window: 2 * s},
 			ops:     []int{10, 20, 3, 2}, errs: []int{0, 3, 2, 0}, acked: 35,
 			base: 20, fault: 2.5,

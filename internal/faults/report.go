@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -49,19 +50,21 @@ var (
 )
 
 // writeTimelinePNG draws throughput (top) and p50/p99 latency (bottom, log
-// scale) per second, with the fault's start and end as vertical lines.
-func writeTimelinePNG(path, title string, secs []Second, marks []Mark) error {
+// scale) per slot of width, with the fault's start and end as vertical
+// lines.
+func writeTimelinePNG(path, title string, secs []Second, width time.Duration, marks []Mark) error {
 	if len(secs) == 0 {
 		return fmt.Errorf("plot %s: no seconds to draw", path)
 	}
 	top := plot.New()
 	top.Title.Text = title
-	top.Y.Label.Text = "acknowledged ops/s"
+	top.Y.Label.Text = fmt.Sprintf("acknowledged ops/s (per %v)", width)
 	top.Add(plotter.NewGrid())
 	var ops, p50, p99 plotter.XYs
+	w := width.Seconds()
 	for _, s := range secs {
-		x := float64(s.At) + 0.5
-		ops = append(ops, plotter.XY{X: x, Y: float64(s.Ops)})
+		x := (float64(s.At) + 0.5) * w
+		ops = append(ops, plotter.XY{X: x, Y: float64(s.Ops) / w})
 		if s.Ops > 0 {
 			p50 = append(p50, plotter.XY{X: x, Y: math.Max(float64(s.P50)/1e3, 1)})
 			p99 = append(p99, plotter.XY{X: x, Y: math.Max(float64(s.P99)/1e3, 1)})
@@ -85,7 +88,7 @@ func writeTimelinePNG(path, title string, secs []Second, marks []Mark) error {
 		}
 	}
 	for _, p := range []*plot.Plot{top, bottom} {
-		p.X.Min, p.X.Max = 0, float64(len(secs))
+		p.X.Min, p.X.Max = 0, float64(len(secs))*w
 		markFault(p, marks)
 		p.Legend.Top = true
 	}

@@ -217,7 +217,10 @@ func RunScenario(ctx context.Context, sys System, env *Env, n int, sc Scenario, 
 	if err := writeCSV(o.CSV, o.Seconds); err != nil && o.Err == nil {
 		o.Err = err
 	}
-	if err := writeTimelinePNG(o.PNG, fmt.Sprintf("%s on %s: %s", o.System, o.Env, sc), o.Seconds, marks); err != nil && o.Err == nil {
+	// The last slot is cut short by the run's end: it is not drawn.
+	fine := timeline(history, plotSlot)
+	fine = fine[:max(1, len(fine)-1)]
+	if err := writeTimelinePNG(o.PNG, fmt.Sprintf("%s on %s: %s", o.System, o.Env, sc), fine, plotSlot, marks); err != nil && o.Err == nil {
 		o.Err = err
 	}
 	return o
@@ -274,12 +277,54 @@ type Mark struct {
 	Label string
 }
 
-// Second is one second of a run's timeline.
+// Second is one slot of a run's timeline: a second in the CSV, a tenth
+// of one in the plot.
 type Second struct {
-	At             int // seconds since the run began
+	At             int // slots since the run began
 	Ops, Errors    int // acknowledged operations; attempts with no answer
 	P50, P99, P999 time.Duration
 }
+
+// timeline cuts h into slots of width by return time (attempts with no
+// answer by call time): acknowledged operations, unanswered attempts and
+// latency percentiles per slot, up to the last acknowledged operation.
+func timeline(h []lincheck.Op, width time.Duration) []Second {
+	var last int64
+	for _, op := range h {
+		if !op.Unknown {
+			last = max(last, op.Return)
+		}
+	}
+	n := int(last/int64(width)) + 1
+	slots := make([]Second, n)
+	hists := make([]*latency.Recorder, n)
+	for i := range n {
+		slots[i].At = i
+		hists[i] = latency.New(10*time.Second, 0)
+	}
+	for _, op := range h {
+		if op.Unknown {
+			if i := int(op.Call / int64(width)); i < n {
+				slots[i].Errors++
+			}
+			continue
+		}
+		i := int(op.Return / int64(width))
+		slots[i].Ops++
+		hists[i].Record(time.Duration(op.Return - op.Call))
+	}
+	for i := range n {
+		if hists[i].Count() > 0 {
+			slots[i].P50 = time.Duration(hists[i].Percentile(50))
+			slots[i].P99 = time.Duration(hists[i].Percentile(99))
+			slots[i].P999 = time.Duration(hists[i].Percentile(99.9))
+		}
+	}
+	return slots
+}
+
+// plotSlot is the plot's resolution: fine enough to show a fail-over.
+const plotSlot = 100 * time.Millisecond
 
 // judgeTimeline fills the per-second timeline, the rates before and
 // during the fault, the longest gap between acknowledged writes and the
@@ -291,14 +336,8 @@ func (o *Outcome) judgeTimeline(h []lincheck.Op, marks []Mark, plan Plan) {
 			last = max(last, op.Return)
 		}
 	}
-	secs := int(last/int64(time.Second)) + 1
-	hists := make([]*latency.Recorder, secs)
-	o.Seconds = make([]Second, secs)
+	o.Seconds = timeline(h, time.Second)
 	all := latency.New(10*time.Second, 0)
-	for s := range secs {
-		hists[s] = latency.New(10*time.Second, 0)
-		o.Seconds[s].At = s
-	}
 	faultAt := int64(plan.Baseline)
 	faultEnd := int64(plan.Baseline + plan.Window)
 	if len(marks) > 0 {
@@ -311,18 +350,10 @@ func (o *Outcome) judgeTimeline(h []lincheck.Op, marks []Mark, plan Plan) {
 	var writes []int64
 	for _, op := range h {
 		if op.Unknown {
-			s := int(op.Call / int64(time.Second))
-			if s < secs {
-				o.Seconds[s].Errors++
-			}
 			continue
 		}
 		o.Acked++
-		s := int(op.Return / int64(time.Second))
-		d := time.Duration(op.Return - op.Call)
-		o.Seconds[s].Ops++
-		hists[s].Record(d)
-		all.Record(d)
+		all.Record(time.Duration(op.Return - op.Call))
 		// The first second warms up: it is not the baseline.
 		if op.Return >= int64(time.Second) && op.Return < faultAt {
 			baseOps++
@@ -332,13 +363,6 @@ func (o *Outcome) judgeTimeline(h []lincheck.Op, marks []Mark, plan Plan) {
 		}
 		if op.Input.Kind != lincheck.Get && op.Return >= faultAt {
 			writes = append(writes, op.Return)
-		}
-	}
-	for s := range secs {
-		if hists[s].Count() > 0 {
-			o.Seconds[s].P50 = time.Duration(hists[s].Percentile(50))
-			o.Seconds[s].P99 = time.Duration(hists[s].Percentile(99))
-			o.Seconds[s].P999 = time.Duration(hists[s].Percentile(99.9))
 		}
 	}
 	if all.Count() > 0 {
