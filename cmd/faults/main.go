@@ -9,17 +9,19 @@
 //
 // Each run starts Debian's memcached as the registry and one
 // redis-server-replicated (--bin gomu=PATH) or memcached-replicated
-// (--bin gomu-memcached=PATH) per replica host (default from PATH), drives the key-value workload, injects each fault of the
-// catalogue into the leader and into a follower, and prints one line per
+// (--bin gomu-memcached=PATH) per replica host (default from PATH),
+// drives the key-value workload, injects each fault of the catalogue
+// into the leader and into a follower, and prints one line per
 // scenario: operations, the linearizability verdict of the whole history
 // (porcupine, reads on every replica), acknowledged writes lost, whether
 // the replicas' digests are equal, throughput kept during the fault,
-// the longest gap between acknowledged writes, p50/p99/p99.9. Per
+// the longest gap between acknowledged writes (in the fault window, and
+// from the fault to the end), p50/p99/p99.9. Per
 // scenario a CSV timeline and a PNG plot go to --out; a violation keeps
 // the history and porcupine's visualisation there. The last line states
 // the counts, and the exit status is 1 if any is not zero:
 //
-//	faults: scenarios=21 ops=… linearizability_violations=0 lost_writes=0 digest_mismatches=0 errors=0
+//	faults: scenarios=23 ops=… linearizability_violations=0 lost_writes=0 digest_mismatches=0 errors=0
 //
 // The same runner with etcd beside gomu is bench/peers/cmd/faults-etcd.
 package main
