@@ -157,7 +157,7 @@ type cluster struct {
 	dir string
 }
 
-func startCluster(ctx context.Context, c *cli.Context, t target, out string, logf func(string, ...any)) (*cluster, error) {
+func startCluster(ctx context.Context, c *cli.Context, t target, logf func(string, ...any)) (*cluster, error) {
 	n := c.Int("replicas")
 	var env *Env
 	if t.env == "netns" {
@@ -278,7 +278,7 @@ func runCommand(c *cli.Context, factories []Factory, short bool) error {
 		if ctx.Err() != nil {
 			break
 		}
-		cl, err := startCluster(ctx, c, t, out, logf)
+		cl, err := startCluster(ctx, c, t, logf)
 		if err != nil {
 			return err
 		}
@@ -402,7 +402,7 @@ func leaseCommand(c *cli.Context, factories []Factory) error {
 	bad := 0
 	run := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	for _, t := range targets {
-		cl, err := startCluster(ctx, c, t, out, logf)
+		cl, err := startCluster(ctx, c, t, logf)
 		if err != nil {
 			return err
 		}
