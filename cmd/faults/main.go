@@ -21,7 +21,7 @@
 // the history and porcupine's visualisation there. The last line states
 // the counts, and the exit status is 1 if any is not zero:
 //
-//	faults: scenarios=23 ops=… linearizability_violations=0 lost_writes=0 digest_mismatches=0 errors=0
+//	faults: scenarios=23 ops=… linearizability_violations=0 undecided=0 lost_writes=0 digest_mismatches=0 errors=0
 //
 // The same runner with etcd beside gomu is bench/peers/cmd/faults-etcd.
 package main

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/gomu-rdma/gomu/internal/lincheck"
 )
 
 // App is the fault runner's command line, for the systems given: cmd/faults
@@ -345,12 +347,15 @@ func pickFaults(s string) ([]*Fault, error) {
 // summarize prints the table's totals and the one line that states the
 // verdict counts; an error if any scenario failed one.
 func summarize(w io.Writer, outcomes []*Outcome, short bool, interrupted error) error {
-	var ops, violations, lost, linBad, digestBad, errs int
+	var ops, violations, lost, linBad, undecided, digestBad, errs int
 	for _, o := range outcomes {
 		ops += o.Ops
 		lost += o.Lost
-		if o.Lin.Verdict.String() != "ok" {
+		switch o.Lin.Verdict {
+		case lincheck.Violation:
 			linBad++
+		case lincheck.Inconclusive:
+			undecided++
 		}
 		if !o.DigestsEqual {
 			digestBad++
@@ -364,8 +369,11 @@ func summarize(w io.Writer, outcomes []*Outcome, short bool, interrupted error) 
 	if short {
 		label = "faults-short"
 	}
-	fmt.Fprintf(w, "%s: scenarios=%d ops=%d linearizability_violations=%d lost_writes=%d digest_mismatches=%d errors=%d\n",
-		label, len(outcomes), ops, linBad, lost, digestBad, errs)
+	// An undecided history fails the run as a violation would (nothing
+	// was shown), but is counted apart: it says the search ran out of
+	// budget, not that it found a bad order.
+	fmt.Fprintf(w, "%s: scenarios=%d ops=%d linearizability_violations=%d undecided=%d lost_writes=%d digest_mismatches=%d errors=%d\n",
+		label, len(outcomes), ops, linBad, undecided, lost, digestBad, errs)
 	switch {
 	case interrupted != nil:
 		return fmt.Errorf("interrupted: %w", interrupted)
