@@ -323,6 +323,14 @@ func runCommand(c *cli.Context, factories []Factory, short bool) error {
 			logf("%s on %s: stop: %v", t.factory.Name, t.env, err)
 		}
 	}
+	if len(outcomes) > 0 {
+		png := filepath.Join(out, "summary.png")
+		if err := writeSummaryPNG(png, outcomes); err != nil {
+			logf("summary plot: %v", err)
+		} else {
+			fmt.Fprintf(w, "summary plot: %s\n", png)
+		}
+	}
 	return summarize(w, outcomes, short, ctx.Err())
 }
 

@@ -696,3 +696,31 @@ func testGomuUnderSIGSTOP(t *testing.T, f Factory, pkg string) {
 	}
 	checkFiles(t, o)
 }
+
+// TestSummaryPNG draws two systems' scenarios side by side, skipping one
+// that ended in an error.
+func TestSummaryPNG(t *testing.T) {
+	sig, _ := FaultNamed("sigstop")
+	kill, _ := FaultNamed("kill")
+	var outs []*Outcome
+	for si, sys := range []string{"gomu", "etcd"} {
+		for fi, sc := range []Scenario{{}, {Fault: sig, Role: "leader"}, {Fault: kill, Role: "follower"}} {
+			outs = append(outs, &Outcome{System: sys, Env: "netns", Scenario: sc,
+				BaseRate: float64(1000 * (2 - si)), WindowGap: time.Duration(fi+1) * time.Duration(si*40+10) * time.Millisecond})
+		}
+	}
+	outs = append(outs, &Outcome{System: "etcd", Env: "local", Scenario: Scenario{Fault: sig, Role: "follower"}, Err: errors.New("did not start")})
+	path := filepath.Join(os.Getenv("SUMMARY_DIR"), "summary.png")
+	if os.Getenv("SUMMARY_DIR") == "" {
+		path = filepath.Join(t.TempDir(), "summary.png")
+	}
+	if err := writeSummaryPNG(path, outs); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Size() < 1000 {
+		t.Fatalf("summary plot %s: %v, %v", path, st, err)
+	}
+	if err := writeSummaryPNG(path, outs[len(outs)-1:]); err == nil {
+		t.Error("a plot of only failed scenarios: no error")
+	}
+}

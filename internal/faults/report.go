@@ -217,3 +217,69 @@ func writeLeasePNG(path string, points []LeasePoint) error {
 	}
 	return nil
 }
+
+// writeSummaryPNG puts the run's scenarios side by side, one bar per
+// system and environment: throughput before the fault (top) and the
+// longest gap between acknowledged writes inside the fault window
+// (bottom), so that systems run on the same faults can be
+// compared at a glance.
+func writeSummaryPNG(path string, outcomes []*Outcome) error {
+	var scenarios, series []string
+	for _, o := range outcomes {
+		if o.Err != nil {
+			continue
+		}
+		if sc := o.Scenario.String(); !slices.Contains(scenarios, sc) {
+			scenarios = append(scenarios, sc)
+		}
+		if se := o.System + "/" + o.Env; !slices.Contains(series, se) {
+			series = append(series, se)
+		}
+	}
+	if len(scenarios) == 0 {
+		return fmt.Errorf("plot %s: no scenario finished", path)
+	}
+	rate, gap := plot.New(), plot.New()
+	rate.Title.Text = "scenarios side by side"
+	rate.Y.Label.Text = "ops/s before the fault"
+	gap.Y.Label.Text = "longest write gap in the window (ms)"
+	palette := []color.Color{colourOps, colourP99, colourP50, colourMark, color.Gray{Y: 90}, color.RGBA{R: 120, G: 40, B: 160, A: 255}}
+	width := vg.Points(max(2, 60/float64(len(series))))
+	for si, se := range series {
+		rs, gs := make(plotter.Values, len(scenarios)), make(plotter.Values, len(scenarios))
+		for _, o := range outcomes {
+			if o.Err != nil || o.System+"/"+o.Env != se {
+				continue
+			}
+			i := slices.Index(scenarios, o.Scenario.String())
+			rs[i] = o.BaseRate
+			gs[i] = float64(o.WindowGap) / 1e6
+		}
+		for _, b := range []struct {
+			p  *plot.Plot
+			vs plotter.Values
+		}{{rate, rs}, {gap, gs}} {
+			bars, err := plotter.NewBarChart(b.vs, width)
+			if err != nil {
+				return fmt.Errorf("plot %s: %w", path, err)
+			}
+			bars.Color = palette[si%len(palette)]
+			bars.LineStyle.Width = 0
+			bars.Offset = width * vg.Length(float64(si)-float64(len(series)-1)/2)
+			b.p.Add(bars)
+			if b.p == rate {
+				b.p.Legend.Add(se, bars)
+			}
+		}
+	}
+	for _, p := range []*plot.Plot{rate, gap} {
+		p.NominalX(scenarios...)
+		p.X.Tick.Label.Rotation = math.Pi / 4
+		p.X.Tick.Label.XAlign = draw.XRight
+		p.X.Tick.Label.YAlign = draw.YCenter
+		p.Add(plotter.NewGrid())
+		p.X.Min, p.X.Max = -0.6, float64(len(scenarios))-0.4
+	}
+	rate.Legend.Top = true
+	return savePanels(path, rate, gap)
+}
