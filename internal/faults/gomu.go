@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -111,8 +112,11 @@ func (g *gomuApp) Start(ctx context.Context, env *Env) error {
 		}
 	}
 	g.regAddr = net.JoinHostPort(env.Addr(env.Registry), strconv.Itoa(regPort))
-	reg, err := StartProc("registry (memcached)", env.Command(env.Registry, "memcached", "-u", "nobody",
-		"-l", env.Addr(env.Registry), "-p", strconv.Itoa(regPort), "-U", "0"))
+	cmd := env.Command(env.Registry, "memcached", "-l", env.Addr(env.Registry), "-p", strconv.Itoa(regPort), "-U", "0")
+	if err := asNobody(env, cmd); err != nil {
+		return err
+	}
+	reg, err := StartProc("registry (memcached)", cmd)
 	if err != nil {
 		return fmt.Errorf("%s: %w (is Debian's memcached installed?)", g.Name(), err)
 	}
@@ -526,6 +530,30 @@ func (l *leaseConn) close() {
 }
 
 func (l *leaseConn) Close() error { l.close(); return nil }
+
+// asNobody makes memcached, which refuses to run as root, run as nobody.
+// Locally the process starts as nobody, so that it keeps its parent-death
+// signal (memcached's own -u would drop it: a daemon that changes its
+// user loses it, and would outlive a killed runner). On the test bed ip
+// must start as root to enter the namespace, so memcached's -u it is;
+// Down kills what is left in the bed's namespaces.
+func asNobody(env *Env, cmd *exec.Cmd) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	if env.Networked() {
+		cmd.Args = append(cmd.Args, "-u", "nobody")
+		return nil
+	}
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		return fmt.Errorf("registry: user nobody: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	return nil
+}
 
 // waitTCP waits until addr accepts a connection from the client host, or
 // p ends, or ctx does.

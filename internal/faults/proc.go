@@ -19,11 +19,18 @@ type Proc struct {
 }
 
 // StartProc starts cmd in a process group of its own, killed if this process
-// dies, its output kept for messages.
+// dies, its output kept for messages. Of a SysProcAttr cmd carries, only
+// the Credential is kept.
 func StartProc(name string, cmd *exec.Cmd) (*Proc, error) {
 	p := &Proc{Name: name, cmd: cmd, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = &p.out, &p.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if cmd.SysProcAttr != nil {
+		// The user to run as (Go sets the parent-death signal after it
+		// changes user, so the signal survives).
+		attr.Credential = cmd.SysProcAttr.Credential
+	}
+	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
