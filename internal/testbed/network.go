@@ -132,50 +132,58 @@ func (b *Bed) Slow(host, rate string) (undo func() error, err error) {
 // namespace (a socket stays in the namespace it was made in), so a
 // program in the root namespace can be a client on any host.
 func (b *Bed) DialContext(ctx context.Context, host, network, addr string) (net.Conn, error) {
+	var c net.Conn
+	err := b.Do(host, func() error {
+		var d net.Dialer
+		var err error
+		c, err = d.DialContext(ctx, network, addr) // the socket is made before it returns
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("testbed: dial %s from %s: %w", addr, host, err)
+	}
+	return c, nil
+}
+
+// Do runs f on a thread switched into host's network namespace: a socket
+// f makes (a listener, a connection) stays in that namespace whoever uses
+// it later. The namespace is a property of the thread, so f runs on a
+// goroutine locked to it, which switches back afterwards; a thread that
+// cannot switch back stays locked and ends with the goroutine.
+func (b *Bed) Do(host string, f func() error) error {
 	ns, ok := b.ns[host]
 	if !ok {
-		return nil, fmt.Errorf("testbed: no host %q", host)
+		return fmt.Errorf("testbed: no host %q", host)
 	}
 	target, err := os.Open(filepath.Join("/var/run/netns", ns))
 	if err != nil {
-		return nil, fmt.Errorf("testbed: dial from %s: %w", host, err)
+		return fmt.Errorf("testbed: host %s: %w", host, err)
 	}
 	defer target.Close()
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	done := make(chan result, 1)
+	done := make(chan error, 1)
 	go func() {
-		// The namespace is a property of the thread: lock this goroutine
-		// to it, switch, dial (the socket is made before Dial returns),
-		// switch back. A thread that cannot switch back stays locked
-		// and dies with the goroutine.
 		runtime.LockOSThread()
 		self, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
 			runtime.UnlockOSThread()
-			done <- result{nil, err}
+			done <- err
 			return
 		}
 		defer self.Close()
 		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
-			done <- result{nil, fmt.Errorf("setns %s: %w", ns, err)}
+			done <- fmt.Errorf("setns %s: %w", ns, err)
 			return
 		}
-		var d net.Dialer
-		c, err := d.DialContext(ctx, network, addr)
-		if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
+		ferr := f()
+		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
+			done <- errors.Join(ferr, fmt.Errorf("setns back from %s: %w", ns, err))
+			return
 		}
-		done <- result{c, err}
+		runtime.UnlockOSThread()
+		done <- ferr
 	}()
-	r := <-done
-	if r.err != nil {
-		return nil, fmt.Errorf("testbed: dial %s from %s: %w", addr, host, r.err)
-	}
-	return r.c, nil
+	return <-done
 }
 
 func (b *Bed) gateway() string {

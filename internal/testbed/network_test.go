@@ -2,21 +2,16 @@ package testbed
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // The network tests' bed: a name and subnet no other test uses.
@@ -48,40 +43,10 @@ func netUp(t *testing.T, hosts ...string) *Bed {
 	return b
 }
 
-// inNS runs f on a thread switched into host's namespace: a socket f
-// makes stays there, whoever uses it later.
+// inNS runs f in host's namespace (Bed.Do) and fails t on an error.
 func inNS(t *testing.T, b *Bed, host string, f func() error) {
 	t.Helper()
-	target, err := os.Open(filepath.Join("/var/run/netns", b.Namespace(host)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close()
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		self, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- err
-			return
-		}
-		defer self.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			done <- fmt.Errorf("setns: %w", err)
-			return
-		}
-		ferr := f()
-		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-			// The thread stays locked and ends with the goroutine.
-			done <- errors.Join(ferr, fmt.Errorf("setns back: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- ferr
-	}()
-	if err := <-done; err != nil {
+	if err := b.Do(host, f); err != nil {
 		t.Fatalf("in %s's namespace: %v", host, err)
 	}
 }
