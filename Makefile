@@ -156,8 +156,12 @@ testbed-down:
 # linearizability, lost writes counted and digests compared; a CSV and a
 # PNG per scenario in FAULTS_DIR. faults-short is CI's check: every fault
 # once on the leader, a few seconds each, locally (shm) and, as root, on a
-# netns test bed (tcp); about three minutes, ending with the line
-# `faults-short: scenarios=… ops=… linearizability_violations=0 lost_writes=0 …`.
+# netns test bed (tcp); about two minutes, ending with the line
+# `faults-short: scenarios=… ops=… linearizability_violations=0 undecided=0 lost_writes=0 …`.
+# It fails on a violation, an undecided history, a lost write or an
+# error; replicas whose state does not become the leader's within a
+# minute are reported with what each said and restarted (faults run, and
+# make faults, fail on them).
 # faults is the full run, gomu then etcd on the same test bed
 # (bench/peers/cmd/faults-etcd); lease is the lease workload against both.
 FAULTS_DIR   ?= faults-out

@@ -724,3 +724,20 @@ func TestSummaryPNG(t *testing.T) {
 		t.Error("a plot of only failed scenarios: no error")
 	}
 }
+
+func TestLaggards(t *testing.T) {
+	for _, tc := range []struct {
+		digests []string
+		want    []int
+	}{
+		{[]string{"a", "a", "a"}, nil},
+		{[]string{"a", "b", "a"}, []int{1}},
+		{[]string{"b", "a", "a"}, []int{0}},
+		{[]string{"a", "", "b", "a", "a"}, []int{2}},
+		{[]string{"", "", ""}, nil},
+	} {
+		if got := laggards(tc.digests); !slices.Equal(got, tc.want) {
+			t.Errorf("laggards(%q) = %v, want %v", tc.digests, got, tc.want)
+		}
+	}
+}

@@ -318,9 +318,10 @@ func (g *gomuApp) Digests(ctx context.Context) ([]string, error) {
 	// The leader's digest is the reference; a leader just resumed may
 	// still be handing over, so ask again until one answers.
 	var want string
+	lead := -1
 	for want == "" {
-		lead, err := g.Leader(ctx)
-		if err != nil {
+		var err error
+		if lead, err = g.Leader(ctx); err != nil {
 			return nil, err
 		}
 		if want = digest(lead); want == "" {
@@ -338,15 +339,38 @@ func (g *gomuApp) Digests(ctx context.Context) ([]string, error) {
 		}
 		// A follower applies the last entries when the leader's next
 		// heartbeat carries their commit: wait for it, not forever.
-		for out[i] = digest(i); out[i] != want; out[i] = digest(i) {
+		for out[i] = digest(i); out[i] != want && ctx.Err() == nil; out[i] = digest(i) {
 			select {
 			case <-ctx.Done():
-				return out, nil
 			case <-time.After(20 * time.Millisecond):
 			}
 		}
 	}
+	var differ []string
+	for i, d := range out {
+		if g.Proc(i) != nil && d != want {
+			differ = append(differ, fmt.Sprintf("r%d", i+1))
+		}
+	}
+	if len(differ) > 0 {
+		return out, fmt.Errorf("%w: %s not the leader r%d's: %s", ErrDigestsDiffer, strings.Join(differ, ", "), lead+1, g.states(context.Background()))
+	}
 	return out, nil
+}
+
+// states sums up every replica's replication state, for a report.
+func (g *gomuApp) states(ctx context.Context) string {
+	var b []string
+	for i := range g.setup.Replicas {
+		f := g.info(ctx, i)
+		if f == nil {
+			b = append(b, fmt.Sprintf("r%d no answer", i+1))
+			continue
+		}
+		b = append(b, fmt.Sprintf("r%d %s leader=%s commit=%s applied=%s catching_up=%s transfers=%s",
+			i+1, f["gomu_role"], f["gomu_leader_id"], f["gomu_commit_index"], f["gomu_applied_index"], f["gomu_catching_up"], f["gomu_state_transfers"]))
+	}
+	return strings.Join(b, "; ")
 }
 
 func (g *gomuApp) Stop() error {

@@ -83,6 +83,8 @@ type Outcome struct {
 	// whether every running replica's matches.
 	Digests      []string
 	DigestsEqual bool
+	// DigestNote says what each replica reported when they differed.
+	DigestNote string
 	// Throughput (acknowledged operations per second) before and during
 	// the fault, and the share it kept.
 	BaseRate, FaultRate, Kept float64
@@ -204,11 +206,18 @@ func RunScenario(ctx context.Context, sys System, env *Env, n int, sc Scenario, 
 	dctx, dcancel := context.WithTimeout(ctx, 60*time.Second)
 	defer dcancel()
 	o.Digests, err = sys.Digests(dctx)
-	if err != nil && o.Err == nil {
+	switch {
+	case errors.Is(err, ErrDigestsDiffer):
+		o.DigestNote = err.Error()
+	case err != nil && o.Err == nil:
 		o.Err = fmt.Errorf("digests: %w", err)
 	}
 	o.DigestsEqual = err == nil && equalDigests(o.Digests)
-	o.Lost, err = lostWrites(dctx, sys, history)
+	// The acknowledged writes are read back with time of their own: a
+	// replica that did not converge may have used up the digests'.
+	lctx, lcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer lcancel()
+	o.Lost, err = lostWrites(lctx, sys, history)
 	if err != nil && o.Err == nil {
 		o.Err = fmt.Errorf("lost writes: %w", err)
 	}

@@ -53,6 +53,11 @@ type Leaser interface {
 	Close() error
 }
 
+// ErrDigestsDiffer is what Digests answers when a replica's state did
+// not become the leader's in time; the error says what each replica
+// reported.
+var ErrDigestsDiffer = errors.New("digests differ")
+
 // ErrUnsupported is what a System answers for a fault it has no way to
 // inject.
 var ErrUnsupported = errors.ErrUnsupported
