@@ -312,6 +312,9 @@ func runCommand(c *cli.Context, factories []Factory, short bool) error {
 				// whose state did not become the leader's is restarted
 				// (it rejoins by state transfer), and the run says so.
 				for _, i := range laggards(o.Digests) {
+					if cl.sys.Proc(i) == nil {
+						continue
+					}
 					logf("%s on %s: restarting r%d, whose state did not converge", t.factory.Name, t.env, i+1)
 					if err := cl.sys.Kill(i); err != nil {
 						logf("%s on %s: kill r%d: %v", t.factory.Name, t.env, i+1, err)
@@ -347,7 +350,8 @@ func runCommand(c *cli.Context, factories []Factory, short bool) error {
 }
 
 // laggards are the replicas whose digest is not the one most replicas
-// have (a down replica's "" included).
+// have, those that gave none ("": down, or not answering, as a replica
+// whose state machine is stuck) included.
 func laggards(digests []string) []int {
 	count := map[string]int{}
 	for _, d := range digests {
@@ -362,8 +366,11 @@ func laggards(digests []string) []int {
 		}
 	}
 	var out []int
+	if best == "" {
+		return nil // nobody answered: nothing to compare with
+	}
 	for i, d := range digests {
-		if d != best && d != "" {
+		if d != best {
 			out = append(out, i)
 		}
 	}

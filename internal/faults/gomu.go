@@ -314,7 +314,13 @@ func (g *gomuApp) names() []string {
 }
 
 func (g *gomuApp) Digests(ctx context.Context) ([]string, error) {
-	digest := func(i int) string { return g.proto.digest(ctx, g, i) }
+	// Each question has a second of its own, so that a replica asked
+	// after the wait ran out still answers (or is seen not to).
+	digest := func(i int) string {
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		return g.proto.digest(qctx, g, i)
+	}
 	// The leader's digest is the reference; a leader just resumed may
 	// still be handing over, so ask again until one answers.
 	var want string
