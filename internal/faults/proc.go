@@ -4,16 +4,17 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gomu-rdma/gomu/internal/benchproc"
 )
 
 // Proc is one started program: a replica, a registry, a busy neighbour.
 type Proc struct {
 	Name string // what it is, for messages ("replica 2 (r2)")
 	cmd  *exec.Cmd
-	out  tailBuffer
+	out  *benchproc.TailBuffer // the last 8 KiB of its output
 	done chan struct{}
 	err  error // set when done closes
 }
@@ -22,8 +23,8 @@ type Proc struct {
 // dies, its output kept for messages. Of a SysProcAttr cmd carries, only
 // the Credential is kept.
 func StartProc(name string, cmd *exec.Cmd) (*Proc, error) {
-	p := &Proc{Name: name, cmd: cmd, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = &p.out, &p.out
+	p := &Proc{Name: name, cmd: cmd, out: benchproc.NewTailBuffer(8 << 10), done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
 	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if cmd.SysProcAttr != nil {
 		// The user to run as (Go sets the parent-death signal after it
@@ -75,29 +76,9 @@ func (p *Proc) Kill(d time.Duration) error {
 }
 
 // Tail is the end of the process's output.
-func (p *Proc) Tail() string { return p.out.String() }
-
-// tailBuffer keeps the last 8 KiB written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-const tailMax = 8 << 10
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if len(b.buf) > 2*tailMax {
-		b.buf = append(b.buf[:0], b.buf[len(b.buf)-tailMax:]...)
+func (p *Proc) Tail() string {
+	if p.out == nil {
+		return ""
 	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := string(b.buf[max(0, len(b.buf)-tailMax):])
-	return strings.TrimSpace(s)
+	return strings.TrimSpace(p.out.String())
 }
