@@ -428,7 +428,7 @@ func (r *Replica) serveGrants() bool {
 					// The fallback: Reset fences as well (it drains
 					// in-flight WRITEs); reconnect read-only later.
 					r.cfg.Logger.Warn("revoke failed; resetting the QP", "id", r.id, "old", q.id, "err", err)
-					if err := qr.Reset(); err != nil {
+					if err := q.resetRep(qr); err != nil {
 						ok = false
 					}
 					q.wantRecon.Store(true)
@@ -560,7 +560,7 @@ func (r *Replica) reconnect() bool {
 			p.wantRecon.Store(false)
 			r.roleMu.Lock()
 			rep := p.repOf()
-			err := rep.Reset()
+			err := p.resetRep(rep)
 			if err == nil {
 				err = rep.Connect(ep, r.repAccess(p))
 			}
@@ -583,7 +583,7 @@ func (r *Replica) reconnect() bool {
 		case p.reconSeq == 0 && (p.wantRecon.Load() || p.repOf().State() == verbs.StateError):
 			p.wantRecon.Store(false)
 			r.roleMu.Lock()
-			err := p.repOf().Reset()
+			err := p.resetRep(p.repOf())
 			r.roleMu.Unlock()
 			if err != nil {
 				continue

@@ -90,7 +90,15 @@
 // Links (link.go): nothing is excluded for good. A peer whose background
 // plane fails (a crash, a partition, a stopped process) is relinked: both
 // ends build fresh queue pairs and exchange their endpoints through the
-// registry, with back-off, until the peer answers again. A replica that
+// registry, with back-off, until the peer answers again. A replication QP
+// that went to ERROR is reset and connected again in place, at either
+// end's request; a reset drops the requests in flight without completions,
+// so the leader counts the resets of each follower's QP and writes a
+// follower nothing more once one happened since it took the follower in:
+// it takes it in again, with a fresh copy of its log. Otherwise a WRITE
+// posted after the reconnection (a commit index) could land without the
+// dropped ones before it (the entries it covers), over stale entries of an
+// earlier term at the same indexes. A replica that
 // restarts (a new incarnation, empty memory) finds the cluster running at
 // Start (the peers' linkers reach out to it instead of meeting it at the
 // start barrier), joins it behind, grants the leader like any follower and

@@ -126,7 +126,7 @@ func (r *Replica) gatherPermissions() ([]*peer, error) {
 			}
 			if err := q.SetAccess(verbs.AccessRemoteRead); err != nil {
 				// Reset fences too; the QP is reconnected read-only.
-				if err := q.Reset(); err != nil {
+				if err := p.resetRep(q); err != nil {
 					return nil, fmt.Errorf("revoke replica %d's write access: %w", p.id, err)
 				}
 				p.wantRecon.Store(true)
@@ -270,10 +270,14 @@ func (r *Replica) prepare(granted []*peer) error {
 		span += len(r.ring)
 	}
 	okPeers, err = r.awaitPeers(granted, true, deadline, func(_ int, p *peer) error {
+		p.takeIn()
+		p.takenIn.Add(1)
 		if err := r.postRing(p, false, kept.Off, span, 0); err != nil {
 			return err
 		}
-		return p.rep.PostWrite(makeWRID(wrRecover, p.id, recoverLast), r.logMR, 0, logring.SharedHeaderSize, p.log, verbs.Signaled)
+		return p.postRep(func(q verbs.QP) error {
+			return q.PostWrite(makeWRID(wrRecover, p.id, recoverLast), r.logMR, 0, logring.SharedHeaderSize, p.log, verbs.Signaled)
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("write recovered log: %w", err)
@@ -445,10 +449,12 @@ func (r *Replica) postRing(p *peer, read bool, off, n, k int) error {
 	ring := r.cfg.RingSize
 	return ringSpans(off, n, ring, func(off, l int) error {
 		remote := p.log.Add(uint64(logring.HeaderSize + off))
-		if read {
-			return p.rep.PostRead(makeWRID(wrRecover, p.id, 0), r.scratch, k*logring.MemSize(ring)+logring.HeaderSize+off, l, remote, 0)
-		}
-		return p.rep.PostWrite(makeWRID(wrRecover, p.id, 0), r.logMR, logring.HeaderSize+off, l, remote, 0)
+		return p.postRep(func(q verbs.QP) error {
+			if read {
+				return q.PostRead(makeWRID(wrRecover, p.id, 0), r.scratch, k*logring.MemSize(ring)+logring.HeaderSize+off, l, remote, 0)
+			}
+			return q.PostWrite(makeWRID(wrRecover, p.id, 0), r.logMR, logring.HeaderSize+off, l, remote, 0)
+		})
 	})
 }
 
@@ -527,8 +533,9 @@ func (r *Replica) copyLogs(granted []*peer, deadline time.Time) ([][]byte, []boo
 	}
 	copy(cs[0].log[:logring.HeaderSize], r.mem[:logring.HeaderSize])
 	okPeers := make([]bool, len(granted))
-	for i := range okPeers {
+	for i, p := range granted {
 		okPeers[i] = true
+		p.takeIn() // the copies must come whole from one connection
 	}
 	for size := min(ring, 64<<10); ; size = min(ring, 2*size) {
 		var ps []*peer
@@ -563,7 +570,9 @@ func (r *Replica) copyLogs(granted []*peer, deadline time.Time) ([][]byte, []boo
 				return err
 			}
 			hdr := ks[j] * logSize
-			return p.rep.PostRead(makeWRID(wrRecover, p.id, recoverLast), r.scratch, hdr, logring.HeaderSize, p.log, verbs.Signaled)
+			return p.postRep(func(q verbs.QP) error {
+				return q.PostRead(makeWRID(wrRecover, p.id, recoverLast), r.scratch, hdr, logring.HeaderSize, p.log, verbs.Signaled)
+			})
 		})
 		if err != nil {
 			return nil, nil, err
@@ -655,6 +664,8 @@ func (r *Replica) takeLateGrants() {
 		}
 		was := p.lagging
 		p.active, p.lagging, p.acked, p.granted = true, false, 0, w
+		p.takeIn()
+		p.takenIn.Add(1)
 		tail := ms.wring.Next() - 1
 		// The ring before the header: a WRITE lands in no particular
 		// byte order, and a commit index landing before the entries it

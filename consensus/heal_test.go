@@ -247,3 +247,51 @@ func TestRejoinAfterFailedTakeBack(t *testing.T) {
 		})
 	}
 }
+
+// TestReconnectionTakesFollowerIn: a follower asks for its replication QP
+// to be rebuilt (as one does whose end went to ERROR) while the cluster is
+// idle. The leader's answer resets its own end, which drops whatever it had
+// in flight there without completions (a take-back copy of the follower's
+// log, say), and a WRITE it posts after the reconnection would land as if
+// nothing were missing: a commit index over entries that never came, above
+// the follower's stale entries of an earlier term at the same indexes. The
+// fault runner found that on tcp: an old leader, stopped and continued,
+// applied its own uncommitted entries and stalled for good. So the leader
+// must take the follower in again, with a fresh copy of its log, before it
+// writes it anything more.
+func TestReconnectionTakesFollowerIn(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		tweak func(*Config)
+	}{{"shm", nil}, {"tcp", onTCP}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := startCluster(t, 3, tc.tweak)
+			acked := proposeN(c, "before", 10)
+			c.whole()
+			lead := c.waitLeader()
+			victim := lead.ID()%3 + 1
+			c.mu.Lock()
+			follower := c.reps[victim]
+			c.mu.Unlock()
+			theirs, ours := lead.peers[victim], follower.peers[lead.ID()]
+			resets := func(p *peer) uint64 {
+				p.repMu.Lock()
+				defer p.repMu.Unlock()
+				return p.repResets
+			}
+			before, leaderResets := theirs.takenIn.Load(), resets(theirs)
+			ours.wantRecon.Store(true)
+			if !waitFor(func() bool {
+				return resets(theirs) > leaderResets && ours.repOf().State() == verbs.StateRTS
+			}) {
+				t.Fatalf("the leader never answered the reconnection request (its resets: %d)", resets(theirs))
+			}
+			acked = append(acked, proposeN(c, "after", 10)...)
+			if !waitFor(func() bool { return theirs.takenIn.Load() > before }) {
+				t.Fatalf("replica %d's replication QP was reset at the leader, yet the leader goes on writing it without a fresh copy of its log: %+v", victim, lead.Stats())
+			}
+			c.whole()
+			mustContainInOrder(t, c.checkConsistent(len(acked)), acked)
+		})
+	}
+}

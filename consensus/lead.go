@@ -355,9 +355,16 @@ func (r *Replica) appendBatch() bool {
 }
 
 // post writes length bytes of our log at off to the same offset of p's log;
-// a post that fails synchronously takes p out of the active set.
+// a post that fails synchronously, or that would follow requests a reset of
+// p's replication QP dropped (see peer.repMu), takes p out of the active
+// set. It is peer.postRep without the closure, for the fast path.
 func (r *Replica) post(p *peer, kind int, idx uint64, off, length int, flags verbs.SendFlags) {
-	err := p.rep.PostWrite(makeWRID(kind, p.id, idx), r.logMR, off, length, p.log.Add(uint64(off)), flags)
+	p.repMu.Lock()
+	err := errRepReset
+	if p.repResets == p.takenAt {
+		err = p.rep.PostWrite(makeWRID(kind, p.id, idx), r.logMR, off, length, p.log.Add(uint64(off)), flags)
+	}
+	p.repMu.Unlock()
 	if err != nil && p.active {
 		r.followerDown(p, err.Error())
 	}

@@ -609,3 +609,36 @@ func (r *Replica) startJoined(ctx context.Context) (*Replica, error) {
 	r.cfg.Logger.Info("replica started: joined a running cluster", "id", r.id, "ids", r.ids, "transport", r.cfg.Transport)
 	return r, nil
 }
+
+// resetRep resets q, p's replication QP, and counts the reset: the
+// requests in flight on it are dropped without completions, so the leader
+// writes p nothing more until it has taken p in again (see peer.repMu).
+func (p *peer) resetRep(q verbs.QP) error {
+	p.repMu.Lock()
+	defer p.repMu.Unlock()
+	p.repResets++
+	return q.Reset()
+}
+
+// takeIn records that the leader starts a sequence of requests to p that
+// must land whole or not at all: a copy of its log and everything after it
+// (prepare, takeLateGrants), or prepare's reads of p's log.
+func (p *peer) takeIn() {
+	p.repMu.Lock()
+	p.takenAt = p.repResets
+	p.repMu.Unlock()
+}
+
+// errRepReset: p's replication QP was reset since the leader took it in.
+var errRepReset = errors.New("replication QP reset since the follower was taken in: requests in flight were dropped")
+
+// postRep runs post on p's replication QP, unless the QP was reset since p
+// was taken in (the requests before this one may be gone).
+func (p *peer) postRep(post func(q verbs.QP) error) error {
+	p.repMu.Lock()
+	defer p.repMu.Unlock()
+	if p.repResets != p.takenAt {
+		return errRepReset
+	}
+	return post(p.rep)
+}

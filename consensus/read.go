@@ -371,10 +371,12 @@ func (r *Replica) answerReadRequests() bool {
 		out := r.readOut.Bytes()
 		logring.PutU64(out, src, r.commit.Load())
 		logring.PutU64(out, src+8, p.readPending)
-		err := p.rep.PostWrite(makeWRID(wrReadAns, p.id, 0), r.readOut, src, 8, p.log.Add(logring.OffReadIndex), 0)
-		if err == nil {
-			err = p.rep.PostWrite(makeWRID(wrReadAns, p.id, 1), r.readOut, src+8, 8, p.log.Add(logring.OffReadSeq), verbs.Signaled)
-		}
+		err := p.postRep(func(q verbs.QP) error {
+			if err := q.PostWrite(makeWRID(wrReadAns, p.id, 0), r.readOut, src, 8, p.log.Add(logring.OffReadIndex), 0); err != nil {
+				return err
+			}
+			return q.PostWrite(makeWRID(wrReadAns, p.id, 1), r.readOut, src+8, 8, p.log.Add(logring.OffReadSeq), verbs.Signaled)
+		})
 		if err != nil {
 			r.followerDown(p, err.Error())
 			continue

@@ -96,6 +96,19 @@ type peer struct {
 	reconSeq, reconSeen uint64
 	reconSent           time.Time
 	wantRecon           atomic.Bool // the main goroutine asks for one
+	// repMu orders resets of the replication QP against the leader's
+	// posts on it. A Reset drops the requests in flight without
+	// completions, and once the QP is connected again a later WRITE
+	// lands as if nothing had been missing before it: a commit index
+	// whose entries never came, over a follower's stale entries of an
+	// earlier term at the same indexes. repResets counts the resets;
+	// takenAt is repResets when the leader last took the follower in
+	// (prepare, takeLateGrants), and the leader posts nothing more to it
+	// once the two differ (postRep, post) until it takes it in again.
+	repMu     sync.Mutex
+	repResets uint64
+	takenAt   uint64
+	takenIn   atomic.Uint64 // copies of our whole log it was sent (PeerStats.TakenIn)
 
 	// Main goroutine, while leading.
 	active  bool   // holds our permission and takes our writes
@@ -668,6 +681,10 @@ type PeerStats struct {
 	Applied uint64 // the applied index it last published
 	Lagging bool   // (leader) fell behind the reuse point: being caught up
 	Behind  bool   // it says it is catching up
+	// TakenIn counts the copies of this replica's log it was sent while
+	// this replica led: at an election, on a late grant, after it stalled,
+	// after a reset of the link between them dropped WRITEs in flight.
+	TakenIn uint64
 }
 
 // Stats is a snapshot of a replica's state.
@@ -718,7 +735,7 @@ func (r *Replica) Stats() Stats {
 		s.Proposal = r.proposal.Load()
 	}
 	for _, p := range r.others {
-		ps := PeerStats{ID: p.id, Alive: p.alive.Load(), Applied: p.applied.Load(), Behind: p.behind.Load()}
+		ps := PeerStats{ID: p.id, Alive: p.alive.Load(), Applied: p.applied.Load(), Behind: p.behind.Load(), TakenIn: p.takenIn.Load()}
 		if s.Role == Leader {
 			ps.Active, ps.Acked, ps.Lagging = p.pubActive.Load(), p.pubAcked.Load(), p.pubLagging.Load()
 		}
