@@ -134,7 +134,8 @@ func (r *Replica) runBackground() {
 // heartbeat of the replica we let write it. The verdict is taken after the READs this tick
 // posted have been looked at, so a stall is never judged on pre-stall data.
 func (r *Replica) tick(now time.Time) {
-	step := min(now.Sub(r.lastTick), r.cfg.SuspectTimeout/4)
+	gap := now.Sub(r.lastTick)
+	step := min(gap, r.cfg.SuspectTimeout/4)
 	r.lastTick = now
 	for _, p := range r.others {
 		// A status READ still on its way is no evidence yet: on a slow
@@ -180,7 +181,7 @@ func (r *Replica) tick(now time.Time) {
 		}
 	}
 	r.judge()
-	r.noticeStalled(now)
+	r.noticeStalled(gap)
 }
 
 // noticeStalled, while we lead, flags for the main goroutine a follower
@@ -188,20 +189,27 @@ func (r *Replica) tick(now time.Time) {
 // more: it takes our WRITEs yet does not replay them (say, an entry slot it
 // waits on was overwritten while it was out, and nothing rewrites it). The
 // main goroutine takes it back from the ring like a late grant, which
-// rewrites its whole log (see takeLateGrants).
-func (r *Replica) noticeStalled(now time.Time) {
+// rewrites its whole log (see takeLateGrants). The time is counted in our
+// own progress, as suspicion is (see tick), with gap, the time since the
+// previous tick, counted up to an eighth of stallAfter: a leader that was
+// itself stopped (SIGSTOP, a stalled VM) and continues has watched nothing
+// meanwhile, and counting the whole gap would have it rewrite every
+// follower's log at once.
+func (r *Replica) noticeStalled(gap time.Duration) {
 	if Role(r.role.Load()) != Leader {
 		return
 	}
 	commit := r.commit.Load()
+	limit := r.stallAfter()
+	step := min(gap, limit/8)
 	for _, p := range r.others {
 		if !p.alive.Load() || p.applied.Load() >= commit {
-			p.appliedAt = now
+			p.appliedStill = 0
 			continue
 		}
-		if now.Sub(p.appliedAt) > r.stallAfter() {
+		if p.appliedStill += step; p.appliedStill > limit {
 			p.stalled.Store(true)
-			p.appliedAt = now
+			p.appliedStill = 0
 		}
 	}
 }
@@ -266,7 +274,7 @@ func (r *Replica) bgCompletion(c verbs.Completion, now time.Time) {
 	p.claim.Store(logring.LoadU64(buf, base+ctlClaim))
 	if a := logring.LoadU64(buf, base+ctlApplied); a != p.applied.Load() {
 		p.applied.Store(a)
-		p.appliedAt = now
+		p.appliedStill = 0
 	}
 	p.lagMask.Store(logring.LoadU64(buf, base+ctlLagging))
 	p.behind.Store(logring.LoadU64(buf, base+ctlBehind) != 0)

@@ -71,13 +71,14 @@ type peer struct {
 	still   time.Duration
 	reading bool      // a status READ is outstanding
 	readAt  time.Time // when it was posted
-	// appliedAt: when its applied index last moved (or stopped mattering);
-	// stalled: it stood still too long while we lead (noticeStalled).
-	appliedAt time.Time
-	stalled   atomic.Bool
-	lastReq   uint64       // the highest request of this peer we granted
-	reqWord   uint64       // its request word as serveGrants last saw it
-	reqAt     atomic.Int64 // when that word changed (unix ns)
+	// appliedStill: how long, in our own progress (as still), its applied
+	// index has stood still behind our commit index; stalled: too long
+	// while we lead (noticeStalled).
+	appliedStill time.Duration
+	stalled      atomic.Bool
+	lastReq      uint64       // the highest request of this peer we granted
+	reqWord      uint64       // its request word as serveGrants last saw it
+	reqAt        atomic.Int64 // when that word changed (unix ns)
 	// fresh: a status READ posted since we last resumed has completed,
 	// so claim and applied are current; skipRead: the READ outstanding
 	// when we resumed predates the pause and does not count.
