@@ -156,7 +156,7 @@ testbed-down:
 # linearizability, lost writes counted and digests compared; a CSV and a
 # PNG per scenario in FAULTS_DIR. faults-short is CI's check: every fault
 # once on the leader, a few seconds each, locally (shm) and, as root, on a
-# netns test bed (tcp); about two minutes, ending with the line
+# netns test bed (tcp); about two minutes, each run ending with the line
 # `faults-short: scenarios=… ops=… linearizability_violations=0 undecided=0 lost_writes=0 …`.
 # It fails on a violation, an undecided history, a lost write or an
 # error; replicas whose state does not become the leader's within a
@@ -164,17 +164,26 @@ testbed-down:
 # make faults, fail on them).
 # faults is the full run, gomu then etcd on the same test bed
 # (bench/peers/cmd/faults-etcd); lease is the lease workload against both.
+# The order book (apps/orderbook/cmd/orderbook-faults) follows in
+# faults-short and faults: orderbook-server replicas under the same
+# faults, orderbook-trader's traders as the workload, judged exactly-once
+# (every acknowledged order applied once: lost_orders=0 doubled_orders=0)
+# with equal digests; faults-short runs it locally only (about a minute
+# more), faults on both environments. Its files go to FAULTS_DIR/orderbook.
 FAULTS_DIR   ?= faults-out
 FAULTS_FLAGS ?=
 .PHONY: faults-bins faults-short faults lease
 faults-bins:
 	@mkdir -p $(BIN)
-	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/faults ./apps/redis-replicated/cmd/redis-server-replicated
+	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/faults ./apps/redis-replicated/cmd/redis-server-replicated \
+	  ./apps/orderbook/cmd/orderbook-faults ./apps/orderbook/cmd/orderbook-server ./apps/orderbook/cmd/orderbook-trader
 	cd bench/peers && $(GO) build $(GOFLAGS) -o $(CURDIR)/$(BIN)/ ./cmd/faults-etcd
 faults-short: faults-bins
 	$(SUDO) $(BIN)/faults short --bin gomu=$(CURDIR)/$(BIN)/redis-server-replicated --out $(FAULTS_DIR) $(FAULTS_FLAGS)
+	$(SUDO) $(BIN)/orderbook-faults short --env local --bin orderbook=$(CURDIR)/$(BIN)/orderbook-server --out $(FAULTS_DIR)/orderbook $(FAULTS_FLAGS)
 faults: deps faults-bins
 	$(SUDO) $(BIN)/faults-etcd run --bin gomu=$(CURDIR)/$(BIN)/redis-server-replicated --systems gomu,etcd --env local,netns --out $(FAULTS_DIR) $(FAULTS_FLAGS)
+	$(SUDO) $(BIN)/orderbook-faults run --bin orderbook=$(CURDIR)/$(BIN)/orderbook-server --env local,netns --out $(FAULTS_DIR)/orderbook $(FAULTS_FLAGS)
 lease: deps faults-bins
 	$(SUDO) $(BIN)/faults-etcd lease --bin gomu=$(CURDIR)/$(BIN)/redis-server-replicated --systems gomu,etcd --env netns --out $(FAULTS_DIR) $(FAULTS_FLAGS)
 

@@ -23,7 +23,8 @@
 //
 //	faults: scenarios=23 ops=… linearizability_violations=0 undecided=0 lost_writes=0 digest_mismatches=0 errors=0
 //
-// The same runner with etcd beside gomu is bench/peers/cmd/faults-etcd.
+// The same runner with etcd beside gomu is bench/peers/cmd/faults-etcd,
+// and with the replicated order book apps/orderbook/cmd/orderbook-faults.
 package main
 
 import (

@@ -199,7 +199,9 @@ func startCluster(ctx context.Context, c *cli.Context, t target, logf func(strin
 			flags = append(flags, flag)
 		}
 	}
-	sys, err := t.factory.New(Setup{Replicas: n, Dir: dir, Bin: bs[t.factory.Name], Fast: c.Bool("fast"), Flags: flags, Timeout: c.Duration("timeout"), ReadTimeout: c.Duration("read-timeout"), Log: logf})
+	sys, err := t.factory.New(Setup{Replicas: n, Dir: dir, Bin: bs[t.factory.Name], Fast: c.Bool("fast"), Flags: flags,
+		Timeout: c.Duration("timeout"), ReadTimeout: c.Duration("read-timeout"),
+		Logs: filepath.Join(c.String("out"), "logs", t.factory.Name+"-"+t.env), Log: logf})
 	if err != nil {
 		env.Close()
 		return nil, err
@@ -306,6 +308,13 @@ func runCommand(c *cli.Context, factories []Factory, short bool) error {
 			if o.Lin.HTML != "" || o.Lin.History != "" {
 				fmt.Fprintf(w, "  %v\n", o.Lin)
 			}
+			if o.Own && o.Lost+o.Doubled+o.Unjudged > 0 {
+				// The workload's own words for what it found.
+				fmt.Fprintf(w, "  %s\n", o.Verdict)
+				if o.Note != "" {
+					fmt.Fprintf(w, "  %s\n", o.Note)
+				}
+			}
 			if o.DigestNote != "" {
 				fmt.Fprintf(w, "  %s\n", o.DigestNote)
 				// The next scenario starts on a whole cluster: a replica
@@ -399,9 +408,26 @@ func pickFaults(s string) ([]*Fault, error) {
 // verdict counts; an error if any scenario failed one.
 func summarize(w io.Writer, outcomes []*Outcome, short bool, interrupted error) error {
 	var ops, violations, lost, linBad, undecided, digestBad, errs int
+	// A workload of its own counts its requests apart, by unit, in the
+	// order the units first came.
+	type own struct{ lost, doubled, unjudged int }
+	owns := map[string]*own{}
+	var units []string
 	for _, o := range outcomes {
 		ops += o.Ops
-		lost += o.Lost
+		if o.Own {
+			u := owns[o.Unit]
+			if u == nil {
+				u = &own{}
+				owns[o.Unit] = u
+				units = append(units, o.Unit)
+			}
+			u.lost += o.Lost
+			u.doubled += o.Doubled
+			u.unjudged += o.Unjudged
+		} else {
+			lost += o.Lost
+		}
 		switch o.Lin.Verdict {
 		case lincheck.Violation:
 			linBad++
@@ -423,18 +449,41 @@ func summarize(w io.Writer, outcomes []*Outcome, short bool, interrupted error) 
 	// An undecided history fails the run as a violation would (nothing
 	// was shown), but is counted apart: it says the search ran out of
 	// budget, not that it found a bad order.
-	fmt.Fprintf(w, "%s: scenarios=%d ops=%d linearizability_violations=%d undecided=%d lost_writes=%d digest_mismatches=%d errors=%d\n",
+	fmt.Fprintf(w, "%s: scenarios=%d ops=%d linearizability_violations=%d undecided=%d lost_writes=%d digest_mismatches=%d errors=%d",
 		label, len(outcomes), ops, linBad, undecided, lost, digestBad, errs)
+	ownBad := 0
+	var ownWhat []string
+	for _, name := range units {
+		u := owns[name]
+		if name == "" {
+			name = "requests"
+		}
+		fmt.Fprintf(w, " lost_%s=%d doubled_%s=%d", name, u.lost, name, u.doubled)
+		if u.unjudged > 0 {
+			fmt.Fprintf(w, " unjudged_%s=%d", name, u.unjudged)
+		}
+		ownBad += u.lost + u.doubled + u.unjudged
+		if n := u.lost + u.doubled + u.unjudged; n > 0 {
+			ownWhat = append(ownWhat, fmt.Sprintf("%d %s lost, %d doubled, %d unjudged", u.lost, name, u.doubled, u.unjudged))
+		}
+	}
+	fmt.Fprintln(w)
 	switch {
 	case interrupted != nil:
 		return fmt.Errorf("interrupted: %w", interrupted)
-	case short && linBad+undecided+lost+errs > 0:
-		return fmt.Errorf("%d linearizability violations, %d undecided histories, %d lost writes, %d scenarios with errors", linBad, undecided, lost, errs)
+	case short && linBad+undecided+lost+errs+ownBad > 0:
+		msg := fmt.Sprintf("%d linearizability violations, %d undecided histories, %d lost writes, %d scenarios with errors", linBad, undecided, lost, errs)
+		for _, s := range ownWhat {
+			msg += ", " + s
+		}
+		return errors.New(msg)
 	case short:
 		// CI's check asserts what a client can observe: linearizable
-		// histories and no lost write. Replicas whose state has not
-		// become the leader's a minute after the run are reported above
-		// with what each said; make faults and faults run fail on them.
+		// histories, no lost write, every acknowledged request of a
+		// workload of its own applied once. Replicas whose state has
+		// not become the leader's a minute after the run are reported
+		// above with what each said; make faults and faults run fail on
+		// them.
 		return nil
 	case violations > 0 || errs > 0:
 		return fmt.Errorf("%d violations, %d scenarios with errors", violations, errs)
@@ -472,6 +521,10 @@ func leaseCommand(c *cli.Context, factories []Factory) error {
 		cl, err := startCluster(ctx, c, t, logf)
 		if err != nil {
 			return err
+		}
+		if _, own := cl.sys.(Workloader); own {
+			cl.close()
+			return fmt.Errorf("%s has a workload of its own (faults run, faults short), no lease workload", t.factory.Name)
 		}
 		for _, n := range counts {
 			if ctx.Err() != nil {

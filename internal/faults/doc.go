@@ -1,6 +1,7 @@
 // Package faults runs a replicated store under the faults machines
 // suffer, and judges what its clients saw: the fault runner behind
-// cmd/faults (gomu) and bench/peers/cmd/faults-etcd (etcd beside it).
+// cmd/faults (gomu), bench/peers/cmd/faults-etcd (etcd beside it) and
+// apps/orderbook/cmd/orderbook-faults (the replicated order book).
 //
 // # Pieces
 //
@@ -15,7 +16,10 @@
 //     memcached-replicated, asked "stats gomu" and "stats gomu digest",
 //     its workload lincheck.Memcache, its leases memcached's add): it
 //     starts, names its leader, kills and restarts replicas, pauses them
-//     its own way, makes clients, and reports digests.
+//     its own way, makes clients, and reports digests. GomuApp, with a
+//     GomuProto per app, is the System of any of gomu's replicated apps;
+//     an app whose clients live outside this package (the order book,
+//     apps/orderbook/internal/faultsys) implements its GomuProto there.
 //   - A Fault is injected into the replica holding a role (leader or
 //     follower) when the fault window opens and ended when it closes:
 //     cpu-quota (cgroup), busy-neighbours (pinned beside busy loops),
@@ -34,6 +38,15 @@
 //     between acknowledged writes (inside the window, and from the
 //     fault to the end), latency percentiles;
 //     and writes a per-second CSV and a PNG with the fault marked.
+//   - A System that is a Workloader brings its own workload and verdict
+//     instead of the key-value one: the order book's traders, judged
+//     exactly-once (acknowledged orders lost, orders doubled, and what
+//     the check could not decide, each counted and each failing the
+//     scenario). RunScenario runs it through the same baseline, window
+//     and recovery, draws the same timeline from the requests it
+//     reports (TimedOp), compares the same digests, and skips porcupine
+//     and the read-back of writes, which its verdict replaces; the
+//     summary line adds lost_<unit> and doubled_<unit>.
 //   - RunLease is the lease workload of a lease service: N clients, two
 //     per application, asking for their application's lease (SET NX PX)
 //     for 3 s with a 1 s timeout; granted and rejected response times,

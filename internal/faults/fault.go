@@ -195,7 +195,7 @@ func busyNeighbours(f *injection, i int) (func() error, error) {
 	}
 	for k := range f.knobs.Neighbours {
 		n, err := StartProc(fmt.Sprintf("busy neighbour %d", k+1),
-			f.env.Command(f.env.Replicas[i], "taskset", "-c", cpu, "sh", "-c", "while :; do :; done"))
+			f.env.Command(f.env.Replicas[i], "taskset", "-c", cpu, "sh", "-c", "while :; do :; done"), "")
 		if err != nil {
 			end()
 			return nil, err

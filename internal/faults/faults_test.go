@@ -7,6 +7,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -314,7 +315,7 @@ func TestJudgeTimeline(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := &Outcome{}
-			o.judgeTimeline(tc.history, tc.marks, tc.plan.withDefaults())
+			o.judgeTimeline(timedOps(tc.history), tc.marks, tc.plan.withDefaults())
 			var ops, errs []int
 			for i, sec := range o.Seconds {
 				if sec.At != i {
@@ -735,6 +736,163 @@ func TestLaggards(t *testing.T) {
 	} {
 		if got := laggards(tc.digests); !slices.Equal(got, tc.want) {
 			t.Errorf("laggards(%q) = %v, want %v", tc.digests, got, tc.want)
+		}
+	}
+}
+
+// ownSys is fakeSys with a workload of its own (a Workloader) whose
+// verdict is the test's: it answers an order every 5 ms for the run's
+// length, then reports res (or err).
+type ownSys struct {
+	*fakeSys
+	res WorkResult
+	err error
+	got Work // what Workload was asked
+}
+
+func (s *ownSys) Workload(ctx context.Context, w Work) (*WorkResult, error) {
+	s.got = w
+	res := s.res
+	end := w.Start.Add(w.Duration)
+	for at := time.Duration(0); ; at += 5 * time.Millisecond {
+		if now := time.Since(w.Start); now < at {
+			sleep(ctx, at-now)
+		}
+		if ctx.Err() != nil || !time.Now().Before(end) {
+			break
+		}
+		res.Ops = append(res.Ops, TimedOp{Call: int64(at), Return: int64(at + time.Millisecond), Write: true})
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	return &res, nil
+}
+
+func (s *ownSys) Unit() string { return "orders" }
+
+var _ Workloader = (*ownSys)(nil)
+
+// TestOwnWorkload runs a system's own workload through RunScenario and
+// summarize: its verdict replaces the linearizability check and the
+// read-back, and a lost, doubled or unjudged request fails the scenario,
+// the summary line says which, and faults short fails on it.
+func TestOwnWorkload(t *testing.T) {
+	pause, err := FaultNamed("pause-fifo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		res        WorkResult
+		err        error
+		violations int
+		summary    string // in the summary line
+		shortErr   string // "" : faults short passes
+	}{
+		{name: "exactly once", res: WorkResult{Verdict: "check: lost=0 doubled=0"},
+			summary: "errors=0 lost_orders=0 doubled_orders=0\n"},
+		{name: "a lost order", res: WorkResult{Lost: 1, Verdict: "check: lost=1 doubled=0"}, violations: 1,
+			summary: "lost_writes=0 digest_mismatches=0 errors=0 lost_orders=1 doubled_orders=0\n", shortErr: "1 orders lost, 0 doubled"},
+		{name: "doubled orders", res: WorkResult{Doubled: 2, Verdict: "check: lost=0 doubled=2"}, violations: 2,
+			summary: "lost_orders=0 doubled_orders=2\n", shortErr: "0 orders lost, 2 doubled"},
+		{name: "unjudged orders", res: WorkResult{Unjudged: 3, Note: "trader 2: no answer"}, violations: 3,
+			summary: "lost_orders=0 doubled_orders=0 unjudged_orders=3\n", shortErr: "3 unjudged"},
+		{name: "the workload fails", err: errors.New("traders did not start"),
+			summary: "errors=1 lost_orders=0 doubled_orders=0\n", shortErr: "1 scenarios with errors"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &ownSys{fakeSys: newFakeSys(3, false), res: tc.res, err: tc.err}
+			s.leader = 1
+			plan := tinyPlan(t)
+			plan.Clients = 7
+			o := RunScenario(context.Background(), s, LocalEnv(3), 3, Scenario{pause, "leader"}, plan)
+			t.Log(o.Line())
+			if s.got.Clients != 7 || s.got.Duration != plan.Baseline+plan.Window+plan.Recovery || s.got.Name != "fake-local-pause-fifo-leader" && !strings.HasPrefix(s.got.Name, "fake-local-pause-fifo-leader-") {
+				t.Errorf("asked for %+v", s.got)
+			}
+			if !o.Own || o.Lin.Verdict != 0 || s.kvMade != 0 {
+				t.Errorf("own %v, lin %v, %d key-value clients made: the key-value workload ran", o.Own, o.Lin.Verdict, s.kvMade)
+			}
+			if want := []int{1}; !slices.Equal(s.paused, want) || !slices.Equal(s.resumed, want) || o.Replica != 2 {
+				t.Errorf("fault on r%d, paused %v resumed %v", o.Replica, s.paused, s.resumed)
+			}
+			if tc.err != nil {
+				if o.Err == nil || !strings.Contains(o.Err.Error(), tc.err.Error()) {
+					t.Fatalf("err = %v, want the workload's", o.Err)
+				}
+			} else {
+				if o.Err != nil {
+					t.Fatal(o.Err)
+				}
+				if o.Lost != tc.res.Lost || o.Doubled != tc.res.Doubled || o.Unjudged != tc.res.Unjudged || o.Unit != "orders" || o.Verdict != tc.res.Verdict || o.Note != tc.res.Note {
+					t.Errorf("outcome %+v, want the workload's verdict %+v", o, tc.res)
+				}
+				if o.Ops == 0 || o.Acked != o.Ops || !o.DigestsEqual {
+					t.Errorf("ops %d acked %d digests %v", o.Ops, o.Acked, o.Digests)
+				}
+				checkFiles(t, o)
+				want := fmt.Sprintf("lost=%d doubled=%d", tc.res.Lost, tc.res.Doubled)
+				if !strings.Contains(o.Line(), want) || strings.Contains(o.Line(), "lin=") {
+					t.Errorf("line %q lacks %q, or names a linearizability verdict", o.Line(), want)
+				}
+			}
+			if got := o.Violations(); got != tc.violations {
+				t.Errorf("Violations() = %d, want %d", got, tc.violations)
+			}
+			var b strings.Builder
+			err := summarize(&b, []*Outcome{o}, true, nil)
+			if !strings.HasPrefix(b.String(), "faults-short: scenarios=1 ") || !strings.HasSuffix(b.String(), tc.summary) {
+				t.Errorf("summary %q, want it to end %q", b.String(), tc.summary)
+			}
+			switch {
+			case tc.shortErr == "" && err != nil:
+				t.Errorf("faults short failed: %v", err)
+			case tc.shortErr != "" && (err == nil || !strings.Contains(err.Error(), tc.shortErr)):
+				t.Errorf("faults short: %v, want an error saying %q", err, tc.shortErr)
+			}
+			if err := summarize(io.Discard, []*Outcome{o}, false, nil); (err != nil) != (tc.violations > 0 || tc.err != nil) {
+				t.Errorf("faults run: %v with %d violations", err, tc.violations)
+			}
+		})
+	}
+}
+
+// TestSummarizeKV: a run of key-value systems alone keeps its summary
+// line as it was, and beside a workload of its own, each counts apart.
+func TestSummarizeKV(t *testing.T) {
+	ok := lincheck.Result{Verdict: lincheck.Ok}
+	kv := &Outcome{System: "gomu", Ops: 10, Lin: ok, DigestsEqual: true}
+	var b strings.Builder
+	if err := summarize(&b, []*Outcome{kv}, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	if want := "faults-short: scenarios=1 ops=10 linearizability_violations=0 undecided=0 lost_writes=0 digest_mismatches=0 errors=0\n"; b.String() != want {
+		t.Errorf("summary %q, want %q", b.String(), want)
+	}
+	lossy := &Outcome{System: "gomu", Ops: 10, Lin: ok, DigestsEqual: true, Lost: 2}
+	own := &Outcome{System: "orderbook", Own: true, Unit: "orders", Ops: 5, DigestsEqual: true, Doubled: 1}
+	b.Reset()
+	err := summarize(&b, []*Outcome{lossy, own}, true, nil)
+	if want := "faults-short: scenarios=2 ops=15 linearizability_violations=0 undecided=0 lost_writes=2 digest_mismatches=0 errors=0 lost_orders=0 doubled_orders=1\n"; b.String() != want {
+		t.Errorf("summary %q, want %q", b.String(), want)
+	}
+	if err == nil || !strings.Contains(err.Error(), "2 lost writes") || !strings.Contains(err.Error(), "1 doubled") {
+		t.Errorf("faults short: %v", err)
+	}
+}
+
+// TestTimelinePNGEmpty: a scenario in which nothing was answered (a
+// workload that never started) still gets its plot, rather than a panic
+// of the latency panel's empty log axis.
+func TestTimelinePNGEmpty(t *testing.T) {
+	for _, marks := range [][]Mark{nil, {{At: int64(time.Second), Label: "fault"}, {At: int64(2 * time.Second), Label: "fault ends"}}} {
+		path := filepath.Join(t.TempDir(), "empty.png")
+		if err := writeTimelinePNG(path, "nothing answered", timeline(nil, plotSlot), plotSlot, marks); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := os.Stat(path); err != nil || st.Size() < 1000 {
+			t.Fatalf("plot %s: %v, %v", path, st, err)
 		}
 	}
 }

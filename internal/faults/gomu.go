@@ -28,50 +28,65 @@ import (
 // the flags a user would give it there (SID, IDS, DORY_REGISTRY_IP;
 // --transport tcp --device <host>:7000 --bind --advertise on the test
 // bed, --transport shm locally).
-func GomuRedis() Factory {
-	return Factory{Name: "gomu", New: func(s Setup) (System, error) { return newGomuApp(s, gomuRedis{}) }}
+func GomuRedis() Factory { return GomuFactory(gomuRedis{}) }
+
+// GomuFactory is the Factory of the replicated app p describes.
+func GomuFactory(p GomuProto) Factory {
+	return Factory{Name: p.Name(), New: func(s Setup) (System, error) {
+		g, err := NewGomuApp(s, p)
+		if err != nil {
+			return nil, err
+		}
+		return g, nil
+	}}
 }
 
-// gomuProto is what sets gomu's replicated apps apart in a run: the
+// GomuProto is what sets gomu's replicated apps apart in a run: the
 // server program, its client flags, and the client protocol in which the
-// runner asks who leads and for digests, and the workloads talk.
-type gomuProto interface {
-	// name is the System's name, defaultBin the server program's.
-	name() string
-	defaultBin() string
-	// clientPort is the client port on a test bed host.
-	clientPort() int
-	// listenFlags make the server listen on host:port.
-	listenFlags(host, port string) []string
-	// status is replica i's gomu_role, gomu_leader_id and gomu_paused
-	// (and whatever else it tells), nil if it does not answer.
-	status(ctx context.Context, g *gomuApp, i int) map[string]string
-	// digest is replica i's state digest, "" if it gives none.
-	digest(ctx context.Context, g *gomuApp, i int) string
-	kv(g *gomuApp, c int) lincheck.Target
-	lease(g *gomuApp, c int) Leaser
+// runner asks who leads and for digests, and the workloads talk. The
+// apps of this module are here (Redis, memcached); an app whose clients
+// this package cannot import (the order book) implements it beside them.
+type GomuProto interface {
+	// Name is the System's name, DefaultBin the server program's.
+	Name() string
+	DefaultBin() string
+	// ClientPort is the client port on a test bed host.
+	ClientPort() int
+	// ListenFlags make the server listen on host:port.
+	ListenFlags(host, port string) []string
+	// Status is replica i's gomu_role, gomu_leader_id and gomu_paused
+	// (and whatever else it tells: gomu_commit_index, gomu_applied_index,
+	// gomu_catching_up, gomu_state_transfers for reports), nil if it does
+	// not answer.
+	Status(ctx context.Context, g *GomuApp, i int) map[string]string
+	// Digest is replica i's state digest, "" if it gives none.
+	Digest(ctx context.Context, g *GomuApp, i int) string
+	// KV and Lease are client c's of the key-value and lease workloads;
+	// an app with a workload of its own (a Workloader) returns nil.
+	KV(g *GomuApp, c int) lincheck.Target
+	Lease(g *GomuApp, c int) Leaser
 }
 
-// newGomuApp makes the System of one of gomu's replicated apps.
-func newGomuApp(s Setup, p gomuProto) (System, error) {
+// NewGomuApp makes the System of one of gomu's replicated apps.
+func NewGomuApp(s Setup, p GomuProto) (*GomuApp, error) {
 	if s.Bin == "" {
-		s.Bin = p.defaultBin()
+		s.Bin = p.DefaultBin()
 	}
 	bin, err := exec.LookPath(s.Bin)
 	if err != nil {
-		return nil, fmt.Errorf("%s: server program: %w", p.name(), err)
+		return nil, fmt.Errorf("%s: server program: %w", p.Name(), err)
 	}
 	s.Bin = bin
 	if s.Timeout <= 0 {
 		s.Timeout = 300 * time.Millisecond
 	}
-	return &gomuApp{proto: p, setup: s, procs: make([]*Proc, s.Replicas)}, nil
+	return &GomuApp{proto: p, setup: s, procs: make([]*Proc, s.Replicas)}, nil
 }
 
-// gomuApp is one of gomu's replicated apps as a System: Debian's memcached
+// GomuApp is one of gomu's replicated apps as a System: Debian's memcached
 // as the registry, one server process per replica host.
-type gomuApp struct {
-	proto   gomuProto
+type GomuApp struct {
+	proto   GomuProto
 	setup   Setup
 	env     *Env
 	reg     *Proc
@@ -83,6 +98,28 @@ type gomuApp struct {
 	procs   []*Proc
 }
 
+// Setup is what the app was made from (Bin resolved, Timeout defaulted).
+func (g *GomuApp) Setup() Setup { return g.setup }
+
+// Env is where the app runs (nil before Start).
+func (g *GomuApp) Env() *Env { return g.env }
+
+// Registry is the registry's address, Cluster the cluster's namespace in
+// it (set by Start).
+func (g *GomuApp) Registry() string { return g.regAddr }
+func (g *GomuApp) Cluster() string  { return g.cluster }
+
+// Transport is the verbs transport the replicas replicate over and the
+// device a client on the client host opens to reach them: shm and the
+// fabric locally, tcp and the client host's address (any port) on the
+// test bed.
+func (g *GomuApp) Transport() (transport, device string) {
+	if g.env.Networked() {
+		return "tcp", net.JoinHostPort(g.env.Addr(g.env.Client), "0")
+	}
+	return "shm", g.device
+}
+
 // The ports a replica uses on its own host of the test bed; locally each
 // replica gets free ones.
 const (
@@ -90,9 +127,9 @@ const (
 	registryPort = 11211
 )
 
-func (g *gomuApp) Name() string { return g.proto.name() }
+func (g *GomuApp) Name() string { return g.proto.Name() }
 
-func (g *gomuApp) Start(ctx context.Context, env *Env) error {
+func (g *GomuApp) Start(ctx context.Context, env *Env) error {
 	g.env = env
 	g.cluster = fmt.Sprintf("faults-%d", os.Getpid())
 	g.device = fmt.Sprintf("faults-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
@@ -108,7 +145,7 @@ func (g *gomuApp) Start(ctx context.Context, env *Env) error {
 		}
 	} else {
 		for _, h := range env.Replicas {
-			g.addrs = append(g.addrs, net.JoinHostPort(env.Addr(h), strconv.Itoa(g.proto.clientPort())))
+			g.addrs = append(g.addrs, net.JoinHostPort(env.Addr(h), strconv.Itoa(g.proto.ClientPort())))
 		}
 	}
 	g.regAddr = net.JoinHostPort(env.Addr(env.Registry), strconv.Itoa(regPort))
@@ -116,7 +153,7 @@ func (g *gomuApp) Start(ctx context.Context, env *Env) error {
 	if err := asNobody(env, cmd); err != nil {
 		return err
 	}
-	reg, err := StartProc("registry (memcached)", cmd)
+	reg, err := StartProc("registry (memcached)", cmd, g.setup.LogFile("registry"))
 	if err != nil {
 		return fmt.Errorf("%s: %w (is Debian's memcached installed?)", g.Name(), err)
 	}
@@ -138,12 +175,12 @@ func (g *gomuApp) Start(ctx context.Context, env *Env) error {
 	return err
 }
 
-func (g *gomuApp) fifo(i int) string {
+func (g *GomuApp) fifo(i int) string {
 	return filepath.Join(g.setup.Dir, fmt.Sprintf("fifo-%d", i+1))
 }
 
 // spawn starts replica i's process.
-func (g *gomuApp) spawn(i int) error {
+func (g *GomuApp) spawn(i int) error {
 	host := g.env.Replicas[i]
 	h, port, _ := net.SplitHostPort(g.addrs[i])
 	transport, device := "shm", g.device
@@ -160,13 +197,13 @@ func (g *gomuApp) spawn(i int) error {
 	}
 	cmd := g.env.Command(host, "env", "SID="+strconv.Itoa(i+1), "IDS="+strings.Join(ids, ","),
 		registry.EnvAddr+"="+g.regAddr, g.setup.Bin, "--transport", transport, "--device", device)
-	cmd.Args = append(cmd.Args, g.proto.listenFlags(h, port)...)
+	cmd.Args = append(cmd.Args, g.proto.ListenFlags(h, port)...)
 	cmd.Args = append(cmd.Args, "--advertise", g.addrs[i],
 		"--cluster", g.cluster, "--fifo", g.fifo(i), "--profile", profile,
 		"--timeout", "2s", "--start-timeout", "60s", "--verbose")
 	cmd.Args = append(cmd.Args, g.setup.Flags...)
 	cmd.Dir = g.setup.Dir
-	p, err := StartProc(fmt.Sprintf("replica %d (%s)", i+1, host), cmd)
+	p, err := StartProc(fmt.Sprintf("replica %d (%s)", i+1, host), cmd, g.setup.LogFile(fmt.Sprintf("replica-%d", i+1)))
 	if err != nil {
 		return err
 	}
@@ -176,13 +213,13 @@ func (g *gomuApp) spawn(i int) error {
 	return nil
 }
 
-func (g *gomuApp) Proc(i int) *Proc {
+func (g *GomuApp) Proc(i int) *Proc {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.procs[i]
 }
 
-func (g *gomuApp) Kill(i int) error {
+func (g *GomuApp) Kill(i int) error {
 	p := g.Proc(i)
 	if p == nil {
 		return fmt.Errorf("%s: replica %d is down already", g.Name(), i+1)
@@ -194,7 +231,7 @@ func (g *gomuApp) Kill(i int) error {
 	return err
 }
 
-func (g *gomuApp) Restart(ctx context.Context, i int) error {
+func (g *GomuApp) Restart(ctx context.Context, i int) error {
 	if g.Proc(i) != nil {
 		return fmt.Errorf("%s: replica %d is running", g.Name(), i+1)
 	}
@@ -204,12 +241,12 @@ func (g *gomuApp) Restart(ctx context.Context, i int) error {
 	return waitTCP(ctx, g.env, g.addrs[i], g.Proc(i))
 }
 
-func (g *gomuApp) Pause(i int) error  { return g.writeFifo(i, "p") }
-func (g *gomuApp) Resume(i int) error { return g.writeFifo(i, "c") }
+func (g *GomuApp) Pause(i int) error  { return g.writeFifo(i, "p") }
+func (g *GomuApp) Resume(i int) error { return g.writeFifo(i, "c") }
 
 // writeFifo writes s to replica i's pause fifo, without blocking when
 // nothing reads it (the replica died).
-func (g *gomuApp) writeFifo(i int, s string) error {
+func (g *GomuApp) writeFifo(i int, s string) error {
 	f, err := os.OpenFile(g.fifo(i), os.O_WRONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("%s: replica %d's pause fifo: %w", g.Name(), i+1, err)
@@ -223,7 +260,7 @@ func (g *gomuApp) writeFifo(i int, s string) error {
 
 // ask sends the request req to replica i and returns the raw reply that
 // read reads.
-func (g *gomuApp) ask(ctx context.Context, i int, req []byte, read func(*bufio.Reader) ([]byte, error)) ([]byte, error) {
+func (g *GomuApp) ask(ctx context.Context, i int, req []byte, read func(*bufio.Reader) ([]byte, error)) ([]byte, error) {
 	// Questions about the cluster may wait longer than the workload's
 	// requests: a loaded replica answers late, not never.
 	ctx, cancel := context.WithTimeout(ctx, max(g.setup.Timeout, time.Second))
@@ -241,16 +278,16 @@ func (g *gomuApp) ask(ctx context.Context, i int, req []byte, read func(*bufio.R
 	return read(bufio.NewReader(nc))
 }
 
-// info is replica i's status (see gomuProto.status), nil if it is down
+// info is replica i's status (see GomuProto.status), nil if it is down
 // or does not answer.
-func (g *gomuApp) info(ctx context.Context, i int) map[string]string {
+func (g *GomuApp) info(ctx context.Context, i int) map[string]string {
 	if g.Proc(i) == nil {
 		return nil
 	}
-	return g.proto.status(ctx, g, i)
+	return g.proto.Status(ctx, g, i)
 }
 
-func (g *gomuApp) Leader(ctx context.Context) (int, error) {
+func (g *GomuApp) Leader(ctx context.Context) (int, error) {
 	var last []string
 	for {
 		lead, running := -1, 0
@@ -286,7 +323,7 @@ func (g *gomuApp) Leader(ctx context.Context) (int, error) {
 }
 
 // tails is the end of each running replica's output, for an error.
-func (g *gomuApp) tails() string {
+func (g *GomuApp) tails() string {
 	var b strings.Builder
 	for i := range g.setup.Replicas {
 		if p := g.Proc(i); p != nil {
@@ -300,12 +337,12 @@ func (g *gomuApp) tails() string {
 	return b.String()
 }
 
-func (g *gomuApp) KV(c int) lincheck.Target { return g.proto.kv(g, c) }
+func (g *GomuApp) KV(c int) lincheck.Target { return g.proto.KV(g, c) }
 
-func (g *gomuApp) Lease(c int) Leaser { return g.proto.lease(g, c) }
+func (g *GomuApp) Lease(c int) Leaser { return g.proto.Lease(g, c) }
 
 // names label the replicas in histories: r1…rn.
-func (g *gomuApp) names() []string {
+func (g *GomuApp) names() []string {
 	var ns []string
 	for i := range g.addrs {
 		ns = append(ns, fmt.Sprintf("r%d", i+1))
@@ -313,13 +350,13 @@ func (g *gomuApp) names() []string {
 	return ns
 }
 
-func (g *gomuApp) Digests(ctx context.Context) ([]string, error) {
+func (g *GomuApp) Digests(ctx context.Context) ([]string, error) {
 	// Each question has a second of its own, so that a replica asked
 	// after the wait ran out still answers (or is seen not to).
 	digest := func(i int) string {
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
-		return g.proto.digest(qctx, g, i)
+		return g.proto.Digest(qctx, g, i)
 	}
 	// The leader's digest is the reference; a leader just resumed may
 	// still be handing over, so ask again until one answers.
@@ -365,7 +402,7 @@ func (g *gomuApp) Digests(ctx context.Context) ([]string, error) {
 }
 
 // states sums up every replica's replication state, for a report.
-func (g *gomuApp) states(ctx context.Context) string {
+func (g *GomuApp) states(ctx context.Context) string {
 	var b []string
 	for i := range g.setup.Replicas {
 		f := g.info(ctx, i)
@@ -379,7 +416,7 @@ func (g *gomuApp) states(ctx context.Context) string {
 	return strings.Join(b, "; ")
 }
 
-func (g *gomuApp) Stop() error {
+func (g *GomuApp) Stop() error {
 	var errs []error
 	for i := range g.setup.Replicas {
 		if p := g.Proc(i); p != nil {
@@ -392,20 +429,20 @@ func (g *gomuApp) Stop() error {
 	return errors.Join(errs...)
 }
 
-// gomuRedis is redis-server-replicated's side of gomuApp: RESP, INFO
+// gomuRedis is redis-server-replicated's side of GomuApp: RESP, INFO
 // replication, DEBUG DIGEST, lincheck.Redis.
 type gomuRedis struct{}
 
-func (gomuRedis) name() string       { return "gomu" }
-func (gomuRedis) defaultBin() string { return "redis-server-replicated" }
-func (gomuRedis) clientPort() int    { return 6379 }
+func (gomuRedis) Name() string       { return "gomu" }
+func (gomuRedis) DefaultBin() string { return "redis-server-replicated" }
+func (gomuRedis) ClientPort() int    { return 6379 }
 
-func (gomuRedis) listenFlags(host, port string) []string {
+func (gomuRedis) ListenFlags(host, port string) []string {
 	return []string{"--bind", host, "--port", port}
 }
 
 // askRESP sends one command to replica i and returns its raw reply.
-func askRESP(ctx context.Context, g *gomuApp, i int, args ...string) ([]byte, error) {
+func askRESP(ctx context.Context, g *GomuApp, i int, args ...string) ([]byte, error) {
 	var bs [][]byte
 	for _, a := range args {
 		bs = append(bs, []byte(a))
@@ -416,7 +453,7 @@ func askRESP(ctx context.Context, g *gomuApp, i int, args ...string) ([]byte, er
 }
 
 // status is replica i's INFO replication.
-func (gomuRedis) status(ctx context.Context, g *gomuApp, i int) map[string]string {
+func (gomuRedis) Status(ctx context.Context, g *GomuApp, i int) map[string]string {
 	raw, err := askRESP(ctx, g, i, "INFO", "replication")
 	if err != nil || len(raw) == 0 || raw[0] != '$' {
 		return nil
@@ -431,7 +468,7 @@ func (gomuRedis) status(ctx context.Context, g *gomuApp, i int) map[string]strin
 }
 
 // digest is replica i's DEBUG DIGEST.
-func (gomuRedis) digest(ctx context.Context, g *gomuApp, i int) string {
+func (gomuRedis) Digest(ctx context.Context, g *GomuApp, i int) string {
 	raw, err := askRESP(ctx, g, i, "DEBUG", "DIGEST")
 	if err != nil || len(raw) == 0 || raw[0] != '$' {
 		return ""
@@ -440,12 +477,12 @@ func (gomuRedis) digest(ctx context.Context, g *gomuApp, i int) string {
 	return v
 }
 
-func (gomuRedis) kv(g *gomuApp, c int) lincheck.Target {
+func (gomuRedis) KV(g *GomuApp, c int) lincheck.Target {
 	r := lincheck.Redis{Addrs: g.addrs, Names: g.names(), Timeout: g.setup.Timeout, ReadTimeout: g.setup.ReadTimeout, Dial: g.env.Dial}
 	return r.NewTarget(c)
 }
 
-func (gomuRedis) lease(g *gomuApp, c int) Leaser {
+func (gomuRedis) Lease(g *GomuApp, c int) Leaser {
 	return &redisLeaser{leaseConn{addrs: g.addrs, dial: g.env.Dial, at: c % len(g.addrs)}}
 }
 

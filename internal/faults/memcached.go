@@ -18,26 +18,28 @@ import (
 // digest" for digests, the key-value workload is lincheck.Memcache, and a
 // lease is an add (see memcachedLeaser).
 func GomuMemcached() Factory {
-	return Factory{Name: "gomu-memcached", New: func(s Setup) (System, error) { return newGomuApp(s, gomuMemcached{}) }}
+	return GomuFactory(gomuMemcached{})
 }
 
-// gomuMemcached is memcached-replicated's side of gomuApp.
+// gomuMemcached is memcached-replicated's side of GomuApp.
 type gomuMemcached struct{}
 
-func (gomuMemcached) name() string       { return "gomu-memcached" }
-func (gomuMemcached) defaultBin() string { return "memcached-replicated" }
+func (gomuMemcached) Name() string       { return "gomu-memcached" }
+func (gomuMemcached) DefaultBin() string { return "memcached-replicated" }
 
 // clientPort is memcached's port: on the test bed the registry has a host
 // of its own.
-func (gomuMemcached) clientPort() int { return 11211 }
+func (gomuMemcached) ClientPort() int { return 11211 }
 
-func (gomuMemcached) listenFlags(host, port string) []string {
+func (gomuMemcached) ListenFlags(host, port string) []string {
 	return []string{"-l", host, "-p", port}
 }
 
-// stats asks replica i for "stats <group>" and returns its STAT lines,
-// nil if it does not answer.
-func stats(ctx context.Context, g *gomuApp, i int, group string) map[string]string {
+// Stats asks replica i for "stats <group>" in memcached's text form on
+// its client address and returns its STAT lines, nil if it does not
+// answer: memcached-replicated's "stats gomu", and the same of a server
+// that answers it on a port of its own (orderbook-server --stats).
+func (g *GomuApp) Stats(ctx context.Context, i int, group string) map[string]string {
 	raw, err := g.ask(ctx, i, []byte("stats "+group+"\r\n"), readStats)
 	if err != nil {
 		return nil
@@ -71,8 +73,8 @@ func readStats(br *bufio.Reader) ([]byte, error) {
 
 // status is replica i's "stats gomu", whose gomu_role, gomu_leader_id and
 // gomu_paused are INFO replication's.
-func (gomuMemcached) status(ctx context.Context, g *gomuApp, i int) map[string]string {
-	f := stats(ctx, g, i, "gomu")
+func (gomuMemcached) Status(ctx context.Context, g *GomuApp, i int) map[string]string {
+	f := g.Stats(ctx, i, "gomu")
 	if f["gomu_role"] == "" {
 		return nil
 	}
@@ -80,16 +82,16 @@ func (gomuMemcached) status(ctx context.Context, g *gomuApp, i int) map[string]s
 }
 
 // digest is replica i's gomu_digest ("stats gomu digest").
-func (gomuMemcached) digest(ctx context.Context, g *gomuApp, i int) string {
-	return stats(ctx, g, i, "gomu digest")["gomu_digest"]
+func (gomuMemcached) Digest(ctx context.Context, g *GomuApp, i int) string {
+	return g.Stats(ctx, i, "gomu digest")["gomu_digest"]
 }
 
-func (gomuMemcached) kv(g *gomuApp, c int) lincheck.Target {
+func (gomuMemcached) KV(g *GomuApp, c int) lincheck.Target {
 	m := lincheck.Memcache{Addrs: g.addrs, Names: g.names(), Timeout: g.setup.Timeout, ReadTimeout: g.setup.ReadTimeout, Dial: g.env.Dial}
 	return m.NewTarget(c)
 }
 
-func (gomuMemcached) lease(g *gomuApp, c int) Leaser {
+func (gomuMemcached) Lease(g *GomuApp, c int) Leaser {
 	return &memcachedLeaser{leaseConn{addrs: g.addrs, dial: g.env.Dial, at: c % len(g.addrs)}}
 }
 

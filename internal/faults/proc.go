@@ -2,7 +2,10 @@ package faults
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -20,11 +23,26 @@ type Proc struct {
 }
 
 // StartProc starts cmd in a process group of its own, killed if this process
-// dies, its output kept for messages. Of a SysProcAttr cmd carries, only
-// the Credential is kept.
-func StartProc(name string, cmd *exec.Cmd) (*Proc, error) {
+// dies, the end of its output kept for messages and, with log not empty, all
+// of it appended to the file log (see Setup.Logs). Of a SysProcAttr cmd
+// carries, only the Credential is kept.
+func StartProc(name string, cmd *exec.Cmd, log string) (*Proc, error) {
 	p := &Proc{Name: name, cmd: cmd, out: benchproc.NewTailBuffer(8 << 10), done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
+	var file *os.File
+	if log != "" {
+		if err := os.MkdirAll(filepath.Dir(log), 0o755); err != nil {
+			return nil, fmt.Errorf("start %s: %w", name, err)
+		}
+		f, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", name, err)
+		}
+		fmt.Fprintf(f, "--- %s started %s\n", name, time.Now().Format(time.RFC3339Nano))
+		file = f
+		w := io.MultiWriter(p.out, f)
+		cmd.Stdout, cmd.Stderr = w, w
+	}
 	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if cmd.SysProcAttr != nil {
 		// The user to run as (Go sets the parent-death signal after it
@@ -33,10 +51,17 @@ func StartProc(name string, cmd *exec.Cmd) (*Proc, error) {
 	}
 	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
+		if file != nil {
+			file.Close()
+		}
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	go func() {
 		p.err = cmd.Wait()
+		if file != nil {
+			fmt.Fprintf(file, "--- %s ended %s: %v\n", name, time.Now().Format(time.RFC3339Nano), p.err)
+			file.Close()
+		}
 		close(p.done)
 	}()
 	return p, nil

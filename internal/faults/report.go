@@ -86,6 +86,10 @@ func writeTimelinePNG(path, title string, secs []Second, width time.Duration, ma
 		if err := addLine(bottom, p99, colourP99, "p99"); err != nil {
 			return fmt.Errorf("plot %s: %w", path, err)
 		}
+	} else {
+		// Nothing was answered: the log axis gets a range of its own
+		// (its default, -1 to 1, has no logarithm).
+		bottom.Y.Min, bottom.Y.Max = 1, 10
 	}
 	for _, p := range []*plot.Plot{top, bottom} {
 		p.X.Min, p.X.Max = 0, float64(len(secs))*w

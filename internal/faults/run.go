@@ -20,7 +20,7 @@ import (
 // Plan is how a scenario runs: the workload's clients, and the windows
 // before, during and after the fault.
 type Plan struct {
-	Clients  int           // key-value workload clients (default 5)
+	Clients  int           // the workload's clients, key-value or the system's own (default 5)
 	Baseline time.Duration // workload before the fault (default 2 s)
 	Window   time.Duration // the fault's length (default 3 s)
 	Recovery time.Duration // workload after the fault (default 2 s)
@@ -76,9 +76,20 @@ type Outcome struct {
 	Replica     int // the replica the fault went to (1-based)
 	// Ops is the operations recorded; Acked those that got an answer.
 	Ops, Acked int
-	Lin        lincheck.Result
-	// Lost counts acknowledged writes missing from the final state.
+	// Own says the system ran a workload of its own (a Workloader): Lin
+	// is then unset, and Lost, Doubled and Unjudged are that workload's
+	// verdict on its Unit of requests.
+	Own bool
+	Lin lincheck.Result
+	// Lost counts acknowledged writes missing from the final state (a
+	// workload of its own: acknowledged requests not applied).
 	Lost int
+	// Doubled counts requests applied more often than acknowledged, and
+	// Unjudged those its verdict could not decide (Workloader only).
+	Doubled, Unjudged int
+	// Unit names a workload of its own's requests ("orders"); Verdict is
+	// its line and Note what it found wrong (see WorkResult).
+	Unit, Verdict, Note string
 	// Digests are the replicas' digests at the end; DigestsEqual says
 	// whether every running replica's matches.
 	Digests      []string
@@ -108,10 +119,11 @@ type Outcome struct {
 }
 
 // Violations counts what must be zero: a non-linearizable history (or one
-// the search could not decide), lost writes, unequal digests.
+// the search could not decide), lost writes, unequal digests; for a
+// workload of its own, lost, doubled and unjudged requests.
 func (o *Outcome) Violations() int {
-	n := o.Lost
-	if o.Lin.Verdict != lincheck.Ok {
+	n := o.Lost + o.Doubled + o.Unjudged
+	if !o.Own && o.Lin.Verdict != lincheck.Ok {
 		n++
 	}
 	if !o.DigestsEqual {
@@ -129,8 +141,15 @@ func (o *Outcome) Line() string {
 	if !o.DigestsEqual {
 		d = "DIFFER"
 	}
-	return fmt.Sprintf("%-6s %-6s %-26s r%d ops=%d lin=%v lost=%d digests=%s rate=%.0f/s kept=%.0f%% unavail=%v@%.2fs window_gap=%v p50=%v p99=%v p99.9=%v%s",
-		o.System, o.Env, o.Scenario, o.Replica, o.Ops, o.Lin.Verdict, o.Lost, d, o.BaseRate, 100*o.Kept,
+	verdict := fmt.Sprintf("lin=%v lost=%d", o.Lin.Verdict, o.Lost)
+	if o.Own {
+		verdict = fmt.Sprintf("lost=%d doubled=%d", o.Lost, o.Doubled)
+		if o.Unjudged > 0 {
+			verdict += fmt.Sprintf(" unjudged=%d", o.Unjudged)
+		}
+	}
+	return fmt.Sprintf("%-6s %-6s %-26s r%d ops=%d %s digests=%s rate=%.0f/s kept=%.0f%% unavail=%v@%.2fs window_gap=%v p50=%v p99=%v p99.9=%v%s",
+		o.System, o.Env, o.Scenario, o.Replica, o.Ops, verdict, d, o.BaseRate, 100*o.Kept,
 		o.Unavailable.Round(100*time.Microsecond), o.UnavailableAt.Seconds(), o.WindowGap.Round(100*time.Microsecond), o.P50.Round(time.Microsecond), o.P99.Round(time.Microsecond), o.P999.Round(time.Microsecond), events(o.Events))
 }
 
@@ -142,22 +161,52 @@ func events(m map[string]int) string {
 	return strings.Join(s, "")
 }
 
-// RunScenario runs the key-value workload on a started System, injects
-// the scenario's fault after the baseline, ends it after the window, lets
-// the cluster recover, and judges what the clients saw and what the
-// replicas hold.
+// ownGrace is how long a workload of its own may take beyond the run to
+// start its clients and judge what they saw.
+const ownGrace = time.Minute
+
+// RunScenario runs the key-value workload (or the system's own: see
+// Workloader) on a started System, injects the scenario's fault after the
+// baseline, ends it after the window, lets the cluster recover, and judges
+// what the clients saw and what the replicas hold.
 func RunScenario(ctx context.Context, sys System, env *Env, n int, sc Scenario, plan Plan) *Outcome {
 	plan = plan.withDefaults()
 	o := &Outcome{System: sys.Name(), Env: env.Kind, Scenario: sc, Events: map[string]int{}}
 	name := uniqueName(fmt.Sprintf("%s-%s-%s", o.System, env.Kind, strings.ReplaceAll(sc.String(), "/", "-")))
 
-	rec := lincheck.NewRecorder()
-	w := lincheck.Workload{Clients: plan.Clients, Ops: math.MaxInt32, Prefix: name + ":", KeyOps: 2000}
 	total := plan.Baseline + plan.Window + plan.Recovery
 	wctx, cancel := context.WithTimeout(ctx, total)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- w.Run(wctx, rec, sys.KV) }()
+	own, isOwn := sys.(Workloader)
+	o.Own = isOwn
+	if isOwn {
+		o.Unit = own.Unit()
+	}
+	var (
+		rec  *lincheck.Recorder
+		now  func() int64 // the scenario's clock, ns
+		res  *WorkResult  // a workload of its own's, once done has answered
+		done = make(chan error, 1)
+	)
+	if isOwn {
+		start := time.Now()
+		now = func() int64 { return int64(time.Since(start)) }
+		octx, ocancel := context.WithTimeout(ctx, total+ownGrace)
+		defer ocancel()
+		go func() {
+			var err error
+			res, err = own.Workload(octx, Work{Clients: plan.Clients, Start: start, Duration: total, Name: name, Log: plan.Log})
+			if err == nil && res == nil {
+				err = errors.New("no result")
+			}
+			done <- err
+		}()
+	} else {
+		rec = lincheck.NewRecorder()
+		now = rec.Now
+		w := lincheck.Workload{Clients: plan.Clients, Ops: math.MaxInt32, Prefix: name + ":", KeyOps: 2000}
+		go func() { done <- w.Run(wctx, rec, sys.KV) }()
+	}
 
 	var marks []Mark
 	var end func() error
@@ -169,7 +218,7 @@ func RunScenario(ctx context.Context, sys System, env *Env, n int, sc Scenario, 
 		if err == nil {
 			o.Replica = i + 1
 			inj := &injection{ctx: ctx, sys: sys, env: env, n: n, role: sc.Role, log: plan.Log, knobs: plan.Knobs, events: o.Events}
-			marks = append(marks, Mark{At: rec.Now(), Label: fmt.Sprintf("%s on r%d", sc.Fault.Name, i+1)})
+			marks = append(marks, Mark{At: now(), Label: fmt.Sprintf("%s on r%d", sc.Fault.Name, i+1)})
 			end, err = sc.Fault.inject(inj, i)
 		}
 		if err != nil {
@@ -178,13 +227,15 @@ func RunScenario(ctx context.Context, sys System, env *Env, n int, sc Scenario, 
 	}
 	sleep(wctx, plan.Window)
 	if end != nil {
-		marks = append(marks, Mark{At: rec.Now(), Label: "fault ends"})
+		marks = append(marks, Mark{At: now(), Label: "fault ends"})
 		if err := end(); err != nil && o.Err == nil {
 			o.Err = fmt.Errorf("end %s: %w", sc, err)
 		}
 	}
 	werr := <-done
-	if werr != nil && !errors.Is(werr, context.DeadlineExceeded) && o.Err == nil {
+	// The key-value workload ends with the run's deadline; a workload of
+	// its own ends by itself, so any error of its is one.
+	if werr != nil && (isOwn || !errors.Is(werr, context.DeadlineExceeded)) && o.Err == nil {
 		o.Err = fmt.Errorf("workload: %w", werr)
 	}
 	// Whatever the fault left down comes back before the verdicts.
@@ -194,13 +245,26 @@ func RunScenario(ctx context.Context, sys System, env *Env, n int, sc Scenario, 
 		o.Err = err
 	}
 
-	history, _ := rec.History()
-	o.Ops = len(history)
-	o.judgeTimeline(history, marks, plan)
+	var ops []TimedOp
+	var history []lincheck.Op
+	if isOwn {
+		if res != nil {
+			ops = res.Ops
+			o.Lost, o.Doubled, o.Unjudged = res.Lost, res.Doubled, res.Unjudged
+			o.Verdict, o.Note = res.Verdict, res.Note
+		}
+	} else {
+		history, _ = rec.History()
+		ops = timedOps(history)
+	}
+	o.Ops = len(ops)
+	o.judgeTimeline(ops, marks, plan)
 	var err error
-	o.Lin, err = lincheck.Check(history, lincheck.Options{Budget: plan.Budget, Dir: plan.Dir, Name: name})
-	if err != nil && o.Err == nil {
-		o.Err = fmt.Errorf("linearizability check: %w", err)
+	if !isOwn {
+		o.Lin, err = lincheck.Check(history, lincheck.Options{Budget: plan.Budget, Dir: plan.Dir, Name: name})
+		if err != nil && o.Err == nil {
+			o.Err = fmt.Errorf("linearizability check: %w", err)
+		}
 	}
 	// The search may have taken a while: the end state gets its own time.
 	dctx, dcancel := context.WithTimeout(ctx, 60*time.Second)
@@ -213,13 +277,15 @@ func RunScenario(ctx context.Context, sys System, env *Env, n int, sc Scenario, 
 		o.Err = fmt.Errorf("digests: %w", err)
 	}
 	o.DigestsEqual = err == nil && equalDigests(o.Digests)
-	// The acknowledged writes are read back with time of their own: a
-	// replica that did not converge may have used up the digests'.
-	lctx, lcancel := context.WithTimeout(ctx, 60*time.Second)
-	defer lcancel()
-	o.Lost, err = lostWrites(lctx, sys, history)
-	if err != nil && o.Err == nil {
-		o.Err = fmt.Errorf("lost writes: %w", err)
+	if !isOwn {
+		// The acknowledged writes are read back with time of their own: a
+		// replica that did not converge may have used up the digests'.
+		lctx, lcancel := context.WithTimeout(ctx, 60*time.Second)
+		defer lcancel()
+		o.Lost, err = lostWrites(lctx, sys, history)
+		if err != nil && o.Err == nil {
+			o.Err = fmt.Errorf("lost writes: %w", err)
+		}
 	}
 	o.CSV = filepath.Join(plan.Dir, name+".csv")
 	o.PNG = filepath.Join(plan.Dir, name+".png")
@@ -227,12 +293,21 @@ func RunScenario(ctx context.Context, sys System, env *Env, n int, sc Scenario, 
 		o.Err = err
 	}
 	// The last slot is cut short by the run's end: it is not drawn.
-	fine := timeline(history, plotSlot)
+	fine := timeline(ops, plotSlot)
 	fine = fine[:max(1, len(fine)-1)]
 	if err := writeTimelinePNG(o.PNG, fmt.Sprintf("%s on %s: %s", o.System, o.Env, sc), fine, plotSlot, marks); err != nil && o.Err == nil {
 		o.Err = err
 	}
 	return o
+}
+
+// timedOps is a key-value history as the timeline sees it.
+func timedOps(h []lincheck.Op) []TimedOp {
+	ops := make([]TimedOp, len(h))
+	for i, op := range h {
+		ops[i] = TimedOp{Call: op.Call, Return: op.Return, Write: op.Input.Kind != lincheck.Get, Unanswered: op.Unknown}
+	}
+	return ops
 }
 
 // names counts the scenarios run by name in this process.
@@ -297,10 +372,10 @@ type Second struct {
 // timeline cuts h into slots of width by return time (attempts with no
 // answer by call time): acknowledged operations, unanswered attempts and
 // latency percentiles per slot, up to the last acknowledged operation.
-func timeline(h []lincheck.Op, width time.Duration) []Second {
+func timeline(h []TimedOp, width time.Duration) []Second {
 	var last int64
 	for _, op := range h {
-		if !op.Unknown {
+		if !op.Unanswered {
 			last = max(last, op.Return)
 		}
 	}
@@ -312,7 +387,7 @@ func timeline(h []lincheck.Op, width time.Duration) []Second {
 		hists[i] = latency.New(10*time.Second, 0)
 	}
 	for _, op := range h {
-		if op.Unknown {
+		if op.Unanswered {
 			if i := int(op.Call / int64(width)); i < n {
 				slots[i].Errors++
 			}
@@ -338,10 +413,10 @@ const plotSlot = 100 * time.Millisecond
 // judgeTimeline fills the per-second timeline, the rates before and
 // during the fault, the longest gap between acknowledged writes and the
 // latency percentiles.
-func (o *Outcome) judgeTimeline(h []lincheck.Op, marks []Mark, plan Plan) {
+func (o *Outcome) judgeTimeline(h []TimedOp, marks []Mark, plan Plan) {
 	var last int64
 	for _, op := range h {
-		if !op.Unknown {
+		if !op.Unanswered {
 			last = max(last, op.Return)
 		}
 	}
@@ -358,7 +433,7 @@ func (o *Outcome) judgeTimeline(h []lincheck.Op, marks []Mark, plan Plan) {
 	var baseOps, faultOps int
 	var writes []int64
 	for _, op := range h {
-		if op.Unknown {
+		if op.Unanswered {
 			continue
 		}
 		o.Acked++
@@ -370,7 +445,7 @@ func (o *Outcome) judgeTimeline(h []lincheck.Op, marks []Mark, plan Plan) {
 		if op.Return >= faultAt && op.Return < faultEnd {
 			faultOps++
 		}
-		if op.Input.Kind != lincheck.Get && op.Return >= faultAt {
+		if op.Write && op.Return >= faultAt {
 			writes = append(writes, op.Return)
 		}
 	}

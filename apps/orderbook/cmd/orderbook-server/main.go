@@ -24,10 +24,18 @@
 // stderr; SIGTERM and SIGINT shut down cleanly. Writes reach only the
 // leader; a follower answers them with the leader's id, and serves depth
 // and trader reads behind a read barrier (linearizable by default).
+//
+// With --stats HOST:PORT a replica also answers "stats gomu" (its role,
+// its leader, its commit and applied indexes) and "stats gomu digest" (the
+// same and a SHA-256 of the exchange's state, taken between two applies)
+// over TCP, in memcached's text form, as memcached-replicated does: what
+// the fault runner (apps/orderbook/cmd/orderbook-faults) asks who leads
+// and whether the replicas agree.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -60,6 +68,7 @@ func main() {
 			&cli.StringFlag{Name: "rpc-poll", Value: "yield", Usage: "how the leader's RPC poller waits for traders' requests: spin, yield or sleep (apart from the engine's --poll: on a small machine the engine's loops sleep best, while the poller's wake-up is the order's latency; a follower's poller sleeps)"},
 			&cli.IntFlag{Name: "slots", Value: 16, Usage: "requests a trader connection may have outstanding (ring depth)"},
 			&cli.IntFlag{Name: "depth-levels", Value: 5, Usage: "levels per side a depth read returns"},
+			&cli.StringFlag{Name: "stats", Usage: "answer \"stats gomu\" and \"stats gomu digest\" (role, leader, indexes, a digest of the state) over TCP on `HOST:PORT`, in memcached's text form (default: off)"},
 			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Usage: "GOMAXPROCS of the process (0: Go's default; with --local: the cores divided among the replicas)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log the engine's role changes on stderr"},
 		}, replicaproc.Flags(replicaproc.Defaults{
@@ -77,6 +86,7 @@ func main() {
 
 type options struct {
 	replicaproc.Options
+	stats     string
 	rpcDevice string
 	rpcPoll   poll.Mode
 	slots     int
@@ -87,7 +97,7 @@ type options struct {
 
 func parse(c *cli.Context) (options, error) {
 	ro, err := replicaproc.Parse(c)
-	o := options{Options: ro, rpcDevice: c.String("rpc-device"), slots: c.Int("slots"), depth: c.Int("depth-levels"),
+	o := options{Options: ro, stats: c.String("stats"), rpcDevice: c.String("rpc-device"), slots: c.Int("slots"), depth: c.Int("depth-levels"),
 		threads: c.Int("threads"), verbose: c.Bool("verbose")}
 	if err != nil {
 		return o, err
@@ -102,6 +112,8 @@ func parse(c *cli.Context) (options, error) {
 		return o, fmt.Errorf("--depth-levels %d: want 1 to 1000", o.depth)
 	case o.threads < 0:
 		return o, fmt.Errorf("-t %d: want a count of threads (0: Go's default)", o.threads)
+	case o.stats != "" && o.Local > 0:
+		return o, errors.New("--stats is one replica's port: not with --local")
 	}
 	return o, o.Check()
 }
@@ -151,6 +163,15 @@ func run(c *cli.Context) error {
 			regAddr = reg.Addr()
 		}
 	}
+	// The stats port is taken first: on tcp the RPC device takes a free
+	// port of the same host.
+	var stats net.Listener
+	if o.stats != "" {
+		if stats, err = net.Listen("tcp", o.stats); err != nil {
+			return fmt.Errorf("--stats: %w", err)
+		}
+		defer stats.Close() // the server closes it too; a second close is harmless
+	}
 	dev, err := verbs.Open(o.Transport, o.rpcDeviceName(), verbs.Options{})
 	if err != nil {
 		return fmt.Errorf("rpc device: %w", err)
@@ -175,6 +196,7 @@ func run(c *cli.Context) error {
 		Replication:        replicaproc.DumpRecorder(),
 		StaleFollowerReads: o.StaleReads,
 		Logger:             logger,
+		Stats:              stats,
 	})
 	if err != nil {
 		return err

@@ -25,7 +25,8 @@
 //     clients' redirects, timeouts, retries and reconnects, and the check
 //     (on by default): `check: traders=N acked=X applied=Y lost=0 doubled=0`,
 //     what the exchange says it applied for each trader against what the
-//     trader was answered;
+//     trader was answered (followed by mismatched=, unresolved= and
+//     unreadable= counts when some traders could not be judged);
 //   - last, `orderbook-trader orders=… p50_ns=… p99_ns=… p999_ns=… max_ns=… lost=… doubled=…`.
 //
 // It exits 1 when the check fails (anything lost, doubled or unanswered).

@@ -34,6 +34,16 @@
 // until it resumes, as a hung process would; then, if it lost the
 // leadership meanwhile, it redirects.
 //
+// # Watching
+//
+// Config.Stats, a TCP listener, answers "stats gomu" (role, leader,
+// commit and applied indexes, catching up, paused) and "stats gomu
+// digest" (the same and Machine.Digest, taken between two applies) in
+// memcached's text form, as memcached-replicated answers them, so that a
+// watcher with nothing but TCP, the fault runner above all, can tell who
+// leads and whether the replicas agree. It passes no read barrier; a
+// paused replica answers it nothing until it resumes.
+//
 // # Hot path
 //
 // A sweep's requests are decoded in place, appended to one reusable

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,10 @@ type Config struct {
 	// Owned are closed by Close once the server has stopped (the RPC
 	// device and registry, when the server is all that uses them).
 	Owned []io.Closer
+	// Stats, if set, is where the server answers "stats gomu" and "stats
+	// gomu digest" over TCP (see stats.go) once New succeeds; Close
+	// closes it.
+	Stats net.Listener
 }
 
 // Server serves traders over verbsrpc: order entry goes through the log
@@ -64,6 +69,13 @@ type Server struct {
 
 	reads    chan *verbsrpc.Request
 	readDone chan struct{}
+
+	// The stats port's: its open connections (nil once closed), their
+	// handlers, and the accept loop's end.
+	statsMu    sync.Mutex
+	statsConns map[net.Conn]struct{}
+	statsWG    sync.WaitGroup
+	statsDone  chan struct{}
 }
 
 // New starts listening for traders; requests are answered "unavailable"
@@ -99,6 +111,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.rpc = rpc
 	go s.serveReads()
+	if cfg.Stats != nil {
+		s.statsConns, s.statsDone = map[net.Conn]struct{}{}, make(chan struct{})
+		go s.serveStats(cfg.Stats)
+	}
 	return s, nil
 }
 
@@ -149,7 +165,7 @@ func (s *Server) Close() error {
 	s.once.Do(func() {
 		s.serving.Store(false)
 		close(s.stop)
-		err = s.rpc.Close()
+		err = errors.Join(s.rpc.Close(), s.closeStats())
 		close(s.reads)
 		<-s.readDone
 		for _, c := range s.cfg.Owned {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime"
 	"strings"
@@ -42,6 +43,9 @@ type rig struct {
 	// inboxPoll is how often servers look for new connections (0: the
 	// registry's default).
 	inboxPoll time.Duration
+	// stats, if set, gets each server a stats port and holds its address
+	// by replica id.
+	stats *sync.Map
 }
 
 func rpcDeviceName(transport, fabric string) string {
@@ -74,13 +78,25 @@ func (r *rig) newServer(id int) (*Server, *Machine, error) {
 		dev.Close()
 		return nil, nil, err
 	}
+	var stats net.Listener
+	if r.stats != nil {
+		if stats, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			reg.Close()
+			dev.Close()
+			return nil, nil, err
+		}
+		r.stats.Store(id, stats.Addr().String())
+	}
 	m := NewMachine(book.Config{})
 	srv, err := New(Config{Machine: m, Timeout: 5 * time.Second,
 		RPC:   verbsrpc.Config{Device: dev, Registry: reg, Poll: poll.Sleep},
-		Owned: []io.Closer{reg, dev}})
+		Owned: []io.Closer{reg, dev}, Stats: stats})
 	if err != nil {
 		reg.Close()
 		dev.Close()
+		if stats != nil {
+			stats.Close()
+		}
 	}
 	return srv, m, err
 }

@@ -115,6 +115,10 @@ func (c CheckResult) String() string {
 	if c.Unresolved > 0 {
 		s += fmt.Sprintf(" unresolved=%d", c.Unresolved)
 	}
+	if len(c.Problems) > 0 {
+		// Traders whose state could not be read: counted nowhere else.
+		s += fmt.Sprintf(" unreadable=%d", len(c.Problems))
+	}
 	return s
 }
 

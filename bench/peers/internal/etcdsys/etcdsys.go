@@ -158,7 +158,7 @@ func (s *system) spawn(i int, state string) error {
 	host := s.env.Replicas[i]
 	cmd := s.env.Command(host, s.setup.Bin, args...)
 	cmd.Dir = s.setup.Dir
-	p, err := faults.StartProc(fmt.Sprintf("etcd member %s (%s)", memberName(i), host), cmd)
+	p, err := faults.StartProc(fmt.Sprintf("etcd member %s (%s)", memberName(i), host), cmd, s.setup.LogFile("etcd-"+memberName(i)))
 	if err != nil {
 		return fmt.Errorf("etcd: %w", err)
 	}
