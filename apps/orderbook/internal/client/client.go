@@ -258,10 +258,19 @@ func (c *Client) conn(i int) *verbsrpc.Conn {
 	return nil
 }
 
+// redialTimeout bounds one background dial of a replica that was down.
+// The dial may begin against the record of a process that just died (a
+// replica killed and restarted within a second, as in a crash loop), and
+// nothing dials that replica again while it waits: a whole DialTimeout
+// spent on the dead record kept traders off a new leader that had
+// restarted meanwhile for up to two seconds. A live replica answers a dial
+// in milliseconds; the next attempt follows within 100 ms.
+const redialTimeout = 300 * time.Millisecond
+
 // dial connects to replica i on a goroutine of its own.
 func (c *Client) dial(i int) {
 	defer c.dialing[i].Store(false)
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), min(c.cfg.DialTimeout, redialTimeout))
 	defer cancel()
 	conn, err := verbsrpc.DialID(ctx, c.cfg.RPC, c.cfg.IDs[i])
 	if err != nil {
