@@ -43,6 +43,11 @@ func init() {
 		{name: "ping", arity: -1, flags: []string{"fast"}, inMulti: true, summary: "Returns the server's liveliness response.", run: cmdPingEcho},
 		{name: "echo", arity: 2, flags: []string{"fast"}, inMulti: true, summary: "Returns the given string.", run: cmdPingEcho},
 		{name: "quit", arity: -1, flags: []string{"fast"}, inMulti: true, summary: "Closes the connection.", run: cmdQuit},
+		{name: "subscribe", arity: -2, flags: []string{"pubsub", "noscript", "loading", "stale"}, summary: "Listens for messages published to channels.", run: cmdSubscribe},
+		{name: "psubscribe", arity: -2, flags: []string{"pubsub", "noscript", "loading", "stale"}, summary: "Listens for messages published to channels that match one or more patterns.", run: cmdSubscribe},
+		{name: "unsubscribe", arity: -1, flags: []string{"pubsub", "noscript", "loading", "stale"}, summary: "Stops listening to messages posted to channels.", run: cmdUnsubscribe},
+		{name: "punsubscribe", arity: -1, flags: []string{"pubsub", "noscript", "loading", "stale"}, summary: "Stops listening to messages published to channels that match one or more patterns.", run: cmdUnsubscribe},
+		{name: "pubsub", arity: -2, flags: []string{}, summary: "A container for Pub/Sub commands.", run: cmdPubSub},
 		{name: "select", arity: 2, flags: []string{"loading", "stale", "fast"}, summary: "Changes the selected database.", run: cmdSelect},
 		{name: "info", arity: -1, flags: []string{"loading", "stale"}, summary: "Returns information and statistics about the server.", run: cmdInfo},
 		{name: "command", arity: -1, flags: []string{"loading", "stale"}, summary: "Returns detailed information about all commands.", run: cmdCommand},
@@ -87,6 +92,8 @@ func cmdPingEcho(c *conn, args [][]byte) bool {
 	}
 	out := c.reply()
 	switch {
+	case c.subscribed() && lowerEq(args[0], "ping") && len(args) <= 2:
+		*out = appendSubscribedPong(*out, args)
 	case lowerEq(args[0], "echo"):
 		*out = resp.AppendBulk(*out, args[1])
 	case len(args) == 1:
@@ -395,7 +402,8 @@ func storeFlags(f store.Flags) []string {
 	for _, x := range []struct {
 		f    store.Flags
 		name string
-	}{{store.Write, "write"}, {store.ReadOnly, "readonly"}, {store.DenyOOM, "denyoom"}, {store.Fast, "fast"}} {
+	}{{store.Write, "write"}, {store.ReadOnly, "readonly"}, {store.DenyOOM, "denyoom"}, {store.Fast, "fast"},
+		{store.MovableKeys, "movablekeys"}} {
 		if f&x.f != 0 {
 			out = append(out, x.name)
 		}

@@ -38,6 +38,10 @@ type conn struct {
 
 	// ctx bounds each proposal and read barrier, re-armed every time.
 	ctx *deadline.Context
+
+	// sub is its Pub/Sub state once it first subscribed (pubsub.go): from
+	// then on its replies leave through sub's queue.
+	sub *subscription
 }
 
 // maxArgs bounds one command's argument count (Redis's limit).
@@ -60,6 +64,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 // protocol.
 func (c *conn) serve() {
 	defer c.nc.Close()
+	defer c.endPubSub()
 	for {
 		if err := c.rd.Fill(); err != nil {
 			return
@@ -96,6 +101,19 @@ func (c *conn) serve() {
 
 // write sends the replies gathered so far.
 func (c *conn) write() bool {
+	if c.sub != nil {
+		// Subscribed once: replies queue behind the messages pushed so
+		// far, for the connection's writer.
+		if len(c.out) > 0 {
+			out := c.out
+			c.push(func(b []byte) []byte { return append(b, out...) })
+			c.out = c.out[:0]
+		}
+		c.sub.mu.Lock()
+		failed := c.sub.failed
+		c.sub.mu.Unlock()
+		return !failed
+	}
 	if len(c.out) == 0 {
 		return true
 	}
@@ -117,6 +135,11 @@ func (c *conn) reply() *[]byte {
 
 // dispatch handles one command; it reports whether the connection ends.
 func (c *conn) dispatch(args [][]byte) bool {
+	if c.subscribed() && !subscribedAllows(args[0]) {
+		out := c.reply()
+		*out = resp.AppendError(*out, "ERR Can't execute '"+string(lowerInto(nil, args[0]))+"': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
+		return false
+	}
 	if h := lookupServerCommand(args[0]); h != nil {
 		if c.multi && !h.inMulti {
 			c.multiDirty = true

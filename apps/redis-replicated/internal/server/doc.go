@@ -59,6 +59,18 @@
 // EXECABORT as Redis does. WATCH is not supported. Server commands (INFO,
 // CONFIG, CLIENT, …) are refused inside MULTI; PING and ECHO are queued.
 //
+// # Pub/Sub
+//
+// PUBLISH is replicated like a write (a follower refuses it with READONLY):
+// every replica, applying it, delivers the message to its own subscribers,
+// so SUBSCRIBE and PSUBSCRIBE on any replica hear every message in the
+// order the log gives. Its reply counts the subscribers of the replica that
+// answers it, the leader, as Redis counts its own node's. PUBSUB reports
+// this replica's subscriptions. A connection in subscribed mode may run
+// only (P)SUBSCRIBE, (P)UNSUBSCRIBE, PING and QUIT, as in Redis with RESP2;
+// its replies and messages leave through a queue of its own, and one that
+// lets 32 MiB pile up is disconnected (Redis's pubsub output limit).
+//
 // # Differences from Redis 7
 //
 // One database (SELECT 0 only); HELLO speaks RESP2 only (HELLO 3 gets
@@ -66,5 +78,6 @@
 // and redis-benchmark ask for, CONFIG SET accepts and ignores them; DEBUG
 // supports DIGEST only and returns this store's SHA-256 digest (64 hex
 // digits, not Redis's 40); a command larger than the proposal limit gets an
-// error instead of being replicated.
+// error instead of being replicated; no keyspace notifications and no shard
+// channels (SSUBSCRIBE, SPUBLISH).
 package server

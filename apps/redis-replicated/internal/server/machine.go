@@ -152,12 +152,13 @@ type Machine struct {
 	dec   decoder       // Apply's, under the write lock
 	count atomic.Uint64 // proposals applied
 	cmds  atomic.Uint64 // commands applied
+	hub   *hub          // this replica's Pub/Sub subscribers (pubsub.go)
 }
 
 // NewMachine returns a machine over an empty store.
 func NewMachine() *Machine {
 	pcg := rand.NewPCG(0, 0)
-	return &Machine{st: store.New(), pcg: pcg, rnd: rand.New(pcg)}
+	return &Machine{st: store.New(), pcg: pcg, rnd: rand.New(pcg), hub: newHub()}
 }
 
 // Apply implements consensus.StateMachine. A proposal that does not decode
@@ -171,7 +172,7 @@ func (m *Machine) Apply(_ uint64, cmd []byte) []byte {
 		return resp.AppendError(nil, "ERR gomu: "+err.Error())
 	}
 	m.pcg.Seed(h.seed, 0)
-	out := m.dec.exec(nil, m.st, h, &store.Env{NowMs: h.now, Rand: m.rnd})
+	out := m.dec.exec(nil, m.st, h, &store.Env{NowMs: h.now, Rand: m.rnd, Publish: m.hub.publish})
 	m.cmds.Add(uint64(h.count))
 	m.count.Add(1)
 	return out

@@ -35,6 +35,10 @@ type Env struct {
 	// Rand is the random source: seeded by the leader's seed for a write,
 	// any source for a read.
 	Rand *rand.Rand
+	// Publish delivers a PUBLISH to this replica's subscribers and returns
+	// how many there were (nil: there are none). It changes no state: a
+	// replica's subscribers are its connections', not the keyspace's.
+	Publish func(channel, message []byte) int
 }
 
 // Flags describe a command.
@@ -54,6 +58,9 @@ const (
 	// Internal commands are issued by the server itself (the leader's
 	// expiry sweep), never accepted from clients.
 	Internal
+	// MovableKeys commands find their keys by parsing their arguments
+	// (SINTERCARD's numkeys), so COMMAND reports no fixed key positions.
+	MovableKeys
 )
 
 // Command is one data command.
