@@ -57,6 +57,8 @@ func init() {
 		{name: "time", arity: 1, flags: []string{"loading", "stale", "fast"}, summary: "Returns the server time.", run: cmdTime},
 		{name: "multi", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, inMulti: true, summary: "Starts a transaction.", run: cmdMulti},
 		{name: "exec", arity: 1, flags: []string{"noscript", "loading", "stale"}, inMulti: true, summary: "Executes all commands in a transaction.", run: cmdExec},
+		{name: "watch", arity: -2, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, inMulti: true, summary: "Monitors changes to keys to determine the execution of a transaction.", run: cmdWatch},
+		{name: "unwatch", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, summary: "Forgets about watched keys of a transaction.", run: cmdUnwatch},
 		{name: "discard", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, inMulti: true, summary: "Discards a transaction.", run: cmdDiscard},
 		{name: "debug", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, summary: "A container for debugging commands (DIGEST only).", run: cmdDebug},
 	} {
@@ -153,9 +155,64 @@ func cmdDiscard(c *conn, _ [][]byte) bool {
 		*out = resp.AppendError(*out, "ERR DISCARD without MULTI")
 		return false
 	}
-	c.multi = false
+	c.multi, c.watched = false, nil
 	*out = resp.AppendOK(*out)
 	return false
+}
+
+// watchedKey is one key WATCH noted.
+type watchedKey struct {
+	key   []byte
+	stamp store.WatchStamp
+}
+
+// cmdWatch notes the keys' stamps (store.WatchStamp): EXEC then runs its
+// transaction only if they still hold, decided where the transaction is
+// applied, on every replica alike. The stamps are read as a read is, after
+// the batch's read barrier, so they are at least as new as every write
+// acknowledged before WATCH.
+func cmdWatch(c *conn, args [][]byte) bool {
+	out := c.reply()
+	if c.multi {
+		*out = resp.AppendError(*out, "ERR WATCH inside MULTI is not allowed")
+		return false
+	}
+	if !c.readBarrier(out) {
+		return false
+	}
+	c.env.NowMs = time.Now().UnixMilli()
+	c.s.cfg.Machine.read(func(st *store.Store) {
+		for _, k := range args[1:] {
+			c.watched = append(c.watched, watchedKey{key: append([]byte(nil), k...), stamp: st.Stamp(&c.env, k)})
+		}
+	})
+	*out = resp.AppendOK(*out)
+	return false
+}
+
+func cmdUnwatch(c *conn, _ [][]byte) bool {
+	c.watched = nil
+	out := c.reply()
+	*out = resp.AppendOK(*out)
+	return false
+}
+
+// withWatch returns the transaction to run: the queued commands, behind
+// the watch check when keys are watched.
+func (c *conn) withWatch(watched []watchedKey) *proposal {
+	if len(watched) == 0 {
+		return &c.queued
+	}
+	p := &c.watchTx
+	p.reset(propTx)
+	args := make([][]byte, 0, 1+2*len(watched))
+	args = append(args, []byte(watchCommand))
+	for _, w := range watched {
+		args = append(args, w.key, w.stamp[:])
+	}
+	p.add(args)
+	p.appendCommands(&c.queued)
+	return p
 }
 
 // cmdExec runs the queued transaction: replicated as one proposal when it
@@ -166,16 +223,17 @@ func cmdExec(c *conn, _ [][]byte) bool {
 		*out = resp.AppendError(*out, "ERR EXEC without MULTI")
 		return false
 	}
-	c.multi = false
+	watched := c.watched
+	c.multi, c.watched = false, nil // EXEC unwatches, whatever comes of it
 	if c.multiDirty {
 		*out = resp.AppendError(*out, "EXECABORT Transaction discarded because of previous errors.")
 		return false
 	}
-	if c.queued.count == 0 {
+	if c.queued.count == 0 && len(watched) == 0 {
 		*out = resp.AppendArrayLen(*out, 0)
 		return false
 	}
-	sealed := c.queued.seal(time.Now().UnixMilli(), rand.Uint64())
+	sealed := c.withWatch(watched).seal(time.Now().UnixMilli(), rand.Uint64())
 	if c.multiWrite {
 		if !c.s.link.Leads() {
 			*out = resp.AppendError(*out, "EXECABORT Transaction discarded because of previous errors.")
@@ -183,7 +241,7 @@ func cmdExec(c *conn, _ [][]byte) bool {
 		}
 		res, err := c.s.replicate(c.ctx, sealed)
 		if err != nil {
-			c.queued.buf = nil // the engine may still read it (see flushWrites)
+			c.queued.buf, c.watchTx.buf = nil, nil // the engine may still read them (see flushWrites)
 			*out = resp.AppendError(*out, c.s.replicationError(err))
 			return false
 		}

@@ -35,6 +35,10 @@ type conn struct {
 	multiWrite bool
 	queued     proposal // the transaction's commands
 	txDec      decoder  // decodes queued for a read-only EXEC
+	// watched are the keys WATCH noted, with their stamps then; watchTx
+	// is where EXEC puts the watch check before the queued commands.
+	watched []watchedKey
+	watchTx proposal
 
 	// ctx bounds each proposal and read barrier, re-armed every time.
 	ctx *deadline.Context

@@ -56,8 +56,16 @@
 // MULTI queues commands; EXEC runs them as one proposal (when any writes) or
 // locally after one barrier (when all read). Errors at queue time (unknown
 // command, wrong arity, a write on a follower) abort the transaction with
-// EXECABORT as Redis does. WATCH is not supported. Server commands (INFO,
-// CONFIG, CLIENT, …) are refused inside MULTI; PING and ECHO are queued.
+// EXECABORT as Redis does. Server commands (INFO, CONFIG, CLIENT, …) are
+// refused inside MULTI; PING and ECHO are queued.
+//
+// WATCH notes a stamp of each key (a SHA-256 of its value and TTL, or
+// none: store.WatchStamp), read after a read barrier; EXEC puts the stamps
+// in front of the transaction, and the transaction runs only if they still
+// hold where it is applied, on every replica alike, else EXEC answers a
+// null array. So the decision rides the log, with no per-key counters to
+// replicate. Unlike Redis, a key rewritten to the same value and TTL in
+// between does not abort the transaction.
 //
 // # Pub/Sub
 //

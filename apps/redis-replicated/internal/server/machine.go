@@ -61,6 +61,12 @@ func (p *proposal) add(args [][]byte) {
 	p.count++
 }
 
+// appendCommands appends q's commands after p's.
+func (p *proposal) appendCommands(q *proposal) {
+	p.buf = append(p.buf, q.buf[propHeader:]...)
+	p.count += q.count
+}
+
 // seal fills in the header: the time and seed the leader decides.
 func (p *proposal) seal(nowMs int64, seed uint64) []byte {
 	binary.LittleEndian.PutUint64(p.buf[1:], uint64(nowMs))
@@ -129,15 +135,40 @@ func (d *decoder) decode(p []byte) (header, error) {
 }
 
 // exec runs the decoded commands on st, as one array reply for a
-// transaction.
+// transaction. A transaction that opens with the watch check (see
+// watchCommand) runs only if its watched keys are as WATCH saw them, and
+// is answered with a null array otherwise, as Redis answers EXEC.
 func (d *decoder) exec(out []byte, st *store.Store, h header, env *store.Env) []byte {
+	spans := d.spans
 	if h.kind == propTx {
-		out = resp.AppendArrayLen(out, h.count)
+		if len(spans) > 0 && string(d.args[spans[0].off]) == watchCommand {
+			if !watchHolds(st, env, d.args[spans[0].off+1:spans[0].off+spans[0].argc]) {
+				return resp.AppendNullArray(out)
+			}
+			spans = spans[1:]
+		}
+		out = resp.AppendArrayLen(out, len(spans))
 	}
-	for _, s := range d.spans {
+	for _, s := range spans {
 		out = st.Exec(out, env, d.args[s.off:s.off+s.argc])
 	}
 	return out
+}
+
+// watchCommand opens a transaction whose connection watched keys: its
+// arguments are key, stamp pairs (store.WatchStamp's 32 bytes). Clients
+// cannot send it: it is no command of the store's or the server's.
+const watchCommand = "gomu.watch"
+
+// watchHolds reports whether every watched key still has its stamp.
+func watchHolds(st *store.Store, env *store.Env, pairs [][]byte) bool {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		s := st.Stamp(env, pairs[i])
+		if string(s[:]) != string(pairs[i+1]) {
+			return false
+		}
+	}
+	return true
 }
 
 // Machine is the replicated state machine: a store.Store behind a

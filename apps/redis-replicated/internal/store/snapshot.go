@@ -42,7 +42,6 @@ var errCorrupt = errors.New("store: corrupt snapshot")
 func (s *Store) encodeTo(w *bufio.Writer) {
 	var tmp [binary.MaxVarintLen64]byte
 	uv := func(x uint64) { w.Write(binary.AppendUvarint(tmp[:0], x)) }
-	bs := func(b []byte) { uv(uint64(len(b))); w.Write(b) }
 	str := func(b string) { uv(uint64(len(b))); w.WriteString(b) }
 	keys := make([]string, 0, len(s.keys))
 	for k := range s.keys {
@@ -51,38 +50,47 @@ func (s *Store) encodeTo(w *bufio.Writer) {
 	slices.Sort(keys)
 	uv(uint64(len(keys)))
 	for _, k := range keys {
-		v := s.keys[k]
 		str(k)
-		w.WriteByte(byte(v.kind))
-		w.Write(binary.AppendVarint(tmp[:0], v.expireAt))
-		switch v.kind {
-		case kindString:
-			bs(v.str)
-		case kindList:
-			es := v.list.elems()
-			uv(uint64(len(es)))
-			for _, x := range es {
-				bs(x)
-			}
-		case kindHash:
-			uv(uint64(v.hash.len()))
-			v.hash.each(func(en *hashEntry) { str(en.field); bs(en.val) })
-		case kindSet:
-			if v.set.intset {
-				w.WriteByte(1)
-			} else {
-				w.WriteByte(0)
-			}
-			uv(uint64(v.set.len()))
-			for _, m := range v.set.members {
-				str(m)
-			}
-		case kindZSet:
-			uv(uint64(v.zset.len()))
-			for _, en := range v.zset.sorted {
-				str(en.member)
-				w.Write(binary.BigEndian.AppendUint64(tmp[:0], math.Float64bits(en.score)))
-			}
+		encodeValue(w, s.keys[k])
+	}
+}
+
+// encodeValue writes one key's value (kind, expiry, payload) in the
+// snapshot's encoding.
+func encodeValue(w *bufio.Writer, v *value) {
+	var tmp [binary.MaxVarintLen64]byte
+	uv := func(x uint64) { w.Write(binary.AppendUvarint(tmp[:0], x)) }
+	bs := func(b []byte) { uv(uint64(len(b))); w.Write(b) }
+	str := func(b string) { uv(uint64(len(b))); w.WriteString(b) }
+	w.WriteByte(byte(v.kind))
+	w.Write(binary.AppendVarint(tmp[:0], v.expireAt))
+	switch v.kind {
+	case kindString:
+		bs(v.str)
+	case kindList:
+		es := v.list.elems()
+		uv(uint64(len(es)))
+		for _, x := range es {
+			bs(x)
+		}
+	case kindHash:
+		uv(uint64(v.hash.len()))
+		v.hash.each(func(en *hashEntry) { str(en.field); bs(en.val) })
+	case kindSet:
+		if v.set.intset {
+			w.WriteByte(1)
+		} else {
+			w.WriteByte(0)
+		}
+		uv(uint64(v.set.len()))
+		for _, m := range v.set.members {
+			str(m)
+		}
+	case kindZSet:
+		uv(uint64(v.zset.len()))
+		for _, en := range v.zset.sorted {
+			str(en.member)
+			w.Write(binary.BigEndian.AppendUint64(tmp[:0], math.Float64bits(en.score)))
 		}
 	}
 }
