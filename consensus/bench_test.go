@@ -3,6 +3,7 @@ package consensus
 import (
 	"context"
 	"io"
+	"math"
 	"sync/atomic"
 	"testing"
 
@@ -33,14 +34,22 @@ func TestProposeAllocs(t *testing.T) {
 	lead := startFast(t)
 	cmd := []byte("set k v")
 	ctx := context.Background()
-	allocs := testing.AllocsPerRun(200, func() {
-		if _, err := lead.Propose(ctx, cmd); err != nil {
-			t.Fatal(err)
+	// AllocsPerRun counts the whole process's allocations, and the
+	// background goroutines allocate now and then (a log line when a
+	// loaded machine makes a peer look slow): the fewest of a few runs is
+	// the fast path's, which would allocate on every call.
+	least := math.Inf(1)
+	for range 5 {
+		least = min(least, testing.AllocsPerRun(200, func() {
+			if _, err := lead.Propose(ctx, cmd); err != nil {
+				t.Fatal(err)
+			}
+		}))
+		if least == 0 {
+			return
 		}
-	})
-	if allocs != 0 {
-		t.Fatalf("Propose allocates %.1f times per call, want 0", allocs)
 	}
+	t.Fatalf("Propose allocates %.1f times per call at least, want 0", least)
 }
 
 // BenchmarkPropose measures one Propose at a time on a leader with two
