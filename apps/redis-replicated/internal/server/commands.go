@@ -144,6 +144,7 @@ func cmdMulti(c *conn, _ [][]byte) bool {
 		return false
 	}
 	c.multi, c.multiDirty, c.multiWrite = true, false, false
+	c.state.multiLen.Store(0)
 	c.queued.reset(propTx)
 	*out = resp.AppendOK(*out)
 	return false
@@ -156,6 +157,7 @@ func cmdDiscard(c *conn, _ [][]byte) bool {
 		return false
 	}
 	c.multi, c.watched = false, nil
+	c.state.multiLen.Store(-1)
 	*out = resp.AppendOK(*out)
 	return false
 }
@@ -225,6 +227,7 @@ func cmdExec(c *conn, _ [][]byte) bool {
 	}
 	watched := c.watched
 	c.multi, c.watched = false, nil // EXEC unwatches, whatever comes of it
+	c.state.multiLen.Store(-1)
 	if c.multiDirty {
 		*out = resp.AppendError(*out, "EXECABORT Transaction discarded because of previous errors.")
 		return false
@@ -278,7 +281,7 @@ func cmdHello(c *conn, args [][]byte) bool {
 		for i := 2; i < len(args); i++ {
 			switch {
 			case lowerEq(args[i], "setname") && i+1 < len(args):
-				c.name = append(c.name[:0], args[i+1]...)
+				c.setName(args[i+1])
 				i++
 			case lowerEq(args[i], "auth") && i+2 < len(args):
 				*out = resp.AppendError(*out, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
@@ -325,17 +328,36 @@ func cmdClient(c *conn, args [][]byte) bool {
 				return false
 			}
 		}
-		c.name = append(c.name[:0], args[2]...)
+		c.setName(args[2])
 		*out = resp.AppendOK(*out)
 	case sub == "getname" && len(args) == 2:
-		if len(c.name) == 0 {
+		if n := c.clientName(); n == "" {
 			*out = resp.AppendNull(*out)
 		} else {
-			*out = resp.AppendBulk(*out, c.name)
+			*out = resp.AppendBulkString(*out, n)
 		}
 	case sub == "id" && len(args) == 2:
 		*out = resp.AppendInt(*out, c.id)
-	case sub == "setname" || sub == "getname" || sub == "id":
+	case sub == "list":
+		*out = append(*out, c.clientList(args)...)
+	case sub == "info" && len(args) == 2:
+		*out = resp.AppendBulk(*out, c.appendClientLine(nil, c, "client|info"))
+	case sub == "kill" && len(args) >= 3:
+		r, self := c.clientKill(args)
+		*out = append(*out, r...)
+		return self
+	case sub == "no-evict" && len(args) == 3:
+		switch {
+		case lowerEq(args[2], "on"):
+			c.state.noEvict.Store(true)
+		case lowerEq(args[2], "off"):
+			c.state.noEvict.Store(false)
+		default:
+			*out = resp.AppendError(*out, "ERR syntax error")
+			return false
+		}
+		*out = resp.AppendOK(*out)
+	case sub == "setname" || sub == "getname" || sub == "id" || sub == "info" || sub == "kill" || sub == "no-evict":
 		*out = resp.AppendError(*out, "ERR wrong number of arguments for 'client|"+sub+"' command")
 	default:
 		*out = resp.AppendError(*out, "ERR unknown subcommand '"+truncated(args[1])+"'. Try CLIENT HELP.")
@@ -367,6 +389,27 @@ var configParams = [][2]string{
 	{"replica-read-only", "yes"},
 }
 
+// configValue is parameter name's value here, and whether there is one.
+func (c *conn) configValue(name string) (string, bool) {
+	for _, p := range configParams {
+		if p[0] != name {
+			continue
+		}
+		switch name {
+		case "proto-max-bulk-len":
+			return strconv.Itoa(c.s.cfg.MaxProposal), true
+		case "port":
+			return portOf(c.s.Addr()), true
+		case "bind":
+			if i := strings.LastIndexByte(c.s.Addr(), ':'); i >= 0 {
+				return c.s.Addr()[:i], true
+			}
+		}
+		return p[1], true
+	}
+	return "", false
+}
+
 func cmdConfig(c *conn, args [][]byte) bool {
 	out := c.reply()
 	sub := strings.ToLower(string(args[1]))
@@ -378,17 +421,7 @@ func cmdConfig(c *conn, args [][]byte) bool {
 		}
 		var pairs [][2]string
 		for _, p := range configParams {
-			v := p[1]
-			switch p[0] {
-			case "proto-max-bulk-len":
-				v = strconv.Itoa(c.s.cfg.MaxProposal)
-			case "port":
-				v = portOf(c.s.Addr())
-			case "bind":
-				if i := strings.LastIndexByte(c.s.Addr(), ':'); i >= 0 {
-					v = c.s.Addr()[:i]
-				}
-			}
+			v, _ := c.configValue(p[0])
 			for _, pat := range args[2:] {
 				if store.Match(bytes.ToLower(pat), []byte(p[0])) {
 					pairs = append(pairs, [2]string{p[0], v})
@@ -406,7 +439,22 @@ func cmdConfig(c *conn, args [][]byte) bool {
 			*out = resp.AppendError(*out, "ERR wrong number of arguments for 'config|set' command")
 			return false
 		}
-		// Accepted and ignored: the server's configuration is fixed.
+		// The configuration is fixed: setting a parameter to the value it
+		// has succeeds (as a no-op it is true), anything else is refused,
+		// the whole call as Redis refuses it, so no client believes a
+		// change took effect.
+		for i := 2; i < len(args); i += 2 {
+			name := strings.ToLower(string(args[i]))
+			v, known := c.configValue(name)
+			switch {
+			case !known:
+				*out = resp.AppendError(*out, "ERR Unknown option or number of arguments for CONFIG SET - '"+truncated(args[i])+"'")
+				return false
+			case string(args[i+1]) != v:
+				*out = resp.AppendError(*out, "ERR gomu: CONFIG SET "+name+" is not supported: this server's value is fixed ('"+v+"')")
+				return false
+			}
+		}
 		*out = resp.AppendOK(*out)
 	case "resetstat", "rewrite":
 		*out = resp.AppendOK(*out)

@@ -17,12 +17,13 @@ import (
 
 // conn is one client connection, served by one goroutine.
 type conn struct {
-	s    *Server
-	nc   net.Conn
-	rd   *resp.Reader
-	out  []byte
-	id   int64
-	name []byte
+	s   *Server
+	nc  net.Conn
+	rd  *resp.Reader
+	out []byte
+	id  int64
+	// state is what CLIENT LIST reports (clients.go).
+	state clientState
 
 	// prop collects the write commands of the current batch.
 	prop proposal
@@ -61,6 +62,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		env: store.Env{Rand: rand.New(rand.NewPCG(rand.Uint64(), uint64(id)))},
 	}
 	c.prop.reset(propBatch)
+	c.state.init()
 	return c
 }
 
@@ -74,6 +76,7 @@ func (c *conn) serve() {
 			return
 		}
 		c.s.link.AwaitResumed(c.s.stop)
+		c.state.active.Store(time.Now().UnixMilli())
 		c.readOK = false
 		quit := false
 		for !quit {
@@ -145,6 +148,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 		return false
 	}
 	if h := lookupServerCommand(args[0]); h != nil {
+		c.noted(&h.name)
 		if c.multi && !h.inMulti {
 			c.multiDirty = true
 			out := c.reply()
@@ -162,6 +166,9 @@ func (c *conn) dispatch(args [][]byte) bool {
 		return h.run(c, args)
 	}
 	cmd := store.Lookup(args[0])
+	if cmd != nil {
+		c.noted(&cmd.Name)
+	}
 	if cmd == nil || cmd.Flags&store.Internal != 0 {
 		if c.multi {
 			c.multiDirty = true
@@ -203,6 +210,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 			return false
 		}
 		c.queued.add(args)
+		c.state.multiLen.Add(1)
 		c.multiWrite = c.multiWrite || write
 		out := c.reply()
 		*out = resp.AppendSimple(*out, "QUEUED")

@@ -83,7 +83,10 @@
 //
 // One database (SELECT 0 only); HELLO speaks RESP2 only (HELLO 3 gets
 // NOPROTO, so clients fall back); CONFIG GET answers the parameters clients
-// and redis-benchmark ask for, CONFIG SET accepts and ignores them; DEBUG
+// and redis-benchmark ask for, and the configuration is fixed: CONFIG SET
+// succeeds only where it sets a parameter to the value it has, and says
+// it is not supported otherwise; CLIENT LIST and INFO report fd=-1 and no
+// memory figures, and no replication clients of Redis's kind; DEBUG
 // supports DIGEST only and returns this store's SHA-256 digest (64 hex
 // digits, not Redis's 40); a command larger than the proposal limit gets an
 // error instead of being replicated; no keyspace notifications and no shard

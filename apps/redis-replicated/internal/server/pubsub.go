@@ -51,7 +51,7 @@ func (h *hub) publish(channel, message []byte) int {
 		n++
 	}
 	for p, cs := range h.patterns {
-		if !store.GlobMatch([]byte(p), channel) {
+		if !store.Match([]byte(p), channel) {
 			continue
 		}
 		for c := range cs {
@@ -122,8 +122,12 @@ func (c *conn) startPushing() {
 	if c.sub != nil {
 		return
 	}
-	c.sub = &subscription{channels: map[string]struct{}{}, patterns: map[string]struct{}{},
+	s := &subscription{channels: map[string]struct{}{}, patterns: map[string]struct{}{},
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
+	h := c.s.cfg.Machine.hub
+	h.mu.Lock() // CLIENT LIST looks at other connections' sub under it
+	c.sub = s
+	h.mu.Unlock()
 	// Replies gathered before the first subscription go first.
 	if len(c.out) > 0 {
 		out := c.out
@@ -296,7 +300,7 @@ func cmdPubSub(c *conn, args [][]byte) bool {
 		if sub == "channels" {
 			h.mu.Lock()
 			for ch := range h.channels {
-				if len(args) == 2 || store.GlobMatch(args[2], []byte(ch)) {
+				if len(args) == 2 || store.Match(args[2], []byte(ch)) {
 					names = append(names, ch)
 				}
 			}

@@ -17,13 +17,6 @@ func globMatch(pattern, str []byte) bool {
 	return globMatchAt(pattern, str, &skip, 0)
 }
 
-// GlobMatch is globMatch for the server's pattern subscriptions (PSUBSCRIBE
-// matches channels as KEYS matches keys).
-func GlobMatch(pattern, str []byte) bool {
-	skip := false
-	return globMatchAt(pattern, str, &skip, 0)
-}
-
 // at returns b[i], or 0 past its end (Redis's strings are NUL-terminated,
 // and its matcher reads that terminator in a few places).
 func at(b []byte, i int) byte {
