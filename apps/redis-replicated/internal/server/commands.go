@@ -5,8 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -592,73 +590,6 @@ func cmdCommand(c *conn, args [][]byte) bool {
 
 // cmdInfo answers INFO with the sections clients look at; replication
 // describes the gomu cluster.
-func cmdInfo(c *conn, args [][]byte) bool {
-	out := c.reply()
-	want := func(section string) bool {
-		if len(args) == 1 {
-			return section != "commandstats"
-		}
-		for _, a := range args[1:] {
-			if lowerEq(a, section) || lowerEq(a, "all") || lowerEq(a, "everything") || lowerEq(a, "default") {
-				return true
-			}
-		}
-		return false
-	}
-	s := c.s
-	var b strings.Builder
-	section := func(name string) {
-		if b.Len() > 0 {
-			b.WriteString("\r\n")
-		}
-		fmt.Fprintf(&b, "# %s\r\n", name)
-	}
-	if want("server") {
-		section("Server")
-		fmt.Fprintf(&b, "redis_version:%s\r\ngomu_server:redis-server-replicated\r\nredis_mode:standalone\r\nos:%s %s\r\narch_bits:64\r\nprocess_id:%d\r\ntcp_port:%s\r\nuptime_in_seconds:%d\r\n",
-			redisVersion, runtime.GOOS, runtime.GOARCH, os.Getpid(), portOf(s.Addr()), int(time.Since(s.start).Seconds()))
-	}
-	if want("clients") {
-		s.mu.Lock()
-		n := len(s.conns)
-		s.mu.Unlock()
-		section("Clients")
-		fmt.Fprintf(&b, "connected_clients:%d\r\n", n)
-	}
-	if want("memory") {
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		section("Memory")
-		fmt.Fprintf(&b, "used_memory:%d\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n", ms.HeapAlloc)
-	}
-	if want("persistence") {
-		section("Persistence")
-		b.WriteString("loading:0\r\nrdb_changes_since_last_save:0\r\naof_enabled:0\r\n")
-	}
-	if want("stats") {
-		s.mu.Lock()
-		total := s.total
-		s.mu.Unlock()
-		proposed, failed := s.link.Counts()
-		section("Stats")
-		fmt.Fprintf(&b, "total_connections_received:%d\r\ngomu_proposals:%d\r\ngomu_proposals_failed:%d\r\ngomu_commands_applied:%d\r\n",
-			total, proposed, failed, s.cfg.Machine.cmds.Load())
-	}
-	if want("replication") {
-		section("Replication")
-		s.writeReplication(&b)
-	}
-	if want("keyspace") {
-		section("Keyspace")
-		var keys, expires int
-		s.cfg.Machine.read(func(st *store.Store) { keys, expires = st.Len(), st.Expiring() })
-		if keys > 0 {
-			fmt.Fprintf(&b, "db0:keys=%d,expires=%d,avg_ttl=0\r\n", keys, expires)
-		}
-	}
-	*out = resp.AppendBulkString(*out, b.String())
-	return false
-}
 
 func portOf(addr string) string {
 	if i := strings.LastIndexByte(addr, ':'); i >= 0 {
