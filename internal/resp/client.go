@@ -20,7 +20,8 @@ func AppendCommand(dst []byte, args ...[]byte) []byte {
 // maxReplyDepth bounds nested arrays in ReadReply.
 const maxReplyDepth = 64
 
-// ReadReply reads one complete reply of any RESP2 type from br and appends
+// ReadReply reads one complete reply of any RESP2 or RESP3 type (an
+// attribute counts as a reply of its own) from br and appends
 // its raw bytes to dst, nested arrays included: what a client needs to
 // compare replies byte for byte or to wait for one. Bulk strings longer
 // than maxBulk are refused.
@@ -42,9 +43,11 @@ func readReply(br *bufio.Reader, dst []byte, maxBulk, depth int) ([]byte, error)
 	dst = append(dst, line...)
 	body := line[1 : len(line)-2]
 	switch line[0] {
-	case '+', '-', ':':
+	case '+', '-', ':', '_', ',', '#', '(':
+		// RESP3's null, double, boolean and big number are one line too.
 		return dst, nil
-	case '$':
+	case '$', '=', '!':
+		// RESP3's verbatim string and blob error are sized like a bulk.
 		n, err := strconv.Atoi(string(body))
 		if err != nil || n < -1 || n > maxBulk {
 			return dst, fmt.Errorf("resp: bad bulk length %q", body)
@@ -61,10 +64,15 @@ func readReply(br *bufio.Reader, dst []byte, maxBulk, depth int) ([]byte, error)
 			return dst, errors.New("resp: bulk string not terminated by CRLF")
 		}
 		return dst, nil
-	case '*':
+	case '*', '~', '>', '%', '|':
+		// RESP3's set and push are arrays; a map or an attribute holds
+		// twice its count.
 		n, err := strconv.Atoi(string(body))
 		if err != nil || n < -1 {
 			return dst, fmt.Errorf("resp: bad array length %q", body)
+		}
+		if line[0] == '%' || line[0] == '|' {
+			n *= 2
 		}
 		for i := 0; i < n; i++ {
 			if dst, err = readReply(br, dst, maxBulk, depth+1); err != nil {

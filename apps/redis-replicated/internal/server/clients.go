@@ -101,12 +101,14 @@ func (c *conn) appendClientLine(b []byte, self *conn, selfCmd string) []byte {
 	b = strconv.AppendInt(b, int64(cs.multiLen.Load()), 10)
 	b = append(b, " qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd="...)
 	b = append(b, cmd...)
-	return append(b, " user=default redir=-1 resp=2\n"...)
+	b = append(b, " user=default redir=-1 resp="...)
+	b = strconv.AppendInt(b, int64(c.proto.Load()), 10)
+	return append(b, '\n')
 }
 
-// clientList answers CLIENT LIST [TYPE normal|pubsub|master|replica]
-// [ID id ...] and CLIENT INFO.
-func (c *conn) clientList(args [][]byte) []byte {
+// clientList appends the answer to CLIENT LIST [TYPE
+// normal|pubsub|master|replica] [ID id ...] to out.
+func (c *conn) clientList(out []byte, args [][]byte) []byte {
 	var ids map[int64]bool
 	typ := ""
 	for i := 2; i < len(args); i++ {
@@ -114,7 +116,7 @@ func (c *conn) clientList(args [][]byte) []byte {
 		case lowerEq(args[i], "type") && i+1 < len(args):
 			typ = strings.ToLower(string(args[i+1]))
 			if typ != "normal" && typ != "pubsub" && typ != "master" && typ != "replica" && typ != "slave" {
-				return resp.AppendError(nil, "ERR Unknown client type '"+string(args[i+1])+"'")
+				return resp.AppendError(out, "ERR Unknown client type '"+string(args[i+1])+"'")
 			}
 			i++
 		case lowerEq(args[i], "id") && i+1 < len(args):
@@ -122,12 +124,12 @@ func (c *conn) clientList(args [][]byte) []byte {
 			for i++; i < len(args); i++ {
 				id, err := strconv.ParseInt(string(args[i]), 10, 64)
 				if err != nil || id <= 0 {
-					return resp.AppendError(nil, "ERR Invalid client ID")
+					return resp.AppendError(out, "ERR Invalid client ID")
 				}
 				ids[id] = true
 			}
 		default:
-			return resp.AppendError(nil, "ERR syntax error")
+			return resp.AppendError(out, "ERR syntax error")
 		}
 	}
 	var lines []byte
@@ -149,7 +151,7 @@ func (c *conn) clientList(args [][]byte) []byte {
 		}
 		lines = o.appendClientLine(lines, c, "client|list")
 	}
-	return resp.AppendBulk(nil, lines)
+	return c.appendText(out, lines)
 }
 
 // subscribedShared is subscribed for a look from another goroutine.

@@ -92,7 +92,7 @@ func cmdPingEcho(c *conn, args [][]byte) bool {
 	}
 	out := c.reply()
 	switch {
-	case c.subscribed() && lowerEq(args[0], "ping") && len(args) <= 2:
+	case c.subscribed() && c.proto.Load() != 3 && lowerEq(args[0], "ping") && len(args) <= 2:
 		*out = appendSubscribedPong(*out, args)
 	case lowerEq(args[0], "echo"):
 		*out = resp.AppendBulk(*out, args[1])
@@ -142,6 +142,7 @@ func cmdMulti(c *conn, _ [][]byte) bool {
 		return false
 	}
 	c.multi, c.multiDirty, c.multiWrite = true, false, false
+	c.queuedShapes = c.queuedShapes[:0]
 	c.state.multiLen.Store(0)
 	c.queued.reset(propTx)
 	*out = resp.AppendOK(*out)
@@ -246,7 +247,11 @@ func cmdExec(c *conn, _ [][]byte) bool {
 			*out = resp.AppendError(*out, c.s.replicationError(err))
 			return false
 		}
+		start := len(*out)
 		*out = append(*out, res...)
+		if c.proto.Load() == 3 {
+			*out = c.resp3Exec(*out, start, c.queuedShapes)
+		}
 		return false
 	}
 	if !c.readBarrier(out) {
@@ -255,12 +260,16 @@ func cmdExec(c *conn, _ [][]byte) bool {
 	// Only reads: run them on the local state, not replicated, decoded
 	// with this connection's buffers (other readers hold the read lock).
 	c.env.NowMs = time.Now().UnixMilli()
+	start := len(*out)
 	res, err := c.s.cfg.Machine.readTx(*out, sealed, &c.txDec, &c.env)
 	if err != nil {
 		*out = resp.AppendError(*out, "ERR gomu: "+err.Error())
 		return false
 	}
 	*out = res
+	if c.proto.Load() == 3 {
+		*out = c.resp3Exec(*out, start, c.queuedShapes)
+	}
 	return false
 }
 
@@ -272,8 +281,8 @@ func cmdHello(c *conn, args [][]byte) bool {
 			*out = resp.AppendError(*out, "ERR Protocol version is not an integer or out of range")
 			return false
 		}
-		if v != 2 {
-			*out = resp.AppendError(*out, "NOPROTO sorry, this protocol version is not supported")
+		if v != 2 && v != 3 {
+			*out = resp.AppendError(*out, "NOPROTO unsupported protocol version")
 			return false
 		}
 		for i := 2; i < len(args); i++ {
@@ -289,18 +298,19 @@ func cmdHello(c *conn, args [][]byte) bool {
 				return false
 			}
 		}
+		c.proto.Store(int32(v))
 	}
 	role := "master"
 	if !c.s.link.Leads() {
 		role = "replica"
 	}
-	*out = resp.AppendArrayLen(*out, 14)
+	*out = c.appendMapLen(*out, 7)
 	*out = resp.AppendBulkString(*out, "server")
 	*out = resp.AppendBulkString(*out, "redis")
 	*out = resp.AppendBulkString(*out, "version")
 	*out = resp.AppendBulkString(*out, redisVersion)
 	*out = resp.AppendBulkString(*out, "proto")
-	*out = resp.AppendInt(*out, 2)
+	*out = resp.AppendInt(*out, int64(c.proto.Load()))
 	*out = resp.AppendBulkString(*out, "id")
 	*out = resp.AppendInt(*out, c.id)
 	*out = resp.AppendBulkString(*out, "mode")
@@ -337,9 +347,9 @@ func cmdClient(c *conn, args [][]byte) bool {
 	case sub == "id" && len(args) == 2:
 		*out = resp.AppendInt(*out, c.id)
 	case sub == "list":
-		*out = append(*out, c.clientList(args)...)
+		*out = c.clientList(*out, args)
 	case sub == "info" && len(args) == 2:
-		*out = resp.AppendBulk(*out, c.appendClientLine(nil, c, "client|info"))
+		*out = c.appendText(*out, c.appendClientLine(nil, c, "client|info"))
 	case sub == "kill" && len(args) >= 3:
 		r, self := c.clientKill(args)
 		*out = append(*out, r...)
@@ -427,7 +437,7 @@ func cmdConfig(c *conn, args [][]byte) bool {
 				}
 			}
 		}
-		*out = resp.AppendArrayLen(*out, 2*len(pairs))
+		*out = c.appendMapLen(*out, len(pairs))
 		for _, p := range pairs {
 			*out = resp.AppendBulkString(*out, p[0])
 			*out = resp.AppendBulkString(*out, p[1])

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
@@ -47,6 +48,16 @@ type conn struct {
 	// sub is its Pub/Sub state once it first subscribed (pubsub.go): from
 	// then on its replies leave through sub's queue.
 	sub *subscription
+
+	// proto is the protocol HELLO chose (2, or 3: resp3.go); atomic, as
+	// PUBLISH reads it on the applying goroutine. The shapes are those of
+	// the batch's pending writes and of the transaction's commands, kept
+	// only under RESP3; conv is the rewriting's scratch.
+	proto        atomic.Int32
+	propShapes   []shape
+	queuedShapes []shape
+	one          [1]shape
+	conv         []byte
 }
 
 // maxArgs bounds one command's argument count (Redis's limit).
@@ -63,6 +74,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	}
 	c.prop.reset(propBatch)
 	c.state.init()
+	c.proto.Store(2)
 	return c
 }
 
@@ -142,7 +154,7 @@ func (c *conn) reply() *[]byte {
 
 // dispatch handles one command; it reports whether the connection ends.
 func (c *conn) dispatch(args [][]byte) bool {
-	if c.subscribed() && !subscribedAllows(args[0]) {
+	if c.subscribed() && c.proto.Load() != 3 && !subscribedAllows(args[0]) {
 		out := c.reply()
 		*out = resp.AppendError(*out, "ERR Can't execute '"+string(lowerInto(nil, args[0]))+"': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
 		return false
@@ -210,6 +222,9 @@ func (c *conn) dispatch(args [][]byte) bool {
 			return false
 		}
 		c.queued.add(args)
+		if c.proto.Load() == 3 {
+			c.queuedShapes = append(c.queuedShapes, shapeOf(args))
+		}
 		c.state.multiLen.Add(1)
 		c.multiWrite = c.multiWrite || write
 		out := c.reply()
@@ -221,6 +236,9 @@ func (c *conn) dispatch(args [][]byte) bool {
 			c.flushWrites()
 		}
 		c.prop.add(args)
+		if c.proto.Load() == 3 {
+			c.propShapes = append(c.propShapes, shapeOf(args))
+		}
 		return false
 	}
 	out := c.reply()
@@ -228,7 +246,12 @@ func (c *conn) dispatch(args [][]byte) bool {
 		return false
 	}
 	c.env.NowMs = time.Now().UnixMilli()
+	start := len(*out)
 	*out = c.s.cfg.Machine.execRead(*out, &c.env, args)
+	if c.proto.Load() == 3 {
+		c.one[0] = shapeOf(args)
+		*out = c.resp3Replies(*out, start, c.one[:])
+	}
 	return false
 }
 
@@ -270,8 +293,13 @@ func (c *conn) flushWrites() {
 			c.out = resp.AppendError(c.out, msg)
 		}
 	} else {
+		start := len(c.out)
 		c.out = append(c.out, res...)
+		if c.proto.Load() == 3 {
+			c.out = c.resp3Replies(c.out, start, c.propShapes)
+		}
 	}
+	c.propShapes = c.propShapes[:0]
 	c.prop.reset(propBatch)
 	// A write of ours may have changed what the batch's later reads see,
 	// but a barrier passed before it still covers them: the leader applied

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
-	"github.com/gomu-rdma/gomu/internal/resp"
 )
 
 // INFO gives Redis 7.0's sections, with the fields clients and monitoring
@@ -169,7 +168,7 @@ func cmdInfo(c *conn, args [][]byte) bool {
 			}
 		}
 	}
-	*out = resp.AppendBulkString(*out, b.String())
+	*out = c.appendText(*out, []byte(b.String()))
 	return false
 }
 

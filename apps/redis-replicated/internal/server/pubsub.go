@@ -2,6 +2,7 @@ package server
 
 import (
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -43,7 +44,7 @@ func (h *hub) publish(channel, message []byte) int {
 	n := 0
 	for c := range h.channels[string(channel)] {
 		c.push(func(b []byte) []byte {
-			b = resp.AppendArrayLen(b, 3)
+			b = c.appendPushLen(b, 3)
 			b = resp.AppendBulkString(b, "message")
 			b = resp.AppendBulk(b, channel)
 			return resp.AppendBulk(b, message)
@@ -56,7 +57,7 @@ func (h *hub) publish(channel, message []byte) int {
 		}
 		for c := range cs {
 			c.push(func(b []byte) []byte {
-				b = resp.AppendArrayLen(b, 4)
+				b = c.appendPushLen(b, 4)
 				b = resp.AppendBulkString(b, "pmessage")
 				b = resp.AppendBulkString(b, p)
 				b = resp.AppendBulk(b, channel)
@@ -190,12 +191,25 @@ func (h *hub) drop(m map[string]map[*conn]struct{}, name string, c *conn) {
 	}
 }
 
+// appendPushLen starts a message of n elements: an array in RESP2, a push
+// in RESP3.
+func (c *conn) appendPushLen(b []byte, n int) []byte {
+	if c.proto.Load() == 3 {
+		b = append(b, '>')
+		b = strconv.AppendInt(b, int64(n), 10)
+		return append(b, "\r\n"...)
+	}
+	return resp.AppendArrayLen(b, n)
+}
+
 // appendSubReply appends one (un)subscribe confirmation: kind, the channel
-// or pattern (nil: a null bulk), the connection's subscription count.
-func appendSubReply(b []byte, kind string, name []byte, count int) []byte {
-	b = resp.AppendArrayLen(b, 3)
+// or pattern (nil: a null), the connection's subscription count.
+func (c *conn) appendSubReply(b []byte, kind string, name []byte, count int) []byte {
+	b = c.appendPushLen(b, 3)
 	b = resp.AppendBulkString(b, kind)
-	if name == nil {
+	if name == nil && c.proto.Load() == 3 {
+		b = append(b, "_\r\n"...)
+	} else if name == nil {
 		b = resp.AppendNull(b)
 	} else {
 		b = resp.AppendBulk(b, name)
@@ -225,7 +239,7 @@ func cmdSubscribe(c *conn, args [][]byte) bool {
 		}
 		cs[c] = struct{}{}
 		n := c.sub.count()
-		c.push(func(b []byte) []byte { return appendSubReply(b, kind, name, n) })
+		c.push(func(b []byte) []byte { return c.appendSubReply(b, kind, name, n) })
 		h.mu.Unlock()
 	}
 	return false
@@ -244,10 +258,10 @@ func cmdUnsubscribe(c *conn, args [][]byte) bool {
 		// Never subscribed: Redis still confirms, in the reply stream.
 		out := c.reply()
 		if len(args) == 1 {
-			*out = appendSubReply(*out, kind, nil, 0)
+			*out = c.appendSubReply(*out, kind, nil, 0)
 		}
 		for _, name := range args[1:] {
-			*out = appendSubReply(*out, kind, name, 0)
+			*out = c.appendSubReply(*out, kind, name, 0)
 		}
 		return false
 	}
@@ -263,7 +277,7 @@ func cmdUnsubscribe(c *conn, args [][]byte) bool {
 		}
 		slices.SortFunc(names, func(a, b []byte) int { return compareBytes(a, b) })
 		if len(names) == 0 {
-			c.push(func(b []byte) []byte { return appendSubReply(b, kind, nil, c.sub.count()) })
+			c.push(func(b []byte) []byte { return c.appendSubReply(b, kind, nil, c.sub.count()) })
 			return false
 		}
 	}
@@ -272,7 +286,7 @@ func cmdUnsubscribe(c *conn, args [][]byte) bool {
 		delete(own, string(name))
 		h.drop(all, string(name), c)
 		n := c.sub.count()
-		c.push(func(b []byte) []byte { return appendSubReply(b, kind, name, n) })
+		c.push(func(b []byte) []byte { return c.appendSubReply(b, kind, name, n) })
 		h.mu.Unlock()
 	}
 	return false
