@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"math"
+	"math/big"
+	"slices"
 	"strconv"
 
 	"github.com/gomu-rdma/gomu/internal/resp"
@@ -97,6 +99,10 @@ func init() {
 		hashCmd("hlen", 2, ReadOnly|Fast, "Returns the number of fields in a hash.", cmdHLen),
 		hashCmd("hexists", 3, ReadOnly|Fast, "Determines whether a field exists in a hash.", cmdHExists),
 		hashCmd("hincrby", 4, Write|DenyOOM|Fast, "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist.", cmdHIncrBy),
+		hashCmd("hincrbyfloat", 4, Write|DenyOOM|Fast, "Increment the float value of a hash field by the given amount", cmdHIncrByFloat),
+		hashCmd("hsetnx", 4, Write|DenyOOM|Fast, "Set the value of a hash field, only if the field does not exist", cmdHSetNX),
+		hashCmd("hstrlen", 3, ReadOnly|Fast, "Get the length of the value of a hash field", cmdHStrlen),
+		hashCmd("hrandfield", -2, ReadOnly|Random, "Get one or multiple random fields from a hash", cmdHRandField),
 	)
 }
 
@@ -271,4 +277,164 @@ func cmdHIncrBy(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	var buf [20]byte
 	h.set(args[2], strconv.AppendInt(buf[:0], n, 10))
 	return resp.AppendInt(dst, n)
+}
+
+// cmdHIncrByFloat computes in the x87 long double Redis uses, as
+// INCRBYFLOAT does (see strings.go).
+func cmdHIncrByFloat(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	incr, ok := parseLongDouble(args[3])
+	if !ok {
+		return resp.AppendError(dst, errNotFloat)
+	}
+	if incr.IsInf() {
+		return resp.AppendError(dst, "ERR value is NaN or Infinity")
+	}
+	h, wrong := s.writeHash(e, args[1], true)
+	if wrong {
+		return resp.AppendError(dst, errWrongType)
+	}
+	cur := new(big.Float).SetPrec(longDoublePrec)
+	if old, ok := h.get(args[2]); ok {
+		if cur, ok = parseLongDouble(old); !ok {
+			return resp.AppendError(dst, "ERR hash value is not a float")
+		}
+	}
+	// inf + a finite increment stays inf; a finite sum may overflow.
+	if cur.IsInf() {
+		return resp.AppendError(dst, errNaNOrInf)
+	}
+	sum := new(big.Float).SetPrec(longDoublePrec).Add(cur, incr)
+	if sum.MantExp(nil) > longDoubleMaxExp {
+		if h.len() == 0 {
+			s.remove(args[1])
+		}
+		return resp.AppendError(dst, errNaNOrInf)
+	}
+	out := formatLongDouble(sum)
+	h.set(args[2], out)
+	return resp.AppendBulk(dst, out)
+}
+
+func cmdHSetNX(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	h, wrong := s.writeHash(e, args[1], true)
+	if wrong {
+		return resp.AppendError(dst, errWrongType)
+	}
+	if _, ok := h.get(args[2]); ok {
+		return resp.AppendInt(dst, 0)
+	}
+	h.set(args[2], args[3])
+	return resp.AppendInt(dst, 1)
+}
+
+func cmdHStrlen(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	h, wrong := s.readHash(e, args[1])
+	if wrong {
+		return resp.AppendError(dst, errWrongType)
+	}
+	if h != nil {
+		if val, ok := h.get(args[2]); ok {
+			return resp.AppendInt(dst, int64(len(val)))
+		}
+	}
+	return resp.AppendInt(dst, 0)
+}
+
+// randomEntry picks a live entry with e.Rand: holes are at most as many as
+// live entries (or 16), so retrying on one ends quickly.
+func (h *hashValue) randomEntry(e *Env) *hashEntry {
+	for {
+		if en := h.entries[e.Rand.IntN(len(h.entries))]; en != nil {
+			return en
+		}
+	}
+}
+
+// cmdHRandField picks with e.Rand, so its picks differ from Redis's (but
+// are the same on every replica). Distinct picks (a positive count) come in
+// the hash's order, and a count covering the whole hash returns it all in
+// that order, as Redis 7.0 does for a small hash; a negative count picks
+// -count fields with repetition, in pick order.
+func cmdHRandField(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	if len(args) == 2 {
+		h, wrong := s.readHash(e, args[1])
+		switch {
+		case wrong:
+			return resp.AppendError(dst, errWrongType)
+		case h == nil:
+			return resp.AppendNull(dst)
+		}
+		return resp.AppendBulkString(dst, h.randomEntry(e).field)
+	}
+	count, ok := collInt(args[2])
+	if !ok {
+		return resp.AppendError(dst, errNotInt)
+	}
+	if count == math.MinInt64 {
+		return resp.AppendError(dst, "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807")
+	}
+	withValues := false
+	switch {
+	case len(args) > 4 || len(args) == 4 && !eqFold(args[3], "withvalues"):
+		return resp.AppendError(dst, errSyntax)
+	case len(args) == 4:
+		withValues = true
+		if count < -math.MaxInt64/2 || count > math.MaxInt64/2 {
+			return resp.AppendError(dst, "ERR value is out of range")
+		}
+	}
+	h, wrong := s.readHash(e, args[1])
+	switch {
+	case wrong:
+		return resp.AppendError(dst, errWrongType)
+	case h == nil || count == 0:
+		return resp.AppendArrayLen(dst, 0)
+	}
+	per := 1
+	if withValues {
+		per = 2
+	}
+	appendEntry := func(en *hashEntry) {
+		dst = resp.AppendBulkString(dst, en.field)
+		if withValues {
+			dst = resp.AppendBulk(dst, en.val)
+		}
+	}
+	if count < 0 || count == 1 {
+		n := int(count)
+		if n < 0 {
+			n = -n
+		}
+		dst = resp.AppendArrayLen(dst, n*per)
+		for range n {
+			appendEntry(h.randomEntry(e))
+		}
+		return dst
+	}
+	live := make([]*hashEntry, 0, h.len())
+	h.each(func(en *hashEntry) { live = append(live, en) })
+	if count >= int64(len(live)) {
+		dst = resp.AppendArrayLen(dst, len(live)*per)
+		for _, en := range live {
+			appendEntry(en)
+		}
+		return dst
+	}
+	// A partial Fisher-Yates shuffle of positions picks count of them,
+	// replied in the hash's order.
+	pos := make([]int, len(live))
+	for i := range pos {
+		pos[i] = i
+	}
+	for i := range int(count) {
+		j := i + e.Rand.IntN(len(pos)-i)
+		pos[i], pos[j] = pos[j], pos[i]
+	}
+	picked := pos[:count]
+	slices.Sort(picked)
+	dst = resp.AppendArrayLen(dst, int(count)*per)
+	for _, i := range picked {
+		appendEntry(live[i])
+	}
+	return dst
 }

@@ -77,6 +77,10 @@ func init() {
 			Group: "string", Summary: "Get a substring of the string stored at a key", run: cmdGetRange},
 		&Command{Name: "setrange", Arity: 4, Flags: Write | DenyOOM, FirstKey: 1, LastKey: 1, Step: 1,
 			Group: "string", Summary: "Overwrite part of a string at key starting at the specified offset", run: cmdSetRange},
+		&Command{Name: "getex", Arity: -2, Flags: Write | Fast, FirstKey: 1, LastKey: 1, Step: 1,
+			Group: "string", Summary: "Get the value of a key and optionally set its expiration", run: cmdGetEx},
+		&Command{Name: "lcs", Arity: -3, Flags: ReadOnly, FirstKey: 1, LastKey: 2, Step: 1,
+			Group: "string", Summary: "Find longest common substring", run: cmdLCS},
 	)
 }
 
@@ -214,24 +218,10 @@ func cmdSet(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 func (s *Store) setGeneric(e *Env, dst []byte, name string, flags int, key, val, expire []byte) []byte {
 	var at int64
 	if expire != nil {
-		ms, ok := parseRedisInt(expire)
-		if !ok {
-			return resp.AppendError(dst, errNotInt)
+		var errMsg string
+		if at, errMsg = expireAt(e, flags, expire, name); errMsg != "" {
+			return resp.AppendError(dst, errMsg)
 		}
-		seconds := flags&(setEX|setEXAT) != 0
-		if ms <= 0 || (seconds && ms > maxInt64/1000) {
-			return appendInvalidExpire(dst, name)
-		}
-		if seconds {
-			ms *= 1000
-		}
-		if flags&(setEX|setPX) != 0 {
-			ms += e.NowMs // wraps negative on overflow, as Redis's does
-		}
-		if ms <= 0 {
-			return appendInvalidExpire(dst, name)
-		}
-		at = ms
 	}
 	old := s.lookupWrite(e, key)
 	if flags&setGet != 0 {
@@ -285,6 +275,30 @@ func (s *Store) setGeneric(e *Env, dst []byte, name string, flags int, key, val,
 }
 
 const maxInt64 = 1<<63 - 1
+
+// expireAt turns the argument of an EX, PX, EXAT or PXAT option (flags
+// says which) into a Unix time in ms, or an error message as Redis's
+// getExpireMillisecondsOrReply words it for command name.
+func expireAt(e *Env, flags int, expire []byte, name string) (int64, string) {
+	ms, ok := parseRedisInt(expire)
+	if !ok {
+		return 0, errNotInt
+	}
+	seconds := flags&(setEX|setEXAT) != 0
+	if ms <= 0 || (seconds && ms > maxInt64/1000) {
+		return 0, "ERR invalid expire time in '" + name + "' command"
+	}
+	if seconds {
+		ms *= 1000
+	}
+	if flags&(setEX|setPX) != 0 {
+		ms += e.NowMs // wraps negative on overflow, as Redis's does
+	}
+	if ms <= 0 {
+		return 0, "ERR invalid expire time in '" + name + "' command"
+	}
+	return ms, ""
+}
 
 func appendInvalidExpire(dst []byte, name string) []byte {
 	return resp.AppendError(dst, "ERR invalid expire time in '"+name+"' command")
@@ -694,4 +708,191 @@ func cmdSetRange(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	copy(v.str[off:], val)
 	return resp.AppendInt(dst, int64(len(v.str)))
+}
+
+// getexPersist is GETEX's PERSIST option (with SET's expire bits).
+const getexPersist = setPXAT << 1
+
+func cmdGetEx(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	flags := 0
+	var expire []byte
+	for i := 2; i < len(args); i++ {
+		opt := args[i]
+		var bit int
+		switch {
+		case eqFold(opt, "persist") && flags&setExpireMask == 0:
+			flags |= getexPersist
+			continue
+		case eqFold(opt, "ex"):
+			bit = setEX
+		case eqFold(opt, "px"):
+			bit = setPX
+		case eqFold(opt, "exat"):
+			bit = setEXAT
+		case eqFold(opt, "pxat"):
+			bit = setPXAT
+		}
+		// The same expire option may repeat (the last wins); mixing it
+		// with another or PERSIST, or a missing time, is a syntax error.
+		if bit == 0 || flags&(getexPersist|setExpireMask&^bit) != 0 || i+1 == len(args) {
+			return resp.AppendError(dst, errSyntax)
+		}
+		flags |= bit
+		i++
+		expire = args[i]
+	}
+	v, ok := s.stringOfWrite(e, args[1])
+	switch {
+	case !ok:
+		return resp.AppendError(dst, errWrongType)
+	case v == nil:
+		return resp.AppendNull(dst)
+	}
+	var at int64
+	if expire != nil {
+		var errMsg string
+		if at, errMsg = expireAt(e, flags, expire, "getex"); errMsg != "" {
+			return resp.AppendError(dst, errMsg)
+		}
+	}
+	dst = resp.AppendBulk(dst, v.str)
+	switch {
+	case flags&(setEXAT|setPXAT) != 0 && at <= e.NowMs:
+		// An absolute time already reached deletes the key, unlike SET's.
+		s.remove(args[1])
+	case expire != nil:
+		s.setExpire(args[1], v, at)
+	case flags&getexPersist != 0:
+		s.setExpire(args[1], v, 0)
+	}
+	return dst
+}
+
+// cmdLCS follows Redis's dynamic programme and its walk back through the
+// table, so that among several longest common subsequences it returns the
+// same one, and the same match ranges, as Redis.
+func cmdLCS(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	va, wa := s.lookupKind(e, args[1], kindString, false)
+	vb, wb := s.lookupKind(e, args[2], kindString, false)
+	if wa || wb {
+		return resp.AppendError(dst, "ERR The specified keys must contain string values")
+	}
+	var a, b []byte
+	if va != nil {
+		a = va.str
+	}
+	if vb != nil {
+		b = vb.str
+	}
+	var getLen, getIdx, withMatchLen bool
+	var minMatchLen int64
+	for j := 3; j < len(args); j++ {
+		switch opt := args[j]; {
+		case eqFold(opt, "idx"):
+			getIdx = true
+		case eqFold(opt, "len"):
+			getLen = true
+		case eqFold(opt, "withmatchlen"):
+			withMatchLen = true
+		case eqFold(opt, "minmatchlen") && j+1 < len(args):
+			n, ok := parseRedisInt(args[j+1])
+			if !ok {
+				return resp.AppendError(dst, errNotInt)
+			}
+			minMatchLen = max(n, 0)
+			j++
+		default:
+			return resp.AppendError(dst, errSyntax)
+		}
+	}
+	if getLen && getIdx {
+		return resp.AppendError(dst, "ERR If you want both the length and indexes, please just use IDX.")
+	}
+	alen, blen := len(a), len(b)
+	if uint64(alen+1)*uint64(blen+1)*4 > maxStringLen {
+		return resp.AppendError(dst, "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len")
+	}
+	// lcs[i*(blen+1)+j] is the length of the LCS of a[:i] and b[:j].
+	w := blen + 1
+	lcs := make([]uint32, (alen+1)*w)
+	for i := 1; i <= alen; i++ {
+		for j := 1; j <= blen; j++ {
+			if a[i-1] == b[j-1] {
+				lcs[i*w+j] = lcs[(i-1)*w+j-1] + 1
+			} else {
+				lcs[i*w+j] = max(lcs[(i-1)*w+j], lcs[i*w+j-1])
+			}
+		}
+	}
+	total := lcs[alen*w+blen]
+	if getLen {
+		return resp.AppendInt(dst, int64(total))
+	}
+	result := make([]byte, total)
+	idx := total
+	type match struct{ aStart, aEnd, bStart, bEnd int }
+	var matches []match
+	// A range is open while cur.aStart != alen; it grows backwards and is
+	// emitted when the walk leaves it or reaches the start of a string.
+	cur := match{aStart: alen}
+	for i, j := alen, blen; i > 0 && j > 0; {
+		emit := false
+		if a[i-1] == b[j-1] {
+			result[idx-1] = a[i-1]
+			switch {
+			case cur.aStart == alen:
+				cur = match{i - 1, i - 1, j - 1, j - 1}
+			case cur.aStart == i && cur.bStart == j:
+				cur.aStart--
+				cur.bStart--
+			default:
+				emit = true
+			}
+			if cur.aStart == 0 || cur.bStart == 0 {
+				emit = true
+			}
+			idx--
+			i--
+			j--
+		} else {
+			if lcs[(i-1)*w+j] > lcs[i*w+j-1] {
+				i--
+			} else {
+				j--
+			}
+			if cur.aStart != alen {
+				emit = true
+			}
+		}
+		if emit {
+			if n := int64(uint32(cur.aEnd - cur.aStart + 1)); minMatchLen == 0 || n >= minMatchLen {
+				matches = append(matches, cur)
+			}
+			cur.aStart = alen
+		}
+	}
+	if !getIdx {
+		return resp.AppendBulk(dst, result)
+	}
+	dst = resp.AppendArrayLen(dst, 4)
+	dst = resp.AppendBulkString(dst, "matches")
+	dst = resp.AppendArrayLen(dst, len(matches))
+	for _, m := range matches {
+		if withMatchLen {
+			dst = resp.AppendArrayLen(dst, 3)
+		} else {
+			dst = resp.AppendArrayLen(dst, 2)
+		}
+		dst = resp.AppendArrayLen(dst, 2)
+		dst = resp.AppendInt(dst, int64(m.aStart))
+		dst = resp.AppendInt(dst, int64(m.aEnd))
+		dst = resp.AppendArrayLen(dst, 2)
+		dst = resp.AppendInt(dst, int64(m.bStart))
+		dst = resp.AppendInt(dst, int64(m.bEnd))
+		if withMatchLen {
+			dst = resp.AppendInt(dst, int64(uint32(m.aEnd-m.aStart+1)))
+		}
+	}
+	dst = resp.AppendBulkString(dst, "len")
+	return resp.AppendInt(dst, int64(total))
 }

@@ -388,7 +388,28 @@ func randomStringOp(r *rand.Rand) []string {
 		}
 		return strings.Repeat(string(rune('a'+r.IntN(26))), r.IntN(5))
 	}
-	switch r.IntN(24) {
+	switch r.IntN(26) {
+	case 24:
+		args := []string{"GETEX", k()}
+		switch r.IntN(6) {
+		case 0:
+			args = append(args, "EX", strconv.Itoa(r.IntN(1000)+100))
+		case 1:
+			args = append(args, "PX", strconv.Itoa(r.IntN(1000)*1000+1000))
+		case 2:
+			args = append(args, "PERSIST")
+		case 3:
+			args = append(args, []string{"EXAT", "PXAT"}[r.IntN(2)], []string{"1", "4102444800"}[r.IntN(2)])
+		case 4:
+			args = append(args, []string{"EX", "PERSIST", "KEEPTTL", "0"}[r.IntN(4)])
+		}
+		return args
+	case 25:
+		args := []string{"LCS", k(), k()}
+		if r.IntN(2) == 0 {
+			args = append(args, []string{"LEN", "IDX", "WITHMATCHLEN"}[r.IntN(3)])
+		}
+		return args
 	case 0:
 		return []string{"GET", k()}
 	case 1:
@@ -545,5 +566,81 @@ func TestIncrByFloatRandomDiff(t *testing.T) {
 		script = append(script, cmd("INCRBYFLOAT", key, inc))
 	}
 	t.Logf("seed %d", seed)
+	runDiff(t, script)
+}
+
+func TestGetExLCSDiff(t *testing.T) {
+	runDiff(t, []step{
+		// GETEX.
+		cmd("GETEX", "nokey"), cmd("GETEX", "nokey", "EX", "10"), cmd("GETEX", "nokey", "EX", "abc"),
+		cmd("GETEX", "nokey", "FOO"), cmd("GETEX", "nokey", "EX"),
+		cmd("SET", "k", "v"), cmd("GETEX", "k"), cmd("TTL", "k"),
+		cmd("GETEX", "k", "EX", "100"), cmd("TTL", "k"), cmd("GETEX", "k"), cmd("TTL", "k"),
+		cmd("GETEX", "k", "PX", "200000"), cmd("TTL", "k"), cmd("GETEX", "k", "persist"), cmd("TTL", "k"),
+		cmd("GETEX", "k", "EXAT", "4102444800"), cmd("TTL", "k"), cmd("GETEX", "k", "PXAT", "4102444800000"), cmd("TTL", "k"),
+		cmd("GETEX", "k", "EX", "10", "EX", "300"), cmd("TTL", "k"),
+		cmd("GETEX", "k", "EX", "10", "PX", "300"), cmd("GETEX", "k", "EX", "10", "PERSIST"),
+		cmd("GETEX", "k", "PERSIST", "EX", "10"), cmd("GETEX", "k", "PERSIST", "PERSIST"), cmd("TTL", "k"),
+		cmd("GETEX", "k", "KEEPTTL"), cmd("GETEX", "k", "NX"), cmd("GETEX", "k", "GET"), cmd("GETEX", "k", "EX"),
+		cmd("GETEX", "k", "EX", "0"), cmd("GETEX", "k", "EX", "-1"), cmd("GETEX", "k", "EX", "x"),
+		cmd("GETEX", "k", "EX", "9223372036854776"), cmd("GETEX", "k", "PX", "9223372036854775807"),
+		cmd("GETEX", "k", "EXAT", "9223372036854775"), cmd("GETEX", "k", "PXAT", "0"),
+		cmd("GETEX", "k", "EX", "1.5"), cmd("TTL", "k"),
+		// An absolute time already past deletes the key after replying.
+		cmd("GETEX", "k", "EXAT", "1"), cmd("EXISTS", "k"),
+		cmd("SET", "k", "v"), cmd("GETEX", "k", "PXAT", "1000"), cmd("EXISTS", "k"),
+		cmd("LPUSH", "l", "a"), cmd("GETEX", "l"), cmd("GETEX", "l", "EX", "10"), cmd("GETEX", "l", "EX", "x"),
+		cmd("GETEX", "l", "FOO"), cmd("GETEX"),
+		// LCS.
+		cmd("SET", "a", "ohmytext"), cmd("SET", "b", "mynewtext"),
+		cmd("LCS", "a", "b"), cmd("LCS", "a", "b", "LEN"), cmd("LCS", "a", "b", "IDX"),
+		cmd("LCS", "a", "b", "IDX", "MINMATCHLEN", "4"), cmd("LCS", "a", "b", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"),
+		cmd("LCS", "a", "b", "idx", "withmatchlen"), cmd("LCS", "a", "b", "WITHMATCHLEN"), cmd("LCS", "a", "b", "LEN", "WITHMATCHLEN"),
+		cmd("LCS", "a", "b", "MINMATCHLEN", "-5", "IDX"), cmd("LCS", "a", "b", "MINMATCHLEN", "x"),
+		cmd("LCS", "a", "b", "MINMATCHLEN"), cmd("LCS", "a", "b", "LEN", "IDX"), cmd("LCS", "a", "b", "IDX", "LEN"),
+		cmd("LCS", "a", "b", "FOO"), cmd("LCS", "a", "nokey"), cmd("LCS", "nokey", "nokey2", "IDX"),
+		cmd("LCS", "a", "nokey", "LEN"), cmd("LCS", "a", "a", "IDX", "WITHMATCHLEN"), cmd("LCS", "a", "l"),
+		cmd("LCS", "l", "nokey", "FOO"), cmd("LCS", "a"),
+		cmd("SET", "x", "AAAA"), cmd("SET", "y", "AA"), cmd("LCS", "x", "y", "IDX", "WITHMATCHLEN"),
+		cmd("SET", "p", "abcXdefXghi"), cmd("SET", "q", "abcdefghi"), cmd("LCS", "p", "q", "IDX", "WITHMATCHLEN"),
+		cmd("LCS", "q", "p", "IDX", "MINMATCHLEN", "3"), cmd("SET", "e", ""), cmd("LCS", "e", "q", "IDX"),
+		cmd("SET", "bin", "a\x00b\xffc"), cmd("SET", "bin2", "\x00\xff"), cmd("LCS", "bin", "bin2"),
+	})
+}
+
+// TestLCSRandomDiff compares LCS (string, LEN, IDX with its options) on
+// random strings over small alphabets, where many longest common
+// subsequences tie and the walk back decides which one Redis returns.
+func TestLCSRandomDiff(t *testing.T) {
+	const seed = 777
+	r := rand.New(rand.NewPCG(seed, 9))
+	t.Logf("seed %d", seed)
+	str := func() string {
+		b := make([]byte, r.IntN(25))
+		alpha := 2 + r.IntN(4)
+		for i := range b {
+			b[i] = byte('a' + r.IntN(alpha))
+		}
+		return string(b)
+	}
+	var script []step
+	for range 600 {
+		script = append(script, cmd("SET", "a", str()), cmd("SET", "b", str()))
+		args := []string{"LCS", "a", "b"}
+		switch r.IntN(4) {
+		case 0:
+		case 1:
+			args = append(args, "LEN")
+		default:
+			args = append(args, "IDX")
+			if r.IntN(2) == 0 {
+				args = append(args, "MINMATCHLEN", strconv.Itoa(r.IntN(4)))
+			}
+			if r.IntN(2) == 0 {
+				args = append(args, "WITHMATCHLEN")
+			}
+		}
+		script = append(script, cmd(args...))
+	}
 	runDiff(t, script)
 }
