@@ -67,6 +67,13 @@
 // replicate. Unlike Redis, a key rewritten to the same value and TTL in
 // between does not abort the transaction.
 //
+// # Protocols
+//
+// RESP2, and RESP3 after HELLO 3 (resp3.go): the replicated replies are
+// RESP2 bytes, the same on every replica, and each RESP3 connection
+// rewrites its own as Redis 7.0 types them (nulls, doubles, maps, sets,
+// scored pairs, verbatim text, pushes).
+//
 // # Pub/Sub
 //
 // PUBLISH is replicated like a write (a follower refuses it with READONLY):
@@ -81,8 +88,9 @@
 //
 // # Differences from Redis 7
 //
-// One database (SELECT 0 only); HELLO speaks RESP2 only (HELLO 3 gets
-// NOPROTO, so clients fall back); CONFIG GET answers the parameters clients
+// One database (SELECT 0 only, and COPY … DB 0 only: any other index gets
+// SELECT's error); under RESP3 (HELLO 3) the replies of COMMAND keep
+// their RESP2 shapes (valid RESP3, not Redis's maps); CONFIG GET answers the parameters clients
 // and redis-benchmark ask for, and the configuration is fixed: CONFIG SET
 // succeeds only where it sets a parameter to the value it has, and says
 // it is not supported otherwise; CLIENT LIST and INFO report fd=-1 and no
@@ -90,5 +98,30 @@
 // supports DIGEST only and returns this store's SHA-256 digest (64 hex
 // digits, not Redis's 40); a command larger than the proposal limit gets an
 // error instead of being replicated; no keyspace notifications and no shard
-// channels (SSUBSCRIBE, SPUBLISH).
+// channels (SSUBSCRIBE, SPUBLISH). Sorted sets: ZRANDMEMBER's picks are
+// this server's own (uniform, by rank), not Redis's, though a count of at
+// least the set's size replies the whole set, highest score first, as
+// Redis does; a score of -0 is stored as 0 (Redis keeps -0 in a set of over
+// 128 members or with a member over 64 bytes); a BYLEX range over members
+// of different scores, which Redis leaves undefined, is searched by rank.
+// Keys: RANDOMKEY draws from the replica's own random source, so its picks
+// differ from Redis's (any live key; null when there is none). OBJECT
+// ENCODING reports the encoding Redis 7.0 gives a value of that size and
+// content under the default thresholds, not the one its history left
+// (Redis keeps a hash or sorted set that shrank in its hashtable or
+// skiplist, and an APPENDed string raw); OBJECT REFCOUNT is 2147483647 for
+// a string reading as an integer in 0..9999 (Redis's shared integers) and
+// 1 otherwise; OBJECT IDLETIME is always 0, as no access times are kept;
+// OBJECT FREQ fails as under Redis's default maxmemory-policy. SORT …
+// ALPHA compares bytes (as Redis in the C locale), never by the server's
+// locale, and keeps the input order of elements whose ALPHA BY values tie;
+// a set left unsorted (BY without '*') comes out in its own order.
+// Sets and hashes: SPOP draws from the leader's seeded random source (every
+// replica pops the same), SRANDMEMBER and HRANDFIELD, reads, from the
+// replica's own, so the members they pick (and the order of several)
+// differ from Redis's picks.
+// HyperLogLogs: PFCOUNT is a read and does not store the cardinality it
+// computes in the HLL's header as Redis's PFCOUNT does, so a GET of an HLL
+// after PFCOUNT may differ from Redis's in those 8 bytes (its replies are
+// the same); PFDEBUG and PFSELFTEST are not implemented.
 package server

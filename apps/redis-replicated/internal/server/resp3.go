@@ -20,15 +20,17 @@ import (
 type shape uint8
 
 const (
-	shapePlain    shape = iota // nulls only
-	shapeMap                   // a flat array of pairs: a map
-	shapeSet                   // an array: a set
-	shapeDouble                // a bulk: a double
-	shapeDoubles               // an array of bulks: doubles
-	shapePairs                 // a flat array of pairs: [a, b] arrays
-	shapeScores                // a flat array of member, score: [member, double] arrays
-	shapePopScore              // ZPOPMIN/MAX without a count: member, then a double
-	shapeVerbatim              // a bulk: verbatim text
+	shapePlain       shape = iota // nulls only
+	shapeMap                      // a flat array of pairs: a map
+	shapeSet                      // an array: a set
+	shapeDouble                   // a bulk: a double
+	shapeDoubles                  // an array of bulks: doubles
+	shapePairs                    // a flat array of pairs: [a, b] arrays
+	shapeScores                   // a flat array of member, score: [member, double] arrays
+	shapePopScore                 // ZPOPMIN/MAX without a count: member, then a double
+	shapeKeyScores                // ZMPOP: a key, then [member, score] arrays
+	shapeScoreArrays              // [member, score] arrays: the scores as doubles
+	shapeVerbatim                 // a bulk: verbatim text
 )
 
 // shapeOf is the shape of the reply to args.
@@ -71,6 +73,12 @@ func shapeOf(args [][]byte) shape {
 	case "hrandfield":
 		if has("withvalues") {
 			return shapePairs
+		}
+	case "zmpop":
+		return shapeKeyScores
+	case "lcs":
+		if has("idx") {
+			return shapeMap
 		}
 	}
 	return shapePlain
@@ -131,6 +139,22 @@ func toRESP3(dst, src []byte, sh shape) ([]byte, []byte) {
 				dst = resp.AppendArrayLen(dst, 2)
 				dst, rest = toRESP3(dst, rest, shapePlain)
 				dst, rest = toRESP3(dst, rest, second)
+			}
+			return dst, rest
+		case shapeKeyScores:
+			dst = resp.AppendArrayLen(dst, n)
+			for i := range n {
+				s := shapePlain
+				if i == 1 {
+					s = shapeScoreArrays
+				}
+				dst, rest = toRESP3(dst, rest, s)
+			}
+			return dst, rest
+		case shapeScoreArrays:
+			dst = resp.AppendArrayLen(dst, n)
+			for range n {
+				dst, rest = toRESP3(dst, rest, shapePopScore)
 			}
 			return dst, rest
 		case shapePopScore:

@@ -1,8 +1,9 @@
 package store
 
-// The generic key commands (DEL, EXISTS, the EXPIRE family, TTL, TYPE, KEYS,
-// SCAN, RENAME, DBSIZE, FLUSHDB/FLUSHALL), the glob matcher they share with
-// the types' SCAN variants, and the leader's expiry sweep (gomu.expire).
+// The generic key commands (DEL, UNLINK, EXISTS, TOUCH, the EXPIRE family,
+// TTL, EXPIRETIME, TYPE, KEYS, SCAN, RANDOMKEY, RENAME, COPY, OBJECT,
+// DBSIZE, FLUSHDB/FLUSHALL), the glob matcher they share with the types'
+// SCAN variants, and the leader's expiry sweep (gomu.expire).
 //
 // Differences from Redis 7.0:
 //
@@ -15,9 +16,17 @@ package store
 //   - Expired keys are only deleted by writes and by the leader's sweep
 //     (gomu.expire), never by a background cycle of each replica's own:
 //     DBSIZE counts an expired key until then, as Redis's may.
+//   - RANDOMKEY's picks follow the Env's random source, not Redis's.
+//   - COPY accepts DB 0 only (there is one database).
+//   - OBJECT ENCODING and REFCOUNT are derived from the value (see
+//     encodingOf), IDLETIME is always 0, FREQ always fails (Redis's default
+//     maxmemory-policy keeps no frequencies).
 
 import (
+	"bytes"
 	"hash/fnv"
+	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,6 +70,22 @@ func init() {
 			Summary: "Remove all keys from the current database", run: cmdFlush},
 		&Command{Name: "flushall", Arity: -1, Flags: Write, Group: "server",
 			Summary: "Remove all keys from all databases", run: cmdFlush},
+		&Command{Name: "unlink", Arity: -2, Flags: Write | Fast, FirstKey: 1, LastKey: -1, Step: 1,
+			Group: "generic", Summary: "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.", run: cmdDel},
+		&Command{Name: "touch", Arity: -2, Flags: ReadOnly | Fast, FirstKey: 1, LastKey: -1, Step: 1,
+			Group: "generic", Summary: "Alters the last access time of a key(s). Returns the number of existing keys specified.", run: cmdExists},
+		&Command{Name: "expiretime", Arity: 2, Flags: ReadOnly | Fast, FirstKey: 1, LastKey: 1, Step: 1,
+			Group: "generic", Summary: "Get the expiration Unix timestamp for a key", run: cmdExpireTime},
+		&Command{Name: "pexpiretime", Arity: 2, Flags: ReadOnly | Fast, FirstKey: 1, LastKey: 1, Step: 1,
+			Group: "generic", Summary: "Get the expiration Unix timestamp for a key in milliseconds", run: cmdPExpireTime},
+		&Command{Name: "randomkey", Arity: 1, Flags: ReadOnly | Random, Group: "generic",
+			Summary: "Return a random key from the keyspace", run: cmdRandomKey},
+		&Command{Name: "copy", Arity: -3, Flags: Write | DenyOOM, FirstKey: 1, LastKey: 2, Step: 1,
+			Group: "generic", Summary: "Copy a key", run: cmdCopy},
+		// OBJECT is a container command: no flags and no key positions of
+		// its own, as COMMAND INFO reports it; every subcommand reads.
+		&Command{Name: "object", Arity: -2, Group: "generic",
+			Summary: "A container for object introspection commands", run: cmdObject},
 		&Command{Name: "gomu.expire", Arity: -1, Flags: Write | Internal, Group: "generic",
 			Summary: "Delete keys whose time to live has passed (the leader's expiry sweep)", run: cmdSweepExpired},
 	)
@@ -207,6 +232,264 @@ func (s *Store) ttl(e *Env, dst []byte, key []byte, ms bool) []byte {
 		left = (left + 500) / 1000 // rounded, as Redis does
 	}
 	return resp.AppendInt(dst, left)
+}
+
+func cmdExpireTime(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	return s.expireTime(e, dst, args[1], false)
+}
+
+func cmdPExpireTime(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	return s.expireTime(e, dst, args[1], true)
+}
+
+// expireTime is EXPIRETIME (seconds, rounded as Redis rounds them) and
+// PEXPIRETIME: -2 for a missing key, -1 for one without a TTL.
+func (s *Store) expireTime(e *Env, dst []byte, key []byte, ms bool) []byte {
+	v := s.lookup(e, key)
+	switch {
+	case v == nil:
+		return resp.AppendInt(dst, -2)
+	case v.expireAt == 0:
+		return resp.AppendInt(dst, -1)
+	}
+	at := v.expireAt
+	if !ms {
+		at = (at + 500) / 1000
+	}
+	return resp.AppendInt(dst, at)
+}
+
+// cmdRandomKey picks one live key with e.Rand (a null reply when there is
+// none). It only reads: Redis may delete the expired keys it meets, this
+// never does. The pick is uniform over the live keys, but which key a
+// given draw lands on follows the map's order, so it is not the same on
+// every replica: it need not be, as a read's reply changes no state.
+func cmdRandomKey(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	n := 0
+	for _, v := range s.keys {
+		if !v.expired(e.NowMs) {
+			n++
+		}
+	}
+	if n == 0 {
+		return resp.AppendNull(dst)
+	}
+	i := e.Rand.IntN(n)
+	for k, v := range s.keys {
+		if v.expired(e.NowMs) {
+			continue
+		}
+		if i == 0 {
+			return resp.AppendBulkString(dst, k)
+		}
+		i--
+	}
+	return resp.AppendNull(dst) // not reached
+}
+
+// cmdCopy is COPY source destination [DB destination-db] [REPLACE]. There
+// is one database: DB 0 is accepted, any other index gets the error
+// SELECT gives it.
+func cmdCopy(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	replace := false
+	for j := 3; j < len(args); j++ {
+		switch {
+		case eqFoldString(args[j], "replace"):
+			replace = true
+		case eqFoldString(args[j], "db") && j+1 < len(args):
+			j++
+			n, ok := collInt(args[j])
+			if !ok {
+				return resp.AppendError(dst, errNotInt)
+			}
+			if n < math.MinInt32 || n > math.MaxInt32 {
+				return resp.AppendError(dst, "ERR value is out of range, value must between -2147483648 and 2147483647")
+			}
+			if n != 0 {
+				return resp.AppendError(dst, "ERR DB index is out of range")
+			}
+		default:
+			return resp.AppendError(dst, errSyntax)
+		}
+	}
+	if string(args[1]) == string(args[2]) {
+		return resp.AppendError(dst, "ERR source and destination objects are the same")
+	}
+	v := s.lookupWrite(e, args[1])
+	if v == nil {
+		return resp.AppendInt(dst, 0)
+	}
+	if s.lookupWrite(e, args[2]) != nil {
+		if !replace {
+			return resp.AppendInt(dst, 0)
+		}
+		s.remove(args[2])
+	}
+	s.put(args[2], copyValue(v))
+	return resp.AppendInt(dst, 1)
+}
+
+// copyValue returns a deep copy of v, TTL included.
+func copyValue(v *value) *value {
+	c := &value{kind: v.kind, expireAt: v.expireAt}
+	switch v.kind {
+	case kindString:
+		c.str = bytes.Clone(v.str)
+	case kindList:
+		es := v.list.elems()
+		c.list = &listValue{items: append(make([][]byte, 0, len(es)), es...)}
+	case kindHash:
+		h := newHash()
+		v.hash.each(func(en *hashEntry) { h.set([]byte(en.field), en.val) })
+		c.hash = h
+	case kindSet:
+		c.set = &setValue{members: slices.Clone(v.set.members), index: maps.Clone(v.set.index), intset: v.set.intset}
+		if c.set.index == nil {
+			c.set.index = make(map[string]int)
+		}
+	case kindZSet:
+		ents := make([]zentry, 0, v.zset.len())
+		v.zset.each(func(en zentry) { ents = append(ents, en) })
+		c.zset = newZSetSorted(ents)
+	}
+	return c
+}
+
+// Redis 7.0's default encoding thresholds (redis.conf).
+const (
+	hashMaxListpackEntries = 512
+	hashMaxListpackValue   = 64
+	zsetMaxListpackEntries = 128
+	zsetMaxListpackValue   = 64
+	sharedIntegers         = 10000 // OBJ_SHARED_INTEGERS
+)
+
+// objectHelp is OBJECT HELP's reply, line by line.
+var objectHelp = []string{
+	"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+	"ENCODING <key>",
+	"    Return the kind of internal representation used in order to store the value",
+	"    associated with a <key>.",
+	"FREQ <key>",
+	"    Return the access frequency index of the <key>. The returned integer is",
+	"    proportional to the logarithm of the recent access frequency of the key.",
+	"IDLETIME <key>",
+	"    Return the idle time of the <key>, that is the approximated number of",
+	"    seconds elapsed since the last access to the key.",
+	"REFCOUNT <key>",
+	"    Return the number of references of the value associated with the specified",
+	"    <key>.",
+	"HELP",
+	"    Prints this help.",
+}
+
+// cmdObject is OBJECT ENCODING|REFCOUNT|IDLETIME|FREQ key and OBJECT HELP.
+// ENCODING and REFCOUNT are what Redis 7.0 would report for a value of
+// this size and content built by plain writes (see encodingOf); IDLETIME
+// is always 0, as no access times are kept (reads change no state); FREQ
+// fails as Redis's does under its default maxmemory-policy (noeviction).
+func cmdObject(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	sub := args[1]
+	arity := 3
+	switch {
+	case eqFoldString(sub, "help"):
+		arity = 2
+	case eqFoldString(sub, "encoding"), eqFoldString(sub, "refcount"),
+		eqFoldString(sub, "idletime"), eqFoldString(sub, "freq"):
+	default:
+		name := truncate(cString(sub), 128)
+		msg := "ERR unknown subcommand '" + string(name) + "'. Try OBJECT HELP."
+		msg = strings.NewReplacer("\r", " ", "\n", " ").Replace(msg)
+		return resp.AppendError(dst, msg)
+	}
+	if len(args) != arity {
+		return AppendWrongArity(dst, "object|"+string(bytesLower(sub)))
+	}
+	if arity == 2 {
+		dst = resp.AppendArrayLen(dst, len(objectHelp))
+		for _, l := range objectHelp {
+			dst = resp.AppendSimple(dst, l)
+		}
+		return dst
+	}
+	v := s.lookup(e, args[2])
+	if v == nil {
+		return resp.AppendNull(dst)
+	}
+	switch {
+	case eqFoldString(sub, "encoding"):
+		return resp.AppendBulkString(dst, encodingOf(v))
+	case eqFoldString(sub, "refcount"):
+		if v.kind == kindString {
+			if n, ok := collInt(v.str); ok && n >= 0 && n < sharedIntegers {
+				return resp.AppendInt(dst, math.MaxInt32) // OBJ_SHARED_REFCOUNT
+			}
+		}
+		return resp.AppendInt(dst, 1)
+	case eqFoldString(sub, "idletime"):
+		return resp.AppendInt(dst, 0)
+	}
+	return resp.AppendError(dst, "ERR An LFU maxmemory policy is not selected, access frequency not tracked. "+
+		"Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.")
+}
+
+// encodingOf names the encoding Redis 7.0 gives a value of v's size and
+// content under the default thresholds: lists are quicklists (7.0 has no
+// listpack lists); sets intset (up to 512 integers) or hashtable; hashes
+// listpack up to 512 entries, sorted sets up to 128, of at most 64 bytes
+// each, else hashtable or skiplist; strings int when they read as an integer, else embstr up to
+// 44 bytes, else raw. Redis's encoding also depends on history (a hash
+// that outgrew its listpack keeps its hashtable when it shrinks, APPEND
+// and SETRANGE leave strings raw); this reports the size-based one.
+func encodingOf(v *value) string {
+	switch v.kind {
+	case kindString:
+		if len(v.str) <= 20 {
+			if _, ok := collInt(v.str); ok {
+				return "int"
+			}
+		}
+		if len(v.str) <= 44 {
+			return "embstr"
+		}
+		return "raw"
+	case kindList:
+		return "quicklist"
+	case kindSet:
+		if v.set.intset {
+			return "intset"
+		}
+		return "hashtable"
+	case kindHash:
+		if v.hash.len() > hashMaxListpackEntries {
+			return "hashtable"
+		}
+		small := true
+		v.hash.each(func(en *hashEntry) {
+			if len(en.field) > hashMaxListpackValue || len(en.val) > hashMaxListpackValue {
+				small = false
+			}
+		})
+		if small {
+			return "listpack"
+		}
+		return "hashtable"
+	case kindZSet:
+		if v.zset.len() > zsetMaxListpackEntries {
+			return "skiplist"
+		}
+		small := true
+		v.zset.each(func(en zentry) {
+			if len(en.member) > zsetMaxListpackValue {
+				small = false
+			}
+		})
+		if small {
+			return "listpack"
+		}
+		return "skiplist"
+	}
+	return "unknown"
 }
 
 func cmdPersist(s *Store, e *Env, dst []byte, args [][]byte) []byte {

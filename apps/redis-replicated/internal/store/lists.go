@@ -72,6 +72,21 @@ func init() {
 		listCmd("lset", 4, Write|DenyOOM, "Sets the value of an element in a list by its index.", cmdLSet),
 		listCmd("lrem", 4, Write, "Removes elements from a list. Deletes the list if the last element was removed.", cmdLRem),
 		listCmd("ltrim", 4, Write, "Removes elements from both ends a list. Deletes the list if all elements were trimmed.", cmdLTrim),
+		listCmd("lpushx", -3, Write|DenyOOM|Fast, "Prepends one or more elements to a list only when the list exists.",
+			func(s *Store, e *Env, dst []byte, args [][]byte) []byte { return s.pushX(e, dst, args, true) }),
+		listCmd("rpushx", -3, Write|DenyOOM|Fast, "Appends an element to a list only when the list exists.",
+			func(s *Store, e *Env, dst []byte, args [][]byte) []byte { return s.pushX(e, dst, args, false) }),
+		listCmd("linsert", 5, Write|DenyOOM, "Inserts an element before or after another element in a list.", cmdLInsert),
+		listCmd("lpos", -3, ReadOnly, "Returns the index of matching elements in a list.", cmdLPos),
+		&Command{Name: "lmove", Arity: 5, Flags: Write | DenyOOM, FirstKey: 1, LastKey: 2, Step: 1, Group: "list",
+			Summary: "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.",
+			run:     cmdLMove},
+		&Command{Name: "rpoplpush", Arity: 3, Flags: Write | DenyOOM, FirstKey: 1, LastKey: 2, Step: 1, Group: "list",
+			Summary: "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.",
+			run:     cmdRPopLPush},
+		&Command{Name: "lmpop", Arity: -4, Flags: Write | MovableKeys, Group: "list",
+			Summary: "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.",
+			run:     cmdLMPop},
 	)
 }
 
@@ -321,4 +336,271 @@ func cmdLTrim(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	l.setElems(append([][]byte(nil), l.elems()[lo:hi]...))
 	return resp.AppendOK(dst)
+}
+
+// pushX is LPUSHX (front) and RPUSHX: it pushes only onto an existing list.
+func (s *Store) pushX(e *Env, dst []byte, args [][]byte, front bool) []byte {
+	l, wrong := s.writeList(e, args[1])
+	if wrong {
+		return resp.AppendError(dst, errWrongType)
+	}
+	if l == nil {
+		return resp.AppendInt(dst, 0)
+	}
+	for _, a := range args[2:] {
+		if front {
+			l.pushFront(bytes.Clone(a))
+		} else {
+			l.pushBack(bytes.Clone(a))
+		}
+	}
+	return resp.AppendInt(dst, int64(l.len()))
+}
+
+// cmdLInsert is LINSERT key BEFORE|AFTER pivot element: the new length, 0
+// for a missing key, -1 when the pivot is not found.
+func cmdLInsert(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	var after bool
+	switch {
+	case collFold(args[2], "after"):
+		after = true
+	case collFold(args[2], "before"):
+	default:
+		return resp.AppendError(dst, errSyntax)
+	}
+	l, wrong := s.writeList(e, args[1])
+	if wrong {
+		return resp.AppendError(dst, errWrongType)
+	}
+	if l == nil {
+		return resp.AppendInt(dst, 0)
+	}
+	es := l.elems()
+	i := -1
+	for j, x := range es {
+		if bytes.Equal(x, args[3]) {
+			i = j
+			break
+		}
+	}
+	if i < 0 {
+		return resp.AppendInt(dst, -1)
+	}
+	if after {
+		i++
+	}
+	out := make([][]byte, 0, len(es)+1)
+	out = append(out, es[:i]...)
+	out = append(out, bytes.Clone(args[4]))
+	out = append(out, es[i:]...)
+	l.setElems(out)
+	return resp.AppendInt(dst, int64(len(out)))
+}
+
+// cmdLPos is LPOS key element [RANK rank] [COUNT num-matches] [MAXLEN len].
+func cmdLPos(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	rank, count, maxlen := int64(1), int64(-1), int64(0)
+	for j := 3; j < len(args); j++ {
+		more := j+1 < len(args)
+		switch {
+		case more && collFold(args[j], "rank"):
+			j++
+			n, ok := collInt(args[j])
+			if !ok {
+				return resp.AppendError(dst, errNotInt)
+			}
+			if n == 0 {
+				return resp.AppendError(dst, "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list")
+			}
+			rank = n
+		case more && collFold(args[j], "count"):
+			j++
+			n, ok := collInt(args[j])
+			if !ok || n < 0 {
+				return resp.AppendError(dst, "ERR COUNT can't be negative")
+			}
+			count = n
+		case more && collFold(args[j], "maxlen"):
+			j++
+			n, ok := collInt(args[j])
+			if !ok || n < 0 {
+				return resp.AppendError(dst, "ERR MAXLEN can't be negative")
+			}
+			maxlen = n
+		default:
+			return resp.AppendError(dst, errSyntax)
+		}
+	}
+	fromTail := rank < 0
+	if fromTail {
+		// As in Redis 7.0, -MinInt64 stays negative (wrapping): every
+		// match then counts, and COUNT never stops the scan.
+		rank = -rank
+	}
+	l, wrong := s.readList(e, args[1])
+	if wrong {
+		return resp.AppendError(dst, errWrongType)
+	}
+	if l == nil {
+		if count != -1 {
+			return resp.AppendArrayLen(dst, 0)
+		}
+		return resp.AppendNull(dst)
+	}
+	es := l.elems()
+	n := int64(len(es))
+	var found []int64
+	matches := int64(0)
+	for idx := int64(0); idx < n && (maxlen == 0 || idx < maxlen); idx++ {
+		pos := idx
+		if fromTail {
+			pos = n - idx - 1
+		}
+		if !bytes.Equal(es[pos], args[2]) {
+			continue
+		}
+		matches++
+		if matches < rank {
+			continue
+		}
+		found = append(found, pos)
+		if count == -1 || (count != 0 && matches-rank+1 >= count) {
+			break
+		}
+	}
+	if count == -1 {
+		if len(found) == 0 {
+			return resp.AppendNull(dst)
+		}
+		return resp.AppendInt(dst, found[0])
+	}
+	dst = resp.AppendArrayLen(dst, len(found))
+	for _, p := range found {
+		dst = resp.AppendInt(dst, p)
+	}
+	return dst
+}
+
+// listWhere parses LEFT or RIGHT: front reports LEFT.
+func listWhere(b []byte) (front, ok bool) {
+	switch {
+	case collFold(b, "left"):
+		return true, true
+	case collFold(b, "right"):
+		return false, true
+	}
+	return false, false
+}
+
+func cmdLMove(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	from, ok1 := listWhere(args[3])
+	if !ok1 {
+		return resp.AppendError(dst, errSyntax)
+	}
+	to, ok2 := listWhere(args[4])
+	if !ok2 {
+		return resp.AppendError(dst, errSyntax)
+	}
+	return s.lmove(e, dst, args[1], args[2], from, to)
+}
+
+func cmdRPopLPush(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	return s.lmove(e, dst, args[1], args[2], false, true)
+}
+
+// lmove pops an element from src's front (from) or back and pushes it onto
+// dstKey's front (to) or back, creating dstKey if needed; src and dstKey
+// may be the same list.
+func (s *Store) lmove(e *Env, out []byte, src, dstKey []byte, from, to bool) []byte {
+	sl, wrong := s.writeList(e, src)
+	if wrong {
+		return resp.AppendError(out, errWrongType)
+	}
+	if sl == nil {
+		return resp.AppendNull(out)
+	}
+	dl, wrong := s.writeList(e, dstKey)
+	if wrong {
+		return resp.AppendError(out, errWrongType)
+	}
+	var x []byte
+	if from {
+		x = sl.popFront()
+	} else {
+		x = sl.popBack()
+	}
+	if dl == nil {
+		dl = &listValue{}
+		s.put(dstKey, &value{kind: kindList, list: dl})
+	}
+	if to {
+		dl.pushFront(x)
+	} else {
+		dl.pushBack(x)
+	}
+	if sl.len() == 0 {
+		s.remove(src)
+	}
+	return resp.AppendBulk(out, x)
+}
+
+// cmdLMPop is LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]: it pops
+// from the first non-empty list and replies [key, [elements]], or a null
+// array when every list is missing.
+func cmdLMPop(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	numkeys, ok := collInt(args[1])
+	if !ok || numkeys < 1 {
+		return resp.AppendError(dst, "ERR numkeys should be greater than 0")
+	}
+	if numkeys >= int64(len(args))-2 {
+		return resp.AppendError(dst, errSyntax)
+	}
+	whereIdx := 2 + int(numkeys)
+	front, ok := listWhere(args[whereIdx])
+	if !ok {
+		return resp.AppendError(dst, errSyntax)
+	}
+	count := int64(-1)
+	for j := whereIdx + 1; j < len(args); j++ {
+		if count == -1 && collFold(args[j], "count") && j+1 < len(args) {
+			j++
+			n, ok := collInt(args[j])
+			if !ok || n < 1 {
+				return resp.AppendError(dst, "ERR count should be greater than 0")
+			}
+			count = n
+			continue
+		}
+		return resp.AppendError(dst, errSyntax)
+	}
+	if count == -1 {
+		count = 1
+	}
+	for _, key := range args[2:whereIdx] {
+		l, wrong := s.writeList(e, key)
+		if wrong {
+			return resp.AppendError(dst, errWrongType)
+		}
+		if l == nil {
+			continue
+		}
+		n := min(count, int64(l.len()))
+		dst = resp.AppendArrayLen(dst, 2)
+		dst = resp.AppendBulk(dst, key)
+		dst = resp.AppendArrayLen(dst, int(n))
+		for range n {
+			var x []byte
+			if front {
+				x = l.popFront()
+			} else {
+				x = l.popBack()
+			}
+			dst = resp.AppendBulk(dst, x)
+		}
+		if l.len() == 0 {
+			s.remove(key)
+		}
+		return dst
+	}
+	return resp.AppendNullArray(dst)
 }

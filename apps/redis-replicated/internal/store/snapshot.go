@@ -88,10 +88,10 @@ func encodeValue(w *bufio.Writer, v *value) {
 		}
 	case kindZSet:
 		uv(uint64(v.zset.len()))
-		for _, en := range v.zset.sorted {
+		v.zset.each(func(en zentry) {
 			str(en.member)
 			w.Write(binary.BigEndian.AppendUint64(tmp[:0], math.Float64bits(en.score)))
-		}
+		})
 	}
 }
 
@@ -280,6 +280,7 @@ func (s *Store) Restore(r io.Reader) error {
 			c := d.count()
 			z := newZSet()
 			var last zentry
+			var ents []zentry
 			for j := 0; j < c && d.err == nil; j++ {
 				m := string(d.bytes())
 				var b [8]byte
@@ -304,8 +305,9 @@ func (s *Store) Restore(r io.Reader) error {
 				}
 				last = zentry{member: m, score: sc}
 				z.scores[m] = sc
-				z.sorted = append(z.sorted, last)
+				ents = append(ents, last)
 			}
+			z.tree = buildZTree(ents)
 			v.zset = z
 		default:
 			d.fail("unknown kind %d", v.kind)

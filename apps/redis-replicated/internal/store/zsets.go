@@ -2,71 +2,110 @@ package store
 
 import (
 	"math"
-	"sort"
 
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
 
-// zsetValue is a sorted set: a slice kept sorted by (score, member bytes),
-// Redis's order, plus a member -> score map. Inserts and removals move
-// slice elements (O(n)) where Redis's skiplist is O(log n); rank and score
-// lookups are O(log n) and O(1) as in Redis.
+// zsetValue is a sorted set: a member -> score map and an order-statistic
+// B+tree of the same entries in Redis's order (see ztree), so score
+// lookups are O(1) and inserts, removals, ranks and range bounds O(log n),
+// as with Redis's skiplist.
+//
+// A score of -0 is stored as 0: Redis 7.0's small (listpack) sorted sets
+// store scores as text in which an integral -0 becomes "0"; its large
+// (skiplist) ones would keep -0, which this type does not imitate.
 type zsetValue struct {
-	sorted []zentry
 	scores map[string]float64
-}
-
-type zentry struct {
-	member string
-	score  float64
+	tree   ztree
 }
 
 func newZSet() *zsetValue { return &zsetValue{scores: make(map[string]float64)} }
 
-func (z *zsetValue) len() int { return len(z.sorted) }
-
-// less orders entries as Redis does: by score, then by member bytes.
-func zless(a zentry, score float64, member string) bool {
-	return a.score < score || (a.score == score && a.member < member)
+// newZSetSorted returns a sorted set of ents, which must be in order,
+// distinct and free of -0.
+func newZSetSorted(ents []zentry) *zsetValue {
+	z := &zsetValue{scores: make(map[string]float64, len(ents)), tree: buildZTree(ents)}
+	for _, en := range ents {
+		z.scores[en.member] = en.score
+	}
+	return z
 }
 
-// pos is the index of (score, member) or where it would go.
-func (z *zsetValue) pos(score float64, member string) int {
-	return sort.Search(len(z.sorted), func(i int) bool { return !zless(z.sorted[i], score, member) })
+func (z *zsetValue) len() int { return z.tree.n }
+
+// add inserts member, which must not be in z; z keeps the string.
+func (z *zsetValue) add(member string, score float64) {
+	if score == 0 {
+		score = 0 // -0 (see zsetValue)
+	}
+	z.scores[member] = score
+	z.tree.insert(zentry{member: member, score: score})
 }
 
-// set inserts member or moves it to score. A score of -0 is stored as 0:
-// Redis 7.0's small (listpack) sorted sets store scores as text in which an
-// integral -0 becomes "0"; its large (skiplist) ones would keep -0, which
-// this type does not imitate.
-func (z *zsetValue) set(member string, score float64) {
+// move changes the score of member, which z holds with score cur.
+func (z *zsetValue) move(member []byte, cur, score float64) {
 	if score == 0 {
 		score = 0
 	}
-	if old, ok := z.scores[member]; ok {
-		i := z.pos(old, member)
-		z.sorted = append(z.sorted[:i], z.sorted[i+1:]...)
-	}
-	z.scores[member] = score
-	i := z.pos(score, member)
-	z.sorted = append(z.sorted, zentry{})
-	copy(z.sorted[i+1:], z.sorted[i:])
-	z.sorted[i] = zentry{member: member, score: score}
+	old, _ := z.tree.delete(cur, string(member))
+	z.scores[old.member] = score
+	z.tree.insert(zentry{member: old.member, score: score})
 }
 
-func (z *zsetValue) del(member string) bool {
-	old, ok := z.scores[member]
+// set inserts member or moves it to score.
+func (z *zsetValue) set(member string, score float64) {
+	if cur, ok := z.scores[member]; ok {
+		z.move([]byte(member), cur, score)
+		return
+	}
+	z.add(member, score)
+}
+
+func (z *zsetValue) del(member []byte) bool {
+	sc, ok := z.scores[string(member)]
 	if !ok {
 		return false
 	}
-	i := z.pos(old, member)
-	z.sorted = append(z.sorted[:i], z.sorted[i+1:]...)
-	delete(z.scores, member)
+	z.tree.delete(sc, string(member))
+	delete(z.scores, string(member))
 	return true
+}
+
+// removeAt removes and returns the entry of rank r.
+func (z *zsetValue) removeAt(r int) zentry {
+	c := z.tree.at(r)
+	en := c.entry()
+	z.tree.delete(en.score, en.member)
+	delete(z.scores, en.member)
+	return en
+}
+
+// each calls fn on every entry in order.
+func (z *zsetValue) each(fn func(zentry)) {
+	if z.len() == 0 {
+		return
+	}
+	for c := z.tree.at(0); c.leaf != nil; c.next() {
+		fn(c.entry())
+	}
 }
 
 func zsetCmd(name string, arity int, flags Flags, summary string, run func(s *Store, e *Env, dst []byte, args [][]byte) []byte) *Command {
 	return &Command{Name: name, Arity: arity, Flags: flags, FirstKey: 1, LastKey: 1, Step: 1, Group: "sorted-set", Summary: summary, run: run}
+}
+
+// zsetKeysCmd is a command whose keys COMMAND reports as Redis 7.0 does
+// for it: first, last and step (for the commands whose keys follow a
+// numkeys argument, flagged MovableKeys, what Redis reports for them).
+func zsetKeysCmd(name string, arity int, flags Flags, first, last, step int, summary string, run func(s *Store, e *Env, dst []byte, args [][]byte) []byte) *Command {
+	return &Command{Name: name, Arity: arity, Flags: flags, FirstKey: first, LastKey: last, Step: step, Group: "sorted-set", Summary: summary, run: run}
+}
+
+// zrangeCmd registers a range command over zrangeGeneric.
+func zrangeCmd(name string, summary string, kind, dir int) *Command {
+	return zsetCmd(name, -4, ReadOnly, summary, func(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+		return s.zrangeGeneric(e, dst, args, 1, false, kind, dir)
+	})
 }
 
 func init() {
@@ -75,13 +114,23 @@ func init() {
 		zsetCmd("zincrby", 4, Write|DenyOOM|Fast, "Increments the score of a member in a sorted set.", cmdZIncrBy),
 		zsetCmd("zrem", -3, Write|Fast, "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.", cmdZRem),
 		zsetCmd("zscore", 3, ReadOnly|Fast, "Returns the score of a member in a sorted set.", cmdZScore),
+		zsetCmd("zmscore", -3, ReadOnly|Fast, "Returns the score of one or more members in a sorted set.", cmdZMScore),
 		zsetCmd("zcard", 2, ReadOnly|Fast, "Returns the number of members in a sorted set.", cmdZCard),
-		zsetCmd("zrange", -4, ReadOnly, "Returns members in a sorted set within a range of indexes.",
-			func(s *Store, e *Env, dst []byte, args [][]byte) []byte { return s.zrange(e, dst, args, false, false) }),
-		zsetCmd("zrevrange", -4, ReadOnly, "Returns members in a sorted set within a range of indexes in reverse order.",
-			func(s *Store, e *Env, dst []byte, args [][]byte) []byte { return s.zrange(e, dst, args, true, false) }),
-		zsetCmd("zrangebyscore", -4, ReadOnly, "Returns members in a sorted set within a range of scores.",
-			func(s *Store, e *Env, dst []byte, args [][]byte) []byte { return s.zrange(e, dst, args, false, true) }),
+		zsetCmd("zcount", 4, ReadOnly|Fast, "Returns the count of members in a sorted set that have scores within a range.", cmdZCount),
+		zsetCmd("zlexcount", 4, ReadOnly|Fast, "Returns the number of members in a sorted set within a lexicographical range.", cmdZLexCount),
+		zrangeCmd("zrange", "Returns members in a sorted set within a range of indexes.", zrAuto, zrDirAuto),
+		zrangeCmd("zrevrange", "Returns members in a sorted set within a range of indexes in reverse order.", zrRank, zrDirReverse),
+		zrangeCmd("zrangebyscore", "Returns members in a sorted set within a range of scores.", zrScore, zrDirForward),
+		zrangeCmd("zrevrangebyscore", "Returns members in a sorted set within a range of scores in reverse order.", zrScore, zrDirReverse),
+		zrangeCmd("zrangebylex", "Returns members in a sorted set within a lexicographical range.", zrLex, zrDirForward),
+		zrangeCmd("zrevrangebylex", "Returns members in a sorted set within a lexicographical range in reverse order.", zrLex, zrDirReverse),
+		zsetKeysCmd("zrangestore", -5, Write|DenyOOM, 1, 2, 1, "Stores a range of members from sorted set in a key.", cmdZRangeStore),
+		zsetCmd("zremrangebyrank", 4, Write, "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.",
+			func(s *Store, e *Env, dst []byte, args [][]byte) []byte { return s.zremrange(e, dst, args, zrRank) }),
+		zsetCmd("zremrangebyscore", 4, Write, "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.",
+			func(s *Store, e *Env, dst []byte, args [][]byte) []byte { return s.zremrange(e, dst, args, zrScore) }),
+		zsetCmd("zremrangebylex", 4, Write, "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.",
+			func(s *Store, e *Env, dst []byte, args [][]byte) []byte { return s.zremrange(e, dst, args, zrLex) }),
 		zsetCmd("zrank", 3, ReadOnly|Fast, "Returns the index of a member in a sorted set ordered by ascending scores.",
 			func(s *Store, e *Env, dst []byte, args [][]byte) []byte { return s.zrank(e, dst, args, false) }),
 		zsetCmd("zrevrank", 3, ReadOnly|Fast, "Returns the index of a member in a sorted set ordered by descending scores.",
@@ -90,6 +139,36 @@ func init() {
 			func(s *Store, e *Env, dst []byte, args [][]byte) []byte { return s.zpop(e, dst, args, false) }),
 		zsetCmd("zpopmax", -2, Write|Fast, "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.",
 			func(s *Store, e *Env, dst []byte, args [][]byte) []byte { return s.zpop(e, dst, args, true) }),
+		zsetKeysCmd("zmpop", -4, Write|MovableKeys, 0, 0, 0, "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", cmdZMPop),
+		zsetCmd("zrandmember", -2, ReadOnly|Random, "Returns one or more random members from a sorted set.", cmdZRandMember),
+		zsetKeysCmd("zunion", -3, ReadOnly|MovableKeys, 0, 0, 0, "Returns the union of multiple sorted sets.",
+			func(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+				return s.zsetOp(e, dst, args, "zunion", zopUnion, false)
+			}),
+		zsetKeysCmd("zinter", -3, ReadOnly|MovableKeys, 0, 0, 0, "Returns the intersect of multiple sorted sets.",
+			func(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+				return s.zsetOp(e, dst, args, "zinter", zopInter, false)
+			}),
+		zsetKeysCmd("zdiff", -3, ReadOnly|MovableKeys, 0, 0, 0, "Returns the difference between multiple sorted sets.",
+			func(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+				return s.zsetOp(e, dst, args, "zdiff", zopDiff, false)
+			}),
+		zsetKeysCmd("zintercard", -3, ReadOnly|MovableKeys, 0, 0, 0, "Returns the number of members of the intersect of multiple sorted sets.",
+			func(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+				return s.zsetOp(e, dst, args, "zintercard", zopInter, true)
+			}),
+		zsetKeysCmd("zunionstore", -4, Write|DenyOOM|MovableKeys, 1, 1, 1, "Stores the union of multiple sorted sets in a key.",
+			func(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+				return s.zsetOp(e, dst, args, "zunionstore", zopUnion, false)
+			}),
+		zsetKeysCmd("zinterstore", -4, Write|DenyOOM|MovableKeys, 1, 1, 1, "Stores the intersect of multiple sorted sets in a key.",
+			func(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+				return s.zsetOp(e, dst, args, "zinterstore", zopInter, false)
+			}),
+		zsetKeysCmd("zdiffstore", -4, Write|DenyOOM|MovableKeys, 1, 1, 1, "Stores the difference of multiple sorted sets in a key.",
+			func(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+				return s.zsetOp(e, dst, args, "zdiffstore", zopDiff, false)
+			}),
 	)
 }
 
@@ -158,7 +237,11 @@ func (s *Store) zadd(e *Env, dst []byte, key []byte, elems [][]byte, flags int) 
 	if incr && len(elems) > 2 {
 		return resp.AppendError(dst, "ERR INCR option supports a single increment-element pair")
 	}
-	scores := make([]float64, len(elems)/2)
+	var one [1]float64
+	scores := one[:]
+	if len(elems) > 2 {
+		scores = make([]float64, len(elems)/2)
+	}
 	for j := range scores {
 		f, ok := collFloat(elems[2*j])
 		if !ok {
@@ -179,8 +262,8 @@ func (s *Store) zadd(e *Env, dst []byte, key []byte, elems [][]byte, flags int) 
 	if v != nil {
 		z := v.zset
 		for j, sc := range scores {
-			m := string(elems[2*j+1])
-			cur, exists := z.scores[m]
+			m := elems[2*j+1]
+			cur, exists := z.scores[string(m)]
 			switch {
 			case exists:
 				if nx {
@@ -196,11 +279,11 @@ func (s *Store) zadd(e *Env, dst []byte, key []byte, elems [][]byte, flags int) 
 					continue
 				}
 				if sc != cur {
-					z.set(m, sc)
+					z.move(m, cur, sc)
 					updated++
 				}
 			case !xx:
-				z.set(m, sc)
+				z.add(string(m), sc)
 				added++
 			default:
 				continue
@@ -231,7 +314,7 @@ func cmdZRem(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	n := int64(0)
 	for _, m := range args[2:] {
-		if v.zset.del(string(m)) {
+		if v.zset.del(m) {
 			n++
 		}
 	}
@@ -254,6 +337,26 @@ func cmdZScore(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	return resp.AppendNull(dst)
 }
 
+func cmdZMScore(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	z, wrong := s.readZSet(e, args[1])
+	if wrong {
+		return resp.AppendError(dst, errWrongType)
+	}
+	dst = resp.AppendArrayLen(dst, len(args)-2)
+	for _, m := range args[2:] {
+		sc, ok := 0.0, false
+		if z != nil {
+			sc, ok = z.scores[string(m)]
+		}
+		if ok {
+			dst = appendScore(dst, sc)
+		} else {
+			dst = resp.AppendNull(dst)
+		}
+	}
+	return dst
+}
+
 func cmdZCard(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	z, wrong := s.readZSet(e, args[1])
 	if wrong {
@@ -272,7 +375,7 @@ func (s *Store) zrank(e *Env, dst []byte, args [][]byte, rev bool) []byte {
 	}
 	if z != nil {
 		if sc, ok := z.scores[string(args[2])]; ok {
-			r := z.pos(sc, string(args[2]))
+			r := z.tree.rank(sc, string(args[2]))
 			if rev {
 				r = z.len() - 1 - r
 			}
@@ -280,178 +383,6 @@ func (s *Store) zrank(e *Env, dst []byte, args [][]byte, rev bool) []byte {
 		}
 	}
 	return resp.AppendNull(dst)
-}
-
-// scoreBound is one end of a BYSCORE range.
-type scoreBound struct {
-	v    float64
-	excl bool
-}
-
-// parseScoreBound parses "x" or "(x" as Redis's zslParseRange does (plain
-// strtod: leading spaces, "" as 0 and overflow to ±inf are accepted).
-func parseScoreBound(b []byte) (scoreBound, bool) {
-	var r scoreBound
-	if len(b) > 0 && b[0] == '(' {
-		r.excl = true
-		b = b[1:]
-	}
-	for len(b) > 0 && isCSpace(b[0]) {
-		b = b[1:]
-	}
-	if len(b) == 0 {
-		return r, true
-	}
-	f, ok, _ := strtod(b)
-	if !ok || math.IsNaN(f) {
-		return r, false
-	}
-	r.v = f
-	return r, true
-}
-
-func (b scoreBound) aboveMin(x float64) bool {
-	if b.excl {
-		return x > b.v
-	}
-	return x >= b.v
-}
-
-func (b scoreBound) belowMax(x float64) bool {
-	if b.excl {
-		return x < b.v
-	}
-	return x <= b.v
-}
-
-// zrange is ZRANGE (with BYSCORE, REV, LIMIT, WITHSCORES; BYLEX is not
-// supported and answers a syntax error), ZREVRANGE and ZRANGEBYSCORE.
-func (s *Store) zrange(e *Env, dst []byte, args [][]byte, rev, byScore bool) []byte {
-	name := "zrange"
-	switch {
-	case rev:
-		name = "zrevrange"
-	case byScore:
-		name = "zrangebyscore"
-	}
-	legacy := name != "zrange"
-	withScores := false
-	offset, limit := int64(0), int64(-1)
-	revOpt, scoreOpt := false, false
-	for j := 4; j < len(args); j++ {
-		left := len(args) - j - 1
-		a := args[j]
-		switch {
-		case collFold(a, "withscores"):
-			withScores = true
-		case collFold(a, "limit") && left >= 2:
-			o, ok1 := collInt(args[j+1])
-			if !ok1 {
-				return resp.AppendError(dst, errNotInt)
-			}
-			l, ok2 := collInt(args[j+2])
-			if !ok2 {
-				return resp.AppendError(dst, errNotInt)
-			}
-			offset, limit = o, l
-			j += 2
-		case !legacy && !revOpt && collFold(a, "rev"):
-			revOpt = true
-		case !legacy && !scoreOpt && collFold(a, "byscore"):
-			scoreOpt = true
-		default:
-			return resp.AppendError(dst, errSyntax)
-		}
-	}
-	if revOpt {
-		rev = true
-	}
-	if scoreOpt {
-		byScore = true
-	}
-	if limit != -1 && !byScore {
-		return resp.AppendError(dst, "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
-	}
-	minArg, maxArg := args[2], args[3]
-	if rev && byScore {
-		minArg, maxArg = maxArg, minArg
-	}
-	var start, stop int64
-	var lo, hi scoreBound
-	if byScore {
-		var ok1, ok2 bool
-		lo, ok1 = parseScoreBound(minArg)
-		hi, ok2 = parseScoreBound(maxArg)
-		if !ok1 || !ok2 {
-			return resp.AppendError(dst, errNotFloatRange)
-		}
-	} else {
-		var ok1, ok2 bool
-		start, ok1 = collInt(minArg)
-		stop, ok2 = collInt(maxArg)
-		if !ok1 || !ok2 {
-			return resp.AppendError(dst, errNotInt)
-		}
-	}
-	z, wrong := s.readZSet(e, args[1])
-	if wrong {
-		return resp.AppendError(dst, errWrongType)
-	}
-	if z == nil {
-		return resp.AppendArrayLen(dst, 0)
-	}
-	var picked []zentry
-	n := int64(z.len())
-	if !byScore {
-		a, b := normRange(start, stop, n)
-		if rev {
-			a, b = n-b, n-a
-		}
-		picked = z.sorted[a:b]
-	} else {
-		// [first, end) is the in-range slice of z.sorted.
-		first := sort.Search(z.len(), func(i int) bool { return lo.aboveMin(z.sorted[i].score) })
-		end := sort.Search(z.len(), func(i int) bool { return !hi.belowMax(z.sorted[i].score) })
-		if end < first {
-			end = first
-		}
-		picked = z.sorted[first:end]
-		switch {
-		case offset < 0 || (offset > 0 && offset >= n):
-			picked = nil
-		case offset >= int64(len(picked)):
-			picked = nil
-		default:
-			if rev {
-				picked = picked[:int64(len(picked))-offset]
-			} else {
-				picked = picked[offset:]
-			}
-		}
-		if limit >= 0 && limit < int64(len(picked)) {
-			if rev {
-				picked = picked[int64(len(picked))-limit:]
-			} else {
-				picked = picked[:limit]
-			}
-		}
-	}
-	cnt := len(picked)
-	if withScores {
-		cnt *= 2
-	}
-	dst = resp.AppendArrayLen(dst, cnt)
-	for k := range picked {
-		en := picked[k]
-		if rev {
-			en = picked[len(picked)-1-k]
-		}
-		dst = resp.AppendBulkString(dst, en.member)
-		if withScores {
-			dst = appendScore(dst, en.score)
-		}
-	}
-	return dst
 }
 
 // zpop is ZPOPMIN and ZPOPMAX (max); RESP2 replies a flat member/score
@@ -476,23 +407,175 @@ func (s *Store) zpop(e *Env, dst []byte, args [][]byte, max bool) []byte {
 		return resp.AppendError(dst, errWrongType)
 	}
 	z := v.zset
-	if count > int64(z.len()) {
-		count = int64(z.len())
-	}
+	count = min(count, int64(z.len()))
 	dst = resp.AppendArrayLen(dst, int(count)*2)
 	for range count {
-		var en zentry
-		if max {
-			en = z.sorted[len(z.sorted)-1]
-		} else {
-			en = z.sorted[0]
-		}
-		z.del(en.member)
-		dst = resp.AppendBulkString(dst, en.member)
-		dst = appendScore(dst, en.score)
+		dst = appendPopped(dst, z, max)
 	}
 	if z.len() == 0 {
 		s.remove(args[1])
+	}
+	return dst
+}
+
+// appendPopped removes z's first (or last, max) entry and appends it as a
+// member and a score.
+func appendPopped(dst []byte, z *zsetValue, max bool) []byte {
+	r := 0
+	if max {
+		r = z.len() - 1
+	}
+	en := z.removeAt(r)
+	dst = resp.AppendBulkString(dst, en.member)
+	return appendScore(dst, en.score)
+}
+
+// cmdZMPop is ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]: pops from
+// the first of the keys that holds a sorted set.
+func cmdZMPop(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	nk, ok := collInt(args[1])
+	if !ok || nk < 1 {
+		return resp.AppendError(dst, "ERR numkeys should be greater than 0")
+	}
+	if nk >= int64(len(args)) {
+		return resp.AppendError(dst, errSyntax)
+	}
+	where := 2 + int(nk)
+	if where >= len(args) {
+		return resp.AppendError(dst, errSyntax)
+	}
+	var max bool
+	switch {
+	case collFold(args[where], "min"):
+	case collFold(args[where], "max"):
+		max = true
+	default:
+		return resp.AppendError(dst, errSyntax)
+	}
+	count := int64(-1)
+	for j := where + 1; j < len(args); j++ {
+		if count == -1 && collFold(args[j], "count") && j+1 < len(args) {
+			j++
+			n, ok := collInt(args[j])
+			if !ok || n < 1 {
+				return resp.AppendError(dst, "ERR count should be greater than 0")
+			}
+			count = n
+			continue
+		}
+		return resp.AppendError(dst, errSyntax)
+	}
+	if count == -1 {
+		count = 1
+	}
+	for _, key := range args[2:where] {
+		v := s.lookupWrite(e, key)
+		if v == nil {
+			continue
+		}
+		if v.kind != kindZSet {
+			return resp.AppendError(dst, errWrongType)
+		}
+		z := v.zset
+		count = min(count, int64(z.len()))
+		dst = resp.AppendArrayLen(dst, 2)
+		dst = resp.AppendBulk(dst, key)
+		dst = resp.AppendArrayLen(dst, int(count))
+		for range count {
+			dst = resp.AppendArrayLen(dst, 2)
+			dst = appendPopped(dst, z, max)
+		}
+		if z.len() == 0 {
+			s.remove(key)
+		}
+		return dst
+	}
+	return resp.AppendNullArray(dst)
+}
+
+// cmdZRandMember is ZRANDMEMBER key [count [WITHSCORES]]. Picks come from
+// e.Rand over ranks, so they are deterministic but not Redis's: a count of
+// at least the set's size replies the whole set from the highest score
+// down, as Redis does; other counts reply distinct (count > 0) or
+// independent (count < 0) uniform picks, in pick order.
+func cmdZRandMember(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	if len(args) == 2 {
+		z, wrong := s.readZSet(e, args[1])
+		if wrong {
+			return resp.AppendError(dst, errWrongType)
+		}
+		if z == nil {
+			return resp.AppendNull(dst)
+		}
+		c := z.tree.at(e.Rand.IntN(z.len()))
+		return resp.AppendBulkString(dst, c.entry().member)
+	}
+	l, ok := collInt(args[2])
+	if !ok {
+		return resp.AppendError(dst, errNotInt)
+	}
+	if l == math.MinInt64 {
+		return resp.AppendError(dst, "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807")
+	}
+	if len(args) > 4 || (len(args) == 4 && !collFold(args[3], "withscores")) {
+		return resp.AppendError(dst, errSyntax)
+	}
+	withScores := len(args) == 4
+	if withScores && (l < -math.MaxInt64/2 || l > math.MaxInt64/2) {
+		return resp.AppendError(dst, "ERR value is out of range")
+	}
+	z, wrong := s.readZSet(e, args[1])
+	if wrong {
+		return resp.AppendError(dst, errWrongType)
+	}
+	if z == nil || l == 0 {
+		return resp.AppendArrayLen(dst, 0)
+	}
+	n := z.len()
+	emit := func(dst []byte, en zentry) []byte {
+		dst = resp.AppendBulkString(dst, en.member)
+		if withScores {
+			dst = appendScore(dst, en.score)
+		}
+		return dst
+	}
+	arrayLen := func(dst []byte, k int64) []byte {
+		if withScores {
+			k *= 2
+		}
+		return resp.AppendArrayLen(dst, int(k))
+	}
+	switch {
+	case l < 0:
+		dst = arrayLen(dst, -l)
+		for range -l {
+			c := z.tree.at(e.Rand.IntN(n))
+			dst = emit(dst, c.entry())
+		}
+		return dst
+	case l >= int64(n):
+		dst = arrayLen(dst, int64(n))
+		for c := z.tree.at(n - 1); c.leaf != nil; c.prev() {
+			dst = emit(dst, c.entry())
+		}
+		return dst
+	}
+	// A partial Fisher-Yates shuffle of the ranks, the swapped ones kept
+	// in a map.
+	dst = arrayLen(dst, l)
+	moved := make(map[int]int, l)
+	at := func(i int) int {
+		if r, ok := moved[i]; ok {
+			return r
+		}
+		return i
+	}
+	for i := range int(l) {
+		j := i + e.Rand.IntN(n-i)
+		ri, rj := at(i), at(j)
+		moved[j] = ri
+		c := z.tree.at(rj)
+		dst = emit(dst, c.entry())
 	}
 	return dst
 }

@@ -1,0 +1,530 @@
+package store
+
+import "bytes"
+
+// ztree is the ordered half of a sorted set: a B+tree of entries ordered by
+// (score, member bytes), Redis's order, in which every inner node knows how
+// many entries each child subtree holds and the smallest of them. That makes
+// insert, delete, rank, select-by-rank and the bounds of a score range
+// O(log n); the leaves are linked both ways, so a range is walked in either
+// direction from its first entry at O(1) a step.
+//
+// Nothing a client or a snapshot sees depends on the tree's shape (which
+// depends on the order of past inserts and deletes, and differs after a
+// restore): lookups are exact, and searches by a predicate that might not
+// be monotone over the order (BYLEX on members of different scores) go by
+// rank, in O(log² n) (see searchRank).
+type ztree struct {
+	root *znode
+	n    int
+}
+
+// zentry is one member of a sorted set and its score.
+type zentry struct {
+	member string
+	score  float64
+}
+
+// zless orders entries as Redis does: by score, then by member bytes.
+func zless(a zentry, score float64, member string) bool {
+	return a.score < score || (a.score == score && a.member < member)
+}
+
+const (
+	// zLeafMax and zInnerMax bound a node's entries and children; a node
+	// other than the root holds at least a quarter of that.
+	zLeafMax  = 64
+	zInnerMax = 32
+	zLeafMin  = zLeafMax / 4
+	zInnerMin = zInnerMax / 4
+)
+
+// znode is a leaf (entries, neighbours) or an inner node (children).
+//
+// A leaf keeps its entries in no particular order and their order in ord
+// (ord[i] is the index in ents of the i-th entry): an insert appends the
+// entry and shifts bytes of ord, where keeping ents sorted would shift
+// strings, which the garbage collector's write barrier makes several
+// times as costly.
+type znode struct {
+	ents       []zentry
+	ord        []uint8
+	kids       []zchild
+	prev, next *znode
+	leaf       bool
+}
+
+// identity is the ord of a leaf whose entries are in order.
+var identity = func() (id [256]uint8) {
+	for i := range id {
+		id[i] = uint8(i)
+	}
+	return id
+}()
+
+// get is a leaf's i-th entry in order.
+func (x *znode) get(i int) zentry { return x.ents[x.ord[i]] }
+
+// sorted returns a leaf's entries in order.
+func (x *znode) sorted() []zentry {
+	out := make([]zentry, len(x.ord))
+	for i, k := range x.ord {
+		out[i] = x.ents[k]
+	}
+	return out
+}
+
+// setSorted makes a leaf hold ents, which are in order.
+func (x *znode) setSorted(ents []zentry) {
+	x.ents = make([]zentry, len(ents), max(len(ents), min(2*len(ents), zLeafMax)))
+	copy(x.ents, ents)
+	x.ord = make([]uint8, len(ents), cap(x.ents))
+	copy(x.ord, identity[:len(ents)])
+}
+
+// leafInsert inserts e as a leaf's i-th entry in order; the leaf is not
+// full.
+func (x *znode) leafInsert(i int, e zentry) {
+	if len(x.ents) == cap(x.ents) {
+		c := min(max(4, 2*cap(x.ents)), zLeafMax)
+		grown := make([]zentry, len(x.ents), c)
+		copy(grown, x.ents)
+		x.ents = grown
+	}
+	k := len(x.ents)
+	x.ents = append(x.ents, e)
+	x.ord = append(x.ord, 0)
+	copy(x.ord[i+1:], x.ord[i:])
+	x.ord[i] = uint8(k)
+}
+
+// leafDelete removes a leaf's i-th entry in order and returns it.
+func (x *znode) leafDelete(i int) zentry {
+	k := x.ord[i]
+	e := x.ents[k]
+	copy(x.ord[i:], x.ord[i+1:])
+	x.ord = x.ord[:len(x.ord)-1]
+	last := len(x.ents) - 1
+	if int(k) != last {
+		x.ents[k] = x.ents[last]
+		x.ord[bytes.IndexByte(x.ord, uint8(last))] = k
+	}
+	x.ents[last] = zentry{}
+	x.ents = x.ents[:last]
+	return e
+}
+
+// zchild is an inner node's view of one child: the child, how many
+// entries its subtree holds and the smallest of them.
+type zchild struct {
+	node *znode
+	n    int
+	min  zentry
+}
+
+func (x *znode) min() zentry {
+	if x.leaf {
+		return x.get(0)
+	}
+	return x.kids[0].min
+}
+
+// size is the number of entries (leaf) or children (inner node).
+func (x *znode) size() int {
+	if x.leaf {
+		return len(x.ents)
+	}
+	return len(x.kids)
+}
+
+// count is the number of entries under x.
+func (x *znode) count() int {
+	if x.leaf {
+		return len(x.ents)
+	}
+	n := 0
+	for i := range x.kids {
+		n += x.kids[i].n
+	}
+	return n
+}
+
+// leafPos is the position in order of a leaf's first entry not below
+// (score, member): where it is or would go.
+func (x *znode) leafPos(score float64, member string) int {
+	lo, hi := 0, len(x.ord)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if zless(x.ents[x.ord[m]], score, member) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// childFor is the index of the child of inner node x whose range holds
+// (score, member): the last whose smallest entry is not above it, or 0.
+func (x *znode) childFor(score float64, member string) int {
+	lo, hi := 1, len(x.kids)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if zless(x.kids[m].min, score, member) || x.kids[m].min.score == score && x.kids[m].min.member == member {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo - 1
+}
+
+// insert adds e, which must not be in the tree.
+func (t *ztree) insert(e zentry) {
+	t.n++
+	if t.root == nil {
+		t.root = &znode{leaf: true, ents: make([]zentry, 1, 2), ord: make([]uint8, 1, 2)}
+		t.root.ents[0] = e
+		return
+	}
+	right, rn := t.root.insert(e)
+	if right != nil {
+		left := t.root
+		t.root = &znode{kids: make([]zchild, 2, zInnerMax)}
+		t.root.kids[0] = zchild{node: left, n: t.n - rn, min: left.min()}
+		t.root.kids[1] = zchild{node: right, n: rn, min: right.min()}
+	}
+}
+
+// insert adds e under x. When x had to split it returns its new right
+// sibling and the number of entries that holds.
+func (x *znode) insert(e zentry) (*znode, int) {
+	if x.leaf {
+		i := x.leafPos(e.score, e.member)
+		if len(x.ents) < zLeafMax {
+			x.leafInsert(i, e)
+			return nil, 0
+		}
+		// Split: the upper half moves to a new right sibling, the lower
+		// half is put in order in place.
+		var all [zLeafMax]zentry
+		for j, k := range x.ord {
+			all[j] = x.ents[k]
+		}
+		h := zLeafMax / 2
+		right := &znode{leaf: true}
+		right.setSorted(all[h:])
+		copy(x.ents, all[:h])
+		clear(x.ents[h:])
+		x.ents = x.ents[:h]
+		x.ord = x.ord[:h]
+		copy(x.ord, identity[:h])
+		right.prev, right.next = x, x.next
+		if x.next != nil {
+			x.next.prev = right
+		}
+		x.next = right
+		if i <= h {
+			x.leafInsert(i, e)
+		} else {
+			right.leafInsert(i-h, e)
+		}
+		return right, len(right.ents)
+	}
+	i := x.childFor(e.score, e.member)
+	c := &x.kids[i]
+	right, rn := c.node.insert(e)
+	c.n++
+	if zless(e, c.min.score, c.min.member) {
+		c.min = e
+	}
+	if right == nil {
+		return nil, 0
+	}
+	c.n -= rn
+	nc := zchild{node: right, n: rn, min: right.min()}
+	if len(x.kids) < zInnerMax {
+		x.kids = insertChild(x.kids, i+1, nc)
+		return nil, 0
+	}
+	h := zInnerMax / 2
+	sib := &znode{kids: make([]zchild, zInnerMax-h, zInnerMax)}
+	copy(sib.kids, x.kids[h:])
+	clear(x.kids[h:])
+	x.kids = x.kids[:h]
+	if i+1 <= h {
+		x.kids = insertChild(x.kids, i+1, nc)
+	} else {
+		sib.kids = insertChild(sib.kids, i+1-h, nc)
+	}
+	return sib, sib.count()
+}
+
+func insertChild(kids []zchild, i int, c zchild) []zchild {
+	kids = append(kids, zchild{})
+	copy(kids[i+1:], kids[i:])
+	kids[i] = c
+	return kids
+}
+
+// delete removes the entry (score, member) and returns it as the tree held
+// it; ok is false when there is none.
+func (t *ztree) delete(score float64, member string) (e zentry, ok bool) {
+	if t.root == nil {
+		return zentry{}, false
+	}
+	e, ok = t.root.delete(score, member)
+	if !ok {
+		return zentry{}, false
+	}
+	t.n--
+	for !t.root.leaf && len(t.root.kids) == 1 {
+		t.root = t.root.kids[0].node
+	}
+	if t.root.leaf && len(t.root.ents) == 0 {
+		t.root = nil
+	}
+	return e, true
+}
+
+func (x *znode) delete(score float64, member string) (zentry, bool) {
+	if x.leaf {
+		i := x.leafPos(score, member)
+		if i == len(x.ord) || x.get(i).score != score || x.get(i).member != member {
+			return zentry{}, false
+		}
+		return x.leafDelete(i), true
+	}
+	i := x.childFor(score, member)
+	c := &x.kids[i]
+	e, ok := c.node.delete(score, member)
+	if !ok {
+		return zentry{}, false
+	}
+	c.n--
+	if c.n > 0 {
+		c.min = c.node.min()
+	}
+	x.rebalance(i)
+	return e, true
+}
+
+// rebalance restores the fill of child i of x after a delete: an underfull
+// child is merged with a neighbour, or takes entries from it.
+func (x *znode) rebalance(i int) {
+	c := x.kids[i].node
+	lim := zInnerMin
+	if c.leaf {
+		lim = zLeafMin
+	}
+	if c.size() >= lim || len(x.kids) < 2 {
+		return
+	}
+	l := i
+	if i == len(x.kids)-1 {
+		l = i - 1
+	}
+	r := l + 1
+	a, b := x.kids[l].node, x.kids[r].node
+	if a.leaf {
+		total := len(a.ents) + len(b.ents)
+		all := append(a.sorted(), b.sorted()...)
+		if total <= zLeafMax {
+			a.setSorted(all)
+			a.next = b.next
+			if b.next != nil {
+				b.next.prev = a
+			}
+			x.kids[l].n += x.kids[r].n
+			x.kids[l].min = a.min()
+			x.kids = removeChild(x.kids, r)
+			return
+		}
+		a.setSorted(all[:total/2])
+		b.setSorted(all[total/2:])
+		x.kids[l].n, x.kids[r].n = len(a.ents), len(b.ents)
+		x.kids[l].min, x.kids[r].min = a.min(), b.min()
+		return
+	}
+	switch total := len(a.kids) + len(b.kids); {
+	case total <= zInnerMax:
+		a.kids = append(a.kids, b.kids...)
+		x.kids[l].n += x.kids[r].n
+		x.kids[l].min = a.min()
+		x.kids = removeChild(x.kids, r)
+		return
+	case len(a.kids) < total/2:
+		k := total/2 - len(a.kids)
+		a.kids = append(a.kids, b.kids[:k]...)
+		copy(b.kids, b.kids[k:])
+		clear(b.kids[len(b.kids)-k:])
+		b.kids = b.kids[:len(b.kids)-k]
+	default:
+		k := len(a.kids) - total/2
+		b.kids = b.kids[:len(b.kids)+k]
+		copy(b.kids[k:], b.kids)
+		copy(b.kids, a.kids[len(a.kids)-k:])
+		clear(a.kids[len(a.kids)-k:])
+		a.kids = a.kids[:len(a.kids)-k]
+	}
+	an := a.count()
+	x.kids[r].n = x.kids[l].n + x.kids[r].n - an
+	x.kids[l].n = an
+	x.kids[l].min, x.kids[r].min = a.min(), b.min()
+}
+
+func removeChild(kids []zchild, i int) []zchild {
+	copy(kids[i:], kids[i+1:])
+	kids[len(kids)-1] = zchild{}
+	return kids[:len(kids)-1]
+}
+
+// rank is the 0-based position of (score, member), or -1.
+func (t *ztree) rank(score float64, member string) int {
+	x := t.root
+	if x == nil {
+		return -1
+	}
+	r := 0
+	for !x.leaf {
+		i := x.childFor(score, member)
+		for k := range i {
+			r += x.kids[k].n
+		}
+		x = x.kids[i].node
+	}
+	i := x.leafPos(score, member)
+	if i == len(x.ord) || x.get(i).score != score || x.get(i).member != member {
+		return -1
+	}
+	return r + i
+}
+
+// zcursor points at one entry of a tree; leaf is nil past either end.
+type zcursor struct {
+	leaf *znode
+	i    int
+}
+
+func (c *zcursor) entry() zentry { return c.leaf.get(c.i) }
+
+func (c *zcursor) next() {
+	c.i++
+	if c.i == len(c.leaf.ents) {
+		c.leaf, c.i = c.leaf.next, 0
+	}
+}
+
+func (c *zcursor) prev() {
+	c.i--
+	if c.i < 0 {
+		c.leaf = c.leaf.prev
+		if c.leaf != nil {
+			c.i = len(c.leaf.ents) - 1
+		}
+	}
+}
+
+// at returns a cursor on the entry of rank r (0 <= r < t.n).
+func (t *ztree) at(r int) zcursor {
+	x := t.root
+	for !x.leaf {
+		i := 0
+		for r >= x.kids[i].n {
+			r -= x.kids[i].n
+			i++
+		}
+		x = x.kids[i].node
+	}
+	return zcursor{leaf: x, i: r}
+}
+
+// countBefore is the number of leading entries for which in is false; in
+// must be monotone over the order (false, then true).
+func (t *ztree) countBefore(in func(zentry) bool) int {
+	x := t.root
+	if x == nil {
+		return 0
+	}
+	r := 0
+	for !x.leaf {
+		lo, hi := 0, len(x.kids)
+		for lo < hi {
+			m := int(uint(lo+hi) >> 1)
+			if in(x.kids[m].min) {
+				hi = m
+			} else {
+				lo = m + 1
+			}
+		}
+		if lo == 0 {
+			return r
+		}
+		for k := range lo - 1 {
+			r += x.kids[k].n
+		}
+		x = x.kids[lo-1].node
+	}
+	lo, hi := 0, len(x.ord)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if in(x.get(m)) {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	return r + lo
+}
+
+// searchRank is countBefore for a predicate that may not be monotone: when
+// it is not, the answer is a binary search over ranks, which depends on
+// the entries alone and not on the tree's shape.
+func (t *ztree) searchRank(in func(zentry) bool) int {
+	lo, hi := 0, t.n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		c := t.at(m)
+		if in(c.entry()) {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	return lo
+}
+
+// buildZTree returns a tree of ents, which must be sorted and distinct.
+func buildZTree(ents []zentry) ztree {
+	n := len(ents)
+	if n == 0 {
+		return ztree{}
+	}
+	k := (n + zLeafMax*3/4 - 1) / (zLeafMax * 3 / 4)
+	level := make([]zchild, k)
+	var prev *znode
+	for i := range k {
+		lo, hi := i*n/k, (i+1)*n/k
+		leaf := &znode{leaf: true}
+		leaf.setSorted(ents[lo:hi])
+		leaf.prev = prev
+		if prev != nil {
+			prev.next = leaf
+		}
+		prev = leaf
+		level[i] = zchild{node: leaf, n: hi - lo, min: leaf.get(0)}
+	}
+	for len(level) > 1 {
+		m := len(level)
+		k := (m + zInnerMax*3/4 - 1) / (zInnerMax * 3 / 4)
+		up := make([]zchild, k)
+		for i := range k {
+			lo, hi := i*m/k, (i+1)*m/k
+			x := &znode{kids: make([]zchild, hi-lo, zInnerMax)}
+			copy(x.kids, level[lo:hi])
+			up[i] = zchild{node: x, n: x.count(), min: x.kids[0].min}
+		}
+		level = up
+	}
+	return ztree{root: level[0].node, n: n}
+}

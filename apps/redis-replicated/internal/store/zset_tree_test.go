@@ -1,0 +1,151 @@
+package store
+
+import (
+	"cmp"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// checkZTree verifies t's invariants against want (the entries in order):
+// counts, smallest entries, order, fill, depth and the leaf chain.
+func checkZTree(t *testing.T, tr *ztree, want []zentry) {
+	t.Helper()
+	if tr.n != len(want) {
+		t.Fatalf("n = %d, want %d", tr.n, len(want))
+	}
+	if len(want) == 0 {
+		if tr.root != nil {
+			t.Fatalf("empty tree has a root")
+		}
+		return
+	}
+	var leaves []*znode
+	depth := -1
+	var walk func(x *znode, d int, isRoot bool) (n int, min zentry)
+	walk = func(x *znode, d int, isRoot bool) (int, zentry) {
+		if x.leaf {
+			if depth == -1 {
+				depth = d
+			} else if depth != d {
+				t.Fatalf("leaves at depths %d and %d", depth, d)
+			}
+			if len(x.ents) == 0 || len(x.ents) > zLeafMax || (!isRoot && len(x.ents) < zLeafMin) {
+				t.Fatalf("leaf of %d entries", len(x.ents))
+			}
+			leaves = append(leaves, x)
+			return len(x.ents), x.get(0)
+		}
+		if len(x.kids) > zInnerMax || len(x.kids) < 2 || (!isRoot && len(x.kids) < zInnerMin) {
+			t.Fatalf("inner node of %d children", len(x.kids))
+		}
+		total := 0
+		for i, c := range x.kids {
+			n, m := walk(c.node, d+1, false)
+			if n != c.n || m != c.min {
+				t.Fatalf("child %d: n %d min %v, holds %d from %v", i, c.n, c.min, n, m)
+			}
+			total += n
+		}
+		return total, x.kids[0].min
+	}
+	walk(tr.root, 0, true)
+	var got []zentry
+	for i, l := range leaves {
+		if (i == 0) != (l.prev == nil) || (i == len(leaves)-1) != (l.next == nil) {
+			t.Fatalf("leaf %d: chain ends wrong", i)
+		}
+		if i > 0 && (l.prev != leaves[i-1] || leaves[i-1].next != l) {
+			t.Fatalf("leaf %d: chain broken", i)
+		}
+		if len(l.ord) != len(l.ents) {
+			t.Fatalf("leaf %d: %d entries, %d in order", i, len(l.ents), len(l.ord))
+		}
+		got = append(got, l.sorted()...)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("entries differ:\n got %v\nwant %v", got, want)
+	}
+}
+
+func zentryCmp(a, b zentry) int {
+	return cmp.Or(cmp.Compare(a.score, b.score), strings.Compare(a.member, b.member))
+}
+
+// TestZTreeRandom runs random inserts and deletes (bursts of each, so the
+// tree grows and shrinks through several heights) against a sorted slice.
+func TestZTreeRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var tr ztree
+	var model []zentry
+	members := map[string]float64{}
+	for step := range 60000 {
+		phase := (step / 5000) % 2 // grow, then shrink
+		if len(model) == 0 || (phase == 0 && r.IntN(4) != 0) || (phase == 1 && r.IntN(4) == 0) {
+			m := fmt.Sprintf("m%d", r.IntN(20000))
+			if _, ok := members[m]; ok {
+				continue
+			}
+			sc := float64(r.IntN(50)) // many ties: order by member
+			members[m] = sc
+			e := zentry{member: m, score: sc}
+			i, _ := slices.BinarySearchFunc(model, e, zentryCmp)
+			model = slices.Insert(model, i, e)
+			tr.insert(e)
+		} else {
+			i := r.IntN(len(model))
+			e := model[i]
+			model = slices.Delete(model, i, i+1)
+			delete(members, e.member)
+			got, ok := tr.delete(e.score, e.member)
+			if !ok || got != e {
+				t.Fatalf("step %d: delete %v = %v %v", step, e, got, ok)
+			}
+			if _, ok := tr.delete(e.score, e.member); ok {
+				t.Fatalf("step %d: deleted %v twice", step, e)
+			}
+		}
+		if step%997 == 0 || len(model) < 3 {
+			checkZTree(t, &tr, model)
+			for k := 0; k < len(model); k += 1 + len(model)/50 {
+				e := model[k]
+				if rk := tr.rank(e.score, e.member); rk != k {
+					t.Fatalf("rank(%v) = %d, want %d", e, rk, k)
+				}
+				if c := tr.at(k); c.entry() != e {
+					t.Fatalf("at(%d) = %v, want %v", k, c.entry(), e)
+				}
+				x := e.score
+				want, _ := slices.BinarySearchFunc(model, x, func(a zentry, x float64) int { return cmp.Compare(a.score, x) })
+				if got := tr.countBefore(func(en zentry) bool { return en.score >= x }); got != want {
+					t.Fatalf("countBefore(>= %v) = %d, want %d", x, got, want)
+				}
+				if got := tr.searchRank(func(en zentry) bool { return en.score >= x }); got != want {
+					t.Fatalf("searchRank(>= %v) = %d, want %d", x, got, want)
+				}
+			}
+			if rk := tr.rank(-1, "nope"); rk != -1 {
+				t.Fatalf("rank of a missing entry = %d", rk)
+			}
+		}
+	}
+	for _, n := range []int{0, 1, 2, 47, 48, 49, 64, 65, 100, 1000, 1537, 5000} {
+		ents := make([]zentry, n)
+		for i := range ents {
+			ents[i] = zentry{member: fmt.Sprintf("%08d", i), score: float64(i / 3)}
+		}
+		b := buildZTree(ents)
+		checkZTree(t, &b, ents)
+		// A built tree takes inserts and deletes like any other.
+		for i := 0; i < n; i += 2 {
+			b.delete(ents[i].score, ents[i].member)
+		}
+		var rest []zentry
+		for i := 1; i < n; i += 2 {
+			rest = append(rest, ents[i])
+		}
+		checkZTree(t, &b, rest)
+	}
+}
