@@ -560,21 +560,9 @@ func cmdLMPop(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if !ok {
 		return resp.AppendError(dst, errSyntax)
 	}
-	count := int64(-1)
-	for j := whereIdx + 1; j < len(args); j++ {
-		if count == -1 && collFold(args[j], "count") && j+1 < len(args) {
-			j++
-			n, ok := collInt(args[j])
-			if !ok || n < 1 {
-				return resp.AppendError(dst, "ERR count should be greater than 0")
-			}
-			count = n
-			continue
-		}
-		return resp.AppendError(dst, errSyntax)
-	}
-	if count == -1 {
-		count = 1
+	count, errMsg := mpopCount(args[whereIdx+1:])
+	if errMsg != "" {
+		return resp.AppendError(dst, errMsg)
 	}
 	for _, key := range args[2:whereIdx] {
 		l, wrong := s.writeList(e, key)
@@ -603,4 +591,26 @@ func cmdLMPop(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		return dst
 	}
 	return resp.AppendNullArray(dst)
+}
+
+// mpopCount parses what follows LMPOP's and ZMPOP's direction: nothing
+// (one element) or COUNT n, n > 0; errMsg is the error reply otherwise.
+func mpopCount(opts [][]byte) (count int64, errMsg string) {
+	count = -1
+	for j := 0; j < len(opts); j++ {
+		if count == -1 && collFold(opts[j], "count") && j+1 < len(opts) {
+			j++
+			n, ok := collInt(opts[j])
+			if !ok || n < 1 {
+				return 0, "ERR count should be greater than 0"
+			}
+			count = n
+			continue
+		}
+		return 0, errSyntax
+	}
+	if count == -1 {
+		count = 1
+	}
+	return count, ""
 }

@@ -189,16 +189,10 @@ func cmdSet(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		case eqFold(opt, "keepttl") && flags&setExpireMask == 0:
 			flags |= setKeepTTL
 			continue
-		case eqFold(opt, "ex"):
-			bit = setEX
-		case eqFold(opt, "px"):
-			bit = setPX
-		case eqFold(opt, "exat"):
-			bit = setEXAT
-		case eqFold(opt, "pxat"):
-			bit = setPXAT
 		default:
-			return resp.AppendError(dst, errSyntax)
+			if bit = expireOption(opt); bit == 0 {
+				return resp.AppendError(dst, errSyntax)
+			}
 		}
 		// Repeating the same option is allowed (the last time wins); mixing
 		// it with another expire option or KEEPTTL is not.
@@ -723,14 +717,8 @@ func cmdGetEx(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		case eqFold(opt, "persist") && flags&setExpireMask == 0:
 			flags |= getexPersist
 			continue
-		case eqFold(opt, "ex"):
-			bit = setEX
-		case eqFold(opt, "px"):
-			bit = setPX
-		case eqFold(opt, "exat"):
-			bit = setEXAT
-		case eqFold(opt, "pxat"):
-			bit = setPXAT
+		default:
+			bit = expireOption(opt)
 		}
 		// The same expire option may repeat (the last wins); mixing it
 		// with another or PERSIST, or a missing time, is a syntax error.
@@ -895,4 +883,20 @@ func cmdLCS(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	dst = resp.AppendBulkString(dst, "len")
 	return resp.AppendInt(dst, int64(total))
+}
+
+// expireOption is the flag of SET's and GETEX's expire options (EX, PX,
+// EXAT, PXAT), 0 for anything else.
+func expireOption(opt []byte) int {
+	switch {
+	case eqFold(opt, "ex"):
+		return setEX
+	case eqFold(opt, "px"):
+		return setPX
+	case eqFold(opt, "exat"):
+		return setEXAT
+	case eqFold(opt, "pxat"):
+		return setPXAT
+	}
+	return 0
 }

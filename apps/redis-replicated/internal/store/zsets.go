@@ -452,21 +452,9 @@ func cmdZMPop(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	default:
 		return resp.AppendError(dst, errSyntax)
 	}
-	count := int64(-1)
-	for j := where + 1; j < len(args); j++ {
-		if count == -1 && collFold(args[j], "count") && j+1 < len(args) {
-			j++
-			n, ok := collInt(args[j])
-			if !ok || n < 1 {
-				return resp.AppendError(dst, "ERR count should be greater than 0")
-			}
-			count = n
-			continue
-		}
-		return resp.AppendError(dst, errSyntax)
-	}
-	if count == -1 {
-		count = 1
+	count, errMsg := mpopCount(args[where+1:])
+	if errMsg != "" {
+		return resp.AppendError(dst, errMsg)
 	}
 	for _, key := range args[2:where] {
 		v := s.lookupWrite(e, key)
