@@ -89,6 +89,13 @@ func TestClientCommands(t *testing.T) {
 		{"CONFIG", "SET", "no-such-option", "1"},
 		{"CONFIG", "SET", "maxmemory", "0"},
 		{"CONFIG", "SET", "appendonly", "no", "save", ""},
+		{"CONFIG", "GET", "set-max-intset-entries"},
+		{"CONFIG", "GET", "zset-max-listpack-entries"},
+		{"CONFIG", "SET", "set-max-intset-entries", "512"},
+		{"FUNCTION", "FLUSH"},
+		{"FUNCTION", "FLUSH", "ASYNC"},
+		{"FUNCTION", "FLUSH", "LATER"},
+		{"FUNCTION", "LIST"},
 	} {
 		if got, want := ours.Do(args...), redis.Do(args...); got != want {
 			t.Errorf("%q: got %q, want %q", args, got, want)

@@ -40,6 +40,7 @@ func init() {
 	for _, h := range []*serverCommand{
 		{name: "ping", arity: -1, flags: []string{"fast"}, inMulti: true, summary: "Returns the server's liveliness response.", run: cmdPingEcho},
 		{name: "echo", arity: 2, flags: []string{"fast"}, inMulti: true, summary: "Returns the given string.", run: cmdPingEcho},
+		{name: "function", arity: -2, flags: []string{}, summary: "A container for function commands.", run: cmdFunction},
 		{name: "quit", arity: -1, flags: []string{"fast"}, inMulti: true, summary: "Closes the connection.", run: cmdQuit},
 		{name: "subscribe", arity: -2, flags: []string{"pubsub", "noscript", "loading", "stale"}, summary: "Listens for messages published to channels.", run: cmdSubscribe},
 		{name: "psubscribe", arity: -2, flags: []string{"pubsub", "noscript", "loading", "stale"}, summary: "Listens for messages published to channels that match one or more patterns.", run: cmdSubscribe},
@@ -395,6 +396,20 @@ var configParams = [][2]string{
 	{"maxclients", "10000"},
 	{"slave-read-only", "yes"},
 	{"replica-read-only", "yes"},
+	// The store's encoding thresholds (OBJECT ENCODING, set and hash
+	// orders follow them): Redis 7.0's defaults, fixed here.
+	{"set-max-intset-entries", "512"},
+	{"hash-max-listpack-entries", "512"},
+	{"hash-max-ziplist-entries", "512"},
+	{"hash-max-listpack-value", "64"},
+	{"hash-max-ziplist-value", "64"},
+	{"zset-max-listpack-entries", "128"},
+	{"zset-max-ziplist-entries", "128"},
+	{"zset-max-listpack-value", "64"},
+	{"zset-max-ziplist-value", "64"},
+	{"list-max-listpack-size", "-2"},
+	{"list-max-ziplist-size", "-2"},
+	{"list-compress-depth", "0"},
 }
 
 // configValue is parameter name's value here, and whether there is one.
@@ -672,4 +687,23 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// cmdFunction answers the FUNCTION subcommands that hold with no function
+// library: FLUSH (there is nothing to flush) and LIST (empty). This server
+// runs no Lua, so LOAD, FCALL and the rest say they are not supported.
+func cmdFunction(c *conn, args [][]byte) bool {
+	out := c.reply()
+	sub := strings.ToLower(string(args[1]))
+	switch {
+	case sub == "flush" && (len(args) == 2 || len(args) == 3 && (lowerEq(args[2], "async") || lowerEq(args[2], "sync"))):
+		*out = resp.AppendOK(*out)
+	case sub == "flush":
+		*out = resp.AppendError(*out, "ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
+	case sub == "list":
+		*out = resp.AppendArrayLen(*out, 0)
+	default:
+		*out = resp.AppendError(*out, "ERR gomu: FUNCTION "+strings.ToUpper(truncated(args[1]))+" is not supported: this server runs no functions")
+	}
+	return false
 }
