@@ -8,7 +8,7 @@ BIN      := bin
 
 # Debian packages the build and the tests need. apt runs only for the ones
 # that are missing, so `make deps` is cheap when everything is there.
-APT_PKGS := libibverbs-dev memcached redis-server redis-tools libmemcached-tools iproute2 nftables etcd-server
+APT_PKGS := libibverbs-dev memcached redis-server redis-tools libmemcached-tools iproute2 nftables etcd-server tcl
 
 .PHONY: all deps build vet test test-short test-rdma build-rdma bench run compare clean
 
@@ -101,6 +101,17 @@ bench-redis: deps
 	@mkdir -p $(BIN)
 	$(GO) build $(GOFLAGS) -o $(BIN)/ ./apps/redis-replicated/cmd/...
 	$(BIN)/bench-redis --server $(BIN)/redis-server-replicated
+
+# Redis 7.0.15's own test suite (from Debian's source package, fetched once
+# into SUITE_DIR) against Debian's redis-server and against
+# redis-server-replicated, unit by unit; ends with
+# `redis-suite: units=… redis_ok=… gomu_ok=… ratio=…% gomu_units_aborted=…`.
+# Not part of make test: it needs the network once and takes ~10 minutes.
+.PHONY: redis-suite
+redis-suite: deps
+	@mkdir -p $(BIN)
+	$(GO) build $(GOFLAGS) -o $(BIN)/ ./apps/redis-replicated/cmd/redis-server-replicated
+	apps/redis-replicated/redis-suite.sh $(CURDIR)/$(BIN)/redis-server-replicated $(SUITE_UNITS)
 
 # memcached-replicated beside Debian's memcached: a local 3-replica cluster,
 # the same server standalone, and plain memcached, each under memcslap
