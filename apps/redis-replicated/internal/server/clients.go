@@ -21,6 +21,9 @@ type clientState struct {
 	cmd      atomic.Pointer[string]
 	noEvict  atomic.Bool
 	multiLen atomic.Int32 // commands queued in MULTI, -1 outside
+	// killed: CLIENT KILL closed it; it is gone for CLIENT LIST and KILL
+	// at once, though its goroutine leaves the server's set a little later.
+	killed atomic.Bool
 }
 
 func (cs *clientState) init() {
@@ -165,12 +168,15 @@ func (c *conn) subscribedShared() bool {
 	return c.sub.count() > 0
 }
 
-// connsByID returns the server's connections in id order.
+// connsByID returns the server's connections in id order, the killed ones
+// left out.
 func (s *Server) connsByID() []*conn {
 	s.mu.Lock()
 	cs := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
-		cs = append(cs, c)
+		if !c.state.killed.Load() {
+			cs = append(cs, c)
+		}
 	}
 	s.mu.Unlock()
 	for i := 1; i < len(cs); i++ {
@@ -189,9 +195,7 @@ func (c *conn) clientKill(args [][]byte) ([]byte, bool) {
 	if len(args) == 3 {
 		for _, o := range c.s.connsByID() {
 			if o.nc.RemoteAddr().String() == string(args[2]) {
-				if o != c {
-					o.nc.Close()
-				}
+				o.kill(c)
 				return resp.AppendOK(nil), o == c
 			}
 		}
@@ -254,11 +258,18 @@ func (c *conn) clientKill(args [][]byte) ([]byte, bool) {
 			skipMe && o == c:
 			continue
 		}
-		if o != c {
-			o.nc.Close() // ourselves: after the reply
-		}
+		o.kill(c)
 		killed++
 		self = self || o == c
 	}
 	return resp.AppendInt(nil, int64(killed)), self
+}
+
+// kill ends connection o for CLIENT KILL, run on connection by: another's
+// socket is closed now, ours after the reply (the caller returns quit).
+func (o *conn) kill(by *conn) {
+	o.state.killed.Store(true)
+	if o != by {
+		o.nc.Close()
+	}
 }
