@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"slices"
 	"strconv"
 	"sync"
@@ -275,7 +276,7 @@ func cmdUnsubscribe(c *conn, args [][]byte) bool {
 		for name := range own {
 			names = append(names, []byte(name))
 		}
-		slices.SortFunc(names, func(a, b []byte) int { return compareBytes(a, b) })
+		slices.SortFunc(names, bytes.Compare)
 		if len(names) == 0 {
 			c.push(func(b []byte) []byte { return c.appendSubReply(b, kind, nil, c.sub.count()) })
 			return false
@@ -290,16 +291,6 @@ func cmdUnsubscribe(c *conn, args [][]byte) bool {
 		h.mu.Unlock()
 	}
 	return false
-}
-
-func compareBytes(a, b []byte) int {
-	switch {
-	case string(a) < string(b):
-		return -1
-	case string(a) > string(b):
-		return 1
-	}
-	return 0
 }
 
 // cmdPubSub serves PUBSUB CHANNELS, NUMSUB, NUMPAT (and the shard forms,
