@@ -232,11 +232,8 @@ func (c *conn) clientKill(args [][]byte) ([]byte, bool) {
 			default:
 				return resp.AppendError(nil, "ERR syntax error"), false
 			}
-		case "user", "maxage":
-			// Every client is the default user; MAXAGE is Redis 7.4's.
-			if strings.ToLower(string(args[i])) == "maxage" {
-				return resp.AppendError(nil, "ERR syntax error"), false
-			}
+		case "user":
+			// Every client is the default user.
 			if v != "default" {
 				return resp.AppendError(nil, "ERR No such user '"+v+"'"), false
 			}

@@ -181,6 +181,7 @@ type Machine struct {
 	pcg   *rand.PCG
 	rnd   *rand.Rand
 	dec   decoder       // Apply's, under the write lock
+	env   store.Env     // Apply's, under the write lock: its time changes per proposal
 	count atomic.Uint64 // proposals applied
 	cmds  atomic.Uint64 // commands applied
 	hub   *hub          // this replica's Pub/Sub subscribers (pubsub.go)
@@ -189,7 +190,11 @@ type Machine struct {
 // NewMachine returns a machine over an empty store.
 func NewMachine() *Machine {
 	pcg := rand.NewPCG(0, 0)
-	return &Machine{st: store.New(), pcg: pcg, rnd: rand.New(pcg), hub: newHub()}
+	m := &Machine{st: store.New(), pcg: pcg, rnd: rand.New(pcg), hub: newHub()}
+	// Made once: a fresh Env and method value per proposal escaped to the
+	// heap, two allocations on every Apply.
+	m.env = store.Env{Rand: m.rnd, Publish: m.hub.publish}
+	return m
 }
 
 // Apply implements consensus.StateMachine. A proposal that does not decode
@@ -203,7 +208,8 @@ func (m *Machine) Apply(_ uint64, cmd []byte) []byte {
 		return resp.AppendError(nil, "ERR gomu: "+err.Error())
 	}
 	m.pcg.Seed(h.seed, 0)
-	out := m.dec.exec(nil, m.st, h, &store.Env{NowMs: h.now, Rand: m.rnd, Publish: m.hub.publish})
+	m.env.NowMs = h.now
+	out := m.dec.exec(nil, m.st, h, &m.env)
 	m.cmds.Add(uint64(h.count))
 	m.count.Add(1)
 	return out

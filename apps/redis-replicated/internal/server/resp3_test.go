@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -106,7 +107,9 @@ func TestRESP3GoRedis(t *testing.T) {
 	if ms, err := rc.SMembers(ctx, "s").Result(); err != nil || len(ms) != 2 {
 		t.Fatalf("SMEMBERS: %v, %v", ms, err)
 	}
-	if proto := redistest.Dial(t, c.WaitLeader().Srv.Addr()); proto.Do("HELLO", "3") == "" {
-		t.Fatal("no HELLO 3 reply")
+	// go-redis fell back to RESP2 if HELLO 3 was refused: make sure it
+	// did not, so the replies above were read as RESP3.
+	if p := rc.Do(ctx, "CLIENT", "INFO").String(); !strings.Contains(p, "resp=3") {
+		t.Fatalf("go-redis's connection is not on RESP3: %s", p)
 	}
 }

@@ -437,27 +437,8 @@ func hllCount(h []byte) (uint64, bool) {
 			histo[hllDenseGet(regs, i)]++
 		}
 	} else {
-		// Like Redis, count what the opcodes say even past the registers,
-		// then refuse if they did not cover exactly the registers.
-		idx := 0
-		for p := hllHdrSize; p < len(h); {
-			var n, val int
-			switch op := h[p]; {
-			case hllIsZero(op):
-				n = int(op&0x3f) + 1
-				p++
-			case hllIsXZero(op):
-				n = hllXZeroLen(h, p)
-				p += 2
-			default:
-				n, val = hllValLen(op), hllValValue(op)
-				p++
-			}
-			idx += n
-			histo[val] += n
-		}
-		if idx != hllRegisters {
-			return 0, false
+		if !hllSparseRuns(h, func(_, n, val int) { histo[val] += n }) {
+			return 0, false // the runs do not cover exactly the registers
 		}
 	}
 	return hllCountHisto(&histo), true

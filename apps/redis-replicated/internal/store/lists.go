@@ -145,19 +145,7 @@ func (s *Store) pop(e *Env, dst []byte, args [][]byte, front bool) []byte {
 		}
 		dst = resp.AppendBulk(dst, x)
 	} else {
-		if count > int64(l.len()) {
-			count = int64(l.len())
-		}
-		dst = resp.AppendArrayLen(dst, int(count))
-		for range count {
-			var x []byte
-			if front {
-				x = l.popFront()
-			} else {
-				x = l.popBack()
-			}
-			dst = resp.AppendBulk(dst, x)
-		}
+		dst = appendPops(dst, l, count, front)
 	}
 	if l.len() == 0 {
 		s.remove(args[1])
@@ -572,19 +560,9 @@ func cmdLMPop(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		if l == nil {
 			continue
 		}
-		n := min(count, int64(l.len()))
 		dst = resp.AppendArrayLen(dst, 2)
 		dst = resp.AppendBulk(dst, key)
-		dst = resp.AppendArrayLen(dst, int(n))
-		for range n {
-			var x []byte
-			if front {
-				x = l.popFront()
-			} else {
-				x = l.popBack()
-			}
-			dst = resp.AppendBulk(dst, x)
-		}
+		dst = appendPops(dst, l, count, front)
 		if l.len() == 0 {
 			s.remove(key)
 		}
@@ -613,4 +591,21 @@ func mpopCount(opts [][]byte) (count int64, errMsg string) {
 		count = 1
 	}
 	return count, ""
+}
+
+// appendPops pops up to count elements from l's front or back and appends
+// them as an array (LPOP and RPOP with a count, LMPOP).
+func appendPops(dst []byte, l *listValue, count int64, front bool) []byte {
+	n := min(count, int64(l.len()))
+	dst = resp.AppendArrayLen(dst, int(n))
+	for range n {
+		var x []byte
+		if front {
+			x = l.popFront()
+		} else {
+			x = l.popBack()
+		}
+		dst = resp.AppendBulk(dst, x)
+	}
+	return dst
 }

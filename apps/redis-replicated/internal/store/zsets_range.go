@@ -389,15 +389,7 @@ func cmdZCount(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if !ok {
 		return resp.AppendError(dst, errNotFloatRange)
 	}
-	z, wrong := s.readZSet(e, args[1])
-	if wrong {
-		return resp.AppendError(dst, errWrongType)
-	}
-	if z == nil {
-		return resp.AppendInt(dst, 0)
-	}
-	first, end := r.span(z)
-	return resp.AppendInt(dst, int64(end-first))
+	return s.zcount(e, dst, args[1], r.span)
 }
 
 func cmdZLexCount(s *Store, e *Env, dst []byte, args [][]byte) []byte {
@@ -405,14 +397,20 @@ func cmdZLexCount(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if !ok {
 		return resp.AppendError(dst, errNotLexRange)
 	}
-	z, wrong := s.readZSet(e, args[1])
+	return s.zcount(e, dst, args[1], r.span)
+}
+
+// zcount is ZCOUNT and ZLEXCOUNT: the size of the rank span a parsed range
+// covers in key's sorted set.
+func (s *Store) zcount(e *Env, dst, key []byte, span func(*zsetValue) (int, int)) []byte {
+	z, wrong := s.readZSet(e, key)
 	if wrong {
 		return resp.AppendError(dst, errWrongType)
 	}
 	if z == nil {
 		return resp.AppendInt(dst, 0)
 	}
-	first, end := r.span(z)
+	first, end := span(z)
 	return resp.AppendInt(dst, int64(end-first))
 }
 
