@@ -244,6 +244,9 @@ func TestDumpRandomDiff(t *testing.T) {
 			p.both(st...)
 		}
 		t.Logf("case %d: %s", i, trunc(fmt.Sprint(setup)))
+		if p.rc.Do("object", "encoding", "k") == "$8\r\nlistpack\r\n" {
+			exact = true // a listpack hash is in insertion order on both sides
+		}
 		checkDump(t, p, "k", exact)
 	}
 }
@@ -420,7 +423,7 @@ func TestRestoreOldEncodings(t *testing.T) {
 		{"zipmap", obj(rdbTypeHashZipmap, blob(zipmapOf("f", "v", "n", "12", "long", longVal)))},
 		{"hash ziplist", obj(rdbTypeHashZiplist, blob(ziplistOf("f", "v", "n", "12")))},
 		{"zset text scores", obj(rdbTypeZSet, appendRDBLen(nil, 4), raw("a"), textScore("1.5"), raw("b"), []byte{254}, raw("c"), []byte{255}, raw("d"), textScore("-2"))},
-		{"zset ziplist", obj(rdbTypeZSetZiplist, blob(ziplistOf("a", "1", "b", "2.5", "c", "-3")))},
+		{"zset ziplist", obj(rdbTypeZSetZiplist, blob(ziplistOf("c", "-3", "a", "1", "b", "2.5")))},
 	}
 	p := newPair(t)
 	for _, tc := range cases {
@@ -540,7 +543,7 @@ func TestRestoreBadPayloads(t *testing.T) {
 	badLP := append([]byte(nil), lp...)
 	badLP[6] = 0xf5 // not an encoding
 	cases := map[string][]byte{
-		"truncated string":    {rdbTypeString, 10, 'a'},
+		"truncated string":    {rdbTypeString, 30, 'a'},
 		"length as encoding":  {rdbTypeList, 0xc0, 1},
 		"unknown encoding":    {rdbTypeString, 0xc4},
 		"bad lzf":             {rdbTypeString, rdbEncLZF, 2, 30, 0x20, 0x01},
@@ -589,8 +592,12 @@ func TestDumpRestoreRoundTrip(t *testing.T) {
 		if r := string(execArgs(b, e, []string{"restore", "k", "0", payload})); r != "+OK\r\n" {
 			t.Fatalf("case %d: restore: %q", i, r)
 		}
-		if a.Digest() != b.Digest() {
-			t.Fatalf("case %d: %s restored differently", i, trunc(fmt.Sprint(setup)))
+		// The digests may differ in a set's internal order (an intset
+		// restores in ascending order); the values may not.
+		for _, k := range []string{"dump", "pttl"} {
+			if ra, rb := execArgs(a, e, []string{k, "k"}), execArgs(b, e, []string{k, "k"}); !bytes.Equal(ra, rb) {
+				t.Fatalf("case %d: %s restored differently: %s", i, trunc(fmt.Sprint(setup)), k)
+			}
 		}
 	}
 }

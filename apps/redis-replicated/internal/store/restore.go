@@ -102,11 +102,10 @@ func cmdRestore(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if ttl < 0 {
 		return resp.AppendError(dst, errBadTTL)
 	}
-	body, ok := verifyDumpPayload(args[3])
-	if !ok {
+	if !verifyDumpPayload(args[3]) {
 		return resp.AppendError(dst, errDumpChecksum)
 	}
-	v, err := loadPayload(body)
+	v, err := loadPayload(args[3])
 	if err != nil {
 		return resp.AppendError(dst, errBadDataFormat)
 	}
@@ -125,24 +124,19 @@ func cmdRestore(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 }
 
 // verifyDumpPayload checks p's footer: an RDB version Redis 7.0 reads and
-// the CRC-64 of everything before the checksum. It returns the object
-// (type byte and encoding) without the footer.
-func verifyDumpPayload(p []byte) ([]byte, bool) {
+// the CRC-64 of everything before the checksum.
+func verifyDumpPayload(p []byte) bool {
 	if len(p) < 10 {
-		return nil, false
+		return false
 	}
 	footer := p[len(p)-10:]
-	if binary.LittleEndian.Uint16(footer) > rdbVersion {
-		return nil, false
-	}
-	if crc64Update(0, p[:len(p)-8]) != binary.LittleEndian.Uint64(footer[2:]) {
-		return nil, false
-	}
-	return p[:len(p)-10], true
+	return binary.LittleEndian.Uint16(footer) <= rdbVersion &&
+		crc64Update(0, p[:len(p)-8]) == binary.LittleEndian.Uint64(footer[2:])
 }
 
-// loadPayload decodes one RDB object: a type byte and its encoding. Bytes
-// left over after the object are ignored, as Redis ignores them.
+// loadPayload decodes the RDB object (a type byte and its encoding) at the
+// start of a verified payload. Like Redis it reads from the whole payload,
+// so an object may run into the footer, and it ignores bytes left over.
 func loadPayload(body []byte) (*value, error) {
 	// The value keeps slices of the payload: a copy of its own, not the
 	// caller's argument buffer.
@@ -284,12 +278,6 @@ func setFrom(members [][]byte, err error) (*value, error) {
 	for _, m := range members {
 		if !st.add(m) {
 			return nil, fmt.Errorf("duplicate set member %q", m)
-		}
-	}
-	if st.intset {
-		st.members = sortInts(st.members)
-		for i, m := range st.members {
-			st.index[m] = i
 		}
 	}
 	return &value{kind: kindSet, set: st}, nil
