@@ -636,3 +636,24 @@ func TestRestoreReplay(t *testing.T) {
 		t.Fatalf("replicas differ (%d keys)", a.Len())
 	}
 }
+
+// TestDumpLZFDiff compares the LZF compression of many strings with
+// Redis's, byte for byte: lengths around the 20-byte threshold, matches
+// near the end of the input and long inputs with far matches.
+func TestDumpLZFDiff(t *testing.T) {
+	p := newPair(t)
+	rnd := rand.New(rand.NewPCG(11, 12))
+	sizes := []int{19, 20, 21, 22, 23, 24, 25, 30, 40, 64, 100, 265, 266, 267, 1000, 8200, 9000, 20000, 70000}
+	for i := range 300 {
+		n := sizes[i%len(sizes)]
+		if i >= 2*len(sizes) {
+			n = 21 + rnd.IntN(5000)
+		}
+		val := string(randomCompressible(rnd, n))
+		if i%3 == 0 {
+			val = repeat(val[:1+rnd.IntN(min(n, 50))], n)[:n]
+		}
+		p.both("set", "k", val)
+		p.both("dump", "k")
+	}
+}
