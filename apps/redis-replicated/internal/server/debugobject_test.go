@@ -38,3 +38,22 @@ func TestDebugObjectDumpRestore(t *testing.T) {
 		t.Fatalf("MEMORY USAGE: %q", got)
 	}
 }
+
+// TestMemoryRESP3 compares the RESP3 types of MEMORY STATS (a map, db.0
+// a nested map, ratios doubles) and MEMORY DOCTOR (verbatim text) with
+// Redis's, the figures aside.
+func TestMemoryRESP3(t *testing.T) {
+	digits := regexp.MustCompile(`[:,]-?[0-9.e+-]+\r\n`)
+	run := func(addr string) []string {
+		c := redistest.Dial(t, addr)
+		c.Do("HELLO", "3")
+		c.Do("SET", "k", "v")
+		return []string{digits.ReplaceAllString(c.Do("MEMORY", "STATS"), "N"), c.Do("MEMORY", "DOCTOR")}
+	}
+	want, got := run(redistest.Start(t)), run(startStandalone(t).Addr())
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("reply %d:\n got %q\nwant %q", i, got[i], want[i])
+		}
+	}
+}

@@ -284,9 +284,9 @@ func (s *Store) memoryDoctor() string {
 	if b, _, _ := s.datasetEstimate(); b < 5<<20 {
 		return "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. " +
 			"Please, leave for your mission on Earth and fill it with some data. " +
-			"The new Sam and I will be back to our programming as soon as I finished rebooting."
+			"The new Sam and I will be back to our programming as soon as I finished rebooting.\n"
 	}
-	return "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base."
+	return "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n"
 }
 
 // memoryStats is MEMORY STATS: Redis 7.0's fields in its order (see the

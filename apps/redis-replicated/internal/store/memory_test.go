@@ -44,7 +44,7 @@ func TestMemoryUsageDiff(t *testing.T) {
 		c("memory", "usage", "int", "samples"), c("memory", "usage"), c("memory"),
 		c("memory", "foo"), c("memory", "stats", "x"), c("memory", "doctor", "x"),
 		c("memory", "help", "x"), c("memory", "help"), c("memory", "purge"),
-		c("memory", "malloc-stats", "x"), c("memory", "usage", "nokey", "samples", "x"),
+		c("memory", "malloc-stats", "x"), c("memory", "usage", "nokey", "samples", "x"), c("memory", "doctor"),
 	} {
 		p.both(args...)
 	}
