@@ -94,45 +94,52 @@ func cmdDump(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if v == nil {
 		return resp.AppendNull(dst)
 	}
-	return resp.AppendBulk(dst, dumpPayload(v))
+	p, ok := dumpPayload(v)
+	if !ok {
+		return resp.AppendError(dst, "ERR gomu: DUMP of a "+v.kind.String()+" is not supported yet")
+	}
+	return resp.AppendBulk(dst, p)
 }
 
-// dumpPayload is v's DUMP payload.
-func dumpPayload(v *value) []byte {
-	typ, body := dumpObject(v)
+// dumpPayload is v's DUMP payload; false for a kind without a
+// serialization.
+func dumpPayload(v *value) ([]byte, bool) {
+	typ, body, ok := dumpObject(v)
+	if !ok {
+		return nil, false
+	}
 	p := make([]byte, 0, 1+len(body)+10)
 	p = append(p, typ)
 	p = append(p, body...)
 	p = binary.LittleEndian.AppendUint16(p, rdbVersion)
-	return binary.LittleEndian.AppendUint64(p, crc64Update(0, p))
+	return binary.LittleEndian.AppendUint64(p, crc64Update(0, p)), true
 }
 
-// dumpObject is v's RDB type and encoding.
-func dumpObject(v *value) (typ byte, body []byte) {
+// dumpObject is v's RDB type and encoding; false for a kind without a
+// serialization (streams, for now: their case belongs here).
+func dumpObject(v *value) (typ byte, body []byte, ok bool) {
 	switch v.kind {
 	case kindString:
-		return rdbTypeString, appendRDBString(nil, v.str)
+		return rdbTypeString, appendRDBString(nil, v.str), true
 	case kindList:
-		return rdbTypeListQuicklist2, dumpList(v.list)
+		return rdbTypeListQuicklist2, dumpList(v.list), true
 	case kindSet:
 		if v.set.intset {
-			return rdbTypeSetIntset, appendRDBString(nil, buildIntset(v.set.members))
+			return rdbTypeSetIntset, appendRDBString(nil, buildIntset(v.set.members)), true
 		}
-		return rdbTypeSet, dumpSet(v.set)
+		return rdbTypeSet, dumpSet(v.set), true
 	case kindHash:
 		if encodingOf(v) == "listpack" {
-			return rdbTypeHashListpack, appendRDBString(nil, hashListpack(v.hash))
+			return rdbTypeHashListpack, appendRDBString(nil, hashListpack(v.hash)), true
 		}
-		return rdbTypeHash, dumpHash(v.hash)
+		return rdbTypeHash, dumpHash(v.hash), true
 	case kindZSet:
 		if encodingOf(v) == "listpack" {
-			return rdbTypeZSetListpack, appendRDBString(nil, zsetListpack(v.zset))
+			return rdbTypeZSetListpack, appendRDBString(nil, zsetListpack(v.zset)), true
 		}
-		return rdbTypeZSet2, dumpZSet(v.zset)
+		return rdbTypeZSet2, dumpZSet(v.zset), true
 	}
-	// A kind without a serialization (streams, for now): an empty string
-	// stands in, so DUMP never panics; add the kind above.
-	return rdbTypeString, appendRDBString(nil, nil)
+	return 0, nil, false
 }
 
 // appendRDBLen appends n in RDB's length encoding.

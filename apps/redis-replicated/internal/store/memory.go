@@ -392,7 +392,7 @@ func (s *Store) DebugObject(dst []byte, nowMs int64, key []byte) []byte {
 	if v == nil || v.expired(nowMs) {
 		return resp.AppendError(dst, errNoSuchKey)
 	}
-	_, body := dumpObject(v)
+	_, body, _ := dumpObject(v) // a kind without one: length 0
 	const lruClockMax = 1<<24 - 1
 	line := fmt.Sprintf("Value at:%p refcount:%d encoding:%s serializedlength:%d lru:%d lru_seconds_idle:0",
 		v, objectRefcount(v), encodingOf(v), len(body), (nowMs/1000)&lruClockMax)
