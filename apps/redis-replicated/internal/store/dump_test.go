@@ -237,7 +237,7 @@ func checkDump(t *testing.T, p *pair, key string, exact bool) {
 func TestDumpRandomDiff(t *testing.T) {
 	p := newPair(t)
 	rnd := rand.New(rand.NewPCG(42, 1))
-	for i := range 60 {
+	for i := range 150 {
 		p.both("flushall")
 		setup, exact := randomValue(rnd, "k")
 		for _, st := range setup {
@@ -655,5 +655,21 @@ func TestDumpLZFDiff(t *testing.T) {
 		}
 		p.both("set", "k", val)
 		p.both("dump", "k")
+	}
+}
+
+// BenchmarkDumpSetOfLongMembers dumps a hash-table set of 10,000 members
+// of 40 bytes, each a candidate for LZF.
+func BenchmarkDumpSetOfLongMembers(b *testing.B) {
+	s := New()
+	e := &Env{NowMs: 1}
+	args := []string{"sadd", "k"}
+	for i := range 10000 {
+		args = append(args, fmt.Sprintf("member-%033d", i))
+	}
+	execArgs(s, e, args)
+	b.ResetTimer()
+	for range b.N {
+		execArgs(s, e, []string{"dump", "k"})
 	}
 }

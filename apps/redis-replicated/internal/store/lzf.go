@@ -13,6 +13,8 @@ package store
 // follows and is added) and its low 5 bits the high bits of an offset whose
 // low byte follows: copy len+2 bytes from off+1 bytes back.
 
+import "sync"
+
 const (
 	lzfHashLog  = 16
 	lzfHashSize = 1 << lzfHashLog
@@ -20,6 +22,38 @@ const (
 	lzfMaxOff   = 1 << 13
 	lzfMaxRef   = 1<<8 + 1<<3
 )
+
+// lzfTable is the compressor's hash table: the last position seen for
+// each hash of three bytes. Clearing 2^16 slots for every string would
+// cost more than compressing most strings, so each slot carries the
+// generation (the call) that wrote it and slots of older calls read as
+// empty; tables are pooled, as DUMPs may run concurrently.
+type lzfTable struct {
+	slots [lzfHashSize]uint64 // generation<<32 | position
+	gen   uint64
+}
+
+var lzfTables = sync.Pool{New: func() any { return new(lzfTable) }}
+
+// reset empties the table for a new call.
+func (t *lzfTable) reset() {
+	t.gen++
+	if t.gen == 1<<32 {
+		t.slots = [lzfHashSize]uint64{}
+		t.gen = 1
+	}
+}
+
+// get is the position in slot, -1 when empty (for this call).
+func (t *lzfTable) get(slot uint32) int {
+	e := t.slots[slot]
+	if e>>32 != t.gen {
+		return -1
+	}
+	return int(uint32(e))
+}
+
+func (t *lzfTable) set(slot uint32, pos int) { t.slots[slot] = t.gen<<32 | uint64(pos) }
 
 // lzfIndex is the hash slot of the three bytes packed in h (VERY_FAST).
 func lzfIndex(h uint32) uint32 {
@@ -35,9 +69,9 @@ func lzfCompress(in []byte, maxOut int) []byte {
 		// literals, which never fit in less than their length.
 		return lzfLiteralsOnly(in, maxOut)
 	}
-	// Slots hold position+1, so 0 means empty (Redis compares against the
-	// buffer's start, which no match can begin at either).
-	htab := make([]int32, lzfHashSize)
+	h := lzfTables.Get().(*lzfTable)
+	defer lzfTables.Put(h)
+	h.reset()
 	out := make([]byte, 0, maxOut)
 	out = append(out, 0) // the first run's control byte
 	lit := 0
@@ -46,9 +80,11 @@ func lzfCompress(in []byte, maxOut int) []byte {
 	for ip < n-2 {
 		hval = hval<<8 | uint32(in[ip+2])
 		slot := lzfIndex(hval)
-		ref := int(htab[slot]) - 1
-		htab[slot] = int32(ip + 1)
+		ref := h.get(slot)
+		h.set(slot, ip)
 		off := ip - ref - 1
+		// Position 0 never matches: Redis tests ref > in_data, so as not
+		// to take an empty slot (offset 0) for a match.
 		if ref > 0 && off >= 0 && off < lzfMaxOff &&
 			in[ref+2] == in[ip+2] && in[ref] == in[ip] && in[ref+1] == in[ip+1] {
 			// Room for a back reference (3 bytes) and the next run's
@@ -86,10 +122,10 @@ func lzfCompress(in []byte, maxOut int) []byte {
 			ip -= 2
 			hval = uint32(in[ip])<<8 | uint32(in[ip+1])
 			hval = hval<<8 | uint32(in[ip+2])
-			htab[lzfIndex(hval)] = int32(ip + 1)
+			h.set(lzfIndex(hval), ip)
 			ip++
 			hval = hval<<8 | uint32(in[ip+2])
-			htab[lzfIndex(hval)] = int32(ip + 1)
+			h.set(lzfIndex(hval), ip)
 			ip++
 			continue
 		}
