@@ -192,39 +192,37 @@ func appendRDBInt(dst []byte, n int64) []byte {
 // dumpList encodes l as QUICKLIST_2: packed nodes cut where RPUSH would
 // start a new node.
 func dumpList(l *listValue) []byte {
-	nodes := quicklistNodes(l.elems())
-	body := appendRDBLen(nil, uint64(len(nodes)))
-	for _, n := range nodes {
+	elems := l.elems()
+	var bounds [][2]int
+	eachQuicklistNode(elems, func(start, end, _ int) { bounds = append(bounds, [2]int{start, end}) })
+	body := appendRDBLen(nil, uint64(len(bounds)))
+	for _, b := range bounds {
 		body = appendRDBLen(body, quicklistPacked)
-		body = appendRDBString(body, buildListpack(n))
+		body = appendRDBString(body, buildListpack(elems[b[0]:b[1]]))
 	}
 	return body
 }
 
-// quicklistNodes splits elems into the nodes Redis 7.0's quicklist makes
-// when they are pushed at the tail one by one: an element joins the tail
-// node while the node's listpack plus the element plus Redis's estimate of
-// its entry overhead stays within 8 kB.
-func quicklistNodes(elems [][]byte) [][][]byte {
-	var nodes [][][]byte
-	var cur [][]byte
-	size := 0 // the tail node's listpack bytes
-	for _, x := range elems {
-		if cur != nil && size+len(x)+quicklistEntryOverhead(len(x)) <= quicklistNodeMaxBytes {
-			cur = append(cur, x)
+// eachQuicklistNode calls fn with the bounds of each node (elems[start:end])
+// and its listpack's size, for the nodes Redis 7.0's quicklist makes when
+// elems are pushed at the tail one by one: an element joins the tail node
+// while the node's listpack plus the element plus Redis's estimate of its
+// entry overhead stays within 8 kB.
+func eachQuicklistNode(elems [][]byte, fn func(start, end, size int)) {
+	start, size := 0, 0 // the tail node's first element and listpack bytes
+	for i, x := range elems {
+		if i > start && size+len(x)+quicklistEntryOverhead(len(x)) <= quicklistNodeMaxBytes {
 			size += listpackEntrySize(x)
 			continue
 		}
-		if cur != nil {
-			nodes = append(nodes, cur)
+		if i > start {
+			fn(start, i, size)
 		}
-		cur = [][]byte{x}
-		size = listpackHeaderSize + 1 + listpackEntrySize(x)
+		start, size = i, listpackHeaderSize+1+listpackEntrySize(x)
 	}
-	if cur != nil {
-		nodes = append(nodes, cur)
+	if len(elems) > start {
+		fn(start, len(elems), size)
 	}
-	return nodes
 }
 
 // quicklistEntryOverhead is the overhead Redis 7.0.15's

@@ -10,15 +10,18 @@ package store
 // allocation rounded up to jemalloc's size class. It matches Redis's
 // figure for values Redis encodes as encodingOf says; skiplist nodes are
 // counted at level 1 (Redis's levels are random), a hash table as fully
-// rehashed (Redis's counts both tables while it rehashes), and sds strings without
-// spare room (Redis's may have some after APPEND and the like).
+// rehashed (Redis's counts both tables while it rehashes), and sds strings
+// without spare room (Redis's may have some after APPEND and the like).
 //
 // MEMORY STATS has Redis's fields in Redis's order; the allocator figures
-// are the Go runtime's (heap allocated, in use, obtained from the system),
-// the per-database overheads are computed as Redis computes them, and
-// dataset.bytes is what is left. MEMORY DOCTOR gives Redis's two verdicts
-// for a small or healthy instance; MALLOC-STATS answers as Redis built
-// without jemalloc does; PURGE does nothing and answers OK.
+// are the Go runtime's (heap allocated, in use, obtained from the system;
+// startup.allocated is the heap when the package initialized), the
+// per-database overheads are computed as Redis computes them, and
+// dataset.bytes is what is left; nothing Redis counts for clients,
+// replication, AOF or scripts is counted (0). MEMORY DOCTOR gives Redis's
+// two verdicts for a small (heap under 5 MB) or healthy instance;
+// MALLOC-STATS answers as Redis built without jemalloc does; PURGE does
+// nothing and answers OK.
 
 import (
 	"fmt"
@@ -95,7 +98,7 @@ func cmdMemory(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		}
 		return dst
 	case collFold(sub, "doctor"):
-		return resp.AppendBulkString(dst, s.memoryDoctor())
+		return resp.AppendBulkString(dst, memoryDoctor())
 	case collFold(sub, "malloc-stats"):
 		return resp.AppendBulkString(dst, "Stats not supported for the current allocator")
 	case collFold(sub, "purge"):
@@ -149,9 +152,16 @@ func valueUsage(v *value, samples int) int {
 		}
 		return sizeRobj + sdsAlloc(len(v.str), false)
 	case kindList:
-		nodes := quicklistNodes(v.list.elems())
-		return sizeRobj + sizeQuicklist + sampled(len(nodes), samples, func(i int) int {
-			return sizeQuicklistNode + jemallocSize(listpackSize(nodes[i]))
+		var first []int // the first nodes' listpack sizes
+		nodes := 0
+		eachQuicklistNode(v.list.elems(), func(_, _, size int) {
+			if nodes < samples {
+				first = append(first, size)
+			}
+			nodes++
+		})
+		return sizeRobj + sizeQuicklist + sampled(nodes, len(first), func(i int) int {
+			return sizeQuicklistNode + jemallocSize(first[i])
 		})
 	case kindSet:
 		if v.set.intset {
@@ -257,31 +267,21 @@ func intsetWidth(members []string) int {
 	return int(is[0])
 }
 
-// listpackSize is the bytes of a listpack of elems.
-func listpackSize(elems [][]byte) int {
-	n := listpackHeaderSize + 1
-	for _, x := range elems {
-		n += listpackEntrySize(x)
-	}
-	return n
-}
+// startupHeap is the Go heap when the package initialized: MEMORY STATS's
+// startup.allocated.
+var startupHeap = func() int64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}()
 
-// datasetEstimate is the sum of the estimates of every live key.
-func (s *Store) datasetEstimate() (bytes, keys, expires int) {
-	for k, v := range s.keys {
-		bytes += keyUsage([]byte(k), v, memorySamplesDef)
-		if v.expireAt != 0 {
-			expires++
-		}
-	}
-	return bytes, len(s.keys), expires
-}
-
-// memoryDoctor is MEMORY DOCTOR's verdict: Redis's for an instance under
-// 5 MB, else its all-clear (the reports it can give need allocator and
-// client statistics this store does not keep).
-func (s *Store) memoryDoctor() string {
-	if b, _, _ := s.datasetEstimate(); b < 5<<20 {
+// memoryDoctor is MEMORY DOCTOR's verdict: Redis's for an instance whose
+// heap is under 5 MB, else its all-clear (the reports it can give need
+// allocator and client statistics this store does not keep).
+func memoryDoctor() string {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if ms.HeapAlloc < 5<<20 {
 		return "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. " +
 			"Please, leave for your mission on Earth and fill it with some data. " +
 			"The new Sam and I will be back to our programming as soon as I finished rebooting.\n"
@@ -294,11 +294,13 @@ func (s *Store) memoryDoctor() string {
 func (s *Store) memoryStats(dst []byte) []byte {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	dataset, keys, expires := s.datasetEstimate()
+	// O(1) in the keyspace: this runs under the read lock, which holds
+	// writes back.
+	keys, expires := len(s.keys), s.expiring
 	mainOverhead := keys*(sizeDictEntry+sizeRobj) + 8*dictSlots(keys)
 	expiresOverhead := expires*sizeDictEntry + 8*dictSlots(expires)
 	total := int64(ms.HeapAlloc)
-	startup := max(total-int64(dataset+mainOverhead+expiresOverhead), 0)
+	startup := min(startupHeap, total)
 	overhead := startup + int64(mainOverhead+expiresOverhead)
 	peak := max(int64(ms.HeapSys), total)
 	active := int64(ms.HeapInuse)
@@ -397,13 +399,10 @@ func (s *Store) DebugObject(dst []byte, nowMs int64, key []byte) []byte {
 	line := fmt.Sprintf("Value at:%p refcount:%d encoding:%s serializedlength:%d lru:%d lru_seconds_idle:0",
 		v, objectRefcount(v), encodingOf(v), len(body), (nowMs/1000)&lruClockMax)
 	if v.kind == kindList {
-		nodes := quicklistNodes(v.list.elems())
-		size := 0
-		for _, n := range nodes {
-			size += listpackSize(n)
-		}
+		nodes, size := 0, 0
+		eachQuicklistNode(v.list.elems(), func(_, _, n int) { nodes, size = nodes+1, size+n })
 		line += fmt.Sprintf(" ql_nodes:%d ql_avg_node:%.2f ql_listpack_max:-2 ql_compressed:0 ql_uncompressed_size:%d",
-			len(nodes), float64(v.list.len())/float64(len(nodes)), size)
+			nodes, float64(v.list.len())/float64(nodes), size)
 	}
 	return resp.AppendSimple(dst, line)
 }
