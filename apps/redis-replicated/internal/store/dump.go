@@ -20,8 +20,10 @@ package store
 //     never narrows one after deletions) or the plain SET encoding.
 //
 // RESTORE (restore.go) reads every encoding Redis 7.0 writes or still
-// loads. Streams are not yet handled: dumpBody and loadObject each switch on
-// the kind / RDB type, where the stream cases belong.
+// loads. Streams are not yet handled: dumpObject switches on the kind and
+// loadObject on the RDB type, and the stream cases belong there (DUMP of a
+// kind dumpObject does not know is an error; RESTORE of a stream payload
+// is "Bad data format").
 
 import (
 	"encoding/binary"
