@@ -489,6 +489,9 @@ func cmdConfig(c *conn, args [][]byte) bool {
 
 func cmdDebug(c *conn, args [][]byte) bool {
 	out := c.reply()
+	if lowerEq(args[1], "object") && len(args) == 3 {
+		return debugObject(c, out, args[2])
+	}
 	if !lowerEq(args[1], "digest") || len(args) != 2 {
 		*out = resp.AppendError(*out, "ERR gomu: DEBUG supports DIGEST only")
 		return false

@@ -31,6 +31,7 @@ const (
 	shapeKeyScores                // ZMPOP: a key, then [member, score] arrays
 	shapeScoreArrays              // [member, score] arrays: the scores as doubles
 	shapeVerbatim                 // a bulk: verbatim text
+	shapeStatsMap                 // MEMORY STATS: pairs to a map, bulk values doubles, array values maps
 )
 
 // shapeOf is the shape of the reply to args.
@@ -79,6 +80,13 @@ func shapeOf(args [][]byte) shape {
 	case "lcs":
 		if has("idx") {
 			return shapeMap
+		}
+	case "memory":
+		switch {
+		case len(args) == 2 && lowerEq(args[1], "stats"):
+			return shapeStatsMap
+		case len(args) == 2 && lowerEq(args[1], "doctor"):
+			return shapeVerbatim
 		}
 	}
 	return shapePlain
@@ -155,6 +163,22 @@ func toRESP3(dst, src []byte, sh shape) ([]byte, []byte) {
 			dst = resp.AppendArrayLen(dst, n)
 			for range n {
 				dst, rest = toRESP3(dst, rest, shapePopScore)
+			}
+			return dst, rest
+		case shapeStatsMap:
+			dst = append(dst, '%')
+			dst = strconv.AppendInt(dst, int64(n/2), 10)
+			dst = append(dst, "\r\n"...)
+			for range n / 2 {
+				dst, rest = toRESP3(dst, rest, shapePlain)
+				value := shapePlain
+				switch rest[0] {
+				case '$':
+					value = shapeDouble
+				case '*':
+					value = shapeStatsMap
+				}
+				dst, rest = toRESP3(dst, rest, value)
 			}
 			return dst, rest
 		case shapePopScore:
