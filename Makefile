@@ -106,7 +106,8 @@ bench-redis: deps
 # into SUITE_DIR) against Debian's redis-server and against
 # redis-server-replicated, unit by unit; ends with
 # `redis-suite: units=… redis_ok=… gomu_ok=… ratio=…% gomu_units_aborted=…`.
-# Not part of make test: it needs the network once and takes ~10 minutes.
+# SUITE_MODE=cluster runs ours as a 3-replica --local cluster, against its
+# leader. Not part of make test: it needs the network once and takes ~10 minutes.
 .PHONY: redis-suite
 redis-suite: deps
 	@mkdir -p $(BIN)

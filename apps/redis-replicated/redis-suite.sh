@@ -13,7 +13,11 @@
 #
 # Usage: redis-suite.sh SERVER_BINARY [UNIT ...]   (default: the data units)
 # Environment: SUITE_DIR (where the sources and logs go, default
-# /tmp/gomu-redis-suite), SUITE_PORT (default 6398).
+# /tmp/gomu-redis-suite), SUITE_PORT (default 6398), SUITE_MODE
+# (standalone, the default, or cluster: a 3-replica --local cluster whose
+# leader listens on SUITE_PORT and its followers on the next two ports).
+# The harness takes the 32 ports below SUITE_PORT+10000 for itself, so two
+# runs on different SUITE_PORTs do not collide.
 set -euo pipefail
 
 server=${1:?usage: redis-suite.sh SERVER_BINARY [UNIT ...]}
@@ -27,6 +31,12 @@ if [ ${#units[@]} -eq 0 ]; then
 fi
 dir=${SUITE_DIR:-/tmp/gomu-redis-suite}
 port=${SUITE_PORT:-6398}
+mode=${SUITE_MODE:-standalone}
+case $mode in
+standalone) gomu_flags=(--standalone) ;;
+cluster) gomu_flags=(--local 3) ;;
+*) echo "redis-suite: SUITE_MODE is standalone or cluster, not $mode" >&2; exit 2 ;;
+esac
 mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
 
 # Debian's source package of the redis-server installed here (7.0.15 on
@@ -55,17 +65,22 @@ run() {
 			redis-server --port "$port" --save '' --appendonly no --dir "$logs" \
 				--enable-debug-command yes --daemonize yes >/dev/null
 		else
-			"$server" --standalone --port "$port" >"$logs/server.log" 2>&1 &
+			"$server" "${gomu_flags[@]}" --port "$port" >"$logs/server.log" 2>&1 &
 		fi
-		for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+		# Ready when it takes a write: a cluster's leader is elected first.
+		for _ in $(seq 100); do
+			[ "$(redis-cli -p "$port" set gomu:suite:probe 1 2>/dev/null)" = OK ] && break
+			sleep 0.1
+		done
+		redis-cli -p "$port" del gomu:suite:probe >/dev/null 2>&1 || true
 		f="$logs/$(echo "$u" | tr / _).log"
 		(cd "$src" && timeout 300 tclsh tests/test_helper.tcl --host 127.0.0.1 --port "$port" \
-			--singledb --clients 1 --single "$u" >"$f" 2>&1) || true
+			--singledb --clients 1 --baseport $((port + 10000)) --single "$u" >"$f" 2>&1) || true
 		echo "$u $(grep -c '32;49mok' "$f") $(grep -c '31;49merr' "$f") $(grep -c '49mexception' "$f")"
 		if [ "$name" = redis ]; then
 			redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
 		else
-			pkill -f "$server --standalone --port $port" >/dev/null 2>&1 || true
+			pkill -f "$server ${gomu_flags[*]} --port $port" >/dev/null 2>&1 || true
 		fi
 		for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 || break; sleep 0.1; done
 	done
