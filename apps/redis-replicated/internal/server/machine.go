@@ -65,9 +65,13 @@ const selectSize = 4 + 4 + len(selectCommand) + 4 + 2
 // use makes the commands added next run in database db, adding a
 // gomu.select if the proposal is in another one.
 func (p *proposal) use(db int) {
-	if db == p.db {
-		return
+	if db != p.db {
+		p.switchTo(db)
 	}
+}
+
+// switchTo adds the gomu.select of use.
+func (p *proposal) switchTo(db int) {
 	p.buf = binary.LittleEndian.AppendUint32(p.buf, 2)
 	p.buf = binary.LittleEndian.AppendUint32(p.buf, uint32(len(selectCommand)))
 	p.buf = append(p.buf, selectCommand...)
@@ -175,8 +179,8 @@ func (d *decoder) decode(p []byte) (header, error) {
 			d.args = append(d.args, rest[4:4+n])
 			rest = rest[4+n:]
 		}
-		if sel, ok := switchTo(d.args[len(d.args)-argc:]); sel {
-			if !ok {
+		if cmd := d.args[len(d.args)-argc:]; isSelectCommand(cmd[0]) {
+			if _, ok := selectedDB(cmd); !ok {
 				return h, errMalformed
 			}
 			d.silent++
@@ -208,34 +212,40 @@ func (d *decoder) exec(out []byte, st *store.Store, h header, env *store.Env, wr
 	db := 0
 	for _, s := range spans {
 		args := d.args[s.off : s.off+s.argc]
-		if sel, _ := switchTo(args); sel {
-			db, _ = strconv.Atoi(string(args[1])) // checked by decode
+		if isSelectCommand(args[0]) {
+			db, _ = selectedDB(args) // checked by decode
 			continue
 		}
 		if h.kind == propTx && lowerEq(args[0], "select") {
 			out, db = execSelect(out, args, db)
 			continue
 		}
-		if write {
+		switch {
+		case db == 0: // between commands the store is in database 0
+			out = st.Exec(out, env, args)
+		case write:
 			out = st.ExecDB(out, env, db, args)
-		} else {
+		default:
 			out = st.View(db, &d.view).Exec(out, env, args)
 		}
 	}
 	return out
 }
 
-// switchTo reports whether args is a gomu.select, and whether its database
-// is valid.
-func switchTo(args [][]byte) (sel, ok bool) {
-	if len(args[0]) != len(selectCommand) || string(args[0]) != selectCommand {
-		return false, false
-	}
+// isSelectCommand reports whether a command named name is a gomu.select:
+// cheap, as every command of every proposal is asked.
+func isSelectCommand(name []byte) bool {
+	return len(name) == len(selectCommand) && string(name) == selectCommand
+}
+
+// selectedDB is the database a gomu.select (args) switches to, and whether
+// it is a valid one.
+func selectedDB(args [][]byte) (int, bool) {
 	if len(args) != 2 {
-		return true, false
+		return 0, false
 	}
 	n, err := strconv.Atoi(string(args[1]))
-	return true, err == nil && 0 <= n && n < store.Databases
+	return n, err == nil && 0 <= n && n < store.Databases
 }
 
 // execSelect runs a SELECT queued in a transaction: it replies as Redis's
