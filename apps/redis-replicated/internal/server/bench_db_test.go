@@ -11,7 +11,7 @@ func benchApply(b *testing.B, args ...string) {
 	for i, a := range args {
 		cmd[i] = []byte(a)
 	}
-	m.Apply(0, oneCommand(cmd)) // the key exists for GET
+	m.Apply(0, oneCommand([][]byte{[]byte("SET"), cmd[1], []byte("v")})) // the key exists for GET
 	var p proposal
 	b.ReportAllocs()
 	b.ResetTimer()
