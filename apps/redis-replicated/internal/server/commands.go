@@ -60,6 +60,7 @@ func init() {
 		{name: "unwatch", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, summary: "Forgets about watched keys of a transaction.", run: cmdUnwatch},
 		{name: "discard", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, inMulti: true, summary: "Discards a transaction.", run: cmdDiscard},
 		{name: "debug", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, summary: "A container for debugging commands (DIGEST only).", run: cmdDebug},
+		{name: "reset", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}, inMulti: true, summary: "Resets the connection.", run: cmdReset},
 	} {
 		serverCommands[h.name] = h
 	}

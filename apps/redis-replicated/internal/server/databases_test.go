@@ -99,6 +99,12 @@ func TestDatabasesDifferential(t *testing.T) {
 			on(0, "GET", "w"), on(0, "SELECT", "2"), on(0, "WATCH", "w"), on(1, "SWAPDB", "2", "3"),
 			on(0, "MULTI"), on(0, "GET", "w"), on(0, "EXEC"),
 		}},
+		{"reset", []dbStep{
+			on(0, "SELECT", "4"), on(0, "SET", "k", "4"), on(0, "CLIENT", "SETNAME", "me"), on(0, "WATCH", "k"),
+			on(0, "MULTI"), on(0, "SET", "k", "x"), on(0, "RESET"), on(0, "EXEC"), on(0, "GET", "k"),
+			on(0, "CLIENT", "GETNAME"), on(0, "SELECT", "4"), on(0, "GET", "k"), on(0, "RESET", "x"),
+			on(1, "SUBSCRIBE", "ch"), on(1, "RESET"), on(1, "GET", "k"), on(0, "PUBLISH", "ch", "m"),
+		}},
 		{"info keyspace and config", []dbStep{
 			on(0, "SET", "a", "1"), on(0, "SET", "t", "1", "EX", "1000"), on(0, "SELECT", "12"),
 			on(0, "SET", "b", "1"), on(0, "INFO", "keyspace"), on(0, "CONFIG", "GET", "databases"),
