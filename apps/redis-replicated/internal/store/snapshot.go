@@ -142,7 +142,8 @@ func (s *Store) Snapshot(w io.Writer) error {
 	return nil
 }
 
-// Digest is SHA-256 over the canonical encoding of the state: equal for
+// Digest is SHA-256 over the canonical encoding of the state, every
+// database's (the snapshot's encoding, version 2): equal for
 // stores in the same state whatever their map layouts. Expired keys not yet
 // deleted are included, as they are state until a write removes them.
 func (s *Store) Digest() [32]byte {

@@ -150,7 +150,12 @@ func newKeyspace() *keyspace { return &keyspace{keys: make(map[string]*value)} }
 // that commands write s.keys whatever database they run in. Between
 // commands it is always database 0: ExecDB selects another for one command
 // only, and readers under a shared lock never change it (they read another
-// database through View).
+// database through View). A command may select another database for part
+// of its work (a script's SELECT) but must leave its own selected when it
+// returns (SWAPDB keeps it so).
+//
+// Server-wide state (not per database) belongs in Store itself; View
+// copies Store, so it must hold no lock by value.
 type Store struct {
 	*keyspace
 	dbs [Databases]*keyspace
@@ -207,8 +212,8 @@ func (s *Store) View(db int, into *Store) *Store {
 	return into
 }
 
-// Len is the number of keys, expired ones not yet deleted included (as
-// Redis's DBSIZE).
+// Len is the number of keys in the selected database (0 between commands),
+// expired ones not yet deleted included (as Redis's DBSIZE).
 func (s *Store) Len() int { return len(s.keys) }
 
 // AppendUnknownCommand appends Redis 7's error for an unknown command.
