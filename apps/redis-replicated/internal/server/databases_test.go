@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"regexp"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
 	"github.com/gomu-rdma/gomu/internal/redistest"
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
@@ -39,6 +41,7 @@ func TestDatabasesDifferential(t *testing.T) {
 			on(0, "SELECT", "99999999999"), on(0, "SELECT", "+1"), on(0, "SELECT", ""), on(0, "GET", "k"),
 			on(0, "SELECT", "15"), on(0, "SET", "z", "15"), on(0, "SELECT", "0"), on(0, "GET", "z"),
 			on(0, "HELLO", "2"), on(0, "SELECT", "15"), on(0, "HELLO", "2"), on(0, "GET", "z"),
+			on(0, "gomu.select", "0"), on(0, "GET", "z"), // the internal command is no client's
 		}},
 		{"move", []dbStep{
 			on(0, "SET", "a", "1"), on(0, "PEXPIREAT", "a", "4102444800000"), on(0, "MOVE", "a", "2"),
@@ -368,5 +371,129 @@ func TestAnyAvgTTL(t *testing.T) {
 	}
 	if got := anyAvgTTL("+OK\r\n"); got != "+OK\r\n" {
 		t.Fatalf("%q", got)
+	}
+}
+
+// TestDatabaseSwitchCostsNoAllocation checks the hot paths in a database
+// other than 0: a proposal that switches database applies without
+// allocating, and a read sees its database through the connection's view
+// without allocating either.
+func TestDatabaseSwitchCostsNoAllocation(t *testing.T) {
+	m := NewMachine()
+	set := [][]byte{[]byte("SET"), []byte("k"), []byte("v")}
+	get := [][]byte{[]byte("GET"), []byte("k")}
+	var p proposal
+	p.reset(propBatch)
+	p.add(set)
+	p.use(3)
+	p.add(set)
+	p.use(0)
+	p.add(get)
+	sealed := p.seal(1, 1)
+	var d decoder
+	out := make([]byte, 0, 256)
+	apply := func() {
+		h, err := d.decode(sealed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = d.exec(out[:0], m.st, h, &m.env, true)
+	}
+	apply()
+	if string(out) != "+OK\r\n+OK\r\n$1\r\nv\r\n" {
+		t.Fatalf("replies %q", out)
+	}
+	if n := testing.AllocsPerRun(200, apply); n != 0 {
+		t.Errorf("applying a proposal that switches database: %v allocations", n)
+	}
+	var view store.Store
+	read := func() { out = m.execRead(out[:0], &m.env, 3, &view, get) }
+	read()
+	if string(out) != "$1\r\nv\r\n" {
+		t.Fatalf("read in db 3: %q", out)
+	}
+	if n := testing.AllocsPerRun(200, read); n != 0 {
+		t.Errorf("a read in database 3: %v allocations", n)
+	}
+}
+
+// TestMalformedSelect checks that a proposal whose gomu.select names no
+// database is refused whole.
+func TestMalformedSelect(t *testing.T) {
+	for _, db := range []string{"16", "-1", "x", ""} {
+		var p proposal
+		p.reset(propBatch)
+		p.add([][]byte{[]byte("SET"), []byte("k"), []byte("v")})
+		p.add([][]byte{[]byte(selectCommand), []byte(db)})
+		var d decoder
+		if _, err := d.decode(p.seal(1, 1)); err != errMalformed {
+			t.Errorf("gomu.select %q: %v", db, err)
+		}
+	}
+	var p proposal
+	p.reset(propBatch)
+	p.add([][]byte{[]byte(selectCommand)})
+	var d decoder
+	if _, err := d.decode(p.seal(1, 1)); err != errMalformed {
+		t.Errorf("gomu.select without a database: %v", err)
+	}
+}
+
+// TestDatabasesConcurrent runs connections in different databases at
+// once, each writing and reading its own database (reads of several
+// databases share the read lock), and one swapping two other databases
+// meanwhile: no connection sees another database's keys.
+func TestDatabasesConcurrent(t *testing.T) {
+	srv := startStandalone(t)
+	const workers, rounds = 4, 300
+	errs := make(chan error, workers+1)
+	for w := range workers {
+		go func() {
+			cn := redistest.Dial(t, srv.Addr())
+			db := strconv.Itoa(w + 1)
+			cn.Do("SELECT", db)
+			for i := range rounds {
+				v := db + ":" + strconv.Itoa(i)
+				cn.Do("SET", "k", v)
+				if got := cn.Do("GET", "k"); got != bulk(v) {
+					errs <- fmt.Errorf("db %s: GET k = %q, want %q", db, got, v)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	go func() {
+		cn := redistest.Dial(t, srv.Addr())
+		for range rounds {
+			cn.Do("SWAPDB", "10", "11")
+			cn.Do("MULTI")
+			cn.Do("SELECT", "10")
+			cn.Do("INCR", "n")
+			cn.Do("EXEC")
+		}
+		errs <- nil
+	}()
+	for range workers + 1 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every INCR landed in one of the two swapped databases.
+	cn := redistest.Dial(t, srv.Addr())
+	sum := 0
+	for _, db := range []string{"10", "11"} {
+		cn.Do("SELECT", db)
+		if r := cn.Do("GET", "n"); r != "$-1\r\n" {
+			_, text, _ := strings.Cut(r, "\r\n")
+			n, err := strconv.Atoi(strings.TrimSuffix(text, "\r\n"))
+			if err != nil {
+				t.Fatalf("db %s: GET n = %q", db, r)
+			}
+			sum += n
+		}
+	}
+	if sum != rounds {
+		t.Fatalf("%d increments across databases 10 and 11, want %d", sum, rounds)
 	}
 }
