@@ -219,7 +219,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 		return false
 	}
 	if c.multi {
-		if commandSize(args)+len(c.queued.buf)+dbSwitchSize(db) > c.s.cfg.MaxProposal {
+		if commandSize(args)+len(c.queued.buf) > c.s.cfg.MaxProposal {
 			c.multiDirty = true
 			out := c.reply()
 			*out = resp.AppendError(*out, "ERR gomu: transaction too large to replicate")

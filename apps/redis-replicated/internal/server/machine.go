@@ -229,6 +229,9 @@ func (d *decoder) exec(out []byte, st *store.Store, h header, env *store.Env, wr
 			out = st.View(db, &d.view).Exec(out, env, args)
 		}
 	}
+	if !write {
+		d.view = store.Store{} // as execRead's
+	}
 	return out
 }
 
@@ -346,7 +349,14 @@ func (m *Machine) readTx(out, p []byte, d *decoder, env *store.Env) ([]byte, err
 func (m *Machine) execRead(out []byte, env *store.Env, db int, view *store.Store, args [][]byte) []byte {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return m.st.View(db, view).Exec(out, env, args)
+	if db == 0 {
+		return m.st.Exec(out, env, args)
+	}
+	out = m.st.View(db, view).Exec(out, env, args)
+	// An idle connection's view must not keep databases alive that a
+	// snapshot's Restore replaced.
+	*view = store.Store{}
+	return out
 }
 
 // read runs fn under the read lock (for the rare looks: INFO, the sweep).
