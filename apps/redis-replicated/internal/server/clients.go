@@ -23,6 +23,7 @@ type clientState struct {
 	cmd      atomic.Pointer[string]
 	noEvict  atomic.Bool
 	multiLen atomic.Int32 // commands queued in MULTI, -1 outside
+	db       atomic.Int32 // the selected database (SELECT)
 	// killed: CLIENT KILL closed it; it is gone for CLIENT LIST and KILL
 	// at once, though its goroutine leaves the server's set a little later.
 	killed atomic.Bool
@@ -98,7 +99,9 @@ func (c *conn) appendClientLine(b []byte, self *conn, selfCmd string) []byte {
 	b = strconv.AppendInt(b, (now.UnixMilli()-cs.active.Load())/1000, 10)
 	b = append(b, " flags="...)
 	b = append(b, flags...)
-	b = append(b, " db=0 sub="...)
+	b = append(b, " db="...)
+	b = strconv.AppendInt(b, int64(cs.db.Load()), 10)
+	b = append(b, " sub="...)
 	b = strconv.AppendInt(b, int64(sub), 10)
 	b = append(b, " psub="...)
 	b = strconv.AppendInt(b, int64(psub), 10)

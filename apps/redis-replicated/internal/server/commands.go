@@ -47,7 +47,7 @@ func init() {
 		{name: "unsubscribe", arity: -1, flags: []string{"pubsub", "noscript", "loading", "stale"}, summary: "Stops listening to messages posted to channels.", run: cmdUnsubscribe},
 		{name: "punsubscribe", arity: -1, flags: []string{"pubsub", "noscript", "loading", "stale"}, summary: "Stops listening to messages published to channels that match one or more patterns.", run: cmdUnsubscribe},
 		{name: "pubsub", arity: -2, flags: []string{}, summary: "A container for Pub/Sub commands.", run: cmdPubSub},
-		{name: "select", arity: 2, flags: []string{"loading", "stale", "fast"}, summary: "Changes the selected database.", run: cmdSelect},
+		{name: "select", arity: 2, flags: []string{"loading", "stale", "fast"}, inMulti: true, summary: "Changes the selected database.", run: cmdSelect},
 		{name: "info", arity: -1, flags: []string{"loading", "stale"}, summary: "Returns information and statistics about the server.", run: cmdInfo},
 		{name: "command", arity: -1, flags: []string{"loading", "stale"}, summary: "Returns detailed information about all commands.", run: cmdCommand},
 		{name: "config", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, summary: "A container for server configuration commands.", run: cmdConfig},
@@ -60,6 +60,7 @@ func init() {
 		{name: "unwatch", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, summary: "Forgets about watched keys of a transaction.", run: cmdUnwatch},
 		{name: "discard", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, inMulti: true, summary: "Discards a transaction.", run: cmdDiscard},
 		{name: "debug", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, summary: "A container for debugging commands (DIGEST only).", run: cmdDebug},
+		{name: "reset", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}, inMulti: true, summary: "Resets the connection.", run: cmdReset},
 	} {
 		serverCommands[h.name] = h
 	}
@@ -113,17 +114,32 @@ func cmdQuit(c *conn, _ [][]byte) bool {
 	return true
 }
 
+// cmdSelect changes the connection's database: its later writes carry it
+// in their proposals, its reads see it. Inside MULTI it is queued, and
+// switches the database of the commands queued after it when the
+// transaction runs (see decoder.exec), and the connection's if it does.
 func cmdSelect(c *conn, args [][]byte) bool {
-	out := c.reply()
-	n, err := strconv.Atoi(string(args[1]))
-	switch {
-	case err != nil:
-		*out = resp.AppendError(*out, "ERR value is not an integer or out of range")
-	case n != 0:
-		*out = resp.AppendError(*out, "ERR DB index is out of range")
-	default:
-		*out = resp.AppendOK(*out)
+	db, msg := store.ParseDB(args[1])
+	if c.multi {
+		c.queued.add(args)
+		if msg == "" {
+			c.queued.db = db
+		}
+		if c.proto.Load() == 3 {
+			c.queuedShapes = append(c.queuedShapes, shapeOf(args))
+		}
+		c.state.multiLen.Add(1)
+		out := c.reply()
+		*out = resp.AppendSimple(*out, "QUEUED")
+		return false
 	}
+	out := c.reply()
+	if msg != "" {
+		*out = resp.AppendError(*out, msg)
+		return false
+	}
+	c.state.db.Store(int32(db))
+	*out = resp.AppendOK(*out)
 	return false
 }
 
@@ -146,6 +162,7 @@ func cmdMulti(c *conn, _ [][]byte) bool {
 	c.queuedShapes = c.queuedShapes[:0]
 	c.state.multiLen.Store(0)
 	c.queued.reset(propTx)
+	c.queued.use(int(c.state.db.Load()))
 	*out = resp.AppendOK(*out)
 	return false
 }
@@ -162,8 +179,9 @@ func cmdDiscard(c *conn, _ [][]byte) bool {
 	return false
 }
 
-// watchedKey is one key WATCH noted.
+// watchedKey is one key WATCH noted, in its database.
 type watchedKey struct {
+	db    int
 	key   []byte
 	stamp store.WatchStamp
 }
@@ -183,9 +201,10 @@ func cmdWatch(c *conn, args [][]byte) bool {
 		return false
 	}
 	c.env.NowMs = time.Now().UnixMilli()
+	db := int(c.state.db.Load())
 	c.s.cfg.Machine.read(func(st *store.Store) {
 		for _, k := range args[1:] {
-			c.watched = append(c.watched, watchedKey{key: append([]byte(nil), k...), stamp: st.Stamp(&c.env, k)})
+			c.watched = append(c.watched, watchedKey{db: db, key: append([]byte(nil), k...), stamp: st.Stamp(&c.env, db, k)})
 		}
 	})
 	*out = resp.AppendOK(*out)
@@ -207,10 +226,10 @@ func (c *conn) withWatch(watched []watchedKey) *proposal {
 	}
 	p := &c.watchTx
 	p.reset(propTx)
-	args := make([][]byte, 0, 1+2*len(watched))
+	args := make([][]byte, 0, 1+3*len(watched))
 	args = append(args, []byte(watchCommand))
 	for _, w := range watched {
-		args = append(args, w.key, w.stamp[:])
+		args = append(args, strconv.AppendInt(nil, int64(w.db), 10), w.key, w.stamp[:])
 	}
 	p.add(args)
 	p.appendCommands(&c.queued)
@@ -232,7 +251,7 @@ func cmdExec(c *conn, _ [][]byte) bool {
 		*out = resp.AppendError(*out, "EXECABORT Transaction discarded because of previous errors.")
 		return false
 	}
-	if c.queued.count == 0 && len(watched) == 0 {
+	if c.queued.replies() == 0 && len(watched) == 0 {
 		*out = resp.AppendArrayLen(*out, 0)
 		return false
 	}
@@ -248,6 +267,7 @@ func cmdExec(c *conn, _ [][]byte) bool {
 			*out = resp.AppendError(*out, c.s.replicationError(err))
 			return false
 		}
+		c.ranTx(res)
 		start := len(*out)
 		*out = append(*out, res...)
 		if c.proto.Load() == 3 {
@@ -268,10 +288,20 @@ func cmdExec(c *conn, _ [][]byte) bool {
 		return false
 	}
 	*out = res
+	c.ranTx(res[start:])
 	if c.proto.Load() == 3 {
 		*out = c.resp3Exec(*out, start, c.queuedShapes)
 	}
 	return false
+}
+
+// ranTx notes what a transaction that ran (its EXEC reply res) did to the
+// connection: unless the watch check aborted it, its last valid SELECT is
+// the connection's database now.
+func (c *conn) ranTx(res []byte) {
+	if !bytes.HasPrefix(res, []byte("*-1\r\n")) {
+		c.state.db.Store(int32(c.queued.db))
+	}
 }
 
 func cmdHello(c *conn, args [][]byte) bool {
@@ -386,7 +416,7 @@ func truncated(b []byte) string {
 var configParams = [][2]string{
 	{"save", ""},
 	{"appendonly", "no"},
-	{"databases", "1"},
+	{"databases", "16"}, // store.Databases
 	{"maxmemory", "0"},
 	{"maxmemory-policy", "noeviction"},
 	{"timeout", "0"},

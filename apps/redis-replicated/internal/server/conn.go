@@ -31,6 +31,9 @@ type conn struct {
 	// readOK: this batch already passed its read barrier.
 	readOK bool
 	env    store.Env
+	// view is where this connection's reads see a database other than 0
+	// (store.View).
+	view store.Store
 
 	multi      bool
 	multiDirty bool
@@ -206,7 +209,8 @@ func (c *conn) dispatch(args [][]byte) bool {
 		*out = resp.AppendError(*out, c.s.readOnlyError())
 		return false
 	}
-	if commandSize(args)+propHeader > c.s.cfg.MaxProposal {
+	db := int(c.state.db.Load())
+	if commandSize(args)+propHeader+dbSwitchSize(db) > c.s.cfg.MaxProposal {
 		if c.multi {
 			c.multiDirty = true
 		}
@@ -232,9 +236,10 @@ func (c *conn) dispatch(args [][]byte) bool {
 		return false
 	}
 	if write {
-		if len(c.prop.buf)+commandSize(args) > c.s.cfg.MaxProposal {
+		if len(c.prop.buf)+commandSize(args)+dbSwitchSize(db) > c.s.cfg.MaxProposal {
 			c.flushWrites()
 		}
+		c.prop.use(db)
 		c.prop.add(args)
 		if c.proto.Load() == 3 {
 			c.propShapes = append(c.propShapes, shapeOf(args))
@@ -247,7 +252,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 	}
 	c.env.NowMs = time.Now().UnixMilli()
 	start := len(*out)
-	*out = c.s.cfg.Machine.execRead(*out, &c.env, args)
+	*out = c.s.cfg.Machine.execRead(*out, &c.env, db, &c.view, args)
 	if c.proto.Load() == 3 {
 		c.one[0] = shapeOf(args)
 		*out = c.resp3Replies(*out, start, c.one[:])
@@ -285,7 +290,7 @@ func (c *conn) flushWrites() {
 	if c.prop.count == 0 {
 		return
 	}
-	n := c.prop.count
+	n := c.prop.replies()
 	res, err := c.s.replicate(c.ctx, c.prop.seal(time.Now().UnixMilli(), rand.Uint64()))
 	if err != nil {
 		msg := c.s.replicationError(err)
@@ -345,6 +350,15 @@ func (s *Server) replicationError(err error) string {
 	default:
 		return "ERR gomu: " + err.Error()
 	}
+}
+
+// dbSwitchSize is what a command in database db may add to a proposal
+// besides itself: a gomu.select, unless db is 0.
+func dbSwitchSize(db int) int {
+	if db == 0 {
+		return 0
+	}
+	return selectSize
 }
 
 // lowerEq reports whether b equals the lowercase word w, in any case.

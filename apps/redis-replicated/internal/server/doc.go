@@ -57,7 +57,7 @@
 // locally after one barrier (when all read). Errors at queue time (unknown
 // command, wrong arity, a write on a follower) abort the transaction with
 // EXECABORT as Redis does. Server commands (INFO, CONFIG, CLIENT, …) are
-// refused inside MULTI; PING and ECHO are queued.
+// refused inside MULTI; PING, ECHO and SELECT are queued.
 //
 // WATCH notes a stamp of each key (a SHA-256 of its value and TTL, or
 // none: store.WatchStamp), read after a read barrier; EXEC puts the stamps
@@ -66,6 +66,18 @@
 // null array. So the decision rides the log, with no per-key counters to
 // replicate. Unlike Redis, a key rewritten to the same value and TTL in
 // between does not abort the transaction.
+//
+// # Databases
+//
+// There are Redis's 16. SELECT is the connection's state: its reads run on
+// that database of the local store (store.View), and its writes carry it
+// in their proposal, as a gomu.select inserted only where the database
+// changes (every proposal starts in database 0, so database 0 costs
+// nothing). A SELECT queued in MULTI switches the transaction's later
+// commands when it is applied, and the connection's database once EXEC
+// ran. WATCH stamps are per database and key; Pub/Sub is not per database,
+// as in Redis. MOVE, SWAPDB, FLUSHDB, FLUSHALL and COPY … DB are writes
+// like any other; the expiry sweep covers every database.
 //
 // # Protocols
 //
@@ -88,8 +100,8 @@
 //
 // # Differences from Redis 7
 //
-// One database (SELECT 0 only, and COPY … DB 0 only: any other index gets
-// SELECT's error); under RESP3 (HELLO 3) the replies of COMMAND keep
+// INFO keyspace reports avg_ttl=0 (Redis estimates it in an expiry cycle
+// of its own); under RESP3 (HELLO 3) the replies of COMMAND keep
 // their RESP2 shapes (valid RESP3, not Redis's maps); CONFIG GET answers the parameters clients
 // and redis-benchmark ask for, and the configuration is fixed: CONFIG SET
 // succeeds only where it sets a parameter to the value it has, and says

@@ -161,10 +161,18 @@ func cmdInfo(c *conn, args [][]byte) bool {
 			field("cluster_enabled", 0)
 		case "keyspace":
 			section("Keyspace")
-			var keys, expires int
-			s.cfg.Machine.read(func(st *store.Store) { keys, expires = st.Len(), st.Expiring() })
-			if keys > 0 {
-				fmt.Fprintf(&b, "db0:keys=%d,expires=%d,avg_ttl=0\r\n", keys, expires)
+			// avg_ttl is 0: Redis estimates it in its own expiry cycle,
+			// which the leader's sweep is not.
+			var keys, expires [store.Databases]int
+			s.cfg.Machine.read(func(st *store.Store) {
+				for db := range keys {
+					keys[db], expires[db] = st.DBStats(db)
+				}
+			})
+			for db, n := range keys {
+				if n > 0 {
+					fmt.Fprintf(&b, "db%d:keys=%d,expires=%d,avg_ttl=0\r\n", db, n, expires[db])
+				}
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -24,6 +25,13 @@ import (
 //
 // Integers are little-endian. Applying a proposal returns the commands'
 // replies, concatenated (a batch) or as one array (a transaction).
+//
+// Every proposal starts in database 0. The internal command "gomu.select
+// <db>" (selectCommand) switches the database for the commands after it,
+// replying nothing: a connection inserts it only where its selected
+// database differs from the proposal's, so commands in database 0 cost
+// nothing more. In a transaction a queued SELECT switches too, and is
+// answered as Redis answers it.
 const (
 	propBatch = 1
 	propTx    = 2
@@ -35,13 +43,49 @@ const (
 type proposal struct {
 	buf   []byte
 	count int
+	// db is the database the commands added next run in; silent counts
+	// the gomu.select commands among count, which have no reply.
+	db     int
+	silent int
 }
 
 func (p *proposal) reset(kind byte) {
 	p.buf = append(p.buf[:0], kind)
 	p.buf = append(p.buf, make([]byte, propHeader-1)...)
-	p.count = 0
+	p.count, p.db, p.silent = 0, 0, 0
 }
+
+// selectCommand switches a proposal's database (see the format above).
+// Clients cannot send it: it is no command of the store's or the server's.
+const selectCommand = "gomu.select"
+
+// selectSize bounds the encoded size of one gomu.select.
+const selectSize = 4 + 4 + len(selectCommand) + 4 + 2
+
+// use makes the commands added next run in database db, adding a
+// gomu.select if the proposal is in another one.
+func (p *proposal) use(db int) {
+	if db != p.db {
+		p.switchTo(db)
+	}
+}
+
+// switchTo adds the gomu.select of use.
+func (p *proposal) switchTo(db int) {
+	p.buf = binary.LittleEndian.AppendUint32(p.buf, 2)
+	p.buf = binary.LittleEndian.AppendUint32(p.buf, uint32(len(selectCommand)))
+	p.buf = append(p.buf, selectCommand...)
+	n := len(p.buf)
+	p.buf = binary.LittleEndian.AppendUint32(p.buf, 0)
+	p.buf = strconv.AppendInt(p.buf, int64(db), 10)
+	binary.LittleEndian.PutUint32(p.buf[n:], uint32(len(p.buf)-n-4))
+	p.count++
+	p.silent++
+	p.db = db
+}
+
+// replies is the number of replies applying the proposal gives.
+func (p *proposal) replies() int { return p.count - p.silent }
 
 // size is the encoded size of args as one command.
 func commandSize(args [][]byte) int {
@@ -61,10 +105,13 @@ func (p *proposal) add(args [][]byte) {
 	p.count++
 }
 
-// appendCommands appends q's commands after p's.
+// appendCommands appends q's commands after p's; p must be in database 0,
+// where q started.
 func (p *proposal) appendCommands(q *proposal) {
 	p.buf = append(p.buf, q.buf[propHeader:]...)
 	p.count += q.count
+	p.silent += q.silent
+	p.db = q.db
 }
 
 // seal fills in the header: the time and seed the leader decides.
@@ -86,6 +133,11 @@ var errMalformed = errors.New("malformed proposal")
 type decoder struct {
 	args  [][]byte
 	spans []span
+	// silent counts the decoded gomu.select commands.
+	silent int
+	// view is where a read-only transaction's decoder sees another
+	// database than 0 (store.View).
+	view store.Store
 }
 
 // header is a decoded proposal's header.
@@ -105,7 +157,7 @@ func (d *decoder) decode(p []byte) (header, error) {
 	h := header{kind: p[0], now: int64(binary.LittleEndian.Uint64(p[1:])),
 		seed: binary.LittleEndian.Uint64(p[9:]), count: int(binary.LittleEndian.Uint32(p[17:]))}
 	rest := p[propHeader:]
-	d.spans, d.args = d.spans[:0], d.args[:0]
+	d.spans, d.args, d.silent = d.spans[:0], d.args[:0], 0
 	for range h.count {
 		if len(rest) < 4 {
 			return h, errMalformed
@@ -127,6 +179,12 @@ func (d *decoder) decode(p []byte) (header, error) {
 			d.args = append(d.args, rest[4:4+n])
 			rest = rest[4+n:]
 		}
+		if cmd := d.args[len(d.args)-argc:]; isSelectCommand(cmd[0]) {
+			if _, ok := selectedDB(cmd); !ok {
+				return h, errMalformed
+			}
+			d.silent++
+		}
 	}
 	if len(rest) != 0 {
 		return h, errMalformed
@@ -137,8 +195,10 @@ func (d *decoder) decode(p []byte) (header, error) {
 // exec runs the decoded commands on st, as one array reply for a
 // transaction. A transaction that opens with the watch check (see
 // watchCommand) runs only if its watched keys are as WATCH saw them, and
-// is answered with a null array otherwise, as Redis answers EXEC.
-func (d *decoder) exec(out []byte, st *store.Store, h header, env *store.Env) []byte {
+// is answered with a null array otherwise, as Redis answers EXEC. Writes
+// (write set: under the exclusive lock) run in their database with
+// ExecDB; reads under the shared lock on a View of it.
+func (d *decoder) exec(out []byte, st *store.Store, h header, env *store.Env, write bool) []byte {
 	spans := d.spans
 	if h.kind == propTx {
 		if len(spans) > 0 && string(d.args[spans[0].off]) == watchCommand {
@@ -147,24 +207,78 @@ func (d *decoder) exec(out []byte, st *store.Store, h header, env *store.Env) []
 			}
 			spans = spans[1:]
 		}
-		out = resp.AppendArrayLen(out, len(spans))
+		out = resp.AppendArrayLen(out, len(spans)-d.silent)
 	}
+	db := 0
 	for _, s := range spans {
-		out = st.Exec(out, env, d.args[s.off:s.off+s.argc])
+		args := d.args[s.off : s.off+s.argc]
+		if isSelectCommand(args[0]) {
+			db, _ = selectedDB(args) // checked by decode
+			continue
+		}
+		if h.kind == propTx && lowerEq(args[0], "select") {
+			out, db = execSelect(out, args, db)
+			continue
+		}
+		switch {
+		case db == 0: // between commands the store is in database 0
+			out = st.Exec(out, env, args)
+		case write:
+			out = st.ExecDB(out, env, db, args)
+		default:
+			out = st.View(db, &d.view).Exec(out, env, args)
+		}
+	}
+	if !write {
+		d.view = store.Store{} // as execRead's
 	}
 	return out
 }
 
+// isSelectCommand reports whether a command named name is a gomu.select:
+// cheap, as every command of every proposal is asked.
+func isSelectCommand(name []byte) bool {
+	return len(name) == len(selectCommand) && string(name) == selectCommand
+}
+
+// selectedDB is the database a gomu.select (args) switches to, and whether
+// it is a valid one.
+func selectedDB(args [][]byte) (int, bool) {
+	if len(args) != 2 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(string(args[1]))
+	return n, err == nil && 0 <= n && n < store.Databases
+}
+
+// execSelect runs a SELECT queued in a transaction: it replies as Redis's
+// and returns the database the commands after it run in.
+func execSelect(out []byte, args [][]byte, db int) ([]byte, int) {
+	if len(args) != 2 {
+		return store.AppendWrongArity(out, "select"), db
+	}
+	n, msg := store.ParseDB(args[1])
+	if msg != "" {
+		return resp.AppendError(out, msg), db
+	}
+	return resp.AppendOK(out), n
+}
+
 // watchCommand opens a transaction whose connection watched keys: its
-// arguments are key, stamp pairs (store.WatchStamp's 32 bytes). Clients
-// cannot send it: it is no command of the store's or the server's.
+// arguments are database, key, stamp triples (the database in decimal,
+// store.WatchStamp's 32 bytes). Clients cannot send it: it is no command
+// of the store's or the server's.
 const watchCommand = "gomu.watch"
 
 // watchHolds reports whether every watched key still has its stamp.
-func watchHolds(st *store.Store, env *store.Env, pairs [][]byte) bool {
-	for i := 0; i+1 < len(pairs); i += 2 {
-		s := st.Stamp(env, pairs[i])
-		if string(s[:]) != string(pairs[i+1]) {
+func watchHolds(st *store.Store, env *store.Env, triples [][]byte) bool {
+	for i := 0; i+2 < len(triples); i += 3 {
+		db, msg := store.ParseDB(triples[i])
+		if msg != "" {
+			return false
+		}
+		s := st.Stamp(env, db, triples[i+1])
+		if string(s[:]) != string(triples[i+2]) {
 			return false
 		}
 	}
@@ -209,7 +323,7 @@ func (m *Machine) Apply(_ uint64, cmd []byte) []byte {
 	}
 	m.pcg.Seed(h.seed, 0)
 	m.env.NowMs = h.now
-	out := m.dec.exec(nil, m.st, h, &m.env)
+	out := m.dec.exec(nil, m.st, h, &m.env, true)
 	m.cmds.Add(uint64(h.count))
 	m.count.Add(1)
 	return out
@@ -226,15 +340,23 @@ func (m *Machine) readTx(out, p []byte, d *decoder, env *store.Env) ([]byte, err
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return d.exec(out, m.st, h, env), nil
+	return d.exec(out, m.st, h, env, false), nil
 }
 
-// execRead runs one read command on this replica's state under the read
-// lock: a connection's hot path, so no closure is built per read.
-func (m *Machine) execRead(out []byte, env *store.Env, args [][]byte) []byte {
+// execRead runs one read command in database db on this replica's state
+// under the read lock, seeing db through the caller's view (store.View): a
+// connection's hot path, so no closure is built per read.
+func (m *Machine) execRead(out []byte, env *store.Env, db int, view *store.Store, args [][]byte) []byte {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return m.st.Exec(out, env, args)
+	if db == 0 {
+		return m.st.Exec(out, env, args)
+	}
+	out = m.st.View(db, view).Exec(out, env, args)
+	// An idle connection's view must not keep databases alive that a
+	// snapshot's Restore replaced.
+	*view = store.Store{}
+	return out
 }
 
 // read runs fn under the read lock (for the rare looks: INFO, the sweep).

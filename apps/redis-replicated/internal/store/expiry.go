@@ -41,7 +41,7 @@ func (x *expiryIndex) Pop() any {
 }
 
 // track records that key now expires at at (at != 0).
-func (s *Store) track(key string, at int64) {
+func (s *keyspace) track(key string, at int64) {
 	heap.Push(&s.expiry, expiryEntry{at: at, key: key})
 	// Stale entries accumulate when TTLs are rewritten often: rebuild once
 	// they clearly outnumber the live ones.
@@ -51,7 +51,7 @@ func (s *Store) track(key string, at int64) {
 }
 
 // rebuildExpiry makes the index hold exactly the keys with a TTL.
-func (s *Store) rebuildExpiry() {
+func (s *keyspace) rebuildExpiry() {
 	s.expiry = s.expiry[:0]
 	for k, v := range s.keys {
 		if v.expireAt != 0 {
@@ -65,32 +65,61 @@ func (s *Store) rebuildExpiry() {
 }
 
 // sweepExpired deletes up to limit keys (all if limit < 0) whose TTL passed
-// at nowMs, earliest first, and returns how many it deleted. Stale entries
-// it meets on the way are dropped; they are bounded per call too, so that
-// one sweep never holds the store for long.
+// at nowMs, in every database, earliest first (ties: lower database first),
+// and returns how many it deleted. Stale entries it meets on the way are
+// dropped; they are bounded per call too, so that one sweep never holds the
+// store for long.
 func (s *Store) sweepExpired(nowMs, limit int64) int64 {
 	var deleted, seen int64
-	for len(s.expiry) > 0 && s.expiry[0].at < nowMs { // strictly after, as expired
-		if limit >= 0 && (deleted >= limit || seen >= 4*limit+64) {
+	for limit < 0 || (deleted < limit && seen < 4*limit+64) {
+		ks := s.earliestDue(nowMs)
+		if ks == nil {
 			break
 		}
-		e := heap.Pop(&s.expiry).(expiryEntry)
 		seen++
-		if v := s.keys[e.key]; v != nil && v.expireAt == e.at {
-			s.expiring--
-			delete(s.keys, e.key)
+		if ks.popExpired() {
 			deleted++
 		}
 	}
 	return deleted
 }
 
-// NextExpiry is the earliest TTL the index holds (Unix ms; 0 if none). It
-// may belong to a key that has since lost it: the server proposes a sweep
-// when it is due, and the sweep clears such stale entries.
-func (s *Store) NextExpiry() int64 {
-	if len(s.expiry) == 0 {
-		return 0
+// earliestDue is the database whose earliest index entry is due at nowMs
+// (strictly after, as expired) and earliest of all; nil if none is due.
+func (s *Store) earliestDue(nowMs int64) *keyspace {
+	var best *keyspace
+	for _, ks := range s.dbs {
+		if len(ks.expiry) > 0 && ks.expiry[0].at < nowMs &&
+			(best == nil || ks.expiry[0].at < best.expiry[0].at) {
+			best = ks
+		}
 	}
-	return s.expiry[0].at
+	return best
+}
+
+// popExpired removes the earliest index entry and deletes its key if the
+// entry is not stale; it reports whether it deleted one.
+func (s *keyspace) popExpired() bool {
+	e := heap.Pop(&s.expiry).(expiryEntry)
+	v := s.keys[e.key]
+	if v == nil || v.expireAt != e.at {
+		return false
+	}
+	s.expiring--
+	delete(s.keys, e.key)
+	return true
+}
+
+// NextExpiry is the earliest TTL the indexes of all databases hold (Unix
+// ms; 0 if none). It may belong to a key that has since lost it: the
+// server proposes a sweep when it is due, and the sweep clears such stale
+// entries.
+func (s *Store) NextExpiry() int64 {
+	var next int64
+	for _, ks := range s.dbs {
+		if len(ks.expiry) > 0 && (next == 0 || ks.expiry[0].at < next) {
+			next = ks.expiry[0].at
+		}
+	}
+	return next
 }

@@ -17,7 +17,6 @@ package store
 //     (gomu.expire), never by a background cycle of each replica's own:
 //     DBSIZE counts an expired key until then, as Redis's may.
 //   - RANDOMKEY's picks follow the Env's random source, not Redis's.
-//   - COPY accepts DB 0 only (there is one database).
 //   - OBJECT ENCODING and REFCOUNT are derived from the value (see
 //     encodingOf), IDLETIME is always 0, FREQ always fails (Redis's default
 //     maxmemory-policy keeps no frequencies).
@@ -287,45 +286,40 @@ func cmdRandomKey(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	return resp.AppendNull(dst) // not reached
 }
 
-// cmdCopy is COPY source destination [DB destination-db] [REPLACE]. There
-// is one database: DB 0 is accepted, any other index gets the error
-// SELECT gives it.
+// cmdCopy is COPY source destination [DB destination-db] [REPLACE]: the
+// copy goes to the selected database unless DB names another.
 func cmdCopy(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	replace := false
+	to := s.keyspace
 	for j := 3; j < len(args); j++ {
 		switch {
 		case eqFoldString(args[j], "replace"):
 			replace = true
 		case eqFoldString(args[j], "db") && j+1 < len(args):
 			j++
-			n, ok := collInt(args[j])
-			if !ok {
-				return resp.AppendError(dst, errNotInt)
+			db, msg := ParseDB(args[j])
+			if msg != "" {
+				return resp.AppendError(dst, msg)
 			}
-			if n < math.MinInt32 || n > math.MaxInt32 {
-				return resp.AppendError(dst, "ERR value is out of range, value must between -2147483648 and 2147483647")
-			}
-			if n != 0 {
-				return resp.AppendError(dst, "ERR DB index is out of range")
-			}
+			to = s.dbs[db]
 		default:
 			return resp.AppendError(dst, errSyntax)
 		}
 	}
-	if string(args[1]) == string(args[2]) {
-		return resp.AppendError(dst, "ERR source and destination objects are the same")
+	if string(args[1]) == string(args[2]) && to == s.keyspace {
+		return resp.AppendError(dst, errSameObject)
 	}
 	v := s.lookupWrite(e, args[1])
 	if v == nil {
 		return resp.AppendInt(dst, 0)
 	}
-	if s.lookupWrite(e, args[2]) != nil {
+	if to.lookupWrite(e, args[2]) != nil {
 		if !replace {
 			return resp.AppendInt(dst, 0)
 		}
-		s.remove(args[2])
+		to.remove(args[2])
 	}
-	s.put(args[2], copyValue(v))
+	to.put(args[2], copyValue(v))
 	return resp.AppendInt(dst, 1)
 }
 
@@ -757,21 +751,32 @@ func cmdDBSize(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	return resp.AppendInt(dst, int64(len(s.keys)))
 }
 
-// cmdFlush is FLUSHDB and FLUSHALL (there is one database): an optional
-// SYNC or ASYNC is accepted and makes no difference.
+// cmdFlush is FLUSHDB (the selected database) and FLUSHALL (every one): an
+// optional SYNC or ASYNC is accepted and makes no difference.
 func cmdFlush(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if len(args) > 2 || (len(args) == 2 && !eqFold(args[1], "sync") && !eqFold(args[1], "async")) {
 		return resp.AppendError(dst, errSyntax)
 	}
-	clear(s.keys)
-	s.expiring = 0
-	s.expiry = s.expiry[:0]
+	if !eqFoldString(args[0], "flushall") {
+		s.flush()
+		return resp.AppendOK(dst)
+	}
+	for _, ks := range s.dbs {
+		ks.flush()
+	}
 	return resp.AppendOK(dst)
 }
 
-// Expiring is the number of keys with a TTL, expired ones not yet deleted
-// included: the server sweeps (proposes gomu.expire) only while it is not 0.
-func (s *Store) Expiring() int { return s.expiring }
+// Expiring is the number of keys with a TTL in all databases, expired ones
+// not yet deleted included: the server sweeps (proposes gomu.expire) only
+// while it is not 0.
+func (s *Store) Expiring() int {
+	n := 0
+	for _, ks := range s.dbs {
+		n += ks.expiring
+	}
+	return n
+}
 
 // cmdSweepExpired is the internal gomu.expire [max]: it deletes the keys
 // whose TTL has passed at the proposal's time, at most max of them (all when
@@ -791,7 +796,7 @@ func cmdSweepExpired(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		}
 		limit = n
 	}
-	if s.expiring == 0 || limit == 0 {
+	if s.Expiring() == 0 || limit == 0 {
 		return resp.AppendInt(dst, 0)
 	}
 	return resp.AppendInt(dst, s.sweepExpired(e.NowMs, limit))

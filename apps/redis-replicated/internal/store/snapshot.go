@@ -12,7 +12,17 @@ import (
 	"slices"
 )
 
-// Snapshot format, version 1 (all integers unsigned varints unless noted):
+// Snapshot format, version 2 (all integers unsigned varints unless noted):
+//
+//	magic "GOMURDS2"
+//	count of non-empty databases
+//	per non-empty database, in index order:
+//	  index
+//	  the database's keys, as version 1 encodes its one database
+//	trailer: SHA-256 of everything before it
+//
+// Version 1, the format before there were 16 databases, is still read (into
+// database 0):
 //
 //	magic "GOMURDS1"
 //	count of keys
@@ -33,13 +43,35 @@ import (
 // HGETALL replies and SPOP picks), so they are kept exactly. Digest hashes
 // the same encoding without the trailer.
 
-const snapshotMagic = "GOMURDS1"
+const (
+	snapshotMagic   = "GOMURDS2"
+	snapshotMagicV1 = "GOMURDS1"
+)
 
 // errCorrupt wraps every Restore failure caused by the input's content.
 var errCorrupt = errors.New("store: corrupt snapshot")
 
 // encodeTo writes the canonical encoding of s (without magic or trailer).
 func (s *Store) encodeTo(w *bufio.Writer) {
+	var tmp [binary.MaxVarintLen64]byte
+	uv := func(x uint64) { w.Write(binary.AppendUvarint(tmp[:0], x)) }
+	used := 0
+	for _, ks := range s.dbs {
+		if len(ks.keys) > 0 {
+			used++
+		}
+	}
+	uv(uint64(used))
+	for i, ks := range s.dbs {
+		if len(ks.keys) > 0 {
+			uv(uint64(i))
+			ks.encodeTo(w)
+		}
+	}
+}
+
+// encodeTo writes the canonical encoding of one database's keys.
+func (s *keyspace) encodeTo(w *bufio.Writer) {
 	var tmp [binary.MaxVarintLen64]byte
 	uv := func(x uint64) { w.Write(binary.AppendUvarint(tmp[:0], x)) }
 	str := func(b string) { uv(uint64(len(b))); w.WriteString(b) }
@@ -110,7 +142,8 @@ func (s *Store) Snapshot(w io.Writer) error {
 	return nil
 }
 
-// Digest is SHA-256 over the canonical encoding of the state: equal for
+// Digest is SHA-256 over the canonical encoding of the state, every
+// database's (the snapshot's encoding, version 2): equal for
 // stores in the same state whatever their map layouts. Expired keys not yet
 // deleted are included, as they are state until a write removes them.
 func (s *Store) Digest() [32]byte {
@@ -196,22 +229,76 @@ func (d *snapReader) count() int {
 	return int(n)
 }
 
-// Restore replaces the store's content with a snapshot read from r. On any
-// error the store is left unchanged; errors from corrupt content wrap
-// errCorrupt.
+// Restore replaces the store's content with a snapshot read from r, in
+// either format (see above). On any error the store is left unchanged;
+// errors from corrupt content wrap errCorrupt.
 func (s *Store) Restore(r io.Reader) error {
 	br := bufio.NewReader(r)
 	d := &snapReader{r: br}
 	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapshotMagic {
+	if _, err := io.ReadFull(br, magic); err != nil ||
+		(string(magic) != snapshotMagic && string(magic) != snapshotMagicV1) {
 		return fmt.Errorf("%w: bad magic", errCorrupt)
 	}
 	ns := New()
+	if string(magic) == snapshotMagicV1 {
+		d.decodeKeys(ns.dbs[0])
+	} else {
+		n := d.uv()
+		prev := -1
+		for range min(n, Databases+1) {
+			db := d.uv()
+			if d.err != nil {
+				break
+			}
+			if int(db) <= prev || db >= Databases {
+				d.fail("database %d after %d", db, prev)
+				break
+			}
+			prev = int(db)
+			d.decodeKeys(ns.dbs[db])
+		}
+	}
+	if d.err != nil {
+		return d.err
+	}
+	var trailer [32]byte
+	if _, err := io.ReadFull(br, trailer[:]); err != nil {
+		return fmt.Errorf("%w: missing checksum: %v", errCorrupt, err)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		return fmt.Errorf("%w: data after checksum", errCorrupt)
+	}
+	// The checksum covers the canonical encoding, so re-encoding what was
+	// decoded checks both the bytes and that they were canonical.
+	h := sha256.New()
+	bw := bufio.NewWriter(h)
+	bw.Write(magic)
+	if string(magic) == snapshotMagicV1 {
+		ns.dbs[0].encodeTo(bw)
+	} else {
+		ns.encodeTo(bw)
+	}
+	bw.Flush()
+	if !bytes.Equal(h.Sum(nil), trailer[:]) {
+		return fmt.Errorf("%w: checksum mismatch", errCorrupt)
+	}
+	for i, ks := range ns.dbs {
+		ks.rebuildExpiry()
+		s.dbs[i] = ks
+	}
+	s.keyspace = s.dbs[0]
+	return nil
+}
+
+// decodeKeys reads one database's keys into ks, an empty one.
+func (d *snapReader) decodeKeys(ks *keyspace) {
+	br := d.r
 	n := d.uv()
 	// Sized up front (within reason: a corrupt count must not allocate
 	// the world), so a large restore does not rehash the map a dozen
 	// times.
-	ns.keys = make(map[string]*value, min(n, 1<<22))
+	ks.keys = make(map[string]*value, min(n, 1<<22))
 	var prev string
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		key := string(d.bytes())
@@ -313,30 +400,7 @@ func (s *Store) Restore(r io.Reader) error {
 			d.fail("unknown kind %d", v.kind)
 		}
 		if d.err == nil {
-			ns.put([]byte(key), v)
+			ks.put([]byte(key), v)
 		}
 	}
-	if d.err != nil {
-		return d.err
-	}
-	var trailer [32]byte
-	if _, err := io.ReadFull(br, trailer[:]); err != nil {
-		return fmt.Errorf("%w: missing checksum: %v", errCorrupt, err)
-	}
-	if _, err := br.ReadByte(); err != io.EOF {
-		return fmt.Errorf("%w: data after checksum", errCorrupt)
-	}
-	// The checksum covers the canonical encoding, so re-encoding what was
-	// decoded checks both the bytes and that they were canonical.
-	h := sha256.New()
-	bw := bufio.NewWriter(h)
-	bw.WriteString(snapshotMagic)
-	ns.encodeTo(bw)
-	bw.Flush()
-	if !bytes.Equal(h.Sum(nil), trailer[:]) {
-		return fmt.Errorf("%w: checksum mismatch", errCorrupt)
-	}
-	s.keys, s.expiring = ns.keys, ns.expiring
-	s.rebuildExpiry()
-	return nil
 }

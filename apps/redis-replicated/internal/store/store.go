@@ -1,6 +1,7 @@
-// Package store is the replicated Redis keyspace: the data types (strings,
-// lists, hashes, sets, sorted sets), key expiry and the data commands, with
-// replies byte-identical to Redis 7's for the same inputs.
+// Package store is the replicated Redis keyspace: Redis's 16 databases, the
+// data types (strings, lists, hashes, sets, sorted sets), key expiry and the
+// data commands, with replies byte-identical to Redis 7's for the same
+// inputs.
 //
 // A Store is a deterministic state machine: executing the same commands with
 // the same Env on two stores leaves them in the same state (Digest compares
@@ -129,8 +130,11 @@ func (c *Command) CheckArity(argc int) bool {
 	return argc >= -c.Arity
 }
 
-// Store is a keyspace.
-type Store struct {
+// Databases is the number of databases, as Redis's default "databases".
+const Databases = 16
+
+// keyspace is one database: its keys and their TTLs.
+type keyspace struct {
 	keys map[string]*value
 	// expiry indexes the keys with a TTL for the sweep (see expiry.go).
 	expiry expiryIndex
@@ -139,8 +143,34 @@ type Store struct {
 	expiring int
 }
 
+func newKeyspace() *keyspace { return &keyspace{keys: make(map[string]*value)} }
+
+// Store is the 16 databases and the server-wide state.
+//
+// The embedded keyspace is the database the running command selected, so
+// that commands write s.keys whatever database they run in. Between
+// commands it is always database 0: ExecDB selects another for one command
+// only, and readers under a shared lock never change it (they read another
+// database through View). A command may select another database for part
+// of its work (a script's SELECT) but must leave its own selected when it
+// returns (SWAPDB keeps it so).
+//
+// Server-wide state (not per database) belongs in Store itself; View
+// copies Store, so it must hold no lock by value.
+type Store struct {
+	*keyspace
+	dbs [Databases]*keyspace
+}
+
 // New returns an empty store.
-func New() *Store { return &Store{keys: make(map[string]*value)} }
+func New() *Store {
+	s := &Store{}
+	for i := range s.dbs {
+		s.dbs[i] = newKeyspace()
+	}
+	s.keyspace = s.dbs[0]
+	return s
+}
 
 // Exec runs one command (args[0] is its name) and appends its RESP reply to
 // dst. Unknown commands and wrong argument counts get Redis's errors. A
@@ -160,8 +190,31 @@ func (s *Store) Exec(dst []byte, e *Env, args [][]byte) []byte {
 	return c.run(s, e, dst, args)
 }
 
-// Len is the number of keys, expired ones not yet deleted included (as
-// Redis's DBSIZE).
+// ExecDB runs one command as Exec does, in database db (0 <= db <
+// Databases). It selects db for that command only, so it needs the store
+// to itself: writes, under the exclusive lock.
+func (s *Store) ExecDB(dst []byte, e *Env, db int, args [][]byte) []byte {
+	s.keyspace = s.dbs[db]
+	dst = s.Exec(dst, e, args)
+	s.keyspace = s.dbs[0] // SWAPDB may have replaced it
+	return dst
+}
+
+// View returns s as database db sees it, for running read commands under a
+// shared lock: s itself for database 0, else into, filled in as a copy of s
+// with db selected (s is not changed, as other readers see it). into is the
+// caller's own, reused from read to read so that a read allocates nothing.
+func (s *Store) View(db int, into *Store) *Store {
+	if db == 0 {
+		return s
+	}
+	*into = *s
+	into.keyspace = s.dbs[db]
+	return into
+}
+
+// Len is the number of keys in the selected database (0 between commands),
+// expired ones not yet deleted included (as Redis's DBSIZE).
 func (s *Store) Len() int { return len(s.keys) }
 
 // AppendUnknownCommand appends Redis 7's error for an unknown command.
@@ -250,7 +303,7 @@ type value struct {
 func (v *value) expired(nowMs int64) bool { return v.expireAt != 0 && v.expireAt < nowMs }
 
 // lookup returns key's live value or nil; it never mutates (for reads).
-func (s *Store) lookup(e *Env, key []byte) *value {
+func (s *keyspace) lookup(e *Env, key []byte) *value {
 	v := s.keys[string(key)]
 	if v == nil || v.expired(e.NowMs) {
 		return nil
@@ -260,7 +313,7 @@ func (s *Store) lookup(e *Env, key []byte) *value {
 
 // lookupWrite returns key's live value or nil, deleting it first if it
 // expired at e's time (for writes).
-func (s *Store) lookupWrite(e *Env, key []byte) *value {
+func (s *keyspace) lookupWrite(e *Env, key []byte) *value {
 	v := s.keys[string(key)]
 	if v == nil {
 		return nil
@@ -289,7 +342,7 @@ func (s *Store) lookupKind(e *Env, key []byte, k kind, write bool) (v *value, wr
 
 // put stores v under key, replacing what was there (and its TTL unless v
 // carries one).
-func (s *Store) put(key []byte, v *value) {
+func (s *keyspace) put(key []byte, v *value) {
 	if old := s.keys[string(key)]; old != nil && old.expireAt != 0 {
 		s.expiring--
 	}
@@ -302,7 +355,7 @@ func (s *Store) put(key []byte, v *value) {
 }
 
 // remove deletes key; it reports whether it existed (expired or not).
-func (s *Store) remove(key []byte) bool {
+func (s *keyspace) remove(key []byte) bool {
 	v := s.keys[string(key)]
 	if v == nil {
 		return false
@@ -316,7 +369,7 @@ func (s *Store) remove(key []byte) bool {
 
 // setExpire sets or clears (at == 0) the TTL of v, key's value, keeping
 // the count and the expiry index right.
-func (s *Store) setExpire(key []byte, v *value, at int64) {
+func (s *keyspace) setExpire(key []byte, v *value, at int64) {
 	switch {
 	case v.expireAt == 0 && at != 0:
 		s.expiring++

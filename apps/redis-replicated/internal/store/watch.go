@@ -15,9 +15,10 @@ import (
 // and TTL does not abort the transaction.
 type WatchStamp [32]byte
 
-// Stamp is key's WatchStamp at e's time.
-func (s *Store) Stamp(e *Env, key []byte) WatchStamp {
-	v := s.lookup(e, key)
+// Stamp is the WatchStamp of key in database db at e's time. It only reads
+// (db is looked at, not selected), so it may run under a shared lock.
+func (s *Store) Stamp(e *Env, db int, key []byte) WatchStamp {
+	v := s.dbs[db].lookup(e, key)
 	if v == nil {
 		return WatchStamp{}
 	}
