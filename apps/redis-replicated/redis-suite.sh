@@ -75,7 +75,7 @@ run() {
 		redis-cli -p "$port" del gomu:suite:probe >/dev/null 2>&1 || true
 		f="$logs/$(echo "$u" | tr / _).log"
 		(cd "$src" && timeout 300 tclsh tests/test_helper.tcl --host 127.0.0.1 --port "$port" \
-			--singledb --clients 1 --baseport $((port + 10000)) --single "$u" >"$f" 2>&1) || true
+			--clients 1 --baseport $((port + 10000)) --single "$u" >"$f" 2>&1) || true
 		echo "$u $(grep -c '32;49mok' "$f") $(grep -c '31;49merr' "$f") $(grep -c '49mexception' "$f")"
 		if [ "$name" = redis ]; then
 			redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
