@@ -231,6 +231,7 @@ const (
 	kindHash
 	kindSet
 	kindZSet
+	kindStream
 )
 
 // value is what a key holds: exactly one of the payload fields, by kind.
@@ -241,6 +242,7 @@ type value struct {
 	hash     *hashValue
 	set      *setValue
 	zset     *zsetValue
+	stream   *streamValue
 	expireAt int64 // Unix ms; 0: no expiry
 }
 
