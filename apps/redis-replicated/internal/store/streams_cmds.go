@@ -607,9 +607,6 @@ func cmdXSetID(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if st == nil {
 		return resp.AppendError(dst, errNoSuchKey)
 	}
-	if id.less(st.maxDeletedID) {
-		return resp.AppendError(dst, "ERR The ID specified in XSETID is smaller than current max_deleted_entry_id")
-	}
 	if st.length > 0 {
 		if id.less(st.lastLiveID()) {
 			return resp.AppendError(dst, "ERR The ID specified in XSETID is smaller than the target stream top item")

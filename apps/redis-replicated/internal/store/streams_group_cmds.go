@@ -52,7 +52,7 @@ func subcommand(dst []byte, container string, args [][]byte, arities map[string]
 		msg = strings.NewReplacer("\r", " ", "\n", " ").Replace(msg)
 		return resp.AppendError(dst, msg), "", false
 	}
-	if (arity > 0 && len(args)-1 != arity) || (arity < 0 && len(args)-1 < -arity) {
+	if (arity > 0 && len(args) != arity) || (arity < 0 && len(args) < -arity) {
 		return AppendWrongArity(dst, container+"|"+sub), "", false
 	}
 	return dst, sub, true
