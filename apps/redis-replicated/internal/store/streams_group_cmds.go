@@ -12,7 +12,7 @@ import (
 
 func init() {
 	register(
-		streamCmd("xgroup", -2, 0, 0, 0, 0, "A container for consumer groups commands.", cmdXGroup),
+		streamCmd("xgroup", -2, Write, 0, 0, 0, "A container for consumer groups commands.", cmdXGroup),
 		streamCmd("xreadgroup", -7, Write|MovableKeys, 0, 0, 0, "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.", cmdXReadGroup),
 		streamCmd("xack", -4, Write|Fast, 1, 1, 1, "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.", cmdXAck),
 		streamCmd("xpending", -3, ReadOnly, 1, 1, 1, "Returns the information and entries from a stream consumer group's pending entries list.", cmdXPending),

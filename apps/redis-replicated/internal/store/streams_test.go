@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"math/rand/v2"
 	"strconv"
@@ -596,4 +597,183 @@ func randomStreamScript(r *rand.Rand, n int) [][]string {
 		script = append(script, c)
 	}
 	return script
+}
+
+// streamGenericScript checks the generic commands on stream keys and the
+// other types' commands against one.
+var streamGenericScript = []step{
+	cmd("XADD", "s", "1-1", "a", "1"),
+	cmd("XGROUP", "CREATE", "s", "g", "0"),
+	cmd("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"),
+	cmd("TYPE", "s"),
+	cmd("OBJECT", "ENCODING", "s"),
+	cmd("EXISTS", "s"),
+	cmd("SCAN", "0", "TYPE", "stream"),
+	cmd("COPY", "s", "s2"),
+	cmd("XADD", "s", "2-1", "b", "2"),
+	cmd("XACK", "s", "g", "1-1"),
+	cmd("XRANGE", "s2", "-", "+"),
+	cmd("XPENDING", "s2", "g"),
+	cmd("XINFO", "STREAM", "s2"),
+	cmd("RENAME", "s2", "s3"),
+	cmd("XLEN", "s3"),
+	cmd("EXISTS", "s2"),
+	cmd("PEXPIRE", "s3", "100000"),
+	cmd("TTL", "s3"),
+	cmd("PERSIST", "s3"),
+	cmd("GET", "s"),
+	cmd("APPEND", "s", "x"),
+	cmd("INCR", "s"),
+	cmd("LPUSH", "s", "x"),
+	cmd("LLEN", "s"),
+	cmd("HSET", "s", "f", "v"),
+	cmd("HGET", "s", "f"),
+	cmd("SADD", "s", "x"),
+	cmd("SCARD", "s"),
+	cmd("ZADD", "s", "1", "x"),
+	cmd("ZCARD", "s"),
+	cmd("SORT", "s"),
+	cmd("PFADD", "s", "x"),
+	cmd("SET", "s3", "x"),
+	cmd("TYPE", "s3"),
+	cmd("DEL", "s", "s3"),
+	cmd("EXISTS", "s"),
+	cmd("XGROUP", "CREATE", "e", "g", "$", "MKSTREAM"),
+	cmd("TYPE", "e"),
+	cmd("XLEN", "e"),
+	cmd("XINFO", "STREAM", "e", "FULL"),
+}
+
+func TestStreamsGenericDiff(t *testing.T) { runDiff(t, streamGenericScript) }
+
+// TestStreamsClock covers what depends on the leader's clock, with fixed
+// Env times: "*" IDs (never going backwards), idle and delivery times, the
+// IDLE and TIME options and the non-blocking answers of BLOCK.
+func TestStreamsClock(t *testing.T) {
+	s := New()
+	for i, c := range []struct {
+		now  int64
+		args []string
+		want string
+	}{
+		{1000, []string{"XADD", "s", "*", "a", "1"}, "$6\r\n1000-0\r\n"},
+		{1000, []string{"XADD", "s", "*", "a", "1"}, "$6\r\n1000-1\r\n"},
+		{999, []string{"XADD", "s", "*", "a", "1"}, "$6\r\n1000-2\r\n"},
+		{999, []string{"XADD", "s", "1000-*", "a", "1"}, "$6\r\n1000-3\r\n"},
+		{999, []string{"XADD", "s", "999-*", "a", "1"}, "-" + errXAddTooSmall + "\r\n"},
+		{2000, []string{"XADD", "s", "*", "a", "1"}, "$6\r\n2000-0\r\n"},
+		{2000, []string{"XADD", "m", "5-18446744073709551615", "a", "1"}, "$22\r\n5-18446744073709551615\r\n"},
+		{3, []string{"XADD", "m", "*", "a", "1"}, "$3\r\n6-0\r\n"},
+		{3, []string{"XADD", "m", "6-*", "a", "1"}, "$3\r\n6-1\r\n"},
+		// Blocking reads answer at once when there is nothing.
+		{3000, []string{"XREAD", "BLOCK", "0", "STREAMS", "s", "$"}, "*-1\r\n"},
+		{3000, []string{"XGROUP", "CREATE", "s", "g", "$"}, "+OK\r\n"},
+		{3000, []string{"XREADGROUP", "GROUP", "g", "c", "BLOCK", "100", "STREAMS", "s", ">"}, "*-1\r\n"},
+		{3000, []string{"XGROUP", "SETID", "s", "g", "0"}, "+OK\r\n"},
+		{5000, []string{"XREADGROUP", "GROUP", "g", "c", "COUNT", "2", "STREAMS", "s", ">"},
+			"*1\r\n*2\r\n$1\r\ns\r\n*2\r\n*2\r\n$6\r\n1000-0\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n*2\r\n$6\r\n1000-1\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n"},
+		{7000, []string{"XPENDING", "s", "g", "-", "+", "10"},
+			"*2\r\n*4\r\n$6\r\n1000-0\r\n$1\r\nc\r\n:2000\r\n:1\r\n*4\r\n$6\r\n1000-1\r\n$1\r\nc\r\n:2000\r\n:1\r\n"},
+		{7000, []string{"XPENDING", "s", "g", "IDLE", "2001", "-", "+", "10"}, "*0\r\n"},
+		{7000, []string{"XINFO", "CONSUMERS", "s", "g"}, "*1\r\n*6\r\n$4\r\nname\r\n$1\r\nc\r\n$7\r\npending\r\n:2\r\n$4\r\nidle\r\n:2000\r\n"},
+		{7000, []string{"XCLAIM", "s", "g", "d", "2001", "1000-0"}, "*0\r\n"},
+		{7000, []string{"XCLAIM", "s", "g", "d", "2000", "1000-0", "IDLE", "100", "JUSTID"}, "*1\r\n$6\r\n1000-0\r\n"},
+		{7000, []string{"XCLAIM", "s", "g", "d", "0", "1000-1", "TIME", "6000", "JUSTID"}, "*1\r\n$6\r\n1000-1\r\n"},
+		{7000, []string{"XPENDING", "s", "g", "-", "+", "10"},
+			"*2\r\n*4\r\n$6\r\n1000-0\r\n$1\r\nd\r\n:100\r\n:1\r\n*4\r\n$6\r\n1000-1\r\n$1\r\nd\r\n:1000\r\n:1\r\n"},
+		{7000, []string{"XCLAIM", "s", "g", "d", "0", "1000-1", "TIME", "9000", "JUSTID"}, "*1\r\n$6\r\n1000-1\r\n"},
+		{7500, []string{"XPENDING", "s", "g", "IDLE", "550", "-", "+", "10"},
+			"*1\r\n*4\r\n$6\r\n1000-0\r\n$1\r\nd\r\n:600\r\n:1\r\n"},
+		{8000, []string{"XAUTOCLAIM", "s", "g", "e", "1050", "0", "JUSTID"}, "*3\r\n$3\r\n0-0\r\n*1\r\n$6\r\n1000-0\r\n*0\r\n"},
+		{8000, []string{"XINFO", "STREAM", "s", "FULL"}, ""},
+	} {
+		got := string(execArgs(s, &Env{NowMs: c.now}, c.args))
+		if c.want != "" && got != c.want {
+			t.Fatalf("%d %q:\n got %q\nwant %q", i, c.args, got, c.want)
+		}
+		if c.want == "" {
+			for _, part := range []string{"$9\r\nseen-time\r\n:8000\r\n", "*4\r\n$6\r\n1000-0\r\n$1\r\ne\r\n:8000\r\n:1\r\n",
+				"*3\r\n$6\r\n1000-1\r\n:7000\r\n:1\r\n"} {
+				if !strings.Contains(got, part) {
+					t.Fatalf("XINFO STREAM FULL lacks %q:\n%q", part, got)
+				}
+			}
+		}
+	}
+}
+
+// TestStreamsReplayAndSnapshot applies the same random writes (with "*"
+// IDs too) with the same Envs to two stores: equal digests throughout;
+// then a snapshot restored into a third store gives the same digest and
+// the same replies to reads and writes.
+func TestStreamsReplayAndSnapshot(t *testing.T) {
+	r := rand.New(rand.NewPCG(42, 1))
+	script := randomStreamScript(r, 3000)
+	for i := range script {
+		if script[i][0] == "XADD" && i%3 == 0 {
+			for j := range script[i] {
+				if strings.Contains(script[i][j], "-") && j >= 2 && (j == 2 || script[i][j-1] != "~" && script[i][j-1] != "=") {
+					script[i][j] = "*"
+					break
+				}
+			}
+		}
+	}
+	a, b := New(), New()
+	now := int64(1_700_000_000_000)
+	for i, args := range script {
+		now += int64(i % 3)
+		e := &Env{NowMs: now}
+		ra, rb := execArgs(a, e, args), execArgs(b, e, args)
+		if !bytes.Equal(ra, rb) {
+			t.Fatalf("step %d %q: replies differ", i, args)
+		}
+		if i%100 == 0 && a.Digest() != b.Digest() {
+			t.Fatalf("step %d: digests differ", i)
+		}
+	}
+	if a.Digest() != b.Digest() {
+		t.Fatal("digests differ")
+	}
+	var buf bytes.Buffer
+	if err := a.Snapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	c := New()
+	if err := c.Restore(bytes.NewReader(buf.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if c.Digest() != a.Digest() {
+		t.Fatal("restored digest differs")
+	}
+	for i, args := range randomStreamScript(rand.New(rand.NewPCG(43, 1)), 1000) {
+		e := &Env{NowMs: now + int64(i)}
+		if ra, rc := execArgs(a, e, args), execArgs(c, e, args); !bytes.Equal(ra, rc) {
+			t.Fatalf("after restore, step %d %q:\n%q\n%q", i, args, ra, rc)
+		}
+	}
+	if c.Digest() != a.Digest() {
+		t.Fatal("digests differ after more writes")
+	}
+}
+
+// TestStreamsReadsDoNotMutate runs every read command on a populated
+// store and checks the digest did not move.
+func TestStreamsReadsDoNotMutate(t *testing.T) {
+	s := New()
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, args := range randomStreamScript(r, 1500) {
+		execArgs(s, &Env{NowMs: 5000}, args)
+	}
+	before := s.Digest()
+	for _, args := range randomStreamScript(rand.New(rand.NewPCG(10, 9)), 3000) {
+		c := Lookup([]byte(args[0]))
+		if c.Flags&Write != 0 {
+			continue
+		}
+		execArgs(s, &Env{NowMs: 9000}, args)
+	}
+	if s.Digest() != before {
+		t.Fatal("a read changed the store")
+	}
 }
