@@ -428,7 +428,7 @@ func maskTimes(t *testing.T, raw string) string {
 // (explicit IDs; every reply compared byte for byte with Redis's once
 // clock-dependent times are masked).
 func TestStreamsRandomDiff(t *testing.T) {
-	for _, seed := range []uint64{3, 17, 99} {
+	for _, seed := range []uint64{3, 17, 99, 1234} {
 		t.Run(strconv.FormatUint(seed, 10), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, 5))
 			runStreamDiff(t, randomStreamScript(r, 3000))
@@ -459,10 +459,14 @@ func randomStreamScript(r *rand.Rand, n int) [][]string {
 	keys := []string{"s1", "s2", "str"}
 	groups := []string{"g1", "g2"}
 	consumers := []string{"c1", "c2", "c3"}
-	fields := []string{"a", "b", "1", "22", ""}
+	fields := []string{"a", "b", "1", "22", "", "-7", "123456789", strings.Repeat("x", 300)}
 	pick := func(xs []string) string { return xs[r.IntN(len(xs))] }
 	ms := uint64(1)
+	var added []string // IDs given to XADD, so that most picks hit entries
 	id := func() string {
+		if len(added) > 0 && r.IntN(3) > 0 {
+			return added[len(added)-1-r.IntN(min(len(added), 40))]
+		}
 		return strconv.FormatUint(uint64(r.IntN(int(ms)+2)), 10) + "-" + strconv.Itoa(r.IntN(3))
 	}
 	bound := func() string {
@@ -478,7 +482,10 @@ func randomStreamScript(r *rand.Rand, n int) [][]string {
 	}
 	script := [][]string{{"SET", "str", "x"}}
 	for range n {
-		k := pick(keys)
+		k := keys[r.IntN(2)]
+		if r.IntN(12) == 0 {
+			k = pick(keys)
+		}
 		var c []string
 		switch r.IntN(24) {
 		case 0, 1, 2, 3, 4:
@@ -489,12 +496,16 @@ func randomStreamScript(r *rand.Rand, n int) [][]string {
 			if r.IntN(10) == 0 {
 				c = append(c, "MINID", pick([]string{"~", "="}), id())
 			}
+			if r.IntN(30) == 0 {
+				ms += 1 << r.IntN(44) // keys that differ in high bytes too
+			}
 			if r.IntN(8) == 0 {
 				ms += uint64(r.IntN(3))
 				c = append(c, strconv.FormatUint(ms, 10)+"-*")
 			} else {
 				ms += uint64(r.IntN(2))
 				c = append(c, strconv.FormatUint(ms, 10)+"-"+strconv.Itoa(r.IntN(4)))
+				added = append(added, c[len(c)-1])
 			}
 			for range 1 + r.IntN(3) {
 				c = append(c, pick(fields), pick(fields))
@@ -592,7 +603,7 @@ func randomStreamScript(r *rand.Rand, n int) [][]string {
 		case 22:
 			c = []string{"XREAD", "COUNT", strconv.Itoa(r.IntN(4)), "STREAMS", k, pick([]string{"0", "$", id()})}
 		default:
-			c = []string{"XSETID", k, id()}
+			c = []string{"XSETID", k, strconv.FormatUint(ms+uint64(r.IntN(2)), 10)}
 		}
 		script = append(script, c)
 	}
