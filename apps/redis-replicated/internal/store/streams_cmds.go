@@ -7,7 +7,7 @@ import (
 )
 
 // The stream commands without consumer groups: XADD, XTRIM, XDEL, XLEN,
-// XRANGE, XREVRANGE, XREAD, XSETID.
+// XRANGE, XREVRANGE, XSETID (XREAD: streams_read.go).
 
 const (
 	errInvalidStreamID = "ERR Invalid stream ID specified as stream command argument"
@@ -24,7 +24,6 @@ func init() {
 			func(s *Store, e *Env, dst []byte, args [][]byte) []byte { return s.xrange(e, dst, args, false) }),
 		streamCmd("xrevrange", -4, ReadOnly, 1, 1, 1, "Returns the messages from a stream within a range of IDs in reverse order.",
 			func(s *Store, e *Env, dst []byte, args [][]byte) []byte { return s.xrange(e, dst, args, true) }),
-		streamCmd("xread", -4, ReadOnly|MovableKeys, 0, 0, 0, "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.", cmdXRead),
 		streamCmd("xsetid", -3, Write|DenyOOM|Fast, 1, 1, 1, "An internal command for replicating stream values.", cmdXSetID),
 	)
 }
@@ -450,124 +449,6 @@ func (st *streamValue) appendRange(dst []byte, start, end streamID, count int64,
 		dst = appendStreamEntry(dst, en)
 	}
 	return dst
-}
-
-// readArgs is XREAD's and XREADGROUP's parsed options.
-type readArgs struct {
-	count           int64
-	block           bool
-	noAck           bool
-	group, consumer []byte
-	keys, ids       [][]byte
-}
-
-// parseReadArgs reads XREAD/XREADGROUP's options as Redis's xreadCommand.
-func parseReadArgs(args [][]byte, group bool) (r readArgs, errMsg string) {
-	streamsAt := 0
-	for i := 1; i < len(args) && streamsAt == 0; i++ {
-		more := len(args) - i - 1
-		o := args[i]
-		switch {
-		case eqFoldString(o, "block") && more > 0:
-			i++
-			n, ok := collInt(args[i])
-			if !ok {
-				return r, "ERR timeout is not an integer or out of range"
-			}
-			if n < 0 {
-				return r, "ERR timeout is negative"
-			}
-			r.block = true
-		case eqFoldString(o, "count") && more > 0:
-			i++
-			n, ok := collInt(args[i])
-			if !ok {
-				return r, errNotInt
-			}
-			r.count = max(n, 0)
-		case eqFoldString(o, "streams") && more > 0:
-			streamsAt = i + 1
-			if (len(args)-streamsAt)%2 != 0 {
-				return r, "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."
-			}
-		case eqFoldString(o, "group") && more >= 2:
-			if !group {
-				return r, "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead."
-			}
-			r.group, r.consumer = args[i+1], args[i+2]
-			i += 2
-		case eqFoldString(o, "noack"):
-			if !group {
-				return r, "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead."
-			}
-			r.noAck = true
-		default:
-			return r, errSyntax
-		}
-	}
-	if streamsAt == 0 {
-		return r, errSyntax
-	}
-	if group && r.group == nil {
-		return r, "ERR Missing GROUP option for XREADGROUP"
-	}
-	n := (len(args) - streamsAt) / 2
-	r.keys, r.ids = args[streamsAt:streamsAt+n], args[streamsAt+n:]
-	return r, ""
-}
-
-func cmdXRead(s *Store, e *Env, dst []byte, args [][]byte) []byte {
-	r, msg := parseReadArgs(args, false)
-	if msg != "" {
-		return resp.AppendError(dst, msg)
-	}
-	after := make([]streamID, len(r.keys))
-	for i, key := range r.keys {
-		st, wrong := s.readStream(e, key)
-		if wrong {
-			return resp.AppendError(dst, errWrongType)
-		}
-		switch a := r.ids[i]; {
-		case string(a) == "$":
-			if st != nil {
-				after[i] = st.lastID
-			}
-		case string(a) == ">":
-			return resp.AppendError(dst, "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.")
-		default:
-			id, _, ok := parseStreamID(a, idParse{strict: true})
-			if !ok {
-				return resp.AppendError(dst, errInvalidStreamID)
-			}
-			after[i] = id
-		}
-	}
-	return s.XReadOnce(e, dst, r.keys, after, r.count)
-}
-
-// XReadOnce is one attempt of XREAD over parsed keys and "after" IDs: the
-// entries past each ID, or the null array when no stream has any (what a
-// blocking XREAD answers on timeout). A blocking framework re-runs it when
-// a key changes, with the IDs resolved once ("$" as the last ID at the
-// time of the first attempt).
-func (s *Store) XReadOnce(e *Env, dst []byte, keys [][]byte, after []streamID, count int64) []byte {
-	served := 0
-	var body []byte
-	for i, key := range keys {
-		st, _ := s.readStream(e, key)
-		if st == nil || st.length == 0 || !after[i].less(st.lastLiveID()) {
-			continue
-		}
-		served++
-		start, _ := after[i].incr()
-		body = resp.AppendArrayLen(body, 2)
-		body = resp.AppendBulk(body, key)
-		body = st.appendRange(body, start, streamMaxID, count, false)
-	}
-	if served == 0 {
-		return resp.AppendNullArray(dst)
-	}
-	return append(resp.AppendArrayLen(dst, served), body...)
 }
 
 func cmdXSetID(s *Store, e *Env, dst []byte, args [][]byte) []byte {

@@ -7,13 +7,12 @@ import (
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
 
-// The consumer group commands: XGROUP, XREADGROUP, XACK, XPENDING,
-// XCLAIM, XAUTOCLAIM.
+// The consumer group commands: XGROUP, XACK, XPENDING, XCLAIM,
+// XAUTOCLAIM (XREADGROUP: streams_read.go).
 
 func init() {
 	register(
 		streamCmd("xgroup", -2, Write, 0, 0, 0, "A container for consumer groups commands.", cmdXGroup),
-		streamCmd("xreadgroup", -7, Write|MovableKeys, 0, 0, 0, "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.", cmdXReadGroup),
 		streamCmd("xack", -4, Write|Fast, 1, 1, 1, "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.", cmdXAck),
 		streamCmd("xpending", -3, ReadOnly, 1, 1, 1, "Returns the information and entries from a stream consumer group's pending entries list.", cmdXPending),
 		streamCmd("xclaim", -6, Write|Fast, 1, 1, 1, "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.", cmdXClaim),
@@ -185,98 +184,11 @@ func appendHelp(dst []byte, lines []string) []byte {
 	return dst
 }
 
-// noGroupRead is XREADGROUP's error for a missing key or group.
-func noGroupRead(dst []byte, key, group []byte) []byte {
-	return resp.AppendError(dst, "NOGROUP No such key '"+string(cString(key))+"' or consumer group '"+
-		string(cString(group))+"' in XREADGROUP with GROUP option")
-}
-
 // noGroup is the error of XPENDING, XCLAIM and XAUTOCLAIM for a missing
 // key or group.
 func noGroup(dst []byte, key, group []byte) []byte {
 	return resp.AppendError(dst, "NOGROUP No such key '"+string(cString(key))+"' or consumer group '"+
 		string(cString(group))+"'")
-}
-
-// newEntriesID is the ID XREADGROUP reads as ">": only never-delivered
-// entries.
-var newEntriesID = streamMaxID
-
-func cmdXReadGroup(s *Store, e *Env, dst []byte, args [][]byte) []byte {
-	r, msg := parseReadArgs(args, true)
-	if msg != "" {
-		return resp.AppendError(dst, msg)
-	}
-	after := make([]streamID, len(r.keys))
-	for i, key := range r.keys {
-		st, wrong := s.writeStream(e, key)
-		if wrong {
-			return resp.AppendError(dst, errWrongType)
-		}
-		if st == nil || st.group(r.group) == nil {
-			return noGroupRead(dst, key, r.group)
-		}
-		switch a := string(r.ids[i]); a {
-		case "$":
-			return resp.AppendError(dst, "ERR The $ ID is meaningless in the context of XREADGROUP: "+
-				"you want to read the history of this consumer by specifying a proper ID, "+
-				"or use the > ID to get new messages. The $ ID would just return an empty result set.")
-		case ">":
-			after[i] = newEntriesID
-		default:
-			id, _, ok := parseStreamID(r.ids[i], idParse{strict: true})
-			if !ok {
-				return resp.AppendError(dst, errInvalidStreamID)
-			}
-			after[i] = id
-		}
-	}
-	return s.XReadGroupOnce(e, dst, r.group, r.consumer, r.keys, after, r.count, r.noAck)
-}
-
-// XReadGroupOnce is one attempt of XREADGROUP over parsed keys and IDs
-// (">" as the maximum ID): a consumer's history, or new entries, which it
-// delivers (PEL, last delivered ID); the null array when no stream had
-// anything to serve. A blocking framework re-runs it when a key changes
-// (a write: it must run in log order).
-func (s *Store) XReadGroupOnce(e *Env, dst []byte, group, consumer []byte, keys [][]byte, after []streamID,
-	count int64, noAck bool) []byte {
-	served := 0
-	var body []byte
-	for i, key := range keys {
-		st, _ := s.writeStream(e, key)
-		if st == nil {
-			continue
-		}
-		g := st.group(group)
-		if g == nil {
-			continue
-		}
-		start, history := after[i], after[i] != newEntriesID
-		if !history {
-			if st.length == 0 || !g.lastID.less(st.lastLiveID()) {
-				continue
-			}
-			start = g.lastID
-		}
-		start, _ = start.incr()
-		if start == (streamID{}) && history {
-			start = streamMinID // the maximum ID's successor wraps, as in Redis
-		}
-		served++
-		body = resp.AppendArrayLen(body, 2)
-		body = resp.AppendBulk(body, key)
-		c := g.touchConsumer(consumer, e.NowMs)
-		if history {
-			body = st.appendHistory(body, g, c, start, count, e.NowMs)
-		} else {
-			body = st.appendNew(body, g, c, start, count, noAck, e.NowMs)
-		}
-	}
-	if served == 0 {
-		return resp.AppendNullArray(dst)
-	}
-	return append(resp.AppendArrayLen(dst, served), body...)
 }
 
 // appendNew delivers the entries from start on to c (unless noAck, into
@@ -309,8 +221,7 @@ func (st *streamValue) appendNew(dst []byte, g *streamGroup, c *streamConsumer, 
 
 // appendHistory replies c's pending entries from start on, counting a
 // delivery for each that still exists ([id, nil] for one that does not).
-func (st *streamValue) appendHistory(dst []byte, g *streamGroup, c *streamConsumer, start streamID, count int64,
-	now int64) []byte {
+func (st *streamValue) appendHistory(dst []byte, c *streamConsumer, start streamID, count int64, now int64) []byte {
 	i := c.pending.search(start)
 	n := len(c.pending) - i
 	if count > 0 && int64(n) > count {

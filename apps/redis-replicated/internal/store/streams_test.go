@@ -173,6 +173,9 @@ var streamScripts = map[string][]step{
 		cmd("XREADGROUP", "GROUP", "g2", "c1", "STREAMS", "s", "0"),
 		cmd("XREADGROUP", "GROUP", "g2", "c3", "STREAMS", "s", "0"),
 		cmd("XREADGROUP", "GROUP", "g2", "c1", "STREAMS", "s", "$"),
+		cmd("XREADGROUP", "GROUP", "g2", "c1", "STREAMS", "s", "18446744073709551615-18446744073709551615"),
+		cmd("XREADGROUP", "GROUP", "g2", "c1", "STREAMS", "s", "s", ">", "0"),
+		cmd("XREADGROUP", "GROUP", "g2", "c1", "BLOCK", "10", "STREAMS", "s", "0"),
 		cmd("XREADGROUP", "GROUP", "nog", "c1", "STREAMS", "s", ">"),
 		cmd("XREADGROUP", "GROUP", "g2", "c1", "STREAMS", "nokey", ">"),
 		cmd("XREADGROUP", "STREAMS", "s", ">"),
@@ -786,5 +789,47 @@ func TestStreamsReadsDoNotMutate(t *testing.T) {
 	}
 	if s.Digest() != before {
 		t.Fatal("a read changed the store")
+	}
+}
+
+// TestStreamsReadOnceAgain is what a blocking framework does: parse once
+// ("$" resolved then), try, and try again after a write.
+func TestStreamsReadOnceAgain(t *testing.T) {
+	e := &Env{NowMs: 100}
+	toArgs := func(xs ...string) [][]byte {
+		out := make([][]byte, len(xs))
+		for i, x := range xs {
+			out[i] = []byte(x)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"XREAD", "BLOCK", "0", "STREAMS", "s", "$"},
+			"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n2-1\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n"},
+		{[]string{"XREADGROUP", "GROUP", "g", "c", "BLOCK", "50", "STREAMS", "s", ">"},
+			"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n2-1\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n"},
+	} {
+		t.Run(c.args[0], func(t *testing.T) {
+			s := New()
+			execArgs(s, e, []string{"XADD", "s", "1-1", "a", "1"})
+			execArgs(s, e, []string{"XGROUP", "CREATE", "s", "g", "$"})
+			r, errReply := s.ParseStreamRead(e, nil, toArgs(c.args...))
+			if r == nil {
+				t.Fatalf("parse: %q", errReply)
+			}
+			if r.BlockMs < 0 {
+				t.Fatal("BLOCK not parsed")
+			}
+			if out, served := s.ReadOnce(e, nil, r); served || string(out) != "*-1\r\n" {
+				t.Fatalf("first try: %v %q", served, out)
+			}
+			execArgs(s, e, []string{"XADD", "s", "2-1", "b", "2"})
+			if out, served := s.ReadOnce(e, nil, r); !served || string(out) != c.want {
+				t.Fatalf("second try: %v %q", served, out)
+			}
+		})
 	}
 }
