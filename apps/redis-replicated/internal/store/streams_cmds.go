@@ -279,14 +279,26 @@ func cmdXAdd(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if !ok {
 		return resp.AppendError(dst, errXAddTooSmall)
 	}
-	fields := make([][]byte, 0, len(args)-idPos-1)
-	for _, f := range args[idPos+1:] {
-		fields = append(fields, append([]byte(nil), f...))
-	}
-	st.appendEntry(newID, fields)
+	st.appendEntry(newID, copyFields(args[idPos+1:]))
 	dst = appendStreamID(dst, newID)
 	st.trim(&ta)
 	return dst
+}
+
+// copyFields copies an entry's fields and values (the arguments' buffers
+// are not the store's) into one allocation.
+func copyFields(args [][]byte) [][]byte {
+	total := 0
+	for _, a := range args {
+		total += len(a)
+	}
+	buf := make([]byte, 0, total)
+	fields := make([][]byte, len(args))
+	for i, a := range args {
+		buf = append(buf, a...)
+		fields[i] = buf[len(buf)-len(a) : len(buf) : len(buf)]
+	}
+	return fields
 }
 
 // nextID is the ID XADD gives a new entry: the leader's clock for "*"

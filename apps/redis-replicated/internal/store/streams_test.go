@@ -833,3 +833,38 @@ func TestStreamsReadOnceAgain(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkStreams measures the operations whose cost must not grow with
+// the stream: XADD, a short XRANGE and XDEL on a stream of a million
+// entries.
+func BenchmarkStreams(b *testing.B) {
+	s := New()
+	e := &Env{NowMs: 1}
+	const n = 1_000_000
+	for i := 1; i <= n; i++ {
+		execArgs(s, e, []string{"XADD", "s", strconv.Itoa(i), "field", "value"})
+	}
+	b.Run("XADD", func(b *testing.B) {
+		args := [][]byte{[]byte("XADD"), []byte("s"), []byte("*"), []byte("field"), []byte("value")}
+		b.ReportAllocs()
+		for b.Loop() {
+			s.Exec(nil, e, args)
+		}
+	})
+	b.Run("XRANGE10", func(b *testing.B) {
+		args := [][]byte{[]byte("XRANGE"), []byte("s"), []byte("500000"), []byte("+"), []byte("COUNT"), []byte("10")}
+		b.ReportAllocs()
+		for b.Loop() {
+			s.Exec(nil, e, args)
+		}
+	})
+	b.Run("XDEL", func(b *testing.B) {
+		i := 0
+		args := [][]byte{[]byte("XDEL"), []byte("s"), nil}
+		for b.Loop() {
+			i = i%n + 1
+			args[2] = []byte(strconv.Itoa(i*7%n + 1))
+			s.Exec(nil, e, args)
+		}
+	})
+}
