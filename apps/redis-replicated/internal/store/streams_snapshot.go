@@ -119,7 +119,14 @@ func decodeStream(d *snapReader) *streamValue {
 			d.fail("empty stream node")
 		}
 		for j := 0; j < ne && d.err == nil; j++ {
-			en := streamEntry{id: d.streamID(), deleted: d.byte1() == 1}
+			en := streamEntry{id: d.streamID()}
+			switch flag := d.byte1(); flag {
+			case 0:
+			case 1:
+				en.deleted = true
+			default:
+				d.fail("stream entry flag %d", flag)
+			}
 			if (i > 0 || j > 0) && !prev.less(en.id) || j == 0 && en.id != n.master {
 				d.fail("stream entries out of order at %s", en.id)
 			}

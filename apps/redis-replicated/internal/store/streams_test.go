@@ -269,6 +269,12 @@ var streamScripts = map[string][]step{
 		cmd("XCLAIM", "s", "g", "c3", "0", "3-1", "FORCE", "JUSTID"),
 		cmd("XACK", "s", "g", "1-1"),
 		cmd("XCLAIM", "s", "g", "c3", "0", "1-1", "FORCE", "RETRYCOUNT", "5", "LASTID", "9-0"),
+		cmd("XACK", "s", "g", "1-1", "4-1"),
+		cmd("XCLAIM", "s", "g", "c3", "0", "1-1", "4-1", "FORCE"),
+		cmd("XPENDING", "s", "g", "-", "+", "10"),
+		cmd("XACK", "s", "g", "1-1"),
+		cmd("XCLAIM", "s", "g", "c3", "99999", "1-1", "FORCE", "JUSTID"),
+		cmd("XPENDING", "s", "g", "-", "+", "10"),
 		cmd("XINFO", "GROUPS", "s"),
 		cmd("XPENDING", "s", "g", "-", "+", "10"),
 		cmd("XPENDING", "s", "g", "-", "+", "10", "c3"),
@@ -372,6 +378,31 @@ func TestStreamsNodeLayoutDiff(t *testing.T) {
 		}
 	}
 	script = append(script, cmd("XADD", "t", "999999999-0", "a", "1", "b", "2"), cmd("XINFO", "STREAM", "t"))
+	// Every listpack integer width and string header size, in values and
+	// in the IDs' deltas from the master entry.
+	values := []string{"0", "127", "128", "-1", "-4096", "4095", "4096", "-32768", "32767", "32768",
+		"-8388608", "8388607", "8388608", "-2147483648", "2147483647", "2147483648",
+		"-9223372036854775808", "9223372036854775807", "9223372036854775808", "01", "+1", "",
+		strings.Repeat("a", 63), strings.Repeat("b", 64), strings.Repeat("c", 4095), strings.Repeat("d", 4096),
+		strings.Repeat("e", 200)}
+	ms := uint64(1000)
+	for i := range 600 {
+		ms += uint64(1) << (i % 37)
+		v := values[i%len(values)]
+		script = append(script, cmd("XADD", "u", strconv.FormatUint(ms, 10)+"-"+strconv.Itoa(i%5), "f", v, values[(i*7)%len(values)], v))
+		if i%40 == 0 {
+			script = append(script, cmd("XINFO", "STREAM", "u"))
+		}
+	}
+	script = append(script, cmd("XTRIM", "u", "MAXLEN", "~", "300"), cmd("XINFO", "STREAM", "u"),
+		cmd("XTRIM", "u", "MAXLEN", "~", "10"), cmd("XINFO", "STREAM", "u"))
+	// A MINID trim that leaves a node with nothing live (its last entry a
+	// tombstone at or past the ID), then more entries.
+	script = append(script,
+		cmd("XADD", "w", "1-1", "a", "1"), cmd("XADD", "w", "2-1", "a", "1"), cmd("XADD", "w", "3-1", "a", "1"),
+		cmd("XDEL", "w", "3-1"), cmd("XTRIM", "w", "MINID", "3"), cmd("XINFO", "STREAM", "w"),
+		cmd("XADD", "w", "4-1", "a", "1"), cmd("XINFO", "STREAM", "w"), cmd("XRANGE", "w", "-", "+"),
+		cmd("XADD", "w", "MINID", "9", "5-1", "a", "1"), cmd("XINFO", "STREAM", "w"), cmd("XLEN", "w"))
 	runDiff(t, script)
 }
 
@@ -867,4 +898,30 @@ func BenchmarkStreams(b *testing.B) {
 			s.Exec(nil, e, args)
 		}
 	})
+}
+
+// TestStreamsRestoreCorrupt truncates and flips bytes of a snapshot
+// holding streams: Restore must fail cleanly, never panic or succeed.
+func TestStreamsRestoreCorrupt(t *testing.T) {
+	s := New()
+	for _, args := range randomStreamScript(rand.New(rand.NewPCG(5, 5)), 300) {
+		execArgs(s, &Env{NowMs: 1000}, args)
+	}
+	var buf bytes.Buffer
+	if err := s.Snapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	good := buf.Bytes()
+	r := rand.New(rand.NewPCG(1, 1))
+	for i := 0; i < 2000; i++ {
+		bad := append([]byte(nil), good...)
+		if i%2 == 0 {
+			bad = bad[:r.IntN(len(bad))]
+		} else {
+			bad[8+r.IntN(len(bad)-8)] ^= byte(1 + r.IntN(255))
+		}
+		if err := New().Restore(bytes.NewReader(bad)); err == nil {
+			t.Fatalf("corrupt snapshot %d restored", i)
+		}
+	}
 }
