@@ -1,5 +1,5 @@
 // Package store is the replicated Redis keyspace: the data types (strings,
-// lists, hashes, sets, sorted sets), key expiry and the data commands, with
+// lists, hashes, sets, sorted sets, streams), key expiry and the data commands, with
 // replies byte-identical to Redis 7's for the same inputs.
 //
 // A Store is a deterministic state machine: executing the same commands with

@@ -75,9 +75,11 @@ func parseEntriesRead(b []byte) (int64, string) {
 	return n, ""
 }
 
+// xgroupArities are Redis 7.0's XGROUP subcommands and their arities.
+var xgroupArities = map[string]int{"create": -5, "setid": -5, "destroy": 4, "createconsumer": 5, "delconsumer": 5, "help": 2}
+
 func cmdXGroup(s *Store, e *Env, dst []byte, args [][]byte) []byte {
-	dst, sub, ok := subcommand(dst, "xgroup", args, map[string]int{
-		"create": -5, "setid": -5, "destroy": 4, "createconsumer": 5, "delconsumer": 5, "help": 2})
+	dst, sub, ok := subcommand(dst, "xgroup", args, xgroupArities)
 	if !ok {
 		return dst
 	}
@@ -431,7 +433,7 @@ func cmdXClaim(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	for ; j < len(args); j++ {
 		more := len(args) - 1 - j
 		opt := args[j]
-		intArg := func(what string) (int64, bool) {
+		intArg := func() (int64, bool) {
 			j++
 			return collInt(args[j])
 		}
@@ -441,19 +443,19 @@ func cmdXClaim(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		case eqFoldString(opt, "justid"):
 			o.justID = true
 		case eqFoldString(opt, "idle") && more > 0:
-			n, ok := intArg("IDLE")
+			n, ok := intArg()
 			if !ok {
 				return resp.AppendError(dst, "ERR Invalid IDLE option argument for XCLAIM")
 			}
 			o.deliveryTime = now - n
 		case eqFoldString(opt, "time") && more > 0:
-			n, ok := intArg("TIME")
+			n, ok := intArg()
 			if !ok {
 				return resp.AppendError(dst, "ERR Invalid TIME option argument for XCLAIM")
 			}
 			o.deliveryTime = n
 		case eqFoldString(opt, "retrycount") && more > 0:
-			n, ok := intArg("RETRYCOUNT")
+			n, ok := intArg()
 			if !ok {
 				return resp.AppendError(dst, "ERR Invalid RETRYCOUNT option argument for XCLAIM")
 			}

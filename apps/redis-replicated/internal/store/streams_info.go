@@ -22,8 +22,11 @@ var xinfoHelp = []string{
 	"    Prints this help.",
 }
 
+// xinfoArities are Redis 7.0's XINFO subcommands and their arities.
+var xinfoArities = map[string]int{"stream": -3, "groups": 3, "consumers": 4, "help": 2}
+
 func cmdXInfo(s *Store, e *Env, dst []byte, args [][]byte) []byte {
-	dst, sub, ok := subcommand(dst, "xinfo", args, map[string]int{"stream": -3, "groups": 3, "consumers": 4, "help": 2})
+	dst, sub, ok := subcommand(dst, "xinfo", args, xinfoArities)
 	if !ok {
 		return dst
 	}
