@@ -1,6 +1,6 @@
 // Package store is the replicated Redis keyspace: the data types (strings,
-// lists, hashes, sets, sorted sets, streams), key expiry and the data commands, with
-// replies byte-identical to Redis 7's for the same inputs.
+// lists, hashes, sets, sorted sets, streams), key expiry and the data
+// commands, with replies byte-identical to Redis 7's for the same inputs.
 //
 // A Store is a deterministic state machine: executing the same commands with
 // the same Env on two stores leaves them in the same state (Digest compares
