@@ -520,6 +520,13 @@ func cmdXClaim(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	return append(resp.AppendArrayLen(dst, claimed), body...)
 }
 
+// xautoclaimMaxCount is the largest COUNT for which Redis's allocation of
+// COUNT deleted IDs (16 bytes each) can succeed: one beyond 128 TiB, the
+// address space of a user process, cannot. Where exactly between 1 TB
+// (which jemalloc reserves lazily) and that it fails depends on the host;
+// this bound is the deterministic stand-in.
+const xautoclaimMaxCount = 1 << 43
+
 func cmdXAutoClaim(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	minIdle, ok := collInt(args[4])
 	if !ok {
@@ -541,7 +548,7 @@ func cmdXAutoClaim(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		switch {
 		case eqFoldString(args[j], "count") && j+1 < len(args):
 			n, ok := collInt(args[j+1])
-			if !ok || n < 1 || n > math.MaxInt64/10 {
+			if !ok || n < 1 || n > math.MaxInt64/16 {
 				return resp.AppendError(dst, "ERR COUNT must be > 0")
 			}
 			count = n
@@ -562,6 +569,9 @@ func cmdXAutoClaim(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	if g == nil {
 		return noGroup(dst, args[1], args[2])
+	}
+	if count > xautoclaimMaxCount {
+		return resp.AppendError(dst, "ERR Insufficient memory, failed allocating transient memory, COUNT too high.")
 	}
 	now := e.NowMs
 	attempts := count * 10
