@@ -86,33 +86,23 @@ func cmdXGroup(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if sub == "help" {
 		return appendHelp(dst, xgroupHelp)
 	}
+	// Options follow the ID for CREATE (MKSTREAM, ENTRIESREAD) and SETID
+	// (ENTRIESREAD); their count is judged only after the key lookups,
+	// as Redis does.
 	mkstream := false
 	entriesRead := int64(entriesReadInvalid)
-	switch sub {
-	case "create":
-		for i := 5; i < len(args); {
-			switch {
-			case eqFoldString(args[i], "mkstream"):
-				mkstream = true
-				i++
-			case eqFoldString(args[i], "entriesread") && i+1 < len(args):
-				var msg string
-				if entriesRead, msg = parseEntriesRead(args[i+1]); msg != "" {
-					return resp.AppendError(dst, msg)
-				}
-				i += 2
-			default:
-				return subSyntaxError(dst, "xgroup", args[1])
-			}
-		}
-	case "setid":
+	for i := 5; i < len(args); {
 		switch {
-		case len(args) == 7 && eqFoldString(args[5], "entriesread"):
+		case sub == "create" && eqFoldString(args[i], "mkstream"):
+			mkstream = true
+			i++
+		case (sub == "create" || sub == "setid") && eqFoldString(args[i], "entriesread") && i+1 < len(args):
 			var msg string
-			if entriesRead, msg = parseEntriesRead(args[6]); msg != "" {
+			if entriesRead, msg = parseEntriesRead(args[i+1]); msg != "" {
 				return resp.AppendError(dst, msg)
 			}
-		case len(args) != 5:
+			i += 2
+		default:
 			return subSyntaxError(dst, "xgroup", args[1])
 		}
 	}
@@ -154,6 +144,9 @@ func cmdXGroup(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		}
 		return resp.AppendOK(dst)
 	case "setid":
+		if len(args) != 5 && len(args) != 7 {
+			return subSyntaxError(dst, "xgroup", args[1])
+		}
 		var id streamID
 		if string(cString(args[4])) == "$" {
 			id = st.lastID
