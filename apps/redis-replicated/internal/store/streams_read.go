@@ -205,6 +205,8 @@ func (s *Store) readOnceGroup(e *Env, dst []byte, key []byte, r *StreamRead, aft
 	if g == nil {
 		return dst, false
 	}
+	// An explicit maximum ID reads as ">", as in Redis (it is how Redis
+	// encodes ">").
 	history := after != newEntriesID
 	if !history {
 		if st.length == 0 || !g.lastID.less(st.lastLiveID()) {
@@ -212,12 +214,8 @@ func (s *Store) readOnceGroup(e *Env, dst []byte, key []byte, r *StreamRead, aft
 		}
 		after = g.lastID
 	}
-	// The maximum ID's successor wraps to 0-0, as Redis's streamIncrID
-	// leaves it.
+	// after is not the maximum ID here (that reads as ">"): it has a successor.
 	start, _ := after.incr()
-	if after == streamMaxID {
-		start = streamMinID
-	}
 	dst = resp.AppendArrayLen(dst, 2)
 	dst = resp.AppendBulk(dst, key)
 	c := g.touchConsumer(r.Consumer, e.NowMs)
