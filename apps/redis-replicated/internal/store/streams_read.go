@@ -224,3 +224,57 @@ func (s *Store) readOnceGroup(e *Env, dst []byte, key []byte, r *StreamRead, aft
 	}
 	return st.appendNew(dst, g, c, start, r.count, r.noAck, e.NowMs), true
 }
+
+// ServeBlocked is Redis's serving of a client blocked by r (which
+// ReadOnce did not serve) once key, one of r.Keys, was signalled ready
+// (serveClientsBlockedOnStreamKey and unblockDeletedStreamReadgroupClients
+// in 7.0.15). done says whether the client is unblocked, with dst holding
+// its reply: [[key, entries]] when the stream's last ID passed the one the
+// client waits after (the group's last delivered ID for XREADGROUP, which
+// then delivers: a write, to run in log order); for XREADGROUP, an error
+// when the key or the group is gone. Otherwise the client stays blocked
+// and dst is returned as it was.
+func (s *Store) ServeBlocked(e *Env, dst []byte, r *StreamRead, key []byte) (out []byte, done bool) {
+	at := -1
+	for i, k := range r.Keys {
+		if string(k) == string(key) {
+			at = i
+			break
+		}
+	}
+	if at < 0 {
+		return dst, false
+	}
+	var st *streamValue
+	if r.Group != nil {
+		st, _ = s.writeStream(e, key)
+	} else {
+		st, _ = s.readStream(e, key)
+	}
+	if st == nil {
+		if r.Group != nil {
+			return resp.AppendError(dst, "UNBLOCKED the stream key no longer exists"), true
+		}
+		return dst, false
+	}
+	after := r.after[at]
+	var g *streamGroup
+	if r.Group != nil {
+		if g = st.group(r.Group); g == nil {
+			return resp.AppendError(dst, "NOGROUP the consumer group this client was blocked on no longer exists"), true
+		}
+		after = g.lastID
+	}
+	if !after.less(st.lastID) {
+		return dst, false
+	}
+	start, _ := after.incr()
+	dst = resp.AppendArrayLen(dst, 1)
+	dst = resp.AppendArrayLen(dst, 2)
+	dst = resp.AppendBulk(dst, key)
+	if g == nil {
+		return st.appendRange(dst, start, streamMaxID, r.count, false), true
+	}
+	c := g.touchConsumer(r.Consumer, e.NowMs)
+	return st.appendNew(dst, g, c, start, r.count, r.noAck, e.NowMs), true
+}

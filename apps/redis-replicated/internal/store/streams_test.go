@@ -936,3 +936,54 @@ func TestStreamsRestoreCorrupt(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamsServeBlocked covers what a blocking framework calls when a
+// key a blocked reader waits on changes: served with that key alone,
+// still blocked, or unblocked with an error for XREADGROUP.
+func TestStreamsServeBlocked(t *testing.T) {
+	e := &Env{NowMs: 100}
+	toArgs := func(xs ...string) [][]byte {
+		out := make([][]byte, len(xs))
+		for i, x := range xs {
+			out[i] = []byte(x)
+		}
+		return out
+	}
+	s := New()
+	for _, c := range [][]string{{"XADD", "a", "1-1", "f", "1"}, {"XADD", "b", "1-1", "f", "1"},
+		{"XGROUP", "CREATE", "a", "g", "$"}} {
+		execArgs(s, e, c)
+	}
+	xread, _ := s.ParseStreamRead(e, nil, toArgs("XREAD", "BLOCK", "0", "STREAMS", "a", "b", "$", "$"))
+	group, _ := s.ParseStreamRead(e, nil, toArgs("XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "a", ">"))
+	if out, done := s.ServeBlocked(e, nil, xread, []byte("a")); done || out != nil {
+		t.Fatalf("served with nothing new: %q", out)
+	}
+	execArgs(s, e, []string{"XADD", "b", "2-1", "f", "2"})
+	execArgs(s, e, []string{"XADD", "a", "2-1", "f", "2"})
+	want := "*1\r\n*2\r\n$1\r\nb\r\n*1\r\n*2\r\n$3\r\n2-1\r\n*2\r\n$1\r\nf\r\n$1\r\n2\r\n"
+	if out, done := s.ServeBlocked(e, nil, xread, []byte("b")); !done || string(out) != want {
+		t.Fatalf("XREAD on b: %v %q", done, out)
+	}
+	want = "*1\r\n*2\r\n$1\r\na\r\n*1\r\n*2\r\n$3\r\n2-1\r\n*2\r\n$1\r\nf\r\n$1\r\n2\r\n"
+	if out, done := s.ServeBlocked(e, nil, group, []byte("a")); !done || string(out) != want {
+		t.Fatalf("XREADGROUP on a: %v %q", done, out)
+	}
+	if out := execArgs(s, e, []string{"XPENDING", "a", "g"}); !strings.HasPrefix(string(out), "*4\r\n:1\r\n") {
+		t.Fatalf("not delivered: %q", out)
+	}
+	if out, done := s.ServeBlocked(e, nil, group, []byte("a")); done {
+		t.Fatalf("served again: %q", out)
+	}
+	execArgs(s, e, []string{"XGROUP", "DESTROY", "a", "g"})
+	if out, done := s.ServeBlocked(e, nil, group, []byte("a")); !done || !strings.HasPrefix(string(out), "-NOGROUP the consumer group") {
+		t.Fatalf("destroyed group: %v %q", done, out)
+	}
+	execArgs(s, e, []string{"DEL", "a"})
+	if out, done := s.ServeBlocked(e, nil, group, []byte("a")); !done || string(out) != "-UNBLOCKED the stream key no longer exists\r\n" {
+		t.Fatalf("deleted key: %v %q", done, out)
+	}
+	if _, done := s.ServeBlocked(e, nil, xread, []byte("a")); done {
+		t.Fatal("XREAD unblocked by a deleted key")
+	}
+}
