@@ -19,7 +19,9 @@ type pendingEntry struct {
 }
 
 // pel is a pending entries list sorted by ID. New deliveries come in ID
-// order, so inserting is an append in the common case.
+// order, so inserting is an append in the common case; an entry claimed
+// from another consumer lands where its ID belongs, shifting the newer
+// ones (O(n) for a claim of an old entry into a long list).
 type pel []*pendingEntry
 
 // search is the index of the first entry with an ID >= id.
@@ -41,12 +43,22 @@ func (p *pel) insert(pe *pendingEntry) {
 	(*p)[i] = pe
 }
 
+// delete removes id, shifting the shorter side: acknowledging the oldest
+// entry first, the usual order, costs O(1).
 func (p *pel) delete(id streamID) {
-	if i := p.search(id); i < len(*p) && (*p)[i].id == id {
-		copy((*p)[i:], (*p)[i+1:])
-		(*p)[len(*p)-1] = nil
-		*p = (*p)[:len(*p)-1]
+	i := p.search(id)
+	if i == len(*p) || (*p)[i].id != id {
+		return
 	}
+	if i < len(*p)/2 {
+		copy((*p)[1:i+1], (*p)[:i])
+		(*p)[0] = nil
+		*p = (*p)[1:]
+		return
+	}
+	copy((*p)[i:], (*p)[i+1:])
+	(*p)[len(*p)-1] = nil
+	*p = (*p)[:len(*p)-1]
 }
 
 type streamConsumer struct {
