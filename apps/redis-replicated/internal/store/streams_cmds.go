@@ -285,8 +285,8 @@ func cmdXAdd(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	return dst
 }
 
-// copyFields copies an entry's fields and values (the arguments' buffers
-// are not the store's) into one allocation.
+// copyFields copies byte strings, an entry's fields and values for one,
+// into one allocation: the arguments' buffers are not the store's.
 func copyFields(args [][]byte) [][]byte {
 	total := 0
 	for _, a := range args {

@@ -152,7 +152,12 @@ func parseStreamReadOptions(args [][]byte, group bool) (r *StreamRead, ids [][]b
 		return nil, nil, "ERR Missing GROUP option for XREADGROUP"
 	}
 	n := (len(args) - streamsAt) / 2
-	r.Keys = args[streamsAt : streamsAt+n]
+	// Copied: a blocked reader keeps them past the arguments' buffers.
+	r.Keys = copyFields(args[streamsAt : streamsAt+n])
+	if group {
+		gc := copyFields([][]byte{r.Group, r.Consumer})
+		r.Group, r.Consumer = gc[0], gc[1]
+	}
 	return r, args[streamsAt+n:], ""
 }
 
