@@ -603,7 +603,11 @@ func randomStreamScript(r *rand.Rand, n int) [][]string {
 			if r.IntN(6) == 0 {
 				c = append(c, "NOACK")
 			}
-			c = append(c, "STREAMS", k, pick([]string{">", ">", "0", id()}))
+			if r.IntN(4) == 0 {
+				c = append(c, "STREAMS", "s1", "s2", pick([]string{">", "0"}), pick([]string{">", id()}))
+			} else {
+				c = append(c, "STREAMS", k, pick([]string{">", ">", "0", id()}))
+			}
 		case 15:
 			c = []string{"XACK", k, pick(groups), id(), id()}
 		case 16:
@@ -647,6 +651,9 @@ func randomStreamScript(r *rand.Rand, n int) [][]string {
 			c = []string{"XINFO", "CONSUMERS", k, pick(groups)}
 		case 22:
 			c = []string{"XREAD", "COUNT", strconv.Itoa(r.IntN(4)), "STREAMS", k, pick([]string{"0", "$", id()})}
+			if r.IntN(3) == 0 {
+				c = []string{"XREAD", "STREAMS", "s1", "s2", pick([]string{"0", "$", id()}), pick([]string{"0", id()})}
+			}
 		default:
 			c = []string{"XSETID", k, strconv.FormatUint(ms+uint64(r.IntN(2)), 10)}
 		}
