@@ -994,3 +994,43 @@ func TestStreamsServeBlocked(t *testing.T) {
 		t.Fatal("XREAD unblocked by a deleted key")
 	}
 }
+
+// TestStreamsCommandTable checks arity, flags and key positions against
+// Redis 7.0's COMMAND INFO; XGROUP is a write here (Redis leaves its
+// container's flags empty) because the store's flag decides replication.
+func TestStreamsCommandTable(t *testing.T) {
+	for _, w := range []struct {
+		name              string
+		arity             int
+		flags             Flags
+		first, last, step int
+	}{
+		{"xadd", -5, Write | DenyOOM | Fast, 1, 1, 1},
+		{"xtrim", -4, Write, 1, 1, 1},
+		{"xdel", -3, Write | Fast, 1, 1, 1},
+		{"xlen", 2, ReadOnly | Fast, 1, 1, 1},
+		{"xrange", -4, ReadOnly, 1, 1, 1},
+		{"xrevrange", -4, ReadOnly, 1, 1, 1},
+		{"xread", -4, ReadOnly | MovableKeys, 0, 0, 0},
+		{"xreadgroup", -7, Write | MovableKeys, 0, 0, 0},
+		{"xsetid", -3, Write | DenyOOM | Fast, 1, 1, 1},
+		{"xgroup", -2, Write, 0, 0, 0},
+		{"xinfo", -2, ReadOnly, 0, 0, 0},
+		{"xack", -4, Write | Fast, 1, 1, 1},
+		{"xpending", -3, ReadOnly, 1, 1, 1},
+		{"xclaim", -6, Write | Fast, 1, 1, 1},
+		{"xautoclaim", -6, Write | Fast, 1, 1, 1},
+	} {
+		c := Lookup([]byte(w.name))
+		if c == nil {
+			t.Errorf("%s not registered", w.name)
+			continue
+		}
+		if c.Arity != w.arity || c.Flags != w.flags || c.FirstKey != w.first || c.LastKey != w.last || c.Step != w.step {
+			t.Errorf("%s: got %d %b %d %d %d", w.name, c.Arity, c.Flags, c.FirstKey, c.LastKey, c.Step)
+		}
+		if c.Summary == "" || c.Group != "stream" || c.run == nil {
+			t.Errorf("%s: incomplete", w.name)
+		}
+	}
+}
