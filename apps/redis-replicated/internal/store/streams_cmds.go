@@ -16,15 +16,15 @@ const (
 
 func init() {
 	register(
-		streamCmd("xadd", -5, Write|DenyOOM|Fast, 1, 1, 1, "Appends a new message to a stream. Creates the key if it doesn't exist.", cmdXAdd),
-		streamCmd("xtrim", -4, Write, 1, 1, 1, "Deletes messages from the beginning of a stream.", cmdXTrim),
-		streamCmd("xdel", -3, Write|Fast, 1, 1, 1, "Returns the number of messages after removing them from a stream.", cmdXDel),
-		streamCmd("xlen", 2, ReadOnly|Fast, 1, 1, 1, "Return the number of messages in a stream.", cmdXLen),
-		streamCmd("xrange", -4, ReadOnly, 1, 1, 1, "Returns the messages from a stream within a range of IDs.",
+		streamCmd("xadd", -5, Write|DenyOOM|Fast, 1, 1, 1, "Appends a new entry to a stream", cmdXAdd),
+		streamCmd("xtrim", -4, Write, 1, 1, 1, "Trims the stream to (approximately if '~' is passed) a certain size", cmdXTrim),
+		streamCmd("xdel", -3, Write|Fast, 1, 1, 1, "Removes the specified entries from the stream. Returns the number of items actually deleted, that may be different from the number of IDs passed in case certain IDs do not exist.", cmdXDel),
+		streamCmd("xlen", 2, ReadOnly|Fast, 1, 1, 1, "Return the number of entries in a stream", cmdXLen),
+		streamCmd("xrange", -4, ReadOnly, 1, 1, 1, "Return a range of elements in a stream, with IDs matching the specified IDs interval",
 			func(s *Store, e *Env, dst []byte, args [][]byte) []byte { return s.xrange(e, dst, args, false) }),
-		streamCmd("xrevrange", -4, ReadOnly, 1, 1, 1, "Returns the messages from a stream within a range of IDs in reverse order.",
+		streamCmd("xrevrange", -4, ReadOnly, 1, 1, 1, "Return a range of elements in a stream, with IDs matching the specified IDs interval, in reverse order (from greater to smaller IDs) compared to XRANGE",
 			func(s *Store, e *Env, dst []byte, args [][]byte) []byte { return s.xrange(e, dst, args, true) }),
-		streamCmd("xsetid", -3, Write|DenyOOM|Fast, 1, 1, 1, "An internal command for replicating stream values.", cmdXSetID),
+		streamCmd("xsetid", -3, Write|DenyOOM|Fast, 1, 1, 1, "An internal command for replicating stream values", cmdXSetID),
 	)
 }
 

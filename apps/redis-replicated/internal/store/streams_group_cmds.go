@@ -12,11 +12,11 @@ import (
 
 func init() {
 	register(
-		streamCmd("xgroup", -2, Write, 0, 0, 0, "A container for consumer groups commands.", cmdXGroup),
-		streamCmd("xack", -4, Write|Fast, 1, 1, 1, "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.", cmdXAck),
-		streamCmd("xpending", -3, ReadOnly, 1, 1, 1, "Returns the information and entries from a stream consumer group's pending entries list.", cmdXPending),
-		streamCmd("xclaim", -6, Write|Fast, 1, 1, 1, "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.", cmdXClaim),
-		streamCmd("xautoclaim", -6, Write|Fast, 1, 1, 1, "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.", cmdXAutoClaim),
+		streamCmd("xgroup", -2, Write, 0, 0, 0, "A container for consumer groups commands", cmdXGroup),
+		streamCmd("xack", -4, Write|Fast, 1, 1, 1, "Marks a pending message as correctly processed, effectively removing it from the pending entries list of the consumer group. Return value of the command is the number of messages successfully acknowledged, that is, the IDs we were actually able to resolve in the PEL.", cmdXAck),
+		streamCmd("xpending", -3, ReadOnly, 1, 1, 1, "Return information and entries from a stream consumer group pending entries list, that are messages fetched but never acknowledged.", cmdXPending),
+		streamCmd("xclaim", -6, Write|Fast, 1, 1, 1, "Changes (or acquires) ownership of a message in a consumer group, as if the message was delivered to the specified consumer.", cmdXClaim),
+		streamCmd("xautoclaim", -6, Write|Fast, 1, 1, 1, "Changes (or acquires) ownership of messages in a consumer group, as if the messages were delivered to the specified consumer.", cmdXAutoClaim),
 	)
 }
 

@@ -7,7 +7,7 @@ import (
 // XINFO STREAM [FULL [COUNT n]], XINFO GROUPS, XINFO CONSUMERS.
 
 func init() {
-	register(streamCmd("xinfo", -2, ReadOnly, 0, 0, 0, "A container for stream introspection commands.", cmdXInfo))
+	register(streamCmd("xinfo", -2, ReadOnly, 0, 0, 0, "A container for stream introspection commands", cmdXInfo))
 }
 
 var xinfoHelp = []string{

@@ -13,8 +13,8 @@ import (
 
 func init() {
 	register(
-		streamCmd("xread", -4, ReadOnly|MovableKeys, 0, 0, 0, "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.", cmdStreamRead),
-		streamCmd("xreadgroup", -7, Write|MovableKeys, 0, 0, 0, "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.", cmdStreamRead),
+		streamCmd("xread", -4, ReadOnly|MovableKeys, 0, 0, 0, "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block.", cmdStreamRead),
+		streamCmd("xreadgroup", -7, Write|MovableKeys, 0, 0, 0, "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block.", cmdStreamRead),
 	)
 }
 
