@@ -275,9 +275,9 @@ func cmdXAdd(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if st.lastID == streamMaxID {
 		return resp.AppendError(dst, "ERR The stream has exhausted the last possible ID, unable to add more items")
 	}
-	newID, ok := st.nextID(e, id, idGiven, seqGiven)
-	if !ok {
-		return resp.AppendError(dst, errXAddTooSmall)
+	newID, msg := st.nextID(e, id, idGiven, seqGiven)
+	if msg != "" {
+		return resp.AppendError(dst, msg)
 	}
 	st.appendEntry(newID, copyFields(args[idPos+1:]))
 	dst = appendStreamID(dst, newID)
@@ -303,9 +303,12 @@ func copyFields(args [][]byte) [][]byte {
 
 // nextID is the ID XADD gives a new entry: the leader's clock for "*"
 // (never going backwards: the last ID's successor when the clock has not
-// passed it), the given one, or for "ms-*" the next sequence in ms. ok is
-// false when the result would not exceed the last ID.
-func (st *streamValue) nextID(e *Env, id streamID, idGiven, seqGiven bool) (streamID, bool) {
+// passed it), the given one, or for "ms-*" the next sequence in ms. On
+// failure it returns Redis's error: the ID would not exceed the last one,
+// or "ms-*" found ms's sequence exhausted, where Redis fails without
+// setting errno and so reports whatever errno held; between commands that
+// is a failed socket read's, which it words as too large elements.
+func (st *streamValue) nextID(e *Env, id streamID, idGiven, seqGiven bool) (streamID, string) {
 	switch {
 	case !idGiven:
 		if now := uint64(max(e.NowMs, 0)); now > st.lastID.ms {
@@ -316,12 +319,15 @@ func (st *streamValue) nextID(e *Env, id streamID, idGiven, seqGiven bool) (stre
 	case !seqGiven:
 		if st.lastID.ms == id.ms {
 			if st.lastID.seq == math.MaxUint64 {
-				return id, false
+				return id, "ERR Elements are too large to be stored"
 			}
 			id = streamID{id.ms, st.lastID.seq + 1}
 		}
 	}
-	return id, st.lastID.less(id)
+	if !st.lastID.less(id) {
+		return id, errXAddTooSmall
+	}
+	return id, ""
 }
 
 func cmdXTrim(s *Store, e *Env, dst []byte, args [][]byte) []byte {
