@@ -440,6 +440,8 @@ var configParams = [][2]string{
 	{"list-max-listpack-size", "-2"},
 	{"list-max-ziplist-size", "-2"},
 	{"list-compress-depth", "0"},
+	{"stream-node-max-bytes", "4096"},
+	{"stream-node-max-entries", "100"},
 }
 
 // configValue is parameter name's value here, and whether there is one.

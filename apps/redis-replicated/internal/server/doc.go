@@ -136,4 +136,11 @@
 // computes in the HLL's header as Redis's PFCOUNT does, so a GET of an HLL
 // after PFCOUNT may differ from Redis's in those 8 bytes (its replies are
 // the same); PFDEBUG and PFSELFTEST are not implemented.
+// Streams: IDs from "*" and delivery and seen times come from the leader's
+// clock (idle times in XPENDING and XINFO from the answering replica's);
+// the nodes follow stream-node-max-entries 100 and -bytes 4096, fixed;
+// XREAD and XREADGROUP accept BLOCK but answer at once (a null array when
+// there is nothing); COMMAND reports XGROUP as a write (its subcommands
+// decide in Redis); XAUTOCLAIM's "Insufficient memory" for a huge COUNT
+// is judged by a fixed bound, not by an allocation.
 package server

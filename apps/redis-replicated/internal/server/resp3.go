@@ -32,6 +32,11 @@ const (
 	shapeScoreArrays              // [member, score] arrays: the scores as doubles
 	shapeVerbatim                 // a bulk: verbatim text
 	shapeStatsMap                 // MEMORY STATS: pairs to a map, bulk values doubles, array values maps
+	shapeKeyedMap                 // XREAD: [key, value] arrays: a map
+	shapeMaps                     // XINFO GROUPS/CONSUMERS: an array of maps
+	shapeStreamInfo               // XINFO STREAM: a map; with FULL, its groups as shapeGroupsFull
+	shapeGroupsFull               // XINFO STREAM FULL's groups: an array of shapeGroupFull
+	shapeGroupFull                // one of them: a map, its consumers as shapeMaps
 )
 
 // shapeOf is the shape of the reply to args.
@@ -87,6 +92,16 @@ func shapeOf(args [][]byte) shape {
 			return shapeStatsMap
 		case len(args) == 2 && lowerEq(args[1], "doctor"):
 			return shapeVerbatim
+		}
+	case "xread", "xreadgroup":
+		return shapeKeyedMap
+	case "xinfo":
+		switch {
+		case len(args) < 2:
+		case lowerEq(args[1], "stream"):
+			return shapeStreamInfo
+		case lowerEq(args[1], "groups"), lowerEq(args[1], "consumers"):
+			return shapeMaps
 		}
 	}
 	return shapePlain
@@ -187,6 +202,43 @@ func toRESP3(dst, src []byte, sh shape) ([]byte, []byte) {
 				s := shapePlain
 				if i%2 == 1 {
 					s = shapeDouble
+				}
+				dst, rest = toRESP3(dst, rest, s)
+			}
+			return dst, rest
+		case shapeKeyedMap:
+			dst = append(dst, '%')
+			dst = strconv.AppendInt(dst, int64(n), 10)
+			dst = append(dst, "\r\n"...)
+			for range n {
+				_, rest = cutLine(rest) // the pair's own array header
+				dst, rest = toRESP3(dst, rest, shapePlain)
+				dst, rest = toRESP3(dst, rest, shapePlain)
+			}
+			return dst, rest
+		case shapeMaps:
+			dst = resp.AppendArrayLen(dst, n)
+			elem = shapeMap
+		case shapeGroupsFull:
+			dst = resp.AppendArrayLen(dst, n)
+			elem = shapeGroupFull
+		case shapeStreamInfo, shapeGroupFull:
+			// A map whose last value is nested maps: XINFO STREAM FULL's
+			// groups (it has 9 pairs; without FULL, 10), a group's consumers.
+			dst = append(dst, '%')
+			dst = strconv.AppendInt(dst, int64(n/2), 10)
+			dst = append(dst, "\r\n"...)
+			last := shapeMaps
+			if sh == shapeStreamInfo {
+				last = shapePlain
+				if n == 18 {
+					last = shapeGroupsFull
+				}
+			}
+			for i := range n {
+				s := shapePlain
+				if i == n-1 {
+					s = last
 				}
 				dst, rest = toRESP3(dst, rest, s)
 			}

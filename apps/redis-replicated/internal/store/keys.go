@@ -345,6 +345,8 @@ func copyValue(v *value) *value {
 		ents := make([]zentry, 0, v.zset.len())
 		v.zset.each(func(en zentry) { ents = append(ents, en) })
 		c.zset = newZSetSorted(ents)
+	case kindStream:
+		c.stream = v.stream.clone()
 	}
 	return c
 }
@@ -482,6 +484,8 @@ func encodingOf(v *value) string {
 			return "listpack"
 		}
 		return "skiplist"
+	case kindStream:
+		return "stream"
 	}
 	return "unknown"
 }

@@ -37,6 +37,7 @@ import (
 //	    set:    intset flag byte (0/1), n, n members in slice order
 //	    zset:   n, n member/score pairs in rank order; score as 8 bytes
 //	            of IEEE 754 bits, big endian
+//	    stream: see streams_snapshot.go
 //	trailer: SHA-256 of everything before it
 //
 // Hash field order and set slice order are part of the state (they decide
@@ -124,6 +125,8 @@ func encodeValue(w *bufio.Writer, v *value) {
 			str(en.member)
 			w.Write(binary.BigEndian.AppendUint64(tmp[:0], math.Float64bits(en.score)))
 		})
+	case kindStream:
+		encodeStream(w, v.stream)
 	}
 }
 
@@ -396,6 +399,8 @@ func (d *snapReader) decodeKeys(ks *keyspace) {
 			}
 			z.tree = buildZTree(ents)
 			v.zset = z
+		case kindStream:
+			v.stream = decodeStream(d)
 		default:
 			d.fail("unknown kind %d", v.kind)
 		}

@@ -1,7 +1,7 @@
 // Package store is the replicated Redis keyspace: Redis's 16 databases, the
-// data types (strings, lists, hashes, sets, sorted sets), key expiry and the
-// data commands, with replies byte-identical to Redis 7's for the same
-// inputs.
+// data types (strings, lists, hashes, sets, sorted sets, streams), key
+// expiry and the data commands, with replies byte-identical to Redis 7's
+// for the same inputs.
 //
 // A Store is a deterministic state machine: executing the same commands with
 // the same Env on two stores leaves them in the same state (Digest compares
@@ -284,6 +284,7 @@ const (
 	kindHash
 	kindSet
 	kindZSet
+	kindStream
 )
 
 // value is what a key holds: exactly one of the payload fields, by kind.
@@ -294,6 +295,7 @@ type value struct {
 	hash     *hashValue
 	set      *setValue
 	zset     *zsetValue
+	stream   *streamValue
 	expireAt int64 // Unix ms; 0: no expiry
 }
 

@@ -22,6 +22,8 @@ func (k kind) String() string {
 		return "set"
 	case kindZSet:
 		return "zset"
+	case kindStream:
+		return "stream"
 	}
 	return "none"
 }
