@@ -39,6 +39,11 @@ type Env struct {
 	// how many there were (nil: there are none). It changes no state: a
 	// replica's subscribers are its connections', not the keyspace's.
 	Publish func(channel, message []byte) int
+	// Unblock delivers a blocked command's reply to the waiter id's owner
+	// (nil, or an id it does not know: the owner is another replica's
+	// connection). It changes no state; reply is valid only during the
+	// call. See blocking.go.
+	Unblock func(id string, reply []byte)
 }
 
 // Flags describe a command.
@@ -61,6 +66,9 @@ const (
 	// MovableKeys commands find their keys by parsing their arguments
 	// (SINTERCARD's numkeys), so COMMAND reports no fixed key positions.
 	MovableKeys
+	// Blocking commands may wait for a key to be given a value (BLPOP…);
+	// their Command has a blockSpec (blocking.go).
+	Blocking
 )
 
 // Command is one data command.
@@ -81,6 +89,8 @@ type Command struct {
 	Summary string
 
 	run func(s *Store, e *Env, dst []byte, args [][]byte) []byte
+	// blocking says how a Blocking command waits and is served.
+	blocking *blockSpec
 }
 
 // table holds every data command, keyed by lowercase name; the files of each
@@ -137,6 +147,8 @@ type Store struct {
 	// expiring counts keys with a TTL, so that the expiry sweep knows when
 	// there is nothing to do.
 	expiring int
+	// blk holds the blocked commands' waiters (blocking.go).
+	blk blockState
 }
 
 // New returns an empty store.
@@ -295,6 +307,9 @@ func (s *Store) put(key []byte, v *value) {
 	}
 	k := string(key) // copies key
 	s.keys[k] = v
+	if s.blk.n > 0 {
+		s.signalReady(k)
+	}
 	if v.expireAt != 0 {
 		s.expiring++
 		s.track(k, v.expireAt)
