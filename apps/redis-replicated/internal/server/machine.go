@@ -151,6 +151,12 @@ func (d *decoder) exec(out []byte, st *store.Store, h header, env *store.Env) []
 	}
 	for _, s := range spans {
 		out = st.Exec(out, env, d.args[s.off:s.off+s.argc])
+		if h.kind == propBatch && st.HasReady() {
+			st.ServeReady(env) // after each command, as Redis serves blocked clients
+		}
+	}
+	if st.HasReady() {
+		st.ServeReady(env) // after the whole transaction, as Redis after EXEC
 	}
 	return out
 }
@@ -185,6 +191,10 @@ type Machine struct {
 	count atomic.Uint64 // proposals applied
 	cmds  atomic.Uint64 // commands applied
 	hub   *hub          // this replica's Pub/Sub subscribers (pubsub.go)
+	// owners are the waiters this replica's connections blocked, by
+	// waiter id: the channel that receives the reply (blocking.go).
+	ownersMu sync.Mutex
+	owners   map[string]chan []byte
 }
 
 // NewMachine returns a machine over an empty store.
@@ -193,7 +203,8 @@ func NewMachine() *Machine {
 	m := &Machine{st: store.New(), pcg: pcg, rnd: rand.New(pcg), hub: newHub()}
 	// Made once: a fresh Env and method value per proposal escaped to the
 	// heap, two allocations on every Apply.
-	m.env = store.Env{Rand: m.rnd, Publish: m.hub.publish}
+	m.env = store.Env{Rand: m.rnd, Publish: m.hub.publish, Unblock: m.deliverUnblocked}
+	m.owners = make(map[string]chan []byte)
 	return m
 }
 

@@ -31,6 +31,7 @@ const (
 	shapeKeyScores                // ZMPOP: a key, then [member, score] arrays
 	shapeScoreArrays              // [member, score] arrays: the scores as doubles
 	shapeVerbatim                 // a bulk: verbatim text
+	shapeKeyPopScore              // BZPOPMIN/MAX: key, member, then a double
 )
 
 // shapeOf is the shape of the reply to args.
@@ -74,8 +75,10 @@ func shapeOf(args [][]byte) shape {
 		if has("withvalues") {
 			return shapePairs
 		}
-	case "zmpop":
+	case "zmpop", "bzmpop":
 		return shapeKeyScores
+	case "bzpopmin", "bzpopmax":
+		return shapeKeyPopScore
 	case "lcs":
 		if has("idx") {
 			return shapeMap
@@ -155,6 +158,16 @@ func toRESP3(dst, src []byte, sh shape) ([]byte, []byte) {
 			dst = resp.AppendArrayLen(dst, n)
 			for range n {
 				dst, rest = toRESP3(dst, rest, shapePopScore)
+			}
+			return dst, rest
+		case shapeKeyPopScore:
+			dst = resp.AppendArrayLen(dst, n)
+			for i := range n {
+				s := shapePlain
+				if i == 2 {
+					s = shapeDouble
+				}
+				dst, rest = toRESP3(dst, rest, s)
 			}
 			return dst, rest
 		case shapePopScore:

@@ -1,0 +1,255 @@
+package server
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
+	"github.com/gomu-rdma/gomu/consensus"
+	"github.com/gomu-rdma/gomu/internal/redistest"
+	"github.com/gomu-rdma/gomu/internal/replicatest"
+)
+
+// waitBlocked waits until n of srv's connections are blocked.
+func waitBlocked(t *testing.T, srv *Server, n int64) {
+	t.Helper()
+	if !replicatest.WaitFor(func() bool { return srv.blockedClients.Load() == n }) {
+		t.Fatalf("%d clients blocked, want %d", srv.blockedClients.Load(), n)
+	}
+}
+
+// waiters is the number of waiters in m's store.
+func waiters(m *Machine) int {
+	n := 0
+	m.read(func(st *store.Store) { n = st.Waiters() })
+	return n
+}
+
+func read(t *testing.T, cn *redistest.Conn) string {
+	t.Helper()
+	r, err := cn.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestBlockingServedFIFO: two clients block on a key; one LPUSH of three
+// elements serves each exactly one, the longest-waiting first, as Redis
+// does (LPUSH a b c leaves c first); INFO and CLIENT LIST show them blocked
+// meanwhile; every replica ends in the same state.
+func TestBlockingServedFIFO(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.WaitLeader()
+	a, b, p := redistest.Dial(t, lead.Addr()), redistest.Dial(t, lead.Addr()), redistest.Dial(t, lead.Addr())
+	if err := a.Send(command("BLPOP", "k", "0")); err != nil {
+		t.Fatal(err)
+	}
+	waitBlocked(t, lead.Srv, 1)
+	if err := b.Send(command("BLPOP", "other", "k", "0")); err != nil {
+		t.Fatal(err)
+	}
+	waitBlocked(t, lead.Srv, 2)
+	if info := p.Do("INFO", "clients"); !strings.Contains(info, "blocked_clients:2\r\n") {
+		t.Fatalf("INFO clients while two block:\n%s", info)
+	}
+	if list := p.Do("CLIENT", "LIST"); strings.Count(list, " flags=b ") != 2 {
+		t.Fatalf("CLIENT LIST while two block:\n%s", list)
+	}
+	if r := p.Do("LPUSH", "k", "a", "b", "c"); r != ":3\r\n" {
+		t.Fatalf("LPUSH: %q", r)
+	}
+	if r := read(t, a); r != "*2\r\n"+bulk("k")+bulk("c") {
+		t.Fatalf("first waiter got %q", r)
+	}
+	if r := read(t, b); r != "*2\r\n"+bulk("k")+bulk("b") {
+		t.Fatalf("second waiter got %q", r)
+	}
+	if r := p.Do("LRANGE", "k", "0", "-1"); r != "*1\r\n"+bulk("a") {
+		t.Fatalf("left in the list: %q", r)
+	}
+	waitBlocked(t, lead.Srv, 0)
+	if info := p.Do("INFO", "clients"); !strings.Contains(info, "blocked_clients:0\r\n") {
+		t.Fatalf("INFO clients after:\n%s", info)
+	}
+	// The connections go on serving after the wait.
+	if r := a.Do("PING"); r != "+PONG\r\n" {
+		t.Fatalf("PING after the wait: %q", r)
+	}
+	want := digest(t, lead.Addr())
+	for _, f := range c.Followers(lead) {
+		if !replicatest.WaitFor(func() bool { return digest(t, f.Addr()) == want }) {
+			t.Fatalf("follower %d digest differs from the leader's", f.ID)
+		}
+	}
+}
+
+// TestBlockingTimeoutsAndUnblock: timeouts, MULTI, CLIENT UNBLOCK, a
+// client that leaves while blocked, a RESP3 serve.
+func TestBlockingTimeoutsAndUnblock(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.WaitLeader()
+	srv := lead.Srv
+	a, p := redistest.Dial(t, lead.Addr()), redistest.Dial(t, lead.Addr())
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"BLPOP", "k", "0.1"}, "*-1\r\n"},
+		{[]string{"BLMOVE", "k", "d", "LEFT", "RIGHT", "0.05"}, "*-1\r\n"},
+		{[]string{"BRPOPLPUSH", "k", "d", "0.05"}, "*-1\r\n"},
+		{[]string{"BZPOPMIN", "z", "0.05"}, "*-1\r\n"},
+		{[]string{"BZMPOP", "0.05", "1", "z", "MAX"}, "*-1\r\n"},
+		{[]string{"BLPOP", "k", "-1"}, "-ERR timeout is negative\r\n"},
+		{[]string{"BLPOP", "k", "x"}, "-ERR timeout is not a float or out of range\r\n"},
+	} {
+		start := time.Now()
+		if r := a.Do(tc.args...); r != tc.want {
+			t.Fatalf("%q: %q, want %q", tc.args, r, tc.want)
+		}
+		if tc.want == "*-1\r\n" && time.Since(start) < 50*time.Millisecond {
+			t.Fatalf("%q timed out after %v", tc.args, time.Since(start))
+		}
+	}
+	if r := a.Do("MULTI"); r != "+OK\r\n" {
+		t.Fatal(r)
+	}
+	a.Do("BLPOP", "k", "0")
+	a.Do("BLMOVE", "k", "d", "LEFT", "RIGHT", "0")
+	if r := a.Do("EXEC"); r != "*2\r\n*-1\r\n$-1\r\n" {
+		t.Fatalf("EXEC of blocking commands: %q", r)
+	}
+
+	id := strings.TrimSuffix(strings.TrimPrefix(a.Do("CLIENT", "ID"), ":"), "\r\n")
+	for _, tc := range []struct{ reason, want string }{
+		{"", "*-1\r\n"}, {"TIMEOUT", "*-1\r\n"}, {"error", "-" + store.ErrClientUnblocked + "\r\n"},
+	} {
+		if err := a.Send(command("BLPOP", "k", "0")); err != nil {
+			t.Fatal(err)
+		}
+		waitBlocked(t, srv, 1)
+		args := []string{"CLIENT", "UNBLOCK", id}
+		if tc.reason != "" {
+			args = append(args, tc.reason)
+		}
+		if r := p.Do(args...); r != ":1\r\n" {
+			t.Fatalf("%q: %q", args, r)
+		}
+		if r := read(t, a); r != tc.want {
+			t.Fatalf("unblocked with %q: %q, want %q", tc.reason, r, tc.want)
+		}
+		waitBlocked(t, srv, 0)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"CLIENT", "UNBLOCK", id}, ":0\r\n"},
+		{[]string{"CLIENT", "UNBLOCK", "999999"}, ":0\r\n"},
+		{[]string{"CLIENT", "UNBLOCK", "x", "foo"}, "-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n"},
+		{[]string{"CLIENT", "UNBLOCK", "x"}, "-ERR value is not an integer or out of range\r\n"},
+		{[]string{"CLIENT", "UNBLOCK"}, "-ERR wrong number of arguments for 'client|unblock' command\r\n"},
+		{[]string{"CLIENT", "UNBLOCK", "1", "timeout", "x"}, "-ERR unknown subcommand or wrong number of arguments for 'UNBLOCK'. Try CLIENT HELP.\r\n"},
+		{[]string{"GOMU.BLOCK", "x", "BLPOP", "k", "0"}, "-ERR unknown command 'GOMU.BLOCK', with args beginning with: 'x' 'BLPOP' 'k' '0' \r\n"},
+	} {
+		if r := p.Do(tc.args...); r != tc.want {
+			t.Fatalf("%q: %q, want %q", tc.args, r, tc.want)
+		}
+	}
+
+	// A client that leaves while blocked takes its waiter with it: the
+	// element pushed next stays.
+	gone := redistest.Dial(t, lead.Addr())
+	if err := gone.Send(command("BLPOP", "k", "0")); err != nil {
+		t.Fatal(err)
+	}
+	waitBlocked(t, srv, 1)
+	gone.Close()
+	waitBlocked(t, srv, 0)
+	if !replicatest.WaitFor(func() bool { return waiters(lead.M) == 0 }) {
+		t.Fatal("the waiter of a client that left is still registered")
+	}
+	if r := p.Do("RPUSH", "k", "kept"); r != ":1\r\n" {
+		t.Fatalf("RPUSH: %q", r)
+	}
+	if r := p.Do("LPOP", "k"); r != bulk("kept") {
+		t.Fatalf("LPOP: %q", r)
+	}
+
+	// RESP3: the served reply is rewritten like any other.
+	r3 := redistest.Dial(t, lead.Addr())
+	r3.Do("HELLO", "3")
+	if err := r3.Send(command("BZPOPMAX", "z", "0")); err != nil {
+		t.Fatal(err)
+	}
+	waitBlocked(t, srv, 1)
+	p.Do("ZADD", "z", "1.5", "m")
+	if r := read(t, r3); r != "*3\r\n"+bulk("z")+bulk("m")+",1.5\r\n" {
+		t.Fatalf("RESP3 BZPOPMAX: %q", r)
+	}
+}
+
+// TestBlockingAcrossLeaderChange: a client blocked on a leader that loses
+// the lead gets the UNBLOCKED error once the new leader ends the foreign
+// waiters, and no element pushed afterwards is lost to it.
+func TestBlockingAcrossLeaderChange(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for an election")
+	}
+	c := startCluster(t, 3)
+	old := c.WaitLeader()
+	a := redistest.Dial(t, old.Addr())
+	if err := a.Send(command("BLPOP", "k", "0")); err != nil {
+		t.Fatal(err)
+	}
+	waitBlocked(t, old.Srv, 1)
+	if !replicatest.WaitFor(func() bool {
+		for _, n := range c.Live() {
+			if waiters(n.M) != 1 {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatal("the waiter did not reach every replica")
+	}
+	old.Rep.Pause()
+	var next *node
+	if !replicatest.WaitFor(func() bool {
+		next = nil
+		for _, n := range c.Live() {
+			if n != old && n.Rep.Role() == consensus.Leader {
+				next = n
+			}
+		}
+		return next != nil
+	}) {
+		t.Fatalf("no new leader while %d was paused", old.ID)
+	}
+	if !replicatest.WaitFor(func() bool { return waiters(next.M) == 0 }) {
+		t.Fatal("the new leader kept the old leader's waiter")
+	}
+	nc := redistest.Dial(t, next.Addr())
+	var r string
+	if !replicatest.WaitFor(func() bool { r = nc.Do("RPUSH", "k", "x", "y"); return r == ":2\r\n" }) {
+		t.Fatalf("RPUSH on the new leader: %q", r)
+	}
+	old.Rep.Resume()
+	if r := read(t, a); r != "-"+store.ErrLeadershipChanged+"\r\n" {
+		t.Fatalf("the blocked client got %q", r)
+	}
+	if r := nc.Do("LRANGE", "k", "0", "-1"); r != "*2\r\n"+bulk("x")+bulk("y") {
+		t.Fatalf("the list after the change: %q", r)
+	}
+	// The new leader's own clients block and are served as usual.
+	b := redistest.Dial(t, next.Addr())
+	if err := b.Send(command("BRPOP", "q", "0")); err != nil {
+		t.Fatal(err)
+	}
+	waitBlocked(t, next.Srv, 1)
+	nc.Do("RPUSH", "q", "1")
+	if r := read(t, b); r != "*2\r\n"+bulk("q")+bulk("1") {
+		t.Fatalf("served on the new leader: %q", r)
+	}
+}
