@@ -146,15 +146,15 @@ func (c *conn) waitUnblocked(id string, ch chan []byte, ms int64) (reply []byte,
 	poll := time.NewTicker(c.s.blockedPoll())
 	defer poll.Stop()
 	var notLeading time.Time
-	timedOut := false
+	retry := false
 	for {
 		select {
 		case r := <-ch:
 			return r, false
 		case <-deadline:
-			timedOut = true
 			deadline = nil
-			c.proposeUnblock(id, "timeout")
+			_, err := c.proposeUnblock(id, "timeout")
+			retry = err != nil
 		case <-closed:
 			c.proposeUnblock(id, "timeout")
 			c.s.cfg.Machine.forgetWaiter(id)
@@ -165,8 +165,9 @@ func (c *conn) waitUnblocked(id string, ch chan []byte, ms int64) (reply []byte,
 		case <-poll.C:
 			if c.s.link.Leads() {
 				notLeading = time.Time{}
-				if timedOut {
-					c.proposeUnblock(id, "timeout") // the last one did not commit
+				if retry { // the timeout's unblock did not commit
+					_, err := c.proposeUnblock(id, "timeout")
+					retry = err != nil
 				}
 				continue
 			}

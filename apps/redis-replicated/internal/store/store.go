@@ -15,6 +15,13 @@
 // touches it (judged against that write's Env time) or by the leader's
 // periodic expiry proposal (ActiveExpire).
 //
+// Blocking commands (BLPOP, BZPOPMIN, …; see blocking.go) keep their
+// waiters in the store as replicated state: registered by the internal
+// gomu.block, served after the write that makes their key ready (the
+// applier calls ServeReady) in FIFO order on every replica alike, ended by
+// gomu.unblock and gomu.unblockall. Replies reach the owning connection
+// through Env.Unblock. Waiters are part of the snapshot and the Digest.
+//
 // A Store is not safe for concurrent use; the server serializes writes
 // against reads.
 package store
