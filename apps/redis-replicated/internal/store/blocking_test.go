@@ -352,3 +352,39 @@ func TestBlockingInMultiDiff(t *testing.T) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 }
+
+// TestBlockingServedByEveryWrite: every write that gives a key a new list
+// or sorted set serves its waiter.
+func TestBlockingServedByEveryWrite(t *testing.T) {
+	tests := []struct {
+		name  string
+		wait  []string
+		setup [][]string
+		write []string
+	}{
+		{"rename", []string{"blpop", "k", "0"}, [][]string{{"rpush", "src", "x"}}, []string{"rename", "src", "k"}},
+		{"copy", []string{"blpop", "k", "0"}, [][]string{{"rpush", "src", "x"}}, []string{"copy", "src", "k"}},
+		{"lmove", []string{"blpop", "k", "0"}, [][]string{{"rpush", "src", "x"}}, []string{"lmove", "src", "k", "left", "left"}},
+		{"rpoplpush", []string{"brpop", "k", "0"}, [][]string{{"rpush", "src", "x"}}, []string{"rpoplpush", "src", "k"}},
+		{"sort store", []string{"blpop", "k", "0"}, [][]string{{"rpush", "src", "2", "1"}}, []string{"sort", "src", "store", "k"}},
+		{"zunionstore", []string{"bzpopmin", "k", "0"}, [][]string{{"zadd", "a", "1", "m"}}, []string{"zunionstore", "k", "1", "a"}},
+		{"zrangestore", []string{"bzpopmax", "k", "0"}, [][]string{{"zadd", "a", "1", "m"}}, []string{"zrangestore", "k", "a", "0", "-1"}},
+		{"zincrby", []string{"bzmpop", "0", "1", "k", "min"}, nil, []string{"zincrby", "k", "1", "m"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newBlockRig()
+			if got := r.do(blk("w", tc.wait...)...); got != "" {
+				t.Fatalf("%q did not block: %q", tc.wait, got)
+			}
+			for _, s := range tc.setup {
+				r.do(s...)
+			}
+			r.do(tc.write...)
+			served := r.s.Waiters() == 0 && len(r.got) == 1 && !strings.HasPrefix(r.got[0], "w -")
+			if !served {
+				t.Fatalf("after %q: %d waiters, delivered %q", tc.write, r.s.Waiters(), r.got)
+			}
+		})
+	}
+}
