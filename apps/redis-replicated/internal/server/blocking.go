@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
@@ -63,15 +64,27 @@ func (m *Machine) deliverUnblocked(id string, reply []byte) {
 	}
 }
 
-// foreignWaiters counts the waiters not of this server process.
-func (m *Machine) foreignWaiters(nonce []byte) int {
-	n := 0
-	m.read(func(st *store.Store) {
-		if st.Waiters() > 0 {
-			n = st.ForeignWaiters(nonce)
+// orphans looks for the waiters no connection of this process waits for:
+// foreign reports some of another process (an earlier leader's), own lists
+// (up to max) this process's whose connection gave up or left without
+// ending them in the log.
+func (m *Machine) orphans(nonce []byte, max int) (own []string, foreign bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.st.Waiters() == 0 {
+		return nil, false
+	}
+	m.ownersMu.Lock()
+	defer m.ownersMu.Unlock()
+	m.st.EachWaiter(func(id string) {
+		switch {
+		case !strings.HasPrefix(id, string(nonce)):
+			foreign = true
+		case m.owners[id] == nil && len(own) < max:
+			own = append(own, id)
 		}
 	})
-	return n
+	return own, foreign
 }
 
 // block runs a blocking command outside MULTI on the leader: proposed
@@ -253,20 +266,32 @@ func (c *conn) unblockClient(id int64, withError bool) []byte {
 	return res
 }
 
-// unblockForeign ends, through the log, the waits of the waiters an
-// earlier leader's connections registered: called while this replica
-// leads, it proposes gomu.unblockall once the store holds any.
-func (s *Server) unblockForeign() {
-	if s.cfg.Machine.foreignWaiters(s.nonce[:]) == 0 {
+// unblockOrphans ends, through the log, the waits nobody waits for: an
+// earlier leader's waiters (gomu.unblockall: their owners, if they still
+// apply the log, answer ErrLeadershipChanged) and this process's own whose
+// connection gave up while it did not lead, or left, or whose gomu.block
+// committed after its proposal had timed out (gomu.unblock each). The
+// leader calls it periodically; it proposes nothing while there are none.
+func (s *Server) unblockOrphans() {
+	own, foreign := s.cfg.Machine.orphans(s.nonce[:], maxOrphans)
+	if len(own) == 0 && !foreign {
 		return
 	}
 	var p proposal
 	p.reset(propBatch)
-	p.add([][]byte{[]byte(store.UnblockAllCommand), s.nonce[:]})
+	if foreign {
+		p.add([][]byte{[]byte(store.UnblockAllCommand), s.nonce[:]})
+	}
+	for _, id := range own {
+		p.add([][]byte{[]byte(store.UnblockCommand), []byte(id), []byte("timeout")})
+	}
 	if _, err := s.replicate(deadline.New(), p.seal(time.Now().UnixMilli(), rand.Uint64())); err != nil {
-		s.cfg.Logger.Debug("unblockall not replicated", "err", err)
+		s.cfg.Logger.Debug("unblocking orphan waiters not replicated", "err", err)
 	}
 }
+
+// maxOrphans bounds the own orphans one proposal ends.
+const maxOrphans = 1000
 
 // clientUnblock is CLIENT UNBLOCK client-id [TIMEOUT|ERROR], its
 // arguments checked in Redis 7.0's order.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
 	"github.com/gomu-rdma/gomu/consensus"
+	"github.com/gomu-rdma/gomu/internal/deadline"
 	"github.com/gomu-rdma/gomu/internal/redistest"
 	"github.com/gomu-rdma/gomu/internal/replicatest"
 )
@@ -251,5 +252,29 @@ func TestBlockingAcrossLeaderChange(t *testing.T) {
 	nc.Do("RPUSH", "q", "1")
 	if r := read(t, b); r != "*2\r\n"+bulk("q")+bulk("1") {
 		t.Fatalf("served on the new leader: %q", r)
+	}
+}
+
+// TestBlockingOrphansEnded: a waiter of the leader's own process that no
+// connection waits for (its gomu.block committed after the connection gave
+// up) is ended by the leader, so it pops nothing.
+func TestBlockingOrphansEnded(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.WaitLeader()
+	var p proposal
+	p.reset(propBatch)
+	id := string(lead.Srv.nonce[:]) + "orphan-of-a-gone-connection"
+	p.add([][]byte{[]byte(store.BlockCommand), []byte(id), []byte("BLPOP"), []byte("k"), []byte("0")})
+	res, err := lead.Srv.replicate(deadline.New(), p.seal(time.Now().UnixMilli(), 1))
+	if err != nil || len(res) != 0 {
+		t.Fatalf("gomu.block: %q, %v", res, err)
+	}
+	if !replicatest.WaitFor(func() bool { return waiters(lead.M) == 0 }) {
+		t.Fatal("the orphan waiter was never ended")
+	}
+	cn := redistest.Dial(t, lead.Addr())
+	cn.Do("RPUSH", "k", "x")
+	if r := cn.Do("LLEN", "k"); r != ":1\r\n" {
+		t.Fatalf("LLEN after the push: %q", r)
 	}
 }

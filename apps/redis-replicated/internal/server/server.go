@@ -178,7 +178,7 @@ func (s *Server) expireLoop() {
 		if r.Role() != consensus.Leader || r.Paused() {
 			continue
 		}
-		s.unblockForeign()
+		s.unblockOrphans()
 		var next int64
 		s.cfg.Machine.read(func(st *store.Store) { next = st.NextExpiry() })
 		now := time.Now().UnixMilli()

@@ -354,16 +354,11 @@ func cmdUnblockAll(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 // Waiters is the number of registered waiters, every owner's.
 func (s *Store) Waiters() int { return s.blk.n }
 
-// ForeignWaiters counts the waiters whose id does not start with prefix:
-// those a new leader must end with gomu.unblockall.
-func (s *Store) ForeignWaiters(prefix []byte) int {
-	n := 0
+// EachWaiter calls fn with every waiter's id, longest-waiting first.
+func (s *Store) EachWaiter(fn func(id string)) {
 	for w := s.blk.first; w != nil; w = w.next {
-		if !bytes.HasPrefix([]byte(w.id), prefix) {
-			n++
-		}
+		fn(w.id)
 	}
-	return n
 }
 
 // BlockTimeout is the timeout of a Blocking command's args in ms (0:
