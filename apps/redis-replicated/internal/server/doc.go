@@ -92,9 +92,11 @@
 // waiter if it was not served first and delivers the null array; CLIENT
 // UNBLOCK does the same (ERROR delivers "-UNBLOCKED client unblocked via
 // CLIENT UNBLOCK"), and so does a client that closes while blocked. A
-// replica that leads proposes gomu.unblockall <its nonce> whenever the
-// store holds waiters of another server process (an earlier leader's): they
-// are removed and their owners, if they still apply the log, answer
+// replica that leads checks every ExpirePeriod for waiters nobody waits
+// for: its own whose connection gave up or left without ending them (each
+// gets a gomu.unblock), and those of another server process, an earlier
+// leader's, which it ends with gomu.unblockall <its nonce>: they are
+// removed and their owners, if they still apply the log, answer
 // "-UNBLOCKED gomu: leadership changed, retry the command", unless a serve
 // came first in the log, so a client of the old leader gets exactly one of
 // the two. A connection whose replica has not led for longer than Timeout
