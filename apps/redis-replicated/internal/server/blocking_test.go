@@ -2,6 +2,7 @@ package server
 
 import (
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -338,4 +339,73 @@ func TestBlockingDifferential(t *testing.T) {
 			t.Fatalf("follower %d digest differs from the leader's", f.ID)
 		}
 	}
+}
+
+// TestBlockingExactlyOnce races serves against timeouts: clients loop on
+// BLPOP with a short timeout while another pushes; every element pushed is
+// received by exactly one client or still in the list.
+func TestBlockingExactlyOnce(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.WaitLeader()
+	const clients, pushes = 4, 400
+	stop := make(chan struct{})
+	got := make(chan []string, clients)
+	for range clients {
+		cn := redistest.Dial(t, lead.Addr())
+		go func() {
+			var mine []string
+			defer func() { got <- mine }()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r := cn.Do("BLPOP", "q", pick3("0.001", "0.005", "0.02"))
+				if r == "*-1\r\n" {
+					continue
+				}
+				parts := strings.Split(r, "\r\n")
+				if len(parts) != 6 || parts[2] != "q" {
+					mine = append(mine, "bad reply "+r)
+					return
+				}
+				mine = append(mine, parts[4])
+			}
+		}()
+	}
+	p := redistest.Dial(t, lead.Addr())
+	for i := range pushes {
+		if r := p.Do("RPUSH", "q", strconv.Itoa(i)); !strings.HasPrefix(r, ":") {
+			t.Fatalf("RPUSH: %q", r)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	seen := map[string]int{}
+	for range clients {
+		for _, x := range <-got {
+			seen[x]++
+		}
+	}
+	rest := strings.Split(p.Do("LRANGE", "q", "0", "-1"), "\r\n")
+	for i := 2; i < len(rest); i += 2 {
+		seen[rest[i]]++
+	}
+	for i := range pushes {
+		if n := seen[strconv.Itoa(i)]; n != 1 {
+			t.Errorf("element %d received or kept %d times", i, n)
+		}
+		delete(seen, strconv.Itoa(i))
+	}
+	if len(seen) > 0 {
+		t.Errorf("unexpected: %v", seen)
+	}
+	if !replicatest.WaitFor(func() bool { return waiters(lead.M) == 0 }) {
+		t.Fatalf("%d waiters left", waiters(lead.M))
+	}
+}
+
+func pick3(a, b, c string) string {
+	return [3]string{a, b, c}[rand.IntN(3)]
 }

@@ -380,9 +380,9 @@ const (
 )
 
 // parseTimeout parses a timeout in seconds as Redis 7.0 does: a long double
-// (parseLongDouble, as strtold reads it) times 1000, truncated to whole
-// milliseconds, where a value out of int64's range counts as negative and
-// one between -1 ms and 0 as 0 (forever).
+// (parseLongDouble, as strtold reads it) times 1000, rounded up to whole
+// milliseconds (so 0.001 and 1e-5 are 1 ms, and -0.0001 is 0: forever),
+// where a value out of int64's range counts as negative.
 func parseTimeout(b []byte) (ms int64, errMsg string) {
 	f, ok := parseLongDouble(b)
 	if !ok {
@@ -393,7 +393,13 @@ func parseTimeout(b []byte) (ms int64, errMsg string) {
 	}
 	f.Mul(f, big.NewFloat(1000))
 	ms, acc := f.Int64()
-	if ms < 0 || (acc != big.Exact && (ms == math.MaxInt64 || ms == math.MinInt64)) {
+	if acc != big.Exact && (ms == math.MaxInt64 || ms == math.MinInt64) {
+		return 0, errTimeoutNegative
+	}
+	if acc == big.Below && ms >= 0 {
+		ms++ // ceil of a positive fraction
+	}
+	if ms < 0 {
 		return 0, errTimeoutNegative
 	}
 	return ms, ""

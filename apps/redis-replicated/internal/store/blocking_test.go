@@ -251,6 +251,9 @@ func TestBlockTimeout(t *testing.T) {
 	}{
 		{[]string{"blpop", "k", "0"}, 0, true},
 		{[]string{"blpop", "k", "0.05"}, 50, true},
+		{[]string{"blpop", "k", "0.001"}, 1, true},
+		{[]string{"blpop", "k", "1e-5"}, 1, true},
+		{[]string{"blpop", "k", "0.0015"}, 2, true},
 		{[]string{"blpop", "k", "-0.0001"}, 0, true},
 		{[]string{"blpop", "k", "0x10"}, 16000, true},
 		{[]string{"blpop", "k", "1e15"}, 1e18, true},
