@@ -53,9 +53,17 @@ import (
 // new leader's own) and delivers ErrLeadershipChanged: whichever of a serve
 // and an unblock comes first in the log decides what the client gets.
 //
-// A Command with the Blocking flag carries a blockSpec: the keys it waits
-// on and a try function that serves it from them. XREAD BLOCK can join by
-// providing one.
+// Adding a blocking command (XREAD … BLOCK, XREADGROUP … BLOCK): build it
+// with blockingCmd and a blockSpec: validate (its argument errors), timeout
+// (in ms; negative when this call does not block, as XREAD without BLOCK),
+// keys (what it waits on), try (serve it from the first ready key; passing
+// over keys of another type when serving), and prepare if the arguments
+// must be pinned when it blocks (XREAD's $ to the stream's last id). The
+// waiter keeps the command's name and arguments and finds the spec in the
+// command table again, after a snapshot too. Whatever gives the waited key
+// a new value must go through Store.put (a stream's XADD to a new key
+// does; an XADD to an existing stream must call s.signalReady(key) when
+// s.blk.n > 0, since a stream waiter waits on a key that exists).
 
 // Internal commands of blocking, proposed by the server only.
 const (
@@ -78,8 +86,13 @@ type blockSpec struct {
 	// validate checks the arguments, timeout included, in the order Redis
 	// does: the error reply's message, or "".
 	validate func(args [][]byte) string
-	// timeout is the timeout argument of validated args.
-	timeout func(args [][]byte) []byte
+	// timeout is the timeout of validated args in ms (0: forever; < 0: it
+	// does not block, as XREAD without BLOCK will not).
+	timeout func(args [][]byte) int64
+	// prepare, if set, rewrites validated args before they are kept in a
+	// waiter: what must be decided when the command blocks, not when it is
+	// served (XREAD's $ becomes the stream's last id). Nil: kept as given.
+	prepare func(s *Store, e *Env, args [][]byte) [][]byte
 	// keys are the keys validated args wait on, in argument order.
 	keys func(args [][]byte) [][]byte
 	// try serves the command from the first of keys that holds what it
@@ -181,8 +194,11 @@ func (s *Store) runBlocking(e *Env, dst []byte, args [][]byte, c *Command) []byt
 	if out, ok := sp.try(s, e, dst, args, sp.keys(args), false); ok {
 		return out
 	}
-	if s.blk.registering == nil {
+	if s.blk.registering == nil || sp.timeout(args) < 0 {
 		return sp.notBlocked(dst)
+	}
+	if sp.prepare != nil {
+		args = sp.prepare(s, e, args)
 	}
 	s.addWaiter(string(s.blk.registering), 0, c, args)
 	return dst
@@ -362,15 +378,14 @@ func (s *Store) EachWaiter(fn func(id string)) {
 }
 
 // BlockTimeout is the timeout of a Blocking command's args in ms (0:
-// forever); ok is false when args are not a valid blocking command (the
-// store answers them with the error).
+// forever, < 0: it will not block); ok is false when args are not a valid
+// blocking command (the store answers them with the error).
 func BlockTimeout(args [][]byte) (ms int64, ok bool) {
 	c := Lookup(args[0])
 	if c == nil || c.blocking == nil || !c.CheckArity(len(args)) || c.blocking.validate(args) != "" {
 		return 0, false
 	}
-	ms, msg := parseTimeout(c.blocking.timeout(args))
-	return ms, msg == ""
+	return c.blocking.timeout(args), true
 }
 
 // Errors of the timeout argument, worded as Redis 7.0 words them.

@@ -16,10 +16,10 @@ func init() {
 			popSpec(tryListPop(false))),
 		blockingCmd(&Command{Name: "blmove", Arity: 6, Flags: Write | DenyOOM, FirstKey: 1, LastKey: 2, Step: 1, Group: "list",
 			Summary: "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved."},
-			&blockSpec{validate: validateBLMove, timeout: lastArg, keys: firstKey, try: tryLMove, nullBulk: true}),
+			&blockSpec{validate: validateBLMove, timeout: lastTimeout, keys: firstKey, try: tryLMove, nullBulk: true}),
 		blockingCmd(&Command{Name: "brpoplpush", Arity: 4, Flags: Write | DenyOOM, FirstKey: 1, LastKey: 2, Step: 1, Group: "list",
 			Summary: "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped."},
-			&blockSpec{validate: validateLastTimeout, timeout: lastArg, keys: firstKey, try: tryLMove, nullBulk: true}),
+			&blockSpec{validate: validateLastTimeout, timeout: lastTimeout, keys: firstKey, try: tryLMove, nullBulk: true}),
 		blockingCmd(&Command{Name: "blmpop", Arity: -5, Flags: Write | MovableKeys, Group: "list",
 			Summary: "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped."},
 			mpopSpec(listWhere, tryListMPop)),
@@ -41,6 +41,14 @@ func lastArg(args [][]byte) []byte          { return args[len(args)-1] }
 func firstKey(args [][]byte) [][]byte       { return args[1:2] }
 func keysBeforeLast(args [][]byte) [][]byte { return args[1 : len(args)-1] }
 
+// secondsTimeout is a validated timeout argument in ms.
+func secondsTimeout(b []byte) int64 {
+	ms, _ := parseTimeout(b)
+	return ms
+}
+
+func lastTimeout(args [][]byte) int64 { return secondsTimeout(lastArg(args)) }
+
 func validateLastTimeout(args [][]byte) string {
 	_, msg := parseTimeout(lastArg(args))
 	return msg
@@ -48,7 +56,7 @@ func validateLastTimeout(args [][]byte) string {
 
 // popSpec is BLPOP's and BZPOPMIN's shape: key [key ...] timeout.
 func popSpec(try tryFunc) *blockSpec {
-	return &blockSpec{validate: validateLastTimeout, timeout: lastArg, keys: keysBeforeLast, try: try}
+	return &blockSpec{validate: validateLastTimeout, timeout: lastTimeout, keys: keysBeforeLast, try: try}
 }
 
 // validateBLMove checks BLMOVE's directions, then its timeout.
@@ -182,7 +190,7 @@ func mpopSpec(parseWhere func([]byte) (bool, bool), serve mpopTry) *blockSpec {
 			_, _, _, msg := mpopArgs(args, parseWhere)
 			return msg
 		},
-		timeout: func(args [][]byte) []byte { return args[1] },
+		timeout: func(args [][]byte) int64 { return secondsTimeout(args[1]) },
 		keys: func(args [][]byte) [][]byte {
 			keys, _, _, _ := mpopArgs(args, parseWhere)
 			return keys
