@@ -62,8 +62,8 @@ import (
 // waiter keeps the command's name and arguments and finds the spec in the
 // command table again, after a snapshot too. Whatever gives the waited key
 // a new value must go through Store.put (a stream's XADD to a new key
-// does; an XADD to an existing stream must call s.signalReady(key) when
-// s.blk.n > 0, since a stream waiter waits on a key that exists).
+// does; an XADD to an existing stream must call s.signalKey(key), since a
+// stream waiter waits on a key that exists).
 
 // Internal commands of blocking, proposed by the server only.
 const (
@@ -279,6 +279,15 @@ func (s *Store) signalReady(key string) {
 		}
 	}
 	b.ready = append(b.ready, key)
+}
+
+// signalKey notes that key's value grew in place: for a value a waiter
+// may wait on while it exists (a stream, for XREAD BLOCK), which put does
+// not see. Free while nobody waits.
+func (s *Store) signalKey(key []byte) {
+	if s.blk.n > 0 && len(s.blk.byKey[string(key)]) > 0 {
+		s.signalReady(string(key))
+	}
 }
 
 // HasReady reports whether a waited key got a new value since the last
