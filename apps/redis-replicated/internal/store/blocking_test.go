@@ -391,3 +391,22 @@ func TestBlockingServedByEveryWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestSignalKey: a value that grows in place (a stream's XADD, one day)
+// serves its waiters through signalKey, which put does not see.
+func TestSignalKey(t *testing.T) {
+	r := newBlockRig()
+	r.do(blk("w", "blpop", "k", "0")...)
+	r.s.signalKey([]byte("other"))
+	if r.s.HasReady() {
+		t.Fatal("a key nobody waits on was noted ready")
+	}
+	l := &listValue{}
+	l.pushBack([]byte("x"))
+	r.s.keys["k"] = &value{kind: kindList, list: l} // grown behind put's back
+	r.s.signalKey([]byte("k"))
+	r.s.ServeReady(r.env)
+	if want := []string{"w *2\r\n$1\r\nk\r\n$1\r\nx\r\n"}; !slices.Equal(r.got, want) {
+		t.Fatalf("delivered %q, want %q", r.got, want)
+	}
+}
