@@ -115,6 +115,9 @@ func (c *conn) block(args [][]byte) bool {
 		m.forgetWaiter(id)
 		reply = res
 	default:
+		// The replies before it leave now, as Redis sends them while a
+		// client blocks.
+		c.write()
 		reply, quit = c.waitUnblocked(id, ch, ms)
 	}
 	start := len(c.out)

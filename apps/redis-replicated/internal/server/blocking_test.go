@@ -323,6 +323,18 @@ func TestBlockingDifferential(t *testing.T) {
 			t.Fatalf("command %d %q:\n gomu  %q\n redis %q", i, args, got, want)
 		}
 	}
+	// The reply to a command before a blocking one leaves at once.
+	w := redistest.Dial(t, lead.Addr())
+	if err := w.Send(append(command("SET", "before", "1"), command("BLPOP", "nokey", "0.5")...)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if r := read(t, w); r != "+OK\r\n" || time.Since(start) > 400*time.Millisecond {
+		t.Fatalf("the reply before BLPOP: %q after %v", r, time.Since(start))
+	}
+	if r := read(t, w); r != "*-1\r\n" {
+		t.Fatalf("BLPOP after SET: %q", r)
+	}
 	// A pipelined command after a blocking one is answered after it.
 	raw := append(command("BLPOP", "nokey", "0.01"), command("PING")...)
 	for _, cn := range []*redistest.Conn{rc, gc} {
