@@ -421,3 +421,23 @@ func TestBlockingExactlyOnce(t *testing.T) {
 func pick3(a, b, c string) string {
 	return [3]string{a, b, c}[rand.IntN(3)]
 }
+
+// TestBlockingStandalone: without a replica the same paths apply directly.
+func TestBlockingStandalone(t *testing.T) {
+	srv := startStandalone(t)
+	a, p := redistest.Dial(t, srv.Addr()), redistest.Dial(t, srv.Addr())
+	if r := a.Do("BLMOVE", "k", "d", "LEFT", "LEFT", "0.02"); r != "*-1\r\n" {
+		t.Fatalf("timeout: %q", r)
+	}
+	if err := a.Send(command("BLMOVE", "k", "d", "LEFT", "LEFT", "0")); err != nil {
+		t.Fatal(err)
+	}
+	waitBlocked(t, srv, 1)
+	p.Do("RPUSH", "k", "x")
+	if r := read(t, a); r != bulk("x") {
+		t.Fatalf("served: %q", r)
+	}
+	if r := p.Do("LRANGE", "d", "0", "-1"); r != "*1\r\n"+bulk("x") {
+		t.Fatalf("moved: %q", r)
+	}
+}
