@@ -323,6 +323,16 @@ func TestBlockingDifferential(t *testing.T) {
 			t.Fatalf("command %d %q:\n gomu  %q\n redis %q", i, args, got, want)
 		}
 	}
+	// RESP3: served at once, and timed out.
+	r3, g3 := redistest.Dial(t, raddr), redistest.Dial(t, lead.Addr())
+	for _, args := range [][]string{{"HELLO", "3"}, {"ZADD", "zz", "1.5", "m", "2", "n", "3", "o"}, {"BZPOPMIN", "zz", "0"},
+		{"BZMPOP", "0", "1", "zz", "MAX", "COUNT", "2"}, {"BLPOP", "nokey", "0.01"}, {"BLMOVE", "nokey", "x", "LEFT", "LEFT", "0.01"},
+		{"BZMPOP", "0.01", "1", "zz", "MIN"}} {
+		want, got := r3.Do(args...), g3.Do(args...)
+		if args[0] != "HELLO" && got != want {
+			t.Fatalf("RESP3 %q:\n gomu  %q\n redis %q", args, got, want)
+		}
+	}
 	// The reply to a command before a blocking one leaves at once.
 	w := redistest.Dial(t, lead.Addr())
 	if err := w.Send(append(command("SET", "before", "1"), command("BLPOP", "nokey", "0.5")...)); err != nil {
