@@ -27,6 +27,8 @@ type clientState struct {
 	// killed: CLIENT KILL closed it; it is gone for CLIENT LIST and KILL
 	// at once, though its goroutine leaves the server's set a little later.
 	killed atomic.Bool
+	// blocked: it waits in a blocking command (flag b).
+	blocked atomic.Bool
 }
 
 func (cs *clientState) init() {
@@ -71,6 +73,9 @@ func (c *conn) appendClientLine(b []byte, self *conn, selfCmd string) []byte {
 	}
 	if cs.multiLen.Load() >= 0 {
 		flags += "x"
+	}
+	if cs.blocked.Load() {
+		flags += "b"
 	}
 	if cs.noEvict.Load() {
 		flags += "e"

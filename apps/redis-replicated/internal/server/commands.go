@@ -396,6 +396,12 @@ func cmdClient(c *conn, args [][]byte) bool {
 			return false
 		}
 		*out = resp.AppendOK(*out)
+	case sub == "unblock" && (len(args) == 3 || len(args) == 4):
+		*out = append(*out, c.clientUnblock(args)...)
+	case sub == "unblock" && len(args) < 3:
+		*out = resp.AppendError(*out, "ERR wrong number of arguments for 'client|unblock' command")
+	case sub == "unblock":
+		*out = resp.AppendError(*out, "ERR unknown subcommand or wrong number of arguments for '"+truncated(args[1])+"'. Try CLIENT HELP.")
 	case sub == "setname" || sub == "getname" || sub == "id" || sub == "info" || sub == "kill" || sub == "no-evict":
 		*out = resp.AppendError(*out, "ERR wrong number of arguments for 'client|"+sub+"' command")
 	default:
@@ -566,8 +572,8 @@ func storeFlags(f store.Flags) []string {
 	for _, x := range []struct {
 		f    store.Flags
 		name string
-	}{{store.Write, "write"}, {store.ReadOnly, "readonly"}, {store.DenyOOM, "denyoom"}, {store.Fast, "fast"},
-		{store.MovableKeys, "movablekeys"}} {
+	}{{store.Write, "write"}, {store.ReadOnly, "readonly"}, {store.DenyOOM, "denyoom"}, {store.Blocking, "blocking"},
+		{store.Fast, "fast"}, {store.MovableKeys, "movablekeys"}} {
 		if f&x.f != 0 {
 			out = append(out, x.name)
 		}

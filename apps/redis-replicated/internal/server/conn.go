@@ -61,6 +61,11 @@ type conn struct {
 	queuedShapes []shape
 	one          [1]shape
 	conv         []byte
+
+	// blockSeq numbers its blocking commands; blockedID is the waiter id
+	// it waits on now, for CLIENT UNBLOCK (blocking.go).
+	blockSeq  uint64
+	blockedID atomic.Pointer[string]
 }
 
 // maxArgs bounds one command's argument count (Redis's limit).
@@ -234,6 +239,9 @@ func (c *conn) dispatch(args [][]byte) bool {
 		out := c.reply()
 		*out = resp.AppendSimple(*out, "QUEUED")
 		return false
+	}
+	if cmd.Flags&store.Blocking != 0 {
+		return c.block(args)
 	}
 	if write {
 		if len(c.prop.buf)+commandSize(args)+dbSwitchSize(db) > c.s.cfg.MaxProposal {

@@ -79,6 +79,45 @@
 // as in Redis. MOVE, SWAPDB, FLUSHDB, FLUSHALL and COPY … DB are writes
 // like any other; the expiry sweep covers every database.
 //
+// # Blocking commands
+//
+// BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX and BZMPOP
+// block on the leader (a follower refuses them with READONLY, as every
+// write). Their waiters are replicated state (the store's blocking.go): the
+// connection flushes its pending writes and proposes the command alone, as
+// gomu.block <waiter id> <command…>, where the id is this server process's
+// random incarnation nonce, the connection id and a sequence number (so ids
+// never collide across restarts; clients cannot send gomu.block). Applying
+// it serves the command at once if it can (the reply goes back as any
+// write's); otherwise it registers the waiter and replies nothing, and the
+// connection waits on a channel it registered with the Machine before
+// proposing. After each write command (and after a whole transaction, as
+// Redis after EXEC) every replica serves the waiters of the keys that
+// became ready, longest-waiting first, by re-running their commands, so an
+// element is popped once in the log; the reply reaches the channel only on
+// the replica that owns the id (Env.Unblock). Inside MULTI a blocking
+// command never blocks: it answers a null array (a null bulk for BLMOVE and
+// BRPOPLPUSH) at once, as Redis does.
+//
+// A wait ends through the log too. At its timeout (on the leader's clock)
+// the connection proposes gomu.unblock <id> timeout, which removes the
+// waiter if it was not served first and delivers the null array; CLIENT
+// UNBLOCK does the same (ERROR delivers "-UNBLOCKED client unblocked via
+// CLIENT UNBLOCK"), and so does a client that closes while blocked. A
+// replica that leads checks every ExpirePeriod for waiters nobody waits
+// for: its own whose connection gave up or left without ending them (each
+// gets a gomu.unblock), and those of another server process, an earlier
+// leader's, which it ends with gomu.unblockall <its nonce>: they are
+// removed and their owners, if they still apply the log, answer
+// "-UNBLOCKED gomu: leadership changed, retry the command", unless a serve
+// came first in the log, so a client of the old leader gets exactly one of
+// the two. A connection whose replica has not led for longer than Timeout
+// gives up with that same error without waiting for the log: a serve
+// committed in that window (before the new leader ended the waiter) pops
+// an element this client never gets, as an element served to a client
+// that has just disconnected is lost in Redis. INFO's blocked_clients and
+// CLIENT LIST's flag b count this replica's blocked connections.
+//
 // # Protocols
 //
 // RESP2, and RESP3 after HELLO 3 (resp3.go): the replicated replies are
@@ -143,4 +182,8 @@
 // there is nothing); COMMAND reports XGROUP as a write (its subcommands
 // decide in Redis); XAUTOCLAIM's "Insufficient memory" for a huge COUNT
 // is judged by a fixed bound, not by an allocation.
+// Blocking commands: a waiter on several keys that become ready in one
+// command is served from the first of them given a new value; a blocked
+// client of a replica that lost the lead gets an UNBLOCKED error, not its
+// element (see Blocking commands).
 package server

@@ -92,7 +92,7 @@ func cmdInfo(c *conn, args [][]byte) bool {
 			field("connected_clients", n)
 			field("cluster_connections", 0)
 			field("maxclients", 10000)
-			field("blocked_clients", 0)
+			field("blocked_clients", s.blockedClients.Load())
 			field("tracking_clients", 0)
 			field("clients_in_timeout_table", 0)
 		case "memory":

@@ -228,6 +228,12 @@ func (d *decoder) exec(out []byte, st *store.Store, h header, env *store.Env, wr
 		default:
 			out = st.View(db, &d.view).Exec(out, env, args)
 		}
+		if write && h.kind == propBatch && st.HasReady() {
+			st.ServeReady(env) // after each command, as Redis serves blocked clients
+		}
+	}
+	if write && st.HasReady() {
+		st.ServeReady(env) // after the whole transaction, as Redis after EXEC
 	}
 	if !write {
 		d.view = store.Store{} // as execRead's
@@ -299,6 +305,10 @@ type Machine struct {
 	count atomic.Uint64 // proposals applied
 	cmds  atomic.Uint64 // commands applied
 	hub   *hub          // this replica's Pub/Sub subscribers (pubsub.go)
+	// owners are the waiters this replica's connections blocked, by
+	// waiter id: the channel that receives the reply (blocking.go).
+	ownersMu sync.Mutex
+	owners   map[string]chan []byte
 }
 
 // NewMachine returns a machine over an empty store.
@@ -307,7 +317,8 @@ func NewMachine() *Machine {
 	m := &Machine{st: store.New(), pcg: pcg, rnd: rand.New(pcg), hub: newHub()}
 	// Made once: a fresh Env and method value per proposal escaped to the
 	// heap, two allocations on every Apply.
-	m.env = store.Env{Rand: m.rnd, Publish: m.hub.publish}
+	m.env = store.Env{Rand: m.rnd, Publish: m.hub.publish, Unblock: m.deliverUnblocked}
+	m.owners = make(map[string]chan []byte)
 	return m
 }
 

@@ -37,6 +37,7 @@ const (
 	shapeStreamInfo               // XINFO STREAM: a map; with FULL, its groups as shapeGroupsFull
 	shapeGroupsFull               // XINFO STREAM FULL's groups: an array of shapeGroupFull
 	shapeGroupFull                // one of them: a map, its consumers as shapeMaps
+	shapeKeyPopScore              // BZPOPMIN/MAX: key, member, then a double
 )
 
 // shapeOf is the shape of the reply to args.
@@ -80,8 +81,10 @@ func shapeOf(args [][]byte) shape {
 		if has("withvalues") {
 			return shapePairs
 		}
-	case "zmpop":
+	case "zmpop", "bzmpop":
 		return shapeKeyScores
+	case "bzpopmin", "bzpopmax":
+		return shapeKeyPopScore
 	case "lcs":
 		if has("idx") {
 			return shapeMap
@@ -194,6 +197,16 @@ func toRESP3(dst, src []byte, sh shape) ([]byte, []byte) {
 					value = shapeStatsMap
 				}
 				dst, rest = toRESP3(dst, rest, value)
+			}
+			return dst, rest
+		case shapeKeyPopScore:
+			dst = resp.AppendArrayLen(dst, n)
+			for i := range n {
+				s := shapePlain
+				if i == 2 {
+					s = shapeDouble
+				}
+				dst, rest = toRESP3(dst, rest, s)
 			}
 			return dst, rest
 		case shapePopScore:

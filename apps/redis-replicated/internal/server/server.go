@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
@@ -64,6 +65,10 @@ type Server struct {
 	// link is the server's side of its replica (nil Replica: standalone);
 	// it counts proposals for INFO.
 	link replicalink.Link
+	// nonce starts the ids of the waiters this process's connections
+	// block (blocking.go); blockedClients counts those blocked now.
+	nonce          [8]byte
+	blockedClients atomic.Int64
 }
 
 // New listens on cfg.Addr.
@@ -88,7 +93,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
 	return &Server{cfg: cfg, ln: ln, start: time.Now(), conns: map[*conn]struct{}{}, stop: make(chan struct{}),
-		link: replicalink.Link{Replica: cfg.Replica, Timeout: cfg.Timeout, Replication: cfg.Replication}}, nil
+		link: replicalink.Link{Replica: cfg.Replica, Timeout: cfg.Timeout, Replication: cfg.Replication}, nonce: newNonce()}, nil
 }
 
 // Addr is the address the server listens on.
@@ -173,6 +178,7 @@ func (s *Server) expireLoop() {
 		if r.Role() != consensus.Leader || r.Paused() {
 			continue
 		}
+		s.unblockOrphans()
 		var next int64
 		s.cfg.Machine.read(func(st *store.Store) { next = st.NextExpiry() })
 		now := time.Now().UnixMilli()

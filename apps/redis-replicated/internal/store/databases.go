@@ -105,6 +105,10 @@ func cmdSwapDB(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		s.keyspace = s.dbs[a]
 	}
 	s.dbs[a], s.dbs[b] = s.dbs[b], s.dbs[a]
+	s.dbs[a].db, s.dbs[b].db = int(a), int(b)
+	// Waiters stay with their database's index, as clients stay with
+	// theirs: what the swap brought them may serve them.
+	s.signalDatabases(int(a), int(b))
 	return resp.AppendOK(dst)
 }
 

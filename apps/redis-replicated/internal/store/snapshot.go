@@ -38,6 +38,10 @@ import (
 //	    zset:   n, n member/score pairs in rank order; score as 8 bytes
 //	            of IEEE 754 bits, big endian
 //	    stream: see streams_snapshot.go
+//	waiters, only when some command is blocked (a store without waiters
+//	writes what it wrote before there were any, and a snapshot without
+//	this section restores as one without waiters):
+//	  'W', count, per waiter in arrival order: id (bytes), db, argc, args
 //	trailer: SHA-256 of everything before it
 //
 // Hash field order and set slice order are part of the state (they decide
@@ -69,6 +73,7 @@ func (s *Store) encodeTo(w *bufio.Writer) {
 			ks.encodeTo(w)
 		}
 	}
+	s.encodeWaiters(w)
 }
 
 // encodeTo writes the canonical encoding of one database's keys.
@@ -85,6 +90,69 @@ func (s *keyspace) encodeTo(w *bufio.Writer) {
 	for _, k := range keys {
 		str(k)
 		encodeValue(w, s.keys[k])
+	}
+}
+
+// waitersTag opens the snapshot's waiters section.
+const waitersTag = 'W'
+
+// encodeWaiters writes the waiters section, if there are waiters.
+func (s *Store) encodeWaiters(w *bufio.Writer) {
+	if s.blk.n == 0 {
+		return
+	}
+	var tmp [binary.MaxVarintLen64]byte
+	uv := func(x uint64) { w.Write(binary.AppendUvarint(tmp[:0], x)) }
+	bs := func(b []byte) { uv(uint64(len(b))); w.Write(b) }
+	w.WriteByte(waitersTag)
+	uv(uint64(s.blk.n))
+	for wt := s.blk.first; wt != nil; wt = wt.next {
+		bs([]byte(wt.id))
+		uv(uint64(wt.db))
+		uv(uint64(len(wt.args)))
+		for _, a := range wt.args {
+			bs(a)
+		}
+	}
+}
+
+// decodeWaiters reads the waiters section into ns if one comes before the
+// trailer (a snapshot ends with the 32-byte trailer).
+func (d *snapReader) decodeWaiters(ns *Store) {
+	if d.err != nil {
+		return
+	}
+	if b, err := d.r.Peek(sha256.Size + 1); err != nil || b[0] != waitersTag {
+		return // just the trailer, or not a section: the checksum decides
+	}
+	d.byte1()
+	n := d.count()
+	for i := 0; i < n && d.err == nil; i++ {
+		id := string(d.bytes())
+		db := d.uv()
+		argc := d.count()
+		if d.err != nil || argc > 1<<20 {
+			d.fail("waiter argument count %d", argc)
+			return
+		}
+		args := make([][]byte, argc)
+		for j := range args {
+			args[j] = d.bytes()
+		}
+		if d.err != nil {
+			return
+		}
+		c := Lookup(args[0])
+		switch {
+		case c == nil || c.blocking == nil || !c.CheckArity(argc) || c.blocking.validate(args) != "":
+			d.fail("waiter runs %q", args[0])
+		case ns.blk.byID[id] != nil:
+			d.fail("waiter id %q twice", id)
+		case db >= Databases:
+			d.fail("waiter in database %d", db)
+		default:
+			ns.addWaiter(id, int(db), c, args)
+		}
 	}
 }
 
@@ -261,6 +329,7 @@ func (s *Store) Restore(r io.Reader) error {
 			prev = int(db)
 			d.decodeKeys(ns.dbs[db])
 		}
+		d.decodeWaiters(ns)
 	}
 	if d.err != nil {
 		return d.err
@@ -291,6 +360,7 @@ func (s *Store) Restore(r io.Reader) error {
 		s.dbs[i] = ks
 	}
 	s.keyspace = s.dbs[0]
+	s.blk = ns.blk // the restored keyspaces' own
 	return nil
 }
 

@@ -16,6 +16,13 @@
 // touches it (judged against that write's Env time) or by the leader's
 // periodic expiry proposal (ActiveExpire).
 //
+// Blocking commands (BLPOP, BZPOPMIN, …; see blocking.go) keep their
+// waiters in the store as replicated state: registered by the internal
+// gomu.block, served after the write that makes their key ready (the
+// applier calls ServeReady) in FIFO order on every replica alike, ended by
+// gomu.unblock and gomu.unblockall. Replies reach the owning connection
+// through Env.Unblock. Waiters are part of the snapshot and the Digest.
+//
 // A Store is not safe for concurrent use; the server serializes writes
 // against reads.
 package store
@@ -40,6 +47,11 @@ type Env struct {
 	// how many there were (nil: there are none). It changes no state: a
 	// replica's subscribers are its connections', not the keyspace's.
 	Publish func(channel, message []byte) int
+	// Unblock delivers a blocked command's reply to the waiter id's owner
+	// (nil, or an id it does not know: the owner is another replica's
+	// connection). It changes no state; reply is valid only during the
+	// call. See blocking.go.
+	Unblock func(id string, reply []byte)
 }
 
 // Flags describe a command.
@@ -62,6 +74,9 @@ const (
 	// MovableKeys commands find their keys by parsing their arguments
 	// (SINTERCARD's numkeys), so COMMAND reports no fixed key positions.
 	MovableKeys
+	// Blocking commands may wait for a key to be given a value (BLPOP…);
+	// their Command has a blockSpec (blocking.go).
+	Blocking
 )
 
 // Command is one data command.
@@ -82,6 +97,8 @@ type Command struct {
 	Summary string
 
 	run func(s *Store, e *Env, dst []byte, args [][]byte) []byte
+	// blocking says how a Blocking command waits and is served.
+	blocking *blockSpec
 }
 
 // table holds every data command, keyed by lowercase name; the files of each
@@ -141,9 +158,12 @@ type keyspace struct {
 	// expiring counts keys with a TTL, so that the expiry sweep knows when
 	// there is nothing to do.
 	expiring int
+	// db is the keyspace's index (SWAPDB swaps keyspaces and their
+	// indexes), and blk the store's waiters, whose keys put signals
+	// (blocking.go).
+	db  int
+	blk *blockState
 }
-
-func newKeyspace() *keyspace { return &keyspace{keys: make(map[string]*value)} }
 
 // Store is the 16 databases and the server-wide state.
 //
@@ -160,13 +180,15 @@ func newKeyspace() *keyspace { return &keyspace{keys: make(map[string]*value)} }
 type Store struct {
 	*keyspace
 	dbs [Databases]*keyspace
+	// blk is the blocked commands' waiters of every database (blocking.go).
+	blk *blockState
 }
 
 // New returns an empty store.
 func New() *Store {
-	s := &Store{}
+	s := &Store{blk: &blockState{}}
 	for i := range s.dbs {
-		s.dbs[i] = newKeyspace()
+		s.dbs[i] = &keyspace{keys: make(map[string]*value), db: i, blk: s.blk}
 	}
 	s.keyspace = s.dbs[0]
 	return s
@@ -350,6 +372,9 @@ func (s *keyspace) put(key []byte, v *value) {
 	}
 	k := string(key) // copies key
 	s.keys[k] = v
+	if s.blk.n > 0 {
+		s.blk.signal(s.db, k)
+	}
 	if v.expireAt != 0 {
 		s.expiring++
 		s.track(k, v.expireAt)
