@@ -27,6 +27,11 @@ import (
 //	    set:    intset flag byte (0/1), n, n members in slice order
 //	    zset:   n, n member/score pairs in rank order; score as 8 bytes
 //	            of IEEE 754 bits, big endian
+//	scripting section, only when there are scripts or functions (a
+//	snapshot without one reads as before):
+//	  marker byte 'L'
+//	  count of cached scripts, then each script's body, in SHA order
+//	  count of function libraries, then each one's code, in name order
 //	trailer: SHA-256 of everything before it
 //
 // Hash field order and set slice order are part of the state (they decide
@@ -53,7 +58,14 @@ func (s *Store) encodeTo(w *bufio.Writer) {
 		str(k)
 		encodeValue(w, s.keys[k])
 	}
+	if !s.scripts.empty() {
+		w.WriteByte(scriptSectionMarker)
+		s.scripts.encodeTo(w)
+	}
 }
+
+// scriptSectionMarker opens the optional scripting section.
+const scriptSectionMarker = 'L'
 
 // encodeValue writes one key's value (kind, expiry, payload) in the
 // snapshot's encoding.
@@ -319,6 +331,19 @@ func (s *Store) Restore(r io.Reader) error {
 	if d.err != nil {
 		return d.err
 	}
+	// More than a trailer left: the scripting section comes first.
+	if more, _ := br.Peek(33); len(more) == 33 {
+		if d.byte1() != scriptSectionMarker {
+			d.fail("unknown section")
+		}
+		ns.scripts = decodeScripts(d)
+		if d.err == nil && ns.scripts.empty() {
+			d.fail("empty scripting section")
+		}
+		if d.err != nil {
+			return d.err
+		}
+	}
 	var trailer [32]byte
 	if _, err := io.ReadFull(br, trailer[:]); err != nil {
 		return fmt.Errorf("%w: missing checksum: %v", errCorrupt, err)
@@ -337,6 +362,7 @@ func (s *Store) Restore(r io.Reader) error {
 		return fmt.Errorf("%w: checksum mismatch", errCorrupt)
 	}
 	s.keys, s.expiring = ns.keys, ns.expiring
+	s.scripts = ns.scripts
 	s.rebuildExpiry()
 	return nil
 }

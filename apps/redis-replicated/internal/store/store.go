@@ -39,6 +39,12 @@ type Env struct {
 	// how many there were (nil: there are none). It changes no state: a
 	// replica's subscribers are its connections', not the keyspace's.
 	Publish func(channel, message []byte) int
+	// ReadOnly: the command runs locally under the read lock, not
+	// replicated, so it must not change state (a script run this way
+	// refuses writes; see scripting.go).
+	ReadOnly bool
+	// Scripts hears of scripts starting and ending (nil: nobody).
+	Scripts ScriptObserver
 }
 
 // Flags describe a command.
@@ -61,6 +67,10 @@ const (
 	// MovableKeys commands find their keys by parsing their arguments
 	// (SINTERCARD's numkeys), so COMMAND reports no fixed key positions.
 	MovableKeys
+	// Scripted commands (EVAL, EVALSHA, FCALL, SCRIPT, FUNCTION) write or
+	// only read depending on their arguments and the scripts: a server
+	// asks ScriptWrites whether a call must be replicated.
+	Scripted
 )
 
 // Command is one data command.
@@ -137,10 +147,13 @@ type Store struct {
 	// expiring counts keys with a TTL, so that the expiry sweep knows when
 	// there is nothing to do.
 	expiring int
+	// scripts is the script cache and the function libraries: server-wide
+	// state, not a keyspace's (scripting.go).
+	scripts *scriptState
 }
 
 // New returns an empty store.
-func New() *Store { return &Store{keys: make(map[string]*value)} }
+func New() *Store { return &Store{keys: make(map[string]*value), scripts: newScriptState()} }
 
 // Exec runs one command (args[0] is its name) and appends its RESP reply to
 // dst. Unknown commands and wrong argument counts get Redis's errors. A
