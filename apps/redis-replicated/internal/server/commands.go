@@ -40,7 +40,6 @@ func init() {
 	for _, h := range []*serverCommand{
 		{name: "ping", arity: -1, flags: []string{"fast"}, inMulti: true, summary: "Returns the server's liveliness response.", run: cmdPingEcho},
 		{name: "echo", arity: 2, flags: []string{"fast"}, inMulti: true, summary: "Returns the given string.", run: cmdPingEcho},
-		{name: "function", arity: -2, flags: []string{}, summary: "A container for function commands.", run: cmdFunction},
 		{name: "quit", arity: -1, flags: []string{"fast"}, inMulti: true, summary: "Closes the connection.", run: cmdQuit},
 		{name: "subscribe", arity: -2, flags: []string{"pubsub", "noscript", "loading", "stale"}, summary: "Listens for messages published to channels.", run: cmdSubscribe},
 		{name: "psubscribe", arity: -2, flags: []string{"pubsub", "noscript", "loading", "stale"}, summary: "Listens for messages published to channels that match one or more patterns.", run: cmdSubscribe},
@@ -410,6 +409,9 @@ var configParams = [][2]string{
 	{"list-max-listpack-size", "-2"},
 	{"list-max-ziplist-size", "-2"},
 	{"list-compress-depth", "0"},
+	// How long a script runs before other clients get BUSY.
+	{"lua-time-limit", ""},       // filled from the machine
+	{"busy-reply-threshold", ""}, // filled from the machine
 }
 
 // configValue is parameter name's value here, and whether there is one.
@@ -423,6 +425,8 @@ func (c *conn) configValue(name string) (string, bool) {
 			return strconv.Itoa(c.s.cfg.MaxProposal), true
 		case "port":
 			return portOf(c.s.Addr()), true
+		case "lua-time-limit", "busy-reply-threshold":
+			return c.s.cfg.Machine.busyThreshold(), true
 		case "bind":
 			if i := strings.LastIndexByte(c.s.Addr(), ':'); i >= 0 {
 				return c.s.Addr()[:i], true
@@ -687,23 +691,4 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// cmdFunction answers the FUNCTION subcommands that hold with no function
-// library: FLUSH (there is nothing to flush) and LIST (empty). This server
-// runs no Lua, so LOAD, FCALL and the rest say they are not supported.
-func cmdFunction(c *conn, args [][]byte) bool {
-	out := c.reply()
-	sub := strings.ToLower(string(args[1]))
-	switch {
-	case sub == "flush" && (len(args) == 2 || len(args) == 3 && (lowerEq(args[2], "async") || lowerEq(args[2], "sync"))):
-		*out = resp.AppendOK(*out)
-	case sub == "flush":
-		*out = resp.AppendError(*out, "ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
-	case sub == "list":
-		*out = resp.AppendArrayLen(*out, 0)
-	default:
-		*out = resp.AppendError(*out, "ERR gomu: FUNCTION "+strings.ToUpper(truncated(args[1]))+" is not supported: this server runs no functions")
-	}
-	return false
 }

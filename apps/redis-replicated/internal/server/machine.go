@@ -185,15 +185,18 @@ type Machine struct {
 	count atomic.Uint64 // proposals applied
 	cmds  atomic.Uint64 // commands applied
 	hub   *hub          // this replica's Pub/Sub subscribers (pubsub.go)
+	// scripts follows the running scripts, for BUSY and SCRIPT KILL
+	// (scripting.go).
+	scripts *scriptTracker
 }
 
 // NewMachine returns a machine over an empty store.
 func NewMachine() *Machine {
 	pcg := rand.NewPCG(0, 0)
-	m := &Machine{st: store.New(), pcg: pcg, rnd: rand.New(pcg), hub: newHub()}
+	m := &Machine{st: store.New(), pcg: pcg, rnd: rand.New(pcg), hub: newHub(), scripts: newScriptTracker()}
 	// Made once: a fresh Env and method value per proposal escaped to the
 	// heap, two allocations on every Apply.
-	m.env = store.Env{Rand: m.rnd, Publish: m.hub.publish}
+	m.env = store.Env{Rand: m.rnd, Publish: m.hub.publish, Scripts: m.scripts}
 	return m
 }
 
