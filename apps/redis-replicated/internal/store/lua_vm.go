@@ -423,7 +423,11 @@ func (vm *luaVM) newRedisLib() *lua.LTable {
 		"call":  func(L *lua.LState) int { return vm.redisCall(L, true) },
 		"pcall": func(L *lua.LState) int { return vm.redisCall(L, false) },
 		"error_reply": func(L *lua.LState) int {
-			L.Push(errorTable(L, redisErrorText(L.CheckString(1))))
+			msg := L.CheckString(1)
+			if !strings.HasPrefix(msg, "-") {
+				msg = "-" + msg
+			}
+			L.Push(errorTable(L, redisErrorText(msg)))
 			return 1
 		},
 		"status_reply": func(L *lua.LState) int {
