@@ -24,7 +24,7 @@ func TestScriptBusyAndKill(t *testing.T) {
 	}
 	cases := []struct {
 		name, cmd, script string
-		kill, final      string // SCRIPT KILL's reply, then the script's
+		kill, final       string // SCRIPT KILL's reply, then the script's
 	}{
 		{"read-only", "EVAL_RO", "while true do end", "+OK\r\n", "-ERR Script killed by user with SCRIPT KILL..."},
 		{"replicated", "EVAL", "local i = 0 while i < 4e7 do i = i + 1 end return 1", "-ERR gomu: a replicated script cannot be killed", ":1\r\n"},
