@@ -118,7 +118,6 @@
 // (INFO, CLIENT, …) are unknown to scripts; gopher-lua words compile
 // errors and some runtime errors differently from Lua 5.1.
 //
-//
 // One database (SELECT 0 only, and COPY … DB 0 only: any other index gets
 // SELECT's error); under RESP3 (HELLO 3) the replies of COMMAND keep
 // their RESP2 shapes (valid RESP3, not Redis's maps); CONFIG GET answers the parameters clients
