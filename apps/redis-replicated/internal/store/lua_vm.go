@@ -165,8 +165,13 @@ func newLuaVM() *luaVM {
 	vm.globals.RawSetString("redis", vm.redisFull)
 	vm.env = vm.protect(vm.globals, true)
 	vm.globals.RawSetString("_G", vm.env)
+	// Functions made from Go (loadstring's chunks, coroutines) take the
+	// state's environment: the proxy, so they cannot write globals either.
+	L.Env = vm.env
 	if mt, ok := L.GetMetatable(lua.LString("")).(*lua.LTable); ok {
-		mt.RawSetString(protectedMeta, lua.LFalse)
+		shown := L.NewTable()
+		shown.RawSetString("__index", vm.globals.RawGetString("string"))
+		mt.RawSetString(protectedMeta, vm.sealed(shown))
 	}
 	return vm
 }
@@ -191,9 +196,23 @@ func (vm *luaVM) protect(t *lua.LTable, strict bool) *lua.LTable {
 		vm.raise(L, "Attempt to modify a readonly table", true)
 		return 0
 	}))
-	mt.RawSetString(protectedMeta, lua.LFalse)
+	// What getmetatable answers: a read-only table (Redis answers the
+	// metatable, read-only too), never mt itself.
+	mt.RawSetString(protectedMeta, vm.sealed(L.NewTable()))
 	L.SetMetatable(proxy, mt)
 	return proxy
+}
+
+// sealed makes t read-only in place, for a table no script holds yet.
+func (vm *luaVM) sealed(t *lua.LTable) *lua.LTable {
+	mt := vm.L.NewTable()
+	mt.RawSetString("__newindex", vm.L.NewFunction(func(L *lua.LState) int {
+		vm.raise(L, "Attempt to modify a readonly table", true)
+		return 0
+	}))
+	mt.RawSetString(protectedMeta, lua.LFalse)
+	vm.L.SetMetatable(t, mt)
+	return t
 }
 
 // isProtected reports whether v is one of the read-only proxies.
@@ -330,10 +349,49 @@ func (vm *luaVM) setBaseOverrides() {
 		L.SetTop(1)
 		return 1
 	}))
+	baseToNumber := g.RawGetString("tonumber")
+	g.RawSetString("tonumber", L.NewFunction(func(L *lua.LState) int {
+		str, isStr := L.Get(1).(lua.LString)
+		if L.GetTop() != 1 || !isStr {
+			L.Push(baseToNumber)
+			L.Insert(L.Get(-1), 1)
+			L.Pop(1)
+			L.Call(L.GetTop()-1, 1)
+			return 1
+		}
+		if n, ok := parseLuaNumber(string(str)); ok {
+			L.Push(lua.LNumber(n))
+		} else {
+			L.Push(lua.LNil)
+		}
+		return 1
+	}))
 	g.RawSetString("gcinfo", L.NewFunction(func(L *lua.LState) int {
 		L.Push(lua.LNumber(0))
 		return 1
 	}))
+}
+
+// parseLuaNumber reads a number as Lua 5.1's tonumber does: decimal
+// (strtod's syntax) or hexadecimal after 0x, spaces around allowed.
+func parseLuaNumber(s string) (float64, bool) {
+	t := strings.TrimSpace(s)
+	if h, ok := strings.CutPrefix(strings.ToLower(t), "0x"); ok && h != "" {
+		u, err := strconv.ParseUint(h, 16, 64)
+		return float64(u), err == nil
+	}
+	if t == "" || strings.ContainsAny(t, "_") {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil {
+		var ne *strconv.NumError
+		if errors.As(err, &ne) && ne.Err == strconv.ErrRange {
+			return f, true
+		}
+		return 0, false
+	}
+	return f, true
 }
 
 // luaToString converts a string or number as Lua 5.1's lua_tostring does.
