@@ -14,8 +14,19 @@ import (
 // table's insertion order (gopher-lua's iteration order, deterministic),
 // not in the order of Redis's hash part.
 
-// newCJSON returns the cjson table: encode, decode and null.
-func newCJSON(L *lua.LState) *lua.LTable {
+// jsonConfig is cjson's settings. Redis keeps them in its one Lua state
+// until a script changes them back; here they last one run (reset by
+// begin), so no run depends on what an earlier one, on some pooled state,
+// left.
+type jsonConfig struct {
+	encodeDepth, decodeDepth     int
+	encodeInvalid, decodeInvalid bool
+}
+
+var defaultJSONConfig = jsonConfig{encodeDepth: 1000, decodeDepth: 1000}
+
+// newCJSON returns the cjson table: encode, decode, null and the settings.
+func newCJSON(L *lua.LState, cfg *jsonConfig) *lua.LTable {
 	t := L.NewTable()
 	null := L.NewUserData()
 	t.RawSetString("null", null)
@@ -23,15 +34,47 @@ func newCJSON(L *lua.LState) *lua.LTable {
 		if L.GetTop() != 1 {
 			L.ArgError(1, "expected 1 argument")
 		}
-		var b strings.Builder
-		if msg := jsonEncode(&b, L.Get(1), null, 0); msg != "" {
-			L.RaiseError("Cannot serialise %s", msg)
+		enc := jsonEncoder{null: null, cfg: cfg}
+		if msg := enc.encode(L.Get(1), 0); msg != "" {
+			L.RaiseError("Cannot serialise%s", msg)
 		}
-		L.Push(lua.LString(b.String()))
+		L.Push(lua.LString(enc.b.String()))
 		return 1
 	}))
+	depthSetting := func(field *int) lua.LGFunction {
+		return func(L *lua.LState) int {
+			if L.GetTop() > 0 {
+				n := L.CheckInt(1)
+				if n < 1 || n > 2147483647 {
+					L.ArgError(1, "expected integer between 1 and 2147483647")
+				}
+				*field = n
+			}
+			L.Push(lua.LNumber(*field))
+			return 1
+		}
+	}
+	boolSetting := func(field *bool) lua.LGFunction {
+		return func(L *lua.LState) int {
+			if L.GetTop() > 0 {
+				v := L.Get(1)
+				*field = v == lua.LTrue || v == lua.LString("on") || v == lua.LString("allow")
+			}
+			L.Push(lua.LBool(*field))
+			return 1
+		}
+	}
+	t.RawSetString("encode_max_depth", L.NewFunction(depthSetting(&cfg.encodeDepth)))
+	t.RawSetString("decode_max_depth", L.NewFunction(depthSetting(&cfg.decodeDepth)))
+	t.RawSetString("encode_invalid_numbers", L.NewFunction(boolSetting(&cfg.encodeInvalid)))
+	t.RawSetString("decode_invalid_numbers", L.NewFunction(boolSetting(&cfg.decodeInvalid)))
+	// Settings this encoder has fixed (14 digits, sparse arrays as
+	// table says, no buffer to keep): accepted, answered as given.
+	for _, name := range []string{"encode_keep_buffer", "encode_sparse_array", "encode_number_precision"} {
+		t.RawSetString(name, L.NewFunction(func(L *lua.LState) int { return L.GetTop() }))
+	}
 	t.RawSetString("decode", L.NewFunction(func(L *lua.LState) int {
-		d := jsonDecoder{L: L, s: L.CheckString(1), null: null}
+		d := jsonDecoder{L: L, s: L.CheckString(1), null: null, maxDepth: cfg.decodeDepth}
 		v := d.value(0)
 		d.space()
 		if d.err == "" && d.i < len(d.s) {
@@ -46,11 +89,17 @@ func newCJSON(L *lua.LState) *lua.LTable {
 	return t
 }
 
-// jsonEncode writes v as JSON; it returns why it cannot ("" when it can).
-func jsonEncode(b *strings.Builder, v lua.LValue, null *lua.LUserData, depth int) string {
-	if depth > 1000 {
-		return "table: excessive nesting"
-	}
+// jsonEncoder writes Lua values as JSON.
+type jsonEncoder struct {
+	b    strings.Builder
+	null *lua.LUserData
+	cfg  *jsonConfig
+}
+
+// encode writes v at depth (the tables around it); it returns why it
+// cannot ("" when it can).
+func (e *jsonEncoder) encode(v lua.LValue, depth int) string {
+	b := &e.b
 	switch x := v.(type) {
 	case *lua.LNilType:
 		b.WriteString("null")
@@ -58,29 +107,33 @@ func jsonEncode(b *strings.Builder, v lua.LValue, null *lua.LUserData, depth int
 		b.WriteString(strconv.FormatBool(bool(x)))
 	case lua.LNumber:
 		f := float64(x)
-		if math.IsInf(f, 0) || math.IsNaN(f) {
-			return "number: must not be NaN or Inf"
+		if (math.IsInf(f, 0) || math.IsNaN(f)) && !e.cfg.encodeInvalid {
+			return " number: must not be NaN or Inf"
 		}
 		b.WriteString(formatLuaNumber(f))
 	case lua.LString:
 		jsonString(b, string(x))
 	case *lua.LUserData:
-		if x != null {
-			return "userdata: type not supported"
+		if x != e.null {
+			return " userdata: type not supported"
 		}
 		b.WriteString("null")
 	case *lua.LTable:
-		return jsonTable(b, x, null, depth)
+		if depth+1 > e.cfg.encodeDepth {
+			return ", excessive nesting (" + strconv.Itoa(depth+1) + ")"
+		}
+		return e.table(x, depth+1)
 	default:
-		return v.Type().String() + ": type not supported"
+		return " " + v.Type().String() + ": type not supported"
 	}
 	return ""
 }
 
-// jsonTable writes a table as an array when its keys are 1..n (holes
+// table writes a table as an array when its keys are 1..n (holes
 // allowed unless the array is excessively sparse, as cjson decides), else
 // as an object.
-func jsonTable(b *strings.Builder, t *lua.LTable, null *lua.LUserData, depth int) string {
+func (e *jsonEncoder) table(t *lua.LTable, depth int) string {
+	b := &e.b
 	maxIdx, count, isArray := 0, 0, true
 	t.ForEach(func(k, _ lua.LValue) {
 		n, ok := k.(lua.LNumber)
@@ -93,14 +146,14 @@ func jsonTable(b *strings.Builder, t *lua.LTable, null *lua.LUserData, depth int
 	})
 	if isArray && count > 0 {
 		if maxIdx > 10 && maxIdx > 2*count {
-			return "table: excessively sparse array"
+			return " table: excessively sparse array"
 		}
 		b.WriteByte('[')
 		for i := 1; i <= maxIdx; i++ {
 			if i > 1 {
 				b.WriteByte(',')
 			}
-			if msg := jsonEncode(b, t.RawGetInt(i), null, depth+1); msg != "" {
+			if msg := e.encode(t.RawGetInt(i), depth); msg != "" {
 				return msg
 			}
 		}
@@ -120,7 +173,7 @@ func jsonTable(b *strings.Builder, t *lua.LTable, null *lua.LUserData, depth int
 		case lua.LNumber:
 			key = formatLuaNumber(float64(kk))
 		default:
-			msg = "table key must be a number or string"
+			msg = " table: table key must be a number or string"
 			return
 		}
 		if !first {
@@ -129,7 +182,7 @@ func jsonTable(b *strings.Builder, t *lua.LTable, null *lua.LUserData, depth int
 		first = false
 		jsonString(b, key)
 		b.WriteByte(':')
-		msg = jsonEncode(b, v, null, depth+1)
+		msg = e.encode(v, depth)
 	})
 	b.WriteByte('}')
 	return msg
@@ -171,11 +224,12 @@ func jsonString(b *strings.Builder, s string) {
 
 // jsonDecoder parses JSON into Lua values, with cjson's error wording.
 type jsonDecoder struct {
-	L    *lua.LState
-	s    string
-	i    int
-	null *lua.LUserData
-	err  string
+	L        *lua.LState
+	s        string
+	i        int
+	null     *lua.LUserData
+	maxDepth int
+	err      string
 }
 
 func (d *jsonDecoder) fail(expected, found string) {
@@ -195,8 +249,8 @@ func (d *jsonDecoder) value(depth int) lua.LValue {
 	if d.err != "" {
 		return lua.LNil
 	}
-	if depth > 1000 {
-		d.err = "Found too many nested data structures (1001) at character " + strconv.Itoa(d.i+1)
+	if d.i < len(d.s) && (d.s[d.i] == '{' || d.s[d.i] == '[') && depth+1 > d.maxDepth {
+		d.err = "Found too many nested data structures (" + strconv.Itoa(depth+1) + ") at character " + strconv.Itoa(d.i+1)
 		return lua.LNil
 	}
 	if d.i >= len(d.s) {

@@ -122,6 +122,7 @@ type luaVM struct {
 	call                 callState
 	ctx                  budget
 	rng                  rand48
+	json                 jsonConfig
 	// errLine is the line the last error was raised at (0: unknown).
 	errLine int
 	scratch []byte
@@ -150,7 +151,7 @@ func newLuaVM() *luaVM {
 	}
 	vm.setBaseOverrides()
 	vm.setMathRandom()
-	vm.globals.RawSetString("cjson", newCJSON(L))
+	vm.globals.RawSetString("cjson", newCJSON(L, &vm.json))
 	vm.globals.RawSetString("bit", newBitLib(L))
 	vm.redisFull = vm.newRedisLib()
 	vm.redisLoad = vm.newRedisLoadLib()

@@ -319,6 +319,7 @@ func (vm *luaVM) begin(s *Store, e *Env, readOnly, function bool) *ScriptRun {
 		seed = int32(e.Rand.Uint32())
 	}
 	vm.rng.seed(seed)
+	vm.json = defaultJSONConfig
 	vm.errLine = 0
 	if e.Scripts != nil {
 		e.Scripts.ScriptStarted(run)
