@@ -182,7 +182,7 @@ func (vm *luaVM) runLibrary(lib *library) (*libraryLoad, string) {
 	fn := vm.L.NewFunctionFromProto(lib.proto)
 	fn.Env = vm.env
 	vm.L.Push(fn)
-	if err := vm.L.PCall(0, 0, vm.handler); err != nil {
+	if err := vm.pcall(0, 0); err != nil {
 		return nil, "ERR Error registering functions: " + vm.errorMessage(err)
 	}
 	return ld, ""

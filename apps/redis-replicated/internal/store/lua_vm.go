@@ -118,15 +118,20 @@ type luaVM struct {
 	// redisFull is the redis library of running scripts; redisLoad, the
 	// one a library's code sees while FUNCTION LOAD runs it.
 	redisFull, redisLoad *lua.LTable
-	handler              *lua.LFunction
 	call                 callState
 	ctx                  budget
 	rng                  rand48
 	json                 jsonConfig
-	// errLine is the line the last error was raised at (0: unknown).
+	// errLine is the script line where the last error this package
+	// raised rose (0: none), for the "on @user_script:<line>" of the
+	// reply when that error ends the run. (Not a PCall error handler:
+	// gopher-lua pushes it on the registry unprotected, so a run that
+	// overflowed the registry would panic past PCall.)
 	errLine int
 	scratch []byte
 	args    [][]byte
+	// broken: a panic escaped the state; it is not pooled again.
+	broken bool
 }
 
 // protectedMeta marks a metatable as not to be read or replaced by
@@ -134,7 +139,9 @@ type luaVM struct {
 const protectedMeta = "__metatable"
 
 func newLuaVM() *luaVM {
-	L := lua.NewState(lua.Options{SkipOpenLibs: true})
+	// The registry (the value stack) grows as a script needs, to a bound:
+	// Redis's own suite unpacks 8000 values into one redis.call.
+	L := lua.NewState(lua.Options{SkipOpenLibs: true, RegistrySize: 1024 * 8, RegistryMaxSize: 1024 * 1024, RegistryGrowStep: 1024})
 	vm := &luaVM{L: L}
 	for _, lib := range []struct {
 		name string
@@ -155,7 +162,6 @@ func newLuaVM() *luaVM {
 	vm.globals.RawSetString("bit", newBitLib(L))
 	vm.redisFull = vm.newRedisLib()
 	vm.redisLoad = vm.newRedisLoadLib()
-	vm.handler = L.NewFunction(vm.onError)
 
 	// Library tables become read-only proxies, and the globals one too.
 	for _, name := range []string{"string", "table", "math", "coroutine", "cjson", "bit"} {
@@ -224,18 +230,21 @@ func isProtected(L *lua.LState, v lua.LValue) bool {
 // raise raises msg as a Lua error, with the position of the script line
 // that caused it in front when withPos.
 func (vm *luaVM) raise(L *lua.LState, msg string, withPos bool) {
-	if withPos {
-		if src, line := scriptPosition(L, 1); line > 0 {
-			msg = src + ":" + strconv.Itoa(line) + ": " + msg
-		}
+	src, line := scriptPosition(L, 1)
+	vm.errLine = line
+	if withPos && line > 0 {
+		msg = src + ":" + strconv.Itoa(line) + ": " + msg
 	}
 	L.Error(lua.LString(msg), 0)
 }
 
-// scriptPosition is the source and current line of the first Lua (not Go)
-// function from stack level lvl up; line 0 when there is none.
-func scriptPosition(L *lua.LState, lvl int) (string, int) {
-	for ; lvl < 8; lvl++ {
+// scriptPosition is the source and current line of the nth Lua (not Go)
+// function on the stack, counting from the running one (n = 1: the
+// script line running now, whether or not a Go function such as
+// redis.call or error is between, or was tail-called); line 0 when there
+// is none.
+func scriptPosition(L *lua.LState, n int) (string, int) {
+	for lvl := 0; lvl < 64; lvl++ {
 		dbg, ok := L.GetStack(lvl)
 		if !ok {
 			return "", 0
@@ -243,34 +252,14 @@ func scriptPosition(L *lua.LState, lvl int) (string, int) {
 		if _, err := L.GetInfo("Sl", dbg, nil); err != nil {
 			return "", 0
 		}
-		if dbg.What != "G" && dbg.CurrentLine > 0 {
+		if dbg.What == "G" || dbg.CurrentLine <= 0 {
+			continue
+		}
+		if n--; n == 0 {
 			return dbg.Source, dbg.CurrentLine
 		}
 	}
 	return "", 0
-}
-
-// onError is the error handler of every run: like Redis's, it notes the
-// line of the script where the error rose (the Lua function at level 1,
-// or at level 2 when level 1 is a Go function such as error or
-// redis.call).
-func (vm *luaVM) onError(L *lua.LState) int {
-	vm.errLine = 0
-	for lvl := 1; lvl <= 2; lvl++ {
-		dbg, ok := L.GetStack(lvl)
-		if !ok {
-			break
-		}
-		if _, err := L.GetInfo("Sl", dbg, nil); err != nil {
-			break
-		}
-		if dbg.What != "G" {
-			vm.errLine = dbg.CurrentLine
-			break
-		}
-	}
-	L.Push(L.Get(1))
-	return 1
 }
 
 // setBaseOverrides replaces the base functions whose gopher-lua behaviour
@@ -305,6 +294,7 @@ func (vm *luaVM) setBaseOverrides() {
 	g.RawSetString("error", L.NewFunction(func(L *lua.LState) int {
 		obj := L.Get(1)
 		level := L.OptInt(2, 1)
+		_, vm.errLine = scriptPosition(L, 1)
 		switch obj.(type) {
 		case lua.LString, lua.LNumber:
 			msg := luaToString(obj)
@@ -414,6 +404,20 @@ func formatLuaNumber(n float64) string {
 		return "nan"
 	}
 	return strconv.FormatFloat(n, 'g', 14, 64)
+}
+
+// formatArgNumber appends a number given to redis.call as Redis 7.0
+// writes it: "%.17g", every digit a double carries.
+func formatArgNumber(dst []byte, f float64) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(dst, "nan"...)
+	case math.IsInf(f, 1):
+		return append(dst, "inf"...)
+	case math.IsInf(f, -1):
+		return append(dst, "-inf"...)
+	}
+	return strconv.AppendFloat(dst, f, 'g', 17, 64)
 }
 
 // rand48 is the generator behind scripts' math.random: POSIX's drand48
@@ -568,7 +572,13 @@ func (vm *luaVM) newRedisCommon() *lua.LTable {
 
 // raiseRedis raises a Redis error (an error table, as redis.call raises).
 func (vm *luaVM) raiseRedis(L *lua.LState, msg string) {
-	L.Error(errorTable(L, msg), 0)
+	vm.raiseRedisTable(L, errorTable(L, msg))
+}
+
+// raiseRedisTable raises an error table, noting the script line.
+func (vm *luaVM) raiseRedisTable(L *lua.LState, t *lua.LTable) {
+	_, vm.errLine = scriptPosition(L, 1)
+	L.Error(t, 0)
 }
 
 // errorTable is a Redis error reply as Lua sees it: {err=msg}.
@@ -603,7 +613,7 @@ var noScriptCommands = map[string]bool{
 	"blpop": true, "brpop": true, "blmove": true, "brpoplpush": true, "blmpop": true, "bzpopmin": true,
 	"bzpopmax": true, "bzmpop": true, "xread": true, "xreadgroup": true, "wait": true, "shutdown": true,
 	"monitor": true, "sync": true, "psync": true, "replicaof": true, "slaveof": true, "save": true,
-	"bgsave": true, "bgrewriteaof": true, "auth": true, "quit": true, "reset": true,
+	"bgsave": true, "bgrewriteaof": true, "auth": true, "quit": true, "reset": true, "cluster": true,
 }
 
 // redisCall is redis.call (raise: errors become Lua errors) and
@@ -626,7 +636,7 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 		case lua.LString:
 			vm.args = append(vm.args, []byte(string(v)))
 		case lua.LNumber:
-			vm.args = append(vm.args, []byte(formatLuaNumber(float64(v))))
+			vm.args = append(vm.args, formatArgNumber(nil, float64(v)))
 		default:
 			return fail("ERR Lua redis lib command arguments must be strings or integers")
 		}
@@ -656,7 +666,7 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 	}
 	if t, isErr := v.(*lua.LTable); isErr && raise {
 		if _, e := t.RawGetString("err").(lua.LString); e && vm.scratch[0] == '-' {
-			L.Error(t, 0)
+			vm.raiseRedisTable(L, t)
 		}
 	}
 	L.Push(v)

@@ -39,6 +39,7 @@ import (
 	"crypto/sha1"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,6 +82,10 @@ func (st *scriptState) getVM() *luaVM {
 }
 
 func (st *scriptState) putVM(vm *luaVM) {
+	if vm.broken {
+		vm.L.Close()
+		return
+	}
 	vm.call = callState{}
 	vm.L.SetTop(0)
 	if cap(vm.scratch) > 1<<20 {
@@ -344,7 +349,7 @@ func (vm *luaVM) invoke(dst []byte, fn *lua.LFunction, args []lua.LValue, name, 
 	for _, a := range args {
 		L.Push(a)
 	}
-	if err := L.PCall(len(args), 1, vm.handler); err != nil {
+	if err := vm.pcall(len(args), 1); err != nil {
 		return vm.appendRunError(dst, err, name, source)
 	}
 	dst = appendLuaReply(dst, L.Get(-1), 0)
@@ -352,12 +357,43 @@ func (vm *luaVM) invoke(dst []byte, fn *lua.LFunction, args []lua.LValue, name, 
 	return dst
 }
 
+// pcall is L.PCall, made safe against a panic gopher-lua lets escape
+// PCall (one would stop every replica at once): the run fails with it, and
+// the state, perhaps inconsistent, is not pooled again.
+func (vm *luaVM) pcall(nargs, nret int) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			vm.broken = true
+			err = fmt.Errorf("gomu: script failed: %v", r)
+		}
+	}()
+	return vm.L.PCall(nargs, nret, nil)
+}
+
 func (vm *luaVM) appendRunError(dst []byte, err error, name, source string) []byte {
 	msg := vm.errorMessage(err)
-	if vm.errLine > 0 {
-		msg += " script: " + name + ", on @" + source + ":" + strconv.Itoa(vm.errLine) + "."
+	if line := vm.failedLine(err, source); line > 0 {
+		msg += " script: " + name + ", on @" + source + ":" + strconv.Itoa(line) + "."
 	}
 	return errReply(dst, oneLine(msg))
+}
+
+// failedLine is the script line a run failed at: the position gopher-lua
+// or error() put in front of a message ("user_script:3: ..."), else where
+// this package last raised an error.
+func (vm *luaVM) failedLine(err error, source string) int {
+	if aerr, ok := err.(*lua.ApiError); ok {
+		if msg, ok := aerr.Object.(lua.LString); ok {
+			if rest, ok := strings.CutPrefix(string(msg), source+":"); ok {
+				if i := strings.IndexByte(rest, ':'); i > 0 {
+					if n, err := strconv.Atoi(rest[:i]); err == nil {
+						return n
+					}
+				}
+			}
+		}
+	}
+	return vm.errLine
 }
 
 // errorMessage is the error text of a failed run: a Redis error table's

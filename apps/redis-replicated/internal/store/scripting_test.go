@@ -26,6 +26,9 @@ func TestScriptingDifferential(t *testing.T) {
 			cmd("EVAL", "redis.call('rpush', 'l', 'a', 'b', 'c'); return redis.call('lrange', 'l', 0, -1)", "0"),
 			cmd("EVAL", "return redis.call('hset', 'h', 'f', 1.5)", "0"),
 			cmd("HGETALL", "h"),
+			cmd("EVAL", "local a = {} for i = 1, 7999 do a[i] = 1 end return redis.call('lpush', 'big', unpack(a))", "0"),
+			cmd("EVAL", "local value = 9007199254740991 redis.call('set', 'n', value) return redis.call('get', 'n')", "0"),
+			cmd("EVAL", "local t = {} for _, v in ipairs({0.1, 1.5, -2.25, 1e20, 1e5, 1e-7, 123456789012345678, 3.14159265358979, 0.000123, -0.5, 2^53, 1/3}) do redis.call('set', 'n', v) t[#t+1] = redis.call('get', 'n') end return t", "0"),
 			cmd("EVAL", "return {KEYS[1], ARGV[1], #KEYS, #ARGV}", "1", "a", "b", "c"),
 		}},
 		{"reply types", []step{
@@ -229,6 +232,11 @@ func TestScriptDeterminism(t *testing.T) {
 	}
 	if !strings.Contains(repliesA[3], "budget") {
 		t.Fatalf("pcall escaped the budget: %q", repliesA[3])
+	}
+	// A script overflowing the value stack fails; it does not crash the
+	// store (gopher-lua would panic past PCall with an error handler).
+	if got := exec(a, newTestEnv(1), "EVAL", "return unpack({}, 1, 1e8)", "0"); !strings.HasPrefix(got, "-ERR ") {
+		t.Fatalf("unpack of 1e8 values: %q", got)
 	}
 	if exec(a, newTestEnv(9), "EVAL", "return tostring(math.random())", "0") == exec(a, newTestEnv(10), "EVAL", "return tostring(math.random())", "0") {
 		t.Fatal("math.random does not follow the Env's seed")
