@@ -140,8 +140,10 @@ const protectedMeta = "__metatable"
 
 func newLuaVM() *luaVM {
 	// The registry (the value stack) grows as a script needs, to a bound:
-	// Redis's own suite unpacks 8000 values into one redis.call.
-	L := lua.NewState(lua.Options{SkipOpenLibs: true, RegistrySize: 1024 * 8, RegistryMaxSize: 1024 * 1024, RegistryGrowStep: 1024})
+	// Redis's own suite unpacks 8000 values into one redis.call; Lua 5.1
+	// itself allows 8000 (LUAI_MAXCSTACK). Growing to 64K costs little;
+	// to a million, seconds of copying in one unpack.
+	L := lua.NewState(lua.Options{SkipOpenLibs: true, RegistrySize: 1024 * 8, RegistryMaxSize: 1024 * 64, RegistryGrowStep: 1024 * 4})
 	vm := &luaVM{L: L}
 	for _, lib := range []struct {
 		name string
