@@ -477,6 +477,13 @@ func cmdConfig(c *conn, args [][]byte) bool {
 			case !known:
 				*out = resp.AppendError(*out, "ERR Unknown option or number of arguments for CONFIG SET - '"+truncated(args[i])+"'")
 				return false
+			case name == "lua-time-limit" || name == "busy-reply-threshold":
+				// This replica's own setting, as in Redis: it decides
+				// when its clients get BUSY, nothing replicated.
+				if !c.s.cfg.Machine.setBusyThreshold(args[i+1]) {
+					*out = resp.AppendError(*out, "ERR Invalid argument '"+truncated(args[i+1])+"' for CONFIG SET '"+name+"' - argument couldn't be parsed into an integer")
+					return false
+				}
 			case string(args[i+1]) != v:
 				*out = resp.AppendError(*out, "ERR gomu: CONFIG SET "+name+" is not supported: this server's value is fixed ('"+v+"')")
 				return false

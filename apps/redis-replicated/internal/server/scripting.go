@@ -143,3 +143,13 @@ func (m *Machine) scriptWrites(args [][]byte) bool {
 
 // busyThreshold is lua-time-limit's value for CONFIG GET.
 func (m *Machine) busyThreshold() string { return strconv.FormatInt(m.scripts.busyMs.Load(), 10) }
+
+// setBusyThreshold sets lua-time-limit from CONFIG SET's argument.
+func (m *Machine) setBusyThreshold(arg []byte) bool {
+	n, err := strconv.ParseInt(string(arg), 10, 64)
+	if err != nil || n < 0 {
+		return false
+	}
+	m.scripts.busyMs.Store(n)
+	return true
+}

@@ -405,7 +405,7 @@ func (d *jsonDecoder) number() lua.LValue {
 // newBitLib returns LuaBitOp's bit table: 32-bit operations on numbers.
 func newBitLib(L *lua.LState) *lua.LTable {
 	t := L.NewTable()
-	arg := func(L *lua.LState, n int) int32 { return toBit(float64(L.CheckNumber(n))) }
+	arg := func(L *lua.LState, n int) int32 { return toBit(checkNumber(L, n)) }
 	ret := func(L *lua.LState, v int32) int { L.Push(lua.LNumber(v)); return 1 }
 	fold := func(op func(a, b int32) int32) lua.LGFunction {
 		return func(L *lua.LState) int {

@@ -160,6 +160,11 @@ func newLuaVM() *luaVM {
 	}
 	vm.setBaseOverrides()
 	vm.setMathRandom()
+	vm.globals.RawGetString("string").(*lua.LTable).RawSetString("dump", L.NewFunction(func(L *lua.LState) int {
+		L.CheckFunction(1)
+		L.Push(lua.LString("\x1bLua binary chunks are not supported"))
+		return 1
+	}))
 	vm.globals.RawSetString("cjson", newCJSON(L, &vm.json))
 	vm.globals.RawSetString("bit", newBitLib(L))
 	vm.redisFull = vm.newRedisLib()
@@ -359,6 +364,22 @@ func (vm *luaVM) setBaseOverrides() {
 		}
 		return 1
 	}))
+	// Binary chunks are refused, as Redis refuses them: loadstring of
+	// one answers nil (string.dump, which gopher-lua cannot do, makes
+	// one).
+	baseLoadString := g.RawGetString("loadstring")
+	g.RawSetString("loadstring", L.NewFunction(func(L *lua.LState) int {
+		if src, ok := L.Get(1).(lua.LString); ok && strings.HasPrefix(string(src), "\x1b") {
+			L.Push(lua.LNil)
+			L.Push(lua.LString("binary chunks are not allowed"))
+			return 2
+		}
+		L.Push(baseLoadString)
+		L.Insert(L.Get(-1), 1)
+		L.Pop(1)
+		L.Call(L.GetTop()-1, lua.MultRet)
+		return L.GetTop()
+	}))
 	g.RawSetString("gcinfo", L.NewFunction(func(L *lua.LState) int {
 		L.Push(lua.LNumber(0))
 		return 1
@@ -422,6 +443,21 @@ func formatArgNumber(dst []byte, f float64) []byte {
 	return strconv.AppendFloat(dst, f, 'g', 17, 64)
 }
 
+// checkNumber is argument n as a number, a numeric string converted, as
+// Lua 5.1's luaL_checknumber takes it (gopher-lua's wants a number).
+func checkNumber(L *lua.LState, n int) float64 {
+	switch v := L.Get(n).(type) {
+	case lua.LNumber:
+		return float64(v)
+	case lua.LString:
+		if f, ok := parseLuaNumber(string(v)); ok {
+			return f
+		}
+	}
+	L.TypeError(n, lua.LTNumber)
+	return 0
+}
+
 // rand48 is the generator behind scripts' math.random: POSIX's drand48
 // family, as Redis uses its own copy of it, seeded from the run's Env so
 // every replica draws the same numbers.
@@ -444,13 +480,13 @@ func (vm *luaVM) setMathRandom() {
 		case 0:
 			L.Push(lua.LNumber(r))
 		case 1:
-			u := L.CheckInt(1)
+			u := int(checkNumber(L, 1))
 			if u < 1 {
 				L.ArgError(1, "interval is empty")
 			}
 			L.Push(lua.LNumber(math.Floor(r*float64(u)) + 1))
 		case 2:
-			l, u := L.CheckInt(1), L.CheckInt(2)
+			l, u := int(checkNumber(L, 1)), int(checkNumber(L, 2))
 			if l > u {
 				L.ArgError(2, "interval is empty")
 			}
@@ -461,7 +497,7 @@ func (vm *luaVM) setMathRandom() {
 		return 1
 	}))
 	m.RawSetString("randomseed", L.NewFunction(func(L *lua.LState) int {
-		vm.rng.seed(int32(L.CheckInt(1)))
+		vm.rng.seed(int32(checkNumber(L, 1)))
 		return 0
 	}))
 }
