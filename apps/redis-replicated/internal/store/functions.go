@@ -42,6 +42,10 @@ func (vm *luaVM) newRedisLoadLib() *lua.LTable {
 	return t
 }
 
+// nameKey is how libraries and functions are found: by name in any case,
+// as Redis finds them.
+func nameKey(name string) string { return strings.ToLower(name) }
+
 func validName(s string) bool {
 	if s == "" {
 		return false
@@ -128,10 +132,10 @@ func (vm *luaVM) registerFunction(L *lua.LState) int {
 		vm.raiseRedis(L, "ERR callback argument given to redis.register_function must be a function")
 	case !validName(f.name):
 		vm.raiseRedis(L, "ERR Function names can only contain letters, numbers, or underscores(_) and must be at least one character long")
-	case ld.callbacks[f.name] != nil:
+	case ld.callbacks[nameKey(f.name)] != nil:
 		vm.raiseRedis(L, "ERR Function already exists in the library")
 	}
-	ld.callbacks[f.name] = fn
+	ld.callbacks[nameKey(f.name)] = fn
 	ld.funcs = append(ld.funcs, f)
 	return 0
 }
@@ -146,7 +150,7 @@ func parseLibraryShebang(code []byte) (name string, body []byte, errMsg string) 
 		end = len(code)
 	}
 	parts := strings.Fields(string(code[2:end]))
-	if len(parts) == 0 || parts[0] != "lua" {
+	if len(parts) == 0 || !strings.EqualFold(parts[0], "lua") {
 		engine := ""
 		if len(parts) > 0 {
 			engine = parts[0]
@@ -195,7 +199,7 @@ func (st *scriptState) loadLibrary(code []byte, replace bool) string {
 	if msg != "" {
 		return msg
 	}
-	old := st.libs[name]
+	old := st.libs[nameKey(name)]
 	if old != nil && !replace {
 		return "ERR Library '" + name + "' already exists"
 	}
@@ -217,7 +221,7 @@ func (st *scriptState) loadLibrary(code []byte, replace bool) string {
 		return "ERR No functions registered"
 	}
 	for _, f := range ld.funcs {
-		if g := st.funcs[f.name]; g != nil && g.lib != old {
+		if g := st.funcs[nameKey(f.name)]; g != nil && g.lib != old {
 			return "ERR Function " + f.name + " already exists"
 		}
 	}
@@ -227,18 +231,18 @@ func (st *scriptState) loadLibrary(code []byte, replace bool) string {
 	slices.SortFunc(ld.funcs, func(a, b *libFunction) int { return strings.Compare(a.name, b.name) })
 	for _, f := range ld.funcs {
 		f.lib = lib
-		st.funcs[f.name] = f
+		st.funcs[nameKey(f.name)] = f
 	}
 	lib.funcs = ld.funcs
-	st.libs[name] = lib
+	st.libs[nameKey(name)] = lib
 	return ""
 }
 
 func (st *scriptState) dropLibrary(lib *library) {
 	for _, f := range lib.funcs {
-		delete(st.funcs, f.name)
+		delete(st.funcs, nameKey(f.name))
 	}
-	delete(st.libs, lib.name)
+	delete(st.libs, nameKey(lib.name))
 }
 
 // cmdFCall runs a function: its library's code runs again in the Lua state
@@ -246,11 +250,14 @@ func (st *scriptState) dropLibrary(lib *library) {
 // then the function, with the keys and arguments as its two tables.
 func cmdFCall(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	ro := strings.EqualFold(string(args[0]), "fcall_ro")
-	f := s.scripts.funcs[string(args[1])]
+	f := s.scripts.funcs[nameKey(string(args[1]))]
 	if f == nil {
 		return errReply(dst, "ERR Function not found")
 	}
 	keys, argv, msg := parseNumKeys(args[2:])
+	if msg == errNotInt {
+		msg = "ERR Bad number of keys provided"
+	}
 	if msg != "" {
 		return errReply(dst, msg)
 	}
@@ -265,7 +272,7 @@ func cmdFCall(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if msg != "" {
 		return errReply(dst, oneLine(msg))
 	}
-	cb := ld.callbacks[f.name]
+	cb := ld.callbacks[nameKey(f.name)]
 	if cb == nil {
 		return errReply(dst, "ERR Function not found")
 	}
@@ -282,12 +289,15 @@ func cmdFunction(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	sub := strings.ToLower(string(args[1]))
 	switch sub {
 	case "load":
-		replace := len(args) == 4 && strings.EqualFold(string(args[2]), "replace")
-		if len(args) != 3 && !replace {
-			if len(args) == 4 {
-				return errReply(dst, "ERR Unknown option given: "+string(args[2]))
-			}
+		if len(args) < 3 {
 			return errReply(dst, "ERR wrong number of arguments for 'function|load' command")
+		}
+		replace := false
+		for _, opt := range args[2 : len(args)-1] {
+			if !strings.EqualFold(string(opt), "replace") {
+				return errReply(dst, "ERR Unknown option given: "+string(opt))
+			}
+			replace = true
 		}
 		code := args[len(args)-1]
 		if e.ReadOnly {
@@ -302,7 +312,7 @@ func cmdFunction(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		if len(args) != 3 {
 			return errReply(dst, "ERR wrong number of arguments for 'function|delete' command")
 		}
-		lib := st.libs[string(args[2])]
+		lib := st.libs[nameKey(string(args[2]))]
 		if lib == nil {
 			return errReply(dst, "ERR Library not found")
 		}
@@ -342,8 +352,11 @@ func cmdFunction(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		}
 		return appendBulkBytes(dst, string(payload))
 	case "restore":
-		if len(args) != 3 && len(args) != 4 {
+		if len(args) < 3 {
 			return errReply(dst, "ERR wrong number of arguments for 'function|restore' command")
+		}
+		if len(args) > 4 {
+			return errReply(dst, "ERR unknown subcommand or wrong number of arguments for 'restore'. Try FUNCTION HELP.")
 		}
 		if e.ReadOnly {
 			return errReply(dst, "ERR gomu: FUNCTION RESTORE must be replicated")

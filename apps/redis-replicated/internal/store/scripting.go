@@ -231,7 +231,7 @@ func (s *Store) ScriptWrites(args [][]byte) bool {
 		sc := s.scripts.scripts[strings.ToLower(string(args[1]))]
 		return sc != nil && !sc.noWrites
 	case "fcall":
-		f := s.scripts.funcs[string(args[1])]
+		f := s.scripts.funcs[nameKey(string(args[1]))]
 		return f != nil && !f.noWrites
 	case "script":
 		return sub == "load" || sub == "flush"
