@@ -118,20 +118,26 @@ func (vm *luaVM) registerFunction(L *lua.LState) int {
 	case 2:
 		s, ok := L.Get(1).(lua.LString)
 		if !ok {
-			vm.raiseRedis(L, "ERR function_name argument given to redis.register_function must be a string")
+			vm.raiseRedis(L, "ERR first argument to redis.register_function must be a string")
 		}
 		f.name, cb = string(s), L.Get(2)
+		if _, ok := cb.(*lua.LFunction); !ok {
+			vm.raiseRedis(L, "ERR second argument to redis.register_function must be a function")
+		}
 	default:
 		vm.raiseRedis(L, "ERR wrong number of arguments to redis.register_function")
 	}
 	fn, ok := cb.(*lua.LFunction)
 	switch {
-	case f.name == "":
+	case f.name == "" && L.GetTop() == 1:
 		vm.raiseRedis(L, "ERR redis.register_function must get a function name argument")
+	case cb == nil:
+		vm.raiseRedis(L, "ERR redis.register_function must get a callback argument")
 	case !ok:
 		vm.raiseRedis(L, "ERR callback argument given to redis.register_function must be a function")
 	case !validName(f.name):
-		vm.raiseRedis(L, "ERR Function names can only contain letters, numbers, or underscores(_) and must be at least one character long")
+		// Redis 7.0's wording, library for function.
+		vm.raiseRedis(L, "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long")
 	case ld.callbacks[nameKey(f.name)] != nil:
 		vm.raiseRedis(L, "ERR Function already exists in the library")
 	}
@@ -149,20 +155,20 @@ func parseLibraryShebang(code []byte) (name string, body []byte, errMsg string) 
 	if end < 0 {
 		end = len(code)
 	}
-	parts := strings.Fields(string(code[2:end]))
-	if len(parts) == 0 || !strings.EqualFold(parts[0], "lua") {
-		engine := ""
-		if len(parts) > 0 {
-			engine = parts[0]
-		}
+	line := string(code[2:end])
+	engine, opts, _ := strings.Cut(line, " ")
+	if !strings.EqualFold(engine, "lua") {
 		return "", nil, "ERR Engine '" + engine + "' not found"
 	}
-	for _, p := range parts[1:] {
+	for _, p := range strings.Fields(opts) {
 		v, ok := strings.CutPrefix(p, "name=")
 		if !ok {
 			return "", nil, "ERR Invalid metadata value given: " + p
 		}
-		name = v
+		if name != "" {
+			return "", nil, "ERR Invalid metadata value, name argument was given multiple times"
+		}
+		name = strings.Trim(v, "\"")
 	}
 	if name == "" {
 		return "", nil, "ERR Library name was not given"
@@ -178,10 +184,10 @@ func parseLibraryShebang(code []byte) (name string, body []byte, errMsg string) 
 func (vm *luaVM) runLibrary(lib *library) (*libraryLoad, string) {
 	ld := &libraryLoad{callbacks: map[string]*lua.LFunction{}}
 	vm.call.loading = ld
-	vm.globals.RawSetString("redis", vm.redisLoad)
+	vm.envMeta.RawSetString("__index", vm.loadGlobals)
 	defer func() {
 		vm.call.loading = nil
-		vm.globals.RawSetString("redis", vm.redisFull)
+		vm.envMeta.RawSetString("__index", vm.globals)
 	}()
 	fn := vm.L.NewFunctionFromProto(lib.proto)
 	fn.Env = vm.env
@@ -195,12 +201,21 @@ func (vm *luaVM) runLibrary(lib *library) (*libraryLoad, string) {
 // loadLibrary compiles and runs a library's code and installs it, replacing
 // its namesake when replace. It changes nothing on error.
 func (st *scriptState) loadLibrary(code []byte, replace bool) string {
+	return st.loadLibraryAs(code, replace, false)
+}
+
+// loadLibraryAs is loadLibrary, with FUNCTION RESTORE's wording of a
+// library that exists when restoring.
+func (st *scriptState) loadLibraryAs(code []byte, replace, restoring bool) string {
 	name, body, msg := parseLibraryShebang(code)
 	if msg != "" {
 		return msg
 	}
 	old := st.libs[nameKey(name)]
 	if old != nil && !replace {
+		if restoring {
+			return "ERR Library " + name + " already exists"
+		}
 		return "ERR Library '" + name + "' already exists"
 	}
 	proto, msg := compileLua(body, "user_function")
@@ -212,7 +227,12 @@ func (st *scriptState) loadLibrary(code []byte, replace bool) string {
 	defer st.putVM(vm)
 	e := &Env{ReadOnly: true}
 	run := vm.begin(nil, e, true, true)
+	// Loading gets an eighth of a run's budget, as Redis gives it 500 ms.
+	vm.ctx.left = instructionBudget / 8
 	ld, msg := vm.runLibrary(lib)
+	if vm.ctx.reason == errBudget {
+		msg = "ERR Error registering functions: FUNCTION LOAD timeout"
+	}
 	vm.end(e, run)
 	if msg != "" {
 		return msg
@@ -321,7 +341,10 @@ func cmdFunction(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		}
 		return append(dst, "+OK\r\n"...)
 	case "flush":
-		if len(args) > 3 || len(args) == 3 && !strings.EqualFold(string(args[2]), "async") && !strings.EqualFold(string(args[2]), "sync") {
+		if len(args) > 3 {
+			return errReply(dst, "ERR unknown subcommand or wrong number of arguments for 'flush'. Try FUNCTION HELP.")
+		}
+		if len(args) == 3 && !strings.EqualFold(string(args[2]), "async") && !strings.EqualFold(string(args[2]), "sync") {
 			return errReply(dst, "ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
 		}
 		if !e.ReadOnly {
@@ -389,7 +412,7 @@ func (st *scriptState) restore(dst, payload []byte, policy string) []byte {
 		}
 	}
 	for _, code := range codes {
-		if msg := next.loadLibrary(code, policy == "replace"); msg != "" {
+		if msg := next.loadLibraryAs(code, policy == "replace", true); msg != "" {
 			return errReply(dst, oneLine(msg))
 		}
 	}

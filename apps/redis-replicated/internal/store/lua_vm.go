@@ -116,12 +116,16 @@ type luaVM struct {
 	// script and function sees as its globals.
 	globals, env *lua.LTable
 	// redisFull is the redis library of running scripts; redisLoad, the
-	// one a library's code sees while FUNCTION LOAD runs it.
-	redisFull, redisLoad *lua.LTable
-	call                 callState
-	ctx                  budget
-	rng                  rand48
-	json                 jsonConfig
+	// one a library's code sees while FUNCTION LOAD runs it, in
+	// loadGlobals, its only global.
+	redisFull, redisLoad, loadGlobals *lua.LTable
+	// envMeta is env's metatable: its __index is globals, or loadGlobals
+	// while a library's code runs.
+	envMeta *lua.LTable
+	call    callState
+	ctx     budget
+	rng     rand48
+	json    jsonConfig
 	// errLine is the script line where the last error this package
 	// raised rose (0: none), for the "on @user_script:<line>" of the
 	// reply when that error ends the run. (Not a PCall error handler:
@@ -178,6 +182,12 @@ func newLuaVM() *luaVM {
 	vm.redisLoad = vm.protect(vm.redisLoad, true)
 	vm.globals.RawSetString("redis", vm.redisFull)
 	vm.env = vm.protect(vm.globals, true)
+	vm.envMeta = vm.env.Metatable.(*lua.LTable)
+	// A library's code, while FUNCTION LOAD runs it, sees nothing but
+	// its redis table, as in Redis (runLibrary switches env to it).
+	vm.loadGlobals = L.NewTable()
+	vm.loadGlobals.RawSetString("redis", vm.redisLoad)
+	L.SetMetatable(vm.loadGlobals, vm.strictMeta())
 	vm.globals.RawSetString("_G", vm.env)
 	// Functions made from Go (loadstring's chunks, coroutines) take the
 	// state's environment: the proxy, so they cannot write globals either.
@@ -196,12 +206,7 @@ func newLuaVM() *luaVM {
 func (vm *luaVM) protect(t *lua.LTable, strict bool) *lua.LTable {
 	L := vm.L
 	if strict {
-		inner := L.NewTable()
-		inner.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
-			vm.raise(L, "Script attempted to access nonexistent global variable '"+L.ToStringMeta(L.Get(2)).String()+"'", true)
-			return 0
-		}))
-		L.SetMetatable(t, inner)
+		L.SetMetatable(t, vm.strictMeta())
 	}
 	proxy := L.NewTable()
 	mt := L.NewTable()
@@ -215,6 +220,17 @@ func (vm *luaVM) protect(t *lua.LTable, strict bool) *lua.LTable {
 	mt.RawSetString(protectedMeta, vm.sealed(L.NewTable()))
 	L.SetMetatable(proxy, mt)
 	return proxy
+}
+
+// strictMeta is a metatable failing every read of a missing name, as
+// Redis's globals protection does.
+func (vm *luaVM) strictMeta() *lua.LTable {
+	mt := vm.L.NewTable()
+	mt.RawSetString("__index", vm.L.NewFunction(func(L *lua.LState) int {
+		vm.raise(L, "Script attempted to access nonexistent global variable '"+L.ToStringMeta(L.Get(2)).String()+"'", true)
+		return 0
+	}))
+	return mt
 }
 
 // sealed makes t read-only in place, for a table no script holds yet.
@@ -577,11 +593,20 @@ func (vm *luaVM) newRedisLib() *lua.LTable {
 	for name, fn := range fns {
 		t.RawSetString(name, L.NewFunction(fn))
 	}
+	t.RawSetString("setresp", L.NewFunction(func(L *lua.LState) int {
+		if L.GetTop() != 1 {
+			vm.raiseRedis(L, "ERR redis.setresp() requires one argument.")
+		}
+		if v := L.CheckInt(1); v != 2 && v != 3 {
+			vm.raiseRedis(L, "ERR RESP version must be 2 or 3.")
+		}
+		return 0 // replies always reach scripts as RESP2's
+	}))
 	return t
 }
 
-// newRedisCommon is what both redis libraries hold: logging, constants,
-// the version and setresp.
+// newRedisCommon is what both redis libraries hold: logging, constants
+// and the version.
 func (vm *luaVM) newRedisCommon() *lua.LTable {
 	L := vm.L
 	t := L.NewTable()
@@ -595,15 +620,6 @@ func (vm *luaVM) newRedisCommon() *lua.LTable {
 			vm.raiseRedis(L, "ERR redis.log() requires two arguments or more.")
 		}
 		return 0 // logged nowhere: the server keeps no log of scripts'
-	}))
-	t.RawSetString("setresp", L.NewFunction(func(L *lua.LState) int {
-		if L.GetTop() != 1 {
-			vm.raiseRedis(L, "ERR redis.setresp() requires one argument.")
-		}
-		if v := L.CheckInt(1); v != 2 && v != 3 {
-			vm.raiseRedis(L, "ERR RESP version must be 2 or 3.")
-		}
-		return 0 // replies always reach scripts as RESP2's
 	}))
 	return t
 }

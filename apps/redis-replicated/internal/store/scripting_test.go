@@ -183,7 +183,7 @@ func TestScriptingOwn(t *testing.T) {
 		{"dump restore", nil, []string{"FUNCTION", "RESTORE", dumpPayload}, "+OK\r\n"},
 		{"restored runs", nil, []string{"FCALL", "rf", "0"}, ":7\r\n"},
 		{"dump", nil, []string{"FUNCTION", "DUMP"}, "$" + strconv.Itoa(len(dumpPayload)) + "\r\n" + dumpPayload + "\r\n"},
-		{"restore conflict", nil, []string{"FUNCTION", "RESTORE", dumpPayload}, "-ERR Library 'r' already exists\r\n"},
+		{"restore conflict", nil, []string{"FUNCTION", "RESTORE", dumpPayload}, "-ERR Library r already exists\r\n"},
 		{"restore bad payload", nil, []string{"FUNCTION", "RESTORE", "xx"}, "-ERR payload version or checksum are wrong\r\n"},
 	}
 	s := New()
