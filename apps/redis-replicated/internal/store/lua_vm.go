@@ -96,8 +96,10 @@ var _ context.Context = (*budget)(nil)
 
 // callState is what the redis library functions see of the current run.
 type callState struct {
-	s        *Store
-	e        *Env
+	s *Store
+	e *Env
+	// cmdEnv is e for the commands the script runs: InScript set.
+	cmdEnv   Env
 	readOnly bool
 	run      *ScriptRun
 	// loading collects redis.register_function's functions while a
@@ -713,7 +715,7 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 	if c.Flags&Write != 0 {
 		vm.call.run.wrote.Store(true)
 	}
-	vm.scratch = c.run(vm.call.s, vm.call.e, vm.scratch[:0], vm.args)
+	vm.scratch = c.run(vm.call.s, &vm.call.cmdEnv, vm.scratch[:0], vm.args)
 	v, rest, ok := respToLua(L, vm.scratch)
 	if !ok || len(rest) != 0 {
 		return fail("ERR gomu: unreadable reply from the store")

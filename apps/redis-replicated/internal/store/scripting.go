@@ -316,7 +316,8 @@ func argsTable(L *lua.LState, args [][]byte) *lua.LTable {
 // random generator seeded from e, and tells e's observer.
 func (vm *luaVM) begin(s *Store, e *Env, readOnly, function bool) *ScriptRun {
 	run := &ScriptRun{killable: readOnly, function: function}
-	vm.call = callState{s: s, e: e, readOnly: readOnly, run: run}
+	vm.call = callState{s: s, e: e, cmdEnv: *e, readOnly: readOnly, run: run}
+	vm.call.cmdEnv.InScript = true
 	vm.ctx = budget{left: instructionBudget, run: run}
 	vm.L.SetContext(&vm.ctx)
 	var seed int32
@@ -554,3 +555,7 @@ func decodeScripts(d *snapReader) *scriptState {
 	}
 	return st
 }
+
+// ScriptCount is the number of cached scripts (INFO's
+// number_of_cached_scripts).
+func (s *Store) ScriptCount() int { return len(s.scripts.scripts) }

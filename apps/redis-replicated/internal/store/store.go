@@ -45,6 +45,9 @@ type Env struct {
 	ReadOnly bool
 	// Scripts hears of scripts starting and ending (nil: nobody).
 	Scripts ScriptObserver
+	// InScript: a script runs the command (redis.call), which changes a
+	// few replies as in Redis (SORT of a set BY a constant sorts).
+	InScript bool
 }
 
 // Flags describe a command.
