@@ -23,15 +23,21 @@ package store
 // replicated EVAL adds it); math.random is seeded per run from the Env (not
 // once per server); library-level state of a function library (its locals)
 // does not persist between FCALLs, as the library's code runs again for
-// every call (replicas could not agree on it otherwise); redis.setresp(3)
-// is accepted but replies still reach scripts as RESP2's; redis.log logs
-// nowhere; cmsgpack and struct are absent; compile errors and gopher-lua's
-// runtime error texts (arithmetic on nil and the like) are worded by
-// gopher-lua, and non-integral numbers concatenated into strings are
-// formatted by it (tostring uses Lua's %.14g); FUNCTION LIST orders
-// libraries and functions by name; FUNCTION DUMP's payload is this
-// server's own format (RESTORE reads only it); FUNCTION STATS never
-// reports a running script.
+// every call (replicas could not agree on it otherwise), and cjson's
+// settings last one run; a run stops at its instruction budget, not after
+// lua-time-limit, and FUNCTION LOAD at an eighth of it ("FUNCTION LOAD
+// timeout"); redis.setresp(3) is accepted but replies still reach scripts
+// as RESP2's; redis.log logs nowhere; cmsgpack and struct are absent;
+// compile errors and some of gopher-lua's runtime error texts ("attempt to
+// call a non-function object" for Lua's "attempt to call a nil value",
+// arithmetic on nil, ...) are gopher-lua's, as is the formatting of
+// non-integral numbers concatenated into strings (tostring uses Lua's
+// %.14g, redis.call's arguments Redis's %.17g); pairs over a library table
+// (string, math, ...) yields nothing, as scripts see read-only proxies of
+// them; FUNCTION LIST orders libraries and functions by name; FUNCTION
+// DUMP's payload is this server's own format (RESTORE reads only it);
+// FUNCTION STATS never reports a running script; commands only the server
+// knows (INFO, CLIENT, CONFIG, ...) are unknown to scripts.
 
 import (
 	"bufio"
