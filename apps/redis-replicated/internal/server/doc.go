@@ -96,15 +96,16 @@
 // declared "#!lua flags=no-writes" and no-writes functions run locally as
 // reads (on a follower too) and refuse write commands (see the store's
 // scripting.go; store.Store.ScriptWrites decides). While a script has run
-// past lua-time-limit (5000 ms) other clients get BUSY, except SCRIPT KILL
-// and FUNCTION KILL.
+// past lua-time-limit (5000 ms; CONFIG SET changes this replica's) other
+// clients get BUSY, except SCRIPT KILL and FUNCTION KILL.
 //
 // # Differences from Redis 7
 //
 // Scripts: a replicated script cannot be stopped on one replica, so SCRIPT
 // KILL (and FUNCTION KILL) stops only read-only scripts running locally; a
 // replicated one is answered UNKILLABLE once it wrote, and an error saying
-// it cannot be killed before that. Instead every script has an instruction
+// it cannot be killed before that (Redis kills any script that has not
+// written yet). Instead every script has an instruction
 // budget (about five seconds of work): a script that exceeds it fails with
 // an error, at the same instruction on every replica, keeping the writes
 // it made. A command sent while a replicated script runs but before the
