@@ -106,7 +106,7 @@
 // replicated one is answered UNKILLABLE once it wrote, and an error saying
 // it cannot be killed before that (Redis kills any script that has not
 // written yet). Instead every script has an instruction
-// budget (about five seconds of work): a script that exceeds it fails with
+// budget (a few seconds of work): a script that exceeds it fails with
 // an error, at the same instruction on every replica, keeping the writes
 // it made. A command sent while a replicated script runs but before the
 // threshold waits for it (Redis would answer BUSY once the threshold

@@ -1,11 +1,14 @@
 package server
 
 import (
+	"bufio"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gomu-rdma/gomu/internal/redistest"
+	"github.com/gomu-rdma/gomu/internal/resp"
 )
 
 // TestScriptBusyAndKill: while a script runs past lua-time-limit other
@@ -27,8 +30,8 @@ func TestScriptBusyAndKill(t *testing.T) {
 		kill, final       string // SCRIPT KILL's reply, then the script's
 	}{
 		{"read-only", "EVAL_RO", "while true do end", "+OK\r\n", "-ERR Script killed by user with SCRIPT KILL..."},
-		{"replicated", "EVAL", "local i = 0 while i < 4e7 do i = i + 1 end return 1", "-ERR gomu: a replicated script cannot be killed", ":1\r\n"},
-		{"replicated wrote", "EVAL", "redis.call('set', 'x', '1') local i = 0 while i < 4e7 do i = i + 1 end return 2", "-UNKILLABLE Sorry", ":2\r\n"},
+		{"replicated", "EVAL", "local i = 0 while i < 3e7 do i = i + 1 end return 1", "-ERR gomu: a replicated script cannot be killed", ":1\r\n"},
+		{"replicated wrote", "EVAL", "redis.call('set', 'x', '1') local i = 0 while i < 3e7 do i = i + 1 end return 2", "-UNKILLABLE Sorry", ":2\r\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -107,5 +110,55 @@ func TestScriptsReplicate(t *testing.T) {
 		if got := digest(t, n.Addr()); got != d {
 			t.Errorf("%s: digest %q, leader's %q", n.Addr(), got, d)
 		}
+	}
+}
+
+// TestRunawayScriptInCluster: a replicated script that never ends stops at
+// its instruction budget on every replica, which keep agreeing on the
+// state (and keep their leader) afterwards.
+func TestRunawayScriptInCluster(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.WaitLeader()
+	cl := redistest.Dial(t, lead.Addr())
+	nc, err := net.Dial("tcp", lead.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	start := time.Now()
+	if _, err := nc.Write(command("EVAL", "redis.call('set', 'before', '1') while true do end", "0")); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(2 * time.Minute))
+	got, err := resp.ReadReply(bufio.NewReader(nc), nil, 1<<20)
+	t.Logf("after %v: %q %v", time.Since(start), got, err)
+	if !strings.HasPrefix(string(got), "-ERR gomu: script stopped after its budget") {
+		t.Fatalf("runaway script: %q", got)
+	}
+	if got := cl.Do("SET", "after", "2"); got != "+OK\r\n" {
+		t.Fatalf("write after the script: %q", got)
+	}
+	// Followers may still be running the script (BUSY): wait them out.
+	settled := func(addr string) string {
+		deadline := time.Now().Add(hang)
+		for {
+			d := digest(t, addr)
+			if !strings.HasPrefix(d, "-BUSY") || time.Now().After(deadline) {
+				return d
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	d := settled(lead.Addr())
+	for _, n := range c.Live() {
+		if got := settled(n.Addr()); got != d {
+			t.Errorf("%s: digest %q, leader's %q", n.Addr(), got, d)
+		}
+	}
+	if c.WaitLeader() != lead {
+		t.Error("the leader changed while the script ran")
+	}
+	if got := cl.Do("GET", "before"); got != bulk("1") {
+		t.Errorf("the script's write before its budget: %q", got)
 	}
 }
