@@ -17,8 +17,8 @@ import (
 // instructionBudget bounds every script run: a replicated script that has
 // not finished after this many Lua VM instructions fails, at the same
 // instruction on every replica (see budget). Seconds of work (about two
-// on an idle 2026 core, more on a busy one); a
-// variable so tests can shorten it.
+// on an idle core, more on a busy one); a variable so tests can shorten
+// it.
 var instructionBudget int64 = 1 << 28
 
 // ScriptRun is what a server sees of one script while it runs (BUSY,
