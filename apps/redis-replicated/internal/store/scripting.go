@@ -267,10 +267,18 @@ const errWriteFlagRO = "ERR Can not execute a script with write flag using *_ro 
 func cmdEval(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	name := strings.ToLower(string(args[0]))
 	ro := strings.HasSuffix(name, "_ro")
+	evalsha := strings.HasPrefix(name, "evalsha")
+	if evalsha && len(args[1]) != 40 {
+		return append(dst, "-NOSCRIPT No matching script. Please use EVAL.\r\n"...)
+	}
+	// Redis checks the key count before it looks the script up.
 	keys, argv, msg := parseNumKeys(args[2:])
+	if msg != "" {
+		return errReply(dst, msg)
+	}
 	var sc *script
 	switch {
-	case strings.HasPrefix(name, "evalsha"):
+	case evalsha:
 		sc = s.scripts.scripts[strings.ToLower(string(args[1]))]
 		if sc == nil {
 			return append(dst, "-NOSCRIPT No matching script. Please use EVAL.\r\n"...)
@@ -287,9 +295,6 @@ func cmdEval(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 				s.scripts.scripts[sha] = sc
 			}
 		}
-	}
-	if msg != "" {
-		return errReply(dst, msg)
 	}
 	if ro && sc.shebang && !sc.noWrites {
 		return errReply(dst, errWriteFlagRO)

@@ -103,6 +103,9 @@ func TestScriptingDifferential(t *testing.T) {
 		{"script cache", []step{
 			cmd("EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"),
 			cmd("EVALSHA", "abc", "0"),
+			cmd("EVALSHA", "abc", "2", "k"),
+			cmd("EVALSHA", "0123456789012345678901234567890123456789", "2", "k"),
+			cmd("EVAL", "return x(", "x"),
 			cmd("SCRIPT", "LOAD", "return 1"),
 			cmd("SCRIPT", "EXISTS", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "E0E1F9FABFC9D4800C877A703B823AC0578FF8DB", "abc"),
 			cmd("EVALSHA", "E0E1F9FABFC9D4800C877A703B823AC0578FF8DB", "0"),
