@@ -21,6 +21,10 @@ import (
 // it.
 var instructionBudget int64 = 1 << 28
 
+// maxScriptString bounds string.rep's result: Redis's largest bulk
+// string (proto-max-bulk-len).
+const maxScriptString = 512 << 20
+
 // ScriptRun is what a server sees of one script while it runs (BUSY,
 // SCRIPT KILL).
 type ScriptRun struct {
@@ -166,7 +170,22 @@ func newLuaVM() *luaVM {
 		vm.globals.RawSetString(name, lua.LNil)
 	}
 	vm.setBaseOverrides()
+	vm.setCoroutines()
 	vm.setMathRandom()
+	strlib := vm.globals.RawGetString("string").(*lua.LTable)
+	rep := strlib.RawGetString("rep")
+	strlib.RawSetString("rep", L.NewFunction(func(L *lua.LState) int {
+		// One call must not allocate without bound on every replica
+		// (instructions are counted, not what a Go function does).
+		if n := L.OptInt(2, 0); n > 0 && int64(len(L.CheckString(1)))*int64(n) > maxScriptString {
+			L.RaiseError("resulting string too large")
+		}
+		L.Push(rep)
+		L.Insert(L.Get(-1), 1)
+		L.Pop(1)
+		L.Call(L.GetTop()-1, 1)
+		return 1
+	}))
 	vm.globals.RawGetString("string").(*lua.LTable).RawSetString("dump", L.NewFunction(func(L *lua.LState) int {
 		L.CheckFunction(1)
 		L.Push(lua.LString("\x1bLua binary chunks are not supported"))
@@ -425,6 +444,41 @@ func parseLuaNumber(s string) (float64, bool) {
 		return 0, false
 	}
 	return f, true
+}
+
+// setCoroutines makes coroutines count against the run's budget:
+// gopher-lua gives a new thread context.WithCancel of its parent's, which
+// never sees a budget that was not spent when the thread was made, so a
+// loop inside a coroutine would run forever. coroutine.create sets the
+// thread's context to the budget itself; wrap is rebuilt on that create.
+func (vm *luaVM) setCoroutines() {
+	L := vm.L
+	co := vm.globals.RawGetString("coroutine").(*lua.LTable)
+	create := co.RawGetString("create")
+	co.RawSetString("create", L.NewFunction(func(L *lua.LState) int {
+		L.Push(create)
+		L.Insert(L.Get(-1), 1)
+		L.Pop(1)
+		L.Call(L.GetTop()-1, 1)
+		if th, ok := L.Get(-1).(*lua.LState); ok && L.Context() != nil {
+			th.SetContext(L.Context())
+		}
+		return 1
+	}))
+	err := L.DoString(`
+local create, resume, unpack, select, error = coroutine.create, coroutine.resume, unpack, select, error
+local function pack(...) return select('#', ...), {...} end
+coroutine.wrap = function(f)
+	local co = create(f)
+	return function(...)
+		local n, r = pack(resume(co, ...))
+		if not r[1] then error(r[2], 0) end
+		return unpack(r, 2, n)
+	end
+end`)
+	if err != nil {
+		panic("store: coroutine.wrap: " + err.Error())
+	}
 }
 
 // luaToString converts a string or number as Lua 5.1's lua_tostring does.

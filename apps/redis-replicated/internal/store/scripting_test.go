@@ -212,7 +212,10 @@ func TestScriptDeterminism(t *testing.T) {
 		{"EVAL", "local t = redis.call('time') redis.call('set', 'now', t[1] .. '.' .. t[2]) return t", "0"},
 		{"EVAL", "local i = 0 while true do i = i + 1 redis.call('set', 'count', i) end", "0"},
 		{"EVAL", "local i = 0 while true do i = i + 1 pcall(function() while true do end end) end", "0"},
+		{"EVAL", "local co = coroutine.create(function() while true do end end) return {coroutine.resume(co)}", "0"},
+		{"EVAL", "return coroutine.wrap(function() while true do end end)()", "0"},
 		{"GET", "count"},
+		{"EVAL", "local co = coroutine.wrap(function(a) local b = coroutine.yield(a + 1) return b * 2 end) return {co(1), co(5)}", "0"},
 		{"FUNCTION", "LOAD", "#!lua name=l\nredis.register_function('rnd', function() return redis.call('set', 'f', math.random(1000000)) end)"},
 		{"FCALL", "rnd", "0"},
 		{"GET", "f"},
@@ -230,16 +233,23 @@ func TestScriptDeterminism(t *testing.T) {
 	if a.Digest() != b.Digest() {
 		t.Fatal("digests differ")
 	}
-	if !strings.Contains(repliesA[2], "instructions script: ") || !strings.HasPrefix(repliesA[4], "$") {
-		t.Fatalf("budget: %q then count %q", repliesA[2], repliesA[4])
+	if !strings.Contains(repliesA[2], "instructions script: ") || !strings.HasPrefix(repliesA[6], "$") {
+		t.Fatalf("budget: %q then count %q", repliesA[2], repliesA[6])
 	}
-	if !strings.Contains(repliesA[3], "budget") {
-		t.Fatalf("pcall escaped the budget: %q", repliesA[3])
+	for i, what := range []string{3: "pcall", 4: "coroutine.resume", 5: "coroutine.wrap"} {
+		if what != "" && !strings.Contains(repliesA[i], "budget") {
+			t.Fatalf("%s escaped the budget: %q", what, repliesA[i])
+		}
+	}
+	if repliesA[7] != "*2\r\n:2\r\n:10\r\n" {
+		t.Fatalf("coroutine.wrap: %q", repliesA[7])
 	}
 	// A script overflowing the value stack fails; it does not crash the
 	// store (gopher-lua would panic past PCall with an error handler).
-	if got := exec(a, newTestEnv(1), "EVAL", "return unpack({}, 1, 1e8)", "0"); !strings.HasPrefix(got, "-ERR ") {
-		t.Fatalf("unpack of 1e8 values: %q", got)
+	for _, script := range []string{"return unpack({}, 1, 1e8)", "return string.rep('x', 2^40)"} {
+		if got := exec(a, newTestEnv(1), "EVAL", script, "0"); !strings.HasPrefix(got, "-ERR ") {
+			t.Fatalf("%s: %q", script, got)
+		}
 	}
 	if exec(a, newTestEnv(9), "EVAL", "return tostring(math.random())", "0") == exec(a, newTestEnv(10), "EVAL", "return tostring(math.random())", "0") {
 		t.Fatal("math.random does not follow the Env's seed")
