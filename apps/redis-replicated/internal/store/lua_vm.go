@@ -172,25 +172,7 @@ func newLuaVM() *luaVM {
 	vm.setBaseOverrides()
 	vm.setCoroutines()
 	vm.setMathRandom()
-	strlib := vm.globals.RawGetString("string").(*lua.LTable)
-	rep := strlib.RawGetString("rep")
-	strlib.RawSetString("rep", L.NewFunction(func(L *lua.LState) int {
-		// One call must not allocate without bound on every replica
-		// (instructions are counted, not what a Go function does).
-		if n := L.OptInt(2, 0); n > 0 && int64(len(L.CheckString(1)))*int64(n) > maxScriptString {
-			L.RaiseError("resulting string too large")
-		}
-		L.Push(rep)
-		L.Insert(L.Get(-1), 1)
-		L.Pop(1)
-		L.Call(L.GetTop()-1, 1)
-		return 1
-	}))
-	vm.globals.RawGetString("string").(*lua.LTable).RawSetString("dump", L.NewFunction(func(L *lua.LState) int {
-		L.CheckFunction(1)
-		L.Push(lua.LString("\x1bLua binary chunks are not supported"))
-		return 1
-	}))
+	vm.setStringOverrides()
 	vm.globals.RawSetString("cjson", newCJSON(L, &vm.json))
 	vm.globals.RawSetString("bit", newBitLib(L))
 	vm.redisFull = vm.newRedisLib()
@@ -444,6 +426,32 @@ func parseLuaNumber(s string) (float64, bool) {
 		return 0, false
 	}
 	return f, true
+}
+
+// setStringOverrides bounds string.rep and gives string.dump a binary
+// chunk's look (gopher-lua cannot dump; loadstring refuses binary chunks,
+// as Redis's does).
+func (vm *luaVM) setStringOverrides() {
+	L := vm.L
+	strlib := vm.globals.RawGetString("string").(*lua.LTable)
+	rep := strlib.RawGetString("rep")
+	strlib.RawSetString("rep", L.NewFunction(func(L *lua.LState) int {
+		// One call must not allocate without bound on every replica
+		// (instructions are counted, not what a Go function does).
+		if n := L.OptInt(2, 0); n > 0 && int64(len(L.CheckString(1)))*int64(n) > maxScriptString {
+			L.RaiseError("resulting string too large")
+		}
+		L.Push(rep)
+		L.Insert(L.Get(-1), 1)
+		L.Pop(1)
+		L.Call(L.GetTop()-1, 1)
+		return 1
+	}))
+	strlib.RawSetString("dump", L.NewFunction(func(L *lua.LState) int {
+		L.CheckFunction(1)
+		L.Push(lua.LString("\x1bLua binary chunks are not supported"))
+		return 1
+	}))
 }
 
 // setCoroutines makes coroutines count against the run's budget:
