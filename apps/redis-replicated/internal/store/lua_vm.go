@@ -925,5 +925,14 @@ func appendInt(dst []byte, n int64) []byte {
 // oneLine replaces the line breaks of an error or status text with spaces,
 // as Redis does, so the reply stays one protocol line.
 func oneLine(s string) string {
-	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	b := []byte(s) // bytes, not runes: the text need not be UTF-8
+	for i, c := range b {
+		if c == '\r' || c == '\n' {
+			b[i] = ' '
+		}
+	}
+	return string(b)
 }
