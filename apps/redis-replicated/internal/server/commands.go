@@ -40,7 +40,6 @@ func init() {
 	for _, h := range []*serverCommand{
 		{name: "ping", arity: -1, flags: []string{"fast"}, inMulti: true, summary: "Returns the server's liveliness response.", run: cmdPingEcho},
 		{name: "echo", arity: 2, flags: []string{"fast"}, inMulti: true, summary: "Returns the given string.", run: cmdPingEcho},
-		{name: "function", arity: -2, flags: []string{}, summary: "A container for function commands.", run: cmdFunction},
 		{name: "quit", arity: -1, flags: []string{"fast"}, inMulti: true, summary: "Closes the connection.", run: cmdQuit},
 		{name: "subscribe", arity: -2, flags: []string{"pubsub", "noscript", "loading", "stale"}, summary: "Listens for messages published to channels.", run: cmdSubscribe},
 		{name: "psubscribe", arity: -2, flags: []string{"pubsub", "noscript", "loading", "stale"}, summary: "Listens for messages published to channels that match one or more patterns.", run: cmdSubscribe},
@@ -448,6 +447,9 @@ var configParams = [][2]string{
 	{"list-compress-depth", "0"},
 	{"stream-node-max-bytes", "4096"},
 	{"stream-node-max-entries", "100"},
+	// How long a script runs before other clients get BUSY.
+	{"lua-time-limit", ""},       // filled from the machine
+	{"busy-reply-threshold", ""}, // filled from the machine
 }
 
 // configValue is parameter name's value here, and whether there is one.
@@ -461,6 +463,8 @@ func (c *conn) configValue(name string) (string, bool) {
 			return strconv.Itoa(c.s.cfg.MaxProposal), true
 		case "port":
 			return portOf(c.s.Addr()), true
+		case "lua-time-limit", "busy-reply-threshold":
+			return c.s.cfg.Machine.busyThreshold(), true
 		case "bind":
 			if i := strings.LastIndexByte(c.s.Addr(), ':'); i >= 0 {
 				return c.s.Addr()[:i], true
@@ -511,6 +515,13 @@ func cmdConfig(c *conn, args [][]byte) bool {
 			case !known:
 				*out = resp.AppendError(*out, "ERR Unknown option or number of arguments for CONFIG SET - '"+truncated(args[i])+"'")
 				return false
+			case name == "lua-time-limit" || name == "busy-reply-threshold":
+				// This replica's own setting, as in Redis: it decides
+				// when its clients get BUSY, nothing replicated.
+				if !c.s.cfg.Machine.setBusyThreshold(args[i+1]) {
+					*out = resp.AppendError(*out, "ERR Invalid argument '"+truncated(args[i+1])+"' for CONFIG SET '"+name+"' - argument couldn't be parsed into an integer")
+					return false
+				}
 			case string(args[i+1]) != v:
 				*out = resp.AppendError(*out, "ERR gomu: CONFIG SET "+name+" is not supported: this server's value is fixed ('"+v+"')")
 				return false
@@ -728,23 +739,4 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// cmdFunction answers the FUNCTION subcommands that hold with no function
-// library: FLUSH (there is nothing to flush) and LIST (empty). This server
-// runs no Lua, so LOAD, FCALL and the rest say they are not supported.
-func cmdFunction(c *conn, args [][]byte) bool {
-	out := c.reply()
-	sub := strings.ToLower(string(args[1]))
-	switch {
-	case sub == "flush" && (len(args) == 2 || len(args) == 3 && (lowerEq(args[2], "async") || lowerEq(args[2], "sync"))):
-		*out = resp.AppendOK(*out)
-	case sub == "flush":
-		*out = resp.AppendError(*out, "ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
-	case sub == "list":
-		*out = resp.AppendArrayLen(*out, 0)
-	default:
-		*out = resp.AppendError(*out, "ERR gomu: FUNCTION "+strings.ToUpper(truncated(args[1]))+" is not supported: this server runs no functions")
-	}
-	return false
 }

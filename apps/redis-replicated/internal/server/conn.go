@@ -76,9 +76,11 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	s.nextID++
 	id := s.nextID
 	s.mu.Unlock()
+	// Its Env runs only reads, locally: scripts run with it refuse writes
+	// (store.Env.ReadOnly).
 	c := &conn{s: s, nc: nc, id: id, ctx: deadline.New(),
 		rd:  resp.NewReader(nc, resp.Limits{MaxBulk: s.cfg.MaxProposal, MaxArgs: maxArgs}),
-		env: store.Env{Rand: rand.New(rand.NewPCG(rand.Uint64(), uint64(id)))},
+		env: store.Env{Rand: rand.New(rand.NewPCG(rand.Uint64(), uint64(id))), ReadOnly: true, Scripts: s.cfg.Machine.scripts},
 	}
 	c.prop.reset(propBatch)
 	c.state.init()
@@ -162,6 +164,9 @@ func (c *conn) reply() *[]byte {
 
 // dispatch handles one command; it reports whether the connection ends.
 func (c *conn) dispatch(args [][]byte) bool {
+	if since := c.s.cfg.Machine.scripts.since.Load(); since != 0 && c.refuseBusy(since, args) {
+		return false
+	}
 	if c.subscribed() && c.proto.Load() != 3 && !subscribedAllows(args[0]) {
 		out := c.reply()
 		*out = resp.AppendError(*out, "ERR Can't execute '"+string(lowerInto(nil, args[0]))+"': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
@@ -206,6 +211,14 @@ func (c *conn) dispatch(args [][]byte) bool {
 		return false
 	}
 	write := cmd.Flags&store.Write != 0
+	if cmd.Flags&store.Scripted != 0 {
+		if isScriptKill(args) && !c.multi {
+			out := c.reply()
+			*out = c.s.cfg.Machine.scripts.kill(*out)
+			return false
+		}
+		write = c.s.cfg.Machine.scriptWrites(args)
+	}
 	if write && !c.s.link.Leads() {
 		if c.multi {
 			c.multiDirty = true

@@ -137,7 +137,38 @@
 // its replies and messages leave through a queue of its own, and one that
 // lets 32 MiB pile up is disconnected (Redis's pubsub output limit).
 //
+// # Scripting
+//
+// EVAL, EVALSHA, FCALL and the SCRIPT and FUNCTION commands that change
+// the script cache or the libraries (LOAD, FLUSH, DELETE, RESTORE) are
+// replicated verbatim like writes: every replica runs the script with the
+// leader's clock (TIME inside a script) and seed (math.random), so it
+// writes the same everywhere. EVAL_RO, EVALSHA_RO, FCALL_RO, scripts
+// declared "#!lua flags=no-writes" and no-writes functions run locally as
+// reads (on a follower too) and refuse write commands (see the store's
+// scripting.go; store.Store.ScriptWrites decides). While a script has run
+// past lua-time-limit (5000 ms; CONFIG SET changes this replica's) other
+// clients get BUSY, except SCRIPT KILL and FUNCTION KILL.
+//
 // # Differences from Redis 7
+//
+// Scripts: a replicated script cannot be stopped on one replica, so SCRIPT
+// KILL (and FUNCTION KILL) stops only read-only scripts running locally; a
+// replicated one is answered UNKILLABLE once it wrote, and an error saying
+// it cannot be killed before that (Redis kills any script that has not
+// written yet). Instead every script has an instruction
+// budget (a few seconds of work): a script that exceeds it fails with
+// an error, at the same instruction on every replica, keeping the writes
+// it made. A command sent while a replicated script runs but before the
+// threshold waits for it (Redis would answer BUSY once the threshold
+// passes). EVAL of a read-only script does not add it to the script cache;
+// math.random is seeded per run from the leader's seed; function
+// libraries' local state does not outlive a call; replies reach scripts as
+// RESP2's whatever redis.setresp says; cmsgpack and struct are absent;
+// FUNCTION DUMP's payload is this server's own format; FUNCTION LIST
+// orders libraries and functions by name; commands only the server knows
+// (INFO, CLIENT, …) are unknown to scripts; gopher-lua words compile
+// errors and some runtime errors differently from Lua 5.1.
 //
 // INFO keyspace reports avg_ttl=0 (Redis estimates it in an expiry cycle
 // of its own); under RESP3 (HELLO 3) the replies of COMMAND keep

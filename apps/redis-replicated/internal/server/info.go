@@ -109,6 +109,9 @@ func cmdInfo(c *conn, args [][]byte) bool {
 			field("maxmemory_human", "0B")
 			field("maxmemory_policy", "noeviction")
 			field("mem_allocator", "go-"+runtime.Version())
+			var scripts int
+			s.cfg.Machine.read(func(st *store.Store) { scripts = st.ScriptCount() })
+			field("number_of_cached_scripts", scripts)
 		case "persistence":
 			section("Persistence")
 			field("loading", 0)

@@ -309,15 +309,18 @@ type Machine struct {
 	// waiter id: the channel that receives the reply (blocking.go).
 	ownersMu sync.Mutex
 	owners   map[string]chan []byte
+	// scripts follows the running scripts, for BUSY and SCRIPT KILL
+	// (scripting.go).
+	scripts *scriptTracker
 }
 
 // NewMachine returns a machine over an empty store.
 func NewMachine() *Machine {
 	pcg := rand.NewPCG(0, 0)
-	m := &Machine{st: store.New(), pcg: pcg, rnd: rand.New(pcg), hub: newHub()}
+	m := &Machine{st: store.New(), pcg: pcg, rnd: rand.New(pcg), hub: newHub(), scripts: newScriptTracker()}
 	// Made once: a fresh Env and method value per proposal escaped to the
 	// heap, two allocations on every Apply.
-	m.env = store.Env{Rand: m.rnd, Publish: m.hub.publish, Unblock: m.deliverUnblocked}
+	m.env = store.Env{Rand: m.rnd, Publish: m.hub.publish, Unblock: m.deliverUnblocked, Scripts: m.scripts}
 	m.owners = make(map[string]chan []byte)
 	return m
 }

@@ -42,6 +42,11 @@ import (
 //	writes what it wrote before there were any, and a snapshot without
 //	this section restores as one without waiters):
 //	  'W', count, per waiter in arrival order: id (bytes), db, argc, args
+//	scripting section, only when there are scripts or functions (a
+//	snapshot without one reads as before):
+//	  marker byte 'L'
+//	  count of cached scripts, then each script's body, in SHA order
+//	  count of function libraries, then each one's code, in name order
 //	trailer: SHA-256 of everything before it
 //
 // Hash field order and set slice order are part of the state (they decide
@@ -74,6 +79,10 @@ func (s *Store) encodeTo(w *bufio.Writer) {
 		}
 	}
 	s.encodeWaiters(w)
+	if !s.scripts.empty() {
+		w.WriteByte(scriptSectionMarker)
+		s.scripts.encodeTo(w)
+	}
 }
 
 // encodeTo writes the canonical encoding of one database's keys.
@@ -155,6 +164,9 @@ func (d *snapReader) decodeWaiters(ns *Store) {
 		}
 	}
 }
+
+// scriptSectionMarker opens the optional scripting section.
+const scriptSectionMarker = 'L'
 
 // encodeValue writes one key's value (kind, expiry, payload) in the
 // snapshot's encoding.
@@ -330,6 +342,16 @@ func (s *Store) Restore(r io.Reader) error {
 			d.decodeKeys(ns.dbs[db])
 		}
 		d.decodeWaiters(ns)
+		// More than a trailer left: the scripting section comes next.
+		if more, _ := br.Peek(sha256.Size + 1); d.err == nil && len(more) == sha256.Size+1 {
+			if d.byte1() != scriptSectionMarker {
+				d.fail("unknown section")
+			}
+			ns.scripts = decodeScripts(d)
+			if d.err == nil && ns.scripts.empty() {
+				d.fail("empty scripting section")
+			}
+		}
 	}
 	if d.err != nil {
 		return d.err
@@ -361,6 +383,7 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	s.keyspace = s.dbs[0]
 	s.blk = ns.blk // the restored keyspaces' own
+	s.scripts = ns.scripts
 	return nil
 }
 

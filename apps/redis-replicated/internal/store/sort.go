@@ -87,9 +87,9 @@ func (s *Store) sort(e *Env, dst []byte, args [][]byte, readonly bool) []byte {
 	if v != nil {
 		k = v.kind
 	}
-	if dontsort && k == kindSet && storekey != nil {
-		// Redis sorts a stored set for a result independent of its
-		// hash table's order.
+	if dontsort && k == kindSet && (storekey != nil || e.InScript) {
+		// Redis sorts a stored set, or one a script reads, for a result
+		// independent of its hash table's order.
 		dontsort, alpha, sortby = false, true, nil
 	}
 

@@ -52,6 +52,15 @@ type Env struct {
 	// connection). It changes no state; reply is valid only during the
 	// call. See blocking.go.
 	Unblock func(id string, reply []byte)
+	// ReadOnly: the command runs locally under the read lock, not
+	// replicated, so it must not change state (a script run this way
+	// refuses writes; see scripting.go).
+	ReadOnly bool
+	// Scripts hears of scripts starting and ending (nil: nobody).
+	Scripts ScriptObserver
+	// InScript: a script runs the command (redis.call), which changes a
+	// few replies as in Redis (SORT of a set BY a constant sorts).
+	InScript bool
 }
 
 // Flags describe a command.
@@ -77,6 +86,10 @@ const (
 	// Blocking commands may wait for a key to be given a value (BLPOP…);
 	// their Command has a blockSpec (blocking.go).
 	Blocking
+	// Scripted commands (EVAL, EVALSHA, FCALL, SCRIPT, FUNCTION) write or
+	// only read depending on their arguments and the scripts: a server
+	// asks ScriptWrites whether a call must be replicated.
+	Scripted
 )
 
 // Command is one data command.
@@ -182,11 +195,14 @@ type Store struct {
 	dbs [Databases]*keyspace
 	// blk is the blocked commands' waiters of every database (blocking.go).
 	blk *blockState
+	// scripts is the script cache and the function libraries: server-wide
+	// state, not a keyspace's (scripting.go).
+	scripts *scriptState
 }
 
 // New returns an empty store.
 func New() *Store {
-	s := &Store{blk: &blockState{}}
+	s := &Store{blk: &blockState{}, scripts: newScriptState()}
 	for i := range s.dbs {
 		s.dbs[i] = &keyspace{keys: make(map[string]*value), db: i, blk: s.blk}
 	}

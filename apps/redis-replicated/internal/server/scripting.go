@@ -1,0 +1,155 @@
+package server
+
+import (
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
+	"github.com/gomu-rdma/gomu/internal/resp"
+)
+
+// defaultBusyMs is Redis's lua-time-limit (busy-reply-threshold): how long
+// a script runs before other clients are told the server is BUSY.
+const defaultBusyMs = 5000
+
+// scriptTracker follows the scripts running on this replica (the store
+// tells it: store.ScriptObserver), for BUSY and SCRIPT KILL. A replicated
+// script runs in Apply under the machine's write lock; read-only ones run
+// locally, possibly several at once under the read lock.
+type scriptTracker struct {
+	mu   sync.Mutex
+	runs []trackedRun // by start time
+	// since is the wall-clock start (Unix ms) of the oldest running
+	// script, 0 when none runs: the one thing a connection's dispatch
+	// reads on its hot path.
+	since  atomic.Int64
+	busyMs atomic.Int64
+}
+
+type trackedRun struct {
+	run   *store.ScriptRun
+	start int64
+}
+
+func newScriptTracker() *scriptTracker {
+	t := &scriptTracker{}
+	t.busyMs.Store(defaultBusyMs)
+	return t
+}
+
+// ScriptStarted implements store.ScriptObserver.
+func (t *scriptTracker) ScriptStarted(r *store.ScriptRun) {
+	now := time.Now().UnixMilli()
+	t.mu.Lock()
+	t.runs = append(t.runs, trackedRun{run: r, start: now})
+	if len(t.runs) == 1 {
+		t.since.Store(now)
+	}
+	t.mu.Unlock()
+}
+
+// ScriptEnded implements store.ScriptObserver.
+func (t *scriptTracker) ScriptEnded(r *store.ScriptRun) {
+	t.mu.Lock()
+	t.runs = slices.DeleteFunc(t.runs, func(tr trackedRun) bool { return tr.run == r })
+	if len(t.runs) == 0 {
+		t.since.Store(0)
+	} else {
+		t.since.Store(t.runs[0].start)
+	}
+	t.mu.Unlock()
+}
+
+// busyError is the BUSY reply while the oldest script has run past the
+// threshold ("" when it has not).
+func (t *scriptTracker) busyError(since int64) string {
+	if time.Now().UnixMilli()-since < t.busyMs.Load() {
+		return ""
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.runs) == 0 {
+		return ""
+	}
+	if t.runs[0].run.Function() {
+		return "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+	}
+	return "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+}
+
+// kill answers SCRIPT KILL and FUNCTION KILL: it stops the read-only
+// scripts running locally. A replicated script runs on every replica and
+// cannot be stopped on one: it ends at its instruction budget.
+func (t *scriptTracker) kill(dst []byte) []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.runs) == 0 {
+		return resp.AppendError(dst, "NOTBUSY No scripts in execution right now.")
+	}
+	killed, wrote := false, false
+	for _, tr := range t.runs {
+		if tr.run.Killable() {
+			tr.run.Kill()
+			killed = true
+		} else if tr.run.Wrote() {
+			wrote = true
+		}
+	}
+	switch {
+	case killed:
+		return resp.AppendOK(dst)
+	case wrote:
+		return resp.AppendError(dst, "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.")
+	}
+	return resp.AppendError(dst, "ERR gomu: a replicated script cannot be killed: it runs on every replica and stops at its instruction budget")
+}
+
+// isScriptKill reports whether args are SCRIPT KILL or FUNCTION KILL.
+func isScriptKill(args [][]byte) bool {
+	return len(args) == 2 && lowerEq(args[1], "kill") && (lowerEq(args[0], "script") || lowerEq(args[0], "function"))
+}
+
+// refuseBusy answers BUSY when a script has run past the threshold and
+// args may not run meanwhile; it reports whether it did.
+func (c *conn) refuseBusy(since int64, args [][]byte) bool {
+	if isScriptKill(args) {
+		return false
+	}
+	if h := lookupServerCommand(args[0]); h != nil && slices.Contains(h.flags, "allow_busy") {
+		return false
+	}
+	msg := c.s.cfg.Machine.scripts.busyError(since)
+	if msg == "" {
+		return false
+	}
+	if c.multi {
+		c.multiDirty = true
+	}
+	out := c.reply()
+	*out = resp.AppendError(*out, msg)
+	return true
+}
+
+// scriptWrites reports whether a Scripted command's call must be
+// replicated (store.ScriptWrites, under the read lock).
+func (m *Machine) scriptWrites(args [][]byte) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.st.ScriptWrites(args)
+}
+
+// busyThreshold is lua-time-limit's value for CONFIG GET.
+func (m *Machine) busyThreshold() string { return strconv.FormatInt(m.scripts.busyMs.Load(), 10) }
+
+// setBusyThreshold sets lua-time-limit from CONFIG SET's argument.
+func (m *Machine) setBusyThreshold(arg []byte) bool {
+	n, err := strconv.ParseInt(string(arg), 10, 64)
+	if err != nil || n < 0 {
+		return false
+	}
+	m.scripts.busyMs.Store(n)
+	return true
+}
