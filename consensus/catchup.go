@@ -335,6 +335,9 @@ func (r *Replica) catchUpStep() uint64 {
 	}
 	ms := &r.ms
 	ms.asm = asm
+	if asm.on {
+		r.stats.midCommand.Add(1)
+	}
 	ms.cur = logring.Cursor{Next: index + 1, Off: off}
 	r.setApplied(index)
 	if index > r.commit.Load() {

@@ -283,6 +283,9 @@ func (r *Replica) releaseSpace() {
 		return
 	}
 	maj := kthLargest(all[:n], r.majority)
+	if len(r.queue) == 0 && ms.carry < 0 {
+		maj = r.spareLive(maj)
+	}
 	if maj <= low {
 		return
 	}
@@ -294,6 +297,22 @@ func (r *Replica) releaseSpace() {
 		}
 	}
 	ms.wring.Release(maj)
+}
+
+// spareLive lowers the reuse point maj to what every live active follower
+// applied, when only a large command's chunks (or a new leader's drop) wait
+// for room: a follower that is merely slower than the leader streaming
+// chunks flat out is waited for, not left out to a state transfer that
+// would carry the partial command and, the stream going on, be outrun
+// again. A suspected follower is left out as ever; so are slow ones as soon
+// as small proposals wait, which the leader never holds up.
+func (r *Replica) spareLive(maj uint64) uint64 {
+	for _, p := range r.others {
+		if p.active && p.alive.Load() {
+			maj = min(maj, p.applied.Load())
+		}
+	}
+	return maj
 }
 
 // appendBatch appends queued proposals as one entry, if the pipeline and the
