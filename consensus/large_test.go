@@ -16,11 +16,11 @@ import (
 )
 
 // recordOf is what the recorder keeps of a command: the command itself, or
-// for one longer than a few entries of the tests' rings its length and a
-// digest, so that a replica that applied part of a large command, or a
-// corrupt one, shows a record nobody proposed.
+// for one longer than a megabyte its length and a digest, so that a replica
+// that applied part of a large command, or a corrupt one, shows a record
+// nobody proposed.
 func recordOf(cmd []byte) string {
-	if len(cmd) <= 4096 {
+	if len(cmd) <= 1<<20 {
 		return string(cmd)
 	}
 	sum := sha256.Sum256(cmd)

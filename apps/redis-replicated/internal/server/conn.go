@@ -69,7 +69,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	id := s.nextID
 	s.mu.Unlock()
 	c := &conn{s: s, nc: nc, id: id, ctx: deadline.New(),
-		rd:  resp.NewReader(nc, resp.Limits{MaxBulk: s.cfg.MaxProposal, MaxArgs: maxArgs}),
+		rd:  resp.NewReader(nc, resp.Limits{MaxBulk: resp.DefaultMaxBulk, MaxArgs: maxArgs}),
 		env: store.Env{Rand: rand.New(rand.NewPCG(rand.Uint64(), uint64(id)))},
 	}
 	c.prop.reset(propBatch)
@@ -206,10 +206,11 @@ func (c *conn) dispatch(args [][]byte) bool {
 		*out = resp.AppendError(*out, c.s.readOnlyError())
 		return false
 	}
-	if commandSize(args)+propHeader > c.s.cfg.MaxProposal {
-		if c.multi {
-			c.multiDirty = true
-		}
+	// A command over the proposal limit is replicated alone (below) by
+	// the engine's large-command path; only a transaction, one proposal
+	// built of many, still refuses one.
+	if c.multi && commandSize(args)+propHeader > c.s.cfg.MaxProposal {
+		c.multiDirty = true
 		out := c.reply()
 		*out = resp.AppendError(*out, "ERR gomu: command too large to replicate")
 		return false
@@ -238,6 +239,13 @@ func (c *conn) dispatch(args [][]byte) bool {
 		c.prop.add(args)
 		if c.proto.Load() == 3 {
 			c.propShapes = append(c.propShapes, shapeOf(args))
+		}
+		if len(c.prop.buf) > c.s.cfg.MaxProposal {
+			// Alone in the proposal (the batch before it was flushed):
+			// replicate it now, and let its buffer go.
+			c.flushWrites()
+			c.prop.buf = nil
+			c.prop.reset(propBatch)
 		}
 		return false
 	}
