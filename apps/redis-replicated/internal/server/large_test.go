@@ -119,3 +119,50 @@ func TestLargeValue(t *testing.T) {
 	}
 	checkAll("after a restart")
 }
+
+// TestLargeValuePipelined pipelines a write over the proposal limit between
+// small ones, in one read: the small batch before it is flushed, it goes
+// alone, the ones after it follow, and the replies and the effects keep the
+// pipeline's order.
+func TestLargeValuePipelined(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.WaitLeader()
+	cn := dialBig(t, lead.Srv.Addr())
+	val := bytes.Repeat([]byte("v"), 2*testMaxProposal)
+	var in []byte
+	in = resp.AppendCommand(in, []byte("SET"), []byte("k"), []byte("1"))
+	in = resp.AppendCommand(in, []byte("APPEND"), []byte("k"), []byte("2"))
+	in = resp.AppendCommand(in, []byte("SET"), []byte("big"), val)
+	in = resp.AppendCommand(in, []byte("APPEND"), []byte("k"), []byte("3"))
+	in = resp.AppendCommand(in, []byte("STRLEN"), []byte("big"))
+	_ = cn.nc.SetDeadline(time.Now().Add(hang))
+	if _, err := cn.nc.Write(in); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for range 5 {
+		b, err := resp.ReadReply(cn.br, nil, 1<<30)
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		got = append(got, string(b))
+	}
+	want := []string{"+OK\r\n", ":2\r\n", "+OK\r\n", ":3\r\n", ":" + strconv.Itoa(len(val)) + "\r\n"}
+	if len(got) != len(want) {
+		t.Fatalf("replies %q, want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("replies %q, want %q", got, want)
+		}
+	}
+	if r := cn.do([]byte("GET"), []byte("k")); string(r) != bulk("123") {
+		t.Fatalf("GET k = %q, want %q", r, bulk("123"))
+	}
+	want0 := digest(t, lead.Srv.Addr())
+	for _, f := range c.Followers(lead) {
+		if !replicatest.WaitFor(func() bool { return digest(t, f.Srv.Addr()) == want0 }) {
+			t.Fatalf("follower %d digest differs from the leader's", f.ID)
+		}
+	}
+}
