@@ -181,6 +181,7 @@ func (r *Replica) serveSnapshots() bool {
 	index, cur := r.applied.Load(), ms.cur
 	var buf bytes.Buffer
 	var mr verbs.MR
+	r.snapshotAssembly(&buf)
 	err := r.sm.Snapshot(&buf)
 	if err == nil {
 		mr, err = r.pdRep.AllocMR(max(buf.Len(), 64), verbs.AccessLocalWrite|verbs.AccessRemoteRead)
@@ -321,6 +322,10 @@ func (r *Replica) catchUpStep() uint64 {
 		err = fmt.Errorf("checksum mismatch")
 	}
 	read := time.Since(start)
+	var asm assembly
+	if err == nil {
+		data, asm, err = restoreAssembly(data)
+	}
 	if err == nil {
 		err = r.sm.Restore(bytes.NewReader(data))
 	}
@@ -329,6 +334,10 @@ func (r *Replica) catchUpStep() uint64 {
 		return 0
 	}
 	ms := &r.ms
+	ms.asm = asm
+	if asm.on {
+		r.stats.midCommand.Add(1)
+	}
 	ms.cur = logring.Cursor{Next: index + 1, Off: off}
 	r.setApplied(index)
 	if index > r.commit.Load() {

@@ -29,7 +29,7 @@ type recorder struct {
 
 func (s *recorder) Apply(_ uint64, cmd []byte) []byte {
 	s.mu.Lock()
-	s.cmds = append(s.cmds, string(cmd))
+	s.cmds = append(s.cmds, recordOf(cmd))
 	n := len(s.cmds)
 	s.mu.Unlock()
 	return []byte(fmt.Sprint(n))

@@ -58,6 +58,11 @@ type Config struct {
 	// commands committed together (default 64 KiB, at most a quarter of
 	// the ring).
 	MaxBatch int
+	// MaxCommand bounds one command in bytes (default 1 GiB). A command
+	// longer than what fits in one entry is appended in chunks of up to
+	// MaxBatch bytes and applied whole once its last chunk commits; each
+	// replica holds a copy of it while it is reassembled.
+	MaxCommand int
 	// Outstanding is how many entries the leader may have in flight,
 	// written but not yet committed (default 8).
 	Outstanding int
@@ -189,6 +194,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxBatch > c.RingSize/4 {
 		c.MaxBatch = c.RingSize / 4
+	}
+	if c.MaxCommand <= 0 {
+		c.MaxCommand = 1 << 30
 	}
 	if c.Outstanding <= 0 {
 		c.Outstanding = 8

@@ -87,6 +87,36 @@
 // meanwhile wait and are appended afterwards. Any loss of leadership clears
 // the fast path, so a replica that leads again always prepares again.
 //
+// Large commands (large.go): a command longer than one entry, up to
+// Config.MaxCommand, travels as a run of chunk entries, each a special
+// payload (logring's chunk.go: a tag no batch can start with, the command's
+// length, the chunk's offset, its bytes) in place of a batch. The leader
+// appends one large command at a time, a chunk per turn as the pipeline
+// (Outstanding) and the ring admit, like batches, and goes on appending
+// batches of small commands in entries between its chunks; so a command far
+// larger than the ring goes through it, each chunk's space reused once
+// applied. While only chunks wait for room the leader waits for slow live
+// followers rather than leaving them out (a transfer would carry the partial
+// command and, the stream going on, be outrun again); suspected ones, and
+// any laggard once small proposals wait, are left out as ever. Every
+// replica, the leader included, reassembles in log order: a chunk at offset
+// 0 starts a command, the next must continue it exactly, and the last hands
+// the whole command to Apply once, at its own index; the state machine sees
+// nothing before. The proposer is answered then, in log order with the
+// small commands around it; commands queued after a large one may take
+// effect before it, as concurrent proposals may. A leader that loses its
+// position fails the large command it was appending with ErrNotLeader (its
+// last chunk was not appended, so it never takes effect); a new leader that
+// is assembling a command, or finds chunks among the entries it adopted,
+// first appends a drop entry, and every replica discards the partial
+// command there. A chunk that continues nothing discards any partial
+// command too, so the verdict depends on the log alone and every replica
+// reaches the same one (entry proposals, which prepare rewrites, play no
+// part). A snapshot taken in the middle of a command carries the partial
+// command ahead of the state machine's snapshot, and the follower that
+// restores it goes on with the next chunk from the ring. Small commands pay
+// one 4-byte load per entry for all this, and allocate nothing.
+//
 // Links (link.go): nothing is excluded for good. A peer whose background
 // plane fails (a crash, a partition, a stopped process) is relinked: both
 // ends build fresh queue pairs and exchange their endpoints through the

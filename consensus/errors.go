@@ -28,8 +28,8 @@ var (
 	ErrClosed = errors.New("consensus: replica closed")
 	// ErrPaused is returned by Propose while the replica is paused.
 	ErrPaused = errors.New("consensus: replica paused")
-	// ErrTooLarge is returned for a command that cannot fit in one entry.
-	ErrTooLarge = errors.New("consensus: command larger than the batch limit")
+	// ErrTooLarge is returned for a command longer than Config.MaxCommand.
+	ErrTooLarge = errors.New("consensus: command larger than the command limit")
 	// ErrCatchingUp is returned by ReadBarrier on a replica that is
 	// catching up (see Replica.CatchingUp): its state misses committed
 	// entries, so nothing may be read from it; the leader's may.

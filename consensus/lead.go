@@ -25,6 +25,7 @@ func (r *Replica) lead() {
 	ms := &r.ms
 	w := poll.Waiter{Mode: r.cfg.Poll}
 	r.forgetReadRequests()
+	ms.needDrop = r.mayHoldPartial()
 	for {
 		if r.closed.Load() {
 			r.stepDown("closed", ErrClosed)
@@ -70,7 +71,14 @@ func (r *Replica) lead() {
 		}
 		ms.answered = 0
 		r.releaseSpace()
-		if r.appendBatch() {
+		if ms.needDrop {
+			if r.appendDrop() {
+				progress = true
+			}
+		} else if r.appendBatch() {
+			progress = true
+		}
+		if ms.big >= 0 && r.appendChunk() {
 			progress = true
 		}
 		r.takeLateGrants()
@@ -89,7 +97,7 @@ func (r *Replica) lead() {
 			if w.Mode != poll.Spin {
 				w.Mode = poll.SpinYield
 			}
-		} else if w.Mode = r.cfg.Poll; w.Mode == poll.Sleep && ms.wring.Next()-1 == r.commit.Load() && ms.carry < 0 {
+		} else if w.Mode = r.cfg.Poll; w.Mode == poll.Sleep && ms.wring.Next()-1 == r.commit.Load() && ms.carry < 0 && ms.big < 0 && !ms.needDrop {
 			r.park()
 			continue
 		}
@@ -224,14 +232,21 @@ func (r *Replica) applyCommitted() bool {
 		}
 		m := &ms.meta[e.Index%uint64(len(ms.meta))]
 		ours := m.index == e.Index
-		cs := logring.NewCommands(e.Payload)
-		for cmd, ok := cs.Next(); ok; cmd, ok = cs.Next() {
-			res := r.sm.Apply(e.Index, cmd)
-			if ours && ms.wqLen > 0 {
-				r.finish(ms.wq[ms.wqHead], res, nil)
-				ms.answered++
-				ms.wqHead = (ms.wqHead + 1) % len(ms.wq)
-				ms.wqLen--
+		if logring.IsSpecial(e.Payload) {
+			res, whole := r.applySpecial(e.Index, e.Payload)
+			if ours && m.n > 0 {
+				r.answerLarge(res, whole)
+			}
+		} else {
+			cs := logring.NewCommands(e.Payload)
+			for cmd, ok := cs.Next(); ok; cmd, ok = cs.Next() {
+				res := r.sm.Apply(e.Index, cmd)
+				if ours && ms.wqLen > 0 {
+					r.finish(ms.wq[ms.wqHead], res, nil)
+					ms.answered++
+					ms.wqHead = (ms.wqHead + 1) % len(ms.wq)
+					ms.wqLen--
+				}
 			}
 		}
 		if ours {
@@ -264,10 +279,13 @@ func (r *Replica) releaseSpace() {
 		n++
 	}
 	ms.wring.Release(low)
-	if _, _, ok := ms.wring.Reserve(r.cfg.MaxBatch); ok || len(r.queue) == 0 && ms.carry < 0 {
+	if _, _, ok := ms.wring.Reserve(r.cfg.MaxBatch); ok || len(r.queue) == 0 && ms.carry < 0 && ms.big < 0 && !ms.needDrop {
 		return
 	}
 	maj := kthLargest(all[:n], r.majority)
+	if len(r.queue) == 0 && ms.carry < 0 {
+		maj = r.spareLive(maj)
+	}
 	if maj <= low {
 		return
 	}
@@ -279,6 +297,22 @@ func (r *Replica) releaseSpace() {
 		}
 	}
 	ms.wring.Release(maj)
+}
+
+// spareLive lowers the reuse point maj to what every live active follower
+// applied, when only a large command's chunks (or a new leader's drop) wait
+// for room: a follower that is merely slower than the leader streaming
+// chunks flat out is waited for, not left out to a state transfer that
+// would carry the partial command and, the stream going on, be outrun
+// again. A suspected follower is left out as ever; so are slow ones as soon
+// as small proposals wait, which the leader never holds up.
+func (r *Replica) spareLive(maj uint64) uint64 {
+	for _, p := range r.others {
+		if p.active && p.alive.Load() {
+			maj = min(maj, p.applied.Load())
+		}
+	}
+	return maj
 }
 
 // appendBatch appends queued proposals as one entry, if the pipeline and the
@@ -306,6 +340,11 @@ func (r *Replica) appendBatch() bool {
 		}
 		n := logring.CommandSize(len(r.waiters[idx].cmd))
 		if size+n > r.cfg.MaxBatch {
+			if n > r.cfg.MaxBatch && ms.big < 0 {
+				// A large command: appendChunk takes it from here.
+				ms.big, ms.bigOff = idx, 0
+				continue
+			}
 			ms.carry = idx
 			break
 		}
@@ -330,27 +369,11 @@ func (r *Replica) appendBatch() bool {
 	for i := 0; i < count; i++ {
 		body = logring.AppendCommand(body, r.waiters[ms.wq[(start+i)%len(ms.wq)]].cmd)
 	}
-	if wrapAt >= 0 {
-		logring.EncodeWrap(r.ring[wrapAt:], next)
-	}
-	esize := logring.Seal(r.ring[off:], next, r.proposal.Load(), r.commit.Load(), size)
+	esize := r.sealEntry(next, off, wrapAt, size)
 	r.roleMu.Unlock()
-	if err := ms.wring.Appended(next, off, size); err != nil {
-		r.broken("the leader appends where its ring accounting reserved", "index", next, "err", err)
-	}
 	ms.wqLen += count
-	ms.meta[next%uint64(len(ms.meta))] = entryMeta{index: next, n: count}
-	r.stats.entries.Add(1)
 	r.stats.commands.Add(uint64(count))
-	for _, p := range r.others {
-		if !p.active {
-			continue
-		}
-		if wrapAt >= 0 {
-			r.post(p, wrEntry, 0, logring.HeaderSize+wrapAt, logring.EntryHeaderSize, 0)
-		}
-		r.post(p, wrEntry, next, logring.HeaderSize+off, esize, verbs.Signaled)
-	}
+	r.sendEntry(next, off, wrapAt, size, esize, count)
 	return true
 }
 
@@ -454,6 +477,11 @@ func (r *Replica) stepDown(why string, err error) {
 		r.finish(ms.carry, nil, err)
 		ms.carry = -1
 	}
+	if ms.big >= 0 {
+		r.finish(ms.big, nil, err)
+		ms.big = -1
+	}
+	ms.needDrop = false
 	clear(ms.meta)
 	for _, p := range r.others {
 		p.active, p.lagging = false, false

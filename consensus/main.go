@@ -38,6 +38,15 @@ type mainState struct {
 	readPosted    uint64    // the last read-barrier round posted to followers
 	readersAt     time.Time // when a follower's read-index request last arrived
 	applyBuf      []byte    // follower: committed payloads are copied here before Apply
+
+	// Large commands (large.go): the one being appended in chunks (a
+	// waiter, or -1) and how much of it is appended; whether a new
+	// leader owes a drop before anything else; the command being
+	// reassembled from the log (either role).
+	big      int32
+	bigOff   int
+	needDrop bool
+	asm      assembly
 }
 
 type entryMeta struct {
@@ -57,7 +66,7 @@ func (r *Replica) initMain() error {
 	}
 	ms.wq = make([]int32, r.cfg.MaxWaiters)
 	ms.meta = make([]entryMeta, 2*r.cfg.Outstanding+2)
-	ms.carry = -1
+	ms.carry, ms.big = -1, -1
 	ms.hist = make([]logring.Cursor, r.cfg.RingSize/logring.Align+1)
 	ms.applyBuf = make([]byte, r.cfg.MaxBatch)
 	return nil
@@ -153,14 +162,18 @@ func (r *Replica) follow() bool {
 			continue
 		}
 		payload := ms.applyBuf[:n]
-		if _, err := logring.ValidateBatch(payload); err != nil {
-			// A committed, checksummed entry cannot be malformed unless
-			// a writer is broken: stop rather than diverge.
-			r.broken("a committed entry holds a well-formed batch", "index", e.Index, "err", err)
-		}
-		cs := logring.NewCommands(payload)
-		for cmd, ok := cs.Next(); ok; cmd, ok = cs.Next() {
-			r.sm.Apply(e.Index, cmd)
+		if logring.IsSpecial(payload) {
+			r.applySpecial(e.Index, payload)
+		} else {
+			if _, err := logring.ValidateBatch(payload); err != nil {
+				// A committed, checksummed entry cannot be malformed
+				// unless a writer is broken: stop rather than diverge.
+				r.broken("a committed entry holds a well-formed batch", "index", e.Index, "err", err)
+			}
+			cs := logring.NewCommands(payload)
+			for cmd, ok := cs.Next(); ok; cmd, ok = cs.Next() {
+				r.sm.Apply(e.Index, cmd)
+			}
 		}
 		ms.hist[e.Index%uint64(len(ms.hist))] = ms.cur
 		ms.cur = c

@@ -15,6 +15,12 @@ import (
 // their commands may or may not have been committed by the next leader.
 // cmd must not be modified until Propose returns.
 //
+// A command too long for one entry (more than MaxBatch bytes with its
+// length prefix), up to MaxCommand, is replicated in chunks and applied
+// whole, once, when its last chunk commits (see large.go); the leader
+// appends one such command at a time, and a leader change in its middle
+// fails it with ErrNotLeader, every replica discarding its chunks.
+//
 // Propose allocates nothing on the fast path.
 func (r *Replica) Propose(ctx context.Context, cmd []byte) ([]byte, error) {
 	if r.closed.Load() {
@@ -29,7 +35,7 @@ func (r *Replica) Propose(ctx context.Context, cmd []byte) ([]byte, error) {
 	if Role(r.role.Load()) == Follower && !r.elect.Load() {
 		return nil, r.notLeader()
 	}
-	if logring.CommandSize(len(cmd)) > r.cfg.MaxBatch {
+	if logring.CommandSize(len(cmd)) > r.cfg.MaxBatch && len(cmd) > r.cfg.MaxCommand {
 		return nil, ErrTooLarge
 	}
 	var idx int32

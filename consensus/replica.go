@@ -314,6 +314,9 @@ type statsCounters struct {
 	// from the offer to the end of Restore.
 	lastTransferBytes atomic.Int64
 	lastTransferNs    atomic.Int64
+	// midCommand counts state transfers restored in the middle of a
+	// large command (its partial assembly came along: large.go).
+	midCommand atomic.Uint64
 }
 
 // Start sets up this replica's planes, exchanges endpoints with its peers

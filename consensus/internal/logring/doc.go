@@ -88,4 +88,9 @@
 // sequence of {u32 little-endian length, bytes}; build it with
 // [AppendCommand] and walk it with [Commands], which rejects malformed
 // batches with an error wrapping [ErrMalformedBatch] instead of panicking.
+//
+// A command too long for one entry travels in chunk entries instead, whose
+// payload is a special payload ([IsSpecial], [PutChunk], [PutDrop],
+// [ParseSpecial]): it starts with [SpecialTag], which no batch can start
+// with, so a reader tells the two apart with one 4-byte load per entry.
 package logring

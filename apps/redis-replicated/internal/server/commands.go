@@ -425,7 +425,7 @@ var configParams = [][2]string{
 	{"maxmemory", "0"},
 	{"maxmemory-policy", "noeviction"},
 	{"timeout", "0"},
-	{"proto-max-bulk-len", ""}, // filled from the proposal limit
+	{"proto-max-bulk-len", ""}, // filled from the reader's bulk limit
 	{"port", ""},               // filled from the listener
 	{"bind", ""},
 	{"maxclients", "10000"},
@@ -460,7 +460,7 @@ func (c *conn) configValue(name string) (string, bool) {
 		}
 		switch name {
 		case "proto-max-bulk-len":
-			return strconv.Itoa(c.s.cfg.MaxProposal), true
+			return strconv.Itoa(resp.DefaultMaxBulk), true
 		case "port":
 			return portOf(c.s.Addr()), true
 		case "lua-time-limit", "busy-reply-threshold":

@@ -79,7 +79,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	// Its Env runs only reads, locally: scripts run with it refuse writes
 	// (store.Env.ReadOnly).
 	c := &conn{s: s, nc: nc, id: id, ctx: deadline.New(),
-		rd:  resp.NewReader(nc, resp.Limits{MaxBulk: s.cfg.MaxProposal, MaxArgs: maxArgs}),
+		rd:  resp.NewReader(nc, resp.Limits{MaxBulk: resp.DefaultMaxBulk, MaxArgs: maxArgs}),
 		env: store.Env{Rand: rand.New(rand.NewPCG(rand.Uint64(), uint64(id))), ReadOnly: true, Scripts: s.cfg.Machine.scripts},
 	}
 	c.prop.reset(propBatch)
@@ -228,10 +228,11 @@ func (c *conn) dispatch(args [][]byte) bool {
 		return false
 	}
 	db := int(c.state.db.Load())
-	if commandSize(args)+propHeader+dbSwitchSize(db) > c.s.cfg.MaxProposal {
-		if c.multi {
-			c.multiDirty = true
-		}
+	// A command over the proposal limit is replicated alone (below) by
+	// the engine's large-command path; only a transaction, one proposal
+	// built of many, still refuses one.
+	if c.multi && commandSize(args)+propHeader+dbSwitchSize(db) > c.s.cfg.MaxProposal {
+		c.multiDirty = true
 		out := c.reply()
 		*out = resp.AppendError(*out, "ERR gomu: command too large to replicate")
 		return false
@@ -264,6 +265,13 @@ func (c *conn) dispatch(args [][]byte) bool {
 		c.prop.add(args)
 		if c.proto.Load() == 3 {
 			c.propShapes = append(c.propShapes, shapeOf(args))
+		}
+		if len(c.prop.buf) > c.s.cfg.MaxProposal {
+			// Alone in the proposal (the batch before it was flushed):
+			// replicate it now, and let its buffer go.
+			c.flushWrites()
+			c.prop.buf = nil
+			c.prop.reset(propBatch)
 		}
 		return false
 	}

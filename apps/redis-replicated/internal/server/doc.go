@@ -178,8 +178,10 @@
 // it is not supported otherwise; CLIENT LIST and INFO report fd=-1 and no
 // memory figures, and no replication clients of Redis's kind; DEBUG
 // supports DIGEST only and returns this store's SHA-256 digest (64 hex
-// digits, not Redis's 40); a command larger than the proposal limit gets an
-// error instead of being replicated; no keyspace notifications and no shard
+// digits, not Redis's 40); a write larger than the proposal limit (up to
+// proto-max-bulk-len per argument) is proposed alone, through the engine's
+// large-command path, but inside MULTI it gets an error instead of being
+// queued; no keyspace notifications and no shard
 // channels (SSUBSCRIBE, SPUBLISH). Sorted sets: ZRANDMEMBER's picks are
 // this server's own (uniform, by rank), not Redis's, though a count of at
 // least the set's size replies the whole set, highest score first, as
