@@ -17,9 +17,9 @@ import (
 func TestScriptBusyAndKill(t *testing.T) {
 	srv := startStandalone(t)
 	m := srv.cfg.Machine
-	m.scripts.busyMs.Store(100)
+	m.scripts.busyMs.Store(20)
 	other := redistest.Dial(t, srv.Addr())
-	if got := other.Do("CONFIG", "GET", "lua-time-limit"); got != "*2\r\n"+bulk("lua-time-limit")+bulk("100") {
+	if got := other.Do("CONFIG", "GET", "lua-time-limit"); got != "*2\r\n"+bulk("lua-time-limit")+bulk("20") {
 		t.Fatalf("CONFIG GET lua-time-limit: %q", got)
 	}
 	if got := other.Do("SCRIPT", "KILL"); got != "-NOTBUSY No scripts in execution right now.\r\n" {
@@ -30,8 +30,8 @@ func TestScriptBusyAndKill(t *testing.T) {
 		kill, final       string // SCRIPT KILL's reply, then the script's
 	}{
 		{"read-only", "EVAL_RO", "while true do end", "+OK\r\n", "-ERR Script killed by user with SCRIPT KILL..."},
-		{"replicated", "EVAL", "local i = 0 while i < 3e7 do i = i + 1 end return 1", "-ERR gomu: a replicated script cannot be killed", ":1\r\n"},
-		{"replicated wrote", "EVAL", "redis.call('set', 'x', '1') local i = 0 while i < 3e7 do i = i + 1 end return 2", "-UNKILLABLE Sorry", ":2\r\n"},
+		{"replicated", "EVAL", "local i = 0 while i < " + busyScriptLoops + " do i = i + 1 end return 1", "-ERR gomu: a replicated script cannot be killed", ":1\r\n"},
+		{"replicated wrote", "EVAL", "redis.call('set', 'x', '1') local i = 0 while i < " + busyScriptLoops + " do i = i + 1 end return 2", "-UNKILLABLE Sorry", ":2\r\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
