@@ -397,19 +397,23 @@ var configParams = [][2]string{
 	{"slave-read-only", "yes"},
 	{"replica-read-only", "yes"},
 	// The store's encoding thresholds (OBJECT ENCODING, set and hash
-	// orders follow them): Redis 7.0's defaults, fixed here.
-	{"set-max-intset-entries", "512"},
-	{"hash-max-listpack-entries", "512"},
-	{"hash-max-ziplist-entries", "512"},
-	{"hash-max-listpack-value", "64"},
-	{"hash-max-ziplist-value", "64"},
-	{"zset-max-listpack-entries", "128"},
-	{"zset-max-ziplist-entries", "128"},
-	{"zset-max-listpack-value", "64"},
-	{"zset-max-ziplist-value", "64"},
-	{"list-max-listpack-size", "-2"},
-	{"list-max-ziplist-size", "-2"},
-	{"list-compress-depth", "0"},
+	// orders follow them): replicated state, read from the store and
+	// changed through the log (store.ConfigCommand).
+	{"set-max-intset-entries", ""},
+	{"hash-max-listpack-entries", ""},
+	{"hash-max-ziplist-entries", ""},
+	{"hash-max-listpack-value", ""},
+	{"hash-max-ziplist-value", ""},
+	{"zset-max-listpack-entries", ""},
+	{"zset-max-ziplist-entries", ""},
+	{"zset-max-listpack-value", ""},
+	{"zset-max-ziplist-value", ""},
+	{"list-max-listpack-size", ""},
+	{"list-max-ziplist-size", ""},
+	{"list-compress-depth", ""},
+	{"hll-sparse-max-bytes", ""},
+	{"stream-node-max-bytes", ""},
+	{"stream-node-max-entries", ""},
 }
 
 // configValue is parameter name's value here, and whether there is one.
@@ -417,6 +421,11 @@ func (c *conn) configValue(name string) (string, bool) {
 	for _, p := range configParams {
 		if p[0] != name {
 			continue
+		}
+		if store.IsConfigParam(name) {
+			var v string
+			c.s.cfg.Machine.read(func(st *store.Store) { v, _ = st.ConfigGet(name) })
+			return v, true
 		}
 		switch name {
 		case "proto-max-bulk-len":
@@ -462,12 +471,24 @@ func cmdConfig(c *conn, args [][]byte) bool {
 			*out = resp.AppendError(*out, "ERR wrong number of arguments for 'config|set' command")
 			return false
 		}
-		// The configuration is fixed: setting a parameter to the value it
+		// The encoding thresholds are replicated state: they change
+		// through the log (proposeInternal). The rest of the
+		// configuration is fixed: setting a parameter to the value it
 		// has succeeds (as a no-op it is true), anything else is refused,
 		// the whole call as Redis refuses it, so no client believes a
 		// change took effect.
+		replicated := [][]byte{[]byte(store.ConfigCommand)}
 		for i := 2; i < len(args); i += 2 {
 			name := strings.ToLower(string(args[i]))
+			if store.IsConfigParam(name) {
+				canon, v, errText := store.ParseConfig(name, args[i+1])
+				if errText != "" {
+					*out = resp.AppendError(*out, "ERR CONFIG SET failed (possibly related to argument '"+string(args[i])+"') - "+errText)
+					return false
+				}
+				replicated = append(replicated, []byte(canon), strconv.AppendInt(nil, v, 10))
+				continue
+			}
 			v, known := c.configValue(name)
 			switch {
 			case !known:
@@ -478,13 +499,34 @@ func cmdConfig(c *conn, args [][]byte) bool {
 				return false
 			}
 		}
-		*out = resp.AppendOK(*out)
+		if len(replicated) == 1 {
+			*out = resp.AppendOK(*out)
+			return false
+		}
+		*out = c.proposeInternal(*out, replicated)
 	case "resetstat", "rewrite":
 		*out = resp.AppendOK(*out)
 	default:
 		*out = resp.AppendError(*out, "ERR unknown subcommand '"+truncated(args[1])+"'. Try CONFIG HELP.")
 	}
 	return false
+}
+
+// configSetReplicated proposes the internal store command args (CONFIG
+// SET of replicated parameters, or another server-made write) as a
+// proposal of its own and appends its reply.
+func (c *conn) proposeInternal(out []byte, args [][]byte) []byte {
+	if !c.s.link.Leads() {
+		return resp.AppendError(out, c.s.readOnlyError())
+	}
+	var p proposal
+	p.reset(propBatch)
+	p.add(args)
+	res, err := c.s.replicate(c.ctx, p.seal(time.Now().UnixMilli(), rand.Uint64()))
+	if err != nil {
+		return resp.AppendError(out, c.s.replicationError(err))
+	}
+	return append(out, res...)
 }
 
 func cmdDebug(c *conn, args [][]byte) bool {

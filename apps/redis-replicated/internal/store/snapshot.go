@@ -12,9 +12,9 @@ import (
 	"slices"
 )
 
-// Snapshot format, version 1 (all integers unsigned varints unless noted):
+// Snapshot format, version 2 (all integers unsigned varints unless noted):
 //
-//	magic "GOMURDS1"
+//	magic "GOMURDS2"
 //	count of keys
 //	per key, in sorted key order:
 //	  key (length-prefixed bytes)
@@ -23,17 +23,23 @@ import (
 //	  payload by kind:
 //	    string: bytes
 //	    list:   n, n elements
-//	    hash:   n, n field/value pairs in insertion order
+//	    hash:   hashtable flag byte (0/1), n, n field/value pairs in
+//	            insertion order
 //	    set:    intset flag byte (0/1), n, n members in slice order
-//	    zset:   n, n member/score pairs in rank order; score as 8 bytes
-//	            of IEEE 754 bits, big endian
+//	    zset:   skiplist flag byte (0/1), n, n member/score pairs in rank
+//	            order; score as 8 bytes of IEEE 754 bits, big endian
+//	config: count of parameters, then per parameter (configParams order)
+//	  its name (length-prefixed) and value (signed varint)
 //	trailer: SHA-256 of everything before it
+//
+// Version 2 added the hash and zset encoding flags and the config section
+// (the encoding thresholds CONFIG SET replicates, config.go).
 //
 // Hash field order and set slice order are part of the state (they decide
 // HGETALL replies and SPOP picks), so they are kept exactly. Digest hashes
 // the same encoding without the trailer.
 
-const snapshotMagic = "GOMURDS1"
+const snapshotMagic = "GOMURDS2"
 
 // errCorrupt wraps every Restore failure caused by the input's content.
 var errCorrupt = errors.New("store: corrupt snapshot")
@@ -53,6 +59,19 @@ func (s *Store) encodeTo(w *bufio.Writer) {
 		str(k)
 		encodeValue(w, s.keys[k])
 	}
+	uv(uint64(len(configParams)))
+	for _, p := range configParams {
+		str(p.name)
+		w.Write(binary.AppendVarint(tmp[:0], *p.field(&s.cfg)))
+	}
+}
+
+// flagByte is a snapshot's encoding flag.
+func flagByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // encodeValue writes one key's value (kind, expiry, payload) in the
@@ -74,19 +93,17 @@ func encodeValue(w *bufio.Writer, v *value) {
 			bs(x)
 		}
 	case kindHash:
+		w.WriteByte(flagByte(v.hash.table))
 		uv(uint64(v.hash.len()))
 		v.hash.each(func(en *hashEntry) { str(en.field); bs(en.val) })
 	case kindSet:
-		if v.set.intset {
-			w.WriteByte(1)
-		} else {
-			w.WriteByte(0)
-		}
+		w.WriteByte(flagByte(v.set.intset))
 		uv(uint64(v.set.len()))
 		for _, m := range v.set.members {
 			str(m)
 		}
 	case kindZSet:
+		w.WriteByte(flagByte(v.zset.skiplist))
 		uv(uint64(v.zset.len()))
 		v.zset.each(func(en zentry) {
 			str(en.member)
@@ -187,6 +204,44 @@ func (d *snapReader) bytes() []byte {
 	return buf.Bytes()
 }
 
+// flag reads an encoding flag byte.
+func (d *snapReader) flag(what string) bool {
+	b := d.byte1()
+	if b > 1 {
+		d.fail("%s flag %d", what, b)
+	}
+	return b == 1
+}
+
+// config reads the config section: every parameter, by name, in
+// configParams order.
+func (d *snapReader) config() Config {
+	c := DefaultConfig()
+	if n := d.uv(); d.err == nil && n != uint64(len(configParams)) {
+		d.fail("%d config parameters", n)
+	}
+	for _, p := range configParams {
+		if d.err != nil {
+			break
+		}
+		if name := string(d.bytes()); d.err == nil && name != p.name {
+			d.fail("config parameter %q, want %q", name, p.name)
+			break
+		}
+		x, err := binary.ReadVarint(d.r)
+		if err != nil {
+			d.fail("config %s: %v", p.name, err)
+			break
+		}
+		if x < p.min || x > p.max {
+			d.fail("config %s out of range: %d", p.name, x)
+			break
+		}
+		*p.field(&c) = x
+	}
+	return c
+}
+
 // count reads an element count; a collection is never empty.
 func (d *snapReader) count() int {
 	n := d.uv()
@@ -242,8 +297,10 @@ func (s *Store) Restore(r io.Reader) error {
 			}
 			v.list = l
 		case kindHash:
+			table := d.flag("hashtable")
 			c := d.count()
 			hv := newHash()
+			hv.table = table
 			for j := 0; j < c && d.err == nil; j++ {
 				f, val := d.bytes(), d.bytes()
 				if d.err == nil && !hv.set(f, val) {
@@ -252,12 +309,9 @@ func (s *Store) Restore(r io.Reader) error {
 			}
 			v.hash = hv
 		case kindSet:
-			flag := d.byte1()
-			if flag > 1 {
-				d.fail("intset flag %d", flag)
-			}
+			intset := d.flag("intset")
 			c := d.count()
-			st := &setValue{index: make(map[string]int), intset: flag == 1}
+			st := &setValue{index: make(map[string]int), intset: intset}
 			for j := 0; j < c && d.err == nil; j++ {
 				m := d.bytes()
 				if d.err != nil {
@@ -267,7 +321,7 @@ func (s *Store) Restore(r io.Reader) error {
 					d.fail("duplicate set member %q", m)
 					break
 				}
-				if _, isInt := collInt(m); st.intset && (!isInt || c > maxIntsetEntries) {
+				if _, isInt := collInt(m); st.intset && !isInt {
 					d.fail("intset holds %q", m)
 					break
 				}
@@ -277,8 +331,10 @@ func (s *Store) Restore(r io.Reader) error {
 			}
 			v.set = st
 		case kindZSet:
+			skiplist := d.flag("skiplist")
 			c := d.count()
 			z := newZSet()
+			z.skiplist = skiplist
 			var last zentry
 			var ents []zentry
 			for j := 0; j < c && d.err == nil; j++ {
@@ -316,6 +372,7 @@ func (s *Store) Restore(r io.Reader) error {
 			ns.put([]byte(key), v)
 		}
 	}
+	ns.cfg = d.config()
 	if d.err != nil {
 		return d.err
 	}
@@ -336,7 +393,7 @@ func (s *Store) Restore(r io.Reader) error {
 	if !bytes.Equal(h.Sum(nil), trailer[:]) {
 		return fmt.Errorf("%w: checksum mismatch", errCorrupt)
 	}
-	s.keys, s.expiring = ns.keys, ns.expiring
+	s.keys, s.expiring, s.cfg = ns.keys, ns.expiring, ns.cfg
 	s.rebuildExpiry()
 	return nil
 }

@@ -137,10 +137,12 @@ type Store struct {
 	// expiring counts keys with a TTL, so that the expiry sweep knows when
 	// there is nothing to do.
 	expiring int
+	// cfg holds the replicated configuration (config.go).
+	cfg Config
 }
 
 // New returns an empty store.
-func New() *Store { return &Store{keys: make(map[string]*value)} }
+func New() *Store { return &Store{keys: make(map[string]*value), cfg: DefaultConfig()} }
 
 // Exec runs one command (args[0] is its name) and appends its RESP reply to
 // dst. Unknown commands and wrong argument counts get Redis's errors. A
