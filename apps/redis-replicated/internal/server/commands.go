@@ -531,6 +531,9 @@ func (c *conn) proposeInternal(out []byte, args [][]byte) []byte {
 
 func cmdDebug(c *conn, args [][]byte) bool {
 	out := c.reply()
+	if c.debugSub(out, args) {
+		return false
+	}
 	if !lowerEq(args[1], "digest") || len(args) != 2 {
 		*out = resp.AppendError(*out, "ERR gomu: DEBUG supports DIGEST only")
 		return false

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
@@ -64,6 +65,8 @@ type Server struct {
 	// link is the server's side of its replica (nil Replica: standalone);
 	// it counts proposals for INFO.
 	link replicalink.Link
+	// noActiveExpire stops the expiry sweeps (DEBUG SET-ACTIVE-EXPIRE 0).
+	noActiveExpire atomic.Bool
 }
 
 // New listens on cfg.Addr.
@@ -96,10 +99,8 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Serve accepts clients until Close; it returns nil after Close.
 func (s *Server) Serve() error {
-	if s.link.Replica != nil {
-		s.wg.Add(1)
-		go s.expireLoop()
-	}
+	s.wg.Add(1)
+	go s.expireLoop()
 	for {
 		nc, err := s.ln.Accept()
 		if err != nil {
@@ -157,7 +158,9 @@ func (s *Server) Close() error {
 
 // expireLoop proposes an expiry sweep, every ExpirePeriod while this replica
 // leads and some key's TTL is due, so expired keys are deleted on every
-// replica at the leader's time even if nobody touches them.
+// replica at the leader's time even if nobody touches them. A standalone
+// server sweeps too, applying the sweep directly, as Redis's active expiry
+// does; DEBUG SET-ACTIVE-EXPIRE 0 stops the sweeps.
 func (s *Server) expireLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.ExpirePeriod)
@@ -170,7 +173,7 @@ func (s *Server) expireLoop() {
 		case <-t.C:
 		}
 		r := s.link.Replica
-		if r.Role() != consensus.Leader || r.Paused() {
+		if s.noActiveExpire.Load() || r != nil && (r.Role() != consensus.Leader || r.Paused()) {
 			continue
 		}
 		var next int64
@@ -181,6 +184,10 @@ func (s *Server) expireLoop() {
 		}
 		p.reset(propBatch)
 		p.add([][]byte{[]byte(store.ExpireCommand), []byte(strconv.Itoa(expireBatch))})
+		if r == nil {
+			s.cfg.Machine.Apply(0, p.seal(now, rand.Uint64()))
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
 		_, err := r.Propose(ctx, p.seal(now, rand.Uint64()))
 		cancel()
