@@ -355,6 +355,8 @@ func cmdClient(c *conn, args [][]byte) bool {
 		r, self := c.clientKill(args)
 		*out = append(*out, r...)
 		return self
+	case sub == "reply" && len(args) == 3:
+		return c.clientReply(out, args[2])
 	case sub == "no-evict" && len(args) == 3:
 		switch {
 		case lowerEq(args[2], "on"):
@@ -366,7 +368,7 @@ func cmdClient(c *conn, args [][]byte) bool {
 			return false
 		}
 		*out = resp.AppendOK(*out)
-	case sub == "setname" || sub == "getname" || sub == "id" || sub == "info" || sub == "kill" || sub == "no-evict":
+	case sub == "setname" || sub == "getname" || sub == "id" || sub == "info" || sub == "kill" || sub == "no-evict" || sub == "reply":
 		*out = resp.AppendError(*out, "ERR wrong number of arguments for 'client|"+sub+"' command")
 	default:
 		*out = resp.AppendError(*out, "ERR unknown subcommand '"+truncated(args[1])+"'. Try CLIENT HELP.")

@@ -53,7 +53,9 @@ type conn struct {
 	// PUBLISH reads it on the applying goroutine. The shapes are those of
 	// the batch's pending writes and of the transaction's commands, kept
 	// only under RESP3; conv is the rewriting's scratch.
-	proto        atomic.Int32
+	proto atomic.Int32
+	// replyFlags are CLIENT REPLY's (replies.go); 0 on the hot path.
+	replyFlags   uint8
 	propShapes   []shape
 	queuedShapes []shape
 	one          [1]shape
@@ -154,6 +156,9 @@ func (c *conn) reply() *[]byte {
 
 // dispatch handles one command; it reports whether the connection ends.
 func (c *conn) dispatch(args [][]byte) bool {
+	if c.replyFlags != 0 && c.replyFlags&replyInside == 0 {
+		return c.dispatchSilenced(args)
+	}
 	if c.subscribed() && c.proto.Load() != 3 && !subscribedAllows(args[0]) {
 		out := c.reply()
 		*out = resp.AppendError(*out, "ERR Can't execute '"+string(lowerInto(nil, args[0]))+"': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")

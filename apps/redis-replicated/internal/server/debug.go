@@ -36,8 +36,9 @@ func (c *conn) debugSub(out *[]byte, args [][]byte) bool {
 		}
 		*out = resp.AppendOK(*out)
 	case sub == "quicklist-packed-threshold" && len(args) == 3:
-		// Redis accepts a memory value from 1 byte to under 4 GB.
-		if n, ok := parseMemoryValue(args[2]); !ok || n == 0 || n >= 1<<32 {
+		// Redis accepts a memory value up to 4 GB less 1 MB (0: its
+		// default).
+		if n, ok := parseMemoryValue(args[2]); !ok || n > 1<<32-1<<20 {
 			*out = resp.AppendError(*out, "ERR argument must be a memory value bigger than 1 and smaller than 4gb")
 		} else {
 			*out = resp.AppendOK(*out)

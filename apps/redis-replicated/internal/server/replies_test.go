@@ -1,0 +1,119 @@
+package server
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomu-rdma/gomu/internal/redistest"
+	"github.com/gomu-rdma/gomu/internal/resp"
+)
+
+// pipelineBytes sends cmds in one write and returns every byte answered
+// until the connection stays quiet (CLIENT REPLY leaves some unanswered).
+func pipelineBytes(t *testing.T, addr string, cmds [][]string) string {
+	t.Helper()
+	c := redistest.Dial(t, addr)
+	var raw []byte
+	for _, cmd := range cmds {
+		args := make([][]byte, len(cmd))
+		for i, a := range cmd {
+			args[i] = []byte(a)
+		}
+		raw = resp.AppendCommand(raw, args...)
+	}
+	// A last PING marks the end of the replies.
+	raw = resp.AppendCommand(raw, []byte("PING"), []byte("end-of-test"))
+	if err := c.Send(raw); err != nil {
+		t.Fatal(err)
+	}
+	var got strings.Builder
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.HasSuffix(got.String(), "$11\r\nend-of-test\r\n") && time.Now().Before(deadline) {
+		r, err := c.Read()
+		if err != nil {
+			t.Fatalf("read after %q: %v", got.String(), err)
+		}
+		got.WriteString(r)
+	}
+	return got.String()
+}
+
+// TestClientReplyAndDebugDiff: CLIENT REPLY ON/OFF/SKIP silence what
+// Redis silences, writes and reads alike, pushes excepted; DEBUG PROTOCOL
+// answers Redis's samples in RESP2 and RESP3.
+func TestClientReplyAndDebugDiff(t *testing.T) {
+	redis := redistest.Start(t)
+	ours := startStandalone(t).Addr()
+	for _, script := range [][][]string{
+		{{"CLIENT", "REPLY", "OFF"}, {"SET", "a", "1"}, {"GET", "a"}, {"CLIENT", "REPLY", "ON"}, {"GET", "a"}},
+		{{"CLIENT", "REPLY", "SKIP"}, {"INCR", "n"}, {"INCR", "n"}, {"GET", "n"}},
+		{{"CLIENT", "REPLY", "SKIP"}, {"CLIENT", "REPLY", "ON"}, {"PING"}},
+		{{"CLIENT", "REPLY", "SKIP"}, {"CLIENT", "REPLY", "SKIP"}, {"PING", "x"}, {"PING", "y"}},
+		{{"CLIENT", "REPLY", "OFF"}, {"CLIENT", "REPLY", "SKIP"}, {"PING", "x"}, {"CLIENT", "REPLY", "ON"}, {"PING", "y"}},
+		{{"CLIENT", "REPLY", "MAYBE"}, {"CLIENT", "REPLY"}},
+		{{"HELLO", "3"}, {"CLIENT", "REPLY", "OFF"}, {"SUBSCRIBE", "ch"}, {"UNSUBSCRIBE", "ch"}, {"CLIENT", "REPLY", "ON"}},
+		{{"DEBUG", "PROTOCOL", "string"}, {"DEBUG", "PROTOCOL", "integer"}, {"DEBUG", "PROTOCOL", "double"},
+			{"DEBUG", "PROTOCOL", "bignum"}, {"DEBUG", "PROTOCOL", "null"}, {"DEBUG", "PROTOCOL", "array"},
+			{"DEBUG", "PROTOCOL", "set"}, {"DEBUG", "PROTOCOL", "map"}, {"DEBUG", "PROTOCOL", "attrib"},
+			{"DEBUG", "PROTOCOL", "push"}, {"DEBUG", "PROTOCOL", "true"}, {"DEBUG", "PROTOCOL", "false"},
+			{"DEBUG", "PROTOCOL", "verbatim"}, {"DEBUG", "PROTOCOL", "nope"}},
+		{{"HELLO", "3"}, {"DEBUG", "PROTOCOL", "double"}, {"DEBUG", "PROTOCOL", "bignum"}, {"DEBUG", "PROTOCOL", "null"},
+			{"DEBUG", "PROTOCOL", "set"}, {"DEBUG", "PROTOCOL", "map"}, {"DEBUG", "PROTOCOL", "attrib"},
+			{"DEBUG", "PROTOCOL", "push"}, {"DEBUG", "PROTOCOL", "true"}, {"DEBUG", "PROTOCOL", "verbatim"}},
+		{{"DEBUG", "QUICKLIST-PACKED-THRESHOLD", "1b"}, {"DEBUG", "QUICKLIST-PACKED-THRESHOLD", "0"},
+			{"DEBUG", "SET-ACTIVE-EXPIRE", "1"}, {"DEBUG", "SLEEP", "0"}, {"DEBUG", "CHANGE-REPL-ID"}},
+	} {
+		// HELLO's reply names the server's id and version: compared apart.
+		want := pipelineBytes(t, redis, script)
+		got := pipelineBytes(t, ours, script)
+		if script[0][0] == "HELLO" {
+			want, got = afterHello(want), afterHello(got)
+		}
+		if got != want {
+			t.Errorf("%q:\n got %q\nwant %q", script, got, want)
+		}
+	}
+}
+
+// afterHello drops a RESP3 HELLO reply (a map of 7 entries) from raw.
+func afterHello(raw string) string {
+	i := strings.Index(raw, "modules\r\n*0\r\n")
+	if i < 0 {
+		return raw
+	}
+	return raw[i+len("modules\r\n*0\r\n"):]
+}
+
+// TestDebugReloadKeepsState: DEBUG RELOAD keeps the keyspace, drops what
+// expired and gives collections the encodings Redis's loading gives.
+func TestDebugReloadKeepsState(t *testing.T) {
+	c := redistest.Dial(t, startStandalone(t).Addr())
+	for _, cmd := range [][]string{
+		{"CONFIG", "SET", "hash-max-listpack-entries", "2"},
+		{"HSET", "h", "a", "1", "b", "2", "c", "3"},
+		{"HDEL", "h", "c"},
+		{"SET", "s", "v"},
+	} {
+		c.Do(cmd...)
+	}
+	if r := c.Do("OBJECT", "ENCODING", "h"); r != "$9\r\nhashtable\r\n" {
+		t.Fatalf("before reload: %q", r)
+	}
+	before := c.Do("DEBUG", "DIGEST")
+	if r := c.Do("DEBUG", "RELOAD"); r != "+OK\r\n" {
+		t.Fatalf("DEBUG RELOAD: %q", r)
+	}
+	if r := c.Do("OBJECT", "ENCODING", "h"); r != "$8\r\nlistpack\r\n" {
+		t.Errorf("after reload: %q, want listpack", r)
+	}
+	if r := c.Do("HGETALL", "h"); r != "*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n" {
+		t.Errorf("HGETALL after reload: %q", r)
+	}
+	if c.Do("DEBUG", "DIGEST") == before {
+		t.Error("the digest did not see the encoding change")
+	}
+	if r := c.Do("CONFIG", "GET", "hash-max-listpack-entries"); r != "*2\r\n$25\r\nhash-max-listpack-entries\r\n$1\r\n2\r\n" {
+		t.Errorf("CONFIG GET after reload: %q", r)
+	}
+}
