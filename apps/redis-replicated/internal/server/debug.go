@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/hex"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 //     store's gomu.reload, proposed as a write.
 //   - SET-ACTIVE-EXPIRE 0|1 stops or resumes the leader's expiry sweeps.
 //   - SLEEP seconds sleeps this connection (Redis's whole server sleeps).
+//   - DIGEST-VALUE key ... digests each key's value (store.ValueDigest).
 //   - PROTOCOL type replies a sample of a RESP type, as Redis does.
 //   - QUICKLIST-PACKED-THRESHOLD, CHANGE-REPL-ID, JMAP change nothing
 //     here (no quicklist nodes, no replication IDs, no JVM) and answer OK.
@@ -45,6 +47,18 @@ func (c *conn) debugSub(out *[]byte, args [][]byte) bool {
 		}
 	case (sub == "change-repl-id" || sub == "jmap") && len(args) == 2:
 		*out = resp.AppendOK(*out)
+	case sub == "digest-value":
+		if !c.readBarrier(out) {
+			return true
+		}
+		c.env.NowMs = time.Now().UnixMilli()
+		*out = resp.AppendArrayLen(*out, len(args)-2)
+		c.s.cfg.Machine.read(func(st *store.Store) {
+			for _, k := range args[2:] {
+				d := st.ValueDigest(&c.env, k)
+				*out = resp.AppendBulkString(*out, hex.EncodeToString(d[:]))
+			}
+		})
 	case sub == "protocol" && len(args) == 3:
 		*out = c.appendDebugProtocol(*out, strings.ToLower(string(args[2])))
 	default:

@@ -153,3 +153,28 @@ func TestConfigSnapshot(t *testing.T) {
 		t.Error("the digest ignores the config")
 	}
 }
+
+// TestPFDebugDiff: PFDEBUG's subcommands against Redis's, sparse and dense.
+func TestPFDebugDiff(t *testing.T) {
+	runDiff(t, []step{
+		cmd("pfadd", "h", "a", "b", "c"),
+		cmd("pfdebug", "encoding", "h"),
+		cmd("pfdebug", "decode", "h"),
+		cmd("pfdebug", "todense", "h"),
+		cmd("pfdebug", "todense", "h"),
+		cmd("pfdebug", "encoding", "h"),
+		cmd("pfdebug", "decode", "h"),
+		cmd("get", "h"),
+		cmd("pfadd", "g", "x"),
+		cmd("pfdebug", "getreg", "g"),
+		cmd("pfdebug", "encoding", "g"),
+		cmd("pfdebug", "encoding", "missing"),
+		cmd("pfdebug", "nope", "g"),
+		cmd("pfdebug", "encoding"),
+		cmd("set", "str", "x"),
+		cmd("pfdebug", "encoding", "str"),
+		cmd("lpush", "l", "x"),
+		cmd("pfdebug", "encoding", "l"),
+		cmd("pfselftest"),
+	})
+}
