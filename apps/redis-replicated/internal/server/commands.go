@@ -625,6 +625,12 @@ func cmdCommand(c *conn, args [][]byte) bool {
 	switch sub {
 	case "count":
 		*out = resp.AppendInt(*out, int64(len(cs)))
+	case "getkeys":
+		if len(args) < 4 { // Redis's arity for it is -4
+			*out = store.AppendWrongArity(*out, "command|getkeys")
+			return false
+		}
+		*out = appendGetKeys(*out, args[2:])
 	case "info":
 		*out = resp.AppendArrayLen(*out, len(args)-2)
 		for _, n := range args[2:] {

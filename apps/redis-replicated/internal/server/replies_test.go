@@ -117,3 +117,29 @@ func TestDebugReloadKeepsState(t *testing.T) {
 		t.Errorf("CONFIG GET after reload: %q", r)
 	}
 }
+
+// TestCommandGetKeysDiff: COMMAND GETKEYS finds the keys Redis finds.
+func TestCommandGetKeysDiff(t *testing.T) {
+	script := [][]string{
+		{"COMMAND", "GETKEYS", "get", "k"},
+		{"COMMAND", "GETKEYS", "mset", "a", "1", "b", "2"},
+		{"COMMAND", "GETKEYS", "del", "a", "b", "c"},
+		{"COMMAND", "GETKEYS", "sort", "abc", "store", "def"},
+		{"COMMAND", "GETKEYS", "sort_ro", "abc"},
+		{"COMMAND", "GETKEYS", "sort", "abc", "store", "invalid", "store", "stillbad", "store", "def"},
+		{"COMMAND", "GETKEYS", "sort", "abc", "by", "store", "get", "store", "limit", "0", "1"},
+		{"COMMAND", "GETKEYS", "zunionstore", "d", "2", "a", "b", "weights", "1", "2"},
+		{"COMMAND", "GETKEYS", "zunion", "2", "a", "b"},
+		{"COMMAND", "GETKEYS", "zunion", "3", "a", "b"},
+		{"COMMAND", "GETKEYS", "lmpop", "1", "l", "left"},
+		{"COMMAND", "GETKEYS", "get"},
+		{"COMMAND", "GETKEYS", "nosuch", "x"},
+		{"COMMAND", "GETKEYS", "ping"},
+		{"COMMAND", "GETKEYS"},
+	}
+	want := pipelineBytes(t, redistest.Start(t), script)
+	got := pipelineBytes(t, startStandalone(t).Addr(), script)
+	if got != want {
+		t.Errorf("\n got %q\nwant %q", got, want)
+	}
+}
