@@ -142,7 +142,7 @@ func cmdMulti(c *conn, _ [][]byte) bool {
 		*out = resp.AppendError(*out, "ERR MULTI calls can not be nested")
 		return false
 	}
-	c.multi, c.multiDirty, c.multiWrite = true, false, false
+	c.multi, c.multiDirty, c.multiWrite, c.multiDenyOOM = true, false, false, false
 	c.queuedShapes = c.queuedShapes[:0]
 	c.state.multiLen.Store(0)
 	c.queued.reset(propTx)
@@ -230,6 +230,10 @@ func cmdExec(c *conn, _ [][]byte) bool {
 	c.state.multiLen.Store(-1)
 	if c.multiDirty {
 		*out = resp.AppendError(*out, "EXECABORT Transaction discarded because of previous errors.")
+		return false
+	}
+	if c.multiDenyOOM && c.s.outOfMemory() {
+		*out = resp.AppendError(*out, "EXECABORT Transaction discarded because of: "+errOOM)
 		return false
 	}
 	if c.queued.count == 0 && len(watched) == 0 {
@@ -430,6 +434,8 @@ func (c *conn) configValue(name string) (string, bool) {
 			return v, true
 		}
 		switch name {
+		case "maxmemory":
+			return c.s.maxMemoryValue(), true
 		case "proto-max-bulk-len":
 			return strconv.Itoa(c.s.cfg.MaxProposal), true
 		case "port":
@@ -482,6 +488,14 @@ func cmdConfig(c *conn, args [][]byte) bool {
 		replicated := [][]byte{[]byte(store.ConfigCommand)}
 		for i := 2; i < len(args); i += 2 {
 			name := strings.ToLower(string(args[i]))
+			if name == "maxmemory" {
+				// Checked here, set below once the whole call is valid.
+				if _, ok := parseMemoryValue(args[i+1]); !ok {
+					*out = resp.AppendError(*out, "ERR CONFIG SET failed (possibly related to argument '"+string(args[i])+"') - argument must be a memory value")
+					return false
+				}
+				continue
+			}
 			if store.IsConfigParam(name) {
 				canon, v, errText := store.ParseConfig(name, args[i+1])
 				if errText != "" {
@@ -499,6 +513,11 @@ func cmdConfig(c *conn, args [][]byte) bool {
 			case string(args[i+1]) != v:
 				*out = resp.AppendError(*out, "ERR gomu: CONFIG SET "+name+" is not supported: this server's value is fixed ('"+v+"')")
 				return false
+			}
+		}
+		for i := 2; i < len(args); i += 2 {
+			if lowerEq(args[i], "maxmemory") {
+				c.s.setMaxMemory(args[i+1])
 			}
 		}
 		if len(replicated) == 1 {

@@ -35,8 +35,10 @@ type conn struct {
 	multi      bool
 	multiDirty bool
 	multiWrite bool
-	queued     proposal // the transaction's commands
-	txDec      decoder  // decodes queued for a read-only EXEC
+	// multiDenyOOM: a queued command may grow memory (maxmemory.go).
+	multiDenyOOM bool
+	queued       proposal // the transaction's commands
+	txDec        decoder  // decodes queued for a read-only EXEC
 	// watched are the keys WATCH noted, with their stamps then; watchTx
 	// is where EXEC puts the watch check before the queued commands.
 	watched []watchedKey
@@ -180,6 +182,9 @@ func (c *conn) dispatch(args [][]byte) bool {
 			*out = store.AppendWrongArity(*out, h.name)
 			return false
 		}
+		if c.multi && !h.oomExempt() && c.refuseOOM(false) {
+			return false
+		}
 		return h.run(c, args)
 	}
 	cmd := store.Lookup(args[0])
@@ -200,6 +205,9 @@ func (c *conn) dispatch(args [][]byte) bool {
 		}
 		out := c.reply()
 		*out = store.AppendWrongArity(*out, cmd.Name)
+		return false
+	}
+	if c.refuseOOM(cmd.Flags&store.DenyOOM != 0) {
 		return false
 	}
 	write := cmd.Flags&store.Write != 0
@@ -232,6 +240,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 		}
 		c.state.multiLen.Add(1)
 		c.multiWrite = c.multiWrite || write
+		c.multiDenyOOM = c.multiDenyOOM || cmd.Flags&store.DenyOOM != 0
 		out := c.reply()
 		*out = resp.AppendSimple(*out, "QUEUED")
 		return false

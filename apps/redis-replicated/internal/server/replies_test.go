@@ -143,3 +143,42 @@ func TestCommandGetKeysDiff(t *testing.T) {
 		t.Errorf("\n got %q\nwant %q", got, want)
 	}
 }
+
+// TestMaxMemoryDiff: under maxmemory 1 the commands that may grow memory
+// are refused, and MULTI queues nothing but EXEC, DISCARD and QUIT, as
+// Redis refuses them; reads and EXEC of reads still run.
+func TestMaxMemoryDiff(t *testing.T) {
+	script := [][]string{
+		{"SET", "x", "v"},
+		{"CONFIG", "SET", "maxmemory", "1"},
+		{"CONFIG", "GET", "maxmemory"},
+		{"SET", "y", "1"}, {"GET", "x"}, {"DEL", "x"}, {"SET", "x", "v2"},
+		{"MULTI"}, {"GET", "x"}, {"PING"}, {"DISCARD"},
+		{"CONFIG", "SET", "maxmemory", "0"},
+		{"SET", "x", "v3"},
+		{"CONFIG", "SET", "maxmemory", "bad"},
+	}
+	want := pipelineBytes(t, redistest.Start(t), script)
+	got := pipelineBytes(t, startStandalone(t).Addr(), script)
+	if got != want {
+		t.Errorf("\n got %q\nwant %q", got, want)
+	}
+	for _, addr := range []string{redistest.Start(t), startStandalone(t).Addr()} {
+		a, b := redistest.Dial(t, addr), redistest.Dial(t, addr)
+		a.Do("MULTI")
+		a.Do("GET", "x")
+		b.Do("CONFIG", "SET", "maxmemory", "1")
+		if r := a.Do("EXEC"); r != "*1\r\n$-1\r\n" {
+			t.Errorf("%s: EXEC of a read under OOM: %q", addr, r)
+		}
+		b.Do("CONFIG", "SET", "maxmemory", "0")
+		a.Do("MULTI")
+		a.Do("PING")
+		a.Do("SET", "x", "1")
+		b.Do("CONFIG", "SET", "maxmemory", "1")
+		if r := a.Do("EXEC"); r != "-EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'.\r\n" {
+			t.Errorf("%s: EXEC of a write under OOM: %q", addr, r)
+		}
+		b.Do("CONFIG", "SET", "maxmemory", "0")
+	}
+}

@@ -67,6 +67,8 @@ type Server struct {
 	link replicalink.Link
 	// noActiveExpire stops the expiry sweeps (DEBUG SET-ACTIVE-EXPIRE 0).
 	noActiveExpire atomic.Bool
+	// maxMemory is CONFIG SET maxmemory's limit (maxmemory.go); 0: none.
+	maxMemory atomic.Int64
 }
 
 // New listens on cfg.Addr.
