@@ -59,6 +59,7 @@ func init() {
 		{name: "watch", arity: -2, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, inMulti: true, summary: "Monitors changes to keys to determine the execution of a transaction.", run: cmdWatch},
 		{name: "unwatch", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, summary: "Forgets about watched keys of a transaction.", run: cmdUnwatch},
 		{name: "discard", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, inMulti: true, summary: "Discards a transaction.", run: cmdDiscard},
+		{name: "sync", arity: 1, flags: []string{"admin", "noscript", "no_async_loading", "no_multi"}, summary: "An internal command used in replication.", run: cmdSync},
 		{name: "debug", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, summary: "A container for debugging commands (DIGEST only).", run: cmdDebug},
 	} {
 		serverCommands[h.name] = h
@@ -402,6 +403,9 @@ var configParams = [][2]string{
 	{"maxclients", "10000"},
 	{"slave-read-only", "yes"},
 	{"replica-read-only", "yes"},
+	// SYNC's stream pings every this many seconds (sync.go).
+	{"repl-ping-replica-period", ""},
+	{"repl-ping-slave-period", ""},
 	// The store's encoding thresholds (OBJECT ENCODING, set and hash
 	// orders follow them): replicated state, read from the store and
 	// changed through the log (store.ConfigCommand).
@@ -436,6 +440,8 @@ func (c *conn) configValue(name string) (string, bool) {
 		switch name {
 		case "maxmemory":
 			return c.s.maxMemoryValue(), true
+		case "repl-ping-replica-period", "repl-ping-slave-period":
+			return strconv.FormatInt(c.s.replPingPeriod.Load(), 10), true
 		case "proto-max-bulk-len":
 			return strconv.Itoa(c.s.cfg.MaxProposal), true
 		case "port":
@@ -488,6 +494,13 @@ func cmdConfig(c *conn, args [][]byte) bool {
 		replicated := [][]byte{[]byte(store.ConfigCommand)}
 		for i := 2; i < len(args); i += 2 {
 			name := strings.ToLower(string(args[i]))
+			if name == "repl-ping-replica-period" || name == "repl-ping-slave-period" {
+				if n, err := strconv.ParseInt(string(args[i+1]), 10, 32); err != nil || n < 1 {
+					*out = resp.AppendError(*out, "ERR CONFIG SET failed (possibly related to argument '"+string(args[i])+"') - argument must be between 1 and 2147483647 inclusive")
+					return false
+				}
+				continue
+			}
 			if name == "maxmemory" {
 				// Checked here, set below once the whole call is valid.
 				if _, ok := parseMemoryValue(args[i+1]); !ok {
@@ -518,6 +531,10 @@ func cmdConfig(c *conn, args [][]byte) bool {
 		for i := 2; i < len(args); i += 2 {
 			if lowerEq(args[i], "maxmemory") {
 				c.s.setMaxMemory(args[i+1])
+			}
+			if lowerEq(args[i], "repl-ping-replica-period") || lowerEq(args[i], "repl-ping-slave-period") {
+				n, _ := strconv.ParseInt(string(args[i+1]), 10, 32)
+				c.s.replPingPeriod.Store(n)
 			}
 		}
 		if len(replicated) == 1 {

@@ -185,6 +185,7 @@ type Machine struct {
 	count atomic.Uint64 // proposals applied
 	cmds  atomic.Uint64 // commands applied
 	hub   *hub          // this replica's Pub/Sub subscribers (pubsub.go)
+	taps  []*tap        // SYNC connections (sync.go), under the write lock
 }
 
 // NewMachine returns a machine over an empty store.
@@ -210,6 +211,9 @@ func (m *Machine) Apply(_ uint64, cmd []byte) []byte {
 	m.pcg.Seed(h.seed, 0)
 	m.env.NowMs = h.now
 	out := m.dec.exec(nil, m.st, h, &m.env)
+	if len(m.taps) > 0 {
+		m.feedTaps(h, h.kind != propTx || string(out) != "*-1\r\n")
+	}
 	m.cmds.Add(uint64(h.count))
 	m.count.Add(1)
 	return out

@@ -69,6 +69,8 @@ type Server struct {
 	noActiveExpire atomic.Bool
 	// maxMemory is CONFIG SET maxmemory's limit (maxmemory.go); 0: none.
 	maxMemory atomic.Int64
+	// replPingPeriod is repl-ping-replica-period, in seconds (sync.go).
+	replPingPeriod atomic.Int64
 }
 
 // New listens on cfg.Addr.
@@ -92,8 +94,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
-	return &Server{cfg: cfg, ln: ln, start: time.Now(), conns: map[*conn]struct{}{}, stop: make(chan struct{}),
-		link: replicalink.Link{Replica: cfg.Replica, Timeout: cfg.Timeout, Replication: cfg.Replication}}, nil
+	s := &Server{cfg: cfg, ln: ln, start: time.Now(), conns: map[*conn]struct{}{}, stop: make(chan struct{}),
+		link: replicalink.Link{Replica: cfg.Replica, Timeout: cfg.Timeout, Replication: cfg.Replication}}
+	s.replPingPeriod.Store(10) // Redis's default
+	return s, nil
 }
 
 // Addr is the address the server listens on.

@@ -1,0 +1,176 @@
+package server
+
+import (
+	"bytes"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gomu-rdma/gomu/internal/resp"
+)
+
+// SYNC turns a connection into a tap on this replica's stream of applied
+// writes, as Redis's SYNC makes it a replica: it answers with the state as
+// one bulk payload (a gomu snapshot, not an RDB file), then sends every
+// write command this replica applies from that point, in log order, as
+// RESP commands after a SELECT 0, transactions between MULTI and EXEC,
+// and a PING every repl-ping-replica-period seconds. Redis's test suite
+// reads it to see what a master propagates.
+//
+// Differences from Redis: commands go out as clients sent them (Redis
+// rewrites some: EXPIRE as PEXPIREAT, SPOP as SREM …), failed ones
+// included, and the server's own writes (the expiry sweep, CONFIG SET of
+// the encoding thresholds, DEBUG RELOAD) are not sent.
+
+// tap is one SYNC connection's queue, fed by Machine.Apply.
+type tap struct {
+	mu     sync.Mutex
+	buf    []byte
+	failed bool
+	wake   chan struct{}
+}
+
+// send queues b for the tap's connection, dropping a tap that lets more
+// than pushLimit bytes pile up.
+func (t *tap) send(b []byte) {
+	t.mu.Lock()
+	if !t.failed {
+		t.buf = append(t.buf, b...)
+		if len(t.buf) > pushLimit {
+			t.failed, t.buf = true, nil
+		}
+	}
+	t.mu.Unlock()
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns what is queued, and whether the tap failed.
+func (t *tap) take() ([]byte, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.buf
+	t.buf = nil
+	return b, t.failed
+}
+
+// attach takes a snapshot and adds a tap fed from the next write on,
+// atomically: no write falls between the two.
+func (m *Machine) attach() ([]byte, *tap, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var snap bytes.Buffer
+	if err := m.st.Snapshot(&snap); err != nil {
+		return nil, nil, err
+	}
+	t := &tap{wake: make(chan struct{}, 1)}
+	t.buf = resp.AppendCommand(t.buf, []byte("SELECT"), []byte("0"))
+	m.taps = append(m.taps, t)
+	return snap.Bytes(), t, nil
+}
+
+// detach removes t.
+func (m *Machine) detach(t *tap) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, x := range m.taps {
+		if x == t {
+			m.taps = append(m.taps[:i], m.taps[i+1:]...)
+			break
+		}
+	}
+}
+
+// feedTaps sends the commands of the proposal just applied (decoded in
+// m.dec, header h) to the taps; ran is false for a transaction whose
+// watched keys had changed, which ran nothing.
+func (m *Machine) feedTaps(h header, ran bool) {
+	var b []byte
+	spans := m.dec.spans
+	if h.kind == propTx && len(spans) > 0 && string(m.dec.args[spans[0].off]) == watchCommand {
+		spans = spans[1:]
+	}
+	var cmds [][][]byte
+	for _, s := range spans {
+		args := m.dec.args[s.off : s.off+s.argc]
+		if bytes.HasPrefix(args[0], []byte("gomu.")) {
+			continue // the server's own writes
+		}
+		cmds = append(cmds, args)
+	}
+	if !ran || len(cmds) == 0 {
+		return
+	}
+	tx := h.kind == propTx && len(cmds) > 1
+	if tx {
+		b = resp.AppendCommand(b, []byte("MULTI"))
+	}
+	for _, args := range cmds {
+		b = resp.AppendCommand(b, args...)
+	}
+	if tx {
+		b = resp.AppendCommand(b, []byte("EXEC"))
+	}
+	for _, t := range m.taps {
+		t.send(b)
+	}
+}
+
+// cmdSync serves SYNC: the snapshot, then the stream until the client
+// leaves or the server closes. The connection reads nothing more.
+func cmdSync(c *conn, _ [][]byte) bool {
+	out := c.reply()
+	if c.multi || c.sub != nil {
+		*out = resp.AppendError(*out, "ERR Replica can't interact with the keyspace")
+		return false
+	}
+	c.write()
+	snap, t, err := c.s.cfg.Machine.attach()
+	if err != nil {
+		*out = resp.AppendError(*out, "ERR gomu: "+err.Error())
+		return false
+	}
+	defer c.s.cfg.Machine.detach(t)
+	// The client sends nothing we answer (a Redis replica's REPLCONF
+	// ACKs are dropped); reading notices when it leaves.
+	gone := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, c.nc)
+		close(gone)
+	}()
+	head := append([]byte{'$'}, strconv.Itoa(len(snap))+"\r\n"...)
+	if _, err := c.nc.Write(append(head, snap...)); err != nil {
+		return true
+	}
+	lastPing := time.Now()
+	for {
+		period := time.Duration(c.s.replPingPeriod.Load()) * time.Second
+		wait := time.NewTimer(time.Until(lastPing.Add(period)))
+		select {
+		case <-c.s.stop:
+			wait.Stop()
+			return true
+		case <-gone:
+			wait.Stop()
+			return true
+		case <-t.wake:
+		case <-wait.C:
+			t.send(resp.AppendCommand(nil, []byte("PING")))
+			lastPing = time.Now()
+		}
+		wait.Stop()
+		b, failed := t.take()
+		if failed {
+			return true
+		}
+		if len(b) > 0 {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(6 * c.s.cfg.Timeout))
+			if _, err := c.nc.Write(b); err != nil {
+				return true
+			}
+		}
+	}
+}
