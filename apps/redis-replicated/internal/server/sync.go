@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
 
@@ -20,7 +21,8 @@ import (
 //
 // Differences from Redis: commands go out as clients sent them (Redis
 // rewrites some: EXPIRE as PEXPIREAT, SPOP as SREM …), failed ones
-// included, and the server's own writes (the expiry sweep, CONFIG SET of
+// included (but not the reads of a transaction), and the server's own
+// writes (the expiry sweep, CONFIG SET of
 // the encoding thresholds, DEBUG RELOAD) are not sent.
 
 // tap is one SYNC connection's queue, fed by Machine.Apply.
@@ -96,8 +98,8 @@ func (m *Machine) feedTaps(h header, ran bool) {
 	var cmds [][][]byte
 	for _, s := range spans {
 		args := m.dec.args[s.off : s.off+s.argc]
-		if bytes.HasPrefix(args[0], []byte("gomu.")) {
-			continue // the server's own writes
+		if cmd := store.Lookup(args[0]); cmd == nil || cmd.Flags&(store.Write|store.Internal) != store.Write {
+			continue // reads queued in a transaction, the server's own writes
 		}
 		cmds = append(cmds, args)
 	}

@@ -40,6 +40,7 @@ func TestSyncStream(t *testing.T) {
 	c.Do("CONFIG", "SET", "set-max-intset-entries", "10")
 	c.Do("MULTI")
 	c.Do("INCR", "a")
+	c.Do("GET", "a")
 	c.Do("DEL", "before")
 	c.Do("EXEC")
 	w := redistest.Dial(t, srv.Addr())
