@@ -94,6 +94,7 @@ func TestDebugReloadKeepsState(t *testing.T) {
 		{"HSET", "h", "a", "1", "b", "2", "c", "3"},
 		{"HDEL", "h", "c"},
 		{"SET", "s", "v"},
+		{"APPEND", "s", "w"},
 	} {
 		c.Do(cmd...)
 	}
@@ -106,6 +107,9 @@ func TestDebugReloadKeepsState(t *testing.T) {
 	}
 	if r := c.Do("OBJECT", "ENCODING", "h"); r != "$8\r\nlistpack\r\n" {
 		t.Errorf("after reload: %q, want listpack", r)
+	}
+	if r := c.Do("OBJECT", "ENCODING", "s"); r != "$6\r\nembstr\r\n" {
+		t.Errorf("string after reload: %q, want embstr", r)
 	}
 	if r := c.Do("HGETALL", "h"); r != "*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n" {
 		t.Errorf("HGETALL after reload: %q", r)

@@ -178,3 +178,28 @@ func TestPFDebugDiff(t *testing.T) {
 		cmd("pfselftest"),
 	})
 }
+
+// TestStringEncodingDiff: OBJECT ENCODING of strings follows Redis's
+// history rules (raw after in-place changes, never int from INCRBYFLOAT,
+// by content after SET, INCR and DEBUG RELOAD's loading).
+func TestStringEncodingDiff(t *testing.T) {
+	enc := func(k string) step { return cmd("object", "encoding", k) }
+	runDiff(t, []step{
+		cmd("set", "k", "1234"), enc("k"),
+		cmd("setrange", "k", "0", "2"), enc("k"), cmd("get", "k"),
+		cmd("set", "k", "1234"), cmd("setrange", "k", "0", ""), enc("k"),
+		cmd("set", "k", "1234"), cmd("setrange", "k", "5", "2"), enc("k"),
+		cmd("setrange", "new", "0", "ab"), enc("new"),
+		cmd("set", "a", "x"), cmd("append", "a", "y"), enc("a"),
+		cmd("append", "a2", "12"), enc("a2"),
+		cmd("incr", "a3"), enc("a3"), cmd("append", "a3", "4"), enc("a3"), cmd("incr", "a3"), enc("a3"),
+		cmd("incrbyfloat", "f", "3"), enc("f"), cmd("get", "f"),
+		cmd("set", "b", "abc"), cmd("setbit", "b", "1", "1"), enc("b"),
+		cmd("setbit", "b2", "1", "1"), enc("b2"),
+		cmd("bitop", "or", "b3", "b", "b2"), enc("b3"),
+		cmd("bitfield", "b4", "set", "u8", "0", "65"), enc("b4"),
+		cmd("pfadd", "h", "a"), enc("h"),
+		cmd("set", "a", "plain"), enc("a"),
+		cmd("copy", "b", "bcopy"), enc("bcopy"),
+	})
+}

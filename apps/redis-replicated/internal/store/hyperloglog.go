@@ -463,10 +463,11 @@ func cmdPFAdd(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	updated := false
 	if v == nil {
-		v = &value{kind: kindString, str: newHLL()}
+		v = &value{kind: kindString, strEnc: strRaw, str: newHLL()}
 		s.put(args[1], v)
 		updated = true
 	}
+	v.strEnc = strRaw // Redis unshares the string it modifies: raw
 	for _, ele := range args[2:] {
 		h, r := hllAdd(v.str, ele, s.cfg.HLLSparseMaxBytes)
 		v.str = h
@@ -545,9 +546,10 @@ func cmdPFMerge(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	v, _ := s.hllOf(e, args[1], true)
 	if v == nil {
-		v = &value{kind: kindString, str: newHLL()}
+		v = &value{kind: kindString, strEnc: strRaw, str: newHLL()}
 		s.put(args[1], v)
 	}
+	v.strEnc = strRaw
 	if useDense {
 		d, ok := hllSparseToDense(v.str)
 		if !ok {

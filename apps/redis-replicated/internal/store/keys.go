@@ -335,6 +335,7 @@ func copyValue(v *value) *value {
 	switch v.kind {
 	case kindString:
 		c.str = bytes.Clone(v.str)
+		c.strEnc = v.strEnc
 	case kindList:
 		es := v.list.elems()
 		c.list = &listValue{items: append(make([][]byte, 0, len(es)), es...)}
@@ -432,11 +433,20 @@ func cmdObject(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 // (7.0 has no listpack lists); sets, hashes and sorted sets carry the
 // encoding their history gave them under the Config's thresholds (intset,
 // table, skiplist: converted once, never back); strings int when they read
-// as an integer, else embstr up to 44 bytes, else raw (APPEND and SETRANGE
-// leave Redis's strings raw; this reports the size-based encoding).
+// as an integer, else embstr up to 44 bytes, else raw, unless the command
+// that wrote them leaves them raw (APPEND, SETRANGE, the bit and HLL
+// commands) or never int (INCRBYFLOAT): strEnc.
 func encodingOf(v *value) string {
 	switch v.kind {
 	case kindString:
+		switch {
+		case v.strEnc == strRaw:
+			return "raw"
+		case v.strEnc == strNoInt && len(v.str) <= 44:
+			return "embstr"
+		case v.strEnc == strNoInt:
+			return "raw"
+		}
 		if len(v.str) <= 20 {
 			if _, ok := collInt(v.str); ok {
 				return "int"

@@ -28,6 +28,7 @@ func cmdPFDebug(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	case v == nil:
 		return resp.AppendError(dst, "ERR The specified key does not exist")
 	}
+	v.strEnc = strRaw // Redis unshares the string first: raw
 	toDense := func() (converted, ok bool) {
 		if v.str[4] == hllDense {
 			return false, true

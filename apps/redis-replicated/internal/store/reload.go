@@ -45,6 +45,8 @@ func cmdReload(s *Store, e *Env, dst []byte, _ [][]byte) []byte {
 func (s *Store) reencode(v *value) {
 	c := &s.cfg
 	switch v.kind {
+	case kindString:
+		v.strEnc = strAuto // loaded strings are encoded by content
 	case kindSet:
 		n := int64(v.set.len())
 		if v.set.intset {

@@ -21,7 +21,7 @@ import (
 //	  kind (one byte)
 //	  expireAt (signed varint, Unix ms; 0: none)
 //	  payload by kind:
-//	    string: bytes
+//	    string: encoding byte (strEncoding), bytes
 //	    list:   n, n elements
 //	    hash:   hashtable flag byte (0/1), n, n field/value pairs in
 //	            insertion order
@@ -32,7 +32,8 @@ import (
 //	  its name (length-prefixed) and value (signed varint)
 //	trailer: SHA-256 of everything before it
 //
-// Version 2 added the hash and zset encoding flags and the config section
+// Version 2 added the string encoding byte, the hash and zset encoding
+// flags and the config section
 // (the encoding thresholds CONFIG SET replicates, config.go).
 //
 // Hash field order and set slice order are part of the state (they decide
@@ -85,6 +86,7 @@ func encodeValue(w *bufio.Writer, v *value) {
 	w.Write(binary.AppendVarint(tmp[:0], v.expireAt))
 	switch v.kind {
 	case kindString:
+		w.WriteByte(byte(v.strEnc))
 		bs(v.str)
 	case kindList:
 		es := v.list.elems()
@@ -288,6 +290,9 @@ func (s *Store) Restore(r io.Reader) error {
 		v.expireAt = at
 		switch v.kind {
 		case kindString:
+			if v.strEnc = strEncoding(d.byte1()); v.strEnc > strNoInt {
+				d.fail("string encoding %d", v.strEnc)
+			}
 			v.str = d.bytes()
 		case kindList:
 			c := d.count()

@@ -237,7 +237,10 @@ const (
 
 // value is what a key holds: exactly one of the payload fields, by kind.
 type value struct {
-	kind     kind
+	kind kind
+	// strEnc is how Redis encoded a string, as far as its content does
+	// not tell (see encodingOf).
+	strEnc   strEncoding
 	str      []byte
 	list     *listValue
 	hash     *hashValue
