@@ -182,7 +182,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 			*out = store.AppendWrongArity(*out, h.name)
 			return false
 		}
-		if c.multi && !h.oomExempt() && c.refuseOOM(false) {
+		if c.multi && c.s.maxMemory.Load() != 0 && !h.oomExempt() && c.refuseOOM(false) {
 			return false
 		}
 		return h.run(c, args)
@@ -207,7 +207,9 @@ func (c *conn) dispatch(args [][]byte) bool {
 		*out = store.AppendWrongArity(*out, cmd.Name)
 		return false
 	}
-	if c.refuseOOM(cmd.Flags&store.DenyOOM != 0) {
+	// One atomic load on the hot path: the heap is measured only under a
+	// maxmemory limit.
+	if c.s.maxMemory.Load() != 0 && c.refuseOOM(cmd.Flags&store.DenyOOM != 0) {
 		return false
 	}
 	write := cmd.Flags&store.Write != 0
