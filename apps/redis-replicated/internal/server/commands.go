@@ -528,6 +528,14 @@ func cmdConfig(c *conn, args [][]byte) bool {
 				return false
 			}
 		}
+		// The replicated part first: this node's own settings change only
+		// once it took effect, so the call stays all or nothing.
+		if len(replicated) > 1 {
+			if res := c.proposeInternal(nil, replicated); len(res) == 0 || res[0] != '+' {
+				*out = append(*out, res...)
+				return false
+			}
+		}
 		for i := 2; i < len(args); i += 2 {
 			if lowerEq(args[i], "maxmemory") {
 				c.s.setMaxMemory(args[i+1])
@@ -537,11 +545,7 @@ func cmdConfig(c *conn, args [][]byte) bool {
 				c.s.replPingPeriod.Store(n)
 			}
 		}
-		if len(replicated) == 1 {
-			*out = resp.AppendOK(*out)
-			return false
-		}
-		*out = c.proposeInternal(*out, replicated)
+		*out = resp.AppendOK(*out)
 	case "resetstat", "rewrite":
 		*out = resp.AppendOK(*out)
 	default:
