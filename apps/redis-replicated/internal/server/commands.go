@@ -465,6 +465,11 @@ func cmdConfig(c *conn, args [][]byte) bool {
 			*out = resp.AppendError(*out, "ERR wrong number of arguments for 'config|get' command")
 			return false
 		}
+		// The encoding thresholds are replicated state: read as a read
+		// is, after the batch's read barrier.
+		if !c.readBarrier(out) {
+			return false
+		}
 		var pairs [][2]string
 		for _, p := range configParams {
 			v, _ := c.configValue(p[0])
