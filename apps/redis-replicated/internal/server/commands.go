@@ -465,20 +465,24 @@ func cmdConfig(c *conn, args [][]byte) bool {
 			*out = resp.AppendError(*out, "ERR wrong number of arguments for 'config|get' command")
 			return false
 		}
-		// The encoding thresholds are replicated state: read as a read
-		// is, after the batch's read barrier.
-		if !c.readBarrier(out) {
-			return false
-		}
 		var pairs [][2]string
+		replicated := false
 		for _, p := range configParams {
-			v, _ := c.configValue(p[0])
 			for _, pat := range args[2:] {
 				if store.Match(bytes.ToLower(pat), []byte(p[0])) {
-					pairs = append(pairs, [2]string{p[0], v})
+					pairs = append(pairs, [2]string{p[0], ""})
+					replicated = replicated || store.IsConfigParam(p[0])
 					break
 				}
 			}
+		}
+		// The encoding thresholds are replicated state: read as a read
+		// is, after the batch's read barrier.
+		if replicated && !c.readBarrier(out) {
+			return false
+		}
+		for i := range pairs {
+			pairs[i][1], _ = c.configValue(pairs[i][0])
 		}
 		*out = c.appendMapLen(*out, len(pairs))
 		for _, p := range pairs {
