@@ -35,10 +35,10 @@ type conn struct {
 	multi      bool
 	multiDirty bool
 	multiWrite bool
+	queued     proposal // the transaction's commands
+	txDec      decoder  // decodes queued for a read-only EXEC
 	// multiDenyOOM: a queued command may grow memory (maxmemory.go).
 	multiDenyOOM bool
-	queued       proposal // the transaction's commands
-	txDec        decoder  // decodes queued for a read-only EXEC
 	// watched are the keys WATCH noted, with their stamps then; watchTx
 	// is where EXEC puts the watch check before the queued commands.
 	watched []watchedKey
@@ -55,13 +55,14 @@ type conn struct {
 	// PUBLISH reads it on the applying goroutine. The shapes are those of
 	// the batch's pending writes and of the transaction's commands, kept
 	// only under RESP3; conv is the rewriting's scratch.
-	proto atomic.Int32
-	// replyFlags are CLIENT REPLY's (replies.go); 0 on the hot path.
-	replyFlags   uint8
+	proto        atomic.Int32
 	propShapes   []shape
 	queuedShapes []shape
 	one          [1]shape
 	conv         []byte
+
+	// replyFlags are CLIENT REPLY's (replies.go); 0 on the hot path.
+	replyFlags uint8
 }
 
 // maxArgs bounds one command's argument count (Redis's limit).

@@ -237,10 +237,8 @@ const (
 
 // value is what a key holds: exactly one of the payload fields, by kind.
 type value struct {
-	kind kind
-	// strEnc is how Redis encoded a string, as far as its content does
-	// not tell (see encodingOf).
-	strEnc   strEncoding
+	kind     kind
+	strEnc   strEncoding // a string's encoding, as far as its content does not tell (encodingOf)
 	str      []byte
 	list     *listValue
 	hash     *hashValue
