@@ -212,7 +212,7 @@ func (m *Machine) Apply(_ uint64, cmd []byte) []byte {
 	m.env.NowMs = h.now
 	out := m.dec.exec(nil, m.st, h, &m.env)
 	if len(m.taps) > 0 {
-		m.feedTaps(h, h.kind != propTx || string(out) != "*-1\r\n")
+		m.feedTaps(h, out)
 	}
 	m.cmds.Add(uint64(h.count))
 	m.count.Add(1)

@@ -19,11 +19,16 @@ import (
 // and a PING every repl-ping-replica-period seconds. Redis's test suite
 // reads it to see what a master propagates.
 //
+// Only the writes that took effect are sent, as Redis sends them: not a
+// failed one, not one whose reply says it changed nothing (noEffect), not
+// the reads of a transaction, which is wrapped in MULTI/EXEC only when
+// more than one of its commands is sent.
+//
 // Differences from Redis: commands go out as clients sent them (Redis
-// rewrites some: EXPIRE as PEXPIREAT, SPOP as SREM …), failed ones
-// included (but not the reads of a transaction), and the server's own
-// writes (the expiry sweep, CONFIG SET of
-// the encoding thresholds, DEBUG RELOAD) are not sent.
+// rewrites some: EXPIRE as PEXPIREAT, SPOP as SREM …), a write whose
+// reply does not tell whether it changed anything (SET, say) is sent
+// even when it did not, and the server's own writes (the expiry sweep,
+// CONFIG SET of the encoding thresholds, DEBUG RELOAD) are not sent.
 
 // tap is one SYNC connection's queue, fed by Machine.Apply.
 type tap struct {
@@ -87,23 +92,37 @@ func (m *Machine) detach(t *tap) {
 }
 
 // feedTaps sends the commands of the proposal just applied (decoded in
-// m.dec, header h) to the taps; ran is false for a transaction whose
-// watched keys had changed, which ran nothing.
-func (m *Machine) feedTaps(h header, ran bool) {
+// m.dec, header h, replied out) to the taps, as Redis propagates: only
+// the writes that took effect (not a failed one, nor one whose reply says
+// it changed nothing: noEffect), nothing of a transaction whose watched
+// keys had changed.
+func (m *Machine) feedTaps(h header, out []byte) {
 	var b []byte
 	spans := m.dec.spans
-	if h.kind == propTx && len(spans) > 0 && string(m.dec.args[spans[0].off]) == watchCommand {
-		spans = spans[1:]
+	if h.kind == propTx {
+		if len(spans) > 0 && string(m.dec.args[spans[0].off]) == watchCommand {
+			spans = spans[1:]
+		}
+		if string(out) == "*-1\r\n" {
+			return // the watch check failed: nothing ran
+		}
+		out = out[bytes.IndexByte(out, '\n')+1:] // the array's header
 	}
 	var cmds [][][]byte
 	for _, s := range spans {
 		args := m.dec.args[s.off : s.off+s.argc]
+		n := replyLen(out)
+		reply := out[:n]
+		out = out[n:]
 		if cmd := store.Lookup(args[0]); cmd == nil || cmd.Flags&(store.Write|store.Internal) != store.Write {
 			continue // reads queued in a transaction, the server's own writes
 		}
+		if len(reply) == 0 || reply[0] == '-' || string(reply) == ":0\r\n" && noEffect[string(lowerInto(nil, args[0]))] {
+			continue
+		}
 		cmds = append(cmds, args)
 	}
-	if !ran || len(cmds) == 0 {
+	if len(cmds) == 0 {
 		return
 	}
 	tx := h.kind == propTx && len(cmds) > 1
@@ -175,4 +194,43 @@ func cmdSync(c *conn, _ [][]byte) bool {
 			}
 		}
 	}
+}
+
+// noEffect are the writes whose integer reply 0 means they changed
+// nothing, so that Redis does not propagate them.
+var noEffect = map[string]bool{
+	"del": true, "unlink": true, "expire": true, "pexpire": true, "expireat": true, "pexpireat": true,
+	"persist": true, "setnx": true, "msetnx": true, "renamenx": true, "copy": true,
+	"lpushx": true, "rpushx": true, "lrem": true, "sadd": true, "srem": true, "smove": true,
+	"hdel": true, "hsetnx": true, "zrem": true, "zremrangebyscore": true, "zremrangebyrank": true,
+	"zremrangebylex": true,
+}
+
+// replyLen is the length of the RESP2 reply at the start of b (what the
+// store replies: simple strings, errors, integers, bulks, arrays), or
+// len(b) if it is cut short.
+func replyLen(b []byte) int {
+	eol := bytes.IndexByte(b, '\n')
+	if eol < 0 || len(b) == 0 {
+		return len(b)
+	}
+	switch b[0] {
+	case '$':
+		n, err := strconv.Atoi(string(b[1 : eol-1]))
+		if err != nil || n < 0 {
+			return eol + 1
+		}
+		return min(len(b), eol+1+n+2)
+	case '*':
+		n, err := strconv.Atoi(string(b[1 : eol-1]))
+		if err != nil || n < 0 {
+			return eol + 1
+		}
+		at := eol + 1
+		for range n {
+			at += replyLen(b[at:])
+		}
+		return min(at, len(b))
+	}
+	return eol + 1
 }
