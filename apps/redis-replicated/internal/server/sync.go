@@ -24,8 +24,11 @@ import (
 // the reads of a transaction, which is wrapped in MULTI/EXEC only when
 // more than one of its commands is sent.
 //
-// Differences from Redis: commands go out as clients sent them (Redis
-// rewrites some: EXPIRE as PEXPIREAT, SPOP as SREM …), a write whose
+// Commands go out as clients sent them, or in the form Redis gives them
+// where propagate.go knows it (absolute expiry times, LMPOP as LPOP …).
+//
+// Differences from Redis: the forms propagate.go does not know (SPOP as
+// SREM, RESTORE's …) go out as sent; a write whose
 // reply does not tell whether it changed anything (SET, say) is sent
 // even when it did not, and the server's own writes (the expiry sweep,
 // CONFIG SET of the encoding thresholds, DEBUG RELOAD) are not sent.
@@ -120,7 +123,9 @@ func (m *Machine) feedTaps(h header, out []byte) {
 		if len(reply) == 0 || reply[0] == '-' || string(reply) == ":0\r\n" && noEffect[string(lowerInto(nil, args[0]))] {
 			continue
 		}
-		cmds = append(cmds, args)
+		if p := propagated(args, reply, h.now); p != nil {
+			cmds = append(cmds, p)
+		}
 	}
 	if len(cmds) == 0 {
 		return
