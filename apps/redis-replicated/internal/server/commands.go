@@ -58,6 +58,7 @@ func init() {
 		{name: "watch", arity: -2, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, inMulti: true, summary: "Monitors changes to keys to determine the execution of a transaction.", run: cmdWatch},
 		{name: "unwatch", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, summary: "Forgets about watched keys of a transaction.", run: cmdUnwatch},
 		{name: "discard", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, inMulti: true, summary: "Discards a transaction.", run: cmdDiscard},
+		{name: "sync", arity: 1, flags: []string{"admin", "noscript", "no_async_loading", "no_multi"}, summary: "An internal command used in replication.", run: cmdSync},
 		{name: "debug", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, summary: "A container for debugging commands (DIGEST only).", run: cmdDebug},
 		{name: "reset", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}, inMulti: true, summary: "Resets the connection.", run: cmdReset},
 	} {
@@ -157,7 +158,7 @@ func cmdMulti(c *conn, _ [][]byte) bool {
 		*out = resp.AppendError(*out, "ERR MULTI calls can not be nested")
 		return false
 	}
-	c.multi, c.multiDirty, c.multiWrite = true, false, false
+	c.multi, c.multiDirty, c.multiWrite, c.multiDenyOOM = true, false, false, false
 	c.queuedShapes = c.queuedShapes[:0]
 	c.state.multiLen.Store(0)
 	c.queued.reset(propTx)
@@ -248,6 +249,10 @@ func cmdExec(c *conn, _ [][]byte) bool {
 	c.state.multiLen.Store(-1)
 	if c.multiDirty {
 		*out = resp.AppendError(*out, "EXECABORT Transaction discarded because of previous errors.")
+		return false
+	}
+	if c.multiDenyOOM && c.s.outOfMemory() {
+		*out = resp.AppendError(*out, "EXECABORT Transaction discarded because of: "+errOOM)
 		return false
 	}
 	if c.queued.replies() == 0 && len(watched) == 0 {
@@ -384,6 +389,8 @@ func cmdClient(c *conn, args [][]byte) bool {
 		r, self := c.clientKill(args)
 		*out = append(*out, r...)
 		return self
+	case sub == "reply" && len(args) == 3:
+		return c.clientReply(out, args[2])
 	case sub == "no-evict" && len(args) == 3:
 		switch {
 		case lowerEq(args[2], "on"):
@@ -401,7 +408,7 @@ func cmdClient(c *conn, args [][]byte) bool {
 		*out = resp.AppendError(*out, "ERR wrong number of arguments for 'client|unblock' command")
 	case sub == "unblock":
 		*out = resp.AppendError(*out, "ERR unknown subcommand or wrong number of arguments for '"+truncated(args[1])+"'. Try CLIENT HELP.")
-	case sub == "setname" || sub == "getname" || sub == "id" || sub == "info" || sub == "kill" || sub == "no-evict":
+	case sub == "setname" || sub == "getname" || sub == "id" || sub == "info" || sub == "kill" || sub == "no-evict" || sub == "reply":
 		*out = resp.AppendError(*out, "ERR wrong number of arguments for 'client|"+sub+"' command")
 	default:
 		*out = resp.AppendError(*out, "ERR unknown subcommand '"+truncated(args[1])+"'. Try CLIENT HELP.")
@@ -431,22 +438,27 @@ var configParams = [][2]string{
 	{"maxclients", "10000"},
 	{"slave-read-only", "yes"},
 	{"replica-read-only", "yes"},
+	// SYNC's stream pings every this many seconds (sync.go).
+	{"repl-ping-replica-period", ""},
+	{"repl-ping-slave-period", ""},
 	// The store's encoding thresholds (OBJECT ENCODING, set and hash
-	// orders follow them): Redis 7.0's defaults, fixed here.
-	{"set-max-intset-entries", "512"},
-	{"hash-max-listpack-entries", "512"},
-	{"hash-max-ziplist-entries", "512"},
-	{"hash-max-listpack-value", "64"},
-	{"hash-max-ziplist-value", "64"},
-	{"zset-max-listpack-entries", "128"},
-	{"zset-max-ziplist-entries", "128"},
-	{"zset-max-listpack-value", "64"},
-	{"zset-max-ziplist-value", "64"},
-	{"list-max-listpack-size", "-2"},
-	{"list-max-ziplist-size", "-2"},
-	{"list-compress-depth", "0"},
-	{"stream-node-max-bytes", "4096"},
-	{"stream-node-max-entries", "100"},
+	// orders follow them): replicated state, read from the store and
+	// changed through the log (store.ConfigCommand).
+	{"set-max-intset-entries", ""},
+	{"hash-max-listpack-entries", ""},
+	{"hash-max-ziplist-entries", ""},
+	{"hash-max-listpack-value", ""},
+	{"hash-max-ziplist-value", ""},
+	{"zset-max-listpack-entries", ""},
+	{"zset-max-ziplist-entries", ""},
+	{"zset-max-listpack-value", ""},
+	{"zset-max-ziplist-value", ""},
+	{"list-max-listpack-size", ""},
+	{"list-max-ziplist-size", ""},
+	{"list-compress-depth", ""},
+	{"hll-sparse-max-bytes", ""},
+	{"stream-node-max-bytes", ""},
+	{"stream-node-max-entries", ""},
 	// How long a script runs before other clients get BUSY.
 	{"lua-time-limit", ""},       // filled from the machine
 	{"busy-reply-threshold", ""}, // filled from the machine
@@ -458,7 +470,16 @@ func (c *conn) configValue(name string) (string, bool) {
 		if p[0] != name {
 			continue
 		}
+		if store.IsConfigParam(name) {
+			var v string
+			c.s.cfg.Machine.read(func(st *store.Store) { v, _ = st.ConfigGet(name) })
+			return v, true
+		}
 		switch name {
+		case "maxmemory":
+			return c.s.maxMemoryValue(), true
+		case "repl-ping-replica-period", "repl-ping-slave-period":
+			return strconv.FormatInt(c.s.replPingPeriod.Load(), 10), true
 		case "proto-max-bulk-len":
 			return strconv.Itoa(resp.DefaultMaxBulk), true
 		case "port":
@@ -485,14 +506,23 @@ func cmdConfig(c *conn, args [][]byte) bool {
 			return false
 		}
 		var pairs [][2]string
+		replicated := false
 		for _, p := range configParams {
-			v, _ := c.configValue(p[0])
 			for _, pat := range args[2:] {
 				if store.Match(bytes.ToLower(pat), []byte(p[0])) {
-					pairs = append(pairs, [2]string{p[0], v})
+					pairs = append(pairs, [2]string{p[0], ""})
+					replicated = replicated || store.IsConfigParam(p[0])
 					break
 				}
 			}
+		}
+		// The encoding thresholds are replicated state: read as a read
+		// is, after the batch's read barrier.
+		if replicated && !c.readBarrier(out) {
+			return false
+		}
+		for i := range pairs {
+			pairs[i][1], _ = c.configValue(pairs[i][0])
 		}
 		*out = c.appendMapLen(*out, len(pairs))
 		for _, p := range pairs {
@@ -504,12 +534,39 @@ func cmdConfig(c *conn, args [][]byte) bool {
 			*out = resp.AppendError(*out, "ERR wrong number of arguments for 'config|set' command")
 			return false
 		}
-		// The configuration is fixed: setting a parameter to the value it
+		// The encoding thresholds are replicated state: they change
+		// through the log (proposeInternal). The rest of the
+		// configuration is fixed: setting a parameter to the value it
 		// has succeeds (as a no-op it is true), anything else is refused,
 		// the whole call as Redis refuses it, so no client believes a
 		// change took effect.
+		replicated := [][]byte{[]byte(store.ConfigCommand)}
 		for i := 2; i < len(args); i += 2 {
 			name := strings.ToLower(string(args[i]))
+			if name == "repl-ping-replica-period" || name == "repl-ping-slave-period" {
+				if n, err := strconv.ParseInt(string(args[i+1]), 10, 32); err != nil || n < 1 {
+					*out = resp.AppendError(*out, "ERR CONFIG SET failed (possibly related to argument '"+string(args[i])+"') - argument must be between 1 and 2147483647 inclusive")
+					return false
+				}
+				continue
+			}
+			if name == "maxmemory" {
+				// Checked here, set below once the whole call is valid.
+				if _, ok := parseMemoryValue(args[i+1]); !ok {
+					*out = resp.AppendError(*out, "ERR CONFIG SET failed (possibly related to argument '"+string(args[i])+"') - argument must be a memory value")
+					return false
+				}
+				continue
+			}
+			if store.IsConfigParam(name) {
+				canon, v, errText := store.ParseConfig(name, args[i+1])
+				if errText != "" {
+					*out = resp.AppendError(*out, "ERR CONFIG SET failed (possibly related to argument '"+string(args[i])+"') - "+errText)
+					return false
+				}
+				replicated = append(replicated, []byte(canon), strconv.AppendInt(nil, v, 10))
+				continue
+			}
 			v, known := c.configValue(name)
 			switch {
 			case !known:
@@ -527,6 +584,23 @@ func cmdConfig(c *conn, args [][]byte) bool {
 				return false
 			}
 		}
+		// The replicated part first: this node's own settings change only
+		// once it took effect, so the call stays all or nothing.
+		if len(replicated) > 1 {
+			if res := c.proposeInternal(nil, replicated); len(res) == 0 || res[0] != '+' {
+				*out = append(*out, res...)
+				return false
+			}
+		}
+		for i := 2; i < len(args); i += 2 {
+			if lowerEq(args[i], "maxmemory") {
+				c.s.setMaxMemory(args[i+1])
+			}
+			if lowerEq(args[i], "repl-ping-replica-period") || lowerEq(args[i], "repl-ping-slave-period") {
+				n, _ := strconv.ParseInt(string(args[i+1]), 10, 32)
+				c.s.replPingPeriod.Store(n)
+			}
+		}
 		*out = resp.AppendOK(*out)
 	case "resetstat", "rewrite":
 		*out = resp.AppendOK(*out)
@@ -536,10 +610,30 @@ func cmdConfig(c *conn, args [][]byte) bool {
 	return false
 }
 
+// configSetReplicated proposes the internal store command args (CONFIG
+// SET of replicated parameters, or another server-made write) as a
+// proposal of its own and appends its reply.
+func (c *conn) proposeInternal(out []byte, args [][]byte) []byte {
+	if !c.s.link.Leads() {
+		return resp.AppendError(out, c.s.readOnlyError())
+	}
+	var p proposal
+	p.reset(propBatch)
+	p.add(args)
+	res, err := c.s.replicate(c.ctx, p.seal(time.Now().UnixMilli(), rand.Uint64()))
+	if err != nil {
+		return resp.AppendError(out, c.s.replicationError(err))
+	}
+	return append(out, res...)
+}
+
 func cmdDebug(c *conn, args [][]byte) bool {
 	out := c.reply()
 	if lowerEq(args[1], "object") && len(args) == 3 {
 		return debugObject(c, out, args[2])
+	}
+	if c.debugSub(out, args) {
+		return false
 	}
 	if !lowerEq(args[1], "digest") || len(args) != 2 {
 		*out = resp.AppendError(*out, "ERR gomu: DEBUG supports DIGEST only")
@@ -630,6 +724,12 @@ func cmdCommand(c *conn, args [][]byte) bool {
 	switch sub {
 	case "count":
 		*out = resp.AppendInt(*out, int64(len(cs)))
+	case "getkeys":
+		if len(args) < 4 { // Redis's arity for it is -4
+			*out = store.AppendWrongArity(*out, "command|getkeys")
+			return false
+		}
+		*out = appendGetKeys(*out, args[2:])
 	case "info":
 		*out = resp.AppendArrayLen(*out, len(args)-2)
 		for _, n := range args[2:] {

@@ -40,6 +40,8 @@ type conn struct {
 	multiWrite bool
 	queued     proposal // the transaction's commands
 	txDec      decoder  // decodes queued for a read-only EXEC
+	// multiDenyOOM: a queued command may grow memory (maxmemory.go).
+	multiDenyOOM bool
 	// watched are the keys WATCH noted, with their stamps then; watchTx
 	// is where EXEC puts the watch check before the queued commands.
 	watched []watchedKey
@@ -66,6 +68,8 @@ type conn struct {
 	// it waits on now, for CLIENT UNBLOCK (blocking.go).
 	blockSeq  uint64
 	blockedID atomic.Pointer[string]
+	// replyFlags are CLIENT REPLY's (replies.go); 0 on the hot path.
+	replyFlags uint8
 }
 
 // maxArgs bounds one command's argument count (Redis's limit).
@@ -167,6 +171,9 @@ func (c *conn) dispatch(args [][]byte) bool {
 	if since := c.s.cfg.Machine.scripts.since.Load(); since != 0 && c.refuseBusy(since, args) {
 		return false
 	}
+	if c.replyFlags != 0 && c.replyFlags&replyInside == 0 {
+		return c.dispatchSilenced(args)
+	}
 	if c.subscribed() && c.proto.Load() != 3 && !subscribedAllows(args[0]) {
 		out := c.reply()
 		*out = resp.AppendError(*out, "ERR Can't execute '"+string(lowerInto(nil, args[0]))+"': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
@@ -186,6 +193,9 @@ func (c *conn) dispatch(args [][]byte) bool {
 			}
 			out := c.reply()
 			*out = store.AppendWrongArity(*out, h.name)
+			return false
+		}
+		if c.multi && c.s.maxMemory.Load() != 0 && !h.oomExempt() && c.refuseOOM(false) {
 			return false
 		}
 		return h.run(c, args)
@@ -208,6 +218,11 @@ func (c *conn) dispatch(args [][]byte) bool {
 		}
 		out := c.reply()
 		*out = store.AppendWrongArity(*out, cmd.Name)
+		return false
+	}
+	// One atomic load on the hot path: the heap is measured only under a
+	// maxmemory limit.
+	if c.s.maxMemory.Load() != 0 && c.refuseOOM(cmd.Flags&store.DenyOOM != 0) {
 		return false
 	}
 	write := cmd.Flags&store.Write != 0
@@ -250,6 +265,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 		}
 		c.state.multiLen.Add(1)
 		c.multiWrite = c.multiWrite || write
+		c.multiDenyOOM = c.multiDenyOOM || cmd.Flags&store.DenyOOM != 0
 		out := c.reply()
 		*out = resp.AppendSimple(*out, "QUEUED")
 		return false

@@ -173,15 +173,24 @@
 // INFO keyspace reports avg_ttl=0 (Redis estimates it in an expiry cycle
 // of its own); under RESP3 (HELLO 3) the replies of COMMAND keep
 // their RESP2 shapes (valid RESP3, not Redis's maps); CONFIG GET answers the parameters clients
-// and redis-benchmark ask for, and the configuration is fixed: CONFIG SET
-// succeeds only where it sets a parameter to the value it has, and says
-// it is not supported otherwise; CLIENT LIST and INFO report fd=-1 and no
-// memory figures, and no replication clients of Redis's kind; DEBUG
-// supports DIGEST only and returns this store's SHA-256 digest (64 hex
-// digits, not Redis's 40); a write larger than the proposal limit (up to
-// proto-max-bulk-len per argument) is proposed alone, through the engine's
-// large-command path, but inside MULTI it gets an error instead of being
-// queued; no keyspace notifications and no shard
+// and redis-benchmark ask for. CONFIG SET changes the encoding thresholds
+// (hash-, set-, zset-, list-max-*, list-compress-depth,
+// hll-sparse-max-bytes, stream-node-max-*) through the log, as replicated
+// state (store.ConfigCommand), and maxmemory (noeviction: DenyOOM commands
+// refused over it) and repl-ping-replica-period on this node; the rest of
+// the configuration is fixed: CONFIG SET succeeds only where it sets a
+// parameter to the value it has, and says it is not supported otherwise.
+// CLIENT LIST and INFO report fd=-1 and no memory figures, and no
+// replication clients of Redis's kind; SYNC streams the writes this replica
+// applies after a gomu snapshot, as clients sent them (sync.go). DEBUG
+// DIGEST returns this store's SHA-256 digest (64 hex digits, not Redis's
+// 40); DEBUG RELOAD round-trips the store through a snapshot on every
+// replica (store.ReloadCommand); SET-ACTIVE-EXPIRE, SLEEP, PROTOCOL,
+// DIGEST-VALUE, QUICKLIST-PACKED-THRESHOLD, CHANGE-REPL-ID and JMAP are
+// answered as Redis answers them (debug.go), DEBUG OBJECT in Redis's layout; a write larger than the
+// proposal limit (up to proto-max-bulk-len per argument) is proposed
+// alone, through the engine's large-command path, but inside MULTI it gets
+// an error instead of being queued; no keyspace notifications and no shard
 // channels (SSUBSCRIBE, SPUBLISH). Sorted sets: ZRANDMEMBER's picks are
 // this server's own (uniform, by rank), not Redis's, though a count of at
 // least the set's size replies the whole set, highest score first, as
@@ -190,10 +199,11 @@
 // of different scores, which Redis leaves undefined, is searched by rank.
 // Keys: RANDOMKEY draws from the replica's own random source, so its picks
 // differ from Redis's (any live key; null when there is none). OBJECT
-// ENCODING reports the encoding Redis 7.0 gives a value of that size and
-// content under the default thresholds, not the one its history left
-// (Redis keeps a hash or sorted set that shrank in its hashtable or
-// skiplist, and an APPENDed string raw); OBJECT REFCOUNT is 2147483647 for
+// ENCODING reports the encoding Redis 7.0's conversions give a value under
+// the configured thresholds, history included (a hash or sorted set that
+// shrank keeps its hashtable or skiplist, an APPENDed string is raw);
+// SSCAN, HSCAN and ZSCAN return a small encoding whole, as Redis does, and
+// walk a large one on SCAN's hash line; OBJECT REFCOUNT is 2147483647 for
 // a string reading as an integer in 0..9999 (Redis's shared integers) and
 // 1 otherwise; OBJECT IDLETIME is always 0, as no access times are kept;
 // OBJECT FREQ fails as under Redis's default maxmemory-policy. SORT …
@@ -207,10 +217,10 @@
 // HyperLogLogs: PFCOUNT is a read and does not store the cardinality it
 // computes in the HLL's header as Redis's PFCOUNT does, so a GET of an HLL
 // after PFCOUNT may differ from Redis's in those 8 bytes (its replies are
-// the same); PFDEBUG and PFSELFTEST are not implemented.
+// the same); PFSELFTEST answers OK without a self test of its own.
 // Streams: IDs from "*" and delivery and seen times come from the leader's
 // clock (idle times in XPENDING and XINFO from the answering replica's);
-// the nodes follow stream-node-max-entries 100 and -bytes 4096, fixed;
+// the nodes follow stream-node-max-entries and -bytes (replicated by CONFIG SET);
 // XREAD and XREADGROUP accept BLOCK but answer at once (a null array when
 // there is nothing); COMMAND reports XGROUP as a write (its subcommands
 // decide in Redis); XAUTOCLAIM's "Insufficient memory" for a huge COUNT

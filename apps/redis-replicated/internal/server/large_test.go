@@ -44,8 +44,8 @@ func (c *bigConn) do(args ...[]byte) []byte {
 	return b
 }
 
-// bulkOf is the RESP bulk string of v.
-func bulkOf(v []byte) []byte {
+// bulkBytes is the RESP bulk string of v.
+func bulkBytes(v []byte) []byte {
 	b := append([]byte("$"+strconv.Itoa(len(v))+"\r\n"), v...)
 	return append(b, "\r\n"...)
 }
@@ -81,7 +81,7 @@ func TestLargeValue(t *testing.T) {
 	if got := cn.do([]byte("SET"), []byte("small-after"), []byte("2")); string(got) != "+OK\r\n" {
 		t.Fatalf("SET small-after: %q", got)
 	}
-	wantGet := bulkOf(val)
+	wantGet := bulkBytes(val)
 	checkAll := func(what string) {
 		t.Helper()
 		lead := c.WaitLeader()

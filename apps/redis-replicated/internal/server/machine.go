@@ -312,6 +312,7 @@ type Machine struct {
 	// scripts follows the running scripts, for BUSY and SCRIPT KILL
 	// (scripting.go).
 	scripts *scriptTracker
+	taps    []*tap // SYNC connections (sync.go), under the write lock
 }
 
 // NewMachine returns a machine over an empty store.
@@ -338,6 +339,9 @@ func (m *Machine) Apply(_ uint64, cmd []byte) []byte {
 	m.pcg.Seed(h.seed, 0)
 	m.env.NowMs = h.now
 	out := m.dec.exec(nil, m.st, h, &m.env, true)
+	if len(m.taps) > 0 {
+		m.feedTaps(h, out)
+	}
 	m.cmds.Add(uint64(h.count))
 	m.count.Add(1)
 	return out

@@ -69,6 +69,12 @@ type Server struct {
 	// block (blocking.go); blockedClients counts those blocked now.
 	nonce          [8]byte
 	blockedClients atomic.Int64
+	// noActiveExpire stops the expiry sweeps (DEBUG SET-ACTIVE-EXPIRE 0).
+	noActiveExpire atomic.Bool
+	// maxMemory is CONFIG SET maxmemory's limit (maxmemory.go); 0: none.
+	maxMemory atomic.Int64
+	// replPingPeriod is repl-ping-replica-period, in seconds (sync.go).
+	replPingPeriod atomic.Int64
 }
 
 // New listens on cfg.Addr.
@@ -92,8 +98,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
-	return &Server{cfg: cfg, ln: ln, start: time.Now(), conns: map[*conn]struct{}{}, stop: make(chan struct{}),
-		link: replicalink.Link{Replica: cfg.Replica, Timeout: cfg.Timeout, Replication: cfg.Replication}, nonce: newNonce()}, nil
+	s := &Server{cfg: cfg, ln: ln, start: time.Now(), conns: map[*conn]struct{}{}, stop: make(chan struct{}),
+		link: replicalink.Link{Replica: cfg.Replica, Timeout: cfg.Timeout, Replication: cfg.Replication}, nonce: newNonce()}
+	s.replPingPeriod.Store(10) // Redis's default
+	return s, nil
 }
 
 // Addr is the address the server listens on.
@@ -101,10 +109,8 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Serve accepts clients until Close; it returns nil after Close.
 func (s *Server) Serve() error {
-	if s.link.Replica != nil {
-		s.wg.Add(1)
-		go s.expireLoop()
-	}
+	s.wg.Add(1)
+	go s.expireLoop()
 	for {
 		nc, err := s.ln.Accept()
 		if err != nil {
@@ -162,7 +168,9 @@ func (s *Server) Close() error {
 
 // expireLoop proposes an expiry sweep, every ExpirePeriod while this replica
 // leads and some key's TTL is due, so expired keys are deleted on every
-// replica at the leader's time even if nobody touches them.
+// replica at the leader's time even if nobody touches them. A standalone
+// server sweeps too, applying the sweep directly, as Redis's active expiry
+// does; DEBUG SET-ACTIVE-EXPIRE 0 stops the sweeps.
 func (s *Server) expireLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.ExpirePeriod)
@@ -175,7 +183,7 @@ func (s *Server) expireLoop() {
 		case <-t.C:
 		}
 		r := s.link.Replica
-		if r.Role() != consensus.Leader || r.Paused() {
+		if s.noActiveExpire.Load() || r != nil && (r.Role() != consensus.Leader || r.Paused()) {
 			continue
 		}
 		s.unblockOrphans()
@@ -187,6 +195,10 @@ func (s *Server) expireLoop() {
 		}
 		p.reset(propBatch)
 		p.add([][]byte{[]byte(store.ExpireCommand), []byte(strconv.Itoa(expireBatch))})
+		if r == nil {
+			s.cfg.Machine.Apply(0, p.seal(now, rand.Uint64()))
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
 		_, err := r.Propose(ctx, p.seal(now, rand.Uint64()))
 		cancel()

@@ -64,10 +64,11 @@ func bitOffset(b []byte, width int) (uint64, bool) {
 // bytes to at least n bytes, keeping its TTL.
 func (s *Store) growString(key []byte, v *value, n uint64) *value {
 	if v == nil {
-		v = &value{kind: kindString, str: make([]byte, n)}
+		v = &value{kind: kindString, strEnc: strRaw, str: make([]byte, n)}
 		s.put(key, v)
 		return v
 	}
+	v.strEnc = strRaw
 	if uint64(len(v.str)) < n {
 		v.str = append(v.str, make([]byte, n-uint64(len(v.str)))...)
 	}
@@ -394,7 +395,7 @@ func cmdBitOp(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 			}
 		}
 	}
-	s.put(args[2], &value{kind: kindString, str: res})
+	s.put(args[2], &value{kind: kindString, strEnc: strRaw, str: res})
 	return resp.AppendInt(dst, int64(maxLen))
 }
 

@@ -235,11 +235,15 @@ func TestBlockingReplayDigest(t *testing.T) {
 	if re.s.Digest() != stores[0].s.Digest() {
 		t.Fatal("digests differ after serving")
 	}
-	// Without waiters the snapshot is what it was before blocking existed.
-	var plain bytes.Buffer
+	// Once its waiters are gone a store snapshots as one that never had any.
+	var plain, after bytes.Buffer
 	New().Snapshot(&plain)
-	if !bytes.HasPrefix(plain.Bytes(), []byte(snapshotMagic+"\x00")) || plain.Len() != len(snapshotMagic)+1+32 {
-		t.Fatalf("empty snapshot %q", plain.Bytes())
+	gone := newBlockRig()
+	gone.do(blk("x", "BLPOP", "k", "0")...)
+	gone.do(UnblockCommand, "x", "timeout")
+	gone.s.Snapshot(&after)
+	if gone.s.Waiters() != 0 || !bytes.Equal(plain.Bytes(), after.Bytes()) {
+		t.Fatalf("snapshot after the waiter left: %q, empty store's %q", after.Bytes(), plain.Bytes())
 	}
 }
 

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"errors"
@@ -192,26 +191,6 @@ func TestSnapshotDatabases(t *testing.T) {
 	moved.ExecDB(nil, e, 0, [][]byte{[]byte("swapdb"), []byte("4"), []byte("3")})
 	if moved.Digest() != s.Digest() {
 		t.Fatal("SWAPDB twice changed the digest")
-	}
-
-	// Version 1: database 0's encoding behind the old magic.
-	var v1 bytes.Buffer
-	h := sha256.New()
-	w := bufio.NewWriter(&v1)
-	w.WriteString(snapshotMagicV1)
-	s.dbs[0].encodeTo(w)
-	w.Flush()
-	h.Write(v1.Bytes())
-	v1.Write(h.Sum(nil))
-	old := New()
-	if err := old.Restore(bytes.NewReader(v1.Bytes())); err != nil {
-		t.Fatalf("version 1: %v", err)
-	}
-	only0 := New()
-	only0.dbs[0] = s.dbs[0]
-	only0.keyspace = only0.dbs[0]
-	if old.Digest() != only0.Digest() {
-		t.Fatal("version 1 restored differently")
 	}
 
 	// Corruptions of the database list are refused.

@@ -286,7 +286,7 @@ func randomValue(rnd *rand.Rand, key string) ([][]string, bool) {
 				args = append(args, randomElem(rnd))
 			}
 		}
-		return [][]string{args}, ints && n <= maxIntsetEntries
+		return [][]string{args}, ints && int64(n) <= DefaultConfig().SetMaxIntsetEntries
 	case 3:
 		args := []string{"hset", key}
 		for range n {

@@ -15,9 +15,13 @@ import (
 // hash to a hash table its order is Redis's hash order, which this type does
 // not imitate. A deleted field leaves a hole (nil) in entries until holes
 // outnumber live fields, so HDEL is amortized O(1) and order is kept.
+//
+// table is Redis's encoding: false while it would be a listpack, true once
+// it would have converted to a hash table (put), which it never undoes.
 type hashValue struct {
 	entries []*hashEntry
 	index   map[string]int // field -> position in entries
+	table   bool
 }
 
 type hashEntry struct {
@@ -46,6 +50,20 @@ func (h *hashValue) set(f, val []byte) bool {
 	h.index[string(f)] = len(h.entries)
 	h.entries = append(h.entries, &hashEntry{field: string(f), val: bytes.Clone(val)})
 	return true
+}
+
+// put is set as a hash command sets a field: it first converts a
+// listpack whose field or value would exceed hash-max-listpack-value, and
+// then one that outgrew hash-max-listpack-entries, as Redis's hashTypeSet.
+func (h *hashValue) put(c *Config, f, val []byte) bool {
+	if int64(len(f)) > c.HashMaxListpackValue || int64(len(val)) > c.HashMaxListpackValue {
+		h.table = true
+	}
+	created := h.set(f, val)
+	if int64(h.len()) > c.HashMaxListpackEntries {
+		h.table = true
+	}
+	return created
 }
 
 func (h *hashValue) del(f []byte) bool {
@@ -140,7 +158,7 @@ func (s *Store) hset(e *Env, dst []byte, args [][]byte, ok bool) []byte {
 	}
 	created := int64(0)
 	for i := 2; i < len(args); i += 2 {
-		if h.set(args[i], args[i+1]) {
+		if h.put(&s.cfg, args[i], args[i+1]) {
 			created++
 		}
 	}
@@ -275,7 +293,7 @@ func cmdHIncrBy(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	n := old + incr
 	var buf [20]byte
-	h.set(args[2], strconv.AppendInt(buf[:0], n, 10))
+	h.put(&s.cfg, args[2], strconv.AppendInt(buf[:0], n, 10))
 	return resp.AppendInt(dst, n)
 }
 
@@ -311,7 +329,7 @@ func cmdHIncrByFloat(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		return resp.AppendError(dst, errNaNOrInf)
 	}
 	out := formatLongDouble(sum)
-	h.set(args[2], out)
+	h.put(&s.cfg, args[2], out)
 	return resp.AppendBulk(dst, out)
 }
 
@@ -323,7 +341,7 @@ func cmdHSetNX(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if _, ok := h.get(args[2]); ok {
 		return resp.AppendInt(dst, 0)
 	}
-	h.set(args[2], args[3])
+	h.put(&s.cfg, args[2], args[3])
 	return resp.AppendInt(dst, 1)
 }
 

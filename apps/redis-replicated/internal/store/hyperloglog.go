@@ -16,7 +16,7 @@ package store
 // An element is hashed with MurmurHash64A (seed 0xadc83b19): the low 14
 // bits pick a register, the run of zeros above them (plus one) is its
 // candidate value. A sparse HLL turns dense when a value exceeds 32 or it
-// would outgrow hll-sparse-max-bytes (3000, Redis's default). Cardinality
+// would outgrow hll-sparse-max-bytes (Config; 3000 by default). Cardinality
 // is Otmar Ertl's estimator over the register histogram, as in Redis 7.0.
 //
 // Difference from Redis: PFCOUNT is a read here, and reads never change
@@ -43,7 +43,6 @@ const (
 	hllDenseSize      = hllHdrSize + (hllRegisters*hllBits+7)/8
 	hllDense          = 0
 	hllSparse         = 1
-	hllSparseMaxBytes = 3000
 	hllSparseValMax   = 32
 	hllSparseValLen   = 4
 	hllSparseZeroLen  = 64
@@ -235,9 +234,9 @@ func hllSparseToDense(h []byte) ([]byte, bool) {
 // Redis's hllSparseSet does opcode for opcode (so the bytes match): it
 // splits the opcode covering the register, merges equal neighbouring VAL
 // opcodes after it, and turns h dense when count does not fit a VAL opcode
-// or h would outgrow hllSparseMaxBytes. It returns the new h and 1 if a
+// or h would outgrow maxBytes (hll-sparse-max-bytes). It returns the new h and 1 if a
 // register changed, 0 if not, -1 if h is corrupt.
-func hllSparseSet(h []byte, index int, count uint8) ([]byte, int) {
+func hllSparseSet(h []byte, index int, count uint8, maxBytes int64) ([]byte, int) {
 	if count > hllSparseValMax {
 		return hllPromote(h, index, count)
 	}
@@ -297,7 +296,7 @@ func hllSparseSet(h []byte, index int, count uint8) ([]byte, int) {
 		}
 		// Step 3: put the new sequence in place of the opcode.
 		delta := len(seq) - oplen
-		if delta > 0 && len(h)+delta > hllSparseMaxBytes {
+		if delta > 0 && int64(len(h)+delta) > maxBytes {
 			return hllPromote(h, index, count)
 		}
 		nh := make([]byte, 0, len(h)+delta)
@@ -348,8 +347,8 @@ func hllPromote(h []byte, index int, count uint8) ([]byte, int) {
 }
 
 // hllAdd adds ele to h: it returns the new h and 1 if a register changed,
-// 0 if not, -1 if h is corrupt.
-func hllAdd(h, ele []byte) ([]byte, int) {
+// 0 if not, -1 if h is corrupt. A sparse h turns dense past maxBytes.
+func hllAdd(h, ele []byte, maxBytes int64) ([]byte, int) {
 	index, count := hllPatLen(ele)
 	if h[4] == hllDense {
 		if hllDenseSet(h[hllHdrSize:], index, count) {
@@ -357,7 +356,7 @@ func hllAdd(h, ele []byte) ([]byte, int) {
 		}
 		return h, 0
 	}
-	return hllSparseSet(h, index, count)
+	return hllSparseSet(h, index, count, maxBytes)
 }
 
 // hllMerge raises each of merged's registers to h's; false if h is corrupt.
@@ -464,12 +463,13 @@ func cmdPFAdd(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	updated := false
 	if v == nil {
-		v = &value{kind: kindString, str: newHLL()}
+		v = &value{kind: kindString, strEnc: strRaw, str: newHLL()}
 		s.put(args[1], v)
 		updated = true
 	}
+	v.strEnc = strRaw // Redis unshares the string it modifies: raw
 	for _, ele := range args[2:] {
-		h, r := hllAdd(v.str, ele)
+		h, r := hllAdd(v.str, ele, s.cfg.HLLSparseMaxBytes)
 		v.str = h
 		switch r {
 		case 1:
@@ -546,9 +546,10 @@ func cmdPFMerge(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	v, _ := s.hllOf(e, args[1], true)
 	if v == nil {
-		v = &value{kind: kindString, str: newHLL()}
+		v = &value{kind: kindString, strEnc: strRaw, str: newHLL()}
 		s.put(args[1], v)
 	}
+	v.strEnc = strRaw
 	if useDense {
 		d, ok := hllSparseToDense(v.str)
 		if !ok {
@@ -563,7 +564,7 @@ func cmdPFMerge(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		if v.str[4] == hllDense {
 			hllDenseSet(v.str[hllHdrSize:], i, r)
 		} else {
-			v.str, _ = hllSparseSet(v.str, i, r)
+			v.str, _ = hllSparseSet(v.str, i, r, s.cfg.HLLSparseMaxBytes)
 		}
 	}
 	hllInvalidateCache(v.str)

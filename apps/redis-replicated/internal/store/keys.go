@@ -329,12 +329,14 @@ func copyValue(v *value) *value {
 	switch v.kind {
 	case kindString:
 		c.str = bytes.Clone(v.str)
+		c.strEnc = v.strEnc
 	case kindList:
 		es := v.list.elems()
 		c.list = &listValue{items: append(make([][]byte, 0, len(es)), es...)}
 	case kindHash:
 		h := newHash()
 		v.hash.each(func(en *hashEntry) { h.set([]byte(en.field), en.val) })
+		h.table = v.hash.table
 		c.hash = h
 	case kindSet:
 		c.set = &setValue{members: slices.Clone(v.set.members), index: maps.Clone(v.set.index), intset: v.set.intset}
@@ -345,20 +347,14 @@ func copyValue(v *value) *value {
 		ents := make([]zentry, 0, v.zset.len())
 		v.zset.each(func(en zentry) { ents = append(ents, en) })
 		c.zset = newZSetSorted(ents)
+		c.zset.skiplist = v.zset.skiplist
 	case kindStream:
 		c.stream = v.stream.clone()
 	}
 	return c
 }
 
-// Redis 7.0's default encoding thresholds (redis.conf).
-const (
-	hashMaxListpackEntries = 512
-	hashMaxListpackValue   = 64
-	zsetMaxListpackEntries = 128
-	zsetMaxListpackValue   = 64
-	sharedIntegers         = 10000 // OBJ_SHARED_INTEGERS
-)
+const sharedIntegers = 10000 // OBJ_SHARED_INTEGERS
 
 // objectHelp is OBJECT HELP's reply, line by line.
 var objectHelp = []string{
@@ -429,17 +425,24 @@ func cmdObject(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		"Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.")
 }
 
-// encodingOf names the encoding Redis 7.0 gives a value of v's size and
-// content under the default thresholds: lists are quicklists (7.0 has no
-// listpack lists); sets intset (up to 512 integers) or hashtable; hashes
-// listpack up to 512 entries, sorted sets up to 128, of at most 64 bytes
-// each, else hashtable or skiplist; strings int when they read as an integer, else embstr up to
-// 44 bytes, else raw. Redis's encoding also depends on history (a hash
-// that outgrew its listpack keeps its hashtable when it shrinks, APPEND
-// and SETRANGE leave strings raw); this reports the size-based one.
+// encodingOf names the encoding Redis 7.0 gives v: lists are quicklists
+// (7.0 has no listpack lists); sets, hashes and sorted sets carry the
+// encoding their history gave them under the Config's thresholds (intset,
+// table, skiplist: converted once, never back); strings int when they read
+// as an integer, else embstr up to 44 bytes, else raw, unless the command
+// that wrote them leaves them raw (APPEND, SETRANGE, the bit and HLL
+// commands) or never int (INCRBYFLOAT): strEnc.
 func encodingOf(v *value) string {
 	switch v.kind {
 	case kindString:
+		switch {
+		case v.strEnc == strRaw:
+			return "raw"
+		case v.strEnc == strNoInt && len(v.str) <= 44:
+			return "embstr"
+		case v.strEnc == strNoInt:
+			return "raw"
+		}
 		if len(v.str) <= 20 {
 			if _, ok := collInt(v.str); ok {
 				return "int"
@@ -457,33 +460,15 @@ func encodingOf(v *value) string {
 		}
 		return "hashtable"
 	case kindHash:
-		if v.hash.len() > hashMaxListpackEntries {
+		if v.hash.table {
 			return "hashtable"
 		}
-		small := true
-		v.hash.each(func(en *hashEntry) {
-			if len(en.field) > hashMaxListpackValue || len(en.val) > hashMaxListpackValue {
-				small = false
-			}
-		})
-		if small {
-			return "listpack"
-		}
-		return "hashtable"
+		return "listpack"
 	case kindZSet:
-		if v.zset.len() > zsetMaxListpackEntries {
+		if v.zset.skiplist {
 			return "skiplist"
 		}
-		small := true
-		v.zset.each(func(en zentry) {
-			if len(en.member) > zsetMaxListpackValue {
-				small = false
-			}
-		})
-		if small {
-			return "listpack"
-		}
-		return "skiplist"
+		return "listpack"
 	case kindStream:
 		return "stream"
 	}

@@ -119,8 +119,24 @@ func cmdRestore(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		return resp.AppendOK(dst) // already expired: Redis adds nothing
 	}
 	v.expireAt = ttl
+	s.loadedEncoding(v, args[3][0])
 	s.put(key, v)
 	return resp.AppendOK(dst)
+}
+
+// loadedEncoding gives v, just read from a payload of RDB type typ, the
+// encoding Redis gives a value it loads: the payload's, converted where
+// the store's thresholds say (reencode).
+func (s *Store) loadedEncoding(v *value, typ byte) {
+	switch v.kind {
+	case kindHash:
+		// A zipmap is judged as a table is: by its count and its longest
+		// field or value (a ziplist or listpack by its count only).
+		v.hash.table = typ == rdbTypeHash || typ == rdbTypeHashZipmap
+	case kindZSet:
+		v.zset.skiplist = typ == rdbTypeZSet || typ == rdbTypeZSet2
+	}
+	s.reencode(v)
 }
 
 // verifyDumpPayload checks p's footer: an RDB version Redis 7.0 reads and

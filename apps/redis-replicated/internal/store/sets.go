@@ -8,17 +8,13 @@ import (
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
 
-// maxIntsetEntries is Redis's default set-max-intset-entries: a set of up
-// to this many integers is an intset, which Redis 7.0 lists in ascending
-// numeric order.
-const maxIntsetEntries = 512
-
 // setValue is a set. Members live in a slice (with a position index), so
 // random picks index a deterministic order: replicas that applied the same
 // commands hold the same slice and make the same picks for the same Env.
 // intset mirrors Redis's encoding choice: true while every member is a
-// canonical integer and there are at most maxIntsetEntries of them; once
-// false it stays false, as Redis never converts back. While intset holds,
+// canonical integer and there are at most set-max-intset-entries of them
+// (Config; checked by fitIntset after a command's adds); once false it
+// stays false, as Redis never converts back. While intset holds,
 // replies list members in numeric order as Redis's do; otherwise in slice
 // order, which differs from Redis's hash order (clients must not rely on it).
 type setValue struct {
@@ -59,15 +55,26 @@ func (st *setValue) addStr(m string) bool {
 }
 
 // addNew appends m, which is not a member, converting an intset as Redis
-// does when m is not an integer or the set outgrows maxIntsetEntries.
+// does when m is not an integer (fitIntset converts one that outgrew its
+// maximum size).
 func (st *setValue) addNew(m string) {
 	if st.intset {
-		if _, ok := collInt([]byte(m)); !ok || len(st.members)+1 > maxIntsetEntries {
+		if _, ok := collInt([]byte(m)); !ok {
 			st.intset = false
 		}
 	}
 	st.index[m] = len(st.members)
 	st.members = append(st.members, m)
+}
+
+// fitIntset converts an intset of more than max members, as Redis does on
+// the add that outgrows set-max-intset-entries; a command that adds calls
+// it before anything else reads the encoding. It returns st.
+func (st *setValue) fitIntset(max int64) *setValue {
+	if st.intset && int64(len(st.members)) > max {
+		st.intset = false
+	}
+	return st
 }
 
 // newResultSet returns the empty set Redis 7.0 builds a computed set in
@@ -104,8 +111,8 @@ func (st *setValue) ordered() []string {
 // copying them into a new set (SPOP with a count that takes the whole set):
 // ascending when the copy is an intset, which it is when every member is
 // an integer even if st itself left the intset encoding.
-func (st *setValue) copyOrder() []string {
-	if !st.intset && len(st.members) <= maxIntsetEntries && allInts(st.members) {
+func (st *setValue) copyOrder(maxIntset int64) []string {
+	if !st.intset && int64(len(st.members)) <= maxIntset && allInts(st.members) {
 		return sortInts(slices.Clone(st.members))
 	}
 	return st.ordered()
@@ -213,6 +220,7 @@ func cmdSAdd(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 			n++
 		}
 	}
+	st.fitIntset(s.cfg.SetMaxIntsetEntries)
 	return resp.AppendInt(dst, n)
 }
 
@@ -315,7 +323,7 @@ func cmdSPop(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		return resp.AppendArrayLen(dst, 0)
 	}
 	if count >= int64(st.len()) {
-		dst = appendMembers(dst, st.copyOrder())
+		dst = appendMembers(dst, st.copyOrder(s.cfg.SetMaxIntsetEntries))
 		s.remove(args[1])
 		return dst
 	}
@@ -337,6 +345,7 @@ func cmdSPop(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		for _, m := range st.members {
 			kept.addStr(m)
 		}
+		kept.fitIntset(s.cfg.SetMaxIntsetEntries)
 		s.keys[string(args[1])].set = kept
 	}
 	return appendMembers(dst, popped)
@@ -441,6 +450,7 @@ func cmdSMove(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		s.put(args[2], &value{kind: kindSet, set: to})
 	}
 	to.add(args[3])
+	to.fitIntset(s.cfg.SetMaxIntsetEntries)
 	return resp.AppendInt(dst, 1)
 }
 
@@ -503,6 +513,7 @@ func (s *Store) sinter(e *Env, dst []byte, keys [][]byte, dstKey []byte) []byte 
 	for _, m := range ms {
 		res.addStr(m)
 	}
+	res.fitIntset(s.cfg.SetMaxIntsetEntries)
 	return s.storeSet(dst, dstKey, res)
 }
 
@@ -527,6 +538,7 @@ func (s *Store) sunionDiff(e *Env, dst []byte, keys [][]byte, dstKey []byte, dif
 				}
 			}
 		}
+		res.fitIntset(s.cfg.SetMaxIntsetEntries)
 	case first == nil || slices.Contains(sets[1:], first):
 		// Nothing to subtract from, or the first set subtracted from
 		// itself: empty.
@@ -551,10 +563,12 @@ func (s *Store) sunionDiff(e *Env, dst []byte, keys [][]byte, dstKey []byte, dif
 					res.addStr(m)
 				}
 			}
+			res.fitIntset(s.cfg.SetMaxIntsetEntries)
 		} else {
 			for _, m := range first.members {
 				res.addStr(m)
 			}
+			res.fitIntset(s.cfg.SetMaxIntsetEntries)
 			for _, o := range sets[1:] {
 				if o == nil {
 					continue

@@ -12,51 +12,44 @@ import (
 	"slices"
 )
 
-// Snapshot format, version 2 (all integers unsigned varints unless noted):
+// Snapshot format, version 3 (all integers unsigned varints unless noted):
 //
-//	magic "GOMURDS2"
+//	magic "GOMURDS3"
 //	count of non-empty databases
 //	per non-empty database, in index order:
 //	  index
-//	  the database's keys, as version 1 encodes its one database
-//	trailer: SHA-256 of everything before it
-//
-// Version 1, the format before there were 16 databases, is still read (into
-// database 0):
-//
-//	magic "GOMURDS1"
-//	count of keys
-//	per key, in sorted key order:
-//	  key (length-prefixed bytes)
-//	  kind (one byte)
-//	  expireAt (signed varint, Unix ms; 0: none)
-//	  payload by kind:
-//	    string: bytes
-//	    list:   n, n elements
-//	    hash:   n, n field/value pairs in insertion order
-//	    set:    intset flag byte (0/1), n, n members in slice order
-//	    zset:   n, n member/score pairs in rank order; score as 8 bytes
-//	            of IEEE 754 bits, big endian
-//	    stream: see streams_snapshot.go
-//	waiters, only when some command is blocked (a store without waiters
-//	writes what it wrote before there were any, and a snapshot without
-//	this section restores as one without waiters):
+//	  count of keys
+//	  per key, in sorted key order:
+//	    key (length-prefixed bytes)
+//	    kind (one byte)
+//	    expireAt (signed varint, Unix ms; 0: none)
+//	    payload by kind:
+//	      string: encoding byte (strEncoding), bytes
+//	      list:   n, n elements
+//	      hash:   hashtable flag byte (0/1), n, n field/value pairs in
+//	              insertion order
+//	      set:    intset flag byte (0/1), n, n members in slice order
+//	      zset:   skiplist flag byte (0/1), n, n member/score pairs in
+//	              rank order; score as 8 bytes of IEEE 754 bits, big endian
+//	      stream: see streams_snapshot.go
+//	config: count of parameters, then per parameter (configParams order)
+//	  its name (length-prefixed) and value (signed varint)
+//	waiters, only when some command is blocked:
 //	  'W', count, per waiter in arrival order: id (bytes), db, argc, args
-//	scripting section, only when there are scripts or functions (a
-//	snapshot without one reads as before):
+//	scripting section, only when there are scripts or functions:
 //	  marker byte 'L'
 //	  count of cached scripts, then each script's body, in SHA order
 //	  count of function libraries, then each one's code, in name order
 //	trailer: SHA-256 of everything before it
 //
+// Snapshots travel only between replicas of one version (a state transfer,
+// DEBUG RELOAD): nothing stores them, so a reader knows this version only.
+//
 // Hash field order and set slice order are part of the state (they decide
 // HGETALL replies and SPOP picks), so they are kept exactly. Digest hashes
 // the same encoding without the trailer.
 
-const (
-	snapshotMagic   = "GOMURDS2"
-	snapshotMagicV1 = "GOMURDS1"
-)
+const snapshotMagic = "GOMURDS3"
 
 // errCorrupt wraps every Restore failure caused by the input's content.
 var errCorrupt = errors.New("store: corrupt snapshot")
@@ -77,6 +70,12 @@ func (s *Store) encodeTo(w *bufio.Writer) {
 			uv(uint64(i))
 			ks.encodeTo(w)
 		}
+	}
+	str := func(b string) { uv(uint64(len(b))); w.WriteString(b) }
+	uv(uint64(len(configParams)))
+	for _, p := range configParams {
+		str(p.name)
+		w.Write(binary.AppendVarint(tmp[:0], *p.field(&s.cfg)))
 	}
 	s.encodeWaiters(w)
 	if !s.scripts.empty() {
@@ -100,6 +99,14 @@ func (s *keyspace) encodeTo(w *bufio.Writer) {
 		str(k)
 		encodeValue(w, s.keys[k])
 	}
+}
+
+// flagByte is a snapshot's encoding flag.
+func flagByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // waitersTag opens the snapshot's waiters section.
@@ -179,6 +186,7 @@ func encodeValue(w *bufio.Writer, v *value) {
 	w.Write(binary.AppendVarint(tmp[:0], v.expireAt))
 	switch v.kind {
 	case kindString:
+		w.WriteByte(byte(v.strEnc))
 		bs(v.str)
 	case kindList:
 		es := v.list.elems()
@@ -187,19 +195,17 @@ func encodeValue(w *bufio.Writer, v *value) {
 			bs(x)
 		}
 	case kindHash:
+		w.WriteByte(flagByte(v.hash.table))
 		uv(uint64(v.hash.len()))
 		v.hash.each(func(en *hashEntry) { str(en.field); bs(en.val) })
 	case kindSet:
-		if v.set.intset {
-			w.WriteByte(1)
-		} else {
-			w.WriteByte(0)
-		}
+		w.WriteByte(flagByte(v.set.intset))
 		uv(uint64(v.set.len()))
 		for _, m := range v.set.members {
 			str(m)
 		}
 	case kindZSet:
+		w.WriteByte(flagByte(v.zset.skiplist))
 		uv(uint64(v.zset.len()))
 		v.zset.each(func(en zentry) {
 			str(en.member)
@@ -303,6 +309,44 @@ func (d *snapReader) bytes() []byte {
 	return buf.Bytes()
 }
 
+// flag reads an encoding flag byte.
+func (d *snapReader) flag(what string) bool {
+	b := d.byte1()
+	if b > 1 {
+		d.fail("%s flag %d", what, b)
+	}
+	return b == 1
+}
+
+// config reads the config section: every parameter, by name, in
+// configParams order.
+func (d *snapReader) config() Config {
+	c := DefaultConfig()
+	if n := d.uv(); d.err == nil && n != uint64(len(configParams)) {
+		d.fail("%d config parameters", n)
+	}
+	for _, p := range configParams {
+		if d.err != nil {
+			break
+		}
+		if name := string(d.bytes()); d.err == nil && name != p.name {
+			d.fail("config parameter %q, want %q", name, p.name)
+			break
+		}
+		x, err := binary.ReadVarint(d.r)
+		if err != nil {
+			d.fail("config %s: %v", p.name, err)
+			break
+		}
+		if x < p.min || x > p.max {
+			d.fail("config %s out of range: %d", p.name, x)
+			break
+		}
+		*p.field(&c) = x
+	}
+	return c
+}
+
 // count reads an element count; a collection is never empty.
 func (d *snapReader) count() int {
 	n := d.uv()
@@ -312,45 +356,41 @@ func (d *snapReader) count() int {
 	return int(n)
 }
 
-// Restore replaces the store's content with a snapshot read from r, in
-// either format (see above). On any error the store is left unchanged;
-// errors from corrupt content wrap errCorrupt.
+// Restore replaces the store's content with a snapshot read from r (see
+// above). On any error the store is left unchanged; errors from corrupt
+// content wrap errCorrupt.
 func (s *Store) Restore(r io.Reader) error {
 	br := bufio.NewReader(r)
 	d := &snapReader{r: br}
 	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(br, magic); err != nil ||
-		(string(magic) != snapshotMagic && string(magic) != snapshotMagicV1) {
+	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapshotMagic {
 		return fmt.Errorf("%w: bad magic", errCorrupt)
 	}
 	ns := New()
-	if string(magic) == snapshotMagicV1 {
-		d.decodeKeys(ns.dbs[0])
-	} else {
-		n := d.uv()
-		prev := -1
-		for range min(n, Databases+1) {
-			db := d.uv()
-			if d.err != nil {
-				break
-			}
-			if int(db) <= prev || db >= Databases {
-				d.fail("database %d after %d", db, prev)
-				break
-			}
-			prev = int(db)
-			d.decodeKeys(ns.dbs[db])
+	n := d.uv()
+	prev := -1
+	for range min(n, Databases+1) {
+		db := d.uv()
+		if d.err != nil {
+			break
 		}
-		d.decodeWaiters(ns)
-		// More than a trailer left: the scripting section comes next.
-		if more, _ := br.Peek(sha256.Size + 1); d.err == nil && len(more) == sha256.Size+1 {
-			if d.byte1() != scriptSectionMarker {
-				d.fail("unknown section")
-			}
-			ns.scripts = decodeScripts(d)
-			if d.err == nil && ns.scripts.empty() {
-				d.fail("empty scripting section")
-			}
+		if int(db) <= prev || db >= Databases {
+			d.fail("database %d after %d", db, prev)
+			break
+		}
+		prev = int(db)
+		d.decodeKeys(ns.dbs[db])
+	}
+	ns.cfg = d.config()
+	d.decodeWaiters(ns)
+	// More than a trailer left: the scripting section comes next.
+	if more, _ := br.Peek(sha256.Size + 1); d.err == nil && len(more) == sha256.Size+1 {
+		if d.byte1() != scriptSectionMarker {
+			d.fail("unknown section")
+		}
+		ns.scripts = decodeScripts(d)
+		if d.err == nil && ns.scripts.empty() {
+			d.fail("empty scripting section")
 		}
 	}
 	if d.err != nil {
@@ -367,12 +407,8 @@ func (s *Store) Restore(r io.Reader) error {
 	// decoded checks both the bytes and that they were canonical.
 	h := sha256.New()
 	bw := bufio.NewWriter(h)
-	bw.Write(magic)
-	if string(magic) == snapshotMagicV1 {
-		ns.dbs[0].encodeTo(bw)
-	} else {
-		ns.encodeTo(bw)
-	}
+	bw.WriteString(snapshotMagic)
+	ns.encodeTo(bw)
 	bw.Flush()
 	if !bytes.Equal(h.Sum(nil), trailer[:]) {
 		return fmt.Errorf("%w: checksum mismatch", errCorrupt)
@@ -384,6 +420,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.keyspace = s.dbs[0]
 	s.blk = ns.blk // the restored keyspaces' own
 	s.scripts = ns.scripts
+	s.cfg = ns.cfg
 	return nil
 }
 
@@ -416,6 +453,9 @@ func (d *snapReader) decodeKeys(ks *keyspace) {
 		v.expireAt = at
 		switch v.kind {
 		case kindString:
+			if v.strEnc = strEncoding(d.byte1()); v.strEnc > strNoInt {
+				d.fail("string encoding %d", v.strEnc)
+			}
 			v.str = d.bytes()
 		case kindList:
 			c := d.count()
@@ -425,8 +465,10 @@ func (d *snapReader) decodeKeys(ks *keyspace) {
 			}
 			v.list = l
 		case kindHash:
+			table := d.flag("hashtable")
 			c := d.count()
 			hv := newHash()
+			hv.table = table
 			for j := 0; j < c && d.err == nil; j++ {
 				f, val := d.bytes(), d.bytes()
 				if d.err == nil && !hv.set(f, val) {
@@ -435,12 +477,9 @@ func (d *snapReader) decodeKeys(ks *keyspace) {
 			}
 			v.hash = hv
 		case kindSet:
-			flag := d.byte1()
-			if flag > 1 {
-				d.fail("intset flag %d", flag)
-			}
+			intset := d.flag("intset")
 			c := d.count()
-			st := &setValue{index: make(map[string]int), intset: flag == 1}
+			st := &setValue{index: make(map[string]int), intset: intset}
 			for j := 0; j < c && d.err == nil; j++ {
 				m := d.bytes()
 				if d.err != nil {
@@ -450,7 +489,7 @@ func (d *snapReader) decodeKeys(ks *keyspace) {
 					d.fail("duplicate set member %q", m)
 					break
 				}
-				if _, isInt := collInt(m); st.intset && (!isInt || c > maxIntsetEntries) {
+				if _, isInt := collInt(m); st.intset && !isInt {
 					d.fail("intset holds %q", m)
 					break
 				}
@@ -460,8 +499,10 @@ func (d *snapReader) decodeKeys(ks *keyspace) {
 			}
 			v.set = st
 		case kindZSet:
+			skiplist := d.flag("skiplist")
 			c := d.count()
 			z := newZSet()
+			z.skiplist = skiplist
 			var last zentry
 			var ents []zentry
 			for j := 0; j < c && d.err == nil; j++ {

@@ -198,11 +198,13 @@ type Store struct {
 	// scripts is the script cache and the function libraries: server-wide
 	// state, not a keyspace's (scripting.go).
 	scripts *scriptState
+	// cfg holds the replicated configuration (config.go).
+	cfg Config
 }
 
 // New returns an empty store.
 func New() *Store {
-	s := &Store{blk: &blockState{}, scripts: newScriptState()}
+	s := &Store{blk: &blockState{}, scripts: newScriptState(), cfg: DefaultConfig()}
 	for i := range s.dbs {
 		s.dbs[i] = &keyspace{keys: make(map[string]*value), db: i, blk: s.blk}
 	}
@@ -328,6 +330,7 @@ const (
 // value is what a key holds: exactly one of the payload fields, by kind.
 type value struct {
 	kind     kind
+	strEnc   strEncoding // a string's encoding, as far as its content does not tell (encodingOf)
 	str      []byte
 	list     *listValue
 	hash     *hashValue

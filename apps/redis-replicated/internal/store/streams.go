@@ -18,12 +18,6 @@ import (
 // then inside one node; appending is O(1) amortized; XDEL marks a tombstone
 // and drops a node when its last live entry goes.
 
-// Redis 7.0's default node limits (stream-node-max-entries/-bytes).
-const (
-	streamNodeMaxEntries = 100
-	streamNodeMaxBytes   = 4096
-)
-
 // streamID is an entry ID, ms-seq.
 type streamID struct{ ms, seq uint64 }
 
@@ -229,14 +223,16 @@ func (s *streamValue) tail() *streamNode {
 
 // appendEntry adds an entry with an ID greater than lastID, opening a new
 // node when the tail one is full as Redis judges it.
-func (s *streamValue) appendEntry(id streamID, fields [][]byte) {
+// Limits of 0 do not limit, as in Redis.
+func (s *streamValue) appendEntry(id streamID, fields [][]byte, maxBytes, maxEntries int64) {
 	n := s.tail()
 	if n != nil {
 		total := 0
 		for _, f := range fields {
 			total += len(f)
 		}
-		if n.lpBytes()+total >= streamNodeMaxBytes || n.live+n.dead >= streamNodeMaxEntries {
+		if maxBytes > 0 && int64(n.lpBytes()+total) >= maxBytes ||
+			maxEntries > 0 && int64(n.live+n.dead) >= maxEntries {
 			n = nil
 		}
 	}
@@ -408,6 +404,9 @@ type trimArgs struct {
 	strategy int // trimNone, trimMaxLen, trimMinID
 	approx   bool
 	limit    int64
+	// defaultLimit: ~ without LIMIT, whose limit follows the store's
+	// stream-node-max-entries (withDefaultLimit).
+	defaultLimit bool
 	maxLen   int64
 	minID    streamID
 }

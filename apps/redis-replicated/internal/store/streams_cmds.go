@@ -229,15 +229,29 @@ func finishTrimArgs(a trimArgs, i int, noMkStream, limitGiven bool) (trimArgs, i
 			return a, 0, false, "ERR syntax error, LIMIT cannot be used without the special ~ option"
 		}
 	} else if a.approx {
-		a.limit = 100 * streamNodeMaxEntries
+		a.defaultLimit = true
 	} else {
 		a.limit = 0
 	}
 	return a, i, noMkStream, ""
 }
 
+// withDefaultLimit sets the limit of a ~ trim without LIMIT as Redis
+// does: a hundred nodes' worth of entries, or 10000 when nodes are
+// unbounded.
+func (s *Store) withDefaultLimit(a trimArgs) trimArgs {
+	if a.defaultLimit {
+		a.limit = 100 * s.cfg.StreamNodeMaxEntries
+		if a.limit <= 0 {
+			a.limit = 10000
+		}
+	}
+	return a
+}
+
 func cmdXAdd(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	ta, idPos, noMk, msg := parseTrimArgs(args, true)
+	ta = s.withDefaultLimit(ta)
 	if msg != "" {
 		return resp.AppendError(dst, msg)
 	}
@@ -279,7 +293,7 @@ func cmdXAdd(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if msg != "" {
 		return resp.AppendError(dst, msg)
 	}
-	st.appendEntry(newID, copyFields(args[idPos+1:]))
+	st.appendEntry(newID, copyFields(args[idPos+1:]), s.cfg.StreamNodeMaxBytes, s.cfg.StreamNodeMaxEntries)
 	dst = appendStreamID(dst, newID)
 	st.trim(&ta)
 	return dst
@@ -332,6 +346,7 @@ func (st *streamValue) nextID(e *Env, id streamID, idGiven, seqGiven bool) (stre
 
 func cmdXTrim(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	ta, _, _, msg := parseTrimArgs(args, false)
+	ta = s.withDefaultLimit(ta)
 	if msg == "" && ta.strategy == trimNone {
 		msg = "ERR syntax error, XTRIM must be called with a trimming strategy"
 	}

@@ -131,6 +131,19 @@ func parseRedisInt(b []byte) (int64, bool) {
 // connection's buffers).
 func newString(b []byte) *value { return &value{kind: kindString, str: bytes.Clone(b)} }
 
+// strEncoding is what a string's encoding owes to its history: Redis
+// encodes a value a client SETs by its content (int, embstr, raw), but
+// leaves raw a string a command modified in place (APPEND, SETRANGE,
+// SETBIT, BITFIELD, the HLL commands) or created as a buffer (BITOP), and
+// never int one INCRBYFLOAT wrote.
+type strEncoding uint8
+
+const (
+	strAuto  strEncoding = iota // by content
+	strRaw                      // raw
+	strNoInt                    // embstr or raw by length
+)
+
 // stringOf looks key up for a read: the value (nil if absent) and false if
 // it holds another type.
 func (s *Store) stringOf(e *Env, key []byte) (*value, bool) {
@@ -241,6 +254,7 @@ func (s *Store) setGeneric(e *Env, dst []byte, name string, flags int, key, val,
 		// Overwrite in place: a workload of SETs on existing keys (what
 		// every replica applies) then allocates nothing for them.
 		old.str = append(old.str[:0], val...)
+		old.strEnc = strAuto
 		newAt := int64(0)
 		if flags&setKeepTTL != 0 {
 			newAt = old.expireAt
@@ -405,6 +419,7 @@ func cmdAppend(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		return resp.AppendError(dst, errStringTooLong)
 	}
 	v.str = append(v.str, args[2]...) // in place: the TTL stays
+	v.strEnc = strRaw
 	return resp.AppendInt(dst, int64(len(v.str)))
 }
 
@@ -467,6 +482,7 @@ func (s *Store) incrBy(e *Env, dst []byte, key []byte, n int64) []byte {
 		s.put(key, v)
 	}
 	v.str = strconv.AppendInt(v.str[:0], cur, 10)
+	v.strEnc = strAuto
 	return resp.AppendInt(dst, cur)
 }
 
@@ -499,6 +515,7 @@ func cmdIncrByFloat(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		s.put(args[1], v)
 	}
 	v.str = out
+	v.strEnc = strNoInt
 	return resp.AppendBulk(dst, out)
 }
 
@@ -701,6 +718,7 @@ func cmdSetRange(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		v.str = append(v.str, make([]byte, need-len(v.str))...)
 	}
 	copy(v.str[off:], val)
+	v.strEnc = strRaw
 	return resp.AppendInt(dst, int64(len(v.str)))
 }
 

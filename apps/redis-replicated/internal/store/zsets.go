@@ -14,9 +14,13 @@ import (
 // A score of -0 is stored as 0: Redis 7.0's small (listpack) sorted sets
 // store scores as text in which an integral -0 becomes "0"; its large
 // (skiplist) ones would keep -0, which this type does not imitate.
+//
+// skiplist is Redis's encoding: false while it would be a listpack, true
+// once it would have converted (see zadd and storeZSet).
 type zsetValue struct {
-	scores map[string]float64
-	tree   ztree
+	scores   map[string]float64
+	tree     ztree
+	skiplist bool
 }
 
 func newZSet() *zsetValue { return &zsetValue{scores: make(map[string]float64)} }
@@ -256,7 +260,10 @@ func (s *Store) zadd(e *Env, dst []byte, key []byte, elems [][]byte, flags int) 
 	var added, updated, processed int64
 	var score float64
 	if v == nil && !xx {
-		v = &value{kind: kindZSet, zset: newZSet()}
+		z := newZSet()
+		// Redis picks the encoding of a new sorted set by its first member.
+		z.skiplist = s.cfg.ZSetMaxListpackEntries == 0 || s.cfg.ZSetMaxListpackValue < int64(len(elems[1]))
+		v = &value{kind: kindZSet, zset: z}
 		s.put(key, v)
 	}
 	if v != nil {
@@ -283,6 +290,9 @@ func (s *Store) zadd(e *Env, dst []byte, key []byte, elems [][]byte, flags int) 
 					updated++
 				}
 			case !xx:
+				if int64(z.len())+1 > s.cfg.ZSetMaxListpackEntries || int64(len(m)) > s.cfg.ZSetMaxListpackValue {
+					z.skiplist = true
+				}
 				z.add(string(m), sc)
 				added++
 			default:

@@ -371,12 +371,18 @@ func (s *Store) storeZSet(dst []byte, key []byte, ents []zentry) []byte {
 		s.remove(key)
 		return resp.AppendInt(dst, 0)
 	}
+	maxLen := 0
 	for i := range ents {
 		if ents[i].score == 0 {
 			ents[i].score = 0 // -0 (see zsetValue)
 		}
+		maxLen = max(maxLen, len(ents[i].member))
 	}
-	s.put(key, &value{kind: kindZSet, zset: newZSetSorted(ents)})
+	z := newZSetSorted(ents)
+	// The encoding Redis's ZUNIONSTORE & co. convert their result to, and
+	// ZRANGESTORE's (created for the count, converted by long members).
+	z.skiplist = int64(len(ents)) > s.cfg.ZSetMaxListpackEntries || int64(maxLen) > s.cfg.ZSetMaxListpackValue
+	s.put(key, &value{kind: kindZSet, zset: z})
 	return resp.AppendInt(dst, int64(len(ents)))
 }
 

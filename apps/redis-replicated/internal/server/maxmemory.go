@@ -1,0 +1,62 @@
+package server
+
+import (
+	"runtime/metrics"
+	"strconv"
+
+	"github.com/gomu-rdma/gomu/internal/resp"
+)
+
+// maxmemory with Redis's default policy, noeviction: once the heap holds
+// more than maxmemory bytes, the commands that may grow memory (DenyOOM)
+// are refused, and inside MULTI every command but EXEC, DISCARD and QUIT,
+// as Redis refuses them. The leader decides before proposing, so nothing
+// refused reaches the log; like Redis's, the setting is this node's own
+// and not replicated. 0 (the default) is no limit.
+
+// errOOM is Redis's reply to a command refused for memory.
+const errOOM = "OOM command not allowed when used memory > 'maxmemory'."
+
+// outOfMemory reports whether maxmemory is set and the heap exceeds it.
+func (s *Server) outOfMemory() bool {
+	limit := s.maxMemory.Load()
+	if limit == 0 {
+		return false
+	}
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(sample)
+	return sample[0].Value.Kind() == metrics.KindUint64 && int64(sample[0].Value.Uint64()) > limit
+}
+
+// refuseOOM answers a command refused for memory (flagging a transaction
+// being queued, as Redis does) and reports whether it did.
+func (c *conn) refuseOOM(denyOOM bool) bool {
+	if !denyOOM && !c.multi || !c.s.outOfMemory() {
+		return false
+	}
+	if c.multi {
+		c.multiDirty = true
+	}
+	out := c.reply()
+	*out = resp.AppendError(*out, errOOM)
+	return true
+}
+
+// setMaxMemory is CONFIG SET maxmemory; it returns the error text, if any.
+func (s *Server) setMaxMemory(v []byte) string {
+	n, ok := parseMemoryValue(v)
+	if !ok || n > 1<<63-1 {
+		return "argument must be a memory value"
+	}
+	s.maxMemory.Store(int64(n))
+	return ""
+}
+
+// maxMemoryValue is maxmemory as CONFIG GET prints it.
+func (s *Server) maxMemoryValue() string { return strconv.FormatInt(s.maxMemory.Load(), 10) }
+
+// oomExempt reports whether h runs inside MULTI even when out of memory:
+// EXEC (which checks its queued commands itself), DISCARD and QUIT.
+func (h *serverCommand) oomExempt() bool {
+	return h.name == "exec" || h.name == "discard" || h.name == "quit"
+}

@@ -1,0 +1,211 @@
+package server
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+)
+
+// propagated is the command SYNC's stream carries for a write that took
+// effect (args, replied reply, applied at the leader's time now): the
+// command itself, or the form Redis 7.0 propagates it in, so that what a
+// replica replays does not depend on when it replays it, nor on how a
+// choice came out. nil: nothing is sent (GETEX without an expiry option,
+// a pop that popped nothing). The form is decided from the arguments and
+// the reply alone, so the store needs to know nothing of it.
+func propagated(args [][]byte, reply []byte, now int64) [][]byte {
+	name := strings.ToLower(string(args[0]))
+	switch name {
+	case "getdel":
+		if isNull(reply) {
+			return nil
+		}
+		return cmdArgs("DEL", args[1])
+	case "getex":
+		return getexPropagated(args, reply, now)
+	case "set", "setex", "psetex":
+		return setPropagated(name, args, reply, now)
+	case "expire", "pexpire", "expireat", "pexpireat":
+		return expirePropagated(name, args, now)
+	case "lmpop", "zmpop":
+		return mpopPropagated(args, reply)
+	case "incrbyfloat":
+		if v, ok := bulkOf(reply); ok {
+			return cmdArgs("SET", args[1], v, []byte("KEEPTTL"))
+		}
+	case "hincrbyfloat":
+		if v, ok := bulkOf(reply); ok {
+			return cmdArgs("HSET", args[1], args[2], v)
+		}
+	}
+	return args
+}
+
+// cmdArgs builds a command from its name and arguments.
+func cmdArgs(name string, rest ...[]byte) [][]byte {
+	return append([][]byte{[]byte(name)}, rest...)
+}
+
+func isNull(reply []byte) bool {
+	return bytes.Equal(reply, []byte("$-1\r\n")) || bytes.Equal(reply, []byte("*-1\r\n"))
+}
+
+// bulkOf is the payload of a bulk reply.
+func bulkOf(reply []byte) ([]byte, bool) {
+	if len(reply) < 4 || reply[0] != '$' || isNull(reply) {
+		return nil, false
+	}
+	i := bytes.IndexByte(reply, '\n')
+	return reply[i+1 : len(reply)-2], true
+}
+
+// expiryAt turns an expiry option (EX, PX, EXAT, PXAT) and its value into
+// Unix ms as the store computed it at now.
+func expiryAt(opt, v []byte, now int64) (int64, bool) {
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	switch {
+	case lowerEq(opt, "ex"):
+		return now + n*1000, true
+	case lowerEq(opt, "px"):
+		return now + n, true
+	case lowerEq(opt, "exat"):
+		return n * 1000, true
+	case lowerEq(opt, "pxat"):
+		return n, true
+	}
+	return 0, false
+}
+
+// getexPropagated: GETEX is sent as PERSIST, as PEXPIREAT, as DEL when
+// the expiry given is already past, or not at all without an option.
+func getexPropagated(args [][]byte, reply []byte, now int64) [][]byte {
+	if isNull(reply) || len(args) < 3 {
+		return nil
+	}
+	if lowerEq(args[2], "persist") {
+		return cmdArgs("PERSIST", args[1])
+	}
+	if len(args) < 4 {
+		return args
+	}
+	at, ok := expiryAt(args[2], args[3], now)
+	switch {
+	case !ok:
+		return args
+	case at <= now:
+		return cmdArgs("DEL", args[1])
+	}
+	return cmdArgs("PEXPIREAT", args[1], strconv.AppendInt(nil, at, 10))
+}
+
+// setPropagated: a SET (SETEX, PSETEX) with a relative or second expiry
+// is sent as SET key value PXAT ms, one with GET without it; one that set
+// nothing (NX, XX) is not sent.
+func setPropagated(name string, args [][]byte, reply []byte, now int64) [][]byte {
+	var at int64
+	var ok bool
+	switch name {
+	case "setex":
+		at, ok = expiryAt([]byte("ex"), args[2], now)
+		return cmdArgs("SET", args[1], args[3], []byte("PXAT"), strconv.AppendInt(nil, at, 10))
+	case "psetex":
+		at, ok = expiryAt([]byte("px"), args[2], now)
+		return cmdArgs("SET", args[1], args[3], []byte("PXAT"), strconv.AppendInt(nil, at, 10))
+	}
+	get, cond := false, false // GET; NX or XX
+	for i := 3; i < len(args); i++ {
+		switch {
+		case lowerEq(args[i], "get"):
+			get = true
+		case lowerEq(args[i], "nx"), lowerEq(args[i], "xx"):
+			cond = true
+		case i+1 < len(args) && !lowerEq(args[i], "pxat"):
+			if a, found := expiryAt(args[i], args[i+1], now); found {
+				at, ok = a, true
+				i++
+			}
+		}
+	}
+	if cond && !setHappened(args, reply, get) {
+		return nil // NX or XX: nothing set
+	}
+	if ok {
+		return cmdArgs("SET", args[1], args[2], []byte("PXAT"), strconv.AppendInt(nil, at, 10))
+	}
+	if !get {
+		return args
+	}
+	// Redis sends it without GET (the reply is the client's business).
+	var out [][]byte
+	for i, a := range args {
+		if i < 3 || !lowerEq(a, "get") {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// setHappened reports whether a SET with NX or XX set its key: without
+// GET its reply is null when it did not; with GET the reply is the old
+// value, null when there was none, so NX set iff it is null and XX iff
+// it is not.
+func setHappened(args [][]byte, reply []byte, get bool) bool {
+	if !get {
+		return !isNull(reply)
+	}
+	for _, a := range args[3:] {
+		if lowerEq(a, "nx") {
+			return isNull(reply)
+		}
+	}
+	return !isNull(reply)
+}
+
+// expirePropagated: the EXPIRE family is sent as PEXPIREAT with its
+// options, or as DEL when the time is already past (the key was deleted).
+func expirePropagated(name string, args [][]byte, now int64) [][]byte {
+	opt := map[string]string{"expire": "ex", "pexpire": "px", "expireat": "exat", "pexpireat": "pxat"}[name]
+	at, ok := expiryAt([]byte(opt), args[2], now)
+	switch {
+	case !ok:
+		return args
+	case at <= now:
+		return cmdArgs("DEL", args[1])
+	}
+	return append(cmdArgs("PEXPIREAT", args[1], strconv.AppendInt(nil, at, 10)), args[3:]...)
+}
+
+// mpopPropagated: LMPOP and ZMPOP are sent as the plain pop of the key
+// they popped from, with the count they popped; nothing when they popped
+// nothing. Their reply is [key, [elements]].
+func mpopPropagated(args [][]byte, reply []byte) [][]byte {
+	if isNull(reply) || !bytes.HasPrefix(reply, []byte("*2\r\n")) {
+		return nil
+	}
+	rest := reply[4:]
+	klen := replyLen(rest)
+	key, ok := bulkOf(rest[:klen])
+	if !ok {
+		return nil
+	}
+	rest = rest[klen:]
+	eol := bytes.IndexByte(rest, '\n')
+	if len(rest) == 0 || rest[0] != '*' || eol < 0 {
+		return nil
+	}
+	count := rest[1 : eol-1]
+	// The direction follows the numkeys keys.
+	numkeys, err := strconv.Atoi(string(args[1]))
+	if err != nil || numkeys < 1 || 2+numkeys >= len(args) {
+		return args
+	}
+	pops := map[string]string{"left": "LPOP", "right": "RPOP", "min": "ZPOPMIN", "max": "ZPOPMAX"}
+	pop, ok := pops[strings.ToLower(string(args[2+numkeys]))]
+	if !ok {
+		return args
+	}
+	return cmdArgs(pop, key, count)
+}

@@ -1,0 +1,113 @@
+package server
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomu-rdma/gomu/internal/redistest"
+)
+
+// syncTap opens a SYNC stream on addr and returns a function reading the
+// next n commands from it, each as its arguments joined by spaces, with
+// the times of PXAT and PEXPIREAT (which differ between servers) as T.
+func syncTap(t *testing.T, addr string) func(n int) []string {
+	t.Helper()
+	c := redistest.Dial(t, addr)
+	c.Do("CONFIG", "SET", "repl-ping-replica-period", "3600")
+	c.Do("CONFIG", "SET", "repl-diskless-sync-delay", "0") // Redis's; refused by ours, harmlessly
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	io.WriteString(nc, "SYNC\r\n")
+	br := bufio.NewReader(nc)
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var head string
+	for head == "" || head == "\n" {
+		if head, err = br.ReadString('\n'); err != nil {
+			t.Fatalf("SYNC: %v", err)
+		}
+	}
+	size, _ := strconv.Atoi(strings.TrimSpace(head[1:]))
+	if _, err := io.ReadFull(br, make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	var failed error
+	line := func() string {
+		s, err := br.ReadString('\n')
+		if err != nil && failed == nil {
+			failed = err
+		}
+		return strings.TrimSuffix(s, "\r\n")
+	}
+	return func(n int) []string {
+		nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+		var cmds []string
+		for range n {
+			l := line()
+			if failed != nil {
+				break // what came so far is compared
+			}
+			argc, _ := strconv.Atoi(l[1:])
+			args := make([]string, argc)
+			for i := range args {
+				line()
+				args[i] = line()
+			}
+			args[0] = strings.ToLower(args[0])
+			for i := 1; i < len(args); i++ {
+				if strings.EqualFold(args[i-1], "pxat") || args[0] == "pexpireat" && i == 2 {
+					args[i] = "T"
+				}
+			}
+			cmds = append(cmds, strings.Join(args, " "))
+		}
+		return cmds
+	}
+}
+
+// TestPropagatedFormsDiff: SYNC's stream carries the forms Redis 7.0
+// propagates (absolute expiry times, DEL for GETDEL and past expiries,
+// LPOP/ZPOPMIN for LMPOP/ZMPOP, SET KEEPTTL for INCRBYFLOAT …) and leaves
+// out what it leaves out, compared with Redis's own stream.
+func TestPropagatedFormsDiff(t *testing.T) {
+	script := [][]string{
+		{"SET", "k", "v"}, {"GETDEL", "k"}, {"GETDEL", "k"},
+		{"SET", "k", "v", "EX", "100"}, {"GETEX", "k"}, {"GETEX", "k", "PERSIST"},
+		{"GETEX", "k", "PX", "50000"}, {"GETEX", "k", "EXAT", "1000"},
+		{"SETEX", "k", "100", "v"}, {"PSETEX", "k", "100000", "v"},
+		{"SET", "k", "v2", "NX"}, {"SET", "k", "v3", "XX", "GET"}, {"SET", "n", "v", "XX"},
+		{"EXPIRE", "k", "100"}, {"PEXPIRE", "k", "100000", "GT"}, {"EXPIRE", "k", "-1"},
+		{"RPUSH", "l", "a", "b", "c"}, {"LMPOP", "2", "none", "l", "RIGHT", "COUNT", "2"},
+		{"LMPOP", "1", "none", "LEFT"},
+		{"ZADD", "z", "1", "a", "2", "b"}, {"ZMPOP", "1", "z", "MAX", "COUNT", "5"},
+		{"INCRBYFLOAT", "f", "1.5"}, {"HINCRBYFLOAT", "h", "x", "2.5"},
+		{"SET", "end", "1"},
+	}
+	const sent = 19 // commands each stream carries for script
+	run := func(addr string) []string {
+		next := syncTap(t, addr)
+		c := redistest.Dial(t, addr)
+		for _, cmd := range script {
+			c.Do(cmd...)
+		}
+		return next(sent)
+	}
+	want := run(redistest.Start(t))
+	got := run(startStandalone(t).Addr())
+	if len(got) != len(want) {
+		t.Fatalf("streams of %d and %d commands:\n got %q\nwant %q", len(got), len(want), got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("command %d: got %q, want %q\n got %q\nwant %q", i, got[i], want[i], got, want)
+			break
+		}
+	}
+}

@@ -1,0 +1,241 @@
+package server
+
+import (
+	"bytes"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
+	"github.com/gomu-rdma/gomu/internal/resp"
+)
+
+// SYNC turns a connection into a tap on this replica's stream of applied
+// writes, as Redis's SYNC makes it a replica: it answers with the state as
+// one bulk payload (a gomu snapshot, not an RDB file), then sends every
+// write command this replica applies from that point, in log order, as
+// RESP commands after a SELECT 0, transactions between MULTI and EXEC,
+// and a PING every repl-ping-replica-period seconds. Redis's test suite
+// reads it to see what a master propagates.
+//
+// Only the writes that took effect are sent, as Redis sends them: not a
+// failed one, not one whose reply says it changed nothing (noEffect), not
+// the reads of a transaction, which is wrapped in MULTI/EXEC only when
+// more than one of its commands is sent.
+//
+// Commands go out as clients sent them, or in the form Redis gives them
+// where propagate.go knows it (absolute expiry times, LMPOP as LPOP …).
+//
+// Differences from Redis: the forms propagate.go does not know (SPOP as
+// SREM, RESTORE's …) go out as sent; a write whose
+// reply does not tell whether it changed anything (SET, say) is sent
+// even when it did not, and the server's own writes (the expiry sweep,
+// CONFIG SET of the encoding thresholds, DEBUG RELOAD) are not sent.
+
+// tap is one SYNC connection's queue, fed by Machine.Apply.
+type tap struct {
+	mu     sync.Mutex
+	buf    []byte
+	failed bool
+	wake   chan struct{}
+}
+
+// send queues b for the tap's connection, dropping a tap that lets more
+// than pushLimit bytes pile up.
+func (t *tap) send(b []byte) {
+	t.mu.Lock()
+	if !t.failed {
+		t.buf = append(t.buf, b...)
+		if len(t.buf) > pushLimit {
+			t.failed, t.buf = true, nil
+		}
+	}
+	t.mu.Unlock()
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns what is queued, and whether the tap failed.
+func (t *tap) take() ([]byte, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.buf
+	t.buf = nil
+	return b, t.failed
+}
+
+// attach takes a snapshot and adds a tap fed from the next write on,
+// atomically: no write falls between the two.
+func (m *Machine) attach() ([]byte, *tap, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var snap bytes.Buffer
+	if err := m.st.Snapshot(&snap); err != nil {
+		return nil, nil, err
+	}
+	t := &tap{wake: make(chan struct{}, 1)}
+	t.buf = resp.AppendCommand(t.buf, []byte("SELECT"), []byte("0"))
+	m.taps = append(m.taps, t)
+	return snap.Bytes(), t, nil
+}
+
+// detach removes t.
+func (m *Machine) detach(t *tap) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, x := range m.taps {
+		if x == t {
+			m.taps = append(m.taps[:i], m.taps[i+1:]...)
+			break
+		}
+	}
+}
+
+// feedTaps sends the commands of the proposal just applied (decoded in
+// m.dec, header h, replied out) to the taps, as Redis propagates: only
+// the writes that took effect (not a failed one, nor one whose reply says
+// it changed nothing: noEffect), nothing of a transaction whose watched
+// keys had changed.
+func (m *Machine) feedTaps(h header, out []byte) {
+	var b []byte
+	spans := m.dec.spans
+	if h.kind == propTx {
+		if len(spans) > 0 && string(m.dec.args[spans[0].off]) == watchCommand {
+			spans = spans[1:]
+		}
+		if string(out) == "*-1\r\n" {
+			return // the watch check failed: nothing ran
+		}
+		out = out[bytes.IndexByte(out, '\n')+1:] // the array's header
+	}
+	var cmds [][][]byte
+	for _, s := range spans {
+		args := m.dec.args[s.off : s.off+s.argc]
+		n := replyLen(out)
+		reply := out[:n]
+		out = out[n:]
+		if cmd := store.Lookup(args[0]); cmd == nil || cmd.Flags&(store.Write|store.Internal) != store.Write {
+			continue // reads queued in a transaction, the server's own writes
+		}
+		if len(reply) == 0 || reply[0] == '-' || string(reply) == ":0\r\n" && noEffect[string(lowerInto(nil, args[0]))] {
+			continue
+		}
+		if p := propagated(args, reply, h.now); p != nil {
+			cmds = append(cmds, p)
+		}
+	}
+	if len(cmds) == 0 {
+		return
+	}
+	tx := h.kind == propTx && len(cmds) > 1
+	if tx {
+		b = resp.AppendCommand(b, []byte("MULTI"))
+	}
+	for _, args := range cmds {
+		b = resp.AppendCommand(b, args...)
+	}
+	if tx {
+		b = resp.AppendCommand(b, []byte("EXEC"))
+	}
+	for _, t := range m.taps {
+		t.send(b)
+	}
+}
+
+// cmdSync serves SYNC: the snapshot, then the stream until the client
+// leaves or the server closes. The connection reads nothing more.
+func cmdSync(c *conn, _ [][]byte) bool {
+	out := c.reply()
+	if c.multi || c.sub != nil {
+		*out = resp.AppendError(*out, "ERR Replica can't interact with the keyspace")
+		return false
+	}
+	c.write()
+	snap, t, err := c.s.cfg.Machine.attach()
+	if err != nil {
+		*out = resp.AppendError(*out, "ERR gomu: "+err.Error())
+		return false
+	}
+	defer c.s.cfg.Machine.detach(t)
+	// The client sends nothing we answer (a Redis replica's REPLCONF
+	// ACKs are dropped); reading notices when it leaves.
+	gone := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, c.nc)
+		close(gone)
+	}()
+	head := append([]byte{'$'}, strconv.Itoa(len(snap))+"\r\n"...)
+	if _, err := c.nc.Write(append(head, snap...)); err != nil {
+		return true
+	}
+	lastPing := time.Now()
+	for {
+		period := time.Duration(c.s.replPingPeriod.Load()) * time.Second
+		wait := time.NewTimer(time.Until(lastPing.Add(period)))
+		select {
+		case <-c.s.stop:
+			wait.Stop()
+			return true
+		case <-gone:
+			wait.Stop()
+			return true
+		case <-t.wake:
+		case <-wait.C:
+			t.send(resp.AppendCommand(nil, []byte("PING")))
+			lastPing = time.Now()
+		}
+		wait.Stop()
+		b, failed := t.take()
+		if failed {
+			return true
+		}
+		if len(b) > 0 {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(6 * c.s.cfg.Timeout))
+			if _, err := c.nc.Write(b); err != nil {
+				return true
+			}
+		}
+	}
+}
+
+// noEffect are the writes whose integer reply 0 means they changed
+// nothing, so that Redis does not propagate them.
+var noEffect = map[string]bool{
+	"del": true, "unlink": true, "expire": true, "pexpire": true, "expireat": true, "pexpireat": true,
+	"persist": true, "setnx": true, "msetnx": true, "renamenx": true, "copy": true,
+	"lpushx": true, "rpushx": true, "lrem": true, "sadd": true, "srem": true, "smove": true,
+	"hdel": true, "hsetnx": true, "zrem": true, "zremrangebyscore": true, "zremrangebyrank": true,
+	"zremrangebylex": true,
+}
+
+// replyLen is the length of the RESP2 reply at the start of b (what the
+// store replies: simple strings, errors, integers, bulks, arrays), or
+// len(b) if it is cut short.
+func replyLen(b []byte) int {
+	eol := bytes.IndexByte(b, '\n')
+	if eol < 0 || len(b) == 0 {
+		return len(b)
+	}
+	switch b[0] {
+	case '$':
+		n, err := strconv.Atoi(string(b[1 : eol-1]))
+		if err != nil || n < 0 {
+			return eol + 1
+		}
+		return min(len(b), eol+1+n+2)
+	case '*':
+		n, err := strconv.Atoi(string(b[1 : eol-1]))
+		if err != nil || n < 0 {
+			return eol + 1
+		}
+		at := eol + 1
+		for range n {
+			at += replyLen(b[at:])
+		}
+		return min(at, len(b))
+	}
+	return eol + 1
+}

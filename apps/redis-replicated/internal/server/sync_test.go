@@ -1,0 +1,80 @@
+package server
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomu-rdma/gomu/internal/redistest"
+)
+
+// TestSyncStream: SYNC answers the state as one payload, then streams the
+// writes applied from then on, a transaction between MULTI and EXEC,
+// never a read, a failed or ineffective write, a failed watch or the
+// server's own writes.
+func TestSyncStream(t *testing.T) {
+	srv := startStandalone(t)
+	c := redistest.Dial(t, srv.Addr())
+	c.Do("SET", "before", "1")
+	c.Do("CONFIG", "SET", "repl-ping-replica-period", "3600")
+	nc, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	io.WriteString(nc, "SYNC\r\n")
+	br := bufio.NewReader(nc)
+	head, err := br.ReadString('\n')
+	if err != nil || head[0] != '$' {
+		t.Fatalf("SYNC head %q: %v", head, err)
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(head[1:]))
+	if _, err := io.ReadFull(br, make([]byte, n)); err != nil {
+		t.Fatal(err)
+	}
+	c.Do("SET", "a", "1")
+	c.Do("GET", "a")
+	c.Do("CONFIG", "SET", "set-max-intset-entries", "10")
+	c.Do("MULTI")
+	c.Do("INCR", "a")
+	c.Do("GET", "a")
+	c.Do("DEL", "before")
+	c.Do("EXEC")
+	w := redistest.Dial(t, srv.Addr())
+	w.Do("WATCH", "a")
+	c.Do("SET", "a", "changed")
+	w.Do("MULTI")
+	w.Do("SET", "a", "lost")
+	w.Do("EXEC")
+	c.Do("PING")
+	c.Do("RPUSH", "l", "x")
+	c.Do("INCR", "l")      // fails: not sent
+	c.Do("DEL", "missing") // no effect: not sent
+	c.Do("MULTI")
+	c.Do("DEL", "missing")
+	c.Do("EXEC") // nothing took effect: nothing sent
+	c.Do("MULTI")
+	c.Do("SADD", "s", "m")
+	c.Do("SADD", "s", "m")
+	c.Do("EXEC") // one write took effect: sent alone
+	c.Do("SET", "end", "1")
+	want := "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n" +
+		"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n" +
+		"*1\r\n$5\r\nMULTI\r\n*2\r\n$4\r\nINCR\r\n$1\r\na\r\n*2\r\n$3\r\nDEL\r\n$6\r\nbefore\r\n*1\r\n$4\r\nEXEC\r\n" +
+		"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$7\r\nchanged\r\n" +
+		"*3\r\n$5\r\nRPUSH\r\n$1\r\nl\r\n$1\r\nx\r\n" +
+		"*3\r\n$4\r\nSADD\r\n$1\r\ns\r\n$1\r\nm\r\n" +
+		"*3\r\n$3\r\nSET\r\n$3\r\nend\r\n$1\r\n1\r\n"
+	got := make([]byte, len(want))
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(br, got); err != nil {
+		t.Fatalf("stream: %v after %q", err, got)
+	}
+	if string(got) != want {
+		t.Errorf("stream\n got %q\nwant %q", got, want)
+	}
+}
