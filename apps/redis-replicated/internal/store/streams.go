@@ -407,8 +407,8 @@ type trimArgs struct {
 	// defaultLimit: ~ without LIMIT, whose limit follows the store's
 	// stream-node-max-entries (withDefaultLimit).
 	defaultLimit bool
-	maxLen   int64
-	minID    streamID
+	maxLen       int64
+	minID        streamID
 }
 
 const (
