@@ -296,6 +296,35 @@ func (s *Store) signalKey(key []byte) {
 	}
 }
 
+// signalDeletedStream notes key, just deleted, if it held a stream:
+// Redis signals a deleted stream so that its XREADGROUP waiters get
+// -UNBLOCKED. Free while nobody waits.
+func (s *keyspace) signalDeletedStream(key []byte, old *value) {
+	if s.blk.n > 0 && old.kind == kindStream {
+		s.blk.signal(s.db, string(key))
+	}
+}
+
+// signalStreams notes every waited key of ks that holds a stream: before
+// FLUSHDB or SWAPDB takes them away, as Redis's
+// scanDatabaseForDeletedStreams (a stream that stays gets signalled too,
+// which serves only what a new value would).
+func (b *blockState) signalStreams(ks *keyspace) {
+	if b.n == 0 {
+		return
+	}
+	for w := b.first; w != nil; w = w.next {
+		if w.db != ks.db {
+			continue
+		}
+		for _, wk := range w.keys {
+			if v := ks.keys[wk[1:]]; v != nil && v.kind == kindStream {
+				b.signal(w.db, wk[1:])
+			}
+		}
+	}
+}
+
 // signalDatabases notes every waited key of databases a and b that holds
 // a value: after SWAPDB, whose keyspaces changed under their waiters.
 func (s *Store) signalDatabases(a, b int) {
