@@ -116,6 +116,7 @@ func (c *conn) block(args [][]byte, ms int64) bool {
 	ch := m.awaitReply(id)
 	var p proposal // its own: the engine may still read a failed one
 	p.reset(propBatch)
+	p.use(int(c.state.db.Load())) // the waiter waits in the connection's database
 	p.add(append([][]byte{[]byte(store.BlockCommand), idb}, args...))
 	res, err := c.s.replicate(c.ctx, p.seal(time.Now().UnixMilli(), rand.Uint64()))
 	var reply []byte
