@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"slices"
 	"strconv"
 	"testing"
@@ -173,5 +174,21 @@ func TestStreamBlockingReplicas(t *testing.T) {
 	}
 	if n := rigs[0].s.Waiters(); n != 1 {
 		t.Fatalf("%d waiters, want 1 (d)", n)
+	}
+	// A snapshot keeps the waiter, which is served alike after a restore.
+	var snap bytes.Buffer
+	if err := rigs[1].s.Snapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	re := newBlockRig()
+	if err := re.s.Restore(bytes.NewReader(snap.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*blockRig{rigs[1], re} {
+		r.got = nil
+		r.do("xadd", "s", "3-1", "f", "v")
+	}
+	if len(re.got) != 1 || !slices.Equal(re.got, rigs[1].got) || re.s.Digest() != rigs[1].s.Digest() {
+		t.Fatalf("restored served %q, original %q", re.got, rigs[1].got)
 	}
 }
