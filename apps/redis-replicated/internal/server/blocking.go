@@ -87,9 +87,23 @@ func (m *Machine) orphans(nonce []byte, max int) (own []string, foreign bool) {
 	return own, foreign
 }
 
+// mayBlock reports whether a Blocking command outside MULTI takes the
+// blocking path, with its timeout: not when it will not block (XREAD and
+// XREADGROUP without BLOCK, which run as a read and a batched write); a
+// write with bad arguments does, and gets its error from the log as it
+// would when valid, a read's comes from the read path.
+func mayBlock(args [][]byte, write bool) (ms int64, blocks bool) {
+	ms, ok := store.BlockTimeout(args)
+	if !ok {
+		return 0, write
+	}
+	return ms, ms >= 0
+}
+
 // block runs a blocking command outside MULTI on the leader: proposed
-// alone, answered at once or once served, timed out or ended.
-func (c *conn) block(args [][]byte) bool {
+// alone, answered at once or once served, timed out or ended (ms is its
+// timeout, 0: forever).
+func (c *conn) block(args [][]byte, ms int64) bool {
 	c.flushWrites()
 	sh := shapeOf(args)
 	c.blockSeq++
@@ -98,11 +112,11 @@ func (c *conn) block(args [][]byte) bool {
 	idb = binary.BigEndian.AppendUint64(idb, uint64(c.id))
 	idb = binary.BigEndian.AppendUint64(idb, c.blockSeq)
 	id := string(idb)
-	ms, _ := store.BlockTimeout(args)
 	m := c.s.cfg.Machine
 	ch := m.awaitReply(id)
 	var p proposal // its own: the engine may still read a failed one
 	p.reset(propBatch)
+	p.use(int(c.state.db.Load())) // the waiter waits in the connection's database
 	p.add(append([][]byte{[]byte(store.BlockCommand), idb}, args...))
 	res, err := c.s.replicate(c.ctx, p.seal(time.Now().UnixMilli(), rand.Uint64()))
 	var reply []byte

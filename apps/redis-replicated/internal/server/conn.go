@@ -271,7 +271,14 @@ func (c *conn) dispatch(args [][]byte) bool {
 		return false
 	}
 	if cmd.Flags&store.Blocking != 0 {
-		return c.block(args)
+		if ms, blocks := mayBlock(args, write); blocks {
+			if !write && !c.s.link.Leads() { // XREAD … BLOCK waits on the leader only
+				out := c.reply()
+				*out = resp.AppendError(*out, c.s.readOnlyError())
+				return false
+			}
+			return c.block(args, ms)
+		}
 	}
 	if write {
 		if len(c.prop.buf)+commandSize(args)+dbSwitchSize(db) > c.s.cfg.MaxProposal {

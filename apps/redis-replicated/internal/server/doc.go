@@ -99,6 +99,13 @@
 // command never blocks: it answers a null array (a null bulk for BLMOVE and
 // BRPOPLPUSH) at once, as Redis does.
 //
+// XREAD … BLOCK and XREADGROUP … BLOCK block the same way (XREAD's $ is
+// pinned to the stream's last ID when its waiter registers; XADD, and for
+// XREADGROUP the stream's deletion or its group's XGROUP DESTROY, serve
+// them as Redis 7.0 does). Without BLOCK they never block: XREAD stays a
+// local read on any replica, XREADGROUP a batched write; XREAD with BLOCK
+// goes through the log, so a follower refuses it with READONLY.
+//
 // A wait ends through the log too. At its timeout (on the leader's clock)
 // the connection proposes gomu.unblock <id> timeout, which removes the
 // waiter if it was not served first and delivers the null array; CLIENT
@@ -220,13 +227,15 @@
 // the same); PFSELFTEST answers OK without a self test of its own.
 // Streams: IDs from "*" and delivery and seen times come from the leader's
 // clock (idle times in XPENDING and XINFO from the answering replica's);
-// the nodes follow stream-node-max-entries and -bytes (replicated by CONFIG SET);
-// XREAD and XREADGROUP accept BLOCK but answer at once (a null array when
-// there is nothing); COMMAND reports XGROUP as a write (its subcommands
+// the nodes follow stream-node-max-entries and -bytes (replicated by
+// CONFIG SET); COMMAND reports XGROUP as a write (its subcommands
 // decide in Redis); XAUTOCLAIM's "Insufficient memory" for a huge COUNT
 // is judged by a fixed bound, not by an allocation.
 // Blocking commands: a waiter on several keys that become ready in one
 // command is served from the first of them given a new value; a blocked
 // client of a replica that lost the lead gets an UNBLOCKED error, not its
-// element (see Blocking commands).
+// element (see Blocking commands). Two clients' commands race into the log:
+// a blocking command sent just before another client's write may be
+// ordered after it (Redis's test suite assumes the first sent runs first
+// in a few tests that do not wait for the client to block).
 package server

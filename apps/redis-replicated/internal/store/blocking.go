@@ -9,7 +9,8 @@ import (
 )
 
 // Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
-// BZPOPMAX, BZMPOP) keep their waiters in the store: a waiter is
+// BZPOPMAX, BZMPOP, and XREAD and XREADGROUP with BLOCK: streams_block.go)
+// keep their waiters in the store: a waiter is
 // replicated state, registered, served and removed by log entries, so every
 // replica pops the same element for the same waiter.
 //
@@ -24,11 +25,14 @@ import (
 // database, keys and the command with its arguments) and replies nothing:
 // an empty reply means "blocked". Waiters queue per key in arrival order.
 //
-// Serving. Only a new value can make a waited key ready (a waited key is
-// absent or of another type while anybody waits on it: a non-empty list or
-// sorted set would have served the waiter), and every new value goes
-// through Store.put, which notes the key when somebody waits on it (one
-// comparison otherwise). After each command of a batch, or after a whole
+// Serving. Only a new value can make a list or sorted-set key ready (a
+// waited key is absent or of another type while anybody waits on it: a
+// non-empty list or sorted set would have served the waiter), and every
+// new value goes through Store.put, which notes the key when somebody
+// waits on it (one comparison otherwise). A stream waiter waits on a key
+// that may exist: XADD and XGROUP DESTROY note it (signalKey), and so does
+// deleting a stream (remove, the expiry sweep, FLUSHDB, SWAPDB), as Redis
+// signals them for XREADGROUP's errors. After each command of a batch, or after a whole
 // transaction, as Redis after each command and after EXEC, the applier
 // calls ServeReady: each noted key, in the order noted, serves its waiters
 // longest-waiting first, each by re-running the waiter's command against
@@ -293,6 +297,35 @@ func (b *blockState) signal(db int, key string) {
 func (s *Store) signalKey(key []byte) {
 	if s.blk.n > 0 {
 		s.blk.signal(s.keyspace.db, string(key))
+	}
+}
+
+// signalDeletedStream notes key, just deleted, if it held a stream:
+// Redis signals a deleted stream so that its XREADGROUP waiters get
+// -UNBLOCKED. Free while nobody waits.
+func (s *keyspace) signalDeletedStream(key []byte, old *value) {
+	if s.blk.n > 0 && old.kind == kindStream {
+		s.blk.signal(s.db, string(key))
+	}
+}
+
+// signalStreams notes every waited key of ks that holds a stream: before
+// FLUSHDB or SWAPDB takes them away, as Redis's
+// scanDatabaseForDeletedStreams (a stream that stays gets signalled too,
+// which serves only what a new value would).
+func (b *blockState) signalStreams(ks *keyspace) {
+	if b.n == 0 {
+		return
+	}
+	for w := b.first; w != nil; w = w.next {
+		if w.db != ks.db {
+			continue
+		}
+		for _, wk := range w.keys {
+			if v := ks.keys[wk[1:]]; v != nil && v.kind == kindStream {
+				b.signal(w.db, wk[1:])
+			}
+		}
 	}
 }
 

@@ -97,6 +97,9 @@ func cmdSwapDB(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if a < 0 || a >= Databases || b < 0 || b >= Databases {
 		return resp.AppendError(dst, errDBRange)
 	}
+	// Their XREADGROUP waiters are unblocked if their stream goes.
+	s.blk.signalStreams(s.dbs[a])
+	s.blk.signalStreams(s.dbs[b])
 	// The running command stays on its index, now the other's keyspace.
 	switch s.keyspace {
 	case s.dbs[a]:
@@ -114,6 +117,7 @@ func cmdSwapDB(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 
 // flush empties the database.
 func (s *keyspace) flush() {
+	s.blk.signalStreams(s)
 	clear(s.keys)
 	s.expiring = 0
 	s.expiry = s.expiry[:0]

@@ -107,6 +107,7 @@ func (s *keyspace) popExpired() bool {
 	}
 	s.expiring--
 	delete(s.keys, e.key)
+	s.signalDeletedStream([]byte(e.key), v)
 	return true
 }
 

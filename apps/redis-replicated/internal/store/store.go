@@ -391,7 +391,7 @@ func (s *keyspace) put(key []byte, v *value) {
 	}
 	k := string(key) // copies key
 	s.keys[k] = v
-	if s.blk.n > 0 {
+	if s.blk.n > 0 { // an overwritten stream's XREADGROUP waiters too
 		s.blk.signal(s.db, k)
 	}
 	if v.expireAt != 0 {
@@ -410,6 +410,7 @@ func (s *keyspace) remove(key []byte) bool {
 		s.expiring--
 	}
 	delete(s.keys, string(key))
+	s.signalDeletedStream(key, v)
 	return true
 }
 

@@ -294,6 +294,7 @@ func cmdXAdd(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		return resp.AppendError(dst, msg)
 	}
 	st.appendEntry(newID, copyFields(args[idPos+1:]), s.cfg.StreamNodeMaxBytes, s.cfg.StreamNodeMaxEntries)
+	s.signalKey(args[1]) // XREAD and XREADGROUP waiters may be served
 	dst = appendStreamID(dst, newID)
 	st.trim(&ta)
 	return dst

@@ -160,6 +160,7 @@ func cmdXGroup(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 			return resp.AppendInt(dst, 0)
 		}
 		st.deleteGroup(args[3])
+		s.signalKey(args[2]) // its XREADGROUP waiters get -NOGROUP
 		return resp.AppendInt(dst, 1)
 	case "createconsumer":
 		if g.addConsumer(args[4], e.NowMs) == nil {

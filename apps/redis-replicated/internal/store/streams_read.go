@@ -5,16 +5,16 @@ import (
 )
 
 // XREAD and XREADGROUP. Both parse and resolve their IDs once
-// (ParseStreamRead) and then try once (ReadOnce); BLOCK is accepted and
-// answered as a read that found nothing at once. A blocking framework
-// keeps the parsed StreamRead and calls ReadOnce again when a key
-// changes, as Redis re-serves a blocked client with the IDs it resolved
-// when it blocked.
+// (ParseStreamRead) and then try once (ReadOnce). With BLOCK they are
+// Blocking commands (streams_block.go): a waiter keeps its arguments with
+// XREAD's $ pinned to the stream's last ID, and is served by
+// ServeBlocked, as Redis re-serves a blocked client with the IDs it
+// resolved when it blocked.
 
 func init() {
 	register(
-		streamCmd("xread", -4, ReadOnly|MovableKeys, 0, 0, 0, "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block.", cmdStreamRead),
-		streamCmd("xreadgroup", -7, Write|MovableKeys, 0, 0, 0, "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block.", cmdStreamRead),
+		streamReadCmd(streamCmd("xread", -4, ReadOnly|MovableKeys, 0, 0, 0, "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block.", cmdStreamRead)),
+		streamReadCmd(streamCmd("xreadgroup", -7, Write|MovableKeys, 0, 0, 0, "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block.", cmdStreamRead)),
 	)
 }
 
@@ -152,12 +152,7 @@ func parseStreamReadOptions(args [][]byte, group bool) (r *StreamRead, ids [][]b
 		return nil, nil, "ERR Missing GROUP option for XREADGROUP"
 	}
 	n := (len(args) - streamsAt) / 2
-	// Copied: a blocked reader keeps them past the arguments' buffers.
-	r.Keys = copyFields(args[streamsAt : streamsAt+n])
-	if group {
-		gc := copyFields([][]byte{r.Group, r.Consumer})
-		r.Group, r.Consumer = gc[0], gc[1]
-	}
+	r.Keys = args[streamsAt : streamsAt+n]
 	return r, args[streamsAt+n:], ""
 }
 
