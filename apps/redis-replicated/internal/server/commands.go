@@ -161,6 +161,9 @@ func cmdMulti(c *conn, _ [][]byte) bool {
 	c.multi, c.multiDirty, c.multiWrite, c.multiDenyOOM = true, false, false, false
 	c.queuedShapes = c.queuedShapes[:0]
 	c.state.multiLen.Store(0)
+	if cap(c.queued.buf) > c.s.cfg.MaxProposal {
+		c.queued.buf = nil // do not keep a huge transaction's buffer
+	}
 	c.queued.reset(propTx)
 	c.queued.use(int(c.state.db.Load()))
 	*out = resp.AppendOK(*out)

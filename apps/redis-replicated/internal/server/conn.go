@@ -243,22 +243,10 @@ func (c *conn) dispatch(args [][]byte) bool {
 		return false
 	}
 	db := int(c.state.db.Load())
-	// A command over the proposal limit is replicated alone (below) by
-	// the engine's large-command path; only a transaction, one proposal
-	// built of many, still refuses one.
-	if c.multi && commandSize(args)+propHeader+dbSwitchSize(db) > c.s.cfg.MaxProposal {
-		c.multiDirty = true
-		out := c.reply()
-		*out = resp.AppendError(*out, "ERR gomu: command too large to replicate")
-		return false
-	}
+	// A command over the proposal limit is replicated alone (below), and a
+	// transaction over it as one proposal, by the engine's large-command
+	// path.
 	if c.multi {
-		if commandSize(args)+len(c.queued.buf) > c.s.cfg.MaxProposal {
-			c.multiDirty = true
-			out := c.reply()
-			*out = resp.AppendError(*out, "ERR gomu: transaction too large to replicate")
-			return false
-		}
 		c.queued.add(args)
 		if c.proto.Load() == 3 {
 			c.queuedShapes = append(c.queuedShapes, shapeOf(args))

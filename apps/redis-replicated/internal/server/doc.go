@@ -157,6 +157,16 @@
 // past lua-time-limit (5000 ms; CONFIG SET changes this replica's) other
 // clients get BUSY, except SCRIPT KILL and FUNCTION KILL.
 //
+// # Large values
+//
+// A write larger than the proposal limit (Config.MaxProposal, the engine's
+// batch less a margin) leaves the batch: the writes before it are flushed,
+// it is proposed alone, and the engine carries it as chunk entries that
+// every replica reassembles and applies whole (consensus's large
+// commands); an EXEC whose transaction is larger goes the same way, as one
+// command. So a value may be as large as Redis allows (proto-max-bulk-len,
+// 512 MB per argument) while small writes keep their batches.
+//
 // # Differences from Redis 7
 //
 // Scripts: a replicated script cannot be stopped on one replica, so SCRIPT
@@ -194,10 +204,8 @@
 // 40); DEBUG RELOAD round-trips the store through a snapshot on every
 // replica (store.ReloadCommand); SET-ACTIVE-EXPIRE, SLEEP, PROTOCOL,
 // DIGEST-VALUE, QUICKLIST-PACKED-THRESHOLD, CHANGE-REPL-ID and JMAP are
-// answered as Redis answers them (debug.go), DEBUG OBJECT in Redis's layout; a write larger than the
-// proposal limit (up to proto-max-bulk-len per argument) is proposed
-// alone, through the engine's large-command path, but inside MULTI it gets
-// an error instead of being queued; no keyspace notifications and no shard
+// answered as Redis answers them (debug.go), DEBUG OBJECT in Redis's
+// layout; no keyspace notifications and no shard
 // channels (SSUBSCRIBE, SPUBLISH). Sorted sets: ZRANDMEMBER's picks are
 // this server's own (uniform, by rank), not Redis's, though a count of at
 // least the set's size replies the whole set, highest score first, as

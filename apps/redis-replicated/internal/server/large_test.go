@@ -167,3 +167,46 @@ func TestLargeValuePipelined(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeTransaction: a transaction larger than the proposal limit, with
+// a command over it, is replicated whole as one large command: EXEC
+// answers every command, and every replica applied all of it.
+func TestLargeTransaction(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.WaitLeader()
+	cn := dialBig(t, lead.Srv.Addr())
+	val := bytes.Repeat([]byte("t"), 3*testMaxProposal)
+	for _, step := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"MULTI"}, "+OK\r\n"},
+		{[]string{"SET", "small", "1"}, "+QUEUED\r\n"},
+		{[]string{"SET", "big", string(val)}, "+QUEUED\r\n"},
+		{[]string{"APPEND", "big", "!"}, "+QUEUED\r\n"},
+		{[]string{"INCR", "small"}, "+QUEUED\r\n"},
+		{[]string{"EXEC"}, "*4\r\n+OK\r\n+OK\r\n:" + strconv.Itoa(len(val)+1) + "\r\n:2\r\n"},
+	} {
+		args := make([][]byte, len(step.args))
+		for i, a := range step.args {
+			args[i] = []byte(a)
+		}
+		if got := cn.do(args...); string(got) != step.want {
+			t.Fatalf("%s: %.100q, want %.100q", step.args[0], got, step.want)
+		}
+	}
+	want := bulkBytes(append(val, '!'))
+	d := digest(t, lead.Srv.Addr())
+	for _, n := range c.Live() {
+		var got []byte
+		if !replicatest.WaitFor(func() bool {
+			got = dialBig(t, n.Srv.Addr()).do([]byte("GET"), []byte("big"))
+			return bytes.Equal(got, want)
+		}) {
+			t.Fatalf("replica %d: GET big: %d bytes", n.ID, len(got))
+		}
+		if got := digest(t, n.Srv.Addr()); got != d {
+			t.Fatalf("replica %d: digest %q, leader's %q", n.ID, got, d)
+		}
+	}
+}
