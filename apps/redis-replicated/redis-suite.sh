@@ -27,7 +27,8 @@ if [ ${#units[@]} -eq 0 ]; then
 	units=(unit/type/string unit/type/incr unit/type/list unit/type/list-2 unit/type/list-3
 		unit/type/set unit/type/zset unit/type/hash unit/expire unit/keyspace unit/multi
 		unit/pubsub unit/bitops unit/bitfield unit/hyperloglog unit/sort unit/info-command
-		unit/protocol unit/scan unit/quit)
+		unit/protocol unit/scan unit/quit unit/type/stream unit/type/stream-cgroups
+		unit/scripting unit/functions unit/dump unit/info)
 fi
 dir=${SUITE_DIR:-/tmp/gomu-redis-suite}
 port=${SUITE_PORT:-6398}
