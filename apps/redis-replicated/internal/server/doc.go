@@ -169,81 +169,45 @@
 //
 // # Differences from Redis 7
 //
-// Scripts: a replicated script cannot be stopped on one replica, so SCRIPT
-// KILL (and FUNCTION KILL) stops only read-only scripts running locally; a
-// replicated one is answered UNKILLABLE once it wrote, and an error saying
-// it cannot be killed before that (Redis kills any script that has not
-// written yet). Instead every script has an instruction
-// budget (a few seconds of work): a script that exceeds it fails with
-// an error, at the same instruction on every replica, keeping the writes
-// it made. A command sent while a replicated script runs but before the
-// threshold waits for it (Redis would answer BUSY once the threshold
-// passes). EVAL of a read-only script does not add it to the script cache;
-// math.random is seeded per run from the leader's seed; function
-// libraries' local state does not outlive a call; replies reach scripts as
-// RESP2's whatever redis.setresp says; cmsgpack and struct are absent;
-// FUNCTION DUMP's payload is this server's own format; FUNCTION LIST
-// orders libraries and functions by name; commands only the server knows
-// (INFO, CLIENT, …) are unknown to scripts; gopher-lua words compile
-// errors and some runtime errors differently from Lua 5.1.
+// Each is a consequence of replication or of this server's design; the
+// store's files say more.
 //
-// INFO keyspace reports avg_ttl=0 (Redis estimates it in an expiry cycle
-// of its own); under RESP3 (HELLO 3) the replies of COMMAND keep
-// their RESP2 shapes (valid RESP3, not Redis's maps); CONFIG GET answers the parameters clients
-// and redis-benchmark ask for. CONFIG SET changes the encoding thresholds
-// (hash-, set-, zset-, list-max-*, list-compress-depth,
-// hll-sparse-max-bytes, stream-node-max-*) through the log, as replicated
-// state (store.ConfigCommand), and maxmemory (noeviction: DenyOOM commands
-// refused over it) and repl-ping-replica-period on this node; the rest of
-// the configuration is fixed: CONFIG SET succeeds only where it sets a
-// parameter to the value it has, and says it is not supported otherwise.
-// CLIENT LIST and INFO report fd=-1 and no memory figures, and no
-// replication clients of Redis's kind; SYNC streams the writes this replica
-// applies after a gomu snapshot, as clients sent them (sync.go). DEBUG
-// DIGEST returns this store's SHA-256 digest (64 hex digits, not Redis's
-// 40); DEBUG RELOAD round-trips the store through a snapshot on every
-// replica (store.ReloadCommand); SET-ACTIVE-EXPIRE, SLEEP, PROTOCOL,
-// DIGEST-VALUE, QUICKLIST-PACKED-THRESHOLD, CHANGE-REPL-ID and JMAP are
-// answered as Redis answers them (debug.go), DEBUG OBJECT in Redis's
-// layout; no keyspace notifications and no shard
-// channels (SSUBSCRIBE, SPUBLISH). Sorted sets: ZRANDMEMBER's picks are
-// this server's own (uniform, by rank), not Redis's, though a count of at
-// least the set's size replies the whole set, highest score first, as
-// Redis does; a score of -0 is stored as 0 (Redis keeps -0 in a set of over
-// 128 members or with a member over 64 bytes); a BYLEX range over members
-// of different scores, which Redis leaves undefined, is searched by rank.
-// Keys: RANDOMKEY draws from the replica's own random source, so its picks
-// differ from Redis's (any live key; null when there is none). OBJECT
-// ENCODING reports the encoding Redis 7.0's conversions give a value under
-// the configured thresholds, history included (a hash or sorted set that
-// shrank keeps its hashtable or skiplist, an APPENDed string is raw);
-// SSCAN, HSCAN and ZSCAN return a small encoding whole, as Redis does, and
-// walk a large one on SCAN's hash line; OBJECT REFCOUNT is 2147483647 for
-// a string reading as an integer in 0..9999 (Redis's shared integers) and
-// 1 otherwise; OBJECT IDLETIME is always 0, as no access times are kept;
-// OBJECT FREQ fails as under Redis's default maxmemory-policy. SORT …
-// ALPHA compares bytes (as Redis in the C locale), never by the server's
-// locale, and keeps the input order of elements whose ALPHA BY values tie;
-// a set left unsorted (BY without '*') comes out in its own order.
-// Sets and hashes: SPOP draws from the leader's seeded random source (every
-// replica pops the same), SRANDMEMBER and HRANDFIELD, reads, from the
-// replica's own, so the members they pick (and the order of several)
-// differ from Redis's picks.
-// HyperLogLogs: PFCOUNT is a read and does not store the cardinality it
-// computes in the HLL's header as Redis's PFCOUNT does, so a GET of an HLL
-// after PFCOUNT may differ from Redis's in those 8 bytes (its replies are
-// the same); PFSELFTEST answers OK without a self test of its own.
-// Streams: IDs from "*" and delivery and seen times come from the leader's
-// clock (idle times in XPENDING and XINFO from the answering replica's);
-// the nodes follow stream-node-max-entries and -bytes (replicated by
-// CONFIG SET); COMMAND reports XGROUP as a write (its subcommands
-// decide in Redis); XAUTOCLAIM's "Insufficient memory" for a huge COUNT
-// is judged by a fixed bound, not by an allocation.
-// Blocking commands: a waiter on several keys that become ready in one
-// command is served from the first of them given a new value; a blocked
-// client of a replica that lost the lead gets an UNBLOCKED error, not its
-// element (see Blocking commands). Two clients' commands race into the log:
-// a blocking command sent just before another client's write may be
-// ordered after it (Redis's test suite assumes the first sent runs first
-// in a few tests that do not wait for the client to block).
+//   - Scripts: SCRIPT KILL (and FUNCTION KILL) stops only a read-only
+//     script running locally; a replicated script runs to its end or to
+//     its instruction budget (a few seconds of work), where it fails at the
+//     same instruction on every replica, keeping the writes it made. A
+//     command sent while a replicated script runs, before lua-time-limit,
+//     waits for it. EVAL of a read-only script does not cache it; function
+//     libraries' local state does not outlive a call; scripts see RESP2
+//     replies whatever redis.setresp says; cmsgpack and struct are absent;
+//     FUNCTION DUMP's payload is this server's own; gopher-lua words some
+//     errors differently from Lua 5.1.
+//   - Configuration: CONFIG SET changes the encoding thresholds (through
+//     the log, on every replica), lua-time-limit, maxmemory (noeviction)
+//     and repl-ping-replica-period (on this replica); any other parameter
+//     only to the value it has, else it says it is not supported.
+//   - Introspection: INFO keyspace reports avg_ttl=0; CLIENT LIST and INFO
+//     report fd=-1 and no replication clients of Redis's kind; under RESP3
+//     COMMAND keeps its RESP2 shapes; DEBUG DIGEST is a SHA-256 (64 hex
+//     digits, not 40); OBJECT IDLETIME is 0 and OBJECT FREQ fails, as no
+//     access times are kept; SYNC streams a gomu snapshot, then the writes.
+//   - Randomness: SPOP and the other writes draw from the leader's seeded
+//     source (every replica alike); reads (RANDOMKEY, SRANDMEMBER,
+//     HRANDFIELD, ZRANDMEMBER) from the replica's own, so picks differ
+//     from Redis's, never their kind or count.
+//   - Expiry: reads never delete an expired key (they treat it as absent);
+//     the next write to it or the leader's sweep does, through the log.
+//   - Values: a score of -0 is stored as 0; PFCOUNT does not cache the
+//     cardinality in the HLL's header (GET of an HLL may differ in those 8
+//     bytes); DUMP of a set or hash in a hash table lists it in this
+//     server's order; WATCH compares contents, so a key rewritten to the
+//     same value and TTL does not abort the transaction.
+//   - Streams: "*" IDs and delivery times come from the leader's clock;
+//     COMMAND reports XGROUP as a write.
+//   - Blocking commands: a client blocked on a replica that lost the lead
+//     gets an UNBLOCKED error; a blocking command and another client's
+//     write race into the log, where Redis runs whichever arrived first;
+//     XREAD … BLOCK is refused on a follower like a write.
+//   - Not implemented: keyspace notifications, shard channels (SSUBSCRIBE,
+//     SPUBLISH), REPLICAOF, MIGRATE, persistence (SAVE, BGSAVE, AOF).
 package server
