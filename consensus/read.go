@@ -36,6 +36,14 @@ import (
 // with ctx's error when ctx ends: a follower that cannot reach the leader
 // waits for it until then.
 func (r *Replica) ReadBarrier(ctx context.Context) error {
+	r.memUsers.RLock()
+	defer r.memUsers.RUnlock()
+	return r.readBarrier(ctx)
+}
+
+// readBarrier is ReadBarrier under memUsers, which it must not take again:
+// a shared lock taken twice deadlocks against a waiting Close.
+func (r *Replica) readBarrier(ctx context.Context) error {
 	if r.closed.Load() {
 		return ErrClosed
 	}
@@ -111,6 +119,8 @@ func (r *Replica) stopWaiting(wake chan struct{}) {
 // ErrPaused on a paused replica and ErrCatchingUp on one catching up, whose
 // state is not even a committed prefix the cluster went through recently.
 func (r *Replica) StaleReadBarrier(ctx context.Context) error {
+	r.memUsers.RLock()
+	defer r.memUsers.RUnlock()
 	if r.closed.Load() {
 		return ErrClosed
 	}
@@ -210,7 +220,7 @@ func (r *Replica) readIndex(ctx context.Context) error {
 			return err
 		}
 		if Role(r.role.Load()) == Leader {
-			return r.ReadBarrier(ctx) // we won an election meanwhile
+			return r.readBarrier(ctx) // we won an election meanwhile
 		}
 		if err := ctx.Err(); err != nil {
 			return err

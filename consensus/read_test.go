@@ -184,3 +184,51 @@ func TestReadBarrierFollowerCutOff(t *testing.T) {
 		t.Fatalf("follower %d never read again after the heal", victim.ID())
 	}
 }
+
+// TestReadBarrierAcrossClose: read barriers running on a follower while it
+// closes return (ErrClosed, or whatever they were failing with) instead of
+// reading its memory after Close released it. Before Close waited for them,
+// one polling its header for a read-index answer could fault on the
+// unmapped page.
+func TestReadBarrierAcrossClose(t *testing.T) {
+	for round := range 3 {
+		c := startCluster(t, 3, nil)
+		lead := c.waitLeader()
+		var f *Replica
+		for _, r := range c.live() {
+			if r != lead {
+				f = r
+				break
+			}
+		}
+		var wg sync.WaitGroup
+		var reads atomic.Int64
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					ctx, cancel := context.WithTimeout(context.Background(), hang)
+					err := f.ReadBarrier(ctx)
+					cancel()
+					if errors.Is(err, ErrClosed) {
+						return
+					}
+					reads.Add(1)
+				}
+			}()
+		}
+		for reads.Load() < 20 {
+			time.Sleep(time.Millisecond)
+		}
+		c.crash(f.ID())
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(hang):
+			t.Fatalf("round %d: read barriers still running %v after Close", round, hang)
+		}
+		c.close()
+	}
+}

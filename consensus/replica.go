@@ -301,6 +301,11 @@ type Replica struct {
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeErr  error
+	// memUsers is held shared by the callers' goroutines that read the
+	// replica's registered memory (the read barriers), and exclusively by
+	// Close while it releases that memory: a barrier still polling its
+	// header when the memory went away read an unmapped page.
+	memUsers sync.RWMutex
 }
 
 // statsCounters are counters updated by the engine.
@@ -600,7 +605,9 @@ func (r *Replica) Close() error {
 		r.closed.Store(true)
 		close(r.stop)
 		r.wg.Wait()
+		r.memUsers.Lock() // the barriers see closed or stop and return
 		r.closeErr = r.release()
+		r.memUsers.Unlock()
 		r.cfg.Logger.Info("replica closed", "id", r.id)
 	})
 	return r.closeErr
