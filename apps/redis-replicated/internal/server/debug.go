@@ -53,7 +53,7 @@ func (c *conn) debugSub(out *[]byte, args [][]byte) bool {
 		}
 		c.env.NowMs = time.Now().UnixMilli()
 		*out = resp.AppendArrayLen(*out, len(args)-2)
-		c.s.cfg.Machine.read(func(st *store.Store) {
+		c.readDB(func(st *store.Store) {
 			for _, k := range args[2:] {
 				d := st.ValueDigest(&c.env, k)
 				*out = resp.AppendBulkString(*out, hex.EncodeToString(d[:]))

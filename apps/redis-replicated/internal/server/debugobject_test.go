@@ -37,6 +37,19 @@ func TestDebugObjectDumpRestore(t *testing.T) {
 	if got := c.Do("MEMORY", "USAGE", "l"); got != ":144\r\n" {
 		t.Fatalf("MEMORY USAGE: %q", got)
 	}
+	// In another database, DEBUG OBJECT and DIGEST-VALUE see that
+	// database's keys.
+	c.Do("SELECT", "9")
+	c.Do("SET", "foo", "20000")
+	if got := c.Do("DEBUG", "OBJECT", "foo"); !strings.HasPrefix(got, "+Value at:0x") || !strings.Contains(got, "encoding:int") {
+		t.Fatalf("DEBUG OBJECT foo in db 9: %q", got)
+	}
+	if got := c.Do("DEBUG", "OBJECT", "l"); got != "-ERR no such key\r\n" {
+		t.Fatalf("DEBUG OBJECT of db 0's key from db 9: %q", got)
+	}
+	if got := c.Do("DEBUG", "DIGEST-VALUE", "foo"); got == "*1\r\n$40\r\n"+strings.Repeat("0", 40)+"\r\n" || !strings.HasPrefix(got, "*1\r\n$") {
+		t.Fatalf("DEBUG DIGEST-VALUE foo in db 9: %q", got)
+	}
 }
 
 // TestMemoryRESP3 compares the RESP3 types of MEMORY STATS (a map, db.0

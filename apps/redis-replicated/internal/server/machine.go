@@ -384,6 +384,17 @@ func (m *Machine) read(fn func(st *store.Store)) {
 	m.mu.RUnlock()
 }
 
+// readDB runs fn under the read lock on database db of the store, as a
+// connection that selected it sees it (view is the caller's, see
+// store.View).
+func (c *conn) readDB(fn func(st *store.Store)) {
+	m := c.s.cfg.Machine
+	m.mu.RLock()
+	fn(m.st.View(int(c.state.db.Load()), &c.view))
+	c.view = store.Store{} // hold no database past the read (as execRead)
+	m.mu.RUnlock()
+}
+
 // Snapshot implements consensus.StateMachine.
 func (m *Machine) Snapshot(w io.Writer) error {
 	m.mu.RLock()
