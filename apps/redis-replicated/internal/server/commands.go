@@ -24,6 +24,8 @@ type serverCommand struct {
 	inMulti bool // runs (or queues itself) inside MULTI
 	summary string
 	run     func(c *conn, args [][]byte) (quit bool)
+	// statsID is its slot of INFO commandstats counters (stats.go).
+	statsID int
 }
 
 func (h *serverCommand) check(argc int) bool {
@@ -160,6 +162,7 @@ func cmdMulti(c *conn, _ [][]byte) bool {
 	}
 	c.multi, c.multiDirty, c.multiWrite, c.multiDenyOOM = true, false, false, false
 	c.queuedShapes = c.queuedShapes[:0]
+	c.queuedSlots = c.queuedSlots[:0]
 	c.state.multiLen.Store(0)
 	c.queued.reset(propTx)
 	c.queued.use(int(c.state.db.Load()))
@@ -272,6 +275,7 @@ func cmdExec(c *conn, _ [][]byte) bool {
 			return false
 		}
 		c.ranTx(res)
+		c.countTx(res)
 		start := len(*out)
 		*out = append(*out, res...)
 		if c.proto.Load() == 3 {
@@ -293,6 +297,7 @@ func cmdExec(c *conn, _ [][]byte) bool {
 	}
 	*out = res
 	c.ranTx(res[start:])
+	c.countTx(res[start:])
 	if c.proto.Load() == 3 {
 		*out = c.resp3Exec(*out, start, c.queuedShapes)
 	}
@@ -602,7 +607,10 @@ func cmdConfig(c *conn, args [][]byte) bool {
 			}
 		}
 		*out = resp.AppendOK(*out)
-	case "resetstat", "rewrite":
+	case "resetstat":
+		c.resetStats()
+		*out = resp.AppendOK(*out)
+	case "rewrite":
 		*out = resp.AppendOK(*out)
 	default:
 		*out = resp.AppendError(*out, "ERR unknown subcommand '"+truncated(args[1])+"'. Try CONFIG HELP.")

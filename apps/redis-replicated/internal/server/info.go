@@ -37,6 +37,7 @@ var runID = func() string {
 
 func cmdInfo(c *conn, args [][]byte) bool {
 	out := c.reply()
+	c.settleCalls() // the batch's calls before this INFO count in it
 	want := func(section string) bool {
 		if len(args) == 1 {
 			return inDefault(section)
@@ -138,6 +139,7 @@ func cmdInfo(c *conn, args [][]byte) bool {
 			field("pubsub_channels", channels)
 			field("pubsub_patterns", patterns)
 			field("latest_fork_usec", 0)
+			field("total_error_replies", s.errs.totalReplies())
 			field("gomu_proposals", proposed)
 			field("gomu_proposals_failed", failed)
 			field("gomu_commands_applied", s.cfg.Machine.cmds.Load())
@@ -155,8 +157,10 @@ func cmdInfo(c *conn, args [][]byte) bool {
 			section("Modules")
 		case "commandstats":
 			section("Commandstats")
+			s.writeCommandStats(&b)
 		case "errorstats":
 			section("Errorstats")
+			s.writeErrorStats(&b)
 		case "latencystats":
 			section("Latencystats")
 		case "cluster":

@@ -1,0 +1,140 @@
+package server
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gomu-rdma/gomu/internal/redistest"
+	"github.com/gomu-rdma/gomu/internal/resp"
+)
+
+// statsScript is a sequence of commands sent one at a time, then
+// pipelined, whose commandstats and errorstats this server and Redis must
+// agree on: calls, failed and rejected calls of data and server commands,
+// subcommands, errors by code, inside and outside transactions.
+var statsScript = [][]string{
+	{"SET", "k", "v"},
+	{"SET", "k"},                 // rejected: arity
+	{"GET", "k"},                 //
+	{"LPUSH", "k", "x"},          // failed: WRONGTYPE
+	{"INCR", "k"},                // failed: ERR not an integer
+	{"ASDF"},                     // unknown: errorstats only
+	{"CLIENT", "ID"},             // a server subcommand
+	{"CLIENT", "NOSUCH"},         // unknown subcommand
+	{"XADD", "s", "*", "f", "v"}, //
+	{"XGROUP", "CREATECONSUMER", "s", "g", "c"}, // failed: NOGROUP
+	{"XGROUP", "NOSUCH"},
+	{"EVALSHA", "0123456789012345678901234567890123456789", "0"}, // failed: NOSCRIPT
+	{"EVAL", "return 1", "0"},
+	{"MULTI"}, {"SET", "a", "b"}, {"INCR", "k"}, {"GET", "a"}, {"PING"}, {"EXEC"},
+	{"MULTI"}, {"SET"}, {"EXEC"}, // EXECABORT
+	{"EXEC"},                         // without MULTI
+	{"MULTI"}, {"WATCH", "x"}, {"DISCARD"}, // a server command refused in MULTI
+	{"WATCH", "a"}, {"SET", "a", "c"}, {"MULTI"}, {"GET", "a"}, {"EXEC"}, // aborted by WATCH: GET not run
+	{"ECHO", "x"},
+	{"DEL", "k", "a"},
+	{"HSET", "h", "f"}, // rejected: arity
+	{"ZADD", "z", "x", "m"},
+	{"SELECT", "1"}, {"SET", "k1", "v"}, {"SELECT", "0"},
+}
+
+// TestStatsDifferential: after statsScript, INFO commandstats (usec
+// masked), errorstats and total_error_replies are Redis's; after CONFIG
+// RESETSTAT too.
+func TestStatsDifferential(t *testing.T) {
+	srv := startStandalone(t)
+	ours := redistest.Dial(t, srv.Addr())
+	redis := redistest.Dial(t, redistest.Start(t))
+	both := func(args ...string) {
+		t.Helper()
+		ours.Do(args...)
+		redis.Do(args...)
+	}
+	compare := func(when string) {
+		t.Helper()
+		for _, section := range []string{"commandstats", "errorstats"} {
+			got, want := statLines(ours.Do("INFO", section)), statLines(redis.Do("INFO", section))
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: INFO %s\n got %q\nwant %q", when, section, got, want)
+			}
+		}
+		got, want := infoField(ours.Do("INFO", "stats"), "total_error_replies"), infoField(redis.Do("INFO", "stats"), "total_error_replies")
+		if got != want || got == "" {
+			t.Errorf("%s: total_error_replies %q, want %q", when, got, want)
+		}
+	}
+	both("CONFIG", "RESETSTAT")
+	for _, args := range statsScript {
+		both(args...)
+	}
+	compare("one at a time")
+
+	both("CONFIG", "RESETSTAT")
+	both("FLUSHALL")
+	var pipe []byte
+	for _, args := range statsScript {
+		b := make([][]byte, len(args))
+		for i, a := range args {
+			b[i] = []byte(a)
+		}
+		pipe = resp.AppendCommand(pipe, b...)
+	}
+	for _, c := range []*redistest.Conn{ours, redis} {
+		if err := c.Send(pipe); err != nil {
+			t.Fatal(err)
+		}
+		for range statsScript {
+			if _, err := c.Read(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	compare("pipelined")
+
+	both("CONFIG", "RESETSTAT")
+	compare("after CONFIG RESETSTAT")
+}
+
+var usecField = regexp.MustCompile(`usec=\d+,usec_per_call=[\d.]+`)
+
+// statLines are the lines of an INFO section, usec masked, sorted (Redis
+// lists commands in its hash table's order).
+func statLines(info string) []string {
+	var lines []string
+	for _, l := range strings.Split(info, "\r\n") {
+		if strings.HasPrefix(l, "cmdstat_") || strings.HasPrefix(l, "errorstat_") {
+			lines = append(lines, usecField.ReplaceAllString(l, "usec=*"))
+		}
+	}
+	slices.Sort(lines)
+	return lines
+}
+
+// infoField is field's value in an INFO reply.
+func infoField(info, field string) string {
+	for _, l := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestErrorCode: errors are filed under the word after the dash, as Redis
+// files them.
+func TestErrorCode(t *testing.T) {
+	for _, tc := range []struct{ reply, code string }{
+		{"-ERR wrong number of arguments\r\n", "ERR"},
+		{"-WRONGTYPE Operation against a key\r\n", "WRONGTYPE"},
+		{"-NOSCRIPT No matching script\r\n", "NOSCRIPT"},
+		{"-NOSPACE\r\n", "ERR"}, // no space: ERR
+		{"-" + strings.Repeat("X", 40) + " long\r\n", "ERR"},
+		{"-" + strings.Repeat("X", 30) + " fits\r\n", strings.Repeat("X", 30)},
+	} {
+		if got := string(errorCode([]byte(tc.reply))); got != tc.code {
+			t.Errorf("errorCode(%q) = %q, want %q", tc.reply, got, tc.code)
+		}
+	}
+}
