@@ -30,7 +30,7 @@ var statsScript = [][]string{
 	{"EVAL", "return 1", "0"},
 	{"MULTI"}, {"SET", "a", "b"}, {"INCR", "k"}, {"GET", "a"}, {"PING"}, {"EXEC"},
 	{"MULTI"}, {"SET"}, {"EXEC"}, // EXECABORT
-	{"EXEC"},                         // without MULTI
+	{"EXEC"},                               // without MULTI
 	{"MULTI"}, {"WATCH", "x"}, {"DISCARD"}, // a server command refused in MULTI
 	{"WATCH", "a"}, {"SET", "a", "c"}, {"MULTI"}, {"GET", "a"}, {"EXEC"}, // aborted by WATCH: GET not run
 	{"ECHO", "x"},
