@@ -122,7 +122,6 @@ func (c *conn) serve() {
 				// A protocol error: answer it after what came before,
 				// then close, as Redis does.
 				c.flushWrites()
-				c.settleCalls()
 				var pe *resp.ProtocolError
 				if errors.As(err, &pe) {
 					c.out = resp.AppendError(c.out, pe.Error())
@@ -136,7 +135,6 @@ func (c *conn) serve() {
 			quit = c.dispatch(args)
 		}
 		c.flushWrites()
-		c.settleCalls()
 		// Paused while the batch ran: its replies wait for the resume.
 		c.s.link.AwaitResumed(c.s.stop)
 		if !c.write() || quit {
@@ -148,6 +146,7 @@ func (c *conn) serve() {
 // write sends the replies gathered so far.
 func (c *conn) write() bool {
 	if c.sub != nil {
+		c.settlePending()
 		// Subscribed once: replies queue behind the messages pushed so
 		// far, for the connection's writer.
 		if len(c.out) > 0 {
@@ -161,9 +160,12 @@ func (c *conn) write() bool {
 		return !failed
 	}
 	if len(c.out) == 0 {
+		c.settlePending()
 		return true
 	}
-	_ = c.nc.SetWriteDeadline(time.Now().Add(6 * c.s.cfg.Timeout))
+	now := time.Now()
+	c.settleCalls(now) // usec: the batch until its replies are ready, writing excluded
+	_ = c.nc.SetWriteDeadline(now.Add(6 * c.s.cfg.Timeout))
 	_, err := c.nc.Write(c.out)
 	if cap(c.out) > 1<<20 {
 		c.out = nil // do not keep a huge reply's buffer for every connection

@@ -37,7 +37,7 @@ var runID = func() string {
 
 func cmdInfo(c *conn, args [][]byte) bool {
 	out := c.reply()
-	c.settleCalls() // the batch's calls before this INFO count in it
+	c.settlePending() // the batch's calls before this INFO count in it
 	want := func(section string) bool {
 		if len(args) == 1 {
 			return inDefault(section)

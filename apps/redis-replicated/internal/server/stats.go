@@ -188,17 +188,19 @@ func (c *conn) addCall(slot int) {
 }
 
 // settleCalls adds the calls noted since the last settling to the
-// server's counters, sharing the time since then among them.
-func (c *conn) settleCalls() {
+// server's counters, sharing the time from then to now among them. Its
+// callers pass a clock reading they take anyway (write's, for its
+// deadline): a clock read costs more than the counting here.
+func (c *conn) settleCalls(now time.Time) {
 	if len(c.calls) == 0 {
 		return
 	}
-	now := time.Now()
+	elapsed := now.Sub(c.settled)
 	var n uint64
 	for _, r := range c.calls {
 		n += uint64(r.count)
 	}
-	per := uint64(now.Sub(c.settled)) / n
+	per := uint64(elapsed) / n
 	for _, r := range c.calls {
 		st := &c.s.stats[r.slot]
 		st.calls.Add(uint64(r.count))
@@ -206,6 +208,14 @@ func (c *conn) settleCalls() {
 	}
 	c.calls = c.calls[:0]
 	c.settled = now
+}
+
+// settlePending settles the pending calls, if any, reading the clock
+// only then.
+func (c *conn) settlePending() {
+	if len(c.calls) > 0 {
+		c.settleCalls(time.Now())
+	}
 }
 
 // lastReplyError is the reply the command being dispatched gave, if it
