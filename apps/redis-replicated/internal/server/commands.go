@@ -467,6 +467,9 @@ var configParams = [][2]string{
 	// How long a script runs before other clients get BUSY.
 	{"lua-time-limit", ""},       // filled from the machine
 	{"busy-reply-threshold", ""}, // filled from the machine
+	// This replica's INFO latencystats (stats.go).
+	{"latency-tracking", ""},
+	{"latency-tracking-info-percentiles", ""},
 }
 
 // configValue is parameter name's value here, and whether there is one.
@@ -491,6 +494,10 @@ func (c *conn) configValue(name string) (string, bool) {
 			return portOf(c.s.Addr()), true
 		case "lua-time-limit", "busy-reply-threshold":
 			return c.s.cfg.Machine.busyThreshold(), true
+		case "latency-tracking":
+			return yesNo(c.s.latencyTracking.Load()), true
+		case "latency-tracking-info-percentiles":
+			return c.s.percentilesValue(), true
 		case "bind":
 			if i := strings.LastIndexByte(c.s.Addr(), ':'); i >= 0 {
 				return c.s.Addr()[:i], true
@@ -555,6 +562,20 @@ func cmdConfig(c *conn, args [][]byte) bool {
 				}
 				continue
 			}
+			if name == "latency-tracking" && !lowerEq(args[i+1], "yes") && !lowerEq(args[i+1], "no") {
+				*out = resp.AppendError(*out, "ERR CONFIG SET failed (possibly related to argument '"+string(args[i])+"') - argument(s) must be one of the following: yes, no")
+				return false
+			}
+			if name == "latency-tracking-info-percentiles" {
+				if _, ok := parsePercentiles(args[i+1]); !ok {
+					*out = resp.AppendError(*out, "ERR CONFIG SET failed (possibly related to argument '"+string(args[i])+"') - Invalid latency-tracking-info-percentiles parameters")
+					return false
+				}
+				continue
+			}
+			if name == "latency-tracking" {
+				continue
+			}
 			if name == "maxmemory" {
 				// Checked here, set below once the whole call is valid.
 				if _, ok := parseMemoryValue(args[i+1]); !ok {
@@ -600,6 +621,13 @@ func cmdConfig(c *conn, args [][]byte) bool {
 		for i := 2; i < len(args); i += 2 {
 			if lowerEq(args[i], "maxmemory") {
 				c.s.setMaxMemory(args[i+1])
+			}
+			if lowerEq(args[i], "latency-tracking") {
+				c.s.latencyTracking.Store(lowerEq(args[i+1], "yes"))
+			}
+			if lowerEq(args[i], "latency-tracking-info-percentiles") {
+				ps, _ := parsePercentiles(args[i+1])
+				c.s.latencyPercentiles.Store(&ps)
 			}
 			if lowerEq(args[i], "repl-ping-replica-period") || lowerEq(args[i], "repl-ping-slave-period") {
 				n, _ := strconv.ParseInt(string(args[i+1]), 10, 32)

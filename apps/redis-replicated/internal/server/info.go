@@ -163,6 +163,7 @@ func cmdInfo(c *conn, args [][]byte) bool {
 			s.writeErrorStats(&b)
 		case "latencystats":
 			section("Latencystats")
+			s.writeLatencyStats(&b)
 		case "cluster":
 			section("Cluster")
 			field("cluster_enabled", 0)

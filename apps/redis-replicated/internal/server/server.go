@@ -79,6 +79,10 @@ type Server struct {
 	// (stats.go).
 	stats []callStats
 	errs  errorStats
+	// latencyTracking and latencyPercentiles are CONFIG's
+	// latency-tracking and latency-tracking-info-percentiles.
+	latencyTracking    atomic.Bool
+	latencyPercentiles atomic.Pointer[[]float64]
 }
 
 // New listens on cfg.Addr.
@@ -107,6 +111,8 @@ func New(cfg Config) (*Server, error) {
 	s.replPingPeriod.Store(10) // Redis's default
 	statSlotsOnce.Do(numberStatSlots)
 	s.stats = make([]callStats, len(statNames))
+	s.latencyTracking.Store(true)
+	s.latencyPercentiles.Store(&defaultLatencyPercentiles)
 	return s, nil
 }
 

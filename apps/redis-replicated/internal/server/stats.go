@@ -3,8 +3,11 @@ package server
 import (
 	"bytes"
 	"fmt"
+	"math"
+	"math/bits"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,7 +43,10 @@ import (
 // share a line.
 type callStats struct {
 	calls, nanos, rejected, failed atomic.Uint64
-	_                              [32]byte
+	// latency is its latency histogram once it was first counted with
+	// latency-tracking on (INFO latencystats); nil after RESETSTAT.
+	latency atomic.Pointer[latencyHist]
+	_       [24]byte
 }
 
 // statNames[slot] is the name INFO gives the slot (cmdstat_<name>);
@@ -201,10 +207,14 @@ func (c *conn) settleCalls(now time.Time) {
 		n += uint64(r.count)
 	}
 	per := uint64(elapsed) / n
+	tracking := c.s.latencyTracking.Load()
 	for _, r := range c.calls {
 		st := &c.s.stats[r.slot]
 		st.calls.Add(uint64(r.count))
 		st.nanos.Add(per * uint64(r.count))
+		if tracking {
+			st.histogram().record(per, uint64(r.count))
+		}
 	}
 	c.calls = c.calls[:0]
 	c.settled = now
@@ -294,6 +304,7 @@ func (c *conn) resetStats() {
 		st.nanos.Store(0)
 		st.rejected.Store(0)
 		st.failed.Store(0)
+		st.latency.Store(nil)
 	}
 	c.s.errs.reset()
 }
@@ -301,12 +312,7 @@ func (c *conn) resetStats() {
 // writeCommandStats is INFO commandstats: the commands called, failed or
 // rejected since the start or the last RESETSTAT, by name.
 func (s *Server) writeCommandStats(b *strings.Builder) {
-	order := make([]int, len(statNames))
-	for i := range order {
-		order[i] = i
-	}
-	sort.Slice(order, func(i, j int) bool { return statNames[order[i]] < statNames[order[j]] })
-	for _, slot := range order {
+	for _, slot := range sortedSlots() {
 		st := &s.stats[slot]
 		calls, rejected, failed := st.calls.Load(), st.rejected.Load(), st.failed.Load()
 		if calls == 0 && rejected == 0 && failed == 0 {
@@ -334,4 +340,139 @@ func (s *Server) writeErrorStats(b *strings.Builder) {
 		fmt.Fprintf(b, "errorstat_%s:count=%d\r\n", code, s.errs.counts[code])
 	}
 	s.errs.mu.Unlock()
+}
+
+// latencyHist counts latencies in nanoseconds in log-linear buckets:
+// exact below 8 ns, then 8 buckets per power of two (within 12.5%).
+type latencyHist struct {
+	buckets [histBuckets]atomic.Uint64
+}
+
+const histBuckets = 62 * 8
+
+// histogram is st's latency histogram, made on first use.
+func (st *callStats) histogram() *latencyHist {
+	if h := st.latency.Load(); h != nil {
+		return h
+	}
+	st.latency.CompareAndSwap(nil, new(latencyHist))
+	return st.latency.Load()
+}
+
+// latencyBucket is the bucket of a latency of ns nanoseconds.
+func latencyBucket(ns uint64) int {
+	if ns < 8 {
+		return int(ns)
+	}
+	e := bits.Len64(ns) // 4 or more
+	return (e-3)*8 + int(ns>>(e-4)&7)
+}
+
+// bucketTop is the highest latency bucket b counts.
+func bucketTop(b int) uint64 {
+	if b < 8 {
+		return uint64(b)
+	}
+	shift := b/8 - 1
+	return (uint64(8+b%8+1) << shift) - 1
+}
+
+func (h *latencyHist) record(ns, count uint64) { h.buckets[latencyBucket(ns)].Add(count) }
+
+// percentile is the latency p percent of the counted calls took at most,
+// to the precision of the buckets, in microseconds.
+func (h *latencyHist) percentile(p float64, counts []uint64, total uint64) float64 {
+	want := uint64(math.Ceil(p / 100 * float64(total)))
+	want = max(want, 1)
+	var seen uint64
+	last := 0
+	for b, n := range counts {
+		if n == 0 {
+			continue
+		}
+		seen += n
+		last = b
+		if seen >= want {
+			break
+		}
+	}
+	return float64(bucketTop(last)) / 1000
+}
+
+// writeLatencyStats is INFO latencystats: each counted command's latency
+// percentiles (latency-tracking-info-percentiles).
+func (s *Server) writeLatencyStats(b *strings.Builder) {
+	percentiles := *s.latencyPercentiles.Load()
+	counts := make([]uint64, histBuckets)
+	for _, slot := range sortedSlots() {
+		h := s.stats[slot].latency.Load()
+		if h == nil {
+			continue
+		}
+		var total uint64
+		for i := range counts {
+			counts[i] = h.buckets[i].Load()
+			total += counts[i]
+		}
+		if total == 0 {
+			continue
+		}
+		fmt.Fprintf(b, "latency_percentiles_usec_%s:", statNames[slot])
+		for i, p := range percentiles {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(b, "p%s=%.3f", formatPercentile(p), h.percentile(p, counts, total))
+		}
+		b.WriteString("\r\n")
+	}
+}
+
+// formatPercentile prints a percentile as Redis does: 50, 99.9.
+func formatPercentile(p float64) string { return strconv.FormatFloat(p, 'f', -1, 64) }
+
+// defaultLatencyPercentiles are Redis's latency-tracking-info-percentiles.
+var defaultLatencyPercentiles = []float64{50, 99, 99.9}
+
+// parsePercentiles parses latency-tracking-info-percentiles' value:
+// numbers from 0 to 100, separated by spaces.
+func parsePercentiles(v []byte) ([]float64, bool) {
+	var ps []float64
+	for _, f := range strings.Fields(string(v)) {
+		p, err := strconv.ParseFloat(f, 64)
+		if err != nil || p < 0 || p > 100 {
+			return nil, false
+		}
+		ps = append(ps, p)
+	}
+	return ps, true
+}
+
+// percentilesValue is latency-tracking-info-percentiles as CONFIG GET
+// prints it.
+func (s *Server) percentilesValue() string {
+	ps := *s.latencyPercentiles.Load()
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = formatPercentile(p)
+	}
+	return strings.Join(out, " ")
+}
+
+// sortedSlots are every slot, by name.
+func sortedSlots() []int {
+	order := make([]int, len(statNames))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(i, j int) bool { return statNames[order[i]] < statNames[order[j]] })
+	return order
+}
+
+// yesNo is a boolean parameter as CONFIG GET prints it.
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }

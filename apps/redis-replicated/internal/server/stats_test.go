@@ -138,3 +138,20 @@ func TestErrorCode(t *testing.T) {
 		}
 	}
 }
+
+// TestLatencyBuckets: a latency falls in the bucket whose top is the
+// first at or above it, within an eighth of it.
+func TestLatencyBuckets(t *testing.T) {
+	for _, ns := range []uint64{0, 1, 7, 8, 9, 15, 16, 17, 100, 999, 1000, 1001, 123456, 1 << 40, 1<<63 + 12345, ^uint64(0)} {
+		b := latencyBucket(ns)
+		if b >= histBuckets {
+			t.Fatalf("latencyBucket(%d) = %d, out of range", ns, b)
+		}
+		if top := bucketTop(b); top < ns || float64(top-ns) > float64(ns)/8+1 {
+			t.Errorf("latencyBucket(%d) = %d, whose top is %d", ns, b, top)
+		}
+		if b > 0 && bucketTop(b-1) >= ns {
+			t.Errorf("latencyBucket(%d) = %d, but bucket %d tops at %d", ns, b, b-1, bucketTop(b-1))
+		}
+	}
+}
