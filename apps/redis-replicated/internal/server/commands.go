@@ -53,6 +53,7 @@ func init() {
 		{name: "command", arity: -1, flags: []string{"loading", "stale"}, summary: "Returns detailed information about all commands.", run: cmdCommand},
 		{name: "config", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, summary: "A container for server configuration commands.", run: cmdConfig},
 		{name: "client", arity: -2, flags: []string{"loading", "stale"}, summary: "A container for client connection commands.", run: cmdClient},
+		{name: "auth", arity: -2, flags: []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}, inMulti: true, summary: "Authenticates the connection.", run: cmdAuth},
 		{name: "hello", arity: -1, flags: []string{"noscript", "loading", "stale", "fast"}, summary: "Handshakes with the Redis server.", run: cmdHello},
 		{name: "time", arity: 1, flags: []string{"loading", "stale", "fast"}, summary: "Returns the server time.", run: cmdTime},
 		{name: "multi", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, inMulti: true, summary: "Starts a transaction.", run: cmdMulti},

@@ -38,6 +38,8 @@ var statsScript = [][]string{
 	{"HSET", "h", "f"}, // rejected: arity
 	{"ZADD", "z", "x", "m"},
 	{"SELECT", "1"}, {"SET", "k1", "v"}, {"SELECT", "0"},
+	{"AUTH", "k"}, {"AUTH", "bob", "x"}, {"AUTH", "default", "x"}, // failed: ERR, WRONGPASS
+	{"MULTI"}, {"SET", "a", "b"}, {"AUTH", "a"}, {"EXEC"}, // AUTH fails inside EXEC
 }
 
 // TestStatsDifferential: after statsScript, INFO commandstats (usec
