@@ -157,3 +157,38 @@ func TestLatencyBuckets(t *testing.T) {
 		}
 	}
 }
+
+// TestStatsPerReplica: each replica counts what its own clients sent it.
+// A write counts on the leader that received it, not on the followers that
+// applied it; a write sent to a follower is a rejected call there; a read
+// counts where it was served.
+func TestStatsPerReplica(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.WaitLeader()
+	fol := c.Followers(lead)[0]
+	lc, fc := redistest.Dial(t, lead.Srv.Addr()), redistest.Dial(t, fol.Srv.Addr())
+	other := redistest.Dial(t, c.Followers(lead)[1].Srv.Addr())
+	for range 3 {
+		if r := lc.Do("SET", "k", "v"); r != "+OK\r\n" {
+			t.Fatalf("SET: %q", r)
+		}
+	}
+	lc.Do("LPUSH", "k", "x") // WRONGTYPE
+	if r := fc.Do("SET", "k", "w"); !strings.HasPrefix(r, "-READONLY") {
+		t.Fatalf("SET on a follower: %q", r)
+	}
+	fc.Do("GET", "k")
+	for _, tc := range []struct {
+		conn *redistest.Conn
+		want []string
+	}{
+		{lc, []string{"cmdstat_lpush:calls=1,usec=*,rejected_calls=0,failed_calls=1", "cmdstat_set:calls=3,usec=*,rejected_calls=0,failed_calls=0", "errorstat_WRONGTYPE:count=1"}},
+		{fc, []string{"cmdstat_get:calls=1,usec=*,rejected_calls=0,failed_calls=0", "cmdstat_set:calls=0,usec=*,rejected_calls=1,failed_calls=0", "errorstat_READONLY:count=1"}},
+		{other, nil},
+	} {
+		got := statLines(tc.conn.Do("INFO", "commandstats") + tc.conn.Do("INFO", "errorstats"))
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("got %q\nwant %q", got, tc.want)
+		}
+	}
+}
