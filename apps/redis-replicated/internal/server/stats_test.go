@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/gomu-rdma/gomu/internal/redistest"
 	"github.com/gomu-rdma/gomu/internal/resp"
@@ -16,14 +17,15 @@ import (
 // subcommands, errors by code, inside and outside transactions.
 var statsScript = [][]string{
 	{"SET", "k", "v"},
-	{"SET", "k"},                 // rejected: arity
-	{"GET", "k"},                 //
-	{"LPUSH", "k", "x"},          // failed: WRONGTYPE
-	{"INCR", "k"},                // failed: ERR not an integer
-	{"ASDF"},                     // unknown: errorstats only
-	{"CLIENT", "ID"},             // a server subcommand
-	{"CLIENT", "NOSUCH"},         // unknown subcommand
-	{"XADD", "s", "*", "f", "v"}, //
+	{"SET", "k"},           // rejected: arity
+	{"GET", "k"},           //
+	{"LPUSH", "k", "x"},    // failed: WRONGTYPE
+	{"INCR", "k"},          // failed: ERR not an integer
+	{"ASDF"},               // unknown: errorstats only
+	{"CLIENT", "ID"},       // a server subcommand
+	{"CLIENT", "NOSUCH"},   // unknown subcommand
+	{"CLIENT"}, {"OBJECT"}, // a container without its subcommand: rejected, counted on the container
+	{"XADD", "s", "*", "f", "v"},                //
 	{"XGROUP", "CREATECONSUMER", "s", "g", "c"}, // failed: NOGROUP
 	{"XGROUP", "NOSUCH"},
 	{"EVALSHA", "0123456789012345678901234567890123456789", "0"}, // failed: NOSCRIPT
@@ -190,5 +192,13 @@ func TestStatsPerReplica(t *testing.T) {
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("got %q\nwant %q", got, tc.want)
 		}
+	}
+}
+
+// TestCallStatsLine: a command's counters fill one cache line, so those of
+// two commands never share one.
+func TestCallStatsLine(t *testing.T) {
+	if n := unsafe.Sizeof(callStats{}); n != 64 {
+		t.Fatalf("callStats is %d bytes, want 64", n)
 	}
 }
