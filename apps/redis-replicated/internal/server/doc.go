@@ -238,4 +238,12 @@
 // a blocking command sent just before another client's write may be
 // ordered after it (Redis's test suite assumes the first sent runs first
 // in a few tests that do not wait for the client to block).
+// Statistics: INFO commandstats, errorstats and latencystats are each
+// replica's own, of the commands its clients sent it (a write counts on
+// the leader that took it, not on the replicas that applied it); usec is
+// the batch's time, from reading it to its replies being ready with
+// replication included, shared evenly among its commands, and the
+// latency percentiles are of that share, to within 12.5%. Commands a
+// script calls are not counted on their own (Redis counts them): a
+// script's errors count as its EVAL's.
 package server

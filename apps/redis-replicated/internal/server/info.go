@@ -17,11 +17,11 @@ import (
 // tools read, each one true of this server: what it does not have is
 // reported as Redis reports its absence (no persistence, no cluster, no
 // blocked clients), and what it does not track is left out rather than
-// made up (keyspace hits and misses, per-command statistics).
+// made up (keyspace hits and misses). Per-command statistics are this
+// replica's own (stats.go).
 
 // infoSections are INFO's sections in Redis's order; "default" and a bare
-// INFO give all but commandstats and latencystats (empty here: this server
-// keeps no per-command statistics).
+// INFO give all but commandstats and latencystats.
 var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules",
 	"commandstats", "errorstats", "latencystats", "cluster", "keyspace"}
 
