@@ -4,6 +4,7 @@ import (
 	"net"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // benchBatch runs batches of n pipelined commands made by cmd through
@@ -33,6 +34,11 @@ func benchBatch(b *testing.B, n int, cmd func(i int) [][]byte) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/cmd")
 }
+
+// endBatch is what serve does at a batch's end besides flushing writes:
+// write reads the clock for its deadline and settles the batch's calls
+// (INFO commandstats) with that reading.
+func endBatch(c *conn) { c.settleCalls(time.Now()) }
 
 func setArgs(i int) [][]byte {
 	return [][]byte{[]byte("SET"), []byte("key:" + strconv.Itoa(i)), []byte("value-of-some-bytes")}
