@@ -24,6 +24,8 @@ type serverCommand struct {
 	inMulti bool // runs (or queues itself) inside MULTI
 	summary string
 	run     func(c *conn, args [][]byte) (quit bool)
+	// statsID is its slot of INFO commandstats counters (stats.go).
+	statsID int
 }
 
 func (h *serverCommand) check(argc int) bool {
@@ -51,6 +53,7 @@ func init() {
 		{name: "command", arity: -1, flags: []string{"loading", "stale"}, summary: "Returns detailed information about all commands.", run: cmdCommand},
 		{name: "config", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, summary: "A container for server configuration commands.", run: cmdConfig},
 		{name: "client", arity: -2, flags: []string{"loading", "stale"}, summary: "A container for client connection commands.", run: cmdClient},
+		{name: "auth", arity: -2, flags: []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}, inMulti: true, summary: "Authenticates the connection.", run: cmdAuth},
 		{name: "hello", arity: -1, flags: []string{"noscript", "loading", "stale", "fast"}, summary: "Handshakes with the Redis server.", run: cmdHello},
 		{name: "time", arity: 1, flags: []string{"loading", "stale", "fast"}, summary: "Returns the server time.", run: cmdTime},
 		{name: "multi", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, inMulti: true, summary: "Starts a transaction.", run: cmdMulti},
@@ -160,6 +163,7 @@ func cmdMulti(c *conn, _ [][]byte) bool {
 	}
 	c.multi, c.multiDirty, c.multiWrite, c.multiDenyOOM = true, false, false, false
 	c.queuedShapes = c.queuedShapes[:0]
+	c.queuedSlots = c.queuedSlots[:0]
 	c.state.multiLen.Store(0)
 	if cap(c.queued.buf) > c.s.cfg.MaxProposal {
 		c.queued.buf = nil // do not keep a huge transaction's buffer
@@ -275,6 +279,7 @@ func cmdExec(c *conn, _ [][]byte) bool {
 			return false
 		}
 		c.ranTx(res)
+		c.countTx(res)
 		start := len(*out)
 		*out = append(*out, res...)
 		if c.proto.Load() == 3 {
@@ -296,6 +301,7 @@ func cmdExec(c *conn, _ [][]byte) bool {
 	}
 	*out = res
 	c.ranTx(res[start:])
+	c.countTx(res[start:])
 	if c.proto.Load() == 3 {
 		*out = c.resp3Exec(*out, start, c.queuedShapes)
 	}
@@ -465,6 +471,9 @@ var configParams = [][2]string{
 	// How long a script runs before other clients get BUSY.
 	{"lua-time-limit", ""},       // filled from the machine
 	{"busy-reply-threshold", ""}, // filled from the machine
+	// This replica's INFO latencystats (stats.go).
+	{"latency-tracking", ""},
+	{"latency-tracking-info-percentiles", ""},
 }
 
 // configValue is parameter name's value here, and whether there is one.
@@ -489,6 +498,10 @@ func (c *conn) configValue(name string) (string, bool) {
 			return portOf(c.s.Addr()), true
 		case "lua-time-limit", "busy-reply-threshold":
 			return c.s.cfg.Machine.busyThreshold(), true
+		case "latency-tracking":
+			return yesNo(c.s.latencyTracking.Load()), true
+		case "latency-tracking-info-percentiles":
+			return c.s.percentilesValue(), true
 		case "bind":
 			if i := strings.LastIndexByte(c.s.Addr(), ':'); i >= 0 {
 				return c.s.Addr()[:i], true
@@ -553,6 +566,20 @@ func cmdConfig(c *conn, args [][]byte) bool {
 				}
 				continue
 			}
+			if name == "latency-tracking" && !lowerEq(args[i+1], "yes") && !lowerEq(args[i+1], "no") {
+				*out = resp.AppendError(*out, "ERR CONFIG SET failed (possibly related to argument '"+string(args[i])+"') - argument(s) must be one of the following: yes, no")
+				return false
+			}
+			if name == "latency-tracking-info-percentiles" {
+				if _, ok := parsePercentiles(args[i+1]); !ok {
+					*out = resp.AppendError(*out, "ERR CONFIG SET failed (possibly related to argument '"+string(args[i])+"') - Invalid latency-tracking-info-percentiles parameters")
+					return false
+				}
+				continue
+			}
+			if name == "latency-tracking" {
+				continue
+			}
 			if name == "maxmemory" {
 				// Checked here, set below once the whole call is valid.
 				if _, ok := parseMemoryValue(args[i+1]); !ok {
@@ -599,13 +626,23 @@ func cmdConfig(c *conn, args [][]byte) bool {
 			if lowerEq(args[i], "maxmemory") {
 				c.s.setMaxMemory(args[i+1])
 			}
+			if lowerEq(args[i], "latency-tracking") {
+				c.s.latencyTracking.Store(lowerEq(args[i+1], "yes"))
+			}
+			if lowerEq(args[i], "latency-tracking-info-percentiles") {
+				ps, _ := parsePercentiles(args[i+1])
+				c.s.latencyPercentiles.Store(&ps)
+			}
 			if lowerEq(args[i], "repl-ping-replica-period") || lowerEq(args[i], "repl-ping-slave-period") {
 				n, _ := strconv.ParseInt(string(args[i+1]), 10, 32)
 				c.s.replPingPeriod.Store(n)
 			}
 		}
 		*out = resp.AppendOK(*out)
-	case "resetstat", "rewrite":
+	case "resetstat":
+		c.resetStats()
+		*out = resp.AppendOK(*out)
+	case "rewrite":
 		*out = resp.AppendOK(*out)
 	default:
 		*out = resp.AppendError(*out, "ERR unknown subcommand '"+truncated(args[1])+"'. Try CONFIG HELP.")

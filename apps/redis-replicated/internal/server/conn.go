@@ -70,6 +70,16 @@ type conn struct {
 	blockedID atomic.Pointer[string]
 	// replyFlags are CLIENT REPLY's (replies.go); 0 on the hot path.
 	replyFlags uint8
+
+	// INFO commandstats (stats.go): calls are the batch's calls not yet
+	// counted, since settled; propSlots the slots of the pending writes,
+	// queuedSlots those of the transaction's commands; replyStart is
+	// where the reply of the command being dispatched starts in out.
+	calls       []callRun
+	settled     time.Time
+	propSlots   []int32
+	queuedSlots []int32
+	replyStart  int
 }
 
 // maxArgs bounds one command's argument count (Redis's limit).
@@ -102,7 +112,8 @@ func (c *conn) serve() {
 			return
 		}
 		c.s.link.AwaitResumed(c.s.stop)
-		c.state.active.Store(time.Now().UnixMilli())
+		c.settled = time.Now()
+		c.state.active.Store(c.settled.UnixMilli())
 		c.readOK = false
 		quit := false
 		for !quit {
@@ -135,6 +146,7 @@ func (c *conn) serve() {
 // write sends the replies gathered so far.
 func (c *conn) write() bool {
 	if c.sub != nil {
+		c.settlePending()
 		// Subscribed once: replies queue behind the messages pushed so
 		// far, for the connection's writer.
 		if len(c.out) > 0 {
@@ -148,9 +160,12 @@ func (c *conn) write() bool {
 		return !failed
 	}
 	if len(c.out) == 0 {
+		c.settlePending()
 		return true
 	}
-	_ = c.nc.SetWriteDeadline(time.Now().Add(6 * c.s.cfg.Timeout))
+	now := time.Now()
+	c.settleCalls(now) // usec: the batch until its replies are ready, writing excluded
+	_ = c.nc.SetWriteDeadline(now.Add(6 * c.s.cfg.Timeout))
 	_, err := c.nc.Write(c.out)
 	if cap(c.out) > 1<<20 {
 		c.out = nil // do not keep a huge reply's buffer for every connection
@@ -168,7 +183,9 @@ func (c *conn) reply() *[]byte {
 
 // dispatch handles one command; it reports whether the connection ends.
 func (c *conn) dispatch(args [][]byte) bool {
+	c.replyStart = len(c.out)
 	if since := c.s.cfg.Machine.scripts.since.Load(); since != 0 && c.refuseBusy(since, args) {
+		c.rejected(-1)
 		return false
 	}
 	if c.replyFlags != 0 && c.replyFlags&replyInside == 0 {
@@ -177,14 +194,17 @@ func (c *conn) dispatch(args [][]byte) bool {
 	if c.subscribed() && c.proto.Load() != 3 && !subscribedAllows(args[0]) {
 		out := c.reply()
 		*out = resp.AppendError(*out, "ERR Can't execute '"+string(lowerInto(nil, args[0]))+"': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
+		c.rejected(-1)
 		return false
 	}
 	if h := lookupServerCommand(args[0]); h != nil {
 		c.noted(&h.name)
+		slot := statSlot(h.statsID, args)
 		if c.multi && !h.inMulti {
 			c.multiDirty = true
 			out := c.reply()
 			*out = resp.AppendError(*out, "ERR Command not allowed inside a transaction")
+			c.rejected(slot)
 			return false
 		}
 		if !h.check(len(args)) {
@@ -193,12 +213,14 @@ func (c *conn) dispatch(args [][]byte) bool {
 			}
 			out := c.reply()
 			*out = store.AppendWrongArity(*out, h.name)
+			c.rejected(slot)
 			return false
 		}
 		if c.multi && c.s.maxMemory.Load() != 0 && !h.oomExempt() && c.refuseOOM(false) {
+			c.rejected(slot)
 			return false
 		}
-		return h.run(c, args)
+		return c.runServerCommand(h, slot, args)
 	}
 	cmd := store.Lookup(args[0])
 	if cmd != nil {
@@ -210,19 +232,23 @@ func (c *conn) dispatch(args [][]byte) bool {
 		}
 		out := c.reply()
 		*out = store.AppendUnknownCommand(*out, args)
+		c.rejected(-1)
 		return false
 	}
+	slot := statSlot(cmd.StatsID, args)
 	if !cmd.CheckArity(len(args)) {
 		if c.multi {
 			c.multiDirty = true
 		}
 		out := c.reply()
 		*out = store.AppendWrongArity(*out, cmd.Name)
+		c.rejected(slot)
 		return false
 	}
 	// One atomic load on the hot path: the heap is measured only under a
 	// maxmemory limit.
 	if c.s.maxMemory.Load() != 0 && c.refuseOOM(cmd.Flags&store.DenyOOM != 0) {
+		c.rejected(slot)
 		return false
 	}
 	write := cmd.Flags&store.Write != 0
@@ -230,6 +256,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 		if isScriptKill(args) && !c.multi {
 			out := c.reply()
 			*out = c.s.cfg.Machine.scripts.kill(*out)
+			c.ran(slot)
 			return false
 		}
 		write = c.s.cfg.Machine.scriptWrites(args)
@@ -240,6 +267,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 		}
 		out := c.reply()
 		*out = resp.AppendError(*out, c.s.readOnlyError())
+		c.rejected(slot)
 		return false
 	}
 	db := int(c.state.db.Load())
@@ -248,6 +276,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 	// path.
 	if c.multi {
 		c.queued.add(args)
+		c.queuedSlots = append(c.queuedSlots, int32(slot))
 		if c.proto.Load() == 3 {
 			c.queuedShapes = append(c.queuedShapes, shapeOf(args))
 		}
@@ -263,9 +292,12 @@ func (c *conn) dispatch(args [][]byte) bool {
 			if !write && !c.s.link.Leads() { // XREAD … BLOCK waits on the leader only
 				out := c.reply()
 				*out = resp.AppendError(*out, c.s.readOnlyError())
+				c.rejected(slot)
 				return false
 			}
-			return c.block(args, ms)
+			quit := c.block(args, ms)
+			c.ran(slot)
+			return quit
 		}
 	}
 	if write {
@@ -274,6 +306,8 @@ func (c *conn) dispatch(args [][]byte) bool {
 		}
 		c.prop.use(db)
 		c.prop.add(args)
+		c.propSlots = append(c.propSlots, int32(slot))
+		c.addCall(slot)
 		if c.proto.Load() == 3 {
 			c.propShapes = append(c.propShapes, shapeOf(args))
 		}
@@ -288,16 +322,34 @@ func (c *conn) dispatch(args [][]byte) bool {
 	}
 	out := c.reply()
 	if !c.readBarrier(out) {
+		c.rejected(slot)
 		return false
 	}
 	c.env.NowMs = time.Now().UnixMilli()
 	start := len(*out)
 	*out = c.s.cfg.Machine.execRead(*out, &c.env, db, &c.view, args)
+	c.addCall(slot)
+	if start < len(*out) && (*out)[start] == '-' {
+		c.failed(slot, (*out)[start:])
+	}
 	if c.proto.Load() == 3 {
 		c.one[0] = shapeOf(args)
 		*out = c.resp3Replies(*out, start, c.one[:])
 	}
 	return false
+}
+
+// runServerCommand runs h, counted in slot; a command it queues in a
+// transaction (PING, ECHO, SELECT) is counted when EXEC runs it.
+func (c *conn) runServerCommand(h *serverCommand, slot int, args [][]byte) bool {
+	queued := c.queued.replies()
+	quit := h.run(c, args)
+	if c.multi && c.queued.replies() > queued {
+		c.queuedSlots = append(c.queuedSlots, int32(slot))
+		return quit
+	}
+	c.ran(slot)
+	return quit
 }
 
 // readBarrier makes the reads of this batch safe (see consensus
@@ -334,10 +386,13 @@ func (c *conn) flushWrites() {
 	res, err := c.s.replicate(c.ctx, c.prop.seal(time.Now().UnixMilli(), rand.Uint64()))
 	if err != nil {
 		msg := c.s.replicationError(err)
+		start := len(c.out)
 		for range n {
 			c.out = resp.AppendError(c.out, msg)
 		}
+		c.countReplies(c.propSlots, c.out[start:])
 	} else {
+		c.countReplies(c.propSlots, res)
 		start := len(c.out)
 		c.out = append(c.out, res...)
 		if c.proto.Load() == 3 {
@@ -345,7 +400,9 @@ func (c *conn) flushWrites() {
 		}
 	}
 	c.propShapes = c.propShapes[:0]
+	c.propSlots = c.propSlots[:0]
 	c.prop.reset(propBatch)
+	c.replyStart = len(c.out)
 	// A write of ours may have changed what the batch's later reads see,
 	// but a barrier passed before it still covers them: the leader applied
 	// the write before answering.

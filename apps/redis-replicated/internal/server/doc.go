@@ -208,6 +208,11 @@
 //     gets an UNBLOCKED error; a blocking command and another client's
 //     write race into the log, where Redis runs whichever arrived first;
 //     XREAD … BLOCK is refused on a follower like a write.
+//   - Statistics: INFO commandstats, errorstats and latencystats are each
+//     replica's own, of what its clients sent it (a write counts on the
+//     leader that took it); usec is the batch's time, from reading it to
+//     its replies, replication included, shared among its commands;
+//     commands a script calls are not counted on their own.
 //   - Not implemented: keyspace notifications, shard channels (SSUBSCRIBE,
 //     SPUBLISH), REPLICAOF, MIGRATE, persistence (SAVE, BGSAVE, AOF).
 package server

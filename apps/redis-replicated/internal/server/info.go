@@ -17,11 +17,11 @@ import (
 // tools read, each one true of this server: what it does not have is
 // reported as Redis reports its absence (no persistence, no cluster, no
 // blocked clients), and what it does not track is left out rather than
-// made up (keyspace hits and misses, per-command statistics).
+// made up (keyspace hits and misses). Per-command statistics are this
+// replica's own (stats.go).
 
 // infoSections are INFO's sections in Redis's order; "default" and a bare
-// INFO give all but commandstats and latencystats (empty here: this server
-// keeps no per-command statistics).
+// INFO give all but commandstats and latencystats.
 var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules",
 	"commandstats", "errorstats", "latencystats", "cluster", "keyspace"}
 
@@ -37,6 +37,7 @@ var runID = func() string {
 
 func cmdInfo(c *conn, args [][]byte) bool {
 	out := c.reply()
+	c.settlePending() // the batch's calls before this INFO count in it
 	want := func(section string) bool {
 		if len(args) == 1 {
 			return inDefault(section)
@@ -138,6 +139,7 @@ func cmdInfo(c *conn, args [][]byte) bool {
 			field("pubsub_channels", channels)
 			field("pubsub_patterns", patterns)
 			field("latest_fork_usec", 0)
+			field("total_error_replies", s.errs.totalReplies())
 			field("gomu_proposals", proposed)
 			field("gomu_proposals_failed", failed)
 			field("gomu_commands_applied", s.cfg.Machine.cmds.Load())
@@ -155,10 +157,13 @@ func cmdInfo(c *conn, args [][]byte) bool {
 			section("Modules")
 		case "commandstats":
 			section("Commandstats")
+			s.writeCommandStats(&b)
 		case "errorstats":
 			section("Errorstats")
+			s.writeErrorStats(&b)
 		case "latencystats":
 			section("Latencystats")
+			s.writeLatencyStats(&b)
 		case "cluster":
 			section("Cluster")
 			field("cluster_enabled", 0)

@@ -75,6 +75,14 @@ type Server struct {
 	maxMemory atomic.Int64
 	// replPingPeriod is repl-ping-replica-period, in seconds (sync.go).
 	replPingPeriod atomic.Int64
+	// stats are INFO commandstats' counters by slot, errs errorstats'
+	// (stats.go).
+	stats []callStats
+	errs  errorStats
+	// latencyTracking and latencyPercentiles are CONFIG's
+	// latency-tracking and latency-tracking-info-percentiles.
+	latencyTracking    atomic.Bool
+	latencyPercentiles atomic.Pointer[[]float64]
 }
 
 // New listens on cfg.Addr.
@@ -101,6 +109,10 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, ln: ln, start: time.Now(), conns: map[*conn]struct{}{}, stop: make(chan struct{}),
 		link: replicalink.Link{Replica: cfg.Replica, Timeout: cfg.Timeout, Replication: cfg.Replication}, nonce: newNonce()}
 	s.replPingPeriod.Store(10) // Redis's default
+	statSlotsOnce.Do(numberStatSlots)
+	s.stats = make([]callStats, len(statNames))
+	s.latencyTracking.Store(true)
+	s.latencyPercentiles.Store(&defaultLatencyPercentiles)
 	return s, nil
 }
 

@@ -109,6 +109,11 @@ type Command struct {
 	// Summary is the one-line description for COMMAND DOCS.
 	Summary string
 
+	// StatsID numbers the command among all registered, from 0: the
+	// server keeps its INFO commandstats counters in a slice by it, so
+	// counting a call needs no lookup by name.
+	StatsID int
+
 	run func(s *Store, e *Env, dst []byte, args [][]byte) []byte
 	// blocking says how a Blocking command waits and is served.
 	blocking *blockSpec
@@ -123,6 +128,7 @@ func register(cmds ...*Command) {
 		if _, dup := table[c.Name]; dup {
 			panic("store: command registered twice: " + c.Name)
 		}
+		c.StatsID = len(table)
 		table[c.Name] = c
 	}
 }
