@@ -788,5 +788,5 @@ func cmdSweepExpired(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if s.Expiring() == 0 || limit == 0 {
 		return resp.AppendInt(dst, 0)
 	}
-	return resp.AppendInt(dst, s.sweepExpired(e.NowMs, limit))
+	return resp.AppendInt(dst, s.sweepExpired(e, limit))
 }

@@ -322,10 +322,14 @@ func (d *snapReader) flag(what string) bool {
 // configParams order.
 func (d *snapReader) config() Config {
 	c := DefaultConfig()
-	if n := d.uv(); d.err == nil && n != uint64(len(configParams)) {
+	// A snapshot from before a parameter was added holds a prefix of
+	// configParams; the rest keep their defaults.
+	n := d.uv()
+	if d.err == nil && n > uint64(len(configParams)) {
 		d.fail("%d config parameters", n)
+		n = 0
 	}
-	for _, p := range configParams {
+	for _, p := range configParams[:n] {
 		if d.err != nil {
 			break
 		}
@@ -415,6 +419,7 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	for i, ks := range ns.dbs {
 		ks.rebuildExpiry()
+		ks.cfg = &s.cfg
 		s.dbs[i] = ks
 	}
 	s.keyspace = s.dbs[0]

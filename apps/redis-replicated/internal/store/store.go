@@ -61,6 +61,10 @@ type Env struct {
 	// InScript: a script runs the command (redis.call), which changes a
 	// few replies as in Redis (SORT of a set BY a constant sorts).
 	InScript bool
+
+	// notifyBuf is where keyspace notifications build their channel
+	// names, reused from event to event (notify.go).
+	notifyBuf []byte
 }
 
 // Flags describe a command.
@@ -176,6 +180,9 @@ type keyspace struct {
 	// (blocking.go).
 	db  int
 	blk *blockState
+	// cfg is the store's replicated configuration, which decides the
+	// keyspace notifications its writes produce (notify.go).
+	cfg *Config
 }
 
 // Store is the 16 databases and the server-wide state.
@@ -206,7 +213,7 @@ type Store struct {
 func New() *Store {
 	s := &Store{blk: &blockState{}, scripts: newScriptState(), cfg: DefaultConfig()}
 	for i := range s.dbs {
-		s.dbs[i] = &keyspace{keys: make(map[string]*value), db: i, blk: s.blk}
+		s.dbs[i] = &keyspace{keys: make(map[string]*value), db: i, blk: s.blk, cfg: &s.cfg}
 	}
 	s.keyspace = s.dbs[0]
 	return s
@@ -363,6 +370,7 @@ func (s *keyspace) lookupWrite(e *Env, key []byte) *value {
 	}
 	if v.expired(e.NowMs) {
 		s.remove(key)
+		s.notify(e, notifyExpired, "expired", key)
 		return nil
 	}
 	return v

@@ -1,0 +1,143 @@
+package store
+
+import "strconv"
+
+// Keyspace notifications (notify-keyspace-events). Write commands produce
+// their events while they are applied, in log order, on every replica
+// alike, and each replica hands them to its own subscribers through
+// Env.Publish, as it does PUBLISH's messages: subscribers on any replica
+// hear every event in the same order. The setting is replicated
+// configuration (Config.NotifyKeyspaceEvents, changed by gomu.config), so
+// every replica agrees on which events exist at each point of the log.
+// Keyspace-miss events ('m') are the exception: reads produce them, on the
+// replica that served the read only (a read is not replicated).
+//
+// With notifications off (the default) a command pays one predictable
+// branch per event point (notify's mask test) and allocates nothing.
+
+// Event classes, as Redis's NOTIFY_* flags.
+const (
+	notifyKeyspace int64 = 1 << iota // K
+	notifyKeyevent                   // E
+	notifyGeneric                    // g
+	notifyString                     // $
+	notifyList                       // l
+	notifySet                        // s
+	notifyHash                       // h
+	notifyZSet                       // z
+	notifyExpired                    // x
+	notifyEvicted                    // e
+	notifyStream                     // t
+	notifyKeyMiss                    // m
+	notifyModule                     // d
+	notifyNew                        // n
+
+	// notifyAll is what 'A' stands for.
+	notifyAll = notifyGeneric | notifyString | notifyList | notifySet | notifyHash |
+		notifyZSet | notifyExpired | notifyEvicted | notifyStream | notifyModule
+)
+
+// notifyFlagChars maps each flag character to its class; also the order
+// CONFIG GET prints the classes in (Redis's keyspaceEventsFlagsToString).
+var notifyFlagChars = []struct {
+	c     byte
+	class int64
+}{
+	{'g', notifyGeneric}, {'$', notifyString}, {'l', notifyList}, {'s', notifySet},
+	{'h', notifyHash}, {'z', notifyZSet}, {'x', notifyExpired}, {'e', notifyEvicted},
+	{'t', notifyStream}, {'d', notifyModule}, {'n', notifyNew},
+	{'K', notifyKeyspace}, {'E', notifyKeyevent}, {'m', notifyKeyMiss},
+}
+
+// parseNotifyFlags reads a notify-keyspace-events value as Redis does.
+func parseNotifyFlags(b []byte) (int64, string) {
+	var flags int64
+	for _, c := range b {
+		if c == 'A' {
+			flags |= notifyAll
+			continue
+		}
+		found := false
+		for _, f := range notifyFlagChars {
+			if f.c == c {
+				flags |= f.class
+				found = true
+				break
+			}
+		}
+		if !found {
+			return 0, "Invalid event class character. Use 'Ag$lshzxeKEtmdn'."
+		}
+	}
+	return flags, ""
+}
+
+// formatNotifyFlags prints flags as CONFIG GET does: "A" for every class
+// A covers (n is then not printed, as in Redis 7.0), then K, E and m.
+func formatNotifyFlags(flags int64) string {
+	var b []byte
+	if flags&notifyAll == notifyAll {
+		b = append(b, 'A')
+	}
+	for _, f := range notifyFlagChars {
+		switch {
+		case flags&f.class == 0:
+		case f.class&(notifyKeyspace|notifyKeyevent|notifyKeyMiss) != 0:
+			b = append(b, f.c)
+		case flags&notifyAll != notifyAll:
+			b = append(b, f.c)
+		}
+	}
+	return string(b)
+}
+
+// notify produces the event named event of class for key in the selected
+// database, if the configuration asks for it. It is meant to be inlined:
+// off, it costs the mask test only.
+func (s *keyspace) notify(e *Env, class int64, event string, key []byte) {
+	if s.cfg.NotifyKeyspaceEvents&class != 0 {
+		s.publishEvent(e, s.db, event, key)
+	}
+}
+
+// notifyDB is notify for database db (MOVE's and COPY … DB's target).
+func (s *keyspace) notifyDB(e *Env, class int64, event string, key []byte, db int) {
+	if s.cfg.NotifyKeyspaceEvents&class != 0 {
+		s.publishEvent(e, db, event, key)
+	}
+}
+
+// publishEvent publishes the keyspace ("__keyspace@<db>__:<key>", message
+// the event) and keyevent ("__keyevent@<db>__:<event>", message the key)
+// forms the configuration enables, through e.Publish.
+func (s *keyspace) publishEvent(e *Env, db int, event string, key []byte) {
+	if e.Publish == nil {
+		return
+	}
+	flags := s.cfg.NotifyKeyspaceEvents
+	if flags&notifyKeyspace != 0 {
+		ch := eventChannel(e.notifyBuf[:0], "__keyspace@", db, key)
+		e.Publish(ch, []byte(event))
+		e.notifyBuf = ch
+	}
+	if flags&notifyKeyevent != 0 {
+		ch := eventChannel(e.notifyBuf[:0], "__keyevent@", db, []byte(event))
+		e.Publish(ch, key)
+		e.notifyBuf = ch
+	}
+}
+
+func eventChannel(dst []byte, prefix string, db int, suffix []byte) []byte {
+	dst = append(dst, prefix...)
+	dst = strconv.AppendInt(dst, int64(db), 10)
+	dst = append(dst, "__:"...)
+	return append(dst, suffix...)
+}
+
+// notifyMiss produces a keyspace-miss event for a read that found no key
+// (the 'm' class): local to the replica that served the read.
+func (s *keyspace) notifyMiss(e *Env, key []byte) {
+	if s.cfg.NotifyKeyspaceEvents&notifyKeyMiss != 0 {
+		s.publishEvent(e, s.db, "keymiss", key)
+	}
+}
