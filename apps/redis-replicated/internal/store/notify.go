@@ -141,3 +141,54 @@ func (s *keyspace) notifyMiss(e *Env, key []byte) {
 		s.publishEvent(e, s.db, "keymiss", key)
 	}
 }
+
+// notifySet is SET's events: "set", and "expire" when it gave a TTL.
+func (s *keyspace) notifySet(e *Env, key []byte, at int64) {
+	s.notify(e, notifyString, "set", key)
+	if at != 0 {
+		s.notify(e, notifyGeneric, "expire", key)
+	}
+}
+
+// pushEvent and popEvent name a list push or pop at the front or back.
+func pushEvent(front bool) string {
+	if front {
+		return "lpush"
+	}
+	return "rpush"
+}
+
+func popEvent(front bool) string {
+	if front {
+		return "lpop"
+	}
+	return "rpop"
+}
+
+// zaddEvent is ZADD's event: "zincr" with INCR (and for ZINCRBY).
+func zaddEvent(incr bool) string {
+	if incr {
+		return "zincr"
+	}
+	return "zadd"
+}
+
+// notifyZPop ends a ZPOPMIN/ZPOPMAX/ZMPOP of count entries from key's z:
+// its event, and the key's deletion when that emptied it.
+func (s *Store) notifyZPop(e *Env, key []byte, z *zsetValue, count int64, max bool) {
+	if count > 0 {
+		event := "zpopmin"
+		if max {
+			event = "zpopmax"
+		}
+		s.notify(e, notifyZSet, event, key)
+	}
+	if z.len() == 0 {
+		s.remove(key)
+		s.notify(e, notifyGeneric, "del", key)
+	}
+}
+
+// zremrangeEvents names ZREMRANGEBYRANK's, …SCORE's and …LEX's event by
+// their range kind.
+var zremrangeEvents = map[int]string{zrRank: "zremrangebyrank", zrScore: "zremrangebyscore", zrLex: "zremrangebylex"}

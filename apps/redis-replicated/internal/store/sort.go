@@ -255,9 +255,10 @@ func (s *Store) sort(e *Env, dst []byte, args [][]byte, readonly bool) []byte {
 		s.lookupWrite(e, storekey) // an expired key goes with its TTL
 		s.remove(storekey)
 		s.put(storekey, &value{kind: kindList, list: l})
-	} else {
-		s.lookupWrite(e, storekey)
+		s.notify(e, notifyList, "sortstore", storekey)
+	} else if s.lookupWrite(e, storekey) != nil {
 		s.remove(storekey)
+		s.notify(e, notifyGeneric, "del", storekey)
 	}
 	return resp.AppendInt(dst, outLen)
 }
