@@ -192,3 +192,14 @@ func (s *Store) notifyZPop(e *Env, key []byte, z *zsetValue, count int64, max bo
 // zremrangeEvents names ZREMRANGEBYRANK's, …SCORE's and …LEX's event by
 // their range kind.
 var zremrangeEvents = map[int]string{zrRank: "zremrangebyrank", zrScore: "zremrangebyscore", zrLex: "zremrangebylex"}
+
+// touchConsumer is streamGroup.touchConsumer that tells of a consumer it
+// creates (XREADGROUP, XCLAIM, XAUTOCLAIM), as Redis's
+// streamCreateConsumer does.
+func (s *Store) touchConsumer(e *Env, key []byte, g *streamGroup, name []byte, now int64) *streamConsumer {
+	c, created := g.touchConsumer(name, now)
+	if created {
+		s.notify(e, notifyStream, "xgroup-createconsumer", key)
+	}
+	return c
+}
