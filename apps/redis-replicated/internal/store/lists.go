@@ -148,7 +148,9 @@ func (s *Store) pop(e *Env, dst []byte, args [][]byte, front bool) []byte {
 	} else {
 		dst = appendPops(dst, l, count, front)
 	}
-	s.notify(e, notifyList, popEvent(front), args[1])
+	if !hasCount || count > 0 {
+		s.notify(e, notifyList, popEvent(front), args[1])
+	}
 	if l.len() == 0 {
 		s.remove(args[1])
 		s.notify(e, notifyGeneric, "del", args[1])

@@ -356,6 +356,7 @@ func (v *value) expired(nowMs int64) bool { return v.expireAt != 0 && v.expireAt
 func (s *keyspace) lookup(e *Env, key []byte) *value {
 	v := s.keys[string(key)]
 	if v == nil || v.expired(e.NowMs) {
+		s.notifyMiss(e, key) // Redis's lookupKeyRead: a keyspace miss
 		return nil
 	}
 	return v
