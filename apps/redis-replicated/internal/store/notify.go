@@ -95,16 +95,47 @@ func formatNotifyFlags(flags int64) string {
 // database, if the configuration asks for it. It is meant to be inlined:
 // off, it costs the mask test only.
 func (s *keyspace) notify(e *Env, class int64, event string, key []byte) {
-	if s.cfg.NotifyKeyspaceEvents&class != 0 {
-		s.publishEvent(e, s.db, event, key)
+	if s.cfg.NotifyKeyspaceEvents&(class|notifyNew) != 0 {
+		s.notifySlow(e, class, s.db, event, key)
 	}
 }
 
 // notifyDB is notify for database db (MOVE's and COPY … DB's target).
 func (s *keyspace) notifyDB(e *Env, class int64, event string, key []byte, db int) {
+	if s.cfg.NotifyKeyspaceEvents&(class|notifyNew) != 0 {
+		s.notifySlow(e, class, db, event, key)
+	}
+}
+
+// notifySlow publishes the pending "new" events, then this one if its
+// class is enabled.
+func (s *keyspace) notifySlow(e *Env, class int64, db int, event string, key []byte) {
+	s.flushNews(e)
 	if s.cfg.NotifyKeyspaceEvents&class != 0 {
 		s.publishEvent(e, db, event, key)
 	}
+}
+
+// newKey is a key put created, whose "new" event is pending.
+type newKey struct {
+	db  int
+	key string
+}
+
+// noteNew records that put created key (with 'n' enabled). Redis
+// publishes "new" as it adds the key (dbAdd), before the command's own
+// event; put has no Env to publish through, so the event waits for the
+// command's next one, which every creating command produces right after.
+func (s *keyspace) noteNew(key []byte) {
+	*s.news = append(*s.news, newKey{s.db, string(key)})
+}
+
+// flushNews publishes the pending "new" events, oldest first.
+func (s *keyspace) flushNews(e *Env) {
+	for _, n := range *s.news {
+		s.publishEvent(e, n.db, "new", []byte(n.key))
+	}
+	*s.news = (*s.news)[:0]
 }
 
 // publishEvent publishes the keyspace ("__keyspace@<db>__:<key>", message

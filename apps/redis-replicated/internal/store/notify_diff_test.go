@@ -273,12 +273,14 @@ func TestNotifyEventsFixed(t *testing.T) {
 		},
 	}
 	for name, steps := range scripts {
-		t.Run(name, func(t *testing.T) {
-			r := newNotifyRig(t, "KEA")
-			for _, st := range steps {
-				r.do(st...)
-			}
-		})
+		for _, flags := range []string{"KEA", "KEAn"} {
+			t.Run(name+"/"+flags, func(t *testing.T) {
+				r := newNotifyRig(t, flags)
+				for _, st := range steps {
+					r.do(st...)
+				}
+			})
+		}
 	}
 }
 
@@ -307,7 +309,7 @@ func TestNotifyExpired(t *testing.T) {
 // TestNotifyFlags checks which classes each flag lets through, and the
 // keyspace-miss events of reads.
 func TestNotifyFlags(t *testing.T) {
-	for _, flags := range []string{"K$", "Eg", "Kl", "Eh", "KEs", "Ez", "Kt", "Ex", "Em", "KEA", "AK", "E$lshzxet"} {
+	for _, flags := range []string{"K$", "Eg", "Kl", "Eh", "KEs", "Ez", "Kt", "Ex", "Em", "KEA", "AK", "E$lshzxet", "En", "Kn"} {
 		t.Run(flags, func(t *testing.T) {
 			r := newNotifyRig(t, flags)
 			for _, st := range [][]string{
@@ -324,7 +326,7 @@ func TestNotifyFlags(t *testing.T) {
 // TestNotifyRandom runs a seeded random sequence of writes over every type
 // with KEA on both sides and compares the events command by command.
 func TestNotifyRandom(t *testing.T) {
-	r := newNotifyRig(t, "KEA")
+	r := newNotifyRig(t, "KEAn")
 	rnd := rand.New(rand.NewPCG(7, 11))
 	key := func(prefix string) string { return prefix + strconv.Itoa(rnd.IntN(3)) }
 	num := func() string { return strconv.Itoa(rnd.IntN(5)) }

@@ -253,7 +253,8 @@ func (s *Store) sort(e *Env, dst []byte, args [][]byte, readonly bool) []byte {
 	}
 	if outLen > 0 {
 		s.lookupWrite(e, storekey) // an expired key goes with its TTL
-		s.remove(storekey)
+		// put replaces the old value (no remove first: Redis overwrites
+		// it, which is no "new" key).
 		s.put(storekey, &value{kind: kindList, list: l})
 		s.notify(e, notifyList, "sortstore", storekey)
 	} else if s.lookupWrite(e, storekey) != nil {

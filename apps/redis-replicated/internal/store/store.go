@@ -181,8 +181,11 @@ type keyspace struct {
 	db  int
 	blk *blockState
 	// cfg is the store's replicated configuration, which decides the
-	// keyspace notifications its writes produce (notify.go).
-	cfg *Config
+	// keyspace notifications its writes produce, and news the keys
+	// created whose "new" events wait for the command's next event
+	// (notify.go); both are the store's, shared by its keyspaces.
+	cfg  *Config
+	news *[]newKey
 }
 
 // Store is the 16 databases and the server-wide state.
@@ -207,13 +210,15 @@ type Store struct {
 	scripts *scriptState
 	// cfg holds the replicated configuration (config.go).
 	cfg Config
+	// news is the keyspaces' pending "new" events (notify.go).
+	news []newKey
 }
 
 // New returns an empty store.
 func New() *Store {
 	s := &Store{blk: &blockState{}, scripts: newScriptState(), cfg: DefaultConfig()}
 	for i := range s.dbs {
-		s.dbs[i] = &keyspace{keys: make(map[string]*value), db: i, blk: s.blk, cfg: &s.cfg}
+		s.dbs[i] = &keyspace{keys: make(map[string]*value), db: i, blk: s.blk, cfg: &s.cfg, news: &s.news}
 	}
 	s.keyspace = s.dbs[0]
 	return s
@@ -395,7 +400,11 @@ func (s *Store) lookupKind(e *Env, key []byte, k kind, write bool) (v *value, wr
 // put stores v under key, replacing what was there (and its TTL unless v
 // carries one).
 func (s *keyspace) put(key []byte, v *value) {
-	if old := s.keys[string(key)]; old != nil && old.expireAt != 0 {
+	if old := s.keys[string(key)]; old == nil {
+		if s.cfg.NotifyKeyspaceEvents&notifyNew != 0 {
+			s.noteNew(key)
+		}
+	} else if old.expireAt != 0 {
 		s.expiring--
 	}
 	k := string(key) // copies key
