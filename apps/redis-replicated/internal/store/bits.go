@@ -88,11 +88,14 @@ func cmdSetBit(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if !ok {
 		return resp.AppendError(dst, errWrongType)
 	}
+	grown := v == nil || uint64(len(v.str)) < off>>3+1
 	v = s.growString(args[1], v, off>>3+1)
 	i, shift := off>>3, 7-off&7
 	old := v.str[i] >> shift & 1
 	v.str[i] = v.str[i]&^(1<<shift) | byte(on)<<shift
-	s.notify(e, notifyString, "setbit", args[1])
+	if grown || old != byte(on) { // as Redis 7.0: an unchanged bit is no event
+		s.notify(e, notifyString, "setbit", args[1])
+	}
 	return resp.AppendInt(dst, int64(old))
 }
 

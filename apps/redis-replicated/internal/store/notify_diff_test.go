@@ -126,9 +126,10 @@ func (r *notifyRig) do(args ...string) {
 }
 
 // randomReply: the reply depends on the clock or randomness (an XADD *
-// ID, SPOP's pick), so only the events are compared.
+// ID and what XREADGROUP reads of it, SPOP's pick), so only the events are compared.
 func randomReply(args []string) bool {
-	return strings.EqualFold(args[0], "spop") || (strings.EqualFold(args[0], "xadd") && slices.Contains(args, "*"))
+	return strings.EqualFold(args[0], "spop") || strings.EqualFold(args[0], "xreadgroup") ||
+		(strings.EqualFold(args[0], "xadd") && slices.Contains(args, "*"))
 }
 
 // block starts a blocking command (on an empty key, so that it waits) on
@@ -326,8 +327,14 @@ func TestNotifyFlags(t *testing.T) {
 // TestNotifyRandom runs a seeded random sequence of writes over every type
 // with KEA on both sides and compares the events command by command.
 func TestNotifyRandom(t *testing.T) {
+	for seed := range uint64(3) {
+		t.Run(strconv.FormatUint(seed, 10), func(t *testing.T) { notifyRandom(t, seed) })
+	}
+}
+
+func notifyRandom(t *testing.T, seed uint64) {
 	r := newNotifyRig(t, "KEAn")
-	rnd := rand.New(rand.NewPCG(7, 11))
+	rnd := rand.New(rand.NewPCG(7, 11+seed))
 	key := func(prefix string) string { return prefix + strconv.Itoa(rnd.IntN(3)) }
 	num := func() string { return strconv.Itoa(rnd.IntN(5)) }
 	gens := []func() []string{
@@ -372,6 +379,31 @@ func TestNotifyRandom(t *testing.T) {
 		func() []string { return []string{"xtrim", key("x"), "maxlen", "1"} },
 		func() []string { return []string{"flushdb"} },
 		func() []string { return []string{"blpop", key("l"), "0"} },
+		func() []string { return []string{"copy", key("h"), key("h"), "db", "1"} },
+		func() []string { return []string{"renamenx", key("z"), key("S")} },
+		func() []string { return []string{"pexpire", key("l"), "-1"} },
+		func() []string { return []string{"getex", key("s"), "px", "100000"} },
+		func() []string { return []string{"setrange", key("s"), num(), num()} },
+		func() []string { return []string{"incrbyfloat", key("s"), "1.5"} },
+		func() []string { return []string{"bitop", "xor", key("s"), key("s"), key("s")} },
+		func() []string { return []string{"setbit", key("s"), num(), "1"} },
+		func() []string { return []string{"pfadd", key("p"), num()} },
+		func() []string { return []string{"pfmerge", key("p"), key("p")} },
+		func() []string { return []string{"lmpop", "2", key("l"), key("l"), "right", "count", "2"} },
+		func() []string { return []string{"zmpop", "2", key("z"), key("z"), "min", "count", "2"} },
+		func() []string { return []string{"zdiffstore", key("z"), "2", key("z"), key("z")} },
+		func() []string { return []string{"sdiffstore", key("S"), key("S"), key("S")} },
+		func() []string { return []string{"hsetnx", key("h"), num(), num()} },
+		func() []string { return []string{"hincrbyfloat", key("h"), num(), "0.5"} },
+		func() []string { return []string{"linsert", key("l"), "after", num(), num()} },
+		func() []string { return []string{"lset", key("l"), "0", num()} },
+		func() []string { return []string{"xgroup", "create", key("x"), "g", "0", "mkstream"} },
+		func() []string { return []string{"xreadgroup", "group", "g", "c" + num(), "count", "1", "streams", key("x"), ">"} },
+		func() []string { return []string{"xgroup", "delconsumer", key("x"), "g", "c" + num()} },
+		func() []string { return []string{"xgroup", "destroy", key("x"), "g"} },
+		func() []string { return []string{"zadd", key("z"), "incr", num(), num()} },
+		func() []string { return []string{"mset", key("s"), num(), key("s"), num()} },
+		func() []string { return []string{"msetnx", key("s"), num(), key("s"), num()} },
 	}
 	total := 0
 	for range 1500 {
@@ -389,4 +421,23 @@ func TestNotifyRandom(t *testing.T) {
 		t.Fatalf("only %d events in the whole run", total)
 	}
 	t.Logf("%d events compared", total)
+}
+
+// TestNotifyRestore checks RESTORE's events: "restore", none when the key
+// exists without REPLACE, and "del" when REPLACE meets a TTL already past.
+func TestNotifyRestore(t *testing.T) {
+	r := newNotifyRig(t, "KEAn")
+	r.do("rpush", "src", "a", "b")
+	payload, ok := bulkText(r.rc.Do("DUMP", "src"))
+	if !ok {
+		t.Fatal("DUMP gave no payload")
+	}
+	for _, st := range [][]string{
+		{"restore", "dst", "0", payload}, {"restore", "dst", "0", payload}, {"restore", "dst", "0", payload, "replace"},
+		{"restore", "dst", "100000", payload, "replace"}, {"restore", "dst", "1", payload, "replace", "absttl"},
+		{"restore", "dst", "1", payload, "absttl"}, {"restore", "dst2", "0", payload}, {"select", "2"},
+		{"restore", "dst2", "0", payload},
+	} {
+		r.do(st...)
+	}
 }
