@@ -398,7 +398,9 @@ func notifyRandom(t *testing.T, seed uint64) {
 		func() []string { return []string{"linsert", key("l"), "after", num(), num()} },
 		func() []string { return []string{"lset", key("l"), "0", num()} },
 		func() []string { return []string{"xgroup", "create", key("x"), "g", "0", "mkstream"} },
-		func() []string { return []string{"xreadgroup", "group", "g", "c" + num(), "count", "1", "streams", key("x"), ">"} },
+		func() []string {
+			return []string{"xreadgroup", "group", "g", "c" + num(), "count", "1", "streams", key("x"), ">"}
+		},
 		func() []string { return []string{"xgroup", "delconsumer", key("x"), "g", "c" + num()} },
 		func() []string { return []string{"xgroup", "destroy", key("x"), "g"} },
 		func() []string { return []string{"zadd", key("z"), "incr", num(), num()} },
