@@ -562,6 +562,7 @@ func (s *Store) bitfield(e *Env, dst []byte, args [][]byte, readOnly bool) []byt
 	if changes {
 		s.notify(e, notifyString, "setbit", args[1])
 	}
+	s.endNews(e)
 	return dst
 }
 

@@ -294,6 +294,7 @@ func cmdHIncrBy(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		if h.len() == 0 {
 			s.remove(args[1])
 		}
+		s.endNews(e)
 		return resp.AppendError(dst, errOverflow)
 	}
 	n := old + incr
@@ -332,6 +333,7 @@ func cmdHIncrByFloat(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		if h.len() == 0 {
 			s.remove(args[1])
 		}
+		s.endNews(e)
 		return resp.AppendError(dst, errNaNOrInf)
 	}
 	out := formatLongDouble(sum)

@@ -130,6 +130,16 @@ func (s *keyspace) noteNew(key []byte) {
 	*s.news = append(*s.news, newKey{s.db, string(key)})
 }
 
+// endNews publishes the "new" events still pending at the end of a
+// command that created a key and then produced no event of its own (a
+// BITFIELD whose writes all failed, an HINCRBY that overflowed), so that
+// none waits past its command.
+func (s *keyspace) endNews(e *Env) {
+	if len(*s.news) != 0 {
+		s.flushNews(e)
+	}
+}
+
 // flushNews publishes the pending "new" events, oldest first.
 func (s *keyspace) flushNews(e *Env) {
 	for _, n := range *s.news {

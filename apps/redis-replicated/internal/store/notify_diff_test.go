@@ -230,6 +230,11 @@ func TestNotifyEventsFixed(t *testing.T) {
 			{"rpoplpush", "l", "m"}, {"rpoplpush", "m", "m"}, {"lmpop", "2", "nol", "m", "left", "count", "5"},
 			{"rpush", "l", "1"}, {"ltrim", "l", "5", "6"}, {"rpush", "l", "1", "1"}, {"lrem", "l", "0", "1"},
 		},
+		"edges": {
+			{"bitfield", "bf", "overflow", "fail", "incrby", "u8", "0", "300"}, {"set", "x", "1"},
+			{"hincrby", "h", "f", "9223372036854775807"}, {"hincrby", "h", "f", "1"}, {"hincrby", "h2", "f", "1"},
+			{"hincrbyfloat", "h3", "f", "1e4932"}, {"hincrbyfloat", "h3", "f", "1e4932"}, {"set", "y", "1"},
+		},
 		"hashes": {
 			{"hset", "h", "a", "1", "b", "2"}, {"hset", "h", "a", "1"}, {"hmset", "h", "c", "3"}, {"hsetnx", "h", "a", "x"},
 			{"hsetnx", "h", "d", "x"}, {"hincrby", "h", "a", "5"}, {"hincrbyfloat", "h", "a", "1.5"}, {"hdel", "h", "zz"},
