@@ -322,14 +322,10 @@ func (d *snapReader) flag(what string) bool {
 // configParams order.
 func (d *snapReader) config() Config {
 	c := DefaultConfig()
-	// A snapshot from before a parameter was added holds a prefix of
-	// configParams; the rest keep their defaults.
-	n := d.uv()
-	if d.err == nil && n > uint64(len(configParams)) {
+	if n := d.uv(); d.err == nil && n != uint64(len(configParams)) {
 		d.fail("%d config parameters", n)
-		n = 0
 	}
-	for _, p := range configParams[:n] {
+	for _, p := range configParams {
 		if d.err != nil {
 			break
 		}
