@@ -468,6 +468,9 @@ var configParams = [][2]string{
 	{"hll-sparse-max-bytes", ""},
 	{"stream-node-max-bytes", ""},
 	{"stream-node-max-entries", ""},
+	// Keyspace notifications: replicated, so every replica produces the
+	// same events (store's notify.go).
+	{"notify-keyspace-events", ""},
 	// How long a script runs before other clients get BUSY.
 	{"lua-time-limit", ""},       // filled from the machine
 	{"busy-reply-threshold", ""}, // filled from the machine

@@ -93,8 +93,9 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	// Its Env runs only reads, locally: scripts run with it refuse writes
 	// (store.Env.ReadOnly).
 	c := &conn{s: s, nc: nc, id: id, ctx: deadline.New(),
-		rd:  resp.NewReader(nc, resp.Limits{MaxBulk: resp.DefaultMaxBulk, MaxArgs: maxArgs}),
-		env: store.Env{Rand: rand.New(rand.NewPCG(rand.Uint64(), uint64(id))), ReadOnly: true, Scripts: s.cfg.Machine.scripts},
+		rd: resp.NewReader(nc, resp.Limits{MaxBulk: resp.DefaultMaxBulk, MaxArgs: maxArgs}),
+		env: store.Env{Rand: rand.New(rand.NewPCG(rand.Uint64(), uint64(id))), ReadOnly: true, Scripts: s.cfg.Machine.scripts,
+			Publish: s.cfg.Machine.hub.publish}, // keyspace-miss events (local)
 	}
 	c.prop.reset(propBatch)
 	c.state.init()

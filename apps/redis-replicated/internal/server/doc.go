@@ -144,6 +144,18 @@
 // its replies and messages leave through a queue of its own, and one that
 // lets 32 MiB pile up is disconnected (Redis's pubsub output limit).
 //
+// Keyspace notifications (notify-keyspace-events, Redis 7.0's event names
+// and classes) work the same way: the setting is replicated configuration
+// (CONFIG SET proposes it, as the encoding thresholds), and the write
+// commands produce their events as they are applied, in log order, on
+// every replica, each delivering them to its own subscribers; so a
+// subscriber on any replica hears every event in the same order. Expired
+// events come from the expiry sweep's proposal and from writes that find
+// a key expired; evicted events never happen (noeviction). Keyspace-miss
+// events ('m') come from the reads, on the replica that served them only;
+// a read that finds a key expired reports a miss but no expired event (it
+// deletes nothing: the sweep or the next write does, and reports it then).
+//
 // # Scripting
 //
 // EVAL, EVALSHA, FCALL and the SCRIPT and FUNCTION commands that change

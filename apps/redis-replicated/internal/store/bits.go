@@ -88,10 +88,14 @@ func cmdSetBit(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if !ok {
 		return resp.AppendError(dst, errWrongType)
 	}
+	grown := v == nil || uint64(len(v.str)) < off>>3+1
 	v = s.growString(args[1], v, off>>3+1)
 	i, shift := off>>3, 7-off&7
 	old := v.str[i] >> shift & 1
 	v.str[i] = v.str[i]&^(1<<shift) | byte(on)<<shift
+	if grown || old != byte(on) { // as Redis 7.0: an unchanged bit is no event
+		s.notify(e, notifyString, "setbit", args[1])
+	}
 	return resp.AppendInt(dst, int64(old))
 }
 
@@ -362,7 +366,9 @@ func cmdBitOp(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		}
 	}
 	if maxLen == 0 {
-		s.remove(args[2])
+		if s.remove(args[2]) {
+			s.notify(e, notifyGeneric, "del", args[2])
+		}
 		return resp.AppendInt(dst, 0)
 	}
 	res := make([]byte, maxLen)
@@ -396,6 +402,7 @@ func cmdBitOp(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		}
 	}
 	s.put(args[2], &value{kind: kindString, strEnc: strRaw, str: res})
+	s.notify(e, notifyString, "set", args[2])
 	return resp.AppendInt(dst, int64(maxLen))
 }
 
@@ -507,6 +514,7 @@ func (s *Store) bitfield(e *Env, dst []byte, args [][]byte, readOnly bool) []byt
 		v = s.growString(args[1], v, highest>>3+1)
 	}
 	dst = resp.AppendArrayLen(dst, len(ops))
+	changes := false
 	for _, o := range ops {
 		var str []byte
 		if v != nil {
@@ -549,7 +557,12 @@ func (s *Store) bitfield(e *Env, dst []byte, args [][]byte, readOnly bool) []byt
 		}
 		dst = resp.AppendInt(dst, int64(reply))
 		setBits(v.str, o.offset, o.width, next)
+		changes = true
 	}
+	if changes {
+		s.notify(e, notifyString, "setbit", args[1])
+	}
+	s.endNews(e)
 	return dst
 }
 

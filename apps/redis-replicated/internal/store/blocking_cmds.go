@@ -94,8 +94,10 @@ func tryListPop(front bool) tryFunc {
 			} else {
 				dst = resp.AppendBulk(dst, v.list.popBack())
 			}
+			s.notify(e, notifyList, popEvent(front), k)
 			if v.list.len() == 0 {
 				s.remove(k)
+				s.notify(e, notifyGeneric, "del", k)
 			}
 			return dst, true
 		}
@@ -134,9 +136,7 @@ func tryZPop(max bool) tryFunc {
 			dst = resp.AppendArrayLen(dst, 3)
 			dst = resp.AppendBulk(dst, k)
 			dst = appendPopped(dst, v.zset, max)
-			if v.zset.len() == 0 {
-				s.remove(k)
-			}
+			s.notifyZPop(e, k, v.zset, 1, max)
 			return dst, true
 		}
 		return dst, false
@@ -221,8 +221,10 @@ func tryListMPop(s *Store, e *Env, dst []byte, key []byte, front bool, count int
 	dst = resp.AppendArrayLen(dst, 2)
 	dst = resp.AppendBulk(dst, key)
 	dst = appendPops(dst, v.list, count, front)
+	s.notify(e, notifyList, popEvent(front), key)
 	if v.list.len() == 0 {
 		s.remove(key)
+		s.notify(e, notifyGeneric, "del", key)
 	}
 	return dst, true, false
 }
@@ -243,8 +245,6 @@ func tryZMPop(s *Store, e *Env, dst []byte, key []byte, max bool, count int64, _
 		dst = resp.AppendArrayLen(dst, 2)
 		dst = appendPopped(dst, z, max)
 	}
-	if z.len() == 0 {
-		s.remove(key)
-	}
+	s.notifyZPop(e, key, z, count, max)
 	return dst, true, false
 }

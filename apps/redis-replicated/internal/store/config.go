@@ -28,6 +28,9 @@ type Config struct {
 	HLLSparseMaxBytes      int64
 	StreamNodeMaxBytes     int64
 	StreamNodeMaxEntries   int64
+	// NotifyKeyspaceEvents is notify-keyspace-events as a mask of the
+	// notify* classes (notify.go): which events the writes produce.
+	NotifyKeyspaceEvents int64
 }
 
 // DefaultConfig is Redis 7.0's defaults (redis.conf).
@@ -55,21 +58,27 @@ type configParam struct {
 	// MEMORY_CONFIG ones do.
 	memory bool
 	field  func(c *Config) *int64
+	// parse and format, when set, read and print a value that is not a
+	// number (notify-keyspace-events' flags); the value is still held,
+	// and carried by gomu.config, as an int64.
+	parse  func(b []byte) (int64, string)
+	format func(v int64) string
 }
 
 // configParams lists the replicated parameters in a fixed order: the
 // snapshot and the Digest encode them in it.
 var configParams = []configParam{
-	{"hash-max-listpack-entries", "hash-max-ziplist-entries", 0, maxLong, false, func(c *Config) *int64 { return &c.HashMaxListpackEntries }},
-	{"hash-max-listpack-value", "hash-max-ziplist-value", 0, maxLong, true, func(c *Config) *int64 { return &c.HashMaxListpackValue }},
-	{"set-max-intset-entries", "", 0, maxLong, false, func(c *Config) *int64 { return &c.SetMaxIntsetEntries }},
-	{"zset-max-listpack-entries", "zset-max-ziplist-entries", 0, maxLong, false, func(c *Config) *int64 { return &c.ZSetMaxListpackEntries }},
-	{"zset-max-listpack-value", "zset-max-ziplist-value", 0, maxLong, true, func(c *Config) *int64 { return &c.ZSetMaxListpackValue }},
-	{"list-max-listpack-size", "list-max-ziplist-size", minInt32, maxInt32, false, func(c *Config) *int64 { return &c.ListMaxListpackSize }},
-	{"list-compress-depth", "", 0, maxInt32, false, func(c *Config) *int64 { return &c.ListCompressDepth }},
-	{"hll-sparse-max-bytes", "", 0, maxLong, true, func(c *Config) *int64 { return &c.HLLSparseMaxBytes }},
-	{"stream-node-max-bytes", "", 0, maxLong, true, func(c *Config) *int64 { return &c.StreamNodeMaxBytes }},
-	{"stream-node-max-entries", "", 0, maxLong, false, func(c *Config) *int64 { return &c.StreamNodeMaxEntries }},
+	{"hash-max-listpack-entries", "hash-max-ziplist-entries", 0, maxLong, false, func(c *Config) *int64 { return &c.HashMaxListpackEntries }, nil, nil},
+	{"hash-max-listpack-value", "hash-max-ziplist-value", 0, maxLong, true, func(c *Config) *int64 { return &c.HashMaxListpackValue }, nil, nil},
+	{"set-max-intset-entries", "", 0, maxLong, false, func(c *Config) *int64 { return &c.SetMaxIntsetEntries }, nil, nil},
+	{"zset-max-listpack-entries", "zset-max-ziplist-entries", 0, maxLong, false, func(c *Config) *int64 { return &c.ZSetMaxListpackEntries }, nil, nil},
+	{"zset-max-listpack-value", "zset-max-ziplist-value", 0, maxLong, true, func(c *Config) *int64 { return &c.ZSetMaxListpackValue }, nil, nil},
+	{"list-max-listpack-size", "list-max-ziplist-size", minInt32, maxInt32, false, func(c *Config) *int64 { return &c.ListMaxListpackSize }, nil, nil},
+	{"list-compress-depth", "", 0, maxInt32, false, func(c *Config) *int64 { return &c.ListCompressDepth }, nil, nil},
+	{"hll-sparse-max-bytes", "", 0, maxLong, true, func(c *Config) *int64 { return &c.HLLSparseMaxBytes }, nil, nil},
+	{"stream-node-max-bytes", "", 0, maxLong, true, func(c *Config) *int64 { return &c.StreamNodeMaxBytes }, nil, nil},
+	{"stream-node-max-entries", "", 0, maxLong, false, func(c *Config) *int64 { return &c.StreamNodeMaxEntries }, nil, nil},
+	{"notify-keyspace-events", "", 0, maxLong, false, func(c *Config) *int64 { return &c.NotifyKeyspaceEvents }, parseNotifyFlags, formatNotifyFlags},
 }
 
 const (
@@ -102,6 +111,10 @@ func ParseConfig(name string, value []byte) (canon string, v int64, errText stri
 	p := findConfigParam(name)
 	if p == nil {
 		return "", 0, "unknown parameter"
+	}
+	if p.parse != nil {
+		v, errText := p.parse(value)
+		return p.name, v, errText
 	}
 	var ok bool
 	if p.memory {
@@ -157,7 +170,24 @@ func (s *Store) ConfigGet(name string) (string, bool) {
 	if p == nil {
 		return "", false
 	}
+	if p.format != nil {
+		return p.format(*p.field(&s.cfg)), true
+	}
 	return strconv.FormatInt(*p.field(&s.cfg), 10), true
+}
+
+// parseConfigWire reads a gomu.config value: ParseConfig's, except that a
+// parameter with a parse of its own travels as its int64 (what the server
+// proposes for it: ParseConfig's v).
+func parseConfigWire(name string, value []byte) (canon string, v int64, errText string) {
+	if p := findConfigParam(name); p != nil && p.parse != nil {
+		n, err := strconv.ParseInt(string(value), 10, 64)
+		if err != nil || n < 0 {
+			return "", 0, "invalid value"
+		}
+		return p.name, n, ""
+	}
+	return ParseConfig(name, value)
 }
 
 // cmdConfigSet is the internal gomu.config name value ...: it sets the
@@ -170,7 +200,7 @@ func cmdConfigSet(s *Store, _ *Env, dst []byte, args [][]byte) []byte {
 	}
 	next := s.cfg
 	for i := 1; i < len(args); i += 2 {
-		name, v, errText := ParseConfig(string(args[i]), args[i+1])
+		name, v, errText := parseConfigWire(string(args[i]), args[i+1])
 		if errText != "" {
 			return resp.AppendError(dst, "ERR CONFIG SET failed (possibly related to argument '"+string(args[i])+"') - "+errText)
 		}

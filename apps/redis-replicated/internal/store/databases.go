@@ -79,6 +79,8 @@ func cmdMove(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	s.remove(args[1])
 	to.put(args[1], v)
+	s.notify(e, notifyGeneric, "move_from", args[1])
+	s.notifyDB(e, notifyGeneric, "move_to", args[1], to.db)
 	return resp.AppendInt(dst, 1)
 }
 

@@ -69,7 +69,8 @@ func (s *keyspace) rebuildExpiry() {
 // and returns how many it deleted. Stale entries it meets on the way are
 // dropped; they are bounded per call too, so that one sweep never holds the
 // store for long.
-func (s *Store) sweepExpired(nowMs, limit int64) int64 {
+func (s *Store) sweepExpired(e *Env, limit int64) int64 {
+	nowMs := e.NowMs
 	var deleted, seen int64
 	for limit < 0 || (deleted < limit && seen < 4*limit+64) {
 		ks := s.earliestDue(nowMs)
@@ -77,7 +78,7 @@ func (s *Store) sweepExpired(nowMs, limit int64) int64 {
 			break
 		}
 		seen++
-		if ks.popExpired() {
+		if ks.popExpired(e) {
 			deleted++
 		}
 	}
@@ -99,7 +100,7 @@ func (s *Store) earliestDue(nowMs int64) *keyspace {
 
 // popExpired removes the earliest index entry and deletes its key if the
 // entry is not stale; it reports whether it deleted one.
-func (s *keyspace) popExpired() bool {
+func (s *keyspace) popExpired(env *Env) bool {
 	e := heap.Pop(&s.expiry).(expiryEntry)
 	v := s.keys[e.key]
 	if v == nil || v.expireAt != e.at {
@@ -108,6 +109,9 @@ func (s *keyspace) popExpired() bool {
 	s.expiring--
 	delete(s.keys, e.key)
 	s.signalDeletedStream([]byte(e.key), v)
+	if s.cfg.NotifyKeyspaceEvents&notifyExpired != 0 {
+		s.publishEvent(env, s.db, "expired", []byte(e.key))
+	}
 	return true
 }
 

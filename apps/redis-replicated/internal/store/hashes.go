@@ -162,6 +162,7 @@ func (s *Store) hset(e *Env, dst []byte, args [][]byte, ok bool) []byte {
 			created++
 		}
 	}
+	s.notify(e, notifyHash, "hset", args[1])
 	if ok {
 		return resp.AppendOK(dst)
 	}
@@ -213,8 +214,12 @@ func cmdHDel(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 			n++
 		}
 	}
+	if n > 0 {
+		s.notify(e, notifyHash, "hdel", args[1])
+	}
 	if h.len() == 0 {
 		s.remove(args[1])
+		s.notify(e, notifyGeneric, "del", args[1])
 	}
 	return resp.AppendInt(dst, n)
 }
@@ -289,11 +294,13 @@ func cmdHIncrBy(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		if h.len() == 0 {
 			s.remove(args[1])
 		}
+		s.endNews(e)
 		return resp.AppendError(dst, errOverflow)
 	}
 	n := old + incr
 	var buf [20]byte
 	h.put(&s.cfg, args[2], strconv.AppendInt(buf[:0], n, 10))
+	s.notify(e, notifyHash, "hincrby", args[1])
 	return resp.AppendInt(dst, n)
 }
 
@@ -326,10 +333,12 @@ func cmdHIncrByFloat(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		if h.len() == 0 {
 			s.remove(args[1])
 		}
+		s.endNews(e)
 		return resp.AppendError(dst, errNaNOrInf)
 	}
 	out := formatLongDouble(sum)
 	h.put(&s.cfg, args[2], out)
+	s.notify(e, notifyHash, "hincrbyfloat", args[1])
 	return resp.AppendBulk(dst, out)
 }
 
@@ -342,6 +351,7 @@ func cmdHSetNX(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		return resp.AppendInt(dst, 0)
 	}
 	h.put(&s.cfg, args[2], args[3])
+	s.notify(e, notifyHash, "hset", args[1])
 	return resp.AppendInt(dst, 1)
 }
 

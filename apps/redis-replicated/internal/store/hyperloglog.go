@@ -483,6 +483,7 @@ func cmdPFAdd(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		return resp.AppendInt(dst, 0)
 	}
 	hllInvalidateCache(v.str)
+	s.notify(e, notifyString, "pfadd", args[1])
 	return resp.AppendInt(dst, 1)
 }
 
@@ -568,5 +569,6 @@ func cmdPFMerge(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		}
 	}
 	hllInvalidateCache(v.str)
+	s.notify(e, notifyString, "pfadd", args[1])
 	return resp.AppendOK(dst)
 }

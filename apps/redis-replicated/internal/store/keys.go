@@ -96,6 +96,7 @@ func cmdDel(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		// An expired key is deleted too, but not counted.
 		if s.lookupWrite(e, k) != nil {
 			s.remove(k)
+			s.notify(e, notifyGeneric, "del", k)
 			n++
 		}
 	}
@@ -192,8 +193,10 @@ func (s *Store) expireGeneric(e *Env, dst []byte, args [][]byte, base int64, sec
 	}
 	if when <= e.NowMs {
 		s.remove(args[1])
+		s.notify(e, notifyGeneric, "del", args[1])
 	} else {
 		s.setExpire(args[1], v, when)
+		s.notify(e, notifyGeneric, "expire", args[1])
 	}
 	return resp.AppendInt(dst, 1)
 }
@@ -320,6 +323,7 @@ func cmdCopy(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		to.remove(args[2])
 	}
 	to.put(args[2], copyValue(v))
+	s.notifyDB(e, notifyGeneric, "copy_to", args[2], to.db)
 	return resp.AppendInt(dst, 1)
 }
 
@@ -481,6 +485,7 @@ func cmdPersist(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		return resp.AppendInt(dst, 0)
 	}
 	s.setExpire(args[1], v, 0)
+	s.notify(e, notifyGeneric, "persist", args[1])
 	return resp.AppendInt(dst, 1)
 }
 
@@ -730,6 +735,8 @@ func (s *Store) rename(e *Env, out []byte, src, dst []byte, nx bool) []byte {
 	}
 	s.remove(src)
 	s.put(dst, v)
+	s.notify(e, notifyGeneric, "rename_from", src)
+	s.notify(e, notifyGeneric, "rename_to", dst)
 	if nx {
 		return resp.AppendInt(out, 1)
 	}
@@ -788,5 +795,5 @@ func cmdSweepExpired(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if s.Expiring() == 0 || limit == 0 {
 		return resp.AppendInt(dst, 0)
 	}
-	return resp.AppendInt(dst, s.sweepExpired(e.NowMs, limit))
+	return resp.AppendInt(dst, s.sweepExpired(e, limit))
 }

@@ -106,6 +106,7 @@ func (s *Store) push(e *Env, dst []byte, args [][]byte, front bool) []byte {
 			v.list.pushBack(bytes.Clone(a))
 		}
 	}
+	s.notify(e, notifyList, pushEvent(front), args[1])
 	return resp.AppendInt(dst, int64(v.list.len()))
 }
 
@@ -147,8 +148,12 @@ func (s *Store) pop(e *Env, dst []byte, args [][]byte, front bool) []byte {
 	} else {
 		dst = appendPops(dst, l, count, front)
 	}
+	if !hasCount || count > 0 {
+		s.notify(e, notifyList, popEvent(front), args[1])
+	}
 	if l.len() == 0 {
 		s.remove(args[1])
+		s.notify(e, notifyGeneric, "del", args[1])
 	}
 	return dst
 }
@@ -250,6 +255,7 @@ func cmdLSet(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		return resp.AppendError(dst, errOutOfRange)
 	}
 	l.elems()[i] = bytes.Clone(args[3])
+	s.notify(e, notifyList, "lset", args[1])
 	return resp.AppendOK(dst)
 }
 
@@ -297,8 +303,10 @@ func cmdLRem(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 			}
 		}
 		l.setElems(out)
+		s.notify(e, notifyList, "lrem", args[1])
 		if len(out) == 0 {
 			s.remove(args[1])
+			s.notify(e, notifyGeneric, "del", args[1])
 		}
 	}
 	return resp.AppendInt(dst, removed)
@@ -318,8 +326,10 @@ func cmdLTrim(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		return resp.AppendOK(dst)
 	}
 	lo, hi := normRange(start, stop, int64(l.len()))
+	s.notify(e, notifyList, "ltrim", args[1])
 	if lo >= hi {
 		s.remove(args[1])
+		s.notify(e, notifyGeneric, "del", args[1])
 		return resp.AppendOK(dst)
 	}
 	l.setElems(append([][]byte(nil), l.elems()[lo:hi]...))
@@ -342,6 +352,7 @@ func (s *Store) pushX(e *Env, dst []byte, args [][]byte, front bool) []byte {
 			l.pushBack(bytes.Clone(a))
 		}
 	}
+	s.notify(e, notifyList, pushEvent(front), args[1])
 	return resp.AppendInt(dst, int64(l.len()))
 }
 
@@ -382,6 +393,7 @@ func cmdLInsert(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	out = append(out, bytes.Clone(args[4]))
 	out = append(out, es[i:]...)
 	l.setElems(out)
+	s.notify(e, notifyList, "linsert", args[1])
 	return resp.AppendInt(dst, int64(len(out)))
 }
 
@@ -526,8 +538,11 @@ func (s *Store) lmove(e *Env, out []byte, src, dstKey []byte, from, to bool) []b
 	} else {
 		dl.pushBack(x)
 	}
+	s.notify(e, notifyList, pushEvent(to), dstKey)
+	s.notify(e, notifyList, popEvent(from), src)
 	if sl.len() == 0 {
 		s.remove(src)
+		s.notify(e, notifyGeneric, "del", src)
 	}
 	return resp.AppendBulk(out, x)
 }
@@ -563,8 +578,10 @@ func cmdLMPop(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		dst = resp.AppendArrayLen(dst, 2)
 		dst = resp.AppendBulk(dst, key)
 		dst = appendPops(dst, l, count, front)
+		s.notify(e, notifyList, popEvent(front), key)
 		if l.len() == 0 {
 			s.remove(key)
+			s.notify(e, notifyGeneric, "del", key)
 		}
 		return dst
 	}

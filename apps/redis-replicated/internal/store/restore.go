@@ -109,18 +109,20 @@ func cmdRestore(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if err != nil {
 		return resp.AppendError(dst, errBadDataFormat)
 	}
-	if opts.replace {
-		s.remove(key)
-	}
+	deleted := opts.replace && s.remove(key)
 	if ttl != 0 && !opts.absTTL {
 		ttl += e.NowMs
 	}
 	if ttl != 0 && ttl <= e.NowMs {
+		if deleted {
+			s.notify(e, notifyGeneric, "del", key)
+		}
 		return resp.AppendOK(dst) // already expired: Redis adds nothing
 	}
 	v.expireAt = ttl
 	s.loadedEncoding(v, args[3][0])
 	s.put(key, v)
+	s.notify(e, notifyGeneric, "restore", key)
 	return resp.AppendOK(dst)
 }
 

@@ -221,6 +221,9 @@ func cmdSAdd(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		}
 	}
 	st.fitIntset(s.cfg.SetMaxIntsetEntries)
+	if n > 0 {
+		s.notify(e, notifySet, "sadd", args[1])
+	}
 	return resp.AppendInt(dst, n)
 }
 
@@ -238,8 +241,12 @@ func cmdSRem(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 			n++
 		}
 	}
+	if n > 0 {
+		s.notify(e, notifySet, "srem", args[1])
+	}
 	if st.len() == 0 {
 		s.remove(args[1])
+		s.notify(e, notifyGeneric, "del", args[1])
 	}
 	return resp.AppendInt(dst, n)
 }
@@ -314,8 +321,10 @@ func cmdSPop(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if !hasCount {
 		m := st.members[e.Rand.IntN(st.len())]
 		st.del(m)
+		s.notify(e, notifySet, "spop", args[1])
 		if st.len() == 0 {
 			s.remove(args[1])
+			s.notify(e, notifyGeneric, "del", args[1])
 		}
 		return resp.AppendBulkString(dst, m)
 	}
@@ -325,6 +334,8 @@ func cmdSPop(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if count >= int64(st.len()) {
 		dst = appendMembers(dst, st.copyOrder(s.cfg.SetMaxIntsetEntries))
 		s.remove(args[1])
+		s.notify(e, notifySet, "spop", args[1])
+		s.notify(e, notifyGeneric, "del", args[1])
 		return dst
 	}
 	remaining := st.len() - int(count)
@@ -348,6 +359,7 @@ func cmdSPop(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		kept.fitIntset(s.cfg.SetMaxIntsetEntries)
 		s.keys[string(args[1])].set = kept
 	}
+	s.notify(e, notifySet, "spop", args[1])
 	return appendMembers(dst, popped)
 }
 
@@ -442,14 +454,18 @@ func cmdSMove(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if !src.del(string(args[3])) {
 		return resp.AppendInt(dst, 0)
 	}
+	s.notify(e, notifySet, "srem", args[1])
 	if src.len() == 0 {
 		s.remove(args[1])
+		s.notify(e, notifyGeneric, "del", args[1])
 	}
 	if to == nil {
 		to = newSet(args[3])
 		s.put(args[2], &value{kind: kindSet, set: to})
 	}
-	to.add(args[3])
+	if to.add(args[3]) {
+		s.notify(e, notifySet, "sadd", args[2])
+	}
 	to.fitIntset(s.cfg.SetMaxIntsetEntries)
 	return resp.AppendInt(dst, 1)
 }
@@ -514,7 +530,7 @@ func (s *Store) sinter(e *Env, dst []byte, keys [][]byte, dstKey []byte) []byte 
 		res.addStr(m)
 	}
 	res.fitIntset(s.cfg.SetMaxIntsetEntries)
-	return s.storeSet(dst, dstKey, res)
+	return s.storeSet(e, dst, dstKey, res, "sinterstore")
 }
 
 // sunionDiff is SUNION, SDIFF (diff) and their STORE forms (dstKey set).
@@ -585,17 +601,24 @@ func (s *Store) sunionDiff(e *Env, dst []byte, keys [][]byte, dstKey []byte, dif
 	if dstKey == nil {
 		return appendMembers(dst, res.ordered())
 	}
-	return s.storeSet(dst, dstKey, res)
+	event := "sunionstore"
+	if diff {
+		event = "sdiffstore"
+	}
+	return s.storeSet(e, dst, dstKey, res, event)
 }
 
 // storeSet stores res under key (replacing any value and its TTL) and
 // replies its size; an empty res deletes key instead.
-func (s *Store) storeSet(dst, key []byte, res *setValue) []byte {
+func (s *Store) storeSet(e *Env, dst, key []byte, res *setValue, event string) []byte {
 	if res.len() == 0 {
-		s.remove(key)
+		if s.remove(key) {
+			s.notify(e, notifyGeneric, "del", key)
+		}
 		return resp.AppendInt(dst, 0)
 	}
 	s.put(key, &value{kind: kindSet, set: res})
+	s.notify(e, notifySet, event, key)
 	return resp.AppendInt(dst, int64(res.len()))
 }
 

@@ -415,6 +415,7 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	for i, ks := range ns.dbs {
 		ks.rebuildExpiry()
+		ks.cfg, ks.news = &s.cfg, &s.news
 		s.dbs[i] = ks
 	}
 	s.keyspace = s.dbs[0]

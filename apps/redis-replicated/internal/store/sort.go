@@ -253,11 +253,13 @@ func (s *Store) sort(e *Env, dst []byte, args [][]byte, readonly bool) []byte {
 	}
 	if outLen > 0 {
 		s.lookupWrite(e, storekey) // an expired key goes with its TTL
-		s.remove(storekey)
+		// put replaces the old value (no remove first: Redis overwrites
+		// it, which is no "new" key).
 		s.put(storekey, &value{kind: kindList, list: l})
-	} else {
-		s.lookupWrite(e, storekey)
+		s.notify(e, notifyList, "sortstore", storekey)
+	} else if s.lookupWrite(e, storekey) != nil {
 		s.remove(storekey)
+		s.notify(e, notifyGeneric, "del", storekey)
 	}
 	return resp.AppendInt(dst, outLen)
 }

@@ -61,6 +61,10 @@ type Env struct {
 	// InScript: a script runs the command (redis.call), which changes a
 	// few replies as in Redis (SORT of a set BY a constant sorts).
 	InScript bool
+
+	// notifyBuf is where keyspace notifications build their channel
+	// names, reused from event to event (notify.go).
+	notifyBuf []byte
 }
 
 // Flags describe a command.
@@ -182,6 +186,12 @@ type keyspace struct {
 	// (blocking.go).
 	db  int
 	blk *blockState
+	// cfg is the store's replicated configuration, which decides the
+	// keyspace notifications its writes produce, and news the keys
+	// created whose "new" events wait for the command's next event
+	// (notify.go); both are the store's, shared by its keyspaces.
+	cfg  *Config
+	news *[]newKey
 }
 
 // Store is the 16 databases and the server-wide state.
@@ -206,13 +216,15 @@ type Store struct {
 	scripts *scriptState
 	// cfg holds the replicated configuration (config.go).
 	cfg Config
+	// news is the keyspaces' pending "new" events (notify.go).
+	news []newKey
 }
 
 // New returns an empty store.
 func New() *Store {
 	s := &Store{blk: &blockState{}, scripts: newScriptState(), cfg: DefaultConfig()}
 	for i := range s.dbs {
-		s.dbs[i] = &keyspace{keys: make(map[string]*value), db: i, blk: s.blk}
+		s.dbs[i] = &keyspace{keys: make(map[string]*value), db: i, blk: s.blk, cfg: &s.cfg, news: &s.news}
 	}
 	s.keyspace = s.dbs[0]
 	return s
@@ -355,6 +367,7 @@ func (v *value) expired(nowMs int64) bool { return v.expireAt != 0 && v.expireAt
 func (s *keyspace) lookup(e *Env, key []byte) *value {
 	v := s.keys[string(key)]
 	if v == nil || v.expired(e.NowMs) {
+		s.notifyMiss(e, key) // Redis's lookupKeyRead: a keyspace miss
 		return nil
 	}
 	return v
@@ -369,6 +382,7 @@ func (s *keyspace) lookupWrite(e *Env, key []byte) *value {
 	}
 	if v.expired(e.NowMs) {
 		s.remove(key)
+		s.notify(e, notifyExpired, "expired", key)
 		return nil
 	}
 	return v
@@ -392,7 +406,11 @@ func (s *Store) lookupKind(e *Env, key []byte, k kind, write bool) (v *value, wr
 // put stores v under key, replacing what was there (and its TTL unless v
 // carries one).
 func (s *keyspace) put(key []byte, v *value) {
-	if old := s.keys[string(key)]; old != nil && old.expireAt != 0 {
+	if old := s.keys[string(key)]; old == nil {
+		if s.cfg.NotifyKeyspaceEvents&notifyNew != 0 {
+			s.noteNew(key)
+		}
+	} else if old.expireAt != 0 {
 		s.expiring--
 	}
 	k := string(key) // copies key

@@ -296,7 +296,10 @@ func cmdXAdd(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	st.appendEntry(newID, copyFields(args[idPos+1:]), s.cfg.StreamNodeMaxBytes, s.cfg.StreamNodeMaxEntries)
 	s.signalKey(args[1]) // XREAD and XREADGROUP waiters may be served
 	dst = appendStreamID(dst, newID)
-	st.trim(&ta)
+	s.notify(e, notifyStream, "xadd", args[1])
+	if st.trim(&ta) > 0 {
+		s.notify(e, notifyStream, "xtrim", args[1])
+	}
 	return dst
 }
 
@@ -361,7 +364,11 @@ func cmdXTrim(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if st == nil {
 		return resp.AppendInt(dst, 0)
 	}
-	return resp.AppendInt(dst, st.trim(&ta))
+	n := st.trim(&ta)
+	if n > 0 {
+		s.notify(e, notifyStream, "xtrim", args[1])
+	}
+	return resp.AppendInt(dst, n)
 }
 
 func cmdXDel(s *Store, e *Env, dst []byte, args [][]byte) []byte {
@@ -388,6 +395,9 @@ func cmdXDel(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 			}
 			deleted++
 		}
+	}
+	if deleted > 0 {
+		s.notify(e, notifyStream, "xdel", args[1])
 	}
 	return resp.AppendInt(dst, int64(deleted))
 }
@@ -537,5 +547,6 @@ func cmdXSetID(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if !maxDel.isZero() {
 		st.maxDeletedID = maxDel
 	}
+	s.notify(e, notifyStream, "xsetid", args[1])
 	return resp.AppendOK(dst)
 }

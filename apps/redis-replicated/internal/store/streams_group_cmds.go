@@ -142,6 +142,7 @@ func cmdXGroup(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		if !st.addGroup(args[3], id, entriesRead) {
 			return resp.AppendError(dst, "BUSYGROUP Consumer Group name already exists")
 		}
+		s.notify(e, notifyStream, "xgroup-create", args[2])
 		return resp.AppendOK(dst)
 	case "setid":
 		if len(args) != 5 && len(args) != 7 {
@@ -154,6 +155,7 @@ func cmdXGroup(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 			return resp.AppendError(dst, errInvalidStreamID)
 		}
 		g.lastID, g.entriesRead = id, entriesRead
+		s.notify(e, notifyStream, "xgroup-setid", args[2])
 		return resp.AppendOK(dst)
 	case "destroy":
 		if g == nil {
@@ -161,14 +163,21 @@ func cmdXGroup(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		}
 		st.deleteGroup(args[3])
 		s.signalKey(args[2]) // its XREADGROUP waiters get -NOGROUP
+		s.notify(e, notifyStream, "xgroup-destroy", args[2])
 		return resp.AppendInt(dst, 1)
 	case "createconsumer":
 		if g.addConsumer(args[4], e.NowMs) == nil {
 			return resp.AppendInt(dst, 0)
 		}
+		s.notify(e, notifyStream, "xgroup-createconsumer", args[2])
 		return resp.AppendInt(dst, 1)
 	default: // delconsumer
-		return resp.AppendInt(dst, int64(g.deleteConsumer(args[4])))
+		if g.consumer(args[4]) == nil {
+			return resp.AppendInt(dst, 0)
+		}
+		n := g.deleteConsumer(args[4])
+		s.notify(e, notifyStream, "xgroup-delconsumer", args[2])
+		return resp.AppendInt(dst, int64(n))
 	}
 }
 
@@ -494,7 +503,7 @@ func cmdXClaim(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 			continue
 		}
 		if c == nil {
-			c = g.touchConsumer(args[3], now)
+			c = s.touchConsumer(e, args[1], g, args[3], now)
 		}
 		pe.moveTo(c)
 		pe.deliveryTime = o.deliveryTime
@@ -588,7 +597,7 @@ func cmdXAutoClaim(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 			continue
 		}
 		if c == nil {
-			c = g.touchConsumer(args[3], now)
+			c = s.touchConsumer(e, args[1], g, args[3], now)
 		}
 		pe.moveTo(c)
 		pe.deliveryTime = now

@@ -132,13 +132,13 @@ func (g *streamGroup) addConsumer(name []byte, now int64) *streamConsumer {
 }
 
 // touchConsumer looks a consumer up as Redis's default lookup does,
-// refreshing its seen time, and creates it when missing.
-func (g *streamGroup) touchConsumer(name []byte, now int64) *streamConsumer {
+// refreshing its seen time, and creates it when missing (created).
+func (g *streamGroup) touchConsumer(name []byte, now int64) (c *streamConsumer, created bool) {
 	if c := g.consumer(name); c != nil {
 		c.seenTime = now
-		return c
+		return c, false
 	}
-	return g.addConsumer(name, now)
+	return g.addConsumer(name, now), true
 }
 
 // deleteConsumer removes a consumer and its pending entries; it returns

@@ -218,7 +218,7 @@ func (s *Store) readOnceGroup(e *Env, dst []byte, key []byte, r *StreamRead, aft
 	start, _ := after.incr()
 	dst = resp.AppendArrayLen(dst, 2)
 	dst = resp.AppendBulk(dst, key)
-	c := g.touchConsumer(r.Consumer, e.NowMs)
+	c := s.touchConsumer(e, key, g, r.Consumer, e.NowMs)
 	if history {
 		return st.appendHistory(dst, c, start, r.count, e.NowMs), true
 	}
@@ -275,6 +275,6 @@ func (s *Store) ServeBlocked(e *Env, dst []byte, r *StreamRead, key []byte) (out
 	if g == nil {
 		return st.appendRange(dst, start, streamMaxID, r.count, false), true
 	}
-	c := g.touchConsumer(r.Consumer, e.NowMs)
+	c := s.touchConsumer(e, key, g, r.Consumer, e.NowMs)
 	return st.appendNew(dst, g, c, start, r.count, r.noAck, e.NowMs), true
 }

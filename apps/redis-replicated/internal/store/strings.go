@@ -273,6 +273,9 @@ func (s *Store) setGeneric(e *Env, dst []byte, name string, flags int, key, val,
 		}
 		s.put(key, v)
 	}
+	if s.cfg.NotifyKeyspaceEvents != 0 { // the hot path's one branch
+		s.notifySet(e, key, at)
+	}
 	switch {
 	case flags&setGet != 0:
 		return dst
@@ -352,6 +355,7 @@ func cmdGetSet(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		dst = resp.AppendBulk(dst, old.str)
 	}
 	s.put(args[1], newString(args[2])) // drops the TTL, as Redis's GETSET
+	s.notify(e, notifyString, "set", args[1])
 	return dst
 }
 
@@ -365,6 +369,7 @@ func cmdGetDel(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	dst = resp.AppendBulk(dst, v.str)
 	s.remove(args[1])
+	s.notify(e, notifyGeneric, "del", args[1])
 	return dst
 }
 
@@ -387,6 +392,7 @@ func cmdMSet(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	for i := 1; i < len(args); i += 2 {
 		s.put(args[i], newString(args[i+1]))
+		s.notify(e, notifyString, "set", args[i])
 	}
 	return resp.AppendOK(dst)
 }
@@ -402,6 +408,7 @@ func cmdMSetNX(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	for i := 1; i < len(args); i += 2 {
 		s.put(args[i], newString(args[i+1]))
+		s.notify(e, notifyString, "set", args[i])
 	}
 	return resp.AppendInt(dst, 1)
 }
@@ -413,6 +420,7 @@ func cmdAppend(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		return resp.AppendError(dst, errWrongType)
 	case v == nil:
 		s.put(args[1], newString(args[2]))
+		s.notify(e, notifyString, "append", args[1])
 		return resp.AppendInt(dst, int64(len(args[2])))
 	}
 	if len(v.str)+len(args[2]) > maxStringLen {
@@ -420,6 +428,7 @@ func cmdAppend(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	v.str = append(v.str, args[2]...) // in place: the TTL stays
 	v.strEnc = strRaw
+	s.notify(e, notifyString, "append", args[1])
 	return resp.AppendInt(dst, int64(len(v.str)))
 }
 
@@ -483,6 +492,7 @@ func (s *Store) incrBy(e *Env, dst []byte, key []byte, n int64) []byte {
 	}
 	v.str = strconv.AppendInt(v.str[:0], cur, 10)
 	v.strEnc = strAuto
+	s.notify(e, notifyString, "incrby", key)
 	return resp.AppendInt(dst, cur)
 }
 
@@ -516,6 +526,7 @@ func cmdIncrByFloat(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	v.str = out
 	v.strEnc = strNoInt
+	s.notify(e, notifyString, "incrbyfloat", args[1])
 	return resp.AppendBulk(dst, out)
 }
 
@@ -719,6 +730,7 @@ func cmdSetRange(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	copy(v.str[off:], val)
 	v.strEnc = strRaw
+	s.notify(e, notifyString, "setrange", args[1])
 	return resp.AppendInt(dst, int64(len(v.str)))
 }
 
@@ -766,10 +778,13 @@ func cmdGetEx(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	case flags&(setEXAT|setPXAT) != 0 && at <= e.NowMs:
 		// An absolute time already reached deletes the key, unlike SET's.
 		s.remove(args[1])
+		s.notify(e, notifyGeneric, "del", args[1])
 	case expire != nil:
 		s.setExpire(args[1], v, at)
-	case flags&getexPersist != 0:
+		s.notify(e, notifyGeneric, "expire", args[1])
+	case flags&getexPersist != 0 && v.expireAt != 0:
 		s.setExpire(args[1], v, 0)
+		s.notify(e, notifyGeneric, "persist", args[1])
 	}
 	return dst
 }

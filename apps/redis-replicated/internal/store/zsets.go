@@ -302,6 +302,9 @@ func (s *Store) zadd(e *Env, dst []byte, key []byte, elems [][]byte, flags int) 
 			score = sc
 		}
 	}
+	if added+updated > 0 {
+		s.notify(e, notifyZSet, zaddEvent(incr), key)
+	}
 	if incr {
 		if processed > 0 {
 			return appendScore(dst, score)
@@ -328,8 +331,12 @@ func cmdZRem(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 			n++
 		}
 	}
+	if n > 0 {
+		s.notify(e, notifyZSet, "zrem", args[1])
+	}
 	if v.zset.len() == 0 {
 		s.remove(args[1])
+		s.notify(e, notifyGeneric, "del", args[1])
 	}
 	return resp.AppendInt(dst, n)
 }
@@ -422,9 +429,7 @@ func (s *Store) zpop(e *Env, dst []byte, args [][]byte, max bool) []byte {
 	for range count {
 		dst = appendPopped(dst, z, max)
 	}
-	if z.len() == 0 {
-		s.remove(args[1])
-	}
+	s.notifyZPop(e, args[1], z, count, max)
 	return dst
 }
 
@@ -483,9 +488,7 @@ func cmdZMPop(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 			dst = resp.AppendArrayLen(dst, 2)
 			dst = appendPopped(dst, z, max)
 		}
-		if z.len() == 0 {
-			s.remove(key)
-		}
+		s.notifyZPop(e, key, z, count, max)
 		return dst
 	}
 	return resp.AppendNullArray(dst)

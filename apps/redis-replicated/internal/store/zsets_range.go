@@ -289,7 +289,7 @@ func (s *Store) zrangeGeneric(e *Env, dst []byte, args [][]byte, keyIdx int, sto
 	}
 	if z == nil {
 		if store {
-			return s.storeZSet(dst, args[1], nil)
+			return s.storeZSet(e, dst, args[1], nil, "zrangestore")
 		}
 		return resp.AppendArrayLen(dst, 0)
 	}
@@ -327,7 +327,7 @@ func (s *Store) zrangeGeneric(e *Env, dst []byte, args [][]byte, keyIdx int, sto
 		if rev {
 			slices.Reverse(ents)
 		}
-		return s.storeZSet(dst, args[1], ents)
+		return s.storeZSet(e, dst, args[1], ents, "zrangestore")
 	}
 	if withScores {
 		dst = resp.AppendArrayLen(dst, 2*n)
@@ -366,9 +366,11 @@ func (s *Store) zsetFor(e *Env, key []byte, write bool) (z *zsetValue, wrong boo
 // storeZSet makes key a sorted set of ents (sorted, distinct), replacing
 // what it held and its TTL, or deletes key when ents is empty, and
 // replies the count, as Redis's *STORE commands do.
-func (s *Store) storeZSet(dst []byte, key []byte, ents []zentry) []byte {
+func (s *Store) storeZSet(e *Env, dst []byte, key []byte, ents []zentry, event string) []byte {
 	if len(ents) == 0 {
-		s.remove(key)
+		if s.remove(key) {
+			s.notify(e, notifyGeneric, "del", key)
+		}
 		return resp.AppendInt(dst, 0)
 	}
 	maxLen := 0
@@ -383,6 +385,7 @@ func (s *Store) storeZSet(dst []byte, key []byte, ents []zentry) []byte {
 	// ZRANGESTORE's (created for the count, converted by long members).
 	z.skiplist = int64(len(ents)) > s.cfg.ZSetMaxListpackEntries || int64(maxLen) > s.cfg.ZSetMaxListpackValue
 	s.put(key, &value{kind: kindZSet, zset: z})
+	s.notify(e, notifyZSet, event, key)
 	return resp.AppendInt(dst, int64(len(ents)))
 }
 
@@ -466,8 +469,12 @@ func (s *Store) zremrange(e *Env, dst []byte, args [][]byte, kind int) []byte {
 	for range end - first {
 		z.removeAt(first)
 	}
+	if end > first {
+		s.notify(e, notifyZSet, zremrangeEvents[kind], args[1])
+	}
 	if z.len() == 0 {
 		s.remove(args[1])
+		s.notify(e, notifyGeneric, "del", args[1])
 	}
 	return resp.AppendInt(dst, int64(end-first))
 }

@@ -256,7 +256,7 @@ func (s *Store) zsetOp(e *Env, dst []byte, args [][]byte, name string, op int, c
 		return strings.Compare(a.member, b.member)
 	})
 	if store {
-		return s.storeZSet(dst, args[1], res)
+		return s.storeZSet(e, dst, args[1], res, name)
 	}
 	if withScores {
 		dst = resp.AppendArrayLen(dst, 2*len(res))
