@@ -225,6 +225,6 @@
 //     leader that took it); usec is the batch's time, from reading it to
 //     its replies, replication included, shared among its commands;
 //     commands a script calls are not counted on their own.
-//   - Not implemented: keyspace notifications, shard channels (SSUBSCRIBE,
+//   - Not implemented: shard channels (SSUBSCRIBE,
 //     SPUBLISH), REPLICAOF, MIGRATE, persistence (SAVE, BGSAVE, AOF).
 package server
