@@ -208,7 +208,8 @@
 //     HRANDFIELD, ZRANDMEMBER) from the replica's own, so picks differ
 //     from Redis's, never their kind or count.
 //   - Expiry: reads never delete an expired key (they treat it as absent);
-//     the next write to it or the leader's sweep does, through the log.
+//     the next write to it or the leader's sweep does, through the log,
+//     and only then is its "expired" event published.
 //   - Values: a score of -0 is stored as 0; PFCOUNT does not cache the
 //     cardinality in the HLL's header (GET of an HLL may differ in those 8
 //     bytes); DUMP of a set or hash in a hash table lists it in this
