@@ -25,7 +25,7 @@ func appendGetKeys(dst []byte, args [][]byte) []byte {
 		return resp.AppendError(dst, "ERR Invalid number of arguments specified for command")
 	}
 	pos, ok := keyPositions(cmd, args)
-	if !ok || len(pos) == 0 {
+	if !ok || len(pos) == 0 && !scriptKeys[cmd.Name] {
 		return resp.AppendError(dst, "ERR Invalid arguments specified for command")
 	}
 	dst = resp.AppendArrayLen(dst, len(pos))
@@ -34,6 +34,10 @@ func appendGetKeys(dst []byte, args [][]byte) []byte {
 	}
 	return dst
 }
+
+// scriptKeys are the commands whose keys a script's numkeys gives: none
+// is a valid answer for them.
+var scriptKeys = map[string]bool{"eval": true, "evalsha": true, "eval_ro": true, "evalsha_ro": true, "fcall": true, "fcall_ro": true}
 
 // keyPositions lists the indexes of cmd's key arguments in args.
 func keyPositions(cmd *store.Command, args [][]byte) ([]int, bool) {
@@ -44,6 +48,11 @@ func keyPositions(cmd *store.Command, args [][]byte) ([]int, bool) {
 		return numkeysPositions(args, 2, []int{1})
 	case "zunion", "zinter", "zdiff", "zintercard", "sintercard", "lmpop", "zmpop":
 		return numkeysPositions(args, 1, nil)
+	case "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro":
+		if string(args[2]) == "0" {
+			return nil, true // a script may take no keys
+		}
+		return numkeysPositions(args, 2, nil)
 	}
 	last := cmd.LastKey
 	if last < 0 {

@@ -102,7 +102,10 @@ var _ context.Context = (*budget)(nil)
 // callState is what the redis library functions see of the current run.
 type callState struct {
 	s *Store
-	e *Env
+	// db is the database the script was called in: a SELECT inside the
+	// script switches s for the rest of the run only (end restores it).
+	db *keyspace
+	e  *Env
 	// cmdEnv is e for the commands the script runs: InScript set.
 	cmdEnv   Env
 	readOnly bool
@@ -728,7 +731,7 @@ var noScriptCommands = map[string]bool{
 	"eval": true, "evalsha": true, "eval_ro": true, "evalsha_ro": true, "fcall": true, "fcall_ro": true,
 	"script": true, "function": true, "multi": true, "exec": true, "discard": true, "watch": true,
 	"unwatch": true, "subscribe": true, "psubscribe": true, "unsubscribe": true, "punsubscribe": true,
-	"ssubscribe": true, "sunsubscribe": true, "hello": true, "config": true, "debug": true, "select": true,
+	"ssubscribe": true, "sunsubscribe": true, "hello": true, "config": true, "debug": true,
 	"blpop": true, "brpop": true, "blmove": true, "brpoplpush": true, "blmpop": true, "bzpopmin": true,
 	"bzpopmax": true, "bzmpop": true, "xread": true, "xreadgroup": true, "wait": true, "shutdown": true,
 	"monitor": true, "sync": true, "psync": true, "replicaof": true, "slaveof": true, "save": true,
@@ -766,6 +769,8 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 	switch {
 	case string(lower) == "time":
 		return vm.pushTime(L)
+	case string(lower) == "select":
+		return vm.selectDB(L, fail)
 	case noScriptCommands[string(lower)]:
 		return fail("ERR This Redis command is not allowed from script")
 	case c == nil || c.Flags&Internal != 0:
@@ -803,6 +808,23 @@ func lowerInto(dst, b []byte) []byte {
 		dst = append(dst, c)
 	}
 	return dst
+}
+
+// selectDB is SELECT from a script: it switches the database of the
+// script's later calls, not the caller's (as Redis 7).
+func (vm *luaVM) selectDB(L *lua.LState, fail func(string) int) int {
+	if len(vm.args) != 2 {
+		return fail("ERR Wrong number of args calling Redis command from script")
+	}
+	db, msg := ParseDB(vm.args[1])
+	if msg != "" {
+		return fail(msg)
+	}
+	vm.call.s.keyspace = vm.call.s.dbs[db]
+	t := L.CreateTable(0, 1)
+	t.RawSetString("ok", lua.LString("OK"))
+	L.Push(t)
+	return 1
 }
 
 // pushTime answers TIME from a script: the run's Env clock, so a

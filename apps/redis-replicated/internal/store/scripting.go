@@ -327,7 +327,7 @@ func argsTable(L *lua.LState, args [][]byte) *lua.LTable {
 // random generator seeded from e, and tells e's observer.
 func (vm *luaVM) begin(s *Store, e *Env, readOnly, function bool) *ScriptRun {
 	run := &ScriptRun{killable: readOnly, function: function}
-	vm.call = callState{s: s, e: e, cmdEnv: *e, readOnly: readOnly, run: run}
+	vm.call = callState{s: s, db: s.keyspace, e: e, cmdEnv: *e, readOnly: readOnly, run: run}
 	vm.call.cmdEnv.InScript = true
 	vm.ctx = budget{left: instructionBudget, run: run}
 	vm.L.SetContext(&vm.ctx)
@@ -346,6 +346,9 @@ func (vm *luaVM) begin(s *Store, e *Env, readOnly, function bool) *ScriptRun {
 
 func (vm *luaVM) end(e *Env, run *ScriptRun) {
 	vm.L.RemoveContext()
+	if vm.call.s != nil {
+		vm.call.s.keyspace = vm.call.db // a SELECT in the script ends with it
+	}
 	vm.globals.RawSetString("KEYS", lua.LNil)
 	vm.globals.RawSetString("ARGV", lua.LNil)
 	if e.Scripts != nil {

@@ -320,3 +320,21 @@ func BenchmarkEvalSha(b *testing.B) {
 		out = s.Exec(out[:0], e, args)
 	}
 }
+
+// TestScriptSelectDiff: SELECT inside a script switches the database of
+// the script's later calls only, never the caller's (as Redis 7), and its
+// errors are Redis's.
+func TestScriptSelectDiff(t *testing.T) {
+	runDiffDB(t, []step{
+		{args: []string{"SELECT", "2"}},
+		{args: []string{"EVAL", "redis.call('select', 3) redis.call('set', 'k', 'three') return redis.call('get', 'k')", "0"}},
+		{args: []string{"GET", "k"}},
+		{args: []string{"SELECT", "3"}},
+		{args: []string{"GET", "k"}},
+		{args: []string{"EVAL", "return redis.pcall('select', '99')", "0"}},
+		{args: []string{"EVAL", "return redis.pcall('select', 'x')", "0"}},
+		{args: []string{"EVAL", "return redis.pcall('select')", "0"}},
+		{args: []string{"EVAL", "return redis.call('select', 0)", "0"}},
+		{args: []string{"DBSIZE"}},
+	})
+}
