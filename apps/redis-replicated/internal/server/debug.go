@@ -107,9 +107,7 @@ func (c *conn) appendDebugProtocol(b []byte, name string) []byte {
 		if !resp3 {
 			return resp.AppendArrayLen(b, n)
 		}
-		b = append(b, typ)
-		b = strconv.AppendInt(b, int64(n), 10)
-		return append(b, "\r\n"...)
+		return appendRESP3Len(b, typ, n)
 	}
 	switch name {
 	case "string":
