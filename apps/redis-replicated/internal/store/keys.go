@@ -398,11 +398,7 @@ func cmdObject(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		return AppendWrongArity(dst, "object|"+string(bytesLower(sub)))
 	}
 	if arity == 2 {
-		dst = resp.AppendArrayLen(dst, len(objectHelp))
-		for _, l := range objectHelp {
-			dst = resp.AppendSimple(dst, l)
-		}
-		return dst
+		return appendHelp(dst, objectHelp)
 	}
 	v := s.lookup(e, args[2])
 	if v == nil {

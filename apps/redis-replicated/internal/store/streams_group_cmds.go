@@ -171,14 +171,6 @@ func cmdXGroup(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 }
 
-func appendHelp(dst []byte, lines []string) []byte {
-	dst = resp.AppendArrayLen(dst, len(lines))
-	for _, l := range lines {
-		dst = resp.AppendSimple(dst, l)
-	}
-	return dst
-}
-
 // noGroup is the error of XPENDING, XCLAIM and XAUTOCLAIM for a missing
 // key or group.
 func noGroup(dst []byte, key, group []byte) []byte {
