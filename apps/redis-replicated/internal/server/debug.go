@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/hex"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -67,25 +68,10 @@ func (c *conn) debugSub(out *[]byte, args [][]byte) bool {
 	return true
 }
 
-// parseMemoryValue reads a memory value as Redis's memtoull: digits and
-// an optional unit (b, k, kb, m, mb, g, gb; k is 1000, kb 1024).
+// parseMemoryValue reads a memory value as Redis's memtoull (see
+// store.ParseMemory), up to the largest uint64.
 func parseMemoryValue(b []byte) (uint64, bool) {
-	s := strings.ToLower(string(b))
-	mul := uint64(1)
-	for _, u := range []struct {
-		suffix string
-		mul    uint64
-	}{{"kb", 1 << 10}, {"mb", 1 << 20}, {"gb", 1 << 30}, {"k", 1e3}, {"m", 1e6}, {"g", 1e9}, {"b", 1}} {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mul = s[:len(s)-len(u.suffix)], u.mul
-			break
-		}
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || n > ^uint64(0)/mul {
-		return 0, false
-	}
-	return n * mul, true
+	return store.ParseMemory(b, math.MaxUint64)
 }
 
 // appendDebugProtocol is DEBUG PROTOCOL's sample of the RESP type name, in
@@ -107,9 +93,7 @@ func (c *conn) appendDebugProtocol(b []byte, name string) []byte {
 		if !resp3 {
 			return resp.AppendArrayLen(b, n)
 		}
-		b = append(b, typ)
-		b = strconv.AppendInt(b, int64(n), 10)
-		return append(b, "\r\n"...)
+		return appendRESP3Len(b, typ, n)
 	}
 	switch name {
 	case "string":

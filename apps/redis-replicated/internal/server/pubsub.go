@@ -170,15 +170,7 @@ func (c *conn) endPubSub() {
 	if c.sub == nil {
 		return
 	}
-	h := c.s.cfg.Machine.hub
-	h.mu.Lock()
-	for ch := range c.sub.channels {
-		h.drop(h.channels, ch, c)
-	}
-	for p := range c.sub.patterns {
-		h.drop(h.patterns, p, c)
-	}
-	h.mu.Unlock()
+	c.unsubscribeAll()
 	close(c.sub.done)
 }
 

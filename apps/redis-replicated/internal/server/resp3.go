@@ -129,11 +129,7 @@ func toRESP3(dst, src []byte, sh shape) ([]byte, []byte) {
 			dst = append(dst, body...)
 			return append(dst, "\r\n"...), rest
 		case shapeVerbatim:
-			dst = append(dst, '=')
-			dst = strconv.AppendInt(dst, int64(n+4), 10)
-			dst = append(dst, "\r\ntxt:"...)
-			dst = append(dst, body...)
-			return append(dst, "\r\n"...), rest
+			return appendVerbatim(dst, body), rest
 		}
 		dst = append(dst, src[:len(src)-len(rest)]...)
 		return dst, rest
@@ -145,13 +141,9 @@ func toRESP3(dst, src []byte, sh shape) ([]byte, []byte) {
 		elem := shapePlain
 		switch sh {
 		case shapeMap:
-			dst = append(dst, '%')
-			dst = strconv.AppendInt(dst, int64(n/2), 10)
-			dst = append(dst, "\r\n"...)
+			dst = appendRESP3Len(dst, '%', n/2)
 		case shapeSet:
-			dst = append(dst, '~')
-			dst = strconv.AppendInt(dst, int64(n), 10)
-			dst = append(dst, "\r\n"...)
+			dst = appendRESP3Len(dst, '~', n)
 		case shapeDoubles:
 			dst = resp.AppendArrayLen(dst, n)
 			elem = shapeDouble
@@ -169,14 +161,7 @@ func toRESP3(dst, src []byte, sh shape) ([]byte, []byte) {
 			return dst, rest
 		case shapeKeyScores:
 			dst = resp.AppendArrayLen(dst, n)
-			for i := range n {
-				s := shapePlain
-				if i == 1 {
-					s = shapeScoreArrays
-				}
-				dst, rest = toRESP3(dst, rest, s)
-			}
-			return dst, rest
+			return toRESP3PlainBut(dst, rest, n, 1, shapeScoreArrays)
 		case shapeScoreArrays:
 			dst = resp.AppendArrayLen(dst, n)
 			for range n {
@@ -184,9 +169,7 @@ func toRESP3(dst, src []byte, sh shape) ([]byte, []byte) {
 			}
 			return dst, rest
 		case shapeStatsMap:
-			dst = append(dst, '%')
-			dst = strconv.AppendInt(dst, int64(n/2), 10)
-			dst = append(dst, "\r\n"...)
+			dst = appendRESP3Len(dst, '%', n/2)
 			for range n / 2 {
 				dst, rest = toRESP3(dst, rest, shapePlain)
 				value := shapePlain
@@ -201,14 +184,7 @@ func toRESP3(dst, src []byte, sh shape) ([]byte, []byte) {
 			return dst, rest
 		case shapeKeyPopScore:
 			dst = resp.AppendArrayLen(dst, n)
-			for i := range n {
-				s := shapePlain
-				if i == 2 {
-					s = shapeDouble
-				}
-				dst, rest = toRESP3(dst, rest, s)
-			}
-			return dst, rest
+			return toRESP3PlainBut(dst, rest, n, 2, shapeDouble)
 		case shapePopScore:
 			dst = resp.AppendArrayLen(dst, n)
 			for i := range n {
@@ -220,9 +196,7 @@ func toRESP3(dst, src []byte, sh shape) ([]byte, []byte) {
 			}
 			return dst, rest
 		case shapeKeyedMap:
-			dst = append(dst, '%')
-			dst = strconv.AppendInt(dst, int64(n), 10)
-			dst = append(dst, "\r\n"...)
+			dst = appendRESP3Len(dst, '%', n)
 			for range n {
 				_, rest = cutLine(rest) // the pair's own array header
 				dst, rest = toRESP3(dst, rest, shapePlain)
@@ -238,9 +212,7 @@ func toRESP3(dst, src []byte, sh shape) ([]byte, []byte) {
 		case shapeStreamInfo, shapeGroupFull:
 			// A map whose last value is nested maps: XINFO STREAM FULL's
 			// groups (it has 9 pairs; without FULL, 10), a group's consumers.
-			dst = append(dst, '%')
-			dst = strconv.AppendInt(dst, int64(n/2), 10)
-			dst = append(dst, "\r\n"...)
+			dst = appendRESP3Len(dst, '%', n/2)
 			last := shapeMaps
 			if sh == shapeStreamInfo {
 				last = shapePlain
@@ -248,14 +220,7 @@ func toRESP3(dst, src []byte, sh shape) ([]byte, []byte) {
 					last = shapeGroupsFull
 				}
 			}
-			for i := range n {
-				s := shapePlain
-				if i == n-1 {
-					s = last
-				}
-				dst, rest = toRESP3(dst, rest, s)
-			}
-			return dst, rest
+			return toRESP3PlainBut(dst, rest, n, n-1, last)
 		default:
 			dst = resp.AppendArrayLen(dst, n)
 		}
@@ -266,6 +231,37 @@ func toRESP3(dst, src []byte, sh shape) ([]byte, []byte) {
 	}
 	// Simple strings, errors, integers.
 	return append(dst, src[:len(src)-len(rest)]...), rest
+}
+
+// toRESP3PlainBut converts the n replies at the start of src, each as
+// shapePlain but the one at index at, as special; it returns dst and what
+// follows them in src.
+func toRESP3PlainBut(dst, src []byte, n, at int, special shape) ([]byte, []byte) {
+	for i := range n {
+		sh := shapePlain
+		if i == at {
+			sh = special
+		}
+		dst, src = toRESP3(dst, src, sh)
+	}
+	return dst, src
+}
+
+// appendRESP3Len starts a RESP3 aggregate of type typ ('%' a map of n
+// pairs, '~' a set of n elements, '>' a push, ...).
+func appendRESP3Len(b []byte, typ byte, n int) []byte {
+	b = append(b, typ)
+	b = strconv.AppendInt(b, int64(n), 10)
+	return append(b, "\r\n"...)
+}
+
+// appendVerbatim appends text as a RESP3 verbatim string of format txt.
+func appendVerbatim(b, text []byte) []byte {
+	b = append(b, '=')
+	b = strconv.AppendInt(b, int64(len(text)+4), 10)
+	b = append(b, "\r\ntxt:"...)
+	b = append(b, text...)
+	return append(b, "\r\n"...)
 }
 
 // cutLine splits b after its first CRLF: the line without it, the rest.
@@ -311,9 +307,7 @@ func (c *conn) resp3Exec(out []byte, from int, shapes []shape) []byte {
 // appendMapLen starts a map of n pairs: a flat array in RESP2.
 func (c *conn) appendMapLen(b []byte, n int) []byte {
 	if c.proto.Load() == 3 {
-		b = append(b, '%')
-		b = strconv.AppendInt(b, int64(n), 10)
-		return append(b, "\r\n"...)
+		return appendRESP3Len(b, '%', n)
 	}
 	return resp.AppendArrayLen(b, 2*n)
 }
@@ -322,11 +316,7 @@ func (c *conn) appendMapLen(b []byte, n int) []byte {
 // bulk string in RESP2, a verbatim string in RESP3.
 func (c *conn) appendText(b, text []byte) []byte {
 	if c.proto.Load() == 3 {
-		b = append(b, '=')
-		b = strconv.AppendInt(b, int64(len(text)+4), 10)
-		b = append(b, "\r\ntxt:"...)
-		b = append(b, text...)
-		return append(b, "\r\n"...)
+		return appendVerbatim(b, text)
 	}
 	return resp.AppendBulk(b, text)
 }

@@ -147,26 +147,14 @@ func tryZPop(max bool) tryFunc {
 // [key ...] where [COUNT count], checking them in Redis 7.0's order
 // (numkeys, where, count, then the timeout); where is parsed by parseWhere.
 func mpopArgs(args [][]byte, parseWhere func([]byte) (bool, bool)) (keys [][]byte, where bool, count int64, errMsg string) {
-	nk, ok := collInt(args[2])
-	if !ok || nk < 1 {
-		return nil, false, 0, "ERR numkeys should be greater than 0"
-	}
-	if nk >= int64(len(args))-3 {
-		return nil, false, 0, errSyntax
-	}
-	at := 3 + int(nk)
-	where, ok = parseWhere(args[at])
-	if !ok {
-		return nil, false, 0, errSyntax
-	}
-	count, errMsg = mpopCount(args[at+1:])
+	keys, where, count, errMsg = parseMPop(args[1:], parseWhere)
 	if errMsg != "" {
 		return nil, false, 0, errMsg
 	}
 	if _, msg := parseTimeout(args[1]); msg != "" {
 		return nil, false, 0, msg
 	}
-	return args[3:at], where, count, ""
+	return keys, where, count, ""
 }
 
 // zsetWhere parses MIN or MAX: max reports MAX.

@@ -118,7 +118,9 @@ func ParseConfig(name string, value []byte) (canon string, v int64, errText stri
 	}
 	var ok bool
 	if p.memory {
-		v, ok = parseMemory(value)
+		var u uint64
+		u, ok = ParseMemory(value, uint64(maxLong))
+		v = int64(u)
 		if !ok {
 			return "", 0, "argument must be a memory value"
 		}
@@ -134,30 +136,24 @@ func ParseConfig(name string, value []byte) (canon string, v int64, errText stri
 	return p.name, v, ""
 }
 
-// parseMemory reads a memory value as Redis's memtoull: digits then an
-// optional unit b, k, kb, m, mb, g, gb in any case (k is 1000, kb 1024).
-func parseMemory(b []byte) (int64, bool) {
+// ParseMemory reads a memory value as Redis's memtoull: digits then an
+// optional unit b, k, kb, m, mb, g, gb in any case (k is 1000, kb 1024);
+// ok is false for anything else and for a value above limit.
+func ParseMemory(b []byte, limit uint64) (uint64, bool) {
 	s := strings.ToLower(string(b))
-	mul := int64(1)
+	mul := uint64(1)
 	for _, u := range []struct {
 		suffix string
-		mul    int64
-	}{{"kb", 1 << 10}, {"mb", 1 << 20}, {"gb", 1 << 30}, {"k", 1000}, {"m", 1000 * 1000}, {"g", 1000 * 1000 * 1000}, {"b", 1}} {
+		mul    uint64
+	}{{"kb", 1 << 10}, {"mb", 1 << 20}, {"gb", 1 << 30}, {"k", 1e3}, {"m", 1e6}, {"g", 1e9}, {"b", 1}} {
 		if strings.HasSuffix(s, u.suffix) {
 			s, mul = s[:len(s)-len(u.suffix)], u.mul
 			break
 		}
 	}
-	if s == "" {
-		return 0, false
-	}
-	for _, c := range []byte(s) {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n > maxLong/mul {
+	// ParseUint takes digits only (no sign, no underscore), at least one.
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n > limit/mul {
 		return 0, false
 	}
 	return n * mul, true

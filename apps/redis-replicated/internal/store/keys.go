@@ -402,11 +402,7 @@ func cmdObject(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		return AppendWrongArity(dst, "object|"+string(bytesLower(sub)))
 	}
 	if arity == 2 {
-		dst = resp.AppendArrayLen(dst, len(objectHelp))
-		for _, l := range objectHelp {
-			dst = resp.AppendSimple(dst, l)
-		}
-		return dst
+		return appendHelp(dst, objectHelp)
 	}
 	v := s.lookup(e, args[2])
 	if v == nil {
@@ -538,91 +534,20 @@ func cmdScan(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if !ok {
 		return resp.AppendError(dst, "ERR invalid cursor")
 	}
-	count := int64(10)
-	var pat []byte
-	var typ []byte
-	hasType := false
-	for i := 2; i < len(args); i += 2 {
-		more := i+1 < len(args)
-		switch {
-		case more && eqFold(args[i], "count"):
-			n, ok := parseRedisInt(args[i+1])
-			if !ok {
-				return resp.AppendError(dst, errNotInt)
-			}
-			if n < 1 {
-				return resp.AppendError(dst, errSyntax)
-			}
-			count = n
-		case more && eqFold(args[i], "match"):
-			pat = args[i+1]
-			if len(pat) == 1 && pat[0] == '*' {
-				pat = nil
-			}
-		case more && eqFold(args[i], "type"):
-			typ, hasType = args[i+1], true
-		default:
-			return resp.AppendError(dst, errSyntax)
-		}
+	o, errText := parseScanOpts(args[2:], true)
+	if errText != "" {
+		return resp.AppendError(dst, errText)
 	}
-
-	type entry struct {
-		h uint64
-		k string
-	}
-	var cands []entry
-	for k := range s.keys {
-		if h := scanHash(k); h >= cursor {
-			cands = append(cands, entry{h, k})
-		}
-	}
-	// Keep only the candidates up to the count-th smallest hash (all keys
-	// of that hash included), found with a bounded max-heap: O(n log count)
-	// rather than sorting every candidate.
-	var next uint64
-	if int64(len(cands)) > count {
-		limit := smallestHashes(cands, int(count), func(c entry) uint64 { return c.h })
-		kept := cands[:0]
-		for _, c := range cands {
-			if c.h <= limit {
-				kept = append(kept, c)
-			}
-		}
-		if len(kept) < len(cands) {
-			next = limit + 1 // cannot wrap: a larger hash remains
-		}
-		cands = kept
-	}
-	slices.SortFunc(cands, func(a, b entry) int {
-		switch {
-		case a.h < b.h:
-			return -1
-		case a.h > b.h:
-			return 1
-		}
-		return strings.Compare(a.k, b.k)
-	})
+	keys, next := scanLine(maps.Keys(s.keys), cursor, o.count)
 	var out []string
-	for _, c := range cands {
-		v := s.keys[c.k]
-		if v.expired(e.NowMs) {
+	for _, k := range keys {
+		v := s.keys[k]
+		if v.expired(e.NowMs) || !o.matches(k) || (o.hasType && !eqFoldString(o.typ, v.kind.String())) {
 			continue
 		}
-		if pat != nil && !globMatch(pat, []byte(c.k)) {
-			continue
-		}
-		if hasType && !eqFoldString(typ, v.kind.String()) {
-			continue
-		}
-		out = append(out, c.k)
+		out = append(out, k)
 	}
-	dst = resp.AppendArrayLen(dst, 2)
-	dst = resp.AppendBulk(dst, strconv.AppendUint(nil, next, 10))
-	dst = resp.AppendArrayLen(dst, len(out))
-	for _, k := range out {
-		dst = resp.AppendBulkString(dst, k)
-	}
-	return dst
+	return appendScanReply(dst, next, out)
 }
 
 // smallestHashes returns the n-th smallest hash of items (1 <= n <=

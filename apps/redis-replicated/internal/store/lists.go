@@ -551,23 +551,11 @@ func (s *Store) lmove(e *Env, out []byte, src, dstKey []byte, from, to bool) []b
 // from the first non-empty list and replies [key, [elements]], or a null
 // array when every list is missing.
 func cmdLMPop(s *Store, e *Env, dst []byte, args [][]byte) []byte {
-	numkeys, ok := collInt(args[1])
-	if !ok || numkeys < 1 {
-		return resp.AppendError(dst, "ERR numkeys should be greater than 0")
-	}
-	if numkeys >= int64(len(args))-2 {
-		return resp.AppendError(dst, errSyntax)
-	}
-	whereIdx := 2 + int(numkeys)
-	front, ok := listWhere(args[whereIdx])
-	if !ok {
-		return resp.AppendError(dst, errSyntax)
-	}
-	count, errMsg := mpopCount(args[whereIdx+1:])
+	keys, front, count, errMsg := parseMPop(args, listWhere)
 	if errMsg != "" {
 		return resp.AppendError(dst, errMsg)
 	}
-	for _, key := range args[2:whereIdx] {
+	for _, key := range keys {
 		l, wrong := s.writeList(e, key)
 		if wrong {
 			return resp.AppendError(dst, errWrongType)
@@ -586,6 +574,29 @@ func cmdLMPop(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		return dst
 	}
 	return resp.AppendNullArray(dst)
+}
+
+// parseMPop parses numkeys key [key ...] where [COUNT count] at args[1:]
+// for LMPOP and ZMPOP (args[0] their name) and for BLMPOP and BZMPOP
+// (args[0] their timeout), where by parseWhere; errMsg is the error reply.
+func parseMPop(args [][]byte, parseWhere func([]byte) (bool, bool)) (keys [][]byte, where bool, count int64, errMsg string) {
+	nk, ok := collInt(args[1])
+	if !ok || nk < 1 {
+		return nil, false, 0, "ERR numkeys should be greater than 0"
+	}
+	if nk >= int64(len(args))-2 {
+		return nil, false, 0, errSyntax
+	}
+	at := 2 + int(nk)
+	where, ok = parseWhere(args[at])
+	if !ok {
+		return nil, false, 0, errSyntax
+	}
+	count, errMsg = mpopCount(args[at+1:])
+	if errMsg != "" {
+		return nil, false, 0, errMsg
+	}
+	return args[2:at], where, count, ""
 }
 
 // mpopCount parses what follows LMPOP's and ZMPOP's direction: nothing

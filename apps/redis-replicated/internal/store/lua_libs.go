@@ -280,15 +280,41 @@ func (d *jsonDecoder) value(depth int) lua.LValue {
 	return lua.LNil
 }
 
-func (d *jsonDecoder) object(depth int) lua.LValue {
-	t := d.L.NewTable()
+// open steps into an object or array at its opening character; empty
+// says the closer follows at once (and is consumed).
+func (d *jsonDecoder) open(closer byte) (empty bool) {
 	d.i++
 	d.space()
-	if d.i < len(d.s) && d.s[d.i] == '}' {
+	if d.i < len(d.s) && d.s[d.i] == closer {
 		d.i++
+		return true
+	}
+	return false
+}
+
+// afterElement reads what follows an element of an object or array: a comma
+// (true: another element follows) or the closer (false, consumed);
+// anything else fails, cjson expecting "comma or <container> end".
+func (d *jsonDecoder) afterElement(closer byte, container string) bool {
+	d.space()
+	if d.i < len(d.s) && d.s[d.i] == ',' {
+		d.i++
+		return true
+	}
+	if d.i < len(d.s) && d.s[d.i] == closer {
+		d.i++
+		return false
+	}
+	d.fail("comma or "+container+" end", "invalid token")
+	return false
+}
+
+func (d *jsonDecoder) object(depth int) lua.LValue {
+	t := d.L.NewTable()
+	if d.open('}') {
 		return t
 	}
-	for d.err == "" {
+	for more := true; more && d.err == ""; {
 		d.space()
 		if d.i >= len(d.s) || d.s[d.i] != '"' {
 			d.fail("object key string", "invalid token")
@@ -303,40 +329,19 @@ func (d *jsonDecoder) object(depth int) lua.LValue {
 		d.i++
 		v := d.value(depth + 1)
 		t.RawSet(k, v)
-		d.space()
-		if d.i < len(d.s) && d.s[d.i] == ',' {
-			d.i++
-			continue
-		}
-		if d.i < len(d.s) && d.s[d.i] == '}' {
-			d.i++
-			break
-		}
-		d.fail("comma or object end", "invalid token")
+		more = d.afterElement('}', "object")
 	}
 	return t
 }
 
 func (d *jsonDecoder) array(depth int) lua.LValue {
 	t := d.L.NewTable()
-	d.i++
-	d.space()
-	if d.i < len(d.s) && d.s[d.i] == ']' {
-		d.i++
+	if d.open(']') {
 		return t
 	}
-	for n := 1; d.err == ""; n++ {
+	for n, more := 1, true; more && d.err == ""; n++ {
 		t.RawSetInt(n, d.value(depth+1))
-		d.space()
-		if d.i < len(d.s) && d.s[d.i] == ',' {
-			d.i++
-			continue
-		}
-		if d.i < len(d.s) && d.s[d.i] == ']' {
-			d.i++
-			break
-		}
-		d.fail("comma or array end", "invalid token")
+		more = d.afterElement(']', "array")
 	}
 	return t
 }

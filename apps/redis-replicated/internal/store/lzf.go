@@ -132,27 +132,15 @@ func lzfCompress(in []byte, maxOut int) []byte {
 		if len(out) >= maxOut {
 			return nil
 		}
-		lit++
-		out = append(out, in[ip])
+		out, lit = lzfAppendLiteral(out, lit, in[ip])
 		ip++
-		if lit == lzfMaxLit {
-			out[len(out)-lit-1] = byte(lit - 1)
-			lit = 0
-			out = append(out, 0)
-		}
 	}
 	if len(out)+3 > maxOut {
 		return nil
 	}
 	for ip < n {
-		lit++
-		out = append(out, in[ip])
+		out, lit = lzfAppendLiteral(out, lit, in[ip])
 		ip++
-		if lit == lzfMaxLit {
-			out[len(out)-lit-1] = byte(lit - 1)
-			lit = 0
-			out = append(out, 0)
-		}
 	}
 	out[len(out)-lit-1] = byte(lit - 1)
 	if lit == 0 {
@@ -162,6 +150,20 @@ func lzfCompress(in []byte, maxOut int) []byte {
 		return nil
 	}
 	return out
+}
+
+// lzfAppendLiteral adds c to the open literal run of lit bytes; a run
+// that reaches lzfMaxLit is closed (its control byte set) and the next one
+// opened. It returns out and the open run's length.
+func lzfAppendLiteral(out []byte, lit int, c byte) ([]byte, int) {
+	lit++
+	out = append(out, c)
+	if lit == lzfMaxLit {
+		out[len(out)-lit-1] = byte(lit - 1)
+		lit = 0
+		out = append(out, 0)
+	}
+	return out, lit
 }
 
 // lzfMatchLen is the length of the match of in at ref and at ip, which

@@ -92,11 +92,7 @@ func cmdMemory(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	switch {
 	case collFold(sub, "help"):
-		dst = resp.AppendArrayLen(dst, len(memoryHelp))
-		for _, l := range memoryHelp {
-			dst = resp.AppendSimple(dst, l)
-		}
-		return dst
+		return appendHelp(dst, memoryHelp)
 	case collFold(sub, "doctor"):
 		return resp.AppendBulkString(dst, s.memoryDoctor())
 	case collFold(sub, "malloc-stats"):

@@ -2,6 +2,7 @@ package store
 
 import (
 	"cmp"
+	"iter"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,15 +27,17 @@ func init() {
 	)
 }
 
-// scanOpts are the MATCH and COUNT options of a collection scan.
+// scanOpts are the MATCH, COUNT and (SCAN's only) TYPE options of a scan.
 type scanOpts struct {
-	count int64
-	pat   []byte // nil: everything matches
+	count   int64
+	pat     []byte // nil: everything matches
+	typ     []byte
+	hasType bool
 }
 
-// parseScanOpts parses the options after the cursor; the reply is an
-// error Redis gives (TYPE is SCAN's only).
-func parseScanOpts(args [][]byte) (scanOpts, string) {
+// parseScanOpts parses the options after the cursor, TYPE only when
+// withType (SCAN); the reply is an error Redis gives.
+func parseScanOpts(args [][]byte, withType bool) (scanOpts, string) {
 	o := scanOpts{count: 10}
 	for i := 0; i < len(args); i += 2 {
 		more := i+1 < len(args)
@@ -53,6 +56,8 @@ func parseScanOpts(args [][]byte) (scanOpts, string) {
 			if len(o.pat) == 1 && o.pat[0] == '*' {
 				o.pat = nil
 			}
+		case more && withType && eqFold(args[i], "type"):
+			o.typ, o.hasType = args[i+1], true
 		default:
 			return o, errSyntax
 		}
@@ -65,18 +70,22 @@ func (o scanOpts) matches(m string) bool { return o.pat == nil || globMatch(o.pa
 // scanLine picks, from members (all distinct), those the call at cursor
 // returns on the scan-hash line: the count with the smallest hashes at or
 // above cursor (all of a hash's members together), in hash order, and the
-// next cursor (0 when none is left).
-func scanLine(members []string, cursor uint64, count int64) ([]string, uint64) {
+// next cursor (0 when none is left). The order members come in does not
+// matter (SCAN's are a map's keys).
+func scanLine(members iter.Seq[string], cursor uint64, count int64) ([]string, uint64) {
 	type entry struct {
 		h uint64
 		m string
 	}
 	var cands []entry
-	for _, m := range members {
+	for m := range members {
 		if h := scanHash(m); h >= cursor {
 			cands = append(cands, entry{h, m})
 		}
 	}
+	// Keep only the candidates up to the count-th smallest hash (all
+	// members of that hash included), found with a bounded max-heap:
+	// O(n log count) rather than sorting every candidate.
 	var next uint64
 	if int64(len(cands)) > count {
 		limit := smallestHashes(cands, int(count), func(c entry) uint64 { return c.h })
@@ -87,7 +96,7 @@ func scanLine(members []string, cursor uint64, count int64) ([]string, uint64) {
 			}
 		}
 		if len(kept) < len(cands) {
-			next = limit + 1
+			next = limit + 1 // cannot wrap: a larger hash remains
 		}
 		cands = kept
 	}
@@ -126,7 +135,7 @@ func scanStart(dst []byte, args [][]byte, read func() (found, wrong bool)) (out 
 	case !found:
 		return appendScanReply(dst, 0, nil), 0, o, false
 	}
-	o, errText := parseScanOpts(args[3:])
+	o, errText := parseScanOpts(args[3:], false)
 	if errText != "" {
 		return resp.AppendError(dst, errText), 0, o, false
 	}
@@ -147,7 +156,7 @@ func cmdSScan(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if st.intset {
 		ms, cursor = st.ordered(), 0
 	} else {
-		ms, cursor = scanLine(st.members, cursor, o.count)
+		ms, cursor = scanLine(slices.Values(st.members), cursor, o.count)
 	}
 	out := make([]string, 0, len(ms))
 	for _, m := range ms {
@@ -171,7 +180,7 @@ func cmdHScan(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	fields := make([]string, 0, h.len())
 	h.each(func(en *hashEntry) { fields = append(fields, en.field) })
 	if h.table {
-		fields, cursor = scanLine(fields, cursor, o.count)
+		fields, cursor = scanLine(slices.Values(fields), cursor, o.count)
 	} else {
 		cursor = 0
 	}
@@ -198,7 +207,7 @@ func cmdZScan(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	members := make([]string, 0, z.len())
 	z.each(func(en zentry) { members = append(members, en.member) })
 	if z.skiplist {
-		members, cursor = scanLine(members, cursor, o.count)
+		members, cursor = scanLine(slices.Values(members), cursor, o.count)
 	} else {
 		cursor = 0
 	}

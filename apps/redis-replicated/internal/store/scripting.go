@@ -479,7 +479,7 @@ func cmdScript(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		// can be running.
 		return errReply(dst, "NOTBUSY No scripts in execution right now.")
 	case sub == "help" && len(args) == 2:
-		return appendLines(dst, scriptHelp)
+		return appendHelp(dst, scriptHelp)
 	case sub == "load" || sub == "exists" || sub == "flush" || sub == "kill" || sub == "help":
 		return errReply(dst, "ERR wrong number of arguments for 'script|"+sub+"' command")
 	}
@@ -498,15 +498,6 @@ var scriptHelp = []string{
 	"    Load a script into the scripts cache without executing it.",
 	"HELP",
 	"    Prints this help.",
-}
-
-func appendLines(dst []byte, lines []string) []byte {
-	dst = append(append(dst, '*'), strconv.Itoa(len(lines))...)
-	dst = append(dst, "\r\n"...)
-	for _, l := range lines {
-		dst = append(append(append(dst, '+'), l...), "\r\n"...)
-	}
-	return dst
 }
 
 // encodeScripts writes the scripting state in the snapshot's encoding:

@@ -34,22 +34,24 @@ func streamCmd(name string, arity int, flags Flags, first, last, step int, summa
 		Group: "stream", Summary: summary, run: run}
 }
 
-// readStream looks key up for a read; wrong reports a non-stream.
-func (s *Store) readStream(e *Env, key []byte) (st *streamValue, wrong bool) {
-	v, wrong := s.lookupKind(e, key, kindStream, false)
+// lookupStream looks key up for a write (expired keys are deleted) or a
+// read; wrong reports a non-stream.
+func (s *Store) lookupStream(e *Env, key []byte, write bool) (st *streamValue, wrong bool) {
+	v, wrong := s.lookupKind(e, key, kindStream, write)
 	if v == nil {
 		return nil, wrong
 	}
 	return v.stream, false
 }
 
+// readStream looks key up for a read; wrong reports a non-stream.
+func (s *Store) readStream(e *Env, key []byte) (st *streamValue, wrong bool) {
+	return s.lookupStream(e, key, false)
+}
+
 // writeStream looks key up for a write; wrong reports a non-stream.
 func (s *Store) writeStream(e *Env, key []byte) (st *streamValue, wrong bool) {
-	v, wrong := s.lookupKind(e, key, kindStream, true)
-	if v == nil {
-		return nil, wrong
-	}
-	return v.stream, false
+	return s.lookupStream(e, key, true)
 }
 
 // strtoull is C's strtoull in base 10 over the whole of b: leading
@@ -379,13 +381,9 @@ func cmdXDel(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if st == nil {
 		return resp.AppendInt(dst, 0)
 	}
-	ids := make([]streamID, 0, len(args)-2)
-	for _, a := range args[2:] {
-		id, _, ok := parseStreamID(a, idParse{strict: true})
-		if !ok {
-			return resp.AppendError(dst, errInvalidStreamID)
-		}
-		ids = append(ids, id)
+	ids, ok := parseStreamIDs(args[2:])
+	if !ok {
+		return resp.AppendError(dst, errInvalidStreamID)
 	}
 	deleted := 0
 	for _, id := range ids {
@@ -413,6 +411,20 @@ func cmdXLen(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	return resp.AppendInt(dst, int64(st.length))
 }
 
+// parseStreamIDs reads the IDs XDEL and XACK take (no "-" or "+"); ok is
+// false when one is not an ID.
+func parseStreamIDs(args [][]byte) (ids []streamID, ok bool) {
+	ids = make([]streamID, 0, len(args))
+	for _, a := range args {
+		id, _, ok := parseStreamID(a, idParse{strict: true})
+		if !ok {
+			return nil, false
+		}
+		ids = append(ids, id)
+	}
+	return ids, true
+}
+
 // parseRangeID reads an XRANGE bound: an ID, "-"/"+", or "(id" for an
 // exclusive one.
 func parseRangeID(arg []byte, missingSeq uint64) (id streamID, exclusive, ok bool) {
@@ -424,29 +436,52 @@ func parseRangeID(arg []byte, missingSeq uint64) (id streamID, exclusive, ok boo
 	return id, false, ok
 }
 
+// parseRangeStart reads the start of an interval (XRANGE, XPENDING,
+// XAUTOCLAIM): a bare "ms" is ms-0, an exclusive "(id" its successor;
+// errMsg is Redis's error when it is not an ID or has no successor.
+func parseRangeStart(arg []byte) (id streamID, errMsg string) {
+	id, ex, ok := parseRangeID(arg, 0)
+	if !ok {
+		return id, errInvalidStreamID
+	}
+	if ex {
+		if id, ok = id.incr(); !ok {
+			return id, "ERR invalid start ID for the interval"
+		}
+	}
+	return id, ""
+}
+
+// parseRangeEnd reads the end of an interval (XRANGE, XPENDING): a bare
+// "ms" is ms with the largest sequence, an exclusive "(id" its
+// predecessor; errMsg is Redis's error when it is not an ID or has no
+// predecessor.
+func parseRangeEnd(arg []byte) (id streamID, errMsg string) {
+	id, ex, ok := parseRangeID(arg, math.MaxUint64)
+	if !ok {
+		return id, errInvalidStreamID
+	}
+	if ex {
+		if id, ok = id.decr(); !ok {
+			return id, "ERR invalid end ID for the interval"
+		}
+	}
+	return id, ""
+}
+
 // xrange is XRANGE key start end [COUNT n] and XREVRANGE key end start.
 func (s *Store) xrange(e *Env, dst []byte, args [][]byte, rev bool) []byte {
 	startArg, endArg := args[2], args[3]
 	if rev {
 		startArg, endArg = endArg, startArg
 	}
-	start, ex, ok := parseRangeID(startArg, 0)
-	if !ok {
-		return resp.AppendError(dst, errInvalidStreamID)
+	start, msg := parseRangeStart(startArg)
+	if msg != "" {
+		return resp.AppendError(dst, msg)
 	}
-	if ex {
-		if start, ok = start.incr(); !ok {
-			return resp.AppendError(dst, "ERR invalid start ID for the interval")
-		}
-	}
-	end, ex, ok := parseRangeID(endArg, math.MaxUint64)
-	if !ok {
-		return resp.AppendError(dst, errInvalidStreamID)
-	}
-	if ex {
-		if end, ok = end.decr(); !ok {
-			return resp.AppendError(dst, "ERR invalid end ID for the interval")
-		}
+	end, msg := parseRangeEnd(endArg)
+	if msg != "" {
+		return resp.AppendError(dst, msg)
 	}
 	count := int64(-1)
 	for j := 4; j < len(args); j++ {
@@ -476,6 +511,17 @@ func (s *Store) xrange(e *Env, dst []byte, args [][]byte, rev bool) []byte {
 // appendRange appends the live entries in [start, end] (at most count
 // unless count is 0), reversed if rev.
 func (st *streamValue) appendRange(dst []byte, start, end streamID, count int64, rev bool) []byte {
+	ents := st.entriesIn(start, end, count, rev)
+	dst = resp.AppendArrayLen(dst, len(ents))
+	for _, en := range ents {
+		dst = appendStreamEntry(dst, en)
+	}
+	return dst
+}
+
+// entriesIn returns the live entries in [start, end] (at most count unless
+// count is 0), reversed if rev.
+func (st *streamValue) entriesIn(start, end streamID, count int64, rev bool) []*streamEntry {
 	var ents []*streamEntry
 	collect := func(en *streamEntry) bool {
 		ents = append(ents, en)
@@ -488,11 +534,7 @@ func (st *streamValue) appendRange(dst []byte, start, end streamID, count int64,
 			st.forward(start, end, collect)
 		}
 	}
-	dst = resp.AppendArrayLen(dst, len(ents))
-	for _, en := range ents {
-		dst = appendStreamEntry(dst, en)
-	}
-	return dst
+	return ents
 }
 
 func cmdXSetID(s *Store, e *Env, dst []byte, args [][]byte) []byte {

@@ -118,8 +118,7 @@ func cmdXGroup(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		}
 		g = st.group(args[3])
 		if g == nil && (sub == "setid" || sub == "createconsumer" || sub == "delconsumer") {
-			return resp.AppendError(dst, "NOGROUP No such consumer group '"+string(cString(args[3]))+
-				"' for key name '"+string(cString(args[2]))+"'")
+			return noGroupForKey(dst, args[2], args[3])
 		}
 	}
 	switch sub {
@@ -181,14 +180,6 @@ func cmdXGroup(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 }
 
-func appendHelp(dst []byte, lines []string) []byte {
-	dst = resp.AppendArrayLen(dst, len(lines))
-	for _, l := range lines {
-		dst = resp.AppendSimple(dst, l)
-	}
-	return dst
-}
-
 // noGroup is the error of XPENDING, XCLAIM and XAUTOCLAIM for a missing
 // key or group.
 func noGroup(dst []byte, key, group []byte) []byte {
@@ -196,15 +187,36 @@ func noGroup(dst []byte, key, group []byte) []byte {
 		string(cString(group))+"'")
 }
 
+// noGroupForKey is the error of XGROUP and XINFO CONSUMERS for a missing
+// group of an existing key.
+func noGroupForKey(dst []byte, key, group []byte) []byte {
+	return resp.AppendError(dst, "NOGROUP No such consumer group '"+string(cString(group))+
+		"' for key name '"+string(cString(key))+"'")
+}
+
+// lookupGroup looks key's stream up (for a write or a read) and in it the
+// group; g is nil when either is missing, wrong reports a non-stream.
+func (s *Store) lookupGroup(e *Env, key, group []byte, write bool) (st *streamValue, g *streamGroup, wrong bool) {
+	st, wrong = s.lookupStream(e, key, write)
+	if st != nil {
+		g = st.group(group)
+	}
+	return st, g, wrong
+}
+
+// atMost is n capped at count, a COUNT where 0 means no limit.
+func atMost(n int, count int64) int {
+	if count > 0 && int64(n) > count {
+		return int(count)
+	}
+	return n
+}
+
 // appendNew delivers the entries from start on to c (unless noAck, into
 // the PELs), a pending entry of another consumer passing to c.
 func (st *streamValue) appendNew(dst []byte, g *streamGroup, c *streamConsumer, start streamID, count int64,
 	noAck bool, now int64) []byte {
-	var ents []*streamEntry
-	st.forward(start, streamMaxID, func(en *streamEntry) bool {
-		ents = append(ents, en)
-		return count == 0 || int64(len(ents)) < count
-	})
+	ents := st.entriesIn(start, streamMaxID, count, false)
 	dst = resp.AppendArrayLen(dst, len(ents))
 	for _, en := range ents {
 		st.deliver(g, en.id)
@@ -228,10 +240,7 @@ func (st *streamValue) appendNew(dst []byte, g *streamGroup, c *streamConsumer, 
 // delivery for each that still exists ([id, nil] for one that does not).
 func (st *streamValue) appendHistory(dst []byte, c *streamConsumer, start streamID, count int64, now int64) []byte {
 	i := c.pending.search(start)
-	n := len(c.pending) - i
-	if count > 0 && int64(n) > count {
-		n = int(count)
-	}
+	n := atMost(len(c.pending)-i, count)
 	dst = resp.AppendArrayLen(dst, n)
 	for _, pe := range c.pending[i : i+n] {
 		en := st.find(pe.id)
@@ -249,24 +258,16 @@ func (st *streamValue) appendHistory(dst []byte, c *streamConsumer, start stream
 }
 
 func cmdXAck(s *Store, e *Env, dst []byte, args [][]byte) []byte {
-	st, wrong := s.writeStream(e, args[1])
+	_, g, wrong := s.lookupGroup(e, args[1], args[2], true)
 	if wrong {
 		return resp.AppendError(dst, errWrongType)
-	}
-	var g *streamGroup
-	if st != nil {
-		g = st.group(args[2])
 	}
 	if g == nil {
 		return resp.AppendInt(dst, 0)
 	}
-	ids := make([]streamID, 0, len(args)-3)
-	for _, a := range args[3:] {
-		id, _, ok := parseStreamID(a, idParse{strict: true})
-		if !ok {
-			return resp.AppendError(dst, errInvalidStreamID)
-		}
-		ids = append(ids, id)
+	ids, ok := parseStreamIDs(args[3:])
+	if !ok {
+		return resp.AppendError(dst, errInvalidStreamID)
 	}
 	acked := 0
 	for _, id := range ids {
@@ -302,34 +303,20 @@ func cmdXPending(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 			return resp.AppendError(dst, errNotInt)
 		}
 		count = max(n, 0)
-		var ex bool
-		if start, ex, ok = parseRangeID(args[at], 0); !ok {
-			return resp.AppendError(dst, errInvalidStreamID)
+		var msg string
+		if start, msg = parseRangeStart(args[at]); msg != "" {
+			return resp.AppendError(dst, msg)
 		}
-		if ex {
-			if start, ok = start.incr(); !ok {
-				return resp.AppendError(dst, "ERR invalid start ID for the interval")
-			}
-		}
-		if end, ex, ok = parseRangeID(args[at+1], math.MaxUint64); !ok {
-			return resp.AppendError(dst, errInvalidStreamID)
-		}
-		if ex {
-			if end, ok = end.decr(); !ok {
-				return resp.AppendError(dst, "ERR invalid end ID for the interval")
-			}
+		if end, msg = parseRangeEnd(args[at+1]); msg != "" {
+			return resp.AppendError(dst, msg)
 		}
 		if at+3 < len(args) {
 			consumer = args[at+3]
 		}
 	}
-	st, wrong := s.readStream(e, args[1])
+	_, g, wrong := s.lookupGroup(e, args[1], args[2], false)
 	if wrong {
 		return resp.AppendError(dst, errWrongType)
-	}
-	var g *streamGroup
-	if st != nil {
-		g = st.group(args[2])
 	}
 	if g == nil {
 		return noGroup(dst, args[1], args[2])
@@ -406,13 +393,9 @@ type claimOpts struct {
 }
 
 func cmdXClaim(s *Store, e *Env, dst []byte, args [][]byte) []byte {
-	st, wrong := s.writeStream(e, args[1])
+	st, g, wrong := s.lookupGroup(e, args[1], args[2], true)
 	if wrong {
 		return resp.AppendError(dst, errWrongType)
-	}
-	var g *streamGroup
-	if st != nil {
-		g = st.group(args[2])
 	}
 	if g == nil {
 		return noGroup(dst, args[1], args[2])
@@ -505,22 +488,34 @@ func cmdXClaim(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		if c == nil {
 			c = s.touchConsumer(e, args[1], g, args[3], now)
 		}
-		pe.moveTo(c)
-		pe.deliveryTime = o.deliveryTime
-		switch {
-		case o.retryCount >= 0:
-			pe.deliveryCount = o.retryCount
-		case !o.justID:
-			pe.deliveryCount++
-		}
-		if o.justID {
-			body = appendStreamID(body, id)
-		} else {
-			body = appendStreamEntry(body, en)
-		}
+		pe.claimBy(c, o.deliveryTime, o.retryCount, o.justID)
+		body = appendClaimed(body, en, o.justID)
 		claimed++
 	}
 	return append(resp.AppendArrayLen(dst, claimed), body...)
+}
+
+// claimBy passes pe to c as XCLAIM and XAUTOCLAIM do, delivered at
+// deliveryTime: its delivery count becomes retryCount when that is given
+// (>= 0), else one more unless justID (a JUSTID claim delivers nothing).
+func (pe *pendingEntry) claimBy(c *streamConsumer, deliveryTime, retryCount int64, justID bool) {
+	pe.moveTo(c)
+	pe.deliveryTime = deliveryTime
+	switch {
+	case retryCount >= 0:
+		pe.deliveryCount = retryCount
+	case !justID:
+		pe.deliveryCount++
+	}
+}
+
+// appendClaimed appends a claimed entry to XCLAIM's or XAUTOCLAIM's reply:
+// its ID alone for JUSTID.
+func appendClaimed(body []byte, en *streamEntry, justID bool) []byte {
+	if justID {
+		return appendStreamID(body, en.id)
+	}
+	return appendStreamEntry(body, en)
 }
 
 // xautoclaimMaxCount is the largest COUNT for which Redis's allocation of
@@ -536,14 +531,9 @@ func cmdXAutoClaim(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		return resp.AppendError(dst, "ERR Invalid min-idle-time argument for XAUTOCLAIM")
 	}
 	minIdle = max(minIdle, 0)
-	start, ex, ok := parseRangeID(args[5], 0)
-	if !ok {
-		return resp.AppendError(dst, errInvalidStreamID)
-	}
-	if ex {
-		if start, ok = start.incr(); !ok {
-			return resp.AppendError(dst, "ERR invalid start ID for the interval")
-		}
+	start, msg := parseRangeStart(args[5])
+	if msg != "" {
+		return resp.AppendError(dst, msg)
 	}
 	count := int64(100)
 	justID := false
@@ -562,13 +552,9 @@ func cmdXAutoClaim(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 			return resp.AppendError(dst, errSyntax)
 		}
 	}
-	st, wrong := s.writeStream(e, args[1])
+	st, g, wrong := s.lookupGroup(e, args[1], args[2], true)
 	if wrong {
 		return resp.AppendError(dst, errWrongType)
-	}
-	var g *streamGroup
-	if st != nil {
-		g = st.group(args[2])
 	}
 	if g == nil {
 		return noGroup(dst, args[1], args[2])
@@ -599,16 +585,8 @@ func cmdXAutoClaim(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		if c == nil {
 			c = s.touchConsumer(e, args[1], g, args[3], now)
 		}
-		pe.moveTo(c)
-		pe.deliveryTime = now
-		if !justID {
-			pe.deliveryCount++
-		}
-		if justID {
-			body = appendStreamID(body, pe.id)
-		} else {
-			body = appendStreamEntry(body, en)
-		}
+		pe.claimBy(c, now, -1, justID)
+		body = appendClaimed(body, en, justID)
 		claimed++
 		count--
 	}

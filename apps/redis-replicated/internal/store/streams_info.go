@@ -44,8 +44,7 @@ func cmdXInfo(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	case "consumers":
 		g := st.group(args[3])
 		if g == nil {
-			return resp.AppendError(dst, "NOGROUP No such consumer group '"+string(cString(args[3]))+
-				"' for key name '"+string(cString(args[2]))+"'")
+			return noGroupForKey(dst, args[2], args[3])
 		}
 		dst = resp.AppendArrayLen(dst, len(g.consumers))
 		for _, c := range g.consumers {
@@ -174,12 +173,6 @@ func (st *streamValue) appendEdge(dst []byte, last bool) []byte {
 // appendGroupFull is one group of XINFO STREAM FULL: its counters, up to
 // count pending entries (0: all) and its consumers with theirs.
 func (st *streamValue) appendGroupFull(dst []byte, g *streamGroup, count int64) []byte {
-	limit := func(n int) int {
-		if count > 0 && int64(n) > count {
-			return int(count)
-		}
-		return n
-	}
 	dst = resp.AppendArrayLen(dst, 14)
 	dst = resp.AppendBulkString(dst, "name")
 	dst = resp.AppendBulkString(dst, g.name)
@@ -189,7 +182,7 @@ func (st *streamValue) appendGroupFull(dst []byte, g *streamGroup, count int64) 
 	dst = resp.AppendBulkString(dst, "pel-count")
 	dst = resp.AppendInt(dst, int64(len(g.pending)))
 	dst = resp.AppendBulkString(dst, "pending")
-	n := limit(len(g.pending))
+	n := atMost(len(g.pending), count)
 	dst = resp.AppendArrayLen(dst, n)
 	for _, pe := range g.pending[:n] {
 		dst = resp.AppendArrayLen(dst, 4)
@@ -209,7 +202,7 @@ func (st *streamValue) appendGroupFull(dst []byte, g *streamGroup, count int64) 
 		dst = resp.AppendBulkString(dst, "pel-count")
 		dst = resp.AppendInt(dst, int64(len(c.pending)))
 		dst = resp.AppendBulkString(dst, "pending")
-		n := limit(len(c.pending))
+		n := atMost(len(c.pending), count)
 		dst = resp.AppendArrayLen(dst, n)
 		for _, pe := range c.pending[:n] {
 			dst = resp.AppendArrayLen(dst, 3)

@@ -60,13 +60,7 @@ func (s *Store) ParseStreamRead(e *Env, dst []byte, args [][]byte) (*StreamRead,
 	}
 	r.after = make([]streamID, len(r.Keys))
 	for i, key := range r.Keys {
-		var st *streamValue
-		var wrong bool
-		if group {
-			st, wrong = s.writeStream(e, key)
-		} else {
-			st, wrong = s.readStream(e, key)
-		}
+		st, wrong := s.lookupStream(e, key, group)
 		if wrong {
 			return nil, resp.AppendError(dst, errWrongType)
 		}
@@ -197,11 +191,7 @@ func (s *Store) readOnceXRead(e *Env, dst []byte, key []byte, after streamID, co
 // always served (the consumer's pending entries past after), a ">" read
 // when the stream has entries past the group's last delivered one.
 func (s *Store) readOnceGroup(e *Env, dst []byte, key []byte, r *StreamRead, after streamID) ([]byte, bool) {
-	st, _ := s.writeStream(e, key)
-	if st == nil {
-		return dst, false
-	}
-	g := st.group(r.Group)
+	st, g, _ := s.lookupGroup(e, key, r.Group, true)
 	if g == nil {
 		return dst, false
 	}
@@ -245,12 +235,7 @@ func (s *Store) ServeBlocked(e *Env, dst []byte, r *StreamRead, key []byte) (out
 	if at < 0 {
 		return dst, false
 	}
-	var st *streamValue
-	if r.Group != nil {
-		st, _ = s.writeStream(e, key)
-	} else {
-		st, _ = s.readStream(e, key)
-	}
+	st, _ := s.lookupStream(e, key, r.Group != nil)
 	if st == nil {
 		if r.Group != nil {
 			return resp.AppendError(dst, "UNBLOCKED the stream key no longer exists"), true

@@ -134,6 +134,16 @@ func collFloat(b []byte) (float64, bool) {
 	return f, true
 }
 
+// appendHelp appends a container command's HELP reply: its lines as
+// simple strings.
+func appendHelp(dst []byte, lines []string) []byte {
+	dst = resp.AppendArrayLen(dst, len(lines))
+	for _, l := range lines {
+		dst = resp.AppendSimple(dst, l)
+	}
+	return dst
+}
+
 // appendScore appends d as Redis 7.0 replies a double: "inf"/"-inf", else
 // printf's "%.17g" (so 0.1 is "0.10000000000000001", as 7.0 prints it;
 // 7.2 switched to the shortest round-trip form).

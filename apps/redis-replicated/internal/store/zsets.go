@@ -448,30 +448,11 @@ func appendPopped(dst []byte, z *zsetValue, max bool) []byte {
 // cmdZMPop is ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]: pops from
 // the first of the keys that holds a sorted set.
 func cmdZMPop(s *Store, e *Env, dst []byte, args [][]byte) []byte {
-	nk, ok := collInt(args[1])
-	if !ok || nk < 1 {
-		return resp.AppendError(dst, "ERR numkeys should be greater than 0")
-	}
-	if nk >= int64(len(args)) {
-		return resp.AppendError(dst, errSyntax)
-	}
-	where := 2 + int(nk)
-	if where >= len(args) {
-		return resp.AppendError(dst, errSyntax)
-	}
-	var max bool
-	switch {
-	case collFold(args[where], "min"):
-	case collFold(args[where], "max"):
-		max = true
-	default:
-		return resp.AppendError(dst, errSyntax)
-	}
-	count, errMsg := mpopCount(args[where+1:])
+	keys, max, count, errMsg := parseMPop(args, zsetWhere)
 	if errMsg != "" {
 		return resp.AppendError(dst, errMsg)
 	}
-	for _, key := range args[2:where] {
+	for _, key := range keys {
 		v := s.lookupWrite(e, key)
 		if v == nil {
 			continue
