@@ -327,7 +327,10 @@ func argsTable(L *lua.LState, args [][]byte) *lua.LTable {
 // random generator seeded from e, and tells e's observer.
 func (vm *luaVM) begin(s *Store, e *Env, readOnly, function bool) *ScriptRun {
 	run := &ScriptRun{killable: readOnly, function: function}
-	vm.call = callState{s: s, db: s.keyspace, e: e, cmdEnv: *e, readOnly: readOnly, run: run}
+	vm.call = callState{s: s, e: e, cmdEnv: *e, readOnly: readOnly, run: run}
+	if s != nil { // nil while FUNCTION LOAD runs a library's code
+		vm.call.db = s.keyspace
+	}
 	vm.call.cmdEnv.InScript = true
 	vm.ctx = budget{left: instructionBudget, run: run}
 	vm.L.SetContext(&vm.ctx)
