@@ -83,7 +83,7 @@ func TestPropagatedFormsDiff(t *testing.T) {
 		{"GETEX", "k", "PX", "50000"}, {"GETEX", "k", "EXAT", "1000"},
 		{"SETEX", "k", "100", "v"}, {"PSETEX", "k", "100000", "v"},
 		{"SET", "k", "v2", "NX"}, {"SET", "k", "v3", "XX", "GET"}, {"SET", "n", "v", "XX"},
-		{"EXPIRE", "k", "100"}, {"PEXPIRE", "k", "100000", "GT"}, {"EXPIRE", "k", "-1"},
+		{"EXPIRE", "k", "100"}, {"PEXPIRE", "k", "200000", "GT"}, {"EXPIRE", "k", "-1"},
 		{"RPUSH", "l", "a", "b", "c"}, {"LMPOP", "2", "none", "l", "RIGHT", "COUNT", "2"},
 		{"LMPOP", "1", "none", "LEFT"},
 		{"ZADD", "z", "1", "a", "2", "b"}, {"ZMPOP", "1", "z", "MAX", "COUNT", "5"},
