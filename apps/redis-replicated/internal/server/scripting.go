@@ -115,8 +115,8 @@ func isScriptKill(args [][]byte) bool {
 // refuseBusy answers BUSY when a script has run past the threshold and
 // args may not run meanwhile; it reports whether it did.
 func (c *conn) refuseBusy(since int64, args [][]byte) bool {
-	if isScriptKill(args) {
-		return false
+	if isScriptKill(args) || len(args) == 2 && lowerEq(args[0], "function") && lowerEq(args[1], "stats") {
+		return false // allowed while busy, as in Redis
 	}
 	if h := lookupServerCommand(args[0]); h != nil && slices.Contains(h.flags, "allow_busy") {
 		return false

@@ -727,13 +727,14 @@ func redisErrorText(s string) string {
 
 // commands scripts may not call: Redis's noscript commands (and the
 // transactions, Pub/Sub and connection ones this store does not know).
+// XREAD and XREADGROUP may be called: inside a script they never block.
 var noScriptCommands = map[string]bool{
 	"eval": true, "evalsha": true, "eval_ro": true, "evalsha_ro": true, "fcall": true, "fcall_ro": true,
 	"script": true, "function": true, "multi": true, "exec": true, "discard": true, "watch": true,
 	"unwatch": true, "subscribe": true, "psubscribe": true, "unsubscribe": true, "punsubscribe": true,
 	"ssubscribe": true, "sunsubscribe": true, "hello": true, "config": true, "debug": true,
 	"blpop": true, "brpop": true, "blmove": true, "brpoplpush": true, "blmpop": true, "bzpopmin": true,
-	"bzpopmax": true, "bzmpop": true, "xread": true, "xreadgroup": true, "wait": true, "shutdown": true,
+	"bzpopmax": true, "bzmpop": true, "wait": true, "shutdown": true,
 	"monitor": true, "sync": true, "psync": true, "replicaof": true, "slaveof": true, "save": true,
 	"bgsave": true, "bgrewriteaof": true, "auth": true, "quit": true, "reset": true, "cluster": true,
 }
@@ -779,6 +780,8 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 		return fail("ERR Wrong number of args calling Redis command from script")
 	case c.Flags&Write != 0 && vm.call.readOnly:
 		return fail("ERR Write commands are not allowed from read-only scripts.")
+	case c.Flags&Blocking != 0 && streamReadBlocks(vm.args):
+		return fail("ERR " + c.Name + " command is not allowed with BLOCK option from scripts")
 	}
 	if c.Flags&Write != 0 {
 		vm.call.run.wrote.Store(true)
@@ -808,6 +811,24 @@ func lowerInto(dst, b []byte) []byte {
 		dst = append(dst, c)
 	}
 	return dst
+}
+
+// streamReadBlocks reports whether XREAD or XREADGROUP args ask to BLOCK
+// (an option before STREAMS).
+func streamReadBlocks(args [][]byte) bool {
+	for i := 1; i < len(args); i++ {
+		switch a := args[i]; {
+		case collFold(a, "streams"):
+			return false
+		case collFold(a, "block"):
+			return true
+		case collFold(a, "group"):
+			i += 2 // its group and consumer names
+		case collFold(a, "count"):
+			i++
+		}
+	}
+	return false
 }
 
 // selectDB is SELECT from a script: it switches the database of the

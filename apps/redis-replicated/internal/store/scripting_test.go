@@ -349,3 +349,16 @@ func TestScriptSelectDiff(t *testing.T) {
 		{args: []string{"DBSIZE"}},
 	})
 }
+
+// TestScriptStreamReadDiff: scripts may call XREAD and XREADGROUP, which
+// never block inside them, BLOCK or not (as Redis).
+func TestScriptStreamReadDiff(t *testing.T) {
+	runDiffDB(t, []step{
+		{args: []string{"XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"}},
+		{args: []string{"EVAL", "return redis.pcall('xread', 'STREAMS', 's', '$')", "1", "s"}},
+		{args: []string{"EVAL", "return redis.pcall('xread', 'BLOCK', 0, 'STREAMS', 's', '$')", "1", "s"}},
+		{args: []string{"XADD", "s", "1-1", "f", "v"}},
+		{args: []string{"EVAL", "return redis.pcall('xreadgroup', 'GROUP', 'g', 'c', 'BLOCK', 0, 'STREAMS', 's', '>')", "1", "s"}},
+		{args: []string{"XPENDING", "s", "g"}},
+	})
+}
