@@ -43,13 +43,7 @@ type blockStep struct {
 func blk(id string, args ...string) []string { return append([]string{BlockCommand, id}, args...) }
 
 func TestBlockingServe(t *testing.T) {
-	tests := []struct {
-		name  string
-		steps []blockStep
-		// delivered is what the owners got, in order.
-		delivered []string
-		waiters   int
-	}{
+	runBlockCases(t, []blockCase{
 		{name: "fifo across two waiters and three pushes",
 			steps: []blockStep{
 				{blk("a", "blpop", "k", "0"), ""},
@@ -154,8 +148,22 @@ func TestBlockingServe(t *testing.T) {
 				{[]string{"blpop", "k", "0"}, "*-1\r\n"}, // as inside MULTI: never blocks
 			},
 			waiters: 1},
-	}
-	for _, tc := range tests {
+	})
+}
+
+// blockCase is a script of commands on one store and what its waiters'
+// owners got at the end, in order, and how many waiters are left.
+type blockCase struct {
+	name      string
+	steps     []blockStep
+	delivered []string
+	waiters   int
+}
+
+// runBlockCases runs each case on a fresh blockRig.
+func runBlockCases(t *testing.T, cases []blockCase) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newBlockRig()
 			for i, st := range tc.steps {

@@ -16,12 +16,7 @@ func TestStreamBlocking(t *testing.T) {
 		return "*1\r\n*2\r\n$" + itoa(len(key)) + "\r\n" + key + "\r\n*1\r\n*2\r\n$" + itoa(len(id)) + "\r\n" + id +
 			"\r\n*2\r\n$" + itoa(len(f)) + "\r\n" + f + "\r\n$" + itoa(len(v)) + "\r\n" + v + "\r\n"
 	}
-	tests := []struct {
-		name      string
-		steps     []blockStep
-		delivered []string
-		waiters   int
-	}{
+	runBlockCases(t, []blockCase{
 		{name: "xread block served by xadd to a new key",
 			steps: []blockStep{
 				{blk("a", "xread", "block", "0", "streams", "s", "$"), ""},
@@ -125,23 +120,7 @@ func TestStreamBlocking(t *testing.T) {
 				{[]string{"xadd", "s", "5-1", "f", "v"}, "$3\r\n5-1\r\n"},
 			},
 			delivered: []string{"a " + entry("s", "5-1", "f", "v")}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			r := newBlockRig()
-			for i, st := range tc.steps {
-				if got := r.do(st.args...); got != st.want {
-					t.Fatalf("step %d %q: got %q, want %q", i, st.args, got, st.want)
-				}
-			}
-			if !slices.Equal(r.got, tc.delivered) {
-				t.Fatalf("delivered %q, want %q", r.got, tc.delivered)
-			}
-			if n := r.s.Waiters(); n != tc.waiters {
-				t.Fatalf("%d waiters left, want %d", n, tc.waiters)
-			}
-		})
-	}
+	})
 }
 
 // TestStreamBlockingReplicas: two stores applying the same log with
