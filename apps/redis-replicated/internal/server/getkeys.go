@@ -25,7 +25,7 @@ func appendGetKeys(dst []byte, args [][]byte) []byte {
 		return resp.AppendError(dst, "ERR Invalid number of arguments specified for command")
 	}
 	pos, ok := keyPositions(cmd, args)
-	if !ok || len(pos) == 0 && !scriptKeys[cmd.Name] {
+	if !ok || len(pos) == 0 && cmd.Flags&store.Scripted == 0 { // a script may take no keys
 		return resp.AppendError(dst, "ERR Invalid arguments specified for command")
 	}
 	dst = resp.AppendArrayLen(dst, len(pos))
@@ -34,10 +34,6 @@ func appendGetKeys(dst []byte, args [][]byte) []byte {
 	}
 	return dst
 }
-
-// scriptKeys are the commands whose keys a script's numkeys gives: none
-// is a valid answer for them.
-var scriptKeys = map[string]bool{"eval": true, "evalsha": true, "eval_ro": true, "evalsha_ro": true, "fcall": true, "fcall_ro": true}
 
 // keyPositions lists the indexes of cmd's key arguments in args.
 func keyPositions(cmd *store.Command, args [][]byte) ([]int, bool) {

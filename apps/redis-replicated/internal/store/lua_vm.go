@@ -780,7 +780,7 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 		return fail("ERR Wrong number of args calling Redis command from script")
 	case c.Flags&Write != 0 && vm.call.readOnly:
 		return fail("ERR Write commands are not allowed from read-only scripts.")
-	case c.Flags&Blocking != 0 && streamReadBlocks(vm.args):
+	case c.Flags&Blocking != 0 && blocksWhenAllowed(vm.args):
 		return fail("ERR " + c.Name + " command is not allowed with BLOCK option from scripts")
 	}
 	if c.Flags&Write != 0 {
@@ -813,22 +813,12 @@ func lowerInto(dst, b []byte) []byte {
 	return dst
 }
 
-// streamReadBlocks reports whether XREAD or XREADGROUP args ask to BLOCK
-// (an option before STREAMS).
-func streamReadBlocks(args [][]byte) bool {
-	for i := 1; i < len(args); i++ {
-		switch a := args[i]; {
-		case collFold(a, "streams"):
-			return false
-		case collFold(a, "block"):
-			return true
-		case collFold(a, "group"):
-			i += 2 // its group and consumer names
-		case collFold(a, "count"):
-			i++
-		}
-	}
-	return false
+// blocksWhenAllowed reports whether a Blocking command's args ask to block
+// (XREAD … BLOCK; the blocking pops never reach here, scripts may not call
+// them): its spec's timeout, negative when it does not block.
+func blocksWhenAllowed(args [][]byte) bool {
+	ms, ok := BlockTimeout(args)
+	return ok && ms >= 0
 }
 
 // selectDB is SELECT from a script: it switches the database of the
