@@ -15,7 +15,8 @@ import (
 // writes, as Redis's SYNC makes it a replica: it answers with the state as
 // one bulk payload (a gomu snapshot, not an RDB file), then sends every
 // write command this replica applies from that point, in log order, as
-// RESP commands after a SELECT 0, transactions between MULTI and EXEC,
+// RESP commands, each after a SELECT where its database differs from the
+// one before it (the first one always), transactions between MULTI and EXEC,
 // and a PING every repl-ping-replica-period seconds. Redis's test suite
 // reads it to see what a master propagates.
 //
@@ -39,6 +40,9 @@ type tap struct {
 	buf    []byte
 	failed bool
 	wake   chan struct{}
+	// db is the database of the last command sent, -1 before the first:
+	// as Redis's stream, the first command comes after a SELECT.
+	db int
 }
 
 // send queues b for the tap's connection, dropping a tap that lets more
@@ -76,8 +80,7 @@ func (m *Machine) attach() ([]byte, *tap, error) {
 	if err := m.st.Snapshot(&snap); err != nil {
 		return nil, nil, err
 	}
-	t := &tap{wake: make(chan struct{}, 1)}
-	t.buf = resp.AppendCommand(t.buf, []byte("SELECT"), []byte("0"))
+	t := &tap{wake: make(chan struct{}, 1), db: -1}
 	m.taps = append(m.taps, t)
 	return snap.Bytes(), t, nil
 }
@@ -100,7 +103,6 @@ func (m *Machine) detach(t *tap) {
 // it changed nothing: noEffect), nothing of a transaction whose watched
 // keys had changed.
 func (m *Machine) feedTaps(h header, out []byte) {
-	var b []byte
 	spans := m.dec.spans
 	if h.kind == propTx {
 		if len(spans) > 0 && string(m.dec.args[spans[0].off]) == watchCommand {
@@ -111,12 +113,23 @@ func (m *Machine) feedTaps(h header, out []byte) {
 		}
 		out = out[bytes.IndexByte(out, '\n')+1:] // the array's header
 	}
-	var cmds [][][]byte
+	var cmds []tapCommand
+	db := 0
 	for _, s := range spans {
 		args := m.dec.args[s.off : s.off+s.argc]
+		if isSelectCommand(args[0]) { // no reply
+			db, _ = selectedDB(args)
+			continue
+		}
 		n := replyLen(out)
 		reply := out[:n]
 		out = out[n:]
+		if h.kind == propTx && lowerEq(args[0], "select") {
+			if reply[0] == '+' {
+				db, _ = store.ParseDB(args[1])
+			}
+			continue
+		}
 		if cmd := store.Lookup(args[0]); cmd == nil || cmd.Flags&(store.Write|store.Internal) != store.Write {
 			continue // reads queued in a transaction, the server's own writes
 		}
@@ -124,25 +137,44 @@ func (m *Machine) feedTaps(h header, out []byte) {
 			continue
 		}
 		if p := propagated(args, reply, h.now); p != nil {
-			cmds = append(cmds, p)
+			cmds = append(cmds, tapCommand{db: db, args: p})
 		}
 	}
 	if len(cmds) == 0 {
 		return
 	}
 	tx := h.kind == propTx && len(cmds) > 1
-	if tx {
-		b = resp.AppendCommand(b, []byte("MULTI"))
+	for _, t := range m.taps {
+		t.send(t.encode(cmds, tx))
 	}
-	for _, args := range cmds {
-		b = resp.AppendCommand(b, args...)
+}
+
+// tapCommand is one propagated command and the database it ran in.
+type tapCommand struct {
+	db   int
+	args [][]byte
+}
+
+// encode writes cmds as t's stream sends them, a SELECT before each whose
+// database is not the stream's (a transaction's first one before its
+// MULTI, as Redis's); it is called under the machine's write lock, the
+// only writer of t.db.
+func (t *tap) encode(cmds []tapCommand, tx bool) []byte {
+	var b []byte
+	for i, c := range cmds {
+		if c.db != t.db {
+			b = resp.AppendCommand(b, []byte("SELECT"), strconv.AppendInt(nil, int64(c.db), 10))
+			t.db = c.db
+		}
+		if tx && i == 0 {
+			b = resp.AppendCommand(b, []byte("MULTI"))
+		}
+		b = resp.AppendCommand(b, c.args...)
 	}
 	if tx {
 		b = resp.AppendCommand(b, []byte("EXEC"))
 	}
-	for _, t := range m.taps {
-		t.send(b)
-	}
+	return b
 }
 
 // cmdSync serves SYNC: the snapshot, then the stream until the client

@@ -15,7 +15,7 @@ import (
 // TestSyncStream: SYNC answers the state as one payload, then streams the
 // writes applied from then on, a transaction between MULTI and EXEC,
 // never a read, a failed or ineffective write, a failed watch or the
-// server's own writes.
+// server's own writes, and a SELECT wherever the database changes.
 func TestSyncStream(t *testing.T) {
 	srv := startStandalone(t)
 	c := redistest.Dial(t, srv.Addr())
@@ -62,13 +62,24 @@ func TestSyncStream(t *testing.T) {
 	c.Do("SADD", "s", "m")
 	c.Do("EXEC") // one write took effect: sent alone
 	c.Do("SET", "end", "1")
+	d := redistest.Dial(t, srv.Addr())
+	d.Do("SELECT", "5")
+	d.Do("SET", "x", "1") // after a SELECT of its database
+	c.Do("MULTI")
+	c.Do("SET", "z", "1")
+	c.Do("SELECT", "2")
+	c.Do("SET", "y", "1")
+	c.Do("EXEC") // a SELECT before MULTI, and one inside
 	want := "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n" +
 		"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n" +
 		"*1\r\n$5\r\nMULTI\r\n*2\r\n$4\r\nINCR\r\n$1\r\na\r\n*2\r\n$3\r\nDEL\r\n$6\r\nbefore\r\n*1\r\n$4\r\nEXEC\r\n" +
 		"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$7\r\nchanged\r\n" +
 		"*3\r\n$5\r\nRPUSH\r\n$1\r\nl\r\n$1\r\nx\r\n" +
 		"*3\r\n$4\r\nSADD\r\n$1\r\ns\r\n$1\r\nm\r\n" +
-		"*3\r\n$3\r\nSET\r\n$3\r\nend\r\n$1\r\n1\r\n"
+		"*3\r\n$3\r\nSET\r\n$3\r\nend\r\n$1\r\n1\r\n" +
+		"*2\r\n$6\r\nSELECT\r\n$1\r\n5\r\n*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$1\r\n1\r\n" +
+		"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$1\r\nz\r\n$1\r\n1\r\n" +
+		"*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n*3\r\n$3\r\nSET\r\n$1\r\ny\r\n$1\r\n1\r\n*1\r\n$4\r\nEXEC\r\n"
 	got := make([]byte, len(want))
 	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadFull(br, got); err != nil {
