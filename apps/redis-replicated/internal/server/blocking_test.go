@@ -451,3 +451,35 @@ func TestBlockingStandalone(t *testing.T) {
 		t.Fatalf("moved: %q", r)
 	}
 }
+
+// TestBlockingDebugSleepInTransaction: a DEBUG SLEEP queued in MULTI moves
+// the transaction's clock on, so a key it gives a value and a TTL shorter
+// than the sleep has expired when EXEC serves the blocked clients: the
+// waiter stays blocked and the key is gone, as in Redis. Any other DEBUG
+// fails the transaction.
+func TestBlockingDebugSleepInTransaction(t *testing.T) {
+	srv := startStandalone(t)
+	a, p := redistest.Dial(t, srv.Addr()), redistest.Dial(t, srv.Addr())
+	if err := a.Send(command("BRPOP", "k", "0")); err != nil {
+		t.Fatal(err)
+	}
+	waitBlocked(t, srv, 1)
+	for _, step := range []struct{ cmd, want string }{
+		{"MULTI", "+OK\r\n"},
+		{"RPUSH k hello", "+QUEUED\r\n"},
+		{"PEXPIRE k 100", "+QUEUED\r\n"},
+		{"DEBUG SLEEP 0.2", "+QUEUED\r\n"},
+		{"EXEC", "*3\r\n:1\r\n:1\r\n+OK\r\n"},
+		{"EXISTS k", ":0\r\n"},
+		{"MULTI", "+OK\r\n"},
+		{"DEBUG RELOAD", "-ERR gomu: only DEBUG SLEEP can be queued in a transaction\r\n"},
+		{"EXEC", "-EXECABORT Transaction discarded because of previous errors.\r\n"},
+	} {
+		if r := p.Do(strings.Fields(step.cmd)...); r != step.want {
+			t.Fatalf("%s: %q, want %q", step.cmd, r, step.want)
+		}
+	}
+	if list := p.Do("CLIENT", "LIST"); strings.Count(list, " flags=b ") != 1 {
+		t.Fatalf("the waiter was served by an expired key:\n%s", list)
+	}
+}

@@ -62,7 +62,7 @@ func init() {
 		{name: "unwatch", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, summary: "Forgets about watched keys of a transaction.", run: cmdUnwatch},
 		{name: "discard", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, inMulti: true, summary: "Discards a transaction.", run: cmdDiscard},
 		{name: "sync", arity: 1, flags: []string{"admin", "noscript", "no_async_loading", "no_multi"}, summary: "An internal command used in replication.", run: cmdSync},
-		{name: "debug", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, summary: "A container for debugging commands (DIGEST only).", run: cmdDebug},
+		{name: "debug", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, inMulti: true, summary: "A container for debugging commands (DIGEST only).", run: cmdDebug},
 		{name: "reset", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}, inMulti: true, summary: "Resets the connection.", run: cmdReset},
 	} {
 		serverCommands[h.name] = h
@@ -671,6 +671,9 @@ func (c *conn) proposeInternal(out []byte, args [][]byte) []byte {
 }
 
 func cmdDebug(c *conn, args [][]byte) bool {
+	if c.multi {
+		return queueDebug(c, args)
+	}
 	out := c.reply()
 	if lowerEq(args[1], "object") && len(args) == 3 {
 		return debugObject(c, out, args[2])

@@ -18,7 +18,8 @@ import (
 //   - RELOAD saves the keyspace and loads it back, on every replica: the
 //     store's gomu.reload, proposed as a write.
 //   - SET-ACTIVE-EXPIRE 0|1 stops or resumes the leader's expiry sweeps.
-//   - SLEEP seconds sleeps this connection (Redis's whole server sleeps).
+//   - SLEEP seconds sleeps this connection (Redis's whole server sleeps);
+//     inside MULTI it moves the transaction's clock on (execDebugSleep).
 //   - DIGEST-VALUE key ... digests each key's value (store.ValueDigest).
 //   - PROTOCOL type replies a sample of a RESP type, as Redis does.
 //   - QUICKLIST-PACKED-THRESHOLD, CHANGE-REPL-ID, JMAP change nothing
@@ -66,6 +67,38 @@ func (c *conn) debugSub(out *[]byte, args [][]byte) bool {
 		return false
 	}
 	return true
+}
+
+// queueDebug queues a DEBUG inside MULTI. Only SLEEP can be: it runs in
+// the transaction, on every replica, as execDebugSleep; the others act on
+// this server, not on the keyspace, and make the transaction fail.
+func queueDebug(c *conn, args [][]byte) bool {
+	if !lowerEq(args[1], "sleep") || len(args) != 3 {
+		c.multiDirty = true
+		out := c.reply()
+		*out = resp.AppendError(*out, "ERR gomu: only DEBUG SLEEP can be queued in a transaction")
+		return false
+	}
+	c.queued.add(args)
+	if c.proto.Load() == 3 {
+		c.queuedShapes = append(c.queuedShapes, shapeOf(args))
+	}
+	c.state.multiLen.Add(1)
+	out := c.reply()
+	*out = resp.AppendSimple(*out, "QUEUED")
+	return false
+}
+
+// execDebugSleep runs a DEBUG SLEEP queued in a transaction: nothing
+// sleeps, but the transaction's clock moves on by the time given, on
+// every replica alike, so the commands after it, and the blocked clients
+// served at EXEC, see the keys expired that a Redis sleeping inside EXEC
+// would find expired.
+func execDebugSleep(out []byte, args [][]byte, env *store.Env) []byte {
+	if secs, err := strconv.ParseFloat(string(args[2]), 64); err == nil && secs > 0 && secs < 1e6 {
+		env.NowMs += int64(secs * 1000)
+	}
+	return resp.AppendOK(out)
 }
 
 // parseMemoryValue reads a memory value as Redis's memtoull (see

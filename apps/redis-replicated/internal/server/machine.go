@@ -220,6 +220,10 @@ func (d *decoder) exec(out []byte, st *store.Store, h header, env *store.Env, wr
 			out, db = execSelect(out, args, db)
 			continue
 		}
+		if h.kind == propTx && lowerEq(args[0], "debug") {
+			out = execDebugSleep(out, args, env) // the only DEBUG queued
+			continue
+		}
 		switch {
 		case db == 0: // between commands the store is in database 0
 			out = st.Exec(out, env, args)
