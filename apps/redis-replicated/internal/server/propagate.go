@@ -101,9 +101,9 @@ func getexPropagated(args [][]byte, reply []byte, now int64) [][]byte {
 	return cmdArgs("PEXPIREAT", args[1], strconv.AppendInt(nil, at, 10))
 }
 
-// setPropagated: a SET (SETEX, PSETEX) with a relative or second expiry
-// is sent as SET key value PXAT ms, one with GET without it; one that set
-// nothing (NX, XX) is not sent.
+// setPropagated: a SET (SETEX, PSETEX) with any expiry (PXAT too, in
+// upper case) is sent as SET key value PXAT ms, one with GET without it;
+// one that set nothing (NX, XX) is not sent.
 func setPropagated(name string, args [][]byte, reply []byte, now int64) [][]byte {
 	var at int64
 	var ok bool
@@ -122,7 +122,7 @@ func setPropagated(name string, args [][]byte, reply []byte, now int64) [][]byte
 			get = true
 		case lowerEq(args[i], "nx"), lowerEq(args[i], "xx"):
 			cond = true
-		case i+1 < len(args) && !lowerEq(args[i], "pxat"):
+		case i+1 < len(args):
 			if a, found := expiryAt(args[i], args[i+1], now); found {
 				at, ok = a, true
 				i++

@@ -81,7 +81,7 @@ func TestPropagatedFormsDiff(t *testing.T) {
 		{"SET", "k", "v"}, {"GETDEL", "k"}, {"GETDEL", "k"},
 		{"SET", "k", "v", "EX", "100"}, {"GETEX", "k"}, {"GETEX", "k", "PERSIST"},
 		{"GETEX", "k", "PX", "50000"}, {"GETEX", "k", "EXAT", "1000"},
-		{"SETEX", "k", "100", "v"}, {"PSETEX", "k", "100000", "v"},
+		{"SETEX", "k", "100", "v"}, {"PSETEX", "k", "100000", "v"}, {"SET", "k", "v", "pxat", "99999999999999"},
 		{"SET", "k", "v2", "NX"}, {"SET", "k", "v3", "XX", "GET"}, {"SET", "n", "v", "XX"},
 		{"EXPIRE", "k", "100"}, {"PEXPIRE", "k", "200000", "GT"}, {"EXPIRE", "k", "-1"},
 		{"RPUSH", "l", "a", "b", "c"}, {"LMPOP", "2", "none", "l", "RIGHT", "COUNT", "2"},
@@ -90,7 +90,7 @@ func TestPropagatedFormsDiff(t *testing.T) {
 		{"INCRBYFLOAT", "f", "1.5"}, {"HINCRBYFLOAT", "h", "x", "2.5"},
 		{"SET", "end", "1"},
 	}
-	const sent = 19 // commands each stream carries for script
+	const sent = 20 // commands each stream carries for script
 	run := func(addr string) []string {
 		next := syncTap(t, addr)
 		c := redistest.Dial(t, addr)
