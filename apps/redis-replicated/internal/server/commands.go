@@ -826,8 +826,9 @@ func portOf(addr string) string {
 func (s *Server) writeReplication(b *strings.Builder) {
 	r := s.link.Replica
 	if r == nil {
-		b.WriteString("role:master\r\nconnected_slaves:0\r\ngomu_mode:standalone\r\n")
-		fmt.Fprintf(b, "gomu_applied_proposals:%d\r\n", s.cfg.Machine.count.Load())
+		applied := s.cfg.Machine.count.Load()
+		fmt.Fprintf(b, "role:master\r\nconnected_slaves:0\r\nmaster_repl_offset:%d\r\n", applied)
+		fmt.Fprintf(b, "gomu_mode:standalone\r\ngomu_applied_proposals:%d\r\n", applied)
 		return
 	}
 	st := r.Stats()
@@ -854,6 +855,9 @@ func (s *Server) writeReplication(b *strings.Builder) {
 		}
 		fmt.Fprintf(b, "master_link_status:%s\r\n", link)
 	}
+	// The replication offset is the log index applied here (standalone:
+	// the proposals applied), the same on every replica at the same state.
+	fmt.Fprintf(b, "master_repl_offset:%d\r\n", st.Applied)
 	fmt.Fprintf(b, "gomu_id:%d\r\ngomu_role:%s\r\ngomu_leader_id:%d\r\ngomu_leader_addr:%s\r\n", st.ID, strings.ToLower(st.Role.String()), lid, laddr)
 	fmt.Fprintf(b, "gomu_commit_index:%d\r\ngomu_applied_index:%d\r\ngomu_applied_proposals:%d\r\ngomu_paused:%d\r\n",
 		st.Commit, st.Applied, s.cfg.Machine.count.Load(), boolInt(r.Paused()))

@@ -35,7 +35,7 @@ func TestInfoSections(t *testing.T) {
 		"used_memory", "used_memory_human", "used_memory_rss", "used_memory_peak", "maxmemory", "maxmemory_policy", "mem_allocator",
 		"loading", "rdb_changes_since_last_save", "rdb_bgsave_in_progress", "aof_enabled",
 		"total_connections_received", "rejected_connections", "evicted_keys", "pubsub_channels", "pubsub_patterns",
-		"role", "connected_slaves", "used_cpu_sys", "used_cpu_user", "cluster_enabled"} {
+		"role", "connected_slaves", "master_repl_offset", "used_cpu_sys", "used_cpu_user", "cluster_enabled"} {
 		if !regexp.MustCompile(`(?m)^` + f + `:.*\r$`).MatchString(info) {
 			t.Errorf("INFO all has no %s field:\n%s", f, info)
 		}
