@@ -138,6 +138,10 @@ type decoder struct {
 	// view is where a read-only transaction's decoder sees another
 	// database than 0 (store.View).
 	view store.Store
+	// step is where exec is: 2i while command i runs, 2i+1 while the
+	// blocked clients it made ready are served (SYNC's stream places
+	// the DELs of keys expired meanwhile by it).
+	step int
 }
 
 // header is a decoded proposal's header.
@@ -210,7 +214,8 @@ func (d *decoder) exec(out []byte, st *store.Store, h header, env *store.Env, wr
 		out = resp.AppendArrayLen(out, len(spans)-d.silent)
 	}
 	db := 0
-	for _, s := range spans {
+	for i, s := range spans {
+		d.step = 2 * i
 		args := d.args[s.off : s.off+s.argc]
 		if isSelectCommand(args[0]) {
 			db, _ = selectedDB(args) // checked by decode
@@ -233,9 +238,11 @@ func (d *decoder) exec(out []byte, st *store.Store, h header, env *store.Env, wr
 			out = st.View(db, &d.view).Exec(out, env, args)
 		}
 		if write && h.kind == propBatch && st.HasReady() {
+			d.step++
 			st.ServeReady(env) // after each command, as Redis serves blocked clients
 		}
 	}
+	d.step = 2 * len(spans)
 	if write && st.HasReady() {
 		st.ServeReady(env) // after the whole transaction, as Redis after EXEC
 	}
@@ -317,6 +324,9 @@ type Machine struct {
 	// (scripting.go).
 	scripts *scriptTracker
 	taps    []*tap // SYNC connections (sync.go), under the write lock
+	// expired are the keys the proposal being applied deleted for their
+	// TTL, while taps listen (sync.go).
+	expired []expiredKey
 }
 
 // NewMachine returns a machine over an empty store.

@@ -28,11 +28,16 @@ import (
 // Commands go out as clients sent them, or in the form Redis gives them
 // where propagate.go knows it (absolute expiry times, LMPOP as LPOP …).
 //
+// A key a write deletes because its TTL passed (the leader's expiry sweep,
+// or a write meeting it) goes out as a DEL where it happened: before the
+// command that met it, or after the one whose blocked clients' serving
+// did.
+//
 // Differences from Redis: the forms propagate.go does not know (SPOP as
 // SREM, RESTORE's …) go out as sent; a write whose
 // reply does not tell whether it changed anything (SET, say) is sent
-// even when it did not, and the server's own writes (the expiry sweep,
-// CONFIG SET of the encoding thresholds, DEBUG RELOAD) are not sent.
+// even when it did not, and the server's other writes of its own (CONFIG
+// SET of the encoding thresholds, DEBUG RELOAD) are not sent.
 
 // tap is one SYNC connection's queue, fed by Machine.Apply.
 type tap struct {
@@ -82,6 +87,7 @@ func (m *Machine) attach() ([]byte, *tap, error) {
 	}
 	t := &tap{wake: make(chan struct{}, 1), db: -1}
 	m.taps = append(m.taps, t)
+	m.env.Expired = m.noteExpired
 	return snap.Bytes(), t, nil
 }
 
@@ -95,6 +101,20 @@ func (m *Machine) detach(t *tap) {
 			break
 		}
 	}
+	if len(m.taps) == 0 {
+		m.env.Expired = nil
+	}
+}
+
+// expiredKey is a key deleted for its TTL at decoder step step.
+type expiredKey struct {
+	step, db int
+	key      string
+}
+
+// noteExpired is the store's Expired hook while taps listen.
+func (m *Machine) noteExpired(db int, key []byte) {
+	m.expired = append(m.expired, expiredKey{step: m.dec.step, db: db, key: string(key)})
 }
 
 // feedTaps sends the commands of the proposal just applied (decoded in
@@ -103,6 +123,8 @@ func (m *Machine) detach(t *tap) {
 // it changed nothing: noEffect), nothing of a transaction whose watched
 // keys had changed.
 func (m *Machine) feedTaps(h header, out []byte) {
+	expired := m.expired
+	m.expired = m.expired[:0]
 	spans := m.dec.spans
 	if h.kind == propTx {
 		if len(spans) > 0 && string(m.dec.args[spans[0].off]) == watchCommand {
@@ -114,8 +136,17 @@ func (m *Machine) feedTaps(h header, out []byte) {
 		out = out[bytes.IndexByte(out, '\n')+1:] // the array's header
 	}
 	var cmds []tapCommand
+	// dels adds the DELs of the keys expired up to step.
+	dels := func(step int) {
+		for len(expired) > 0 && expired[0].step <= step {
+			e := expired[0]
+			cmds = append(cmds, tapCommand{db: e.db, args: [][]byte{[]byte("DEL"), []byte(e.key)}})
+			expired = expired[1:]
+		}
+	}
 	db := 0
-	for _, s := range spans {
+	for i, s := range spans {
+		dels(2 * i)
 		args := m.dec.args[s.off : s.off+s.argc]
 		if isSelectCommand(args[0]) { // no reply
 			db, _ = selectedDB(args)
@@ -140,12 +171,15 @@ func (m *Machine) feedTaps(h header, out []byte) {
 			cmds = append(cmds, tapCommand{db: db, args: p})
 		}
 	}
+	dels(2*len(spans) - 1)
+	body := len(cmds) // a transaction's; the DELs after it follow its EXEC
+	dels(2 * len(spans))
 	if len(cmds) == 0 {
 		return
 	}
-	tx := h.kind == propTx && len(cmds) > 1
+	tx := h.kind == propTx && body > 1
 	for _, t := range m.taps {
-		t.send(t.encode(cmds, tx))
+		t.send(t.encode(cmds, tx, body))
 	}
 }
 
@@ -157,11 +191,15 @@ type tapCommand struct {
 
 // encode writes cmds as t's stream sends them, a SELECT before each whose
 // database is not the stream's (a transaction's first one before its
-// MULTI, as Redis's); it is called under the machine's write lock, the
-// only writer of t.db.
-func (t *tap) encode(cmds []tapCommand, tx bool) []byte {
+// MULTI, as Redis's), the first body of them between MULTI and EXEC if
+// tx; it is called under the machine's write lock, the only writer of
+// t.db.
+func (t *tap) encode(cmds []tapCommand, tx bool, body int) []byte {
 	var b []byte
 	for i, c := range cmds {
+		if tx && i == body {
+			b = resp.AppendCommand(b, []byte("EXEC"))
+		}
 		if c.db != t.db {
 			b = resp.AppendCommand(b, []byte("SELECT"), strconv.AppendInt(nil, int64(c.db), 10))
 			t.db = c.db
@@ -171,7 +209,7 @@ func (t *tap) encode(cmds []tapCommand, tx bool) []byte {
 		}
 		b = resp.AppendCommand(b, c.args...)
 	}
-	if tx {
+	if tx && body == len(cmds) {
 		b = resp.AppendCommand(b, []byte("EXEC"))
 	}
 	return b

@@ -89,3 +89,33 @@ func TestSyncStream(t *testing.T) {
 		t.Errorf("stream\n got %q\nwant %q", got, want)
 	}
 }
+
+// TestSyncStreamExpiredKeys: a key deleted because its TTL passed goes out
+// as a DEL where Redis's stream has it: before the write that met it, and
+// after the EXEC whose blocked client's serving found it expired (the
+// transaction's DEBUG SLEEP let its TTL pass).
+func TestSyncStreamExpiredKeys(t *testing.T) {
+	srv := startStandalone(t)
+	next := syncTap(t, srv.Addr())
+	c, waiter := redistest.Dial(t, srv.Addr()), redistest.Dial(t, srv.Addr())
+	c.Do("SET", "e", "v", "PX", "20")
+	time.Sleep(50 * time.Millisecond) // the leader's sweep may delete it first: the same DEL
+	c.Do("RPUSH", "e", "x")
+	c.Do("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+	if err := waiter.Send(command("BRPOP", "k", "0")); err != nil {
+		t.Fatal(err)
+	}
+	waitBlocked(t, srv, 1)
+	c.Do("MULTI")
+	c.Do("RPUSH", "k", "hello")
+	c.Do("PEXPIRE", "k", "100")
+	c.Do("DEBUG", "SLEEP", "0.2")
+	c.Do("EXEC")
+	c.Do("SET", "end", "1")
+	want := []string{"select 0", "set e v PXAT T", "del e", "rpush e x",
+		"multi", "rpush k hello", "pexpireat k T", "exec", "del k", "set end 1"}
+	got := next(len(want))
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("stream\n got %q\nwant %q", got, want)
+	}
+}

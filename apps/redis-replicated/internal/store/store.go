@@ -61,6 +61,10 @@ type Env struct {
 	// InScript: a script runs the command (redis.call), which changes a
 	// few replies as in Redis (SORT of a set BY a constant sorts).
 	InScript bool
+	// Expired hears of every key a write deletes because its TTL passed
+	// (nil: nobody), as Redis propagates a DEL for it: SYNC's stream
+	// sends one. It changes no state.
+	Expired func(db int, key []byte)
 
 	// notifyBuf is where keyspace notifications build their channel
 	// names, reused from event to event (notify.go).
@@ -383,6 +387,9 @@ func (s *keyspace) lookupWrite(e *Env, key []byte) *value {
 	if v.expired(e.NowMs) {
 		s.remove(key)
 		s.notify(e, notifyExpired, "expired", key)
+		if e.Expired != nil {
+			e.Expired(s.db, key)
+		}
 		return nil
 	}
 	return v
