@@ -324,9 +324,10 @@ type Machine struct {
 	// (scripting.go).
 	scripts *scriptTracker
 	taps    []*tap // SYNC connections (sync.go), under the write lock
-	// expired are the keys the proposal being applied deleted for their
-	// TTL, while taps listen (sync.go).
-	expired []expiredKey
+	// tapEvents are what the proposal being applied did besides its
+	// commands' own effects (keys expired, blocked clients served),
+	// while taps listen (sync.go).
+	tapEvents []tapEvent
 }
 
 // NewMachine returns a machine over an empty store.

@@ -29,6 +29,14 @@ func propagated(args [][]byte, reply []byte, now int64) [][]byte {
 		return expirePropagated(name, args, now)
 	case "lmpop", "zmpop":
 		return mpopPropagated(args, reply)
+	case "blmpop", "bzmpop": // as LMPOP/ZMPOP, without the timeout
+		return mpopPropagated(append([][]byte{args[0]}, args[2:]...), reply)
+	case "blpop", "brpop", "bzpopmin", "bzpopmax":
+		return blockingPopPropagated(name, reply)
+	case "brpoplpush":
+		return cmdArgs("RPOPLPUSH", args[1], args[2])
+	case "blmove":
+		return cmdArgs("LMOVE", args[1:5]...)
 	case "incrbyfloat":
 		if v, ok := bulkOf(reply); ok {
 			return cmdArgs("SET", args[1], v, []byte("KEEPTTL"))
@@ -39,6 +47,20 @@ func propagated(args [][]byte, reply []byte, now int64) [][]byte {
 		}
 	}
 	return args
+}
+
+// blockingPopPropagated: BLPOP, BRPOP, BZPOPMIN and BZPOPMAX go out as
+// the pop without B of the key their reply names (nothing if none).
+func blockingPopPropagated(name string, reply []byte) [][]byte {
+	if isNull(reply) || len(reply) < 4 || reply[0] != '*' {
+		return nil
+	}
+	rest := reply[bytes.IndexByte(reply, '\n')+1:]
+	key, ok := bulkOf(rest[:replyLen(rest)])
+	if !ok {
+		return nil
+	}
+	return cmdArgs(strings.ToUpper(name[1:]), key)
 }
 
 // cmdArgs builds a command from its name and arguments.

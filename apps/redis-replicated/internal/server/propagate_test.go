@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gomu-rdma/gomu/internal/redistest"
+	"github.com/gomu-rdma/gomu/internal/replicatest"
 )
 
 // syncTap opens a SYNC stream on addr and returns a function reading the
@@ -109,5 +110,55 @@ func TestPropagatedFormsDiff(t *testing.T) {
 			t.Errorf("command %d: got %q, want %q\n got %q\nwant %q", i, got[i], want[i], got, want)
 			break
 		}
+	}
+}
+
+// TestPropagatedBlockingPopsDiff: the blocking pops go out as Redis sends
+// them, served at once or after blocking (BLMPOP as LPOP … COUNT, BLPOP as
+// LPOP, BRPOPLPUSH as RPOPLPUSH, BLMOVE as LMOVE, BZPOPMIN as ZPOPMIN,
+// BZMPOP as ZPOPMAX … COUNT), a served client's pop after the write that
+// served it; compared with Redis's own stream.
+func TestPropagatedBlockingPopsDiff(t *testing.T) {
+	script := []struct {
+		block bool // sent by the waiting connection, which then blocks
+		cmd   []string
+	}{
+		{false, []string{"LPUSH", "l", "a", "b", "c"}},
+		{false, []string{"BLMPOP", "0", "1", "l", "LEFT", "COUNT", "1"}},
+		{false, []string{"BLPOP", "l", "0"}},
+		{false, []string{"BRPOPLPUSH", "l", "d", "0"}},
+		{true, []string{"BLMPOP", "0", "2", "q", "l", "RIGHT", "COUNT", "5"}},
+		{false, []string{"RPUSH", "q", "x", "y", "z"}},
+		{true, []string{"BLMOVE", "q2", "d", "LEFT", "RIGHT", "0"}},
+		{false, []string{"RPUSH", "q2", "m"}},
+		{true, []string{"BZPOPMIN", "z", "0"}},
+		{false, []string{"ZADD", "z", "1", "a", "2", "b"}},
+		{true, []string{"BZMPOP", "0", "1", "z2", "MAX", "COUNT", "3"}},
+		{false, []string{"ZADD", "z2", "1", "a", "2", "b"}},
+		{false, []string{"SET", "end", "1"}},
+	}
+	const sent = 14 // commands each stream carries for script
+	run := func(addr string) []string {
+		next := syncTap(t, addr)
+		c, w := redistest.Dial(t, addr), redistest.Dial(t, addr)
+		for _, step := range script {
+			if !step.block {
+				c.Do(step.cmd...)
+				continue
+			}
+			if err := w.Send(command(step.cmd...)); err != nil {
+				t.Fatal(err)
+			}
+			if !replicatest.WaitFor(func() bool { return strings.Contains(c.Do("INFO", "clients"), "blocked_clients:1\r\n") }) {
+				t.Fatalf("%q did not block", step.cmd)
+			}
+			defer read(t, w) // the replies, in order, once the script ran
+		}
+		return next(sent)
+	}
+	want := run(redistest.Start(t))
+	got := run(startStandalone(t).Addr())
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("streams differ\n got %q\nwant %q", got, want)
 	}
 }

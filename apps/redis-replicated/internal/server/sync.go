@@ -31,7 +31,8 @@ import (
 // A key a write deletes because its TTL passed (the leader's expiry sweep,
 // or a write meeting it) goes out as a DEL where it happened: before the
 // command that met it, or after the one whose blocked clients' serving
-// did.
+// did. A blocked client served goes out as Redis sends it (LPOP for
+// BLPOP …) after the write that served it.
 //
 // Differences from Redis: the forms propagate.go does not know (SPOP as
 // SREM, RESTORE's …) go out as sent; a write whose
@@ -87,7 +88,7 @@ func (m *Machine) attach() ([]byte, *tap, error) {
 	}
 	t := &tap{wake: make(chan struct{}, 1), db: -1}
 	m.taps = append(m.taps, t)
-	m.env.Expired = m.noteExpired
+	m.env.Expired, m.env.Served = m.noteExpired, m.noteServed
 	return snap.Bytes(), t, nil
 }
 
@@ -102,19 +103,46 @@ func (m *Machine) detach(t *tap) {
 		}
 	}
 	if len(m.taps) == 0 {
-		m.env.Expired = nil
+		m.env.Expired, m.env.Served = nil, nil
 	}
 }
 
-// expiredKey is a key deleted for its TTL at decoder step step.
-type expiredKey struct {
-	step, db int
-	key      string
+// tapEvent is a command the stream carries for what happened at decoder
+// step step.
+type tapEvent struct {
+	step int
+	cmd  tapCommand
 }
 
-// noteExpired is the store's Expired hook while taps listen.
+// noteExpired is the store's Expired hook while taps listen: a DEL.
 func (m *Machine) noteExpired(db int, key []byte) {
-	m.expired = append(m.expired, expiredKey{step: m.dec.step, db: db, key: string(key)})
+	m.tapEvents = append(m.tapEvents, tapEvent{step: m.dec.step,
+		cmd: tapCommand{db: db, args: [][]byte{[]byte("DEL"), []byte(key)}}})
+}
+
+// noteServed is the store's Served hook while taps listen: the served
+// command in the form Redis propagates it (LPOP for BLPOP …), if a write.
+func (m *Machine) noteServed(db int, args [][]byte, reply []byte) {
+	if cmd := store.Lookup(args[0]); cmd == nil || cmd.Flags&store.Write == 0 {
+		return // XREAD
+	}
+	if p := propagated(args, reply, m.env.NowMs); p != nil {
+		p = cloneArgs(p)
+		if lowerEq(args[0], "blmove") { // Redis's own words for a served one
+			p[3], p[4] = bytes.ToLower(p[3]), bytes.ToLower(p[4])
+		}
+		m.tapEvents = append(m.tapEvents, tapEvent{step: m.dec.step, cmd: tapCommand{db: db, args: p}})
+	}
+}
+
+// cloneArgs copies args, which may point into buffers reused after the
+// call.
+func cloneArgs(args [][]byte) [][]byte {
+	c := make([][]byte, len(args))
+	for i, a := range args {
+		c[i] = bytes.Clone(a)
+	}
+	return c
 }
 
 // feedTaps sends the commands of the proposal just applied (decoded in
@@ -123,8 +151,8 @@ func (m *Machine) noteExpired(db int, key []byte) {
 // it changed nothing: noEffect), nothing of a transaction whose watched
 // keys had changed.
 func (m *Machine) feedTaps(h header, out []byte) {
-	expired := m.expired
-	m.expired = m.expired[:0]
+	events := m.tapEvents
+	m.tapEvents = m.tapEvents[:0]
 	spans := m.dec.spans
 	if h.kind == propTx {
 		if len(spans) > 0 && string(m.dec.args[spans[0].off]) == watchCommand {
@@ -136,17 +164,16 @@ func (m *Machine) feedTaps(h header, out []byte) {
 		out = out[bytes.IndexByte(out, '\n')+1:] // the array's header
 	}
 	var cmds []tapCommand
-	// dels adds the DELs of the keys expired up to step.
-	dels := func(step int) {
-		for len(expired) > 0 && expired[0].step <= step {
-			e := expired[0]
-			cmds = append(cmds, tapCommand{db: e.db, args: [][]byte{[]byte("DEL"), []byte(e.key)}})
-			expired = expired[1:]
+	// upTo adds the events up to step.
+	upTo := func(step int) {
+		for len(events) > 0 && events[0].step <= step {
+			cmds = append(cmds, events[0].cmd)
+			events = events[1:]
 		}
 	}
 	db := 0
 	for i, s := range spans {
-		dels(2 * i)
+		upTo(2 * i)
 		args := m.dec.args[s.off : s.off+s.argc]
 		if isSelectCommand(args[0]) { // no reply
 			db, _ = selectedDB(args)
@@ -161,6 +188,9 @@ func (m *Machine) feedTaps(h header, out []byte) {
 			}
 			continue
 		}
+		if string(args[0]) == store.BlockCommand && len(reply) > 0 {
+			args = args[2:] // served at once: as the command itself
+		}
 		if cmd := store.Lookup(args[0]); cmd == nil || cmd.Flags&(store.Write|store.Internal) != store.Write {
 			continue // reads queued in a transaction, the server's own writes
 		}
@@ -171,9 +201,9 @@ func (m *Machine) feedTaps(h header, out []byte) {
 			cmds = append(cmds, tapCommand{db: db, args: p})
 		}
 	}
-	dels(2*len(spans) - 1)
-	body := len(cmds) // a transaction's; the DELs after it follow its EXEC
-	dels(2 * len(spans))
+	upTo(2*len(spans) - 1)
+	body := len(cmds) // a transaction's; what its EXEC's serving did follows
+	upTo(2 * len(spans))
 	if len(cmds) == 0 {
 		return
 	}

@@ -380,6 +380,9 @@ func (s *Store) serveKey(e *Env, wk string) {
 			out, ok := w.cmd.blocking.try(s, e, s.blk.buf[:0], w.args, keys, true)
 			if ok {
 				s.dropWaiter(w)
+				if e.Served != nil {
+					e.Served(w.db, w.args, out)
+				}
 				s.deliver(e, w.id, out)
 				s.blk.buf = out[:0]
 				served = true

@@ -65,6 +65,10 @@ type Env struct {
 	// (nil: nobody), as Redis propagates a DEL for it: SYNC's stream
 	// sends one. It changes no state.
 	Expired func(db int, key []byte)
+	// Served hears of every blocked client served (nil: nobody): its
+	// command, run in database db, and the reply (valid during the call
+	// only), for SYNC's stream as well. It changes no state.
+	Served func(db int, args [][]byte, reply []byte)
 
 	// notifyBuf is where keyspace notifications build their channel
 	// names, reused from event to event (notify.go).
