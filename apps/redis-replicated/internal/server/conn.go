@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -80,6 +81,16 @@ type conn struct {
 	propSlots   []int32
 	queuedSlots []int32
 	replyStart  int
+
+	// lazyExpired are the expired keys this batch's reads met, whose
+	// deletion the leader proposes after the batch (expireMet).
+	lazyExpired []metKey
+}
+
+// metKey is a key a read met expired, in database db.
+type metKey struct {
+	db  int
+	key string
 }
 
 // maxArgs bounds one command's argument count (Redis's limit).
@@ -97,6 +108,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		env: store.Env{Rand: rand.New(rand.NewPCG(rand.Uint64(), uint64(id))), ReadOnly: true, Scripts: s.cfg.Machine.scripts,
 			Publish: s.cfg.Machine.hub.publish}, // keyspace-miss events (local)
 	}
+	c.env.ExpiredRead = c.noteExpiredRead
 	c.prop.reset(propBatch)
 	c.state.init()
 	c.proto.Store(2)
@@ -136,12 +148,54 @@ func (c *conn) serve() {
 			quit = c.dispatch(args)
 		}
 		c.flushWrites()
+		if len(c.lazyExpired) > 0 {
+			c.expireMet()
+		}
 		// Paused while the batch ran: its replies wait for the resume.
 		c.s.link.AwaitResumed(c.s.stop)
 		if !c.write() || quit {
 			return
 		}
 	}
+}
+
+// noteExpiredRead is the Env's ExpiredRead hook: reads run on the
+// connection's goroutine, so no lock guards lazyExpired.
+func (c *conn) noteExpiredRead(db int, key []byte) {
+	if len(c.lazyExpired) < maxLazyExpired {
+		c.lazyExpired = append(c.lazyExpired, metKey{db: db, key: string(key)})
+	}
+}
+
+// maxLazyExpired bounds the keys one batch proposes to delete; the sweep
+// gets the rest.
+const maxLazyExpired = 1024
+
+// expireMet proposes, on the leader, the deletion of the expired keys the
+// batch's reads met, as Redis deletes an expired key a read finds, so that
+// DBSIZE and the keyspace stop counting them. Whatever becomes of it, the
+// batch's replies are unchanged: the reads answered as if the keys were
+// gone, and the leader's sweep deletes them anyway.
+func (c *conn) expireMet() {
+	met := c.lazyExpired
+	c.lazyExpired = c.lazyExpired[:0]
+	if !c.s.link.Leads() {
+		return
+	}
+	slices.SortStableFunc(met, func(a, b metKey) int { return a.db - b.db })
+	var p proposal
+	p.reset(propBatch)
+	for i := 0; i < len(met); {
+		j := i
+		args := [][]byte{[]byte(store.ExpireKeysCommand)}
+		for ; j < len(met) && met[j].db == met[i].db; j++ {
+			args = append(args, []byte(met[j].key))
+		}
+		p.use(met[i].db)
+		p.add(args)
+		i = j
+	}
+	_, _ = c.s.replicate(c.ctx, p.seal(time.Now().UnixMilli(), rand.Uint64()))
 }
 
 // write sends the replies gathered so far.

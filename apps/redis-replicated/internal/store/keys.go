@@ -13,9 +13,11 @@ package store
 //     stronger: a key present for the whole iteration is returned exactly
 //     once, even if the keyspace grows or shrinks meanwhile, and the same
 //     cursor means the same thing on every replica.
-//   - Expired keys are only deleted by writes and by the leader's sweep
-//     (gomu.expire), never by a background cycle of each replica's own:
-//     DBSIZE counts an expired key until then, as Redis's may.
+//   - Expired keys are deleted by writes, by the leader's sweep
+//     (gomu.expire) and, after a read on the leader met them, by the
+//     deletion its connection proposes (gomu.expirekeys) before replying;
+//     never by a background cycle of each replica's own: DBSIZE counts an
+//     expired key until then, as Redis's may.
 //   - RANDOMKEY's picks follow the Env's random source, not Redis's.
 //   - OBJECT ENCODING and REFCOUNT are derived from the value (see
 //     encodingOf), IDLETIME is always 0, FREQ always fails (Redis's default
@@ -87,6 +89,8 @@ func init() {
 			Summary: "A container for object introspection commands", run: cmdObject},
 		&Command{Name: "gomu.expire", Arity: -1, Flags: Write | Internal, Group: "generic",
 			Summary: "Delete keys whose time to live has passed (the leader's expiry sweep)", run: cmdSweepExpired},
+		&Command{Name: ExpireKeysCommand, Arity: -2, Flags: Write | Internal, Group: "generic",
+			Summary: "Delete the given keys if their time to live has passed (met by reads)", run: cmdExpireKeys},
 	)
 }
 
@@ -697,6 +701,20 @@ func (s *Store) Expiring() int {
 		n += ks.expiring
 	}
 	return n
+}
+
+// cmdExpireKeys is the internal gomu.expirekeys key ...: it deletes each
+// key whose TTL has passed at the proposal's time, as a write meeting it
+// would, and replies with how many it deleted.
+func cmdExpireKeys(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	var n int64
+	for _, k := range args[1:] {
+		if v := s.keys[string(k)]; v != nil && v.expired(e.NowMs) {
+			s.lookupWrite(e, k) // deletes it, with its event
+			n++
+		}
+	}
+	return resp.AppendInt(dst, n)
 }
 
 // cmdSweepExpired is the internal gomu.expire [max]: it deletes the keys

@@ -69,6 +69,10 @@ type Env struct {
 	// command, run in database db, and the reply (valid during the call
 	// only), for SYNC's stream as well. It changes no state.
 	Served func(db int, args [][]byte, reply []byte)
+	// ExpiredRead hears of every key a read found expired but not yet
+	// deleted (nil: nobody), for the leader to propose its deletion
+	// (ExpireKeysCommand). It changes no state.
+	ExpiredRead func(db int, key []byte)
 
 	// notifyBuf is where keyspace notifications build their channel
 	// names, reused from event to event (notify.go).
@@ -375,6 +379,9 @@ func (v *value) expired(nowMs int64) bool { return v.expireAt != 0 && v.expireAt
 func (s *keyspace) lookup(e *Env, key []byte) *value {
 	v := s.keys[string(key)]
 	if v == nil || v.expired(e.NowMs) {
+		if v != nil && e.ExpiredRead != nil {
+			e.ExpiredRead(s.db, key)
+		}
 		s.notifyMiss(e, key) // Redis's lookupKeyRead: a keyspace miss
 		return nil
 	}
