@@ -207,9 +207,11 @@
 //     source (every replica alike); reads (RANDOMKEY, SRANDMEMBER,
 //     HRANDFIELD, ZRANDMEMBER) from the replica's own, so picks differ
 //     from Redis's, never their kind or count.
-//   - Expiry: reads never delete an expired key (they treat it as absent);
-//     the next write to it or the leader's sweep does, through the log,
-//     and only then is its "expired" event published.
+//   - Expiry: a read treats an expired key as absent; on the leader its
+//     connection then proposes the key's deletion before replying, as
+//     Redis deletes on access, and a follower leaves it to the leader
+//     (the next write to it or the sweep); the "expired" event is
+//     published when the deletion is applied.
 //   - Values: a score of -0 is stored as 0; PFCOUNT does not cache the
 //     cardinality in the HLL's header (GET of an HLL may differ in those 8
 //     bytes); DUMP of a set or hash in a hash table lists it in this
@@ -217,10 +219,14 @@
 //     same value and TTL does not abort the transaction.
 //   - Streams: "*" IDs and delivery times come from the leader's clock;
 //     COMMAND reports XGROUP as a write.
+//   - Ordering across connections: Redis runs commands in the order they
+//     arrive, on its one thread; here each connection's goroutine takes
+//     its commands to the log, so two sent back to back on two
+//     connections, without waiting for the first reply, may run in
+//     either order (a blocking pop and the push meant to follow it, say).
 //   - Blocking commands: a client blocked on a replica that lost the lead
-//     gets an UNBLOCKED error; a blocking command and another client's
-//     write race into the log, where Redis runs whichever arrived first;
-//     XREAD … BLOCK is refused on a follower like a write.
+//     gets an UNBLOCKED error; XREAD … BLOCK is refused on a follower like
+//     a write.
 //   - Statistics: INFO commandstats, errorstats and latencystats are each
 //     replica's own, of what its clients sent it (a write counts on the
 //     leader that took it); usec is the batch's time, from reading it to
