@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -82,15 +83,16 @@ type conn struct {
 	queuedSlots []int32
 	replyStart  int
 
-	// lazyExpired are the expired keys this batch's reads met, whose
-	// deletion the leader proposes after the batch (expireMet).
-	lazyExpired []metKey
+	// followUps are the writes this batch's reads asked for (store.Env
+	// FollowUp), which the leader proposes after the batch.
+	followUps []followUp
 }
 
-// metKey is a key a read met expired, in database db.
-type metKey struct {
-	db  int
-	key string
+// followUp is a write a read asked for: command key, in database db.
+type followUp struct {
+	db      int
+	command string
+	key     string
 }
 
 // maxArgs bounds one command's argument count (Redis's limit).
@@ -108,7 +110,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		env: store.Env{Rand: rand.New(rand.NewPCG(rand.Uint64(), uint64(id))), ReadOnly: true, Scripts: s.cfg.Machine.scripts,
 			Publish: s.cfg.Machine.hub.publish}, // keyspace-miss events (local)
 	}
-	c.env.ExpiredRead = c.noteExpiredRead
+	c.env.FollowUp = c.noteFollowUp
 	c.prop.reset(propBatch)
 	c.state.init()
 	c.proto.Store(2)
@@ -148,8 +150,8 @@ func (c *conn) serve() {
 			quit = c.dispatch(args)
 		}
 		c.flushWrites()
-		if len(c.lazyExpired) > 0 {
-			c.expireMet()
+		if len(c.followUps) > 0 {
+			c.proposeFollowUps()
 		}
 		// Paused while the batch ran: its replies wait for the resume.
 		c.s.link.AwaitResumed(c.s.stop)
@@ -159,39 +161,45 @@ func (c *conn) serve() {
 	}
 }
 
-// noteExpiredRead is the Env's ExpiredRead hook: reads run on the
-// connection's goroutine, so no lock guards lazyExpired.
-func (c *conn) noteExpiredRead(db int, key []byte) {
-	if len(c.lazyExpired) < maxLazyExpired {
-		c.lazyExpired = append(c.lazyExpired, metKey{db: db, key: string(key)})
+// noteFollowUp is the Env's FollowUp hook: reads run on the connection's
+// goroutine, so no lock guards followUps.
+func (c *conn) noteFollowUp(db int, command string, key []byte) {
+	if len(c.followUps) < maxFollowUps {
+		c.followUps = append(c.followUps, followUp{db: db, command: command, key: string(key)})
 	}
 }
 
-// maxLazyExpired bounds the keys one batch proposes to delete; the sweep
-// gets the rest.
-const maxLazyExpired = 1024
+// maxFollowUps bounds the writes one batch's reads ask for; an expired
+// key left out is the sweep's, a stale HLL cache the next PFCOUNT's.
+const maxFollowUps = 1024
 
-// expireMet proposes, on the leader, the deletion of the expired keys the
-// batch's reads met, as Redis deletes an expired key a read finds, so that
-// DBSIZE and the keyspace stop counting them. Whatever becomes of it, the
-// batch's replies are unchanged: the reads answered as if the keys were
-// gone, and the leader's sweep deletes them anyway.
-func (c *conn) expireMet() {
-	met := c.lazyExpired
-	c.lazyExpired = c.lazyExpired[:0]
+// proposeFollowUps proposes, on the leader, the writes the batch's reads
+// asked for before the batch's replies leave: the deletion of the expired
+// keys they met, as Redis deletes an expired key a read finds (so that
+// DBSIZE stops counting it), and the cardinality caches PFCOUNT computed.
+// Whatever becomes of the proposal, the replies are unchanged: the reads
+// answered as if the writes were done.
+func (c *conn) proposeFollowUps() {
+	ups := c.followUps
+	c.followUps = c.followUps[:0]
 	if !c.s.link.Leads() {
 		return
 	}
-	slices.SortStableFunc(met, func(a, b metKey) int { return a.db - b.db })
+	slices.SortStableFunc(ups, func(a, b followUp) int {
+		if a.db != b.db {
+			return a.db - b.db
+		}
+		return strings.Compare(a.command, b.command)
+	})
 	var p proposal
 	p.reset(propBatch)
-	for i := 0; i < len(met); {
+	for i := 0; i < len(ups); {
+		args := [][]byte{[]byte(ups[i].command)}
 		j := i
-		args := [][]byte{[]byte(store.ExpireKeysCommand)}
-		for ; j < len(met) && met[j].db == met[i].db; j++ {
-			args = append(args, []byte(met[j].key))
+		for ; j < len(ups) && ups[j].db == ups[i].db && ups[j].command == ups[i].command; j++ {
+			args = append(args, []byte(ups[j].key))
 		}
-		p.use(met[i].db)
+		p.use(ups[i].db)
 		p.add(args)
 		i = j
 	}

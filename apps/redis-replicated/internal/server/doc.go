@@ -212,9 +212,9 @@
 //     Redis deletes on access, and a follower leaves it to the leader
 //     (the next write to it or the sweep); the "expired" event is
 //     published when the deletion is applied.
-//   - Values: a score of -0 is stored as 0; PFCOUNT does not cache the
-//     cardinality in the HLL's header (GET of an HLL may differ in those 8
-//     bytes); DUMP of a set or hash in a hash table lists it in this
+//   - Values: a score of -0 is stored as 0; PFCOUNT on a follower does
+//     not cache the cardinality in the HLL's header (on the leader it
+//     proposes the cache write after the read); DUMP of a set or hash in a hash table lists it in this
 //     server's order; WATCH compares contents, so a key rewritten to the
 //     same value and TTL does not abort the transaction.
 //   - Streams: "*" IDs and delivery times come from the leader's clock;

@@ -19,11 +19,11 @@ package store
 // would outgrow hll-sparse-max-bytes (Config; 3000 by default). Cardinality
 // is Otmar Ertl's estimator over the register histogram, as in Redis 7.0.
 //
-// Difference from Redis: PFCOUNT is a read here, and reads never change
-// the store, so it does not write the cardinality it computes into the
-// header's cache as Redis's PFCOUNT does (Redis propagates that write to
-// its replicas); a GET after PFCOUNT may show those 8 bytes still marked
-// stale. Replies are the same.
+// PFCOUNT is a read here, and reads never change the store: the
+// cardinality it computes for a stale cache reaches the header through
+// gomu.pfcache, which the leader proposes after the read (Env.FollowUp),
+// as Redis's PFCOUNT writes it and propagates the write. A PFCOUNT on a
+// follower leaves the cache stale.
 
 import (
 	"encoding/binary"
@@ -63,6 +63,8 @@ func init() {
 			Group: "hyperloglog", Summary: "Adds the specified elements to the specified HyperLogLog.", run: cmdPFAdd},
 		&Command{Name: "pfcount", Arity: -2, Flags: ReadOnly, FirstKey: 1, LastKey: -1, Step: 1,
 			Group: "hyperloglog", Summary: "Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s).", run: cmdPFCount},
+		&Command{Name: PFCacheCommand, Arity: -2, Flags: Write | Internal, Group: "hyperloglog",
+			Summary: "Cache the cardinality of stale HyperLogLogs (after a PFCOUNT)", run: cmdPFCache},
 		&Command{Name: "pfmerge", Arity: -2, Flags: Write | DenyOOM, FirstKey: 1, LastKey: -1, Step: 1,
 			Group: "hyperloglog", Summary: "Merge N different HyperLogLogs into a single one.", run: cmdPFMerge},
 	)
@@ -520,7 +522,29 @@ func cmdPFCount(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if !ok {
 		return resp.AppendError(dst, errInvalidHLL)
 	}
+	if e.FollowUp != nil {
+		e.FollowUp(s.db, PFCacheCommand, args[1])
+	}
 	return resp.AppendInt(dst, int64(n))
+}
+
+// cmdPFCache is the internal gomu.pfcache key ...: it computes and caches
+// the cardinality of each key holding an HLL whose cache is stale, and
+// replies with how many it cached. Like Redis's cache write, it publishes
+// no event.
+func cmdPFCache(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	var cached int64
+	for _, k := range args[1:] {
+		v := s.keys[string(k)] // not lookup: no keymiss event
+		if v == nil || v.expired(e.NowMs) || v.kind != kindString || !isHLL(v.str) || v.str[15]&0x80 == 0 {
+			continue
+		}
+		if n, ok := hllCount(v.str); ok {
+			binary.LittleEndian.PutUint64(v.str[8:16], n)
+			cached++
+		}
+	}
+	return resp.AppendInt(dst, cached)
 }
 
 // cmdPFMerge merges every key, the destination included, then writes the

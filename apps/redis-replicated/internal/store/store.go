@@ -69,10 +69,12 @@ type Env struct {
 	// command, run in database db, and the reply (valid during the call
 	// only), for SYNC's stream as well. It changes no state.
 	Served func(db int, args [][]byte, reply []byte)
-	// ExpiredRead hears of every key a read found expired but not yet
-	// deleted (nil: nobody), for the leader to propose its deletion
-	// (ExpireKeysCommand). It changes no state.
-	ExpiredRead func(db int, key []byte)
+	// FollowUp hears of the writes a read asks the leader to propose
+	// after it, command key in database db (nil: nobody): the deletion of
+	// an expired key it met (ExpireKeysCommand), the cache of an HLL's
+	// cardinality (PFCacheCommand), as Redis's reads make them. It changes
+	// no state.
+	FollowUp func(db int, command string, key []byte)
 
 	// notifyBuf is where keyspace notifications build their channel
 	// names, reused from event to event (notify.go).
@@ -379,8 +381,8 @@ func (v *value) expired(nowMs int64) bool { return v.expireAt != 0 && v.expireAt
 func (s *keyspace) lookup(e *Env, key []byte) *value {
 	v := s.keys[string(key)]
 	if v == nil || v.expired(e.NowMs) {
-		if v != nil && e.ExpiredRead != nil {
-			e.ExpiredRead(s.db, key)
+		if v != nil && e.FollowUp != nil {
+			e.FollowUp(s.db, ExpireKeysCommand, key)
 		}
 		s.notifyMiss(e, key) // Redis's lookupKeyRead: a keyspace miss
 		return nil

@@ -43,3 +43,36 @@ func TestLazyExpiry(t *testing.T) {
 		})
 	}
 }
+
+// TestPFCountCaches: PFCOUNT of an HLL whose cached cardinality is stale
+// answers it, and the leader then writes it into the header, as Redis's
+// PFCOUNT does: GETRANGE shows the cache valid (its top byte 0) after the
+// PFCOUNT, and stale again after a PFADD that changed a register; every
+// replica has the same bytes.
+func TestPFCountCaches(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.WaitLeader()
+	cl := redistest.Dial(t, lead.Addr())
+	for _, step := range []struct{ cmd, want string }{
+		{"PFADD hll a b c", ":1\r\n"},
+		{"GETRANGE hll 15 15", "$1\r\n\x80\r\n"},
+		{"PFCOUNT hll", ":3\r\n"},
+		{"GETRANGE hll 15 15", "$1\r\n\x00\r\n"},
+		{"GETRANGE hll 8 8", "$1\r\n\x03\r\n"},
+		{"PFADD hll a b c", ":0\r\n"},
+		{"GETRANGE hll 15 15", "$1\r\n\x00\r\n"},
+		{"PFADD hll 1 2 3", ":1\r\n"},
+		{"GETRANGE hll 15 15", "$1\r\n\x80\r\n"},
+		{"PFCOUNT hll", ":6\r\n"},
+	} {
+		if r := cl.Do(strings.Fields(step.cmd)...); r != step.want {
+			t.Fatalf("%s: %q, want %q", step.cmd, r, step.want)
+		}
+	}
+	want := digest(t, lead.Addr())
+	for _, f := range c.Followers(lead) {
+		if !replicatest.WaitFor(func() bool { return digest(t, f.Addr()) == want }) {
+			t.Fatalf("follower %s digest differs", f.Addr())
+		}
+	}
+}
