@@ -214,9 +214,10 @@
 //     published when the deletion is applied.
 //   - Values: a score of -0 is stored as 0; PFCOUNT on a follower does
 //     not cache the cardinality in the HLL's header (on the leader it
-//     proposes the cache write after the read); DUMP of a set or hash in a hash table lists it in this
-//     server's order; WATCH compares contents, so a key rewritten to the
-//     same value and TTL does not abort the transaction.
+//     proposes the cache write after the read); DUMP of a set or hash in
+//     a hash table lists it in this server's order; WATCH compares
+//     contents, so a key rewritten to the same value and TTL does not
+//     abort the transaction.
 //   - Streams: "*" IDs and delivery times come from the leader's clock;
 //     COMMAND reports XGROUP as a write.
 //   - Ordering across connections: Redis runs commands in the order they
