@@ -116,8 +116,8 @@ type callState struct {
 }
 
 // luaVM is one Lua state prepared as Redis prepares its own: base, table,
-// string, math, coroutine, cjson and bit, the redis library, and globals
-// protected. States are pooled per store and reused across runs; nothing a
+// string, math, coroutine, cjson, bit, cmsgpack and struct, the redis
+// library, and globals protected. States are pooled per store and reused across runs; nothing a
 // script does outlives its run, as every table it could reach is
 // read-only (see protect).
 type luaVM struct {
@@ -178,11 +178,13 @@ func newLuaVM() *luaVM {
 	vm.setStringOverrides()
 	vm.globals.RawSetString("cjson", newCJSON(L, &vm.json))
 	vm.globals.RawSetString("bit", newBitLib(L))
+	vm.globals.RawSetString("cmsgpack", newCMsgpack(L))
+	vm.globals.RawSetString("struct", newStructLib(L))
 	vm.redisFull = vm.newRedisLib()
 	vm.redisLoad = vm.newRedisLoadLib()
 
 	// Library tables become read-only proxies, and the globals one too.
-	for _, name := range []string{"string", "table", "math", "coroutine", "cjson", "bit"} {
+	for _, name := range []string{"string", "table", "math", "coroutine", "cjson", "bit", "cmsgpack", "struct"} {
 		vm.globals.RawSetString(name, vm.protect(vm.globals.RawGetString(name).(*lua.LTable), false))
 	}
 	vm.redisFull = vm.protect(vm.redisFull, false)
