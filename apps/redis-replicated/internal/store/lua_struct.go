@@ -137,6 +137,9 @@ func newStructLib(L *lua.LState) *lua.LTable {
 
 func structPack(L *lua.LState) int {
 	f := newStructFormat(L, "pack", cCheckString(L, 1, "pack"))
+	// lua-struct pushes a nil after the arguments, so a missing value
+	// is "got nil" rather than "got no value".
+	L.Push(lua.LNil)
 	arg := 2
 	var b []byte
 	for {
@@ -194,7 +197,9 @@ func structIntBits(n float64) uint64 {
 		return uint64(n)
 	case n < 1<<64:
 		return uint64(truncInt64(n-(1<<63))) ^ 1<<63
-	default: // 2^64 and past, and NaN
+	case math.IsNaN(n): // it fails both comparisons, and converts as int64
+		return uint64(truncInt64(n))
+	default: // 2^64 and past
 		return 0
 	}
 }
