@@ -173,6 +173,7 @@ func newLuaVM() *luaVM {
 		vm.globals.RawSetString(name, lua.LNil)
 	}
 	vm.setBaseOverrides()
+	vm.setCallErrors()
 	vm.setCoroutines()
 	vm.setMathRandom()
 	vm.setStringOverrides()
