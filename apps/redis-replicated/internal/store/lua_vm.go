@@ -174,6 +174,7 @@ func newLuaVM() *luaVM {
 	}
 	vm.setBaseOverrides()
 	vm.setCallErrors()
+	vm.setUnpack()
 	vm.setCoroutines()
 	vm.setMathRandom()
 	vm.setStringOverrides()
