@@ -24,25 +24,30 @@ import (
 // depth is written as nil, so a table that contains itself still ends.
 const msgpackMaxNesting = 16
 
-// newCMsgpack returns the cmsgpack table.
-func newCMsgpack(L *lua.LState) *lua.LTable {
+// newCMsgpack returns the cmsgpack table. Its work is charged to budget,
+// a value an instruction: no VM instruction counts it, and a table that
+// holds itself many times over is packed to the nesting limit, which may
+// be more work than any budget.
+func newCMsgpack(L *lua.LState, budget *budget) *lua.LTable {
 	t := L.NewTable()
-	t.RawSetString("pack", L.NewFunction(msgpackPack))
+	t.RawSetString("pack", L.NewFunction(func(L *lua.LState) int {
+		return msgpackPack(L, budget)
+	}))
 	t.RawSetString("unpack", L.NewFunction(func(L *lua.LState) int {
-		return msgpackUnpack(L, "unpack", 0, 0)
+		return msgpackUnpack(L, budget, "unpack", 0, 0)
 	}))
 	// unpack_one and unpack_limit drop their other arguments first;
 	// unpack keeps them (they count against the stack's limit).
 	t.RawSetString("unpack_one", L.NewFunction(func(L *lua.LState) int {
 		offset := cOptInteger(L, 2, "unpack_one", 0)
 		L.SetTop(min(L.GetTop(), 1))
-		return msgpackUnpack(L, "unpack_one", 1, offset)
+		return msgpackUnpack(L, budget, "unpack_one", 1, offset)
 	}))
 	t.RawSetString("unpack_limit", L.NewFunction(func(L *lua.LState) int {
 		limit := cCheckInteger(L, 2, "unpack_limit")
 		offset := cOptInteger(L, 3, "unpack_limit", 0)
 		L.SetTop(1)
-		return msgpackUnpack(L, "unpack_limit", limit, offset)
+		return msgpackUnpack(L, budget, "unpack_limit", limit, offset)
 	}))
 	t.RawSetString("_NAME", lua.LString("cmsgpack"))
 	t.RawSetString("_VERSION", lua.LString("lua-cmsgpack 0.4.0"))
@@ -52,7 +57,7 @@ func newCMsgpack(L *lua.LState) *lua.LTable {
 }
 
 // msgpackPack writes every argument, one after another, into one string.
-func msgpackPack(L *lua.LState) int {
+func msgpackPack(L *lua.LState, budget *budget) int {
 	n := L.GetTop()
 	if n == 0 {
 		cArgError(L, 0, "pack", "MessagePack pack needs input.")
@@ -62,16 +67,26 @@ func msgpackPack(L *lua.LState) int {
 	if 2*n > luaCStackLimit {
 		cArgError(L, 0, "pack", "Too many arguments for MessagePack pack.")
 	}
+	enc := msgpackEncoder{L: L, budget: budget}
 	var b []byte
 	for i := 1; i <= n; i++ {
-		b = appendMsgpack(b, L.Get(i), 0)
+		b = enc.append(b, L.Get(i), 0)
 	}
 	L.Push(lua.LString(b))
 	return 1
 }
 
-// appendMsgpack appends v's encoding; level is how many tables enclose it.
-func appendMsgpack(b []byte, v lua.LValue, level int) []byte {
+type msgpackEncoder struct {
+	L      *lua.LState
+	budget *budget
+}
+
+// append appends v's encoding; level is how many tables enclose it.
+func (e msgpackEncoder) append(b []byte, v lua.LValue, level int) []byte {
+	e.budget.charge(e.L, 1)
+	if len(b) > maxScriptString {
+		cError(e.L, "resulting string too large")
+	}
 	switch v := v.(type) {
 	case lua.LString:
 		return appendMsgpackStr(b, string(v))
@@ -89,7 +104,7 @@ func appendMsgpack(b []byte, v lua.LValue, level int) []byte {
 		if n, ok := msgpackArrayLen(v); ok {
 			b = appendMsgpackHeader(b, 0x90, 0xdc, 0xdd, n)
 			for i := 1; i <= n; i++ {
-				b = appendMsgpack(b, v.RawGetInt(i), level+1)
+				b = e.append(b, v.RawGetInt(i), level+1)
 			}
 			return b
 		}
@@ -99,8 +114,8 @@ func appendMsgpack(b []byte, v lua.LValue, level int) []byte {
 		}
 		b = appendMsgpackHeader(b, 0x80, 0xde, 0xdf, n)
 		for k, val := v.Next(lua.LNil); k != lua.LNil; k, val = v.Next(k) {
-			b = appendMsgpack(b, k, level+1)
-			b = appendMsgpack(b, val, level+1)
+			b = e.append(b, k, level+1)
+			b = e.append(b, val, level+1)
 		}
 		return b
 	default:
@@ -198,7 +213,7 @@ func appendMsgpackInt(b []byte, n int64) []byte {
 // msgpackUnpack decodes the string argument from offset: every value
 // when limit and offset are both 0 (unpack), else up to limit values,
 // returned after the offset to resume from (-1: the end was reached).
-func msgpackUnpack(L *lua.LState, fname string, limit, offset int64) int {
+func msgpackUnpack(L *lua.LState, budget *budget, fname string, limit, offset int64) int {
 	s := cCheckString(L, 1, fname)
 	args := L.GetTop()
 	switch {
@@ -214,7 +229,7 @@ func msgpackUnpack(L *lua.LState, fname string, limit, offset int64) int {
 	if all {
 		limit = math.MaxInt32
 	}
-	d := msgpackDecoder{L: L, s: s, i: int(offset), slots: args}
+	d := msgpackDecoder{L: L, budget: budget, s: s, i: int(offset), slots: args}
 	count := 0
 	for ; d.i < len(s) && int64(count) < limit; count++ {
 		v := d.value()
@@ -250,11 +265,12 @@ const (
 // library would hold on its Lua stack at this point, to fail where it
 // fails: a stack past luaCStackLimit.
 type msgpackDecoder struct {
-	L     *lua.LState
-	s     string
-	i     int
-	slots int
-	err   msgpackError
+	L      *lua.LState
+	budget *budget
+	s      string
+	i      int
+	slots  int
+	err    msgpackError
 }
 
 // need reports whether n more bytes are there, failing the decode if not.
@@ -293,6 +309,7 @@ func (d *msgpackDecoder) value() lua.LValue {
 		return lua.LNil
 	}
 	d.checkStack("too many return values at once; use unpack_one or unpack_limit instead.")
+	d.budget.charge(d.L, 1)
 	c := d.s[d.i]
 	switch {
 	case c <= 0x7f:
@@ -418,5 +435,15 @@ func (d *msgpackDecoder) setField(t *lua.LTable, k, v lua.LValue) {
 	}
 	if v != lua.LNil {
 		t.RawSet(k, v)
+	}
+}
+
+// charge spends n instructions of the budget on work done in Go, failing
+// the run as a spent (or killed) budget does: now, and at the script's next
+// instruction should it catch this error.
+func (b *budget) charge(L *lua.LState, n int64) {
+	b.left -= n - 1
+	if b.Done() != nil {
+		L.RaiseError("%v", b.reason)
 	}
 }

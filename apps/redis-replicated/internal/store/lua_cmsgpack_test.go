@@ -256,3 +256,33 @@ func randomMsgpackish(r *rand.Rand) string {
 	}
 	return string(b)
 }
+
+// TestCMsgpackBudget: packing a table that holds itself many times over
+// (to the nesting limit: 100^16 values) stops at the instruction budget,
+// at the same point on two stores, even when the script catches the
+// error; an unpack's values are charged too.
+func TestCMsgpackBudget(t *testing.T) {
+	defer func(b int64) { instructionBudget = b }(instructionBudget)
+	instructionBudget = 200_000
+	for _, script := range []string{
+		"local t = {} for i = 1, 100 do t[i] = t end redis.call('set', 'k', 'v') return #cmsgpack.pack(t)",
+		"local t = {} for i = 1, 100 do t[i] = t end local ok = pcall(cmsgpack.pack, t) redis.call('set', 'after', 'v') return 1",
+		"local s = cmsgpack.pack(string.rep('x', 300000)) return #s",
+		"return #cmsgpack.unpack('\\221\\0\\4\\147\\224' .. string.rep('\\0', 300000))", // an array of 300000
+		"return #cmsgpack.unpack('\\221\\0\\1\\134\\160' .. string.rep('\\0', 100000))", // of 100000: within it
+	} {
+		a, b := New(), New()
+		ra := exec(a, newTestEnv(1), "EVAL", script, "0")
+		rb := exec(b, newTestEnv(1), "EVAL", script, "0")
+		if ra != rb || a.Digest() != b.Digest() {
+			t.Fatalf("%q: stores differ: %q, %q", script, ra, rb)
+		}
+		if !strings.Contains(ra, "budget") && !strings.HasPrefix(ra, ":") {
+			t.Fatalf("%q: %q", script, ra)
+		}
+		t.Logf("%.60q: %q", script, ra)
+	}
+	if got := exec(New(), newTestEnv(1), "EVAL", "local t = {} for i = 1, 100 do t[i] = t end local ok = pcall(cmsgpack.pack, t) return 1", "0"); !strings.Contains(got, "budget") {
+		t.Fatalf("a caught budget error let the script go on: %q", got)
+	}
+}

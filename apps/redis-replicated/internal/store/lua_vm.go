@@ -180,7 +180,7 @@ func newLuaVM() *luaVM {
 	vm.setStringOverrides()
 	vm.globals.RawSetString("cjson", newCJSON(L, &vm.json))
 	vm.globals.RawSetString("bit", newBitLib(L))
-	vm.globals.RawSetString("cmsgpack", newCMsgpack(L))
+	vm.globals.RawSetString("cmsgpack", newCMsgpack(L, &vm.ctx))
 	vm.globals.RawSetString("struct", newStructLib(L))
 	vm.redisFull = vm.newRedisLib()
 	vm.redisLoad = vm.newRedisLoadLib()
