@@ -288,8 +288,8 @@ func (d *msgpackDecoder) uint(n int) (uint64, bool) {
 		return 0, false
 	}
 	var u uint64
-	for _, c := range []byte(d.s[d.i+1 : d.i+1+n]) {
-		u = u<<8 | uint64(c)
+	for j := d.i + 1; j <= d.i+n; j++ {
+		u = u<<8 | uint64(d.s[j])
 	}
 	d.i += 1 + n
 	return u, true
