@@ -9,12 +9,12 @@ import (
 // Lua 5.1 names the culprit of a failed call, index, arithmetic, length or
 // concatenation from the bytecode ("attempt to call local 'f' (a nil
 // value)", "attempt to index field 'x' (a nil value)"); gopher-lua says
-// neither. culpritName finds the same
-// name in gopher-lua's bytecode, which follows Lua 5.1's: the instruction
-// that failed, and what last set the register it used. The instruction is
-// the frame's (read through reflection: gopher-lua does not export it),
-// else told from the others of its line; when it cannot be, the error
-// stays unnamed, as Lua leaves a temporary's.
+// neither. culpritName finds the same name in gopher-lua's bytecode, which
+// follows Lua 5.1's: the instruction that failed, and what last set the
+// register it used. The instruction is the frame's (read through
+// reflection: gopher-lua does not export it), else told from the others
+// of its line; when it cannot be, the error stays unnamed, as Lua leaves
+// a temporary's. Only error paths come here.
 
 // gopher-lua's instruction layout (Lua 5.1's fields, its own order).
 func opCode(i uint32) int { return int(i >> 26) }
@@ -50,8 +50,8 @@ type luaCulprit struct {
 }
 
 // culpritName returns the kind ("local", "global", "field", "upvalue",
-// "method") and name of the value the running Lua code failed to call or
-// index, or "" when Lua would give none.
+// "method") and name of the value the running Lua code failed on, or ""
+// when Lua would give none.
 func culpritName(L *lua.LState, c luaCulprit) (kind, name string) {
 	dbg, ok := L.GetStack(1)
 	if !ok {
@@ -66,8 +66,8 @@ func culpritName(L *lua.LState, c luaCulprit) (kind, name string) {
 	if pc, ok := framePc(dbg); ok && pc < len(p.Code) && c.match(p, pc, p.Code[pc]) != matchNone {
 		return registerName(p, pc, c.register(p, pc, p.Code[pc]), 0)
 	}
-	// Else the candidates of the line: sure ones (a call, or an index by the
-	// very constant key), else likely ones (an index by a register).
+	// Else the candidates of the line: sure ones (a call, or an index by
+	// the very constant key), else likely ones (an index by a register).
 	var sure, likely []int
 	for i, inst := range p.Code {
 		if i >= len(p.DbgSourcePositions) || p.DbgSourcePositions[i] != dbg.CurrentLine {
