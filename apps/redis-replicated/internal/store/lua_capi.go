@@ -35,29 +35,33 @@ func cError(L *lua.LState, msg string) {
 	L.Error(lua.LString(callerWhere(L)+msg), 0)
 }
 
-// cArgError raises luaL_argerror's "bad argument #n to 'fname' (msg)".
-// Lua names the function from its caller's code; a caller that is not
-// Lua code (pcall(struct.pack, ...)) leaves it unnamed, '?'.
-func cArgError(L *lua.LState, n int, fname, msg string) {
-	where := callerWhere(L)
-	if where == "" {
-		fname = "?"
+// cArgError raises luaL_argerror's "bad argument #n to 'name' (msg)".
+// Lua names the function as its caller's code called it (struct.pack,
+// 'pack'; a local alias, the alias's name); a caller that is not Lua code
+// (pcall(struct.pack, ...)), or an expression Lua cannot name, leaves it
+// '?'. gopher-lua records the same names at its call sites.
+func cArgError(L *lua.LState, n int, msg string) {
+	where, name := callerWhere(L), "?"
+	if where != "" {
+		if callee := calleeName(L); callee != "" {
+			name = callee
+		}
 	}
-	L.Error(lua.LString(where+"bad argument #"+strconv.Itoa(n)+" to '"+fname+"' ("+msg+")"), 0)
+	L.Error(lua.LString(where+"bad argument #"+strconv.Itoa(n)+" to '"+name+"' ("+msg+")"), 0)
 }
 
 // cTypeError raises luaL_typerror's "<want> expected, got <type>".
-func cTypeError(L *lua.LState, n int, fname, want string) {
+func cTypeError(L *lua.LState, n int, want string) {
 	got := "no value"
 	if n <= L.GetTop() {
 		got = L.Get(n).Type().String()
 	}
-	cArgError(L, n, fname, want+" expected, got "+got)
+	cArgError(L, n, want+" expected, got "+got)
 }
 
 // cCheckString is luaL_checklstring: a string, or a number as Lua
 // formats it.
-func cCheckString(L *lua.LState, n int, fname string) string {
+func cCheckString(L *lua.LState, n int) string {
 	if n <= L.GetTop() {
 		switch v := L.Get(n).(type) {
 		case lua.LString:
@@ -66,16 +70,16 @@ func cCheckString(L *lua.LState, n int, fname string) string {
 			return formatLuaNumber(float64(v))
 		}
 	}
-	cTypeError(L, n, fname, "string")
+	cTypeError(L, n, "string")
 	return ""
 }
 
 // cCheckNumber is luaL_checknumber: a number, or a numeric string.
-func cCheckNumber(L *lua.LState, n int, fname string) float64 {
+func cCheckNumber(L *lua.LState, n int) float64 {
 	if f, ok := cToNumber(L, n); ok {
 		return f
 	}
-	cTypeError(L, n, fname, "number")
+	cTypeError(L, n, "number")
 	return 0
 }
 
@@ -94,16 +98,16 @@ func cToNumber(L *lua.LState, n int) (float64, bool) {
 }
 
 // cCheckInteger is luaL_checkinteger: the number truncated.
-func cCheckInteger(L *lua.LState, n int, fname string) int64 {
-	return truncInt64(cCheckNumber(L, n, fname))
+func cCheckInteger(L *lua.LState, n int) int64 {
+	return truncInt64(cCheckNumber(L, n))
 }
 
 // cOptInteger is luaL_optinteger: def when argument n is absent or nil.
-func cOptInteger(L *lua.LState, n int, fname string, def int64) int64 {
+func cOptInteger(L *lua.LState, n int, def int64) int64 {
 	if n > L.GetTop() || L.Get(n) == lua.LNil {
 		return def
 	}
-	return cCheckInteger(L, n, fname)
+	return cCheckInteger(L, n)
 }
 
 // truncInt64 converts f as C's (int64_t) cast does on x86-64: truncated

@@ -34,20 +34,20 @@ func newCMsgpack(L *lua.LState, budget *budget) *lua.LTable {
 		return msgpackPack(L, budget)
 	}))
 	t.RawSetString("unpack", L.NewFunction(func(L *lua.LState) int {
-		return msgpackUnpack(L, budget, "unpack", 0, 0)
+		return msgpackUnpack(L, budget, 0, 0)
 	}))
 	// unpack_one and unpack_limit drop their other arguments first;
 	// unpack keeps them (they count against the stack's limit).
 	t.RawSetString("unpack_one", L.NewFunction(func(L *lua.LState) int {
-		offset := cOptInteger(L, 2, "unpack_one", 0)
+		offset := cOptInteger(L, 2, 0)
 		L.SetTop(min(L.GetTop(), 1))
-		return msgpackUnpack(L, budget, "unpack_one", 1, offset)
+		return msgpackUnpack(L, budget, 1, offset)
 	}))
 	t.RawSetString("unpack_limit", L.NewFunction(func(L *lua.LState) int {
-		limit := cCheckInteger(L, 2, "unpack_limit")
-		offset := cOptInteger(L, 3, "unpack_limit", 0)
+		limit := cCheckInteger(L, 2)
+		offset := cOptInteger(L, 3, 0)
 		L.SetTop(1)
-		return msgpackUnpack(L, budget, "unpack_limit", limit, offset)
+		return msgpackUnpack(L, budget, limit, offset)
 	}))
 	t.RawSetString("_NAME", lua.LString("cmsgpack"))
 	t.RawSetString("_VERSION", lua.LString("lua-cmsgpack 0.4.0"))
@@ -60,12 +60,12 @@ func newCMsgpack(L *lua.LState, budget *budget) *lua.LTable {
 func msgpackPack(L *lua.LState, budget *budget) int {
 	n := L.GetTop()
 	if n == 0 {
-		cArgError(L, 0, "pack", "MessagePack pack needs input.")
+		cArgError(L, 0, "MessagePack pack needs input.")
 	}
 	// The C library first makes room for a copy of every argument on
 	// its stack, so more than half the stack's limit is refused.
 	if 2*n > luaCStackLimit {
-		cArgError(L, 0, "pack", "Too many arguments for MessagePack pack.")
+		cArgError(L, 0, "Too many arguments for MessagePack pack.")
 	}
 	enc := msgpackEncoder{L: L, budget: budget}
 	var b []byte
@@ -213,8 +213,8 @@ func appendMsgpackInt(b []byte, n int64) []byte {
 // msgpackUnpack decodes the string argument from offset: every value
 // when limit and offset are both 0 (unpack), else up to limit values,
 // returned after the offset to resume from (-1: the end was reached).
-func msgpackUnpack(L *lua.LState, budget *budget, fname string, limit, offset int64) int {
-	s := cCheckString(L, 1, fname)
+func msgpackUnpack(L *lua.LState, budget *budget, limit, offset int64) int {
+	s := cCheckString(L, 1)
 	args := L.GetTop()
 	switch {
 	case offset < 0 || limit < 0:

@@ -139,12 +139,12 @@ func (vm *luaVM) setUnpack() {
 	vm.globals.RawSetString("unpack", vm.L.NewFunction(func(L *lua.LState) int {
 		t, ok := L.Get(1).(*lua.LTable)
 		if !ok {
-			cTypeError(L, 1, "unpack", "table")
+			cTypeError(L, 1, "table")
 		}
-		first := int32(cOptInteger(L, 2, "unpack", 1))
+		first := int32(cOptInteger(L, 2, 1))
 		last := int32(t.Len())
 		if L.GetTop() >= 3 && L.Get(3) != lua.LNil {
-			last = int32(cCheckInteger(L, 3, "unpack"))
+			last = int32(cCheckInteger(L, 3))
 		}
 		if first > last {
 			return 0

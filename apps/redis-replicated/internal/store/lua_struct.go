@@ -37,14 +37,13 @@ const (
 // alignment its control letters set.
 type structFormat struct {
 	L     *lua.LState
-	fname string
 	fmt   string
 	order structOrder
 	align int
 }
 
-func newStructFormat(L *lua.LState, fname, format string) *structFormat {
-	return &structFormat{L: L, fname: fname, fmt: format, order: structNativeOrder, align: 1}
+func newStructFormat(L *lua.LState, format string) *structFormat {
+	return &structFormat{L: L, fmt: format, order: structNativeOrder, align: 1}
 }
 
 // next returns the next letter and the size it stands for (0 for the
@@ -122,7 +121,7 @@ func (f *structFormat) control(opt byte) {
 		}
 		f.align = a
 	default:
-		cArgError(f.L, 1, f.fname, "invalid format option '"+string(opt)+"'")
+		cArgError(f.L, 1, "invalid format option '"+string(opt)+"'")
 	}
 }
 
@@ -136,7 +135,7 @@ func newStructLib(L *lua.LState) *lua.LTable {
 }
 
 func structPack(L *lua.LState) int {
-	f := newStructFormat(L, "pack", cCheckString(L, 1, "pack"))
+	f := newStructFormat(L, cCheckString(L, 1))
 	// lua-struct pushes a nil after the arguments, so a missing value
 	// is "got nil" rather than "got no value".
 	L.Push(lua.LNil)
@@ -152,26 +151,26 @@ func structPack(L *lua.LState) int {
 		}
 		switch opt {
 		case 'b', 'B', 'h', 'H', 'l', 'L', 'T', 'i', 'I':
-			b = appendStructInt(b, structIntBits(cCheckNumber(L, arg, "pack")), size, f.order)
+			b = appendStructInt(b, structIntBits(cCheckNumber(L, arg)), size, f.order)
 			arg++
 		case 'x':
 			b = append(b, 0)
 		case 'f':
-			bits := math.Float32bits(float32(cCheckNumber(L, arg, "pack")))
+			bits := math.Float32bits(float32(cCheckNumber(L, arg)))
 			b = appendStructInt(b, uint64(bits), 4, f.order)
 			arg++
 		case 'd':
-			b = appendStructInt(b, math.Float64bits(cCheckNumber(L, arg, "pack")), 8, f.order)
+			b = appendStructInt(b, math.Float64bits(cCheckNumber(L, arg)), 8, f.order)
 			arg++
 		case 'c', 's':
-			s := cCheckString(L, arg, "pack")
+			s := cCheckString(L, arg)
 			arg++
 			if size == 0 {
 				size = len(s)
 			}
 			if len(s) < size {
 				// lua-struct names the argument after the string's.
-				cArgError(L, arg, "pack", "string too short")
+				cArgError(L, arg, "string too short")
 			}
 			b = append(b, s[:size]...)
 			if opt == 's' {
@@ -247,19 +246,19 @@ func structInt(data string, order structOrder, signed bool, size int) float64 {
 }
 
 func structUnpack(L *lua.LState) int {
-	f := newStructFormat(L, "unpack", cCheckString(L, 1, "unpack"))
-	data := cCheckString(L, 2, "unpack")
+	f := newStructFormat(L, cCheckString(L, 1))
+	data := cCheckString(L, 2)
 	// The position is a C size_t: a negative one wraps around, passes
 	// the check below and fails as past the data.
-	pos := uint64(cOptInteger(L, 3, "unpack", 1))
+	pos := uint64(cOptInteger(L, 3, 1))
 	if pos == 0 {
-		cArgError(L, 3, "unpack", "offset must be 1 or greater")
+		cArgError(L, 3, "offset must be 1 or greater")
 	}
 	pos--
 	ld := uint64(len(data))
 	fits := func(size uint64) {
 		if size > ld || pos > ld-size {
-			cArgError(L, 2, "unpack", "data string too short")
+			cArgError(L, 2, "data string too short")
 		}
 	}
 	n := 0
@@ -349,7 +348,7 @@ func luaNumberOf(v lua.LValue) (float64, bool) {
 func structSizeOf(f float64) uint64 { return structIntBits(f) }
 
 func structSize(L *lua.LState) int {
-	f := newStructFormat(L, "size", cCheckString(L, 1, "size"))
+	f := newStructFormat(L, cCheckString(L, 1))
 	pos := 0
 	for {
 		opt, size, ok := f.next()
@@ -359,9 +358,9 @@ func structSize(L *lua.LState) int {
 		pos += f.padding(pos, opt, size)
 		switch {
 		case opt == 's':
-			cArgError(L, 1, "size", "option 's' has no fixed size")
+			cArgError(L, 1, "option 's' has no fixed size")
 		case opt == 'c' && size == 0:
-			cArgError(L, 1, "size", "option 'c0' has no fixed size")
+			cArgError(L, 1, "option 'c0' has no fixed size")
 		}
 		// Unknown letters and digits count for nothing here; only other
 		// characters are control letters (or errors).

@@ -533,18 +533,7 @@ func formatArgNumber(dst []byte, f float64) []byte {
 
 // checkNumber is argument n as a number, a numeric string converted, as
 // Lua 5.1's luaL_checknumber takes it (gopher-lua's wants a number).
-func checkNumber(L *lua.LState, n int) float64 {
-	switch v := L.Get(n).(type) {
-	case lua.LNumber:
-		return float64(v)
-	case lua.LString:
-		if f, ok := parseLuaNumber(string(v)); ok {
-			return f
-		}
-	}
-	L.TypeError(n, lua.LTNumber)
-	return 0
-}
+func checkNumber(L *lua.LState, n int) float64 { return cCheckNumber(L, n) }
 
 // rand48 is the generator behind scripts' math.random: POSIX's drand48
 // family, as Redis uses its own copy of it, seeded from the run's Env so
@@ -570,13 +559,13 @@ func (vm *luaVM) setMathRandom() {
 		case 1:
 			u := int(checkNumber(L, 1))
 			if u < 1 {
-				L.ArgError(1, "interval is empty")
+				cArgError(L, 1, "interval is empty")
 			}
 			L.Push(lua.LNumber(math.Floor(r*float64(u)) + 1))
 		case 2:
 			l, u := int(checkNumber(L, 1)), int(checkNumber(L, 2))
 			if l > u {
-				L.ArgError(2, "interval is empty")
+				cArgError(L, 2, "interval is empty")
 			}
 			L.Push(lua.LNumber(math.Floor(r*float64(u-l+1)) + float64(l)))
 		default:
