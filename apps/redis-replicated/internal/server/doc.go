@@ -191,9 +191,8 @@
 //     command sent while a replicated script runs, before lua-time-limit,
 //     waits for it. EVAL of a read-only script does not cache it; function
 //     libraries' local state does not outlive a call; scripts see RESP2
-//     replies whatever redis.setresp says; cmsgpack and struct are absent;
-//     FUNCTION DUMP's payload is this server's own; gopher-lua words some
-//     errors differently from Lua 5.1.
+//     replies whatever redis.setresp says; FUNCTION DUMP's payload is this
+//     server's own; gopher-lua words some errors differently from Lua 5.1.
 //   - Configuration: CONFIG SET changes the encoding thresholds (through
 //     the log, on every replica), lua-time-limit, maxmemory (noeviction)
 //     and repl-ping-replica-period (on this replica); any other parameter

@@ -32,7 +32,7 @@ func newCJSON(L *lua.LState, cfg *jsonConfig) *lua.LTable {
 	t.RawSetString("null", null)
 	t.RawSetString("encode", L.NewFunction(func(L *lua.LState) int {
 		if L.GetTop() != 1 {
-			L.ArgError(1, "expected 1 argument")
+			cArgError(L, 1, "expected 1 argument")
 		}
 		enc := jsonEncoder{null: null, cfg: cfg}
 		if msg := enc.encode(L.Get(1), 0); msg != "" {
@@ -44,11 +44,11 @@ func newCJSON(L *lua.LState, cfg *jsonConfig) *lua.LTable {
 	depthSetting := func(field *int) lua.LGFunction {
 		return func(L *lua.LState) int {
 			if L.GetTop() > 0 {
-				n := L.CheckInt(1)
+				n := cCheckInteger(L, 1)
 				if n < 1 || n > 2147483647 {
-					L.ArgError(1, "expected integer between 1 and 2147483647")
+					cArgError(L, 1, "expected integer between 1 and 2147483647")
 				}
-				*field = n
+				*field = int(n)
 			}
 			L.Push(lua.LNumber(*field))
 			return 1
@@ -74,7 +74,10 @@ func newCJSON(L *lua.LState, cfg *jsonConfig) *lua.LTable {
 		t.RawSetString(name, L.NewFunction(func(L *lua.LState) int { return L.GetTop() }))
 	}
 	t.RawSetString("decode", L.NewFunction(func(L *lua.LState) int {
-		d := jsonDecoder{L: L, s: L.CheckString(1), null: null, maxDepth: cfg.decodeDepth}
+		if L.GetTop() != 1 {
+			cArgError(L, 1, "expected 1 argument")
+		}
+		d := jsonDecoder{L: L, s: cCheckString(L, 1), null: null, maxDepth: cfg.decodeDepth}
 		v := d.value(0)
 		d.space()
 		if d.err == "" && d.i < len(d.s) {

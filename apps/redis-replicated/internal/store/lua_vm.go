@@ -116,8 +116,8 @@ type callState struct {
 }
 
 // luaVM is one Lua state prepared as Redis prepares its own: base, table,
-// string, math, coroutine, cjson and bit, the redis library, and globals
-// protected. States are pooled per store and reused across runs; nothing a
+// string, math, coroutine, cjson, bit, cmsgpack and struct, the redis
+// library, and globals protected. States are pooled per store and reused across runs; nothing a
 // script does outlives its run, as every table it could reach is
 // read-only (see protect).
 type luaVM struct {
@@ -173,16 +173,20 @@ func newLuaVM() *luaVM {
 		vm.globals.RawSetString(name, lua.LNil)
 	}
 	vm.setBaseOverrides()
+	vm.setCallErrors()
+	vm.setUnpack()
 	vm.setCoroutines()
 	vm.setMathRandom()
 	vm.setStringOverrides()
 	vm.globals.RawSetString("cjson", newCJSON(L, &vm.json))
 	vm.globals.RawSetString("bit", newBitLib(L))
+	vm.globals.RawSetString("cmsgpack", newCMsgpack(L, &vm.ctx))
+	vm.globals.RawSetString("struct", newStructLib(L))
 	vm.redisFull = vm.newRedisLib()
 	vm.redisLoad = vm.newRedisLoadLib()
 
 	// Library tables become read-only proxies, and the globals one too.
-	for _, name := range []string{"string", "table", "math", "coroutine", "cjson", "bit"} {
+	for _, name := range []string{"string", "table", "math", "coroutine", "cjson", "bit", "cmsgpack", "struct"} {
 		vm.globals.RawSetString(name, vm.protect(vm.globals.RawGetString(name).(*lua.LTable), false))
 	}
 	vm.redisFull = vm.protect(vm.redisFull, false)
@@ -529,18 +533,7 @@ func formatArgNumber(dst []byte, f float64) []byte {
 
 // checkNumber is argument n as a number, a numeric string converted, as
 // Lua 5.1's luaL_checknumber takes it (gopher-lua's wants a number).
-func checkNumber(L *lua.LState, n int) float64 {
-	switch v := L.Get(n).(type) {
-	case lua.LNumber:
-		return float64(v)
-	case lua.LString:
-		if f, ok := parseLuaNumber(string(v)); ok {
-			return f
-		}
-	}
-	L.TypeError(n, lua.LTNumber)
-	return 0
-}
+func checkNumber(L *lua.LState, n int) float64 { return cCheckNumber(L, n) }
 
 // rand48 is the generator behind scripts' math.random: POSIX's drand48
 // family, as Redis uses its own copy of it, seeded from the run's Env so
@@ -566,13 +559,13 @@ func (vm *luaVM) setMathRandom() {
 		case 1:
 			u := int(checkNumber(L, 1))
 			if u < 1 {
-				L.ArgError(1, "interval is empty")
+				cArgError(L, 1, "interval is empty")
 			}
 			L.Push(lua.LNumber(math.Floor(r*float64(u)) + 1))
 		case 2:
 			l, u := int(checkNumber(L, 1)), int(checkNumber(L, 2))
 			if l > u {
-				L.ArgError(2, "interval is empty")
+				cArgError(L, 2, "interval is empty")
 			}
 			L.Push(lua.LNumber(math.Floor(r*float64(u-l+1)) + float64(l)))
 		default:

@@ -27,10 +27,11 @@ package store
 // settings last one run; a run stops at its instruction budget, not after
 // lua-time-limit, and FUNCTION LOAD at an eighth of it ("FUNCTION LOAD
 // timeout"); redis.setresp(3) is accepted but replies still reach scripts
-// as RESP2's; redis.log logs nowhere; cmsgpack and struct are absent;
-// compile errors and some of gopher-lua's runtime error texts ("attempt to
-// call a non-function object" for Lua's "attempt to call a nil value",
-// arithmetic on nil, ...) are gopher-lua's, as is the formatting of
+// as RESP2's; redis.log logs nowhere; compile errors and some of
+// gopher-lua's runtime error texts (calling, indexing or concatenating a
+// table or a string that cannot be, comparing two values of one type, ...;
+// Lua 5.1's texts for nil, booleans and numbers are matched, lua_compat.go)
+// are gopher-lua's, as is the formatting of
 // non-integral numbers concatenated into strings (tostring uses Lua's
 // %.14g, redis.call's arguments Redis's %.17g); pairs over a library table
 // (string, math, ...) yields nothing, as scripts see read-only proxies of
