@@ -34,6 +34,9 @@ type conn struct {
 	// view is where this connection's reads see a database other than 0
 	// (store.View).
 	view store.Store
+	// spec is the outcome of its last speculative script run
+	// (speculate), kept here so that a run allocates nothing for it.
+	spec store.Speculation
 
 	multi      bool
 	multiDirty bool
@@ -261,6 +264,9 @@ func (c *conn) dispatch(args [][]byte) bool {
 			return false
 		}
 		write = c.s.cfg.Machine.scriptWrites(args)
+		if write && !c.multi && speculates(cmd) && c.speculate(args, slot) {
+			return false
+		}
 	}
 	if write && !c.s.link.Leads() {
 		if c.multi {

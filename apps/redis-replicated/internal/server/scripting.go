@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
@@ -152,4 +154,92 @@ func (m *Machine) setBusyThreshold(arg []byte) bool {
 	}
 	m.scripts.busyMs.Store(n)
 	return true
+}
+
+// Speculative script runs. A call of a script that may write (EVAL,
+// EVALSHA, FCALL of a script or function without the no-writes flag) is
+// first run locally as a read, under the read lock after the batch's read
+// barrier, exactly as EVAL_RO runs, but with Env.Speculation set: the run
+// is abandoned silently at its first command that must be replicated (a
+// write, PUBLISH). A run that ends without one (its result, its error, or
+// SCRIPT KILL's error) answers the call, a linearizable read like EVAL_RO,
+// and nothing is proposed. An abandoned run changed nothing: the call is
+// then replicated as any write and runs again, from the start, in Apply on
+// every replica. So:
+//   - a script is killable (SCRIPT KILL, FUNCTION KILL) until its first
+//     write, as in Redis: until then it runs speculatively; its replicated
+//     run is not, and SCRIPT KILL answers UNKILLABLE once it wrote, a gomu
+//     error before (the replicated run repeats the reads its speculation
+//     made, up to the write);
+//   - a writing script costs its reads twice, up to its first write, plus
+//     a read barrier (BenchmarkSpeculativeWrite measures it);
+//   - inside MULTI nothing speculates: the transaction is replicated whole;
+//   - a follower speculates too: a script that only reads is served there
+//     (as EVAL_RO is); one that writes gets READONLY, as before;
+//   - EVAL of a body not in the script cache, which the read does not add,
+//     has its body added through the log afterwards (SCRIPT LOAD, reply
+//     dropped), as Redis caches every EVAL'd script, killed ones too: the
+//     cache is replicated state, every replica's EVALSHA must find it. A
+//     follower cannot propose: it answers READONLY to such an EVAL.
+
+// speculates reports whether cmd's calls are run speculatively first.
+func speculates(cmd *store.Command) bool {
+	return cmd.Name == "eval" || cmd.Name == "evalsha" || cmd.Name == "fcall"
+}
+
+// speculate runs a script call that may write as a read (see above) and
+// reports whether that answered it; when not, the script writes, and the
+// call must be replicated as any write.
+func (c *conn) speculate(args [][]byte, slot int) bool {
+	out := c.reply()
+	if !c.readBarrier(out) {
+		c.rejected(slot)
+		return true
+	}
+	c.env.NowMs = time.Now().UnixMilli()
+	c.spec = store.Speculation{}
+	c.env.Speculation = &c.spec
+	start := len(*out)
+	*out = c.s.cfg.Machine.execRead(*out, &c.env, int(c.state.db.Load()), &c.view, args)
+	c.env.Speculation = nil
+	if c.spec.Wrote && c.s.link.Leads() {
+		*out = (*out)[:start]
+		return false
+	}
+	if c.spec.Wrote || c.spec.Uncached && !c.s.link.Leads() {
+		*out = resp.AppendError((*out)[:start], c.s.readOnlyError())
+		c.rejected(slot)
+		return true
+	}
+	if c.spec.Uncached {
+		if msg := c.cacheScript(args[1]); msg != "" {
+			*out = resp.AppendError((*out)[:start], msg)
+		}
+	}
+	c.addCall(slot)
+	if start < len(*out) && (*out)[start] == '-' {
+		c.failed(slot, (*out)[start:])
+	}
+	if c.proto.Load() == 3 {
+		c.one[0] = shapeOf(args)
+		*out = c.resp3Replies(*out, start, c.one[:])
+	}
+	return true
+}
+
+// cacheScript adds an EVAL'd script body to every replica's script cache
+// (SCRIPT LOAD through the log), for a call answered by its speculative
+// run; it returns the error to answer instead, "" when it is cached.
+func (c *conn) cacheScript(body []byte) string {
+	var p proposal
+	p.reset(propBatch)
+	p.add([][]byte{[]byte("SCRIPT"), []byte("LOAD"), body})
+	res, err := c.s.replicate(c.ctx, p.seal(time.Now().UnixMilli(), rand.Uint64()))
+	switch {
+	case err != nil:
+		return c.s.replicationError(err)
+	case len(res) > 0 && res[0] == '-':
+		return string(bytes.TrimSuffix(res[1:], []byte("\r\n")))
+	}
+	return ""
 }

@@ -296,7 +296,7 @@ func cmdFCall(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if cb == nil {
 		return errReply(dst, "ERR Function not found")
 	}
-	return vm.invoke(dst, cb, []lua.LValue{argsTable(vm.L, keys), argsTable(vm.L, argv)}, f.name, "user_function")
+	return vm.invokeRun(dst, run, cb, []lua.LValue{argsTable(vm.L, keys), argsTable(vm.L, argv)}, f.name, "user_function")
 }
 
 // functionDumpMagic opens FUNCTION DUMP's payload, this server's own

@@ -34,6 +34,10 @@ type ScriptRun struct {
 	function bool
 	killed   atomic.Bool
 	wrote    atomic.Bool
+	// abandoned: a speculative run (Env.Speculation) reached a command
+	// that must be replicated; killed is set with it, so the run stops at
+	// its next instruction whatever pcall the script wraps around it.
+	abandoned bool
 }
 
 // Killable reports whether SCRIPT KILL may stop it: a read-only script run
@@ -62,8 +66,9 @@ type ScriptObserver interface {
 }
 
 var (
-	errBudget = errors.New("script exceeded its instruction budget")
-	errKilled = errors.New("script killed")
+	errBudget    = errors.New("script exceeded its instruction budget")
+	errKilled    = errors.New("script killed")
+	errAbandoned = errors.New("speculative script run abandoned at a write")
 )
 
 // closedDone is the Done channel of a spent budget.
@@ -92,6 +97,9 @@ func (b *budget) Done() <-chan struct{} {
 	}
 	if b.run.killed.Load() {
 		b.reason = errKilled
+		if b.run.abandoned {
+			b.reason = errAbandoned
+		}
 		return closedDone
 	}
 	return nil
@@ -146,6 +154,11 @@ type luaVM struct {
 	args    [][]byte
 	// broken: a panic escaped the state; it is not pooled again.
 	broken bool
+
+	// view is the store a read-only run works on: a copy of the shared
+	// one, so that a SELECT inside the script switches only its own
+	// database (other readers share the store under the read lock).
+	view Store
 }
 
 // protectedMeta marks a metatable as not to be read or replaced by
@@ -778,6 +791,8 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 		return fail("ERR Unknown Redis command called from script")
 	case !c.CheckArity(len(vm.args)):
 		return fail("ERR Wrong number of args calling Redis command from script")
+	case c.Flags&Write != 0 && vm.call.readOnly && vm.call.e.Speculation != nil:
+		return vm.abandon(L)
 	case c.Flags&Write != 0 && vm.call.readOnly:
 		return fail("ERR Write commands are not allowed from read-only scripts.")
 	case c.Flags&Blocking != 0 && blocksWhenAllowed(vm.args):
@@ -798,6 +813,19 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 	}
 	L.Push(v)
 	return 1
+}
+
+// abandon ends a speculative run at its first write (or PUBLISH: any
+// command that must go through the log) before running it: the caller
+// drops the run's reply and replicates the call instead. The run stops at
+// its next instruction even if a pcall catches the error raised here.
+func (vm *luaVM) abandon(L *lua.LState) int {
+	run := vm.call.run
+	run.abandoned = true
+	run.killed.Store(true)
+	vm.call.e.Speculation.Wrote = true
+	vm.raiseRedis(L, "ERR gomu: speculative run abandoned")
+	return 0
 }
 
 func lowerInto(dst, b []byte) []byte {

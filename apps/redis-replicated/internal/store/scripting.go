@@ -93,6 +93,7 @@ func (st *scriptState) putVM(vm *luaVM) {
 		return
 	}
 	vm.call = callState{}
+	vm.view = Store{}
 	vm.L.SetTop(0)
 	if cap(vm.scratch) > 1<<20 {
 		vm.scratch = nil
@@ -247,6 +248,22 @@ func (s *Store) ScriptWrites(args [][]byte) bool {
 	return true
 }
 
+// Speculation is the outcome of a speculative script run (Env.Speculation):
+// a server runs a script call that may write first as a read, locally and
+// killable, and replicates it only when it turns out to write.
+type Speculation struct {
+	// Wrote: the run reached a write (or another command that must be
+	// replicated, as PUBLISH) and was abandoned there, before running it:
+	// nothing changed, and no reply was appended. The call must be
+	// replicated.
+	Wrote bool
+	// Uncached: EVAL's body was not in the script cache, and a read does
+	// not add it. Redis caches every EVAL'd script (a later EVALSHA finds
+	// it), so the server must still add it through the log (SCRIPT LOAD):
+	// the cache is replicated state, every replica must agree on it.
+	Uncached bool
+}
+
 // parseNumKeys splits a script call's arguments after the script or
 // function name into keys and arguments.
 func parseNumKeys(args [][]byte) (keys, argv [][]byte, errMsg string) {
@@ -291,8 +308,11 @@ func cmdEval(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 				return errReply(dst, cmsg)
 			}
 			// Only a replicated EVAL caches: a read must not change state.
+			// A speculative one leaves it to its server (Speculation).
 			if !e.ReadOnly && !ro && !sc.noWrites {
 				s.scripts.scripts[sha] = sc
+			} else if e.Speculation != nil {
+				e.Speculation.Uncached = true
 			}
 		}
 	}
@@ -308,7 +328,7 @@ func cmdEval(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	vm.globals.RawSetString("ARGV", argsTable(vm.L, argv))
 	fn := vm.L.NewFunctionFromProto(sc.proto)
 	fn.Env = vm.env
-	return vm.invoke(dst, fn, nil, sc.sha, "user_script")
+	return vm.invokeRun(dst, run, fn, nil, sc.sha, "user_script")
 }
 
 func errReply(dst []byte, msg string) []byte {
@@ -327,6 +347,10 @@ func argsTable(L *lua.LState, args [][]byte) *lua.LTable {
 // random generator seeded from e, and tells e's observer.
 func (vm *luaVM) begin(s *Store, e *Env, readOnly, function bool) *ScriptRun {
 	run := &ScriptRun{killable: readOnly, function: function}
+	if e.ReadOnly && s != nil {
+		vm.view = *s // SELECT in the script must not switch the shared store
+		s = &vm.view
+	}
 	vm.call = callState{s: s, e: e, cmdEnv: *e, readOnly: readOnly, run: run}
 	if s != nil { // nil while FUNCTION LOAD runs a library's code
 		vm.call.db = s.keyspace
@@ -357,6 +381,17 @@ func (vm *luaVM) end(e *Env, run *ScriptRun) {
 	if e.Scripts != nil {
 		e.Scripts.ScriptEnded(run)
 	}
+}
+
+// invokeRun is invoke for a script or function run: the reply of a
+// speculative run abandoned at a write is dropped (its server replicates
+// the call instead).
+func (vm *luaVM) invokeRun(dst []byte, run *ScriptRun, fn *lua.LFunction, args []lua.LValue, name, source string) []byte {
+	out := vm.invoke(dst, fn, args, name, source)
+	if run.abandoned {
+		return dst
+	}
+	return out
 }
 
 // invoke calls fn with args and appends its reply, or the error as Redis
@@ -419,10 +454,10 @@ func (vm *luaVM) failedLine(err error, source string) int {
 func (vm *luaVM) errorMessage(err error) string {
 	switch vm.ctx.reason {
 	case errKilled:
-		if vm.call.run != nil && vm.call.run.function {
-			return "ERR Script killed by user with FUNCTION KILL..."
-		}
+		// Redis 7.0 words it so for FUNCTION KILL too.
 		return "ERR Script killed by user with SCRIPT KILL..."
+	case errAbandoned:
+		return "ERR gomu: speculative run abandoned" // the caller discards it
 	case errBudget:
 		return "ERR gomu: script stopped after its budget of " + strconv.FormatInt(instructionBudget, 10) + " instructions"
 	}
