@@ -259,7 +259,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 	if cmd.Flags&store.Scripted != 0 {
 		if isScriptKill(args) && !c.multi {
 			out := c.reply()
-			*out = c.s.cfg.Machine.scripts.kill(*out)
+			*out = c.s.cfg.Machine.scripts.kill(*out, lowerEq(args[0], "function"))
 			c.ran(slot)
 			return false
 		}

@@ -65,6 +65,15 @@ func (t *scriptTracker) ScriptEnded(r *store.ScriptRun) {
 	t.mu.Unlock()
 }
 
+// Running implements store.ScriptObserver.
+func (t *scriptTracker) Running(fn func(r *store.ScriptRun, ms int64)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.runs) > 0 {
+		fn(t.runs[0].run, time.Now().UnixMilli()-t.runs[0].start)
+	}
+}
+
 // busyError is the BUSY reply while the oldest script has run past the
 // threshold ("" when it has not).
 func (t *scriptTracker) busyError(since int64) string {
@@ -82,22 +91,28 @@ func (t *scriptTracker) busyError(since int64) string {
 	return "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
 }
 
-// kill answers SCRIPT KILL and FUNCTION KILL: it stops the read-only
-// scripts running locally. A replicated script runs on every replica and
-// cannot be stopped on one: it ends at its instruction budget.
-func (t *scriptTracker) kill(dst []byte) []byte {
+// kill answers SCRIPT KILL (function false) and FUNCTION KILL (true): it
+// stops the scripts of that kind running locally, read-only ones and
+// speculative runs (speculate). A replicated script runs on every replica
+// and cannot be stopped on one: it ends at its instruction budget. As in
+// Redis, SCRIPT KILL does not stop a function, nor FUNCTION KILL an EVAL:
+// they answer BUSY.
+func (t *scriptTracker) kill(dst []byte, function bool) []byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.runs) == 0 {
 		return resp.AppendError(dst, "NOTBUSY No scripts in execution right now.")
 	}
-	killed, wrote := false, false
+	killed, wrote, otherKind := false, false, false
 	for _, tr := range t.runs {
-		if tr.run.Killable() {
+		switch {
+		case tr.run.Wrote():
+			wrote = true
+		case tr.run.Killable() && tr.run.Function() != function:
+			otherKind = true
+		case tr.run.Killable():
 			tr.run.Kill()
 			killed = true
-		} else if tr.run.Wrote() {
-			wrote = true
 		}
 	}
 	switch {
@@ -105,6 +120,10 @@ func (t *scriptTracker) kill(dst []byte) []byte {
 		return resp.AppendOK(dst)
 	case wrote:
 		return resp.AppendError(dst, "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.")
+	case otherKind && function:
+		return resp.AppendError(dst, "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.")
+	case otherKind:
+		return resp.AppendError(dst, "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.")
 	}
 	return resp.AppendError(dst, "ERR gomu: a replicated script cannot be killed: it runs on every replica and stops at its instruction budget")
 }

@@ -38,6 +38,11 @@ type ScriptRun struct {
 	// that must be replicated; killed is set with it, so the run stops at
 	// its next instruction whatever pcall the script wraps around it.
 	abandoned bool
+	// name is the function's (FCALL), command the call's arguments: what
+	// FUNCTION STATS shows of a running function. Set before the run is
+	// observed; command is valid while it runs.
+	name    string
+	command [][]byte
 }
 
 // Killable reports whether SCRIPT KILL may stop it: a read-only script run
@@ -63,6 +68,10 @@ func (r *ScriptRun) Kill() {
 type ScriptObserver interface {
 	ScriptStarted(r *ScriptRun)
 	ScriptEnded(r *ScriptRun)
+	// Running calls fn with the script that has run longest and for how
+	// many milliseconds, if one runs (for FUNCTION STATS); r is valid
+	// during the call only.
+	Running(fn func(r *ScriptRun, ms int64))
 }
 
 var (

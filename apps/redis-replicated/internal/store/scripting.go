@@ -322,7 +322,7 @@ func cmdEval(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	readOnly := ro || sc.noWrites || e.ReadOnly
 	vm := s.scripts.getVM()
 	defer s.scripts.putVM(vm)
-	run := vm.begin(s, e, readOnly, false)
+	run := vm.begin(s, e, readOnly, &ScriptRun{command: args})
 	defer vm.end(e, run)
 	vm.globals.RawSetString("KEYS", argsTable(vm.L, keys))
 	vm.globals.RawSetString("ARGV", argsTable(vm.L, argv))
@@ -343,10 +343,11 @@ func argsTable(L *lua.LState, args [][]byte) *lua.LTable {
 	return t
 }
 
-// begin prepares vm for one run: its call state, a fresh budget, the
-// random generator seeded from e, and tells e's observer.
-func (vm *luaVM) begin(s *Store, e *Env, readOnly, function bool) *ScriptRun {
-	run := &ScriptRun{killable: readOnly, function: function}
+// begin prepares vm for run, described (function, name, command) by its
+// caller: its call state, a fresh budget, the random generator seeded from
+// e, and tells e's observer.
+func (vm *luaVM) begin(s *Store, e *Env, readOnly bool, run *ScriptRun) *ScriptRun {
+	run.killable = readOnly
 	if e.ReadOnly && s != nil {
 		vm.view = *s // SELECT in the script must not switch the shared store
 		s = &vm.view
