@@ -251,7 +251,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 	}
 	// One atomic load on the hot path: the heap is measured only under a
 	// maxmemory limit.
-	if c.s.maxMemory.Load() != 0 && c.refuseOOM(cmd.Flags&store.DenyOOM != 0) {
+	if c.s.maxMemory.Load() != 0 && c.refuseOOM(cmd.Flags&store.DenyOOM != 0 || growsLibraries(args)) {
 		c.rejected(slot)
 		return false
 	}
@@ -264,7 +264,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 			return false
 		}
 		write = c.s.cfg.Machine.scriptWrites(args)
-		if write && !c.multi && speculates(cmd) && c.speculate(args, slot) {
+		if write && !c.multi && speculation && speculates(cmd) && c.speculate(args, slot) {
 			return false
 		}
 	}

@@ -42,6 +42,13 @@ func (c *conn) refuseOOM(denyOOM bool) bool {
 	return true
 }
 
+// growsLibraries reports whether args are FUNCTION LOAD or FUNCTION
+// RESTORE, which Redis refuses when out of memory (their subcommands are
+// denyoom; FUNCTION's other subcommands, and the command, are not).
+func growsLibraries(args [][]byte) bool {
+	return len(args) > 2 && lowerEq(args[0], "function") && (lowerEq(args[1], "load") || lowerEq(args[1], "restore"))
+}
+
 // setMaxMemory is CONFIG SET maxmemory; it returns the error text, if any.
 func (s *Server) setMaxMemory(v []byte) string {
 	n, ok := parseMemoryValue(v)

@@ -201,6 +201,10 @@ func (m *Machine) setBusyThreshold(arg []byte) bool {
 //     cache is replicated state, every replica's EVALSHA must find it. A
 //     follower cannot propose: it answers READONLY to such an EVAL.
 
+// speculation turns speculative runs on; benchmarks turn it off to measure
+// what it costs.
+var speculation = true
+
 // speculates reports whether cmd's calls are run speculatively first.
 func speculates(cmd *store.Command) bool {
 	return cmd.Name == "eval" || cmd.Name == "evalsha" || cmd.Name == "fcall"

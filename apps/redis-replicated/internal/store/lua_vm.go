@@ -833,7 +833,7 @@ func (vm *luaVM) abandon(L *lua.LState) int {
 	run.abandoned = true
 	run.killed.Store(true)
 	vm.call.e.Speculation.Wrote = true
-	vm.raiseRedis(L, "ERR gomu: speculative run abandoned")
+	L.Error(lua.LString("gomu: speculative run abandoned"), 0) // a string: no table to make
 	return 0
 }
 
