@@ -264,6 +264,10 @@ func (c *conn) dispatch(args [][]byte) bool {
 			return false
 		}
 		write = c.s.cfg.Machine.scriptWrites(args)
+		if write && c.s.maxMemory.Load() != 0 && !c.multi && c.refuseScriptOOM(args) {
+			c.rejected(slot)
+			return false
+		}
 		if write && !c.multi && speculation && speculates(cmd) && c.speculate(args, slot) {
 			return false
 		}

@@ -42,6 +42,25 @@ func (c *conn) refuseOOM(denyOOM bool) bool {
 	return true
 }
 
+// refuseScriptOOM answers a call of a script with flags that may write
+// and does not allow OOM, out of memory (store.ScriptDeniedOOM); it
+// reports whether it did.
+func (c *conn) refuseScriptOOM(args [][]byte) bool {
+	if !c.s.outOfMemory() {
+		return false
+	}
+	m := c.s.cfg.Machine
+	m.mu.RLock()
+	denied := m.st.ScriptDeniedOOM(args)
+	m.mu.RUnlock()
+	if !denied {
+		return false
+	}
+	out := c.reply()
+	*out = resp.AppendError(*out, "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'")
+	return true
+}
+
 // growsLibraries reports whether args are FUNCTION LOAD or FUNCTION
 // RESTORE, which Redis refuses when out of memory (their subcommands are
 // denyoom; FUNCTION's other subcommands, and the command, are not).

@@ -248,6 +248,45 @@ func (s *Store) ScriptWrites(args [][]byte) bool {
 	return true
 }
 
+// ScriptDeniedOOM reports whether a call of a Scripted command is refused
+// when the server is out of memory, before it runs: as Redis refuses a
+// script with flags (a function, or an EVAL'd script with a shebang) that
+// declares neither no-writes nor allow-oom. (A script without flags is
+// refused at its first write instead.) Under the read lock.
+func (s *Store) ScriptDeniedOOM(args [][]byte) bool {
+	var buf [16]byte
+	switch string(lowerInto(buf[:0], args[0])) {
+	case "eval":
+		return shebangDeniesOOM(args[1])
+	case "evalsha":
+		sc := s.scripts.scripts[strings.ToLower(string(args[1]))]
+		return sc != nil && shebangDeniesOOM(sc.body)
+	case "fcall":
+		f := s.scripts.funcs[nameKey(string(args[1]))]
+		return f != nil && !slices.Contains(f.flags, "no-writes") && !slices.Contains(f.flags, "allow-oom")
+	}
+	return false
+}
+
+// shebangDeniesOOM reports whether src has a shebang line whose flags
+// include neither no-writes nor allow-oom.
+func shebangDeniesOOM(src []byte) bool {
+	if !bytes.HasPrefix(src, []byte("#!")) {
+		return false
+	}
+	line, _, _ := bytes.Cut(src[2:], []byte("\n"))
+	for _, p := range strings.Fields(string(line)) {
+		if flags, ok := strings.CutPrefix(p, "flags="); ok {
+			for _, f := range strings.Split(flags, ",") {
+				if f == "no-writes" || f == "allow-oom" {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
 // Speculation is the outcome of a speculative script run (Env.Speculation):
 // a server runs a script call that may write first as a read, locally and
 // killable, and replicates it only when it turns out to write.
