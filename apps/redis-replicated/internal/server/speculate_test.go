@@ -170,3 +170,42 @@ func sha1hex(body string) string {
 	sum := sha1.Sum([]byte(body))
 	return hex.EncodeToString(sum[:])
 }
+
+// TestScriptsOutOfMemory: out of memory, a script with flags that may
+// write and lacks allow-oom is refused before it runs, as are FUNCTION
+// LOAD and RESTORE; a script without flags, a no-writes or an allow-oom
+// one runs.
+func TestScriptsOutOfMemory(t *testing.T) {
+	srv := startStandalone(t)
+	cl := redistest.Dial(t, srv.Addr())
+	lib := "#!lua name=oom\n" +
+		"redis.register_function('plain', function() return 1 end)\n" +
+		"redis.register_function{function_name='ro', callback=function() return 2 end, flags={'no-writes'}}\n" +
+		"redis.register_function{function_name='oomok', callback=function() return 3 end, flags={'allow-oom'}}"
+	if got := cl.Do("FUNCTION", "LOAD", lib); got != bulk("oom") {
+		t.Fatalf("FUNCTION LOAD: %q", got)
+	}
+	dump := cl.Do("FUNCTION", "DUMP")
+	if got := cl.Do("CONFIG", "SET", "maxmemory", "1"); got != "+OK\r\n" {
+		t.Fatalf("CONFIG SET maxmemory: %q", got)
+	}
+	const denied = "-OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'\r\n"
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"FCALL", "plain", "0"}, denied},
+		{[]string{"FCALL", "ro", "0"}, ":2\r\n"},
+		{[]string{"FCALL", "oomok", "0"}, ":3\r\n"},
+		{[]string{"EVAL", "#!lua\nreturn 4", "0"}, denied},
+		{[]string{"EVAL", "#!lua flags=allow-oom\nreturn 5", "0"}, ":5\r\n"},
+		{[]string{"EVAL", "return 6", "0"}, ":6\r\n"},
+		{[]string{"FUNCTION", "LOAD", "REPLACE", lib}, "-OOM command not allowed when used memory > 'maxmemory'.\r\n"},
+		{[]string{"FUNCTION", "RESTORE", strings.TrimSuffix(dump[strings.Index(dump, "\r\n")+2:], "\r\n")}, "-OOM command not allowed when used memory > 'maxmemory'.\r\n"},
+	} {
+		if got := cl.Do(c.args...); got != c.want {
+			t.Errorf("%q: %q, want %q", c.args, got, c.want)
+		}
+	}
+	cl.Do("CONFIG", "SET", "maxmemory", "0")
+}
