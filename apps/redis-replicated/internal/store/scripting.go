@@ -12,15 +12,19 @@ package store
 // are replicated state (scriptState: in snapshots and the digest). EVAL_RO,
 // EVALSHA_RO, FCALL_RO and scripts declared "#!lua flags=no-writes" only
 // read: the server runs them locally (Env.ReadOnly), and they refuse write
-// commands.
+// commands. A server may also run a script that may write locally first,
+// speculatively (Env.Speculation): such a run is abandoned, silently and
+// changing nothing, at its first write, and the server then replicates the
+// call; until then SCRIPT KILL may stop it.
 //
 // Every run has an instruction budget (instructionBudget): a script still
 // running after it fails, at the same instruction on every replica, and
 // keeps the writes it made before, as Redis keeps a failed script's writes.
 //
-// Differences from Redis 7.0: EVAL and EVAL_RO of a read-only script do not
-// add it to the script cache (they run under the read lock; only a
-// replicated EVAL adds it); math.random is seeded per run from the Env (not
+// Differences from Redis 7.0: EVAL_RO, and EVAL of a no-writes script, do
+// not add it to the script cache (they run under the read lock; only a
+// replicated EVAL or SCRIPT LOAD adds it, which the server proposes after
+// a speculative EVAL of a new body); math.random is seeded per run from the Env (not
 // once per server); library-level state of a function library (its locals)
 // does not persist between FCALLs, as the library's code runs again for
 // every call (replicas could not agree on it otherwise), and cjson's
@@ -571,7 +575,7 @@ var scriptHelp = []string{
 	"FLUSH [ASYNC|SYNC]",
 	"    Flush the Lua scripts cache.",
 	"KILL",
-	"    Kill the currently executing Lua script (a read-only one: a replicated script stops at its instruction budget).",
+	"    Kill the currently executing Lua script (until its first write: then it is replicated, and stops at its instruction budget).",
 	"LOAD <script>",
 	"    Load a script into the scripts cache without executing it.",
 	"HELP",
