@@ -222,9 +222,13 @@ func (c *conn) speculate(args [][]byte, slot int) bool {
 	c.env.NowMs = time.Now().UnixMilli()
 	c.spec = store.Speculation{}
 	c.env.Speculation = &c.spec
+	// Out of memory, a script without flags is refused its DenyOOM writes
+	// (Redis's check at the write): the speculative run does it, before
+	// it would be abandoned there.
+	c.env.OutOfMemory = c.s.maxMemory.Load() != 0 && c.s.outOfMemory()
 	start := len(*out)
 	*out = c.s.cfg.Machine.execRead(*out, &c.env, int(c.state.db.Load()), &c.view, args)
-	c.env.Speculation = nil
+	c.env.Speculation, c.env.OutOfMemory = nil, false
 	if c.spec.Wrote && c.s.link.Leads() {
 		*out = (*out)[:start]
 		return false

@@ -200,6 +200,10 @@ func TestScriptsOutOfMemory(t *testing.T) {
 		{[]string{"EVAL", "#!lua\nreturn 4", "0"}, denied},
 		{[]string{"EVAL", "#!lua flags=allow-oom\nreturn 5", "0"}, ":5\r\n"},
 		{[]string{"EVAL", "return 6", "0"}, ":6\r\n"},
+		{[]string{"EVAL", "return redis.call('set', 'x', 1)", "0"}, "-OOM command not allowed when used memory > 'maxmemory'. script: " + sha1hex("return redis.call('set', 'x', 1)") + ", on @user_script:1.\r\n"},
+		{[]string{"EVAL", "return redis.pcall('set', 'x', 1)['err']", "0"}, bulk("OOM command not allowed when used memory > 'maxmemory'.")},
+		{[]string{"EVAL", "return redis.call('del', 'x')", "0"}, ":0\r\n"}, // DEL is not denyoom
+		{[]string{"EXISTS", "x"}, ":0\r\n"},
 		{[]string{"FUNCTION", "LOAD", "REPLACE", lib}, "-OOM command not allowed when used memory > 'maxmemory'.\r\n"},
 		{[]string{"FUNCTION", "RESTORE", strings.TrimSuffix(dump[strings.Index(dump, "\r\n")+2:], "\r\n")}, "-OOM command not allowed when used memory > 'maxmemory'.\r\n"},
 	} {

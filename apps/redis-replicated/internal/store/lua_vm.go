@@ -126,7 +126,9 @@ type callState struct {
 	// cmdEnv is e for the commands the script runs: InScript set.
 	cmdEnv   Env
 	readOnly bool
-	run      *ScriptRun
+	// denyOOM: DenyOOM commands fail, out of memory (Env.OutOfMemory).
+	denyOOM bool
+	run     *ScriptRun
 	// loading collects redis.register_function's functions while a
 	// library's code runs (FUNCTION LOAD, and every FCALL: see fcall).
 	loading *libraryLoad
@@ -800,6 +802,8 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 		return fail("ERR Unknown Redis command called from script")
 	case !c.CheckArity(len(vm.args)):
 		return fail("ERR Wrong number of args calling Redis command from script")
+	case c.Flags&DenyOOM != 0 && vm.call.denyOOM:
+		return fail("OOM command not allowed when used memory > 'maxmemory'.")
 	case c.Flags&Write != 0 && vm.call.readOnly && vm.call.e.Speculation != nil:
 		return vm.abandon(L)
 	case c.Flags&Write != 0 && vm.call.readOnly:

@@ -367,6 +367,9 @@ func cmdEval(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	defer s.scripts.putVM(vm)
 	run := vm.begin(s, e, readOnly, &ScriptRun{command: args})
 	defer vm.end(e, run)
+	// A script with flags out of memory ran only if it may (allow-oom,
+	// no-writes: see ScriptDeniedOOM); one without is refused its writes.
+	vm.call.denyOOM = e.OutOfMemory && !sc.shebang
 	vm.globals.RawSetString("KEYS", argsTable(vm.L, keys))
 	vm.globals.RawSetString("ARGV", argsTable(vm.L, argv))
 	fn := vm.L.NewFunctionFromProto(sc.proto)

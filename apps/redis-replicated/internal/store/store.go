@@ -63,6 +63,10 @@ type Env struct {
 	// its first command that must be replicated, and the outcome is noted
 	// there for the server (see Speculation).
 	Speculation *Speculation
+	// OutOfMemory: the server was over maxmemory when a speculative run
+	// started; as in Redis, a script without flags is then refused its
+	// DenyOOM commands (a replicated run never is: replicas must agree).
+	OutOfMemory bool
 	// InScript: a script runs the command (redis.call), which changes a
 	// few replies as in Redis (SORT of a set BY a constant sorts).
 	InScript bool
