@@ -177,8 +177,8 @@
 // writing script's reads before its first write run twice). A follower
 // serves the scripts that turn out to only read, and answers READONLY to
 // the others. EVAL of a body not yet cached, answered by its speculative
-// run, has the body cached through the log (SCRIPT LOAD), as Redis caches
-// every EVAL'd script. See scripting.go.
+// run, has the body cached through the log (as by SCRIPT LOAD), as Redis
+// caches every EVAL'd script. See scripting.go.
 //
 // # Large values
 //

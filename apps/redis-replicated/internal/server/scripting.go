@@ -196,10 +196,11 @@ func (m *Machine) setBusyThreshold(arg []byte) bool {
 //   - a follower speculates too: a script that only reads is served there
 //     (as EVAL_RO is); one that writes gets READONLY, as before;
 //   - EVAL of a body not in the script cache, which the read does not add,
-//     has its body added through the log afterwards (SCRIPT LOAD, reply
-//     dropped), as Redis caches every EVAL'd script, killed ones too: the
-//     cache is replicated state, every replica's EVALSHA must find it. A
-//     follower cannot propose: it answers READONLY to such an EVAL.
+//     has its body added through the log afterwards (SCRIPT LOAD's
+//     effect: store.CacheScriptCommand), as Redis caches every EVAL'd
+//     script, killed ones too: the cache is replicated state, every
+//     replica's EVALSHA must find it. A follower cannot propose: it
+//     answers READONLY to such an EVAL.
 
 // speculation turns speculative runs on; benchmarks turn it off to measure
 // what it costs.
@@ -255,12 +256,13 @@ func (c *conn) speculate(args [][]byte, slot int) bool {
 }
 
 // cacheScript adds an EVAL'd script body to every replica's script cache
-// (SCRIPT LOAD through the log), for a call answered by its speculative
-// run; it returns the error to answer instead, "" when it is cached.
+// (store.CacheScriptCommand, SCRIPT LOAD's effect, through the log), for a
+// call answered by its speculative run; it returns the error to answer
+// instead, "" when it is cached.
 func (c *conn) cacheScript(body []byte) string {
 	var p proposal
 	p.reset(propBatch)
-	p.add([][]byte{[]byte("SCRIPT"), []byte("LOAD"), body})
+	p.add([][]byte{[]byte(store.CacheScriptCommand), body})
 	res, err := c.s.replicate(c.ctx, p.seal(time.Now().UnixMilli(), rand.Uint64()))
 	switch {
 	case err != nil:

@@ -223,6 +223,21 @@ func init() {
 	)
 }
 
+// CacheScriptCommand is the internal write command a server proposes to
+// add an EVAL'd body to every replica's script cache when a speculative
+// run answered the EVAL (Speculation.Uncached): SCRIPT LOAD's effect,
+// without a command of its own in the replication stream (Redis
+// propagates nothing for a script that did not write).
+const CacheScriptCommand = "gomu.scriptcache"
+
+func init() {
+	register(&Command{Name: CacheScriptCommand, Arity: 2, Flags: Write | Internal, Group: "scripting",
+		Summary: "Add a script to the script cache (an EVAL answered by its speculative run)",
+		run: func(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+			return cmdScript(s, e, dst, [][]byte{[]byte("script"), []byte("load"), args[1]})
+		}})
+}
+
 // ScriptWrites reports whether a call of a Scripted command may change the
 // state, so must be replicated; else the server runs it locally as a read.
 // It reads the script cache and libraries: call it under the read lock.
