@@ -124,6 +124,13 @@ func TestSpeculativeWriteInCluster(t *testing.T) {
 		{[]string{"EVAL", "redis.call('select', 1) redis.call('set', KEYS[1], 'db1') return 1", "1", "n"}, ":1\r\n", 1},
 		{[]string{"EVAL", "redis.call('select', 1) return redis.call('get', KEYS[1])", "1", "n"}, bulk("db1"), 0},
 		{[]string{"GET", "n"}, bulk("3"), 0},
+		// Abandoned inside a pcall, and with closures open: the replicated
+		// run gives the reply, and the pooled Lua state stays sound.
+		{[]string{"EVAL", "local ok = pcall(redis.call, 'set', KEYS[1], 'p') return ok and 1 or 0", "1", "pc"}, ":1\r\n", 1},
+		{[]string{"EVAL", "return pcall(function() redis.call('set', KEYS[1], 'q') end)", "1", "pc"}, ":1\r\n", 1},
+		{[]string{"EVAL", "local x = 0 local function f() x = x + 1 return x end f() redis.call('set', KEYS[1], f()) return f()", "1", "cl"}, ":3\r\n", 1},
+		{[]string{"EVAL", "local x = 10 local function f() x = x + 1 return x end f() return {f(), redis.call('get', KEYS[1])}", "1", "cl"}, "*2\r\n:12\r\n$1\r\n2\r\n", 1},
+		{[]string{"EVAL", "local x = 10 local function f() x = x + 1 return x end f() return {f(), redis.call('get', KEYS[1])}", "1", "pc"}, "*2\r\n:12\r\n$1\r\nq\r\n", 0},
 		{[]string{"EVAL", "return redis.call('get', 'x') .. 1", "0"}, "-", 1}, // an error, cached
 	} {
 		before := proposals()

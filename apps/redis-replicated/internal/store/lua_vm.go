@@ -837,8 +837,18 @@ func (vm *luaVM) abandon(L *lua.LState) int {
 	run.abandoned = true
 	run.killed.Store(true)
 	vm.call.e.Speculation.Wrote = true
-	L.Error(lua.LString("gomu: speculative run abandoned"), 0) // a string: no table to make
+	// Raised as gopher-lua raises (Error closes the open upvalues), by a
+	// Panic that brings its own stack trace: PCall would format one, most
+	// of an abandoned run's cost, for a reply that is dropped. PCall puts
+	// its Panic back as it returns.
+	L.Panic = panicAbandoned
+	L.Error(lua.LString("gomu: speculative run abandoned"), 0)
 	return 0
+}
+
+// panicAbandoned is abandon's Panic: gopher-lua's own without a trace.
+func panicAbandoned(L *lua.LState) {
+	panic(&lua.ApiError{Type: lua.ApiErrorRun, Object: L.Get(-1), StackTrace: "(speculative run abandoned)"})
 }
 
 func lowerInto(dst, b []byte) []byte {
