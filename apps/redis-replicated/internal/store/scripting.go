@@ -40,8 +40,9 @@ package store
 // (string, math, ...) yields nothing, as scripts see read-only proxies of
 // them; FUNCTION LIST orders libraries and functions by name; FUNCTION
 // DUMP's payload is this server's own format (RESTORE reads only it);
-// FUNCTION STATS never reports a running script; commands only the server
-// knows (INFO, CLIENT, CONFIG, ...) are unknown to scripts.
+// FUNCTION STATS waits for a replicated script (it runs under the write
+// lock) and reports only the scripts of its own replica; commands only the
+// server knows (INFO, CLIENT, CONFIG, ...) are unknown to scripts.
 
 import (
 	"bufio"
