@@ -1,7 +1,11 @@
 package server
 
 import (
+	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/gomu-rdma/gomu/internal/redistest"
 )
 
 // BenchmarkSpeculativeScript measures what speculative runs cost a script
@@ -28,6 +32,33 @@ func BenchmarkSpeculativeScript(b *testing.B) {
 				benchBatch(b, 1, func(int) [][]byte {
 					return [][]byte{[]byte("EVAL"), []byte(sc.body), []byte("1"), []byte("counter")}
 				})
+			})
+		}
+	}
+}
+
+// BenchmarkSpeculativeScriptCluster is one EVAL at a time from one client
+// to the leader of three replicas: what speculation adds there to a
+// script that writes at once (the abandoned run and its read barrier) and
+// saves one that only reads (the proposal).
+func BenchmarkSpeculativeScriptCluster(b *testing.B) {
+	c := startCluster(b, 3)
+	cl := redistest.Dial(b, c.WaitLeader().Addr())
+	for _, sc := range []struct{ name, body string }{
+		{"writes-first", "return redis.call('incr', KEYS[1])"},
+		{"reads-only", "return redis.call('get', KEYS[1])"},
+	} {
+		for _, on := range []bool{true, false} {
+			b.Run(fmt.Sprintf("%s/speculation=%v", sc.name, on), func(b *testing.B) {
+				defer func(was bool) { speculation = was }(speculation)
+				speculation = on
+				cl.Do("EVAL", sc.body, "1", "counter")
+				b.ResetTimer()
+				for range b.N {
+					if got := cl.Do("EVAL", sc.body, "1", "counter"); strings.HasPrefix(got, "-") {
+						b.Fatal(got)
+					}
+				}
 			})
 		}
 	}
