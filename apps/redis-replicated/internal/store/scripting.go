@@ -665,3 +665,6 @@ func decodeScripts(d *snapReader) *scriptState {
 // ScriptCount is the number of cached scripts (INFO's
 // number_of_cached_scripts).
 func (s *Store) ScriptCount() int { return len(s.scripts.scripts) }
+
+// LibraryCount is the number of function libraries.
+func (s *Store) LibraryCount() int { return len(s.scripts.libs) }
