@@ -220,3 +220,25 @@ func TestScriptsOutOfMemory(t *testing.T) {
 	}
 	cl.Do("CONFIG", "SET", "maxmemory", "0")
 }
+
+// TestSpeculativeCommandStats: a script call counts once in INFO
+// commandstats, answered by its speculative run or replicated after it;
+// a failed one counts as failed once.
+func TestSpeculativeCommandStats(t *testing.T) {
+	srv := startStandalone(t)
+	c := redistest.Dial(t, srv.Addr())
+	for _, args := range [][]string{
+		{"EVAL", "return redis.call('get', 'k')", "0"},
+		{"EVAL", "return redis.call('set', 'k', 'v')", "0"},
+		{"EVAL", "return redis.call('get', 'k')", "0"},
+		{"EVAL", "return redis.call('nope')", "0"},
+	} {
+		c.Do(args...)
+	}
+	info := c.Do("INFO", "commandstats")
+	_, line, _ := strings.Cut(info, "cmdstat_eval:")
+	line, _, _ = strings.Cut(line, "\r\n")
+	if !strings.HasPrefix(line, "calls=4,") || !strings.HasSuffix(line, ",rejected_calls=0,failed_calls=1") {
+		t.Errorf("cmdstat_eval: %q", line)
+	}
+}
