@@ -192,7 +192,22 @@ func (m *Machine) setBusyThreshold(arg []byte) bool {
 //     made, up to the write);
 //   - a writing script costs its reads twice, up to its first write, plus
 //     a read barrier (BenchmarkSpeculativeWrite measures it);
-//   - inside MULTI nothing speculates: the transaction is replicated whole;
+//   - inside MULTI nothing speculates: the transaction is replicated whole
+//     (and EXEC's watch check sees it in log order);
+//   - the run sees the connection's database, and a SELECT inside it
+//     switches only its own copy of the store (store's luaVM.view); its
+//     reply is converted to RESP3 as any read's; a script cannot block
+//     (blocking pops are refused in scripts, XREAD … BLOCK too), so a run
+//     never waits; it has its own instruction budget, and the replicated
+//     run a whole one again; the call counts once in commandstats, as the
+//     read it was or as the write it became; the run's keyspace hits and
+//     misses (and 'm' events) before an abandoned write count again in the
+//     replicated run;
+//   - out of memory, a script without flags is refused its DenyOOM writes
+//     by the speculative run (Env.OutOfMemory), as Redis refuses them at
+//     the write; the replicated run is not (replicas must agree), so a
+//     script that pcalls past that refusal and then writes something else
+//     runs its refused write there;
 //   - a follower speculates too: a script that only reads is served there
 //     (as EVAL_RO is); one that writes gets READONLY, as before;
 //   - EVAL of a body not in the script cache, which the read does not add,
