@@ -36,6 +36,9 @@ type conn struct {
 	// view is where this connection's reads see a database other than 0
 	// (store.View).
 	view store.Store
+	// spec is the outcome of its last speculative script run
+	// (speculate), kept here so that a run allocates nothing for it.
+	spec store.Speculation
 
 	multi      bool
 	multiDirty bool
@@ -310,7 +313,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 	}
 	// One atomic load on the hot path: the heap is measured only under a
 	// maxmemory limit.
-	if c.s.maxMemory.Load() != 0 && c.refuseOOM(cmd.Flags&store.DenyOOM != 0) {
+	if c.s.maxMemory.Load() != 0 && c.refuseOOM(cmd.Flags&store.DenyOOM != 0 || growsLibraries(args)) {
 		c.rejected(slot)
 		return false
 	}
@@ -318,11 +321,18 @@ func (c *conn) dispatch(args [][]byte) bool {
 	if cmd.Flags&store.Scripted != 0 {
 		if isScriptKill(args) && !c.multi {
 			out := c.reply()
-			*out = c.s.cfg.Machine.scripts.kill(*out)
+			*out = c.s.cfg.Machine.scripts.kill(*out, lowerEq(args[0], "function"))
 			c.ran(slot)
 			return false
 		}
 		write = c.s.cfg.Machine.scriptWrites(args)
+		if write && c.s.maxMemory.Load() != 0 && !c.multi && c.refuseScriptOOM(args) {
+			c.rejected(slot)
+			return false
+		}
+		if write && !c.multi && speculation && speculates(cmd) && c.speculate(args, slot) {
+			return false
+		}
 	}
 	if write && !c.s.link.Leads() {
 		if c.multi {

@@ -16,7 +16,7 @@ import (
 // to cmdDebug.
 //
 //   - RELOAD saves the keyspace and loads it back, on every replica: the
-//     store's gomu.reload, proposed as a write.
+//     store's gomu.reload, proposed as a write (see debugReload).
 //   - SET-ACTIVE-EXPIRE 0|1 stops or resumes the leader's expiry sweeps.
 //   - SLEEP seconds sleeps this connection (Redis's whole server sleeps);
 //     inside MULTI it moves the transaction's clock on (execDebugSleep).
@@ -28,7 +28,7 @@ func (c *conn) debugSub(out *[]byte, args [][]byte) bool {
 	sub := strings.ToLower(string(args[1]))
 	switch {
 	case sub == "reload" && len(args) >= 2:
-		*out = c.proposeInternal(*out, [][]byte{[]byte(store.ReloadCommand)})
+		*out = c.debugReload(*out, args[2:])
 	case sub == "set-active-expire" && len(args) == 3:
 		n, _ := strconv.Atoi(string(args[2])) // atoi, as Redis reads it
 		c.s.noActiveExpire.Store(n == 0)
@@ -188,4 +188,32 @@ func (c *conn) appendDebugProtocol(b []byte, name string) []byte {
 		return c.appendText(b, []byte("This is a verbatim\nstring"))
 	}
 	return resp.AppendError(b, "ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false")
+}
+
+// debugReload is DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]. gomu.reload saves
+// the state and loads it back as it is, so NOSAVE and MERGE change
+// nothing; NOFLUSH without MERGE fails as Redis's load fails then, on the
+// function libraries already there (on a key already there Redis's load
+// panics; this one loads as usual).
+func (c *conn) debugReload(out []byte, opts [][]byte) []byte {
+	noflush, merge := false, false
+	for _, o := range opts {
+		switch {
+		case lowerEq(o, "merge"):
+			merge = true
+		case lowerEq(o, "noflush"):
+			noflush = true
+		case lowerEq(o, "nosave"):
+		default:
+			return resp.AppendError(out, "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.")
+		}
+	}
+	if noflush && !merge {
+		libs := 0
+		c.s.cfg.Machine.read(func(st *store.Store) { libs = st.LibraryCount() })
+		if libs > 0 {
+			return resp.AppendError(out, "ERR Error trying to load the RDB dump")
+		}
+	}
+	return c.proposeInternal(out, [][]byte{[]byte(store.ReloadCommand)})
 }

@@ -169,6 +169,17 @@
 // past lua-time-limit (5000 ms; CONFIG SET changes this replica's) other
 // clients get BUSY, except SCRIPT KILL and FUNCTION KILL.
 //
+// EVAL, EVALSHA and FCALL of a script that may write run first
+// speculatively, outside MULTI: locally as a read (after the read barrier,
+// killable), abandoned silently at the script's first write or PUBLISH. A
+// run that never reaches one answers the call, and nothing is proposed; an
+// abandoned one changed nothing, and the call is replicated as above (so a
+// writing script's reads before its first write run twice). A follower
+// serves the scripts that turn out to only read, and answers READONLY to
+// the others. EVAL of a body not yet cached, answered by its speculative
+// run, has the body cached through the log (as by SCRIPT LOAD), as Redis
+// caches every EVAL'd script. See scripting.go.
+//
 // # Large values
 //
 // A write larger than the proposal limit (Config.MaxProposal, the engine's
@@ -184,12 +195,17 @@
 // Each is a consequence of replication or of this server's design; the
 // store's files say more.
 //
-//   - Scripts: SCRIPT KILL (and FUNCTION KILL) stops only a read-only
-//     script running locally; a replicated script runs to its end or to
-//     its instruction budget (a few seconds of work), where it fails at the
-//     same instruction on every replica, keeping the writes it made. A
-//     command sent while a replicated script runs, before lua-time-limit,
-//     waits for it. EVAL of a read-only script does not cache it; function
+//   - Scripts: SCRIPT KILL (and FUNCTION KILL) stops a script until its
+//     first write (its speculative run, see Scripting); a replicated run
+//     (the call's second run, from the start, after it wrote, or an EVAL
+//     inside MULTI) runs to its end or to its instruction budget (a few
+//     seconds of work), where it fails at the same instruction on every
+//     replica, keeping the writes it made: SCRIPT KILL answers UNKILLABLE
+//     once it wrote, a gomu error before. A command sent while a
+//     replicated script runs, before lua-time-limit, waits for it. A
+//     writing script's keyspace hits and misses before its first write are
+//     counted twice. EVAL_RO of a body, or EVAL of a no-writes one, does
+//     not cache it; function
 //     libraries' local state does not outlive a call; scripts see RESP2
 //     replies whatever redis.setresp says; FUNCTION DUMP's payload is this
 //     server's own; gopher-lua words some errors differently from Lua 5.1.

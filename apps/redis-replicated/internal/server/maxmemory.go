@@ -42,6 +42,32 @@ func (c *conn) refuseOOM(denyOOM bool) bool {
 	return true
 }
 
+// refuseScriptOOM answers a call of a script with flags that may write
+// and does not allow OOM, out of memory (store.ScriptDeniedOOM); it
+// reports whether it did.
+func (c *conn) refuseScriptOOM(args [][]byte) bool {
+	if !c.s.outOfMemory() {
+		return false
+	}
+	m := c.s.cfg.Machine
+	m.mu.RLock()
+	denied := m.st.ScriptDeniedOOM(args)
+	m.mu.RUnlock()
+	if !denied {
+		return false
+	}
+	out := c.reply()
+	*out = resp.AppendError(*out, "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'")
+	return true
+}
+
+// growsLibraries reports whether args are FUNCTION LOAD or FUNCTION
+// RESTORE, which Redis refuses when out of memory (their subcommands are
+// denyoom; FUNCTION's other subcommands, and the command, are not).
+func growsLibraries(args [][]byte) bool {
+	return len(args) > 2 && lowerEq(args[0], "function") && (lowerEq(args[1], "load") || lowerEq(args[1], "restore"))
+}
+
 // setMaxMemory is CONFIG SET maxmemory; it returns the error text, if any.
 func (s *Server) setMaxMemory(v []byte) string {
 	n, ok := parseMemoryValue(v)

@@ -12,8 +12,9 @@ import (
 )
 
 // TestScriptBusyAndKill: while a script runs past lua-time-limit other
-// clients get BUSY; SCRIPT KILL stops a read-only script, refuses a
-// replicated one (UNKILLABLE once it wrote).
+// clients get BUSY; SCRIPT KILL stops a read-only script and a script that
+// has not written yet (its speculative run), refuses a replicated one
+// (UNKILLABLE once it wrote; inside MULTI an EVAL is replicated at once).
 func TestScriptBusyAndKill(t *testing.T) {
 	srv := startStandalone(t)
 	m := srv.cfg.Machine
@@ -27,17 +28,27 @@ func TestScriptBusyAndKill(t *testing.T) {
 	}
 	cases := []struct {
 		name, cmd, script string
+		multi             bool   // EVAL inside MULTI (EXEC's reply holds the script's)
 		kill, final       string // SCRIPT KILL's reply, then the script's
 	}{
-		{"read-only", "EVAL_RO", "while true do end", "+OK\r\n", "-ERR Script killed by user with SCRIPT KILL..."},
-		{"replicated", "EVAL", "local i = 0 while i < " + busyScriptLoops + " do i = i + 1 end return 1", "-ERR gomu: a replicated script cannot be killed", ":1\r\n"},
-		{"replicated wrote", "EVAL", "redis.call('set', 'x', '1') local i = 0 while i < " + busyScriptLoops + " do i = i + 1 end return 2", "-UNKILLABLE Sorry", ":2\r\n"},
+		{"read-only", "EVAL_RO", "while true do end", false, "+OK\r\n", "-ERR Script killed by user with SCRIPT KILL..."},
+		{"not written yet", "EVAL", "local i = 0 while true do i = i + 1 end redis.call('set', 'x', '1')", false, "+OK\r\n", "-ERR Script killed by user with SCRIPT KILL..."},
+		{"replicated", "EVAL", "local i = 0 while i < " + busyScriptLoops + " do i = i + 1 end return 1", true, "-ERR gomu: a replicated script cannot be killed", "*1\r\n:1\r\n"},
+		{"replicated wrote", "EVAL", "redis.call('set', 'x', '1') local i = 0 while i < " + busyScriptLoops + " do i = i + 1 end return 2", false, "-UNKILLABLE Sorry", ":2\r\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			runner := redistest.Dial(t, srv.Addr())
 			done := make(chan string, 1)
-			go func() { done <- runner.Do(c.cmd, c.script, "0") }()
+			if c.multi {
+				runner.Do("MULTI")
+				if got := runner.Do(c.cmd, c.script, "0"); got != "+QUEUED\r\n" {
+					t.Fatalf("%s in MULTI: %q", c.cmd, got)
+				}
+				go func() { done <- runner.Do("EXEC") }()
+			} else {
+				go func() { done <- runner.Do(c.cmd, c.script, "0") }()
+			}
 			busy := waitBusy(t, m, other)
 			if !strings.HasPrefix(busy, "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.") {
 				t.Fatalf("while the script runs: %q", busy)

@@ -226,7 +226,7 @@ func (st *scriptState) loadLibraryAs(code []byte, replace, restoring bool) strin
 	vm := st.getVM()
 	defer st.putVM(vm)
 	e := &Env{ReadOnly: true}
-	run := vm.begin(nil, e, true, true)
+	run := vm.begin(nil, e, true, &ScriptRun{function: true})
 	// Loading gets an eighth of a run's budget, as Redis gives it 500 ms.
 	vm.ctx.left = instructionBudget / 8
 	ld, msg := vm.runLibrary(lib)
@@ -286,7 +286,7 @@ func cmdFCall(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	vm := s.scripts.getVM()
 	defer s.scripts.putVM(vm)
-	run := vm.begin(s, e, ro || f.noWrites || e.ReadOnly, true)
+	run := vm.begin(s, e, ro || f.noWrites || e.ReadOnly, &ScriptRun{function: true, name: f.name, command: args})
 	defer vm.end(e, run)
 	ld, msg := vm.runLibrary(f.lib)
 	if msg != "" {
@@ -296,8 +296,39 @@ func cmdFCall(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if cb == nil {
 		return errReply(dst, "ERR Function not found")
 	}
-	return vm.invoke(dst, cb, []lua.LValue{argsTable(vm.L, keys), argsTable(vm.L, argv)}, f.name, "user_function")
+	return vm.invokeRun(dst, run, cb, []lua.LValue{argsTable(vm.L, keys), argsTable(vm.L, argv)}, f.name, "user_function")
 }
+
+// appendRunningScript appends the start of FUNCTION STATS's reply and its
+// running_script: the function running longest here, or null. While an
+// EVAL runs there, Redis answers BUSY instead (busy reports it: the error
+// is then all it appended).
+func appendRunningScript(dst []byte, e *Env) (out []byte, busy bool) {
+	head := append(dst, "*4\r\n$14\r\nrunning_script\r\n"...)
+	out = append(head, "$-1\r\n"...)
+	if e.Scripts == nil {
+		return out, false
+	}
+	e.Scripts.Running(func(r *ScriptRun, ms int64) {
+		if !r.function {
+			out, busy = errReply(dst, errBusyEval), true
+			return
+		}
+		out = append(head, "*6\r\n$4\r\nname\r\n"...)
+		out = appendBulkBytes(out, r.name)
+		out = appendBulkBytes(out, "command")
+		out = append(append(append(out, '*'), strconv.Itoa(len(r.command))...), "\r\n"...)
+		for _, a := range r.command {
+			out = appendBulkBytes(out, string(a))
+		}
+		out = appendBulkBytes(out, "duration_ms")
+		out = appendInt(out, ms)
+	})
+	return out, busy
+}
+
+// errBusyEval is Redis's BUSY while an EVAL runs.
+const errBusyEval = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
 
 // functionDumpMagic opens FUNCTION DUMP's payload, this server's own
 // format: the magic, a count, then each library's code (uvarint length
@@ -357,7 +388,11 @@ func cmdFunction(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		if len(args) != 2 {
 			return errReply(dst, "ERR wrong number of arguments for 'function|stats' command")
 		}
-		dst = append(dst, "*4\r\n$14\r\nrunning_script\r\n$-1\r\n$7\r\nengines\r\n*2\r\n$3\r\nLUA\r\n*4\r\n"...)
+		dst, busy := appendRunningScript(dst, e)
+		if busy {
+			return dst
+		}
+		dst = append(dst, "$7\r\nengines\r\n*2\r\n$3\r\nLUA\r\n*4\r\n"...)
 		dst = appendBulkBytes(dst, "libraries_count")
 		dst = appendInt(dst, int64(len(st.libs)))
 		dst = appendBulkBytes(dst, "functions_count")

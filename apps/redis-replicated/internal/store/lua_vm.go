@@ -34,6 +34,15 @@ type ScriptRun struct {
 	function bool
 	killed   atomic.Bool
 	wrote    atomic.Bool
+	// abandoned: a speculative run (Env.Speculation) reached a command
+	// that must be replicated; killed is set with it, so the run stops at
+	// its next instruction whatever pcall the script wraps around it.
+	abandoned bool
+	// name is the function's (FCALL), command the call's arguments: what
+	// FUNCTION STATS shows of a running function. Set before the run is
+	// observed; command is valid while it runs.
+	name    string
+	command [][]byte
 }
 
 // Killable reports whether SCRIPT KILL may stop it: a read-only script run
@@ -59,11 +68,16 @@ func (r *ScriptRun) Kill() {
 type ScriptObserver interface {
 	ScriptStarted(r *ScriptRun)
 	ScriptEnded(r *ScriptRun)
+	// Running calls fn with the script that has run longest and for how
+	// many milliseconds, if one runs (for FUNCTION STATS); r is valid
+	// during the call only.
+	Running(fn func(r *ScriptRun, ms int64))
 }
 
 var (
-	errBudget = errors.New("script exceeded its instruction budget")
-	errKilled = errors.New("script killed")
+	errBudget    = errors.New("script exceeded its instruction budget")
+	errKilled    = errors.New("script killed")
+	errAbandoned = errors.New("speculative script run abandoned at a write")
 )
 
 // closedDone is the Done channel of a spent budget.
@@ -92,6 +106,9 @@ func (b *budget) Done() <-chan struct{} {
 	}
 	if b.run.killed.Load() {
 		b.reason = errKilled
+		if b.run.abandoned {
+			b.reason = errAbandoned
+		}
 		return closedDone
 	}
 	return nil
@@ -109,7 +126,9 @@ type callState struct {
 	// cmdEnv is e for the commands the script runs: InScript set.
 	cmdEnv   Env
 	readOnly bool
-	run      *ScriptRun
+	// denyOOM: DenyOOM commands fail, out of memory (Env.OutOfMemory).
+	denyOOM bool
+	run     *ScriptRun
 	// loading collects redis.register_function's functions while a
 	// library's code runs (FUNCTION LOAD, and every FCALL: see fcall).
 	loading *libraryLoad
@@ -146,6 +165,11 @@ type luaVM struct {
 	args    [][]byte
 	// broken: a panic escaped the state; it is not pooled again.
 	broken bool
+
+	// view is the store a read-only run works on: a copy of the shared
+	// one, so that a SELECT inside the script switches only its own
+	// database (other readers share the store under the read lock).
+	view Store
 }
 
 // protectedMeta marks a metatable as not to be read or replaced by
@@ -771,6 +795,10 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 		return fail("ERR Unknown Redis command called from script")
 	case !c.CheckArity(len(vm.args)):
 		return fail("ERR Wrong number of args calling Redis command from script")
+	case c.Flags&DenyOOM != 0 && vm.call.denyOOM:
+		return fail("OOM command not allowed when used memory > 'maxmemory'.")
+	case c.Flags&Write != 0 && vm.call.readOnly && vm.call.e.Speculation != nil:
+		return vm.abandon(L)
 	case c.Flags&Write != 0 && vm.call.readOnly:
 		return fail("ERR Write commands are not allowed from read-only scripts.")
 	case c.Flags&Blocking != 0 && blocksWhenAllowed(vm.args):
@@ -791,6 +819,29 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 	}
 	L.Push(v)
 	return 1
+}
+
+// abandon ends a speculative run at its first write (or PUBLISH: any
+// command that must go through the log) before running it: the caller
+// drops the run's reply and replicates the call instead. The run stops at
+// its next instruction even if a pcall catches the error raised here.
+func (vm *luaVM) abandon(L *lua.LState) int {
+	run := vm.call.run
+	run.abandoned = true
+	run.killed.Store(true)
+	vm.call.e.Speculation.Wrote = true
+	// Raised as gopher-lua raises (Error closes the open upvalues), by a
+	// Panic that brings its own stack trace: PCall would format one, most
+	// of an abandoned run's cost, for a reply that is dropped. PCall puts
+	// its Panic back as it returns.
+	L.Panic = panicAbandoned
+	L.Error(lua.LString("gomu: speculative run abandoned"), 0)
+	return 0
+}
+
+// panicAbandoned is abandon's Panic: gopher-lua's own without a trace.
+func panicAbandoned(L *lua.LState) {
+	panic(&lua.ApiError{Type: lua.ApiErrorRun, Object: L.Get(-1), StackTrace: "(speculative run abandoned)"})
 }
 
 func lowerInto(dst, b []byte) []byte {

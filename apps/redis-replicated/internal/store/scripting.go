@@ -12,15 +12,19 @@ package store
 // are replicated state (scriptState: in snapshots and the digest). EVAL_RO,
 // EVALSHA_RO, FCALL_RO and scripts declared "#!lua flags=no-writes" only
 // read: the server runs them locally (Env.ReadOnly), and they refuse write
-// commands.
+// commands. A server may also run a script that may write locally first,
+// speculatively (Env.Speculation): such a run is abandoned, silently and
+// changing nothing, at its first write, and the server then replicates the
+// call; until then SCRIPT KILL may stop it.
 //
 // Every run has an instruction budget (instructionBudget): a script still
 // running after it fails, at the same instruction on every replica, and
 // keeps the writes it made before, as Redis keeps a failed script's writes.
 //
-// Differences from Redis 7.0: EVAL and EVAL_RO of a read-only script do not
-// add it to the script cache (they run under the read lock; only a
-// replicated EVAL adds it); math.random is seeded per run from the Env (not
+// Differences from Redis 7.0: EVAL_RO, and EVAL of a no-writes script, do
+// not add it to the script cache (they run under the read lock; only a
+// replicated EVAL or SCRIPT LOAD adds it, which the server proposes after
+// a speculative EVAL of a new body); math.random is seeded per run from the Env (not
 // once per server); library-level state of a function library (its locals)
 // does not persist between FCALLs, as the library's code runs again for
 // every call (replicas could not agree on it otherwise), and cjson's
@@ -37,8 +41,9 @@ package store
 // (string, math, ...) yields nothing, as scripts see read-only proxies of
 // them; FUNCTION LIST orders libraries and functions by name; FUNCTION
 // DUMP's payload is this server's own format (RESTORE reads only it);
-// FUNCTION STATS never reports a running script; commands only the server
-// knows (INFO, CLIENT, CONFIG, ...) are unknown to scripts.
+// FUNCTION STATS waits for a replicated script (it runs under the write
+// lock) and reports only the scripts of its own replica; commands only the
+// server knows (INFO, CLIENT, CONFIG, ...) are unknown to scripts.
 
 import (
 	"bufio"
@@ -94,6 +99,7 @@ func (st *scriptState) putVM(vm *luaVM) {
 		return
 	}
 	vm.call = callState{}
+	vm.view = Store{}
 	vm.L.SetTop(0)
 	if cap(vm.scratch) > 1<<20 {
 		vm.scratch = nil
@@ -219,6 +225,21 @@ func init() {
 	)
 }
 
+// CacheScriptCommand is the internal write command a server proposes to
+// add an EVAL'd body to every replica's script cache when a speculative
+// run answered the EVAL (Speculation.Uncached): SCRIPT LOAD's effect,
+// without a command of its own in the replication stream (Redis
+// propagates nothing for a script that did not write).
+const CacheScriptCommand = "gomu.scriptcache"
+
+func init() {
+	register(&Command{Name: CacheScriptCommand, Arity: 2, Flags: Write | Internal, Group: "scripting",
+		Summary: "Add a script to the script cache (an EVAL answered by its speculative run)",
+		run: func(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+			return cmdScript(s, e, dst, [][]byte{[]byte("script"), []byte("load"), args[1]})
+		}})
+}
+
 // ScriptWrites reports whether a call of a Scripted command may change the
 // state, so must be replicated; else the server runs it locally as a read.
 // It reads the script cache and libraries: call it under the read lock.
@@ -246,6 +267,61 @@ func (s *Store) ScriptWrites(args [][]byte) bool {
 		return sub == "load" || sub == "delete" || sub == "flush" || sub == "restore"
 	}
 	return true
+}
+
+// ScriptDeniedOOM reports whether a call of a Scripted command is refused
+// when the server is out of memory, before it runs: as Redis refuses a
+// script with flags (a function, or an EVAL'd script with a shebang) that
+// declares neither no-writes nor allow-oom. (A script without flags is
+// refused at its first write instead.) Under the read lock.
+func (s *Store) ScriptDeniedOOM(args [][]byte) bool {
+	var buf [16]byte
+	switch string(lowerInto(buf[:0], args[0])) {
+	case "eval":
+		return shebangDeniesOOM(args[1])
+	case "evalsha":
+		sc := s.scripts.scripts[strings.ToLower(string(args[1]))]
+		return sc != nil && shebangDeniesOOM(sc.body)
+	case "fcall":
+		f := s.scripts.funcs[nameKey(string(args[1]))]
+		return f != nil && !slices.Contains(f.flags, "no-writes") && !slices.Contains(f.flags, "allow-oom")
+	}
+	return false
+}
+
+// shebangDeniesOOM reports whether src has a shebang line whose flags
+// include neither no-writes nor allow-oom.
+func shebangDeniesOOM(src []byte) bool {
+	if !bytes.HasPrefix(src, []byte("#!")) {
+		return false
+	}
+	line, _, _ := bytes.Cut(src[2:], []byte("\n"))
+	for _, p := range strings.Fields(string(line)) {
+		if flags, ok := strings.CutPrefix(p, "flags="); ok {
+			for _, f := range strings.Split(flags, ",") {
+				if f == "no-writes" || f == "allow-oom" {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// Speculation is the outcome of a speculative script run (Env.Speculation):
+// a server runs a script call that may write first as a read, locally and
+// killable, and replicates it only when it turns out to write.
+type Speculation struct {
+	// Wrote: the run reached a write (or another command that must be
+	// replicated, as PUBLISH) and was abandoned there, before running it:
+	// nothing changed, and no reply was appended. The call must be
+	// replicated.
+	Wrote bool
+	// Uncached: EVAL's body was not in the script cache, and a read does
+	// not add it. Redis caches every EVAL'd script (a later EVALSHA finds
+	// it), so the server must still add it through the log (SCRIPT LOAD):
+	// the cache is replicated state, every replica must agree on it.
+	Uncached bool
 }
 
 // parseNumKeys splits a script call's arguments after the script or
@@ -292,8 +368,11 @@ func cmdEval(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 				return errReply(dst, cmsg)
 			}
 			// Only a replicated EVAL caches: a read must not change state.
+			// A speculative one leaves it to its server (Speculation).
 			if !e.ReadOnly && !ro && !sc.noWrites {
 				s.scripts.scripts[sha] = sc
+			} else if e.Speculation != nil {
+				e.Speculation.Uncached = true
 			}
 		}
 	}
@@ -303,13 +382,16 @@ func cmdEval(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	readOnly := ro || sc.noWrites || e.ReadOnly
 	vm := s.scripts.getVM()
 	defer s.scripts.putVM(vm)
-	run := vm.begin(s, e, readOnly, false)
+	run := vm.begin(s, e, readOnly, &ScriptRun{command: args})
 	defer vm.end(e, run)
+	// A script with flags out of memory ran only if it may (allow-oom,
+	// no-writes: see ScriptDeniedOOM); one without is refused its writes.
+	vm.call.denyOOM = e.OutOfMemory && !sc.shebang
 	vm.globals.RawSetString("KEYS", argsTable(vm.L, keys))
 	vm.globals.RawSetString("ARGV", argsTable(vm.L, argv))
 	fn := vm.L.NewFunctionFromProto(sc.proto)
 	fn.Env = vm.env
-	return vm.invoke(dst, fn, nil, sc.sha, "user_script")
+	return vm.invokeRun(dst, run, fn, nil, sc.sha, "user_script")
 }
 
 func errReply(dst []byte, msg string) []byte {
@@ -324,10 +406,15 @@ func argsTable(L *lua.LState, args [][]byte) *lua.LTable {
 	return t
 }
 
-// begin prepares vm for one run: its call state, a fresh budget, the
-// random generator seeded from e, and tells e's observer.
-func (vm *luaVM) begin(s *Store, e *Env, readOnly, function bool) *ScriptRun {
-	run := &ScriptRun{killable: readOnly, function: function}
+// begin prepares vm for run, described (function, name, command) by its
+// caller: its call state, a fresh budget, the random generator seeded from
+// e, and tells e's observer.
+func (vm *luaVM) begin(s *Store, e *Env, readOnly bool, run *ScriptRun) *ScriptRun {
+	run.killable = readOnly
+	if e.ReadOnly && s != nil {
+		vm.view = *s // SELECT in the script must not switch the shared store
+		s = &vm.view
+	}
 	vm.call = callState{s: s, e: e, cmdEnv: *e, readOnly: readOnly, run: run}
 	if s != nil { // nil while FUNCTION LOAD runs a library's code
 		vm.call.db = s.keyspace
@@ -358,6 +445,17 @@ func (vm *luaVM) end(e *Env, run *ScriptRun) {
 	if e.Scripts != nil {
 		e.Scripts.ScriptEnded(run)
 	}
+}
+
+// invokeRun is invoke for a script or function run: the reply of a
+// speculative run abandoned at a write is dropped (its server replicates
+// the call instead).
+func (vm *luaVM) invokeRun(dst []byte, run *ScriptRun, fn *lua.LFunction, args []lua.LValue, name, source string) []byte {
+	out := vm.invoke(dst, fn, args, name, source)
+	if run.abandoned {
+		return dst
+	}
+	return out
 }
 
 // invoke calls fn with args and appends its reply, or the error as Redis
@@ -420,10 +518,10 @@ func (vm *luaVM) failedLine(err error, source string) int {
 func (vm *luaVM) errorMessage(err error) string {
 	switch vm.ctx.reason {
 	case errKilled:
-		if vm.call.run != nil && vm.call.run.function {
-			return "ERR Script killed by user with FUNCTION KILL..."
-		}
+		// Redis 7.0 words it so for FUNCTION KILL too.
 		return "ERR Script killed by user with SCRIPT KILL..."
+	case errAbandoned:
+		return "ERR gomu: speculative run abandoned" // the caller discards it
 	case errBudget:
 		return "ERR gomu: script stopped after its budget of " + strconv.FormatInt(instructionBudget, 10) + " instructions"
 	}
@@ -497,7 +595,7 @@ var scriptHelp = []string{
 	"FLUSH [ASYNC|SYNC]",
 	"    Flush the Lua scripts cache.",
 	"KILL",
-	"    Kill the currently executing Lua script (a read-only one: a replicated script stops at its instruction budget).",
+	"    Kill the currently executing Lua script (until its first write: then it is replicated, and stops at its instruction budget).",
 	"LOAD <script>",
 	"    Load a script into the scripts cache without executing it.",
 	"HELP",
@@ -568,3 +666,6 @@ func decodeScripts(d *snapReader) *scriptState {
 // ScriptCount is the number of cached scripts (INFO's
 // number_of_cached_scripts).
 func (s *Store) ScriptCount() int { return len(s.scripts.scripts) }
+
+// LibraryCount is the number of function libraries.
+func (s *Store) LibraryCount() int { return len(s.scripts.libs) }

@@ -58,6 +58,15 @@ type Env struct {
 	ReadOnly bool
 	// Scripts hears of scripts starting and ending (nil: nobody).
 	Scripts ScriptObserver
+	// Speculation, set with ReadOnly, runs an EVAL, EVALSHA or FCALL of a
+	// script that may write as a read: the run is abandoned silently at
+	// its first command that must be replicated, and the outcome is noted
+	// there for the server (see Speculation).
+	Speculation *Speculation
+	// OutOfMemory: the server was over maxmemory when a speculative run
+	// started; as in Redis, a script without flags is then refused its
+	// DenyOOM commands (a replicated run never is: replicas must agree).
+	OutOfMemory bool
 	// InScript: a script runs the command (redis.call), which changes a
 	// few replies as in Redis (SORT of a set BY a constant sorts).
 	InScript bool
