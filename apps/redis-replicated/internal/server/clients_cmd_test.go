@@ -103,7 +103,7 @@ func TestClientCommands(t *testing.T) {
 	}
 	// The configuration is fixed: a change is refused, never pretended.
 	for _, args := range [][]string{
-		{"CONFIG", "SET", "maxmemory-policy", "allkeys-lru"},
+		{"CONFIG", "SET", "maxclients", "1"},
 		{"CONFIG", "SET", "save", "", "appendonly", "yes"},
 	} {
 		if r := ours.Do(args...); !strings.HasPrefix(r, "-ERR gomu: CONFIG SET") {

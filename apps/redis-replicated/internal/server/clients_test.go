@@ -374,7 +374,7 @@ func TestGoRedis(t *testing.T) {
 		eq(t, "SELECT 16", errText(conn.Select(ctx, 16).Err()), "ERR DB index is out of range")
 		cfg, err := rdb.ConfigGet(ctx, "maxmemory*").Result()
 		check(t, "CONFIG GET", err)
-		eq(t, "CONFIG GET", cfg, map[string]string{"maxmemory": "0", "maxmemory-policy": "noeviction"})
+		eq(t, "CONFIG GET", cfg, map[string]string{"maxmemory": "0", "maxmemory-policy": "noeviction", "maxmemory-samples": "5"})
 	})
 
 	t.Run("pipeline", func(t *testing.T) {

@@ -438,8 +438,12 @@ var configParams = [][2]string{
 	{"save", ""},
 	{"appendonly", "no"},
 	{"databases", "16"}, // store.Databases
-	{"maxmemory", "0"},
-	{"maxmemory-policy", "noeviction"},
+	// This node's memory limit and eviction (maxmemory.go).
+	{"maxmemory", ""},
+	{"maxmemory-policy", ""},
+	{"maxmemory-samples", ""},
+	{"lfu-log-factor", ""},
+	{"lfu-decay-time", ""},
 	{"timeout", "0"},
 	{"proto-max-bulk-len", ""}, // filled from the reader's bulk limit
 	{"port", ""},               // filled from the listener
@@ -493,6 +497,14 @@ func (c *conn) configValue(name string) (string, bool) {
 		switch name {
 		case "maxmemory":
 			return c.s.maxMemoryValue(), true
+		case "maxmemory-policy":
+			return store.PolicyNames[c.s.cfg.Machine.access.Policy()], true
+		case "maxmemory-samples":
+			return strconv.Itoa(int(c.s.evict.samples.Load())), true
+		case "lfu-log-factor":
+			return strconv.Itoa(int(c.s.cfg.Machine.access.LFULogFactor())), true
+		case "lfu-decay-time":
+			return strconv.Itoa(int(c.s.cfg.Machine.access.LFUDecayTime())), true
 		case "repl-ping-replica-period", "repl-ping-slave-period":
 			return strconv.FormatInt(c.s.replPingPeriod.Load(), 10), true
 		case "proto-max-bulk-len":
@@ -591,6 +603,12 @@ func cmdConfig(c *conn, args [][]byte) bool {
 				}
 				continue
 			}
+			if msg := checkEvictionParam(name, args[i+1]); msg != "" {
+				*out = resp.AppendError(*out, "ERR CONFIG SET failed (possibly related to argument '"+string(args[i])+"') - "+msg)
+				return false
+			} else if evictionParams[name] {
+				continue
+			}
 			if store.IsConfigParam(name) {
 				canon, v, errText := store.ParseConfig(name, args[i+1])
 				if errText != "" {
@@ -625,10 +643,13 @@ func cmdConfig(c *conn, args [][]byte) bool {
 				return false
 			}
 		}
+		evict := false
 		for i := 2; i < len(args); i += 2 {
 			if lowerEq(args[i], "maxmemory") {
 				c.s.setMaxMemory(args[i+1])
+				evict = true
 			}
+			c.s.setEvictionParam(strings.ToLower(string(args[i])), args[i+1])
 			if lowerEq(args[i], "latency-tracking") {
 				c.s.latencyTracking.Store(lowerEq(args[i+1], "yes"))
 			}
@@ -640,6 +661,9 @@ func cmdConfig(c *conn, args [][]byte) bool {
 				n, _ := strconv.ParseInt(string(args[i+1]), 10, 32)
 				c.s.replPingPeriod.Store(n)
 			}
+		}
+		if evict && c.s.outOfMemory() {
+			c.evictToFit() // a lower limit evicts at once, as Redis's does
 		}
 		*out = resp.AppendOK(*out)
 	case "resetstat":

@@ -111,6 +111,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, id: id, ctx: deadline.New(),
 		rd: resp.NewReader(nc, resp.Limits{MaxBulk: resp.DefaultMaxBulk, MaxArgs: maxArgs}),
 		env: store.Env{Rand: rand.New(rand.NewPCG(rand.Uint64(), uint64(id))), ReadOnly: true, Scripts: s.cfg.Machine.scripts,
+			Access:  s.cfg.Machine.access,
 			Publish: s.cfg.Machine.hub.publish}, // keyspace-miss events (local)
 	}
 	c.env.FollowUp = c.noteFollowUp

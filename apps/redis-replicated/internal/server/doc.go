@@ -150,11 +150,12 @@
 // commands produce their events as they are applied, in log order, on
 // every replica, each delivering them to its own subscribers; so a
 // subscriber on any replica hears every event in the same order. Expired
-// events come from the expiry sweep's proposal and from writes that find
-// a key expired; evicted events never happen (noeviction). Keyspace-miss
+// events come from the expiry sweep's proposal, from writes that find a
+// key expired and from the deletion the leader proposes after a read met
+// one; evicted events from the leader's eviction proposals. Keyspace-miss
 // events ('m') come from the reads, on the replica that served them only;
-// a read that finds a key expired reports a miss but no expired event (it
-// deletes nothing: the sweep or the next write does, and reports it then).
+// a read that finds a key expired reports a miss, and its expired event
+// comes when the deletion is applied.
 //
 // # Scripting
 //
@@ -210,14 +211,20 @@
 //     replies whatever redis.setresp says; FUNCTION DUMP's payload is this
 //     server's own; gopher-lua words some errors differently from Lua 5.1.
 //   - Configuration: CONFIG SET changes the encoding thresholds (through
-//     the log, on every replica), lua-time-limit, maxmemory (noeviction)
-//     and repl-ping-replica-period (on this replica); any other parameter
-//     only to the value it has, else it says it is not supported.
+//     the log, on every replica), lua-time-limit, maxmemory and its
+//     policy, samples and LFU parameters, and repl-ping-replica-period
+//     (on this replica); any other parameter only to the value it has,
+//     else it says it is not supported.
+//   - Eviction: the leader alone picks the keys to evict, by its policy
+//     and its own access data, and proposes their deletion; used memory
+//     is the Go heap's live objects (less what evictions freed since the
+//     last collection), not an allocator's count.
 //   - Introspection: INFO keyspace reports avg_ttl=0; CLIENT LIST and INFO
 //     report fd=-1 and no replication clients of Redis's kind; under RESP3
 //     COMMAND keeps its RESP2 shapes; DEBUG DIGEST is a SHA-256 (64 hex
-//     digits, not 40); OBJECT IDLETIME is 0 and OBJECT FREQ fails, as no
-//     access times are kept; SYNC streams a gomu snapshot, then the writes.
+//     digits, not 40); OBJECT IDLETIME and FREQ are each replica's own,
+//     from its clients' reads and the writes it applied; SYNC streams a
+//     gomu snapshot, then the writes.
 //   - Randomness: SPOP and the other writes draw from the leader's seeded
 //     source (every replica alike); reads (RANDOMKEY, SRANDMEMBER,
 //     HRANDFIELD, ZRANDMEMBER) from the replica's own, so picks differ

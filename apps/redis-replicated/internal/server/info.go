@@ -106,9 +106,9 @@ func cmdInfo(c *conn, args [][]byte) bool {
 			field("used_memory_rss_human", humanBytes(ms.Sys-ms.HeapReleased))
 			field("used_memory_peak", ms.HeapSys)
 			field("used_memory_peak_human", humanBytes(ms.HeapSys))
-			field("maxmemory", 0)
-			field("maxmemory_human", "0B")
-			field("maxmemory_policy", "noeviction")
+			field("maxmemory", s.maxMemory.Load())
+			field("maxmemory_human", humanBytes(uint64(s.maxMemory.Load())))
+			field("maxmemory_policy", store.PolicyNames[s.cfg.Machine.access.Policy()])
 			field("mem_allocator", "go-"+runtime.Version())
 			var scripts int
 			s.cfg.Machine.read(func(st *store.Store) { scripts = st.ScriptCount() })
@@ -135,7 +135,9 @@ func cmdInfo(c *conn, args [][]byte) bool {
 			section("Stats")
 			field("total_connections_received", total)
 			field("rejected_connections", 0)
-			field("evicted_keys", 0)
+			var evicted int64
+			s.cfg.Machine.read(func(st *store.Store) { evicted = st.EvictedKeys() })
+			field("evicted_keys", evicted)
 			field("pubsub_channels", channels)
 			field("pubsub_patterns", patterns)
 			field("latest_fork_usec", 0)

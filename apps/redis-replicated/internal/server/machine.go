@@ -324,6 +324,9 @@ type Machine struct {
 	// (scripting.go).
 	scripts *scriptTracker
 	taps    []*tap // SYNC connections (sync.go), under the write lock
+	// access is this node's access tracking and maxmemory-policy
+	// (store/access.go, maxmemory.go).
+	access *store.Access
 	// tapEvents are what the proposal being applied did besides its
 	// commands' own effects (keys expired, blocked clients served),
 	// while taps listen (sync.go).
@@ -333,10 +336,12 @@ type Machine struct {
 // NewMachine returns a machine over an empty store.
 func NewMachine() *Machine {
 	pcg := rand.NewPCG(0, 0)
-	m := &Machine{st: store.New(), pcg: pcg, rnd: rand.New(pcg), hub: newHub(), scripts: newScriptTracker()}
+	m := &Machine{st: store.New(), pcg: pcg, rnd: rand.New(pcg), hub: newHub(), scripts: newScriptTracker(),
+		access: store.NewAccess()}
 	// Made once: a fresh Env and method value per proposal escaped to the
 	// heap, two allocations on every Apply.
-	m.env = store.Env{Rand: m.rnd, Publish: m.hub.publish, Unblock: m.deliverUnblocked, Scripts: m.scripts}
+	m.env = store.Env{Rand: m.rnd, Publish: m.hub.publish, Unblock: m.deliverUnblocked, Scripts: m.scripts,
+		Access: m.access}
 	m.owners = make(map[string]chan []byte)
 	return m
 }

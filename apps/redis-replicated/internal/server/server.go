@@ -73,6 +73,8 @@ type Server struct {
 	noActiveExpire atomic.Bool
 	// maxMemory is CONFIG SET maxmemory's limit (maxmemory.go); 0: none.
 	maxMemory atomic.Int64
+	// evict is the leader's eviction under maxmemory (maxmemory.go).
+	evict evictState
 	// replPingPeriod is repl-ping-replica-period, in seconds (sync.go).
 	replPingPeriod atomic.Int64
 	// stats are INFO commandstats' counters by slot, errs errorstats'
@@ -109,6 +111,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, ln: ln, start: time.Now(), conns: map[*conn]struct{}{}, stop: make(chan struct{}),
 		link: replicalink.Link{Replica: cfg.Replica, Timeout: cfg.Timeout, Replication: cfg.Replication}, nonce: newNonce()}
 	s.replPingPeriod.Store(10) // Redis's default
+	s.evict.samples.Store(5)   // Redis's maxmemory-samples
 	statSlotsOnce.Do(numberStatSlots)
 	s.stats = make([]callStats, len(statNames))
 	s.latencyTracking.Store(true)

@@ -28,8 +28,8 @@ import (
 // Commands go out as clients sent them, or in the form Redis gives them
 // where propagate.go knows it (absolute expiry times, LMPOP as LPOP …).
 //
-// A key a write deletes because its TTL passed (the leader's expiry sweep,
-// or a write meeting it) goes out as a DEL where it happened: before the
+// A key deleted because its TTL passed (by the leader's expiry sweep, or
+// a write meeting it) or by eviction goes out as a DEL where it happened: before the
 // command that met it, or after the one whose blocked clients' serving
 // did. A blocked client served goes out as Redis sends it (LPOP for
 // BLPOP …) after the write that served it.
@@ -88,7 +88,7 @@ func (m *Machine) attach() ([]byte, *tap, error) {
 	}
 	t := &tap{wake: make(chan struct{}, 1), db: -1}
 	m.taps = append(m.taps, t)
-	m.env.Expired, m.env.Served = m.noteExpired, m.noteServed
+	m.env.Deleted, m.env.Served = m.noteDeleted, m.noteServed
 	return snap.Bytes(), t, nil
 }
 
@@ -103,7 +103,7 @@ func (m *Machine) detach(t *tap) {
 		}
 	}
 	if len(m.taps) == 0 {
-		m.env.Expired, m.env.Served = nil, nil
+		m.env.Deleted, m.env.Served = nil, nil
 	}
 }
 
@@ -114,8 +114,8 @@ type tapEvent struct {
 	cmd  tapCommand
 }
 
-// noteExpired is the store's Expired hook while taps listen: a DEL.
-func (m *Machine) noteExpired(db int, key []byte) {
+// noteDeleted is the store's Deleted hook while taps listen: a DEL.
+func (m *Machine) noteDeleted(db int, key []byte) {
 	m.tapEvents = append(m.tapEvents, tapEvent{step: m.dec.step,
 		cmd: tapCommand{db: db, args: [][]byte{[]byte("DEL"), []byte(key)}}})
 }

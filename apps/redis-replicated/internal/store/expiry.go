@@ -112,8 +112,8 @@ func (s *keyspace) popExpired(env *Env) bool {
 	if s.cfg.NotifyKeyspaceEvents&notifyExpired != 0 {
 		s.publishEvent(env, s.db, "expired", []byte(e.key))
 	}
-	if env.Expired != nil {
-		env.Expired(s.db, []byte(e.key))
+	if env.Deleted != nil {
+		env.Deleted(s.db, []byte(e.key))
 	}
 	return true
 }

@@ -20,8 +20,7 @@ package store
 //     expired key until then, as Redis's may.
 //   - RANDOMKEY's picks follow the Env's random source, not Redis's.
 //   - OBJECT ENCODING and REFCOUNT are derived from the value (see
-//     encodingOf), IDLETIME is always 0, FREQ always fails (Redis's default
-//     maxmemory-policy keeps no frequencies).
+//     encodingOf); IDLETIME and FREQ are each node's own (access.go).
 
 import (
 	"bytes"
@@ -89,6 +88,8 @@ func init() {
 			Summary: "A container for object introspection commands", run: cmdObject},
 		&Command{Name: "gomu.expire", Arity: -1, Flags: Write | Internal, Group: "generic",
 			Summary: "Delete keys whose time to live has passed (the leader's expiry sweep)", run: cmdSweepExpired},
+		&Command{Name: EvictCommand, Arity: -2, Flags: Write | Internal, Group: "generic",
+			Summary: "Delete the given keys (the leader's eviction under maxmemory)", run: cmdEvict},
 		&Command{Name: ExpireKeysCommand, Arity: -2, Flags: Write | Internal, Group: "generic",
 			Summary: "Delete the given keys if their time to live has passed (met by reads)", run: cmdExpireKeys},
 	)
@@ -110,7 +111,7 @@ func cmdDel(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 func cmdExists(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	var n int64
 	for _, k := range args[1:] {
-		if s.lookup(e, k) != nil { // a repeated key counts each time
+		if s.lookupNoTouch(e, k) != nil { // a repeated key counts each time
 			n++
 		}
 	}
@@ -226,7 +227,7 @@ func cmdPTTL(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 }
 
 func (s *Store) ttl(e *Env, dst []byte, key []byte, ms bool) []byte {
-	v := s.lookup(e, key)
+	v := s.lookupNoTouch(e, key)
 	switch {
 	case v == nil:
 		return resp.AppendInt(dst, -2)
@@ -386,8 +387,7 @@ var objectHelp = []string{
 // cmdObject is OBJECT ENCODING|REFCOUNT|IDLETIME|FREQ key and OBJECT HELP.
 // ENCODING and REFCOUNT are what Redis 7.0 would report for a value of
 // this size and content built by plain writes (see encodingOf); IDLETIME
-// is always 0, as no access times are kept (reads change no state); FREQ
-// fails as Redis's does under its default maxmemory-policy (noeviction).
+// and FREQ report the node's access data (access.go), without touching it.
 func cmdObject(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	sub := args[1]
 	arity := 3
@@ -408,7 +408,7 @@ func cmdObject(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if arity == 2 {
 		return appendHelp(dst, objectHelp)
 	}
-	v := s.lookup(e, args[2])
+	v := s.lookupNoTouch(e, args[2])
 	if v == nil {
 		return resp.AppendNull(dst)
 	}
@@ -423,10 +423,9 @@ func cmdObject(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		}
 		return resp.AppendInt(dst, 1)
 	case eqFoldString(sub, "idletime"):
-		return resp.AppendInt(dst, 0)
+		return objectIdleTime(dst, e, v)
 	}
-	return resp.AppendError(dst, "ERR An LFU maxmemory policy is not selected, access frequency not tracked. "+
-		"Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.")
+	return objectFreq(dst, e, v)
 }
 
 // encodingOf names the encoding Redis 7.0 gives v: lists are quicklists
@@ -490,7 +489,7 @@ func cmdPersist(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 }
 
 func cmdType(s *Store, e *Env, dst []byte, args [][]byte) []byte {
-	v := s.lookup(e, args[1])
+	v := s.lookupNoTouch(e, args[1])
 	if v == nil {
 		return resp.AppendSimple(dst, "none")
 	}

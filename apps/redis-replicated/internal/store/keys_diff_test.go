@@ -379,14 +379,37 @@ func TestListsAndSortAtEnvTime(t *testing.T) {
 	}
 }
 
-// TestObjectIdleTime: no access times are kept, so IDLETIME is 0.
+// TestObjectIdleTime: with access tracking, IDLETIME is the seconds since
+// the last read or write (OBJECT and TYPE do not count); without, 0.
 func TestObjectIdleTime(t *testing.T) {
-	s := New()
-	env := &Env{NowMs: 1000, Rand: rand.New(rand.NewPCG(1, 1))}
-	execArgs(s, env, []string{"SET", "k", "v"})
-	env.NowMs += 1e6
-	if got := string(execArgs(s, env, []string{"OBJECT", "IDLETIME", "k"})); got != ":0\r\n" {
-		t.Fatalf("IDLETIME = %q", got)
+	for _, tc := range []struct {
+		name   string
+		access *Access
+		steps  [][]string // run one second apart after a SET of k
+		want   []string
+	}{
+		{"not tracked", nil, [][]string{{"OBJECT", "IDLETIME", "k"}}, []string{":0\r\n"}},
+		{"tracked", NewAccess(), [][]string{
+			{"OBJECT", "IDLETIME", "k"}, // OBJECT does not touch
+			{"OBJECT", "IDLETIME", "k"},
+			{"TYPE", "k"}, // nor does TYPE
+			{"GET", "k"},  // GET does
+			{"OBJECT", "IDLETIME", "k"},
+			{"APPEND", "k", "x"}, // a write too
+			{"OBJECT", "IDLETIME", "k"},
+		}, []string{":1\r\n", ":2\r\n", "+string\r\n", "$1\r\nv\r\n", ":1\r\n", ":2\r\n", ":1\r\n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New()
+			env := &Env{NowMs: 1_000_000, Rand: rand.New(rand.NewPCG(1, 1)), Access: tc.access}
+			execArgs(s, env, []string{"SET", "k", "v"})
+			for i, step := range tc.steps {
+				env.NowMs += 1000
+				if got := string(execArgs(s, env, step)); got != tc.want[i] {
+					t.Fatalf("%q: %q, want %q", step, got, tc.want[i])
+				}
+			}
+		})
 	}
 }
 

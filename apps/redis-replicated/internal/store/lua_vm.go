@@ -806,6 +806,7 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 	}
 	if c.Flags&Write != 0 {
 		vm.call.run.wrote.Store(true)
+		vm.call.s.ws.nowMs, vm.call.s.ws.access = vm.call.cmdEnv.NowMs, vm.call.cmdEnv.Access
 	}
 	vm.scratch = c.run(vm.call.s, &vm.call.cmdEnv, vm.scratch[:0], vm.args)
 	v, rest, ok := respToLua(L, vm.scratch)

@@ -82,9 +82,8 @@ func parseRestoreOptions(args [][]byte) (restoreOptions, string) {
 }
 
 // cmdRestore is RESTORE key ttl serialized-value [REPLACE] [ABSTTL]
-// [IDLETIME seconds] [FREQ frequency]. IDLETIME and FREQ are accepted and
-// checked but kept nowhere (the store keeps no access times or counters,
-// see OBJECT). A TTL already in the past (against the Env's clock) leaves
+// [IDLETIME seconds] [FREQ frequency]. IDLETIME and FREQ set the node's
+// access data (access.go) as Redis's do. A TTL already in the past (against the Env's clock) leaves
 // no key, after deleting the old one under REPLACE, and still replies OK.
 func cmdRestore(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	opts, msg := parseRestoreOptions(args)
@@ -122,6 +121,9 @@ func cmdRestore(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	v.expireAt = ttl
 	s.loadedEncoding(v, args[3][0])
 	s.put(key, v)
+	if e.Access != nil {
+		e.Access.restored(v, opts.idle, opts.freq, e.NowMs)
+	}
 	s.notify(e, notifyGeneric, "restore", key)
 	return resp.AppendOK(dst)
 }

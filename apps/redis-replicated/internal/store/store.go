@@ -70,14 +70,18 @@ type Env struct {
 	// InScript: a script runs the command (redis.call), which changes a
 	// few replies as in Redis (SORT of a set BY a constant sorts).
 	InScript bool
-	// Expired hears of every key a write deletes because its TTL passed
-	// (nil: nobody), as Redis propagates a DEL for it: SYNC's stream
-	// sends one. It changes no state.
-	Expired func(db int, key []byte)
+	// Deleted hears of every key a write deletes of the server's own
+	// accord, because its TTL passed or by eviction (nil: nobody), as
+	// Redis propagates a DEL for it: SYNC's stream sends one. It changes
+	// no state.
+	Deleted func(db int, key []byte)
 	// Served hears of every blocked client served (nil: nobody): its
 	// command, run in database db, and the reply (valid during the call
 	// only), for SYNC's stream as well. It changes no state.
 	Served func(db int, args [][]byte, reply []byte)
+	// Access is this node's access tracking and maxmemory-policy
+	// (access.go; nil: none is kept).
+	Access *Access
 	// FollowUp hears of the writes a read asks the leader to propose
 	// after it, command key in database db (nil: nobody): the deletion of
 	// an expired key it met (ExpireKeysCommand), the cache of an HLL's
@@ -215,6 +219,8 @@ type keyspace struct {
 	// (notify.go); both are the store's, shared by its keyspaces.
 	cfg  *Config
 	news *[]newKey
+	// ws is what the store's writes share (access.go).
+	ws *writeState
 }
 
 // Store is the 16 databases and the server-wide state.
@@ -241,13 +247,15 @@ type Store struct {
 	cfg Config
 	// news is the keyspaces' pending "new" events (notify.go).
 	news []newKey
+	// ws is what writes share with put (access.go).
+	ws *writeState
 }
 
 // New returns an empty store.
 func New() *Store {
-	s := &Store{blk: &blockState{}, scripts: newScriptState(), cfg: DefaultConfig()}
+	s := &Store{blk: &blockState{}, scripts: newScriptState(), cfg: DefaultConfig(), ws: &writeState{}}
 	for i := range s.dbs {
-		s.dbs[i] = &keyspace{keys: make(map[string]*value), db: i, blk: s.blk, cfg: &s.cfg, news: &s.news}
+		s.dbs[i] = &keyspace{keys: make(map[string]*value), db: i, blk: s.blk, cfg: &s.cfg, news: &s.news, ws: s.ws}
 	}
 	s.keyspace = s.dbs[0]
 	return s
@@ -267,6 +275,9 @@ func (s *Store) Exec(dst []byte, e *Env, args [][]byte) []byte {
 	}
 	if !c.CheckArity(len(args)) {
 		return AppendWrongArity(dst, c.Name)
+	}
+	if c.Flags&Write != 0 {
+		s.ws.nowMs, s.ws.access = e.NowMs, e.Access
 	}
 	return c.run(s, e, dst, args)
 }
@@ -372,6 +383,7 @@ const (
 type value struct {
 	kind     kind
 	strEnc   strEncoding // a string's encoding, as far as its content does not tell (encodingOf)
+	access   uint32      // LRU or LFU data, atomically (access.go)
 	str      []byte
 	list     *listValue
 	hash     *hashValue
@@ -396,6 +408,23 @@ func (s *keyspace) lookup(e *Env, key []byte) *value {
 		s.notifyMiss(e, key) // Redis's lookupKeyRead: a keyspace miss
 		return nil
 	}
+	if e.Access != nil {
+		e.Access.touch(v, e.NowMs)
+	}
+	return v
+}
+
+// lookupNoTouch is lookup without recording an access, as Redis's
+// LOOKUP_NOTOUCH (OBJECT, TYPE, TTL, EXISTS).
+func (s *keyspace) lookupNoTouch(e *Env, key []byte) *value {
+	v := s.keys[string(key)]
+	if v == nil || v.expired(e.NowMs) {
+		if v != nil && e.FollowUp != nil {
+			e.FollowUp(s.db, ExpireKeysCommand, key)
+		}
+		s.notifyMiss(e, key)
+		return nil
+	}
 	return v
 }
 
@@ -409,10 +438,13 @@ func (s *keyspace) lookupWrite(e *Env, key []byte) *value {
 	if v.expired(e.NowMs) {
 		s.remove(key)
 		s.notify(e, notifyExpired, "expired", key)
-		if e.Expired != nil {
-			e.Expired(s.db, key)
+		if e.Deleted != nil {
+			e.Deleted(s.db, key)
 		}
 		return nil
+	}
+	if e.Access != nil {
+		e.Access.touch(v, e.NowMs)
 	}
 	return v
 }
@@ -444,6 +476,9 @@ func (s *keyspace) put(key []byte, v *value) {
 	}
 	k := string(key) // copies key
 	s.keys[k] = v
+	if a := s.ws.access; a != nil {
+		a.created(v, s.ws.nowMs)
+	}
 	if s.blk.n > 0 { // an overwritten stream's XREADGROUP waiters too
 		s.blk.signal(s.db, k)
 	}
