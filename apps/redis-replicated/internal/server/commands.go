@@ -343,6 +343,7 @@ func cmdHello(c *conn, args [][]byte) bool {
 			}
 		}
 		c.proto.Store(int32(v))
+		c.env.RESP3 = v == 3 // a script's reply, in this protocol (store.Env.RESP3)
 	}
 	role := "master"
 	if !c.s.link.Leads() {

@@ -70,6 +70,10 @@ type scriptState struct {
 
 	mu   sync.Mutex // guards free: reads run scripts concurrently
 	free []*luaVM
+
+	// denyOff: DEBUG SET-DISABLE-DENY-SCRIPTS 1, scripts may call DEBUG
+	// (DenyScriptsCommand; a test knob, not snapshotted).
+	denyOff bool
 }
 
 func newScriptState() *scriptState {
@@ -469,7 +473,7 @@ func (vm *luaVM) invoke(dst []byte, fn *lua.LFunction, args []lua.LValue, name, 
 	if err := vm.pcall(len(args), 1); err != nil {
 		return vm.appendRunError(dst, err, name, source)
 	}
-	dst = appendLuaReply(dst, L.Get(-1), 0)
+	dst = scriptReply{lua3: vm.call.resp3, client3: vm.call.e.RESP3}.append(dst, L.Get(-1), 0)
 	L.Pop(1)
 	return dst
 }

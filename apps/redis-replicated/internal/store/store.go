@@ -56,6 +56,9 @@ type Env struct {
 	// replicated, so it must not change state (a script run this way
 	// refuses writes; see scripting.go).
 	ReadOnly bool
+	// RESP3: the caller speaks RESP3 (HELLO 3), for a script's reply
+	// (lua_resp3.go); the store's other replies are RESP2 whatever it is.
+	RESP3 bool
 	// Scripts hears of scripts starting and ending (nil: nobody).
 	Scripts ScriptObserver
 	// Speculation, set with ReadOnly, runs an EVAL, EVALSHA or FCALL of a
