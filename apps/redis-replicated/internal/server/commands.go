@@ -475,6 +475,11 @@ var configParams = [][2]string{
 	// How long a script runs before other clients get BUSY.
 	{"lua-time-limit", ""},       // filled from the machine
 	{"busy-reply-threshold", ""}, // filled from the machine
+	// This server's refusal of writes without replicas (minreplicas.go).
+	{"min-replicas-to-write", ""},
+	{"min-slaves-to-write", ""},
+	{"min-replicas-max-lag", ""},
+	{"min-slaves-max-lag", ""},
 	// This replica's INFO latencystats (stats.go).
 	{"latency-tracking", ""},
 	{"latency-tracking-info-percentiles", ""},
@@ -502,6 +507,10 @@ func (c *conn) configValue(name string) (string, bool) {
 			return portOf(c.s.Addr()), true
 		case "lua-time-limit", "busy-reply-threshold":
 			return c.s.cfg.Machine.busyThreshold(), true
+		case "min-replicas-to-write", "min-slaves-to-write":
+			return strconv.FormatInt(c.s.minReplicas.Load(), 10), true
+		case "min-replicas-max-lag", "min-slaves-max-lag":
+			return strconv.FormatInt(c.s.minReplicasLag.Load(), 10), true
 		case "latency-tracking":
 			return yesNo(c.s.latencyTracking.Load()), true
 		case "latency-tracking-info-percentiles":
@@ -610,6 +619,11 @@ func cmdConfig(c *conn, args [][]byte) bool {
 				// This replica's own setting, as in Redis: it decides
 				// when its clients get BUSY, nothing replicated.
 				if !c.s.cfg.Machine.setBusyThreshold(args[i+1]) {
+					*out = resp.AppendError(*out, "ERR Invalid argument '"+truncated(args[i+1])+"' for CONFIG SET '"+name+"' - argument couldn't be parsed into an integer")
+					return false
+				}
+			case strings.HasPrefix(name, "min-replicas-") || strings.HasPrefix(name, "min-slaves-"):
+				if !c.s.setMinReplicas(args[i+1], strings.HasSuffix(name, "-lag")) {
 					*out = resp.AppendError(*out, "ERR Invalid argument '"+truncated(args[i+1])+"' for CONFIG SET '"+name+"' - argument couldn't be parsed into an integer")
 					return false
 				}

@@ -330,9 +330,17 @@ func (c *conn) dispatch(args [][]byte) bool {
 			c.rejected(slot)
 			return false
 		}
+		if write && !c.multi && c.s.minReplicas.Load() != 0 && c.refuseScriptNoReplicas(args) {
+			c.rejected(slot)
+			return false
+		}
 		if write && !c.multi && speculation && speculates(cmd) && c.speculate(args, slot) {
 			return false
 		}
+	}
+	if write && c.s.minReplicas.Load() != 0 && c.refuseNoReplicas() {
+		c.rejected(slot)
+		return false
 	}
 	if write && !c.s.link.Leads() {
 		if c.multi {

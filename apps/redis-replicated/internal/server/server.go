@@ -75,6 +75,9 @@ type Server struct {
 	maxMemory atomic.Int64
 	// replPingPeriod is repl-ping-replica-period, in seconds (sync.go).
 	replPingPeriod atomic.Int64
+	// minReplicas, minReplicasLag: min-replicas-to-write and
+	// min-replicas-max-lag (minreplicas.go).
+	minReplicas, minReplicasLag atomic.Int64
 	// stats are INFO commandstats' counters by slot, errs errorstats'
 	// (stats.go).
 	stats []callStats
@@ -109,6 +112,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, ln: ln, start: time.Now(), conns: map[*conn]struct{}{}, stop: make(chan struct{}),
 		link: replicalink.Link{Replica: cfg.Replica, Timeout: cfg.Timeout, Replication: cfg.Replication}, nonce: newNonce()}
 	s.replPingPeriod.Store(10) // Redis's default
+	s.minReplicasLag.Store(10) // Redis's default
 	statSlotsOnce.Do(numberStatSlots)
 	s.stats = make([]callStats, len(statNames))
 	s.latencyTracking.Store(true)

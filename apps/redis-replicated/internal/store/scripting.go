@@ -273,6 +273,28 @@ func (s *Store) ScriptWrites(args [][]byte) bool {
 	return true
 }
 
+// ScriptDeclaresWrites reports whether a call of a Scripted command runs a
+// script with flags (a function, or an EVAL'd script with a shebang) that
+// does not declare no-writes: Redis treats such a call as a write command
+// before it runs (min-replicas-to-write refuses it then); a script
+// without flags is refused at its first write instead. Under the read
+// lock.
+func (s *Store) ScriptDeclaresWrites(args [][]byte) bool {
+	var buf [16]byte
+	switch string(lowerInto(buf[:0], args[0])) {
+	case "eval":
+		shebang, noWrites, _, msg := parseScriptShebang(args[1])
+		return shebang && !noWrites && msg == ""
+	case "evalsha":
+		sc := s.scripts.scripts[strings.ToLower(string(args[1]))]
+		return sc != nil && sc.shebang && !sc.noWrites
+	case "fcall":
+		f := s.scripts.funcs[nameKey(string(args[1]))]
+		return f != nil && !f.noWrites
+	}
+	return false
+}
+
 // ScriptDeniedOOM reports whether a call of a Scripted command is refused
 // when the server is out of memory, before it runs: as Redis refuses a
 // script with flags (a function, or an EVAL'd script with a shebang) that
