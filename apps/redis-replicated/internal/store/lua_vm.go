@@ -816,6 +816,9 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 		vm.call.run.wrote.Store(true)
 	}
 	vm.scratch = c.run(vm.call.s, &vm.call.cmdEnv, vm.scratch[:0], vm.args)
+	if c.Flags&Write != 0 && vm.call.e.Scripted != nil {
+		vm.call.e.Scripted(vm.call.s.db, vm.args, vm.scratch)
+	}
 	return vm.pushReply(L, vm.luaCallReply(vm.scratch, vm.args), raise, fail)
 }
 

@@ -81,6 +81,11 @@ type Env struct {
 	// command, run in database db, and the reply (valid during the call
 	// only), for SYNC's stream as well. It changes no state.
 	Served func(db int, args [][]byte, reply []byte)
+	// Scripted hears of every write command a script runs (redis.call),
+	// in database db, and its reply (valid during the call only; nil:
+	// nobody): SYNC's stream sends a script's effects, as Redis 7.0
+	// replicates scripts. It changes no state.
+	Scripted func(db int, args [][]byte, reply []byte)
 	// FollowUp hears of the writes a read asks the leader to propose
 	// after it, command key in database db (nil: nobody): the deletion of
 	// an expired key it met (ExpireKeysCommand), the cache of an HLL's
