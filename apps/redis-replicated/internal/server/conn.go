@@ -68,6 +68,7 @@ type conn struct {
 	queuedShapes []shape
 	one          [1]shape
 	conv         []byte
+	wrapped      [][]byte // scriptArgs's
 
 	// blockSeq numbers its blocking commands; blockedID is the waiter id
 	// it waits on now, for CLIENT UNBLOCK (blocking.go).
@@ -356,6 +357,9 @@ func (c *conn) dispatch(args [][]byte) bool {
 	// transaction over it as one proposal, by the engine's large-command
 	// path.
 	if c.multi {
+		if write {
+			args = c.scriptArgs(cmd, args)
+		}
 		c.queued.add(args)
 		c.queuedSlots = append(c.queuedSlots, int32(slot))
 		if c.proto.Load() == 3 {
@@ -382,6 +386,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 		}
 	}
 	if write {
+		args = c.scriptArgs(cmd, args)
 		if len(c.prop.buf)+commandSize(args)+dbSwitchSize(db) > c.s.cfg.MaxProposal {
 			c.flushWrites()
 		}

@@ -287,3 +287,18 @@ func (c *conn) cacheScript(body []byte) string {
 	}
 	return ""
 }
+
+// resp3Command is store.RESP3Command's name, as an argument.
+var resp3Command = []byte(store.RESP3Command)
+
+// scriptArgs is what a connection replicates for the write args of cmd:
+// args, or a RESP3 connection's script call wrapped in store.RESP3Command
+// (its reply is the script's, in RESP3: store's lua_resp3.go), in a
+// buffer of the connection's.
+func (c *conn) scriptArgs(cmd *store.Command, args [][]byte) [][]byte {
+	if !c.env.RESP3 || !speculates(cmd) {
+		return args
+	}
+	c.wrapped = append(append(c.wrapped[:0], resp3Command), args...)
+	return c.wrapped
+}

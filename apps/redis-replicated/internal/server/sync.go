@@ -220,6 +220,9 @@ func (m *Machine) feedTaps(h header, out []byte) {
 			}
 			continue
 		}
+		if string(args[0]) == store.RESP3Command {
+			args = args[1:] // a RESP3 client's script call
+		}
 		if string(args[0]) == store.BlockCommand && len(reply) > 0 {
 			args = args[2:] // served at once: as the command itself
 		}

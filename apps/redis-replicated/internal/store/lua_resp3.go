@@ -26,9 +26,8 @@ import (
 // the Lua client's protocol (RESP2: true is 1, false a null; RESP3: a
 // boolean), the typed tables their RESP3 type or its RESP2 fallback. A
 // read run (a speculative one, EVAL_RO, FCALL_RO) knows its connection's
-// protocol; a replicated run does not (replicas share no connection), so
-// its reply is RESP2 and a RESP3 connection converts it as any reply
-// (nulls only): a writing script loses its RESP3-only types there.
+// protocol; a replicated run learns it from its command: a RESP3
+// connection proposes its script calls wrapped in RESP3Command.
 
 // replyToRESP3 converts one of the store's RESP2 replies, to the command
 // args, into RESP3; nil: nulls only (toRESP3Nulls).
@@ -314,6 +313,24 @@ func formatG17(d float64) string {
 	// Go writes the exponent with at least two digits, as C does, and
 	// 'g' drops trailing zeros as %g does: they agree.
 	return strconv.FormatFloat(d, 'g', 17, 64)
+}
+
+// RESP3Command wraps a script call (EVAL, EVALSHA, FCALL) a RESP3
+// connection replicates: the call runs as itself, with its reply written
+// in RESP3 (Env.RESP3) on every replica; its effects are the call's.
+const RESP3Command = "gomu.resp3"
+
+func init() {
+	register(&Command{Name: RESP3Command, Arity: -2, Flags: Write | Internal, Group: "scripting",
+		Summary: "Run a script call for a RESP3 client", run: cmdRESP3})
+}
+
+func cmdRESP3(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	was := e.RESP3
+	e.RESP3 = true
+	dst = s.Exec(dst, e, args[1:])
+	e.RESP3 = was
+	return dst
 }
 
 // DenyScriptsCommand is the internal write DEBUG SET-DISABLE-DENY-SCRIPTS
