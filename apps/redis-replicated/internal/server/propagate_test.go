@@ -172,7 +172,7 @@ func TestPropagatedBlockingPopsDiff(t *testing.T) {
 // Redis 7.0 replicates scripts (SPOP as SREM or DEL, EXPIRE as PEXPIREAT,
 // INCRBYFLOAT as SET KEEPTTL, reads and failed or ineffective writes not
 // at all, more than one effect between MULTI and EXEC, a SELECT in the
-// script before the effects in its database), from RESP2 and RESP3
+// script before the effects in its database; SCRIPT LOAD not at all), from RESP2 and RESP3
 // clients, in and out of a transaction; compared with Redis's own stream.
 // (SPOP with a count equal to the set's size is left out: Redis sends a
 // DEL, this server an SREM of every member, see spopPropagated.)
@@ -192,6 +192,7 @@ func TestPropagatedScriptsDiff(t *testing.T) {
 		{"HELLO", "3"}, {"EVAL", "redis.call('set', 'r', 1); return redis.call('incr', 'r')", "0"},
 		{"MULTI"}, {"SET", "m", "1"}, {"EVAL", "return redis.call('incr', 'm')", "0"}, {"EXEC"},
 		{"HELLO", "2"},
+		{"SCRIPT", "LOAD", "return 1"}, {"MULTI"}, {"SCRIPT", "LOAD", "return 2"}, {"SET", "foo", "bar"}, {"EXEC"},
 		{"SET", "end", "1"},
 	}
 	run := func(addr string) []string {

@@ -229,6 +229,9 @@ func (m *Machine) feedTaps(h header, out []byte) {
 		if cmd := store.Lookup(args[0]); cmd == nil || cmd.Flags&(store.Write|store.Internal) != store.Write {
 			continue // reads queued in a transaction, the server's own writes
 		}
+		if lowerEq(args[0], "script") {
+			continue // SCRIPT LOAD and FLUSH: Redis 7.0 replicates effects, not scripts
+		}
 		if isScriptCall(args) {
 			// Its effects came as events; in a batch, more than one go
 			// between MULTI and EXEC, as Redis 7.0 wraps them.
