@@ -623,8 +623,8 @@ func cmdConfig(c *conn, args [][]byte) bool {
 					return false
 				}
 			case strings.HasPrefix(name, "min-replicas-") || strings.HasPrefix(name, "min-slaves-"):
-				if !c.s.setMinReplicas(args[i+1], strings.HasSuffix(name, "-lag")) {
-					*out = resp.AppendError(*out, "ERR Invalid argument '"+truncated(args[i+1])+"' for CONFIG SET '"+name+"' - argument couldn't be parsed into an integer")
+				if msg := c.s.setMinReplicas(args[i+1], strings.HasSuffix(name, "-lag")); msg != "" {
+					*out = resp.AppendError(*out, "ERR CONFIG SET failed (possibly related to argument '"+truncated(args[i])+"') - "+msg)
 					return false
 				}
 			case string(args[i+1]) != v:

@@ -215,9 +215,7 @@
 //     payload is this server's own; gopher-lua words some errors
 //     differently from Lua 5.1; commandstats count no calls made inside
 //     scripts; DEBUG SET-DISABLE-DENY-SCRIPTS lets scripts call DEBUG
-//     (PROTOCOL, SLEEP) only, not the server's other noscript commands;
-//     min-replicas-to-write refuses a flagless script's first write by
-//     failing the call, which a pcall cannot catch.
+//     (PROTOCOL, SLEEP) only, not the server's other noscript commands.
 //   - Configuration: CONFIG SET changes the encoding thresholds (through
 //     the log, on every replica), lua-time-limit, maxmemory (noeviction)
 //     repl-ping-replica-period and min-replicas-to-write (good replicas:

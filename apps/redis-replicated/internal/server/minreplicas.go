@@ -1,6 +1,7 @@
 package server
 
 import (
+	"math"
 	"strconv"
 
 	"github.com/gomu-rdma/gomu/internal/resp"
@@ -9,10 +10,9 @@ import (
 // min-replicas-to-write. As in Redis, a leader with fewer good replicas
 // than min-replicas-to-write (and min-replicas-max-lag not 0) refuses
 // write commands with NOREPLICAS, as well as calls of scripts with flags
-// that may write, before they run; a script without flags is refused at
-// its first write (its speculative run ends there, and the call is
-// refused instead of replicated: a pcall cannot catch it, as it can in
-// Redis). Good replicas are the consensus followers this leader hears
+// that may write, before they run; a script without flags has its writes
+// fail with NOREPLICAS (its speculative run's: store.Env.NoReplicas).
+// Good replicas are the consensus followers this leader hears
 // from (INFO's connected_slaves); a standalone server has none. This
 // server's own setting, not replicated, as in Redis.
 
@@ -67,16 +67,19 @@ func (c *conn) refuseScriptNoReplicas(args [][]byte) bool {
 }
 
 // setMinReplicas sets min-replicas-to-write (lag: min-replicas-max-lag)
-// from CONFIG SET's argument.
-func (s *Server) setMinReplicas(arg []byte, lag bool) bool {
-	n, err := strconv.ParseInt(string(arg), 10, 32)
-	if err != nil || n < 0 {
-		return false
-	}
-	if lag {
+// from CONFIG SET's argument; it returns Redis's complaint about it, ""
+// when it is set.
+func (s *Server) setMinReplicas(arg []byte, lag bool) string {
+	n, err := strconv.ParseInt(string(arg), 10, 64)
+	switch {
+	case err != nil:
+		return "argument couldn't be parsed into an integer"
+	case n < 0 || n > math.MaxInt32:
+		return "argument must be between 0 and 2147483647 inclusive"
+	case lag:
 		s.minReplicasLag.Store(n)
-	} else {
+	default:
 		s.minReplicas.Store(n)
 	}
-	return true
+	return ""
 }

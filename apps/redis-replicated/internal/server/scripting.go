@@ -242,9 +242,11 @@ func (c *conn) speculate(args [][]byte, slot int) bool {
 	// (Redis's check at the write): the speculative run does it, before
 	// it would be abandoned there.
 	c.env.OutOfMemory = c.s.maxMemory.Load() != 0 && c.s.outOfMemory()
+	// Short of good replicas, its writes fail (min-replicas-to-write).
+	c.env.NoReplicas = c.s.minReplicas.Load() != 0 && c.s.lacksReplicas()
 	start := len(*out)
 	*out = c.s.cfg.Machine.execRead(*out, &c.env, int(c.state.db.Load()), &c.view, args)
-	c.env.Speculation, c.env.OutOfMemory = nil, false
+	c.env.Speculation, c.env.OutOfMemory, c.env.NoReplicas = nil, false, false
 	if c.spec.Wrote && c.s.link.Leads() {
 		*out = (*out)[:start]
 		return false

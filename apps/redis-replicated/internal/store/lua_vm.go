@@ -803,6 +803,8 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 		return fail("ERR Unknown Redis command called from script")
 	case !c.CheckArity(len(vm.args)):
 		return fail("ERR Wrong number of args calling Redis command from script")
+	case c.Flags&Write != 0 && vm.call.e.NoReplicas:
+		return fail("NOREPLICAS Not enough good replicas to write.")
 	case c.Flags&DenyOOM != 0 && vm.call.denyOOM:
 		return fail("OOM command not allowed when used memory > 'maxmemory'.")
 	case c.Flags&Write != 0 && vm.call.readOnly && vm.call.e.Speculation != nil:

@@ -70,6 +70,10 @@ type Env struct {
 	// started; as in Redis, a script without flags is then refused its
 	// DenyOOM commands (a replicated run never is: replicas must agree).
 	OutOfMemory bool
+	// NoReplicas: the leader had fewer good replicas than
+	// min-replicas-to-write when a speculative run started; as in Redis,
+	// the script's write commands fail with NOREPLICAS.
+	NoReplicas bool
 	// InScript: a script runs the command (redis.call), which changes a
 	// few replies as in Redis (SORT of a set BY a constant sorts).
 	InScript bool
