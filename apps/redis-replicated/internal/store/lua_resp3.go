@@ -30,7 +30,8 @@ import (
 // connection proposes its script calls wrapped in RESP3Command.
 
 // replyToRESP3 converts one of the store's RESP2 replies, to the command
-// args, into RESP3; nil: nulls only (toRESP3Nulls).
+// args, into RESP3; nil (no server, as in this package's tests): scripts
+// in RESP3 see the RESP2 replies.
 var replyToRESP3 func(dst, reply []byte, args [][]byte) []byte
 
 // SetRESP3Converter sets how a script in RESP3 (redis.setresp(3)) sees
