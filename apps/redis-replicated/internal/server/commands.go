@@ -343,6 +343,7 @@ func cmdHello(c *conn, args [][]byte) bool {
 			}
 		}
 		c.proto.Store(int32(v))
+		c.env.RESP3 = v == 3 // a script's reply, in this protocol (store.Env.RESP3)
 	}
 	role := "master"
 	if !c.s.link.Leads() {
@@ -478,6 +479,11 @@ var configParams = [][2]string{
 	// How long a script runs before other clients get BUSY.
 	{"lua-time-limit", ""},       // filled from the machine
 	{"busy-reply-threshold", ""}, // filled from the machine
+	// This server's refusal of writes without replicas (minreplicas.go).
+	{"min-replicas-to-write", ""},
+	{"min-slaves-to-write", ""},
+	{"min-replicas-max-lag", ""},
+	{"min-slaves-max-lag", ""},
 	// This replica's INFO latencystats (stats.go).
 	{"latency-tracking", ""},
 	{"latency-tracking-info-percentiles", ""},
@@ -513,6 +519,10 @@ func (c *conn) configValue(name string) (string, bool) {
 			return portOf(c.s.Addr()), true
 		case "lua-time-limit", "busy-reply-threshold":
 			return c.s.cfg.Machine.busyThreshold(), true
+		case "min-replicas-to-write", "min-slaves-to-write":
+			return strconv.FormatInt(c.s.minReplicas.Load(), 10), true
+		case "min-replicas-max-lag", "min-slaves-max-lag":
+			return strconv.FormatInt(c.s.minReplicasLag.Load(), 10), true
 		case "latency-tracking":
 			return yesNo(c.s.latencyTracking.Load()), true
 		case "latency-tracking-info-percentiles":
@@ -628,6 +638,11 @@ func cmdConfig(c *conn, args [][]byte) bool {
 				// when its clients get BUSY, nothing replicated.
 				if !c.s.cfg.Machine.setBusyThreshold(args[i+1]) {
 					*out = resp.AppendError(*out, "ERR Invalid argument '"+truncated(args[i+1])+"' for CONFIG SET '"+name+"' - argument couldn't be parsed into an integer")
+					return false
+				}
+			case strings.HasPrefix(name, "min-replicas-") || strings.HasPrefix(name, "min-slaves-"):
+				if msg := c.s.setMinReplicas(args[i+1], strings.HasSuffix(name, "-lag")); msg != "" {
+					*out = resp.AppendError(*out, "ERR CONFIG SET failed (possibly related to argument '"+truncated(args[i])+"') - "+msg)
 					return false
 				}
 			case string(args[i+1]) != v:

@@ -68,6 +68,7 @@ type conn struct {
 	queuedShapes []shape
 	one          [1]shape
 	conv         []byte
+	wrapped      [][]byte // scriptArgs's
 
 	// blockSeq numbers its blocking commands; blockedID is the waiter id
 	// it waits on now, for CLIENT UNBLOCK (blocking.go).
@@ -331,9 +332,17 @@ func (c *conn) dispatch(args [][]byte) bool {
 			c.rejected(slot)
 			return false
 		}
+		if write && !c.multi && c.s.minReplicas.Load() != 0 && c.refuseScriptNoReplicas(args) {
+			c.rejected(slot)
+			return false
+		}
 		if write && !c.multi && speculation && speculates(cmd) && c.speculate(args, slot) {
 			return false
 		}
+	}
+	if write && c.s.minReplicas.Load() != 0 && c.refuseNoReplicas() {
+		c.rejected(slot)
+		return false
 	}
 	if write && !c.s.link.Leads() {
 		if c.multi {
@@ -349,6 +358,9 @@ func (c *conn) dispatch(args [][]byte) bool {
 	// transaction over it as one proposal, by the engine's large-command
 	// path.
 	if c.multi {
+		if write {
+			args = c.scriptArgs(cmd, args)
+		}
 		c.queued.add(args)
 		c.queuedSlots = append(c.queuedSlots, int32(slot))
 		if c.proto.Load() == 3 {
@@ -375,6 +387,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 		}
 	}
 	if write {
+		args = c.scriptArgs(cmd, args)
 		if len(c.prop.buf)+commandSize(args)+dbSwitchSize(db) > c.s.cfg.MaxProposal {
 			c.flushWrites()
 		}

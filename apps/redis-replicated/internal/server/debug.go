@@ -22,6 +22,8 @@ import (
 //     inside MULTI it moves the transaction's clock on (execDebugSleep).
 //   - DIGEST-VALUE key ... digests each key's value (store.ValueDigest).
 //   - PROTOCOL type replies a sample of a RESP type, as Redis does.
+//   - SET-DISABLE-DENY-SCRIPTS 0|1 lets scripts call DEBUG, on every
+//     replica (store.DenyScriptsCommand).
 //   - QUICKLIST-PACKED-THRESHOLD, CHANGE-REPL-ID, JMAP change nothing
 //     here (no quicklist nodes, no replication IDs, no JVM) and answer OK.
 func (c *conn) debugSub(out *[]byte, args [][]byte) bool {
@@ -61,6 +63,8 @@ func (c *conn) debugSub(out *[]byte, args [][]byte) bool {
 				*out = resp.AppendBulkString(*out, hex.EncodeToString(d[:]))
 			}
 		})
+	case sub == "set-disable-deny-scripts" && len(args) == 3:
+		*out = c.proposeInternal(*out, [][]byte{[]byte(store.DenyScriptsCommand), args[2]})
 	case sub == "protocol" && len(args) == 3:
 		*out = c.appendDebugProtocol(*out, strings.ToLower(string(args[2])))
 	default:
@@ -108,86 +112,9 @@ func parseMemoryValue(b []byte) (uint64, bool) {
 }
 
 // appendDebugProtocol is DEBUG PROTOCOL's sample of the RESP type name, in
-// this connection's protocol.
+// this connection's protocol (the store's, which scripts call too).
 func (c *conn) appendDebugProtocol(b []byte, name string) []byte {
-	resp3 := c.proto.Load() == 3
-	appendBool := func(b []byte, t bool) []byte {
-		switch {
-		case resp3 && t:
-			return append(b, "#t\r\n"...)
-		case resp3:
-			return append(b, "#f\r\n"...)
-		case t:
-			return resp.AppendInt(b, 1)
-		}
-		return resp.AppendInt(b, 0)
-	}
-	aggregate := func(b []byte, typ byte, n int) []byte {
-		if !resp3 {
-			return resp.AppendArrayLen(b, n)
-		}
-		return appendRESP3Len(b, typ, n)
-	}
-	switch name {
-	case "string":
-		return resp.AppendBulkString(b, "Hello World")
-	case "integer":
-		return resp.AppendInt(b, 12345)
-	case "double":
-		if resp3 {
-			return append(b, ",3.141\r\n"...)
-		}
-		return resp.AppendBulkString(b, "3.141")
-	case "bignum":
-		if resp3 {
-			return append(b, "(1234567999999999999999999999999999999\r\n"...)
-		}
-		return resp.AppendBulkString(b, "1234567999999999999999999999999999999")
-	case "null":
-		if resp3 {
-			return append(b, "_\r\n"...)
-		}
-		return resp.AppendNull(b)
-	case "array", "set":
-		typ := byte('*')
-		if name == "set" {
-			typ = '~'
-		}
-		b = aggregate(b, typ, 3)
-		for j := range 3 {
-			b = resp.AppendInt(b, int64(j))
-		}
-		return b
-	case "map":
-		b = c.appendMapLen(b, 3)
-		for j := range 3 {
-			b = resp.AppendInt(b, int64(j))
-			b = appendBool(b, j == 1)
-		}
-		return b
-	case "attrib":
-		if resp3 {
-			b = append(b, "|1\r\n"...)
-			b = resp.AppendBulkString(b, "key-popularity")
-			b = resp.AppendArrayLen(b, 2)
-			b = resp.AppendBulkString(b, "key:123")
-			b = resp.AppendInt(b, 90)
-		}
-		return resp.AppendBulkString(b, "Some real reply following the attribute")
-	case "push":
-		if !resp3 {
-			return resp.AppendError(b, "ERR RESP2 is not supported by this command")
-		}
-		b = append(b, ">2\r\n"...)
-		b = resp.AppendBulkString(b, "server-cpu-usage")
-		b = resp.AppendInt(b, 42)
-		return resp.AppendBulkString(b, "Some real reply following the push reply")
-	case "true", "false":
-		return appendBool(b, name == "true")
-	case "verbatim":
-		return c.appendText(b, []byte("This is a verbatim\nstring"))
-	}
-	return resp.AppendError(b, "ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false")
+	return store.AppendDebugProtocol(b, name, c.proto.Load() == 3)
 }
 
 // debugReload is DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]. gomu.reload saves

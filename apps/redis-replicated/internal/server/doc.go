@@ -130,7 +130,12 @@
 // RESP2, and RESP3 after HELLO 3 (resp3.go): the replicated replies are
 // RESP2 bytes, the same on every replica, and each RESP3 connection
 // rewrites its own as Redis 7.0 types them (nulls, doubles, maps, sets,
-// scored pairs, verbatim text, pushes).
+// scored pairs, verbatim text, pushes). A script's reply is the
+// exception: its types are the script's, so the store writes it in the
+// caller's protocol (store.Env.RESP3; a RESP3 connection replicates its
+// script calls wrapped in store.RESP3Command), and redis.setresp(3) hands
+// scripts their commands' replies as this conversion types them (the
+// store's lua_resp3.go).
 //
 // # Pub/Sub
 //
@@ -207,14 +212,17 @@
 //     writing script's keyspace hits and misses before its first write are
 //     counted twice. EVAL_RO of a body, or EVAL of a no-writes one, does
 //     not cache it; function
-//     libraries' local state does not outlive a call; scripts see RESP2
-//     replies whatever redis.setresp says; FUNCTION DUMP's payload is this
-//     server's own; gopher-lua words some errors differently from Lua 5.1.
+//     libraries' local state does not outlive a call; FUNCTION DUMP's
+//     payload is this server's own; gopher-lua words some errors
+//     differently from Lua 5.1; commandstats count no calls made inside
+//     scripts; DEBUG SET-DISABLE-DENY-SCRIPTS lets scripts call DEBUG
+//     (PROTOCOL, SLEEP) only, not the server's other noscript commands.
 //   - Configuration: CONFIG SET changes the encoding thresholds (through
 //     the log, on every replica), lua-time-limit, maxmemory and its
-//     policy, samples and LFU parameters, and repl-ping-replica-period
-//     (on this replica); any other parameter only to the value it has,
-//     else it says it is not supported.
+//     policy, samples and LFU parameters, repl-ping-replica-period and
+//     min-replicas-to-write (good replicas: the followers the leader
+//     hears from) (on this replica); any other parameter only to the
+//     value it has, else it says it is not supported.
 //   - Eviction: the leader alone picks the keys to evict, by its policy
 //     and its own access data, and proposes their deletion; used memory
 //     is the Go heap's live objects (less what evictions freed since the

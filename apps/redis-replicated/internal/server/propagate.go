@@ -37,6 +37,8 @@ func propagated(args [][]byte, reply []byte, now int64) [][]byte {
 		return cmdArgs("RPOPLPUSH", args[1], args[2])
 	case "blmove":
 		return cmdArgs("LMOVE", args[1:5]...)
+	case "spop":
+		return spopPropagated(args, reply)
 	case "incrbyfloat":
 		if v, ok := bulkOf(reply); ok {
 			return cmdArgs("SET", args[1], v, []byte("KEEPTTL"))
@@ -230,4 +232,37 @@ func mpopPropagated(args [][]byte, reply []byte) [][]byte {
 		return args
 	}
 	return cmdArgs(pop, key, count)
+}
+
+// spopPropagated: SPOP goes out as the SREM of what it popped (nothing
+// when it popped nothing), or as a DEL of the key when it popped fewer
+// than its count (the whole set). Redis also sends a DEL when the count
+// equals the set's size, which the reply does not tell, and one SREM per
+// member (a transaction): here one SREM of them all.
+func spopPropagated(args [][]byte, reply []byte) [][]byte {
+	if len(args) == 2 {
+		if m, ok := bulkOf(reply); ok {
+			return cmdArgs("SREM", args[1], m)
+		}
+		return nil
+	}
+	eol := bytes.IndexByte(reply, '\n')
+	n, err := strconv.Atoi(string(reply[1:max(eol-1, 1)]))
+	count, cerr := strconv.ParseInt(string(args[2]), 10, 64)
+	switch {
+	case reply[0] != '*' || err != nil || cerr != nil:
+		return args
+	case n == 0:
+		return nil
+	case int64(n) < count:
+		return cmdArgs("DEL", args[1])
+	}
+	p := cmdArgs("SREM", args[1])
+	for rest := reply[eol+1:]; len(rest) > 0; {
+		l := replyLen(rest)
+		m, _ := bulkOf(rest[:l])
+		p = append(p, m)
+		rest = rest[l:]
+	}
+	return p
 }

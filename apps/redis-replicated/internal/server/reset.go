@@ -15,6 +15,7 @@ func cmdReset(c *conn, _ [][]byte) bool {
 	c.state.noEvict.Store(false)
 	c.state.name.Store(nil)
 	c.proto.Store(2)
+	c.env.RESP3 = false
 	c.unsubscribeAll()
 	out := c.reply()
 	*out = resp.AppendSimple(*out, "RESET")

@@ -3,6 +3,7 @@ package server
 import (
 	"strconv"
 
+	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
 
@@ -228,9 +229,42 @@ func toRESP3(dst, src []byte, sh shape) ([]byte, []byte) {
 			dst, rest = toRESP3(dst, rest, elem)
 		}
 		return dst, rest
+	case '=', '%', '~':
+		return copyRESP3(dst, src)
 	}
-	// Simple strings, errors, integers.
+	// Simple strings, errors, integers (and RESP3's simple types).
 	return append(dst, src[:len(src)-len(rest)]...), rest
+}
+
+// copyRESP3 appends the RESP3 reply at the start of src as it is, and
+// returns dst and what follows it: a script's reply a read wrote in its
+// connection's RESP3 already (store.Env.RESP3) may hold any RESP3 type.
+func copyRESP3(dst, src []byte) ([]byte, []byte) {
+	line, rest := cutLine(src)
+	n, _ := strconv.Atoi(string(line[1:]))
+	switch src[0] {
+	case '=':
+		rest = rest[n+2:]
+	case '%':
+		n *= 2
+		fallthrough
+	case '~':
+		dst = append(dst, src[:len(src)-len(rest)]...)
+		for range n {
+			dst, rest = toRESP3(dst, rest, shapePlain)
+		}
+		return dst, rest
+	}
+	return append(dst, src[:len(src)-len(rest)]...), rest
+}
+
+// A script that said redis.setresp(3) sees its commands' replies as this
+// server's RESP3 connections do.
+func init() {
+	store.SetRESP3Converter(func(dst, reply []byte, args [][]byte) []byte {
+		dst, _ = toRESP3(dst, reply, shapeOf(args))
+		return dst
+	})
 }
 
 // toRESP3PlainBut converts the n replies at the start of src, each as

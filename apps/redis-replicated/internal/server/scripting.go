@@ -242,9 +242,11 @@ func (c *conn) speculate(args [][]byte, slot int) bool {
 	// (Redis's check at the write): the speculative run does it, before
 	// it would be abandoned there.
 	c.env.OutOfMemory = c.s.maxMemory.Load() != 0 && c.s.outOfMemory()
+	// Short of good replicas, its writes fail (min-replicas-to-write).
+	c.env.NoReplicas = c.s.minReplicas.Load() != 0 && c.s.lacksReplicas()
 	start := len(*out)
 	*out = c.s.cfg.Machine.execRead(*out, &c.env, int(c.state.db.Load()), &c.view, args)
-	c.env.Speculation, c.env.OutOfMemory = nil, false
+	c.env.Speculation, c.env.OutOfMemory, c.env.NoReplicas = nil, false, false
 	if c.spec.Wrote && c.s.link.Leads() {
 		*out = (*out)[:start]
 		return false
@@ -286,4 +288,19 @@ func (c *conn) cacheScript(body []byte) string {
 		return string(bytes.TrimSuffix(res[1:], []byte("\r\n")))
 	}
 	return ""
+}
+
+// resp3Command is store.RESP3Command's name, as an argument.
+var resp3Command = []byte(store.RESP3Command)
+
+// scriptArgs is what a connection replicates for the write args of cmd:
+// args, or a RESP3 connection's script call wrapped in store.RESP3Command
+// (its reply is the script's, in RESP3: store's lua_resp3.go), in a
+// buffer of the connection's.
+func (c *conn) scriptArgs(cmd *store.Command, args [][]byte) [][]byte {
+	if !c.env.RESP3 || !speculates(cmd) {
+		return args
+	}
+	c.wrapped = append(append(c.wrapped[:0], resp3Command), args...)
+	return c.wrapped
 }

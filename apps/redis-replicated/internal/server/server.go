@@ -77,6 +77,9 @@ type Server struct {
 	evict evictState
 	// replPingPeriod is repl-ping-replica-period, in seconds (sync.go).
 	replPingPeriod atomic.Int64
+	// minReplicas, minReplicasLag: min-replicas-to-write and
+	// min-replicas-max-lag (minreplicas.go).
+	minReplicas, minReplicasLag atomic.Int64
 	// stats are INFO commandstats' counters by slot, errs errorstats'
 	// (stats.go).
 	stats []callStats
@@ -112,6 +115,7 @@ func New(cfg Config) (*Server, error) {
 		link: replicalink.Link{Replica: cfg.Replica, Timeout: cfg.Timeout, Replication: cfg.Replication}, nonce: newNonce()}
 	s.replPingPeriod.Store(10) // Redis's default
 	s.evict.samples.Store(5)   // Redis's maxmemory-samples
+	s.minReplicasLag.Store(10) // Redis's default
 	statSlotsOnce.Do(numberStatSlots)
 	s.stats = make([]callStats, len(statNames))
 	s.latencyTracking.Store(true)

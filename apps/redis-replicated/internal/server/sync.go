@@ -34,8 +34,14 @@ import (
 // did. A blocked client served goes out as Redis sends it (LPOP for
 // BLPOP …) after the write that served it.
 //
-// Differences from Redis: the forms propagate.go does not know (SPOP as
-// SREM, RESTORE's …) go out as sent; a write whose
+// A script call (EVAL, EVALSHA, FCALL) goes out as its effects, as Redis
+// 7.0 replicates scripts: the writes it ran that took effect, in their
+// propagated forms, between MULTI and EXEC when more than one
+// (noteScripted); the log itself carries the script, which every replica
+// runs deterministically.
+//
+// Differences from Redis: the forms propagate.go does not know (RESTORE's
+// …) go out as sent; a write whose
 // reply does not tell whether it changed anything (SET, say) is sent
 // even when it did not, and the server's other writes of its own (CONFIG
 // SET of the encoding thresholds, DEBUG RELOAD) are not sent.
@@ -88,7 +94,7 @@ func (m *Machine) attach() ([]byte, *tap, error) {
 	}
 	t := &tap{wake: make(chan struct{}, 1), db: -1}
 	m.taps = append(m.taps, t)
-	m.env.Deleted, m.env.Served = m.noteDeleted, m.noteServed
+	m.env.Deleted, m.env.Served, m.env.Scripted = m.noteDeleted, m.noteServed, m.noteScripted
 	return snap.Bytes(), t, nil
 }
 
@@ -103,7 +109,7 @@ func (m *Machine) detach(t *tap) {
 		}
 	}
 	if len(m.taps) == 0 {
-		m.env.Deleted, m.env.Served = nil, nil
+		m.env.Deleted, m.env.Served, m.env.Scripted = nil, nil, nil
 	}
 }
 
@@ -133,6 +139,30 @@ func (m *Machine) noteServed(db int, args [][]byte, reply []byte) {
 		}
 		m.tapEvents = append(m.tapEvents, tapEvent{step: m.dec.step, cmd: tapCommand{db: db, args: p}})
 	}
+}
+
+// noteScripted is the store's Scripted hook while taps listen: a write a
+// script ran, in the form Redis propagates it, if it took effect (see
+// feedTaps). A script's effects stand for it in the stream.
+func (m *Machine) noteScripted(db int, args [][]byte, reply []byte) {
+	if !tookEffect(args, reply) {
+		return
+	}
+	if p := propagated(args, reply, m.env.NowMs); p != nil {
+		m.tapEvents = append(m.tapEvents, tapEvent{step: m.dec.step, cmd: tapCommand{db: db, args: cloneArgs(p)}})
+	}
+}
+
+// tookEffect reports whether a write replied reply took effect: not a
+// failed one, nor one whose reply says it changed nothing (noEffect).
+func tookEffect(args [][]byte, reply []byte) bool {
+	return len(reply) > 0 && reply[0] != '-' && (string(reply) != ":0\r\n" || !noEffect[string(lowerInto(nil, args[0]))])
+}
+
+// isScriptCall reports whether args call a script (EVAL, EVALSHA, FCALL):
+// SYNC's stream carries its effects instead (noteScripted).
+func isScriptCall(args [][]byte) bool {
+	return lowerEq(args[0], "eval") || lowerEq(args[0], "evalsha") || lowerEq(args[0], "fcall")
 }
 
 // cloneArgs copies args, which may point into buffers reused after the
@@ -173,6 +203,8 @@ func (m *Machine) feedTaps(h header, out []byte) {
 	}
 	db := 0
 	for i, s := range spans {
+		upTo(2*i - 1)
+		from := len(cmds) // what command i did starts here
 		upTo(2 * i)
 		args := m.dec.args[s.off : s.off+s.argc]
 		if isSelectCommand(args[0]) { // no reply
@@ -188,13 +220,27 @@ func (m *Machine) feedTaps(h header, out []byte) {
 			}
 			continue
 		}
+		if string(args[0]) == store.RESP3Command {
+			args = args[1:] // a RESP3 client's script call
+		}
 		if string(args[0]) == store.BlockCommand && len(reply) > 0 {
 			args = args[2:] // served at once: as the command itself
 		}
 		if cmd := store.Lookup(args[0]); cmd == nil || cmd.Flags&(store.Write|store.Internal) != store.Write {
 			continue // reads queued in a transaction, the server's own writes
 		}
-		if len(reply) == 0 || reply[0] == '-' || string(reply) == ":0\r\n" && noEffect[string(lowerInto(nil, args[0]))] {
+		if lowerEq(args[0], "script") {
+			continue // SCRIPT LOAD and FLUSH: Redis 7.0 replicates effects, not scripts
+		}
+		if isScriptCall(args) {
+			// Its effects came as events; in a batch, more than one go
+			// between MULTI and EXEC, as Redis 7.0 wraps them.
+			if effects := cmds[from:]; h.kind == propBatch && len(effects) > 1 {
+				effects[0].multi, effects[len(effects)-1].exec = true, true
+			}
+			continue
+		}
+		if !tookEffect(args, reply) {
 			continue
 		}
 		if p := propagated(args, reply, h.now); p != nil {
@@ -217,6 +263,9 @@ func (m *Machine) feedTaps(h header, out []byte) {
 type tapCommand struct {
 	db   int
 	args [][]byte
+	// multi, exec: a script's effects in a batch go between MULTI (before
+	// the first) and EXEC (after the last).
+	multi, exec bool
 }
 
 // encode writes cmds as t's stream sends them, a SELECT before each whose
@@ -234,10 +283,13 @@ func (t *tap) encode(cmds []tapCommand, tx bool, body int) []byte {
 			b = resp.AppendCommand(b, []byte("SELECT"), strconv.AppendInt(nil, int64(c.db), 10))
 			t.db = c.db
 		}
-		if tx && i == 0 {
+		if tx && i == 0 || c.multi {
 			b = resp.AppendCommand(b, []byte("MULTI"))
 		}
 		b = resp.AppendCommand(b, c.args...)
+		if c.exec {
+			b = resp.AppendCommand(b, []byte("EXEC"))
+		}
 	}
 	if tx && body == len(cmds) {
 		b = resp.AppendCommand(b, []byte("EXEC"))

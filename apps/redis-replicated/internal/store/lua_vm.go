@@ -129,6 +129,8 @@ type callState struct {
 	// denyOOM: DenyOOM commands fail, out of memory (Env.OutOfMemory).
 	denyOOM bool
 	run     *ScriptRun
+	// resp3: redis.setresp(3), the script's Lua client speaks RESP3.
+	resp3 bool
 	// loading collects redis.register_function's functions while a
 	// library's code runs (FUNCTION LOAD, and every FCALL: see fcall).
 	loading *libraryLoad
@@ -162,6 +164,7 @@ type luaVM struct {
 	// overflowed the registry would panic past PCall.)
 	errLine int
 	scratch []byte
+	conv    []byte // a reply converted to RESP3 (luaCallReply)
 	args    [][]byte
 	// broken: a panic escaped the state; it is not pooled again.
 	broken bool
@@ -682,10 +685,12 @@ func (vm *luaVM) newRedisLib() *lua.LTable {
 		if L.GetTop() != 1 {
 			vm.raiseRedis(L, "ERR redis.setresp() requires one argument.")
 		}
-		if v := L.CheckInt(1); v != 2 && v != 3 {
+		v := L.CheckInt(1)
+		if v != 2 && v != 3 {
 			vm.raiseRedis(L, "ERR RESP version must be 2 or 3.")
 		}
-		return 0 // replies always reach scripts as RESP2's
+		vm.call.resp3 = v == 3
+		return 0
 	}))
 	return t
 }
@@ -789,12 +794,17 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 		return vm.pushTime(L)
 	case string(lower) == "select":
 		return vm.selectDB(L, fail)
+	case string(lower) == "debug" && vm.call.s != nil && vm.call.s.scripts.denyOff:
+		vm.scratch = vm.debugFromScript(vm.args)
+		return vm.pushReply(L, vm.scratch, raise, fail)
 	case noScriptCommands[string(lower)]:
 		return fail("ERR This Redis command is not allowed from script")
 	case c == nil || c.Flags&Internal != 0:
 		return fail("ERR Unknown Redis command called from script")
 	case !c.CheckArity(len(vm.args)):
 		return fail("ERR Wrong number of args calling Redis command from script")
+	case c.Flags&Write != 0 && vm.call.e.NoReplicas:
+		return fail("NOREPLICAS Not enough good replicas to write.")
 	case c.Flags&DenyOOM != 0 && vm.call.denyOOM:
 		return fail("OOM command not allowed when used memory > 'maxmemory'.")
 	case c.Flags&Write != 0 && vm.call.readOnly && vm.call.e.Speculation != nil:
@@ -809,12 +819,25 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 		vm.call.s.ws.nowMs, vm.call.s.ws.access = vm.call.cmdEnv.NowMs, vm.call.cmdEnv.Access
 	}
 	vm.scratch = c.run(vm.call.s, &vm.call.cmdEnv, vm.scratch[:0], vm.args)
-	v, rest, ok := respToLua(L, vm.scratch)
+	if c.Flags&Write != 0 && vm.call.e.Scripted != nil {
+		vm.call.e.Scripted(vm.call.s.db, vm.args, vm.scratch)
+	}
+	return vm.pushReply(L, vm.luaCallReply(vm.scratch, vm.args), raise, fail)
+}
+
+// pushReply hands the script a command's reply b (in its Lua client's
+// protocol), raising it when it is an error and raise is set.
+func (vm *luaVM) pushReply(L *lua.LState, b []byte, raise bool, fail func(string) int) int {
+	conv := respToLua
+	if vm.call.resp3 {
+		conv = respToLua3
+	}
+	v, rest, ok := conv(L, b)
 	if !ok || len(rest) != 0 {
 		return fail("ERR gomu: unreadable reply from the store")
 	}
 	if t, isErr := v.(*lua.LTable); isErr && raise {
-		if _, e := t.RawGetString("err").(lua.LString); e && vm.scratch[0] == '-' {
+		if _, e := t.RawGetString("err").(lua.LString); e && b[0] == '-' {
 			vm.raiseRedisTable(L, t)
 		}
 	}
@@ -948,45 +971,6 @@ func respToLua(L *lua.LState, b []byte) (lua.LValue, []byte, bool) {
 		return t, rest, true
 	}
 	return nil, nil, false
-}
-
-// appendLuaReply converts a script's result to RESP2 as Redis 7.0 does:
-// strings to bulk strings, numbers truncated to integers, true to 1, false
-// and nil to a null, {err=} to an error, {ok=} to a status, and other
-// tables to arrays of their elements up to the first nil.
-func appendLuaReply(dst []byte, v lua.LValue, depth int) []byte {
-	switch x := v.(type) {
-	case lua.LString:
-		return appendBulkBytes(dst, string(x))
-	case lua.LNumber:
-		return appendInt(dst, int64(x))
-	case lua.LBool:
-		if x {
-			return appendInt(dst, 1)
-		}
-		return append(dst, "$-1\r\n"...)
-	case *lua.LTable:
-		if e, ok := x.RawGetString("err").(lua.LString); ok {
-			return append(append(append(dst, '-'), oneLine(string(e))...), "\r\n"...)
-		}
-		if s, ok := x.RawGetString("ok").(lua.LString); ok {
-			return append(append(append(dst, '+'), oneLine(string(s))...), "\r\n"...)
-		}
-		n := 0
-		for x.RawGetInt(n+1) != lua.LNil {
-			n++
-		}
-		if depth > 1000 {
-			return append(dst, "-ERR reached lua stack limit\r\n"...)
-		}
-		dst = append(append(dst, '*'), strconv.Itoa(n)...)
-		dst = append(dst, "\r\n"...)
-		for j := 1; j <= n; j++ {
-			dst = appendLuaReply(dst, x.RawGetInt(j), depth+1)
-		}
-		return dst
-	}
-	return append(dst, "$-1\r\n"...)
 }
 
 func appendBulkBytes(dst []byte, s string) []byte {

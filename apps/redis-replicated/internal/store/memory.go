@@ -400,7 +400,7 @@ func (s *Store) memoryStats(dst []byte) []byte {
 // shape as DUMP lays it out.
 func (s *Store) DebugObject(dst []byte, nowMs int64, key []byte) []byte {
 	v := s.keys[string(key)]
-	if v == nil || v.expired(nowMs) {
+	if v == nil { // an expired key not yet deleted is shown, as Redis's dictFind does
 		return resp.AppendError(dst, errNoSuchKey)
 	}
 	_, body, _ := dumpObject(v) // a kind without one: length 0

@@ -70,6 +70,10 @@ type scriptState struct {
 
 	mu   sync.Mutex // guards free: reads run scripts concurrently
 	free []*luaVM
+
+	// denyOff: DEBUG SET-DISABLE-DENY-SCRIPTS 1, scripts may call DEBUG
+	// (DenyScriptsCommand; a test knob, not snapshotted).
+	denyOff bool
 }
 
 func newScriptState() *scriptState {
@@ -267,6 +271,28 @@ func (s *Store) ScriptWrites(args [][]byte) bool {
 		return sub == "load" || sub == "delete" || sub == "flush" || sub == "restore"
 	}
 	return true
+}
+
+// ScriptDeclaresWrites reports whether a call of a Scripted command runs a
+// script with flags (a function, or an EVAL'd script with a shebang) that
+// does not declare no-writes: Redis treats such a call as a write command
+// before it runs (min-replicas-to-write refuses it then); a script
+// without flags is refused at its first write instead. Under the read
+// lock.
+func (s *Store) ScriptDeclaresWrites(args [][]byte) bool {
+	var buf [16]byte
+	switch string(lowerInto(buf[:0], args[0])) {
+	case "eval":
+		shebang, noWrites, _, msg := parseScriptShebang(args[1])
+		return shebang && !noWrites && msg == ""
+	case "evalsha":
+		sc := s.scripts.scripts[strings.ToLower(string(args[1]))]
+		return sc != nil && sc.shebang && !sc.noWrites
+	case "fcall":
+		f := s.scripts.funcs[nameKey(string(args[1]))]
+		return f != nil && !f.noWrites
+	}
+	return false
 }
 
 // ScriptDeniedOOM reports whether a call of a Scripted command is refused
@@ -469,7 +495,7 @@ func (vm *luaVM) invoke(dst []byte, fn *lua.LFunction, args []lua.LValue, name, 
 	if err := vm.pcall(len(args), 1); err != nil {
 		return vm.appendRunError(dst, err, name, source)
 	}
-	dst = appendLuaReply(dst, L.Get(-1), 0)
+	dst = scriptReply{lua3: vm.call.resp3, client3: vm.call.e.RESP3}.append(dst, L.Get(-1), 0)
 	L.Pop(1)
 	return dst
 }

@@ -56,6 +56,9 @@ type Env struct {
 	// replicated, so it must not change state (a script run this way
 	// refuses writes; see scripting.go).
 	ReadOnly bool
+	// RESP3: the caller speaks RESP3 (HELLO 3), for a script's reply
+	// (lua_resp3.go); the store's other replies are RESP2 whatever it is.
+	RESP3 bool
 	// Scripts hears of scripts starting and ending (nil: nobody).
 	Scripts ScriptObserver
 	// Speculation, set with ReadOnly, runs an EVAL, EVALSHA or FCALL of a
@@ -67,6 +70,10 @@ type Env struct {
 	// started; as in Redis, a script without flags is then refused its
 	// DenyOOM commands (a replicated run never is: replicas must agree).
 	OutOfMemory bool
+	// NoReplicas: the leader had fewer good replicas than
+	// min-replicas-to-write when a speculative run started; as in Redis,
+	// the script's write commands fail with NOREPLICAS.
+	NoReplicas bool
 	// InScript: a script runs the command (redis.call), which changes a
 	// few replies as in Redis (SORT of a set BY a constant sorts).
 	InScript bool
@@ -82,6 +89,11 @@ type Env struct {
 	// Access is this node's access tracking and maxmemory-policy
 	// (access.go; nil: none is kept).
 	Access *Access
+	// Scripted hears of every write command a script runs (redis.call),
+	// in database db, and its reply (valid during the call only; nil:
+	// nobody): SYNC's stream sends a script's effects, as Redis 7.0
+	// replicates scripts. It changes no state.
+	Scripted func(db int, args [][]byte, reply []byte)
 	// FollowUp hears of the writes a read asks the leader to propose
 	// after it, command key in database db (nil: nobody): the deletion of
 	// an expired key it met (ExpireKeysCommand), the cache of an HLL's
