@@ -15,7 +15,10 @@
 # Environment: SUITE_DIR (where the sources and logs go, default
 # /tmp/gomu-redis-suite), SUITE_PORT (default 6398), SUITE_MODE
 # (standalone, the default, or cluster: a 3-replica --local cluster whose
-# leader listens on SUITE_PORT and its followers on the next two ports).
+# leader listens on SUITE_PORT and its followers on the next two ports),
+# SUITE_TAGS (the harness's --tags, for both servers alike: "-needs:repl"
+# leaves out the tests of Redis's own replication, REPLICAOF and the like,
+# which a gomu server does not have).
 # The harness takes the 32 ports below SUITE_PORT+10000 for itself, so two
 # runs on different SUITE_PORTs do not collide.
 set -euo pipefail
@@ -33,6 +36,10 @@ fi
 dir=${SUITE_DIR:-/tmp/gomu-redis-suite}
 port=${SUITE_PORT:-6398}
 mode=${SUITE_MODE:-standalone}
+tags=()
+if [ -n "${SUITE_TAGS:-}" ]; then
+	tags=(--tags "$SUITE_TAGS")
+fi
 case $mode in
 standalone) gomu_flags=(--standalone) ;;
 cluster) gomu_flags=(--local 3) ;;
@@ -76,7 +83,7 @@ run() {
 		redis-cli -p "$port" del gomu:suite:probe >/dev/null 2>&1 || true
 		f="$logs/$(echo "$u" | tr / _).log"
 		(cd "$src" && timeout 300 tclsh tests/test_helper.tcl --host 127.0.0.1 --port "$port" \
-			--clients 1 --baseport $((port + 10000)) --single "$u" >"$f" 2>&1) || true
+			--clients 1 --baseport $((port + 10000)) --single "$u" "${tags[@]}" >"$f" 2>&1) || true
 		echo "$u $(grep -c '32;49mok' "$f") $(grep -c '31;49merr' "$f") $(grep -c '49mexception' "$f")"
 		if [ "$name" = redis ]; then
 			redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
