@@ -21,6 +21,8 @@ import (
 //   - SLEEP seconds sleeps this connection (Redis's whole server sleeps);
 //     inside MULTI it moves the transaction's clock on (execDebugSleep).
 //   - DIGEST-VALUE key ... digests each key's value (store.ValueDigest).
+//   - LOADAOF rebuilds this replica's state from its append-only file
+//     (aof.go), not replicated, as Redis's.
 //   - PROTOCOL type replies a sample of a RESP type, as Redis does.
 //   - QUICKLIST-PACKED-THRESHOLD, CHANGE-REPL-ID, JMAP change nothing
 //     here (no quicklist nodes, no replication IDs, no JVM) and answer OK.
@@ -61,6 +63,8 @@ func (c *conn) debugSub(out *[]byte, args [][]byte) bool {
 				*out = resp.AppendBulkString(*out, hex.EncodeToString(d[:]))
 			}
 		})
+	case sub == "loadaof" && len(args) == 2:
+		*out = c.debugLoadAOF(*out)
 	case sub == "protocol" && len(args) == 3:
 		*out = c.appendDebugProtocol(*out, strings.ToLower(string(args[2])))
 	default:

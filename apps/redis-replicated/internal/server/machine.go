@@ -328,6 +328,8 @@ type Machine struct {
 	// commands' own effects (keys expired, blocked clients served),
 	// while taps listen (sync.go).
 	tapEvents []tapEvent
+	// aof is this replica's append-only file (aof.go).
+	aof aofState
 }
 
 // NewMachine returns a machine over an empty store.
@@ -338,6 +340,7 @@ func NewMachine() *Machine {
 	// heap, two allocations on every Apply.
 	m.env = store.Env{Rand: m.rnd, Publish: m.hub.publish, Unblock: m.deliverUnblocked, Scripts: m.scripts}
 	m.owners = make(map[string]chan []byte)
+	m.aof.init()
 	return m
 }
 
@@ -356,6 +359,9 @@ func (m *Machine) Apply(_ uint64, cmd []byte) []byte {
 	out := m.dec.exec(nil, m.st, h, &m.env, true)
 	if len(m.taps) > 0 {
 		m.feedTaps(h, out)
+	}
+	if m.aof.log != nil { // appendonly yes: one check when off
+		m.record(cmd)
 	}
 	m.cmds.Add(uint64(h.count))
 	m.count.Add(1)
@@ -429,6 +435,9 @@ func (m *Machine) Restore(r io.Reader) error {
 		return fmt.Errorf("redis restore: %w", err)
 	}
 	m.st = st
+	if m.aof.log != nil {
+		m.rewriteLocked() // the file's base is the state transferred
+	}
 	return nil
 }
 
