@@ -183,6 +183,9 @@ func (m *Machine) writeAOF() (*aofLog, error) {
 		os.Remove(tmp.Name())
 		return nil, fmt.Errorf("aof: rewrite %s: %w", path, err)
 	}
+	if err := tmp.Chmod(0o644); err != nil { // as Redis creates its files
+		return fail(err)
+	}
 	bw := bufio.NewWriterSize(tmp, 1<<16)
 	var hdr [aofHeader]byte
 	copy(hdr[:], aofMagic)
@@ -553,7 +556,7 @@ func checkAOFConfig(name string, v []byte) (known bool, errText string) {
 		}
 	case "appendfsync":
 		if _, ok := parseFsync(string(v)); !ok {
-			return true, "argument(s) must be one of the following: always, everysec, no"
+			return true, "argument(s) must be one of the following: everysec, always, no"
 		}
 	case "appendfilename":
 		return true, "can't set immutable config"
