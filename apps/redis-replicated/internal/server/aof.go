@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -56,19 +57,25 @@ import (
 // rejoins by state transfer (which rewrites the file); only a standalone
 // server loads it (Machine.StartAOF).
 //
-// appendfsync always fsyncs in Apply, before the reply; everysec from a
-// goroutine once a second; no leaves it to the kernel. Every record is
-// written to the kernel in Apply whatever the policy, so a process crash
-// loses no acknowledged write.
+// Apply records its proposal under the write lock (a copy into the file's
+// pending buffer) and writes it after releasing the lock, before it
+// returns: whoever writes first writes every record pending, so
+// concurrent proposals (a standalone server's connections) share one
+// write(2), and one fsync under appendfsync always, as Redis writes its
+// AOF buffer once per event loop for all its clients. Every record is
+// written to the kernel before Apply returns, whatever the policy, so a
+// process crash loses no acknowledged write. appendfsync always fsyncs
+// there too; everysec fsyncs from a goroutine once a second; no leaves it
+// to the kernel.
 //
 // A write or fsync that fails stops the file where it was last whole (a
 // short write is truncated away), logs an error, sets INFO's
 // aof_last_write_status to err and makes this node refuse writes with
 // Redis's MISCONF until a rewrite succeeds (BGREWRITEAOF, or appendonly
 // off and on), as Redis refuses them while its AOF cannot be written. The
-// write whose record failed was applied (in a cluster, on every replica)
-// and is acknowledged: it is in memory, not yet in this file, and the
-// rewrite that lifts the refusal writes it in the new base.
+// writes whose records failed were applied (in a cluster, on every
+// replica) and are acknowledged: they are in memory, not in this file,
+// and the rewrite that lifts the refusal writes them in its new base.
 
 const (
 	aofMagic  = "GOMUAOF1"
@@ -89,8 +96,9 @@ const (
 var fsyncNames = [...]string{fsyncNo: "no", fsyncEverysec: "everysec", fsyncAlways: "always"}
 
 // aofState is a Machine's append-only file and its settings. All of it is
-// under the machine's lock but the atomics, which the connections (refusal)
-// and the everysec goroutine read without it.
+// under the machine's lock but the atomics and lastErr, which the
+// connections (refusal), the writers and the everysec goroutine use
+// without it.
 type aofState struct {
 	log *aofLog // nil: appendonly no
 	// dir is CONFIG dir ("" : the working directory), filename
@@ -102,6 +110,7 @@ type aofState struct {
 	// broken: the file failed a write; writes are refused (MISCONF).
 	broken atomic.Bool
 	// lastErr is the failure broken reports.
+	errMu   sync.Mutex
 	lastErr error
 	// rewriteOK is aof_last_bgrewrite_status; rewrites counts them.
 	rewriteOK bool
@@ -118,49 +127,93 @@ func (a *aofState) init() {
 // aofLog is one open file.
 type aofLog struct {
 	f        *os.File
-	size     int64 // bytes whole in the file
-	baseSize int64 // its base's
-	rec      []byte
+	a        *aofState
+	baseSize int64 // its base's bytes
+	// pending are the records not yet written, appended is the file's
+	// size once they are: under pmu, held only to append or take them.
+	pmu      sync.Mutex
+	pending  []byte
+	appended int64
+	// wmu orders the writes: written is the file's size so far, spare
+	// the buffer pending is swapped with; closed, the file is.
+	wmu     sync.Mutex
+	written int64
+	spare   []byte
+	closed  bool
 	// dirty: written since the last fsync (everysec's).
 	dirty atomic.Bool
 	stop  chan struct{}
 	done  chan struct{}
 }
 
-// record appends proposal p to the file: Apply's, under the write lock,
-// only while appendonly is on. It allocates nothing once rec has grown.
-func (m *Machine) record(p []byte) {
-	a := &m.aof
-	if a.broken.Load() {
+// record appends proposal p to the file's pending records: Apply's, under
+// the write lock, only while appendonly is on. It returns the file and
+// the size it must reach for p to be written (Apply flushes it). It
+// allocates nothing once the buffers have grown.
+func (m *Machine) record(p []byte) (*aofLog, int64) {
+	l := m.aof.log
+	if m.aof.broken.Load() {
+		return nil, 0
+	}
+	l.pmu.Lock()
+	n := len(l.pending)
+	l.pending = binary.LittleEndian.AppendUint32(l.pending, uint32(len(p)))
+	l.pending = append(l.pending, p...)
+	l.pending = binary.LittleEndian.AppendUint32(l.pending, crc32.Checksum(l.pending[n:], castagnoli))
+	l.appended += int64(len(l.pending) - n)
+	upto := l.appended
+	l.pmu.Unlock()
+	return l, upto
+}
+
+// flush writes the pending records, unless the file already holds upto
+// bytes (another writer wrote ours) or was closed (a rewrite, whose base
+// holds their effects, or appendonly no).
+func (l *aofLog) flush(upto int64) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.written >= upto || l.closed {
 		return
 	}
-	l := a.log
-	n := len(p)
-	l.rec = binary.LittleEndian.AppendUint32(l.rec[:0], uint32(n))
-	l.rec = append(l.rec, p...)
-	l.rec = binary.LittleEndian.AppendUint32(l.rec, crc32.Checksum(l.rec, castagnoli))
-	if _, err := l.f.Write(l.rec); err != nil {
-		m.aofFailed(fmt.Errorf("aof: write: %w", err))
+	l.writePending()
+}
+
+// writePending writes the pending records, and fsyncs them under
+// appendfsync always; under wmu.
+func (l *aofLog) writePending() {
+	l.pmu.Lock()
+	buf := l.pending
+	l.pending = l.spare[:0]
+	l.pmu.Unlock()
+	l.spare = buf
+	if len(buf) == 0 || l.a.broken.Load() {
 		return
 	}
-	l.size += int64(len(l.rec))
-	if a.fsync.Load() == fsyncAlways {
+	if _, err := l.f.Write(buf); err != nil {
+		l.failed(fmt.Errorf("aof: write: %w", err))
+		return
+	}
+	l.written += int64(len(buf))
+	if l.a.fsync.Load() == fsyncAlways {
 		if err := l.f.Sync(); err != nil {
-			m.aofFailed(fmt.Errorf("aof: fsync: %w", err))
+			l.failed(fmt.Errorf("aof: fsync: %w", err))
 		}
 		return
 	}
 	l.dirty.Store(true)
 }
 
-// aofFailed stops the file at its last whole record and refuses writes
-// (see above); under the write lock.
-func (m *Machine) aofFailed(err error) {
-	a := &m.aof
-	if l := a.log; l != nil {
-		_ = l.f.Truncate(l.size) // a short write's part record, if the disk allows
-	}
+// failed stops the file at its last whole record and refuses writes (see
+// above); under wmu.
+func (l *aofLog) failed(err error) {
+	_ = l.f.Truncate(l.written) // a short write's part record, if the disk allows
+	l.a.fail(err)
+}
+
+func (a *aofState) fail(err error) {
+	a.errMu.Lock()
 	a.lastErr = err
+	a.errMu.Unlock()
 	a.broken.Store(true)
 	a.logger.Error("append-only file failed: this node refuses writes (MISCONF) until BGREWRITEAOF succeeds; the writes applied since are in memory only",
 		"err", err)
@@ -226,15 +279,16 @@ func syncDir(dir string) {
 // newAOFLog takes f, positioned at its end (size), for appending, and
 // starts its everysec goroutine.
 func newAOFLog(f *os.File, size, baseSize int64, a *aofState) *aofLog {
-	l := &aofLog{f: f, size: size, baseSize: baseSize, stop: make(chan struct{}), done: make(chan struct{})}
-	go l.syncLoop(a)
+	l := &aofLog{f: f, a: a, baseSize: baseSize, appended: size, written: size, stop: make(chan struct{}), done: make(chan struct{})}
+	go l.syncLoop()
 	return l
 }
 
 // syncLoop fsyncs the file once a second while appendfsync is everysec
 // and something was written, until close. It takes no machine lock: Apply
 // may append while it syncs.
-func (l *aofLog) syncLoop(a *aofState) {
+func (l *aofLog) syncLoop() {
+	a := l.a
 	defer close(l.done)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -248,17 +302,20 @@ func (l *aofLog) syncLoop(a *aofState) {
 			continue
 		}
 		if err := l.f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
-			// Seen by the next write's check; Apply cannot be told now.
-			a.broken.Store(true)
-			a.logger.Error("append-only file fsync failed: this node refuses writes (MISCONF) until BGREWRITEAOF succeeds", "err", err)
+			a.fail(fmt.Errorf("aof: fsync: %w", err))
 		}
 	}
 }
 
-// close flushes the file to disk and closes it.
+// close writes the pending records, flushes the file to disk and closes
+// it; under the machine's write lock.
 func (l *aofLog) close() error {
 	close(l.stop)
 	<-l.done
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.writePending()
+	l.closed = true
 	err := l.f.Sync()
 	if cerr := l.f.Close(); err == nil {
 		err = cerr
@@ -325,7 +382,10 @@ func (m *Machine) rewriteLocked() string {
 			a.logger.Warn("append-only file: closing the rewritten file", "err", err)
 		}
 	}
-	a.log, a.rewriteOK, a.lastErr = l, true, nil
+	a.log, a.rewriteOK = l, true
+	a.errMu.Lock()
+	a.lastErr = nil
+	a.errMu.Unlock()
 	a.rewrites++
 	a.broken.Store(false)
 	return ""
@@ -345,15 +405,21 @@ func (m *Machine) loadAOF() error {
 	if a.broken.Load() {
 		return errors.New("the append-only file failed a write: it lacks the writes since (BGREWRITEAOF writes a whole one)")
 	}
-	if err := a.log.f.Sync(); err != nil {
+	l := a.log
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.writePending() // nothing is pending after: Apply waits for the lock
+	if err := l.f.Sync(); err != nil {
 		return fmt.Errorf("aof: fsync: %w", err)
 	}
 	st, size, err := loadAOFFile(a.path(), a.logger)
 	if err != nil {
 		return err
 	}
-	if size < a.log.size {
-		a.log.size = size // a torn tail truncated: appends go on after it
+	if size < l.written { // a torn tail truncated: appends go on after it
+		l.pmu.Lock()
+		l.written, l.appended = size, size
+		l.pmu.Unlock()
 	}
 	m.st = st
 	return nil
@@ -602,9 +668,9 @@ func (m *Machine) aofRefusesWrites() (string, bool) {
 	if !m.aof.broken.Load() {
 		return "", false
 	}
-	m.mu.RLock()
+	m.aof.errMu.Lock()
 	err := m.aof.lastErr
-	m.mu.RUnlock()
+	m.aof.errMu.Unlock()
 	reason := "unknown error"
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
@@ -625,8 +691,10 @@ func (m *Machine) aofInfo() aofInfo {
 	defer m.mu.RUnlock()
 	a := &m.aof
 	i := aofInfo{enabled: a.log != nil, writeOK: !a.broken.Load(), rewriteOK: a.rewriteOK, rewrites: a.rewrites}
-	if a.log != nil {
-		i.current, i.base = a.log.size, a.log.baseSize+int64(aofHeader)
+	if l := a.log; l != nil {
+		l.pmu.Lock()
+		i.current, i.base = l.appended, l.baseSize+int64(aofHeader)
+		l.pmu.Unlock()
 	}
 	return i
 }
