@@ -196,8 +196,25 @@
 //     errors differently from Lua 5.1.
 //   - Configuration: CONFIG SET changes the encoding thresholds (through
 //     the log, on every replica), lua-time-limit, maxmemory (noeviction)
-//     and repl-ping-replica-period (on this replica); any other parameter
-//     only to the value it has, else it says it is not supported.
+//     and repl-ping-replica-period (on this replica), appendonly,
+//     appendfsync and aof-use-rdb-preamble (on this replica, as in Redis);
+//     any other parameter only to the value it has, else it says it is
+//     not supported. dir is set by --dir only (Redis 7.0 refuses it as a
+//     protected config too).
+//   - Append-only file (aof.go): one file, <dir>/<appendfilename>, not
+//     Redis's appendonlydir of base and incremental files: a base that is
+//     this server's snapshot (aof-use-rdb-preamble is stored, not used),
+//     then the proposals applied, replayed as they are (no SPOP-as-SREM
+//     rewriting needed: a proposal carries the leader's clock and seed).
+//     BGREWRITEAOF rewrites before it answers, blocking writes meanwhile
+//     (no fork); DEBUG LOADAOF with appendonly no is refused (Redis loads
+//     whatever file is on disk, or exits); in a cluster it rebuilds the
+//     replica's state from its file, equal to the live state. A replica of
+//     a cluster does not load its file at start: it rejoins by state
+//     transfer, which rewrites the file; a standalone server started with
+//     --appendonly yes loads it. A failed write refuses writes with
+//     MISCONF until a rewrite succeeds, where Redis with appendfsync
+//     always exits.
 //   - Introspection: INFO keyspace reports avg_ttl=0; CLIENT LIST and INFO
 //     report fd=-1 and no replication clients of Redis's kind; under RESP3
 //     COMMAND keeps its RESP2 shapes; DEBUG DIGEST is a SHA-256 (64 hex
@@ -227,5 +244,5 @@
 //     its replies, replication included, shared among its commands;
 //     commands a script calls are not counted on their own.
 //   - Not implemented: shard channels (SSUBSCRIBE,
-//     SPUBLISH), REPLICAOF, MIGRATE, persistence (SAVE, BGSAVE, AOF).
+//     SPUBLISH), REPLICAOF, MIGRATE, RDB persistence (SAVE, BGSAVE).
 package server
