@@ -759,9 +759,15 @@ func (m *Machine) writeAOFInfo(field func(name string, v any)) {
 }
 
 // refuseMisconf answers a write refused while the append-only file cannot
-// be written (flagging a transaction being queued, as Redis does) and
-// reports whether it did.
+// be written and reports whether it did: one atomic load (inlined) on a
+// write's path otherwise.
 func (c *conn) refuseMisconf() bool {
+	return c.s.cfg.Machine.aof.broken.Load() && c.misconf()
+}
+
+// misconf answers MISCONF (flagging a transaction being queued, as Redis
+// does), if the file still cannot be written.
+func (c *conn) misconf() bool {
 	msg, refused := c.s.cfg.Machine.aofRefusesWrites()
 	if !refused {
 		return false
