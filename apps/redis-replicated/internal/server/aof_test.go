@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -154,6 +155,58 @@ func TestAOFConfigLikeRedis(t *testing.T) {
 		if got, want := ours.Do(args...), redis.Do(args...); got != want {
 			t.Errorf("%q: got %q, want %q", args, got, want)
 		}
+	}
+}
+
+// TestAOFInfoFields: with appendonly yes, every aof_ field INFO
+// persistence gives is one Redis 7.0 gives, under the same name.
+func TestAOFInfoFields(t *testing.T) {
+	srv, _ := startAOFStandalone(t, t.TempDir())
+	ours := redistest.Dial(t, srv.Addr())
+	redis := redistest.Dial(t, redistest.Start(t))
+	for _, c := range []*redistest.Conn{ours, redis} {
+		mustDo(t, c, []string{"CONFIG", "SET", "appendonly", "yes"})
+	}
+	time.Sleep(200 * time.Millisecond) // Redis's rewrite runs in the background
+	theirs := redis.Do("INFO", "persistence")
+	n := 0
+	for _, line := range strings.Split(ours.Do("INFO", "persistence"), "\r\n") {
+		name, _, ok := strings.Cut(line, ":")
+		if !ok || !strings.HasPrefix(name, "aof_") {
+			continue
+		}
+		n++
+		if !strings.Contains(theirs, "\r\n"+name+":") {
+			t.Errorf("INFO persistence field %s: Redis 7.0 has none", name)
+		}
+	}
+	if n < 8 {
+		t.Fatalf("only %d aof_ fields", n)
+	}
+}
+
+// TestAOFStateTransfer: a state transfer (Machine.Restore) rewrites the
+// file with the state received as its base.
+func TestAOFStateTransfer(t *testing.T) {
+	src := NewMachine()
+	src.Apply(0, oneCommand([][]byte{[]byte("SADD"), []byte("s"), []byte("a"), []byte("b")}))
+	var snap bytes.Buffer
+	if err := src.Snapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	m := NewMachine()
+	if err := m.StartAOF(AOFOptions{Dir: t.TempDir(), Enable: true}); err != nil {
+		t.Fatal(err)
+	}
+	defer m.CloseAOF()
+	m.Apply(0, oneCommand([][]byte{[]byte("SET"), []byte("gone"), []byte("1")}))
+	if err := m.Restore(&snap); err != nil {
+		t.Fatal(err)
+	}
+	m.Apply(0, oneCommand([][]byte{[]byte("SPOP"), []byte("s")}))
+	want := m.Digest()
+	if err := m.loadAOF(); err != nil || m.Digest() != want {
+		t.Fatalf("load after a state transfer: %v, or the state differs", err)
 	}
 }
 
