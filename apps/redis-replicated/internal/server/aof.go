@@ -82,6 +82,8 @@ const (
 	aofHeader = len(aofMagic) + 8
 	// aofFrame is a record's bytes besides the proposal: size and CRC.
 	aofFrame = 4 + 4
+	// maxSpare bounds the write buffer kept between writes.
+	maxSpare = 1 << 20
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -186,6 +188,9 @@ func (l *aofLog) writePending() {
 	l.pending = l.spare[:0]
 	l.pmu.Unlock()
 	l.spare = buf
+	if cap(buf) > maxSpare {
+		l.spare = nil // one huge write's buffer is not kept
+	}
 	if len(buf) == 0 || l.a.broken.Load() {
 		return
 	}
@@ -417,6 +422,9 @@ func (m *Machine) loadAOF() error {
 		return err
 	}
 	if size < l.written { // a torn tail truncated: appends go on after it
+		if _, err := l.f.Seek(size, io.SeekStart); err != nil {
+			return fmt.Errorf("aof: %w", err)
+		}
 		l.pmu.Lock()
 		l.written, l.appended = size, size
 		l.pmu.Unlock()
