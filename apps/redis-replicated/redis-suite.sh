@@ -73,7 +73,7 @@ run() {
 			redis-server --port "$port" --save '' --appendonly no --dir "$logs" \
 				--enable-debug-command yes --daemonize yes >/dev/null
 		else
-			"$server" "${gomu_flags[@]}" --port "$port" >"$logs/server.log" 2>&1 &
+			"$server" "${gomu_flags[@]}" --port "$port" --dir "$logs" >"$logs/server.log" 2>&1 &
 		fi
 		# Ready when it takes a write: a cluster's leader is elected first.
 		for _ in $(seq 100); do

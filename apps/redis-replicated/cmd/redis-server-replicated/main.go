@@ -25,8 +25,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -45,6 +47,10 @@ func main() {
 			&cli.StringFlag{Name: "bind", Value: "127.0.0.1", Usage: "client listen address"},
 			&cli.IntFlag{Name: "procs", Usage: "GOMAXPROCS of each replica process (0: Go's default, every core; with --local: the cores divided among the replicas, at least 1)"},
 			&cli.BoolFlag{Name: "verbose", Usage: "log the engine's role changes on stderr"},
+			&cli.StringFlag{Name: "appendonly", Value: "no", Usage: "yes: keep an append-only file of the writes applied (standalone: loaded at start if it exists)"},
+			&cli.StringFlag{Name: "dir", Usage: "directory of the append-only file (default: the working directory)"},
+			&cli.StringFlag{Name: "appendfilename", Value: "appendonly.aof", Usage: "append-only file name (with --local: replica i's gets -i before its extension)"},
+			&cli.StringFlag{Name: "appendfsync", Value: "everysec", Usage: "append-only file fsync policy: always, everysec or no"},
 		}, replicaproc.Flags(replicaproc.Defaults{
 			Cluster: "redis", Ring: 16 << 20, MaxBatch: 1 << 20,
 			RingUsage:     "log ring size in bytes",
@@ -66,15 +72,24 @@ type options struct {
 	bind    string
 	procs   int
 	verbose bool
+	aof     server.AOFOptions
 }
 
 func parse(c *cli.Context) (options, error) {
 	ro, err := replicaproc.Parse(c)
-	o := options{Options: ro, port: c.Int("port"), bind: c.String("bind"), procs: c.Int("procs"), verbose: c.Bool("verbose")}
+	o := options{Options: ro, port: c.Int("port"), bind: c.String("bind"), procs: c.Int("procs"), verbose: c.Bool("verbose"),
+		aof: server.AOFOptions{Dir: c.String("dir"), Filename: c.String("appendfilename"), Fsync: c.String("appendfsync"),
+			Enable: c.String("appendonly") == "yes"}}
 	if err != nil {
 		return o, err
 	}
 	switch {
+	case c.String("appendonly") != "yes" && c.String("appendonly") != "no":
+		return o, fmt.Errorf("--appendonly %q: want yes or no", c.String("appendonly"))
+	case o.aof.Fsync != "always" && o.aof.Fsync != "everysec" && o.aof.Fsync != "no":
+		return o, fmt.Errorf("--appendfsync %q: want always, everysec or no", o.aof.Fsync)
+	case o.aof.Filename == "" || strings.ContainsRune(o.aof.Filename, '/'):
+		return o, fmt.Errorf("--appendfilename %q: want a file name, without a directory (see --dir)", o.aof.Filename)
 	case o.port < 0 || o.port+max(o.Local, 1)-1 > 65535:
 		return o, fmt.Errorf("--port %d out of range", o.port)
 	case o.procs < 0:
@@ -101,6 +116,13 @@ func run(c *cli.Context) error {
 	defer proc.End()
 	logger := replicaproc.Logger(o.verbose)
 	m := server.NewMachine()
+	// A standalone server loads its file; a replica gets its state from
+	// the cluster (state transfer), and its file starts anew.
+	o.aof.Load, o.aof.Logger = o.Standalone, logger
+	if err := m.StartAOF(o.aof); err != nil {
+		return err
+	}
+	defer m.CloseAOF()
 	srv, err := server.New(server.Config{
 		Addr:               net.JoinHostPort(o.bind, strconv.Itoa(o.port)),
 		Machine:            m,
@@ -129,7 +151,23 @@ func runLocal(ctx context.Context, o options) error {
 		Args: func(n cluster.Node) []string {
 			return append(o.LocalArgs(n),
 				"--port", strconv.Itoa(o.port+n.ID-1), "--bind", o.bind,
-				"--procs", strconv.Itoa(procs), "--verbose="+strconv.FormatBool(o.verbose))
+				"--procs", strconv.Itoa(procs), "--verbose="+strconv.FormatBool(o.verbose),
+				"--appendonly", yesNo(o.aof.Enable), "--dir", o.aof.Dir, "--appendfsync", o.aof.Fsync,
+				"--appendfilename", localAOFName(o.aof.Filename, n.ID))
 		},
 	})
+}
+
+// localAOFName is replica id's append-only file name in a --local cluster,
+// whose replicas share a directory: appendonly.aof becomes appendonly-2.aof.
+func localAOFName(name string, id int) string {
+	ext := filepath.Ext(name)
+	return strings.TrimSuffix(name, ext) + "-" + strconv.Itoa(id) + ext
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }

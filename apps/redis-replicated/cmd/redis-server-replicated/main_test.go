@@ -80,6 +80,10 @@ func TestBadInput(t *testing.T) {
 		{"unknown poll mode", nil, []string{"--standalone", "--poll", "busy"}, "--poll: "},
 		{"unknown transport", nil, []string{"--sid", "1", "--registry", "127.0.0.1:1", "--transport", "pigeon"}, `unknown --transport "pigeon"`},
 		{"zero timeout", nil, []string{"--standalone", "--timeout", "0s"}, "--timeout and --start-timeout must be positive"},
+		{"appendonly not yes or no", nil, []string{"--standalone", "--appendonly", "maybe"}, `--appendonly "maybe": want yes or no`},
+		{"unknown appendfsync", nil, []string{"--standalone", "--appendfsync", "sometimes"}, `--appendfsync "sometimes": want always, everysec or no`},
+		{"appendfilename with a directory", nil, []string{"--standalone", "--appendfilename", "a/b.aof"}, `--appendfilename "a/b.aof": want a file name`},
+		{"aof dir missing", nil, []string{"--standalone", "--port", "0", "--appendonly", "yes", "--dir", "/nonexistent/gomu-aof"}, "/nonexistent/gomu-aof"},
 		{"unknown follower-reads mode", nil, []string{"--standalone", "--follower-reads", "fresh"}, `--follower-reads "fresh": want linearizable or stale`},
 		{"unreachable registry", nil,
 			[]string{"--sid", "1", "--registry", "127.0.0.1:" + closedArg, "--port", "0", "--fifo", "-"},
@@ -172,6 +176,41 @@ func TestStandalone(t *testing.T) {
 	}
 	if err := p.Wait(t, stopDeadline); err != nil {
 		t.Fatalf("SIGTERM: %v, want exit 0\nstderr:\n%s", err, p.Stderr)
+	}
+}
+
+// TestStandaloneAOFRestart: a standalone server with --appendonly yes
+// comes back from its file with the state it had, random writes and all.
+func TestStandaloneAOFRestart(t *testing.T) {
+	dir := t.TempDir()
+	var want string
+	for run := range 2 {
+		port := clitest.FreePorts(t, 1)[0]
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		p := clitest.Start(t, t.TempDir(), cleanEnv, "--standalone", "--port", strconv.Itoa(port),
+			"--appendonly", "yes", "--dir", dir, "--appendfsync", "always")
+		p.Stdout.WaitFor(t, regexp.MustCompile(`(?m)^listening on `+regexp.QuoteMeta(addr)+` as standalone$`), startDeadline)
+		c := redistest.Dial(t, addr)
+		if run == 0 {
+			for _, args := range [][]string{{"SET", "k", "v"}, {"SADD", "s", "a", "b", "c", "d"}, {"SPOP", "s"},
+				{"XADD", "x", "*", "f", "v"}, {"EXPIRE", "k", "1000"}} {
+				if r := c.Do(args...); strings.HasPrefix(r, "-") {
+					t.Fatalf("%q: %q", args, r)
+				}
+			}
+			want = c.Do("DEBUG", "DIGEST")
+		} else if got := c.Do("DEBUG", "DIGEST"); got != want {
+			t.Fatalf("digest after restarting from the file %q, before %q", got, want)
+		}
+		if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Wait(t, stopDeadline); err != nil {
+			t.Fatalf("SIGTERM: %v, want exit 0\nstderr:\n%s", err, p.Stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "appendonly.aof")); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -104,7 +104,7 @@ func TestClientCommands(t *testing.T) {
 	// The configuration is fixed: a change is refused, never pretended.
 	for _, args := range [][]string{
 		{"CONFIG", "SET", "maxclients", "1"},
-		{"CONFIG", "SET", "save", "", "appendonly", "yes"},
+		{"CONFIG", "SET", "appendonly", "yes", "save", "900 1"}, // all or nothing
 	} {
 		if r := ours.Do(args...); !strings.HasPrefix(r, "-ERR gomu: CONFIG SET") {
 			t.Errorf("%q: got %q, want a refusal", args, r)

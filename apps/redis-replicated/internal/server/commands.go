@@ -63,6 +63,7 @@ func init() {
 		{name: "discard", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, inMulti: true, summary: "Discards a transaction.", run: cmdDiscard},
 		{name: "sync", arity: 1, flags: []string{"admin", "noscript", "no_async_loading", "no_multi"}, summary: "An internal command used in replication.", run: cmdSync},
 		{name: "debug", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, inMulti: true, summary: "A container for debugging commands (DIGEST only).", run: cmdDebug},
+		{name: "bgrewriteaof", arity: 1, flags: []string{"admin", "noscript", "no_async_loading"}, summary: "Asynchronously rewrites the append-only file to disk.", run: cmdBgrewriteaof},
 		{name: "reset", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}, inMulti: true, summary: "Resets the connection.", run: cmdReset},
 	} {
 		serverCommands[h.name] = h
@@ -437,7 +438,11 @@ func truncated(b []byte) string {
 // and common clients ask for, with this server's fixed values.
 var configParams = [][2]string{
 	{"save", ""},
-	{"appendonly", "no"},
+	{"appendonly", ""}, // this node's append-only file (aof.go)
+	{"appendfsync", ""},
+	{"appendfilename", ""},
+	{"aof-use-rdb-preamble", ""},
+	{"dir", ""},
 	{"databases", "16"}, // store.Databases
 	// This node's memory limit and eviction (maxmemory.go).
 	{"maxmemory", ""},
@@ -527,6 +532,8 @@ func (c *conn) configValue(name string) (string, bool) {
 			return yesNo(c.s.latencyTracking.Load()), true
 		case "latency-tracking-info-percentiles":
 			return c.s.percentilesValue(), true
+		case "appendonly", "appendfsync", "appendfilename", "aof-use-rdb-preamble", "dir":
+			return c.s.cfg.Machine.aofConfigValue(name)
 		case "bind":
 			if i := strings.LastIndexByte(c.s.Addr(), ':'); i >= 0 {
 				return c.s.Addr()[:i], true
@@ -628,6 +635,13 @@ func cmdConfig(c *conn, args [][]byte) bool {
 				replicated = append(replicated, []byte(canon), strconv.AppendInt(nil, v, 10))
 				continue
 			}
+			if known, errText := checkAOFConfig(name, args[i+1]); known {
+				if errText != "" {
+					*out = resp.AppendError(*out, "ERR CONFIG SET failed (possibly related to argument '"+string(args[i])+"') - "+errText)
+					return false
+				}
+				continue
+			}
 			v, known := c.configValue(name)
 			switch {
 			case !known:
@@ -659,6 +673,12 @@ func cmdConfig(c *conn, args [][]byte) bool {
 			}
 		}
 		evict := false
+		for i := 2; i < len(args); i += 2 {
+			if errText := c.s.cfg.Machine.setAOFConfig(strings.ToLower(string(args[i])), args[i+1]); errText != "" {
+				*out = resp.AppendError(*out, "ERR CONFIG SET failed (possibly related to argument '"+string(args[i])+"') - "+errText)
+				return false
+			}
+		}
 		for i := 2; i < len(args); i += 2 {
 			if lowerEq(args[i], "maxmemory") {
 				c.s.setMaxMemory(args[i+1])

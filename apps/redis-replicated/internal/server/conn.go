@@ -353,6 +353,10 @@ func (c *conn) dispatch(args [][]byte) bool {
 		c.rejected(slot)
 		return false
 	}
+	if write && c.refuseMisconf() { // one atomic load: aof.go
+		c.rejected(slot)
+		return false
+	}
 	db := int(c.state.db.Load())
 	// A command over the proposal limit is replicated alone (below), and a
 	// transaction over it as one proposal, by the engine's large-command

@@ -21,6 +21,8 @@ import (
 //   - SLEEP seconds sleeps this connection (Redis's whole server sleeps);
 //     inside MULTI it moves the transaction's clock on (execDebugSleep).
 //   - DIGEST-VALUE key ... digests each key's value (store.ValueDigest).
+//   - LOADAOF rebuilds this replica's state from its append-only file
+//     (aof.go), not replicated, as Redis's.
 //   - PROTOCOL type replies a sample of a RESP type, as Redis does.
 //   - SET-DISABLE-DENY-SCRIPTS 0|1 lets scripts call DEBUG, on every
 //     replica (store.DenyScriptsCommand).
@@ -65,6 +67,8 @@ func (c *conn) debugSub(out *[]byte, args [][]byte) bool {
 		})
 	case sub == "set-disable-deny-scripts" && len(args) == 3:
 		*out = c.proposeInternal(*out, [][]byte{[]byte(store.DenyScriptsCommand), args[2]})
+	case sub == "loadaof" && len(args) == 2:
+		*out = c.debugLoadAOF(*out)
 	case sub == "protocol" && len(args) == 3:
 		*out = c.appendDebugProtocol(*out, strings.ToLower(string(args[2])))
 	default:

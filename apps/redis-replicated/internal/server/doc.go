@@ -219,14 +219,23 @@
 //     (PROTOCOL, SLEEP) only, not the server's other noscript commands.
 //   - Configuration: CONFIG SET changes the encoding thresholds (through
 //     the log, on every replica), lua-time-limit, maxmemory and its
-//     policy, samples and LFU parameters, repl-ping-replica-period and
+//     policy, samples and LFU parameters, repl-ping-replica-period,
 //     min-replicas-to-write (good replicas: the followers the leader
-//     hears from) (on this replica); any other parameter only to the
-//     value it has, else it says it is not supported.
+//     hears from), appendonly, appendfsync and aof-use-rdb-preamble (on
+//     this replica, as in Redis); any other parameter only to the value
+//     it has, else it says it is not supported. dir is set by --dir only.
 //   - Eviction: the leader alone picks the keys to evict, by its policy
 //     and its own access data, and proposes their deletion; used memory
 //     is the Go heap's live objects (less what evictions freed since the
 //     last collection), not an allocator's count.
+//   - Append-only file (aof.go): one file, a base that is this server's
+//     snapshot, then the proposals applied, replayed as they are (each
+//     carries the leader's clock and seed), not Redis's appendonlydir of
+//     RESP files; BGREWRITEAOF rewrites before it answers; DEBUG LOADAOF
+//     with appendonly no is refused; a cluster replica does not load its
+//     file at start (it rejoins by state transfer), a standalone server
+//     does; a failed write refuses writes with MISCONF until a rewrite
+//     succeeds, where Redis with appendfsync always exits.
 //   - Introspection: INFO keyspace reports avg_ttl=0; CLIENT LIST and INFO
 //     report fd=-1 and no replication clients of Redis's kind; under RESP3
 //     COMMAND keeps its RESP2 shapes; DEBUG DIGEST is a SHA-256 (64 hex
@@ -264,5 +273,5 @@
 //     its replies, replication included, shared among its commands;
 //     commands a script calls are not counted on their own.
 //   - Not implemented: shard channels (SSUBSCRIBE,
-//     SPUBLISH), REPLICAOF, MIGRATE, persistence (SAVE, BGSAVE, AOF).
+//     SPUBLISH), REPLICAOF, MIGRATE, RDB persistence (SAVE, BGSAVE).
 package server

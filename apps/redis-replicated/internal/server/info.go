@@ -120,9 +120,7 @@ func cmdInfo(c *conn, args [][]byte) bool {
 			field("rdb_changes_since_last_save", 0)
 			field("rdb_bgsave_in_progress", 0)
 			field("rdb_last_bgsave_status", "ok")
-			field("aof_enabled", 0)
-			field("aof_rewrite_in_progress", 0)
-			field("aof_last_bgrewrite_status", "ok")
+			s.cfg.Machine.writeAOFInfo(field)
 		case "stats":
 			s.mu.Lock()
 			total := s.total

@@ -331,6 +331,8 @@ type Machine struct {
 	// commands' own effects (keys expired, blocked clients served),
 	// while taps listen (sync.go).
 	tapEvents []tapEvent
+	// aof is this replica's append-only file (aof.go).
+	aof aofState
 }
 
 // NewMachine returns a machine over an empty store.
@@ -343,6 +345,7 @@ func NewMachine() *Machine {
 	m.env = store.Env{Rand: m.rnd, Publish: m.hub.publish, Unblock: m.deliverUnblocked, Scripts: m.scripts,
 		Access: m.access}
 	m.owners = make(map[string]chan []byte)
+	m.aof.init()
 	return m
 }
 
@@ -350,21 +353,34 @@ func NewMachine() *Machine {
 // is answered with an error on every replica alike: no replica applies part
 // of it.
 func (m *Machine) Apply(_ uint64, cmd []byte) []byte {
+	out, l, upto := m.apply(cmd)
+	if l != nil {
+		l.flush(upto) // appendonly yes: written before the reply, outside the lock (aof.go)
+	}
+	return out
+}
+
+// apply is Apply under the write lock; l is the append-only file the
+// proposal was recorded in, to be written up to upto (nil: appendonly no).
+func (m *Machine) apply(cmd []byte) (out []byte, l *aofLog, upto int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	h, err := m.dec.decode(cmd)
 	if err != nil {
-		return resp.AppendError(nil, "ERR gomu: "+err.Error())
+		return resp.AppendError(nil, "ERR gomu: "+err.Error()), nil, 0
 	}
 	m.pcg.Seed(h.seed, 0)
 	m.env.NowMs = h.now
-	out := m.dec.exec(nil, m.st, h, &m.env, true)
+	out = m.dec.exec(nil, m.st, h, &m.env, true)
 	if len(m.taps) > 0 {
 		m.feedTaps(h, out)
 	}
+	if m.aof.log != nil { // appendonly yes: one check when off
+		l, upto = m.record(cmd)
+	}
 	m.cmds.Add(uint64(h.count))
 	m.count.Add(1)
-	return out
+	return out, l, upto
 }
 
 // readTx runs a transaction of read commands on this replica's state under
@@ -434,6 +450,9 @@ func (m *Machine) Restore(r io.Reader) error {
 		return fmt.Errorf("redis restore: %w", err)
 	}
 	m.st = st
+	if m.aof.log != nil {
+		m.rewriteLocked() // the file's base is the state transferred
+	}
 	return nil
 }
 
