@@ -41,20 +41,22 @@ const (
 
 // znode is a leaf (entries, neighbours) or an inner node (children).
 //
-// A leaf keeps its entries in no particular order and their order in ord
-// (ord[i] is the index in ents of the i-th entry): an insert appends the
-// entry and shifts bytes of ord, where keeping ents sorted would shift
-// strings, which the garbage collector's write barrier makes several
-// times as costly.
+// A leaf keeps its entries' scores in order, its members in no particular
+// order and their order in ord (ord[i] is the index in members of the i-th
+// entry). An insert shifts floats and bytes only: shifting strings would
+// make the garbage collector's write barrier run on every pointer moved.
+// The search reads the scores, which lie together, and a member only where
+// scores are equal.
 type znode struct {
-	ents       []zentry
+	scores     []float64
 	ord        []uint8
+	members    []string
 	kids       []zchild
 	prev, next *znode
 	leaf       bool
 }
 
-// identity is the ord of a leaf whose entries are in order.
+// identity is the ord of a leaf whose members are in order.
 var identity = func() (id [256]uint8) {
 	for i := range id {
 		id[i] = uint8(i)
@@ -63,36 +65,48 @@ var identity = func() (id [256]uint8) {
 }()
 
 // get is a leaf's i-th entry in order.
-func (x *znode) get(i int) zentry { return x.ents[x.ord[i]] }
+func (x *znode) get(i int) zentry { return zentry{member: x.members[x.ord[i]], score: x.scores[i]} }
 
 // sorted returns a leaf's entries in order.
 func (x *znode) sorted() []zentry {
 	out := make([]zentry, len(x.ord))
-	for i, k := range x.ord {
-		out[i] = x.ents[k]
+	for i := range x.ord {
+		out[i] = x.get(i)
 	}
 	return out
 }
 
 // setSorted makes a leaf hold ents, which are in order.
 func (x *znode) setSorted(ents []zentry) {
-	x.ents = make([]zentry, len(ents), max(len(ents), min(2*len(ents), zLeafMax)))
-	copy(x.ents, ents)
-	x.ord = make([]uint8, len(ents), cap(x.ents))
+	x.alloc(len(ents), max(len(ents), min(2*len(ents), zLeafMax)))
+	for i, e := range ents {
+		x.members[i], x.scores[i] = e.member, e.score
+	}
 	copy(x.ord, identity[:len(ents)])
+}
+
+// alloc gives a leaf new arrays of n entries and room for c.
+func (x *znode) alloc(n, c int) {
+	x.scores = make([]float64, n, c)
+	x.ord = make([]uint8, n, c)
+	x.members = make([]string, n, c)
 }
 
 // leafInsert inserts e as a leaf's i-th entry in order; the leaf is not
 // full.
 func (x *znode) leafInsert(i int, e zentry) {
-	if len(x.ents) == cap(x.ents) {
-		c := min(max(4, 2*cap(x.ents)), zLeafMax)
-		grown := make([]zentry, len(x.ents), c)
-		copy(grown, x.ents)
-		x.ents = grown
+	k := len(x.members)
+	if k == cap(x.members) {
+		scores, ord, members := x.scores, x.ord, x.members
+		x.alloc(k, min(max(4, 2*k), zLeafMax))
+		copy(x.scores, scores)
+		copy(x.ord, ord)
+		copy(x.members, members)
 	}
-	k := len(x.ents)
-	x.ents = append(x.ents, e)
+	x.members = append(x.members, e.member)
+	x.scores = append(x.scores, 0)
+	copy(x.scores[i+1:], x.scores[i:])
+	x.scores[i] = e.score
 	x.ord = append(x.ord, 0)
 	copy(x.ord[i+1:], x.ord[i:])
 	x.ord[i] = uint8(k)
@@ -100,17 +114,19 @@ func (x *znode) leafInsert(i int, e zentry) {
 
 // leafDelete removes a leaf's i-th entry in order and returns it.
 func (x *znode) leafDelete(i int) zentry {
+	e := x.get(i)
 	k := x.ord[i]
-	e := x.ents[k]
 	copy(x.ord[i:], x.ord[i+1:])
 	x.ord = x.ord[:len(x.ord)-1]
-	last := len(x.ents) - 1
+	copy(x.scores[i:], x.scores[i+1:])
+	x.scores = x.scores[:len(x.scores)-1]
+	last := len(x.members) - 1
 	if int(k) != last {
-		x.ents[k] = x.ents[last]
+		x.members[k] = x.members[last]
 		x.ord[bytes.IndexByte(x.ord, uint8(last))] = k
 	}
-	x.ents[last] = zentry{}
-	x.ents = x.ents[:last]
+	x.members[last] = ""
+	x.members = x.members[:last]
 	return e
 }
 
@@ -132,7 +148,7 @@ func (x *znode) min() zentry {
 // size is the number of entries (leaf) or children (inner node).
 func (x *znode) size() int {
 	if x.leaf {
-		return len(x.ents)
+		return len(x.scores)
 	}
 	return len(x.kids)
 }
@@ -140,7 +156,7 @@ func (x *znode) size() int {
 // count is the number of entries under x.
 func (x *znode) count() int {
 	if x.leaf {
-		return len(x.ents)
+		return len(x.scores)
 	}
 	n := 0
 	for i := range x.kids {
@@ -152,16 +168,42 @@ func (x *znode) count() int {
 // leafPos is the position in order of a leaf's first entry not below
 // (score, member): where it is or would go.
 func (x *znode) leafPos(score float64, member string) int {
-	lo, hi := 0, len(x.ord)
+	i := scoresBelow(x.scores, score)
+	if i == len(x.scores) || x.scores[i] != score {
+		return i
+	}
+	// Equal scores from i on: their members decide.
+	lo, hi := i, len(x.scores)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if zless(x.ents[x.ord[m]], score, member) {
+		if x.scores[m] == score && x.members[x.ord[m]] < member {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
 	return lo
+}
+
+// scoresBelow is the number of leading elements of scores (in order) below
+// score. The search has no branch on the data, which random scores make
+// unpredictable, but a conditional move.
+func scoresBelow(scores []float64, score float64) int {
+	base, n := 0, len(scores)
+	if n == 0 {
+		return 0
+	}
+	for n > 1 {
+		half := n >> 1
+		if scores[base+half-1] < score {
+			base += half
+		}
+		n -= half
+	}
+	if scores[base] < score {
+		base++
+	}
+	return base
 }
 
 // childFor is the index of the child of inner node x whose range holds
@@ -183,8 +225,9 @@ func (x *znode) childFor(score float64, member string) int {
 func (t *ztree) insert(e zentry) {
 	t.n++
 	if t.root == nil {
-		t.root = &znode{leaf: true, ents: make([]zentry, 1, 2), ord: make([]uint8, 1, 2)}
-		t.root.ents[0] = e
+		t.root = &znode{leaf: true}
+		t.root.alloc(1, 2)
+		t.root.members[0], t.root.scores[0] = e.member, e.score
 		return
 	}
 	right, rn := t.root.insert(e)
@@ -201,22 +244,25 @@ func (t *ztree) insert(e zentry) {
 func (x *znode) insert(e zentry) (*znode, int) {
 	if x.leaf {
 		i := x.leafPos(e.score, e.member)
-		if len(x.ents) < zLeafMax {
+		if len(x.scores) < zLeafMax {
 			x.leafInsert(i, e)
 			return nil, 0
 		}
 		// Split: the upper half moves to a new right sibling, the lower
-		// half is put in order in place.
+		// half's members are put in order in place.
 		var all [zLeafMax]zentry
-		for j, k := range x.ord {
-			all[j] = x.ents[k]
+		for j := range x.ord {
+			all[j] = x.get(j)
 		}
 		h := zLeafMax / 2
 		right := &znode{leaf: true}
 		right.setSorted(all[h:])
-		copy(x.ents, all[:h])
-		clear(x.ents[h:])
-		x.ents = x.ents[:h]
+		for j := range h {
+			x.members[j] = all[j].member
+		}
+		clear(x.members[h:])
+		x.members = x.members[:h]
+		x.scores = x.scores[:h]
 		x.ord = x.ord[:h]
 		copy(x.ord, identity[:h])
 		right.prev, right.next = x, x.next
@@ -229,7 +275,7 @@ func (x *znode) insert(e zentry) (*znode, int) {
 		} else {
 			right.leafInsert(i-h, e)
 		}
-		return right, len(right.ents)
+		return right, len(right.scores)
 	}
 	i := x.childFor(e.score, e.member)
 	c := &x.kids[i]
@@ -281,7 +327,7 @@ func (t *ztree) delete(score float64, member string) (e zentry, ok bool) {
 	for !t.root.leaf && len(t.root.kids) == 1 {
 		t.root = t.root.kids[0].node
 	}
-	if t.root.leaf && len(t.root.ents) == 0 {
+	if t.root.leaf && len(t.root.scores) == 0 {
 		t.root = nil
 	}
 	return e, true
@@ -327,7 +373,7 @@ func (x *znode) rebalance(i int) {
 	r := l + 1
 	a, b := x.kids[l].node, x.kids[r].node
 	if a.leaf {
-		total := len(a.ents) + len(b.ents)
+		total := len(a.scores) + len(b.scores)
 		all := append(a.sorted(), b.sorted()...)
 		if total <= zLeafMax {
 			a.setSorted(all)
@@ -342,7 +388,7 @@ func (x *znode) rebalance(i int) {
 		}
 		a.setSorted(all[:total/2])
 		b.setSorted(all[total/2:])
-		x.kids[l].n, x.kids[r].n = len(a.ents), len(b.ents)
+		x.kids[l].n, x.kids[r].n = len(a.scores), len(b.scores)
 		x.kids[l].min, x.kids[r].min = a.min(), b.min()
 		return
 	}
@@ -410,7 +456,7 @@ func (c *zcursor) entry() zentry { return c.leaf.get(c.i) }
 
 func (c *zcursor) next() {
 	c.i++
-	if c.i == len(c.leaf.ents) {
+	if c.i == len(c.leaf.scores) {
 		c.leaf, c.i = c.leaf.next, 0
 	}
 }
@@ -420,7 +466,7 @@ func (c *zcursor) prev() {
 	if c.i < 0 {
 		c.leaf = c.leaf.prev
 		if c.leaf != nil {
-			c.i = len(c.leaf.ents) - 1
+			c.i = len(c.leaf.scores) - 1
 		}
 	}
 }

@@ -32,11 +32,11 @@ func checkZTree(t *testing.T, tr *ztree, want []zentry) {
 			} else if depth != d {
 				t.Fatalf("leaves at depths %d and %d", depth, d)
 			}
-			if len(x.ents) == 0 || len(x.ents) > zLeafMax || (!isRoot && len(x.ents) < zLeafMin) {
-				t.Fatalf("leaf of %d entries", len(x.ents))
+			if len(x.scores) == 0 || len(x.scores) > zLeafMax || (!isRoot && len(x.scores) < zLeafMin) {
+				t.Fatalf("leaf of %d entries", len(x.scores))
 			}
 			leaves = append(leaves, x)
-			return len(x.ents), x.get(0)
+			return len(x.scores), x.get(0)
 		}
 		if len(x.kids) > zInnerMax || len(x.kids) < 2 || (!isRoot && len(x.kids) < zInnerMin) {
 			t.Fatalf("inner node of %d children", len(x.kids))
@@ -60,8 +60,15 @@ func checkZTree(t *testing.T, tr *ztree, want []zentry) {
 		if i > 0 && (l.prev != leaves[i-1] || leaves[i-1].next != l) {
 			t.Fatalf("leaf %d: chain broken", i)
 		}
-		if len(l.ord) != len(l.ents) {
-			t.Fatalf("leaf %d: %d entries, %d in order", i, len(l.ents), len(l.ord))
+		if len(l.ord) != len(l.scores) || len(l.members) != len(l.scores) {
+			t.Fatalf("leaf %d: %d scores, %d members, %d in order", i, len(l.scores), len(l.members), len(l.ord))
+		}
+		seen := make([]bool, len(l.members))
+		for _, k := range l.ord {
+			if seen[k] {
+				t.Fatalf("leaf %d: member %d twice in order", i, k)
+			}
+			seen[k] = true
 		}
 		got = append(got, l.sorted()...)
 	}
