@@ -523,6 +523,37 @@ func (t *ztree) countBefore(in func(zentry) bool) int {
 	return r + lo
 }
 
+// scoreRank is the number of entries of score below x or, orEqual, not
+// above x: countBefore for a score bound, without a call per comparison.
+func (t *ztree) scoreRank(x float64, orEqual bool) int {
+	before := func(s float64) bool { return s < x || orEqual && s == x }
+	n := t.root
+	if n == nil {
+		return 0
+	}
+	r := 0
+	for !n.leaf {
+		lo, hi := 1, len(n.kids)
+		for lo < hi {
+			m := int(uint(lo+hi) >> 1)
+			if before(n.kids[m].min.score) {
+				lo = m + 1
+			} else {
+				hi = m
+			}
+		}
+		for k := range lo - 1 {
+			r += n.kids[k].n
+		}
+		n = n.kids[lo-1].node
+	}
+	i := scoresBelow(n.scores, x)
+	for orEqual && i < len(n.scores) && n.scores[i] == x {
+		i++
+	}
+	return r + i
+}
+
 // searchRank is countBefore for a predicate that may not be monotone: when
 // it is not, the answer is a binary search over ranks, which depends on
 // the entries alone and not on the tree's shape.

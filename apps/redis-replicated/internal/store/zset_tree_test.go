@@ -129,6 +129,16 @@ func TestZTreeRandom(t *testing.T) {
 				if got := tr.countBefore(func(en zentry) bool { return en.score >= x }); got != want {
 					t.Fatalf("countBefore(>= %v) = %d, want %d", x, got, want)
 				}
+				if got := tr.scoreRank(x, false); got != want {
+					t.Fatalf("scoreRank(%v) = %d, want %d", x, got, want)
+				}
+				wantLE := want
+				for wantLE < len(model) && model[wantLE].score == x {
+					wantLE++
+				}
+				if got := tr.scoreRank(x, true); got != wantLE {
+					t.Fatalf("scoreRank(%v, orEqual) = %d, want %d", x, got, wantLE)
+				}
 				if got := tr.searchRank(func(en zentry) bool { return en.score >= x }); got != want {
 					t.Fatalf("searchRank(>= %v) = %d, want %d", x, got, want)
 				}

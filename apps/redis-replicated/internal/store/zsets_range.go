@@ -49,6 +49,9 @@ func parseScoreBound(b []byte) (v float64, excl, ok bool) {
 		// of the argument only when there were no spaces either.
 		return 0, excl, len(b) == 0
 	}
+	if f, ok := parseFloatFast(t); ok {
+		return f, excl, true
+	}
 	f, ok, _ := strtod(t)
 	if !ok || math.IsNaN(f) {
 		return 0, false, false
@@ -63,27 +66,13 @@ func parseScoreRange(minArg, maxArg []byte) (r scoreRange, ok bool) {
 	return r, ok1 && ok2
 }
 
-func (r *scoreRange) gteMin(x float64) bool {
-	if r.minex {
-		return x > r.min
-	}
-	return x >= r.min
-}
-
-func (r *scoreRange) lteMax(x float64) bool {
-	if r.maxex {
-		return x < r.max
-	}
-	return x <= r.max
-}
-
 // span is the half-open rank interval of z's entries in r.
 func (r *scoreRange) span(z *zsetValue) (first, end int) {
 	if r.min > r.max || (r.min == r.max && (r.minex || r.maxex)) {
 		return 0, 0
 	}
-	first = z.tree.countBefore(func(en zentry) bool { return r.gteMin(en.score) })
-	end = z.tree.countBefore(func(en zentry) bool { return !r.lteMax(en.score) })
+	first = z.tree.scoreRank(r.min, r.minex)
+	end = z.tree.scoreRank(r.max, !r.maxex)
 	return first, max(first, end)
 }
 
