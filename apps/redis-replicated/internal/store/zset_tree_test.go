@@ -42,10 +42,13 @@ func checkZTree(t *testing.T, tr *ztree, want []zentry) {
 			t.Fatalf("inner node of %d children", len(x.kids))
 		}
 		total := 0
+		if len(x.counts) != len(x.kids) {
+			t.Fatalf("inner node of %d children, %d counts", len(x.kids), len(x.counts))
+		}
 		for i, c := range x.kids {
 			n, m := walk(c.node, d+1, false)
-			if n != c.n || m != c.min {
-				t.Fatalf("child %d: n %d min %v, holds %d from %v", i, c.n, c.min, n, m)
+			if n != x.counts[i] || m != c.min {
+				t.Fatalf("child %d: n %d min %v, holds %d from %v", i, x.counts[i], c.min, n, m)
 			}
 			total += n
 		}
