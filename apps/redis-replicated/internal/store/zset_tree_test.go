@@ -151,7 +151,7 @@ func TestZTreeRandom(t *testing.T) {
 			}
 		}
 	}
-	for _, n := range []int{0, 1, 2, 47, 48, 49, 64, 65, 100, 1000, 1537, 5000} {
+	for _, n := range []int{0, 1, 2, 47, 48, 49, 64, 65, 95, 96, 97, 100, 128, 129, 1000, 1537, 5000, 9000} {
 		ents := make([]zentry, n)
 		for i := range ents {
 			ents[i] = zentry{member: fmt.Sprintf("%08d", i), score: float64(i / 3)}
