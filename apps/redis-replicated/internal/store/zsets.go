@@ -10,7 +10,7 @@ import (
 // order-statistic B+tree of the same entries in Redis's order (see ztree),
 // so score lookups are O(1) and inserts, removals, ranks and range bounds
 // O(log n), as with Redis's skiplist. Both hold the same string for a
-// member: one allocation each.
+// member: one allocation per member.
 //
 // A score of -0 is stored as 0: Redis 7.0's small (listpack) sorted sets
 // store scores as text in which an integral -0 becomes "0"; its large
