@@ -169,3 +169,69 @@ func TestZTreeRandom(t *testing.T) {
 		checkZTree(t, &b, rest)
 	}
 }
+
+// TestZTreeWide drives a tree of 50 000 entries through what wide nodes
+// make rare: a crowd of inserts into one region splits leaves and then
+// inner nodes; deleting whole regions, then everything, merges leaves and
+// inner nodes and moves children between neighbours.
+func TestZTreeWide(t *testing.T) {
+	const n = 50000
+	ents := make([]zentry, n)
+	for i := range ents {
+		ents[i] = zentry{member: fmt.Sprintf("m%06d", i), score: float64(i)}
+	}
+	tr := buildZTree(ents)
+	model := slices.Clone(ents)
+	r := rand.New(rand.NewPCG(7, 7))
+	for i := range 12000 {
+		e := zentry{member: fmt.Sprintf("x%05d", i), score: 1000 + r.Float64()*300}
+		tr.insert(e)
+		model = append(model, e)
+	}
+	for i := range 700 { // a fuller inner node, left of the last ones
+		e := zentry{member: fmt.Sprintf("y%05d", i), score: n - 6000 + r.Float64()*300}
+		tr.insert(e)
+		model = append(model, e)
+	}
+	slices.SortFunc(model, zentryCmp)
+	checkZTreeSampled(t, &tr, model)
+	deleteSpan := func(lo, hi int) {
+		if hi > len(model) {
+			t.Fatalf("span [%d, %d) of %d entries", lo, hi, len(model))
+		}
+		gone := slices.Clone(model[lo:hi])
+		r.Shuffle(len(gone), func(i, j int) { gone[i], gone[j] = gone[j], gone[i] })
+		for _, e := range gone {
+			if got, ok := tr.delete(e.score, e.member); !ok || got != e {
+				t.Fatalf("delete %v = %v %v", e, got, ok)
+			}
+		}
+		model = slices.Delete(model, lo, hi)
+		checkZTreeSampled(t, &tr, model)
+	}
+	for range 12 { // underfull last children
+		deleteSpan(len(model)-500, len(model))
+	}
+	deleteSpan(800, 14000)
+	deleteSpan(20000, 40000)
+	deleteSpan(0, 500)
+	for len(model) > 0 {
+		lo := len(model) / 3
+		deleteSpan(lo, min(len(model), lo+2000))
+	}
+}
+
+// checkZTreeSampled is checkZTree and rank and select of some entries.
+func checkZTreeSampled(t *testing.T, tr *ztree, model []zentry) {
+	t.Helper()
+	checkZTree(t, tr, model)
+	for k := 0; k < len(model); k += 1 + len(model)/200 {
+		e := model[k]
+		if rk := tr.rank(e.score, e.member); rk != k {
+			t.Fatalf("rank(%v) = %d, want %d", e, rk, k)
+		}
+		if c := tr.at(k); c.entry() != e {
+			t.Fatalf("at(%d) = %v, want %v", k, c.entry(), e)
+		}
+	}
+}
