@@ -1,20 +1,71 @@
 package store
 
-import "hash/maphash"
+import (
+	"hash/maphash"
+	"math/bits"
+)
 
-// zdict is the member -> score half of a sorted set: open addressing with
-// linear probing over a power-of-two table. Each slot's hash is kept in a
-// dense array beside it, so a probe compares members only on equal hashes
-// and growing never hashes a member again; a delete shifts the slots after
-// it back (no tombstones). ZADD asks once (probe) where a member is or
-// would go, and fills that slot, where a Go map would hash it twice.
+// zdict is the member -> score half of a sorted set, laid out as a compact
+// dict: the entries (member and score) lie in a segmented array (see
+// zentries), in no particular order, and a power-of-two table of (hash,
+// entry index) pairs, probed linearly, finds them. The table holds no
+// pointers, so growing it moves 8-byte pairs, and never a member (nor
+// hashes one again); a new member's entry is appended, and growing the
+// entries moves none. A delete shifts the table slots after it back (no
+// tombstones) and moves the last entry into the hole. ZADD asks once
+// (probe) where a member is or would go, where a Go map would hash it
+// twice.
 //
-// Nothing reads the slots in table order (which depends on the process's
-// hash seed): what clients and snapshots see is ordered by the tree.
+// Nothing reads the table or the entries in their order (which depends on
+// the process's hash seed and on history): what clients and snapshots see
+// is ordered by the tree.
 type zdict struct {
-	hashes []uint32 // 0: an empty slot
-	slots  []zslot
-	n      int
+	table   []zdslot
+	entries zentries
+}
+
+// zentries is an array of entries in segments of 8, 16, 32, … entries, so
+// that it grows without moving any.
+type zentries struct {
+	segs [][]zslot
+	n    int
+}
+
+// zsegOf is the segment and offset of entry i.
+func zsegOf(i int) (seg, off int) {
+	b := uint(i) + 8
+	seg = bits.Len(b) - 4
+	return seg, int(b - 8<<seg)
+}
+
+func (es *zentries) at(i int) *zslot {
+	seg, off := zsegOf(i)
+	return &es.segs[seg][off]
+}
+
+func (es *zentries) push(e zslot) {
+	seg, off := zsegOf(es.n)
+	if seg == len(es.segs) {
+		es.segs = append(es.segs, make([]zslot, 8<<seg))
+	}
+	es.segs[seg][off] = e
+	es.n++
+}
+
+// pop clears and drops the last entry (and its segment once empty).
+func (es *zentries) pop() {
+	es.n--
+	seg, off := zsegOf(es.n)
+	es.segs[seg][off] = zslot{}
+	if off == 0 && seg > 0 {
+		es.segs[seg] = nil
+		es.segs = es.segs[:seg]
+	}
+}
+
+// zdslot is a table slot: hash 0 is an empty slot; idx indexes entries.
+type zdslot struct {
+	hash, idx uint32
 }
 
 type zslot struct {
@@ -50,113 +101,138 @@ func newZDict(n int) zdict {
 	for size*3/4 < n {
 		size *= 2
 	}
-	return zdict{hashes: make([]uint32, size), slots: make([]zslot, size)}
+	return zdict{table: make([]zdslot, size)}
 }
 
-// find is the slot of member m of hash h, or of the empty slot that ends
-// its probe; found tells which.
+// find is the table slot of member m of hash h, or of the empty slot that
+// ends its probe; found tells which.
 func (d *zdict) find(h uint32, m string) (int, bool) {
-	mask := uint32(len(d.hashes) - 1)
+	mask := uint32(len(d.table) - 1)
 	for i := h & mask; ; i = (i + 1) & mask {
-		switch d.hashes[i] {
-		case 0:
+		s := d.table[i]
+		if s.hash == 0 {
 			return int(i), false
-		case h:
-			if d.slots[i].member == m {
-				return int(i), true
-			}
+		}
+		if s.hash == h && d.entries.at(int(s.idx)).member == m {
+			return int(i), true
 		}
 	}
 }
 
 // get is m's score.
 func (d *zdict) get(m []byte) (float64, bool) {
-	if d.n == 0 {
+	if d.entries.n == 0 {
 		return 0, false
 	}
 	i, ok := d.find(zhashBytes(m), string(m))
-	return d.slots[i].score, ok
+	if !ok {
+		return 0, false
+	}
+	return d.entries.at(int(d.table[i].idx)).score, true
 }
 
 // getString is get for a string.
 func (d *zdict) getString(m string) (float64, bool) {
-	if d.n == 0 {
+	if d.entries.n == 0 {
 		return 0, false
 	}
 	i, ok := d.find(zhashString(m), m)
-	return d.slots[i].score, ok
+	if !ok {
+		return 0, false
+	}
+	return d.entries.at(int(d.table[i].idx)).score, true
 }
 
-// probe is the slot of m: its own (found) or the one fill would give it,
-// after making room for one more member.
-func (d *zdict) probe(m []byte) (slot int, h uint32, found bool) {
-	if (d.n+1)*4 > len(d.hashes)*3 {
+// probe looks m up, after making room for one more member. Found, ref is
+// m's entry (see entry); otherwise it is the table slot that fill takes,
+// and h is m's hash.
+func (d *zdict) probe(m []byte) (ref int, h uint32, found bool) {
+	if (d.entries.n+1)*4 > len(d.table)*3 {
 		d.grow()
 	}
 	h = zhashBytes(m)
-	slot, found = d.find(h, string(m))
-	return slot, h, found
+	i, found := d.find(h, string(m))
+	if found {
+		return int(d.table[i].idx), h, true
+	}
+	return i, h, false
 }
 
-// fill puts a new member, of hash h, with its score in the empty slot
-// probe returned.
+// entry is the entry probe found.
+func (d *zdict) entry(ref int) *zslot { return d.entries.at(ref) }
+
+// fill adds a member, of hash h, with its score, in the table slot probe
+// returned.
 func (d *zdict) fill(slot int, h uint32, member string, score float64) {
-	d.hashes[slot] = h
-	d.slots[slot] = zslot{member: member, score: score}
-	d.n++
+	d.table[slot] = zdslot{hash: h, idx: uint32(d.entries.n)}
+	d.entries.push(zslot{member: member, score: score})
 }
 
 // set gives member score, adding it if it is new.
 func (d *zdict) set(member string, score float64) {
-	if (d.n+1)*4 > len(d.hashes)*3 {
+	if (d.entries.n+1)*4 > len(d.table)*3 {
 		d.grow()
 	}
 	h := zhashString(member)
 	i, found := d.find(h, member)
 	if found {
-		d.slots[i].score = score
+		d.entries.at(int(d.table[i].idx)).score = score
 		return
 	}
 	d.fill(i, h, member, score)
 }
 
+// grow doubles the table, placing the slots again by their hashes.
 func (d *zdict) grow() {
-	old, oldSlots := d.hashes, d.slots
+	old := d.table
 	size := max(zdictMinSize, 2*len(old))
-	d.hashes, d.slots = make([]uint32, size), make([]zslot, size)
+	d.table = make([]zdslot, size)
 	mask := uint32(size - 1)
-	for i, h := range old {
-		if h == 0 {
+	for _, s := range old {
+		if s.hash == 0 {
 			continue
 		}
-		j := h & mask
-		for d.hashes[j] != 0 {
+		j := s.hash & mask
+		for d.table[j].hash != 0 {
 			j = (j + 1) & mask
 		}
-		d.hashes[j], d.slots[j] = h, oldSlots[i]
+		d.table[j] = s
 	}
 }
 
 // delete removes m; it reports whether m was there.
 func (d *zdict) delete(m string) bool {
-	if d.n == 0 {
+	if d.entries.n == 0 {
 		return false
 	}
 	i, ok := d.find(zhashString(m), m)
 	if !ok {
 		return false
 	}
+	idx := d.table[i].idx
 	// Shift back every later slot of the run that may move to i: one whose
 	// home is not cyclically within (i, j].
-	mask := len(d.hashes) - 1
-	for j := (i + 1) & mask; d.hashes[j] != 0; j = (j + 1) & mask {
-		home := int(d.hashes[j]) & mask
+	mask := len(d.table) - 1
+	for j := (i + 1) & mask; d.table[j].hash != 0; j = (j + 1) & mask {
+		home := int(d.table[j].hash) & mask
 		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
-			d.hashes[i], d.slots[i] = d.hashes[j], d.slots[j]
+			d.table[i] = d.table[j]
 			i = j
 		}
 	}
-	d.hashes[i], d.slots[i] = 0, zslot{}
-	d.n--
+	d.table[i] = zdslot{}
+	// The last entry fills the hole; its slot learns its new index.
+	last := uint32(d.entries.n - 1)
+	if idx != last {
+		moved := *d.entries.at(int(last))
+		*d.entries.at(int(idx)) = moved
+		h := zhashString(moved.member)
+		j := h & uint32(mask)
+		for d.table[j].idx != last || d.table[j].hash != h {
+			j = (j + 1) & uint32(mask)
+		}
+		d.table[j].idx = idx
+	}
+	d.entries.pop()
 	return true
 }

@@ -23,11 +23,11 @@ func TestZDictRandom(t *testing.T) {
 			if r.IntN(2) == 0 {
 				d.set(m, sc)
 			} else {
-				slot, h, found := d.probe([]byte(m))
+				ref, h, found := d.probe([]byte(m))
 				if found {
-					d.slots[slot].score = sc
+					d.entry(ref).score = sc
 				} else {
-					d.fill(slot, h, m, sc)
+					d.fill(ref, h, m, sc)
 				}
 			}
 			model[m] = sc
@@ -47,8 +47,8 @@ func TestZDictRandom(t *testing.T) {
 
 func checkZDict(t *testing.T, d *zdict, model map[string]float64) {
 	t.Helper()
-	if d.n != len(model) {
-		t.Fatalf("n = %d, want %d", d.n, len(model))
+	if d.entries.n != len(model) {
+		t.Fatalf("%d entries, want %d", d.entries.n, len(model))
 	}
 	for m, want := range model {
 		got, ok := d.get([]byte(m))
@@ -60,26 +60,47 @@ func checkZDict(t *testing.T, d *zdict, model map[string]float64) {
 		t.Fatalf("found an absent member")
 	}
 	used := 0
-	mask := len(d.hashes) - 1
-	for i, h := range d.hashes {
-		if h == 0 {
-			if d.slots[i] != (zslot{}) {
-				t.Fatalf("empty slot %d holds %v", i, d.slots[i])
+	seen := make([]bool, d.entries.n)
+	mask := len(d.table) - 1
+	for i, s := range d.table {
+		if s.hash == 0 {
+			if s != (zdslot{}) {
+				t.Fatalf("empty slot %d holds %v", i, s)
 			}
 			continue
 		}
 		used++
-		if h != zhashString(d.slots[i].member) {
-			t.Fatalf("slot %d: hash %x of another member", i, h)
+		if int(s.idx) >= d.entries.n || seen[s.idx] {
+			t.Fatalf("slot %d: entry %d of %d, or taken twice", i, s.idx, d.entries.n)
+		}
+		seen[s.idx] = true
+		if s.hash != zhashString(d.entries.at(int(s.idx)).member) {
+			t.Fatalf("slot %d: hash %x of another member", i, s.hash)
 		}
 		// Every slot from its home to it is in use (the probe reaches it).
-		for j := int(h) & mask; j != i; j = (j + 1) & mask {
-			if d.hashes[j] == 0 {
-				t.Fatalf("slot %d: unreachable from its home %d", i, int(h)&mask)
+		for j := int(s.hash) & mask; j != i; j = (j + 1) & mask {
+			if d.table[j].hash == 0 {
+				t.Fatalf("slot %d: unreachable from its home %d", i, int(s.hash)&mask)
 			}
 		}
 	}
-	if used != d.n || used*4 > len(d.hashes)*3 {
-		t.Fatalf("%d slots used of %d, n = %d", used, len(d.hashes), d.n)
+	if used != d.entries.n || used*4 > len(d.table)*3 {
+		t.Fatalf("%d slots used of %d, %d entries", used, len(d.table), d.entries.n)
+	}
+	// Past the last entry, the segments hold nothing, and none is empty.
+	segs := d.entries.segs
+	if n := d.entries.n; n > 0 {
+		if seg, _ := zsegOf(n - 1); seg != len(segs)-1 {
+			t.Fatalf("%d entries in %d segments", n, len(segs))
+		}
+	}
+	for i := d.entries.n; len(segs) > 0; i++ {
+		seg, off := zsegOf(i)
+		if seg >= len(segs) {
+			break
+		}
+		if e := segs[seg][off]; e != (zslot{}) {
+			t.Fatalf("a removed entry stays referenced: %v", e)
+		}
 	}
 }

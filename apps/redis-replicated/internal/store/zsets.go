@@ -53,8 +53,8 @@ func (z *zsetValue) add(member string, score float64) {
 	z.tree.insert(zentry{member: member, score: score})
 }
 
-// addAt is add for a member not in z whose slot (and hash) z.dict.probe
-// returned.
+// addAt is add for a member not in z whose table slot (and hash)
+// z.dict.probe returned.
 func (z *zsetValue) addAt(slot int, h uint32, member string, score float64) {
 	if score == 0 {
 		score = 0
@@ -63,12 +63,13 @@ func (z *zsetValue) addAt(slot int, h uint32, member string, score float64) {
 	z.tree.insert(zentry{member: member, score: score})
 }
 
-// moveAt changes the score of the member in dict slot slot.
-func (z *zsetValue) moveAt(slot int, score float64) {
+// moveAt changes the score of the member whose entry z.dict.probe
+// found.
+func (z *zsetValue) moveAt(ref int, score float64) {
 	if score == 0 {
 		score = 0
 	}
-	sl := &z.dict.slots[slot]
+	sl := z.dict.entry(ref)
 	z.tree.delete(sl.score, sl.member)
 	sl.score = score
 	z.tree.insert(zentry{member: sl.member, score: score})
@@ -76,12 +77,12 @@ func (z *zsetValue) moveAt(slot int, score float64) {
 
 // set inserts member or moves it to score.
 func (z *zsetValue) set(member string, score float64) {
-	slot, h, found := z.dict.probe([]byte(member))
+	ref, h, found := z.dict.probe([]byte(member))
 	if found {
-		z.moveAt(slot, score)
+		z.moveAt(ref, score)
 		return
 	}
-	z.addAt(slot, h, member, score)
+	z.addAt(ref, h, member, score)
 }
 
 func (z *zsetValue) del(member []byte) bool {
@@ -289,8 +290,11 @@ func (s *Store) zadd(e *Env, dst []byte, key []byte, elems [][]byte, flags int) 
 		z := v.zset
 		for j, sc := range scores {
 			m := elems[2*j+1]
-			slot, h, exists := z.dict.probe(m)
-			cur := z.dict.slots[slot].score
+			ref, h, exists := z.dict.probe(m)
+			var cur float64
+			if exists {
+				cur = z.dict.entry(ref).score
+			}
 			switch {
 			case exists:
 				if nx {
@@ -306,14 +310,14 @@ func (s *Store) zadd(e *Env, dst []byte, key []byte, elems [][]byte, flags int) 
 					continue
 				}
 				if sc != cur {
-					z.moveAt(slot, sc)
+					z.moveAt(ref, sc)
 					updated++
 				}
 			case !xx:
 				if int64(z.len())+1 > s.cfg.ZSetMaxListpackEntries || int64(len(m)) > s.cfg.ZSetMaxListpackValue {
 					z.skiplist = true
 				}
-				z.addAt(slot, h, string(m), sc)
+				z.addAt(ref, h, string(m), sc)
 				added++
 			default:
 				continue
