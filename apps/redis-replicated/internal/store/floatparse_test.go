@@ -30,7 +30,7 @@ func TestParseFloatFast(t *testing.T) {
 		fast bool
 	}{
 		{"0", true}, {"-0", true}, {"+0", true}, {"0.0", true}, {"0e5", true}, {"1", true}, {"-1.5", true},
-		{".5", true}, {"5.", true}, {"1e10", true}, {"1E-10", true}, {"1e+3", true},
+		{".5", true}, {"5.", true}, {"5.e3", true}, {"-.5", true}, {"+.5e-1", true}, {"00.00e00", true}, {"1e10", true}, {"1E-10", true}, {"1e+3", true},
 		{"0.1", true}, {"123456.78901234567", true}, {"9007199254740993", false}, {"9007199254740994", true}, {"1.7976931348623157e308", false},
 		{"", false}, {".", false}, {"-", false}, {"e5", false}, {"1e", false}, {"1e+", false}, {"1.2.3", false},
 		{"inf", false}, {"-inf", false}, {"nan", false}, {"0x10", false}, {"1_0", false}, {" 1", false}, {"1 ", false},
@@ -60,6 +60,9 @@ func TestParseFloatFast(t *testing.T) {
 					sb.WriteByte('.')
 				}
 				sb.WriteByte(byte('0' + r.IntN(10)))
+			}
+			if dot == nd {
+				sb.WriteByte('.')
 			}
 			if r.IntN(2) == 0 {
 				sb.WriteString("e" + strconv.Itoa(r.IntN(160)-80))
