@@ -556,13 +556,20 @@ func (t *ztree) countBefore(in func(zentry) bool) int {
 // scoreRank is the number of entries of score below x or, orEqual, not
 // above x: countBefore for a score bound, without a call per comparison.
 func (t *ztree) scoreRank(x float64, orEqual bool) int {
+	r, _ := t.scoreSeek(x, orEqual)
+	return r
+}
+
+// scoreSeek is scoreRank and a cursor on the entry of that rank (a nil
+// leaf past the last), so that a range read needs no second descent.
+func (t *ztree) scoreSeek(x float64, orEqual bool) (int, zcursor) {
 	before := func(s float64) bool { return s < x || orEqual && s == x }
 	n := t.root
 	switch {
-	case n == nil || x == math.Inf(-1) && !orEqual:
-		return 0
+	case n == nil:
+		return 0, zcursor{}
 	case x == math.Inf(1) && orEqual:
-		return t.n // the common bounds "-inf" and "+inf": no search
+		return t.n, zcursor{} // the common bound "+inf": no search
 	}
 	r := 0
 	for !n.leaf {
@@ -584,7 +591,11 @@ func (t *ztree) scoreRank(x float64, orEqual bool) int {
 	for orEqual && i < len(n.scores) && n.scores[i] == x {
 		i++
 	}
-	return r + i
+	c := zcursor{leaf: n, i: i}
+	if i == len(n.scores) {
+		c = zcursor{leaf: n.next}
+	}
+	return r + i, c
 }
 
 // searchRank is countBefore for a predicate that may not be monotone: when

@@ -142,6 +142,12 @@ func TestZTreeRandom(t *testing.T) {
 				if got := tr.scoreRank(x, true); got != wantLE {
 					t.Fatalf("scoreRank(%v, orEqual) = %d, want %d", x, got, wantLE)
 				}
+				for _, orEqual := range []bool{false, true} {
+					r, c := tr.scoreSeek(x, orEqual)
+					if r < len(model) && (c.leaf == nil || c.entry() != model[r]) || r == len(model) && c.leaf != nil {
+						t.Fatalf("scoreSeek(%v, %v): cursor not on rank %d", x, orEqual, r)
+					}
+				}
 				if got := tr.searchRank(func(en zentry) bool { return en.score >= x }); got != want {
 					t.Fatalf("searchRank(>= %v) = %d, want %d", x, got, want)
 				}
