@@ -250,7 +250,7 @@ func (x *znode) childFor(score float64, member string) int {
 	lo, hi := 1, len(x.kids)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if zless(x.kids[m].min, score, member) || x.kids[m].min.score == score && x.kids[m].min.member == member {
+		if s := x.kids[m].min.score; s < score || s == score && x.kids[m].min.member <= member {
 			lo = m + 1
 		} else {
 			hi = m
