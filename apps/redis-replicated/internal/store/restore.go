@@ -336,7 +336,7 @@ func zsetFromPairs(ms [][]byte, err error) (*value, error) {
 			return nil, fmt.Errorf("bad score %q", ms[i+1])
 		}
 		m := string(ms[i])
-		if _, dup := z.scores[m]; dup {
+		if _, dup := z.scoreOf(m); dup {
 			return nil, fmt.Errorf("duplicate sorted set member %q", m)
 		}
 		z.add(m, d)

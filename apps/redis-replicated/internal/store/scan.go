@@ -215,7 +215,8 @@ func cmdZScan(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	var buf [32]byte
 	for _, m := range members {
 		if o.matches(m) {
-			out = append(out, m, string(formatScore(buf[:0], z.scores[m])))
+			sc, _ := z.scoreOf(m)
+			out = append(out, m, string(formatScore(buf[:0], sc)))
 		}
 	}
 	return appendScanReply(dst, cursor, out)

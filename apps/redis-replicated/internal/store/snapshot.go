@@ -520,7 +520,7 @@ func (d *snapReader) decodeKeys(ks *keyspace) {
 					d.fail("NaN score")
 					break
 				}
-				if _, dup := z.scores[m]; dup {
+				if _, dup := z.scoreOf(m); dup {
 					d.fail("duplicate zset member %q", m)
 					break
 				}
@@ -529,7 +529,7 @@ func (d *snapReader) decodeKeys(ks *keyspace) {
 					break
 				}
 				last = zentry{member: m, score: sc}
-				z.scores[m] = sc
+				z.dict.set(m, sc)
 				ents = append(ents, last)
 			}
 			z.tree = buildZTree(ents)

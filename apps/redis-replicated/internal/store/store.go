@@ -173,23 +173,16 @@ func register(cmds ...*Command) {
 		}
 		c.StatsID = len(table)
 		table[c.Name] = c
+		indexCommand(c)
 	}
 }
 
 // Lookup finds a command by name, in any case; nil if there is none.
 func Lookup(name []byte) *Command {
-	var buf [32]byte
-	if len(name) > len(buf) {
+	if len(name) > 32 {
 		return nil
 	}
-	lower := buf[:len(name)]
-	for i, c := range name {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		lower[i] = c
-	}
-	return table[string(lower)]
+	return lookupIndexed(name)
 }
 
 // Commands returns every data command, internal ones included.

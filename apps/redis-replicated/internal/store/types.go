@@ -124,6 +124,9 @@ func strtod(b []byte) (f float64, ok, rangeErr bool) {
 // collFloat parses b as Redis's getDoubleFromObject does: no leading
 // space, nothing left over, no NaN, no overflow or underflow.
 func collFloat(b []byte) (float64, bool) {
+	if f, ok := parseFloatFast(b); ok {
+		return f, true
+	}
 	if len(b) == 0 || isCSpace(b[0]) {
 		return 0, false
 	}

@@ -1,6 +1,9 @@
 package store
 
-import "bytes"
+import (
+	"bytes"
+	"math"
+)
 
 // ztree is the ordered half of a sorted set: a B+tree of entries ordered by
 // (score, member bytes), Redis's order, in which every inner node knows how
@@ -32,29 +35,35 @@ func zless(a zentry, score float64, member string) bool {
 
 const (
 	// zLeafMax and zInnerMax bound a node's entries and children; a node
-	// other than the root holds at least a quarter of that.
-	zLeafMax  = 64
-	zInnerMax = 32
+	// other than the root holds at least a quarter of that. Wide nodes
+	// keep a 10 000-member set two levels deep, so rank and select touch
+	// few cache lines; a leaf's insert shifts at most 1 KiB of scores.
+	// (ord holds a leaf's indexes in bytes: zLeafMax <= 256.)
+	zLeafMax  = 128
+	zInnerMax = 64
 	zLeafMin  = zLeafMax / 4
 	zInnerMin = zInnerMax / 4
 )
 
 // znode is a leaf (entries, neighbours) or an inner node (children).
 //
-// A leaf keeps its entries in no particular order and their order in ord
-// (ord[i] is the index in ents of the i-th entry): an insert appends the
-// entry and shifts bytes of ord, where keeping ents sorted would shift
-// strings, which the garbage collector's write barrier makes several
-// times as costly.
+// A leaf keeps its entries' scores in order, its members in no particular
+// order and their order in ord (ord[i] is the index in members of the i-th
+// entry). An insert shifts floats and bytes only: shifting strings would
+// make the garbage collector's write barrier run on every pointer moved.
+// The search reads the scores, which lie together, and a member only where
+// scores are equal.
 type znode struct {
-	ents       []zentry
+	scores     []float64
 	ord        []uint8
+	members    []string
 	kids       []zchild
+	counts     []int // counts[i]: the entries under kids[i]
 	prev, next *znode
 	leaf       bool
 }
 
-// identity is the ord of a leaf whose entries are in order.
+// identity is the ord of a leaf whose members are in order.
 var identity = func() (id [256]uint8) {
 	for i := range id {
 		id[i] = uint8(i)
@@ -63,36 +72,48 @@ var identity = func() (id [256]uint8) {
 }()
 
 // get is a leaf's i-th entry in order.
-func (x *znode) get(i int) zentry { return x.ents[x.ord[i]] }
+func (x *znode) get(i int) zentry { return zentry{member: x.members[x.ord[i]], score: x.scores[i]} }
 
 // sorted returns a leaf's entries in order.
 func (x *znode) sorted() []zentry {
 	out := make([]zentry, len(x.ord))
-	for i, k := range x.ord {
-		out[i] = x.ents[k]
+	for i := range x.ord {
+		out[i] = x.get(i)
 	}
 	return out
 }
 
 // setSorted makes a leaf hold ents, which are in order.
 func (x *znode) setSorted(ents []zentry) {
-	x.ents = make([]zentry, len(ents), max(len(ents), min(2*len(ents), zLeafMax)))
-	copy(x.ents, ents)
-	x.ord = make([]uint8, len(ents), cap(x.ents))
+	x.alloc(len(ents), max(len(ents), min(2*len(ents), zLeafMax)))
+	for i, e := range ents {
+		x.members[i], x.scores[i] = e.member, e.score
+	}
 	copy(x.ord, identity[:len(ents)])
+}
+
+// alloc gives a leaf new arrays of n entries and room for c.
+func (x *znode) alloc(n, c int) {
+	x.scores = make([]float64, n, c)
+	x.ord = make([]uint8, n, c)
+	x.members = make([]string, n, c)
 }
 
 // leafInsert inserts e as a leaf's i-th entry in order; the leaf is not
 // full.
 func (x *znode) leafInsert(i int, e zentry) {
-	if len(x.ents) == cap(x.ents) {
-		c := min(max(4, 2*cap(x.ents)), zLeafMax)
-		grown := make([]zentry, len(x.ents), c)
-		copy(grown, x.ents)
-		x.ents = grown
+	k := len(x.members)
+	if k == cap(x.members) {
+		scores, ord, members := x.scores, x.ord, x.members
+		x.alloc(k, min(max(4, 2*k), zLeafMax))
+		copy(x.scores, scores)
+		copy(x.ord, ord)
+		copy(x.members, members)
 	}
-	k := len(x.ents)
-	x.ents = append(x.ents, e)
+	x.members = append(x.members, e.member)
+	x.scores = append(x.scores, 0)
+	copy(x.scores[i+1:], x.scores[i:])
+	x.scores[i] = e.score
 	x.ord = append(x.ord, 0)
 	copy(x.ord[i+1:], x.ord[i:])
 	x.ord[i] = uint8(k)
@@ -100,26 +121,59 @@ func (x *znode) leafInsert(i int, e zentry) {
 
 // leafDelete removes a leaf's i-th entry in order and returns it.
 func (x *znode) leafDelete(i int) zentry {
+	e := x.get(i)
 	k := x.ord[i]
-	e := x.ents[k]
 	copy(x.ord[i:], x.ord[i+1:])
 	x.ord = x.ord[:len(x.ord)-1]
-	last := len(x.ents) - 1
+	copy(x.scores[i:], x.scores[i+1:])
+	x.scores = x.scores[:len(x.scores)-1]
+	last := len(x.members) - 1
 	if int(k) != last {
-		x.ents[k] = x.ents[last]
+		x.members[k] = x.members[last]
 		x.ord[bytes.IndexByte(x.ord, uint8(last))] = k
 	}
-	x.ents[last] = zentry{}
-	x.ents = x.ents[:last]
+	x.members[last] = ""
+	x.members = x.members[:last]
 	return e
 }
 
-// zchild is an inner node's view of one child: the child, how many
-// entries its subtree holds and the smallest of them.
+// zchild is an inner node's view of one child: the child and the smallest
+// entry under it. How many entries that holds is in counts, apart, so
+// that the sums of rank and select read a few cache lines.
 type zchild struct {
 	node *znode
-	n    int
 	min  zentry
+}
+
+// newInner returns an inner node of n children, with room for zInnerMax.
+func newInner(n int) *znode {
+	return &znode{kids: make([]zchild, n, zInnerMax), counts: make([]int, n, zInnerMax)}
+}
+
+// insertKid inserts child c, holding n entries, as x's i-th.
+func (x *znode) insertKid(i int, c zchild, n int) {
+	x.kids = append(x.kids, zchild{})
+	copy(x.kids[i+1:], x.kids[i:])
+	x.kids[i] = c
+	x.counts = append(x.counts, 0)
+	copy(x.counts[i+1:], x.counts[i:])
+	x.counts[i] = n
+}
+
+// removeKid removes x's i-th child.
+func (x *znode) removeKid(i int) {
+	copy(x.kids[i:], x.kids[i+1:])
+	x.kids[len(x.kids)-1] = zchild{}
+	x.kids = x.kids[:len(x.kids)-1]
+	copy(x.counts[i:], x.counts[i+1:])
+	x.counts = x.counts[:len(x.counts)-1]
+}
+
+// truncKids keeps x's first n children.
+func (x *znode) truncKids(n int) {
+	clear(x.kids[n:])
+	x.kids = x.kids[:n]
+	x.counts = x.counts[:n]
 }
 
 func (x *znode) min() zentry {
@@ -132,7 +186,7 @@ func (x *znode) min() zentry {
 // size is the number of entries (leaf) or children (inner node).
 func (x *znode) size() int {
 	if x.leaf {
-		return len(x.ents)
+		return len(x.scores)
 	}
 	return len(x.kids)
 }
@@ -140,11 +194,11 @@ func (x *znode) size() int {
 // count is the number of entries under x.
 func (x *znode) count() int {
 	if x.leaf {
-		return len(x.ents)
+		return len(x.scores)
 	}
 	n := 0
-	for i := range x.kids {
-		n += x.kids[i].n
+	for _, c := range x.counts {
+		n += c
 	}
 	return n
 }
@@ -152,10 +206,15 @@ func (x *znode) count() int {
 // leafPos is the position in order of a leaf's first entry not below
 // (score, member): where it is or would go.
 func (x *znode) leafPos(score float64, member string) int {
-	lo, hi := 0, len(x.ord)
+	i := scoresBelow(x.scores, score)
+	if i == len(x.scores) || x.scores[i] != score {
+		return i
+	}
+	// Equal scores from i on: their members decide.
+	lo, hi := i, len(x.scores)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if zless(x.ents[x.ord[m]], score, member) {
+		if x.scores[m] == score && x.members[x.ord[m]] < member {
 			lo = m + 1
 		} else {
 			hi = m
@@ -164,13 +223,34 @@ func (x *znode) leafPos(score float64, member string) int {
 	return lo
 }
 
+// scoresBelow is the number of leading elements of scores (in order) below
+// score. The search has no branch on the data, which random scores make
+// unpredictable, but a conditional move.
+func scoresBelow(scores []float64, score float64) int {
+	base, n := 0, len(scores)
+	if n == 0 {
+		return 0
+	}
+	for n > 1 {
+		half := n >> 1
+		if scores[base+half-1] < score {
+			base += half
+		}
+		n -= half
+	}
+	if scores[base] < score {
+		base++
+	}
+	return base
+}
+
 // childFor is the index of the child of inner node x whose range holds
 // (score, member): the last whose smallest entry is not above it, or 0.
 func (x *znode) childFor(score float64, member string) int {
 	lo, hi := 1, len(x.kids)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if zless(x.kids[m].min, score, member) || x.kids[m].min.score == score && x.kids[m].min.member == member {
+		if s := x.kids[m].min.score; s < score || s == score && x.kids[m].min.member <= member {
 			lo = m + 1
 		} else {
 			hi = m
@@ -183,16 +263,18 @@ func (x *znode) childFor(score float64, member string) int {
 func (t *ztree) insert(e zentry) {
 	t.n++
 	if t.root == nil {
-		t.root = &znode{leaf: true, ents: make([]zentry, 1, 2), ord: make([]uint8, 1, 2)}
-		t.root.ents[0] = e
+		t.root = &znode{leaf: true}
+		t.root.alloc(1, 2)
+		t.root.members[0], t.root.scores[0] = e.member, e.score
 		return
 	}
 	right, rn := t.root.insert(e)
 	if right != nil {
 		left := t.root
-		t.root = &znode{kids: make([]zchild, 2, zInnerMax)}
-		t.root.kids[0] = zchild{node: left, n: t.n - rn, min: left.min()}
-		t.root.kids[1] = zchild{node: right, n: rn, min: right.min()}
+		t.root = newInner(2)
+		t.root.kids[0] = zchild{node: left, min: left.min()}
+		t.root.kids[1] = zchild{node: right, min: right.min()}
+		t.root.counts[0], t.root.counts[1] = t.n-rn, rn
 	}
 }
 
@@ -201,22 +283,25 @@ func (t *ztree) insert(e zentry) {
 func (x *znode) insert(e zentry) (*znode, int) {
 	if x.leaf {
 		i := x.leafPos(e.score, e.member)
-		if len(x.ents) < zLeafMax {
+		if len(x.scores) < zLeafMax {
 			x.leafInsert(i, e)
 			return nil, 0
 		}
 		// Split: the upper half moves to a new right sibling, the lower
-		// half is put in order in place.
+		// half's members are put in order in place.
 		var all [zLeafMax]zentry
-		for j, k := range x.ord {
-			all[j] = x.ents[k]
+		for j := range x.ord {
+			all[j] = x.get(j)
 		}
 		h := zLeafMax / 2
 		right := &znode{leaf: true}
 		right.setSorted(all[h:])
-		copy(x.ents, all[:h])
-		clear(x.ents[h:])
-		x.ents = x.ents[:h]
+		for j := range h {
+			x.members[j] = all[j].member
+		}
+		clear(x.members[h:])
+		x.members = x.members[:h]
+		x.scores = x.scores[:h]
 		x.ord = x.ord[:h]
 		copy(x.ord, identity[:h])
 		right.prev, right.next = x, x.next
@@ -229,42 +314,35 @@ func (x *znode) insert(e zentry) (*znode, int) {
 		} else {
 			right.leafInsert(i-h, e)
 		}
-		return right, len(right.ents)
+		return right, len(right.scores)
 	}
 	i := x.childFor(e.score, e.member)
 	c := &x.kids[i]
 	right, rn := c.node.insert(e)
-	c.n++
+	x.counts[i]++
 	if zless(e, c.min.score, c.min.member) {
 		c.min = e
 	}
 	if right == nil {
 		return nil, 0
 	}
-	c.n -= rn
-	nc := zchild{node: right, n: rn, min: right.min()}
+	x.counts[i] -= rn
+	nc := zchild{node: right, min: right.min()}
 	if len(x.kids) < zInnerMax {
-		x.kids = insertChild(x.kids, i+1, nc)
+		x.insertKid(i+1, nc, rn)
 		return nil, 0
 	}
 	h := zInnerMax / 2
-	sib := &znode{kids: make([]zchild, zInnerMax-h, zInnerMax)}
+	sib := newInner(zInnerMax - h)
 	copy(sib.kids, x.kids[h:])
-	clear(x.kids[h:])
-	x.kids = x.kids[:h]
+	copy(sib.counts, x.counts[h:])
+	x.truncKids(h)
 	if i+1 <= h {
-		x.kids = insertChild(x.kids, i+1, nc)
+		x.insertKid(i+1, nc, rn)
 	} else {
-		sib.kids = insertChild(sib.kids, i+1-h, nc)
+		sib.insertKid(i+1-h, nc, rn)
 	}
 	return sib, sib.count()
-}
-
-func insertChild(kids []zchild, i int, c zchild) []zchild {
-	kids = append(kids, zchild{})
-	copy(kids[i+1:], kids[i:])
-	kids[i] = c
-	return kids
 }
 
 // delete removes the entry (score, member) and returns it as the tree held
@@ -281,7 +359,7 @@ func (t *ztree) delete(score float64, member string) (e zentry, ok bool) {
 	for !t.root.leaf && len(t.root.kids) == 1 {
 		t.root = t.root.kids[0].node
 	}
-	if t.root.leaf && len(t.root.ents) == 0 {
+	if t.root.leaf && len(t.root.scores) == 0 {
 		t.root = nil
 	}
 	return e, true
@@ -301,8 +379,8 @@ func (x *znode) delete(score float64, member string) (zentry, bool) {
 	if !ok {
 		return zentry{}, false
 	}
-	c.n--
-	if c.n > 0 {
+	x.counts[i]--
+	if x.counts[i] > 0 {
 		c.min = c.node.min()
 	}
 	x.rebalance(i)
@@ -327,7 +405,7 @@ func (x *znode) rebalance(i int) {
 	r := l + 1
 	a, b := x.kids[l].node, x.kids[r].node
 	if a.leaf {
-		total := len(a.ents) + len(b.ents)
+		total := len(a.scores) + len(b.scores)
 		all := append(a.sorted(), b.sorted()...)
 		if total <= zLeafMax {
 			a.setSorted(all)
@@ -335,48 +413,46 @@ func (x *znode) rebalance(i int) {
 			if b.next != nil {
 				b.next.prev = a
 			}
-			x.kids[l].n += x.kids[r].n
+			x.counts[l] += x.counts[r]
 			x.kids[l].min = a.min()
-			x.kids = removeChild(x.kids, r)
+			x.removeKid(r)
 			return
 		}
 		a.setSorted(all[:total/2])
 		b.setSorted(all[total/2:])
-		x.kids[l].n, x.kids[r].n = len(a.ents), len(b.ents)
+		x.counts[l], x.counts[r] = len(a.scores), len(b.scores)
 		x.kids[l].min, x.kids[r].min = a.min(), b.min()
 		return
 	}
 	switch total := len(a.kids) + len(b.kids); {
 	case total <= zInnerMax:
 		a.kids = append(a.kids, b.kids...)
-		x.kids[l].n += x.kids[r].n
+		a.counts = append(a.counts, b.counts...)
+		x.counts[l] += x.counts[r]
 		x.kids[l].min = a.min()
-		x.kids = removeChild(x.kids, r)
+		x.removeKid(r)
 		return
 	case len(a.kids) < total/2:
 		k := total/2 - len(a.kids)
 		a.kids = append(a.kids, b.kids[:k]...)
+		a.counts = append(a.counts, b.counts[:k]...)
 		copy(b.kids, b.kids[k:])
-		clear(b.kids[len(b.kids)-k:])
-		b.kids = b.kids[:len(b.kids)-k]
+		copy(b.counts, b.counts[k:])
+		b.truncKids(len(b.kids) - k)
 	default:
 		k := len(a.kids) - total/2
 		b.kids = b.kids[:len(b.kids)+k]
 		copy(b.kids[k:], b.kids)
 		copy(b.kids, a.kids[len(a.kids)-k:])
-		clear(a.kids[len(a.kids)-k:])
-		a.kids = a.kids[:len(a.kids)-k]
+		b.counts = b.counts[:len(b.counts)+k]
+		copy(b.counts[k:], b.counts)
+		copy(b.counts, a.counts[len(a.counts)-k:])
+		a.truncKids(len(a.kids) - k)
 	}
 	an := a.count()
-	x.kids[r].n = x.kids[l].n + x.kids[r].n - an
-	x.kids[l].n = an
+	x.counts[r] = x.counts[l] + x.counts[r] - an
+	x.counts[l] = an
 	x.kids[l].min, x.kids[r].min = a.min(), b.min()
-}
-
-func removeChild(kids []zchild, i int) []zchild {
-	copy(kids[i:], kids[i+1:])
-	kids[len(kids)-1] = zchild{}
-	return kids[:len(kids)-1]
 }
 
 // rank is the 0-based position of (score, member), or -1.
@@ -388,8 +464,8 @@ func (t *ztree) rank(score float64, member string) int {
 	r := 0
 	for !x.leaf {
 		i := x.childFor(score, member)
-		for k := range i {
-			r += x.kids[k].n
+		for _, c := range x.counts[:i] {
+			r += c
 		}
 		x = x.kids[i].node
 	}
@@ -410,7 +486,7 @@ func (c *zcursor) entry() zentry { return c.leaf.get(c.i) }
 
 func (c *zcursor) next() {
 	c.i++
-	if c.i == len(c.leaf.ents) {
+	if c.i == len(c.leaf.scores) {
 		c.leaf, c.i = c.leaf.next, 0
 	}
 }
@@ -420,7 +496,7 @@ func (c *zcursor) prev() {
 	if c.i < 0 {
 		c.leaf = c.leaf.prev
 		if c.leaf != nil {
-			c.i = len(c.leaf.ents) - 1
+			c.i = len(c.leaf.scores) - 1
 		}
 	}
 }
@@ -430,8 +506,8 @@ func (t *ztree) at(r int) zcursor {
 	x := t.root
 	for !x.leaf {
 		i := 0
-		for r >= x.kids[i].n {
-			r -= x.kids[i].n
+		for r >= x.counts[i] {
+			r -= x.counts[i]
 			i++
 		}
 		x = x.kids[i].node
@@ -460,8 +536,8 @@ func (t *ztree) countBefore(in func(zentry) bool) int {
 		if lo == 0 {
 			return r
 		}
-		for k := range lo - 1 {
-			r += x.kids[k].n
+		for _, c := range x.counts[:lo-1] {
+			r += c
 		}
 		x = x.kids[lo-1].node
 	}
@@ -475,6 +551,51 @@ func (t *ztree) countBefore(in func(zentry) bool) int {
 		}
 	}
 	return r + lo
+}
+
+// scoreRank is the number of entries of score below x or, orEqual, not
+// above x: countBefore for a score bound, without a call per comparison.
+func (t *ztree) scoreRank(x float64, orEqual bool) int {
+	r, _ := t.scoreSeek(x, orEqual)
+	return r
+}
+
+// scoreSeek is scoreRank and a cursor on the entry of that rank (a nil
+// leaf past the last), so that a range read needs no second descent.
+func (t *ztree) scoreSeek(x float64, orEqual bool) (int, zcursor) {
+	before := func(s float64) bool { return s < x || orEqual && s == x }
+	n := t.root
+	switch {
+	case n == nil:
+		return 0, zcursor{}
+	case x == math.Inf(1) && orEqual:
+		return t.n, zcursor{} // the common bound "+inf": no search
+	}
+	r := 0
+	for !n.leaf {
+		lo, hi := 1, len(n.kids)
+		for lo < hi {
+			m := int(uint(lo+hi) >> 1)
+			if before(n.kids[m].min.score) {
+				lo = m + 1
+			} else {
+				hi = m
+			}
+		}
+		for _, c := range n.counts[:lo-1] {
+			r += c
+		}
+		n = n.kids[lo-1].node
+	}
+	i := scoresBelow(n.scores, x)
+	for orEqual && i < len(n.scores) && n.scores[i] == x {
+		i++
+	}
+	c := zcursor{leaf: n, i: i}
+	if i == len(n.scores) {
+		c = zcursor{leaf: n.next}
+	}
+	return r + i, c
 }
 
 // searchRank is countBefore for a predicate that may not be monotone: when
@@ -501,7 +622,7 @@ func buildZTree(ents []zentry) ztree {
 		return ztree{}
 	}
 	k := (n + zLeafMax*3/4 - 1) / (zLeafMax * 3 / 4)
-	level := make([]zchild, k)
+	level, counts := make([]zchild, k), make([]int, k)
 	var prev *znode
 	for i := range k {
 		lo, hi := i*n/k, (i+1)*n/k
@@ -512,19 +633,20 @@ func buildZTree(ents []zentry) ztree {
 			prev.next = leaf
 		}
 		prev = leaf
-		level[i] = zchild{node: leaf, n: hi - lo, min: leaf.get(0)}
+		level[i], counts[i] = zchild{node: leaf, min: leaf.get(0)}, hi-lo
 	}
 	for len(level) > 1 {
 		m := len(level)
 		k := (m + zInnerMax*3/4 - 1) / (zInnerMax * 3 / 4)
-		up := make([]zchild, k)
+		up, upCounts := make([]zchild, k), make([]int, k)
 		for i := range k {
 			lo, hi := i*m/k, (i+1)*m/k
-			x := &znode{kids: make([]zchild, hi-lo, zInnerMax)}
+			x := newInner(hi - lo)
 			copy(x.kids, level[lo:hi])
-			up[i] = zchild{node: x, n: x.count(), min: x.kids[0].min}
+			copy(x.counts, counts[lo:hi])
+			up[i], upCounts[i] = zchild{node: x, min: x.kids[0].min}, x.count()
 		}
-		level = up
+		level, counts = up, upCounts
 	}
 	return ztree{root: level[0].node, n: n}
 }

@@ -32,20 +32,23 @@ func checkZTree(t *testing.T, tr *ztree, want []zentry) {
 			} else if depth != d {
 				t.Fatalf("leaves at depths %d and %d", depth, d)
 			}
-			if len(x.ents) == 0 || len(x.ents) > zLeafMax || (!isRoot && len(x.ents) < zLeafMin) {
-				t.Fatalf("leaf of %d entries", len(x.ents))
+			if len(x.scores) == 0 || len(x.scores) > zLeafMax || (!isRoot && len(x.scores) < zLeafMin) {
+				t.Fatalf("leaf of %d entries", len(x.scores))
 			}
 			leaves = append(leaves, x)
-			return len(x.ents), x.get(0)
+			return len(x.scores), x.get(0)
 		}
 		if len(x.kids) > zInnerMax || len(x.kids) < 2 || (!isRoot && len(x.kids) < zInnerMin) {
 			t.Fatalf("inner node of %d children", len(x.kids))
 		}
 		total := 0
+		if len(x.counts) != len(x.kids) {
+			t.Fatalf("inner node of %d children, %d counts", len(x.kids), len(x.counts))
+		}
 		for i, c := range x.kids {
 			n, m := walk(c.node, d+1, false)
-			if n != c.n || m != c.min {
-				t.Fatalf("child %d: n %d min %v, holds %d from %v", i, c.n, c.min, n, m)
+			if n != x.counts[i] || m != c.min {
+				t.Fatalf("child %d: n %d min %v, holds %d from %v", i, x.counts[i], c.min, n, m)
 			}
 			total += n
 		}
@@ -60,8 +63,15 @@ func checkZTree(t *testing.T, tr *ztree, want []zentry) {
 		if i > 0 && (l.prev != leaves[i-1] || leaves[i-1].next != l) {
 			t.Fatalf("leaf %d: chain broken", i)
 		}
-		if len(l.ord) != len(l.ents) {
-			t.Fatalf("leaf %d: %d entries, %d in order", i, len(l.ents), len(l.ord))
+		if len(l.ord) != len(l.scores) || len(l.members) != len(l.scores) {
+			t.Fatalf("leaf %d: %d scores, %d members, %d in order", i, len(l.scores), len(l.members), len(l.ord))
+		}
+		seen := make([]bool, len(l.members))
+		for _, k := range l.ord {
+			if seen[k] {
+				t.Fatalf("leaf %d: member %d twice in order", i, k)
+			}
+			seen[k] = true
 		}
 		got = append(got, l.sorted()...)
 	}
@@ -122,6 +132,22 @@ func TestZTreeRandom(t *testing.T) {
 				if got := tr.countBefore(func(en zentry) bool { return en.score >= x }); got != want {
 					t.Fatalf("countBefore(>= %v) = %d, want %d", x, got, want)
 				}
+				if got := tr.scoreRank(x, false); got != want {
+					t.Fatalf("scoreRank(%v) = %d, want %d", x, got, want)
+				}
+				wantLE := want
+				for wantLE < len(model) && model[wantLE].score == x {
+					wantLE++
+				}
+				if got := tr.scoreRank(x, true); got != wantLE {
+					t.Fatalf("scoreRank(%v, orEqual) = %d, want %d", x, got, wantLE)
+				}
+				for _, orEqual := range []bool{false, true} {
+					r, c := tr.scoreSeek(x, orEqual)
+					if r < len(model) && (c.leaf == nil || c.entry() != model[r]) || r == len(model) && c.leaf != nil {
+						t.Fatalf("scoreSeek(%v, %v): cursor not on rank %d", x, orEqual, r)
+					}
+				}
 				if got := tr.searchRank(func(en zentry) bool { return en.score >= x }); got != want {
 					t.Fatalf("searchRank(>= %v) = %d, want %d", x, got, want)
 				}
@@ -131,7 +157,7 @@ func TestZTreeRandom(t *testing.T) {
 			}
 		}
 	}
-	for _, n := range []int{0, 1, 2, 47, 48, 49, 64, 65, 100, 1000, 1537, 5000} {
+	for _, n := range []int{0, 1, 2, 47, 48, 49, 64, 65, 95, 96, 97, 100, 128, 129, 1000, 1537, 5000, 9000} {
 		ents := make([]zentry, n)
 		for i := range ents {
 			ents[i] = zentry{member: fmt.Sprintf("%08d", i), score: float64(i / 3)}
@@ -147,5 +173,71 @@ func TestZTreeRandom(t *testing.T) {
 			rest = append(rest, ents[i])
 		}
 		checkZTree(t, &b, rest)
+	}
+}
+
+// TestZTreeWide drives a tree of 50 000 entries through what wide nodes
+// make rare: a crowd of inserts into one region splits leaves and then
+// inner nodes; deleting whole regions, then everything, merges leaves and
+// inner nodes and moves children between neighbours.
+func TestZTreeWide(t *testing.T) {
+	const n = 50000
+	ents := make([]zentry, n)
+	for i := range ents {
+		ents[i] = zentry{member: fmt.Sprintf("m%06d", i), score: float64(i)}
+	}
+	tr := buildZTree(ents)
+	model := slices.Clone(ents)
+	r := rand.New(rand.NewPCG(7, 7))
+	for i := range 12000 {
+		e := zentry{member: fmt.Sprintf("x%05d", i), score: 1000 + r.Float64()*300}
+		tr.insert(e)
+		model = append(model, e)
+	}
+	for i := range 700 { // a fuller inner node, left of the last ones
+		e := zentry{member: fmt.Sprintf("y%05d", i), score: n - 6000 + r.Float64()*300}
+		tr.insert(e)
+		model = append(model, e)
+	}
+	slices.SortFunc(model, zentryCmp)
+	checkZTreeSampled(t, &tr, model)
+	deleteSpan := func(lo, hi int) {
+		if hi > len(model) {
+			t.Fatalf("span [%d, %d) of %d entries", lo, hi, len(model))
+		}
+		gone := slices.Clone(model[lo:hi])
+		r.Shuffle(len(gone), func(i, j int) { gone[i], gone[j] = gone[j], gone[i] })
+		for _, e := range gone {
+			if got, ok := tr.delete(e.score, e.member); !ok || got != e {
+				t.Fatalf("delete %v = %v %v", e, got, ok)
+			}
+		}
+		model = slices.Delete(model, lo, hi)
+		checkZTreeSampled(t, &tr, model)
+	}
+	for range 12 { // underfull last children
+		deleteSpan(len(model)-500, len(model))
+	}
+	deleteSpan(800, 14000)
+	deleteSpan(20000, 40000)
+	deleteSpan(0, 500)
+	for len(model) > 0 {
+		lo := len(model) / 3
+		deleteSpan(lo, min(len(model), lo+2000))
+	}
+}
+
+// checkZTreeSampled is checkZTree and rank and select of some entries.
+func checkZTreeSampled(t *testing.T, tr *ztree, model []zentry) {
+	t.Helper()
+	checkZTree(t, tr, model)
+	for k := 0; k < len(model); k += 1 + len(model)/200 {
+		e := model[k]
+		if rk := tr.rank(e.score, e.member); rk != k {
+			t.Fatalf("rank(%v) = %d, want %d", e, rk, k)
+		}
+		if c := tr.at(k); c.entry() != e {
+			t.Fatalf("at(%d) = %v, want %v", k, c.entry(), e)
+		}
 	}
 }

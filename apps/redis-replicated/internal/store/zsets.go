@@ -6,10 +6,11 @@ import (
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
 
-// zsetValue is a sorted set: a member -> score map and an order-statistic
-// B+tree of the same entries in Redis's order (see ztree), so score
-// lookups are O(1) and inserts, removals, ranks and range bounds O(log n),
-// as with Redis's skiplist.
+// zsetValue is a sorted set: a member -> score dict (see zdict) and an
+// order-statistic B+tree of the same entries in Redis's order (see ztree),
+// so score lookups are O(1) and inserts, removals, ranks and range bounds
+// O(log n), as with Redis's skiplist. Both hold the same string for a
+// member: one allocation per member.
 //
 // A score of -0 is stored as 0: Redis 7.0's small (listpack) sorted sets
 // store scores as text in which an integral -0 becomes "0"; its large
@@ -18,60 +19,79 @@ import (
 // skiplist is Redis's encoding: false while it would be a listpack, true
 // once it would have converted (see zadd and storeZSet).
 type zsetValue struct {
-	scores   map[string]float64
+	dict     zdict
 	tree     ztree
 	skiplist bool
 }
 
-func newZSet() *zsetValue { return &zsetValue{scores: make(map[string]float64)} }
+func newZSet() *zsetValue { return &zsetValue{} }
 
 // newZSetSorted returns a sorted set of ents, which must be in order,
 // distinct and free of -0.
 func newZSetSorted(ents []zentry) *zsetValue {
-	z := &zsetValue{scores: make(map[string]float64, len(ents)), tree: buildZTree(ents)}
+	z := &zsetValue{dict: newZDict(len(ents)), tree: buildZTree(ents)}
 	for _, en := range ents {
-		z.scores[en.member] = en.score
+		z.dict.set(en.member, en.score)
 	}
 	return z
 }
 
 func (z *zsetValue) len() int { return z.tree.n }
 
+// score is member's score.
+func (z *zsetValue) score(member []byte) (float64, bool) { return z.dict.get(member) }
+
+// scoreOf is score for a string.
+func (z *zsetValue) scoreOf(member string) (float64, bool) { return z.dict.getString(member) }
+
 // add inserts member, which must not be in z; z keeps the string.
 func (z *zsetValue) add(member string, score float64) {
 	if score == 0 {
 		score = 0 // -0 (see zsetValue)
 	}
-	z.scores[member] = score
+	z.dict.set(member, score)
 	z.tree.insert(zentry{member: member, score: score})
 }
 
-// move changes the score of member, which z holds with score cur.
-func (z *zsetValue) move(member []byte, cur, score float64) {
+// addAt is add for a member not in z whose table slot (and hash)
+// z.dict.probe returned.
+func (z *zsetValue) addAt(slot int, h uint32, member string, score float64) {
 	if score == 0 {
 		score = 0
 	}
-	old, _ := z.tree.delete(cur, string(member))
-	z.scores[old.member] = score
-	z.tree.insert(zentry{member: old.member, score: score})
+	z.dict.fill(slot, h, member, score)
+	z.tree.insert(zentry{member: member, score: score})
+}
+
+// moveAt changes the score of the member whose entry z.dict.probe
+// found.
+func (z *zsetValue) moveAt(ref int, score float64) {
+	if score == 0 {
+		score = 0
+	}
+	sl := z.dict.entry(ref)
+	z.tree.delete(sl.score, sl.member)
+	sl.score = score
+	z.tree.insert(zentry{member: sl.member, score: score})
 }
 
 // set inserts member or moves it to score.
 func (z *zsetValue) set(member string, score float64) {
-	if cur, ok := z.scores[member]; ok {
-		z.move([]byte(member), cur, score)
+	ref, h, found := z.dict.probe([]byte(member))
+	if found {
+		z.moveAt(ref, score)
 		return
 	}
-	z.add(member, score)
+	z.addAt(ref, h, member, score)
 }
 
 func (z *zsetValue) del(member []byte) bool {
-	sc, ok := z.scores[string(member)]
+	sc, ok := z.dict.get(member)
 	if !ok {
 		return false
 	}
 	z.tree.delete(sc, string(member))
-	delete(z.scores, string(member))
+	z.dict.delete(string(member))
 	return true
 }
 
@@ -80,7 +100,7 @@ func (z *zsetValue) removeAt(r int) zentry {
 	c := z.tree.at(r)
 	en := c.entry()
 	z.tree.delete(en.score, en.member)
-	delete(z.scores, en.member)
+	z.dict.delete(en.member)
 	return en
 }
 
@@ -270,7 +290,11 @@ func (s *Store) zadd(e *Env, dst []byte, key []byte, elems [][]byte, flags int) 
 		z := v.zset
 		for j, sc := range scores {
 			m := elems[2*j+1]
-			cur, exists := z.scores[string(m)]
+			ref, h, exists := z.dict.probe(m)
+			var cur float64
+			if exists {
+				cur = z.dict.entry(ref).score
+			}
 			switch {
 			case exists:
 				if nx {
@@ -286,14 +310,14 @@ func (s *Store) zadd(e *Env, dst []byte, key []byte, elems [][]byte, flags int) 
 					continue
 				}
 				if sc != cur {
-					z.move(m, cur, sc)
+					z.moveAt(ref, sc)
 					updated++
 				}
 			case !xx:
 				if int64(z.len())+1 > s.cfg.ZSetMaxListpackEntries || int64(len(m)) > s.cfg.ZSetMaxListpackValue {
 					z.skiplist = true
 				}
-				z.add(string(m), sc)
+				z.addAt(ref, h, string(m), sc)
 				added++
 			default:
 				continue
@@ -347,7 +371,7 @@ func cmdZScore(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 		return resp.AppendError(dst, errWrongType)
 	}
 	if z != nil {
-		if sc, ok := z.scores[string(args[2])]; ok {
+		if sc, ok := z.score(args[2]); ok {
 			return appendScore(dst, sc)
 		}
 	}
@@ -363,7 +387,7 @@ func cmdZMScore(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	for _, m := range args[2:] {
 		sc, ok := 0.0, false
 		if z != nil {
-			sc, ok = z.scores[string(m)]
+			sc, ok = z.score(m)
 		}
 		if ok {
 			dst = appendScore(dst, sc)
@@ -391,7 +415,7 @@ func (s *Store) zrank(e *Env, dst []byte, args [][]byte, rev bool) []byte {
 		return resp.AppendError(dst, errWrongType)
 	}
 	if z != nil {
-		if sc, ok := z.scores[string(args[2])]; ok {
+		if sc, ok := z.score(args[2]); ok {
 			r := z.tree.rank(sc, string(args[2]))
 			if rev {
 				r = z.len() - 1 - r

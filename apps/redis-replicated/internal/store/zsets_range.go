@@ -49,6 +49,9 @@ func parseScoreBound(b []byte) (v float64, excl, ok bool) {
 		// of the argument only when there were no spaces either.
 		return 0, excl, len(b) == 0
 	}
+	if f, ok := parseFloatFast(t); ok {
+		return f, excl, true
+	}
 	f, ok, _ := strtod(t)
 	if !ok || math.IsNaN(f) {
 		return 0, false, false
@@ -63,28 +66,23 @@ func parseScoreRange(minArg, maxArg []byte) (r scoreRange, ok bool) {
 	return r, ok1 && ok2
 }
 
-func (r *scoreRange) gteMin(x float64) bool {
-	if r.minex {
-		return x > r.min
-	}
-	return x >= r.min
-}
-
-func (r *scoreRange) lteMax(x float64) bool {
-	if r.maxex {
-		return x < r.max
-	}
-	return x <= r.max
-}
-
 // span is the half-open rank interval of z's entries in r.
 func (r *scoreRange) span(z *zsetValue) (first, end int) {
 	if r.min > r.max || (r.min == r.max && (r.minex || r.maxex)) {
 		return 0, 0
 	}
-	first = z.tree.countBefore(func(en zentry) bool { return r.gteMin(en.score) })
-	end = z.tree.countBefore(func(en zentry) bool { return !r.lteMax(en.score) })
-	return first, max(first, end)
+	first, _, end = r.spanCursor(z)
+	return first, end
+}
+
+// spanCursor is span and a cursor on rank first (when first < end).
+func (r *scoreRange) spanCursor(z *zsetValue) (first int, c zcursor, end int) {
+	if r.min > r.max || (r.min == r.max && (r.minex || r.maxex)) {
+		return 0, zcursor{}, 0
+	}
+	first, c = z.tree.scoreSeek(r.min, r.minex)
+	end = z.tree.scoreRank(r.max, !r.maxex)
+	return first, c, max(first, end)
 }
 
 // lexBound is one end of a BYLEX interval: "-" (inf < 0), "+" (inf > 0),
@@ -293,8 +291,10 @@ func (s *Store) zrangeGeneric(e *Env, dst []byte, args [][]byte, keyIdx int, sto
 		}
 		return resp.AppendArrayLen(dst, 0)
 	}
-	// The picked entries: n of them from rank at, in the walk's direction.
+	// The picked entries: n of them from rank at, in the walk's direction;
+	// c is on rank at when a search found it already.
 	var at, n int
+	var c zcursor
 	switch kind {
 	case zrRank:
 		size := int64(z.len())
@@ -305,16 +305,21 @@ func (s *Store) zrangeGeneric(e *Env, dst []byte, args [][]byte, keyIdx int, sto
 			at = int(size - 1 - a)
 		}
 	case zrScore:
-		first, end := sr.span(z)
+		first, fc, end := sr.spanCursor(z)
 		at, n = limitSpan(first, end, offset, limit, rev)
+		if at == first {
+			c = fc
+		}
 	case zrLex:
 		first, end := lr.span(z)
 		at, n = limitSpan(first, end, offset, limit, rev)
 	}
+	if n > 0 && c.leaf == nil {
+		c = z.tree.at(at)
+	}
 	if store {
 		ents := make([]zentry, 0, n)
 		if n > 0 {
-			c := z.tree.at(at)
 			for range n {
 				ents = append(ents, c.entry())
 				if rev {
@@ -334,10 +339,6 @@ func (s *Store) zrangeGeneric(e *Env, dst []byte, args [][]byte, keyIdx int, sto
 	} else {
 		dst = resp.AppendArrayLen(dst, n)
 	}
-	if n == 0 {
-		return dst
-	}
-	c := z.tree.at(at)
 	for range n {
 		en := c.entry()
 		dst = resp.AppendBulkString(dst, en.member)

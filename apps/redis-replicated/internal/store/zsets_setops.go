@@ -44,7 +44,7 @@ func (c *zsrc) length() int {
 func (c *zsrc) score(m string) (float64, bool) {
 	switch {
 	case c.z != nil:
-		sc, ok := c.z.scores[m]
+		sc, ok := c.z.scoreOf(m)
 		return sc, ok
 	case c.set != nil:
 		return 1, c.set.has([]byte(m))
