@@ -780,10 +780,5 @@ func (c *conn) misconf() bool {
 	if !refused {
 		return false
 	}
-	if c.multi {
-		c.multiDirty = true
-	}
-	out := c.reply()
-	*out = resp.AppendError(*out, msg)
-	return true
+	return c.refuse(msg)
 }

@@ -211,6 +211,17 @@ func (c *conn) proposeFollowUps() {
 	_, _ = c.s.replicate(c.ctx, p.seal(time.Now().UnixMilli(), rand.Uint64()))
 }
 
+// refuse answers the command being dispatched with the error msg, failing
+// the transaction being queued if any, as Redis does; it reports true.
+func (c *conn) refuse(msg string) bool {
+	if c.multi {
+		c.multiDirty = true
+	}
+	out := c.reply()
+	*out = resp.AppendError(*out, msg)
+	return true
+}
+
 // write sends the replies gathered so far.
 func (c *conn) write() bool {
 	if c.sub != nil {
@@ -269,9 +280,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 		c.noted(&h.name)
 		slot := statSlot(h.statsID, args)
 		if c.multi && !h.inMulti {
-			c.multiDirty = true
-			out := c.reply()
-			*out = resp.AppendError(*out, "ERR Command not allowed inside a transaction")
+			c.refuse("ERR Command not allowed inside a transaction")
 			c.rejected(slot)
 			return false
 		}
@@ -345,11 +354,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 		return false
 	}
 	if write && !c.s.link.Leads() {
-		if c.multi {
-			c.multiDirty = true
-		}
-		out := c.reply()
-		*out = resp.AppendError(*out, c.s.readOnlyError())
+		c.refuse(c.s.readOnlyError())
 		c.rejected(slot)
 		return false
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
-	"github.com/gomu-rdma/gomu/internal/resp"
 )
 
 // maxmemory: once the heap holds more than maxmemory bytes, the leader
@@ -130,12 +129,7 @@ func (c *conn) refuseOOM(denyOOM bool) bool {
 	if !denyOOM && !c.multi || !c.s.outOfMemory() || c.evictToFit() {
 		return false
 	}
-	if c.multi {
-		c.multiDirty = true
-	}
-	out := c.reply()
-	*out = resp.AppendError(*out, errOOM)
-	return true
+	return c.refuse(errOOM)
 }
 
 // refuseScriptOOM answers a call of a script with flags that may write
@@ -145,16 +139,9 @@ func (c *conn) refuseScriptOOM(args [][]byte) bool {
 	if !c.s.outOfMemory() {
 		return false
 	}
-	m := c.s.cfg.Machine
-	m.mu.RLock()
-	denied := m.st.ScriptDeniedOOM(args)
-	m.mu.RUnlock()
-	if !denied {
-		return false
-	}
-	out := c.reply()
-	*out = resp.AppendError(*out, "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'")
-	return true
+	denied := false
+	c.s.cfg.Machine.read(func(st *store.Store) { denied = st.ScriptDeniedOOM(args) })
+	return denied && c.refuse("OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'")
 }
 
 // growsLibraries reports whether args are FUNCTION LOAD or FUNCTION

@@ -4,7 +4,7 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/gomu-rdma/gomu/internal/resp"
+	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
 )
 
 // min-replicas-to-write. As in Redis, a leader with fewer good replicas
@@ -45,12 +45,7 @@ func (c *conn) refuseNoReplicas() bool {
 	if !c.s.lacksReplicas() {
 		return false
 	}
-	if c.multi {
-		c.multiDirty = true
-	}
-	out := c.reply()
-	*out = resp.AppendError(*out, errNoReplicas)
-	return true
+	return c.refuse(errNoReplicas)
 }
 
 // refuseScriptNoReplicas is refuseNoReplicas for a call of a script with
@@ -59,10 +54,8 @@ func (c *conn) refuseScriptNoReplicas(args [][]byte) bool {
 	if !c.s.lacksReplicas() {
 		return false
 	}
-	m := c.s.cfg.Machine
-	m.mu.RLock()
-	declares := m.st.ScriptDeclaresWrites(args)
-	m.mu.RUnlock()
+	declares := false
+	c.s.cfg.Machine.read(func(st *store.Store) { declares = st.ScriptDeclaresWrites(args) })
 	return declares && c.refuseNoReplicas()
 }
 

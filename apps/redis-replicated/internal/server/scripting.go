@@ -146,12 +146,7 @@ func (c *conn) refuseBusy(since int64, args [][]byte) bool {
 	if msg == "" {
 		return false
 	}
-	if c.multi {
-		c.multiDirty = true
-	}
-	out := c.reply()
-	*out = resp.AppendError(*out, msg)
-	return true
+	return c.refuse(msg)
 }
 
 // scriptWrites reports whether a Scripted command's call must be

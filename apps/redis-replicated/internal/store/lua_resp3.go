@@ -52,14 +52,10 @@ func (vm *luaVM) luaCallReply(b []byte, args [][]byte) []byte {
 // respToLua3 converts one RESP3 reply to Lua as Redis does (RESP2's types
 // as respToLua; see above for the rest). Attributes are skipped.
 func respToLua3(L *lua.LState, b []byte) (lua.LValue, []byte, bool) {
-	if len(b) < 3 {
+	line, rest, ok := respHeader(b)
+	if !ok {
 		return nil, nil, false
 	}
-	i := strings.Index(string(b), "\r\n")
-	if i < 1 {
-		return nil, nil, false
-	}
-	line, rest := string(b[1:i]), b[i+2:]
 	switch b[0] {
 	case '_':
 		return lua.LNil, rest, true

@@ -917,18 +917,27 @@ func (vm *luaVM) pushTime(L *lua.LState) int {
 	return 1
 }
 
+// respHeader splits a RESP reply's first line (after its type byte) from
+// what follows it.
+func respHeader(b []byte) (line string, rest []byte, ok bool) {
+	if len(b) < 3 {
+		return "", nil, false
+	}
+	i := strings.Index(string(b), "\r\n")
+	if i < 1 {
+		return "", nil, false
+	}
+	return string(b[1:i]), b[i+2:], true
+}
+
 // respToLua converts one RESP2 reply to Lua as Redis does: integers to
 // numbers, bulk strings to strings, nulls to false, arrays to tables,
 // statuses to {ok=...} and errors to {err=...}.
 func respToLua(L *lua.LState, b []byte) (lua.LValue, []byte, bool) {
-	if len(b) < 3 {
+	line, rest, ok := respHeader(b)
+	if !ok {
 		return nil, nil, false
 	}
-	i := strings.Index(string(b), "\r\n")
-	if i < 1 {
-		return nil, nil, false
-	}
-	line, rest := string(b[1:i]), b[i+2:]
 	switch b[0] {
 	case '+':
 		t := L.NewTable()
