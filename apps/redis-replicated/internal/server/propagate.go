@@ -33,6 +33,8 @@ func propagated(args [][]byte, reply []byte, now int64) [][]byte {
 		return mpopPropagated(append([][]byte{args[0]}, args[2:]...), reply)
 	case "blpop", "brpop", "bzpopmin", "bzpopmax":
 		return blockingPopPropagated(name, reply)
+	case "restore":
+		return restorePropagated(args, now)
 	case "brpoplpush":
 		return cmdArgs("RPOPLPUSH", args[1], args[2])
 	case "blmove":
@@ -49,6 +51,23 @@ func propagated(args [][]byte, reply []byte, now int64) [][]byte {
 		}
 	}
 	return args
+}
+
+// restorePropagated: a RESTORE with a relative TTL goes out with the
+// absolute time and ABSTTL appended, as Redis sends it.
+func restorePropagated(args [][]byte, now int64) [][]byte {
+	ttl, err := strconv.ParseInt(string(args[2]), 10, 64)
+	if err != nil || ttl == 0 {
+		return args
+	}
+	for _, a := range args[4:] {
+		if lowerEq(a, "absttl") {
+			return args
+		}
+	}
+	p := append([][]byte{}, args...)
+	p[2] = strconv.AppendInt(nil, now+ttl, 10)
+	return append(p, []byte("ABSTTL"))
 }
 
 // blockingPopPropagated: BLPOP, BRPOP, BZPOPMIN and BZPOPMAX go out as

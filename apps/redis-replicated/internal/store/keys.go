@@ -273,9 +273,11 @@ func (s *Store) expireTime(e *Env, dst []byte, key []byte, ms bool) []byte {
 // every replica: it need not be, as a read's reply changes no state.
 func cmdRandomKey(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	n := 0
-	for _, v := range s.keys {
+	for k, v := range s.keys {
 		if !v.expired(e.NowMs) {
 			n++
+		} else {
+			s.metExpired(e, k)
 		}
 	}
 	if n == 0 {
@@ -284,7 +286,7 @@ func cmdRandomKey(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	i := e.Rand.IntN(n)
 	for k, v := range s.keys {
 		if v.expired(e.NowMs) {
-			continue
+			continue // met above
 		}
 		if i == 0 {
 			return resp.AppendBulkString(dst, k)
@@ -545,7 +547,11 @@ func cmdScan(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	var out []string
 	for _, k := range keys {
 		v := s.keys[k]
-		if v.expired(e.NowMs) || !o.matches(k) || (o.hasType && !eqFoldString(o.typ, v.kind.String())) {
+		if v.expired(e.NowMs) {
+			s.metExpired(e, k)
+			continue
+		}
+		if !o.matches(k) || (o.hasType && !eqFoldString(o.typ, v.kind.String())) {
 			continue
 		}
 		out = append(out, k)
@@ -700,6 +706,15 @@ func (s *Store) Expiring() int {
 		n += ks.expiring
 	}
 	return n
+}
+
+// metExpired tells the Env's FollowUp that a read met key expired, as
+// lookup does: SCAN and RANDOMKEY, which walk the keyspace, delete what
+// they meet expired in Redis too.
+func (s *keyspace) metExpired(e *Env, key string) {
+	if e.FollowUp != nil {
+		e.FollowUp(s.db, ExpireKeysCommand, []byte(key))
+	}
 }
 
 // cmdExpireKeys is the internal gomu.expirekeys key ...: it deletes each
