@@ -84,6 +84,11 @@ type Env struct {
 	// cardinality (PFCacheCommand), as Redis's reads make them. It changes
 	// no state.
 	FollowUp func(db int, command string, key []byte)
+	// ACL is the user a script runs for (nil: any command, key and
+	// channel): its redis.call and redis.acl_check_cmd check this user's
+	// permissions (acl.go). A connection sets it for its local runs;
+	// gomu.asuser sets it for a replicated one.
+	ACL *ACLUser
 
 	// notifyBuf is where keyspace notifications build their channel
 	// names, reused from event to event (notify.go).
@@ -241,11 +246,13 @@ type Store struct {
 	cfg Config
 	// news is the keyspaces' pending "new" events (notify.go).
 	news []newKey
+	// acl is the ACL users (acl.go).
+	acl *aclState
 }
 
 // New returns an empty store.
 func New() *Store {
-	s := &Store{blk: &blockState{}, scripts: newScriptState(), cfg: DefaultConfig()}
+	s := &Store{blk: &blockState{}, scripts: newScriptState(), cfg: DefaultConfig(), acl: newACLState()}
 	for i := range s.dbs {
 		s.dbs[i] = &keyspace{keys: make(map[string]*value), db: i, blk: s.blk, cfg: &s.cfg, news: &s.news}
 	}
