@@ -89,6 +89,12 @@ type conn struct {
 	// followUps are the writes this batch's reads asked for (store.Env
 	// FollowUp), which the leader proposes after the batch.
 	followUps []followUp
+
+	// user is the ACL user it runs as (acl.go; CLIENT LIST reads it from
+	// another goroutine), authed whether it logged in (or started as a
+	// default user that needed no password).
+	user   atomic.Pointer[store.ACLUser]
+	authed bool
 }
 
 // followUp is a write a read asked for: command key, in database db.
@@ -114,6 +120,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 			Publish: s.cfg.Machine.hub.publish}, // keyspace-miss events (local)
 	}
 	c.env.FollowUp = c.noteFollowUp
+	c.setDefaultAuth()
 	c.prop.reset(propBatch)
 	c.state.init()
 	c.proto.Store(2)
@@ -282,6 +289,12 @@ func (c *conn) dispatch(args [][]byte) bool {
 			c.rejected(slot)
 			return false
 		}
+		if !c.user.Load().Unrestricted() {
+			if refused, quit := c.aclRefuses(args, h.noAuth()); refused {
+				c.rejected(slot)
+				return quit
+			}
+		}
 		if c.multi && c.s.maxMemory.Load() != 0 && !h.oomExempt() && c.refuseOOM(false) {
 			c.rejected(slot)
 			return false
@@ -310,6 +323,13 @@ func (c *conn) dispatch(args [][]byte) bool {
 		*out = store.AppendWrongArity(*out, cmd.Name)
 		c.rejected(slot)
 		return false
+	}
+	// One check for the default user (acl.go): "on nopass ~* &* +@all".
+	if !c.user.Load().Unrestricted() {
+		if refused, quit := c.aclRefuses(args, false); refused {
+			c.rejected(slot)
+			return quit
+		}
 	}
 	// One atomic load on the hot path: the heap is measured only under a
 	// maxmemory limit.
@@ -348,7 +368,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 	// transaction over it as one proposal, by the engine's large-command
 	// path.
 	if c.multi {
-		c.queued.add(args)
+		c.queued.add(c.asUser(cmd, args))
 		c.queuedSlots = append(c.queuedSlots, int32(slot))
 		if c.proto.Load() == 3 {
 			c.queuedShapes = append(c.queuedShapes, shapeOf(args))
@@ -378,7 +398,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 			c.flushWrites()
 		}
 		c.prop.use(db)
-		c.prop.add(args)
+		c.prop.add(c.asUser(cmd, args))
 		c.propSlots = append(c.propSlots, int32(slot))
 		c.addCall(slot)
 		if c.proto.Load() == 3 {

@@ -428,6 +428,7 @@ func (m *Machine) Restore(r io.Reader) error {
 	if err := st.Restore(r); err != nil {
 		return fmt.Errorf("redis restore: %w", err)
 	}
+	st.AdoptACLUsers(m.st) // the connections keep their users (store/acl.go)
 	m.st = st
 	return nil
 }

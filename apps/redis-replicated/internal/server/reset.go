@@ -16,6 +16,7 @@ func cmdReset(c *conn, _ [][]byte) bool {
 	c.state.name.Store(nil)
 	c.proto.Store(2)
 	c.unsubscribeAll()
+	c.setDefaultAuth()
 	out := c.reply()
 	*out = resp.AppendSimple(*out, "RESET")
 	return false
