@@ -143,6 +143,10 @@ func (s *Server) killDeleted(self *conn) {
 func cmdACL(c *conn, args [][]byte) bool {
 	out := c.reply()
 	sub := strings.ToLower(string(args[1]))
+	if arity, known := aclSubArity[sub]; known && (arity > 0 && len(args) != arity || len(args) < -arity) {
+		*out = resp.AppendError(*out, "ERR wrong number of arguments for 'acl|"+sub+"' command")
+		return false
+	}
 	switch {
 	case sub == "setuser" && len(args) >= 3, sub == "deluser" && len(args) >= 3:
 		res := c.proposeInternal(nil, append([][]byte{[]byte(store.ACLCommand)}, args[1:]...))
@@ -203,10 +207,15 @@ func cmdACL(c *conn, args [][]byte) bool {
 	case sub == "help" && len(args) == 2:
 		*out = appendHelp(*out, "ACL", aclHelp)
 	default:
-		*out = resp.AppendError(*out, "ERR unknown subcommand or wrong number of arguments for '"+truncated(args[1])+"'. Try ACL HELP.")
+		*out = resp.AppendError(*out, "ERR unknown subcommand '"+truncated(args[1])+"'. Try ACL HELP.")
 	}
 	return false
 }
+
+// aclSubArity are the ACL subcommands' arities (Redis's, the
+// subcommand's name included).
+var aclSubArity = map[string]int{"setuser": -3, "getuser": 3, "deluser": -3, "list": 2, "users": 2, "whoami": 2,
+	"cat": -2, "genpass": -2, "log": -2, "dryrun": -4, "load": 2, "save": 2, "help": 2}
 
 // appendNull is a null reply: RESP2's null bulk string, RESP3's null.
 func (c *conn) appendNull(b []byte) []byte {

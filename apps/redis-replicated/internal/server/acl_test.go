@@ -1,0 +1,133 @@
+package server
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gomu-rdma/gomu/internal/redistest"
+)
+
+// aclStep is one command of an ACL scenario, sent on connection conn (0:
+// the default user's, 1: the one that logs in as the test users).
+type aclStep struct {
+	conn int
+	args []string
+}
+
+// aclScenario runs steps on two connections to addr and returns every
+// reply, raw, with the ACL LOG's age and client info (which no two servers
+// share) blanked out.
+func aclScenario(t *testing.T, addr string, steps []aclStep) []string {
+	t.Helper()
+	conns := [2]*redistest.Conn{redistest.Dial(t, addr), redistest.Dial(t, addr)}
+	conns[0].Do("ACL", "LOG", "RESET")
+	volatile := regexp.MustCompile(`(age-seconds\r\n\$\d+\r\n[0-9.e-]+|client-info\r\n\$\d+\r\n[^\r]*)\r\n`)
+	var out []string
+	for _, s := range steps {
+		out = append(out, unordered(volatile.ReplaceAllString(conns[s.conn].Do(s.args...), "X\r\n")))
+	}
+	return out
+}
+
+// singles are the single-command rules that follow a user's categories,
+// and categoryList an array of command names: Redis lists both in its
+// hash tables' order, so they are compared sorted.
+var (
+	singles      = regexp.MustCompile(`(?:[+-]@all)(?: [+-]@[a-z]+)*((?: [+-][a-z|0-9_-]+)+)`)
+	categoryList = regexp.MustCompile(`^\*\d+\r\n(\$\d+\r\n[a-z|_-]+\r\n)+$`)
+)
+
+func unordered(reply string) string {
+	reply = singles.ReplaceAllStringFunc(reply, func(m string) string {
+		words := strings.Fields(m)
+		i := 1
+		for i < len(words) && strings.Contains(words[i], "@") {
+			i++
+		}
+		slices.Sort(words[i:])
+		return strings.Join(words, " ")
+	})
+	if categoryList.MatchString(reply) {
+		head, rest, _ := strings.Cut(reply, "\r\n")
+		parts := strings.SplitAfter(rest, "\r\n")
+		var items []string
+		for i := 0; i+1 < len(parts); i += 2 {
+			items = append(items, parts[i]+parts[i+1])
+		}
+		slices.Sort(items)
+		reply = head + "\r\n" + strings.Join(items, "")
+	}
+	return reply
+}
+
+func steps(conn int, cmds ...string) []aclStep {
+	var out []aclStep
+	for _, c := range cmds {
+		out = append(out, aclStep{conn, strings.Fields(c)})
+	}
+	return out
+}
+
+// TestACLDiff compares ACL SETUSER, GETUSER, LIST, USERS, CAT, DRYRUN,
+// WHOAMI, LOG, AUTH and the denied commands' errors byte for byte with a
+// real Redis 7.0's.
+func TestACLDiff(t *testing.T) {
+	cases := []struct {
+		name  string
+		steps []aclStep
+	}{
+		{"default", steps(0, "ACL LIST", "ACL USERS", "ACL WHOAMI", "ACL GETUSER default", "ACL GETUSER nobody",
+			"AUTH x", "AUTH default x", "AUTH nobody x", "ACL LOG")},
+		{"setuser", steps(0, "ACL SETUSER bob", "ACL LIST", "ACL GETUSER bob",
+			"ACL SETUSER bob on >123 +@scripting +set ~x* %R~r* %W~w* %RW~b* &ch*", "ACL LIST", "ACL GETUSER bob",
+			"ACL SETUSER bob ~x* %W~x* &ch*", "ACL GETUSER bob",
+			"ACL SETUSER bob <123 #a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3 >456", "ACL GETUSER bob",
+			"ACL SETUSER bob !a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3", "ACL LIST",
+			"ACL SETUSER bob nopass allkeys allchannels", "ACL LIST", "ACL SETUSER bob resetpass resetkeys resetchannels", "ACL LIST",
+			"ACL SETUSER bob reset", "ACL LIST", "ACL SETUSER bob skip-sanitize-payload", "ACL LIST",
+			"ACL SETUSER bob +@all -@dangerous -get", "ACL LIST", "ACL SETUSER bob -@all +@read -@hash", "ACL GETUSER bob",
+			"ACL SETUSER bob nocommands +client|id", "ACL LIST", "ACL SETUSER bob allcommands -config", "ACL LIST",
+			"ACL SETUSER bob -@all +select|0", "ACL LIST", "ACL SETUSER Bob on", "ACL USERS", "ACL DELUSER Bob nobody", "ACL USERS")},
+		{"setuser errors", steps(0, "ACL SETUSER bob on", "ACL SETUSER bob bogus", "ACL SETUSER bob +nosuch", "ACL SETUSER bob -@nosuch",
+			"ACL SETUSER bob !123", "ACL SETUSER bob <nope", "ACL SETUSER bob #ABC", "ACL SETUSER bob ~* ~x",
+			"ACL SETUSER bob &* &x", "ACL SETUSER bob +config|get|x", "ACL SETUSER bob +debug|", "ACL SETUSER bob %X~x",
+			"ACL SETUSER bob on >p ~x nosuch", "ACL LIST", "ACL DELUSER default", "ACL DELUSER bob default", "ACL USERS",
+			"ACL SETUSER", "ACL GETUSER", "ACL NOSUCH", "ACL LOAD", "ACL SAVE", "ACL GENPASS 0", "ACL GENPASS x", "ACL CAT nosuch")},
+		{"cat", steps(0, "ACL CAT", "ACL CAT hyperloglog", "ACL CAT transaction")},
+		{"dryrun", steps(0, "ACL SETUSER bob on +get +publish ~x* &ch*", "ACL DRYRUN bob get x", "ACL DRYRUN bob get y",
+			"ACL DRYRUN bob set x 1", "ACL DRYRUN bob publish ch1 m", "ACL DRYRUN bob publish d m", "ACL DRYRUN nobody get x",
+			"ACL DRYRUN bob nosuch", "ACL DRYRUN bob get", "ACL DRYRUN bob config get x")},
+		{"denied", append(steps(0, "ACL SETUSER bob on >123 +@scripting +set +get +lpush +multi +exec +publish +psubscribe +subscribe ~x* %R~r* &ch*", "SET r1 v"),
+			steps(1, "GET x", "AUTH bob 12", "AUTH bob 123", "ACL WHOAMI", "GET x", "SET y 1", "SET x 1", "GET r1", "SET r1 1",
+				"HSET x a b", "LPUSH x a", "PUBLISH chx m", "PUBLISH d m", "MULTI", "HSET x 1 2", "SET x 2", "EXEC",
+				"MULTI", "SET x 3", "EXEC", "GET x", "EVAL return 1 1 y", "EVAL return 1 1 x",
+				"EVAL return(redis.call('get','z')) 0", "EVAL return(redis.call('get','x')) 0", "EVAL return(redis.call('hset','x','a','b')) 0",
+				"EVAL return(redis.pcall('hset','x','a','b')) 0", "EVAL return(redis.call('set','x','1')) 0", "EVAL return(redis.call('publish','d','1')) 0",
+				"EVAL return(redis.acl_check_cmd('get','q')) 0", "EVAL return(redis.acl_check_cmd('set','xx',1)) 1 xx",
+				"EVAL return(redis.acl_check_cmd('hset','xx','f',1)) 1 xx", "EVAL return(redis.acl_check_cmd('nope','xx',1)) 0",
+				"SUBSCRIBE d", "SUBSCRIBE ch1 d", "PSUBSCRIBE c*", "PSUBSCRIBE ch*")...)},
+		{"log", append(append(steps(0, "ACL SETUSER bob on >123 +get ~x*"), steps(1, "AUTH bob 123", "GET y", "GET y", "SET x 1", "AUTH bob 4")...),
+			steps(0, "ACL LOG", "ACL LOG 1", "ACL LOG RESET", "ACL LOG")...)},
+		{"default password", append(append(steps(0, "ACL SETUSER default >pw"), steps(1, "PING", "AUTH pw", "PING")...),
+			steps(0, "PING", "AUTH default pw", "ACL SETUSER default nopass", "AUTH x")...)},
+	}
+	ours := startStandalone(t).Addr()
+	theirs := redistest.Start(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			want, got := aclScenario(t, theirs, tc.steps), aclScenario(t, ours, tc.steps)
+			for i := range want {
+				if got[i] != want[i] {
+					t.Errorf("%v:\n got %q\nwant %q", tc.steps[i].args, got[i], want[i])
+				}
+			}
+			for _, addr := range []string{theirs, ours} {
+				c := redistest.Dial(t, addr)
+				c.Do("ACL", "SETUSER", "default", "nopass", "on", "~*", "&*", "+@all")
+				c.Do("ACL", "DELUSER", "bob")
+			}
+		})
+	}
+}
