@@ -1,12 +1,14 @@
 package server
 
 import (
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/gomu-rdma/gomu/internal/redistest"
+	"github.com/gomu-rdma/gomu/internal/replicatest"
 )
 
 // aclStep is one command of an ACL scenario, sent on connection conn (0:
@@ -129,5 +131,87 @@ func TestACLDiff(t *testing.T) {
 				c.Do("ACL", "DELUSER", "bob")
 			}
 		})
+	}
+}
+
+// TestACLCluster sets users on the leader of 3 replicas: they log in on a
+// follower, ACL LIST agrees everywhere, a follower restarted while a user
+// changed catches up by a state transfer that carries the users, and a
+// deleted user's follower connection closes.
+func TestACLCluster(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.WaitLeader()
+	admin := redistest.Dial(t, lead.Srv.Addr())
+	if got := admin.Do("ACL", "SETUSER", "alice", "on", ">pa", "+get", "+acl|whoami", "~a*"); got != "+OK\r\n" {
+		t.Fatalf("ACL SETUSER on the leader: %q", got)
+	}
+	f := c.Followers(lead)[0]
+	fc := redistest.Dial(t, f.Srv.Addr())
+	if !replicatest.WaitFor(func() bool { return fc.Do("AUTH", "alice", "pa") == "+OK\r\n" }) {
+		t.Fatalf("alice cannot log in on follower %d", f.ID)
+	}
+	for cmd, want := range map[string]string{"ACL WHOAMI": bulk("alice"), "GET b": "-NOPERM this user has no permissions to access one of the keys used as arguments\r\n",
+		"SET a 1": "-NOPERM this user has no permissions to run the 'set' command\r\n"} {
+		if got := fc.Do(strings.Fields(cmd)...); got != want {
+			t.Errorf("follower %s = %q, want %q", cmd, got, want)
+		}
+	}
+	f2 := c.Followers(lead)[1]
+	c.Crash(f2.ID)
+	if got := admin.Do("ACL", "SETUSER", "carol", "on", ">pc", "+@all", "~*"); got != "+OK\r\n" {
+		t.Fatalf("ACL SETUSER carol: %q", got)
+	}
+	// More than the log ring holds, so that the restarted replica needs
+	// a state transfer.
+	fill := strings.Repeat("x", 512<<10)
+	for i := range 3 * testRing / len(fill) {
+		if got := admin.Do("SET", fmt.Sprint("fill", i), fill); got != "+OK\r\n" {
+			t.Fatalf("SET fill: %q", got)
+		}
+	}
+	if err := c.StartNode(f2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if !replicatest.WaitFor(func() bool { return c.Node(f2.ID).Rep.Stats().Transfers > 0 }) {
+		t.Fatalf("restarted replica %d never caught up by state transfer", f2.ID)
+	}
+	rc := redistest.Dial(t, c.Node(f2.ID).Srv.Addr())
+	if !replicatest.WaitFor(func() bool { return rc.Do("AUTH", "carol", "pc") == "+OK\r\n" }) {
+		t.Fatalf("carol cannot log in on the restarted replica")
+	}
+	if got := rc.Do("AUTH", "alice", "pa"); got != "+OK\r\n" {
+		t.Fatalf("alice on the restarted replica: %q", got)
+	}
+	want := admin.Do("ACL", "LIST")
+	for _, n := range c.Live() {
+		if got := redistest.Dial(t, n.Srv.Addr()).Do("ACL", "LIST"); got != want {
+			t.Errorf("replica %d ACL LIST %q, leader's %q", n.ID, got, want)
+		}
+		if d := digest(t, n.Srv.Addr()); d != digest(t, lead.Srv.Addr()) {
+			t.Errorf("replica %d digest differs from the leader's", n.ID)
+		}
+	}
+	if got := admin.Do("ACL", "DELUSER", "alice"); got != ":1\r\n" {
+		t.Fatalf("ACL DELUSER alice: %q", got)
+	}
+	if !replicatest.WaitFor(func() bool {
+		_ = fc.Send([]byte("PING\r\n"))
+		_, err := fc.Read()
+		return err != nil
+	}) {
+		t.Fatalf("the deleted user's follower connection stays open")
+	}
+}
+
+// TestACLClientList: CLIENT LIST names each connection's user.
+func TestACLClientList(t *testing.T) {
+	c := redistest.Dial(t, startStandalone(t).Addr())
+	c.Do("ACL", "SETUSER", "dan", "on", "nopass", "+@all", "~*", "&*")
+	if got := c.Do("CLIENT", "INFO"); !strings.Contains(got, " user=default ") {
+		t.Fatalf("CLIENT INFO before AUTH: %q", got)
+	}
+	c.Do("AUTH", "dan", "x")
+	if got := c.Do("CLIENT", "INFO"); !strings.Contains(got, " user=dan ") {
+		t.Fatalf("CLIENT INFO after AUTH: %q", got)
 	}
 }
