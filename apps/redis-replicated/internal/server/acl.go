@@ -38,9 +38,16 @@ func (c *conn) setDefaultAuth() {
 	c.authed = u.NoPass() && u.Authenticates(nil)
 }
 
+// noteScriptDenial is the Env's ACLDenied: a script's redis.call the
+// user may not run, for the ACL LOG (context lua).
+func (c *conn) noteScriptDenial(u *store.ACLUser, d store.ACLDenial, args [][]byte, at int) {
+	c.s.acl.note(c, d, "lua", aclObject(d, args, at), u.Name())
+}
+
 func (c *conn) setUser(u *store.ACLUser) {
 	c.user.Store(u)
 	c.env.ACL = u
+	c.env.ACLDenied = c.noteScriptDenial
 }
 
 // aclRefuses is the dispatch's check for a connection whose user is not
@@ -140,6 +147,41 @@ func (s *Server) killDeleted(self *conn) {
 	}
 }
 
+// killRevokedSubscribers closes this replica's connections of user that
+// are subscribed to a channel or pattern the user may no longer use, as
+// Redis does after ACL SETUSER (another replica's stay open, their
+// messages still flowing: see doc.go).
+func (s *Server) killRevokedSubscribers(self *conn, user string) {
+	h := s.cfg.Machine.hub
+	for _, o := range s.connsByID() {
+		u := o.user.Load()
+		if u.Name() != user {
+			continue
+		}
+		var subs [][]byte
+		h.mu.Lock()
+		if o.sub != nil {
+			for ch := range o.sub.channels {
+				subs = append(subs, []byte(ch))
+			}
+			for p := range o.sub.patterns {
+				subs = append(subs, append([]byte{0}, p...))
+			}
+		}
+		h.mu.Unlock()
+		for _, ch := range subs {
+			cmd := [][]byte{[]byte("subscribe"), ch}
+			if len(ch) > 0 && ch[0] == 0 {
+				cmd = [][]byte{[]byte("psubscribe"), ch[1:]}
+			}
+			if d, _ := u.Check(cmd); d == store.ACLDeniedChannel {
+				o.kill(self)
+				break
+			}
+		}
+	}
+}
+
 func cmdACL(c *conn, args [][]byte) bool {
 	out := c.reply()
 	sub := strings.ToLower(string(args[1]))
@@ -154,6 +196,9 @@ func cmdACL(c *conn, args [][]byte) bool {
 		if sub == "deluser" && len(res) > 0 && res[0] == ':' {
 			c.s.killDeleted(c)
 			return c.user.Load().Deleted()
+		}
+		if sub == "setuser" && len(res) > 0 && res[0] == '+' {
+			c.s.killRevokedSubscribers(c, string(args[2]))
 		}
 	case sub == "getuser" && len(args) == 3:
 		var u *store.ACLUser
@@ -206,6 +251,8 @@ func cmdACL(c *conn, args [][]byte) bool {
 		*out = c.aclDryRun(*out, args)
 	case sub == "help" && len(args) == 2:
 		*out = appendHelp(*out, "ACL", aclHelp)
+	case aclSubArity[sub] != 0:
+		*out = resp.AppendError(*out, "ERR unknown subcommand or wrong number of arguments for '"+truncated(args[1])+"'. Try ACL HELP.")
 	default:
 		*out = resp.AppendError(*out, "ERR unknown subcommand '"+truncated(args[1])+"'. Try ACL HELP.")
 	}
@@ -314,9 +361,27 @@ var aclHelp = []string{
 type aclLog struct {
 	mu      sync.Mutex
 	entries []*aclLogEntry
+	// max is acllog-max-len less Redis's default (so that the zero
+	// value is the default).
+	max int64
 }
 
 const aclLogMax = 128 // Redis's acllog-max-len default
+
+func (l *aclLog) maxLen() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.max + aclLogMax
+}
+
+func (l *aclLog) setMaxLen(n int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.max = n - aclLogMax
+	if int64(len(l.entries)) > n {
+		l.entries = l.entries[:n]
+	}
+}
 
 type aclLogEntry struct {
 	count                         int64
@@ -353,8 +418,8 @@ func (l *aclLog) add(c *conn, e *aclLogEntry) {
 		}
 	}
 	l.entries = append([]*aclLogEntry{e}, l.entries...)
-	if len(l.entries) > aclLogMax {
-		l.entries = l.entries[:aclLogMax]
+	if n := l.max + aclLogMax; int64(len(l.entries)) > n {
+		l.entries = l.entries[:n]
 	}
 }
 

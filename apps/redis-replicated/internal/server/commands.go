@@ -453,6 +453,7 @@ func truncated(b []byte) string {
 // configParams are the parameters CONFIG GET answers: what redis-benchmark
 // and common clients ask for, with this server's fixed values.
 var configParams = [][2]string{
+	{"acllog-max-len", "128"},
 	{"save", ""},
 	{"appendonly", "no"},
 	{"databases", "16"}, // store.Databases
@@ -521,6 +522,8 @@ func (c *conn) configValue(name string) (string, bool) {
 			return c.s.cfg.Machine.busyThreshold(), true
 		case "latency-tracking":
 			return yesNo(c.s.latencyTracking.Load()), true
+		case "acllog-max-len":
+			return strconv.FormatInt(c.s.acl.maxLen(), 10), true
 		case "latency-tracking-info-percentiles":
 			return c.s.percentilesValue(), true
 		case "bind":
@@ -623,6 +626,14 @@ func cmdConfig(c *conn, args [][]byte) bool {
 			case !known:
 				*out = resp.AppendError(*out, "ERR Unknown option or number of arguments for CONFIG SET - '"+truncated(args[i])+"'")
 				return false
+			case name == "acllog-max-len":
+				// This replica's own log (acl.go).
+				n, err := strconv.ParseInt(string(args[i+1]), 10, 64)
+				if err != nil || n < 0 {
+					*out = resp.AppendError(*out, "ERR CONFIG SET failed (possibly related to argument '"+string(args[i])+"') - argument couldn't be parsed into an integer")
+					return false
+				}
+				c.s.acl.setMaxLen(n)
 			case name == "lua-time-limit" || name == "busy-reply-threshold":
 				// This replica's own setting, as in Redis: it decides
 				// when its clients get BUSY, nothing replicated.

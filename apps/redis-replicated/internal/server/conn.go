@@ -273,6 +273,14 @@ func (c *conn) dispatch(args [][]byte) bool {
 	if h := lookupServerCommand(args[0]); h != nil {
 		c.noted(&h.name)
 		slot := statSlot(h.statsID, args)
+		// Before MULTI's refusal, as Redis refuses a denied SUBSCRIBE
+		// with NOPERM there.
+		if !c.user.Load().Unrestricted() {
+			if refused, quit := c.aclRefuses(args, h.noAuth()); refused {
+				c.rejected(slot)
+				return quit
+			}
+		}
 		if c.multi && !h.inMulti {
 			c.multiDirty = true
 			out := c.reply()
@@ -288,12 +296,6 @@ func (c *conn) dispatch(args [][]byte) bool {
 			*out = store.AppendWrongArity(*out, h.name)
 			c.rejected(slot)
 			return false
-		}
-		if !c.user.Load().Unrestricted() {
-			if refused, quit := c.aclRefuses(args, h.noAuth()); refused {
-				c.rejected(slot)
-				return quit
-			}
 		}
 		if c.multi && c.s.maxMemory.Load() != 0 && !h.oomExempt() && c.refuseOOM(false) {
 			c.rejected(slot)

@@ -147,9 +147,12 @@ type aclPerms struct {
 	// command without subcommands (+select|0), by table row.
 	firstArgs map[int][]string
 
-	// free: every command, key and channel; the only thing the hot path
-	// looks at. deleted: the user was deleted (its connections close).
+	// free: every command, key and channel. open: free, on and without
+	// a password, so that no connection of the user needs a check (the
+	// only thing the hot path looks at). deleted: the user was deleted
+	// (its connections close).
 	free    bool
+	open    bool
 	deleted bool
 }
 
@@ -431,6 +434,7 @@ func hasSpaces(s string) bool { return strings.ContainsAny(s, " \x00") }
 // settle computes the derived fields once the rules are applied.
 func (p *aclPerms) settle() *aclPerms {
 	p.free = p.allCommands && p.allKeys && p.allChannels && !p.deleted
+	p.open = p.free && p.enabled && p.nopass
 	return p
 }
 
@@ -450,8 +454,10 @@ func newUser(name string, p *aclPerms) *ACLUser {
 func (u *ACLUser) Name() string { return u.name }
 
 // Unrestricted reports whether the user may run every command on every
-// key and channel: the dispatch's one check on the hot path.
-func (u *ACLUser) Unrestricted() bool { return u.perms.Load().free }
+// key and channel, and is on and without a password (so that even a
+// connection that never logged in needs no check): the dispatch's one
+// check on the hot path.
+func (u *ACLUser) Unrestricted() bool { return u.perms.Load().open }
 
 // Deleted reports whether the user was deleted since a connection
 // authenticated as it.

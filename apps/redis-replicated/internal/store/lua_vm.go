@@ -801,7 +801,10 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 	case !c.CheckArity(len(vm.args)):
 		return fail("ERR Wrong number of args calling Redis command from script")
 	case vm.call.e.ACL != nil && !vm.call.e.ACL.Unrestricted():
-		if denied, _ := vm.call.e.ACL.Check(vm.args); denied != ACLOK {
+		if denied, at := vm.call.e.ACL.Check(vm.args); denied != ACLOK {
+			if vm.call.e.ACLDenied != nil {
+				vm.call.e.ACLDenied(vm.call.e.ACL, denied, vm.args, at)
+			}
 			return fail(aclScriptError(denied))
 		}
 	case c.Flags&DenyOOM != 0 && vm.call.denyOOM:

@@ -89,6 +89,9 @@ type Env struct {
 	// permissions (acl.go). A connection sets it for its local runs;
 	// gomu.asuser sets it for a replicated one.
 	ACL *ACLUser
+	// ACLDenied hears of a script's command ACL refused (nil: nobody),
+	// for the server's ACL LOG. It changes no state.
+	ACLDenied func(user *ACLUser, d ACLDenial, args [][]byte, at int)
 
 	// notifyBuf is where keyspace notifications build their channel
 	// names, reused from event to event (notify.go).
