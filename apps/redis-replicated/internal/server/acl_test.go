@@ -215,3 +215,46 @@ func TestACLClientList(t *testing.T) {
 		t.Fatalf("CLIENT INFO after AUTH: %q", got)
 	}
 }
+
+// TestACLScriptsReplicated: a restricted user's writing script reaches the
+// log as gomu.asuser, so its redis.call is checked against that user on
+// every replica alike: the allowed write lands everywhere, the refused one
+// nowhere, and the digests agree. DEBUG RELOAD keeps the users.
+func TestACLScriptsReplicated(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.WaitLeader()
+	admin := redistest.Dial(t, lead.Srv.Addr())
+	admin.Do("ACL", "SETUSER", "sam", "on", ">ps", "+@scripting", "+set", "+get", "~a*")
+	sc := redistest.Dial(t, lead.Srv.Addr())
+	sc.Do("AUTH", "sam", "ps")
+	for _, tc := range []struct{ script, want string }{
+		{"redis.call('set','a1','v') return redis.acl_check_cmd('set','b','v')", "$-1\r\n"},
+		{"return redis.call('set','b1','v')", "-ERR The user executing the script can't access at least one of the keys mentioned in the command arguments script: "},
+		{"redis.call('set','a2','v') return redis.call('incr','a2')", "-ERR The user executing the script can't run this command or subcommand script: "},
+	} {
+		if got := sc.Do("EVAL", tc.script, "0"); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("EVAL %s = %q, want %q…", tc.script, got, tc.want)
+		}
+	}
+	for _, n := range c.Live() {
+		nc := redistest.Dial(t, n.Srv.Addr())
+		if !replicatest.WaitFor(func() bool { return nc.Do("GET", "a2") == bulk("v") }) {
+			t.Fatalf("replica %d (leader %d) lacks a2: GET a1 %q, GET a2 %q", n.ID, lead.ID, nc.Do("GET", "a1"), nc.Do("GET", "a2"))
+		}
+		if got := nc.Do("EXISTS", "a1", "b1"); got != ":1\r\n" {
+			t.Errorf("replica %d EXISTS a1 b1 = %q", n.ID, got)
+		}
+		if d := digest(t, n.Srv.Addr()); d != digest(t, lead.Srv.Addr()) {
+			t.Errorf("replica %d digest differs from the leader's", n.ID)
+		}
+	}
+	if got := admin.Do("DEBUG", "RELOAD"); got != "+OK\r\n" {
+		t.Fatalf("DEBUG RELOAD: %q", got)
+	}
+	if got := sc.Do("ACL", "WHOAMI"); got != "-NOPERM this user has no permissions to run the 'acl|whoami' command\r\n" {
+		t.Errorf("after DEBUG RELOAD, sam's connection: %q", got)
+	}
+	if got := redistest.Dial(t, lead.Srv.Addr()).Do("AUTH", "sam", "ps"); got != "+OK\r\n" {
+		t.Errorf("AUTH sam after DEBUG RELOAD: %q", got)
+	}
+}

@@ -1041,6 +1041,24 @@ func (a *aclState) adopt(old *aclState) {
 // old, keep old's user objects as adopt does.
 func (s *Store) AdoptACLUsers(old *Store) { s.acl.adopt(old.acl) }
 
+// scriptDenied checks a script's command against the script's user
+// (e.ACL, not nil): when refused it tells e.ACLDenied, sets *d and
+// returns true.
+func scriptDenied(e *Env, args [][]byte, d *ACLDenial) bool {
+	if e.ACL.Unrestricted() {
+		return false
+	}
+	denied, at := e.ACL.Check(args)
+	if denied == ACLOK {
+		return false
+	}
+	if e.ACLDenied != nil {
+		e.ACLDenied(e.ACL, denied, args, at)
+	}
+	*d = denied
+	return true
+}
+
 // aclScriptError is redis.call's error for a command the script's user
 // may not run (Redis's scriptVerifyACL).
 func aclScriptError(d ACLDenial) string {

@@ -787,6 +787,7 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 		}
 	}
 	c := Lookup(vm.args[0])
+	var denied ACLDenial // the script's user may not run it (acl.go)
 	var name [32]byte
 	lower := lowerInto(name[:0], vm.args[0])
 	switch {
@@ -800,13 +801,8 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 		return fail("ERR Unknown Redis command called from script")
 	case !c.CheckArity(len(vm.args)):
 		return fail("ERR Wrong number of args calling Redis command from script")
-	case vm.call.e.ACL != nil && !vm.call.e.ACL.Unrestricted():
-		if denied, at := vm.call.e.ACL.Check(vm.args); denied != ACLOK {
-			if vm.call.e.ACLDenied != nil {
-				vm.call.e.ACLDenied(vm.call.e.ACL, denied, vm.args, at)
-			}
-			return fail(aclScriptError(denied))
-		}
+	case vm.call.e.ACL != nil && scriptDenied(vm.call.e, vm.args, &denied):
+		return fail(aclScriptError(denied))
 	case c.Flags&DenyOOM != 0 && vm.call.denyOOM:
 		return fail("OOM command not allowed when used memory > 'maxmemory'.")
 	case c.Flags&Write != 0 && vm.call.readOnly && vm.call.e.Speculation != nil:
