@@ -114,7 +114,9 @@ func (c *conn) appendClientLine(b []byte, self *conn, selfCmd string) []byte {
 	b = strconv.AppendInt(b, int64(cs.multiLen.Load()), 10)
 	b = append(b, " qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd="...)
 	b = append(b, cmd...)
-	b = append(b, " user=default redir=-1 resp="...)
+	b = append(b, " user="...)
+	b = append(b, c.user.Load().Name()...)
+	b = append(b, " redir=-1 resp="...)
 	b = strconv.AppendInt(b, int64(c.proto.Load()), 10)
 	return append(b, '\n')
 }

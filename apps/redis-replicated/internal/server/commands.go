@@ -28,6 +28,11 @@ type serverCommand struct {
 	statsID int
 }
 
+// noAuth: it runs before authentication (Redis's no_auth flag).
+func (h *serverCommand) noAuth() bool {
+	return h.name == "auth" || h.name == "hello" || h.name == "quit" || h.name == "reset"
+}
+
 func (h *serverCommand) check(argc int) bool {
 	if h.arity > 0 {
 		return argc == h.arity
@@ -54,6 +59,7 @@ func init() {
 		{name: "config", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, summary: "A container for server configuration commands.", run: cmdConfig},
 		{name: "client", arity: -2, flags: []string{"loading", "stale"}, summary: "A container for client connection commands.", run: cmdClient},
 		{name: "auth", arity: -2, flags: []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}, inMulti: true, summary: "Authenticates the connection.", run: cmdAuth},
+		{name: "acl", arity: -2, flags: []string{"noscript", "loading", "stale"}, summary: "A container for Access List Control commands.", run: cmdACL},
 		{name: "hello", arity: -1, flags: []string{"noscript", "loading", "stale", "fast"}, summary: "Handshakes with the Redis server.", run: cmdHello},
 		{name: "time", arity: 1, flags: []string{"loading", "stale", "fast"}, summary: "Returns the server time.", run: cmdTime},
 		{name: "multi", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, inMulti: true, summary: "Starts a transaction.", run: cmdMulti},
@@ -330,18 +336,30 @@ func cmdHello(c *conn, args [][]byte) bool {
 			*out = resp.AppendError(*out, "NOPROTO unsupported protocol version")
 			return false
 		}
+		var user, password, name []byte
 		for i := 2; i < len(args); i++ {
 			switch {
 			case lowerEq(args[i], "setname") && i+1 < len(args):
-				c.setName(args[i+1])
+				name = args[i+1]
 				i++
 			case lowerEq(args[i], "auth") && i+2 < len(args):
-				*out = resp.AppendError(*out, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
-				return false
+				user, password = args[i+1], args[i+2]
+				i += 2
 			default:
 				*out = resp.AppendError(*out, "ERR Syntax error in HELLO option '"+string(args[i])+"'")
 				return false
 			}
+		}
+		if user != nil && !c.authenticate(user, password) {
+			*out = resp.AppendError(*out, errWrongPass)
+			return false
+		}
+		if !c.authed && c.authRequired() {
+			*out = resp.AppendError(*out, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+			return false
+		}
+		if name != nil {
+			c.setName(name)
 		}
 		c.proto.Store(int32(v))
 		c.env.RESP3 = v == 3 // a script's reply, in this protocol (store.Env.RESP3)
@@ -437,6 +455,7 @@ func truncated(b []byte) string {
 // configParams are the parameters CONFIG GET answers: what redis-benchmark
 // and common clients ask for, with this server's fixed values.
 var configParams = [][2]string{
+	{"acllog-max-len", "128"},
 	{"save", ""},
 	{"appendonly", ""}, // this node's append-only file (aof.go)
 	{"appendfsync", ""},
@@ -530,6 +549,8 @@ func (c *conn) configValue(name string) (string, bool) {
 			return strconv.FormatInt(c.s.minReplicasLag.Load(), 10), true
 		case "latency-tracking":
 			return yesNo(c.s.latencyTracking.Load()), true
+		case "acllog-max-len":
+			return strconv.FormatInt(c.s.acl.maxLen(), 10), true
 		case "latency-tracking-info-percentiles":
 			return c.s.percentilesValue(), true
 		case "appendonly", "appendfsync", "appendfilename", "aof-use-rdb-preamble", "dir":
@@ -647,6 +668,14 @@ func cmdConfig(c *conn, args [][]byte) bool {
 			case !known:
 				*out = resp.AppendError(*out, "ERR Unknown option or number of arguments for CONFIG SET - '"+truncated(args[i])+"'")
 				return false
+			case name == "acllog-max-len":
+				// This replica's own log (acl.go).
+				n, err := strconv.ParseInt(string(args[i+1]), 10, 64)
+				if err != nil || n < 0 {
+					*out = resp.AppendError(*out, "ERR CONFIG SET failed (possibly related to argument '"+string(args[i])+"') - argument couldn't be parsed into an integer")
+					return false
+				}
+				c.s.acl.setMaxLen(n)
 			case name == "lua-time-limit" || name == "busy-reply-threshold":
 				// This replica's own setting, as in Redis: it decides
 				// when its clients get BUSY, nothing replicated.

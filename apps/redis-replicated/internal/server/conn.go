@@ -90,6 +90,12 @@ type conn struct {
 	// followUps are the writes this batch's reads asked for (store.Env
 	// FollowUp), which the leader proposes after the batch.
 	followUps []followUp
+
+	// user is the ACL user it runs as (acl.go; CLIENT LIST reads it from
+	// another goroutine), authed whether it logged in (or started as a
+	// default user that needed no password).
+	user   atomic.Pointer[store.ACLUser]
+	authed bool
 }
 
 // followUp is a write a read asked for: command key, in database db.
@@ -116,6 +122,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 			Publish: s.cfg.Machine.hub.publish}, // keyspace-miss events (local)
 	}
 	c.env.FollowUp = c.noteFollowUp
+	c.setDefaultAuth()
 	c.prop.reset(propBatch)
 	c.state.init()
 	c.proto.Store(2)
@@ -279,6 +286,14 @@ func (c *conn) dispatch(args [][]byte) bool {
 	if h := lookupServerCommand(args[0]); h != nil {
 		c.noted(&h.name)
 		slot := statSlot(h.statsID, args)
+		// Before MULTI's refusal, as Redis refuses a denied SUBSCRIBE
+		// with NOPERM there.
+		if !c.user.Load().Unrestricted() {
+			if refused, quit := c.aclRefuses(args, h.noAuth()); refused {
+				c.rejected(slot)
+				return quit
+			}
+		}
 		if c.multi && !h.inMulti {
 			c.refuse("ERR Command not allowed inside a transaction")
 			c.rejected(slot)
@@ -321,6 +336,13 @@ func (c *conn) dispatch(args [][]byte) bool {
 		*out = store.AppendWrongArity(*out, cmd.Name)
 		c.rejected(slot)
 		return false
+	}
+	// One check for the default user (acl.go): "on nopass ~* &* +@all".
+	if !c.user.Load().Unrestricted() {
+		if refused, quit := c.aclRefuses(args, false); refused {
+			c.rejected(slot)
+			return quit
+		}
 	}
 	// One atomic load on the hot path: the heap is measured only under a
 	// maxmemory limit.
@@ -367,6 +389,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 	// transaction over it as one proposal, by the engine's large-command
 	// path.
 	if c.multi {
+		args = c.asUser(cmd, args)
 		if write {
 			args = c.scriptArgs(cmd, args)
 		}
@@ -396,7 +419,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 		}
 	}
 	if write {
-		args = c.scriptArgs(cmd, args)
+		args = c.scriptArgs(cmd, c.asUser(cmd, args)) // as gomu.resp3 gomu.asuser … unwrap
 		if len(c.prop.buf)+commandSize(args)+dbSwitchSize(db) > c.s.cfg.MaxProposal {
 			c.flushWrites()
 		}

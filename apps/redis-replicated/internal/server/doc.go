@@ -186,6 +186,22 @@
 // run, has the body cached through the log (as by SCRIPT LOAD), as Redis
 // caches every EVAL'd script. See scripting.go.
 //
+// # ACL
+//
+// Users are replicated state (store/acl.go): ACL SETUSER and DELUSER go
+// through the log as the internal gomu.acl, so every replica has the same
+// users, and the snapshot keeps them. A connection's user is its own, on
+// its replica: it starts as the default user and changes with AUTH, HELLO
+// … AUTH and RESET; CLIENT LIST shows it. The dispatch asks of every
+// command one thing, whether the connection's user is on, needs no
+// password and may run everything (the default user's "on nopass ~* &*
+// +@all"); only otherwise does it check authentication (NOAUTH) and the
+// command's permissions (NOPERM), when a command is queued in MULTI too.
+// A script call of a restricted user reaches the log as gomu.asuser user
+// command ..., so that redis.call and redis.acl_check_cmd check that
+// user, as it stands at that point of the log, on every replica. ACL LOG
+// is each replica's own, as each Redis node's.
+//
 // # Large values
 //
 // A write larger than the proposal limit (Config.MaxProposal, the engine's
@@ -272,6 +288,16 @@
 //     leader that took it); usec is the batch's time, from reading it to
 //     its replies, replication included, shared among its commands;
 //     commands a script calls are not counted on their own.
+//   - ACL: selectors ("(...)" rules) are refused with an error; ACL
+//     LIST and GETUSER print the single-command rules that follow the
+//     categories in name order (Redis in its hash table's); a command's
+//     keys need read permission if it is a read, write permission if it
+//     is a write (both for a script), not per key spec; AUTH inside MULTI
+//     is queued as before and does not log in; ACL itself is not allowed
+//     in MULTI; a deleted user's connections close at once on the
+//     replica that ran DELUSER, at their next command on the others, and
+//     subscribers of a revoked channel are closed on that replica only;
+//     no aclfile (ACL LOAD and SAVE answer Redis's error for that).
 //   - Not implemented: shard channels (SSUBSCRIBE,
 //     SPUBLISH), REPLICAOF, MIGRATE, RDB persistence (SAVE, BGSAVE).
 package server

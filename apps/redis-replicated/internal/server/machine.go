@@ -449,6 +449,7 @@ func (m *Machine) Restore(r io.Reader) error {
 	if err := st.Restore(r); err != nil {
 		return fmt.Errorf("redis restore: %w", err)
 	}
+	st.AdoptACLUsers(m.st) // the connections keep their users (store/acl.go)
 	m.st = st
 	if m.aof.log != nil {
 		m.rewriteLocked() // the file's base is the state transferred

@@ -17,6 +17,7 @@ func cmdReset(c *conn, _ [][]byte) bool {
 	c.proto.Store(2)
 	c.env.RESP3 = false
 	c.unsubscribeAll()
+	c.setDefaultAuth()
 	out := c.reply()
 	*out = resp.AppendSimple(*out, "RESET")
 	return false

@@ -55,6 +55,9 @@ type Server struct {
 	ln    net.Listener
 	start time.Time
 
+	// acl is this replica's ACL LOG (acl.go).
+	acl aclLog
+
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
 	closed bool

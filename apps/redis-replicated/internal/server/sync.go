@@ -226,6 +226,9 @@ func (m *Machine) feedTaps(h header, out []byte) {
 		if string(args[0]) == store.BlockCommand && len(reply) > 0 {
 			args = args[2:] // served at once: as the command itself
 		}
+		if string(args[0]) == store.AsUserCommand {
+			args = args[2:] // a restricted user's script call (acl.go): as itself
+		}
 		if cmd := store.Lookup(args[0]); cmd == nil || cmd.Flags&(store.Write|store.Internal) != store.Write {
 			continue // reads queued in a transaction, the server's own writes
 		}

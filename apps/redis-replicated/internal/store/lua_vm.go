@@ -671,10 +671,15 @@ func (vm *luaVM) newRedisLib() *lua.LTable {
 			if L.GetTop() == 0 {
 				vm.raiseRedis(L, "ERR Please specify at least one argument for this redis lib call")
 			}
-			if Lookup([]byte(luaToString(L.Get(1)))) == nil {
+			args := make([][]byte, L.GetTop())
+			for i := range args {
+				args[i] = []byte(luaToString(L.Get(i + 1)))
+			}
+			if Lookup(args[0]) == nil && !ACLCommandKnown(args) {
 				vm.raiseRedis(L, "ERR Invalid command passed to redis.acl_check_cmd()")
 			}
-			L.Push(lua.LTrue)
+			denied, _ := vm.call.e.ACL.Check(args)
+			L.Push(lua.LBool(denied == ACLOK))
 			return 1
 		},
 	}
@@ -787,6 +792,7 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 		}
 	}
 	c := Lookup(vm.args[0])
+	var denied ACLDenial // the script's user may not run it (acl.go)
 	var name [32]byte
 	lower := lowerInto(name[:0], vm.args[0])
 	switch {
@@ -803,6 +809,8 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 		return fail("ERR Unknown Redis command called from script")
 	case !c.CheckArity(len(vm.args)):
 		return fail("ERR Wrong number of args calling Redis command from script")
+	case vm.call.e.ACL != nil && scriptDenied(vm.call.e, vm.args, &denied):
+		return fail(aclScriptError(denied))
 	case c.Flags&Write != 0 && vm.call.e.NoReplicas:
 		return fail("NOREPLICAS Not enough good replicas to write.")
 	case c.Flags&DenyOOM != 0 && vm.call.denyOOM:

@@ -40,6 +40,11 @@ import (
 //	  marker byte 'L'
 //	  count of cached scripts, then each script's body, in SHA order
 //	  count of function libraries, then each one's code, in name order
+//	ACL section, only when the users are not just the unchanged default:
+//	  marker byte 'A', count of users, then per user in name order its
+//	  name and its rules as ACL LIST prints them (acl.go), both
+//	  length-prefixed. A snapshot without it (as every one written before
+//	  ACLs) restores the default user alone.
 //	trailer: SHA-256 of everything before it
 //
 // Snapshots travel only between replicas of one version (a state transfer,
@@ -81,6 +86,10 @@ func (s *Store) encodeTo(w *bufio.Writer) {
 	if !s.scripts.empty() {
 		w.WriteByte(scriptSectionMarker)
 		s.scripts.encodeTo(w)
+	}
+	if !s.acl.isDefault() {
+		w.WriteByte(aclSectionMarker)
+		s.acl.encodeTo(w)
 	}
 }
 
@@ -383,15 +392,20 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	ns.cfg = d.config()
 	d.decodeWaiters(ns)
-	// More than a trailer left: the scripting section comes next.
-	if more, _ := br.Peek(sha256.Size + 1); d.err == nil && len(more) == sha256.Size+1 {
-		if d.byte1() != scriptSectionMarker {
-			d.fail("unknown section")
-		}
+	// More than a trailer left: the scripting section, then the ACL
+	// section, each optional, come next.
+	if more, _ := br.Peek(sha256.Size + 1); d.err == nil && len(more) == sha256.Size+1 && more[0] == scriptSectionMarker {
+		d.byte1()
 		ns.scripts = decodeScripts(d)
 		if d.err == nil && ns.scripts.empty() {
 			d.fail("empty scripting section")
 		}
+	}
+	if more, _ := br.Peek(sha256.Size + 1); d.err == nil && len(more) == sha256.Size+1 {
+		if d.byte1() != aclSectionMarker {
+			d.fail("unknown section")
+		}
+		ns.acl = decodeACL(d)
 	}
 	if d.err != nil {
 		return d.err
@@ -422,6 +436,8 @@ func (s *Store) Restore(r io.Reader) error {
 	s.blk = ns.blk // the restored keyspaces' own
 	s.scripts = ns.scripts
 	s.cfg = ns.cfg
+	ns.acl.adopt(s.acl)
+	s.acl = ns.acl
 	return nil
 }
 

@@ -100,6 +100,14 @@ type Env struct {
 	// cardinality (PFCacheCommand), as Redis's reads make them. It changes
 	// no state.
 	FollowUp func(db int, command string, key []byte)
+	// ACL is the user a script runs for (nil: any command, key and
+	// channel): its redis.call and redis.acl_check_cmd check this user's
+	// permissions (acl.go). A connection sets it for its local runs;
+	// gomu.asuser sets it for a replicated one.
+	ACL *ACLUser
+	// ACLDenied hears of a script's command ACL refused (nil: nobody),
+	// for the server's ACL LOG. It changes no state.
+	ACLDenied func(user *ACLUser, d ACLDenial, args [][]byte, at int)
 
 	// notifyBuf is where keyspace notifications build their channel
 	// names, reused from event to event (notify.go).
@@ -254,11 +262,13 @@ type Store struct {
 	news []newKey
 	// ws is what writes share with put (access.go).
 	ws *writeState
+	// acl is the ACL users (acl.go).
+	acl *aclState
 }
 
 // New returns an empty store.
 func New() *Store {
-	s := &Store{blk: &blockState{}, scripts: newScriptState(), cfg: DefaultConfig(), ws: &writeState{}}
+	s := &Store{blk: &blockState{}, scripts: newScriptState(), cfg: DefaultConfig(), ws: &writeState{}, acl: newACLState()}
 	for i := range s.dbs {
 		s.dbs[i] = &keyspace{keys: make(map[string]*value), db: i, blk: s.blk, cfg: &s.cfg, news: &s.news, ws: s.ws}
 	}
