@@ -18,7 +18,9 @@
 # leader listens on SUITE_PORT and its followers on the next two ports),
 # SUITE_TAGS (the harness's --tags, for both servers alike: "-needs:repl"
 # leaves out the tests of Redis's own replication, REPLICAOF and the like,
-# which a gomu server does not have).
+# which a gomu server does not have), SUITE_REUSE_REDIS=1 (keep the
+# baseline of an earlier run with the same units and tags, if there is
+# one, instead of running Debian's redis-server again).
 # The harness takes the 32 ports below SUITE_PORT+10000 for itself, so two
 # runs on different SUITE_PORTs do not collide.
 set -euo pipefail
@@ -94,7 +96,10 @@ run() {
 	done
 }
 
-run redis >"$dir/redis.txt"
+if [ "${SUITE_REUSE_REDIS:-}" != 1 ] || [ ! -s "$dir/redis.txt" ] ||
+	[ "$(cut -d' ' -f1 "$dir/redis.txt")" != "$(printf '%s\n' "${units[@]}")" ]; then
+	run redis >"$dir/redis.txt"
+fi
 run gomu >"$dir/gomu.txt"
 printf '%-22s %18s %18s\n' unit "redis ok/err/exc" "gomu ok/err/exc"
 paste -d' ' "$dir/redis.txt" "$dir/gomu.txt" | awk '{printf "%-22s %18s %18s\n", $1, $2"/"$3"/"$4, $6"/"$7"/"$8}'
