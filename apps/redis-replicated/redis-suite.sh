@@ -97,8 +97,10 @@ run() {
 }
 
 if [ "${SUITE_REUSE_REDIS:-}" != 1 ] || [ ! -s "$dir/redis.txt" ] ||
-	[ "$(cut -d' ' -f1 "$dir/redis.txt")" != "$(printf '%s\n' "${units[@]}")" ]; then
+	[ "$(cut -d' ' -f1 "$dir/redis.txt")" != "$(printf '%s\n' "${units[@]}")" ] ||
+	[ "$(cat "$dir/redis.tags" 2>/dev/null)" != "${SUITE_TAGS:-}" ]; then
 	run redis >"$dir/redis.txt"
+	printf '%s' "${SUITE_TAGS:-}" >"$dir/redis.tags"
 fi
 run gomu >"$dir/gomu.txt"
 printf '%-22s %18s %18s\n' unit "redis ok/err/exc" "gomu ok/err/exc"
