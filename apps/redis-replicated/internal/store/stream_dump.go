@@ -153,7 +153,10 @@ func loadStream(r *rdbReader, v2 bool) (*value, error) {
 	length := r.length()
 	st.lastID = streamID{r.length(), r.length()}
 	if v2 {
-		_ = streamID{r.length(), r.length()} // first ID: derived from the nodes
+		// The first ID: Redis keeps it, the store derives it from the
+		// nodes (they agree for every payload Redis writes).
+		r.length()
+		r.length()
 		st.maxDeletedID = streamID{r.length(), r.length()}
 		st.entriesAdded = r.length()
 	} else {
