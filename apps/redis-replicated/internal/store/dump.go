@@ -19,11 +19,11 @@ package store
 //   - sets: an intset (of the narrowest width holding every member: Redis
 //     never narrows one after deletions) or the plain SET encoding.
 //
+//   - streams: STREAM_LISTPACKS_2, each node's listpack as Redis lays it
+//     out (stream_dump.go).
+//
 // RESTORE (restore.go) reads every encoding Redis 7.0 writes or still
-// loads. Streams are not yet handled: dumpObject switches on the kind and
-// loadObject on the RDB type, and the stream cases belong there (DUMP of a
-// kind dumpObject does not know is an error; RESTORE of a stream payload
-// is "Bad data format").
+// loads.
 
 import (
 	"encoding/binary"
@@ -118,7 +118,7 @@ func dumpPayload(v *value) ([]byte, bool) {
 }
 
 // dumpObject is v's RDB type and encoding; false for a kind without a
-// serialization (streams, for now: their case belongs here).
+// serialization.
 func dumpObject(v *value) (typ byte, body []byte, ok bool) {
 	switch v.kind {
 	case kindString:
@@ -140,6 +140,8 @@ func dumpObject(v *value) (typ byte, body []byte, ok bool) {
 			return rdbTypeZSetListpack, appendRDBString(nil, zsetListpack(v.zset)), true
 		}
 		return rdbTypeZSet2, dumpZSet(v.zset), true
+	case kindStream:
+		return rdbTypeStreamListpack2, dumpStream(v.stream), true
 	}
 	return 0, nil, false
 }

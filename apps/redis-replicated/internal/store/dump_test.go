@@ -558,7 +558,7 @@ func TestRestoreBadPayloads(t *testing.T) {
 		"nan text score":      obj(rdbTypeZSet, []byte{1}, raw("a"), []byte{253}),
 		"bad ziplist":         obj(rdbTypeListZiplist, blob([]byte{11, 0, 0, 0, 10, 0, 0, 0, 1, 0, 0xff})),
 		"bad zipmap":          obj(rdbTypeHashZipmap, blob([]byte{1, 5, 'a', 0xff})),
-		"stream (not yet)":    {rdbTypeStreamListpack, 0},
+		"stream truncated":    {rdbTypeStreamListpack, 1},
 		"huge length":         {rdbTypeList, 0x81, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
 		"implausible lzf len": {rdbTypeString, rdbEncLZF, 1, 0x81, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0},
 	}

@@ -138,16 +138,24 @@ func parseListpack(lp []byte) ([][]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if n+listpackBacklenSize(n) > len(p) {
+		k := listpackBacklenSize(n)
+		if n+k > len(p) || !validBacklen(p[n:n+k], n) {
 			return nil, errBadBlob
 		}
 		out = append(out, x)
-		p = p[n+listpackBacklenSize(n):]
+		p = p[n+k:]
 	}
 	if count != listpackCountMax && count != len(out) {
 		return nil, errBadBlob
 	}
 	return out, nil
+}
+
+// validBacklen reports whether b is the back length of an entry of n
+// bytes, as Redis's lpValidateNext requires (its encoding is canonical).
+func validBacklen(b []byte, n int) bool {
+	var buf [5]byte
+	return string(appendListpackBacklen(buf[:0], n)) == string(b)
 }
 
 // listpackEntry decodes the entry at the start of p: its element and the

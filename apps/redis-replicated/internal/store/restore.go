@@ -4,7 +4,8 @@ package store
 // a value. Every encoding Redis 7.0 writes or still loads is read: strings
 // (verbatim, integer, LZF), LIST, QUICKLIST (ziplist nodes) and QUICKLIST_2,
 // LIST_ZIPLIST, SET and SET_INTSET, ZSET, ZSET_2, ZSET_ZIPLIST and
-// ZSET_LISTPACK, HASH, HASH_ZIPMAP, HASH_ZIPLIST and HASH_LISTPACK.
+// ZSET_LISTPACK, HASH, HASH_ZIPMAP, HASH_ZIPLIST and HASH_LISTPACK,
+// STREAM_LISTPACKS and STREAM_LISTPACKS_2 (stream_dump.go).
 // Anything else, a truncated or inconsistent encoding, an empty collection,
 // a duplicate field or member, or a NaN score is "Bad data format" (Redis
 // rejects most of these only when sanitize-dump-payload is on; it may crash
@@ -205,8 +206,8 @@ func loadObject(r *rdbReader, typ byte) (*value, error) {
 		return zsetFromPairs(r.blob(parseZiplist))
 	case rdbTypeZSetListpack:
 		return zsetFromPairs(r.blob(parseListpack))
-		// rdbTypeStreamListpack (and 7.2's later stream types) belong here
-		// once the store has streams.
+	case rdbTypeStreamListpack, rdbTypeStreamListpack2:
+		return loadStream(r, typ == rdbTypeStreamListpack2)
 	}
 	return nil, fmt.Errorf("unsupported rdb type %d", typ)
 }

@@ -375,8 +375,7 @@ func (s *streamValue) remove(id streamID) bool {
 	if j == len(n.entries) || n.entries[j].id != id || n.entries[j].deleted {
 		return false
 	}
-	n.entries[j].deleted = true
-	n.entries[j].fields = nil
+	n.entries[j].deleted = true // its fields stay, as in Redis's listpack (DUMP writes them)
 	n.live--
 	n.dead++
 	s.length--
@@ -469,7 +468,6 @@ func (s *streamValue) trimInside(n *streamNode, a *trimArgs) int64 {
 		}
 		if !e.deleted {
 			e.deleted = true
-			e.fields = nil
 			n.live--
 			n.dead++
 			s.length--

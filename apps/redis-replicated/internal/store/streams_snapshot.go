@@ -11,8 +11,9 @@ import (
 //	last ID, max deleted ID, entries added
 //	n nodes, each: master ID, listpack bytes (less the two counters),
 //	  n master fields, the fields,
-//	  n entries, each: ID, deleted byte (0/1), and when live n fields
-//	  (field and value counted apart) and the fields
+//	  n entries, each: ID, a byte (0 live, 1 deleted, 2 deleted with its
+//	  fields kept) and, for 0 and 2, n fields (field and value counted
+//	  apart) and the fields
 //	n groups (in name order), each: name, last ID, entries read (signed),
 //	  n consumers (in name order), each: name, seen time (signed);
 //	  n pending entries (in ID order), each: ID, delivery time (signed),
@@ -42,11 +43,15 @@ func encodeStream(w *bufio.Writer, st *streamValue) {
 		uv(uint64(len(n.entries)))
 		for _, en := range n.entries {
 			id(en.id)
-			if en.deleted {
+			switch {
+			case en.deleted && en.fields == nil:
 				w.WriteByte(1)
 				continue
+			case en.deleted:
+				w.WriteByte(2) // a tombstone keeps its fields for DUMP
+			default:
+				w.WriteByte(0)
 			}
-			w.WriteByte(0)
 			uv(uint64(len(en.fields)))
 			for _, f := range en.fields {
 				bs(f)
@@ -120,9 +125,10 @@ func decodeStream(d *snapReader) *streamValue {
 		}
 		for j := 0; j < ne && d.err == nil; j++ {
 			en := streamEntry{id: d.streamID()}
-			switch flag := d.byte1(); flag {
+			flag := d.byte1()
+			switch flag {
 			case 0:
-			case 1:
+			case 1, 2:
 				en.deleted = true
 			default:
 				d.fail("stream entry flag %d", flag)
@@ -131,13 +137,15 @@ func decodeStream(d *snapReader) *streamValue {
 				d.fail("stream entries out of order at %s", en.id)
 			}
 			prev = en.id
-			if en.deleted {
-				n.dead++
-			} else {
+			if flag != 1 {
 				nf := d.size(1 << 31)
 				for k := 0; k < nf && d.err == nil; k++ {
 					en.fields = append(en.fields, d.bytes())
 				}
+			}
+			if en.deleted {
+				n.dead++
+			} else {
 				n.live++
 			}
 			n.entries = append(n.entries, en)
