@@ -22,20 +22,8 @@ func startAOFStandalone(t testing.TB, dir string) (*Server, *Machine) {
 	if err := m.StartAOF(AOFOptions{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{Addr: "127.0.0.1:0", Machine: m, MaxProposal: testMaxProposal})
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve() }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-served; err != nil {
-			t.Errorf("standalone Serve: %v", err)
-		}
-		m.CloseAOF()
-	})
-	return srv, m
+	t.Cleanup(func() { m.CloseAOF() }) // after the server's own cleanup: cleanups run last first
+	return startStandaloneOn(t, m), m
 }
 
 // mustDo sends each command and fails on an error reply.

@@ -60,7 +60,13 @@ func startClusterOpts(t testing.TB, n int, opts clusterOpts) *testCluster {
 // startStandalone starts a server without a replica (--standalone).
 func startStandalone(t testing.TB) *Server {
 	t.Helper()
-	srv, err := New(Config{Addr: "127.0.0.1:0", Machine: NewMachine(), MaxProposal: testMaxProposal})
+	return startStandaloneOn(t, NewMachine())
+}
+
+// startStandaloneOn is startStandalone over the machine m.
+func startStandaloneOn(t testing.TB, m *Machine) *Server {
+	t.Helper()
+	srv, err := New(Config{Addr: "127.0.0.1:0", Machine: m, MaxProposal: testMaxProposal})
 	if err != nil {
 		t.Fatal(err)
 	}
