@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -241,4 +242,27 @@ func TestSpeculativeCommandStats(t *testing.T) {
 	if !strings.HasPrefix(line, "calls=4,") || !strings.HasSuffix(line, ",rejected_calls=0,failed_calls=1") {
 		t.Errorf("cmdstat_eval: %q", line)
 	}
+}
+
+// TestSpeculativeRunsConcurrently: scripts that only read run speculatively
+// side by side under the shared lock, changing nothing the store shares
+// (run under -race, it catches a write there).
+func TestSpeculativeRunsConcurrently(t *testing.T) {
+	srv := startStandalone(t)
+	redistest.Dial(t, srv.Addr()).Do("SET", "k", "v")
+	var wg sync.WaitGroup
+	for range 4 {
+		c := redistest.Dial(t, srv.Addr())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				if r := c.Do("EVAL", "return redis.call('get', KEYS[1])", "1", "k"); r != "$1\r\nv\r\n" {
+					t.Errorf("EVAL: %q", r)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

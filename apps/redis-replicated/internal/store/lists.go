@@ -555,23 +555,21 @@ func cmdLMPop(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if errMsg != "" {
 		return resp.AppendError(dst, errMsg)
 	}
+	return s.mpopFirst(e, dst, keys, front, count, tryListMPop)
+}
+
+// mpopFirst is LMPOP's and ZMPOP's pop: from the first of keys that holds
+// a value, by pop (the blocking forms' own, run once); WRONGTYPE at a key
+// of another type before it, a null array if none holds one.
+func (s *Store) mpopFirst(e *Env, dst []byte, keys [][]byte, where bool, count int64, pop mpopTry) []byte {
 	for _, key := range keys {
-		l, wrong := s.writeList(e, key)
+		out, popped, wrong := pop(s, e, dst, key, where, count, false)
 		if wrong {
 			return resp.AppendError(dst, errWrongType)
 		}
-		if l == nil {
-			continue
+		if popped {
+			return out
 		}
-		dst = resp.AppendArrayLen(dst, 2)
-		dst = resp.AppendBulk(dst, key)
-		dst = appendPops(dst, l, count, front)
-		s.notify(e, notifyList, popEvent(front), key)
-		if l.len() == 0 {
-			s.remove(key)
-			s.notify(e, notifyGeneric, "del", key)
-		}
-		return dst
 	}
 	return resp.AppendNullArray(dst)
 }

@@ -291,7 +291,7 @@ func (s *Store) Exec(dst []byte, e *Env, args [][]byte) []byte {
 	if !c.CheckArity(len(args)) {
 		return AppendWrongArity(dst, c.Name)
 	}
-	if c.Flags&Write != 0 {
+	if c.Flags&Write != 0 && !e.ReadOnly { // not a script's local run, under the shared lock
 		s.ws.nowMs, s.ws.access = e.NowMs, e.Access
 	}
 	return c.run(s, e, dst, args)
@@ -413,31 +413,27 @@ type value struct {
 // the leader's clock is read in whole milliseconds (rounded down).
 func (v *value) expired(nowMs int64) bool { return v.expireAt != 0 && v.expireAt < nowMs }
 
-// lookup returns key's live value or nil; it never mutates (for reads).
+// lookup returns key's live value or nil, recording the access (the
+// node's access data, atomically); it changes no replicated state (for
+// reads).
 func (s *keyspace) lookup(e *Env, key []byte) *value {
-	v := s.keys[string(key)]
-	if v == nil || v.expired(e.NowMs) {
-		if v != nil && e.FollowUp != nil {
-			e.FollowUp(s.db, ExpireKeysCommand, key)
-		}
-		s.notifyMiss(e, key) // Redis's lookupKeyRead: a keyspace miss
-		return nil
-	}
-	if e.Access != nil {
+	v := s.lookupNoTouch(e, key)
+	if v != nil && e.Access != nil {
 		e.Access.touch(v, e.NowMs)
 	}
 	return v
 }
 
 // lookupNoTouch is lookup without recording an access, as Redis's
-// LOOKUP_NOTOUCH (OBJECT, TYPE, TTL, EXISTS).
+// LOOKUP_NOTOUCH (OBJECT, TYPE, TTL, EXISTS). An expired key is a miss,
+// whose deletion the read asks for (Env.FollowUp).
 func (s *keyspace) lookupNoTouch(e *Env, key []byte) *value {
 	v := s.keys[string(key)]
 	if v == nil || v.expired(e.NowMs) {
 		if v != nil && e.FollowUp != nil {
 			e.FollowUp(s.db, ExpireKeysCommand, key)
 		}
-		s.notifyMiss(e, key)
+		s.notifyMiss(e, key) // Redis's lookupKeyRead: a keyspace miss
 		return nil
 	}
 	return v

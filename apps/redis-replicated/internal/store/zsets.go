@@ -476,27 +476,7 @@ func cmdZMPop(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	if errMsg != "" {
 		return resp.AppendError(dst, errMsg)
 	}
-	for _, key := range keys {
-		v := s.lookupWrite(e, key)
-		if v == nil {
-			continue
-		}
-		if v.kind != kindZSet {
-			return resp.AppendError(dst, errWrongType)
-		}
-		z := v.zset
-		count = min(count, int64(z.len()))
-		dst = resp.AppendArrayLen(dst, 2)
-		dst = resp.AppendBulk(dst, key)
-		dst = resp.AppendArrayLen(dst, int(count))
-		for range count {
-			dst = resp.AppendArrayLen(dst, 2)
-			dst = appendPopped(dst, z, max)
-		}
-		s.notifyZPop(e, key, z, count, max)
-		return dst
-	}
-	return resp.AppendNullArray(dst)
+	return s.mpopFirst(e, dst, keys, max, count, tryZMPop)
 }
 
 // cmdZRandMember is ZRANDMEMBER key [count [WITHSCORES]]. Picks come from
