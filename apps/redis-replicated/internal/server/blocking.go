@@ -17,7 +17,7 @@ import (
 
 // Blocking commands (see doc.go and the store's blocking.go). A blocking
 // command on the leader, outside MULTI, is proposed alone as
-// gomu.block <waiter id> <command…>; an empty reply means it blocked, and
+// gomu.blockat <waiter id> <arrival> <command…>; an empty reply means it blocked, and
 // its reply then arrives through the Machine's owners map when a later
 // log entry serves it, times it out or ends it.
 
@@ -117,7 +117,13 @@ func (c *conn) block(args [][]byte, ms int64) bool {
 	var p proposal // its own: the engine may still read a failed one
 	p.reset(propBatch)
 	p.use(int(c.state.db.Load())) // the waiter waits in the connection's database
-	p.add(append([][]byte{[]byte(store.BlockCommand), idb}, args...))
+	// Queued by when it arrived, not by when this entry reaches the log
+	// (arrival.go).
+	at := strconv.AppendInt(nil, c.arrived, 10)
+	p.add(append([][]byte{[]byte(store.BlockAtCommand), idb, at}, args...))
+	if hook := c.s.beforeBlock.Load(); hook != nil {
+		(*hook)()
+	}
 	res, err := c.s.replicate(c.ctx, p.seal(time.Now().UnixMilli(), rand.Uint64()))
 	var reply []byte
 	quit := false
@@ -286,7 +292,7 @@ func (c *conn) unblockClient(id int64, withError bool) []byte {
 // unblockOrphans ends, through the log, the waits nobody waits for: an
 // earlier leader's waiters (gomu.unblockall: their owners, if they still
 // apply the log, answer ErrLeadershipChanged) and this process's own whose
-// connection gave up while it did not lead, or left, or whose gomu.block
+// connection gave up while it did not lead, or left, or whose gomu.blockat
 // committed after its proposal had timed out (gomu.unblock each). The
 // leader calls it periodically; it proposes nothing while there are none.
 func (s *Server) unblockOrphans() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -70,6 +71,12 @@ type conn struct {
 	conv         []byte
 	wrapped      [][]byte // scriptArgs's
 
+	// arrivals reads a TCP connection with the kernel's receive times
+	// (nil for another kind); arrived is when the last read's bytes
+	// arrived, in Unix ns (arrival.go).
+	arrivals *arrivalReader
+	arrived  int64
+
 	// blockSeq numbers its blocking commands; blockedID is the waiter id
 	// it waits on now, for CLIENT UNBLOCK (blocking.go).
 	blockSeq  uint64
@@ -115,8 +122,13 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	s.mu.Unlock()
 	// Its Env runs only reads, locally: scripts run with it refuse writes
 	// (store.Env.ReadOnly).
-	c := &conn{s: s, nc: nc, id: id, ctx: deadline.New(),
-		rd: resp.NewReader(nc, resp.Limits{MaxBulk: resp.DefaultMaxBulk, MaxArgs: maxArgs}),
+	var rd io.Reader = nc
+	ar, ok := newArrivalReader(nc)
+	if ok {
+		rd = ar
+	}
+	c := &conn{s: s, nc: nc, id: id, ctx: deadline.New(), arrivals: ar,
+		rd: resp.NewReader(rd, resp.Limits{MaxBulk: resp.DefaultMaxBulk, MaxArgs: maxArgs}),
 		env: store.Env{Rand: rand.New(rand.NewPCG(rand.Uint64(), uint64(id))), ReadOnly: true, Scripts: s.cfg.Machine.scripts,
 			Access:  s.cfg.Machine.access,
 			Publish: s.cfg.Machine.hub.publish}, // keyspace-miss events (local)
@@ -138,6 +150,7 @@ func (c *conn) serve() {
 		if err := c.rd.Fill(); err != nil {
 			return
 		}
+		c.noteArrival()
 		c.s.link.AwaitResumed(c.s.stop)
 		c.settled = time.Now()
 		c.state.active.Store(c.settled.UnixMilli())

@@ -72,6 +72,10 @@ type Server struct {
 	// block (blocking.go); blockedClients counts those blocked now.
 	nonce          [8]byte
 	blockedClients atomic.Int64
+	// beforeBlock, set by tests only, runs on a connection's goroutine
+	// just before it proposes a blocking command: to make its entry reach
+	// the log after a later one's.
+	beforeBlock atomic.Pointer[func()]
 	// noActiveExpire stops the expiry sweeps (DEBUG SET-ACTIVE-EXPIRE 0).
 	noActiveExpire atomic.Bool
 	// maxMemory is CONFIG SET maxmemory's limit (maxmemory.go); 0: none.
@@ -110,7 +114,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := arrivalListen(cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
