@@ -104,3 +104,47 @@ func TestArrivalReader(t *testing.T) {
 		t.Errorf("read after the peer closed: %v, want EOF", err)
 	}
 }
+
+// BenchmarkRead: one command's bytes written and read back over loopback,
+// read by the connection's own Read and by an arrivalReader (recvmsg and
+// its timestamp), side by side.
+func BenchmarkRead(b *testing.B) {
+	ln, err := arrivalListen("127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	sc, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sc.Close()
+	ar, _ := newArrivalReader(sc)
+	msg := []byte("*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n")
+	buf := make([]byte, 4096)
+	for _, bc := range []struct {
+		name string
+		r    io.Reader
+	}{{"conn", sc}, {"arrival", ar}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := client.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				for got := 0; got < len(msg); {
+					n, err := bc.r.Read(buf)
+					if err != nil {
+						b.Fatal(err)
+					}
+					got += n
+				}
+			}
+		})
+	}
+}
