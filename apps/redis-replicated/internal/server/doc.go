@@ -284,6 +284,9 @@
 //     its commands to the log, so two sent back to back on two
 //     connections, without waiting for the first reply, may run in
 //     either order (a blocking pop and the push meant to follow it, say).
+//     Blocked clients are the exception: they queue by the kernel's
+//     receive time of their commands, so they are served in arrival order
+//     once they block (arrival.go).
 //   - Blocking commands: a client blocked on a replica that lost the lead
 //     gets an UNBLOCKED error; XREAD … BLOCK is refused on a follower like
 //     a write.
