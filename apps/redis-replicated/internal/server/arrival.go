@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -49,6 +50,7 @@ func arrivalListen(addr string) (net.Listener, error) {
 // buffer are its own, and the poller's callback is bound once.
 type arrivalReader struct {
 	rc  syscall.RawConn
+	fd  int // the socket, for the fence's epoll set (-1: unknown)
 	msg unix.Msghdr
 	iov unix.Iovec
 	oob [64]byte // room for one timestamp message, and then some
@@ -59,7 +61,13 @@ type arrivalReader struct {
 	// the kernel gave none.
 	at   int64
 	recv func(fd uintptr) bool
+	// intake, if set, is marked intakeReading while bytes are taken from
+	// the socket, then holds their arrival (ordering.go).
+	intake *atomic.Int64
 }
+
+// intakeReading marks a connection taking bytes from its socket.
+const intakeReading = -1
 
 // newArrivalReader reads nc with timestamps, or reports false when nc is
 // not a TCP connection.
@@ -72,7 +80,8 @@ func newArrivalReader(nc net.Conn) (*arrivalReader, bool) {
 	if err != nil {
 		return nil, false
 	}
-	r := &arrivalReader{rc: rc}
+	r := &arrivalReader{rc: rc, fd: -1}
+	rc.Control(func(fd uintptr) { r.fd = int(fd) })
 	r.msg.Iov = &r.iov
 	r.msg.SetIovlen(1)
 	r.recv = r.recvmsg
@@ -106,16 +115,25 @@ func (r *arrivalReader) recvmsg(fd uintptr) bool {
 	r.iov.SetLen(len(r.p))
 	r.msg.Control = &r.oob[0]
 	r.msg.SetControllen(len(r.oob))
+	if r.intake != nil {
+		r.intake.Store(intakeReading) // before the bytes leave the socket
+	}
 	for {
 		n, _, errno := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&r.msg)), 0)
 		switch errno {
 		case 0:
 			r.n = int(n)
-			r.at = r.timestamp()
+			r.at = cmsgTimestamp(r.oob[:r.msg.Controllen])
+			if r.intake != nil {
+				r.intake.Store(max(r.at, 1)) // 1: read, time unknown yet
+			}
 			return true
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
+			if r.intake != nil {
+				r.intake.Store(0)
+			}
 			return false
 		default:
 			r.err = &net.OpError{Op: "read", Net: "tcp", Err: errno}
@@ -124,10 +142,9 @@ func (r *arrivalReader) recvmsg(fd uintptr) bool {
 	}
 }
 
-// timestamp finds SCM_TIMESTAMPNS among the control messages recvmsg
-// returned: the receive time in Unix ns, or 0.
-func (r *arrivalReader) timestamp() int64 {
-	buf := r.oob[:r.msg.Controllen]
+// cmsgTimestamp finds SCM_TIMESTAMPNS among the control messages buf
+// holds: the receive time in Unix ns, or 0.
+func cmsgTimestamp(buf []byte) int64 {
 	for len(buf) >= unix.SizeofCmsghdr {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&buf[0]))
 		if h.Len < unix.SizeofCmsghdr || int(h.Len) > len(buf) {
@@ -147,7 +164,8 @@ func (r *arrivalReader) timestamp() int64 {
 	return 0
 }
 
-// noteArrival notes when the bytes the connection just read arrived.
+// noteArrival notes when the bytes the connection just read arrived, and
+// makes it the connection's intake until its batch is done.
 func (c *conn) noteArrival() {
 	c.arrived = 0
 	if c.arrivals != nil {
@@ -156,4 +174,5 @@ func (c *conn) noteArrival() {
 	if c.arrived == 0 {
 		c.arrived = time.Now().UnixNano()
 	}
+	c.intake.Store(c.arrived)
 }

@@ -104,6 +104,7 @@ func mayBlock(args [][]byte, write bool) (ms int64, blocks bool) {
 // alone, answered at once or once served, timed out or ended (ms is its
 // timeout, 0: forever).
 func (c *conn) block(args [][]byte, ms int64) bool {
+	c.s.noteOrdered(c.arrived)
 	c.flushWrites()
 	sh := shapeOf(args)
 	c.blockSeq++
@@ -124,6 +125,7 @@ func (c *conn) block(args [][]byte, ms int64) bool {
 	if hook := c.s.beforeBlock.Load(); hook != nil {
 		(*hook)()
 	}
+	c.fence()
 	res, err := c.s.replicate(c.ctx, p.seal(time.Now().UnixMilli(), rand.Uint64()))
 	var reply []byte
 	quit := false
@@ -136,9 +138,13 @@ func (c *conn) block(args [][]byte, ms int64) bool {
 		reply = res
 	default:
 		// The replies before it leave now, as Redis sends them while a
-		// client blocks.
+		// client blocks; and the fence waits neither for it nor for what
+		// it sends meanwhile, which it reads only when served.
+		c.intake.Store(0)
+		c.s.order.remove(c.fd)
 		c.write()
 		reply, quit = c.waitUnblocked(id, ch, ms)
+		c.s.order.add(c.fd)
 	}
 	start := len(c.out)
 	c.out = append(c.out, reply...)

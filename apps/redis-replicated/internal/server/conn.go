@@ -76,6 +76,11 @@ type conn struct {
 	// arrived, in Unix ns (arrival.go).
 	arrivals *arrivalReader
 	arrived  int64
+	// fd is its socket (-1: none known), intake the arrival of the batch
+	// it is running, fenceBuf the fence's buffers (ordering.go).
+	fd       int
+	intake   atomic.Int64
+	fenceBuf *fenceScratch
 
 	// blockSeq numbers its blocking commands; blockedID is the waiter id
 	// it waits on now, for CLIENT UNBLOCK (blocking.go).
@@ -127,13 +132,17 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	if ok {
 		rd = ar
 	}
-	c := &conn{s: s, nc: nc, id: id, ctx: deadline.New(), arrivals: ar,
+	c := &conn{s: s, nc: nc, id: id, ctx: deadline.New(), arrivals: ar, fd: -1,
 		rd: resp.NewReader(rd, resp.Limits{MaxBulk: resp.DefaultMaxBulk, MaxArgs: maxArgs}),
 		env: store.Env{Rand: rand.New(rand.NewPCG(rand.Uint64(), uint64(id))), ReadOnly: true, Scripts: s.cfg.Machine.scripts,
 			Access:  s.cfg.Machine.access,
 			Publish: s.cfg.Machine.hub.publish}, // keyspace-miss events (local)
 	}
 	c.env.FollowUp = c.noteFollowUp
+	if ar != nil {
+		ar.intake, c.fd = &c.intake, ar.fd
+		s.order.add(c.fd)
+	}
 	c.setDefaultAuth()
 	c.prop.reset(propBatch)
 	c.state.init()
@@ -178,6 +187,7 @@ func (c *conn) serve() {
 		if len(c.followUps) > 0 {
 			c.proposeFollowUps()
 		}
+		c.intake.Store(0) // its commands are done: the fence need not wait for it
 		// Paused while the batch ran: its replies wait for the resume.
 		c.s.link.AwaitResumed(c.s.stop)
 		if !c.write() || quit {
@@ -514,6 +524,7 @@ func (c *conn) flushWrites() {
 	if c.prop.count == 0 {
 		return
 	}
+	c.fence()
 	n := c.prop.replies()
 	res, err := c.s.replicate(c.ctx, c.prop.seal(time.Now().UnixMilli(), rand.Uint64()))
 	if err != nil {
