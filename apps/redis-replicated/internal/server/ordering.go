@@ -95,8 +95,8 @@ type fenceScratch struct {
 // fence waits, up to orderWait, until no other connection holds a command
 // that arrived before this batch (see above); only inside the window.
 func (c *conn) fence() {
-	if c.s.order.ep < 0 || c.s.orderUntil.Load() < c.arrived {
-		return
+	if c.arrived == 0 || c.s.orderUntil.Load() < c.arrived || c.s.order.ep < 0 {
+		return // outside the window (or an in-process connection that read nothing)
 	}
 	var deadline time.Time
 	for spins := 0; c.earlierPending(); spins++ {
