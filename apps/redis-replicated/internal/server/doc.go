@@ -281,12 +281,15 @@
 //     COMMAND reports XGROUP as a write.
 //   - Ordering across connections: Redis runs commands in the order they
 //     arrive, on its one thread; here each connection's goroutine takes
-//     its commands to the log, so two sent back to back on two
-//     connections, without waiting for the first reply, may run in
-//     either order (a blocking pop and the push meant to follow it, say).
-//     Blocked clients are the exception: they queue by the kernel's
-//     receive time of their commands, so they are served in arrival order
-//     once they block (arrival.go).
+//     its commands to the log. Blocked clients queue by the kernel's
+//     receive time of their commands (arrival.go), and within 10 s of a
+//     blocking command or a subscription change a write waits, up to
+//     2 ms, for commands that arrived before it on other connections
+//     (ordering.go): a push does not overtake an earlier blocking pop,
+//     nor a PUBLISH an earlier UNSUBSCRIBE. Otherwise two commands sent
+//     back to back on two connections, without waiting for the first
+//     reply, may run in either order, and a connection that holds an
+//     earlier command longer than 2 ms (a script, WAIT) is overtaken.
 //   - Blocking commands: a client blocked on a replica that lost the lead
 //     gets an UNBLOCKED error; XREAD … BLOCK is refused on a follower like
 //     a write.
