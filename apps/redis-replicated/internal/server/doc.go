@@ -230,8 +230,7 @@
 //     not cache it; function
 //     libraries' local state does not outlive a call; FUNCTION DUMP's
 //     payload is this server's own; gopher-lua words some errors
-//     differently from Lua 5.1; commandstats count no calls made inside
-//     scripts; DEBUG SET-DISABLE-DENY-SCRIPTS lets scripts call DEBUG
+//     differently from Lua 5.1; DEBUG SET-DISABLE-DENY-SCRIPTS lets scripts call DEBUG
 //     (PROTOCOL, SLEEP) only, not the server's other noscript commands.
 //   - Configuration: CONFIG SET changes the encoding thresholds (through
 //     the log, on every replica), lua-time-limit, maxmemory and its
@@ -286,8 +285,10 @@
 //   - Statistics: INFO commandstats, errorstats and latencystats are each
 //     replica's own, of what its clients sent it (a write counts on the
 //     leader that took it); usec is the batch's time, from reading it to
-//     its replies, replication included, shared among its commands;
-//     commands a script calls are not counted on their own.
+//     its replies, replication included, shared among its commands; the
+//     commands a script calls count (as in Redis 7.0) where the script's
+//     caller is answered, a replicated script's on the replica that leads
+//     when it is applied, with no time of their own.
 //   - ACL: selectors ("(...)" rules) are refused with an error; ACL
 //     LIST and GETUSER print the single-command rules that follow the
 //     categories in name order (Redis in its hash table's); a command's

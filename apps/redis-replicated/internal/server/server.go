@@ -121,6 +121,7 @@ func New(cfg Config) (*Server, error) {
 	s.minReplicasLag.Store(10) // Redis's default
 	statSlotsOnce.Do(numberStatSlots)
 	s.stats = make([]callStats, len(statNames))
+	cfg.Machine.countScriptCallsWith(s.countAppliedScriptCalls)
 	s.latencyTracking.Store(true)
 	s.latencyPercentiles.Store(&defaultLatencyPercentiles)
 	return s, nil
