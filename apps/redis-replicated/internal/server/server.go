@@ -91,6 +91,8 @@ type Server struct {
 	// latency-tracking and latency-tracking-info-percentiles.
 	latencyTracking    atomic.Bool
 	latencyPercentiles atomic.Pointer[[]float64]
+	// migrations caches MIGRATE's target connections (migrate.go).
+	migrations migrateCache
 }
 
 // New listens on cfg.Addr.
@@ -186,6 +188,7 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.migrations.close()
 	return err
 }
 
