@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
@@ -63,7 +64,9 @@ type migrateRequest struct {
 // parseMigrate parses MIGRATE's arguments as Redis does, options first,
 // then timeout and database; an error reply's text if they are wrong.
 func parseMigrate(args [][]byte) (migrateRequest, string) {
-	r := migrateRequest{addr: net.JoinHostPort(string(args[1]), string(args[2])), keys: args[3:4]}
+	// The port as Redis's atoi reads it: "notaport" is port 0.
+	port := strconv.Itoa(atoi(args[2]))
+	r := migrateRequest{addr: net.JoinHostPort(string(args[1]), port), keys: args[3:4]}
 	for j := 6; j < len(args); j++ {
 		more := len(args) - 1 - j
 		switch {
@@ -98,6 +101,26 @@ func parseMigrate(args [][]byte) (migrateRequest, string) {
 		r.timeoutMs = 1000
 	}
 	return r, ""
+}
+
+// atoi is C's: the leading decimal digits (a sign before them), 0 if
+// none.
+func atoi(b []byte) int {
+	neg := len(b) > 0 && b[0] == '-'
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		b = b[1:]
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' || n > 1<<20 {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	if neg {
+		return -n
+	}
+	return n
 }
 
 // parseLong parses a signed 64-bit decimal as Redis's string2ll: no
@@ -225,21 +248,20 @@ func (mc *migrateCache) cached() int {
 	return len(mc.conns)
 }
 
-// take returns the cached connection to addr, or a new one (nil: none
-// within timeout).
-func (mc *migrateCache) take(addr string, timeout time.Duration) *migrateConn {
+// take returns the cached connection to addr, or a new one.
+func (mc *migrateCache) take(addr string, timeout time.Duration) (*migrateConn, error) {
 	mc.mu.Lock()
 	if mconn := mc.conns[addr]; mconn != nil {
 		delete(mc.conns, addr)
 		mc.mu.Unlock()
-		return mconn
+		return mconn, nil
 	}
 	mc.mu.Unlock()
 	nc, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	return &migrateConn{nc: nc, rd: bufio.NewReader(nc), lastDB: -1}
+	return &migrateConn{nc: nc, rd: bufio.NewReader(nc), lastDB: -1}, nil
 }
 
 // put caches mconn for addr, closing an older one to make room, and
@@ -298,16 +320,24 @@ func (mc *migrateCache) close() {
 func (mc *migrateCache) transfer(req migrateRequest, moves []store.Migration) migrateResult {
 	timeout := time.Duration(req.timeoutMs) * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		mconn := mc.take(req.addr, timeout)
-		if mconn == nil {
+		mconn, err := mc.take(req.addr, timeout)
+		var res migrateResult
+		var replied bool
+		switch {
+		case errors.Is(err, syscall.ECONNREFUSED):
+			// Redis connects without blocking, so a refusal shows when it
+			// writes (and it tries again).
+			err = errors.Join(errMigrateWrite, err)
+		case err != nil:
 			return migrateResult{ioErr: "IOERR error or timeout connecting to the client"}
+		default:
+			res, replied, err = mconn.send(req, moves, timeout)
+			if err == nil {
+				mc.put(req.addr, mconn)
+				return res
+			}
+			mconn.nc.Close()
 		}
-		res, replied, err := mconn.send(req, moves, timeout)
-		if err == nil {
-			mc.put(req.addr, mconn)
-			return res
-		}
-		mconn.nc.Close()
 		if !replied && attempt == 0 && !isTimeout(err) {
 			continue
 		}
