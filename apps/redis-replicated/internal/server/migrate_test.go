@@ -244,3 +244,88 @@ func TestMigrateTimeout(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(b []byte) (int, error) { return len(b), nil }
+
+// TestMigrateCluster: on a 3-replica cluster, MIGRATE on the leader
+// deletes the moved keys on every replica (their digests agree), in the
+// database the connection selected; a follower refuses it as a write.
+func TestMigrateCluster(t *testing.T) {
+	target := redistest.Start(t)
+	host, port := hostPort(t, target)
+	c := startCluster(t, 3)
+	lead := c.WaitLeader()
+	lc := redistest.Dial(t, lead.Addr())
+	lc.Do("SELECT", "3")
+	lc.Do("MSET", "a", "1", "b", "2", "c", "3")
+	if r := lc.Do("MIGRATE", host, port, "", "0", "5000", "KEYS", "a", "b"); r != "+OK\r\n" {
+		t.Fatalf("MIGRATE: %q", r)
+	}
+	if r := redistest.Dial(t, target).Do("MGET", "a", "b"); r != "*2\r\n$1\r\n1\r\n$1\r\n2\r\n" {
+		t.Errorf("target's a and b: %q", r)
+	}
+	want := digest(t, lead.Addr())
+	for _, n := range c.Followers(lead) {
+		fc := redistest.Dial(t, n.Addr())
+		fc.Do("SELECT", "3")
+		if r := fc.Do("EXISTS", "a", "b", "c"); r != ":1\r\n" {
+			t.Errorf("replica %d: EXISTS a b c: %q, want only c", n.ID, r)
+		}
+		if d := digest(t, n.Addr()); d != want {
+			t.Errorf("replica %d's digest %q, the leader's %q", n.ID, d, want)
+		}
+		if r := fc.Do("MIGRATE", host, port, "c", "0", "5000"); !strings.HasPrefix(r, "-READONLY") {
+			t.Errorf("MIGRATE on a follower: %q", r)
+		}
+	}
+}
+
+// TestMigrateSyncStream: SYNC's stream sends a MIGRATE's deletion as one
+// DEL of the moved keys, as Redis propagates it; a COPY sends nothing.
+func TestMigrateSyncStream(t *testing.T) {
+	target := redistest.Start(t)
+	host, port := hostPort(t, target)
+	srv := startStandalone(t)
+	next := syncTap(t, srv.Addr())
+	c := redistest.Dial(t, srv.Addr())
+	c.Do("MSET", "a", "1", "b", "2")
+	c.Do("MIGRATE", host, port, "", "0", "5000", "COPY", "KEYS", "a", "b")
+	c.Do("MIGRATE", host, port, "", "0", "5000", "REPLACE", "KEYS", "a", "nokey", "b")
+	c.Do("SET", "end", "1")
+	want := []string{"select 0", "mset a 1 b 2", "del a b", "set end 1"}
+	if got := next(len(want)); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("stream\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestMigrateCache: a target connection is cached for the next MIGRATE
+// (INFO migrate_cached_sockets), closed once idle for migrateCacheTTL, and
+// a cached one the target closed is replaced without an error.
+func TestMigrateCache(t *testing.T) {
+	target := redistest.Start(t)
+	host, port := hostPort(t, target)
+	srv := startStandalone(t)
+	c, tc := redistest.Dial(t, srv.Addr()), redistest.Dial(t, target)
+	cached := func() string { return infoField(c.Do("INFO", "stats"), "migrate_cached_sockets") }
+	if n := cached(); n != "0" {
+		t.Fatalf("migrate_cached_sockets %q before any MIGRATE", n)
+	}
+	c.Do("SET", "k", "v")
+	if r := c.Do("MIGRATE", host, port, "k", "0", "5000", "COPY", "REPLACE"); r != "+OK\r\n" || cached() != "1" {
+		t.Fatalf("MIGRATE: %q, migrate_cached_sockets %q", r, cached())
+	}
+	// The target drops its clients but this test's own: the cached one
+	// goes, and the next MIGRATE connects again.
+	tc.Do("CLIENT", "KILL", "SKIPME", "yes")
+	if r := c.Do("MIGRATE", host, port, "k", "0", "5000", "COPY", "REPLACE"); r != "+OK\r\n" {
+		t.Fatalf("MIGRATE after the target closed the cached connection: %q", r)
+	}
+	// Idle for the TTL: closed.
+	srv.migrations.mu.Lock()
+	for _, mconn := range srv.migrations.conns {
+		mconn.idle = time.Now().Add(-migrateCacheTTL)
+	}
+	srv.migrations.mu.Unlock()
+	srv.migrations.closeIdle()
+	if n := cached(); n != "0" {
+		t.Errorf("migrate_cached_sockets %q after the TTL", n)
+	}
+}
