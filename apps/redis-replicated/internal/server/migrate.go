@@ -56,6 +56,7 @@ func init() {
 type migrateRequest struct {
 	addr               string // host:port
 	keys               [][]byte
+	keyAt              []int // where args name keys, for ACL
 	db, timeoutMs      int64
 	copy, replace      bool
 	username, password []byte // nil: no AUTH; username nil: AUTH password
@@ -66,7 +67,7 @@ type migrateRequest struct {
 func parseMigrate(args [][]byte) (migrateRequest, string) {
 	// The port as Redis's atoi reads it: "notaport" is port 0.
 	port := strconv.Itoa(atoi(args[2]))
-	r := migrateRequest{addr: net.JoinHostPort(string(args[1]), port), keys: args[3:4]}
+	r := migrateRequest{addr: net.JoinHostPort(string(args[1]), port), keys: args[3:4], keyAt: []int{3}}
 	for j := 6; j < len(args); j++ {
 		more := len(args) - 1 - j
 		switch {
@@ -84,7 +85,10 @@ func parseMigrate(args [][]byte) (migrateRequest, string) {
 			if len(args[3]) != 0 {
 				return r, "ERR When using MIGRATE KEYS option, the key argument must be set to the empty string"
 			}
-			r.keys = args[j+1:]
+			r.keys, r.keyAt = args[j+1:], nil // the empty key is none (as Redis's ACL sees it)
+			for at := j + 1; at < len(args); at++ {
+				r.keyAt = append(r.keyAt, at)
+			}
 			j = len(args)
 		default:
 			return r, "ERR syntax error"
@@ -139,6 +143,8 @@ func cmdMigrate(c *conn, args [][]byte) bool {
 	switch {
 	case msg != "":
 		*out = resp.AppendError(*out, msg)
+	case c.migrateKeyDenied(args, req.keyAt):
+		*out = resp.AppendError(*out, "NOPERM this user has no permissions to access one of the keys used as arguments")
 	case !c.s.link.Leads():
 		*out = resp.AppendError(*out, c.s.readOnlyError())
 	case !c.readBarrier(out):
@@ -146,6 +152,22 @@ func cmdMigrate(c *conn, args [][]byte) bool {
 		*out = c.migrate(*out, req)
 	}
 	return false
+}
+
+// migrateKeyDenied reports whether the connection's user may not read
+// and write one of the keys (noted in the ACL log, as the dispatch notes
+// a data command's keys).
+func (c *conn) migrateKeyDenied(args [][]byte, keyAt []int) bool {
+	u := c.user.Load()
+	if u.Unrestricted() {
+		return false
+	}
+	at := u.KeyDenied(args, keyAt)
+	if at < 0 {
+		return false
+	}
+	c.s.acl.note(c, store.ACLDeniedKey, "toplevel", string(args[at]), u.Name())
+	return true
 }
 
 // migrate runs a parsed MIGRATE and appends its reply.

@@ -329,3 +329,31 @@ func TestMigrateCache(t *testing.T) {
 		t.Errorf("migrate_cached_sockets %q after the TTL", n)
 	}
 }
+
+// TestMigrateACL: a user's key patterns cover MIGRATE's keys, the KEYS
+// form's too, as Redis's (a gomu source and a Redis one answer alike).
+func TestMigrateACL(t *testing.T) {
+	target := redistest.Start(t)
+	host, port := hostPort(t, target)
+	for name, addr := range map[string]string{"gomu": startStandalone(t).Addr(), "redis": redistest.Start(t)} {
+		t.Run(name, func(t *testing.T) {
+			admin, c := redistest.Dial(t, addr), redistest.Dial(t, addr)
+			admin.Do("MSET", "a1", "1", "b1", "2")
+			admin.Do("ACL", "SETUSER", "mover", "on", ">pw", "~a*", "+@all")
+			c.Do("AUTH", "mover", "pw")
+			for _, tc := range []struct {
+				args  []string
+				reply string
+			}{
+				{[]string{"b1", "0", "5000", "COPY", "REPLACE"}, "-NOPERM this user has no permissions to access one of the keys used as arguments\r\n"},
+				{[]string{"", "0", "5000", "COPY", "REPLACE", "KEYS", "a1", "b1"}, "-NOPERM this user has no permissions to access one of the keys used as arguments\r\n"},
+				{[]string{"a1", "0", "5000", "COPY", "REPLACE"}, "+OK\r\n"},
+				{[]string{"", "0", "5000", "COPY", "REPLACE", "KEYS", "a1"}, "+OK\r\n"},
+			} {
+				if r := c.Do(append([]string{"MIGRATE", host, port}, tc.args...)...); r != tc.reply {
+					t.Errorf("MIGRATE %q: %q, want %q", tc.args, r, tc.reply)
+				}
+			}
+		})
+	}
+}

@@ -68,3 +68,22 @@ func cmdMigrated(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	}
 	return dst
 }
+
+// KeyDenied is the first of positions whose key in args u may not both
+// read and write (as MIGRATE's key specs need), -1 if none: for a server
+// command's keys, which Check does not find.
+func (u *ACLUser) KeyDenied(args [][]byte, positions []int) int {
+	if u == nil {
+		return -1
+	}
+	p := u.perms.Load()
+	if p.free || p.allKeys {
+		return -1
+	}
+	for _, at := range positions {
+		if !p.keyAllowed(args[at], aclAll) {
+			return at
+		}
+	}
+	return -1
+}
