@@ -255,10 +255,12 @@ type migrateConn struct {
 }
 
 // migrateCache holds idle target connections by host:port. A connection
-// in use is out of the cache, so two MIGRATEs never share one.
+// in use is out of the cache, so two MIGRATEs never share one; it is in
+// inUse, so that the server's Close ends its wait at once.
 type migrateCache struct {
 	mu     sync.Mutex
 	conns  map[string]*migrateConn
+	inUse  map[*migrateConn]struct{}
 	closed bool
 }
 
@@ -270,20 +272,38 @@ func (mc *migrateCache) cached() int {
 	return len(mc.conns)
 }
 
-// take returns the cached connection to addr, or a new one.
+// take returns the cached connection to addr, or a new one, in use.
 func (mc *migrateCache) take(addr string, timeout time.Duration) (*migrateConn, error) {
 	mc.mu.Lock()
-	if mconn := mc.conns[addr]; mconn != nil {
-		delete(mc.conns, addr)
-		mc.mu.Unlock()
-		return mconn, nil
-	}
+	mconn := mc.conns[addr]
+	delete(mc.conns, addr)
 	mc.mu.Unlock()
-	nc, err := net.DialTimeout("tcp", addr, timeout)
-	if err != nil {
-		return nil, err
+	if mconn == nil {
+		nc, err := net.DialTimeout("tcp", addr, timeout)
+		if err != nil {
+			return nil, err
+		}
+		mconn = &migrateConn{nc: nc, rd: bufio.NewReader(nc), lastDB: -1}
 	}
-	return &migrateConn{nc: nc, rd: bufio.NewReader(nc), lastDB: -1}, nil
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	if mc.closed {
+		mconn.nc.Close()
+		return nil, net.ErrClosed
+	}
+	if mc.inUse == nil {
+		mc.inUse = map[*migrateConn]struct{}{}
+	}
+	mc.inUse[mconn] = struct{}{}
+	return mconn, nil
+}
+
+// drop closes mconn, in use, for good.
+func (mc *migrateCache) drop(mconn *migrateConn) {
+	mc.mu.Lock()
+	delete(mc.inUse, mconn)
+	mc.mu.Unlock()
+	mconn.nc.Close()
 }
 
 // put caches mconn for addr, closing an older one to make room, and
@@ -292,6 +312,7 @@ func (mc *migrateCache) put(addr string, mconn *migrateConn) {
 	mconn.idle = time.Now()
 	mc.mu.Lock()
 	defer mc.mu.Unlock()
+	delete(mc.inUse, mconn)
 	if mc.closed {
 		mconn.nc.Close()
 		return
@@ -333,6 +354,9 @@ func (mc *migrateCache) close() {
 		mconn.nc.Close()
 		delete(mc.conns, a)
 	}
+	for mconn := range mc.inUse {
+		mconn.nc.Close() // its MIGRATE fails with IOERR now
+	}
 }
 
 // transfer sends the keys to req's target and reads its replies. As
@@ -358,7 +382,7 @@ func (mc *migrateCache) transfer(req migrateRequest, moves []store.Migration) mi
 				mc.put(req.addr, mconn)
 				return res
 			}
-			mconn.nc.Close()
+			mc.drop(mconn)
 		}
 		if !replied && attempt == 0 && !isTimeout(err) {
 			continue

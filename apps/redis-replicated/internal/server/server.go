@@ -187,8 +187,8 @@ func (s *Server) Close() error {
 		c.nc.Close()
 	}
 	s.mu.Unlock()
+	s.migrations.close() // a MIGRATE waiting on its target ends now
 	s.wg.Wait()
-	s.migrations.close()
 	return err
 }
 
