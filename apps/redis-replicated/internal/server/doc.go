@@ -212,6 +212,19 @@
 // command. So a value may be as large as Redis allows (proto-max-bulk-len,
 // 512 MB per argument) while small writes keep their batches.
 //
+// # MIGRATE
+//
+// MIGRATE runs on the leader, on the calling connection only (migrate.go):
+// after a read barrier it reads the keys under the read lock, their DUMP
+// payloads (the store's one encoder), TTLs and WATCH stamps, then sends
+// AUTH, SELECT and RESTORE to the target (Redis or gomu) over a
+// connection cached per host:port for 10 s, each write and reply within
+// the timeout, holding no lock. Without COPY, the keys the target took
+// are deleted by one proposal (store.MigratedCommand), so every replica
+// agrees; a key written in between keeps its new value (its stamp no
+// longer holds), where a single-threaded Redis has no such window. SYNC's
+// stream sends the deletion as one DEL, as Redis propagates MIGRATE.
+//
 // # Differences from Redis 7
 //
 // Each is a consequence of replication or of this server's design; the
@@ -299,6 +312,10 @@
 //     replica that ran DELUSER, at their next command on the others, and
 //     subscribers of a revoked channel are closed on that replica only;
 //     no aclfile (ACL LOAD and SAVE answer Redis's error for that).
+//   - MIGRATE is refused inside MULTI and in scripts, and COMMAND gives
+//     it no key positions; if the deletion after a move does not commit
+//     (the leader lost the lead), it answers that error, the keys being
+//     on both servers.
 //   - Not implemented: shard channels (SSUBSCRIBE,
-//     SPUBLISH), REPLICAOF, MIGRATE, RDB persistence (SAVE, BGSAVE).
+//     SPUBLISH), REPLICAOF, RDB persistence (SAVE, BGSAVE).
 package server
