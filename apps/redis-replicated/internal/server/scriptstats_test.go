@@ -42,10 +42,15 @@ func TestScriptCallStatsDifferential(t *testing.T) {
 		{"write from read-only caught", nil, []string{"EVAL_RO", "redis.pcall('set','x','y'); return redis.call('get','x')", "1", "x"}},
 		{"bad argument", nil, []string{"EVAL", "return redis.call('get', {})", "0"}},
 		{"error_reply", nil, []string{"EVAL", "return redis.error_reply('MY_ERR custom')", "0"}},
+		{"subcommand failed", nil, []string{"EVAL", "redis.pcall('XGROUP', 'CREATECONSUMER', 's1', 'mygroup', 'consumer') return", "0"}},
+		{"pcall write error then write", [][]string{{"SET", "s", "x"}}, []string{"EVAL", "redis.pcall('lpush','s','a'); return redis.call('set','t','1')", "2", "s", "t"}},
+		{"function", [][]string{{"FUNCTION", "LOAD", "#!lua name=lib\nredis.register_function('f', function(keys) redis.pcall('lpush', keys[1], 'a'); return redis.call('get', keys[1]) end)"}, {"SET", "s", "x"}},
+			[]string{"FCALL", "f", "1", "s"}},
 		{"subcommand and time", [][]string{{"SET", "k", "v"}}, []string{"EVAL", "redis.call('time'); return redis.call('object','encoding','k')", "1", "k"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			both("FLUSHALL")
+			both("FUNCTION", "FLUSH")
 			for _, args := range tc.setup {
 				both(args...)
 			}
