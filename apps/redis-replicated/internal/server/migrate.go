@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -104,6 +105,7 @@ func parseMigrate(args [][]byte) (migrateRequest, string) {
 	if r.timeoutMs <= 0 {
 		r.timeoutMs = 1000
 	}
+	r.timeoutMs = min(r.timeoutMs, math.MaxInt64/int64(time.Millisecond)) // as a Duration
 	return r, ""
 }
 

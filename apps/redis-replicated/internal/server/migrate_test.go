@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -355,5 +356,42 @@ func TestMigrateACL(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestParseMigrate: the options as Redis reads them (AUTH's password may
+// be "KEYS"), the timeout defaulted and bounded.
+func TestParseMigrate(t *testing.T) {
+	split := func(s string) [][]byte {
+		var b [][]byte
+		for _, f := range strings.Split(s, " ") {
+			if f == `""` {
+				f = ""
+			}
+			b = append(b, []byte(f))
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		args    string
+		addr    string
+		keys    string
+		keyAt   []int
+		timeout int64
+	}{
+		{"MIGRATE h 7 k 0 0", "h:7", "k", []int{3}, 1000},
+		{"MIGRATE h 7x k 0 -5", "h:7", "k", []int{3}, 1000},
+		{`MIGRATE ::1 7 "" 0 500 AUTH KEYS KEYS a b`, "[::1]:7", "a,b", []int{9, 10}, 500},
+		{`MIGRATE h 7 "" 0 500 AUTH2 KEYS 123 KEYS rw`, "h:7", "rw", []int{10}, 500},
+		{"MIGRATE h 7 k 0 99999999999999999", "h:7", "k", []int{3}, math.MaxInt64 / int64(time.Millisecond)},
+	} {
+		r, msg := parseMigrate(split(tc.args))
+		var keys []string
+		for _, k := range r.keys {
+			keys = append(keys, string(k))
+		}
+		if msg != "" || r.addr != tc.addr || strings.Join(keys, ",") != tc.keys || !slices.Equal(r.keyAt, tc.keyAt) || r.timeoutMs != tc.timeout {
+			t.Errorf("%s: %+v %q", tc.args, r, msg)
+		}
 	}
 }
