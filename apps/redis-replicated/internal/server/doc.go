@@ -312,10 +312,10 @@
 //     replica that ran DELUSER, at their next command on the others, and
 //     subscribers of a revoked channel are closed on that replica only;
 //     no aclfile (ACL LOAD and SAVE answer Redis's error for that).
-//   - MIGRATE is refused inside MULTI and in scripts, and COMMAND gives
-//     it no key positions; if the deletion after a move does not commit
-//     (the leader lost the lead), it answers that error, the keys being
-//     on both servers.
+//   - MIGRATE is refused inside MULTI and in scripts, and COMMAND INFO
+//     gives it no key specs (GETKEYS finds its keys); if the deletion
+//     after a move does not commit (the leader lost the lead), it
+//     answers that error, the keys being on both servers.
 //   - Not implemented: shard channels (SSUBSCRIBE,
 //     SPUBLISH), REPLICAOF, RDB persistence (SAVE, BGSAVE).
 package server

@@ -536,3 +536,53 @@ func migratedPropagated(reply []byte) [][]byte {
 	}
 	return p
 }
+
+// appendMigrateKeys answers COMMAND GETKEYS MIGRATE ...: the keys as
+// Redis 7.0 finds them. Its key specs first: the key argument, and the
+// arguments after a KEYS found searching back from the next to last;
+// when one is found, the spec being incomplete, Redis reads the options
+// forward instead (migrateGetKeys), where KEYS after a non-empty key
+// gives none.
+func appendMigrateKeys(dst []byte, args [][]byte) []byte {
+	if len(args) < 6 {
+		return resp.AppendError(dst, "ERR Invalid number of arguments specified for command")
+	}
+	keyAt := []int{3}
+	for i := len(args) - 2; i > 1; i-- {
+		if lowerEq(args[i], "keys") {
+			keyAt = migrateKeysForward(args)
+			break
+		}
+	}
+	if len(keyAt) == 0 {
+		return resp.AppendError(dst, "ERR Invalid arguments specified for command")
+	}
+	dst = resp.AppendArrayLen(dst, len(keyAt))
+	for _, at := range keyAt {
+		dst = resp.AppendBulk(dst, args[at])
+	}
+	return dst
+}
+
+// migrateKeysForward finds the keys reading the options forward, skipping
+// AUTH's and AUTH2's arguments.
+func migrateKeysForward(args [][]byte) []int {
+	for i := 6; i < len(args); i++ {
+		switch {
+		case lowerEq(args[i], "keys"):
+			if len(args[3]) > 0 {
+				return nil // MIGRATE itself refuses it
+			}
+			var at []int
+			for j := i + 1; j < len(args); j++ {
+				at = append(at, j)
+			}
+			return at
+		case lowerEq(args[i], "auth"):
+			i++
+		case lowerEq(args[i], "auth2"):
+			i += 2
+		}
+	}
+	return []int{3}
+}

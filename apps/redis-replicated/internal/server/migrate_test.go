@@ -395,3 +395,27 @@ func TestParseMigrate(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateGetKeys: COMMAND GETKEYS finds MIGRATE's keys as Redis's
+// does.
+func TestMigrateGetKeys(t *testing.T) {
+	ours, redis := redistest.Dial(t, startStandalone(t).Addr()), redistest.Dial(t, redistest.Start(t))
+	for _, args := range [][]string{
+		{"h", "1", "k", "0"},
+		{"h", "1", "k", "0", "100"},
+		{"h", "1", "", "0", "100", "KEYS"},
+		{"h", "1", "", "0", "100", "AUTH", "keys", "keys", "a", "b"},
+		{"h", "1", "", "0", "100", "AUTH2", "u", "p", "COPY", "KEYS", "a"},
+		{"h", "1", "k", "0", "100", "foo"},
+		{"h", "1", "k", "0", "100", "KEYS", "a"},
+		{"h", "1", "", "0", "100", "KEYS", "a", "KEYS"},
+		{"h", "1", "keys", "0", "100"},
+		{"h", "1", "", "0", "100", "AUTH", "keys", "x"},
+		{"h", "1", "", "0", "100", "AUTH2", "keys", "keys", "KEYS", "b"},
+	} {
+		cmd := append([]string{"COMMAND", "GETKEYS", "MIGRATE"}, args...)
+		if got, want := ours.Do(cmd...), redis.Do(cmd...); got != want {
+			t.Errorf("%q: %q, Redis %q", args, got, want)
+		}
+	}
+}
