@@ -419,3 +419,33 @@ func TestMigrateGetKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateToGomu: a gomu target answers MIGRATE's AUTH2, SELECT and
+// RESTORE as Redis does: its errors are passed through.
+func TestMigrateToGomu(t *testing.T) {
+	target := startStandalone(t).Addr()
+	host, port := hostPort(t, target)
+	dst := redistest.Dial(t, target)
+	dst.Do("ACL", "SETUSER", "mover", "on", ">secret", "~*", "+@all")
+	dst.Do("ACL", "SETUSER", "default", "off")
+	src := redistest.Dial(t, startStandalone(t).Addr())
+	for _, tc := range []struct {
+		args  []string
+		reply string
+	}{
+		{[]string{"a", "9", "5000", "COPY"}, "-ERR Target instance replied with error: NOAUTH Authentication required.\r\n"},
+		{[]string{"a", "9", "5000", "COPY", "AUTH2", "mover", "wrong"}, "-ERR Target instance replied with error: WRONGPASS invalid username-password pair or user is disabled.\r\n"},
+		{[]string{"a", "99", "5000", "COPY", "AUTH2", "mover", "secret"}, "-ERR Target instance replied with error: ERR DB index is out of range\r\n"},
+		{[]string{"a", "9", "5000", "COPY", "AUTH2", "mover", "secret"}, "+OK\r\n"},
+		{[]string{"a", "9", "5000", "COPY", "AUTH2", "mover", "secret"}, "-ERR Target instance replied with error: BUSYKEY Target key name already exists.\r\n"},
+		{[]string{"a", "9", "5000", "AUTH2", "mover", "secret", "REPLACE"}, "+OK\r\n"},
+	} {
+		src.Do("SET", "a", "v")
+		if r := src.Do(append([]string{"MIGRATE", host, port}, tc.args...)...); r != tc.reply {
+			t.Errorf("MIGRATE %q: %q, want %q", tc.args, r, tc.reply)
+		}
+	}
+	if r := src.Do("EXISTS", "a"); r != ":0\r\n" {
+		t.Errorf("source EXISTS a: %q", r)
+	}
+}
