@@ -243,8 +243,9 @@
 //     not cache it; function
 //     libraries' local state does not outlive a call; FUNCTION DUMP's
 //     payload is this server's own; gopher-lua words some errors
-//     differently from Lua 5.1; DEBUG SET-DISABLE-DENY-SCRIPTS lets scripts call DEBUG
-//     (PROTOCOL, SLEEP) only, not the server's other noscript commands.
+//     differently from Lua 5.1; DEBUG SET-DISABLE-DENY-SCRIPTS lets
+//     scripts call DEBUG (PROTOCOL, SLEEP) only, not the server's other
+//     noscript commands.
 //   - Configuration: CONFIG SET changes the encoding thresholds (through
 //     the log, on every replica), lua-time-limit, maxmemory and its
 //     policy, samples and LFU parameters, repl-ping-replica-period,
