@@ -17,7 +17,7 @@ import (
 
 // Blocking commands (see doc.go and the store's blocking.go). A blocking
 // command on the leader, outside MULTI, is proposed alone as
-// gomu.block <waiter id> <command…>; an empty reply means it blocked, and
+// gomu.blockat <waiter id> <arrival> <command…>; an empty reply means it blocked, and
 // its reply then arrives through the Machine's owners map when a later
 // log entry serves it, times it out or ends it.
 
@@ -104,6 +104,7 @@ func mayBlock(args [][]byte, write bool) (ms int64, blocks bool) {
 // alone, answered at once or once served, timed out or ended (ms is its
 // timeout, 0: forever).
 func (c *conn) block(args [][]byte, ms int64) bool {
+	c.s.noteOrdered(c.arrived)
 	c.flushWrites()
 	sh := shapeOf(args)
 	c.blockSeq++
@@ -117,7 +118,14 @@ func (c *conn) block(args [][]byte, ms int64) bool {
 	var p proposal // its own: the engine may still read a failed one
 	p.reset(propBatch)
 	p.use(int(c.state.db.Load())) // the waiter waits in the connection's database
-	p.add(append([][]byte{[]byte(store.BlockCommand), idb}, args...))
+	// Queued by when it arrived, not by when this entry reaches the log
+	// (arrival.go).
+	at := strconv.AppendInt(nil, c.arrived, 10)
+	p.add(append([][]byte{[]byte(store.BlockAtCommand), idb, at}, args...))
+	if hook := c.s.beforeBlock.Load(); hook != nil {
+		(*hook)()
+	}
+	c.fence()
 	res, err := c.s.replicate(c.ctx, p.seal(time.Now().UnixMilli(), rand.Uint64()))
 	var reply []byte
 	quit := false
@@ -130,9 +138,13 @@ func (c *conn) block(args [][]byte, ms int64) bool {
 		reply = res
 	default:
 		// The replies before it leave now, as Redis sends them while a
-		// client blocks.
+		// client blocks; and the fence waits neither for it nor for what
+		// it sends meanwhile, which it reads only when served.
+		c.intake.Store(0)
+		c.s.order.remove(c.fd)
 		c.write()
 		reply, quit = c.waitUnblocked(id, ch, ms)
+		c.s.order.add(c.fd)
 	}
 	start := len(c.out)
 	c.out = append(c.out, reply...)
@@ -286,7 +298,7 @@ func (c *conn) unblockClient(id int64, withError bool) []byte {
 // unblockOrphans ends, through the log, the waits nobody waits for: an
 // earlier leader's waiters (gomu.unblockall: their owners, if they still
 // apply the log, answer ErrLeadershipChanged) and this process's own whose
-// connection gave up while it did not lead, or left, or whose gomu.block
+// connection gave up while it did not lead, or left, or whose gomu.blockat
 // committed after its proposal had timed out (gomu.unblock each). The
 // leader calls it periodically; it proposes nothing while there are none.
 func (s *Server) unblockOrphans() {

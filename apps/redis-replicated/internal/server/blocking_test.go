@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,6 +80,63 @@ func TestBlockingServedFIFO(t *testing.T) {
 	// The connections go on serving after the wait.
 	if r := a.Do("PING"); r != "+PONG\r\n" {
 		t.Fatalf("PING after the wait: %q", r)
+	}
+	want := digest(t, lead.Addr())
+	for _, f := range c.Followers(lead) {
+		if !replicatest.WaitFor(func() bool { return digest(t, f.Addr()) == want }) {
+			t.Fatalf("follower %d digest differs from the leader's", f.ID)
+		}
+	}
+}
+
+// TestBlockingArrivalOrder: the suite's "BRPOPLPUSH with multiple blocked
+// clients". The first client's BRPOPLPUSH reaches the log after the
+// second's (held just before it proposes); it still arrived first, so
+// the push serves it first: its destination holds a string, so it gets
+// WRONGTYPE and the element goes on to the second. Served in log order
+// instead, the second would take the element and the first block forever.
+func TestBlockingArrivalOrder(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.WaitLeader()
+	rd1, rd2, r := redistest.Dial(t, lead.Addr()), redistest.Dial(t, lead.Addr()), redistest.Dial(t, lead.Addr())
+	if got := r.Do("SET", "target1", "nolist"); got != "+OK\r\n" {
+		t.Fatalf("SET: %q", got)
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	hook := func() {
+		if first.CompareAndSwap(false, true) {
+			close(held)
+			<-release
+		}
+	}
+	lead.Srv.beforeBlock.Store(&hook)
+	t.Cleanup(func() { lead.Srv.beforeBlock.Store(nil) })
+	if err := rd1.Send(command("BRPOPLPUSH", "blist", "target1", "0")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first BRPOPLPUSH never reached its proposal")
+	}
+	if err := rd2.Send(command("BRPOPLPUSH", "blist", "target2", "0")); err != nil {
+		t.Fatal(err)
+	}
+	waitBlocked(t, lead.Srv, 1) // the second, logged first
+	close(release)
+	waitBlocked(t, lead.Srv, 2)
+	if got := r.Do("LPUSH", "blist", "foo"); got != ":1\r\n" {
+		t.Fatalf("LPUSH: %q", got)
+	}
+	if got := read(t, rd1); !strings.HasPrefix(got, "-WRONGTYPE") {
+		t.Fatalf("first client got %q, want WRONGTYPE", got)
+	}
+	if got := read(t, rd2); got != bulk("foo") {
+		t.Fatalf("second client got %q, want foo", got)
+	}
+	if got := r.Do("LRANGE", "target2", "0", "-1"); got != "*1\r\n"+bulk("foo") {
+		t.Fatalf("target2: %q", got)
 	}
 	want := digest(t, lead.Addr())
 	for _, f := range c.Followers(lead) {

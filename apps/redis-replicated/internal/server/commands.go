@@ -279,6 +279,7 @@ func cmdExec(c *conn, _ [][]byte) bool {
 			*out = resp.AppendError(*out, "EXECABORT Transaction discarded because of previous errors.")
 			return false
 		}
+		c.fence()
 		res, err := c.s.replicate(c.ctx, sealed)
 		if err != nil {
 			c.queued.buf, c.watchTx.buf = nil, nil // the engine may still read them (see flushWrites)

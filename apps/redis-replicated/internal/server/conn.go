@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -73,6 +74,17 @@ type conn struct {
 	conv         []byte
 	wrapped      [][]byte // scriptArgs's
 
+	// arrivals reads a TCP connection with the kernel's receive times
+	// (nil for another kind); arrived is when the last read's bytes
+	// arrived, in Unix ns (arrival.go).
+	arrivals *arrivalReader
+	arrived  int64
+	// fd is its socket (-1: none known), intake the arrival of the batch
+	// it is running, fenceBuf the fence's buffers (ordering.go).
+	fd       int
+	intake   atomic.Int64
+	fenceBuf *fenceScratch
+
 	// blockSeq numbers its blocking commands; blockedID is the waiter id
 	// it waits on now, for CLIENT UNBLOCK (blocking.go).
 	blockSeq  uint64
@@ -118,8 +130,13 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	s.mu.Unlock()
 	// Its Env runs only reads, locally: scripts run with it refuse writes
 	// (store.Env.ReadOnly).
-	c := &conn{s: s, nc: nc, id: id, ctx: deadline.New(),
-		rd: resp.NewReader(nc, resp.Limits{MaxBulk: resp.DefaultMaxBulk, MaxArgs: maxArgs}),
+	var rd io.Reader = nc
+	ar, ok := newArrivalReader(nc)
+	if ok {
+		rd = ar
+	}
+	c := &conn{s: s, nc: nc, id: id, ctx: deadline.New(), arrivals: ar, fd: -1,
+		rd: resp.NewReader(rd, resp.Limits{MaxBulk: resp.DefaultMaxBulk, MaxArgs: maxArgs}),
 		env: store.Env{Rand: rand.New(rand.NewPCG(rand.Uint64(), uint64(id))), ReadOnly: true, Scripts: s.cfg.Machine.scripts,
 			Access:  s.cfg.Machine.access,
 			Publish: s.cfg.Machine.hub.publish}, // keyspace-miss events (local)
@@ -127,6 +144,10 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c.env.FollowUp = c.noteFollowUp
 	c.scriptCalls.count = s.countScriptCalls
 	c.env.Calls = &c.scriptCalls
+	if ar != nil {
+		ar.intake, c.fd = &c.intake, ar.fd
+		s.order.add(c.fd)
+	}
 	c.setDefaultAuth()
 	c.prop.reset(propBatch)
 	c.state.init()
@@ -143,6 +164,7 @@ func (c *conn) serve() {
 		if err := c.rd.Fill(); err != nil {
 			return
 		}
+		c.noteArrival()
 		c.s.link.AwaitResumed(c.s.stop)
 		c.settled = time.Now()
 		c.state.active.Store(c.settled.UnixMilli())
@@ -170,6 +192,7 @@ func (c *conn) serve() {
 		if len(c.followUps) > 0 {
 			c.proposeFollowUps()
 		}
+		c.intake.Store(0) // its commands are done: the fence need not wait for it
 		// Paused while the batch ran: its replies wait for the resume.
 		c.s.link.AwaitResumed(c.s.stop)
 		if !c.write() || quit {
@@ -506,6 +529,7 @@ func (c *conn) flushWrites() {
 	if c.prop.count == 0 {
 		return
 	}
+	c.fence()
 	n := c.prop.replies()
 	res, err := c.s.replicate(c.ctx, c.prop.seal(time.Now().UnixMilli(), rand.Uint64()))
 	if err != nil {

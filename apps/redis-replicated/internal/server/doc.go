@@ -85,9 +85,13 @@
 // block on the leader (a follower refuses them with READONLY, as every
 // write). Their waiters are replicated state (the store's blocking.go): the
 // connection flushes its pending writes and proposes the command alone, as
-// gomu.block <waiter id> <command…>, where the id is this server process's
-// random incarnation nonce, the connection id and a sequence number (so ids
-// never collide across restarts; clients cannot send gomu.block). Applying
+// gomu.blockat <waiter id> <arrival> <command…>, where the id is this
+// server process's random incarnation nonce, the connection id and a
+// sequence number (so ids never collide across restarts; clients cannot
+// send gomu.blockat), and the arrival is the kernel's receive time of the
+// command (arrival.go): waiters queue in the order their commands arrived,
+// as Redis queues them, even when two connections' entries reach the log
+// in the other order. Applying
 // it serves the command at once if it can (the reply goes back as any
 // write's); otherwise it registers the waiter and replies nothing, and the
 // connection waits on a channel it registered with the Machine before
@@ -293,6 +297,9 @@
 //     its commands to the log, so two sent back to back on two
 //     connections, without waiting for the first reply, may run in
 //     either order (a blocking pop and the push meant to follow it, say).
+//     Blocked clients are the exception: they queue by the kernel's
+//     receive time of their commands, so they are served in arrival order
+//     once they block (arrival.go).
 //   - Blocking commands: a client blocked on a replica that lost the lead
 //     gets an UNBLOCKED error; XREAD … BLOCK is refused on a follower like
 //     a write.

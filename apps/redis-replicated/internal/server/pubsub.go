@@ -213,6 +213,7 @@ func (c *conn) appendSubReply(b []byte, kind string, name []byte, count int) []b
 // cmdSubscribe serves SUBSCRIBE and PSUBSCRIBE.
 func cmdSubscribe(c *conn, args [][]byte) bool {
 	c.flushWrites()
+	c.s.noteOrdered(c.arrived)
 	pattern := lowerEq(args[0], "psubscribe")
 	c.startPushing()
 	h := c.s.cfg.Machine.hub
@@ -242,6 +243,7 @@ func cmdSubscribe(c *conn, args [][]byte) bool {
 // every one subscribed to.
 func cmdUnsubscribe(c *conn, args [][]byte) bool {
 	c.flushWrites()
+	c.s.noteOrdered(c.arrived)
 	pattern := lowerEq(args[0], "punsubscribe")
 	kind := "unsubscribe"
 	if pattern {

@@ -72,6 +72,17 @@ type Server struct {
 	// block (blocking.go); blockedClients counts those blocked now.
 	nonce          [8]byte
 	blockedClients atomic.Int64
+	// beforeBlock, set by tests only, runs on a connection's goroutine
+	// just before it proposes a blocking command: to make its entry reach
+	// the log after a later one's.
+	beforeBlock atomic.Pointer[func()]
+	// order is the client sockets' epoll set and orderUntil the end of
+	// the window in which writes wait for earlier arrivals (Unix ns);
+	// fenceWaits, set by tests only, runs each time a fence waits
+	// (ordering.go).
+	order      orderSet
+	orderUntil atomic.Int64
+	fenceWaits atomic.Pointer[func()]
 	// noActiveExpire stops the expiry sweeps (DEBUG SET-ACTIVE-EXPIRE 0).
 	noActiveExpire atomic.Bool
 	// maxMemory is CONFIG SET maxmemory's limit (maxmemory.go); 0: none.
@@ -112,12 +123,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := arrivalListen(cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
 	s := &Server{cfg: cfg, ln: ln, start: time.Now(), conns: map[*conn]struct{}{}, stop: make(chan struct{}),
-		link: replicalink.Link{Replica: cfg.Replica, Timeout: cfg.Timeout, Replication: cfg.Replication}, nonce: newNonce()}
+		link: replicalink.Link{Replica: cfg.Replica, Timeout: cfg.Timeout, Replication: cfg.Replication}, nonce: newNonce(),
+		order: newOrderSet()}
 	s.replPingPeriod.Store(10) // Redis's default
 	s.evict.samples.Store(5)   // Redis's maxmemory-samples
 	s.minReplicasLag.Store(10) // Redis's default
@@ -189,6 +201,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.migrations.close() // a MIGRATE waiting on its target ends now
 	s.wg.Wait()
+	s.order.close()
 	return err
 }
 

@@ -223,8 +223,13 @@ func (m *Machine) feedTaps(h header, out []byte) {
 		if string(args[0]) == store.RESP3Command {
 			args = args[1:] // a RESP3 client's script call
 		}
-		if string(args[0]) == store.BlockCommand && len(reply) > 0 {
-			args = args[2:] // served at once: as the command itself
+		if len(reply) > 0 { // served at once: as the command itself
+			switch string(args[0]) {
+			case store.BlockCommand:
+				args = args[2:]
+			case store.BlockAtCommand:
+				args = args[3:]
+			}
 		}
 		if string(args[0]) == store.AsUserCommand {
 			args = args[2:] // a restricted user's script call (acl.go): as itself

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"math"
 	"math/big"
+	"slices"
+	"strconv"
 
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
@@ -24,6 +26,22 @@ import (
 // which serves at once if it can, and otherwise registers a waiter (its id,
 // database, keys and the command with its arguments) and replies nothing:
 // an empty reply means "blocked". Waiters queue per key in arrival order.
+//
+// Arrival is when the command reached the leader, not when its entry
+// reached the log: two clients that block one after the other may have
+// their gomu.block proposed in the other order, as each connection's
+// goroutine proposes its own and the Go scheduler may run the later one
+// first, while Redis serves them in the order their commands arrived. So
+// the server proposes
+//
+//	gomu.blockat <waiter id> <arrival> <command> <args...>
+//
+// where arrival is the kernel's receive time of the command's bytes, in
+// Unix ns on the leader's clock, and a waiter joins its queues after every
+// waiter that arrived no later than it (at the end, almost always). The
+// arrival is part of the waiter's state, kept by snapshots, so every
+// replica orders the same waiters alike. gomu.block (without arrival, as
+// older builds logged it) joins at the end.
 //
 // Serving. Only a new value can make a list or sorted-set key ready (a
 // waited key is absent or of another type while anybody waits on it: a
@@ -72,6 +90,7 @@ import (
 // Internal commands of blocking, proposed by the server only.
 const (
 	BlockCommand      = "gomu.block"
+	BlockAtCommand    = "gomu.blockat"
 	UnblockCommand    = "gomu.unblock"
 	UnblockAllCommand = "gomu.unblockall"
 )
@@ -139,6 +158,8 @@ type waiter struct {
 	cmd  *Command
 	args [][]byte // the command and its arguments, owned
 	keys []string
+	// at is its arrival, in Unix ns on the leader's clock.
+	at int64
 	// prev and next link the waiters in arrival order.
 	prev, next *waiter
 }
@@ -154,15 +175,19 @@ type blockState struct {
 	ready   []string
 	readyAt int
 	// registering is the id gomu.block is running its command for: nil
-	// outside it, where a blocking command never blocks.
-	registering []byte
-	buf         []byte // serve replies, handed to Env.Unblock
+	// outside it, where a blocking command never blocks; registeringAt is
+	// its arrival (appendArrival: at the end).
+	registering   []byte
+	registeringAt int64
+	buf           []byte // serve replies, handed to Env.Unblock
 }
 
 func init() {
 	register(
 		&Command{Name: BlockCommand, Arity: -3, Flags: Write | Internal, Group: "generic",
 			Summary: "Run a blocking command, registering its waiter if it cannot be served now", run: cmdBlock},
+		&Command{Name: BlockAtCommand, Arity: -4, Flags: Write | Internal, Group: "generic",
+			Summary: "Run a blocking command that arrived at the given time, registering its waiter in arrival order if it cannot be served now", run: cmdBlockAt},
 		&Command{Name: UnblockCommand, Arity: 3, Flags: Write | Internal, Group: "generic",
 			Summary: "End a waiter's wait with its timeout reply or CLIENT UNBLOCK's error", run: cmdUnblock},
 		&Command{Name: UnblockAllCommand, Arity: 2, Flags: Write | Internal, Group: "generic",
@@ -170,20 +195,37 @@ func init() {
 	)
 }
 
+// appendArrival is the arrival of a waiter that joins at the end.
+const appendArrival = math.MinInt64
+
 // cmdBlock is gomu.block <id> <command> <args...>.
 func cmdBlock(s *Store, e *Env, dst []byte, args [][]byte) []byte {
-	c := Lookup(args[2])
+	return s.block(e, dst, args[1], appendArrival, args[2:])
+}
+
+// cmdBlockAt is gomu.blockat <id> <arrival> <command> <args...>.
+func cmdBlockAt(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	at, err := strconv.ParseInt(string(args[2]), 10, 64)
+	if err != nil || at == appendArrival {
+		return resp.AppendError(dst, "ERR gomu: arrival is not a time in ns")
+	}
+	return s.block(e, dst, args[1], at, args[3:])
+}
+
+// block runs the blocking command args for waiter id, which arrived at at.
+func (s *Store) block(e *Env, dst []byte, id []byte, at int64, args [][]byte) []byte {
+	c := Lookup(args[0])
 	if c == nil || c.blocking == nil {
 		return resp.AppendError(dst, "ERR gomu: not a blocking command")
 	}
-	if !c.CheckArity(len(args) - 2) {
+	if !c.CheckArity(len(args)) {
 		return AppendWrongArity(dst, c.Name)
 	}
-	if s.blk.byID[string(args[1])] != nil {
+	if s.blk.byID[string(id)] != nil {
 		return resp.AppendError(dst, "ERR gomu: waiter id in use")
 	}
-	s.blk.registering = args[1]
-	dst = c.run(s, e, dst, args[2:])
+	s.blk.registering, s.blk.registeringAt = id, at
+	dst = c.run(s, e, dst, args)
 	s.blk.registering = nil
 	return dst
 }
@@ -204,38 +246,61 @@ func (s *Store) runBlocking(e *Env, dst []byte, args [][]byte, c *Command) []byt
 	if sp.prepare != nil {
 		args = sp.prepare(s, e, args)
 	}
-	s.addWaiter(string(s.blk.registering), s.keyspace.db, c, args)
+	s.addWaiter(string(s.blk.registering), s.keyspace.db, s.blk.registeringAt, c, args)
 	return dst
 }
 
-// addWaiter registers a waiter, copying args.
-func (s *Store) addWaiter(id string, db int, c *Command, args [][]byte) {
+// addWaiter registers a waiter that arrived at at (appendArrival: now),
+// copying args: after every waiter that arrived no later, in each of its
+// keys' queues and in the list of all.
+func (s *Store) addWaiter(id string, db int, at int64, c *Command, args [][]byte) {
 	b := s.blk
 	if b.byID == nil {
 		b.byID = make(map[string]*waiter)
 		b.byKey = make(map[string][]*waiter)
 	}
-	w := &waiter{id: id, db: db, cmd: c, args: make([][]byte, len(args))}
+	if at == appendArrival && b.last != nil {
+		at = b.last.at
+	}
+	w := &waiter{id: id, db: db, at: at, cmd: c, args: make([][]byte, len(args))}
 	for i, a := range args {
 		w.args[i] = bytes.Clone(a)
 	}
 	for _, k := range c.blocking.keys(w.args) {
 		ks := waitKey(db, string(k))
-		if q := b.byKey[ks]; len(q) > 0 && q[len(q)-1] == w {
+		if slices.Contains(w.keys, ks) {
 			continue // the same key twice (BLPOP k k 0) waits once
 		}
 		w.keys = append(w.keys, ks)
-		b.byKey[ks] = append(b.byKey[ks], w)
+		b.byKey[ks] = insertByArrival(b.byKey[ks], w)
 	}
 	b.byID[id] = w
-	w.prev = b.last
-	if b.last != nil {
-		b.last.next = w
-	} else {
-		b.first = w
+	prev := b.last
+	for prev != nil && prev.at > at {
+		prev = prev.prev
 	}
-	b.last = w
+	w.prev = prev
+	if prev != nil {
+		w.next, prev.next = prev.next, w
+	} else {
+		w.next, b.first = b.first, w
+	}
+	if w.next != nil {
+		w.next.prev = w
+	} else {
+		b.last = w
+	}
 	b.n++
+}
+
+// insertByArrival inserts w into q, a queue in arrival order, after every
+// waiter that arrived no later than w.
+func insertByArrival(q []*waiter, w *waiter) []*waiter {
+	i := len(q)
+	for i > 0 && q[i-1].at > w.at {
+		i--
+	}
+	return slices.Insert(q, i, w)
 }
 
 // dropWaiter removes w from every index.

@@ -35,7 +35,8 @@ import (
 //	config: count of parameters, then per parameter (configParams order)
 //	  its name (length-prefixed) and value (signed varint)
 //	waiters, only when some command is blocked:
-//	  'W', count, per waiter in arrival order: id (bytes), db, argc, args
+//	  'V', count, per waiter in arrival order: id (bytes), db, arrival
+//	  (signed varint, Unix ns), argc, args
 //	scripting section, only when there are scripts or functions:
 //	  marker byte 'L'
 //	  count of cached scripts, then each script's body, in SHA order
@@ -47,8 +48,10 @@ import (
 //	  ACLs) restores the default user alone.
 //	trailer: SHA-256 of everything before it
 //
-// Snapshots travel only between replicas of one version (a state transfer,
-// DEBUG RELOAD): nothing stores them, so a reader knows this version only.
+// Snapshots travel between replicas of one version (a state transfer,
+// DEBUG RELOAD) and into an append-only file's base, which the build that
+// wrote it reads back: a reader knows this version only and refuses
+// another's encoding as corrupt (BGREWRITEAOF writes a base afresh).
 //
 // Hash field order and set slice order are part of the state (they decide
 // HGETALL replies and SPOP picks), so they are kept exactly. Digest hashes
@@ -118,8 +121,9 @@ func flagByte(b bool) byte {
 	return 0
 }
 
-// waitersTag opens the snapshot's waiters section.
-const waitersTag = 'W'
+// waitersTag opens the snapshot's waiters section. (Builds before waiters
+// had arrivals wrote 'W': their snapshots are refused as unknown.)
+const waitersTag = 'V'
 
 // encodeWaiters writes the waiters section, if there are waiters.
 func (s *Store) encodeWaiters(w *bufio.Writer) {
@@ -134,6 +138,7 @@ func (s *Store) encodeWaiters(w *bufio.Writer) {
 	for wt := s.blk.first; wt != nil; wt = wt.next {
 		bs([]byte(wt.id))
 		uv(uint64(wt.db))
+		w.Write(binary.AppendVarint(tmp[:0], wt.at))
 		uv(uint64(len(wt.args)))
 		for _, a := range wt.args {
 			bs(a)
@@ -155,6 +160,7 @@ func (d *snapReader) decodeWaiters(ns *Store) {
 	for i := 0; i < n && d.err == nil; i++ {
 		id := string(d.bytes())
 		db := d.uv()
+		at := d.sv()
 		argc := d.count()
 		if d.err != nil || argc > 1<<20 {
 			d.fail("waiter argument count %d", argc)
@@ -176,7 +182,7 @@ func (d *snapReader) decodeWaiters(ns *Store) {
 		case db >= Databases:
 			d.fail("waiter in database %d", db)
 		default:
-			ns.addWaiter(id, int(db), c, args)
+			ns.addWaiter(id, int(db), at, c, args)
 		}
 	}
 }
