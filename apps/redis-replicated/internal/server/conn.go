@@ -40,6 +40,9 @@ type conn struct {
 	// spec is the outcome of its last speculative script run
 	// (speculate), kept here so that a run allocates nothing for it.
 	spec store.Speculation
+	// scriptCalls counts the commands its local script runs call
+	// (scriptstats.go).
+	scriptCalls scriptCalls
 
 	multi      bool
 	multiDirty bool
@@ -139,6 +142,8 @@ func (s *Server) newConn(nc net.Conn) *conn {
 			Publish: s.cfg.Machine.hub.publish}, // keyspace-miss events (local)
 	}
 	c.env.FollowUp = c.noteFollowUp
+	c.scriptCalls.count = s.countScriptCalls
+	c.env.Calls = &c.scriptCalls
 	if ar != nil {
 		ar.intake, c.fd = &c.intake, ar.fd
 		s.order.add(c.fd)

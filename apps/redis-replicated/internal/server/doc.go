@@ -216,6 +216,19 @@
 // command. So a value may be as large as Redis allows (proto-max-bulk-len,
 // 512 MB per argument) while small writes keep their batches.
 //
+// # MIGRATE
+//
+// MIGRATE runs on the leader, on the calling connection only (migrate.go):
+// after a read barrier it reads the keys under the read lock, their DUMP
+// payloads (the store's one encoder), TTLs and WATCH stamps, then sends
+// AUTH, SELECT and RESTORE to the target (Redis or gomu) over a
+// connection cached per host:port for 10 s, each write and reply within
+// the timeout, holding no lock. Without COPY, the keys the target took
+// are deleted by one proposal (store.MigratedCommand), so every replica
+// agrees; a key written in between keeps its new value (its stamp no
+// longer holds), where a single-threaded Redis has no such window. SYNC's
+// stream sends the deletion as one DEL, as Redis propagates MIGRATE.
+//
 // # Differences from Redis 7
 //
 // Each is a consequence of replication or of this server's design; the
@@ -234,9 +247,9 @@
 //     not cache it; function
 //     libraries' local state does not outlive a call; FUNCTION DUMP's
 //     payload is this server's own; gopher-lua words some errors
-//     differently from Lua 5.1; commandstats count no calls made inside
-//     scripts; DEBUG SET-DISABLE-DENY-SCRIPTS lets scripts call DEBUG
-//     (PROTOCOL, SLEEP) only, not the server's other noscript commands.
+//     differently from Lua 5.1; DEBUG SET-DISABLE-DENY-SCRIPTS lets
+//     scripts call DEBUG (PROTOCOL, SLEEP) only, not the server's other
+//     noscript commands.
 //   - Configuration: CONFIG SET changes the encoding thresholds (through
 //     the log, on every replica), lua-time-limit, maxmemory and its
 //     policy, samples and LFU parameters, repl-ping-replica-period,
@@ -296,8 +309,10 @@
 //   - Statistics: INFO commandstats, errorstats and latencystats are each
 //     replica's own, of what its clients sent it (a write counts on the
 //     leader that took it); usec is the batch's time, from reading it to
-//     its replies, replication included, shared among its commands;
-//     commands a script calls are not counted on their own.
+//     its replies, replication included, shared among its commands; the
+//     commands a script calls count (as in Redis 7.0) where the script's
+//     caller is answered, a replicated script's on the replica that leads
+//     when it is applied, with no time of their own.
 //   - ACL: selectors ("(...)" rules) are refused with an error; ACL
 //     LIST and GETUSER print the single-command rules that follow the
 //     categories in name order (Redis in its hash table's); a command's
@@ -308,6 +323,10 @@
 //     replica that ran DELUSER, at their next command on the others, and
 //     subscribers of a revoked channel are closed on that replica only;
 //     no aclfile (ACL LOAD and SAVE answer Redis's error for that).
+//   - MIGRATE is refused inside MULTI and in scripts, and COMMAND INFO
+//     gives it no key specs (GETKEYS finds its keys); if the deletion
+//     after a move does not commit (the leader lost the lead), it
+//     answers that error, the keys being on both servers.
 //   - Not implemented: shard channels (SSUBSCRIBE,
-//     SPUBLISH), REPLICAOF, MIGRATE, RDB persistence (SAVE, BGSAVE).
+//     SPUBLISH), REPLICAOF, RDB persistence (SAVE, BGSAVE).
 package server

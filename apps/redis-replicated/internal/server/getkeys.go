@@ -12,6 +12,9 @@ import (
 // positions, SORT's STORE, the numkeys of the commands that take one).
 func appendGetKeys(dst []byte, args [][]byte) []byte {
 	cmd := store.Lookup(args[0])
+	if lowerEq(args[0], "migrate") {
+		return appendMigrateKeys(dst, args)
+	}
 	if cmd == nil || cmd.Flags&store.Internal != 0 {
 		if lookupServerCommand(args[0]) != nil {
 			return resp.AppendError(dst, "ERR The command has no key arguments")

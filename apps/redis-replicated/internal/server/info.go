@@ -139,6 +139,7 @@ func cmdInfo(c *conn, args [][]byte) bool {
 			field("pubsub_channels", channels)
 			field("pubsub_patterns", patterns)
 			field("latest_fork_usec", 0)
+			field("migrate_cached_sockets", s.migrations.cached())
 			field("total_error_replies", s.errs.totalReplies())
 			field("gomu_proposals", proposed)
 			field("gomu_proposals_failed", failed)

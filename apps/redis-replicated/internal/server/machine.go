@@ -333,6 +333,9 @@ type Machine struct {
 	tapEvents []tapEvent
 	// aof is this replica's append-only file (aof.go).
 	aof aofState
+	// scriptCalls counts the commands of the scripts it applies
+	// (scriptstats.go).
+	scriptCalls scriptCalls
 }
 
 // NewMachine returns a machine over an empty store.
@@ -343,7 +346,7 @@ func NewMachine() *Machine {
 	// Made once: a fresh Env and method value per proposal escaped to the
 	// heap, two allocations on every Apply.
 	m.env = store.Env{Rand: m.rnd, Publish: m.hub.publish, Unblock: m.deliverUnblocked, Scripts: m.scripts,
-		Access: m.access}
+		Access: m.access, Calls: &m.scriptCalls}
 	m.owners = make(map[string]chan []byte)
 	m.aof.init()
 	return m

@@ -102,6 +102,8 @@ type Server struct {
 	// latency-tracking and latency-tracking-info-percentiles.
 	latencyTracking    atomic.Bool
 	latencyPercentiles atomic.Pointer[[]float64]
+	// migrations caches MIGRATE's target connections (migrate.go).
+	migrations migrateCache
 }
 
 // New listens on cfg.Addr.
@@ -133,6 +135,7 @@ func New(cfg Config) (*Server, error) {
 	s.minReplicasLag.Store(10) // Redis's default
 	statSlotsOnce.Do(numberStatSlots)
 	s.stats = make([]callStats, len(statNames))
+	cfg.Machine.countScriptCallsWith(s.countAppliedScriptCalls)
 	s.latencyTracking.Store(true)
 	s.latencyPercentiles.Store(&defaultLatencyPercentiles)
 	return s, nil
@@ -196,6 +199,7 @@ func (s *Server) Close() error {
 		c.nc.Close()
 	}
 	s.mu.Unlock()
+	s.migrations.close() // a MIGRATE waiting on its target ends now
 	s.wg.Wait()
 	s.order.close()
 	return err

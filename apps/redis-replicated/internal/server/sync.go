@@ -234,6 +234,12 @@ func (m *Machine) feedTaps(h header, out []byte) {
 		if string(args[0]) == store.AsUserCommand {
 			args = args[2:] // a restricted user's script call (acl.go): as itself
 		}
+		if string(args[0]) == store.MigratedCommand { // MIGRATE's: as a DEL (migrate.go)
+			if p := migratedPropagated(reply); p != nil {
+				cmds = append(cmds, tapCommand{db: db, args: p})
+			}
+			continue
+		}
 		if cmd := store.Lookup(args[0]); cmd == nil || cmd.Flags&(store.Write|store.Internal) != store.Write {
 			continue // reads queued in a transaction, the server's own writes
 		}

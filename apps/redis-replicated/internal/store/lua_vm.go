@@ -173,6 +173,10 @@ type luaVM struct {
 	// one, so that a SELECT inside the script switches only its own
 	// database (other readers share the store under the read lock).
 	view Store
+
+	// replyCounted is the error a run failed with, when a command it
+	// called gave it (CallCounter.ScriptDone).
+	replyCounted string
 }
 
 // protectedMeta marks a metatable as not to be read or replaced by
@@ -737,6 +741,29 @@ func errorTable(L *lua.LState, msg string) *lua.LTable {
 	return t
 }
 
+// countedErrorKey marks an error table as a called command's error,
+// counted in errorstats when it happened, as Redis 7.0 marks it: a script
+// that fails with it does not count it again (see CallCounter).
+const countedErrorKey = "ignore_error_stats_update"
+
+// commandErrorTable is errorTable for a command's error: a reply, or its
+// refusal before it ran.
+func commandErrorTable(L *lua.LState, msg string) *lua.LTable {
+	t := errorTable(L, msg)
+	t.RawSetString(countedErrorKey, lua.LTrue)
+	return t
+}
+
+// countedError is the message of v, if it is a command's error table.
+func countedError(v lua.LValue) (string, bool) {
+	t, ok := v.(*lua.LTable)
+	if !ok || t.RawGetString(countedErrorKey) != lua.LTrue {
+		return "", false
+	}
+	msg, ok := t.RawGetString("err").(lua.LString)
+	return string(msg), ok
+}
+
 // redisErrorText makes an error reply's text as Redis's scripts see it:
 // "CODE message", with the code ERR when the text brings none ("-" in
 // front marks one), and no trailing newline.
@@ -776,6 +803,17 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 		L.Push(errorTable(L, msg))
 		return 1
 	}
+	// reject is fail for a command refused before it ran, which counts
+	// as its rejected call (cmd nil: by its name, if the server knows it).
+	reject := func(cmd *Command, msg string) int {
+		vm.noteCall(cmd, true, msg)
+		t := commandErrorTable(L, msg)
+		if raise {
+			vm.raiseRedisTable(L, t)
+		}
+		L.Push(t)
+		return 1
+	}
 	n := L.GetTop()
 	if n == 0 {
 		return fail("ERR Please specify at least one argument for this redis lib call")
@@ -797,30 +835,32 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 	lower := lowerInto(name[:0], vm.args[0])
 	switch {
 	case string(lower) == "time":
+		vm.noteCall(nil, false, "")
 		return vm.pushTime(L)
 	case string(lower) == "select":
-		return vm.selectDB(L, fail)
+		return vm.selectDB(L, raise, reject)
 	case string(lower) == "debug" && vm.call.s != nil && vm.call.s.scripts.denyOff:
 		vm.scratch = vm.debugFromScript(vm.args)
+		vm.noteReply(nil, vm.scratch)
 		return vm.pushReply(L, vm.scratch, raise, fail)
 	case noScriptCommands[string(lower)]:
-		return fail("ERR This Redis command is not allowed from script")
+		return reject(c, "ERR This Redis command is not allowed from script")
 	case c == nil || c.Flags&Internal != 0:
-		return fail("ERR Unknown Redis command called from script")
+		return reject(nil, "ERR Unknown Redis command called from script")
 	case !c.CheckArity(len(vm.args)):
-		return fail("ERR Wrong number of args calling Redis command from script")
+		return reject(c, "ERR Wrong number of args calling Redis command from script")
 	case vm.call.e.ACL != nil && scriptDenied(vm.call.e, vm.args, &denied):
-		return fail(aclScriptError(denied))
+		return reject(c, aclScriptError(denied))
 	case c.Flags&Write != 0 && vm.call.e.NoReplicas:
-		return fail("NOREPLICAS Not enough good replicas to write.")
+		return reject(c, "NOREPLICAS Not enough good replicas to write.")
 	case c.Flags&DenyOOM != 0 && vm.call.denyOOM:
-		return fail("OOM command not allowed when used memory > 'maxmemory'.")
+		return reject(c, "OOM command not allowed when used memory > 'maxmemory'.")
 	case c.Flags&Write != 0 && vm.call.readOnly && vm.call.e.Speculation != nil:
 		return vm.abandon(L)
 	case c.Flags&Write != 0 && vm.call.readOnly:
-		return fail("ERR Write commands are not allowed from read-only scripts.")
+		return reject(c, "ERR Write commands are not allowed from read-only scripts.")
 	case c.Flags&Blocking != 0 && blocksWhenAllowed(vm.args):
-		return fail("ERR " + c.Name + " command is not allowed with BLOCK option from scripts")
+		return reject(c, "ERR "+c.Name+" command is not allowed with BLOCK option from scripts")
 	}
 	if c.Flags&Write != 0 {
 		vm.call.run.wrote.Store(true)
@@ -830,7 +870,30 @@ func (vm *luaVM) redisCall(L *lua.LState, raise bool) int {
 	if c.Flags&Write != 0 && vm.call.e.Scripted != nil {
 		vm.call.e.Scripted(vm.call.s.db, vm.args, vm.scratch)
 	}
+	vm.noteReply(c, vm.scratch)
 	return vm.pushReply(L, vm.luaCallReply(vm.scratch, vm.args), raise, fail)
+}
+
+// noteCall tells the run's CallCounter of a command the script called:
+// cmd (nil: known by its name, vm.args[0]), refused before it ran or not,
+// and its error ("" if none).
+func (vm *luaVM) noteCall(cmd *Command, rejected bool, errText string) {
+	if cc := vm.call.e.Calls; cc != nil {
+		cc.ScriptCall(cmd, vm.args, rejected, errText)
+	}
+}
+
+// noteReply is noteCall for a command that ran and answered reply.
+func (vm *luaVM) noteReply(cmd *Command, reply []byte) {
+	if vm.call.e.Calls == nil {
+		return
+	}
+	errText := ""
+	if len(reply) > 0 && reply[0] == '-' {
+		line, _, _ := strings.Cut(string(reply[1:]), "\r\n")
+		errText = line
+	}
+	vm.noteCall(cmd, false, errText)
 }
 
 // pushReply hands the script a command's reply b (in its Lua client's
@@ -899,14 +962,21 @@ func blocksWhenAllowed(args [][]byte) bool {
 
 // selectDB is SELECT from a script: it switches the database of the
 // script's later calls, not the caller's (as Redis 7).
-func (vm *luaVM) selectDB(L *lua.LState, fail func(string) int) int {
+func (vm *luaVM) selectDB(L *lua.LState, raise bool, reject func(*Command, string) int) int {
 	if len(vm.args) != 2 {
-		return fail("ERR Wrong number of args calling Redis command from script")
+		return reject(nil, "ERR Wrong number of args calling Redis command from script")
 	}
 	db, msg := ParseDB(vm.args[1])
 	if msg != "" {
-		return fail(msg)
+		vm.noteCall(nil, false, msg) // it ran, and failed
+		t := commandErrorTable(L, msg)
+		if raise {
+			vm.raiseRedisTable(L, t)
+		}
+		L.Push(t)
+		return 1
 	}
+	vm.noteCall(nil, false, "")
 	vm.call.s.keyspace = vm.call.s.dbs[db]
 	t := L.CreateTable(0, 1)
 	t.RawSetString("ok", lua.LString("OK"))
@@ -952,7 +1022,7 @@ func respToLua(L *lua.LState, b []byte) (lua.LValue, []byte, bool) {
 		t.RawSetString("ok", lua.LString(line))
 		return t, rest, true
 	case '-':
-		return errorTable(L, redisErrorText("-"+line)), rest, true
+		return commandErrorTable(L, redisErrorText("-"+line)), rest, true
 	case ':':
 		n, err := strconv.ParseInt(line, 10, 64)
 		return lua.LNumber(n), rest, err == nil

@@ -477,11 +477,35 @@ func (vm *luaVM) end(e *Env, run *ScriptRun) {
 // speculative run abandoned at a write is dropped (its server replicates
 // the call instead).
 func (vm *luaVM) invokeRun(dst []byte, run *ScriptRun, fn *lua.LFunction, args []lua.LValue, name, source string) []byte {
+	vm.replyCounted = ""
 	out := vm.invoke(dst, fn, args, name, source)
+	if cc := vm.call.e.Calls; cc != nil {
+		cc.ScriptDone(run.abandoned, vm.replyCounted)
+	}
 	if run.abandoned {
 		return dst
 	}
 	return out
+}
+
+// CallCounter hears of the commands a script calls (redis.call and
+// redis.pcall), for INFO commandstats and errorstats, as Redis 7.0 counts
+// them: a call refused before it ran (unknown command, arity, ACL, out of
+// memory, a write in a read-only script …) is a rejected call, one that
+// ran a call, failed if it answered an error; each error counts in
+// errorstats when it happens, and a script that fails with such an error
+// (raised by redis.call or returned) does not count it again.
+type CallCounter interface {
+	// ScriptCall: the script called cmd (nil: a command the store does
+	// not run, known by args[0], if at all), with args (valid during the
+	// call only); rejected: refused before it ran; errText: its error
+	// ("CODE message"), "" when it succeeded.
+	ScriptCall(cmd *Command, args [][]byte, rejected bool, errText string)
+	// ScriptDone: the run ended. abandoned: a speculative run that gave
+	// way to the call's replicated run (its calls do not count);
+	// counted: the run's error reply came from a called command's error
+	// (its text), counted by ScriptCall already ("": it did not).
+	ScriptDone(abandoned bool, counted string)
 }
 
 // invoke calls fn with args and appends its reply, or the error as Redis
@@ -493,8 +517,12 @@ func (vm *luaVM) invoke(dst []byte, fn *lua.LFunction, args []lua.LValue, name, 
 		L.Push(a)
 	}
 	if err := vm.pcall(len(args), 1); err != nil {
+		if aerr, ok := err.(*lua.ApiError); ok && vm.ctx.reason == nil {
+			vm.replyCounted, _ = countedError(aerr.Object)
+		}
 		return vm.appendRunError(dst, err, name, source)
 	}
+	vm.replyCounted, _ = countedError(L.Get(-1))
 	dst = scriptReply{lua3: vm.call.resp3, client3: vm.call.e.RESP3}.append(dst, L.Get(-1), 0)
 	L.Pop(1)
 	return dst

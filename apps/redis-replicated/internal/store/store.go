@@ -108,6 +108,9 @@ type Env struct {
 	// ACLDenied hears of a script's command ACL refused (nil: nobody),
 	// for the server's ACL LOG. It changes no state.
 	ACLDenied func(user *ACLUser, d ACLDenial, args [][]byte, at int)
+	// Calls hears of the commands a script calls, for INFO commandstats
+	// and errorstats (nil: nobody). It changes no state.
+	Calls CallCounter
 
 	// notifyBuf is where keyspace notifications build their channel
 	// names, reused from event to event (notify.go).
