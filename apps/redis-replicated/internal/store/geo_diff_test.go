@@ -1,0 +1,259 @@
+package store
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+)
+
+// The GEO commands against a real Redis 7.0.15, reply for reply.
+
+func TestGeoErrorsDiff(t *testing.T) {
+	runDiff(t, []step{
+		cmd("geoadd", "g", "13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Catania"),
+		cmd("geoadd", "g", "200", "10", "x"), cmd("geoadd", "g", "10", "85.06", "x"),
+		cmd("geoadd", "g", "-180.0000001", "0", "x"), cmd("geoadd", "g", "inf", "0", "x"),
+		cmd("geoadd", "g", "1", "-inf", "x"), cmd("geoadd", "g", "abc", "0", "x"), cmd("geoadd", "g", "1", " 2", "x"),
+		cmd("geoadd", "g", "nan", "0", "x"), cmd("geoadd", "g", "1", "2", "x", "3"),
+		cmd("geoadd", "g", "nx", "xx", "1", "2", "x"), cmd("geoadd", "g", "ch", "ch", "ch"),
+		cmd("geoadd", "g", "gt", "1", "2", "x"), cmd("geoadd", "g", "1", "2"),
+		cmd("geoadd", "g", "ch", "nx", "13.361389", "38.115556", "Palermo", "1", "2", "New"),
+		cmd("geoadd", "g", "CH", "XX", "13.361389", "38", "Palermo", "1", "2", "Newer"),
+		cmd("geoadd", "g", "xx", "0", "0", "missing"),
+		cmd("set", "s", "x"), cmd("geoadd", "s", "1", "2", "m"), cmd("geoadd", "s", "1", "200", "m"),
+		cmd("geopos", "s", "m"), cmd("geohash", "s", "m"), cmd("geodist", "s", "a", "b"),
+		cmd("geosearch", "s", "fromlonlat", "0", "0", "byradius", "1", "m"),
+		cmd("georadius", "s", "0", "0", "1", "m"), cmd("georadiusbymember", "s", "m", "1", "m"),
+		cmd("geosearchstore", "d", "s", "fromlonlat", "0", "0", "byradius", "1", "m"),
+		cmd("geodist", "g", "Palermo", "Catania", "yd"), cmd("geodist", "g", "Palermo", "Catania", "km", "x"),
+		cmd("geodist", "g", "Palermo", "Catania", "KM"), cmd("geodist", "g", "Palermo", "Catania", "Mi"),
+		cmd("geodist", "g", "Palermo", "Catania", "ft"), cmd("geodist", "g", "Palermo", "nope"),
+		cmd("geodist", "nokey", "a", "b"), cmd("geodist", "g", "Palermo", "Palermo"),
+		cmd("geopos", "g", "Palermo", "nope", "Catania", "New"), cmd("geopos", "nokey", "a", "b"),
+		cmd("geohash", "g", "Palermo", "nope", "Catania"), cmd("geohash", "nokey", "a"),
+		cmd("georadius", "g", "15", "37", "-1", "km"), cmd("georadius", "g", "15", "37", "x", "km"),
+		cmd("georadius", "g", "15", "37", "1", "yd"), cmd("georadius", "g", "181", "37", "1", "km"),
+		cmd("georadius", "g", "15", "37", "200", "km", "count", "0"),
+		cmd("georadius", "g", "15", "37", "200", "km", "count", "-3"),
+		cmd("georadius", "g", "15", "37", "200", "km", "count", "x"),
+		cmd("georadius", "g", "15", "37", "200", "km", "count"),
+		cmd("georadius", "g", "15", "37", "200", "km", "any"),
+		cmd("georadius", "g", "15", "37", "200", "km", "store"),
+		cmd("georadius", "g", "15", "37", "200", "km", "store", "d", "withdist"),
+		cmd("georadius", "g", "15", "37", "200", "km", "bybox", "1", "1", "km"),
+		cmd("georadius_ro", "g", "15", "37", "200", "km", "store", "d"),
+		cmd("georadiusbymember", "g", "nope", "200", "km"),
+		cmd("georadiusbymember", "nokey", "nope", "x", "km", "store", "d"),
+		cmd("georadiusbymember", "nokey", "nope", "x", "km", "bogus"),
+		cmd("georadiusbymember_ro", "nokey", "nope", "x", "km", "withdist"),
+		cmd("geosearch", "g", "fromlonlat", "15", "37", "byradius", "200", "km", "store", "d"),
+		cmd("geosearch", "g", "fromlonlat", "15", "37", "byradius", "200", "km", "storedist"),
+		cmd("GeoSearch", "g", "byradius", "200", "km", "asc"),
+		cmd("geosearch", "g", "frommember", "Palermo", "asc", "count", "1"),
+		cmd("geosearch", "g", "frommember", "nope", "byradius", "200", "km"),
+		cmd("geosearch", "nokey", "frommember", "nope", "byradius", "200", "km"),
+		cmd("geosearch", "nokey", "frommember", "nope", "byradius", "x", "km"),
+		cmd("geosearch", "g", "frommember", "Palermo", "fromlonlat", "1", "2", "byradius", "200", "km"),
+		cmd("geosearch", "g", "fromlonlat", "1", "2", "frommember", "Palermo", "byradius", "200", "km"),
+		cmd("geosearch", "g", "fromlonlat", "1", "2", "byradius", "200", "km", "bybox", "1", "1", "m"),
+		cmd("geosearch", "g", "fromlonlat", "1", "2", "bybox", "-1", "1", "m"),
+		cmd("geosearch", "g", "fromlonlat", "1", "2", "bybox", "x", "1", "m"),
+		cmd("geosearch", "g", "fromlonlat", "1", "2", "bybox", "1", "y", "m"),
+		cmd("geosearch", "g", "fromlonlat", "1", "2", "bybox", "1", "1", "furlong"),
+		cmd("geosearch", "g", "fromlonlat", "1", "2", "bybox", "1", "1"),
+		cmd("geosearch", "g", "fromlonlat", "1", "200", "bybox", "1", "1", "m"),
+		cmd("geosearch", "g", "fromlonlat", "1", "2", "byradius", "1", "m", "any"),
+		cmd("geosearchstore", "d", "g", "fromlonlat", "15", "37", "byradius", "200", "km", "withcoord"),
+		cmd("geosearchstore", "d", "g", "fromlonlat", "15", "37", "byradius", "200", "km", "store", "x"),
+		cmd("geosearchstore", "d", "g", "fromlonlat", "15", "37", "byradius", "200", "km", "storedist", "asc"),
+		cmd("zrange", "d", "0", "-1", "withscores"),
+		cmd("geosearchstore", "d", "g", "fromlonlat", "15", "37", "byradius", "1", "m"),
+		cmd("exists", "d"),
+		cmd("georadius", "g", "15", "37", "200", "km", "store", "d2", "storedist", "d3"),
+		cmd("zrange", "d3", "0", "-1", "withscores"), cmd("exists", "d2"),
+		cmd("georadius", "g", "15", "37", "200", "km", "withdist", "withhash", "withcoord", "desc"),
+		cmd("georadius", "g", "15", "37", "0", "km", "withdist"),
+		cmd("geosearch", "g", "frommember", "Palermo", "byradius", "0", "m", "withdist", "withcoord", "withhash"),
+		cmd("geosearch", "g", "frommember", "Palermo", "bybox", "0", "0", "m", "withdist"),
+		cmd("set", "s", "x"), cmd("georadius", "nokey", "15", "37", "200", "km", "store", "s"), cmd("exists", "s"),
+		cmd("georadius", "nokey", "15", "37", "200", "km"),
+		cmd("geosearchstore", "g", "g", "frommember", "Palermo", "byradius", "100", "km"),
+		cmd("zrange", "g", "0", "-1", "withscores"),
+	})
+}
+
+// geoCoord formats a random coordinate with a random precision.
+func geoCoord(r *rand.Rand, lo, hi float64) string {
+	return strconv.FormatFloat(lo+r.Float64()*(hi-lo), 'f', r.IntN(12), 64)
+}
+
+// geoRandomPoint is a longitude and a latitude, one in five at a limit
+// (the poles' ±85.05112878, the antimeridian).
+func geoRandomPoint(r *rand.Rand) (string, string) {
+	lon, lat := geoCoord(r, -180, 180), geoCoord(r, -85.05112878, 85.05112878)
+	switch r.IntN(10) {
+	case 0:
+		lat = []string{"85.05112878", "-85.05112878", "85.0511", "-85.05"}[r.IntN(4)]
+	case 1:
+		lon = []string{"180", "-180", "179.9999999", "-179.99999"}[r.IntN(4)]
+	case 2:
+		lon, lat = geoCoord(r, 10, 10.5), geoCoord(r, 45, 45.5) // a cluster
+	}
+	return lon, lat
+}
+
+func geoRandomUnit(r *rand.Rand) (dist, unit string) {
+	unit = []string{"m", "km", "ft", "mi", "KM"}[r.IntN(5)]
+	meters := []float64{50, 5000, 200000, 2000000, 8000000}[r.IntN(5)] * r.Float64()
+	perUnit := map[string]float64{"m": 1, "km": 1000, "ft": 0.3048, "mi": 1609.34, "KM": 1000}[unit]
+	return strconv.FormatFloat(meters/perUnit, 'f', r.IntN(5), 64), unit
+}
+
+// geoRandomOptions are the reply options of a search, in any order.
+func geoRandomOptions(r *rand.Rand, store bool) []string {
+	var opts []string
+	if !store {
+		for _, w := range []string{"withdist", "withhash", "withcoord"} {
+			if r.IntN(2) == 0 {
+				opts = append(opts, w)
+			}
+		}
+	}
+	switch r.IntN(3) {
+	case 0:
+		opts = append(opts, "asc")
+	case 1:
+		opts = append(opts, "DESC")
+	}
+	if r.IntN(2) == 0 {
+		opts = append(opts, "count", strconv.Itoa(1+r.IntN(12)))
+		if r.IntN(3) == 0 {
+			opts = append(opts, "any")
+		}
+	}
+	r.Shuffle(len(opts), func(i, j int) {
+		opts[i], opts[j] = opts[j], opts[i]
+	})
+	return opts
+}
+
+// geoRandomScript adds points (duplicates among them) to a few keys and
+// searches them every way there is.
+func geoRandomScript(seed uint64, n int) []step {
+	r := rand.New(rand.NewPCG(seed, 7))
+	keys := []string{"g1", "g2", "g3"}
+	member := func() string { return "m" + strconv.Itoa(r.IntN(400)) }
+	var script []step
+	type point struct{ lon, lat string }
+	var seen []point
+	for range n {
+		key := keys[r.IntN(len(keys))]
+		switch k := r.IntN(20); {
+		case k < 8:
+			args := []string{"geoadd", key}
+			if r.IntN(4) == 0 {
+				args = append(args, []string{"nx", "xx", "ch", "CH"}[r.IntN(4)])
+			}
+			for range 1 + r.IntN(6) {
+				p := point{}
+				if len(seen) > 0 && r.IntN(6) == 0 {
+					p = seen[r.IntN(len(seen))] // the same place, another member
+				} else {
+					p.lon, p.lat = geoRandomPoint(r)
+					seen = append(seen, p)
+				}
+				args = append(args, p.lon, p.lat, member())
+			}
+			script = append(script, cmd(args...))
+		case k < 10:
+			script = append(script, cmd("geopos", key, member(), member()), cmd("geohash", key, member(), member()))
+			d := []string{"geodist", key, member(), member()}
+			if r.IntN(2) == 0 {
+				_, u := geoRandomUnit(r)
+				d = append(d, u)
+			}
+			script = append(script, cmd(d...))
+		case k < 16:
+			store := r.IntN(4) == 0
+			args := []string{"geosearch", key}
+			if store {
+				args = []string{"geosearchstore", "dst", key}
+			}
+			if r.IntN(2) == 0 || len(seen) == 0 {
+				lon, lat := geoRandomPoint(r)
+				args = append(args, "fromlonlat", lon, lat)
+			} else {
+				args = append(args, "frommember", member())
+			}
+			dist, unit := geoRandomUnit(r)
+			if r.IntN(2) == 0 {
+				args = append(args, "byradius", dist, unit)
+			} else {
+				w, _ := geoRandomUnit(r)
+				args = append(args, "bybox", dist, w, unit)
+			}
+			args = append(args, geoRandomOptions(r, store)...)
+			if store && r.IntN(2) == 0 {
+				args = append(args, "storedist")
+			}
+			script = append(script, cmd(args...))
+			if store {
+				script = append(script, cmd("zrange", "dst", "0", "-1", "withscores"))
+			}
+		default:
+			name := []string{"georadius", "georadius_ro", "georadiusbymember", "georadiusbymember_ro"}[r.IntN(4)]
+			args := []string{name, key}
+			if name == "georadius" || name == "georadius_ro" {
+				lon, lat := geoRandomPoint(r)
+				args = append(args, lon, lat)
+			} else {
+				args = append(args, member())
+			}
+			dist, unit := geoRandomUnit(r)
+			args = append(args, dist, unit)
+			store := (name == "georadius" || name == "georadiusbymember") && r.IntN(3) == 0
+			args = append(args, geoRandomOptions(r, store)...)
+			if store {
+				args = append(args, []string{"store", "storedist"}[r.IntN(2)], "dst")
+			}
+			script = append(script, cmd(args...))
+			if store {
+				script = append(script, cmd("zrange", "dst", "0", "-1", "withscores"))
+			}
+		}
+	}
+	for _, k := range keys {
+		script = append(script, cmd("zrange", k, "0", "-1", "withscores"))
+	}
+	return script
+}
+
+func TestGeoRandomDiff(t *testing.T) {
+	for seed := range uint64(4) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			script := geoRandomScript(seed, 1500)
+			runDiff(t, script)
+			geoCheckReplay(t, script)
+		})
+	}
+}
+
+// geoCheckReplay runs script on a leader and its writes alone on a
+// follower, as the log would: the two must end in the same state.
+func geoCheckReplay(t *testing.T, script []step) {
+	t.Helper()
+	env := func() *Env { return &Env{NowMs: 1, Rand: rand.New(rand.NewPCG(3, 3))} }
+	leader, follower := New(), New()
+	for _, st := range script {
+		out := execArgs(leader, env(), st.args)
+		if c := Lookup([]byte(st.args[0])); c != nil && c.Flags&Write != 0 {
+			if again := execArgs(follower, env(), st.args); string(again) != string(out) {
+				t.Fatalf("%q: the follower replied %q, the leader %q", st.args, again, out)
+			}
+		}
+	}
+	if leader.Digest() != follower.Digest() {
+		t.Fatal("the leader's and the follower's digests differ")
+	}
+}
