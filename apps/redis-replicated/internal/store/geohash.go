@@ -102,11 +102,13 @@ func geoDecode(lonR, latR geoRange, h geoHash) (geoArea, bool) {
 	lonScale := lonR.max - lonR.min
 	ilat, ilon := uint32(sep), uint32(sep>>32)
 	div := float64(uint64(1) << h.step)
+	// float64(...) around each product: no fused multiply-add, as in C
+	// on x86-64, on any architecture.
 	var a geoArea
-	a.lat.min = latR.min + (float64(ilat)*1.0/div)*latScale
-	a.lat.max = latR.min + (float64(ilat+1)*1.0/div)*latScale
-	a.lon.min = lonR.min + (float64(ilon)*1.0/div)*lonScale
-	a.lon.max = lonR.min + (float64(ilon+1)*1.0/div)*lonScale
+	a.lat.min = latR.min + float64((float64(ilat)*1.0/div)*latScale)
+	a.lat.max = latR.min + float64((float64(ilat+1)*1.0/div)*latScale)
+	a.lon.min = lonR.min + float64((float64(ilon)*1.0/div)*lonScale)
+	a.lon.max = lonR.min + float64((float64(ilon+1)*1.0/div)*lonScale)
 	return a, true
 }
 
@@ -221,16 +223,16 @@ func geoLatDistance(lat1, lat2 float64) float64 {
 // geoDistance is geohashGetDistance: haversine on Redis's sphere.
 func geoDistance(lon1, lat1, lon2, lat2 float64) float64 {
 	lon1r, lon2r := geoDegToRad(lon1), geoDegToRad(lon2)
-	v := math.Sin((lon2r - lon1r) / 2)
+	v := geoSin((lon2r - lon1r) / 2)
 	if v == 0 {
 		return geoLatDistance(lat1, lat2)
 	}
 	lat1r, lat2r := geoDegToRad(lat1), geoDegToRad(lat2)
-	u := math.Sin((lat2r - lat1r) / 2)
+	u := geoSin((lat2r - lat1r) / 2)
 	// Explicit float64 conversions keep the compiler from fusing the
 	// multiply-adds, which C does not either.
-	a := float64(u*u) + float64(float64(math.Cos(lat1r)*math.Cos(lat2r))*v)*v
-	return 2.0 * geoEarthRadius * math.Asin(math.Sqrt(a))
+	a := float64(u*u) + float64(float64(geoCos(lat1r)*geoCos(lat2r))*v)*v
+	return 2.0 * geoEarthRadius * geoAsin(math.Sqrt(a))
 }
 
 // geoShape is a search area: a circle of radius or a box of width and
@@ -266,8 +268,8 @@ func (sh *geoShape) bounds() [4]float64 {
 		height, width = sh.conv*(sh.height/2), sh.conv*(sh.width/2)
 	}
 	latDelta := geoRadToDeg(height / geoEarthRadius)
-	lonDeltaTop := geoRadToDeg(width / geoEarthRadius / math.Cos(geoDegToRad(sh.lat+latDelta)))
-	lonDeltaBottom := geoRadToDeg(width / geoEarthRadius / math.Cos(geoDegToRad(sh.lat-latDelta)))
+	lonDeltaTop := geoRadToDeg(width / geoEarthRadius / geoCos(geoDegToRad(sh.lat+latDelta)))
+	lonDeltaBottom := geoRadToDeg(width / geoEarthRadius / geoCos(geoDegToRad(sh.lat-latDelta)))
 	delta := lonDeltaTop
 	if sh.lat < 0 {
 		delta = lonDeltaBottom
