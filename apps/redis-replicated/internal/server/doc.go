@@ -327,6 +327,14 @@
 //     gives it no key specs (GETKEYS finds its keys); if the deletion
 //     after a move does not commit (the leader lost the lead), it
 //     answers that error, the keys being on both servers.
+//   - GEO: a distance kept to its last bit (GEOSEARCHSTORE and
+//     GEORADIUS STORE with STOREDIST) may differ from Redis's by one ulp,
+//     rarely: the haversine's sine, cosine and arcsine are correctly
+//     rounded here (the same on every replica and architecture), glibc's
+//     nearly always but not always; the four-decimal distances of the
+//     replies are the same. GEORADIUS and GEORADIUSBYMEMBER are writes
+//     (as Redis flags them), so they go through the log even without
+//     STORE; their _RO forms and GEOSEARCH are reads.
 //   - Not implemented: shard channels (SSUBSCRIBE,
 //     SPUBLISH), REPLICAOF, RDB persistence (SAVE, BGSAVE).
 package server

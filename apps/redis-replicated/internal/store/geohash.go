@@ -222,17 +222,33 @@ func geoLatDistance(lat1, lat2 float64) float64 {
 
 // geoDistance is geohashGetDistance: haversine on Redis's sphere.
 func geoDistance(lon1, lat1, lon2, lat2 float64) float64 {
+	return geoHaversine(lon1, lat1, lon2, lat2, geoSin, geoCos, geoAsin)
+}
+
+// geoHaversine is geohashGetDistance's formula with the given sine,
+// cosine and arcsine.
+func geoHaversine(lon1, lat1, lon2, lat2 float64, sin, cos, asin func(float64) float64) float64 {
 	lon1r, lon2r := geoDegToRad(lon1), geoDegToRad(lon2)
-	v := geoSin((lon2r - lon1r) / 2)
+	v := sin((lon2r - lon1r) / 2)
 	if v == 0 {
 		return geoLatDistance(lat1, lat2)
 	}
 	lat1r, lat2r := geoDegToRad(lat1), geoDegToRad(lat2)
-	u := geoSin((lat2r - lat1r) / 2)
+	u := sin((lat2r - lat1r) / 2)
 	// Explicit float64 conversions keep the compiler from fusing the
 	// multiply-adds, which C does not either.
-	a := float64(u*u) + float64(float64(geoCos(lat1r)*geoCos(lat2r))*v)*v
-	return 2.0 * geoEarthRadius * geoAsin(math.Sqrt(a))
+	a := float64(u*u) + float64(float64(cos(lat1r)*cos(lat2r))*v)*v
+	return 2.0 * geoEarthRadius * asin(math.Sqrt(a))
+}
+
+// geoSurelyFarther reports that the distance is more than limit meters
+// by a margin no rounding of the trigonometry can cross, from a cheap
+// estimate with Go's own functions: most points of a search's boxes are
+// refused without the exact (and slower) computation.
+func geoSurelyFarther(lon1, lat1, lon2, lat2, limit float64) bool {
+	d := geoHaversine(lon1, lat1, lon2, lat2, math.Sin, math.Cos, math.Asin)
+	// Near the antipode the arcsine's slope magnifies errors: no estimate.
+	return d < 0.99*math.Pi*geoEarthRadius && d > limit*(1+1e-9)+1e-9
 }
 
 // geoShape is a search area: a circle of radius or a box of width and
@@ -248,14 +264,18 @@ type geoShape struct {
 // centre, in meters, and whether it lies in the shape.
 func (sh *geoShape) within(lon, lat float64) (float64, bool) {
 	if !sh.box {
+		radius := sh.radius * sh.conv
+		if geoSurelyFarther(sh.lon, sh.lat, lon, lat, radius) {
+			return 0, false
+		}
 		d := geoDistance(sh.lon, sh.lat, lon, lat)
-		return d, d <= sh.radius*sh.conv
+		return d, d <= radius
 	}
 	widthM, heightM := sh.width*sh.conv, sh.height*sh.conv
 	if geoLatDistance(lat, sh.lat) > heightM/2 {
 		return 0, false
 	}
-	if geoDistance(lon, lat, sh.lon, lat) > widthM/2 {
+	if geoSurelyFarther(lon, lat, sh.lon, lat, widthM/2) || geoDistance(lon, lat, sh.lon, lat) > widthM/2 {
 		return 0, false
 	}
 	return geoDistance(sh.lon, sh.lat, lon, lat), true

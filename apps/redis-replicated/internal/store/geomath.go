@@ -58,7 +58,7 @@ func (x dd) div(y dd) dd {
 }
 
 // ddSeries sums the Taylor series of sin (first 1: x - x^3/3! + ...) or
-// cos (first 0: 1 - x^2/2! + ...); |x| <= pi here.
+// cos (first 0: 1 - x^2/2! + ...) until its terms vanish next to the sum.
 func ddSeries(x dd, first int) dd {
 	x2 := x.mul(x)
 	term := dd{1, 0}
@@ -66,8 +66,8 @@ func ddSeries(x dd, first int) dd {
 		term = x
 	}
 	sum := term
-	for n := first + 1; n < 80; n += 2 {
-		term = term.mul(x2).div(dd{float64(n * (n + 1)), 0}).neg()
+	for n := first + 1; n+1 < len(ddRecip); n += 2 {
+		term = term.mul(x2).mul(ddRecip[n]).neg()
 		sum = sum.add(term)
 		if term.hi == 0 || math.Abs(term.hi) < 1e-36*math.Abs(sum.hi) {
 			break
@@ -76,22 +76,56 @@ func ddSeries(x dd, first int) dd {
 	return sum
 }
 
+// The sine and cosine are found from a table at multiples of 1/64 and
+// short series for the remainder: sin(a+r) = sin a cos r + cos a sin r.
+const ddTableStep = 64
+
+var (
+	// ddRecip[n] is 1/(n(n+1)), the ratio of consecutive series terms.
+	ddRecip [80]dd
+	// ddSinTab[k] and ddCosTab[k] are sin and cos of k/64, k/64 <= 4.
+	ddSinTab, ddCosTab [4*ddTableStep + 2]dd
+)
+
+func init() {
+	for n := 1; n < len(ddRecip); n++ {
+		ddRecip[n] = dd{1, 0}.div(dd{float64(n * (n + 1)), 0})
+	}
+	for k := range ddSinTab {
+		a := dd{float64(k) / ddTableStep, 0}
+		ddSinTab[k], ddCosTab[k] = ddSeries(a, 1), ddSeries(a, 0)
+	}
+}
+
+// ddSinCos is sin and cos of x, 0 <= x <= 4.
+func ddSinCos(x float64) (sin, cos dd) {
+	k := int(x*ddTableStep + 0.5)
+	r := x - float64(k)/ddTableStep // exact: x is within 1/128 of k/64
+	sr, cr := ddSeries(dd{r, 0}, 1), ddSeries(dd{r, 0}, 0)
+	sa, ca := ddSinTab[k], ddCosTab[k]
+	return sa.mul(cr).add(ca.mul(sr)), ca.mul(cr).add(sa.mul(sr).neg())
+}
+
 func geoSin(x float64) float64 {
-	if x == 0 || math.IsNaN(x) || math.IsInf(x, 0) || math.Abs(x) > 4 {
+	if x == 0 || math.IsNaN(x) || math.Abs(x) > 4 {
 		return math.Sin(x)
 	}
-	return ddSeries(dd{x, 0}, 1).hi
+	s, _ := ddSinCos(math.Abs(x))
+	return math.Copysign(s.hi, x)
 }
 
 func geoCos(x float64) float64 {
-	if math.IsNaN(x) || math.IsInf(x, 0) || math.Abs(x) > 4 {
+	if math.IsNaN(x) || math.Abs(x) > 4 {
 		return math.Cos(x)
 	}
-	return ddSeries(dd{x, 0}, 0).hi
+	_, c := ddSinCos(math.Abs(x))
+	return c.hi
 }
 
-// geoAsin refines Go's arcsine by two Newton steps on sin y = a in
-// double-double (enough even next to 1, where the slope is steep).
+// geoAsin refines Go's arcsine by Newton steps on sin y = a: the sine in
+// double-double, its slope (the cosine) in float64, which is plenty for
+// a correction of an ulp or two; a second step next to 1, where the
+// slope is steep.
 func geoAsin(a float64) float64 {
 	if a == 0 || math.IsNaN(a) || a < -1 || a > 1 {
 		return math.Asin(a)
@@ -99,10 +133,12 @@ func geoAsin(a float64) float64 {
 	if a == 1 || a == -1 {
 		return math.Copysign(math.Pi/2, a)
 	}
-	y := dd{math.Asin(a), 0}
-	for range 2 {
-		s, c := ddSeries(y, 1), ddSeries(y, 0)
-		y = y.add(s.add(dd{-a, 0}).div(c).neg())
+	y0 := math.Asin(math.Abs(a))
+	s, _ := ddSinCos(y0)
+	y := dd{y0, 0}.add(s.add(dd{-math.Abs(a), 0}).div(dd{math.Cos(y0), 0}).neg())
+	if math.Abs(a) > 0.99 {
+		s = ddSeries(y, 1)
+		y = y.add(s.add(dd{-math.Abs(a), 0}).div(dd{math.Cos(y.hi), 0}).neg())
 	}
-	return y.hi
+	return math.Copysign(y.hi, a)
 }
