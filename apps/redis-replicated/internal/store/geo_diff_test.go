@@ -334,3 +334,22 @@ func TestGeoTiesDiff(t *testing.T) {
 		cmd("geosearch", "t", "fromlonlat", "2.5", "48.8", "byradius", "50", "km", "asc", "withcoord"))
 	runDiff(t, script)
 }
+
+// TestGeoNotifyDiff: the keyspace events of the GEO writes are Redis's
+// (GEOADD's are ZADD's; the STORE forms' georadiusstore, geosearchstore
+// or del).
+func TestGeoNotifyDiff(t *testing.T) {
+	r := newNotifyRig(t, "KEA")
+	for _, st := range [][]string{
+		{"geoadd", "g", "13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Catania"},
+		{"geoadd", "g", "13.361389", "38.115556", "Palermo"}, {"geoadd", "g", "xx", "ch", "13", "38", "Palermo"},
+		{"geoadd", "g", "200", "38", "bad"}, {"geoadd", "g", "nx", "1", "1", "Palermo"},
+		{"georadius", "g", "15", "37", "200", "km", "store", "d"}, {"georadius", "g", "15", "37", "1", "m", "storedist", "d"},
+		{"georadius", "g", "15", "37", "1", "m", "storedist", "d"}, {"georadiusbymember", "g", "Palermo", "300", "km", "storedist", "d"},
+		{"geosearchstore", "d2", "g", "frommember", "Catania", "bybox", "500", "500", "km"},
+		{"geosearchstore", "d2", "nokey", "frommember", "Catania", "bybox", "500", "500", "km"},
+		{"georadius", "g", "15", "37", "200", "km"}, {"geosearch", "g", "fromlonlat", "15", "37", "byradius", "200", "km"},
+	} {
+		r.do(st...)
+	}
+}
