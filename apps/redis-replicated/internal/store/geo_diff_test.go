@@ -203,7 +203,7 @@ func geoRandomScript(seed uint64, n int) []xstep {
 			}
 			script = append(script, x(args...))
 			if store {
-				script = append(script, geoStored(storeDist))
+				script = append(script, geoStored(storeDist), x("object", "encoding", "dst"))
 			}
 		default:
 			name := []string{"georadius", "georadius_ro", "georadiusbymember", "georadiusbymember_ro"}[r.IntN(4)]
@@ -224,7 +224,7 @@ func geoRandomScript(seed uint64, n int) []xstep {
 			}
 			script = append(script, x(args...))
 			if store {
-				script = append(script, geoStored(storeDist))
+				script = append(script, geoStored(storeDist), x("object", "encoding", "dst"))
 			}
 		}
 	}
@@ -352,4 +352,19 @@ func TestGeoNotifyDiff(t *testing.T) {
 	} {
 		r.do(st...)
 	}
+}
+
+// TestGeoOddScoresDiff: members whose scores are no geohash (negative,
+// beyond 52 bits, infinite) decode as Redis's casts decode them.
+func TestGeoOddScoresDiff(t *testing.T) {
+	runDiff(t, []step{
+		cmd("zadd", "k", "-5", "a", "1e30", "b", "inf", "c", "-inf", "d", "9.3e18", "e", "1.8e19", "f", "4503599627370496", "g",
+			"4503599627370495", "h", "0", "i", "0.5", "j", "-1e19", "l"),
+		cmd("geopos", "k", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "l"),
+		cmd("geohash", "k", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "l"),
+		cmd("geodist", "k", "a", "h"), cmd("geodist", "k", "e", "i"), cmd("geodist", "k", "c", "d"),
+		cmd("geosearch", "k", "frommember", "a", "byradius", "20000", "km", "asc", "withcoord", "withdist", "withhash"),
+		cmd("geosearch", "k", "frommember", "h", "bybox", "40000", "40000", "km", "desc", "withhash"),
+		cmd("geosearch", "k", "fromlonlat", "0", "0", "byradius", "1", "m", "withhash", "withcoord"),
+	})
 }

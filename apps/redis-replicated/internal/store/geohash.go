@@ -147,6 +147,8 @@ func geoScoreBits(score float64) uint64 {
 		return uint64(score)
 	case score >= 1<<63 && score < 1<<64:
 		return uint64(score-(1<<63)) ^ 1<<63
+	case score >= 1<<64:
+		return 0 // the subtraction's conversion overflows to 1<<63, then the xor
 	case score < 0 && score > -(1<<63):
 		return uint64(int64(score))
 	}
