@@ -47,6 +47,8 @@ type conn struct {
 	txDec      decoder  // decodes queued for a read-only EXEC
 	// multiDenyOOM: a queued command may grow memory (maxmemory.go).
 	multiDenyOOM bool
+	// multiDenyStale: a queued command is not stale-ok (replicaof.go).
+	multiDenyStale bool
 	// watched are the keys WATCH noted, with their stamps then; watchTx
 	// is where EXEC puts the watch check before the queued commands.
 	watched []watchedKey
@@ -283,6 +285,11 @@ func (c *conn) dispatch(args [][]byte) bool {
 		c.rejected(-1)
 		return false
 	}
+	// One atomic load on the hot path: nil unless REPLICAOF made this a
+	// replica (replicaof.go).
+	if m := c.s.cfg.Machine.master.Load(); m != nil && c.refuseAsReplica(m, args) {
+		return false
+	}
 	if h := lookupServerCommand(args[0]); h != nil {
 		c.noted(&h.name)
 		slot := statSlot(h.statsID, args)
@@ -401,6 +408,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 		c.state.multiLen.Add(1)
 		c.multiWrite = c.multiWrite || write
 		c.multiDenyOOM = c.multiDenyOOM || cmd.Flags&store.DenyOOM != 0
+		c.multiDenyStale = c.multiDenyStale || !storeCommandStale(cmd.Name)
 		out := c.reply()
 		*out = resp.AppendSimple(*out, "QUEUED")
 		return false
@@ -464,6 +472,7 @@ func (c *conn) runServerCommand(h *serverCommand, slot int, args [][]byte) bool 
 	queued := c.queued.replies()
 	quit := h.run(c, args)
 	if c.multi && c.queued.replies() > queued {
+		c.multiDenyStale = c.multiDenyStale || !serverCommandStale(h)
 		c.queuedSlots = append(c.queuedSlots, int32(slot))
 		return quit
 	}

@@ -333,6 +333,11 @@ type Machine struct {
 	tapEvents []tapEvent
 	// aof is this replica's append-only file (aof.go).
 	aof aofState
+	// master is the store's Master (REPLICAOF, replicaof.go), published
+	// for the connections' one-load role check; roleChanged wakes the
+	// server's link manager when it changes.
+	master      atomic.Pointer[store.Master]
+	roleChanged chan struct{}
 }
 
 // NewMachine returns a machine over an empty store.
@@ -345,6 +350,7 @@ func NewMachine() *Machine {
 	m.env = store.Env{Rand: m.rnd, Publish: m.hub.publish, Unblock: m.deliverUnblocked, Scripts: m.scripts,
 		Access: m.access}
 	m.owners = make(map[string]chan []byte)
+	m.roleChanged = make(chan struct{}, 1)
 	m.aof.init()
 	return m
 }
@@ -372,6 +378,9 @@ func (m *Machine) apply(cmd []byte) (out []byte, l *aofLog, upto int64) {
 	m.pcg.Seed(h.seed, 0)
 	m.env.NowMs = h.now
 	out = m.dec.exec(nil, m.st, h, &m.env, true)
+	if p := m.st.Master(); p != m.master.Load() {
+		m.publishMaster(p)
+	}
 	if len(m.taps) > 0 {
 		m.feedTaps(h, out)
 	}
@@ -451,6 +460,7 @@ func (m *Machine) Restore(r io.Reader) error {
 	}
 	st.AdoptACLUsers(m.st) // the connections keep their users (store/acl.go)
 	m.st = st
+	m.publishMaster(st.Master())
 	if m.aof.log != nil {
 		m.rewriteLocked() // the file's base is the state transferred
 	}

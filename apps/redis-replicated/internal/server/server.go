@@ -91,6 +91,8 @@ type Server struct {
 	// latency-tracking and latency-tracking-info-percentiles.
 	latencyTracking    atomic.Bool
 	latencyPercentiles atomic.Pointer[[]float64]
+	// repl is REPLICAOF's settings and link state (replicaof.go).
+	repl replState
 }
 
 // New listens on cfg.Addr.
@@ -123,6 +125,7 @@ func New(cfg Config) (*Server, error) {
 	s.stats = make([]callStats, len(statNames))
 	s.latencyTracking.Store(true)
 	s.latencyPercentiles.Store(&defaultLatencyPercentiles)
+	s.repl.init()
 	return s, nil
 }
 
@@ -131,8 +134,9 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Serve accepts clients until Close; it returns nil after Close.
 func (s *Server) Serve() error {
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.expireLoop()
+	go s.replicaManager() // REPLICAOF's link (replink.go)
 	for {
 		nc, err := s.ln.Accept()
 		if err != nil {
