@@ -171,7 +171,8 @@ func cmdMulti(c *conn, _ [][]byte) bool {
 		*out = resp.AppendError(*out, "ERR MULTI calls can not be nested")
 		return false
 	}
-	c.multi, c.multiDirty, c.multiWrite, c.multiDenyOOM, c.multiDenyStale = true, false, false, false, false
+	c.multi, c.multiDirty, c.multiWrite, c.multiDenyOOM = true, false, false, false
+	c.multiDenyStale, c.multiClientWrite = false, false
 	c.queuedShapes = c.queuedShapes[:0]
 	c.queuedSlots = c.queuedSlots[:0]
 	c.state.multiLen.Store(0)

@@ -47,8 +47,10 @@ type conn struct {
 	txDec      decoder  // decodes queued for a read-only EXEC
 	// multiDenyOOM: a queued command may grow memory (maxmemory.go).
 	multiDenyOOM bool
-	// multiDenyStale: a queued command is not stale-ok (replicaof.go).
-	multiDenyStale bool
+	// multiDenyStale: a queued command is not stale-ok; multiClientWrite:
+	// one is a write a replica refuses (REPLICAOF, though replicated, is
+	// not) (replicaof.go).
+	multiDenyStale, multiClientWrite bool
 	// watched are the keys WATCH noted, with their stamps then; watchTx
 	// is where EXEC puts the watch check before the queued commands.
 	watched []watchedKey
@@ -407,6 +409,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 		}
 		c.state.multiLen.Add(1)
 		c.multiWrite = c.multiWrite || write
+		c.multiClientWrite = c.multiClientWrite || write
 		c.multiDenyOOM = c.multiDenyOOM || cmd.Flags&store.DenyOOM != 0
 		c.multiDenyStale = c.multiDenyStale || !storeCommandStale(cmd.Name)
 		out := c.reply()

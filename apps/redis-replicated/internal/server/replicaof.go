@@ -110,7 +110,7 @@ func (c *conn) replicaView(args [][]byte) (write, stale, ok bool) {
 			if !c.multi {
 				return false, true, false
 			}
-			return c.multiWrite, !c.multiDenyStale, true
+			return c.multiClientWrite, !c.multiDenyStale, true
 		}
 		return false, serverCommandStale(h), h.check(len(args))
 	}
