@@ -369,7 +369,7 @@ func cmdHello(c *conn, args [][]byte) bool {
 		c.env.RESP3 = v == 3 // a script's reply, in this protocol (store.Env.RESP3)
 	}
 	role := "master"
-	if !c.s.link.Leads() {
+	if !c.s.link.Leads() || c.s.cfg.Machine.master.Load() != nil {
 		role = "replica"
 	}
 	*out = c.appendMapLen(*out, 7)
