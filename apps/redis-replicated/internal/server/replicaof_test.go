@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -285,6 +286,7 @@ func TestReplicaOfRealMaster(t *testing.T) {
 			if r := g.Do("ROLE"); !strings.HasPrefix(r, "*3\r\n$6\r\nmaster\r\n") {
 				t.Errorf("ROLE of a master: %q", r)
 			}
+			noLinkGoroutines(t)
 		})
 	}
 }
@@ -547,5 +549,57 @@ func TestWalkRDB(t *testing.T) {
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestReplicaOfMasterRestart kills the master while it streams writes:
+// the link goes down (and keeps retrying), and once a master runs again
+// on that address, empty and then written to, a full resync leaves the
+// replica with exactly its data.
+func TestReplicaOfMasterRestart(t *testing.T) {
+	addr, master := startMaster(t, false)
+	fillMaster(t, master, "k:")
+	g := redistest.Dial(t, startStandalone(t).Addr())
+	host, port := hostPort(addr)
+	g.Do("REPLICAOF", host, port)
+	waitLink(t, g, "up")
+	writer := redistest.Dial(t, addr)
+	for i := range 200 {
+		writer.Do("INCR", "counter")
+		if i == 100 {
+			master.Send([]byte("*2\r\n$8\r\nSHUTDOWN\r\n$6\r\nNOSAVE\r\n"))
+			break
+		}
+	}
+	waitLink(t, g, "down")
+	if r := g.Do("GET", "k:str"); r != bulk("hello") {
+		t.Errorf("data while the master is down: %q", r)
+	}
+	p, _ := strconv.Atoi(port)
+	addr2 := redistest.StartOn(t, p)
+	master2 := redistest.Dial(t, addr2)
+	master2.Do("CONFIG", "SET", "repl-diskless-sync-delay", "0")
+	fillMaster(t, master2, "n:")
+	waitLink(t, g, "up")
+	waitSame(t, master2, g)
+	if r := g.Do("EXISTS", "k:str", "counter"); r != ":0\r\n" {
+		t.Errorf("the old master's keys after the resync: %q", r)
+	}
+	g.Do("REPLICAOF", "NO", "ONE")
+	noLinkGoroutines(t)
+}
+
+// noLinkGoroutines waits until no goroutine of the link (replink.go) is
+// left.
+func noLinkGoroutines(t *testing.T) {
+	t.Helper()
+	var dump string
+	if !replicatest.WaitFor(func() bool {
+		var b strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
+		dump = b.String()
+		return !strings.Contains(dump, "replicaLink") && !strings.Contains(dump, "runLink")
+	}) {
+		t.Fatalf("link goroutines left:\n%s", dump)
 	}
 }
