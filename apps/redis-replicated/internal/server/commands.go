@@ -62,11 +62,11 @@ func init() {
 		{name: "acl", arity: -2, flags: []string{"noscript", "loading", "stale"}, summary: "A container for Access List Control commands.", run: cmdACL},
 		{name: "hello", arity: -1, flags: []string{"noscript", "loading", "stale", "fast"}, summary: "Handshakes with the Redis server.", run: cmdHello},
 		{name: "time", arity: 1, flags: []string{"loading", "stale", "fast"}, summary: "Returns the server time.", run: cmdTime},
-		{name: "multi", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, inMulti: true, summary: "Starts a transaction.", run: cmdMulti},
+		{name: "multi", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, inMulti: true, summary: "Starts a transaction.", run: cmdMulti},
 		{name: "exec", arity: 1, flags: []string{"noscript", "loading", "stale"}, inMulti: true, summary: "Executes all commands in a transaction.", run: cmdExec},
 		{name: "watch", arity: -2, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, inMulti: true, summary: "Monitors changes to keys to determine the execution of a transaction.", run: cmdWatch},
 		{name: "unwatch", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, summary: "Forgets about watched keys of a transaction.", run: cmdUnwatch},
-		{name: "discard", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, inMulti: true, summary: "Discards a transaction.", run: cmdDiscard},
+		{name: "discard", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, inMulti: true, summary: "Discards a transaction.", run: cmdDiscard},
 		{name: "sync", arity: 1, flags: []string{"admin", "noscript", "no_async_loading", "no_multi"}, summary: "An internal command used in replication.", run: cmdSync},
 		{name: "debug", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, inMulti: true, summary: "A container for debugging commands (DIGEST only).", run: cmdDebug},
 		{name: "bgrewriteaof", arity: 1, flags: []string{"admin", "noscript", "no_async_loading"}, summary: "Asynchronously rewrites the append-only file to disk.", run: cmdBgrewriteaof},
@@ -267,6 +267,10 @@ func cmdExec(c *conn, _ [][]byte) bool {
 	c.state.multiLen.Store(-1)
 	if c.multiDirty {
 		*out = resp.AppendError(*out, "EXECABORT Transaction discarded because of previous errors.")
+		return false
+	}
+	if c.multiClientWrite && c.s.minReplicas.Load() != 0 && c.s.lacksReplicas() {
+		*out = resp.AppendError(*out, "EXECABORT Transaction discarded because of: "+errNoReplicas)
 		return false
 	}
 	if c.multiDenyOOM && c.s.outOfMemory() {

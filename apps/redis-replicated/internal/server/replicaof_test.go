@@ -603,3 +603,59 @@ func noLinkGoroutines(t *testing.T) {
 		t.Fatalf("link goroutines left:\n%s", dump)
 	}
 }
+
+// TestExecAbortReasons: EXEC of a transaction the server's state refuses
+// since it was queued answers EXECABORT with the reason, as Redis 7.0's
+// multi tests check: a busy script (MULTI itself is allowed while busy),
+// too few replicas for its writes.
+func TestExecAbortReasons(t *testing.T) {
+	srv := startStandalone(t)
+	r, r2, busy := redistest.Dial(t, srv.Addr()), redistest.Dial(t, srv.Addr()), redistest.Dial(t, srv.Addr())
+	r.Do("SET", "xx", "1")
+	r.Do("CONFIG", "SET", "lua-time-limit", "10")
+	for i, s := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"MULTI"}, "+OK\r\n"},
+		{[]string{"INCR", "xx"}, "+QUEUED\r\n"},
+		{[]string{"CONFIG", "SET", "min-replicas-to-write", "2"}, "+OK\r\n"},
+		{[]string{"EXEC"}, "-EXECABORT Transaction discarded because of: NOREPLICAS Not enough good replicas to write.\r\n"},
+		{[]string{"CONFIG", "SET", "min-replicas-to-write", "0"}, "+OK\r\n"},
+		{[]string{"MULTI"}, "+OK\r\n"},
+		{[]string{"INCR", "xx"}, "+QUEUED\r\n"},
+	} {
+		c := r
+		if lowerEq([]byte(s.args[0]), "config") {
+			c = r2
+		}
+		if got := c.Do(s.args...); got != s.want {
+			t.Fatalf("step %d %q: %q, want %q", i, s.args, got, s.want)
+		}
+	}
+	if err := busy.Send([]byte("*3\r\n$4\r\nEVAL\r\n$17\r\nwhile true do end\r\n$1\r\n0\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if !replicatest.WaitFor(func() bool { return strings.HasPrefix(r2.Do("GET", "xx"), "-BUSY") }) {
+		t.Fatal("the script never made the server busy")
+	}
+	if got := r.Do("EXEC"); !strings.HasPrefix(got, "-EXECABORT Transaction discarded because of: BUSY ") {
+		t.Fatalf("EXEC while busy: %q", got)
+	}
+	if got := r2.Do("MULTI"); got != "+OK\r\n" {
+		t.Fatalf("MULTI while busy: %q", got)
+	}
+	r2.Do("DISCARD")
+	if got := r2.Do("SCRIPT", "KILL"); got != "+OK\r\n" {
+		t.Fatalf("SCRIPT KILL: %q", got)
+	}
+	if got, _ := busy.Read(); !strings.HasPrefix(got, "-ERR Error running script") && !strings.HasPrefix(got, "-") {
+		t.Fatalf("the killed script: %q", got)
+	}
+	if got := r.Do("GET", "xx"); got != bulk("1") {
+		t.Fatalf("xx after the aborted transactions: %q", got)
+	}
+	if got := r.Do("PING", "asdf"); got != bulk("asdf") {
+		t.Fatalf("the connection is still in MULTI: %q", got)
+	}
+}
