@@ -659,3 +659,43 @@ func TestExecAbortReasons(t *testing.T) {
 		t.Fatalf("the connection is still in MULTI: %q", got)
 	}
 }
+
+// TestReplicaOfAccessData: under an LRU or LFU policy the master's RDB
+// carries each key's IDLE or FREQ; the walker reports them and the sync
+// loads them (RESTORE's IDLETIME and FREQ).
+func TestReplicaOfAccessData(t *testing.T) {
+	for _, tc := range []struct {
+		policy     string
+		idle, freq bool
+	}{{"allkeys-lru", true, false}, {"allkeys-lfu", false, true}} {
+		t.Run(tc.policy, func(t *testing.T) {
+			addr, master := startMaster(t, false)
+			master.Do("CONFIG", "SET", "maxmemory-policy", tc.policy)
+			fillMaster(t, master, "p:")
+			n := 0
+			err := store.WalkRDB(fetchRDB(t, addr), func(e *store.RDBEntry) error {
+				if e.Function == nil {
+					n++
+					if (e.Idle >= 0) != tc.idle || (e.Freq >= 0) != tc.freq {
+						t.Errorf("key %q: idle %d, freq %d", e.Key, e.Idle, e.Freq)
+					}
+				}
+				return nil
+			})
+			if err != nil || n != 17 {
+				t.Fatalf("WalkRDB: %v, %d keys", err, n)
+			}
+			g := redistest.Dial(t, startStandalone(t).Addr())
+			g.Do("CONFIG", "SET", "maxmemory-policy", tc.policy)
+			host, port := hostPort(addr)
+			g.Do("REPLICAOF", host, port)
+			waitLink(t, g, "up")
+			waitSame(t, master, g)
+			if tc.freq {
+				if m, got := master.Do("OBJECT", "FREQ", "p:str"), g.Do("OBJECT", "FREQ", "p:str"); m != got {
+					t.Errorf("OBJECT FREQ: %q on the master, %q here", m, got)
+				}
+			}
+		})
+	}
+}
