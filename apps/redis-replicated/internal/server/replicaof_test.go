@@ -322,11 +322,29 @@ func TestReplicaOfCluster(t *testing.T) {
 			t.Errorf("follower write: %q", r)
 		}
 	}
+	// A value larger than a proposal, through the RDB of the next sync
+	// and through the stream; then the leader dies: the next one takes
+	// the link over with a full resync.
+	master.Do("SET", "c:huge", strings.Repeat("h", 3<<20))
+	waitSame(t, master, g)
+	cl.Crash(lead.ID)
+	lead = cl.WaitLeader()
+	g = redistest.Dial(t, lead.Srv.Addr())
+	master.Do("SET", "d:huge", strings.Repeat("i", 3<<20))
+	fillMaster(t, master, "e:")
+	waitLink(t, g, "up")
+	waitSame(t, master, g)
 	if r := g.Do("REPLICAOF", "NO", "ONE"); r != "+OK\r\n" {
 		t.Fatalf("REPLICAOF NO ONE: %q", r)
 	}
 	if r := g.Do("SET", "x", "1"); r != "+OK\r\n" {
 		t.Errorf("write after REPLICAOF NO ONE: %q", r)
+	}
+	want = digest(t, lead.Srv.Addr())
+	for _, f := range cl.Followers(lead) {
+		if !replicatest.WaitFor(func() bool { return digest(t, f.Srv.Addr()) == want }) {
+			t.Errorf("follower %d after the new leader's sync: digest differs", f.ID)
+		}
 	}
 }
 
