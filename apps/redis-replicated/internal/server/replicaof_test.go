@@ -403,27 +403,48 @@ func TestReplicaOfUnreachable(t *testing.T) {
 // sync until masterauth is set): the link is down, and once it can sync
 // again a full resync brings the data the master has then.
 func TestReplicaOfLinkLost(t *testing.T) {
-	addr, master := startMaster(t, false)
-	fillMaster(t, master, "e:")
-	g := redistest.Dial(t, startStandalone(t).Addr())
-	host, port := hostPort(addr)
-	g.Do("REPLICAOF", host, port)
-	waitLink(t, g, "up")
-	waitSame(t, master, g)
-	master.Do("CONFIG", "SET", "requirepass", "s3cret")
-	master.Do("AUTH", "s3cret")
-	master.Do("CLIENT", "KILL", "TYPE", "replica")
-	waitLink(t, g, "down")
-	master.Do("FLUSHALL")
-	fillMaster(t, master, "f:")
-	if r := g.Do("GET", "e:str"); r != bulk("hello") {
-		t.Errorf("data while the link is down: %q", r)
+	for _, tc := range []struct {
+		name    string
+		lock    [][]string // on the master: what the next sync lacks
+		unlock  [][]string // on the replica: what gives it
+		relogin []string   // on the master, for the test's own connection
+	}{
+		{"requirepass", [][]string{{"CONFIG", "SET", "requirepass", "s3cret"}},
+			[][]string{{"CONFIG", "SET", "masterauth", "s3cret"}}, []string{"AUTH", "s3cret"}},
+		{"acl user", [][]string{{"ACL", "SETUSER", "repl", "on", ">s3cret", "+@all", "~*", "&*"}, {"ACL", "SETUSER", "default", "resetpass", ">other"}},
+			[][]string{{"CONFIG", "SET", "masteruser", "repl"}, {"CONFIG", "SET", "masterauth", "s3cret"}}, []string{"AUTH", "other"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, master := startMaster(t, false)
+			fillMaster(t, master, "e:")
+			g := redistest.Dial(t, startStandalone(t).Addr())
+			host, port := hostPort(addr)
+			g.Do("REPLICAOF", host, port)
+			waitLink(t, g, "up")
+			waitSame(t, master, g)
+			for _, args := range tc.lock {
+				master.Do(args...)
+			}
+			master.Do(tc.relogin...)
+			master.Do("CLIENT", "KILL", "TYPE", "replica")
+			waitLink(t, g, "down")
+			master.Do("FLUSHALL")
+			fillMaster(t, master, "f:")
+			if r := g.Do("GET", "e:str"); r != bulk("hello") {
+				t.Errorf("data while the link is down: %q", r)
+			}
+			for _, args := range tc.unlock {
+				if r := g.Do(args...); r != "+OK\r\n" {
+					t.Fatalf("%q: %q", args, r)
+				}
+			}
+			waitLink(t, g, "up")
+			waitSame(t, master, g)
+			if r := g.Do("CONFIG", "GET", "masterauth"); r != "*2\r\n$10\r\nmasterauth\r\n$6\r\ns3cret\r\n" {
+				t.Errorf("CONFIG GET masterauth: %q", r)
+			}
+		})
 	}
-	if r := g.Do("CONFIG", "SET", "masterauth", "s3cret"); r != "+OK\r\n" {
-		t.Fatalf("CONFIG SET masterauth: %q", r)
-	}
-	waitLink(t, g, "up")
-	waitSame(t, master, g)
 }
 
 // TestReplicaOfBadRDB: a master that sends a corrupt RDB gets the link
