@@ -489,6 +489,7 @@ var configParams = [][2]string{
 	{"slave-serve-stale-data", ""},
 	{"masterauth", ""},
 	{"masteruser", ""},
+	{"repl-timeout", ""},
 	// SYNC's stream pings every this many seconds (sync.go).
 	{"repl-ping-replica-period", ""},
 	{"repl-ping-slave-period", ""},
@@ -568,7 +569,7 @@ func (c *conn) configValue(name string) (string, bool) {
 			return c.s.percentilesValue(), true
 		case "appendonly", "appendfsync", "appendfilename", "aof-use-rdb-preamble", "dir":
 			return c.s.cfg.Machine.aofConfigValue(name)
-		case "replica-read-only", "slave-read-only", "replica-serve-stale-data", "slave-serve-stale-data", "masterauth", "masteruser":
+		case "replica-read-only", "slave-read-only", "replica-serve-stale-data", "slave-serve-stale-data", "masterauth", "masteruser", "repl-timeout":
 			return c.s.replConfigValue(name)
 		case "bind":
 			if i := strings.LastIndexByte(c.s.Addr(), ':'); i >= 0 {

@@ -233,8 +233,8 @@
 // another epoch, so nothing of an old link lands after REPLICAOF NO ONE
 // or a new REPLICAOF. The link's state (up or down) is proposed too, so
 // every replica's INFO and MASTERDOWN agree. A link that fails (connect,
-// handshake, a stall of 60 s, a malformed RDB) is logged, marked down and
-// retried a second later; a new leader starts over with a full resync.
+// handshake, a silence longer than repl-timeout, a malformed RDB) is
+// logged, marked down and retried a second later; a new leader starts over with a full resync.
 //
 // While a replica, client writes answer READONLY (replica-read-only,
 // CONFIG SET per node), and with replica-serve-stale-data no and the link
@@ -332,8 +332,9 @@
 //   - REPLICAOF: always a full resync (PSYNC ? -1), never a partial one,
 //     also when the leader changes; the RDB is held in memory while it
 //     loads; no sub-replicas of Redis's kind (SYNC taps excepted), no
-//     replica-announce-*, repl-diskless-load or repl-timeout settings
-//     (60 s); a follower answers REPLICAOF with READONLY; INFO's
+//     replica-announce-* or repl-diskless-load settings; replica-*,
+//     masterauth, masteruser and repl-timeout are each node's own, as in
+//     Redis; a follower answers REPLICAOF with READONLY; INFO's
 //     offsets and master_last_io_seconds_ago are the leader's link's
 //     (a follower reports -1); a module type or pre-7.0 function opcode
 //     in the RDB fails the sync; a stream group's entries-read is lost

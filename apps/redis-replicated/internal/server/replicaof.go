@@ -37,6 +37,7 @@ type replState struct {
 	serveStale atomic.Bool // replica-serve-stale-data
 	masterAuth atomic.Pointer[string]
 	masterUser atomic.Pointer[string]
+	timeout    atomic.Int64 // repl-timeout, seconds
 	// The link (replink.go), on the replica that runs it.
 	state      atomic.Int32 // linkIdle…linkConnected
 	lastIO     atomic.Int64 // Unix ms of the last byte from the master
@@ -62,6 +63,7 @@ var linkStateNames = [...]string{"connect", "connecting", "handshake", "sync", "
 func (r *replState) init() {
 	r.readOnly.Store(true)
 	r.serveStale.Store(true)
+	r.timeout.Store(60) // Redis's default
 	empty := ""
 	r.masterAuth.Store(&empty)
 	r.masterUser.Store(&empty)
@@ -296,6 +298,8 @@ func (s *Server) replConfigValue(name string) (string, bool) {
 		return *s.repl.masterAuth.Load(), true
 	case "masteruser":
 		return *s.repl.masterUser.Load(), true
+	case "repl-timeout":
+		return strconv.FormatInt(s.repl.timeout.Load(), 10), true
 	}
 	return "", false
 }
@@ -310,6 +314,11 @@ func checkReplConfig(name string, value []byte) (bool, string) {
 		}
 		return true, ""
 	case "masterauth", "masteruser":
+		return true, ""
+	case "repl-timeout":
+		if n, err := strconv.ParseInt(string(value), 10, 32); err != nil || n < 1 {
+			return true, "argument must be between 1 and 2147483647 inclusive"
+		}
 		return true, ""
 	}
 	return false, ""
@@ -327,6 +336,9 @@ func (s *Server) setReplConfig(name string, value []byte) {
 		s.repl.masterAuth.Store(&v)
 	case "masteruser":
 		s.repl.masterUser.Store(&v)
+	case "repl-timeout":
+		n, _ := strconv.ParseInt(v, 10, 32)
+		s.repl.timeout.Store(n)
 	}
 }
 

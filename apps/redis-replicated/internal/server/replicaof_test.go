@@ -447,34 +447,51 @@ func TestReplicaOfLinkLost(t *testing.T) {
 	}
 }
 
-// TestReplicaOfBadRDB: a master that sends a corrupt RDB gets the link
-// dropped and retried, never a panic, and the data stays as it was.
-func TestReplicaOfBadRDB(t *testing.T) {
+// TestReplicaOfBadMaster: a master that sends a corrupt RDB, or stalls
+// in the handshake or in the middle of the RDB for longer than
+// repl-timeout, gets the link dropped and retried, never a panic or a
+// hang, and the data stays as it was.
+func TestReplicaOfBadMaster(t *testing.T) {
 	addr, master := startMaster(t, false)
 	master.Do("SET", "k", "v")
 	rdb := fetchRDB(t, addr)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	corrupt := append([]byte(nil), rdb...)
+	corrupt := bytes.Clone(rdb)
 	corrupt[len(corrupt)/2] ^= 0x55
-	go fakeMaster(ln, corrupt)
-	g := redistest.Dial(t, startStandalone(t).Addr())
-	g.Do("SET", "mine", "1")
-	host, port := hostPort(ln.Addr().String())
-	g.Do("REPLICAOF", host, port)
-	if !replicatest.WaitFor(func() bool { return fakeSyncs.Load() >= 2 }) {
-		t.Fatal("the link did not retry after a bad RDB")
+	for _, tc := range []struct {
+		name string
+		mode fakeMode
+		rdb  []byte
+	}{
+		{"corrupt RDB", fakeFull, corrupt},
+		{"stall in the RDB", fakeStallRDB, rdb},
+		{"stall in the handshake", fakeStallHandshake, rdb},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			var conns atomic.Int64
+			go fakeMaster(ln, tc.rdb, tc.mode, &conns)
+			g := redistest.Dial(t, startStandalone(t).Addr())
+			g.Do("CONFIG", "SET", "repl-timeout", "1")
+			g.Do("SET", "mine", "1")
+			host, port := hostPort(ln.Addr().String())
+			g.Do("REPLICAOF", host, port)
+			if !replicatest.WaitFor(func() bool { return conns.Load() >= 2 }) {
+				t.Fatal("the link did not retry")
+			}
+			if r := g.Do("GET", "mine"); r != bulk("1") {
+				t.Errorf("data after a bad master: %q", r)
+			}
+			if s := infoField(g.Do("INFO", "replication"), "master_link_status"); s != "down" {
+				t.Errorf("link with a bad master: %s", s)
+			}
+			g.Do("REPLICAOF", "NO", "ONE")
+			noLinkGoroutines(t)
+		})
 	}
-	if r := g.Do("GET", "mine"); r != bulk("1") {
-		t.Errorf("data after a bad RDB: %q", r)
-	}
-	if s := infoField(g.Do("INFO", "replication"), "master_link_status"); s != "down" {
-		t.Errorf("link after a bad RDB: %s", s)
-	}
-	g.Do("REPLICAOF", "NO", "ONE")
 }
 
 // fetchRDB gets the master's RDB file with redis-cli --rdb.
@@ -492,18 +509,24 @@ func fetchRDB(t *testing.T, addr string) []byte {
 	return b
 }
 
-// fakeSyncs counts the full syncs fakeMaster served.
-var fakeSyncs atomic.Int64
+// fakeMode is how fakeMaster misbehaves.
+type fakeMode int
 
-// fakeMaster answers the replica handshake of every connection on ln with
-// +OK, then PSYNC with +FULLRESYNC and rdb, and waits for the replica to
-// hang up.
-func fakeMaster(ln net.Listener, rdb []byte) {
+const (
+	fakeFull           fakeMode = iota // the handshake and the whole RDB
+	fakeStallRDB                       // half the RDB, then silence
+	fakeStallHandshake                 // no reply to anything
+)
+
+// fakeMaster serves the replica handshake on ln as mode says, counting
+// connections in conns, each until the replica hangs up.
+func fakeMaster(ln net.Listener, rdb []byte, mode fakeMode, conns *atomic.Int64) {
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
 			return
 		}
+		conns.Add(1)
 		go func() {
 			defer nc.Close()
 			br := bufio.NewReader(nc)
@@ -512,13 +535,17 @@ func fakeMaster(ln net.Listener, rdb []byte) {
 				if err != nil {
 					return
 				}
-				switch strings.ToUpper(string(args[0])) {
-				case "PING":
+				switch {
+				case mode == fakeStallHandshake:
+				case strings.EqualFold(string(args[0]), "PING"):
 					nc.Write([]byte("+PONG\r\n"))
-				case "PSYNC":
-					fakeSyncs.Add(1)
+				case strings.EqualFold(string(args[0]), "PSYNC"):
 					fmt.Fprintf(nc, "+FULLRESYNC %s 0\r\n$%d\r\n", strings.Repeat("a", 40), len(rdb))
-					nc.Write(rdb)
+					if mode == fakeStallRDB {
+						nc.Write(rdb[:len(rdb)/2])
+					} else {
+						nc.Write(rdb)
+					}
 				default:
 					nc.Write([]byte("+OK\r\n"))
 				}

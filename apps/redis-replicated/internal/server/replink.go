@@ -29,16 +29,16 @@ import (
 // proposed in order, each wrapped as "gomu.replicaof run <epoch> …", so
 // that none lands once REPLICAOF changed; REPLCONF GETACK is answered,
 // and REPLCONF ACK sent every second. Every wait has a deadline; a link
-// that fails (or a malformed RDB) is logged, marked down, and retried a
-// second later, as Redis's replica cron does. A new leader starts over
+// that fails (or a malformed RDB, or a master silent for longer than
+// repl-timeout) is logged, marked down, and retried a second later, as Redis's replica cron does. A new leader starts over
 // with a full resync: there is no partial resync.
 
-// Link timing: connecting, and any silence from the master (Redis's
-// repl-timeout; a master pings its replicas every 10 s), before the link
-// is given up; the pause before a retry; the ACK period.
+// Link timing: connecting before the link is given up (any silence from
+// the master longer than repl-timeout, 60 s by default, gives it up too; a
+// master pings its replicas every 10 s); the pause before a retry; the ACK
+// period.
 const (
 	replConnectTimeout = 5 * time.Second
-	replTimeout        = 60 * time.Second
 	replRetry          = time.Second
 	replAckPeriod      = time.Second
 	// replBatch bounds the bytes of one proposal of the RDB's keys or the
@@ -153,14 +153,19 @@ type replicaLink struct {
 }
 
 // stallReader refreshes the read deadline before every read, so that only
-// silence longer than replTimeout fails, and notes the time of each byte.
+// silence longer than repl-timeout fails, and notes the time of each byte.
 type stallReader struct {
 	nc     net.Conn
 	lastIO *atomic.Int64
+	// timeout is repl-timeout, in seconds.
+	timeout *atomic.Int64
 }
 
+// replTimeout is repl-timeout as a duration.
+func replTimeout(seconds *atomic.Int64) time.Duration { return time.Duration(seconds.Load()) * time.Second }
+
 func (r stallReader) Read(p []byte) (int, error) {
-	_ = r.nc.SetReadDeadline(time.Now().Add(replTimeout))
+	_ = r.nc.SetReadDeadline(time.Now().Add(replTimeout(r.timeout)))
 	n, err := r.nc.Read(p)
 	if n > 0 {
 		r.lastIO.Store(time.Now().UnixMilli())
@@ -180,7 +185,7 @@ func (l *replicaLink) run(ctx context.Context, addr string) error {
 	defer nc.Close()
 	stop := context.AfterFunc(ctx, func() { nc.Close() }) // unblocks every read and write
 	defer stop()
-	l.br = bufio.NewReaderSize(stallReader{nc: nc, lastIO: &s.repl.lastIO}, 64<<10)
+	l.br = bufio.NewReaderSize(stallReader{nc: nc, lastIO: &s.repl.lastIO, timeout: &s.repl.timeout}, 64<<10)
 	s.repl.state.Store(linkHandshake)
 	replid, offset, err := l.handshake()
 	if err != nil {
@@ -233,7 +238,7 @@ func (l *replicaLink) send(args ...string) error {
 	}
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
-	_ = l.nc.SetWriteDeadline(time.Now().Add(replTimeout))
+	_ = l.nc.SetWriteDeadline(time.Now().Add(replTimeout(&l.s.repl.timeout)))
 	_, err := l.nc.Write(b)
 	if err != nil {
 		return fmt.Errorf("write to master: %w", err)
