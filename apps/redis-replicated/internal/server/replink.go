@@ -162,7 +162,9 @@ type stallReader struct {
 }
 
 // replTimeout is repl-timeout as a duration.
-func replTimeout(seconds *atomic.Int64) time.Duration { return time.Duration(seconds.Load()) * time.Second }
+func replTimeout(seconds *atomic.Int64) time.Duration {
+	return time.Duration(seconds.Load()) * time.Second
+}
 
 func (r stallReader) Read(p []byte) (int, error) {
 	_ = r.nc.SetReadDeadline(time.Now().Add(replTimeout(r.timeout)))
