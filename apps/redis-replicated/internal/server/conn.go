@@ -379,6 +379,11 @@ func (c *conn) dispatch(args [][]byte) bool {
 		if write && !c.multi && speculation && speculates(cmd) && c.speculate(args, slot) {
 			return false
 		}
+		if write && c.s.cfg.Machine.master.Load() != nil && c.s.repl.readOnly.Load() {
+			c.refuse(errReadOnlyReplica) // a replica's script that writes (replicaof.go)
+			c.rejected(slot)
+			return false
+		}
 	}
 	if write && c.s.minReplicas.Load() != 0 && c.refuseNoReplicas() {
 		c.rejected(slot)

@@ -120,10 +120,9 @@ func (c *conn) replicaView(args [][]byte) (write, stale, ok bool) {
 	if cmd == nil || cmd.Flags&store.Internal != 0 || !cmd.CheckArity(len(args)) {
 		return false, false, false
 	}
-	write = cmd.Flags&store.Write != 0
-	if cmd.Flags&store.Scripted != 0 {
-		write = c.s.cfg.Machine.scriptWrites(args)
-	}
+	// A script call is judged by its speculative run, which answers a
+	// call that turns out to only read (conn.dispatch refuses the rest).
+	write = cmd.Flags&(store.Write|store.Scripted) == store.Write
 	if cmd.Name == "publish" {
 		write = false // allowed on a Redis replica: it replicates as any PUBLISH here
 	}

@@ -248,6 +248,11 @@ func TestReplicaOfRealMaster(t *testing.T) {
 			}{
 				{[]string{"SET", "x", "1"}, "-READONLY You can't write against a read only replica.\r\n"},
 				{[]string{"GET", "a:int"}, "$5\r\n12345\r\n"},
+				{[]string{"EVAL", "return redis.call('get', KEYS[1])", "1", "a:int"}, "$5\r\n12345\r\n"},
+				{[]string{"EVAL", "return redis.call('set', KEYS[1], 'x')", "1", "a:int"}, "-READONLY You can't write against a read only replica.\r\n"},
+				{[]string{"FCALL", "fa", "0"}, ":1\r\n"},
+				{[]string{"FUNCTION", "DELETE", "liba"}, "-READONLY You can't write against a read only replica.\r\n"},
+				{[]string{"PUBLISH", "ch", "m"}, ":0\r\n"},
 				{[]string{"ROLE"}, "*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:" + port + "\r\n$9\r\nconnected\r\n"},
 				{[]string{"CONFIG", "GET", "replica-read-only"}, "*2\r\n$17\r\nreplica-read-only\r\n$3\r\nyes\r\n"},
 			} {
