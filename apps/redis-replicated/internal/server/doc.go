@@ -334,12 +334,13 @@
 //     loads; no sub-replicas of Redis's kind (SYNC taps excepted), no
 //     replica-announce-* or repl-diskless-load settings; replica-*,
 //     masterauth, masteruser and repl-timeout are each node's own, as in
-//     Redis; a follower answers REPLICAOF with READONLY; INFO's
-//     offsets and master_last_io_seconds_ago are the leader's link's
-//     (a follower reports -1); a module type or pre-7.0 function opcode
-//     in the RDB fails the sync; a stream group's entries-read is lost
-//     as on a Redis replica, and consumers' seen-times are this
-//     server's clock.
+//     Redis; a follower answers REPLICAOF with READONLY; INFO's offsets
+//     and master_last_io_seconds_ago are the leader's link's (a follower
+//     reports -1); a module type or pre-7.0 function opcode in the RDB,
+//     or a database above 15, fails the sync; a stream group's
+//     entries-read is lost as on a Redis replica, and consumers'
+//     seen-times are this server's clock; a replica refuses a script
+//     that writes before it runs (READONLY), and queued in MULTI.
 //   - Not implemented: shard channels (SSUBSCRIBE,
 //     SPUBLISH), MIGRATE, RDB persistence (SAVE, BGSAVE).
 package server

@@ -470,6 +470,7 @@ func TestReplicaOfBadMaster(t *testing.T) {
 		{"corrupt RDB", fakeFull, corrupt},
 		{"stall in the RDB", fakeStallRDB, rdb},
 		{"stall in the handshake", fakeStallHandshake, rdb},
+		{"a database above 15", fakeSelect20, rdb},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -487,12 +488,14 @@ func TestReplicaOfBadMaster(t *testing.T) {
 			if !replicatest.WaitFor(func() bool { return conns.Load() >= 2 }) {
 				t.Fatal("the link did not retry")
 			}
-			if r := g.Do("GET", "mine"); r != bulk("1") {
-				t.Errorf("data after a bad master: %q", r)
+			want := bulk("1")
+			if tc.mode == fakeSelect20 {
+				want = "$-1\r\n" // the RDB's sync flushed it, the stream's SET went nowhere
 			}
-			if s := infoField(g.Do("INFO", "replication"), "master_link_status"); s != "down" {
-				t.Errorf("link with a bad master: %s", s)
+			if r := g.Do("GET", "mine"); r != want {
+				t.Errorf("data after a bad master: %q, want %q", r, want)
 			}
+			waitLink(t, g, "down")
 			g.Do("REPLICAOF", "NO", "ONE")
 			noLinkGoroutines(t)
 		})
@@ -521,6 +524,7 @@ const (
 	fakeFull           fakeMode = iota // the handshake and the whole RDB
 	fakeStallRDB                       // half the RDB, then silence
 	fakeStallHandshake                 // no reply to anything
+	fakeSelect20                       // the whole RDB, then SELECT 20
 )
 
 // fakeMaster serves the replica handshake on ln as mode says, counting
@@ -546,9 +550,13 @@ func fakeMaster(ln net.Listener, rdb []byte, mode fakeMode, conns *atomic.Int64)
 					nc.Write([]byte("+PONG\r\n"))
 				case strings.EqualFold(string(args[0]), "PSYNC"):
 					fmt.Fprintf(nc, "+FULLRESYNC %s 0\r\n$%d\r\n", strings.Repeat("a", 40), len(rdb))
-					if mode == fakeStallRDB {
+					switch mode {
+					case fakeStallRDB:
 						nc.Write(rdb[:len(rdb)/2])
-					} else {
+					case fakeSelect20:
+						nc.Write(rdb)
+						nc.Write([]byte("*2\r\n$6\r\nSELECT\r\n$2\r\n20\r\n*3\r\n$3\r\nSET\r\n$4\r\nmine\r\n$1\r\n2\r\n"))
+					default:
 						nc.Write(rdb)
 					}
 				default:

@@ -473,9 +473,11 @@ func (l *replicaLink) stream() error {
 		switch {
 		case name == "ping":
 		case name == "select" && len(args) == 2:
-			if db, err := strconv.Atoi(string(args[1])); err == nil && 0 <= db && db < store.Databases {
-				l.db = db
+			db, err := strconv.Atoi(string(args[1]))
+			if err != nil || db < 0 || db >= store.Databases {
+				return fmt.Errorf("master stream: SELECT %q: this server has databases 0 to %d", args[1], store.Databases-1)
 			}
+			l.db = db
 		case name == "multi":
 			inTx = true
 		case name == "exec":
