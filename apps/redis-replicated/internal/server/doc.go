@@ -331,7 +331,8 @@
 //     no aclfile (ACL LOAD and SAVE answer Redis's error for that).
 //   - REPLICAOF: always a full resync (PSYNC ? -1), never a partial one,
 //     also when the leader changes; the RDB is held in memory while it
-//     loads; no sub-replicas of Redis's kind (SYNC taps excepted), no
+//     loads, and clients see it loaded in part (Redis answers LOADING
+//     then); no sub-replicas of Redis's kind (SYNC taps excepted), no
 //     replica-announce-* or repl-diskless-load settings; replica-*,
 //     masterauth, masteruser and repl-timeout are each node's own, as in
 //     Redis; a follower answers REPLICAOF with READONLY; INFO's offsets
