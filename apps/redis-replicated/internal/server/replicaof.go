@@ -219,7 +219,7 @@ func (s *Server) writeReplicaOfInfo(b *strings.Builder, m *store.Master) {
 	now := time.Now().UnixMilli()
 	st := int(s.repl.state.Load())
 	lastIO := int64(-1)
-	if t := s.repl.lastIO.Load(); t != 0 && st >= linkSync {
+	if t := s.repl.lastIO.Load(); t != 0 && st == linkConnected {
 		lastIO = (now - t) / 1000
 	}
 	link := "down"
@@ -246,7 +246,7 @@ func (s *Server) writeReplicaOfInfo(b *strings.Builder, m *store.Master) {
 			perc = float64(read) * 100 / float64(total)
 		}
 		w("master_sync_perc", strconv.FormatFloat(perc, 'f', 2, 64))
-		w("master_sync_last_io_seconds_ago", max(lastIO, 0))
+		w("master_sync_last_io_seconds_ago", (now-s.repl.lastIO.Load())/1000)
 	}
 	if !m.LinkUp {
 		down := int64(-1)

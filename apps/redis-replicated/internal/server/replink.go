@@ -107,7 +107,7 @@ func (s *Server) startLink(m *store.Master) *linkRun {
 func (s *Server) runLink(ctx context.Context, m *store.Master) {
 	addr := net.JoinHostPort(m.Host, m.Port)
 	epoch := m.EpochString()
-	s.repl.downSince.Store(time.Now().UnixMilli())
+	s.repl.downSince.Store(0) // never up yet: INFO says -1, as Redis
 	s.repl.offset.Store(-1)
 	s.repl.readOffset.Store(-1)
 	if m.LinkUp { // a new leader: the link the old one marked up is gone
