@@ -68,8 +68,6 @@ func (r *replState) init() {
 	r.masterAuth.Store(&empty)
 	r.masterUser.Store(&empty)
 	r.replid.Store(&empty)
-	r.offset.Store(-1)
-	r.readOffset.Store(-1)
 }
 
 // refuseAsReplica refuses, on a replica of master m, what Redis refuses
@@ -184,7 +182,11 @@ func cmdRole(c *conn, _ [][]byte) bool {
 		*out = resp.AppendBulkString(*out, m.Host)
 		*out = resp.AppendInt(*out, port)
 		*out = resp.AppendBulkString(*out, linkStateNames[st])
-		*out = resp.AppendInt(*out, c.s.repl.offset.Load())
+		off := int64(-1) // no master connected, as Redis's ROLE
+		if st == linkConnected {
+			off = max(c.s.repl.offset.Load(), 0)
+		}
+		*out = resp.AppendInt(*out, off)
 		return false
 	}
 	if r := c.s.link.Replica; r != nil && !c.s.link.Leads() {

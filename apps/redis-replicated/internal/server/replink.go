@@ -107,16 +107,21 @@ func (s *Server) startLink(m *store.Master) *linkRun {
 func (s *Server) runLink(ctx context.Context, m *store.Master) {
 	addr := net.JoinHostPort(m.Host, m.Port)
 	epoch := m.EpochString()
-	s.repl.downSince.Store(0) // never up yet: INFO says -1, as Redis
-	s.repl.offset.Store(-1)
-	s.repl.readOffset.Store(-1)
+	// As Redis: the offsets stay those of the last master until the next
+	// sync, and the link is down since now if there was one (else INFO
+	// says -1).
+	if s.repl.offset.Load() > 0 {
+		s.repl.downSince.Store(time.Now().UnixMilli())
+	} else {
+		s.repl.downSince.Store(0)
+	}
 	if m.LinkUp { // a new leader: the link the old one marked up is gone
 		_ = s.proposeLinkState(epoch, false)
 	}
 	for {
 		l := &replicaLink{s: s, m: m, epoch: epoch, ctx: deadline.New()}
 		err := l.run(ctx, addr)
-		s.repl.state.Store(linkConnecting)
+		s.repl.state.Store(linkIdle) // "connect" until the next attempt, as Redis's ROLE says
 		if ctx.Err() != nil {
 			return
 		}
