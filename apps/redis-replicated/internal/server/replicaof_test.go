@@ -267,6 +267,11 @@ func TestReplicaOfRealMaster(t *testing.T) {
 					t.Errorf("INFO %s: %q, want %q", field, got, want)
 				}
 			}
+			// WAIT on the master: its REPLCONF GETACK is answered.
+			master.Do("SET", "waited", "1")
+			if r := master.Do("WAIT", "1", "5000"); r != ":1\r\n" {
+				t.Errorf("WAIT on the master: %q", r)
+			}
 			// The offset the replica acknowledges reaches the master's.
 			if !replicatest.WaitFor(func() bool {
 				return infoField(g.Do("INFO", "replication"), "slave_repl_offset") ==

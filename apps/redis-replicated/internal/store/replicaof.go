@@ -40,7 +40,7 @@ func (s *Store) Master() *Master { return s.master }
 
 func cmdReplicaOf(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 	switch {
-	case len(args) == 3 && lowerASCII(args[1]) == "no" && lowerASCII(args[2]) == "one":
+	case len(args) == 3 && eqFoldString(args[1], "no") && eqFoldString(args[2], "one"):
 		s.master = nil
 		return resp.AppendOK(dst)
 	case len(args) == 4 && string(args[1]) == "link":
@@ -91,17 +91,6 @@ func uitoa(n uint64) string {
 
 // EpochString is m's epoch as the link and run subcommands carry it.
 func (m *Master) EpochString() string { return uitoa(m.Epoch) }
-
-func lowerASCII(b []byte) string {
-	out := make([]byte, len(b))
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		out[i] = c
-	}
-	return string(out)
-}
 
 func init() {
 	register(&Command{Name: ReplicaOfCommand, Arity: -3, Flags: Write | Internal, Group: "server",
