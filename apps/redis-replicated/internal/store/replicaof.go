@@ -3,6 +3,7 @@ package store
 import (
 	"bufio"
 	"encoding/binary"
+	"strconv"
 
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
@@ -70,27 +71,14 @@ func cmdReplicaOf(s *Store, e *Env, dst []byte, args [][]byte) []byte {
 
 // masterOf is the master if it has epoch (decimal), else nil.
 func (s *Store) masterOf(epoch []byte) *Master {
-	if m := s.master; m != nil && string(epoch) == uitoa(m.Epoch) {
+	if m := s.master; m != nil && string(epoch) == strconv.FormatUint(m.Epoch, 10) {
 		return m
 	}
 	return nil
 }
 
-func uitoa(n uint64) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
-}
-
 // EpochString is m's epoch as the link and run subcommands carry it.
-func (m *Master) EpochString() string { return uitoa(m.Epoch) }
+func (m *Master) EpochString() string { return strconv.FormatUint(m.Epoch, 10) }
 
 func init() {
 	register(&Command{Name: ReplicaOfCommand, Arity: -3, Flags: Write | Internal, Group: "server",
