@@ -234,6 +234,9 @@ func (m *Machine) feedTaps(h header, out []byte) {
 		if string(args[0]) == store.AsUserCommand {
 			args = args[2:] // a restricted user's script call (acl.go): as itself
 		}
+		if string(args[0]) == store.ReplicaOfCommand && len(args) > 3 && string(args[1]) == "run" {
+			args = args[3:] // what the Redis master sent (replink.go): as itself
+		}
 		if string(args[0]) == store.MigratedCommand { // MIGRATE's: as a DEL (migrate.go)
 			if p := migratedPropagated(reply); p != nil {
 				cmds = append(cmds, tapCommand{db: db, args: p})
