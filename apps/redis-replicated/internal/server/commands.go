@@ -56,7 +56,7 @@ func init() {
 		{name: "select", arity: 2, flags: []string{"loading", "stale", "fast"}, inMulti: true, summary: "Changes the selected database.", run: cmdSelect},
 		{name: "info", arity: -1, flags: []string{"loading", "stale"}, summary: "Returns information and statistics about the server.", run: cmdInfo},
 		{name: "command", arity: -1, flags: []string{"loading", "stale"}, summary: "Returns detailed information about all commands.", run: cmdCommand},
-		{name: "config", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, summary: "A container for server configuration commands.", run: cmdConfig},
+		{name: "config", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, inMulti: true, summary: "A container for server configuration commands.", run: cmdConfig},
 		{name: "client", arity: -2, flags: []string{"loading", "stale"}, summary: "A container for client connection commands.", run: cmdClient},
 		{name: "auth", arity: -2, flags: []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}, inMulti: true, summary: "Authenticates the connection.", run: cmdAuth},
 		{name: "acl", arity: -2, flags: []string{"noscript", "loading", "stale"}, summary: "A container for Access List Control commands.", run: cmdACL},
@@ -175,6 +175,7 @@ func cmdMulti(c *conn, _ [][]byte) bool {
 	c.multiDenyStale, c.multiClientWrite = false, false
 	c.queuedShapes = c.queuedShapes[:0]
 	c.queuedSlots = c.queuedSlots[:0]
+	c.queuedLocal = nil
 	c.state.multiLen.Store(0)
 	if cap(c.queued.buf) > c.s.cfg.MaxProposal {
 		c.queued.buf = nil // do not keep a huge transaction's buffer
@@ -294,6 +295,7 @@ func cmdExec(c *conn, _ [][]byte) bool {
 			*out = resp.AppendError(*out, c.s.replicationError(err))
 			return false
 		}
+		res = c.runLocals(res)
 		c.ranTx(res)
 		c.countTx(res)
 		start := len(*out)
@@ -316,8 +318,11 @@ func cmdExec(c *conn, _ [][]byte) bool {
 		return false
 	}
 	*out = res
-	c.ranTx(res[start:])
-	c.countTx(res[start:])
+	if len(c.queuedLocal) > 0 {
+		*out = append((*out)[:start], c.runLocals(bytes.Clone(res[start:]))...)
+	}
+	c.ranTx((*out)[start:])
+	c.countTx((*out)[start:])
 	if c.proto.Load() == 3 {
 		*out = c.resp3Exec(*out, start, c.queuedShapes)
 	}
@@ -583,6 +588,10 @@ func (c *conn) configValue(name string) (string, bool) {
 }
 
 func cmdConfig(c *conn, args [][]byte) bool {
+	if c.multi {
+		c.queueLocal(lookupServerCommand(args[0]), args) // multilocal.go
+		return false
+	}
 	out := c.reply()
 	sub := strings.ToLower(string(args[1]))
 	switch sub {

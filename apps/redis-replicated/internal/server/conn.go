@@ -110,6 +110,10 @@ type conn struct {
 	// FollowUp), which the leader proposes after the batch.
 	followUps []followUp
 
+	// queuedLocal are the server commands queued in the transaction
+	// (multilocal.go).
+	queuedLocal []localCommand
+
 	// user is the ACL user it runs as (acl.go; CLIENT LIST reads it from
 	// another goroutine), authed whether it logged in (or started as a
 	// default user that needed no password).

@@ -56,8 +56,11 @@
 // MULTI queues commands; EXEC runs them as one proposal (when any writes) or
 // locally after one barrier (when all read). Errors at queue time (unknown
 // command, wrong arity, a write on a follower) abort the transaction with
-// EXECABORT as Redis does. Server commands (INFO, CONFIG, CLIENT, …) are
-// refused inside MULTI; PING, ECHO and SELECT are queued.
+// EXECABORT as Redis does. Most server commands (INFO, CLIENT, …) are
+// refused inside MULTI; PING, ECHO, SELECT and REPLICAOF are queued. CONFIG
+// is queued too and runs on this node once the transaction has run, its
+// reply in its place (multilocal.go): its effect follows the
+// transaction's writes instead of sitting between them.
 //
 // WATCH notes a stamp of each key (a SHA-256 of its value and TTL, or
 // none: store.WatchStamp), read after a read barrier; EXEC puts the stamps

@@ -153,6 +153,7 @@ func cmdReplicaOf(c *conn, args [][]byte) bool {
 	}
 	if c.multi {
 		c.queued.add(cmd)
+		c.queuedSlots = append(c.queuedSlots, int32(statSlot(lookupServerCommand(args[0]).statsID, args)))
 		if c.proto.Load() == 3 {
 			c.queuedShapes = append(c.queuedShapes, shapeOf(args))
 		}
