@@ -29,23 +29,34 @@ import (
 // is ordered by the tree.
 type zdict struct {
 	table   []zdslot
-	ents    []zent
-	free    uint32 // 1 + the first free entry's index; 0: none
-	n       int    // live entries
-	arena   []byte
-	garbage int // bytes of arena that no live member uses
+	segs    [][]zent // the entries, zentSeg to a segment (the first grows up to that)
+	nents   int      // entries, live or free
+	free    uint32   // 1 + the first free entry's index; 0: none
+	n       int      // live entries
+	chunks  [][]byte // the arena, in chunks (the last grows up to zchunkMax)
+	bytes   int      // bytes written to the arena
+	garbage int      // of which no live member's
 }
 
-// zent is a member's entry: its score, its bytes (arena[off:off+n]) and
-// its hash. A free entry has n zfreeMark and off the next free's link.
+// zent is a member's entry: its score, its bytes (chunks[chunk][off:][:n])
+// and its hash. A free entry has n zfreeMark and off the next free's link.
 type zent struct {
-	score float64
-	off   uint64
-	n     uint32
-	hash  uint32
+	score      float64
+	chunk, off uint32
+	n          uint32
+	hash       uint32
 }
 
-const zfreeMark = ^uint32(0)
+const (
+	zfreeMark = ^uint32(0)
+	// The entries and the arena grow in pieces of these sizes (12 KiB and
+	// 16 KiB) but for their first, which doubles up to that: a set grows
+	// without moving what it holds (nor allocating a large object), and a
+	// small one stays small.
+	zentShift = 9
+	zentSeg   = 1 << zentShift
+	zchunkMax = 16 << 10
+)
 
 // zdslot is a table slot: hash 0 is an empty slot; idx indexes ents.
 type zdslot struct {
@@ -71,27 +82,81 @@ func zhashString(m string) uint32 {
 func bstr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // newZDict returns a dict with room for n members (of about bytes bytes in
-// all) without growing.
+// all) without growing its table.
 func newZDict(n, bytes int) zdict {
 	size := zdictMinSize
 	for size*3/4 < n {
 		size *= 2
 	}
-	return zdict{table: make([]zdslot, size), ents: make([]zent, 0, n), arena: make([]byte, 0, bytes)}
+	d := zdict{table: make([]zdslot, size)}
+	d.segs = [][]zent{make([]zent, 0, min(n, zentSeg))}
+	d.chunks = [][]byte{make([]byte, 0, min(bytes, zchunkMax))}
+	return d
 }
+
+// ent is entry i.
+func (d *zdict) ent(i uint32) *zent { return &d.segs[i>>zentShift][i&(zentSeg-1)] }
 
 // member is the member of entry i. The string aliases the arena, whose
 // bytes never change, so it stays valid after any change to the dict.
 func (d *zdict) member(i uint32) string {
-	e := &d.ents[i]
+	e := d.ent(i)
 	if e.n == 0 {
 		return ""
 	}
-	return unsafe.String(&d.arena[e.off], int(e.n))
+	return unsafe.String(&d.chunks[e.chunk][e.off], int(e.n))
+}
+
+// store writes m to the arena and returns where: a chunk and an offset.
+func (d *zdict) store(m string) (chunk, off uint32) {
+	d.bytes += len(m)
+	last := len(d.chunks) - 1
+	if last >= 0 {
+		c := d.chunks[last]
+		if len(c)+len(m) <= cap(c) {
+			d.chunks[last] = append(c, m...)
+			return uint32(last), uint32(len(c))
+		}
+		if need := len(c) + len(m); need <= zchunkMax && cap(c) < zchunkMax {
+			// The last chunk doubles into a new array: the old one stays
+			// for the strings that alias it, and offsets hold.
+			g := make([]byte, len(c), min(max(2*cap(c), need, 32), zchunkMax))
+			copy(g, c)
+			d.chunks[last] = append(g, m...)
+			return uint32(last), uint32(len(c))
+		}
+	}
+	c := make([]byte, 0, max(len(m), zchunkMax))
+	if last < 0 {
+		c = make([]byte, 0, max(len(m), 32))
+	}
+	d.chunks = append(d.chunks, append(c, m...))
+	return uint32(len(d.chunks) - 1), 0
+}
+
+// push appends entry e and returns its index.
+func (d *zdict) push(e zent) uint32 {
+	i := d.nents
+	seg := i >> zentShift
+	if seg == len(d.segs) {
+		c := zentSeg
+		if seg == 0 {
+			c = 8
+		}
+		d.segs = append(d.segs, make([]zent, 0, c))
+	}
+	if s := d.segs[seg]; len(s) == cap(s) {
+		g := make([]zent, len(s), min(max(2*cap(s), 8), zentSeg))
+		copy(g, s)
+		d.segs[seg] = g
+	}
+	d.segs[seg] = append(d.segs[seg], e)
+	d.nents++
+	return uint32(i)
 }
 
 // score is the score of entry i.
-func (d *zdict) score(i uint32) float64 { return d.ents[i].score }
+func (d *zdict) score(i uint32) float64 { return d.ent(i).score }
 
 // find is the table slot of member m of hash h, or of the empty slot that
 // ends its probe; found tells which.
@@ -129,7 +194,7 @@ func (d *zdict) getString(m string) (float64, bool) {
 	if !ok {
 		return 0, false
 	}
-	return d.ents[i].score, true
+	return d.ent(i).score, true
 }
 
 // probe looks m up, after making room for one more member. Found, ref is
@@ -150,16 +215,15 @@ func (d *zdict) probe(m string) (ref int, h uint32, found bool) {
 // fill adds member m, of hash h, with its score, in the table slot probe
 // returned; it copies m's bytes and returns the new entry's index.
 func (d *zdict) fill(slot int, h uint32, m string, score float64) uint32 {
-	e := zent{score: score, off: uint64(len(d.arena)), n: uint32(len(m)), hash: h}
-	d.arena = append(d.arena, m...)
+	chunk, off := d.store(m)
+	e := zent{score: score, chunk: chunk, off: off, n: uint32(len(m)), hash: h}
 	var idx uint32
 	if d.free != 0 {
 		idx = d.free - 1
-		d.free = uint32(d.ents[idx].off)
-		d.ents[idx] = e
+		d.free = d.ent(idx).off
+		*d.ent(idx) = e
 	} else {
-		idx = uint32(len(d.ents))
-		d.ents = append(d.ents, e)
+		idx = d.push(e)
 	}
 	d.table[slot] = zdslot{hash: h, idx: idx}
 	d.n++
@@ -171,7 +235,7 @@ func (d *zdict) fill(slot int, h uint32, m string, score float64) uint32 {
 func (d *zdict) set(member string, score float64) uint32 {
 	ref, h, found := d.probe(member)
 	if found {
-		d.ents[ref].score = score
+		d.ent(uint32(ref)).score = score
 		return uint32(ref)
 	}
 	return d.fill(ref, h, member, score)
@@ -213,15 +277,16 @@ func (d *zdict) remove(i int, idx uint32) {
 		}
 	}
 	d.table[i] = zdslot{}
-	d.garbage += int(d.ents[idx].n)
-	d.ents[idx] = zent{off: uint64(d.free), n: zfreeMark}
+	e := d.ent(idx)
+	d.garbage += int(e.n)
+	*e = zent{off: d.free, n: zfreeMark}
 	d.free = idx + 1
 	d.n--
 }
 
 // slotOf is the table slot of entry idx.
 func (d *zdict) slotOf(idx uint32) int {
-	h := d.ents[idx].hash
+	h := d.ent(idx).hash
 	mask := uint32(len(d.table) - 1)
 	j := h & mask
 	for d.table[j].idx != idx || d.table[j].hash != h {
@@ -234,8 +299,8 @@ func (d *zdict) slotOf(idx uint32) int {
 // entries, outweigh what is live (past a floor, so that a small set
 // never compacts).
 func (d *zdict) needsCompact() bool {
-	return d.garbage > 1024 && d.garbage > len(d.arena)/2 ||
-		len(d.ents) > 64 && len(d.ents)-d.n > len(d.ents)/2
+	return d.garbage > 1024 && d.garbage > d.bytes/2 ||
+		d.nents > 64 && d.nents-d.n > d.nents/2
 }
 
 // compact renumbers the live entries 0… in the order order gives (every
@@ -243,35 +308,32 @@ func (d *zdict) needsCompact() bool {
 // list, resizes the table for them and returns the renumbering (old
 // index -> new), for the tree to follow.
 func (d *zdict) compact(order func(yield func(uint32) bool)) []uint32 {
-	bytes := len(d.arena) - d.garbage
-	ents := make([]zent, 0, d.n+d.n/8)
-	arena := make([]byte, 0, bytes+bytes/8)
-	renum := make([]uint32, len(d.ents))
-	for i := range order {
-		e := d.ents[i]
-		renum[i] = uint32(len(ents))
-		if e.n > 0 {
-			off := len(arena)
-			arena = append(arena, d.arena[e.off:e.off+uint64(e.n)]...)
-			e.off = uint64(off)
-		} else {
-			e.off = 0
-		}
-		ents = append(ents, e)
-	}
-	d.ents, d.arena, d.garbage, d.free = ents, arena, 0, 0
+	old := *d
+	*d = newZDict(0, old.bytes-old.garbage)
 	size := zdictMinSize
-	for size*3/8 < d.n { // half full at most, so that it does not soon grow
+	for size*3/8 < old.n { // half full at most, so that it does not soon grow
 		size *= 2
 	}
 	d.table = make([]zdslot, size)
+	renum := make([]uint32, old.nents)
+	for i := range order {
+		e := *old.ent(i)
+		if e.n > 0 {
+			e.chunk, e.off = d.store(old.member(i))
+		} else {
+			e.chunk, e.off = 0, 0
+		}
+		renum[i] = d.push(e)
+		d.n++
+	}
 	mask := uint32(size - 1)
-	for i, e := range ents {
-		j := e.hash & mask
+	for i := range d.nents {
+		h := d.ent(uint32(i)).hash
+		j := h & mask
 		for d.table[j].hash != 0 {
 			j = (j + 1) & mask
 		}
-		d.table[j] = zdslot{hash: e.hash, idx: uint32(i)}
+		d.table[j] = zdslot{hash: h, idx: uint32(i)}
 	}
 	return renum
 }

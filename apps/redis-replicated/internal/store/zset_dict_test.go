@@ -29,7 +29,7 @@ func TestZDictRandom(t *testing.T) {
 			} else {
 				ref, h, found := d.probe(m)
 				if found {
-					d.ents[ref].score = sc
+					d.ent(uint32(ref)).score = sc
 				} else {
 					d.fill(ref, h, m, sc)
 				}
@@ -70,8 +70,8 @@ func compactZDict(t *testing.T, d *zdict) {
 	t.Helper()
 	var live []uint32
 	before := map[uint32]string{}
-	for i := len(d.ents) - 1; i >= 0; i-- {
-		if d.ents[i].n != zfreeMark {
+	for i := d.nents - 1; i >= 0; i-- {
+		if d.ent(uint32(i)).n != zfreeMark {
 			live = append(live, uint32(i))
 			before[uint32(i)] = d.member(uint32(i))
 		}
@@ -84,8 +84,8 @@ func compactZDict(t *testing.T, d *zdict) {
 			t.Fatalf("entry %d renumbered %d, want %d (%q)", i, renum[i], k, before[i])
 		}
 	}
-	if held != want || d.garbage != 0 || d.free != 0 || len(d.ents) != d.n {
-		t.Fatalf("after compact: held %q, garbage %d, free %d, %d entries of %d", held, d.garbage, d.free, len(d.ents), d.n)
+	if held != want || d.garbage != 0 || d.free != 0 || d.nents != d.n || d.bytes != d.arenaLen() {
+		t.Fatalf("after compact: held %q, garbage %d, free %d, %d entries of %d", held, d.garbage, d.free, d.nents, d.n)
 	}
 }
 
@@ -105,17 +105,17 @@ func checkZDict(t *testing.T, d *zdict, model map[string]float64) {
 	}
 	// The free list holds every entry not in use, once.
 	free := 0
-	for f := d.free; f != 0; f = uint32(d.ents[f-1].off) {
-		if d.ents[f-1].n != zfreeMark || free > len(d.ents) {
+	for f := d.free; f != 0; f = uint32(d.ent(f-1).off) {
+		if d.ent(f-1).n != zfreeMark || free > d.nents {
 			t.Fatalf("free list broken at %d", f-1)
 		}
 		free++
 	}
-	if free+d.n != len(d.ents) {
-		t.Fatalf("%d free and %d live of %d entries", free, d.n, len(d.ents))
+	if free+d.n != d.nents {
+		t.Fatalf("%d free and %d live of %d entries", free, d.n, d.nents)
 	}
 	used, liveBytes := 0, 0
-	seen := make([]bool, len(d.ents))
+	seen := make([]bool, d.nents)
 	mask := len(d.table) - 1
 	for i, s := range d.table {
 		if s.hash == 0 {
@@ -125,13 +125,13 @@ func checkZDict(t *testing.T, d *zdict, model map[string]float64) {
 			continue
 		}
 		used++
-		if int(s.idx) >= len(d.ents) || seen[s.idx] || d.ents[s.idx].n == zfreeMark {
-			t.Fatalf("slot %d: entry %d of %d, free, or taken twice", i, s.idx, len(d.ents))
+		if int(s.idx) >= d.nents || seen[s.idx] || d.ent(s.idx).n == zfreeMark {
+			t.Fatalf("slot %d: entry %d of %d, free, or taken twice", i, s.idx, d.nents)
 		}
 		seen[s.idx] = true
 		m := d.member(s.idx)
 		liveBytes += len(m)
-		if s.hash != zhashString(m) || s.hash != d.ents[s.idx].hash {
+		if s.hash != zhashString(m) || s.hash != d.ent(s.idx).hash {
 			t.Fatalf("slot %d: hash %x of another member", i, s.hash)
 		}
 		if d.slotOf(s.idx) != i {
@@ -147,7 +147,16 @@ func checkZDict(t *testing.T, d *zdict, model map[string]float64) {
 	if used != d.n || used*4 > len(d.table)*3 {
 		t.Fatalf("%d slots used of %d, %d entries", used, len(d.table), d.n)
 	}
-	if liveBytes+d.garbage != len(d.arena) {
-		t.Fatalf("%d live bytes and %d garbage in an arena of %d", liveBytes, d.garbage, len(d.arena))
+	if liveBytes+d.garbage != d.bytes || d.bytes != d.arenaLen() {
+		t.Fatalf("%d live bytes and %d garbage in an arena of %d (%d)", liveBytes, d.garbage, d.bytes, d.arenaLen())
 	}
+}
+
+// arenaLen is the bytes in d's arena's chunks.
+func (d *zdict) arenaLen() int {
+	n := 0
+	for _, c := range d.chunks {
+		n += len(c)
+	}
+	return n
 }

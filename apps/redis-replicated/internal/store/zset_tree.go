@@ -2,7 +2,7 @@ package store
 
 import (
 	"math"
-	"strings"
+	"math/bits"
 )
 
 // ztree is the ordered half of a sorted set: a B+tree of entries ordered by
@@ -201,8 +201,8 @@ func (t *ztree) below(x *znode, score float64, member string, orEqual bool) int 
 			hi = m
 			continue
 		}
-		c := strings.Compare(t.d.member(x.idx[m]), member)
-		if c < 0 || orEqual && c == 0 {
+		// (strings.Compare would make member escape.)
+		if mm := t.d.member(x.idx[m]); mm < member || orEqual && mm == member {
 			lo = m + 1
 		} else {
 			hi = m
@@ -212,24 +212,35 @@ func (t *ztree) below(x *znode, score float64, member string, orEqual bool) int 
 }
 
 // scoresBelow is the number of leading elements of scores (in order) below
-// score. The search has no branch on the data, which random scores make
-// unpredictable, but a conditional move.
+// score. It counts rather than bisects: first the blocks of 8 whose last
+// element is below (all of them are), then the elements below in the
+// block after those. The loads do not wait on one another, so a leaf's
+// cache lines are fetched together rather than one bisection step after
+// another; and the counting has no branch on the data (which random
+// scores make unpredictable): the comparisons are of the scores' bits
+// made to order as integers (sortKey), whose borrow is counted.
 func scoresBelow(scores []float64, score float64) int {
-	base, n := 0, len(scores)
-	if n == 0 {
-		return 0
+	x := sortKey(score)
+	blocks := uint64(0)
+	for k := 7; k < len(scores); k += 8 {
+		_, below := bits.Sub64(sortKey(scores[k]), x, 0)
+		blocks += below
 	}
-	for n > 1 {
-		half := n >> 1
-		if scores[base+half-1] < score {
-			base += half
-		}
-		n -= half
+	i := int(blocks) * 8
+	n := uint64(i)
+	for _, s := range scores[i:min(i+8, len(scores))] {
+		_, below := bits.Sub64(sortKey(s), x, 0)
+		n += below
 	}
-	if scores[base] < score {
-		base++
-	}
-	return base
+	return int(n)
+}
+
+// sortKey maps a double (not NaN) to an integer of the same order, -0 and
+// 0 apart (a tree holds no -0; a bound of -0 counts as 0 below it, as no
+// entry is below -0 but those below 0).
+func sortKey(f float64) uint64 {
+	u := math.Float64bits(f)
+	return u ^ (uint64(int64(u)>>63) | 1<<63)
 }
 
 // childFor is the index of the child of inner node x whose range holds
@@ -241,7 +252,7 @@ func (t *ztree) childFor(x *znode, score float64, member string) int {
 // insert adds entry idx of the dict, which must not be in the tree.
 func (t *ztree) insert(idx uint32) {
 	t.n++
-	score := t.d.ents[idx].score
+	score := t.d.ent(idx).score
 	if t.root == nil {
 		t.root = newLeaf(1, 2)
 		t.root.scores[0], t.root.idx[0] = score, idx
@@ -604,7 +615,7 @@ func buildZTree(d *zdict, n int) ztree {
 		lo, hi := i*n/k, (i+1)*n/k
 		leaf := newLeaf(hi-lo, max(hi-lo, min(2*(hi-lo), zLeafMax)))
 		for j := lo; j < hi; j++ {
-			leaf.scores[j-lo], leaf.idx[j-lo] = d.ents[j].score, uint32(j)
+			leaf.scores[j-lo], leaf.idx[j-lo] = d.ent(uint32(j)).score, uint32(j)
 		}
 		leaf.prev = prev
 		if prev != nil {

@@ -69,7 +69,7 @@ func checkZTree(t *testing.T, tr *ztree, want []zentry) {
 		}
 		for j, k := range l.idx {
 			en := tr.entry(l, j)
-			if idx, ok := tr.d.lookup(en.member); !ok || idx != k || tr.d.ents[k].score != en.score {
+			if idx, ok := tr.d.lookup(en.member); !ok || idx != k || tr.d.ent(k).score != en.score {
 				t.Fatalf("leaf %d: entry %d (%v) is not its member's dict entry", i, k, en)
 			}
 			got = append(got, en)

@@ -79,7 +79,7 @@ func (z *zsetValue) moveAt(ref int, score float64) {
 		score = 0
 	}
 	idx := uint32(ref)
-	en := &z.dict.ents[idx]
+	en := z.dict.ent(idx)
 	z.tree.delete(en.score, z.dict.member(idx))
 	en.score = score
 	z.tree.insert(idx)
@@ -106,7 +106,7 @@ func (z *zsetValue) del(member []byte) bool {
 		return false
 	}
 	idx := d.table[slot].idx
-	z.tree.delete(d.ents[idx].score, m)
+	z.tree.delete(d.ent(idx).score, m)
 	d.remove(slot, idx)
 	z.compactIfSparse()
 	return true
@@ -320,7 +320,7 @@ func (s *Store) zadd(e *Env, dst []byte, key []byte, elems [][]byte, flags int) 
 			ref, h, exists := z.dict.probe(m)
 			var cur float64
 			if exists {
-				cur = z.dict.ents[ref].score
+				cur = z.dict.ent(uint32(ref)).score
 			}
 			switch {
 			case exists:
