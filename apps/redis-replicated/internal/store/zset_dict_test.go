@@ -105,7 +105,7 @@ func checkZDict(t *testing.T, d *zdict, model map[string]float64) {
 	}
 	// The free list holds every entry not in use, once.
 	free := 0
-	for f := d.free; f != 0; f = uint32(d.ent(f-1).off) {
+	for f := d.free; f != 0; f = uint32(d.ent(f - 1).off) {
 		if d.ent(f-1).n != zfreeMark || free > d.nents {
 			t.Fatalf("free list broken at %d", f-1)
 		}
