@@ -55,7 +55,7 @@ const (
 // entries under each child, apart so that the sums of rank and select read
 // few cache lines) go with them; a leaf's neighbours are prev and next.
 type znode struct {
-	scores     []float64
+	keys       []uint64
 	idx        []uint32
 	kids       []*znode
 	counts     []int
@@ -65,30 +65,30 @@ type znode struct {
 
 // newLeaf returns a leaf of n entries with room for c.
 func newLeaf(n, c int) *znode {
-	return &znode{leaf: true, scores: make([]float64, n, c), idx: make([]uint32, n, c)}
+	return &znode{leaf: true, keys: make([]uint64, n, c), idx: make([]uint32, n, c)}
 }
 
 // newInner returns an inner node of n children, with room for zInnerMax.
 func newInner(n int) *znode {
-	return &znode{scores: make([]float64, n, zInnerMax), idx: make([]uint32, n, zInnerMax),
+	return &znode{keys: make([]uint64, n, zInnerMax), idx: make([]uint32, n, zInnerMax),
 		kids: make([]*znode, n, zInnerMax), counts: make([]int, n, zInnerMax)}
 }
 
 // entry is entry i of leaf x.
 func (t *ztree) entry(x *znode, i int) zentry {
-	return zentry{member: t.d.member(x.idx[i]), score: x.scores[i]}
+	return zentry{member: t.d.member(x.idx[i]), score: zscore(x.keys[i])}
 }
 
-// insertAt inserts (score, idx) as x's i-th; x has room or grows.
-func (x *znode) insertAt(i int, score float64, idx uint32) {
-	if len(x.scores) == cap(x.scores) {
-		c := min(max(4, 2*len(x.scores)), zLeafMax)
-		x.scores = append(make([]float64, 0, c), x.scores...)
+// insertAt inserts (key, idx) as x's i-th; x has room or grows.
+func (x *znode) insertAt(i int, key uint64, idx uint32) {
+	if len(x.keys) == cap(x.keys) {
+		c := min(max(4, 2*len(x.keys)), zLeafMax)
+		x.keys = append(make([]uint64, 0, c), x.keys...)
 		x.idx = append(make([]uint32, 0, c), x.idx...)
 	}
-	x.scores = append(x.scores, 0)
-	copy(x.scores[i+1:], x.scores[i:])
-	x.scores[i] = score
+	x.keys = append(x.keys, 0)
+	copy(x.keys[i+1:], x.keys[i:])
+	x.keys[i] = key
 	x.idx = append(x.idx, 0)
 	copy(x.idx[i+1:], x.idx[i:])
 	x.idx[i] = idx
@@ -96,8 +96,8 @@ func (x *znode) insertAt(i int, score float64, idx uint32) {
 
 // deleteAt removes x's i-th entry (or child).
 func (x *znode) deleteAt(i int) {
-	copy(x.scores[i:], x.scores[i+1:])
-	x.scores = x.scores[:len(x.scores)-1]
+	copy(x.keys[i:], x.keys[i+1:])
+	x.keys = x.keys[:len(x.keys)-1]
 	copy(x.idx[i:], x.idx[i+1:])
 	x.idx = x.idx[:len(x.idx)-1]
 	if !x.leaf {
@@ -111,7 +111,7 @@ func (x *znode) deleteAt(i int) {
 
 // insertKid inserts child c, holding n entries, as x's i-th.
 func (x *znode) insertKid(i int, c *znode, n int) {
-	x.insertAt(i, c.scores[0], c.idx[0])
+	x.insertAt(i, c.keys[0], c.idx[0])
 	x.kids = append(x.kids, nil)
 	copy(x.kids[i+1:], x.kids[i:])
 	x.kids[i] = c
@@ -122,7 +122,7 @@ func (x *znode) insertKid(i int, c *znode, n int) {
 
 // appendFrom appends y's entries (or children) [lo, hi) to x.
 func (x *znode) appendFrom(y *znode, lo, hi int) {
-	x.scores = append(x.scores, y.scores[lo:hi]...)
+	x.keys = append(x.keys, y.keys[lo:hi]...)
 	x.idx = append(x.idx, y.idx[lo:hi]...)
 	if !x.leaf {
 		x.kids = append(x.kids, y.kids[lo:hi]...)
@@ -132,7 +132,7 @@ func (x *znode) appendFrom(y *znode, lo, hi int) {
 
 // truncate keeps x's first n entries (or children).
 func (x *znode) truncate(n int) {
-	x.scores = x.scores[:n]
+	x.keys = x.keys[:n]
 	x.idx = x.idx[:n]
 	if !x.leaf {
 		clear(x.kids[n:])
@@ -143,8 +143,8 @@ func (x *znode) truncate(n int) {
 
 // dropFront removes x's first k entries (or children).
 func (x *znode) dropFront(k int) {
-	n := len(x.scores) - k
-	copy(x.scores, x.scores[k:])
+	n := len(x.keys) - k
+	copy(x.keys, x.keys[k:])
 	copy(x.idx, x.idx[k:])
 	if !x.leaf {
 		copy(x.kids, x.kids[k:])
@@ -156,10 +156,10 @@ func (x *znode) dropFront(k int) {
 // prependFrom inserts y's entries (or children) [lo, hi) in front of x's.
 func (x *znode) prependFrom(y *znode, lo, hi int) {
 	k := hi - lo
-	n := len(x.scores)
-	x.scores = append(x.scores, y.scores[lo:hi]...)
-	copy(x.scores[k:], x.scores[:n])
-	copy(x.scores, y.scores[lo:hi])
+	n := len(x.keys)
+	x.keys = append(x.keys, y.keys[lo:hi]...)
+	copy(x.keys[k:], x.keys[:n])
+	copy(x.keys, y.keys[lo:hi])
 	x.idx = append(x.idx, y.idx[lo:hi]...)
 	copy(x.idx[k:], x.idx[:n])
 	copy(x.idx, y.idx[lo:hi])
@@ -176,7 +176,7 @@ func (x *znode) prependFrom(y *znode, lo, hi int) {
 // count is the number of entries under x.
 func (x *znode) count() int {
 	if x.leaf {
-		return len(x.scores)
+		return len(x.keys)
 	}
 	n := 0
 	for _, c := range x.counts {
@@ -186,18 +186,18 @@ func (x *znode) count() int {
 }
 
 // below is the number of x's leading entries (a leaf's, or an inner
-// node's children's smallest) ordered before (score, member), or,
-// orEqual, not after it.
-func (t *ztree) below(x *znode, score float64, member string, orEqual bool) int {
-	i := scoresBelow(x.scores, score)
-	if i == len(x.scores) || x.scores[i] != score {
+// node's children's smallest) ordered before (key, member), or, orEqual,
+// not after it.
+func (t *ztree) below(x *znode, key uint64, member string, orEqual bool) int {
+	i := keysBelow(x.keys, key)
+	if i == len(x.keys) || x.keys[i] != key {
 		return i
 	}
 	// Equal scores from i on: their members decide.
-	lo, hi := i, len(x.scores)
+	lo, hi := i, len(x.keys)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if x.scores[m] != score {
+		if x.keys[m] != key {
 			hi = m
 			continue
 		}
@@ -211,54 +211,67 @@ func (t *ztree) below(x *znode, score float64, member string, orEqual bool) int 
 	return lo
 }
 
-// scoresBelow is the number of leading elements of scores (in order) below
-// score. It counts rather than bisects: first the blocks of 8 whose last
-// element is below (all of them are), then the elements below in the
-// block after those. The loads do not wait on one another, so a leaf's
-// cache lines are fetched together rather than one bisection step after
-// another; and the counting has no branch on the data (which random
-// scores make unpredictable): the comparisons are of the scores' bits
-// made to order as integers (sortKey), whose borrow is counted.
-func scoresBelow(scores []float64, score float64) int {
-	x := sortKey(score)
-	blocks := uint64(0)
-	for k := 7; k < len(scores); k += 8 {
-		_, below := bits.Sub64(sortKey(scores[k]), x, 0)
-		blocks += below
-	}
-	i := int(blocks) * 8
-	n := uint64(i)
-	for _, s := range scores[i:min(i+8, len(scores))] {
-		_, below := bits.Sub64(sortKey(s), x, 0)
+// keysBelow is the number of leading elements of keys (in order) below
+// key. It counts rather than bisects: the blocks of 32 whose last element
+// is below (all of theirs are), then in the block after those, the blocks
+// of 8, then the elements. The loads of a stage do not wait on one
+// another, so a node's cache lines are fetched together rather than one
+// bisection step after another; and the counting (of a subtraction's
+// borrows) has no branch on the data, which random scores make
+// unpredictable.
+func keysBelow(keys []uint64, key uint64) int {
+	var n uint64
+	for j := 31; j < len(keys); j += 32 {
+		_, below := bits.Sub64(keys[j], key, 0)
 		n += below
 	}
-	return int(n)
+	i := int(n) * 32
+	n = 0
+	for j := i + 7; j < min(i+32, len(keys)); j += 8 {
+		_, below := bits.Sub64(keys[j], key, 0)
+		n += below
+	}
+	i += int(n) * 8
+	n = 0
+	for _, k := range keys[i:min(i+8, len(keys))] {
+		_, below := bits.Sub64(k, key, 0)
+		n += below
+	}
+	return i + int(n)
 }
 
-// sortKey maps a double (not NaN) to an integer of the same order, -0 and
-// 0 apart (a tree holds no -0; a bound of -0 counts as 0 below it, as no
-// entry is below -0 but those below 0).
-func sortKey(f float64) uint64 {
+// zkey maps a score (not NaN) to a key of the same order, the tree's: its
+// bits, the sign flipped and a negative's others too, so that keys
+// compare as integers. A score of -0 is taken as 0.
+func zkey(f float64) uint64 {
+	if f == 0 {
+		f = 0
+	}
 	u := math.Float64bits(f)
 	return u ^ (uint64(int64(u)>>63) | 1<<63)
 }
 
+// zscore is the score of key k.
+func zscore(k uint64) float64 {
+	return math.Float64frombits(k ^ (uint64(int64(^k)>>63) | 1<<63))
+}
+
 // childFor is the index of the child of inner node x whose range holds
 // (score, member): the last whose smallest entry is not above it, or 0.
-func (t *ztree) childFor(x *znode, score float64, member string) int {
-	return max(t.below(x, score, member, true)-1, 0)
+func (t *ztree) childFor(x *znode, key uint64, member string) int {
+	return max(t.below(x, key, member, true)-1, 0)
 }
 
 // insert adds entry idx of the dict, which must not be in the tree.
 func (t *ztree) insert(idx uint32) {
 	t.n++
-	score := t.d.ent(idx).score
+	key := zkey(t.d.ent(idx).score)
 	if t.root == nil {
 		t.root = newLeaf(1, 2)
-		t.root.scores[0], t.root.idx[0] = score, idx
+		t.root.keys[0], t.root.idx[0] = key, idx
 		return
 	}
-	right, rn := t.insertUnder(t.root, score, t.d.member(idx), idx)
+	right, rn := t.insertUnder(t.root, key, t.d.member(idx), idx)
 	if right != nil {
 		left := t.root
 		t.root = newInner(0)
@@ -267,20 +280,20 @@ func (t *ztree) insert(idx uint32) {
 	}
 }
 
-// insertUnder adds (score, member) of entry idx under x. When x had to
+// insertUnder adds (key, member) of entry idx under x. When x had to
 // split it returns its new right sibling and the number of entries that
 // holds.
-func (t *ztree) insertUnder(x *znode, score float64, member string, idx uint32) (*znode, int) {
+func (t *ztree) insertUnder(x *znode, key uint64, member string, idx uint32) (*znode, int) {
 	if x.leaf {
-		i := t.below(x, score, member, false)
-		if len(x.scores) < zLeafMax {
-			x.insertAt(i, score, idx)
+		i := t.below(x, key, member, false)
+		if len(x.keys) < zLeafMax {
+			x.insertAt(i, key, idx)
 			return nil, 0
 		}
 		// Split: the upper half moves to a new right sibling.
 		h := zLeafMax / 2
 		right := newLeaf(0, zLeafMax)
-		right.appendFrom(x, h, len(x.scores))
+		right.appendFrom(x, h, len(x.keys))
 		x.truncate(h)
 		right.prev, right.next = x, x.next
 		if x.next != nil {
@@ -288,17 +301,17 @@ func (t *ztree) insertUnder(x *znode, score float64, member string, idx uint32) 
 		}
 		x.next = right
 		if i <= h {
-			x.insertAt(i, score, idx)
+			x.insertAt(i, key, idx)
 		} else {
-			right.insertAt(i-h, score, idx)
+			right.insertAt(i-h, key, idx)
 		}
-		return right, len(right.scores)
+		return right, len(right.keys)
 	}
-	i := t.childFor(x, score, member)
+	i := t.childFor(x, key, member)
 	c := x.kids[i]
-	right, rn := t.insertUnder(c, score, member, idx)
+	right, rn := t.insertUnder(c, key, member, idx)
 	x.counts[i]++
-	x.scores[i], x.idx[i] = c.scores[0], c.idx[0]
+	x.keys[i], x.idx[i] = c.keys[0], c.idx[0]
 	if right == nil {
 		return nil, 0
 	}
@@ -325,7 +338,7 @@ func (t *ztree) delete(score float64, member string) (idx uint32, ok bool) {
 	if t.root == nil {
 		return 0, false
 	}
-	idx, ok = t.deleteUnder(t.root, score, member)
+	idx, ok = t.deleteUnder(t.root, zkey(score), member)
 	if !ok {
 		return 0, false
 	}
@@ -333,31 +346,31 @@ func (t *ztree) delete(score float64, member string) (idx uint32, ok bool) {
 	for !t.root.leaf && len(t.root.kids) == 1 {
 		t.root = t.root.kids[0]
 	}
-	if t.root.leaf && len(t.root.scores) == 0 {
+	if t.root.leaf && len(t.root.keys) == 0 {
 		t.root = nil
 	}
 	return idx, true
 }
 
-func (t *ztree) deleteUnder(x *znode, score float64, member string) (uint32, bool) {
+func (t *ztree) deleteUnder(x *znode, key uint64, member string) (uint32, bool) {
 	if x.leaf {
-		i := t.below(x, score, member, false)
-		if i == len(x.scores) || x.scores[i] != score || t.d.member(x.idx[i]) != member {
+		i := t.below(x, key, member, false)
+		if i == len(x.keys) || x.keys[i] != key || t.d.member(x.idx[i]) != member {
 			return 0, false
 		}
 		idx := x.idx[i]
 		x.deleteAt(i)
 		return idx, true
 	}
-	i := t.childFor(x, score, member)
+	i := t.childFor(x, key, member)
 	c := x.kids[i]
-	idx, ok := t.deleteUnder(c, score, member)
+	idx, ok := t.deleteUnder(c, key, member)
 	if !ok {
 		return 0, false
 	}
 	x.counts[i]--
 	if x.counts[i] > 0 {
-		x.scores[i], x.idx[i] = c.scores[0], c.idx[0]
+		x.keys[i], x.idx[i] = c.keys[0], c.idx[0]
 	}
 	x.rebalance(i)
 	return idx, true
@@ -371,7 +384,7 @@ func (x *znode) rebalance(i int) {
 	if c.leaf {
 		lim = zLeafMin
 	}
-	if len(c.scores) >= lim || len(x.kids) < 2 {
+	if len(c.keys) >= lim || len(x.kids) < 2 {
 		return
 	}
 	l := i
@@ -384,9 +397,9 @@ func (x *znode) rebalance(i int) {
 	if a.leaf {
 		limit = zLeafMax
 	}
-	total := len(a.scores) + len(b.scores)
+	total := len(a.keys) + len(b.keys)
 	if total <= limit {
-		a.appendFrom(b, 0, len(b.scores))
+		a.appendFrom(b, 0, len(b.keys))
 		if a.leaf {
 			a.next = b.next
 			if b.next != nil {
@@ -395,23 +408,23 @@ func (x *znode) rebalance(i int) {
 		}
 		x.counts[l] += x.counts[r]
 		x.deleteAt(r)
-		x.scores[l], x.idx[l] = a.scores[0], a.idx[0] // a may have been empty
+		x.keys[l], x.idx[l] = a.keys[0], a.idx[0] // a may have been empty
 		return
 	}
-	if len(a.scores) < total/2 {
-		k := total/2 - len(a.scores)
+	if len(a.keys) < total/2 {
+		k := total/2 - len(a.keys)
 		a.appendFrom(b, 0, k)
 		b.dropFront(k)
 	} else {
-		k := len(a.scores) - total/2
-		b.prependFrom(a, len(a.scores)-k, len(a.scores))
-		a.truncate(len(a.scores) - k)
+		k := len(a.keys) - total/2
+		b.prependFrom(a, len(a.keys)-k, len(a.keys))
+		a.truncate(len(a.keys) - k)
 	}
 	an := a.count()
 	x.counts[r] = x.counts[l] + x.counts[r] - an
 	x.counts[l] = an
-	x.scores[l], x.idx[l] = a.scores[0], a.idx[0]
-	x.scores[r], x.idx[r] = b.scores[0], b.idx[0]
+	x.keys[l], x.idx[l] = a.keys[0], a.idx[0]
+	x.keys[r], x.idx[r] = b.keys[0], b.idx[0]
 }
 
 // rank is the 0-based position of (score, member), or -1.
@@ -420,16 +433,17 @@ func (t *ztree) rank(score float64, member string) int {
 	if x == nil {
 		return -1
 	}
+	key := zkey(score)
 	r := 0
 	for !x.leaf {
-		i := t.childFor(x, score, member)
+		i := t.childFor(x, key, member)
 		for _, c := range x.counts[:i] {
 			r += c
 		}
 		x = x.kids[i]
 	}
-	i := t.below(x, score, member, false)
-	if i == len(x.scores) || x.scores[i] != score || t.d.member(x.idx[i]) != member {
+	i := t.below(x, key, member, false)
+	if i == len(x.keys) || x.keys[i] != key || t.d.member(x.idx[i]) != member {
 		return -1
 	}
 	return r + i
@@ -443,12 +457,12 @@ type zcursor struct {
 }
 
 func (c *zcursor) entry() zentry {
-	return zentry{member: c.d.member(c.leaf.idx[c.i]), score: c.leaf.scores[c.i]}
+	return zentry{member: c.d.member(c.leaf.idx[c.i]), score: zscore(c.leaf.keys[c.i])}
 }
 
 func (c *zcursor) next() {
 	c.i++
-	if c.i == len(c.leaf.scores) {
+	if c.i == len(c.leaf.keys) {
 		c.leaf, c.i = c.leaf.next, 0
 	}
 }
@@ -458,7 +472,7 @@ func (c *zcursor) prev() {
 	if c.i < 0 {
 		c.leaf = c.leaf.prev
 		if c.leaf != nil {
-			c.i = len(c.leaf.scores) - 1
+			c.i = len(c.leaf.keys) - 1
 		}
 	}
 }
@@ -495,7 +509,7 @@ func (t *ztree) countBefore(in func(zentry) bool) int {
 	}
 	r := 0
 	for {
-		lo, hi := 0, len(x.scores)
+		lo, hi := 0, len(x.keys)
 		for lo < hi {
 			m := int(uint(lo+hi) >> 1)
 			if in(t.entry(x, m)) {
@@ -534,23 +548,23 @@ func (t *ztree) scoreSeek(x float64, orEqual bool) (int, zcursor) {
 	case x == math.Inf(1) && orEqual:
 		return t.n, zcursor{d: t.d} // the common bound "+inf": no search
 	}
+	k := zkey(x)
 	if orEqual {
-		// Not above x is below the next double up (x is not +inf).
-		x = math.Nextafter(x, math.Inf(1))
+		k++ // not above x: below the next key (x is not +inf)
 	}
 	r := 0
 	for !n.leaf {
-		// The children whose smallest score is below the bound, but the
+		// The children whose smallest key is below the bound, but the
 		// first: the last of them holds the bound's rank.
-		k := scoresBelow(n.scores[1:], x)
-		for _, c := range n.counts[:k] {
-			r += c
+		c := keysBelow(n.keys[1:], k)
+		for _, cnt := range n.counts[:c] {
+			r += cnt
 		}
-		n = n.kids[k]
+		n = n.kids[c]
 	}
-	i := scoresBelow(n.scores, x)
+	i := keysBelow(n.keys, k)
 	c := zcursor{leaf: n, i: i, d: t.d}
-	if i == len(n.scores) {
+	if i == len(n.keys) {
 		c = zcursor{leaf: n.next, d: t.d}
 	}
 	return r + i, c
@@ -615,7 +629,7 @@ func buildZTree(d *zdict, n int) ztree {
 		lo, hi := i*n/k, (i+1)*n/k
 		leaf := newLeaf(hi-lo, max(hi-lo, min(2*(hi-lo), zLeafMax)))
 		for j := lo; j < hi; j++ {
-			leaf.scores[j-lo], leaf.idx[j-lo] = d.ent(uint32(j)).score, uint32(j)
+			leaf.keys[j-lo], leaf.idx[j-lo] = zkey(d.ent(uint32(j)).score), uint32(j)
 		}
 		leaf.prev = prev
 		if prev != nil {

@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -27,8 +28,8 @@ func checkZTree(t *testing.T, tr *ztree, want []zentry) {
 	depth := -1
 	var walk func(x *znode, d int, isRoot bool) (n int, min zentry)
 	walk = func(x *znode, d int, isRoot bool) (int, zentry) {
-		if len(x.idx) != len(x.scores) {
-			t.Fatalf("node of %d scores, %d indexes", len(x.scores), len(x.idx))
+		if len(x.idx) != len(x.keys) {
+			t.Fatalf("node of %d keys, %d indexes", len(x.keys), len(x.idx))
 		}
 		if x.leaf {
 			if depth == -1 {
@@ -36,18 +37,18 @@ func checkZTree(t *testing.T, tr *ztree, want []zentry) {
 			} else if depth != d {
 				t.Fatalf("leaves at depths %d and %d", depth, d)
 			}
-			if len(x.scores) == 0 || len(x.scores) > zLeafMax || (!isRoot && len(x.scores) < zLeafMin) {
-				t.Fatalf("leaf of %d entries", len(x.scores))
+			if len(x.keys) == 0 || len(x.keys) > zLeafMax || (!isRoot && len(x.keys) < zLeafMin) {
+				t.Fatalf("leaf of %d entries", len(x.keys))
 			}
 			leaves = append(leaves, x)
-			return len(x.scores), tr.entry(x, 0)
+			return len(x.keys), tr.entry(x, 0)
 		}
 		if len(x.kids) > zInnerMax || len(x.kids) < 2 || (!isRoot && len(x.kids) < zInnerMin) {
 			t.Fatalf("inner node of %d children", len(x.kids))
 		}
 		total := 0
-		if len(x.counts) != len(x.kids) || len(x.scores) != len(x.kids) {
-			t.Fatalf("inner node of %d children, %d counts, %d smallest", len(x.kids), len(x.counts), len(x.scores))
+		if len(x.counts) != len(x.kids) || len(x.keys) != len(x.kids) {
+			t.Fatalf("inner node of %d children, %d counts, %d smallest", len(x.kids), len(x.counts), len(x.keys))
 		}
 		for i, c := range x.kids {
 			n, m := walk(c, d+1, false)
@@ -239,6 +240,47 @@ func checkZTreeSampled(t *testing.T, tr *ztree, model []zentry) {
 		}
 		if c := tr.at(k); c.entry() != e {
 			t.Fatalf("at(%d) = %v, want %v", k, c.entry(), e)
+		}
+	}
+}
+
+// TestZKeysBelow checks zkey, zscore and keysBelow against float
+// comparisons, on nodes of every length up to a leaf's and past it, with
+// the scores whose bits are special (zeros, infinities, the smallest and
+// largest doubles) among random ones.
+func TestZKeysBelow(t *testing.T) {
+	special := []float64{math.Inf(-1), -math.MaxFloat64, -1, -math.SmallestNonzeroFloat64, 0,
+		math.SmallestNonzeroFloat64, 1, math.MaxFloat64, math.Inf(1)}
+	r := rand.New(rand.NewPCG(8, 8))
+	for n := range zLeafMax + 40 {
+		scores := make([]float64, n)
+		for i := range scores {
+			if r.IntN(4) == 0 {
+				scores[i] = special[r.IntN(len(special))]
+			} else {
+				scores[i] = r.NormFloat64() * math.Pow(10, float64(r.IntN(20)-10))
+			}
+		}
+		slices.Sort(scores)
+		keys := make([]uint64, n)
+		for i, s := range scores {
+			keys[i] = zkey(s)
+			if zscore(keys[i]) != s || i > 0 && keys[i] < keys[i-1] {
+				t.Fatalf("zkey(%v) = %x: back %v, or out of order", s, keys[i], zscore(keys[i]))
+			}
+		}
+		probes := append(slices.Clone(special), math.Copysign(0, -1), r.NormFloat64())
+		if n > 0 {
+			probes = append(probes, scores[r.IntN(n)])
+		}
+		for _, x := range probes {
+			want := 0
+			for want < n && scores[want] < x {
+				want++
+			}
+			if got := keysBelow(keys, zkey(x)); got != want {
+				t.Fatalf("n %d: keysBelow(%v) = %d, want %d", n, x, got, want)
+			}
 		}
 	}
 }
