@@ -185,30 +185,59 @@ func (x *znode) count() int {
 	return n
 }
 
+// ztarget is what a search looks for: an entry's key and member, and its
+// dict entry index when the search is for an entry the tree holds (else
+// zNoIdx). The index finds the entry without reading a member where no
+// other entry has its score.
+type ztarget struct {
+	key    uint64
+	member string
+	idx    uint32
+}
+
+const zNoIdx = ^uint32(0)
+
 // below is the number of x's leading entries (a leaf's, or an inner
-// node's children's smallest) ordered before (key, member), or, orEqual,
-// not after it.
-func (t *ztree) below(x *znode, key uint64, member string, orEqual bool) int {
-	i := keysBelow(x.keys, key)
-	if i == len(x.keys) || x.keys[i] != key {
+// node's children's smallest) ordered before tg, or, orEqual, not after
+// it.
+func (t *ztree) below(x *znode, tg ztarget, orEqual bool) int {
+	i := keysBelow(x.keys, tg.key)
+	if i == len(x.keys) || x.keys[i] != tg.key {
+		return i
+	}
+	if x.idx[i] == tg.idx { // the entry itself, the first of its score
+		if orEqual {
+			return i + 1
+		}
 		return i
 	}
 	// Equal scores from i on: their members decide.
 	lo, hi := i, len(x.keys)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if x.keys[m] != key {
+		if x.keys[m] != tg.key {
 			hi = m
 			continue
 		}
 		// (strings.Compare would make member escape.)
-		if mm := t.d.member(x.idx[m]); mm < member || orEqual && mm == member {
+		if mm := t.d.member(x.idx[m]); mm < tg.member || orEqual && mm == tg.member {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
 	return lo
+}
+
+// holds reports whether leaf x's i-th entry is tg's.
+func (t *ztree) holds(x *znode, i int, tg ztarget) bool {
+	if i == len(x.keys) || x.keys[i] != tg.key {
+		return false
+	}
+	if tg.idx != zNoIdx {
+		return x.idx[i] == tg.idx
+	}
+	return t.d.member(x.idx[i]) == tg.member
 }
 
 // keysBelow is the number of leading elements of keys (in order) below
@@ -258,8 +287,8 @@ func zscore(k uint64) float64 {
 
 // childFor is the index of the child of inner node x whose range holds
 // (score, member): the last whose smallest entry is not above it, or 0.
-func (t *ztree) childFor(x *znode, key uint64, member string) int {
-	return max(t.below(x, key, member, true)-1, 0)
+func (t *ztree) childFor(x *znode, tg ztarget) int {
+	return max(t.below(x, tg, true)-1, 0)
 }
 
 // insert adds entry idx of the dict, which must not be in the tree.
@@ -271,7 +300,7 @@ func (t *ztree) insert(idx uint32) {
 		t.root.keys[0], t.root.idx[0] = key, idx
 		return
 	}
-	right, rn := t.insertUnder(t.root, key, t.d.member(idx), idx)
+	right, rn := t.insertUnder(t.root, ztarget{key: key, member: t.d.member(idx), idx: idx})
 	if right != nil {
 		left := t.root
 		t.root = newInner(0)
@@ -283,11 +312,11 @@ func (t *ztree) insert(idx uint32) {
 // insertUnder adds (key, member) of entry idx under x. When x had to
 // split it returns its new right sibling and the number of entries that
 // holds.
-func (t *ztree) insertUnder(x *znode, key uint64, member string, idx uint32) (*znode, int) {
+func (t *ztree) insertUnder(x *znode, tg ztarget) (*znode, int) {
 	if x.leaf {
-		i := t.below(x, key, member, false)
+		i := t.below(x, tg, false)
 		if len(x.keys) < zLeafMax {
-			x.insertAt(i, key, idx)
+			x.insertAt(i, tg.key, tg.idx)
 			return nil, 0
 		}
 		// Split: the upper half moves to a new right sibling.
@@ -301,15 +330,15 @@ func (t *ztree) insertUnder(x *znode, key uint64, member string, idx uint32) (*z
 		}
 		x.next = right
 		if i <= h {
-			x.insertAt(i, key, idx)
+			x.insertAt(i, tg.key, tg.idx)
 		} else {
-			right.insertAt(i-h, key, idx)
+			right.insertAt(i-h, tg.key, tg.idx)
 		}
 		return right, len(right.keys)
 	}
-	i := t.childFor(x, key, member)
+	i := t.childFor(x, tg)
 	c := x.kids[i]
-	right, rn := t.insertUnder(c, key, member, idx)
+	right, rn := t.insertUnder(c, tg)
 	x.counts[i]++
 	x.keys[i], x.idx[i] = c.keys[0], c.idx[0]
 	if right == nil {
@@ -332,15 +361,15 @@ func (t *ztree) insertUnder(x *znode, key uint64, member string, idx uint32) (*z
 	return sib, sib.count()
 }
 
-// delete removes the entry (score, member) and returns its dict entry
-// index; ok is false when there is none.
-func (t *ztree) delete(score float64, member string) (idx uint32, ok bool) {
+// delete removes dict entry idx (its score and member unchanged since it
+// was inserted); it reports whether the tree held it.
+func (t *ztree) delete(idx uint32) bool {
 	if t.root == nil {
-		return 0, false
+		return false
 	}
-	idx, ok = t.deleteUnder(t.root, zkey(score), member)
-	if !ok {
-		return 0, false
+	tg := ztarget{key: zkey(t.d.ent(idx).score), member: t.d.member(idx), idx: idx}
+	if !t.deleteUnder(t.root, tg) {
+		return false
 	}
 	t.n--
 	for !t.root.leaf && len(t.root.kids) == 1 {
@@ -349,31 +378,29 @@ func (t *ztree) delete(score float64, member string) (idx uint32, ok bool) {
 	if t.root.leaf && len(t.root.keys) == 0 {
 		t.root = nil
 	}
-	return idx, true
+	return true
 }
 
-func (t *ztree) deleteUnder(x *znode, key uint64, member string) (uint32, bool) {
+func (t *ztree) deleteUnder(x *znode, tg ztarget) bool {
 	if x.leaf {
-		i := t.below(x, key, member, false)
-		if i == len(x.keys) || x.keys[i] != key || t.d.member(x.idx[i]) != member {
-			return 0, false
+		i := t.below(x, tg, false)
+		if !t.holds(x, i, tg) {
+			return false
 		}
-		idx := x.idx[i]
 		x.deleteAt(i)
-		return idx, true
+		return true
 	}
-	i := t.childFor(x, key, member)
+	i := t.childFor(x, tg)
 	c := x.kids[i]
-	idx, ok := t.deleteUnder(c, key, member)
-	if !ok {
-		return 0, false
+	if !t.deleteUnder(c, tg) {
+		return false
 	}
 	x.counts[i]--
 	if x.counts[i] > 0 {
 		x.keys[i], x.idx[i] = c.keys[0], c.idx[0]
 	}
 	x.rebalance(i)
-	return idx, true
+	return true
 }
 
 // rebalance restores the fill of child i of x after a delete: an underfull
@@ -429,21 +456,29 @@ func (x *znode) rebalance(i int) {
 
 // rank is the 0-based position of (score, member), or -1.
 func (t *ztree) rank(score float64, member string) int {
+	return t.rankOf(ztarget{key: zkey(score), member: member, idx: zNoIdx})
+}
+
+// rankOfIdx is the 0-based position of dict entry idx, which the tree holds.
+func (t *ztree) rankOfIdx(idx uint32) int {
+	return t.rankOf(ztarget{key: zkey(t.d.ent(idx).score), member: t.d.member(idx), idx: idx})
+}
+
+func (t *ztree) rankOf(tg ztarget) int {
 	x := t.root
 	if x == nil {
 		return -1
 	}
-	key := zkey(score)
 	r := 0
 	for !x.leaf {
-		i := t.childFor(x, key, member)
+		i := t.childFor(x, tg)
 		for _, c := range x.counts[:i] {
 			r += c
 		}
 		x = x.kids[i]
 	}
-	i := t.below(x, key, member, false)
-	if i == len(x.keys) || x.keys[i] != key || t.d.member(x.idx[i]) != member {
+	i := t.below(x, tg, false)
+	if !t.holds(x, i, tg) {
 		return -1
 	}
 	return r + i

@@ -73,6 +73,9 @@ func checkZTree(t *testing.T, tr *ztree, want []zentry) {
 			if idx, ok := tr.d.lookup(en.member); !ok || idx != k || tr.d.ent(k).score != en.score {
 				t.Fatalf("leaf %d: entry %d (%v) is not its member's dict entry", i, k, en)
 			}
+			if rk := tr.rankOfIdx(k); rk != len(got) {
+				t.Fatalf("rankOfIdx(%d) (%v) = %d, want %d", k, en, rk, len(got))
+			}
 			got = append(got, en)
 		}
 	}

@@ -79,9 +79,8 @@ func (z *zsetValue) moveAt(ref int, score float64) {
 		score = 0
 	}
 	idx := uint32(ref)
-	en := z.dict.ent(idx)
-	z.tree.delete(en.score, z.dict.member(idx))
-	en.score = score
+	z.tree.delete(idx)
+	z.dict.ent(idx).score = score
 	z.tree.insert(idx)
 }
 
@@ -106,7 +105,7 @@ func (z *zsetValue) del(member []byte) bool {
 		return false
 	}
 	idx := d.table[slot].idx
-	z.tree.delete(d.ent(idx).score, m)
+	z.tree.delete(idx)
 	d.remove(slot, idx)
 	z.compactIfSparse()
 	return true
@@ -117,7 +116,7 @@ func (z *zsetValue) removeAt(r int) zentry {
 	c := z.tree.at(r)
 	en := c.entry() // its member stays valid: the arena's bytes never change
 	idx := c.leaf.idx[c.i]
-	z.tree.delete(en.score, en.member)
+	z.tree.delete(idx)
 	z.dict.remove(z.dict.slotOf(idx), idx)
 	z.compactIfSparse()
 	return en
@@ -442,8 +441,8 @@ func (s *Store) zrank(e *Env, dst []byte, args [][]byte, rev bool) []byte {
 		return resp.AppendError(dst, errWrongType)
 	}
 	if z != nil {
-		if sc, ok := z.score(args[2]); ok {
-			r := z.tree.rank(sc, string(args[2]))
+		if idx, ok := z.dict.lookup(bstr(args[2])); ok {
+			r := z.tree.rankOfIdx(idx)
 			if rev {
 				r = z.len() - 1 - r
 			}
