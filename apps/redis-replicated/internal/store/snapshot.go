@@ -566,7 +566,7 @@ func (d *snapReader) decodeKeys(ks *keyspace) {
 				z.dict.set(m, sc)
 				ents = append(ents, last)
 			}
-			z.tree = buildZTree(ents)
+			z.tree = buildZTree(&z.dict, len(ents))
 			v.zset = z
 		case kindStream:
 			v.stream = decodeStream(d)
