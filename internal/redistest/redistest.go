@@ -47,6 +47,26 @@ func Start(tb testing.TB) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return startOn(tb, bin, port)
+}
+
+// StartOn starts a fresh real Redis on port (a test that restarts a
+// Redis it shut down, on the same address). It skips tb when there is
+// none (fails it when CI=true).
+func StartOn(tb testing.TB, port int) string {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("real redis-server needed under CI=true (apt-get install redis-server): %v", err)
+		}
+		tb.Skipf("no redis-server: %v", err)
+	}
+	return startOn(tb, bin, port)
+}
+
+func startOn(tb testing.TB, bin string, port int) string {
+	tb.Helper()
 	var stderr bytes.Buffer
 	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",

@@ -430,6 +430,7 @@ func (m *Machine) loadAOF() error {
 		l.pmu.Unlock()
 	}
 	m.st = st
+	m.publishMaster(st.Master())
 	return nil
 }
 
@@ -496,6 +497,7 @@ func (m *Machine) StartAOF(o AOFOptions) error {
 		return err
 	}
 	m.st = st
+	m.publishMaster(st.Master())
 	a.log = newAOFLog(f, size, base, a)
 	a.logger.Info("append-only file loaded", "path", path, "bytes", size)
 	return nil

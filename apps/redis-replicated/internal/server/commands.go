@@ -56,20 +56,23 @@ func init() {
 		{name: "select", arity: 2, flags: []string{"loading", "stale", "fast"}, inMulti: true, summary: "Changes the selected database.", run: cmdSelect},
 		{name: "info", arity: -1, flags: []string{"loading", "stale"}, summary: "Returns information and statistics about the server.", run: cmdInfo},
 		{name: "command", arity: -1, flags: []string{"loading", "stale"}, summary: "Returns detailed information about all commands.", run: cmdCommand},
-		{name: "config", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, summary: "A container for server configuration commands.", run: cmdConfig},
+		{name: "config", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, inMulti: true, summary: "A container for server configuration commands.", run: cmdConfig},
 		{name: "client", arity: -2, flags: []string{"loading", "stale"}, summary: "A container for client connection commands.", run: cmdClient},
 		{name: "auth", arity: -2, flags: []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}, inMulti: true, summary: "Authenticates the connection.", run: cmdAuth},
 		{name: "acl", arity: -2, flags: []string{"noscript", "loading", "stale"}, summary: "A container for Access List Control commands.", run: cmdACL},
 		{name: "hello", arity: -1, flags: []string{"noscript", "loading", "stale", "fast"}, summary: "Handshakes with the Redis server.", run: cmdHello},
 		{name: "time", arity: 1, flags: []string{"loading", "stale", "fast"}, summary: "Returns the server time.", run: cmdTime},
-		{name: "multi", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, inMulti: true, summary: "Starts a transaction.", run: cmdMulti},
+		{name: "multi", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, inMulti: true, summary: "Starts a transaction.", run: cmdMulti},
 		{name: "exec", arity: 1, flags: []string{"noscript", "loading", "stale"}, inMulti: true, summary: "Executes all commands in a transaction.", run: cmdExec},
 		{name: "watch", arity: -2, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, inMulti: true, summary: "Monitors changes to keys to determine the execution of a transaction.", run: cmdWatch},
 		{name: "unwatch", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, summary: "Forgets about watched keys of a transaction.", run: cmdUnwatch},
-		{name: "discard", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, inMulti: true, summary: "Discards a transaction.", run: cmdDiscard},
+		{name: "discard", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, inMulti: true, summary: "Discards a transaction.", run: cmdDiscard},
 		{name: "sync", arity: 1, flags: []string{"admin", "noscript", "no_async_loading", "no_multi"}, summary: "An internal command used in replication.", run: cmdSync},
 		{name: "debug", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, inMulti: true, summary: "A container for debugging commands (DIGEST only).", run: cmdDebug},
 		{name: "bgrewriteaof", arity: 1, flags: []string{"admin", "noscript", "no_async_loading"}, summary: "Asynchronously rewrites the append-only file to disk.", run: cmdBgrewriteaof},
+		{name: "replicaof", arity: 3, flags: []string{"admin", "noscript", "stale", "no_async_loading"}, inMulti: true, summary: "Configures a server as replica of another, or promotes it to a master.", run: cmdReplicaOf},
+		{name: "slaveof", arity: 3, flags: []string{"admin", "noscript", "stale", "no_async_loading"}, inMulti: true, summary: "Sets a Redis server as a replica of another, or promotes it to being a master.", run: cmdReplicaOf},
+		{name: "role", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, summary: "Returns the replication role.", run: cmdRole},
 		{name: "reset", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}, inMulti: true, summary: "Resets the connection.", run: cmdReset},
 	} {
 		serverCommands[h.name] = h
@@ -169,8 +172,10 @@ func cmdMulti(c *conn, _ [][]byte) bool {
 		return false
 	}
 	c.multi, c.multiDirty, c.multiWrite, c.multiDenyOOM = true, false, false, false
+	c.multiDenyStale, c.multiClientWrite = false, false
 	c.queuedShapes = c.queuedShapes[:0]
 	c.queuedSlots = c.queuedSlots[:0]
+	c.queuedLocal = nil
 	c.state.multiLen.Store(0)
 	if cap(c.queued.buf) > c.s.cfg.MaxProposal {
 		c.queued.buf = nil // do not keep a huge transaction's buffer
@@ -265,6 +270,10 @@ func cmdExec(c *conn, _ [][]byte) bool {
 		*out = resp.AppendError(*out, "EXECABORT Transaction discarded because of previous errors.")
 		return false
 	}
+	if c.multiClientWrite && c.s.minReplicas.Load() != 0 && c.s.lacksReplicas() {
+		*out = resp.AppendError(*out, "EXECABORT Transaction discarded because of: "+errNoReplicas)
+		return false
+	}
 	if c.multiDenyOOM && c.s.outOfMemory() {
 		*out = resp.AppendError(*out, "EXECABORT Transaction discarded because of: "+errOOM)
 		return false
@@ -286,6 +295,7 @@ func cmdExec(c *conn, _ [][]byte) bool {
 			*out = resp.AppendError(*out, c.s.replicationError(err))
 			return false
 		}
+		res = c.runLocals(res)
 		c.ranTx(res)
 		c.countTx(res)
 		start := len(*out)
@@ -308,8 +318,11 @@ func cmdExec(c *conn, _ [][]byte) bool {
 		return false
 	}
 	*out = res
-	c.ranTx(res[start:])
-	c.countTx(res[start:])
+	if len(c.queuedLocal) > 0 {
+		*out = append((*out)[:start], c.runLocals(bytes.Clone(res[start:]))...)
+	}
+	c.ranTx((*out)[start:])
+	c.countTx((*out)[start:])
 	if c.proto.Load() == 3 {
 		*out = c.resp3Exec(*out, start, c.queuedShapes)
 	}
@@ -366,7 +379,7 @@ func cmdHello(c *conn, args [][]byte) bool {
 		c.env.RESP3 = v == 3 // a script's reply, in this protocol (store.Env.RESP3)
 	}
 	role := "master"
-	if !c.s.link.Leads() {
+	if !c.s.link.Leads() || c.s.cfg.Machine.master.Load() != nil {
 		role = "replica"
 	}
 	*out = c.appendMapLen(*out, 7)
@@ -475,8 +488,14 @@ var configParams = [][2]string{
 	{"port", ""},               // filled from the listener
 	{"bind", ""},
 	{"maxclients", "10000"},
-	{"slave-read-only", "yes"},
-	{"replica-read-only", "yes"},
+	// REPLICAOF's settings (replicaof.go).
+	{"slave-read-only", ""},
+	{"replica-read-only", ""},
+	{"replica-serve-stale-data", ""},
+	{"slave-serve-stale-data", ""},
+	{"masterauth", ""},
+	{"masteruser", ""},
+	{"repl-timeout", ""},
 	// SYNC's stream pings every this many seconds (sync.go).
 	{"repl-ping-replica-period", ""},
 	{"repl-ping-slave-period", ""},
@@ -556,6 +575,8 @@ func (c *conn) configValue(name string) (string, bool) {
 			return c.s.percentilesValue(), true
 		case "appendonly", "appendfsync", "appendfilename", "aof-use-rdb-preamble", "dir":
 			return c.s.cfg.Machine.aofConfigValue(name)
+		case "replica-read-only", "slave-read-only", "replica-serve-stale-data", "slave-serve-stale-data", "masterauth", "masteruser", "repl-timeout":
+			return c.s.replConfigValue(name)
 		case "bind":
 			if i := strings.LastIndexByte(c.s.Addr(), ':'); i >= 0 {
 				return c.s.Addr()[:i], true
@@ -567,6 +588,10 @@ func (c *conn) configValue(name string) (string, bool) {
 }
 
 func cmdConfig(c *conn, args [][]byte) bool {
+	if c.multi {
+		c.queueLocal(lookupServerCommand(args[0]), args) // multilocal.go
+		return false
+	}
 	out := c.reply()
 	sub := strings.ToLower(string(args[1]))
 	switch sub {
@@ -657,6 +682,13 @@ func cmdConfig(c *conn, args [][]byte) bool {
 				replicated = append(replicated, []byte(canon), strconv.AppendInt(nil, v, 10))
 				continue
 			}
+			if known, errText := checkReplConfig(name, args[i+1]); known {
+				if errText != "" {
+					*out = resp.AppendError(*out, "ERR CONFIG SET failed (possibly related to argument '"+string(args[i])+"') - "+errText)
+					return false
+				}
+				continue
+			}
 			if known, errText := checkAOFConfig(name, args[i+1]); known {
 				if errText != "" {
 					*out = resp.AppendError(*out, "ERR CONFIG SET failed (possibly related to argument '"+string(args[i])+"') - "+errText)
@@ -715,6 +747,9 @@ func cmdConfig(c *conn, args [][]byte) bool {
 				evict = true
 			}
 			c.s.setEvictionParam(strings.ToLower(string(args[i])), args[i+1])
+			if known, _ := checkReplConfig(strings.ToLower(string(args[i])), args[i+1]); known {
+				c.s.setReplConfig(strings.ToLower(string(args[i])), args[i+1])
+			}
 			if lowerEq(args[i], "latency-tracking") {
 				c.s.latencyTracking.Store(lowerEq(args[i+1], "yes"))
 			}
@@ -914,6 +949,13 @@ func portOf(addr string) string {
 // (master / slave with the leader's address) and gomu's own.
 func (s *Server) writeReplication(b *strings.Builder) {
 	r := s.link.Replica
+	if m := s.cfg.Machine.master.Load(); m != nil {
+		s.writeReplicaOfInfo(b, m)
+		if r == nil {
+			fmt.Fprintf(b, "gomu_mode:standalone\r\ngomu_applied_proposals:%d\r\n", s.cfg.Machine.count.Load())
+			return
+		}
+	}
 	if r == nil {
 		applied := s.cfg.Machine.count.Load()
 		fmt.Fprintf(b, "role:master\r\nconnected_slaves:0\r\nmaster_repl_offset:%d\r\n", applied)
@@ -922,7 +964,10 @@ func (s *Server) writeReplication(b *strings.Builder) {
 	}
 	st := r.Stats()
 	lid, laddr := s.link.LeaderAddr()
-	if st.Role == consensus.Leader {
+	replicaOf := s.cfg.Machine.master.Load() != nil // its role lines are written
+	switch {
+	case replicaOf:
+	case st.Role == consensus.Leader:
 		b.WriteString("role:master\r\n")
 		active := 0
 		for _, p := range st.Peers {
@@ -931,7 +976,7 @@ func (s *Server) writeReplication(b *strings.Builder) {
 			}
 		}
 		fmt.Fprintf(b, "connected_slaves:%d\r\n", active)
-	} else {
+	default:
 		b.WriteString("role:slave\r\n")
 		host, port := laddr, ""
 		if i := strings.LastIndexByte(laddr, ':'); i >= 0 {
@@ -946,7 +991,9 @@ func (s *Server) writeReplication(b *strings.Builder) {
 	}
 	// The replication offset is the log index applied here (standalone:
 	// the proposals applied), the same on every replica at the same state.
-	fmt.Fprintf(b, "master_repl_offset:%d\r\n", st.Applied)
+	if !replicaOf {
+		fmt.Fprintf(b, "master_repl_offset:%d\r\n", st.Applied)
+	}
 	fmt.Fprintf(b, "gomu_id:%d\r\ngomu_role:%s\r\ngomu_leader_id:%d\r\ngomu_leader_addr:%s\r\n", st.ID, strings.ToLower(st.Role.String()), lid, laddr)
 	fmt.Fprintf(b, "gomu_commit_index:%d\r\ngomu_applied_index:%d\r\ngomu_applied_proposals:%d\r\ngomu_paused:%d\r\n",
 		st.Commit, st.Applied, s.cfg.Machine.count.Load(), boolInt(r.Paused()))

@@ -51,6 +51,10 @@ type conn struct {
 	txDec      decoder  // decodes queued for a read-only EXEC
 	// multiDenyOOM: a queued command may grow memory (maxmemory.go).
 	multiDenyOOM bool
+	// multiDenyStale: a queued command is not stale-ok; multiClientWrite:
+	// one is a write a replica refuses (REPLICAOF, though replicated, is
+	// not) (replicaof.go).
+	multiDenyStale, multiClientWrite bool
 	// watched are the keys WATCH noted, with their stamps then; watchTx
 	// is where EXEC puts the watch check before the queued commands.
 	watched []watchedKey
@@ -105,6 +109,10 @@ type conn struct {
 	// followUps are the writes this batch's reads asked for (store.Env
 	// FollowUp), which the leader proposes after the batch.
 	followUps []followUp
+
+	// queuedLocal are the server commands queued in the transaction
+	// (multilocal.go).
+	queuedLocal []localCommand
 
 	// user is the ACL user it runs as (acl.go; CLIENT LIST reads it from
 	// another goroutine), authed whether it logged in (or started as a
@@ -311,6 +319,11 @@ func (c *conn) dispatch(args [][]byte) bool {
 		c.rejected(-1)
 		return false
 	}
+	// One atomic load on the hot path: nil unless REPLICAOF made this a
+	// replica (replicaof.go).
+	if m := c.s.cfg.Machine.master.Load(); m != nil && c.refuseAsReplica(m, args) {
+		return false
+	}
 	if h := lookupServerCommand(args[0]); h != nil {
 		c.noted(&h.name)
 		slot := statSlot(h.statsID, args)
@@ -398,6 +411,11 @@ func (c *conn) dispatch(args [][]byte) bool {
 		if write && !c.multi && speculation && speculates(cmd) && c.speculate(args, slot) {
 			return false
 		}
+		if write && c.s.cfg.Machine.master.Load() != nil && c.s.repl.readOnly.Load() {
+			c.refuse(errReadOnlyReplica) // a replica's script that writes (replicaof.go)
+			c.rejected(slot)
+			return false
+		}
 	}
 	if write && c.s.minReplicas.Load() != 0 && c.refuseNoReplicas() {
 		c.rejected(slot)
@@ -428,7 +446,9 @@ func (c *conn) dispatch(args [][]byte) bool {
 		}
 		c.state.multiLen.Add(1)
 		c.multiWrite = c.multiWrite || write
+		c.multiClientWrite = c.multiClientWrite || write
 		c.multiDenyOOM = c.multiDenyOOM || cmd.Flags&store.DenyOOM != 0
+		c.multiDenyStale = c.multiDenyStale || !storeCommandStale(cmd.Name)
 		out := c.reply()
 		*out = resp.AppendSimple(*out, "QUEUED")
 		return false
@@ -492,6 +512,7 @@ func (c *conn) runServerCommand(h *serverCommand, slot int, args [][]byte) bool 
 	queued := c.queued.replies()
 	quit := h.run(c, args)
 	if c.multi && c.queued.replies() > queued {
+		c.multiDenyStale = c.multiDenyStale || !serverCommandStale(h)
 		c.queuedSlots = append(c.queuedSlots, int32(slot))
 		return quit
 	}

@@ -56,8 +56,11 @@
 // MULTI queues commands; EXEC runs them as one proposal (when any writes) or
 // locally after one barrier (when all read). Errors at queue time (unknown
 // command, wrong arity, a write on a follower) abort the transaction with
-// EXECABORT as Redis does. Server commands (INFO, CONFIG, CLIENT, …) are
-// refused inside MULTI; PING, ECHO and SELECT are queued.
+// EXECABORT as Redis does. Most server commands (INFO, CLIENT, …) are
+// refused inside MULTI; PING, ECHO, SELECT and REPLICAOF are queued. CONFIG
+// is queued too and runs on this node once the transaction has run, its
+// reply in its place (multilocal.go): its effect follows the
+// transaction's writes instead of sitting between them.
 //
 // WATCH notes a stamp of each key (a SHA-256 of its value and TTL, or
 // none: store.WatchStamp), read after a read barrier; EXEC puts the stamps
@@ -229,6 +232,37 @@
 // longer holds), where a single-threaded Redis has no such window. SYNC's
 // stream sends the deletion as one DEL, as Redis propagates MIGRATE.
 //
+// # REPLICAOF
+//
+// REPLICAOF (SLAVEOF) host port makes the whole server, every replica of
+// a cluster, a replica of a real Redis master; REPLICAOF NO ONE makes it
+// a master again, keeping the data. The role is replicated state: the
+// command goes through the log as gomu.replicaof (a follower refuses it
+// with READONLY, as a write), the snapshot carries it (store's section
+// 'R'), and each REPLICAOF draws a new epoch. The leader alone (or the
+// standalone server) runs the link (replink.go): Redis's replica handshake
+// (masterauth and masteruser for AUTH), PSYNC ? -1, the RDB in either
+// transfer form, then the command stream, with REPLCONF ACK every second
+// and GETACK answered. The RDB is loaded through the log, a FLUSHALL and
+// FUNCTION FLUSH, then each key as RESTORE … REPLACE ABSTTL with its
+// IDLETIME or FREQ (store.WalkRDB cuts the file with RESTORE's own
+// decoder and checks its CRC-64) and each function library as FUNCTION
+// LOAD REPLACE, in batches; every command of the stream is then proposed
+// in order, a MULTI … EXEC in one proposal. Everything the link proposes
+// is wrapped as gomu.replicaof run <epoch> …, which does nothing under
+// another epoch, so nothing of an old link lands after REPLICAOF NO ONE
+// or a new REPLICAOF. The link's state (up or down) is proposed too, so
+// every replica's INFO and MASTERDOWN agree. A link that fails (connect,
+// handshake, a silence longer than repl-timeout, a malformed RDB) is
+// logged, marked down and retried a second later; a new leader starts over with a full resync.
+//
+// While a replica, client writes answer READONLY (replica-read-only,
+// CONFIG SET per node), and with replica-serve-stale-data no and the link
+// down, the commands Redis does not flag stale answer MASTERDOWN; EXEC
+// judges what it queued, as Redis does, and aborts with EXECABORT. Both
+// checks cost the dispatch one atomic load (Machine.master) while a
+// master.
+//
 // # Differences from Redis 7
 //
 // Each is a consequence of replication or of this server's design; the
@@ -327,6 +361,19 @@
 //     gives it no key specs (GETKEYS finds its keys); if the deletion
 //     after a move does not commit (the leader lost the lead), it
 //     answers that error, the keys being on both servers.
+//   - REPLICAOF: always a full resync (PSYNC ? -1), never a partial one,
+//     also when the leader changes; the RDB is held in memory while it
+//     loads, and clients see it loaded in part (Redis answers LOADING
+//     then); no sub-replicas of Redis's kind (SYNC taps excepted), no
+//     replica-announce-* or repl-diskless-load settings; replica-*,
+//     masterauth, masteruser and repl-timeout are each node's own, as in
+//     Redis; a follower answers REPLICAOF with READONLY; INFO's offsets
+//     and master_last_io_seconds_ago are the leader's link's (a follower
+//     reports -1); a module type or pre-7.0 function opcode in the RDB,
+//     or a database above 15, fails the sync; a stream group's
+//     entries-read is lost as on a Redis replica, and consumers'
+//     seen-times are this server's clock; a replica refuses a script
+//     that writes before it runs (READONLY), and queued in MULTI.
 //   - GEO: a distance kept to its last bit (GEOSEARCHSTORE and
 //     GEORADIUS STORE with STOREDIST) may differ from Redis's in its last
 //     bits, rarely: the haversine's sine, cosine and arcsine are correctly
@@ -337,5 +384,5 @@
 //     are writes (as Redis flags them), so they go through the log even
 //     without STORE; their _RO forms and GEOSEARCH are reads.
 //   - Not implemented: shard channels (SSUBSCRIBE,
-//     SPUBLISH), REPLICAOF, RDB persistence (SAVE, BGSAVE).
+//     SPUBLISH), RDB persistence (SAVE, BGSAVE).
 package server

@@ -336,6 +336,11 @@ type Machine struct {
 	// scriptCalls counts the commands of the scripts it applies
 	// (scriptstats.go).
 	scriptCalls scriptCalls
+	// master is the store's Master (REPLICAOF, replicaof.go), published
+	// for the connections' one-load role check; roleChanged wakes the
+	// server's link manager when it changes.
+	master      atomic.Pointer[store.Master]
+	roleChanged chan struct{}
 }
 
 // NewMachine returns a machine over an empty store.
@@ -348,6 +353,7 @@ func NewMachine() *Machine {
 	m.env = store.Env{Rand: m.rnd, Publish: m.hub.publish, Unblock: m.deliverUnblocked, Scripts: m.scripts,
 		Access: m.access, Calls: &m.scriptCalls}
 	m.owners = make(map[string]chan []byte)
+	m.roleChanged = make(chan struct{}, 1)
 	m.aof.init()
 	return m
 }
@@ -375,6 +381,9 @@ func (m *Machine) apply(cmd []byte) (out []byte, l *aofLog, upto int64) {
 	m.pcg.Seed(h.seed, 0)
 	m.env.NowMs = h.now
 	out = m.dec.exec(nil, m.st, h, &m.env, true)
+	if p := m.st.Master(); p != m.master.Load() {
+		m.publishMaster(p)
+	}
 	if len(m.taps) > 0 {
 		m.feedTaps(h, out)
 	}
@@ -454,6 +463,7 @@ func (m *Machine) Restore(r io.Reader) error {
 	}
 	st.AdoptACLUsers(m.st) // the connections keep their users (store/acl.go)
 	m.st = st
+	m.publishMaster(st.Master())
 	if m.aof.log != nil {
 		m.rewriteLocked() // the file's base is the state transferred
 	}

@@ -285,3 +285,89 @@ func spopPropagated(args [][]byte, reply []byte) [][]byte {
 	}
 	return p
 }
+
+// xreadgroupClaims: an XREADGROUP of new entries (">") goes out as one
+// XCLAIM per entry it delivered, as Redis 7.0 propagates it — the
+// consumer, the entry, the delivery at the leader's time now, a delivery
+// count of 1 and the group's last id, which is that entry's — so that a
+// replica's pending entries list matches without reading. Empty, not
+// nil, for one that delivered nothing (nothing is sent); nil when the
+// command is not such a read (its NOACK form, a read of the pending
+// history): propagated decides.
+func xreadgroupClaims(args [][]byte, reply []byte, now int64) [][][]byte {
+	if !lowerEq(args[0], "xreadgroup") || len(reply) == 0 || reply[0] != '*' {
+		return nil
+	}
+	if isNull(reply) {
+		return [][][]byte{}
+	}
+	var group, consumer []byte
+	streams := -1
+	for i := 1; i < len(args); i++ {
+		switch {
+		case lowerEq(args[i], "group") && i+2 < len(args):
+			group, consumer = args[i+1], args[i+2]
+			i += 2
+		case lowerEq(args[i], "noack"):
+			return nil
+		case lowerEq(args[i], "count"), lowerEq(args[i], "block"):
+			i++
+		case lowerEq(args[i], "streams"):
+			streams = i + 1
+			i = len(args)
+		}
+	}
+	if group == nil || streams < 0 || (len(args)-streams)%2 != 0 {
+		return nil
+	}
+	nkeys := (len(args) - streams) / 2
+	newOnly := map[string]bool{}
+	for k := range nkeys {
+		newOnly[string(args[streams+k])] = string(args[streams+nkeys+k]) == ">"
+	}
+	at := strconv.AppendInt(nil, now, 10)
+	var claims [][][]byte
+	// The reply: an array of [key, array of [id, fields]] per stream.
+	n, rest, ok := arrayHeader(reply)
+	for ; ok && n > 0; n-- {
+		var pair, entries int
+		if pair, rest, ok = arrayHeader(rest); !ok || pair != 2 {
+			return nil
+		}
+		kl := replyLen(rest)
+		key, isBulk := bulkOf(rest[:kl])
+		if !isBulk {
+			return nil
+		}
+		rest = rest[kl:]
+		if entries, rest, ok = arrayHeader(rest); !ok {
+			return nil
+		}
+		for ; entries > 0; entries-- {
+			el := replyLen(rest)
+			entry := rest[:el]
+			rest = rest[el:]
+			if !newOnly[string(key)] {
+				continue
+			}
+			if m, body, ok := arrayHeader(entry); ok && m == 2 {
+				if id, ok := bulkOf(body[:replyLen(body)]); ok {
+					claims = append(claims, cmdArgs("XCLAIM", key, group, consumer, []byte("0"), id,
+						[]byte("TIME"), at, []byte("RETRYCOUNT"), []byte("1"), []byte("FORCE"), []byte("JUSTID"),
+						[]byte("LASTID"), id))
+				}
+			}
+		}
+	}
+	return claims
+}
+
+// arrayHeader reads an array's header "*n\r\n": n and what follows.
+func arrayHeader(b []byte) (n int, rest []byte, ok bool) {
+	eol := bytes.IndexByte(b, '\n')
+	if len(b) == 0 || b[0] != '*' || eol < 2 {
+		return 0, nil, false
+	}
+	n, err := strconv.Atoi(string(b[1 : eol-1]))
+	return n, b[eol+1:], err == nil && n >= 0
+}

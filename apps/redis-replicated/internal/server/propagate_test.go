@@ -244,3 +244,42 @@ func TestPropagatedRestoreAndLazyExpiryDiff(t *testing.T) {
 		return cmds
 	})
 }
+
+// TestPropagatedXReadGroupDiff: an XREADGROUP of new entries goes out as
+// one XCLAIM per entry (between MULTI and EXEC when several), alone, in a
+// transaction and from a script, compared with Redis's own stream (the
+// delivery times, which differ between servers, as T).
+func TestPropagatedXReadGroupDiff(t *testing.T) {
+	script := [][]string{
+		{"XADD", "s", "1-1", "f", "v"}, {"XADD", "s", "1-2", "f", "v"}, {"XADD", "s", "1-3", "f", "v"},
+		{"XGROUP", "CREATE", "s", "g", "0"},
+		{"XREADGROUP", "GROUP", "g", "c1", "COUNT", "2", "STREAMS", "s", ">"},
+		{"XREADGROUP", "GROUP", "g", "c2", "STREAMS", "s", ">"},
+		{"XREADGROUP", "GROUP", "g", "c2", "STREAMS", "s", ">"}, // nothing new: nothing sent
+		{"XADD", "s", "1-4", "f", "v"}, {"XADD", "s", "1-5", "f", "v"}, {"XADD", "s", "1-6", "f", "v"},
+		{"MULTI"},
+		{"XREADGROUP", "GROUP", "g", "c1", "COUNT", "2", "STREAMS", "s", ">"},
+		{"XREADGROUP", "GROUP", "g", "c1", "STREAMS", "s", ">"},
+		{"EXEC"},
+		{"XADD", "s", "1-7", "f", "v"}, {"XADD", "s", "1-8", "f", "v"},
+		{"EVAL", "return redis.call('XREADGROUP', 'GROUP', 'g', 'c3', 'STREAMS', KEYS[1], '>')", "1", "s"},
+		{"SET", "end", "1"},
+	}
+	const sent = 26
+	run := func(addr string) []string {
+		next := syncTap(t, addr)
+		c := redistest.Dial(t, addr)
+		for _, cmd := range script {
+			c.Do(cmd...)
+		}
+		cmds := next(sent)
+		for i, cmd := range cmds {
+			if f := strings.Fields(cmd); len(f) > 7 && f[0] == "xclaim" && f[6] == "TIME" {
+				f[7] = "T"
+				cmds[i] = strings.Join(f, " ")
+			}
+		}
+		return cmds
+	}
+	compareStreams(t, run)
+}

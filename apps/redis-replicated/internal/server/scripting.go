@@ -146,6 +146,13 @@ func (c *conn) refuseBusy(since int64, args [][]byte) bool {
 	if msg == "" {
 		return false
 	}
+	if c.multi && lowerEq(args[0], "exec") { // Redis aborts the transaction
+		c.multi, c.watched = false, nil
+		c.state.multiLen.Store(-1)
+		out := c.reply()
+		*out = resp.AppendError(*out, "EXECABORT Transaction discarded because of: "+msg)
+		return true
+	}
 	return c.refuse(msg)
 }
 

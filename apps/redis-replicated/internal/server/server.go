@@ -104,6 +104,8 @@ type Server struct {
 	latencyPercentiles atomic.Pointer[[]float64]
 	// migrations caches MIGRATE's target connections (migrate.go).
 	migrations migrateCache
+	// repl is REPLICAOF's settings and link state (replicaof.go).
+	repl replState
 }
 
 // New listens on cfg.Addr.
@@ -138,6 +140,7 @@ func New(cfg Config) (*Server, error) {
 	cfg.Machine.countScriptCallsWith(s.countAppliedScriptCalls)
 	s.latencyTracking.Store(true)
 	s.latencyPercentiles.Store(&defaultLatencyPercentiles)
+	s.repl.init()
 	return s, nil
 }
 
@@ -146,8 +149,9 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Serve accepts clients until Close; it returns nil after Close.
 func (s *Server) Serve() error {
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.expireLoop()
+	go s.replicaManager() // REPLICAOF's link (replink.go)
 	for {
 		nc, err := s.ln.Accept()
 		if err != nil {

@@ -132,6 +132,10 @@ func (m *Machine) noteServed(db int, args [][]byte, reply []byte) {
 	if cmd := store.Lookup(args[0]); cmd == nil || cmd.Flags&store.Write == 0 {
 		return // XREAD
 	}
+	if claims := xreadgroupClaims(args, reply, m.env.NowMs); claims != nil {
+		m.noteEffects(db, claims, true)
+		return
+	}
 	if p := propagated(args, reply, m.env.NowMs); p != nil {
 		p = cloneArgs(p)
 		if lowerEq(args[0], "blmove") { // Redis's own words for a served one
@@ -148,9 +152,35 @@ func (m *Machine) noteScripted(db int, args [][]byte, reply []byte) {
 	if !tookEffect(args, reply) {
 		return
 	}
+	if claims := xreadgroupClaims(args, reply, m.env.NowMs); claims != nil {
+		m.noteEffects(db, claims, false) // the script's effects are wrapped already
+		return
+	}
 	if p := propagated(args, reply, m.env.NowMs); p != nil {
 		m.tapEvents = append(m.tapEvents, tapEvent{step: m.dec.step, cmd: tapCommand{db: db, args: cloneArgs(p)}})
 	}
+}
+
+// noteEffects adds the commands one command propagates as (copied), see
+// effectCommands.
+func (m *Machine) noteEffects(db int, effects [][][]byte, wrap bool) {
+	for _, c := range effectCommands(db, effects, wrap) {
+		c.args = cloneArgs(c.args)
+		m.tapEvents = append(m.tapEvents, tapEvent{step: m.dec.step, cmd: c})
+	}
+}
+
+// effectCommands are the commands one command propagates as, between
+// MULTI and EXEC when wrap and there are several, as Redis wraps them.
+func effectCommands(db int, effects [][][]byte, wrap bool) []tapCommand {
+	cmds := make([]tapCommand, len(effects))
+	for i, p := range effects {
+		cmds[i] = tapCommand{db: db, args: p}
+		if wrap && len(effects) > 1 {
+			cmds[i].multi, cmds[i].exec = i == 0, i == len(effects)-1
+		}
+	}
+	return cmds
 }
 
 // tookEffect reports whether a write replied reply took effect: not a
@@ -234,6 +264,9 @@ func (m *Machine) feedTaps(h header, out []byte) {
 		if string(args[0]) == store.AsUserCommand {
 			args = args[2:] // a restricted user's script call (acl.go): as itself
 		}
+		if string(args[0]) == store.ReplicaOfCommand && len(args) > 3 && string(args[1]) == "run" {
+			args = args[3:] // what the Redis master sent (replink.go): as itself
+		}
 		if string(args[0]) == store.MigratedCommand { // MIGRATE's: as a DEL (migrate.go)
 			if p := migratedPropagated(reply); p != nil {
 				cmds = append(cmds, tapCommand{db: db, args: p})
@@ -255,6 +288,11 @@ func (m *Machine) feedTaps(h header, out []byte) {
 			continue
 		}
 		if !tookEffect(args, reply) {
+			continue
+		}
+		if claims := xreadgroupClaims(args, reply, h.now); claims != nil {
+			// A transaction's are between its MULTI and EXEC already.
+			cmds = append(cmds, effectCommands(db, claims, h.kind == propBatch)...)
 			continue
 		}
 		if p := propagated(args, reply, h.now); p != nil {

@@ -113,8 +113,7 @@ func dumpPayload(v *value) ([]byte, bool) {
 	p := make([]byte, 0, 1+len(body)+10)
 	p = append(p, typ)
 	p = append(p, body...)
-	p = binary.LittleEndian.AppendUint16(p, rdbVersion)
-	return binary.LittleEndian.AppendUint64(p, crc64Update(0, p)), true
+	return AppendDumpFooter(p), true
 }
 
 // dumpObject is v's RDB type and encoding; false for a kind without a

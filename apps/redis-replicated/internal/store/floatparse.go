@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"math"
 	"math/big"
 	"math/bits"
@@ -19,29 +20,19 @@ func parseFloatFast(b []byte) (f float64, ok bool) {
 	if len(b) > 0 && (b[0] == '+' || b[0] == '-') {
 		neg, i = b[0] == '-', 1
 	}
-	var w uint64 // the significant digits
-	q := 0       // the decimal exponent of w's last digit
-	digits, sig, dot := 0, 0, false
-	for ; i < len(b); i++ {
-		c := b[i]
-		if c == '.' && !dot {
-			dot = true
-			continue
-		}
-		if c < '0' || c > '9' {
-			break
-		}
-		digits++
-		if dot {
-			q--
-		}
-		if w == 0 && c == '0' {
-			continue // a leading zero
-		}
-		if sig++; sig > 19 {
-			return 0, false
-		}
-		w = w*10 + uint64(c-'0')
+	// w: the significant digits; q: the decimal exponent of w's last.
+	w, sig, n := scanDigits(b[i:], 0, 0)
+	i += n
+	digits, q := n, 0
+	if i < len(b) && b[i] == '.' {
+		i++
+		w, sig, n = scanDigits(b[i:], w, sig)
+		i += n
+		digits += n
+		q -= n
+	}
+	if sig > 19 {
+		return 0, false // w has overflowed, or may round
 	}
 	if digits == 0 {
 		return 0, false
@@ -63,6 +54,57 @@ func parseFloatFast(b []byte) (f float64, ok bool) {
 		f = -f
 	}
 	return f, ok
+}
+
+// scanDigits reads the leading ASCII digits of b into w (already holding
+// sig significant digits): it returns the new w and count of significant
+// digits (leading zeros are not; past 19, w has wrapped) and how many
+// bytes it read. Eight digits at a time while it can: scores have many.
+func scanDigits(b []byte, w uint64, sig int) (uint64, int, int) {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if !eightDigits(x) {
+			break
+		}
+		if w == 0 {
+			// The digits after the leading zeros (the low bytes) count.
+			sig += 8 - bits.TrailingZeros64(x-0x3030303030303030)/8
+		} else {
+			sig += 8
+		}
+		w = w*100000000 + eightDigitsValue(x)
+	}
+	for ; i < len(b); i++ {
+		c := b[i] - '0'
+		if c > 9 {
+			break
+		}
+		if w != 0 || c != 0 {
+			sig++
+		}
+		w = w*10 + uint64(c)
+	}
+	return w, sig, i
+}
+
+// eightDigits reports whether the 8 bytes of x (read little-endian) are
+// all ASCII digits: no byte is below '0' (x - '0'… borrows into no top
+// bit) nor above '9' (adding 0x46 reaches no top bit).
+func eightDigits(x uint64) bool {
+	return ((x+0x4646464646464646)|(x-0x3030303030303030))&0x8080808080808080 == 0
+}
+
+// eightDigitsValue is the number that 8 ASCII digits read little-endian
+// into x write (the first digit is the low byte): pairs, then quads, then
+// the whole, combined by multiplications.
+func eightDigitsValue(x uint64) uint64 {
+	x -= 0x3030303030303030
+	x = x*10 + x>>8 // each low byte of a pair: its two digits' value
+	const pairs = 0x000000FF000000FF
+	// The 4 pairs: (p0·100 + p1)·10⁴ + p2·100 + p3 lands in the top half.
+	x = ((x&pairs)*(100+1000000<<32) + (x>>16&pairs)*(1+10000<<32)) >> 32
+	return x
 }
 
 // parseExponent parses (e|E)[+-]digits, all of b, up to a magnitude that

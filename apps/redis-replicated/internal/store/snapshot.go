@@ -46,6 +46,9 @@ import (
 //	  name and its rules as ACL LIST prints them (acl.go), both
 //	  length-prefixed. A snapshot without it (as every one written before
 //	  ACLs) restores the default user alone.
+//	REPLICAOF section, only while the store replicates a Redis master:
+//	  marker byte 'R', host and port (length-prefixed), epoch, link flag
+//	  (replicaof.go). A snapshot without it is a master's.
 //	trailer: SHA-256 of everything before it
 //
 // Snapshots travel between replicas of one version (a state transfer,
@@ -93,6 +96,10 @@ func (s *Store) encodeTo(w *bufio.Writer) {
 	if !s.acl.isDefault() {
 		w.WriteByte(aclSectionMarker)
 		s.acl.encodeTo(w)
+	}
+	if s.master != nil {
+		w.WriteByte(masterSectionMarker)
+		s.master.encodeTo(w)
 	}
 }
 
@@ -407,11 +414,15 @@ func (s *Store) Restore(r io.Reader) error {
 			d.fail("empty scripting section")
 		}
 	}
+	if more, _ := br.Peek(sha256.Size + 1); d.err == nil && len(more) == sha256.Size+1 && more[0] == aclSectionMarker {
+		d.byte1()
+		ns.acl = decodeACL(d)
+	}
 	if more, _ := br.Peek(sha256.Size + 1); d.err == nil && len(more) == sha256.Size+1 {
-		if d.byte1() != aclSectionMarker {
+		if d.byte1() != masterSectionMarker {
 			d.fail("unknown section")
 		}
-		ns.acl = decodeACL(d)
+		ns.master = decodeMaster(d)
 	}
 	if d.err != nil {
 		return d.err
@@ -444,6 +455,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.cfg = ns.cfg
 	ns.acl.adopt(s.acl)
 	s.acl = ns.acl
+	s.master = ns.master
 	return nil
 }
 
@@ -554,7 +566,7 @@ func (d *snapReader) decodeKeys(ks *keyspace) {
 				z.dict.set(m, sc)
 				ents = append(ents, last)
 			}
-			z.tree = buildZTree(ents)
+			z.tree = buildZTree(&z.dict, len(ents))
 			v.zset = z
 		case kindStream:
 			v.stream = decodeStream(d)

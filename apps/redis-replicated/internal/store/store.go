@@ -267,6 +267,8 @@ type Store struct {
 	ws *writeState
 	// acl is the ACL users (acl.go).
 	acl *aclState
+	// master is the Redis master REPLICAOF named, nil: none (replicaof.go).
+	master *Master
 }
 
 // New returns an empty store.

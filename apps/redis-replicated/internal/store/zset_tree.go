@@ -1,8 +1,8 @@
 package store
 
 import (
-	"bytes"
 	"math"
+	"math/bits"
 )
 
 // ztree is the ordered half of a sorted set: a B+tree of entries ordered by
@@ -12,6 +12,10 @@ import (
 // O(log n); the leaves are linked both ways, so a range is walked in either
 // direction from its first entry at O(1) a step.
 //
+// The tree holds scores and the dict's entry indexes, no member: a member
+// is read from the dict (d) where scores are equal, and nothing the tree
+// holds is a pointer but its links.
+//
 // Nothing a client or a snapshot sees depends on the tree's shape (which
 // depends on the order of past inserts and deletes, and differs after a
 // restore): lookups are exact, and searches by a predicate that might not
@@ -20,6 +24,7 @@ import (
 type ztree struct {
 	root *znode
 	n    int
+	d    *zdict
 }
 
 // zentry is one member of a sorted set and its score.
@@ -37,122 +42,77 @@ const (
 	// zLeafMax and zInnerMax bound a node's entries and children; a node
 	// other than the root holds at least a quarter of that. Wide nodes
 	// keep a 10 000-member set two levels deep, so rank and select touch
-	// few cache lines; a leaf's insert shifts at most 1 KiB of scores.
-	// (ord holds a leaf's indexes in bytes: zLeafMax <= 256.)
+	// few cache lines; a leaf's insert shifts at most 1.5 KiB.
 	zLeafMax  = 128
 	zInnerMax = 64
 	zLeafMin  = zLeafMax / 4
 	zInnerMin = zInnerMax / 4
 )
 
-// znode is a leaf (entries, neighbours) or an inner node (children).
-//
-// A leaf keeps its entries' scores in order, its members in no particular
-// order and their order in ord (ord[i] is the index in members of the i-th
-// entry). An insert shifts floats and bytes only: shifting strings would
-// make the garbage collector's write barrier run on every pointer moved.
-// The search reads the scores, which lie together, and a member only where
-// scores are equal.
+// znode is a leaf or an inner node. Both keep, in order, scores and idx:
+// a leaf its entries (scores and dict entry indexes), an inner node the
+// smallest entry under each child. An inner node's kids and counts (the
+// entries under each child, apart so that the sums of rank and select read
+// few cache lines) go with them; a leaf's neighbours are prev and next.
 type znode struct {
-	scores     []float64
-	ord        []uint8
-	members    []string
-	kids       []zchild
-	counts     []int // counts[i]: the entries under kids[i]
+	keys       []uint64
+	idx        []uint32
+	kids       []*znode
+	counts     []int
 	prev, next *znode
 	leaf       bool
 }
 
-// identity is the ord of a leaf whose members are in order.
-var identity = func() (id [256]uint8) {
-	for i := range id {
-		id[i] = uint8(i)
-	}
-	return id
-}()
-
-// get is a leaf's i-th entry in order.
-func (x *znode) get(i int) zentry { return zentry{member: x.members[x.ord[i]], score: x.scores[i]} }
-
-// sorted returns a leaf's entries in order.
-func (x *znode) sorted() []zentry {
-	out := make([]zentry, len(x.ord))
-	for i := range x.ord {
-		out[i] = x.get(i)
-	}
-	return out
-}
-
-// setSorted makes a leaf hold ents, which are in order.
-func (x *znode) setSorted(ents []zentry) {
-	x.alloc(len(ents), max(len(ents), min(2*len(ents), zLeafMax)))
-	for i, e := range ents {
-		x.members[i], x.scores[i] = e.member, e.score
-	}
-	copy(x.ord, identity[:len(ents)])
-}
-
-// alloc gives a leaf new arrays of n entries and room for c.
-func (x *znode) alloc(n, c int) {
-	x.scores = make([]float64, n, c)
-	x.ord = make([]uint8, n, c)
-	x.members = make([]string, n, c)
-}
-
-// leafInsert inserts e as a leaf's i-th entry in order; the leaf is not
-// full.
-func (x *znode) leafInsert(i int, e zentry) {
-	k := len(x.members)
-	if k == cap(x.members) {
-		scores, ord, members := x.scores, x.ord, x.members
-		x.alloc(k, min(max(4, 2*k), zLeafMax))
-		copy(x.scores, scores)
-		copy(x.ord, ord)
-		copy(x.members, members)
-	}
-	x.members = append(x.members, e.member)
-	x.scores = append(x.scores, 0)
-	copy(x.scores[i+1:], x.scores[i:])
-	x.scores[i] = e.score
-	x.ord = append(x.ord, 0)
-	copy(x.ord[i+1:], x.ord[i:])
-	x.ord[i] = uint8(k)
-}
-
-// leafDelete removes a leaf's i-th entry in order and returns it.
-func (x *znode) leafDelete(i int) zentry {
-	e := x.get(i)
-	k := x.ord[i]
-	copy(x.ord[i:], x.ord[i+1:])
-	x.ord = x.ord[:len(x.ord)-1]
-	copy(x.scores[i:], x.scores[i+1:])
-	x.scores = x.scores[:len(x.scores)-1]
-	last := len(x.members) - 1
-	if int(k) != last {
-		x.members[k] = x.members[last]
-		x.ord[bytes.IndexByte(x.ord, uint8(last))] = k
-	}
-	x.members[last] = ""
-	x.members = x.members[:last]
-	return e
-}
-
-// zchild is an inner node's view of one child: the child and the smallest
-// entry under it. How many entries that holds is in counts, apart, so
-// that the sums of rank and select read a few cache lines.
-type zchild struct {
-	node *znode
-	min  zentry
+// newLeaf returns a leaf of n entries with room for c.
+func newLeaf(n, c int) *znode {
+	return &znode{leaf: true, keys: make([]uint64, n, c), idx: make([]uint32, n, c)}
 }
 
 // newInner returns an inner node of n children, with room for zInnerMax.
 func newInner(n int) *znode {
-	return &znode{kids: make([]zchild, n, zInnerMax), counts: make([]int, n, zInnerMax)}
+	return &znode{keys: make([]uint64, n, zInnerMax), idx: make([]uint32, n, zInnerMax),
+		kids: make([]*znode, n, zInnerMax), counts: make([]int, n, zInnerMax)}
+}
+
+// entry is entry i of leaf x.
+func (t *ztree) entry(x *znode, i int) zentry {
+	return zentry{member: t.d.member(x.idx[i]), score: zscore(x.keys[i])}
+}
+
+// insertAt inserts (key, idx) as x's i-th; x has room or grows.
+func (x *znode) insertAt(i int, key uint64, idx uint32) {
+	if len(x.keys) == cap(x.keys) {
+		c := min(max(4, 2*len(x.keys)), zLeafMax)
+		x.keys = append(make([]uint64, 0, c), x.keys...)
+		x.idx = append(make([]uint32, 0, c), x.idx...)
+	}
+	x.keys = append(x.keys, 0)
+	copy(x.keys[i+1:], x.keys[i:])
+	x.keys[i] = key
+	x.idx = append(x.idx, 0)
+	copy(x.idx[i+1:], x.idx[i:])
+	x.idx[i] = idx
+}
+
+// deleteAt removes x's i-th entry (or child).
+func (x *znode) deleteAt(i int) {
+	copy(x.keys[i:], x.keys[i+1:])
+	x.keys = x.keys[:len(x.keys)-1]
+	copy(x.idx[i:], x.idx[i+1:])
+	x.idx = x.idx[:len(x.idx)-1]
+	if !x.leaf {
+		copy(x.kids[i:], x.kids[i+1:])
+		x.kids[len(x.kids)-1] = nil
+		x.kids = x.kids[:len(x.kids)-1]
+		copy(x.counts[i:], x.counts[i+1:])
+		x.counts = x.counts[:len(x.counts)-1]
+	}
 }
 
 // insertKid inserts child c, holding n entries, as x's i-th.
-func (x *znode) insertKid(i int, c zchild, n int) {
-	x.kids = append(x.kids, zchild{})
+func (x *znode) insertKid(i int, c *znode, n int) {
+	x.insertAt(i, c.keys[0], c.idx[0])
+	x.kids = append(x.kids, nil)
 	copy(x.kids[i+1:], x.kids[i:])
 	x.kids[i] = c
 	x.counts = append(x.counts, 0)
@@ -160,41 +120,63 @@ func (x *znode) insertKid(i int, c zchild, n int) {
 	x.counts[i] = n
 }
 
-// removeKid removes x's i-th child.
-func (x *znode) removeKid(i int) {
-	copy(x.kids[i:], x.kids[i+1:])
-	x.kids[len(x.kids)-1] = zchild{}
-	x.kids = x.kids[:len(x.kids)-1]
-	copy(x.counts[i:], x.counts[i+1:])
-	x.counts = x.counts[:len(x.counts)-1]
-}
-
-// truncKids keeps x's first n children.
-func (x *znode) truncKids(n int) {
-	clear(x.kids[n:])
-	x.kids = x.kids[:n]
-	x.counts = x.counts[:n]
-}
-
-func (x *znode) min() zentry {
-	if x.leaf {
-		return x.get(0)
+// appendFrom appends y's entries (or children) [lo, hi) to x.
+func (x *znode) appendFrom(y *znode, lo, hi int) {
+	x.keys = append(x.keys, y.keys[lo:hi]...)
+	x.idx = append(x.idx, y.idx[lo:hi]...)
+	if !x.leaf {
+		x.kids = append(x.kids, y.kids[lo:hi]...)
+		x.counts = append(x.counts, y.counts[lo:hi]...)
 	}
-	return x.kids[0].min
 }
 
-// size is the number of entries (leaf) or children (inner node).
-func (x *znode) size() int {
-	if x.leaf {
-		return len(x.scores)
+// truncate keeps x's first n entries (or children).
+func (x *znode) truncate(n int) {
+	x.keys = x.keys[:n]
+	x.idx = x.idx[:n]
+	if !x.leaf {
+		clear(x.kids[n:])
+		x.kids = x.kids[:n]
+		x.counts = x.counts[:n]
 	}
-	return len(x.kids)
+}
+
+// dropFront removes x's first k entries (or children).
+func (x *znode) dropFront(k int) {
+	n := len(x.keys) - k
+	copy(x.keys, x.keys[k:])
+	copy(x.idx, x.idx[k:])
+	if !x.leaf {
+		copy(x.kids, x.kids[k:])
+		copy(x.counts, x.counts[k:])
+	}
+	x.truncate(n)
+}
+
+// prependFrom inserts y's entries (or children) [lo, hi) in front of x's.
+func (x *znode) prependFrom(y *znode, lo, hi int) {
+	k := hi - lo
+	n := len(x.keys)
+	x.keys = append(x.keys, y.keys[lo:hi]...)
+	copy(x.keys[k:], x.keys[:n])
+	copy(x.keys, y.keys[lo:hi])
+	x.idx = append(x.idx, y.idx[lo:hi]...)
+	copy(x.idx[k:], x.idx[:n])
+	copy(x.idx, y.idx[lo:hi])
+	if !x.leaf {
+		x.kids = append(x.kids, y.kids[lo:hi]...)
+		copy(x.kids[k:], x.kids[:n])
+		copy(x.kids, y.kids[lo:hi])
+		x.counts = append(x.counts, y.counts[lo:hi]...)
+		copy(x.counts[k:], x.counts[:n])
+		copy(x.counts, y.counts[lo:hi])
+	}
 }
 
 // count is the number of entries under x.
 func (x *znode) count() int {
 	if x.leaf {
-		return len(x.scores)
+		return len(x.keys)
 	}
 	n := 0
 	for _, c := range x.counts {
@@ -203,18 +185,42 @@ func (x *znode) count() int {
 	return n
 }
 
-// leafPos is the position in order of a leaf's first entry not below
-// (score, member): where it is or would go.
-func (x *znode) leafPos(score float64, member string) int {
-	i := scoresBelow(x.scores, score)
-	if i == len(x.scores) || x.scores[i] != score {
+// ztarget is what a search looks for: an entry's key and member, and its
+// dict entry index when the search is for an entry the tree holds (else
+// zNoIdx). The index finds the entry without reading a member where no
+// other entry has its score.
+type ztarget struct {
+	key    uint64
+	member string
+	idx    uint32
+}
+
+const zNoIdx = ^uint32(0)
+
+// below is the number of x's leading entries (a leaf's, or an inner
+// node's children's smallest) ordered before tg, or, orEqual, not after
+// it.
+func (t *ztree) below(x *znode, tg ztarget, orEqual bool) int {
+	i := keysBelow(x.keys, tg.key)
+	if i == len(x.keys) || x.keys[i] != tg.key {
+		return i
+	}
+	if x.idx[i] == tg.idx { // the entry itself, the first of its score
+		if orEqual {
+			return i + 1
+		}
 		return i
 	}
 	// Equal scores from i on: their members decide.
-	lo, hi := i, len(x.scores)
+	lo, hi := i, len(x.keys)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if x.scores[m] == score && x.members[x.ord[m]] < member {
+		if x.keys[m] != tg.key {
+			hi = m
+			continue
+		}
+		// (strings.Compare would make member escape.)
+		if mm := t.d.member(x.idx[m]); mm < tg.member || orEqual && mm == tg.member {
 			lo = m + 1
 		} else {
 			hi = m
@@ -223,179 +229,189 @@ func (x *znode) leafPos(score float64, member string) int {
 	return lo
 }
 
-// scoresBelow is the number of leading elements of scores (in order) below
-// score. The search has no branch on the data, which random scores make
-// unpredictable, but a conditional move.
-func scoresBelow(scores []float64, score float64) int {
-	base, n := 0, len(scores)
-	if n == 0 {
-		return 0
+// holds reports whether leaf x's i-th entry is tg's.
+func (t *ztree) holds(x *znode, i int, tg ztarget) bool {
+	if i == len(x.keys) || x.keys[i] != tg.key {
+		return false
 	}
-	for n > 1 {
-		half := n >> 1
-		if scores[base+half-1] < score {
-			base += half
-		}
-		n -= half
+	if tg.idx != zNoIdx {
+		return x.idx[i] == tg.idx
 	}
-	if scores[base] < score {
-		base++
+	return t.d.member(x.idx[i]) == tg.member
+}
+
+// keysBelow is the number of leading elements of keys (in order) below
+// key. It counts rather than bisects: the blocks of 32 whose last element
+// is below (all of theirs are), then in the block after those, the blocks
+// of 8, then the elements. The loads of a stage do not wait on one
+// another, so a node's cache lines are fetched together rather than one
+// bisection step after another; and the counting (of a subtraction's
+// borrows) has no branch on the data, which random scores make
+// unpredictable.
+func keysBelow(keys []uint64, key uint64) int {
+	var n uint64
+	for j := 31; j < len(keys); j += 32 {
+		_, below := bits.Sub64(keys[j], key, 0)
+		n += below
 	}
-	return base
+	i := int(n) * 32
+	n = 0
+	for j := i + 7; j < min(i+32, len(keys)); j += 8 {
+		_, below := bits.Sub64(keys[j], key, 0)
+		n += below
+	}
+	i += int(n) * 8
+	n = 0
+	for _, k := range keys[i:min(i+8, len(keys))] {
+		_, below := bits.Sub64(k, key, 0)
+		n += below
+	}
+	return i + int(n)
+}
+
+// zkey maps a score (not NaN) to a key of the same order, the tree's: its
+// bits, the sign flipped and a negative's others too, so that keys
+// compare as integers. A score of -0 is taken as 0.
+func zkey(f float64) uint64 {
+	if f == 0 {
+		f = 0
+	}
+	u := math.Float64bits(f)
+	return u ^ (uint64(int64(u)>>63) | 1<<63)
+}
+
+// zscore is the score of key k.
+func zscore(k uint64) float64 {
+	return math.Float64frombits(k ^ (uint64(int64(^k)>>63) | 1<<63))
 }
 
 // childFor is the index of the child of inner node x whose range holds
 // (score, member): the last whose smallest entry is not above it, or 0.
-func (x *znode) childFor(score float64, member string) int {
-	lo, hi := 1, len(x.kids)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if s := x.kids[m].min.score; s < score || s == score && x.kids[m].min.member <= member {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo - 1
+func (t *ztree) childFor(x *znode, tg ztarget) int {
+	return max(t.below(x, tg, true)-1, 0)
 }
 
-// insert adds e, which must not be in the tree.
-func (t *ztree) insert(e zentry) {
+// insert adds entry idx of the dict, which must not be in the tree.
+func (t *ztree) insert(idx uint32) {
 	t.n++
+	key := zkey(t.d.ent(idx).score)
 	if t.root == nil {
-		t.root = &znode{leaf: true}
-		t.root.alloc(1, 2)
-		t.root.members[0], t.root.scores[0] = e.member, e.score
+		t.root = newLeaf(1, 2)
+		t.root.keys[0], t.root.idx[0] = key, idx
 		return
 	}
-	right, rn := t.root.insert(e)
+	right, rn := t.insertUnder(t.root, ztarget{key: key, member: t.d.member(idx), idx: idx})
 	if right != nil {
 		left := t.root
-		t.root = newInner(2)
-		t.root.kids[0] = zchild{node: left, min: left.min()}
-		t.root.kids[1] = zchild{node: right, min: right.min()}
-		t.root.counts[0], t.root.counts[1] = t.n-rn, rn
+		t.root = newInner(0)
+		t.root.insertKid(0, left, t.n-rn)
+		t.root.insertKid(1, right, rn)
 	}
 }
 
-// insert adds e under x. When x had to split it returns its new right
-// sibling and the number of entries that holds.
-func (x *znode) insert(e zentry) (*znode, int) {
+// insertUnder adds (key, member) of entry idx under x. When x had to
+// split it returns its new right sibling and the number of entries that
+// holds.
+func (t *ztree) insertUnder(x *znode, tg ztarget) (*znode, int) {
 	if x.leaf {
-		i := x.leafPos(e.score, e.member)
-		if len(x.scores) < zLeafMax {
-			x.leafInsert(i, e)
+		i := t.below(x, tg, false)
+		if len(x.keys) < zLeafMax {
+			x.insertAt(i, tg.key, tg.idx)
 			return nil, 0
 		}
-		// Split: the upper half moves to a new right sibling, the lower
-		// half's members are put in order in place.
-		var all [zLeafMax]zentry
-		for j := range x.ord {
-			all[j] = x.get(j)
-		}
+		// Split: the upper half moves to a new right sibling.
 		h := zLeafMax / 2
-		right := &znode{leaf: true}
-		right.setSorted(all[h:])
-		for j := range h {
-			x.members[j] = all[j].member
-		}
-		clear(x.members[h:])
-		x.members = x.members[:h]
-		x.scores = x.scores[:h]
-		x.ord = x.ord[:h]
-		copy(x.ord, identity[:h])
+		right := newLeaf(0, zLeafMax)
+		right.appendFrom(x, h, len(x.keys))
+		x.truncate(h)
 		right.prev, right.next = x, x.next
 		if x.next != nil {
 			x.next.prev = right
 		}
 		x.next = right
 		if i <= h {
-			x.leafInsert(i, e)
+			x.insertAt(i, tg.key, tg.idx)
 		} else {
-			right.leafInsert(i-h, e)
+			right.insertAt(i-h, tg.key, tg.idx)
 		}
-		return right, len(right.scores)
+		return right, len(right.keys)
 	}
-	i := x.childFor(e.score, e.member)
-	c := &x.kids[i]
-	right, rn := c.node.insert(e)
+	i := t.childFor(x, tg)
+	c := x.kids[i]
+	right, rn := t.insertUnder(c, tg)
 	x.counts[i]++
-	if zless(e, c.min.score, c.min.member) {
-		c.min = e
-	}
+	x.keys[i], x.idx[i] = c.keys[0], c.idx[0]
 	if right == nil {
 		return nil, 0
 	}
 	x.counts[i] -= rn
-	nc := zchild{node: right, min: right.min()}
 	if len(x.kids) < zInnerMax {
-		x.insertKid(i+1, nc, rn)
+		x.insertKid(i+1, right, rn)
 		return nil, 0
 	}
 	h := zInnerMax / 2
-	sib := newInner(zInnerMax - h)
-	copy(sib.kids, x.kids[h:])
-	copy(sib.counts, x.counts[h:])
-	x.truncKids(h)
+	sib := newInner(0)
+	sib.appendFrom(x, h, len(x.kids))
+	x.truncate(h)
 	if i+1 <= h {
-		x.insertKid(i+1, nc, rn)
+		x.insertKid(i+1, right, rn)
 	} else {
-		sib.insertKid(i+1-h, nc, rn)
+		sib.insertKid(i+1-h, right, rn)
 	}
 	return sib, sib.count()
 }
 
-// delete removes the entry (score, member) and returns it as the tree held
-// it; ok is false when there is none.
-func (t *ztree) delete(score float64, member string) (e zentry, ok bool) {
+// delete removes dict entry idx (its score and member unchanged since it
+// was inserted); it reports whether the tree held it.
+func (t *ztree) delete(idx uint32) bool {
 	if t.root == nil {
-		return zentry{}, false
+		return false
 	}
-	e, ok = t.root.delete(score, member)
-	if !ok {
-		return zentry{}, false
+	tg := ztarget{key: zkey(t.d.ent(idx).score), member: t.d.member(idx), idx: idx}
+	if !t.deleteUnder(t.root, tg) {
+		return false
 	}
 	t.n--
 	for !t.root.leaf && len(t.root.kids) == 1 {
-		t.root = t.root.kids[0].node
+		t.root = t.root.kids[0]
 	}
-	if t.root.leaf && len(t.root.scores) == 0 {
+	if t.root.leaf && len(t.root.keys) == 0 {
 		t.root = nil
 	}
-	return e, true
+	return true
 }
 
-func (x *znode) delete(score float64, member string) (zentry, bool) {
+func (t *ztree) deleteUnder(x *znode, tg ztarget) bool {
 	if x.leaf {
-		i := x.leafPos(score, member)
-		if i == len(x.ord) || x.get(i).score != score || x.get(i).member != member {
-			return zentry{}, false
+		i := t.below(x, tg, false)
+		if !t.holds(x, i, tg) {
+			return false
 		}
-		return x.leafDelete(i), true
+		x.deleteAt(i)
+		return true
 	}
-	i := x.childFor(score, member)
-	c := &x.kids[i]
-	e, ok := c.node.delete(score, member)
-	if !ok {
-		return zentry{}, false
+	i := t.childFor(x, tg)
+	c := x.kids[i]
+	if !t.deleteUnder(c, tg) {
+		return false
 	}
 	x.counts[i]--
 	if x.counts[i] > 0 {
-		c.min = c.node.min()
+		x.keys[i], x.idx[i] = c.keys[0], c.idx[0]
 	}
 	x.rebalance(i)
-	return e, true
+	return true
 }
 
 // rebalance restores the fill of child i of x after a delete: an underfull
 // child is merged with a neighbour, or takes entries from it.
 func (x *znode) rebalance(i int) {
-	c := x.kids[i].node
+	c := x.kids[i]
 	lim := zInnerMin
 	if c.leaf {
 		lim = zLeafMin
 	}
-	if c.size() >= lim || len(x.kids) < 2 {
+	if len(c.keys) >= lim || len(x.kids) < 2 {
 		return
 	}
 	l := i
@@ -403,74 +419,66 @@ func (x *znode) rebalance(i int) {
 		l = i - 1
 	}
 	r := l + 1
-	a, b := x.kids[l].node, x.kids[r].node
+	a, b := x.kids[l], x.kids[r]
+	limit := zInnerMax
 	if a.leaf {
-		total := len(a.scores) + len(b.scores)
-		all := append(a.sorted(), b.sorted()...)
-		if total <= zLeafMax {
-			a.setSorted(all)
+		limit = zLeafMax
+	}
+	total := len(a.keys) + len(b.keys)
+	if total <= limit {
+		a.appendFrom(b, 0, len(b.keys))
+		if a.leaf {
 			a.next = b.next
 			if b.next != nil {
 				b.next.prev = a
 			}
-			x.counts[l] += x.counts[r]
-			x.kids[l].min = a.min()
-			x.removeKid(r)
-			return
 		}
-		a.setSorted(all[:total/2])
-		b.setSorted(all[total/2:])
-		x.counts[l], x.counts[r] = len(a.scores), len(b.scores)
-		x.kids[l].min, x.kids[r].min = a.min(), b.min()
+		x.counts[l] += x.counts[r]
+		x.deleteAt(r)
+		x.keys[l], x.idx[l] = a.keys[0], a.idx[0] // a may have been empty
 		return
 	}
-	switch total := len(a.kids) + len(b.kids); {
-	case total <= zInnerMax:
-		a.kids = append(a.kids, b.kids...)
-		a.counts = append(a.counts, b.counts...)
-		x.counts[l] += x.counts[r]
-		x.kids[l].min = a.min()
-		x.removeKid(r)
-		return
-	case len(a.kids) < total/2:
-		k := total/2 - len(a.kids)
-		a.kids = append(a.kids, b.kids[:k]...)
-		a.counts = append(a.counts, b.counts[:k]...)
-		copy(b.kids, b.kids[k:])
-		copy(b.counts, b.counts[k:])
-		b.truncKids(len(b.kids) - k)
-	default:
-		k := len(a.kids) - total/2
-		b.kids = b.kids[:len(b.kids)+k]
-		copy(b.kids[k:], b.kids)
-		copy(b.kids, a.kids[len(a.kids)-k:])
-		b.counts = b.counts[:len(b.counts)+k]
-		copy(b.counts[k:], b.counts)
-		copy(b.counts, a.counts[len(a.counts)-k:])
-		a.truncKids(len(a.kids) - k)
+	if len(a.keys) < total/2 {
+		k := total/2 - len(a.keys)
+		a.appendFrom(b, 0, k)
+		b.dropFront(k)
+	} else {
+		k := len(a.keys) - total/2
+		b.prependFrom(a, len(a.keys)-k, len(a.keys))
+		a.truncate(len(a.keys) - k)
 	}
 	an := a.count()
 	x.counts[r] = x.counts[l] + x.counts[r] - an
 	x.counts[l] = an
-	x.kids[l].min, x.kids[r].min = a.min(), b.min()
+	x.keys[l], x.idx[l] = a.keys[0], a.idx[0]
+	x.keys[r], x.idx[r] = b.keys[0], b.idx[0]
 }
 
 // rank is the 0-based position of (score, member), or -1.
 func (t *ztree) rank(score float64, member string) int {
+	return t.rankOf(ztarget{key: zkey(score), member: member, idx: zNoIdx})
+}
+
+// rankOfIdx is the 0-based position of dict entry idx, which the tree holds.
+func (t *ztree) rankOfIdx(idx uint32) int {
+	return t.rankOf(ztarget{key: zkey(t.d.ent(idx).score), member: t.d.member(idx), idx: idx})
+}
+
+func (t *ztree) rankOf(tg ztarget) int {
 	x := t.root
 	if x == nil {
 		return -1
 	}
 	r := 0
 	for !x.leaf {
-		i := x.childFor(score, member)
+		i := t.childFor(x, tg)
 		for _, c := range x.counts[:i] {
 			r += c
 		}
-		x = x.kids[i].node
+		x = x.kids[i]
 	}
-	i := x.leafPos(score, member)
-	if i == len(x.ord) || x.get(i).score != score || x.get(i).member != member {
+	i := t.below(x, tg, false)
+	if !t.holds(x, i, tg) {
 		return -1
 	}
 	return r + i
@@ -480,13 +488,16 @@ func (t *ztree) rank(score float64, member string) int {
 type zcursor struct {
 	leaf *znode
 	i    int
+	d    *zdict
 }
 
-func (c *zcursor) entry() zentry { return c.leaf.get(c.i) }
+func (c *zcursor) entry() zentry {
+	return zentry{member: c.d.member(c.leaf.idx[c.i]), score: zscore(c.leaf.keys[c.i])}
+}
 
 func (c *zcursor) next() {
 	c.i++
-	if c.i == len(c.leaf.scores) {
+	if c.i == len(c.leaf.keys) {
 		c.leaf, c.i = c.leaf.next, 0
 	}
 }
@@ -496,7 +507,7 @@ func (c *zcursor) prev() {
 	if c.i < 0 {
 		c.leaf = c.leaf.prev
 		if c.leaf != nil {
-			c.i = len(c.leaf.scores) - 1
+			c.i = len(c.leaf.keys) - 1
 		}
 	}
 }
@@ -510,9 +521,18 @@ func (t *ztree) at(r int) zcursor {
 			r -= x.counts[i]
 			i++
 		}
-		x = x.kids[i].node
+		x = x.kids[i]
 	}
-	return zcursor{leaf: x, i: r}
+	return zcursor{leaf: x, i: r, d: t.d}
+}
+
+// first is the leftmost leaf, or nil.
+func (t *ztree) first() *znode {
+	x := t.root
+	for x != nil && !x.leaf {
+		x = x.kids[0]
+	}
+	return x
 }
 
 // countBefore is the number of leading entries for which in is false; in
@@ -523,15 +543,18 @@ func (t *ztree) countBefore(in func(zentry) bool) int {
 		return 0
 	}
 	r := 0
-	for !x.leaf {
-		lo, hi := 0, len(x.kids)
+	for {
+		lo, hi := 0, len(x.keys)
 		for lo < hi {
 			m := int(uint(lo+hi) >> 1)
-			if in(x.kids[m].min) {
+			if in(t.entry(x, m)) {
 				hi = m
 			} else {
 				lo = m + 1
 			}
+		}
+		if x.leaf {
+			return r + lo
 		}
 		if lo == 0 {
 			return r
@@ -539,18 +562,8 @@ func (t *ztree) countBefore(in func(zentry) bool) int {
 		for _, c := range x.counts[:lo-1] {
 			r += c
 		}
-		x = x.kids[lo-1].node
+		x = x.kids[lo-1]
 	}
-	lo, hi := 0, len(x.ord)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if in(x.get(m)) {
-			hi = m
-		} else {
-			lo = m + 1
-		}
-	}
-	return r + lo
 }
 
 // scoreRank is the number of entries of score below x or, orEqual, not
@@ -563,37 +576,31 @@ func (t *ztree) scoreRank(x float64, orEqual bool) int {
 // scoreSeek is scoreRank and a cursor on the entry of that rank (a nil
 // leaf past the last), so that a range read needs no second descent.
 func (t *ztree) scoreSeek(x float64, orEqual bool) (int, zcursor) {
-	before := func(s float64) bool { return s < x || orEqual && s == x }
 	n := t.root
 	switch {
 	case n == nil:
-		return 0, zcursor{}
+		return 0, zcursor{d: t.d}
 	case x == math.Inf(1) && orEqual:
-		return t.n, zcursor{} // the common bound "+inf": no search
+		return t.n, zcursor{d: t.d} // the common bound "+inf": no search
+	}
+	k := zkey(x)
+	if orEqual {
+		k++ // not above x: below the next key (x is not +inf)
 	}
 	r := 0
 	for !n.leaf {
-		lo, hi := 1, len(n.kids)
-		for lo < hi {
-			m := int(uint(lo+hi) >> 1)
-			if before(n.kids[m].min.score) {
-				lo = m + 1
-			} else {
-				hi = m
-			}
+		// The children whose smallest key is below the bound, but the
+		// first: the last of them holds the bound's rank.
+		c := keysBelow(n.keys[1:], k)
+		for _, cnt := range n.counts[:c] {
+			r += cnt
 		}
-		for _, c := range n.counts[:lo-1] {
-			r += c
-		}
-		n = n.kids[lo-1].node
+		n = n.kids[c]
 	}
-	i := scoresBelow(n.scores, x)
-	for orEqual && i < len(n.scores) && n.scores[i] == x {
-		i++
-	}
-	c := zcursor{leaf: n, i: i}
-	if i == len(n.scores) {
-		c = zcursor{leaf: n.next}
+	i := keysBelow(n.keys, k)
+	c := zcursor{leaf: n, i: i, d: t.d}
+	if i == len(n.keys) {
+		c = zcursor{leaf: n.next, d: t.d}
 	}
 	return r + i, c
 }
@@ -615,38 +622,70 @@ func (t *ztree) searchRank(in func(zentry) bool) int {
 	return lo
 }
 
-// buildZTree returns a tree of ents, which must be sorted and distinct.
-func buildZTree(ents []zentry) ztree {
-	n := len(ents)
+// each yields the dict entry indexes of the tree in order.
+func (t *ztree) each(yield func(uint32) bool) {
+	for x := t.first(); x != nil; x = x.next {
+		for _, i := range x.idx {
+			if !yield(i) {
+				return
+			}
+		}
+	}
+}
+
+// renumber makes the tree follow a compaction of its dict (see
+// zdict.compact).
+func (t *ztree) renumber(renum []uint32) {
+	var walk func(x *znode)
+	walk = func(x *znode) {
+		for i, k := range x.idx {
+			x.idx[i] = renum[k]
+		}
+		for _, c := range x.kids {
+			walk(c)
+		}
+	}
+	if t.root != nil {
+		walk(t.root)
+	}
+}
+
+// buildZTree returns a tree over d's entries 0 to n-1, which must be in
+// order.
+func buildZTree(d *zdict, n int) ztree {
 	if n == 0 {
-		return ztree{}
+		return ztree{d: d}
 	}
 	k := (n + zLeafMax*3/4 - 1) / (zLeafMax * 3 / 4)
-	level, counts := make([]zchild, k), make([]int, k)
+	level := make([]*znode, k)
+	counts := make([]int, k)
 	var prev *znode
 	for i := range k {
 		lo, hi := i*n/k, (i+1)*n/k
-		leaf := &znode{leaf: true}
-		leaf.setSorted(ents[lo:hi])
+		leaf := newLeaf(hi-lo, max(hi-lo, min(2*(hi-lo), zLeafMax)))
+		for j := lo; j < hi; j++ {
+			leaf.keys[j-lo], leaf.idx[j-lo] = zkey(d.ent(uint32(j)).score), uint32(j)
+		}
 		leaf.prev = prev
 		if prev != nil {
 			prev.next = leaf
 		}
 		prev = leaf
-		level[i], counts[i] = zchild{node: leaf, min: leaf.get(0)}, hi-lo
+		level[i], counts[i] = leaf, hi-lo
 	}
 	for len(level) > 1 {
 		m := len(level)
 		k := (m + zInnerMax*3/4 - 1) / (zInnerMax * 3 / 4)
-		up, upCounts := make([]zchild, k), make([]int, k)
+		up, upCounts := make([]*znode, k), make([]int, k)
 		for i := range k {
 			lo, hi := i*m/k, (i+1)*m/k
-			x := newInner(hi - lo)
-			copy(x.kids, level[lo:hi])
-			copy(x.counts, counts[lo:hi])
-			up[i], upCounts[i] = zchild{node: x, min: x.kids[0].min}, x.count()
+			x := newInner(0)
+			for j := lo; j < hi; j++ {
+				x.insertKid(j-lo, level[j], counts[j])
+			}
+			up[i], upCounts[i] = x, x.count()
 		}
 		level, counts = up, upCounts
 	}
-	return ztree{root: level[0].node, n: n}
+	return ztree{root: level[0], n: n, d: d}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -10,11 +11,12 @@ import (
 )
 
 // checkZTree verifies t's invariants against want (the entries in order):
-// counts, smallest entries, order, fill, depth and the leaf chain.
+// counts, smallest entries, order, fill, depth, the leaf chain, and that
+// every entry the tree holds is its member's live dict entry.
 func checkZTree(t *testing.T, tr *ztree, want []zentry) {
 	t.Helper()
-	if tr.n != len(want) {
-		t.Fatalf("n = %d, want %d", tr.n, len(want))
+	if tr.n != len(want) || tr.d.n != len(want) {
+		t.Fatalf("n = %d, dict %d, want %d", tr.n, tr.d.n, len(want))
 	}
 	if len(want) == 0 {
 		if tr.root != nil {
@@ -26,33 +28,36 @@ func checkZTree(t *testing.T, tr *ztree, want []zentry) {
 	depth := -1
 	var walk func(x *znode, d int, isRoot bool) (n int, min zentry)
 	walk = func(x *znode, d int, isRoot bool) (int, zentry) {
+		if len(x.idx) != len(x.keys) {
+			t.Fatalf("node of %d keys, %d indexes", len(x.keys), len(x.idx))
+		}
 		if x.leaf {
 			if depth == -1 {
 				depth = d
 			} else if depth != d {
 				t.Fatalf("leaves at depths %d and %d", depth, d)
 			}
-			if len(x.scores) == 0 || len(x.scores) > zLeafMax || (!isRoot && len(x.scores) < zLeafMin) {
-				t.Fatalf("leaf of %d entries", len(x.scores))
+			if len(x.keys) == 0 || len(x.keys) > zLeafMax || (!isRoot && len(x.keys) < zLeafMin) {
+				t.Fatalf("leaf of %d entries", len(x.keys))
 			}
 			leaves = append(leaves, x)
-			return len(x.scores), x.get(0)
+			return len(x.keys), tr.entry(x, 0)
 		}
 		if len(x.kids) > zInnerMax || len(x.kids) < 2 || (!isRoot && len(x.kids) < zInnerMin) {
 			t.Fatalf("inner node of %d children", len(x.kids))
 		}
 		total := 0
-		if len(x.counts) != len(x.kids) {
-			t.Fatalf("inner node of %d children, %d counts", len(x.kids), len(x.counts))
+		if len(x.counts) != len(x.kids) || len(x.keys) != len(x.kids) {
+			t.Fatalf("inner node of %d children, %d counts, %d smallest", len(x.kids), len(x.counts), len(x.keys))
 		}
 		for i, c := range x.kids {
-			n, m := walk(c.node, d+1, false)
-			if n != x.counts[i] || m != c.min {
-				t.Fatalf("child %d: n %d min %v, holds %d from %v", i, x.counts[i], c.min, n, m)
+			n, m := walk(c, d+1, false)
+			if n != x.counts[i] || m != tr.entry(x, i) {
+				t.Fatalf("child %d: n %d min %v, holds %d from %v", i, x.counts[i], tr.entry(x, i), n, m)
 			}
 			total += n
 		}
-		return total, x.kids[0].min
+		return total, tr.entry(x, 0)
 	}
 	walk(tr.root, 0, true)
 	var got []zentry
@@ -63,17 +68,16 @@ func checkZTree(t *testing.T, tr *ztree, want []zentry) {
 		if i > 0 && (l.prev != leaves[i-1] || leaves[i-1].next != l) {
 			t.Fatalf("leaf %d: chain broken", i)
 		}
-		if len(l.ord) != len(l.scores) || len(l.members) != len(l.scores) {
-			t.Fatalf("leaf %d: %d scores, %d members, %d in order", i, len(l.scores), len(l.members), len(l.ord))
-		}
-		seen := make([]bool, len(l.members))
-		for _, k := range l.ord {
-			if seen[k] {
-				t.Fatalf("leaf %d: member %d twice in order", i, k)
+		for j, k := range l.idx {
+			en := tr.entry(l, j)
+			if idx, ok := tr.d.lookup(en.member); !ok || idx != k || tr.d.ent(k).score != en.score {
+				t.Fatalf("leaf %d: entry %d (%v) is not its member's dict entry", i, k, en)
 			}
-			seen[k] = true
+			if rk := tr.rankOfIdx(k); rk != len(got) {
+				t.Fatalf("rankOfIdx(%d) (%v) = %d, want %d", k, en, rk, len(got))
+			}
+			got = append(got, en)
 		}
-		got = append(got, l.sorted()...)
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("entries differ:\n got %v\nwant %v", got, want)
@@ -88,7 +92,8 @@ func zentryCmp(a, b zentry) int {
 // tree grows and shrinks through several heights) against a sorted slice.
 func TestZTreeRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	var tr ztree
+	z := newZSet()
+	tr := &z.tree
 	var model []zentry
 	members := map[string]float64{}
 	for step := range 60000 {
@@ -103,22 +108,21 @@ func TestZTreeRandom(t *testing.T) {
 			e := zentry{member: m, score: sc}
 			i, _ := slices.BinarySearchFunc(model, e, zentryCmp)
 			model = slices.Insert(model, i, e)
-			tr.insert(e)
+			z.add(e.member, e.score)
 		} else {
 			i := r.IntN(len(model))
 			e := model[i]
 			model = slices.Delete(model, i, i+1)
 			delete(members, e.member)
-			got, ok := tr.delete(e.score, e.member)
-			if !ok || got != e {
-				t.Fatalf("step %d: delete %v = %v %v", step, e, got, ok)
+			if !z.del([]byte(e.member)) {
+				t.Fatalf("step %d: delete %v failed", step, e)
 			}
-			if _, ok := tr.delete(e.score, e.member); ok {
+			if z.del([]byte(e.member)) {
 				t.Fatalf("step %d: deleted %v twice", step, e)
 			}
 		}
 		if step%997 == 0 || len(model) < 3 {
-			checkZTree(t, &tr, model)
+			checkZTree(t, tr, model)
 			for k := 0; k < len(model); k += 1 + len(model)/50 {
 				e := model[k]
 				if rk := tr.rank(e.score, e.member); rk != k {
@@ -162,17 +166,17 @@ func TestZTreeRandom(t *testing.T) {
 		for i := range ents {
 			ents[i] = zentry{member: fmt.Sprintf("%08d", i), score: float64(i / 3)}
 		}
-		b := buildZTree(ents)
-		checkZTree(t, &b, ents)
+		b := newZSetSorted(ents)
+		checkZTree(t, &b.tree, ents)
 		// A built tree takes inserts and deletes like any other.
 		for i := 0; i < n; i += 2 {
-			b.delete(ents[i].score, ents[i].member)
+			b.del([]byte(ents[i].member))
 		}
 		var rest []zentry
 		for i := 1; i < n; i += 2 {
 			rest = append(rest, ents[i])
 		}
-		checkZTree(t, &b, rest)
+		checkZTree(t, &b.tree, rest)
 	}
 }
 
@@ -186,21 +190,22 @@ func TestZTreeWide(t *testing.T) {
 	for i := range ents {
 		ents[i] = zentry{member: fmt.Sprintf("m%06d", i), score: float64(i)}
 	}
-	tr := buildZTree(ents)
+	z := newZSetSorted(ents)
+	tr := &z.tree
 	model := slices.Clone(ents)
 	r := rand.New(rand.NewPCG(7, 7))
 	for i := range 12000 {
 		e := zentry{member: fmt.Sprintf("x%05d", i), score: 1000 + r.Float64()*300}
-		tr.insert(e)
+		z.add(e.member, e.score)
 		model = append(model, e)
 	}
 	for i := range 700 { // a fuller inner node, left of the last ones
 		e := zentry{member: fmt.Sprintf("y%05d", i), score: n - 6000 + r.Float64()*300}
-		tr.insert(e)
+		z.add(e.member, e.score)
 		model = append(model, e)
 	}
 	slices.SortFunc(model, zentryCmp)
-	checkZTreeSampled(t, &tr, model)
+	checkZTreeSampled(t, tr, model)
 	deleteSpan := func(lo, hi int) {
 		if hi > len(model) {
 			t.Fatalf("span [%d, %d) of %d entries", lo, hi, len(model))
@@ -208,12 +213,12 @@ func TestZTreeWide(t *testing.T) {
 		gone := slices.Clone(model[lo:hi])
 		r.Shuffle(len(gone), func(i, j int) { gone[i], gone[j] = gone[j], gone[i] })
 		for _, e := range gone {
-			if got, ok := tr.delete(e.score, e.member); !ok || got != e {
-				t.Fatalf("delete %v = %v %v", e, got, ok)
+			if !z.del([]byte(e.member)) {
+				t.Fatalf("delete %v failed", e)
 			}
 		}
 		model = slices.Delete(model, lo, hi)
-		checkZTreeSampled(t, &tr, model)
+		checkZTreeSampled(t, tr, model)
 	}
 	for range 12 { // underfull last children
 		deleteSpan(len(model)-500, len(model))
@@ -238,6 +243,47 @@ func checkZTreeSampled(t *testing.T, tr *ztree, model []zentry) {
 		}
 		if c := tr.at(k); c.entry() != e {
 			t.Fatalf("at(%d) = %v, want %v", k, c.entry(), e)
+		}
+	}
+}
+
+// TestZKeysBelow checks zkey, zscore and keysBelow against float
+// comparisons, on nodes of every length up to a leaf's and past it, with
+// the scores whose bits are special (zeros, infinities, the smallest and
+// largest doubles) among random ones.
+func TestZKeysBelow(t *testing.T) {
+	special := []float64{math.Inf(-1), -math.MaxFloat64, -1, -math.SmallestNonzeroFloat64, 0,
+		math.SmallestNonzeroFloat64, 1, math.MaxFloat64, math.Inf(1)}
+	r := rand.New(rand.NewPCG(8, 8))
+	for n := range zLeafMax + 40 {
+		scores := make([]float64, n)
+		for i := range scores {
+			if r.IntN(4) == 0 {
+				scores[i] = special[r.IntN(len(special))]
+			} else {
+				scores[i] = r.NormFloat64() * math.Pow(10, float64(r.IntN(20)-10))
+			}
+		}
+		slices.Sort(scores)
+		keys := make([]uint64, n)
+		for i, s := range scores {
+			keys[i] = zkey(s)
+			if zscore(keys[i]) != s || i > 0 && keys[i] < keys[i-1] {
+				t.Fatalf("zkey(%v) = %x: back %v, or out of order", s, keys[i], zscore(keys[i]))
+			}
+		}
+		probes := append(slices.Clone(special), math.Copysign(0, -1), r.NormFloat64())
+		if n > 0 {
+			probes = append(probes, scores[r.IntN(n)])
+		}
+		for _, x := range probes {
+			want := 0
+			for want < n && scores[want] < x {
+				want++
+			}
+			if got := keysBelow(keys, zkey(x)); got != want {
+				t.Fatalf("n %d: keysBelow(%v) = %d, want %d", n, x, got, want)
+			}
 		}
 	}
 }

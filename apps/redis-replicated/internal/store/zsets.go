@@ -6,11 +6,12 @@ import (
 	"github.com/gomu-rdma/gomu/internal/resp"
 )
 
-// zsetValue is a sorted set: a member -> score dict (see zdict) and an
-// order-statistic B+tree of the same entries in Redis's order (see ztree),
-// so score lookups are O(1) and inserts, removals, ranks and range bounds
-// O(log n), as with Redis's skiplist. Both hold the same string for a
-// member: one allocation per member.
+// zsetValue is a sorted set: a member -> score dict (see zdict), which
+// also holds the members' bytes, and an order-statistic B+tree of the same
+// entries in Redis's order (see ztree), so score lookups are O(1) and
+// inserts, removals, ranks and range bounds O(log n), as with Redis's
+// skiplist. Neither holds a pointer per member: an insert allocates no
+// string, and the garbage collector has nothing to scan.
 //
 // A score of -0 is stored as 0: Redis 7.0's small (listpack) sorted sets
 // store scores as text in which an integral -0 becomes "0"; its large
@@ -18,21 +19,33 @@ import (
 //
 // skiplist is Redis's encoding: false while it would be a listpack, true
 // once it would have converted (see zadd and storeZSet).
+//
+// The tree points at the dict (tree.d): a zsetValue is made by newZSet or
+// newZSetSorted and never copied.
 type zsetValue struct {
 	dict     zdict
 	tree     ztree
 	skiplist bool
 }
 
-func newZSet() *zsetValue { return &zsetValue{} }
+func newZSet() *zsetValue {
+	z := &zsetValue{}
+	z.tree.d = &z.dict
+	return z
+}
 
 // newZSetSorted returns a sorted set of ents, which must be in order,
 // distinct and free of -0.
 func newZSetSorted(ents []zentry) *zsetValue {
-	z := &zsetValue{dict: newZDict(len(ents)), tree: buildZTree(ents)}
+	bytes := 0
 	for _, en := range ents {
-		z.dict.set(en.member, en.score)
+		bytes += len(en.member)
 	}
+	z := &zsetValue{dict: newZDict(len(ents), bytes)}
+	for _, en := range ents {
+		z.dict.set(en.member, en.score) // a new dict numbers them 0, 1, …
+	}
+	z.tree = buildZTree(&z.dict, len(ents))
 	return z
 }
 
@@ -44,23 +57,19 @@ func (z *zsetValue) score(member []byte) (float64, bool) { return z.dict.get(mem
 // scoreOf is score for a string.
 func (z *zsetValue) scoreOf(member string) (float64, bool) { return z.dict.getString(member) }
 
-// add inserts member, which must not be in z; z keeps the string.
+// add inserts member, which must not be in z.
 func (z *zsetValue) add(member string, score float64) {
-	if score == 0 {
-		score = 0 // -0 (see zsetValue)
-	}
-	z.dict.set(member, score)
-	z.tree.insert(zentry{member: member, score: score})
+	slot, h, _ := z.dict.probe(member)
+	z.addAt(slot, h, member, score)
 }
 
 // addAt is add for a member not in z whose table slot (and hash)
-// z.dict.probe returned.
+// z.dict.probe returned; z copies member's bytes.
 func (z *zsetValue) addAt(slot int, h uint32, member string, score float64) {
 	if score == 0 {
-		score = 0
+		score = 0 // -0 (see zsetValue)
 	}
-	z.dict.fill(slot, h, member, score)
-	z.tree.insert(zentry{member: member, score: score})
+	z.tree.insert(z.dict.fill(slot, h, member, score))
 }
 
 // moveAt changes the score of the member whose entry z.dict.probe
@@ -69,15 +78,15 @@ func (z *zsetValue) moveAt(ref int, score float64) {
 	if score == 0 {
 		score = 0
 	}
-	sl := z.dict.entry(ref)
-	z.tree.delete(sl.score, sl.member)
-	sl.score = score
-	z.tree.insert(zentry{member: sl.member, score: score})
+	idx := uint32(ref)
+	z.tree.delete(idx)
+	z.dict.ent(idx).score = score
+	z.tree.insert(idx)
 }
 
 // set inserts member or moves it to score.
 func (z *zsetValue) set(member string, score float64) {
-	ref, h, found := z.dict.probe([]byte(member))
+	ref, h, found := z.dict.probe(member)
 	if found {
 		z.moveAt(ref, score)
 		return
@@ -86,31 +95,47 @@ func (z *zsetValue) set(member string, score float64) {
 }
 
 func (z *zsetValue) del(member []byte) bool {
-	sc, ok := z.dict.get(member)
+	d := &z.dict
+	if d.n == 0 {
+		return false
+	}
+	m := bstr(member)
+	slot, ok := d.find(zhashString(m), m)
 	if !ok {
 		return false
 	}
-	z.tree.delete(sc, string(member))
-	z.dict.delete(string(member))
+	idx := d.table[slot].idx
+	z.tree.delete(idx)
+	d.remove(slot, idx)
+	z.compactIfSparse()
 	return true
 }
 
 // removeAt removes and returns the entry of rank r.
 func (z *zsetValue) removeAt(r int) zentry {
 	c := z.tree.at(r)
-	en := c.entry()
-	z.tree.delete(en.score, en.member)
-	z.dict.delete(en.member)
+	en := c.entry() // its member stays valid: the arena's bytes never change
+	idx := c.leaf.idx[c.i]
+	z.tree.delete(idx)
+	z.dict.remove(z.dict.slotOf(idx), idx)
+	z.compactIfSparse()
 	return en
+}
+
+// compactIfSparse compacts the dict once deletes have left it more garbage
+// or free entries than live ones (see zdict.needsCompact).
+func (z *zsetValue) compactIfSparse() {
+	if z.dict.needsCompact() {
+		z.tree.renumber(z.dict.compact(z.tree.each))
+	}
 }
 
 // each calls fn on every entry in order.
 func (z *zsetValue) each(fn func(zentry)) {
-	if z.len() == 0 {
-		return
-	}
-	for c := z.tree.at(0); c.leaf != nil; c.next() {
-		fn(c.entry())
+	for x := z.tree.first(); x != nil; x = x.next {
+		for i := range x.idx {
+			fn(z.tree.entry(x, i))
+		}
 	}
 }
 
@@ -261,11 +286,12 @@ func (s *Store) zadd(e *Env, dst []byte, key []byte, elems [][]byte, flags int) 
 	if incr && len(elems) > 2 {
 		return resp.AppendError(dst, "ERR INCR option supports a single increment-element pair")
 	}
-	var one [1]float64
-	scores := one[:]
-	if len(elems) > 2 {
-		scores = make([]float64, len(elems)/2)
+	var buf [16]float64
+	scores := buf[:0]
+	if len(elems)/2 > len(buf) {
+		scores = make([]float64, 0, len(elems)/2)
 	}
+	scores = scores[:len(elems)/2]
 	for j := range scores {
 		f, ok := collFloat(elems[2*j])
 		if !ok {
@@ -289,11 +315,11 @@ func (s *Store) zadd(e *Env, dst []byte, key []byte, elems [][]byte, flags int) 
 	if v != nil {
 		z := v.zset
 		for j, sc := range scores {
-			m := elems[2*j+1]
+			m := bstr(elems[2*j+1])
 			ref, h, exists := z.dict.probe(m)
 			var cur float64
 			if exists {
-				cur = z.dict.entry(ref).score
+				cur = z.dict.ent(uint32(ref)).score
 			}
 			switch {
 			case exists:
@@ -317,7 +343,7 @@ func (s *Store) zadd(e *Env, dst []byte, key []byte, elems [][]byte, flags int) 
 				if int64(z.len())+1 > s.cfg.ZSetMaxListpackEntries || int64(len(m)) > s.cfg.ZSetMaxListpackValue {
 					z.skiplist = true
 				}
-				z.addAt(ref, h, string(m), sc)
+				z.addAt(ref, h, m, sc)
 				added++
 			default:
 				continue
@@ -415,8 +441,8 @@ func (s *Store) zrank(e *Env, dst []byte, args [][]byte, rev bool) []byte {
 		return resp.AppendError(dst, errWrongType)
 	}
 	if z != nil {
-		if sc, ok := z.score(args[2]); ok {
-			r := z.tree.rank(sc, string(args[2]))
+		if idx, ok := z.dict.lookup(bstr(args[2])); ok {
+			r := z.tree.rankOfIdx(idx)
 			if rev {
 				r = z.len() - 1 - r
 			}
