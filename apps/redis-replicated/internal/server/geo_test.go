@@ -37,3 +37,27 @@ func TestGeoServerDiff(t *testing.T) {
 		}
 	}
 }
+
+// TestPropagatedGeoDiff: SYNC's stream carries GEOADD as Redis 7.0 does,
+// the ZADD of the geohashes, leaves out a GEORADIUS without STORE, and
+// carries the STORE forms as they are; compared with Redis's own stream.
+func TestPropagatedGeoDiff(t *testing.T) {
+	script := [][]string{
+		{"GEOADD", "g", "13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Catania"},
+		{"GEOADD", "g", "CH", "XX", "13.5", "38", "Palermo", "1", "2", "x"}, {"GEOADD", "g", "200", "0", "bad"},
+		{"GEORADIUS", "g", "15", "37", "200", "km"}, {"GEORADIUSBYMEMBER", "g", "Palermo", "200", "km", "WITHDIST"},
+		{"GEORADIUS", "g", "15", "37", "200", "km", "STORE", "d"},
+		{"GEORADIUSBYMEMBER", "g", "Palermo", "300", "km", "STOREDIST", "d2"},
+		{"GEOSEARCHSTORE", "d3", "g", "FROMMEMBER", "Catania", "BYBOX", "500", "500", "km", "STOREDIST"},
+		{"SET", "end", "1"},
+	}
+	const sent = 7
+	compareStreams(t, func(addr string) []string {
+		next := syncTap(t, addr)
+		c := redistest.Dial(t, addr)
+		for _, cmd := range script {
+			c.Do(cmd...)
+		}
+		return next(sent)
+	})
+}

@@ -144,6 +144,28 @@ parsed:
 	return s.zadd(e, dst, args[1], elems, flags)
 }
 
+// GeoAddAsZAdd is the ZADD that Redis 7.0 turns a valid GEOADD into, and
+// propagates: the options as given, then each member's geohash score
+// (nil if args is no valid GEOADD).
+func GeoAddAsZAdd(args [][]byte) [][]byte {
+	i := 2
+	for i < len(args) && (collFold(args[i], "nx") || collFold(args[i], "xx") || collFold(args[i], "ch")) {
+		i++
+	}
+	if len(args) < 3 || (len(args)-i)%3 != 0 {
+		return nil
+	}
+	out := append([][]byte{[]byte("zadd")}, args[1:i]...)
+	for ; i < len(args); i += 3 {
+		lon, lat, errMsg := geoParseLonLat(args[i], args[i+1])
+		if errMsg != "" {
+			return nil
+		}
+		out = append(out, strconv.AppendUint(nil, geoScore(lon, lat), 10), args[i+2])
+	}
+	return out
+}
+
 // geoAppendDistance is addReplyDoubleDistance: fixedpoint_d2string's
 // four decimals (the value times 10^4, rounded half to even).
 func geoAppendDistance(dst []byte, d float64) []byte {
