@@ -33,7 +33,7 @@ if [ ${#units[@]} -eq 0 ]; then
 		unit/type/set unit/type/zset unit/type/hash unit/expire unit/keyspace unit/multi
 		unit/pubsub unit/bitops unit/bitfield unit/hyperloglog unit/sort unit/info-command
 		unit/protocol unit/scan unit/quit unit/type/stream unit/type/stream-cgroups
-		unit/scripting unit/functions unit/dump unit/info)
+		unit/scripting unit/functions unit/dump unit/info unit/geo)
 fi
 dir=${SUITE_DIR:-/tmp/gomu-redis-suite}
 port=${SUITE_PORT:-6398}

@@ -374,6 +374,15 @@
 //     entries-read is lost as on a Redis replica, and consumers'
 //     seen-times are this server's clock; a replica refuses a script
 //     that writes before it runs (READONLY), and queued in MULTI.
+//   - GEO: a distance kept to its last bit (GEOSEARCHSTORE and
+//     GEORADIUS STORE with STOREDIST) may differ from Redis's in its last
+//     bits, rarely: the haversine's sine, cosine and arcsine are correctly
+//     rounded here (the same on every replica and architecture), glibc's
+//     nearly always but not always; a reply's four-decimal distance, or a
+//     point on the radius to the last bit, could differ only as rarely as
+//     such a difference falls on the boundary. GEORADIUS and GEORADIUSBYMEMBER
+//     are writes (as Redis flags them), so they go through the log even
+//     without STORE; their _RO forms and GEOSEARCH are reads.
 //   - Not implemented: shard channels (SSUBSCRIBE,
 //     SPUBLISH), RDB persistence (SAVE, BGSAVE).
 package server

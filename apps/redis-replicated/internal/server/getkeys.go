@@ -47,6 +47,10 @@ func keyPositions(cmd *store.Command, args [][]byte) ([]int, bool) {
 		return numkeysPositions(args, 2, []int{1})
 	case "zunion", "zinter", "zdiff", "zintercard", "sintercard", "lmpop", "zmpop":
 		return numkeysPositions(args, 1, nil)
+	case "georadius":
+		return geoRadiusKeyPositions(args, 6), true
+	case "georadiusbymember":
+		return geoRadiusKeyPositions(args, 5), true
 	case "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro":
 		if string(args[2]) == "0" {
 			return nil, true // a script may take no keys
@@ -63,6 +67,23 @@ func keyPositions(cmd *store.Command, args [][]byte) ([]int, bool) {
 		pos = append(pos, i)
 	}
 	return pos, true
+}
+
+// geoRadiusKeyPositions is GEORADIUS[BYMEMBER]'s key, then what follows
+// its first STORE and its first STOREDIST, as Redis 7.0's key specs find
+// them: keywords searched from the options (start) on, the last argument
+// never taken for one.
+func geoRadiusKeyPositions(args [][]byte, start int) []int {
+	pos := []int{1}
+	for _, kw := range []string{"store", "storedist"} {
+		for i := start; i < len(args)-1; i++ {
+			if lowerEq(args[i], kw) {
+				pos = append(pos, i+1)
+				break
+			}
+		}
+	}
+	return pos
 }
 
 // sortKeyPositions is SORT's key and, after the last STORE, its

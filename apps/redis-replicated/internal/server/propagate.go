@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+
+	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
 )
 
 // propagated is the command SYNC's stream carries for a write that took
@@ -48,6 +50,18 @@ func propagated(args [][]byte, reply []byte, now int64) [][]byte {
 	case "hincrbyfloat":
 		if v, ok := bulkOf(reply); ok {
 			return cmdArgs("HSET", args[1], args[2], v)
+		}
+	case "geoadd": // as the ZADD of the geohashes
+		if z := store.GeoAddAsZAdd(args); z != nil {
+			return z
+		}
+	case "georadius", "georadiusbymember": // without STORE, a read
+		options := 6
+		if name == "georadiusbymember" {
+			options = 5
+		}
+		if len(geoRadiusKeyPositions(args, options)) == 1 {
+			return nil
 		}
 	}
 	return args

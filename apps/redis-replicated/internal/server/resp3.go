@@ -39,11 +39,14 @@ const (
 	shapeGroupsFull               // XINFO STREAM FULL's groups: an array of shapeGroupFull
 	shapeGroupFull                // one of them: a map, its consumers as shapeMaps
 	shapeKeyPopScore              // BZPOPMIN/MAX: key, member, then a double
+	shapeGeoPos                   // GEOPOS: [longitude, latitude] arrays of doubles
+	shapeGeoCoords                // a geo search WITHCOORD: arrays ending with the coordinates
+	shapeGeoItem                  // one of them: its last element, the coordinates, doubles
 )
 
 // shapeOf is the shape of the reply to args.
 func shapeOf(args [][]byte) shape {
-	var name [16]byte
+	var name [20]byte // georadiusbymember_ro
 	if len(args[0]) > len(name) {
 		return shapePlain
 	}
@@ -99,6 +102,12 @@ func shapeOf(args [][]byte) shape {
 		}
 	case "xread", "xreadgroup":
 		return shapeKeyedMap
+	case "geopos":
+		return shapeGeoPos
+	case "geosearch", "georadius", "georadius_ro", "georadiusbymember", "georadiusbymember_ro":
+		if has("withcoord") {
+			return shapeGeoCoords
+		}
 	case "xinfo":
 		switch {
 		case len(args) < 2:
@@ -210,6 +219,15 @@ func toRESP3(dst, src []byte, sh shape) ([]byte, []byte) {
 		case shapeGroupsFull:
 			dst = resp.AppendArrayLen(dst, n)
 			elem = shapeGroupFull
+		case shapeGeoPos:
+			dst = resp.AppendArrayLen(dst, n)
+			elem = shapeDoubles
+		case shapeGeoCoords:
+			dst = resp.AppendArrayLen(dst, n)
+			elem = shapeGeoItem
+		case shapeGeoItem:
+			dst = resp.AppendArrayLen(dst, n)
+			return toRESP3PlainBut(dst, rest, n, n-1, shapeDoubles)
 		case shapeStreamInfo, shapeGroupFull:
 			// A map whose last value is nested maps: XINFO STREAM FULL's
 			// groups (it has 9 pairs; without FULL, 10), a group's consumers.
