@@ -480,7 +480,7 @@ var configParams = [][2]string{
 	{"appendfilename", ""},
 	{"aof-use-rdb-preamble", ""},
 	{"dir", ""},
-	{"dbfilename", ""}, // this node's RDB file (rdb.go)
+	{"dbfilename", ""},  // this node's RDB file (rdb.go)
 	{"databases", "16"}, // store.Databases
 	// This node's memory limit and eviction (maxmemory.go).
 	{"maxmemory", ""},
