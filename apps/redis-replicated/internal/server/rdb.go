@@ -43,8 +43,8 @@ import (
 // state by state transfer: neither loads it.
 //
 // The save parameter has no save points here ("" and fixed): nothing is
-// saved on a timer, and SHUTDOWN (or SIGTERM) saves only when SHUTDOWN
-// SAVE asks.
+// saved on a timer, SHUTDOWN saves only when SHUTDOWN SAVE asks, and
+// SIGTERM never.
 
 // rdbState is a Machine's RDB settings and saving state.
 type rdbState struct {
