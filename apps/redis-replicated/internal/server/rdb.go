@@ -435,6 +435,14 @@ func cmdShutdown(c *conn, args [][]byte) bool {
 		*out = resp.AppendError(*out, "ERR No shutdown in progress.")
 		return false
 	}
+	// A script past its busy time lets SHUTDOWN through (allow_busy), but
+	// only NOSAVE, as in Redis: a save would wait for the script.
+	if since := c.s.cfg.Machine.scripts.since.Load(); since != 0 && !nosave {
+		if msg := c.s.cfg.Machine.scripts.busyError(since); msg != "" {
+			*out = resp.AppendError(*out, msg)
+			return false
+		}
+	}
 	if err := c.s.cfg.Machine.prepareShutdown(save, force); err != nil {
 		*out = resp.AppendError(*out, "ERR Errors trying to SHUTDOWN. Check logs.")
 		return false

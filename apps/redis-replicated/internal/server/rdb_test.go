@@ -136,6 +136,18 @@ func TestRDBSaveAndLoad(t *testing.T) {
 			if r := redistest.Dial(t, srv3.Addr()).Do("DBSIZE"); r != ":0\r\n" {
 				t.Fatalf("appendonly yes loaded the RDB file: DBSIZE %q", r)
 			}
+			// A cluster's replica (Load false, as the binary starts one)
+			// gets its state by state transfer, not from the file.
+			m := NewMachine()
+			if err := m.StartAOF(AOFOptions{Dir: dir}); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.StartRDB(RDBOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if r := redistest.Dial(t, startStandaloneOn(t, m).Addr()).Do("DBSIZE"); r != ":0\r\n" {
+				t.Fatalf("a replica loaded the RDB file: DBSIZE %q", r)
+			}
 		})
 	}
 }
