@@ -48,8 +48,10 @@ import (
 
 // rdbState is a Machine's RDB settings and saving state.
 type rdbState struct {
-	// mu guards filename, scheduled, lastBgsaveSec, bgsaveStart and
-	// loaded; done is closed when the BGSAVE in progress ends.
+	// mu guards filename, scheduled, done, lastBgsaveSec, bgsaveStart
+	// and loaded, and is held through a SAVE and a BGSAVE's start (taken
+	// before the machine's lock); done is closed when the BGSAVE in
+	// progress ends.
 	mu                         sync.Mutex
 	filename                   string
 	scheduled                  bool
@@ -160,12 +162,16 @@ func (m *Machine) loadRDB(data []byte) (int, error) {
 
 func (m *Machine) rdbPath() string {
 	m.rdb.mu.Lock()
-	name := m.rdb.filename
-	m.rdb.mu.Unlock()
+	defer m.rdb.mu.Unlock()
+	return m.rdbPathLocked()
+}
+
+// rdbPathLocked is the file's path; under m.rdb.mu.
+func (m *Machine) rdbPathLocked() string {
 	m.mu.RLock()
 	dir := m.aof.dir
 	m.mu.RUnlock()
-	return filepath.Join(dir, name)
+	return filepath.Join(dir, m.rdb.filename)
 }
 
 // rdbImage serializes the state now, under the read lock, with the count
@@ -213,15 +219,20 @@ func (r *rdbState) saved(cmds uint64) {
 	r.saves.Add(1)
 }
 
-// save is SAVE: the image written before it returns.
+// save is SAVE: the image written before it returns. It holds r.mu
+// throughout, so saves never write the temporary file at once (Redis, one
+// thread, has one at a time).
 func (m *Machine) save() error {
 	r := &m.rdb
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.inProgress.Load() {
 		return errBgsaveInProgress
 	}
+	path := m.rdbPathLocked()
 	img, cmds, err := m.rdbImage()
 	if err == nil {
-		err = writeRDBFile(m.rdbPath(), img)
+		err = writeRDBFile(path, img)
 	}
 	if err != nil {
 		r.logger.Error("Failed saving the DB", "err", err)
@@ -229,7 +240,7 @@ func (m *Machine) save() error {
 	}
 	r.saved(cmds)
 	r.bgsaveOK.Store(true)
-	r.logger.Info("DB saved on disk", "path", m.rdbPath())
+	r.logger.Info("DB saved on disk", "path", path)
 	return nil
 }
 
@@ -266,9 +277,7 @@ func (m *Machine) startBgsave() error {
 	r.bgsaveStart = time.Now().UnixMilli()
 	done := make(chan struct{})
 	r.done = done
-	m.mu.RLock()
-	path := filepath.Join(m.aof.dir, r.filename) // r.mu is held: not rdbPath
-	m.mu.RUnlock()
+	path := m.rdbPathLocked()
 	r.logger.Info("Background saving started", "path", path)
 	go func() {
 		err := writeRDBFile(path, img)
