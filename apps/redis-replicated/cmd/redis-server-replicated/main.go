@@ -48,7 +48,8 @@ func main() {
 			&cli.IntFlag{Name: "procs", Usage: "GOMAXPROCS of each replica process (0: Go's default, every core; with --local: the cores divided among the replicas, at least 1)"},
 			&cli.BoolFlag{Name: "verbose", Usage: "log the engine's role changes on stderr"},
 			&cli.StringFlag{Name: "appendonly", Value: "no", Usage: "yes: keep an append-only file of the writes applied (standalone: loaded at start if it exists)"},
-			&cli.StringFlag{Name: "dir", Usage: "directory of the append-only file (default: the working directory)"},
+			&cli.StringFlag{Name: "dir", Usage: "directory of the append-only file and the RDB file (default: the working directory)"},
+			&cli.StringFlag{Name: "dbfilename", Value: "dump.rdb", Usage: "RDB file name: SAVE, BGSAVE and SHUTDOWN SAVE write it, a standalone server with appendonly no loads it at start (with --local: replica i's gets -i before its extension)"},
 			&cli.StringFlag{Name: "appendfilename", Value: "appendonly.aof", Usage: "append-only file name (with --local: replica i's gets -i before its extension)"},
 			&cli.StringFlag{Name: "appendfsync", Value: "everysec", Usage: "append-only file fsync policy: always, everysec or no"},
 		}, replicaproc.Flags(replicaproc.Defaults{
@@ -73,13 +74,15 @@ type options struct {
 	procs   int
 	verbose bool
 	aof     server.AOFOptions
+	rdb     server.RDBOptions
 }
 
 func parse(c *cli.Context) (options, error) {
 	ro, err := replicaproc.Parse(c)
 	o := options{Options: ro, port: c.Int("port"), bind: c.String("bind"), procs: c.Int("procs"), verbose: c.Bool("verbose"),
 		aof: server.AOFOptions{Dir: c.String("dir"), Filename: c.String("appendfilename"), Fsync: c.String("appendfsync"),
-			Enable: c.String("appendonly") == "yes"}}
+			Enable: c.String("appendonly") == "yes"},
+		rdb: server.RDBOptions{Filename: c.String("dbfilename")}}
 	if err != nil {
 		return o, err
 	}
@@ -90,6 +93,8 @@ func parse(c *cli.Context) (options, error) {
 		return o, fmt.Errorf("--appendfsync %q: want always, everysec or no", o.aof.Fsync)
 	case o.aof.Filename == "" || strings.ContainsRune(o.aof.Filename, '/'):
 		return o, fmt.Errorf("--appendfilename %q: want a file name, without a directory (see --dir)", o.aof.Filename)
+	case o.rdb.Filename == "" || strings.ContainsRune(o.rdb.Filename, '/'):
+		return o, fmt.Errorf("--dbfilename %q: want a file name, without a directory (see --dir)", o.rdb.Filename)
 	case o.port < 0 || o.port+max(o.Local, 1)-1 > 65535:
 		return o, fmt.Errorf("--port %d out of range", o.port)
 	case o.procs < 0:
@@ -123,6 +128,11 @@ func run(c *cli.Context) error {
 		return err
 	}
 	defer m.CloseAOF()
+	// The RDB file likewise, unless the append-only file is the state.
+	o.rdb.Load, o.rdb.Logger = o.Standalone, logger
+	if err := m.StartRDB(o.rdb); err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{
 		Addr:               net.JoinHostPort(o.bind, strconv.Itoa(o.port)),
 		Machine:            m,
@@ -153,13 +163,14 @@ func runLocal(ctx context.Context, o options) error {
 				"--port", strconv.Itoa(o.port+n.ID-1), "--bind", o.bind,
 				"--procs", strconv.Itoa(procs), "--verbose="+strconv.FormatBool(o.verbose),
 				"--appendonly", yesNo(o.aof.Enable), "--dir", o.aof.Dir, "--appendfsync", o.aof.Fsync,
-				"--appendfilename", localAOFName(o.aof.Filename, n.ID))
+				"--appendfilename", localAOFName(o.aof.Filename, n.ID), "--dbfilename", localAOFName(o.rdb.Filename, n.ID))
 		},
 	})
 }
 
-// localAOFName is replica id's append-only file name in a --local cluster,
-// whose replicas share a directory: appendonly.aof becomes appendonly-2.aof.
+// localAOFName is replica id's append-only (or RDB) file name in a --local
+// cluster, whose replicas share a directory: appendonly.aof becomes
+// appendonly-2.aof, dump.rdb dump-2.rdb.
 func localAOFName(name string, id int) string {
 	ext := filepath.Ext(name)
 	return strings.TrimSuffix(name, ext) + "-" + strconv.Itoa(id) + ext

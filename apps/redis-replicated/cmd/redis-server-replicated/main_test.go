@@ -83,6 +83,7 @@ func TestBadInput(t *testing.T) {
 		{"appendonly not yes or no", nil, []string{"--standalone", "--appendonly", "maybe"}, `--appendonly "maybe": want yes or no`},
 		{"unknown appendfsync", nil, []string{"--standalone", "--appendfsync", "sometimes"}, `--appendfsync "sometimes": want always, everysec or no`},
 		{"appendfilename with a directory", nil, []string{"--standalone", "--appendfilename", "a/b.aof"}, `--appendfilename "a/b.aof": want a file name`},
+		{"dbfilename with a directory", nil, []string{"--standalone", "--dbfilename", "a/b.rdb"}, `--dbfilename "a/b.rdb": want a file name`},
 		{"aof dir missing", nil, []string{"--standalone", "--port", "0", "--appendonly", "yes", "--dir", "/nonexistent/gomu-aof"}, "/nonexistent/gomu-aof"},
 		{"unknown follower-reads mode", nil, []string{"--standalone", "--follower-reads", "fresh"}, `--follower-reads "fresh": want linearizable or stale`},
 		{"unreachable registry", nil,
@@ -211,6 +212,65 @@ func TestStandaloneAOFRestart(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "appendonly.aof")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStandaloneShutdown: SHUTDOWN ends the process cleanly without a
+// reply; with SAVE it first writes the RDB file, which the next start
+// loads (and without, the file of the SAVE before stays as it was).
+func TestStandaloneShutdown(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		shutdown []string
+		kept     string // the value k has after the restart
+	}{
+		{"SHUTDOWN SAVE", []string{"SHUTDOWN", "SAVE"}, "$6\r\nsecond\r\n"},
+		{"SHUTDOWN", []string{"SHUTDOWN"}, "$5\r\nfirst\r\n"},
+		{"SHUTDOWN NOSAVE NOW FORCE", []string{"SHUTDOWN", "NOSAVE", "NOW", "FORCE"}, "$5\r\nfirst\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for run := range 2 {
+				port := clitest.FreePorts(t, 1)[0]
+				addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+				p := clitest.Start(t, t.TempDir(), cleanEnv, "--standalone", "--port", strconv.Itoa(port),
+					"--dir", dir, "--dbfilename", "my.rdb")
+				p.Stdout.WaitFor(t, regexp.MustCompile(`(?m)^listening on `+regexp.QuoteMeta(addr)+` as standalone$`), startDeadline)
+				c := redistest.Dial(t, addr)
+				if run == 1 {
+					if got := c.Do("GET", "k"); got != tc.kept {
+						t.Fatalf("after the restart GET k %q, want %q", got, tc.kept)
+					}
+					shutdownClosed(t, c, "SHUTDOWN", "NOSAVE")
+				} else {
+					for _, args := range [][]string{{"SET", "k", "first"}, {"SAVE"}, {"SET", "k", "second"}} {
+						if r := c.Do(args...); strings.HasPrefix(r, "-") {
+							t.Fatalf("%q: %q", args, r)
+						}
+					}
+					shutdownClosed(t, c, tc.shutdown...)
+				}
+				if err := p.Wait(t, stopDeadline); err != nil {
+					t.Fatalf("SHUTDOWN: %v, want exit 0\nstderr:\n%s", err, p.Stderr)
+				}
+			}
+		})
+	}
+}
+
+// shutdownClosed sends a SHUTDOWN and fails unless the connection closes
+// without a reply.
+func shutdownClosed(t *testing.T, c *redistest.Conn, args ...string) {
+	t.Helper()
+	cmd := fmt.Sprintf("*%d\r\n", len(args))
+	for _, a := range args {
+		cmd += fmt.Sprintf("$%d\r\n%s\r\n", len(a), a)
+	}
+	if err := c.Send([]byte(cmd)); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.Read(); err == nil {
+		t.Fatalf("%q replied %q", args, r)
 	}
 }
 

@@ -639,6 +639,8 @@ func checkAOFConfig(name string, v []byte) (known bool, errText string) {
 	case "dir":
 		// As Redis 7.0's enable-protected-configs no: --dir sets it.
 		return true, "can't set protected config"
+	case "dbfilename": // rdb.go's, checked and set with these
+		return true, checkDBFilename(string(v))
 	default:
 		return false, ""
 	}
@@ -668,6 +670,8 @@ func (m *Machine) setAOFConfig(name string, v []byte) string {
 		m.mu.Lock()
 		m.aof.preamble = lowerEq(v, "yes")
 		m.mu.Unlock()
+	case "dbfilename":
+		m.setDBFilename(string(v))
 	}
 	return ""
 }

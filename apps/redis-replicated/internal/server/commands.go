@@ -69,6 +69,10 @@ func init() {
 		{name: "discard", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, inMulti: true, summary: "Discards a transaction.", run: cmdDiscard},
 		{name: "sync", arity: 1, flags: []string{"admin", "noscript", "no_async_loading", "no_multi"}, summary: "An internal command used in replication.", run: cmdSync},
 		{name: "debug", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, inMulti: true, summary: "A container for debugging commands (DIGEST only).", run: cmdDebug},
+		{name: "save", arity: 1, flags: []string{"admin", "noscript", "no_async_loading", "no_multi"}, summary: "Synchronously saves the database(s) to disk.", run: cmdSave},
+		{name: "bgsave", arity: -1, flags: []string{"admin", "noscript", "no_async_loading"}, inMulti: true, summary: "Asynchronously saves the database(s) to disk.", run: cmdBgsave},
+		{name: "lastsave", arity: 1, flags: []string{"loading", "stale", "fast"}, summary: "Returns the Unix timestamp of the last successful save to disk.", run: cmdLastsave},
+		{name: "shutdown", arity: -1, flags: []string{"admin", "noscript", "loading", "stale", "no_multi", "sentinel", "allow_busy"}, summary: "Synchronously saves the database(s) to disk and shuts down the Redis server.", run: cmdShutdown},
 		{name: "bgrewriteaof", arity: 1, flags: []string{"admin", "noscript", "no_async_loading"}, summary: "Asynchronously rewrites the append-only file to disk.", run: cmdBgrewriteaof},
 		{name: "replicaof", arity: 3, flags: []string{"admin", "noscript", "stale", "no_async_loading"}, inMulti: true, summary: "Configures a server as replica of another, or promotes it to a master.", run: cmdReplicaOf},
 		{name: "slaveof", arity: 3, flags: []string{"admin", "noscript", "stale", "no_async_loading"}, inMulti: true, summary: "Sets a Redis server as a replica of another, or promotes it to being a master.", run: cmdReplicaOf},
@@ -476,6 +480,7 @@ var configParams = [][2]string{
 	{"appendfilename", ""},
 	{"aof-use-rdb-preamble", ""},
 	{"dir", ""},
+	{"dbfilename", ""},  // this node's RDB file (rdb.go)
 	{"databases", "16"}, // store.Databases
 	// This node's memory limit and eviction (maxmemory.go).
 	{"maxmemory", ""},
@@ -575,6 +580,8 @@ func (c *conn) configValue(name string) (string, bool) {
 			return c.s.percentilesValue(), true
 		case "appendonly", "appendfsync", "appendfilename", "aof-use-rdb-preamble", "dir":
 			return c.s.cfg.Machine.aofConfigValue(name)
+		case "dbfilename":
+			return c.s.cfg.Machine.dbFilename(), true
 		case "replica-read-only", "slave-read-only", "replica-serve-stale-data", "slave-serve-stale-data", "masterauth", "masteruser", "repl-timeout":
 			return c.s.replConfigValue(name)
 		case "bind":

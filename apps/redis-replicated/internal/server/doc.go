@@ -263,6 +263,24 @@
 // checks cost the dispatch one atomic load (Machine.master) while a
 // master.
 //
+// # RDB persistence and SHUTDOWN
+//
+// SAVE, BGSAVE [SCHEDULE], LASTSAVE and INFO persistence's rdb_* fields
+// are Redis's (rdb.go): each node writes its own <dir>/<dbfilename>
+// (--dir, --dbfilename or CONFIG SET dbfilename; default dump.rdb), a
+// Redis 7.0 RDB file (store.AppendRDB: DUMP's encodings, keys sorted,
+// function libraries as FUNCTION2) that redis-check-rdb accepts and a
+// real Redis loads. The image is serialized in memory under the read
+// lock, a point in time, then written to temp-<pid>.rdb, fsynced and
+// renamed over the file; BGSAVE writes it from a goroutine. A standalone
+// server with appendonly no loads the file at start (as REPLICAOF loads a
+// master's: RESTORE … REPLACE ABSTTL, FUNCTION LOAD, through Apply); a
+// cluster replica rejoins by state transfer instead, as with its
+// append-only file. SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] saves when SAVE
+// asks, fsyncs the append-only file, closes the server and ends the
+// process as SIGTERM does, without a reply; SAVE and SHUTDOWN are refused
+// inside MULTI, BGSAVE is queued and runs at EXEC.
+//
 // # Differences from Redis 7
 //
 // Each is a consequence of replication or of this server's design; the
@@ -383,6 +401,16 @@
 //     such a difference falls on the boundary. GEORADIUS and GEORADIUSBYMEMBER
 //     are writes (as Redis flags them), so they go through the log even
 //     without STORE; their _RO forms and GEOSEARCH are reads.
-//   - Not implemented: shard channels (SSUBSCRIBE,
-//     SPUBLISH), RDB persistence (SAVE, BGSAVE).
+//   - RDB: the save parameter has no save points ("" and fixed), so
+//     nothing is saved on a timer, SHUTDOWN saves only with SAVE and
+//     SIGTERM never; BGSAVE's serialization holds the read lock (writers
+//     wait for it, not for the disk), where Redis forks; a BGSAVE queued
+//     in MULTI answers "Background saving started" at EXEC (Redis:
+//     "scheduled"); rdb_changes_since_last_save counts the commands
+//     applied, not the keys changed; no LRU/LFU data is written; SHUTDOWN
+//     ABORT always answers that no shutdown is in progress (a shutdown
+//     is immediate); the RDB file never seeds an append-only file (the
+//     base is a gomu snapshot). The load is logged at info level
+//     (--verbose).
+//   - Not implemented: shard channels (SSUBSCRIBE, SPUBLISH).
 package server

@@ -117,9 +117,7 @@ func cmdInfo(c *conn, args [][]byte) bool {
 			section("Persistence")
 			field("loading", 0)
 			field("async_loading", 0)
-			field("rdb_changes_since_last_save", 0)
-			field("rdb_bgsave_in_progress", 0)
-			field("rdb_last_bgsave_status", "ok")
+			s.cfg.Machine.writeRDBInfo(field)
 			s.cfg.Machine.writeAOFInfo(field)
 		case "stats":
 			s.mu.Lock()

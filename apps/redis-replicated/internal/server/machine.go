@@ -333,6 +333,8 @@ type Machine struct {
 	tapEvents []tapEvent
 	// aof is this replica's append-only file (aof.go).
 	aof aofState
+	// rdb is this replica's RDB file and saves (rdb.go).
+	rdb rdbState
 	// scriptCalls counts the commands of the scripts it applies
 	// (scriptstats.go).
 	scriptCalls scriptCalls
@@ -355,6 +357,7 @@ func NewMachine() *Machine {
 	m.owners = make(map[string]chan []byte)
 	m.roleChanged = make(chan struct{}, 1)
 	m.aof.init()
+	m.rdb.init()
 	return m
 }
 
