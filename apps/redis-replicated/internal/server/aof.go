@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -641,6 +642,13 @@ func checkAOFConfig(name string, v []byte) (known bool, errText string) {
 		return true, "can't set protected config"
 	case "dbfilename": // rdb.go's, checked and set with these
 		return true, checkDBFilename(string(v))
+	case "rdb-key-save-delay":
+		if _, err := strconv.ParseInt(string(v), 10, 64); err != nil {
+			return true, "argument couldn't be parsed into an integer"
+		}
+		if _, err := strconv.ParseInt(string(v), 10, 32); err != nil {
+			return true, "argument must be between -2147483648 and 2147483647 inclusive"
+		}
 	default:
 		return false, ""
 	}
@@ -672,6 +680,9 @@ func (m *Machine) setAOFConfig(name string, v []byte) string {
 		m.mu.Unlock()
 	case "dbfilename":
 		m.setDBFilename(string(v))
+	case "rdb-key-save-delay":
+		us, _ := strconv.ParseInt(string(v), 10, 32)
+		m.rdb.keyDelayUs.Store(us)
 	}
 	return ""
 }

@@ -480,7 +480,8 @@ var configParams = [][2]string{
 	{"appendfilename", ""},
 	{"aof-use-rdb-preamble", ""},
 	{"dir", ""},
-	{"dbfilename", ""},  // this node's RDB file (rdb.go)
+	{"dbfilename", ""}, // this node's RDB file (rdb.go)
+	{"rdb-key-save-delay", ""},
 	{"databases", "16"}, // store.Databases
 	// This node's memory limit and eviction (maxmemory.go).
 	{"maxmemory", ""},
@@ -582,6 +583,8 @@ func (c *conn) configValue(name string) (string, bool) {
 			return c.s.cfg.Machine.aofConfigValue(name)
 		case "dbfilename":
 			return c.s.cfg.Machine.dbFilename(), true
+		case "rdb-key-save-delay":
+			return strconv.FormatInt(c.s.cfg.Machine.rdb.keyDelayUs.Load(), 10), true
 		case "replica-read-only", "slave-read-only", "replica-serve-stale-data", "slave-serve-stale-data", "masterauth", "masteruser", "repl-timeout":
 			return c.s.replConfigValue(name)
 		case "bind":

@@ -401,7 +401,9 @@
 //     such a difference falls on the boundary. GEORADIUS and GEORADIUSBYMEMBER
 //     are writes (as Redis flags them), so they go through the log even
 //     without STORE; their _RO forms and GEOSEARCH are reads.
-//   - RDB: the save parameter has no save points ("" and fixed), so
+//   - RDB: rdb-key-save-delay lengthens a BGSAVE's write by its delay
+//     per key (Redis's child sleeps as it saves each key); the save
+//     parameter has no save points ("" and fixed), so
 //     nothing is saved on a timer, SHUTDOWN saves only with SAVE and
 //     SIGTERM never; BGSAVE's serialization holds the read lock (writers
 //     wait for it, not for the disk), where Redis forks; a BGSAVE queued

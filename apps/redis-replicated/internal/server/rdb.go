@@ -63,7 +63,11 @@ type rdbState struct {
 	lastSave                   atomic.Int64  // Unix s of the last image written (LASTSAVE)
 	saves                      atomic.Int64  // images written since start (rdb_saves)
 	cmdsAtSave                 atomic.Uint64 // Machine.cmds when the last image was taken
-	logger                     *slog.Logger
+	// keyDelayUs is rdb-key-save-delay: a BGSAVE's writer takes this
+	// many µs per key longer (Redis's child sleeps per key saved; tests
+	// use it to keep a save in progress), 0 or less: none.
+	keyDelayUs atomic.Int64
+	logger     *slog.Logger
 }
 
 func (r *rdbState) init() {
@@ -273,6 +277,17 @@ func (m *Machine) startBgsave() error {
 		r.bgsaveOK.Store(false)
 		return err
 	}
+	var delay time.Duration
+	if us := r.keyDelayUs.Load(); us > 0 {
+		keys := 0
+		m.mu.RLock()
+		for db := range store.Databases {
+			n, _ := m.st.DBStats(db)
+			keys += n
+		}
+		m.mu.RUnlock()
+		delay = time.Duration(us*int64(keys)) * time.Microsecond
+	}
 	r.inProgress.Store(true)
 	r.bgsaveStart = time.Now().UnixMilli()
 	done := make(chan struct{})
@@ -280,6 +295,7 @@ func (m *Machine) startBgsave() error {
 	path := m.rdbPathLocked()
 	r.logger.Info("Background saving started", "path", path)
 	go func() {
+		time.Sleep(delay)
 		err := writeRDBFile(path, img)
 		r.mu.Lock()
 		defer r.mu.Unlock()

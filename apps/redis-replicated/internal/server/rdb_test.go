@@ -244,6 +244,9 @@ func TestRDBCommands(t *testing.T) {
 		{[]string{"CONFIG", "GET", "dbfilename"}, "*2\r\n" + bulk("dbfilename") + bulk("dump.rdb")},
 		{[]string{"CONFIG", "SET", "dbfilename", "a/b.rdb"}, "-ERR CONFIG SET failed (possibly related to argument 'dbfilename') - dbfilename can't be a path, just a filename\r\n"},
 		{[]string{"CONFIG", "SET", "dbfilename", "other.rdb"}, "+OK\r\n"},
+		{[]string{"CONFIG", "SET", "rdb-key-save-delay", "abc"}, "-ERR CONFIG SET failed (possibly related to argument 'rdb-key-save-delay') - argument couldn't be parsed into an integer\r\n"},
+		{[]string{"CONFIG", "SET", "rdb-key-save-delay", "99999999999"}, "-ERR CONFIG SET failed (possibly related to argument 'rdb-key-save-delay') - argument must be between -2147483648 and 2147483647 inclusive\r\n"},
+		{[]string{"CONFIG", "GET", "rdb-key-save-delay"}, "*2\r\n" + bulk("rdb-key-save-delay") + bulk("0")},
 		{[]string{"SET", "k", "v"}, "+OK\r\n"},
 		{[]string{"SAVE"}, "+OK\r\n"},
 		// Transactions: SAVE and SHUTDOWN are refused, BGSAVE runs at EXEC.
@@ -290,5 +293,31 @@ func TestRDBCommands(t *testing.T) {
 	}
 	if r, err := c.Read(); err == nil {
 		t.Fatalf("SHUTDOWN SAVE FORCE replied %q", r)
+	}
+}
+
+// TestRDBKeySaveDelay: rdb-key-save-delay keeps a BGSAVE in progress for
+// that long per key (tests of Redis's use it so), and it ends written.
+func TestRDBKeySaveDelay(t *testing.T) {
+	dir := t.TempDir()
+	srv, _ := startRDBStandalone(t, dir, false)
+	c := redistest.Dial(t, srv.Addr())
+	c.Do("MSET", "a", "1", "b", "2")
+	if got := c.Do("CONFIG", "SET", "rdb-key-save-delay", "1000000"); got != "+OK\r\n" {
+		t.Fatalf("CONFIG SET rdb-key-save-delay: %q", got)
+	}
+	if got := c.Do("BGSAVE"); got != "+Background saving started\r\n" {
+		t.Fatalf("BGSAVE: %q", got)
+	}
+	// Two keys at a second each: in progress for two seconds.
+	if got := infoField(c.Do("INFO", "persistence"), "rdb_bgsave_in_progress"); got != "1" {
+		t.Fatalf("rdb_bgsave_in_progress right after BGSAVE with a delay: %q", got)
+	}
+	if got := c.Do("BGSAVE"); got != "-ERR Background save already in progress\r\n" {
+		t.Fatalf("a second BGSAVE: %q", got)
+	}
+	waitBgsaveDone(t, c)
+	if _, err := os.Stat(filepath.Join(dir, "dump.rdb")); err != nil {
+		t.Fatalf("the delayed BGSAVE wrote nothing: %v", err)
 	}
 }
