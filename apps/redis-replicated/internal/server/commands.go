@@ -68,7 +68,7 @@ func init() {
 		{name: "unwatch", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, summary: "Forgets about watched keys of a transaction.", run: cmdUnwatch},
 		{name: "discard", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, inMulti: true, summary: "Discards a transaction.", run: cmdDiscard},
 		{name: "sync", arity: 1, flags: []string{"admin", "noscript", "no_async_loading", "no_multi"}, summary: "An internal command used in replication.", run: cmdSync},
-		{name: "debug", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, inMulti: true, summary: "A container for debugging commands (DIGEST only).", run: cmdDebug},
+		{name: "debug", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, inMulti: true, summary: "A container for debugging commands.", run: cmdDebug},
 		{name: "save", arity: 1, flags: []string{"admin", "noscript", "no_async_loading", "no_multi"}, summary: "Synchronously saves the database(s) to disk.", run: cmdSave},
 		{name: "bgsave", arity: -1, flags: []string{"admin", "noscript", "no_async_loading"}, inMulti: true, summary: "Asynchronously saves the database(s) to disk.", run: cmdBgsave},
 		{name: "lastsave", arity: 1, flags: []string{"loading", "stale", "fast"}, summary: "Returns the Unix timestamp of the last successful save to disk.", run: cmdLastsave},
@@ -816,7 +816,8 @@ func cmdDebug(c *conn, args [][]byte) bool {
 		return false
 	}
 	if !lowerEq(args[1], "digest") || len(args) != 2 {
-		*out = resp.AppendError(*out, "ERR gomu: DEBUG supports DIGEST only")
+		*out = resp.AppendError(*out, "ERR gomu: DEBUG supports DIGEST, DIGEST-VALUE, OBJECT, SLEEP, RELOAD, LOADAOF, SET-ACTIVE-EXPIRE, "+
+			"QUICKLIST-PACKED-THRESHOLD, SET-DISABLE-DENY-SCRIPTS, PROTOCOL, CHANGE-REPL-ID and JMAP")
 		return false
 	}
 	if !c.readBarrier(out) {
