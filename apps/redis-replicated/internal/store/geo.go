@@ -249,24 +249,42 @@ const geoAlphabet = "0123456789bcdefghjkmnpqrstuvwxyz"
 // are over latitudes ±85.05, so each point is decoded and encoded again
 // over ±90; the 11th character stands for bits Redis does not keep.
 func cmdGeoHash(s *Store, e *Env, dst []byte, args [][]byte) []byte {
-	z, wrong := s.readZSet(e, args[1])
-	if wrong {
-		return resp.AppendError(dst, errWrongType)
-	}
-	dst = resp.AppendArrayLen(dst, len(args)-2)
-	for _, m := range args[2:] {
-		lon, lat, ok := geoMemberPos(z, m)
-		if !ok {
-			dst = resp.AppendNull(dst)
-			continue
-		}
+	return s.geoPerMember(e, dst, args, resp.AppendNull, func(dst []byte, lon, lat float64) []byte {
 		h, _ := geoEncode(geoLonRange, geoStdLatRange, lon, lat, geoStepMax)
 		var buf [11]byte
 		for i := range 10 {
 			buf[i] = geoAlphabet[(h.bits>>(52-(i+1)*5))&0x1f]
 		}
 		buf[10] = geoAlphabet[0]
-		dst = resp.AppendBulk(dst, buf[:])
+		return resp.AppendBulk(dst, buf[:])
+	})
+}
+
+// cmdGeoPos answers each member's longitude and latitude.
+func cmdGeoPos(s *Store, e *Env, dst []byte, args [][]byte) []byte {
+	return s.geoPerMember(e, dst, args, resp.AppendNullArray, func(dst []byte, lon, lat float64) []byte {
+		dst = resp.AppendArrayLen(dst, 2)
+		dst = geoAppendCoord(dst, lon)
+		return geoAppendCoord(dst, lat)
+	})
+}
+
+// geoPerMember answers an array of one reply per member args[2:] of the
+// sorted set args[1]: missing's for a member it lacks, found's of the
+// position of one it has.
+func (s *Store) geoPerMember(e *Env, dst []byte, args [][]byte, missing func([]byte) []byte,
+	found func(dst []byte, lon, lat float64) []byte) []byte {
+	z, wrong := s.readZSet(e, args[1])
+	if wrong {
+		return resp.AppendError(dst, errWrongType)
+	}
+	dst = resp.AppendArrayLen(dst, len(args)-2)
+	for _, m := range args[2:] {
+		if lon, lat, ok := geoMemberPos(z, m); ok {
+			dst = found(dst, lon, lat)
+		} else {
+			dst = missing(dst)
+		}
 	}
 	return dst
 }
@@ -281,25 +299,6 @@ func geoMemberPos(z *zsetValue, m []byte) (lon, lat float64, ok bool) {
 		return 0, 0, false
 	}
 	return geoDecodeScore(sc)
-}
-
-func cmdGeoPos(s *Store, e *Env, dst []byte, args [][]byte) []byte {
-	z, wrong := s.readZSet(e, args[1])
-	if wrong {
-		return resp.AppendError(dst, errWrongType)
-	}
-	dst = resp.AppendArrayLen(dst, len(args)-2)
-	for _, m := range args[2:] {
-		lon, lat, ok := geoMemberPos(z, m)
-		if !ok {
-			dst = resp.AppendNullArray(dst)
-			continue
-		}
-		dst = resp.AppendArrayLen(dst, 2)
-		dst = geoAppendCoord(dst, lon)
-		dst = geoAppendCoord(dst, lat)
-	}
-	return dst
 }
 
 // geoPoint is one search result: dist in meters until the reply.
