@@ -1,6 +1,9 @@
 package server
 
-import "github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
+import (
+	"github.com/gomu-rdma/gomu/apps/redis-replicated/internal/store"
+	"github.com/gomu-rdma/gomu/consensus"
+)
 
 // The commands scripts call count in INFO commandstats and errorstats as
 // in Redis 7.0 (store.CallCounter), on the replica that answers the
@@ -101,9 +104,12 @@ func (s *Server) countScriptCalls(calls []scriptCall) {
 }
 
 // countAppliedScriptCalls is the Machine's counting of replicated runs:
-// they count on the replica that leads, which took their calls.
+// they count on the replica that leads, which took their calls (and on a
+// standalone server). It runs in Apply, on the replica's goroutine, which
+// may apply before SetReplica: so it reads the replica SetReplica
+// published atomically, not s.link's field.
 func (s *Server) countAppliedScriptCalls(calls []scriptCall) {
-	if s.link.Replica == nil || s.link.Leads() {
+	if r := s.applyReplica.Load(); r == nil || r.Role() == consensus.Leader && !r.Paused() {
 		s.countScriptCalls(calls)
 	}
 }

@@ -76,6 +76,9 @@ type Server struct {
 	// just before it proposes a blocking command: to make its entry reach
 	// the log after a later one's.
 	beforeBlock atomic.Pointer[func()]
+	// applyReplica is link.Replica for what runs in Apply, on the
+	// replica's own goroutine, which may apply before SetReplica.
+	applyReplica atomic.Pointer[consensus.Replica]
 	// order is the client sockets' epoll set and orderUntil the end of
 	// the window in which writes wait for earlier arrivals (Unix ns);
 	// fenceWaits, set by tests only, runs each time a fence waits
@@ -284,7 +287,10 @@ func (s *Server) followerReads() string {
 // SetReplica attaches the replica that replicates the machine. It must be
 // called before Serve: a server listens before its replica starts, so that
 // the address the replica publishes is the one it serves.
-func (s *Server) SetReplica(r *consensus.Replica) { s.link.Replica = r }
+func (s *Server) SetReplica(r *consensus.Replica) {
+	s.link.Replica = r
+	s.applyReplica.Store(r)
+}
 
 // Dump writes the replication latencies recorded so far to path, one ns
 // value per proposal, and returns their count and percentile summary.
