@@ -61,8 +61,9 @@ type arrivalReader struct {
 	// the kernel gave none.
 	at   int64
 	recv func(fd uintptr) bool
-	// intake, if set, is marked intakeReading while bytes are taken from
-	// the socket, then holds their arrival (ordering.go).
+	// intake, if set, is marked intakeReading as bytes are taken from
+	// the socket; the connection's noteArrival then sets their arrival
+	// (ordering.go).
 	intake *atomic.Int64
 }
 
@@ -124,10 +125,7 @@ func (r *arrivalReader) recvmsg(fd uintptr) bool {
 		case 0:
 			r.n = int(n)
 			r.at = cmsgTimestamp(r.oob[:r.msg.Controllen])
-			if r.intake != nil {
-				r.intake.Store(max(r.at, 1)) // 1: read, time unknown yet
-			}
-			return true
+			return true // intake stays "reading" until noteArrival
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:

@@ -439,12 +439,7 @@ func (c *conn) dispatch(args [][]byte) bool {
 		if write {
 			args = c.scriptArgs(cmd, args)
 		}
-		c.queued.add(args)
-		c.queuedSlots = append(c.queuedSlots, int32(slot))
-		if c.proto.Load() == 3 {
-			c.queuedShapes = append(c.queuedShapes, shapeOf(args))
-		}
-		c.state.multiLen.Add(1)
+		c.queueTx(args, args, slot)
 		c.multiWrite = c.multiWrite || write
 		c.multiClientWrite = c.multiClientWrite || write
 		c.multiDenyOOM = c.multiDenyOOM || cmd.Flags&store.DenyOOM != 0

@@ -32,14 +32,20 @@ func (c *conn) queueLocal(h *serverCommand, args [][]byte) {
 		owned[i] = bytes.Clone(a)
 	}
 	c.queuedLocal = append(c.queuedLocal, localCommand{pos: c.queued.replies(), args: owned})
-	c.queued.add(placeholder)
-	c.queuedSlots = append(c.queuedSlots, int32(statSlot(h.statsID, args)))
-	if c.proto.Load() == 3 {
-		c.queuedShapes = append(c.queuedShapes, shapeOf(placeholder))
-	}
-	c.state.multiLen.Add(1)
+	c.queueTx(placeholder, placeholder, statSlot(h.statsID, args))
 	out := c.reply()
 	*out = resp.AppendSimple(*out, "QUEUED")
+}
+
+// queueTx adds args to the transaction, counted in commandstats' slot
+// and replied (under RESP3) in the shape of the command as.
+func (c *conn) queueTx(args, as [][]byte, slot int) {
+	c.queued.add(args)
+	c.queuedSlots = append(c.queuedSlots, int32(slot))
+	if c.proto.Load() == 3 {
+		c.queuedShapes = append(c.queuedShapes, shapeOf(as))
+	}
+	c.state.multiLen.Add(1)
 }
 
 // runLocals runs the transaction's queued server commands and returns

@@ -152,12 +152,7 @@ func cmdReplicaOf(c *conn, args [][]byte) bool {
 		return false
 	}
 	if c.multi {
-		c.queued.add(cmd)
-		c.queuedSlots = append(c.queuedSlots, int32(statSlot(lookupServerCommand(args[0]).statsID, args)))
-		if c.proto.Load() == 3 {
-			c.queuedShapes = append(c.queuedShapes, shapeOf(args))
-		}
-		c.state.multiLen.Add(1)
+		c.queueTx(cmd, args, statSlot(lookupServerCommand(args[0]).statsID, args))
 		c.multiWrite = true
 		out := c.reply()
 		*out = resp.AppendSimple(*out, "QUEUED")
